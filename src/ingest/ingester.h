@@ -1,0 +1,85 @@
+// The ingest path from decoded OTLP to the store: groups each request's spans into one block
+// per trace, folds them into their orders' records, and writes both atomically. Callers
+// block until their spans are durable; a single writer thread commits several requests per
+// write (group commit). Thread-safe.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "model/clock.h"
+#include "model/span.h"
+#include "store/store.h"
+
+namespace ordertrace::ingest {
+
+struct IngesterOptions {
+  // Spans accepted but not yet written; past it, Ingest answers kResourceExhausted at once.
+  size_t max_queued_spans = 200'000;
+  // Upper bound of spans the writer commits in one store write.
+  size_t max_spans_per_write = 20'000;
+};
+
+struct IngesterStats {
+  uint64_t spans_written = 0;
+  uint64_t requests_written = 0;
+  uint64_t requests_refused_full = 0;
+  uint64_t write_errors = 0;
+  uint64_t orders_updated = 0;
+  size_t queued_spans = 0;
+};
+
+class Ingester {
+ public:
+  Ingester(store::Store& store, const model::Clock& clock, IngesterOptions options = {});
+  ~Ingester();
+  Ingester(const Ingester&) = delete;
+  Ingester& operator=(const Ingester&) = delete;
+
+  // Stores `batch` and updates the records of the orders its spans carry. Returns once the
+  // spans are durable. kResourceExhausted: the queue is full (retry later);
+  // kUnavailable: shutting down; other errors come from the store.
+  absl::Status Ingest(model::TraceBatch batch);
+
+  // Finishes queued work, then refuses new work. Idempotent.
+  void Shutdown();
+
+  IngesterStats Stats() const;
+
+ private:
+  struct Pending {
+    model::TraceBatch batch;
+    std::vector<store::SpanBlock> blocks;
+    size_t span_count = 0;
+    std::promise<absl::Status> done;
+  };
+
+  void WriterLoop();
+  void Commit(std::vector<std::unique_ptr<Pending>>& group);
+
+  // Constant after construction.
+  store::Store& store_;
+  const model::Clock& clock_;
+  const IngesterOptions options_;
+
+  mutable std::mutex mu_;
+  std::condition_variable work_ready_;
+  std::deque<std::unique_ptr<Pending>> queue_;  // guarded by mu_
+  size_t queued_spans_ = 0;                     // guarded by mu_
+  bool shutting_down_ = false;                  // guarded by mu_
+  IngesterStats stats_;                         // guarded by mu_
+
+  std::thread writer_;
+};
+
+// Splits a batch into one encoded block per trace (keeping resource and scope), each timed by
+// its latest span end, clamped to `now` (a clock running ahead must not dodge retention).
+std::vector<store::SpanBlock> BlocksByTrace(const model::TraceBatch& batch,
+                                            uint64_t now_unix_nano);
+
+}  // namespace ordertrace::ingest

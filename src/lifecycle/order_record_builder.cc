@@ -1,0 +1,192 @@
+#include "lifecycle/order_record_builder.h"
+
+#include <algorithm>
+#include <charconv>
+#include <tuple>
+
+namespace ordertrace::lifecycle {
+namespace {
+
+using model::AnyValue;
+using model::MessageHop;
+using model::Operation;
+using model::OrderRecord;
+using model::Resource;
+using model::Span;
+using model::StatusReached;
+
+// The text of attribute `key` on the span, else on the resource; empty when absent.
+std::string Attr(const Span& span, const Resource& resource, std::string_view key) {
+  const AnyValue* v = model::FindAttribute(span.attributes, key);
+  if (v == nullptr) v = model::FindAttribute(resource.attributes, key);
+  return v == nullptr ? std::string() : v->AsText();
+}
+
+// An integer attribute, accepting ints and numeric strings; `fallback` otherwise.
+int64_t IntAttr(const Span& span, std::string_view key, int64_t fallback) {
+  const AnyValue* v = model::FindAttribute(span.attributes, key);
+  if (v == nullptr) return fallback;
+  if (v->type == AnyValue::Type::kInt) return v->int_value;
+  if (v->type == AnyValue::Type::kDouble) return static_cast<int64_t>(v->double_value);
+  if (v->type == AnyValue::Type::kString) {
+    int64_t out = 0;
+    const std::string& s = v->string_value;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    if (ec == std::errc() && p == s.data() + s.size()) return out;
+  }
+  return fallback;
+}
+
+std::string FirstNonEmpty(std::string a, std::string b) { return a.empty() ? b : a; }
+
+// Orders transitions: event_version first (producers that number their events are
+// believed over clocks), then time, then the status name so that ties are deterministic.
+auto TransitionKey(const StatusReached& s) {
+  return std::tie(s.event_version, s.at_unix_nano, s.status);
+}
+
+void ApplyTransition(const Span& span, const Resource& resource, const std::string& service,
+                     OrderRecord& record) {
+  StatusReached reached;
+  reached.status = Attr(span, resource, kNewStatusKey);
+  reached.prev_status = Attr(span, resource, kPrevStatusKey);
+  reached.at_unix_nano = span.end_time_unix_nano;
+  reached.event_version = IntAttr(span, kEventVersionKey, -1);
+  reached.service = service;
+  reached.span_name = span.name;
+  reached.span_id = span.span_id;
+
+  auto it = std::find_if(record.statuses.begin(), record.statuses.end(),
+                         [&](const StatusReached& s) { return s.status == reached.status; });
+  if (it != record.statuses.end()) {
+    // The same status told twice (a retry, a replay): the earliest report wins.
+    auto existing = std::tie(it->at_unix_nano, it->span_id);
+    auto incoming = std::tie(reached.at_unix_nano, reached.span_id);
+    if (incoming >= existing) return;
+    *it = std::move(reached);
+  } else {
+    record.statuses.push_back(std::move(reached));
+  }
+  std::sort(record.statuses.begin(), record.statuses.end(),
+            [](const StatusReached& a, const StatusReached& b) {
+              return TransitionKey(a) < TransitionKey(b);
+            });
+}
+
+// Keeps `candidate` in `slot` when it is later (end time, then span id as tie-break).
+void KeepLatest(std::optional<Operation>& slot, Operation candidate) {
+  if (!slot || std::tie(candidate.at_unix_nano, candidate.span_id) >
+                   std::tie(slot->at_unix_nano, slot->span_id)) {
+    slot = std::move(candidate);
+  }
+}
+
+bool IsMessagingSpan(const Span& span) {
+  return model::FindAttribute(span.attributes, "messaging.system") != nullptr ||
+         model::FindAttribute(span.attributes, "message_id") != nullptr ||
+         model::FindAttribute(span.attributes, "messaging.message.id") != nullptr;
+}
+
+void ApplyMessage(const Span& span, const Resource& resource, OrderRecord& record) {
+  std::string message_id = FirstNonEmpty(Attr(span, resource, "message_id"),
+                                         Attr(span, resource, "messaging.message.id"));
+  if (message_id.empty()) return;
+  bool consumer = span.kind == model::SpanKind::kConsumer;
+  bool producer = span.kind == model::SpanKind::kProducer;
+  if (!consumer && !producer) {
+    std::string op = Attr(span, resource, "messaging.operation");
+    if (op.empty()) op = Attr(span, resource, "messaging.operation.type");
+    consumer = op == "receive" || op == "process" || op == "deliver";
+    producer = op == "publish" || op == "send" || op == "create";
+  }
+  if (!consumer && !producer) return;
+
+  auto it = std::find_if(record.messages.begin(), record.messages.end(),
+                         [&](const MessageHop& m) { return m.message_id == message_id; });
+  if (it == record.messages.end()) {
+    MessageHop hop;
+    hop.message_id = message_id;
+    record.messages.push_back(std::move(hop));
+    it = record.messages.end() - 1;
+  }
+  std::string queue = FirstNonEmpty(Attr(span, resource, "queue"),
+                                    Attr(span, resource, "messaging.destination.name"));
+  // The smallest name seen wins, so the result does not depend on arrival order.
+  if (!queue.empty() && (it->queue.empty() || queue < it->queue)) it->queue = queue;
+  uint64_t& at = consumer ? it->consumed_at_unix_nano : it->published_at_unix_nano;
+  if (at == 0 || span.start_time_unix_nano < at) at = span.start_time_unix_nano;
+  if (consumer) it->retry_count = std::max(it->retry_count, IntAttr(span, "retry_count", 0));
+
+  std::sort(record.messages.begin(), record.messages.end(),
+            [](const MessageHop& a, const MessageHop& b) {
+              return std::tie(a.published_at_unix_nano, a.message_id) <
+                     std::tie(b.published_at_unix_nano, b.message_id);
+            });
+  if (record.messages.size() > OrderRecord::kMaxMessages) {
+    // Drop the least recently active message.
+    auto oldest = std::min_element(record.messages.begin(), record.messages.end(),
+                                   [](const MessageHop& a, const MessageHop& b) {
+                                     return a.LastActivity() < b.LastActivity();
+                                   });
+    record.messages.erase(oldest);
+  }
+}
+
+void ApplyTraceId(const Span& span, OrderRecord& record) {
+  auto& ids = record.trace_ids;
+  auto pos = std::lower_bound(ids.begin(), ids.end(), span.trace_id);
+  if (pos == ids.end() || *pos != span.trace_id) {
+    if (ids.size() < OrderRecord::kMaxTraceIds) ids.insert(pos, span.trace_id);
+  }
+}
+
+}  // namespace
+
+std::optional<std::string> OrderIdOf(const Span& span, const Resource& resource) {
+  std::string id = Attr(span, resource, kOrderIdKey);
+  if (id.empty()) return std::nullopt;
+  return id;
+}
+
+void ApplySpan(const Span& span, const Resource& resource, OrderRecord& record) {
+  const std::string service = model::ServiceName(resource);
+
+  // The order's trace is the trace of its earliest span.
+  if (record.first_seen_unix_nano == 0 ||
+      std::tie(span.start_time_unix_nano, span.trace_id) <
+          std::tie(record.first_seen_unix_nano, record.trace_id)) {
+    record.first_seen_unix_nano = span.start_time_unix_nano;
+    record.trace_id = span.trace_id;
+  }
+  record.last_seen_unix_nano = std::max(record.last_seen_unix_nano, span.end_time_unix_nano);
+  ApplyTraceId(span, record);
+
+  std::string partner = Attr(span, resource, kPartnerIdKey);
+  if (!partner.empty() && (record.partner_id.empty() || partner < record.partner_id)) {
+    record.partner_id = partner;
+  }
+
+  std::string error_code = Attr(span, resource, kErrorCodeKey);
+  bool failed = span.status.code == model::StatusCode::kError || !error_code.empty();
+
+  Operation op;
+  op.span_name = span.name;
+  op.service = service;
+  op.at_unix_nano = span.end_time_unix_nano;
+  op.trace_id = span.trace_id;
+  op.span_id = span.span_id;
+  if (failed) {
+    op.error_code = error_code;
+    op.error_message = FirstNonEmpty(Attr(span, resource, kErrorMessageKey), span.status.message);
+    KeepLatest(record.last_error, std::move(op));
+  } else {
+    KeepLatest(record.last_success, std::move(op));
+    if (!Attr(span, resource, kNewStatusKey).empty()) {
+      ApplyTransition(span, resource, service, record);
+    }
+  }
+
+  if (IsMessagingSpan(span)) ApplyMessage(span, resource, record);
+}
+
+}  // namespace ordertrace::lifecycle

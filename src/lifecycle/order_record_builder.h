@@ -1,0 +1,31 @@
+// Folds spans into an order's record. Every rule is a min or a max over the spans seen, so
+// the record does not depend on the order spans arrive in, and applying a span twice
+// changes nothing. Stateless free functions; thread-compatible.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "model/order_record.h"
+#include "model/span.h"
+
+namespace ordertrace::lifecycle {
+
+// Attribute names the order model reads (from the span, else from its resource).
+inline constexpr char kOrderIdKey[] = "order_id";
+inline constexpr char kPartnerIdKey[] = "partner_id";
+inline constexpr char kNewStatusKey[] = "new_status";
+inline constexpr char kPrevStatusKey[] = "prev_status";
+inline constexpr char kEventVersionKey[] = "event_version";
+inline constexpr char kErrorCodeKey[] = "error_code";
+inline constexpr char kErrorMessageKey[] = "error_message";
+
+// The order a span belongs to: its `order_id` attribute, else its resource's; nullopt when
+// neither carries a non-empty one.
+std::optional<std::string> OrderIdOf(const model::Span& span, const model::Resource& resource);
+
+// Folds `span` (emitted by `resource`) into `record`. `record.order_id` must be set.
+void ApplySpan(const model::Span& span, const model::Resource& resource,
+               model::OrderRecord& record);
+
+}  // namespace ordertrace::lifecycle

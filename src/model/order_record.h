@@ -1,0 +1,83 @@
+// One record per order, built from the spans that carry its `order_id`. Plain data: the
+// rules that fill it live in lifecycle/order_record_builder.h.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/ids.h"
+
+namespace ordertrace::model {
+
+// The moment an order first reached a status, as told by a successful transition span
+// (`new_status`, optionally `prev_status` and `event_version`).
+struct StatusReached {
+  std::string status;
+  std::string prev_status;
+  uint64_t at_unix_nano = 0;
+  int64_t event_version = -1;  // -1: the span carried none
+  std::string service;
+  std::string span_name;
+  SpanId span_id;
+
+  friend bool operator==(const StatusReached&, const StatusReached&) = default;
+};
+
+// A finished operation (a span) of the order.
+struct Operation {
+  std::string span_name;
+  std::string service;
+  uint64_t at_unix_nano = 0;  // the span's end
+  TraceId trace_id;
+  SpanId span_id;
+  std::string error_code;     // errors only
+  std::string error_message;  // errors only
+
+  friend bool operator==(const Operation&, const Operation&) = default;
+};
+
+// One RabbitMQ message of the order, paired from its producer and consumer spans.
+struct MessageHop {
+  std::string message_id;
+  std::string queue;
+  uint64_t published_at_unix_nano = 0;  // 0: no producer span seen
+  uint64_t consumed_at_unix_nano = 0;   // 0: no consumer span seen
+  int64_t retry_count = 0;              // highest seen on a consumer span
+
+  uint64_t LastActivity() const {
+    return consumed_at_unix_nano > published_at_unix_nano ? consumed_at_unix_nano
+                                                          : published_at_unix_nano;
+  }
+
+  friend bool operator==(const MessageHop&, const MessageHop&) = default;
+};
+
+struct OrderRecord {
+  static constexpr size_t kMaxTraceIds = 16;
+  static constexpr size_t kMaxMessages = 64;
+
+  std::string order_id;
+  TraceId trace_id;                 // the trace of the order's earliest span
+  std::vector<TraceId> trace_ids;   // every trace seen for the order, sorted, bounded
+  std::string partner_id;           // empty for direct orders
+  uint64_t first_seen_unix_nano = 0;  // earliest span start
+  uint64_t last_seen_unix_nano = 0;   // latest span end
+  std::vector<StatusReached> statuses;  // one per status, in lifecycle order
+  std::optional<Operation> last_success;
+  std::optional<Operation> last_error;
+  std::vector<MessageHop> messages;  // most recent kMaxMessages, ordered by first activity
+
+  // The status the order is in now: the transition with the highest event_version, then the
+  // latest time. nullptr when no transition has been seen.
+  const StatusReached* CurrentStatus() const {
+    return statuses.empty() ? nullptr : &statuses.back();
+  }
+  // The most recently active message, or nullptr.
+  const MessageHop* LastMessage() const;
+
+  friend bool operator==(const OrderRecord&, const OrderRecord&) = default;
+};
+
+}  // namespace ordertrace::model

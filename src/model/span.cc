@@ -1,0 +1,49 @@
+#include "model/span.h"
+
+#include <charconv>
+#include <cstdio>
+
+namespace ordertrace::model {
+
+std::string AnyValue::AsText() const {
+  switch (type) {
+    case Type::kString:
+      return string_value;
+    case Type::kBool:
+      return bool_value ? "true" : "false";
+    case Type::kInt:
+      return std::to_string(int_value);
+    case Type::kDouble: {
+      char buf[32];
+      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, double_value);
+      return ec == std::errc() ? std::string(buf, end) : std::string();
+    }
+    default:
+      return std::string();
+  }
+}
+
+const AnyValue* FindAttribute(const Attributes& attributes, std::string_view key) {
+  for (const KeyValue& kv : attributes) {
+    if (kv.key == key) return &kv.value;
+  }
+  return nullptr;
+}
+
+size_t TraceBatch::SpanCount() const {
+  size_t n = 0;
+  for (const ResourceSpans& rs : resource_spans) {
+    for (const ScopeSpans& ss : rs.scope_spans) n += ss.spans.size();
+  }
+  return n;
+}
+
+std::string ServiceName(const Resource& resource) {
+  const AnyValue* v = FindAttribute(resource.attributes, "service.name");
+  if (v != nullptr && v->type == AnyValue::Type::kString && !v->string_value.empty()) {
+    return v->string_value;
+  }
+  return "unknown_service";
+}
+
+}  // namespace ordertrace::model

@@ -1,0 +1,47 @@
+// Answers "where is order X": its record with the status timeline, and order listings.
+// Knows nothing about HTTP. Thread-safe (the store is).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "lifecycle/order_timeline.h"
+#include "model/clock.h"
+#include "model/order_record.h"
+#include "store/store.h"
+
+namespace ordertrace::query {
+
+struct OrderView {
+  model::OrderRecord record;
+  std::vector<lifecycle::Stage> timeline;  // points into `record`: keep them together
+  uint64_t as_of_unix_nano = 0;
+
+  OrderView() = default;
+  OrderView(const OrderView&) = delete;
+  OrderView& operator=(const OrderView&) = delete;
+  OrderView(OrderView&&) = default;
+};
+
+// Order ids are at most this long and printable; anything else is a malformed id.
+inline constexpr size_t kMaxOrderIdLength = 256;
+bool IsValidOrderId(std::string_view order_id);
+
+class OrderQuery {
+ public:
+  OrderQuery(store::Store& store, const model::Clock& clock);
+
+  // nullopt for an unknown order.
+  absl::StatusOr<std::optional<OrderView>> GetOrder(const std::string& order_id);
+
+  // Newest first.
+  absl::StatusOr<std::vector<model::OrderRecord>> ListOrders(const store::OrderFilter& filter);
+
+ private:
+  store::Store& store_;
+  const model::Clock& clock_;
+};
+
+}  // namespace ordertrace::query

@@ -1,0 +1,265 @@
+#include "query/trace_query.h"
+
+#include <algorithm>
+#include <limits>
+#include <set>
+#include <unordered_set>
+
+#include "otlp/proto_codec.h"
+
+namespace ordertrace::query {
+namespace {
+
+// Tag and value listings look at this many recent blocks at most.
+constexpr size_t kTagScanBlocks = 5000;
+constexpr size_t kMaxTagValues = 1000;
+
+struct SpanIdHash {
+  size_t operator()(const model::SpanId& id) const {
+    size_t h = 0;
+    for (uint8_t b : id.bytes) h = h * 131 + b;
+    return h;
+  }
+};
+
+std::string StatusText(model::StatusCode code) {
+  switch (code) {
+    case model::StatusCode::kError:
+      return "error";
+    case model::StatusCode::kOk:
+      return "ok";
+    default:
+      return "unset";
+  }
+}
+
+bool TagHolds(const model::Span& span, const model::Resource& resource, const std::string& key,
+              const std::string& value) {
+  if (key == "name" || key == "span.name") return span.name == value;
+  if (key == "status") return StatusText(span.status.code) == value;
+  const model::AnyValue* v = model::FindAttribute(span.attributes, key);
+  if (v == nullptr) v = model::FindAttribute(resource.attributes, key);
+  return v != nullptr && v->AsText() == value;
+}
+
+bool SpanMatches(const model::Span& span, const model::Resource& resource,
+                 const TraceSearch& search) {
+  for (const auto& [key, value] : search.tags) {
+    if (!TagHolds(span, resource, key, value)) return false;
+  }
+  return true;
+}
+
+bool BatchMatches(const model::TraceBatch& batch, const TraceSearch& search) {
+  for (const model::ResourceSpans& rs : batch.resource_spans) {
+    for (const model::ScopeSpans& ss : rs.scope_spans) {
+      for (const model::Span& span : ss.spans) {
+        if (SpanMatches(span, rs.resource, search)) return true;
+      }
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+TraceSummary SummarizeTrace(const model::TraceId& trace_id, const model::TraceBatch& trace) {
+  TraceSummary summary;
+  summary.trace_id = trace_id;
+  uint64_t start = std::numeric_limits<uint64_t>::max();
+  uint64_t end = 0;
+  const model::Span* root = nullptr;
+  const model::Resource* root_resource = nullptr;
+  for (const model::ResourceSpans& rs : trace.resource_spans) {
+    for (const model::ScopeSpans& ss : rs.scope_spans) {
+      for (const model::Span& span : ss.spans) {
+        ++summary.span_count;
+        start = std::min(start, span.start_time_unix_nano);
+        end = std::max(end, span.end_time_unix_nano);
+        bool is_root = !span.parent_span_id.IsValid();
+        bool root_is_root = root != nullptr && !root->parent_span_id.IsValid();
+        // The root is the parentless span; lacking one, the earliest span stands in.
+        if (root == nullptr || (is_root && !root_is_root) ||
+            (is_root == root_is_root && span.start_time_unix_nano < root->start_time_unix_nano)) {
+          root = &span;
+          root_resource = &rs.resource;
+        }
+      }
+    }
+  }
+  if (root != nullptr) {
+    summary.root_span_name = root->name;
+    summary.root_service_name = model::ServiceName(*root_resource);
+    summary.start_unix_nano = start;
+    summary.duration_nanos = end > start ? end - start : 0;
+  }
+  return summary;
+}
+
+TraceQuery::TraceQuery(store::Store& store, const model::Clock& clock, TraceQueryOptions options)
+    : store_(store), clock_(clock), options_(options) {}
+
+absl::StatusOr<std::optional<model::TraceBatch>> TraceQuery::GetTrace(
+    const model::TraceId& trace_id) {
+  absl::StatusOr<std::vector<std::string>> blocks = store_.ReadTrace(trace_id);
+  if (!blocks.ok()) return blocks.status();
+  if (blocks->empty()) return std::optional<model::TraceBatch>();
+
+  model::TraceBatch merged;
+  std::unordered_set<model::SpanId, SpanIdHash> seen;
+  for (const std::string& encoded : *blocks) {
+    absl::StatusOr<otlp::DecodedRequest> block = otlp::DecodeProtobufRequest(encoded);
+    if (!block.ok()) {
+      return absl::DataLossError("a stored block of trace " + trace_id.ToHex() +
+                                 " is corrupt");
+    }
+    for (model::ResourceSpans& rs : block->batch.resource_spans) {
+      auto same_resource = std::find_if(
+          merged.resource_spans.begin(), merged.resource_spans.end(),
+          [&](const model::ResourceSpans& m) {
+            return m.resource == rs.resource && m.schema_url == rs.schema_url;
+          });
+      if (same_resource == merged.resource_spans.end()) {
+        merged.resource_spans.push_back(model::ResourceSpans{rs.resource, rs.schema_url, {}});
+        same_resource = merged.resource_spans.end() - 1;
+      }
+      for (model::ScopeSpans& ss : rs.scope_spans) {
+        auto same_scope = std::find_if(
+            same_resource->scope_spans.begin(), same_resource->scope_spans.end(),
+            [&](const model::ScopeSpans& m) {
+              return m.scope == ss.scope && m.schema_url == ss.schema_url;
+            });
+        if (same_scope == same_resource->scope_spans.end()) {
+          same_resource->scope_spans.push_back(model::ScopeSpans{ss.scope, ss.schema_url, {}});
+          same_scope = same_resource->scope_spans.end() - 1;
+        }
+        for (model::Span& span : ss.spans) {
+          if (seen.insert(span.span_id).second) same_scope->spans.push_back(std::move(span));
+        }
+      }
+    }
+  }
+  for (model::ResourceSpans& rs : merged.resource_spans) {
+    for (model::ScopeSpans& ss : rs.scope_spans) {
+      std::stable_sort(ss.spans.begin(), ss.spans.end(),
+                       [](const model::Span& a, const model::Span& b) {
+                         return a.start_time_unix_nano < b.start_time_unix_nano;
+                       });
+    }
+  }
+  return std::optional<model::TraceBatch>(std::move(merged));
+}
+
+absl::StatusOr<std::optional<TraceSummary>> TraceQuery::Summarize(const model::TraceId& trace_id) {
+  absl::StatusOr<std::optional<model::TraceBatch>> trace = GetTrace(trace_id);
+  if (!trace.ok()) return trace.status();
+  if (!trace->has_value()) return std::optional<TraceSummary>();
+  return std::optional<TraceSummary>(SummarizeTrace(trace_id, **trace));
+}
+
+absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& search) {
+  uint64_t now = clock_.NowUnixNano();
+  uint64_t end = search.end_unix_nano != 0 ? search.end_unix_nano : now;
+  uint64_t start = search.start_unix_nano != 0
+                       ? search.start_unix_nano
+                       : (end > options_.default_search_window_nanos
+                              ? end - options_.default_search_window_nanos
+                              : 0);
+
+  std::vector<TraceSummary> results;
+  std::set<model::TraceId> considered;
+  absl::Status error = absl::OkStatus();
+  auto consider = [&](const model::TraceId& trace_id) {
+    if (!considered.insert(trace_id).second) return true;
+    absl::StatusOr<std::optional<TraceSummary>> summary = Summarize(trace_id);
+    if (!summary.ok()) {
+      error = summary.status();
+      return false;
+    }
+    if (!summary->has_value()) return true;
+    const TraceSummary& s = **summary;
+    if (s.duration_nanos < search.min_duration_nanos) return true;
+    if (search.max_duration_nanos != 0 && s.duration_nanos > search.max_duration_nanos) {
+      return true;
+    }
+    results.push_back(s);
+    return results.size() < search.limit;
+  };
+
+  size_t scanned = 0;
+  absl::Status scan = store_.ScanBlocks(
+      start, end, [&](const model::TraceId& trace_id, std::string_view encoded) {
+        if (++scanned > options_.max_scanned_blocks) return false;
+        if (considered.count(trace_id) != 0) return true;
+        if (!search.tags.empty()) {
+          absl::StatusOr<otlp::DecodedRequest> block = otlp::DecodeProtobufRequest(encoded);
+          if (!block.ok() || !BatchMatches(block->batch, search)) return true;
+        }
+        return consider(trace_id);
+      });
+  if (!error.ok()) return error;
+  if (!scan.ok()) return scan;
+  std::sort(results.begin(), results.end(), [](const TraceSummary& a, const TraceSummary& b) {
+    return a.start_unix_nano > b.start_unix_nano;
+  });
+  return results;
+}
+
+absl::StatusOr<std::vector<std::string>> TraceQuery::TagNames() {
+  std::set<std::string> names = {"name", "status"};
+  size_t scanned = 0;
+  uint64_t now = clock_.NowUnixNano();
+  uint64_t start = now > options_.default_search_window_nanos
+                       ? now - options_.default_search_window_nanos
+                       : 0;
+  absl::Status s = store_.ScanBlocks(start, now, [&](const model::TraceId&, std::string_view enc) {
+    absl::StatusOr<otlp::DecodedRequest> block = otlp::DecodeProtobufRequest(enc);
+    if (block.ok()) {
+      for (const model::ResourceSpans& rs : block->batch.resource_spans) {
+        for (const model::KeyValue& kv : rs.resource.attributes) names.insert(kv.key);
+        for (const model::ScopeSpans& ss : rs.scope_spans) {
+          for (const model::Span& span : ss.spans) {
+            for (const model::KeyValue& kv : span.attributes) names.insert(kv.key);
+          }
+        }
+      }
+    }
+    return ++scanned < kTagScanBlocks && names.size() < kMaxTagValues;
+  });
+  if (!s.ok()) return s;
+  return std::vector<std::string>(names.begin(), names.end());
+}
+
+absl::StatusOr<std::vector<std::string>> TraceQuery::TagValues(const std::string& tag) {
+  std::set<std::string> values;
+  size_t scanned = 0;
+  uint64_t now = clock_.NowUnixNano();
+  uint64_t start = now > options_.default_search_window_nanos
+                       ? now - options_.default_search_window_nanos
+                       : 0;
+  absl::Status s = store_.ScanBlocks(start, now, [&](const model::TraceId&, std::string_view enc) {
+    absl::StatusOr<otlp::DecodedRequest> block = otlp::DecodeProtobufRequest(enc);
+    if (block.ok()) {
+      for (const model::ResourceSpans& rs : block->batch.resource_spans) {
+        for (const model::ScopeSpans& ss : rs.scope_spans) {
+          for (const model::Span& span : ss.spans) {
+            if (tag == "name" || tag == "span.name") {
+              values.insert(span.name);
+            } else if (tag == "status") {
+              values.insert(StatusText(span.status.code));
+            } else {
+              const model::AnyValue* v = model::FindAttribute(span.attributes, tag);
+              if (v == nullptr) v = model::FindAttribute(rs.resource.attributes, tag);
+              if (v != nullptr) values.insert(v->AsText());
+            }
+          }
+        }
+      }
+    }
+    return ++scanned < kTagScanBlocks && values.size() < kMaxTagValues;
+  });
+  if (!s.ok()) return s;
+  return std::vector<std::string>(values.begin(), values.end());
+}
+
+}  // namespace ordertrace::query

@@ -1,0 +1,69 @@
+// Reads traces back from the store and searches them, in the shape Tempo's API needs.
+// Knows nothing about HTTP. Thread-safe (the store is).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "model/clock.h"
+#include "model/span.h"
+#include "store/store.h"
+
+namespace ordertrace::query {
+
+struct TraceSearch {
+  // Every tag must hold on one span (its attributes, its resource's, or the special keys
+  // `name` / `span.name` for the span name and `status` for error/ok/unset).
+  std::vector<std::pair<std::string, std::string>> tags;
+  uint64_t min_duration_nanos = 0;
+  uint64_t max_duration_nanos = 0;  // 0: no upper bound
+  uint64_t start_unix_nano = 0;     // 0: `default_window` before now
+  uint64_t end_unix_nano = 0;       // 0: now
+  size_t limit = 20;
+};
+
+struct TraceSummary {
+  model::TraceId trace_id;
+  std::string root_service_name;
+  std::string root_span_name;
+  uint64_t start_unix_nano = 0;
+  uint64_t duration_nanos = 0;
+  size_t span_count = 0;
+};
+
+struct TraceQueryOptions {
+  uint64_t default_search_window_nanos = 24ULL * 3600 * model::kNanosPerSecond;
+  // A search decodes at most this many blocks, so one query cannot hold the store for long.
+  size_t max_scanned_blocks = 200'000;
+};
+
+class TraceQuery {
+ public:
+  TraceQuery(store::Store& store, const model::Clock& clock, TraceQueryOptions options = {});
+
+  // The whole trace, spans merged from every block (a span stored twice appears once),
+  // grouped by resource and scope. nullopt when the store has no span of it.
+  absl::StatusOr<std::optional<model::TraceBatch>> GetTrace(const model::TraceId& trace_id);
+
+  absl::StatusOr<std::vector<TraceSummary>> Search(const TraceSearch& search);
+
+  // Attribute keys (span and resource) seen in recent blocks, and the values of one key.
+  absl::StatusOr<std::vector<std::string>> TagNames();
+  absl::StatusOr<std::vector<std::string>> TagValues(const std::string& tag);
+
+ private:
+  absl::StatusOr<std::optional<TraceSummary>> Summarize(const model::TraceId& trace_id);
+
+  store::Store& store_;
+  const model::Clock& clock_;
+  const TraceQueryOptions options_;
+};
+
+// What a trace looks like from above: root span, first start, last end.
+TraceSummary SummarizeTrace(const model::TraceId& trace_id, const model::TraceBatch& trace);
+
+}  // namespace ordertrace::query

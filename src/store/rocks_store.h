@@ -1,0 +1,29 @@
+// The RocksDB implementation of Store. Layout (one column family each):
+//   blocks        bucket(8) trace_id(16) seq(8)  -> encoded TracesData
+//   trace_buckets trace_id(16) bucket(8)         -> ""   (where a trace's blocks are)
+//   orders        order_id                       -> encoded OrderRecord
+//   order_index   'c' first_seen(8) order_id, 's' status 0 first_seen(8) order_id,
+//                 'p' partner 0 first_seen(8) order_id -> ""
+// Integers are big-endian so keys sort by time. Retention drops whole buckets with
+// DeleteRange.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "store/store.h"
+
+namespace ordertrace::store {
+
+struct RocksStoreOptions {
+  std::string path;                   // the folder; created when missing
+  bool sync_writes = false;           // fsync the WAL on every write (power-loss safety)
+  uint64_t bucket_seconds = 3600;     // span retention granularity
+  size_t block_cache_bytes = 256 << 20;
+  size_t write_buffer_bytes = 64 << 20;
+};
+
+absl::StatusOr<std::unique_ptr<Store>> OpenRocksStore(const RocksStoreOptions& options);
+
+}  // namespace ordertrace::store
