@@ -1,0 +1,75 @@
+// ordertrace: parses flags and the config file, then runs the server until SIGINT/SIGTERM.
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <iostream>
+
+#include <spdlog/spdlog.h>
+
+#include "server/config.h"
+#include "server/ordertrace_server.h"
+
+namespace {
+
+int Fail(const std::string& message) {
+  std::cerr << "ordertrace: " << message << std::endl;
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "ordertrace: order-aware tracing for Alexandrite.\n"
+      "Receives OpenTelemetry spans (OTLP/gRPC and OTLP/HTTP), keeps one record per order, and\n"
+      "answers where an order is: GET /api/v1/orders/{order_id}."};
+  std::string config_path;
+  std::string data_dir, grpc_listen, otlp_http_listen, http_listen, log_level;
+  app.add_option("--config", config_path, "YAML config file (see ordertrace.yaml)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--data-dir", data_dir, "Folder for the store [./data]");
+  app.add_option("--otlp-grpc-listen", grpc_listen, "OTLP/gRPC address [127.0.0.1:4317]");
+  app.add_option("--otlp-http-listen", otlp_http_listen, "OTLP/HTTP address [127.0.0.1:4318]");
+  app.add_option("--http-listen", http_listen, "HTTP API address [127.0.0.1:8686]");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off [info]");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  ordertrace::server::ServerConfig config;
+  if (!config_path.empty()) {
+    absl::StatusOr<ordertrace::server::ServerConfig> loaded =
+        ordertrace::server::LoadConfigFile(config_path);
+    if (!loaded.ok()) return Fail(std::string(loaded.status().message()));
+    config = std::move(*loaded);
+  }
+  if (!data_dir.empty()) config.data_dir = data_dir;
+  if (!grpc_listen.empty()) config.otlp_grpc_listen = grpc_listen;
+  if (!otlp_http_listen.empty()) config.otlp_http_listen = otlp_http_listen;
+  if (!http_listen.empty()) config.http_listen = http_listen;
+  if (!log_level.empty()) config.log_level = log_level;
+  absl::Status valid = ordertrace::server::Validate(config);
+  if (!valid.ok()) return Fail(std::string(valid.message()));
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
+
+  // Block the stop signals in every thread; this one waits for them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  ordertrace::server::OrdertraceServer server(config);
+  absl::Status started = server.Start();
+  if (!started.ok()) {
+    server.Shutdown();
+    return Fail(std::string(started.message()));
+  }
+  int signal = 0;
+  sigwait(&signals, &signal);
+  spdlog::info("received {}, shutting down", signal == SIGINT ? "SIGINT" : "SIGTERM");
+  server.Shutdown();
+  spdlog::info("stopped");
+  return 0;
+}

@@ -1,0 +1,128 @@
+#include "server/api_json.h"
+
+#include <ctime>
+
+namespace ordertrace::server {
+namespace {
+
+using nlohmann::json;
+
+json OperationJson(const std::optional<model::Operation>& op) {
+  if (!op) return nullptr;
+  json j = {{"span_name", op->span_name},
+            {"service", op->service},
+            {"at", TimeJson(op->at_unix_nano)},
+            {"trace_id", op->trace_id.ToHex()},
+            {"span_id", op->span_id.ToHex()}};
+  if (!op->error_code.empty()) j["error_code"] = op->error_code;
+  if (!op->error_message.empty() || !op->error_code.empty()) {
+    j["error_message"] = op->error_message;
+  }
+  return j;
+}
+
+json MessageJson(const model::MessageHop& m) {
+  json j = {{"message_id", m.message_id},
+            {"queue", m.queue.empty() ? json(nullptr) : json(m.queue)},
+            {"published_at", TimeJson(m.published_at_unix_nano)},
+            {"consumed_at", TimeJson(m.consumed_at_unix_nano)},
+            {"retry_count", m.retry_count}};
+  if (m.consumed_at_unix_nano != 0) {
+    j["state"] = "consumed";
+    if (m.published_at_unix_nano != 0 && m.consumed_at_unix_nano >= m.published_at_unix_nano) {
+      j["publish_to_consume_seconds"] =
+          static_cast<double>(m.consumed_at_unix_nano - m.published_at_unix_nano) / 1e9;
+    }
+  } else {
+    j["state"] = "published";
+  }
+  return j;
+}
+
+json CurrentStatusJson(const model::OrderRecord& r) {
+  const model::StatusReached* current = r.CurrentStatus();
+  if (current == nullptr) return nullptr;
+  return current->status;
+}
+
+}  // namespace
+
+json TimeJson(uint64_t unix_nano) {
+  if (unix_nano == 0) return nullptr;
+  std::time_t seconds = static_cast<std::time_t>(unix_nano / 1'000'000'000ULL);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char buf[64];
+  size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(buf + n, sizeof buf - n, ".%09lluZ",
+                static_cast<unsigned long long>(unix_nano % 1'000'000'000ULL));
+  return std::string(buf);
+}
+
+json OrderSummaryJson(const model::OrderRecord& r) {
+  const model::StatusReached* current = r.CurrentStatus();
+  return {{"order_id", r.order_id},
+          {"trace_id", r.trace_id.ToHex()},
+          {"partner_id", r.partner_id.empty() ? json(nullptr) : json(r.partner_id)},
+          {"current_status", CurrentStatusJson(r)},
+          {"status_since", current ? TimeJson(current->at_unix_nano) : json(nullptr)},
+          {"first_seen", TimeJson(r.first_seen_unix_nano)},
+          {"last_seen", TimeJson(r.last_seen_unix_nano)}};
+}
+
+json OrderJson(const query::OrderView& view) {
+  const model::OrderRecord& r = view.record;
+  json j = OrderSummaryJson(r);
+  json trace_ids = json::array();
+  for (const model::TraceId& t : r.trace_ids) trace_ids.push_back(t.ToHex());
+  j["trace_ids"] = std::move(trace_ids);
+
+  json timeline = json::array();
+  for (const lifecycle::Stage& stage : view.timeline) {
+    const model::StatusReached& t = *stage.transition;
+    json s = {{"status", stage.status},
+              {"reached_at", TimeJson(stage.reached_at_unix_nano)},
+              {"left_at", TimeJson(stage.left_at_unix_nano)},
+              {"duration_seconds", static_cast<double>(stage.duration_nanos) / 1e9},
+              {"current", stage.current},
+              {"prev_status", t.prev_status.empty() ? json(nullptr) : json(t.prev_status)},
+              {"service", t.service},
+              {"span_name", t.span_name},
+              {"span_id", t.span_id.ToHex()}};
+    if (t.event_version >= 0) s["event_version"] = t.event_version;
+    timeline.push_back(std::move(s));
+  }
+  j["timeline"] = std::move(timeline);
+  j["last_success"] = OperationJson(r.last_success);
+  j["last_error"] = OperationJson(r.last_error);
+  const model::MessageHop* last = r.LastMessage();
+  j["last_message"] = last ? MessageJson(*last) : json(nullptr);
+  json messages = json::array();
+  for (const model::MessageHop& m : r.messages) messages.push_back(MessageJson(m));
+  j["messages"] = std::move(messages);
+
+  // Where the order is now: in a queue when its latest message was published and not yet
+  // consumed, else with the service of its latest successful operation.
+  json where = {{"service", nullptr}, {"queue", nullptr}};
+  if (last != nullptr && last->consumed_at_unix_nano == 0) {
+    where["queue"] = last->queue.empty() ? json(nullptr) : json(last->queue);
+  }
+  if (r.last_success) where["service"] = r.last_success->service;
+  j["where"] = std::move(where);
+  j["as_of"] = TimeJson(view.as_of_unix_nano);
+  return j;
+}
+
+json TraceSummaryJson(const query::TraceSummary& s) {
+  return {{"traceID", s.trace_id.ToHex()},
+          {"rootServiceName", s.root_service_name},
+          {"rootTraceName", s.root_span_name},
+          {"startTimeUnixNano", std::to_string(s.start_unix_nano)},
+          {"durationMs", s.duration_nanos / 1'000'000}};
+}
+
+json ErrorJson(int http_status, const std::string& message) {
+  return {{"error", {{"status", http_status}, {"message", message}}}};
+}
+
+}  // namespace ordertrace::server

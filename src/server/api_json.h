@@ -1,0 +1,23 @@
+// JSON shapes of the HTTP API (orders, traces in Tempo's shape, errors).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "model/order_record.h"
+#include "query/order_query.h"
+#include "query/trace_query.h"
+
+namespace ordertrace::server {
+
+// RFC 3339 in UTC with nanoseconds, e.g. 2026-11-24T03:04:05.123456789Z; null for 0.
+nlohmann::json TimeJson(uint64_t unix_nano);
+
+nlohmann::json OrderJson(const query::OrderView& view);
+nlohmann::json OrderSummaryJson(const model::OrderRecord& record);
+nlohmann::json TraceSummaryJson(const query::TraceSummary& summary);
+nlohmann::json ErrorJson(int http_status, const std::string& message);
+
+}  // namespace ordertrace::server

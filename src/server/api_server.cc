@@ -1,0 +1,298 @@
+#include "server/api_server.h"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+
+#include "otlp/json_codec.h"
+#include "otlp/proto_codec.h"
+#include "server/api_json.h"
+#include "server/config.h"
+#include "server/status_mapping.h"
+
+namespace ordertrace::server {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxListLimit = 1000;
+constexpr size_t kMaxSearchLimit = 1000;
+
+void Reply(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump(), "application/json");
+}
+
+void ReplyError(httplib::Response& res, int status, const std::string& message) {
+  Reply(res, status, ErrorJson(status, message));
+}
+
+void ReplyStoreError(httplib::Response& res, const absl::Status& status) {
+  spdlog::error("query failed: {}", status.ToString());
+  ReplyError(res, HttpStatusFor(status) == 400 ? 400 : 500, std::string(status.message()));
+}
+
+// A non-negative integer parameter; `fallback` when absent.
+absl::StatusOr<uint64_t> UintParam(const httplib::Request& req, const char* name,
+                                   uint64_t fallback) {
+  if (!req.has_param(name)) return fallback;
+  std::string v = req.get_param_value(name);
+  uint64_t out = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  if (ec != std::errc() || p != v.data() + v.size() || v.empty()) {
+    return absl::InvalidArgumentError(std::string(name) + " must be a non-negative integer");
+  }
+  return out;
+}
+
+// Durations as Tempo takes them: Go syntax ("1.5s" is not supported; "1500ms" is).
+absl::StatusOr<uint64_t> DurationParam(const httplib::Request& req, const char* name) {
+  if (!req.has_param(name) || req.get_param_value(name).empty()) return uint64_t{0};
+  absl::StatusOr<uint64_t> d = ParseDurationNanos(req.get_param_value(name));
+  if (!d.ok()) return absl::InvalidArgumentError(std::string(name) + ": " + std::string(d.status().message()));
+  return d;
+}
+
+}  // namespace
+
+std::optional<model::TraceId> ParseTraceIdParam(std::string_view text) {
+  if (text.empty() || text.size() > 32) return std::nullopt;
+  std::string padded(32 - text.size(), '0');
+  padded.append(text);
+  auto id = model::TraceId::FromHex(padded);
+  if (!id || !id->IsValid()) return std::nullopt;
+  return id;
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ParseLogfmtTags(
+    std::string_view text) {
+  std::vector<std::pair<std::string, std::string>> out;
+  size_t i = 0;
+  auto skip_spaces = [&] {
+    while (i < text.size() && text[i] == ' ') ++i;
+  };
+  skip_spaces();
+  while (i < text.size()) {
+    size_t eq = text.find('=', i);
+    size_t space = text.find(' ', i);
+    if (eq == std::string_view::npos || (space != std::string_view::npos && space < eq)) {
+      return absl::InvalidArgumentError("tags must be key=value pairs separated by spaces");
+    }
+    std::string key(text.substr(i, eq - i));
+    if (key.empty()) return absl::InvalidArgumentError("a tag has an empty key");
+    i = eq + 1;
+    std::string value;
+    if (i < text.size() && text[i] == '"') {
+      ++i;
+      bool closed = false;
+      while (i < text.size()) {
+        char c = text[i++];
+        if (c == '\\' && i < text.size()) {
+          value.push_back(text[i++]);
+        } else if (c == '"') {
+          closed = true;
+          break;
+        } else {
+          value.push_back(c);
+        }
+      }
+      if (!closed) return absl::InvalidArgumentError("a quoted tag value is not closed");
+    } else {
+      size_t end = text.find(' ', i);
+      if (end == std::string_view::npos) end = text.size();
+      value = std::string(text.substr(i, end - i));
+      i = end;
+    }
+    out.emplace_back(std::move(key), std::move(value));
+    skip_spaces();
+  }
+  return out;
+}
+
+ApiServer::ApiServer(query::OrderQuery& orders, query::TraceQuery& traces,
+                     std::function<bool()> ready, size_t threads)
+    : orders_(orders), traces_(traces), ready_(std::move(ready)),
+      http_(std::make_unique<httplib::Server>()) {
+  http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  http_->set_payload_max_length(1 << 20);
+  Routes();
+}
+
+ApiServer::~ApiServer() { Shutdown(); }
+
+void ApiServer::Routes() {
+  http_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+    Reply(res, 200, {{"status", "ok"}});
+  });
+  http_->Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+    bool ready = ready_();
+    Reply(res, ready ? 200 : 503, {{"status", ready ? "ready" : "starting"}});
+  });
+  // Tempo's readiness and echo endpoints, which Grafana's data source probes.
+  http_->Get("/ready", [this](const httplib::Request&, httplib::Response& res) {
+    bool ready = ready_();
+    res.status = ready ? 200 : 503;
+    res.set_content(ready ? "ready" : "not ready", "text/plain");
+  });
+  http_->Get("/api/echo", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("echo", "text/plain");
+  });
+
+  http_->Get(R"(/api/v1/orders/([^/]+))", [this](const httplib::Request& req,
+                                                 httplib::Response& res) {
+    const std::string order_id = req.matches[1];
+    if (!query::IsValidOrderId(order_id)) {
+      ReplyError(res, 400, "malformed order id");
+      return;
+    }
+    absl::StatusOr<std::optional<query::OrderView>> view = orders_.GetOrder(order_id);
+    if (!view.ok()) return ReplyStoreError(res, view.status());
+    if (!view->has_value()) {
+      ReplyError(res, 404, "order '" + order_id + "' is unknown");
+      return;
+    }
+    Reply(res, 200, OrderJson(**view));
+  });
+
+  http_->Get("/api/v1/orders", [this](const httplib::Request& req, httplib::Response& res) {
+    store::OrderFilter filter;
+    filter.status = req.get_param_value("status");
+    filter.partner_id = req.get_param_value("partner_id");
+    absl::StatusOr<uint64_t> limit = UintParam(req, "limit", 100);
+    if (!limit.ok() || *limit == 0 || *limit > kMaxListLimit) {
+      ReplyError(res, 400, "limit must be an integer from 1 to " + std::to_string(kMaxListLimit));
+      return;
+    }
+    filter.limit = *limit;
+    absl::StatusOr<std::vector<model::OrderRecord>> list = orders_.ListOrders(filter);
+    if (!list.ok()) return ReplyStoreError(res, list.status());
+    json orders = json::array();
+    for (const model::OrderRecord& r : *list) orders.push_back(OrderSummaryJson(r));
+    Reply(res, 200, {{"orders", orders}, {"count", list->size()}});
+  });
+
+  auto get_trace = [this](const httplib::Request& req, httplib::Response& res, bool v2) {
+    std::optional<model::TraceId> id = ParseTraceIdParam(req.matches[1].str());
+    if (!id) {
+      ReplyError(res, 400, "malformed trace id: expected up to 32 hex digits, not all zero");
+      return;
+    }
+    absl::StatusOr<std::optional<model::TraceBatch>> trace = traces_.GetTrace(*id);
+    if (!trace.ok()) return ReplyStoreError(res, trace.status());
+    if (!trace->has_value()) {
+      ReplyError(res, 404, "trace " + id->ToHex() + " not found");
+      return;
+    }
+    std::string accept = req.get_header_value("Accept");
+    if (accept.find("application/protobuf") != std::string::npos ||
+        accept.find("application/x-protobuf") != std::string::npos) {
+      // Tempo's Trace message has the wire shape of TracesData (field 1: the batches).
+      res.set_content(otlp::EncodeProtobuf(**trace), "application/protobuf");
+      return;
+    }
+    json batches = json::array();
+    for (const model::ResourceSpans& rs : (*trace)->resource_spans) {
+      batches.push_back(otlp::ToJson(rs));
+    }
+    if (v2) {
+      Reply(res, 200, {{"trace", {{"resourceSpans", batches}}}});
+    } else {
+      Reply(res, 200, {{"batches", batches}});
+    }
+  };
+  http_->Get(R"(/api/traces/([^/]+))", [get_trace](const httplib::Request& req,
+                                                   httplib::Response& res) {
+    get_trace(req, res, false);
+  });
+  http_->Get(R"(/api/v2/traces/([^/]+))", [get_trace](const httplib::Request& req,
+                                                      httplib::Response& res) {
+    get_trace(req, res, true);
+  });
+
+  http_->Get("/api/search", [this](const httplib::Request& req, httplib::Response& res) {
+    query::TraceSearch search;
+    if (req.has_param("q") && !req.get_param_value("q").empty()) {
+      ReplyError(res, 400, "TraceQL (q=) is not supported; use tags=, minDuration=, maxDuration=");
+      return;
+    }
+    absl::StatusOr<std::vector<std::pair<std::string, std::string>>> tags =
+        ParseLogfmtTags(req.get_param_value("tags"));
+    if (!tags.ok()) return ReplyError(res, 400, std::string(tags.status().message()));
+    search.tags = std::move(*tags);
+    absl::StatusOr<uint64_t> min_d = DurationParam(req, "minDuration");
+    absl::StatusOr<uint64_t> max_d = DurationParam(req, "maxDuration");
+    absl::StatusOr<uint64_t> limit = UintParam(req, "limit", 20);
+    absl::StatusOr<uint64_t> start = UintParam(req, "start", 0);
+    absl::StatusOr<uint64_t> end = UintParam(req, "end", 0);
+    for (const absl::StatusOr<uint64_t>* p : {&min_d, &max_d, &limit, &start, &end}) {
+      if (!p->ok()) return ReplyError(res, 400, std::string(p->status().message()));
+    }
+    if (*limit == 0 || *limit > kMaxSearchLimit) {
+      return ReplyError(res, 400, "limit must be from 1 to " + std::to_string(kMaxSearchLimit));
+    }
+    search.min_duration_nanos = *min_d;
+    search.max_duration_nanos = *max_d;
+    search.limit = *limit;
+    search.start_unix_nano = *start * model::kNanosPerSecond;  // Tempo: unix seconds
+    search.end_unix_nano = *end * model::kNanosPerSecond;
+    absl::StatusOr<std::vector<query::TraceSummary>> found = traces_.Search(search);
+    if (!found.ok()) return ReplyStoreError(res, found.status());
+    json traces = json::array();
+    for (const query::TraceSummary& s : *found) traces.push_back(TraceSummaryJson(s));
+    Reply(res, 200, {{"traces", traces}, {"metrics", {{"inspectedTraces", found->size()}}}});
+  });
+
+  http_->Get("/api/search/tags", [this](const httplib::Request&, httplib::Response& res) {
+    absl::StatusOr<std::vector<std::string>> names = traces_.TagNames();
+    if (!names.ok()) return ReplyStoreError(res, names.status());
+    Reply(res, 200, {{"tagNames", *names}});
+  });
+  http_->Get(R"(/api/search/tag/([^/]+)/values)", [this](const httplib::Request& req,
+                                                        httplib::Response& res) {
+    absl::StatusOr<std::vector<std::string>> values = traces_.TagValues(req.matches[1]);
+    if (!values.ok()) return ReplyStoreError(res, values.status());
+    Reply(res, 200, {{"tagValues", *values}});
+  });
+
+  http_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (res.body.empty()) {
+      ReplyError(res, res.status, res.status == 404 ? "no such endpoint: " + req.path
+                                                    : "request failed");
+    }
+  });
+  http_->set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+        std::string what = "internal error";
+        try {
+          if (ep) std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          what = e.what();
+        }
+        spdlog::error("API handler failed: {}", what);
+        ReplyError(res, 500, what);
+      });
+}
+
+absl::StatusOr<int> ApiServer::Start(const ListenAddress& address) {
+  int port = address.port;
+  if (port == 0) {
+    port = http_->bind_to_any_port(address.host);
+    if (port < 0) port = 0;
+  } else if (!http_->bind_to_port(address.host, port)) {
+    port = 0;
+  }
+  if (port == 0) {
+    return absl::UnavailableError("HTTP API cannot listen on " + address.ToString() +
+                                  " (in use, or not a local address)");
+  }
+  thread_ = std::thread([this] { http_->listen_after_bind(); });
+  return port;
+}
+
+void ApiServer::Shutdown() {
+  if (http_) http_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace ordertrace::server

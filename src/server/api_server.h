@@ -1,0 +1,48 @@
+// The HTTP API on 8686: orders, Tempo-compatible trace queries, health. Thread-safe; serves
+// on its own thread pool.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "query/order_query.h"
+#include "query/trace_query.h"
+#include "server/listen_address.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace ordertrace::server {
+
+class ApiServer {
+ public:
+  // `ready` says whether ordertrace accepts spans (for /readyz and /ready).
+  ApiServer(query::OrderQuery& orders, query::TraceQuery& traces, std::function<bool()> ready,
+            size_t threads);
+  ~ApiServer();
+
+  absl::StatusOr<int> Start(const ListenAddress& address);
+  void Shutdown();
+
+ private:
+  void Routes();
+
+  query::OrderQuery& orders_;
+  query::TraceQuery& traces_;
+  const std::function<bool()> ready_;
+  std::unique_ptr<httplib::Server> http_;
+  std::thread thread_;
+};
+
+// Parses Tempo's `tags` parameter (logfmt: `k=v k2="v 2"`).
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ParseLogfmtTags(
+    std::string_view text);
+
+// Parses a trace id in hex, up to 32 digits (shorter ids are left-padded, as Tempo does).
+std::optional<model::TraceId> ParseTraceIdParam(std::string_view text);
+
+}  // namespace ordertrace::server

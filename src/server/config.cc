@@ -1,0 +1,233 @@
+#include "server/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <fstream>
+#include <functional>
+#include <map>
+
+#include "server/listen_address.h"
+
+namespace ordertrace::server {
+namespace {
+
+// A scalar setter per key path; the table is the list of known keys.
+using Setter = std::function<absl::Status(const YAML::Node&)>;
+
+template <typename T>
+Setter Number(T& field) {
+  return [&field](const YAML::Node& node) -> absl::Status {
+    if (!node.IsScalar()) return absl::InvalidArgumentError("must be a number");
+    const std::string s = node.Scalar();
+    T v{};
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p != s.data() + s.size()) {
+      return absl::InvalidArgumentError("'" + s + "' is not a valid number");
+    }
+    field = v;
+    return absl::OkStatus();
+  };
+}
+
+Setter Text(std::string& field) {
+  return [&field](const YAML::Node& node) -> absl::Status {
+    if (!node.IsScalar()) return absl::InvalidArgumentError("must be a string");
+    field = node.Scalar();
+    return absl::OkStatus();
+  };
+}
+
+Setter Boolean(bool& field) {
+  return [&field](const YAML::Node& node) -> absl::Status {
+    const std::string s = node.IsScalar() ? node.Scalar() : "";
+    if (s == "true" || s == "yes" || s == "on") {
+      field = true;
+    } else if (s == "false" || s == "no" || s == "off") {
+      field = false;
+    } else {
+      return absl::InvalidArgumentError("must be true or false");
+    }
+    return absl::OkStatus();
+  };
+}
+
+Setter Seconds(uint64_t& field) {
+  return [&field](const YAML::Node& node) -> absl::Status {
+    if (!node.IsScalar()) return absl::InvalidArgumentError("must be a duration such as 14d");
+    absl::StatusOr<uint64_t> nanos = ParseDurationNanos(node.Scalar());
+    if (!nanos.ok()) return nanos.status();
+    field = *nanos / model::kNanosPerSecond;
+    return absl::OkStatus();
+  };
+}
+
+Setter Nanos(uint64_t& field) {
+  return [&field](const YAML::Node& node) -> absl::Status {
+    if (!node.IsScalar()) return absl::InvalidArgumentError("must be a duration such as 24h");
+    absl::StatusOr<uint64_t> nanos = ParseDurationNanos(node.Scalar());
+    if (!nanos.ok()) return nanos.status();
+    field = *nanos;
+    return absl::OkStatus();
+  };
+}
+
+Setter Megabytes(size_t& field) {
+  return [&field](const YAML::Node& node) -> absl::Status {
+    size_t mb = 0;
+    absl::Status s = Number(mb)(node);
+    if (!s.ok()) return s;
+    field = mb << 20;
+    return absl::OkStatus();
+  };
+}
+
+std::map<std::string, Setter> KnownKeys(ServerConfig& c) {
+  return {
+      {"data_dir", Text(c.data_dir)},
+      {"log_level", Text(c.log_level)},
+      {"listen.otlp_grpc", Text(c.otlp_grpc_listen)},
+      {"listen.otlp_http", Text(c.otlp_http_listen)},
+      {"listen.http", Text(c.http_listen)},
+      {"ingest.max_request_mb", Megabytes(c.max_request_bytes)},
+      {"ingest.max_queued_spans", Number(c.ingest.max_queued_spans)},
+      {"ingest.max_spans_per_write", Number(c.ingest.max_spans_per_write)},
+      {"ingest.retry_after_seconds", Number(c.retry_after_seconds)},
+      {"ingest.http_threads", Number(c.http_threads)},
+      {"store.sync_writes", Boolean(c.store.sync_writes)},
+      {"store.bucket", Seconds(c.store.bucket_seconds)},
+      {"store.block_cache_mb", Megabytes(c.store.block_cache_bytes)},
+      {"store.write_buffer_mb", Megabytes(c.store.write_buffer_bytes)},
+      {"retention.spans", Seconds(c.retention.span_retention_seconds)},
+      {"retention.orders", Seconds(c.retention.order_retention_seconds)},
+      {"retention.interval", Seconds(c.retention.interval_seconds)},
+      {"query.search_window", Nanos(c.query.default_search_window_nanos)},
+      {"query.max_scanned_blocks", Number(c.query.max_scanned_blocks)},
+  };
+}
+
+absl::Status Apply(const YAML::Node& node, const std::string& prefix,
+                   std::map<std::string, Setter>& keys, const std::string& path) {
+  for (const auto& item : node) {
+    std::string key = prefix + item.first.as<std::string>();
+    if (item.second.IsMap()) {
+      absl::Status s = Apply(item.second, key + ".", keys, path);
+      if (!s.ok()) return s;
+      continue;
+    }
+    auto it = keys.find(key);
+    if (it == keys.end()) {
+      return absl::InvalidArgumentError(path + ": unknown setting '" + key + "'");
+    }
+    if (item.second.IsNull()) continue;  // "key:" with no value keeps the default
+    absl::Status s = it->second(item.second);
+    if (!s.ok()) {
+      return absl::InvalidArgumentError(path + ": " + key + ": " + std::string(s.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<uint64_t> ParseDurationNanos(const std::string& text) {
+  if (text.empty()) return absl::InvalidArgumentError("empty duration");
+  uint64_t total = 0;
+  size_t i = 0;
+  bool bare = true;
+  while (i < text.size()) {
+    uint64_t value = 0;
+    auto [p, ec] = std::from_chars(text.data() + i, text.data() + text.size(), value);
+    if (ec != std::errc()) {
+      return absl::InvalidArgumentError("'" + text + "' is not a duration (e.g. 30s, 10m, 14d)");
+    }
+    i = p - text.data();
+    size_t unit_end = i;
+    while (unit_end < text.size() && std::isalpha(static_cast<unsigned char>(text[unit_end]))) {
+      ++unit_end;
+    }
+    std::string unit = text.substr(i, unit_end - i);
+    i = unit_end;
+    uint64_t scale;
+    if (unit.empty()) {
+      if (!bare || i != text.size()) {
+        return absl::InvalidArgumentError("'" + text + "' is not a duration");
+      }
+      scale = model::kNanosPerSecond;  // a bare number is seconds
+    } else if (unit == "ns") {
+      scale = 1;
+    } else if (unit == "us") {
+      scale = 1000;
+    } else if (unit == "ms") {
+      scale = 1'000'000;
+    } else if (unit == "s") {
+      scale = model::kNanosPerSecond;
+    } else if (unit == "m") {
+      scale = 60 * model::kNanosPerSecond;
+    } else if (unit == "h") {
+      scale = 3600 * model::kNanosPerSecond;
+    } else if (unit == "d") {
+      scale = 86400 * model::kNanosPerSecond;
+    } else {
+      return absl::InvalidArgumentError("'" + text + "' has an unknown unit '" + unit +
+                                        "' (use ms, s, m, h or d)");
+    }
+    bare = false;
+    total += value * scale;
+  }
+  return total;
+}
+
+absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path, ServerConfig base) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError("cannot read config file " + path);
+  YAML::Node root;
+  try {
+    root = YAML::Load(in);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(path + ": not valid YAML: " + e.what());
+  }
+  if (root.IsNull()) return base;
+  if (!root.IsMap()) return absl::InvalidArgumentError(path + ": must be a YAML mapping");
+  std::map<std::string, Setter> keys = KnownKeys(base);
+  try {
+    absl::Status s = Apply(root, "", keys, path);
+    if (!s.ok()) return s;
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(path + ": " + e.what());
+  }
+  return base;
+}
+
+absl::Status Validate(const ServerConfig& c) {
+  for (const auto& [name, address] :
+       {std::pair{"otlp_grpc listen", c.otlp_grpc_listen},
+        std::pair{"otlp_http listen", c.otlp_http_listen}, std::pair{"http listen", c.http_listen}}) {
+    absl::StatusOr<ListenAddress> parsed = ParseListenAddress(address);
+    if (!parsed.ok()) return absl::InvalidArgumentError(std::string(name) + ": " + std::string(parsed.status().message()));
+  }
+  if (c.data_dir.empty()) return absl::InvalidArgumentError("data_dir must not be empty");
+  if (c.max_request_bytes == 0) {
+    return absl::InvalidArgumentError("ingest.max_request_mb must be at least 1");
+  }
+  if (c.ingest.max_queued_spans == 0 || c.ingest.max_spans_per_write == 0) {
+    return absl::InvalidArgumentError("ingest queue sizes must be positive");
+  }
+  if (c.http_threads == 0) return absl::InvalidArgumentError("ingest.http_threads must be positive");
+  if (c.store.bucket_seconds == 0) return absl::InvalidArgumentError("store.bucket must be positive");
+  if (c.retention.span_retention_seconds < c.store.bucket_seconds) {
+    return absl::InvalidArgumentError("retention.spans must be at least one store.bucket");
+  }
+  if (c.retention.interval_seconds == 0) {
+    return absl::InvalidArgumentError("retention.interval must be positive");
+  }
+  static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
+  bool level_ok = false;
+  for (const char* l : kLevels) level_ok |= c.log_level == l;
+  if (!level_ok) {
+    return absl::InvalidArgumentError("log_level must be one of trace, debug, info, warn, error, off");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace ordertrace::server

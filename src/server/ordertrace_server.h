@@ -1,0 +1,65 @@
+// The whole ordertrace process as a library: opens the store, starts ingest, retention, the
+// OTLP receivers and the HTTP API; Shutdown() stops them in reverse. main() only parses flags
+// and calls this; tests embed it. Start/Shutdown from one thread.
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include "absl/status/status.h"
+#include "model/clock.h"
+#include "server/config.h"
+
+namespace ordertrace::store {
+class Store;
+class RetentionRunner;
+}  // namespace ordertrace::store
+namespace ordertrace::ingest {
+class Ingester;
+}
+namespace ordertrace::query {
+class OrderQuery;
+class TraceQuery;
+}  // namespace ordertrace::query
+
+namespace ordertrace::server {
+
+class OtlpHttpReceiver;
+class OtlpGrpcReceiver;
+class ApiServer;
+
+struct BoundPorts {
+  int otlp_grpc = 0;
+  int otlp_http = 0;
+  int http = 0;
+};
+
+class OrdertraceServer {
+ public:
+  explicit OrdertraceServer(ServerConfig config,
+                            const model::Clock& clock = DefaultClock());
+  ~OrdertraceServer();
+
+  absl::Status Start();
+  void Shutdown();
+  const BoundPorts& ports() const { return ports_; }
+
+  static const model::Clock& DefaultClock();
+
+ private:
+  const ServerConfig config_;
+  const model::Clock& clock_;
+  BoundPorts ports_;
+  std::atomic<bool> ready_{false};
+
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<ingest::Ingester> ingester_;
+  std::unique_ptr<store::RetentionRunner> retention_;
+  std::unique_ptr<query::OrderQuery> order_query_;
+  std::unique_ptr<query::TraceQuery> trace_query_;
+  std::unique_ptr<OtlpGrpcReceiver> grpc_;
+  std::unique_ptr<OtlpHttpReceiver> otlp_http_;
+  std::unique_ptr<ApiServer> api_;
+};
+
+}  // namespace ordertrace::server

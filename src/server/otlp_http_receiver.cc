@@ -1,0 +1,187 @@
+#include "server/otlp_http_receiver.h"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+
+#include "google/rpc/status.pb.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
+#include "otlp/json_codec.h"
+#include "otlp/proto_codec.h"
+#include "server/status_mapping.h"
+
+namespace ordertrace::server {
+namespace {
+
+constexpr char kProtobuf[] = "application/x-protobuf";
+constexpr char kJson[] = "application/json";
+
+enum class Encoding { kProtobuf, kJson, kUnknown };
+
+Encoding EncodingOf(const httplib::Request& req) {
+  std::string type = req.get_header_value("Content-Type");
+  type = type.substr(0, type.find(';'));
+  while (!type.empty() && type.back() == ' ') type.pop_back();
+  for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (type == kProtobuf) return Encoding::kProtobuf;
+  if (type == kJson) return Encoding::kJson;
+  return Encoding::kUnknown;
+}
+
+// OTLP/HTTP error bodies are a google.rpc.Status in the request's encoding.
+void SetError(httplib::Response& res, Encoding encoding, int http_status,
+              absl::StatusCode code, const std::string& message) {
+  res.status = http_status;
+  if (encoding == Encoding::kProtobuf) {
+    google::rpc::Status status;
+    status.set_code(static_cast<int>(code));
+    status.set_message(message);
+    res.set_content(status.SerializeAsString(), kProtobuf);
+  } else {
+    nlohmann::json body = {{"code", static_cast<int>(code)}, {"message", message}};
+    res.set_content(body.dump(), kJson);
+  }
+}
+
+void SetSuccess(httplib::Response& res, Encoding encoding, int64_t rejected,
+                const std::string& message) {
+  res.status = 200;
+  if (encoding == Encoding::kProtobuf) {
+    opentelemetry::proto::collector::trace::v1::ExportTraceServiceResponse response;
+    if (rejected > 0) {
+      response.mutable_partial_success()->set_rejected_spans(rejected);
+      response.mutable_partial_success()->set_error_message(message);
+    }
+    res.set_content(response.SerializeAsString(), kProtobuf);
+  } else {
+    nlohmann::json body = nlohmann::json::object();
+    if (rejected > 0) {
+      body["partialSuccess"] = {{"rejectedSpans", std::to_string(rejected)},
+                                {"errorMessage", message}};
+    }
+    res.set_content(body.dump(), kJson);
+  }
+}
+
+}  // namespace
+
+struct OtlpHttpReceiver::Counters {
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> spans_accepted{0};
+  std::atomic<uint64_t> spans_rejected{0};
+  std::atomic<uint64_t> requests_malformed{0};
+  std::atomic<uint64_t> requests_too_large{0};
+  std::atomic<uint64_t> requests_throttled{0};
+};
+
+OtlpHttpReceiver::OtlpHttpReceiver(ingest::Ingester& ingester, OtlpHttpReceiverOptions options)
+    : ingester_(ingester),
+      options_(options),
+      counters_(std::make_unique<Counters>()),
+      http_(std::make_unique<httplib::Server>()) {
+  http_->new_task_queue = [threads = options_.threads] { return new httplib::ThreadPool(threads); };
+  // httplib refuses a Content-Length past this with 413 before reading; the reader below
+  // also counts decompressed and chunked bytes, which httplib does not.
+  http_->set_payload_max_length(options_.max_request_bytes);
+  http_->set_read_timeout(30, 0);
+
+  http_->Post("/v1/traces", [this](const httplib::Request& req, httplib::Response& res,
+                                   const httplib::ContentReader& content_reader) {
+    ++counters_->requests;
+    Encoding encoding = EncodingOf(req);
+    if (encoding == Encoding::kUnknown) {
+      res.set_header("Connection", "close");
+      SetError(res, Encoding::kJson, 415, absl::StatusCode::kInvalidArgument,
+               "unsupported Content-Type '" + req.get_header_value("Content-Type") +
+                   "': use application/x-protobuf or application/json");
+      ++counters_->requests_malformed;
+      return;
+    }
+    std::string body;
+    bool too_large = false;
+    bool read = content_reader([&](const char* data, size_t length) {
+      if (body.size() + length > options_.max_request_bytes) {
+        too_large = true;
+        return false;
+      }
+      body.append(data, length);
+      return true;
+    });
+    if (too_large || (!read && res.status == 413)) {
+      ++counters_->requests_too_large;
+      res.set_header("Connection", "close");
+      SetError(res, encoding, 413, absl::StatusCode::kResourceExhausted,
+               "request body exceeds " + std::to_string(options_.max_request_bytes) + " bytes");
+      return;
+    }
+    if (!read) {
+      ++counters_->requests_malformed;
+      res.set_header("Connection", "close");
+      int status = res.status == 415 ? 415 : 400;
+      SetError(res, encoding, status, absl::StatusCode::kInvalidArgument,
+               "could not read the request body (bad or unsupported Content-Encoding?)");
+      return;
+    }
+
+    absl::StatusOr<otlp::DecodedRequest> decoded = encoding == Encoding::kProtobuf
+                                                       ? otlp::DecodeProtobufRequest(body)
+                                                       : otlp::DecodeJsonRequest(body);
+    if (!decoded.ok()) {
+      ++counters_->requests_malformed;
+      SetError(res, encoding, 400, absl::StatusCode::kInvalidArgument,
+               std::string(decoded.status().message()));
+      return;
+    }
+    size_t accepted = decoded->batch.SpanCount();
+    absl::Status stored = ingester_.Ingest(std::move(decoded->batch));
+    if (!stored.ok()) {
+      int http_status = HttpStatusFor(stored);
+      if (http_status == 429 || http_status == 503) {
+        ++counters_->requests_throttled;
+        res.set_header("Retry-After", std::to_string(options_.retry_after_seconds));
+      } else {
+        spdlog::error("storing spans failed: {}", stored.ToString());
+        // Anything else is ours, not the client's: ask it to retry rather than drop data.
+        http_status = 503;
+        res.set_header("Retry-After", std::to_string(options_.retry_after_seconds));
+      }
+      SetError(res, encoding, http_status, stored.code(), std::string(stored.message()));
+      return;
+    }
+    counters_->spans_accepted += accepted;
+    counters_->spans_rejected += decoded->rejected_spans;
+    SetSuccess(res, encoding, decoded->rejected_spans, decoded->rejection_message);
+  });
+}
+
+OtlpHttpReceiver::~OtlpHttpReceiver() { Shutdown(); }
+
+absl::StatusOr<int> OtlpHttpReceiver::Start(const ListenAddress& address) {
+  int port = address.port;
+  if (port == 0) {
+    port = http_->bind_to_any_port(address.host);
+    if (port < 0) port = 0;
+  } else if (!http_->bind_to_port(address.host, port)) {
+    port = 0;
+  }
+  if (port == 0) {
+    return absl::UnavailableError("OTLP/HTTP receiver cannot listen on " + address.ToString() +
+                                  " (in use, or not a local address)");
+  }
+  thread_ = std::thread([this] { http_->listen_after_bind(); });
+  return port;
+}
+
+void OtlpHttpReceiver::Shutdown() {
+  if (http_) http_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+OtlpHttpReceiverStats OtlpHttpReceiver::Stats() const {
+  return OtlpHttpReceiverStats{counters_->requests.load(),          counters_->spans_accepted.load(),
+                               counters_->spans_rejected.load(),    counters_->requests_malformed.load(),
+                               counters_->requests_too_large.load(), counters_->requests_throttled.load()};
+}
+
+}  // namespace ordertrace::server
