@@ -9,6 +9,7 @@
 #include "otlp/proto_codec.h"
 #include "server/api_json.h"
 #include "server/config.h"
+#include "server/http_socket.h"
 #include "server/status_mapping.h"
 
 namespace ordertrace::server {
@@ -115,6 +116,7 @@ ApiServer::ApiServer(query::OrderQuery& orders, query::TraceQuery& traces,
     : orders_(orders), traces_(traces), ready_(std::move(ready)),
       http_(std::make_unique<httplib::Server>()) {
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  ConfigureSockets(*http_);
   http_->set_payload_max_length(1 << 20);
   Routes();
 }

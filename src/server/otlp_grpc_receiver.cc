@@ -65,6 +65,9 @@ absl::StatusOr<int> OtlpGrpcReceiver::Start(const ListenAddress& address) {
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(address.ToString(), grpc::InsecureServerCredentials(), &port);
+  // gRPC shares ports by default (SO_REUSEPORT): a second ordertrace would then split the
+  // traffic with the first instead of failing to start.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options_.max_request_bytes));
   builder.RegisterService(service_.get());
   server_ = builder.BuildAndStart();

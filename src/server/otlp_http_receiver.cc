@@ -9,6 +9,7 @@
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 #include "otlp/json_codec.h"
 #include "otlp/proto_codec.h"
+#include "server/http_socket.h"
 #include "server/status_mapping.h"
 
 namespace ordertrace::server {
@@ -83,6 +84,7 @@ OtlpHttpReceiver::OtlpHttpReceiver(ingest::Ingester& ingester, OtlpHttpReceiverO
   http_->new_task_queue = [threads = options_.threads] { return new httplib::ThreadPool(threads); };
   // httplib refuses a Content-Length past this with 413 before reading; the reader below
   // also counts decompressed and chunked bytes, which httplib does not.
+  ConfigureSockets(*http_);
   http_->set_payload_max_length(options_.max_request_bytes);
   http_->set_read_timeout(30, 0);
 

@@ -1,0 +1,261 @@
+// Ingest benchmark: OTLP/HTTP protobuf batches of realistic order spans sent over loopback to
+// a real ordertrace process, beside a decode-only figure for the same payloads; then order
+// lookups with many orders stored. Prints figures; asserts nothing (see docs/benchmarks.md).
+#include <httplib.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "bench/order_span_generator.h"
+#include "lifecycle/order_record_builder.h"
+#include "model/clock.h"
+#include "otlp/proto_codec.h"
+#include "store/rocks_store.h"
+
+namespace {
+
+using namespace ordertrace;
+using Clock = std::chrono::steady_clock;
+
+double ThreadCpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+// User + system CPU seconds of another process, from /proc.
+double ProcessCpuSeconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(in, line);
+  std::istringstream fields(line.substr(line.rfind(')') + 2));
+  std::string f;
+  unsigned long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && fields >> f; ++i) {
+    if (i == 14) utime = std::stoul(f);
+    if (i == 15) stime = std::stoul(f);
+  }
+  return static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK);
+}
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+struct RunningServer {
+  pid_t pid = -1;
+  int otlp_http = 0;
+  int http = 0;
+};
+
+RunningServer StartOrdertrace(const std::string& binary, const std::string& data_dir) {
+  RunningServer s;
+  s.otlp_http = FreePort();
+  s.http = FreePort();
+  int grpc = FreePort();
+  s.pid = fork();
+  if (s.pid == 0) {
+    std::string a1 = "127.0.0.1:" + std::to_string(grpc);
+    std::string a2 = "127.0.0.1:" + std::to_string(s.otlp_http);
+    std::string a3 = "127.0.0.1:" + std::to_string(s.http);
+    execl(binary.c_str(), binary.c_str(), "--data-dir", data_dir.c_str(), "--otlp-grpc-listen",
+          a1.c_str(), "--otlp-http-listen", a2.c_str(), "--http-listen", a3.c_str(),
+          "--log-level", "warn", nullptr);
+    _exit(127);
+  }
+  httplib::Client probe("127.0.0.1", s.http);
+  for (int i = 0; i < 300; ++i) {
+    auto res = probe.Get("/readyz");
+    if (res && res->status == 200) return s;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::fprintf(stderr, "ordertrace did not become ready\n");
+  kill(s.pid, SIGKILL);
+  std::exit(1);
+}
+
+void StopOrdertrace(const RunningServer& s) {
+  kill(s.pid, SIGTERM);
+  int status = 0;
+  waitpid(s.pid, &status, 0);
+}
+
+double Percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
+}
+
+void SeedOrders(const std::string& store_path, size_t orders) {
+  store::RocksStoreOptions options;
+  options.path = store_path;
+  auto opened = store::OpenRocksStore(options);
+  if (!opened.ok()) {
+    std::fprintf(stderr, "%s\n", opened.status().ToString().c_str());
+    std::exit(1);
+  }
+  bench::OrderSpanGenerator gen(7, model::SystemClock().NowUnixNano() - 3600 * model::kNanosPerSecond);
+  const size_t kSpansPerOrder = 12;
+  const size_t kOrdersPerWrite = 2000;
+  for (size_t done = 0; done < orders; done += kOrdersPerWrite) {
+    model::TraceBatch batch = gen.NextBatch(kSpansPerOrder * kOrdersPerWrite);
+    std::map<std::string, store::OrderUpdate> updates;
+    for (const auto& rs : batch.resource_spans) {
+      for (const auto& ss : rs.scope_spans) {
+        for (const auto& span : ss.spans) {
+          auto id = lifecycle::OrderIdOf(span, rs.resource);
+          auto& u = updates[*id];
+          u.after.order_id = *id;
+          lifecycle::ApplySpan(span, rs.resource, u.after);
+        }
+      }
+    }
+    store::WriteSet writes;
+    for (auto& [id, u] : updates) writes.orders.push_back(std::move(u));
+    absl::Status s = (*opened)->Write(writes);
+    if (!s.ok()) {
+      std::fprintf(stderr, "%s\n", s.ToString().c_str());
+      std::exit(1);
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ordertrace ingest and lookup benchmark (prints figures)"};
+  std::string binary = "build/src/ordertrace";
+  size_t total_spans = 1'000'000;
+  size_t batch_spans = 512;
+  int clients = 4;
+  size_t orders = 1'000'000;
+  size_t lookups = 20'000;
+  app.add_option("--ordertrace", binary, "Path of the ordertrace binary");
+  app.add_option("--spans", total_spans, "Spans to send end to end");
+  app.add_option("--batch", batch_spans, "Spans per OTLP request");
+  app.add_option("--clients", clients, "Concurrent OTLP/HTTP clients");
+  app.add_option("--orders", orders, "Orders stored for the lookup figure (0: skip)");
+  app.add_option("--lookups", lookups, "Order lookups to time");
+  std::string payload_file;
+  app.add_option("--write-payload", payload_file,
+                 "Write one request body to this file and exit (e.g. for fuzz seeds)");
+  CLI11_PARSE(app, argc, argv);
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+
+  // Payloads: distinct spans throughout, so nothing is a replay.
+  bench::OrderSpanGenerator gen(42, model::SystemClock().NowUnixNano() - 600 * model::kNanosPerSecond);
+  std::vector<std::string> payloads;
+  size_t bytes = 0;
+  for (size_t sent = 0; sent < total_spans; sent += batch_spans) {
+    payloads.push_back(otlp::EncodeProtobuf(gen.NextBatch(batch_spans)));
+    bytes += payloads.back().size();
+  }
+  if (!payload_file.empty()) {
+    std::ofstream(payload_file, std::ios::binary) << payloads.front();
+    return 0;
+  }
+  size_t spans = payloads.size() * batch_spans;
+  std::printf("payloads: %zu requests x %zu spans, %.0f bytes/span on the wire\n", payloads.size(),
+              batch_spans, static_cast<double>(bytes) / spans);
+
+  // Decode only: the same payloads through the receiver's decoder, one core.
+  double cpu0 = ThreadCpuSeconds();
+  auto t0 = Clock::now();
+  size_t decoded_spans = 0;
+  for (const std::string& p : payloads) decoded_spans += otlp::DecodeProtobufRequest(p)->batch.SpanCount();
+  double decode_wall = std::chrono::duration<double>(Clock::now() - t0).count();
+  double decode_cpu = ThreadCpuSeconds() - cpu0;
+  double decode_rate = decoded_spans / decode_wall;
+  std::printf("decode only (1 thread):  %10.0f spans/s  %6.2f CPU us/span\n", decode_rate,
+              decode_cpu * 1e6 / decoded_spans);
+
+  // End to end: a real ordertrace process, clients over loopback.
+  std::string dir = (std::filesystem::temp_directory_path() /
+                     ("ordertrace-bench-" + std::to_string(getpid())))
+                        .string();
+  std::filesystem::remove_all(dir);
+  RunningServer server = StartOrdertrace(binary, dir + "/ingest");
+  std::atomic<size_t> next{0};
+  std::atomic<size_t> failures{0}, retries{0};
+  double server_cpu0 = ProcessCpuSeconds(server.pid);
+  auto e2e0 = Clock::now();
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&] {
+      httplib::Client client("127.0.0.1", server.otlp_http);
+      client.set_keep_alive(true);
+      for (size_t i; (i = next.fetch_add(1)) < payloads.size();) {
+        for (int attempt = 0;; ++attempt) {
+          auto res = client.Post("/v1/traces", payloads[i], "application/x-protobuf");
+          if (res && res->status == 200) break;
+          if (res && (res->status == 429 || res->status == 503) && attempt < 100) {
+            ++retries;
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            continue;
+          }
+          ++failures;
+          break;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  double e2e_wall = std::chrono::duration<double>(Clock::now() - e2e0).count();
+  double server_cpu = ProcessCpuSeconds(server.pid) - server_cpu0;
+  StopOrdertrace(server);
+  double e2e_rate = spans / e2e_wall;
+  std::printf("end to end (%d clients): %10.0f spans/s  %6.2f server CPU us/span  "
+              "(%zu failed, %zu retried requests)\n",
+              clients, e2e_rate, server_cpu * 1e6 / spans, failures.load(), retries.load());
+  std::printf("end to end / decode only: %.0f%% of the throughput\n", 100.0 * e2e_rate / decode_rate);
+
+  if (orders > 0) {
+    auto s0 = Clock::now();
+    SeedOrders(dir + "/lookup/store", orders);
+    std::printf("seeded %zu orders in %.1f s\n", orders,
+                std::chrono::duration<double>(Clock::now() - s0).count());
+    RunningServer lookup_server = StartOrdertrace(binary, dir + "/lookup");
+    httplib::Client client("127.0.0.1", lookup_server.http);
+    client.set_keep_alive(true);
+    std::mt19937_64 rng(1);
+    std::vector<double> latencies_ms;
+    size_t not_found = 0;
+    for (size_t i = 0; i < lookups; ++i) {
+      std::string path = "/api/v1/orders/ord-" + std::to_string(rng() % orders);
+      auto l0 = Clock::now();
+      auto res = client.Get(path);
+      latencies_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - l0).count());
+      if (!res || res->status != 200) ++not_found;
+    }
+    StopOrdertrace(lookup_server);
+    std::printf("order lookup over HTTP (%zu orders stored, %zu lookups, %zu failed): "
+                "p50 %.3f ms  p99 %.3f ms  max %.3f ms\n",
+                orders, lookups, not_found, Percentile(latencies_ms, 0.5),
+                Percentile(latencies_ms, 0.99), Percentile(latencies_ms, 1.0));
+  }
+  std::filesystem::remove_all(dir);
+  return 0;
+}

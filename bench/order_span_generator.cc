@@ -1,0 +1,117 @@
+#include "bench/order_span_generator.h"
+
+#include <array>
+#include <map>
+
+namespace ordertrace::bench {
+namespace {
+
+struct Step {
+  const char* service;
+  const char* name;
+  model::SpanKind kind;
+  const char* prev_status;
+  const char* new_status;
+  const char* queue;  // messaging spans only
+};
+
+// One order's lifecycle, as the services emit it (12 spans).
+constexpr std::array<Step, 12> kLifecycle = {{
+    {"shop-api", "shop.init", model::SpanKind::kServer, "", "INITIATED", nullptr},
+    {"shop-api", "shop.upload", model::SpanKind::kServer, "INITIATED", "FILE_UPLOADED", nullptr},
+    {"shop-api", "shop.submit", model::SpanKind::kServer, "FILE_UPLOADED", "SUBMITTED", nullptr},
+    {"shop-api", "mq.publish.price", model::SpanKind::kProducer, "", "", "price.requests"},
+    {"mes-api", "mq.consume.price", model::SpanKind::kConsumer, "", "", "price.requests"},
+    {"mes-api", "mes.price.calc", model::SpanKind::kInternal, "SUBMITTED", "PRICE_CALCULATED",
+     nullptr},
+    {"mes-api", "mq.publish.status", model::SpanKind::kProducer, "", "", "order.status"},
+    {"crm-api", "mq.consume.status", model::SpanKind::kConsumer, "", "", "order.status"},
+    {"crm-api", "crm.approve.manufacturing", model::SpanKind::kServer, "PRICE_CALCULATED",
+     "MANUFACTURING_APPROVED", nullptr},
+    {"mes-api", "mes.manufacturing.start", model::SpanKind::kServer, "MANUFACTURING_APPROVED",
+     "MANUFACTURING_STARTED", nullptr},
+    {"mes-api", "mes.shipped", model::SpanKind::kServer, "PACKAGING", "SHIPPED", nullptr},
+    {"crm-api", "crm.close", model::SpanKind::kServer, "SHIPPED", "CLOSED", nullptr},
+}};
+
+model::KeyValue Str(const char* key, std::string value) {
+  return model::KeyValue{key, model::AnyValue::String(std::move(value))};
+}
+model::KeyValue Int(const char* key, int64_t value) {
+  return model::KeyValue{key, model::AnyValue::Int(value)};
+}
+
+}  // namespace
+
+OrderSpanGenerator::OrderSpanGenerator(uint64_t seed, uint64_t base_time_unix_nano)
+    : rng_(seed), base_time_(base_time_unix_nano) {}
+
+model::Span OrderSpanGenerator::NextSpan(std::string& service) {
+  if (step_ == 0) {
+    for (auto& b : trace_.bytes) b = static_cast<uint8_t>(rng_());
+    trace_.bytes[0] |= 1;
+    order_id_ = "ord-" + std::to_string(next_order_);
+    partner_id_ = rng_() % 4 == 0 ? "partner-" + std::to_string(rng_() % 50) : "";
+    ++next_order_;
+  }
+  const Step& step = kLifecycle[step_];
+  model::Span span;
+  span.trace_id = trace_;
+  for (auto& b : span.span_id.bytes) b = static_cast<uint8_t>(rng_());
+  span.span_id.bytes[0] |= 1;
+  if (step_ == 0) {
+    root_ = span.span_id;
+  } else {
+    span.parent_span_id = root_;
+  }
+  span.name = step.name;
+  span.kind = step.kind;
+  span.start_time_unix_nano = base_time_ + next_order_ * 1'000'000 + step_ * 50'000'000;
+  span.end_time_unix_nano = span.start_time_unix_nano + 2'000'000 + rng_() % 5'000'000;
+  span.status.code = model::StatusCode::kOk;
+  span.attributes.push_back(Str("order_id", order_id_));
+  if (!partner_id_.empty()) span.attributes.push_back(Str("partner_id", partner_id_));
+  if (*step.new_status != '\0') {
+    if (*step.prev_status != '\0') span.attributes.push_back(Str("prev_status", step.prev_status));
+    span.attributes.push_back(Str("new_status", step.new_status));
+    span.attributes.push_back(Int("event_version", static_cast<int64_t>(step_ + 1)));
+  }
+  if (step.queue != nullptr) {
+    std::string message_id = order_id_ + "-" + std::to_string(step_ / 2);
+    span.attributes.push_back(Str("messaging.system", "rabbitmq"));
+    span.attributes.push_back(Str("messaging.destination.name", "alexandrite"));
+    span.attributes.push_back(Str("messaging.message.id", message_id));
+    span.attributes.push_back(Str("queue", step.queue));
+    if (step.kind == model::SpanKind::kConsumer) span.attributes.push_back(Int("retry_count", 0));
+  }
+  if (std::string_view(step.name) == "mes.price.calc") {
+    span.attributes.push_back(Int("polygon_count", static_cast<int64_t>(10000 + rng_() % 900000)));
+    span.attributes.push_back(Str("complexity_class", "medium"));
+  }
+  service = step.service;
+  step_ = (step_ + 1) % kLifecycle.size();
+  return span;
+}
+
+model::TraceBatch OrderSpanGenerator::NextBatch(size_t span_count) {
+  std::map<std::string, model::ScopeSpans> by_service;
+  for (size_t i = 0; i < span_count; ++i) {
+    std::string service;
+    model::Span span = NextSpan(service);
+    by_service[service].spans.push_back(std::move(span));
+  }
+  model::TraceBatch batch;
+  for (auto& [service, scope_spans] : by_service) {
+    model::ResourceSpans rs;
+    rs.resource.attributes.push_back(Str("service.name", service));
+    rs.resource.attributes.push_back(Str("service.version", "1.4.2"));
+    rs.resource.attributes.push_back(Str("deployment.environment", "production"));
+    scope_spans.scope.name = "alexandrite.tracing";
+    scope_spans.scope.version = "0.1.0";
+    rs.scope_spans.push_back(std::move(scope_spans));
+    batch.resource_spans.push_back(std::move(rs));
+  }
+  return batch;
+}
+
+}  // namespace ordertrace::bench

@@ -1,0 +1,405 @@
+#include "ingest/ingester.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <filesystem>
+#include <future>
+#include <latch>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "model/clock.h"
+#include "otlp/proto_codec.h"
+#include "store/rocks_store.h"
+
+namespace ordertrace::ingest {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
+
+constexpr uint64_t kSecond = model::kNanosPerSecond;
+constexpr uint64_t kNow = 1'704'067'200ULL * kSecond + 12 * 3600 * kSecond;
+
+model::TraceId TraceIdOf(uint8_t n) {
+  model::TraceId id;
+  id.bytes[0] = 0x5e;
+  id.bytes[15] = n;
+  return id;
+}
+
+model::KeyValue Str(std::string key, std::string value) {
+  return model::KeyValue{std::move(key), model::AnyValue::String(std::move(value))};
+}
+
+model::Resource Service(const std::string& name) {
+  model::Resource r;
+  r.attributes = {Str("service.name", name)};
+  return r;
+}
+
+model::Span MakeSpan(uint8_t trace, uint8_t id, std::string name, uint64_t end,
+                     model::Attributes attributes = {}) {
+  model::Span s;
+  s.trace_id = TraceIdOf(trace);
+  s.span_id.bytes[0] = 0x99;
+  s.span_id.bytes[7] = id;
+  s.name = std::move(name);
+  s.kind = model::SpanKind::kServer;
+  s.start_time_unix_nano = end == 0 ? 0 : end - kSecond;
+  s.end_time_unix_nano = end;
+  s.attributes = std::move(attributes);
+  return s;
+}
+
+model::Span Transition(uint8_t trace, uint8_t id, const std::string& order,
+                       const std::string& status, int64_t version, uint64_t end) {
+  return MakeSpan(trace, id, "Set" + status, end,
+                  {Str("order_id", order), Str("new_status", status),
+                   model::KeyValue{"event_version", model::AnyValue::Int(version)}});
+}
+
+model::ScopeSpans Scope(std::string name, std::vector<model::Span> spans) {
+  model::ScopeSpans ss;
+  ss.scope.name = std::move(name);
+  ss.schema_url = "https://opentelemetry.io/schemas/1.21.0";
+  ss.spans = std::move(spans);
+  return ss;
+}
+
+model::TraceBatch Batch(model::Resource resource, std::vector<model::ScopeSpans> scopes) {
+  model::TraceBatch batch;
+  batch.resource_spans.push_back(model::ResourceSpans{std::move(resource), "", std::move(scopes)});
+  return batch;
+}
+
+// A batch of one order's first two steps plus a span of another trace without an order.
+model::TraceBatch OrderBatch() {
+  return Batch(Service("shop-api"),
+               {Scope("shop", {Transition(1, 1, "ord-1", "INITIATED", 1, kNow - 30 * kSecond),
+                               Transition(1, 2, "ord-1", "SUBMITTED", 2, kNow - 20 * kSecond),
+                               MakeSpan(2, 3, "GET /health", kNow - 10 * kSecond)})});
+}
+
+std::vector<std::string> SpanNames(const model::TraceBatch& batch) {
+  std::vector<std::string> names;
+  for (const auto& rs : batch.resource_spans) {
+    for (const auto& ss : rs.scope_spans) {
+      for (const auto& span : ss.spans) names.push_back(span.name);
+    }
+  }
+  return names;
+}
+
+std::vector<std::string> StatusNames(const model::OrderRecord& r) {
+  std::vector<std::string> out;
+  for (const auto& s : r.statuses) out.push_back(s.status);
+  return out;
+}
+
+class IngesterTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = testing::TempDir() + "ordertrace_ingester_test_XXXXXX";
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+    store::RocksStoreOptions options;
+    options.path = dir_;
+    options.block_cache_bytes = 8 << 20;
+    options.write_buffer_bytes = 4 << 20;
+    absl::StatusOr<std::unique_ptr<store::Store>> store = store::OpenRocksStore(options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+  }
+
+  void TearDown() override {
+    store_.reset();
+    std::error_code ec;
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
+  }
+
+  // The spans stored for a trace, decoded from its blocks.
+  std::vector<model::TraceBatch> StoredBlocks(uint8_t trace) {
+    std::vector<model::TraceBatch> out;
+    absl::StatusOr<std::vector<std::string>> blocks = store_->ReadTrace(TraceIdOf(trace));
+    EXPECT_TRUE(blocks.ok()) << blocks.status();
+    if (!blocks.ok()) return out;
+    for (const std::string& block : *blocks) {
+      absl::StatusOr<otlp::DecodedRequest> decoded = otlp::DecodeProtobufRequest(block);
+      EXPECT_TRUE(decoded.ok()) << decoded.status();
+      if (decoded.ok()) out.push_back(std::move(decoded->batch));
+    }
+    return out;
+  }
+
+  std::optional<model::OrderRecord> Order(const std::string& id) {
+    absl::StatusOr<std::optional<model::OrderRecord>> r = store_->GetOrder(id);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : std::nullopt;
+  }
+
+  std::string dir_;
+  std::unique_ptr<store::Store> store_;
+  model::ManualClock clock_{kNow};
+};
+
+TEST_F(IngesterTest, StoresSpansByTraceAndUpdatesTheOrder) {
+  Ingester ingester(*store_, clock_);
+  ASSERT_TRUE(ingester.Ingest(OrderBatch()).ok());
+
+  std::vector<model::TraceBatch> order_trace = StoredBlocks(1);
+  ASSERT_THAT(order_trace, SizeIs(1));
+  EXPECT_THAT(SpanNames(order_trace[0]), ElementsAre("SetINITIATED", "SetSUBMITTED"));
+  ASSERT_THAT(order_trace[0].resource_spans, SizeIs(1));
+  EXPECT_EQ(model::ServiceName(order_trace[0].resource_spans[0].resource), "shop-api");
+  EXPECT_EQ(order_trace[0].resource_spans[0].scope_spans[0].scope.name, "shop");
+
+  std::vector<model::TraceBatch> other_trace = StoredBlocks(2);
+  ASSERT_THAT(other_trace, SizeIs(1));
+  EXPECT_THAT(SpanNames(other_trace[0]), ElementsAre("GET /health"));
+
+  std::optional<model::OrderRecord> order = Order("ord-1");
+  ASSERT_TRUE(order.has_value());
+  EXPECT_EQ(order->trace_id, TraceIdOf(1));
+  EXPECT_THAT(StatusNames(*order), ElementsAre("INITIATED", "SUBMITTED"));
+  EXPECT_EQ(order->last_seen_unix_nano, kNow - 20 * kSecond);
+
+  IngesterStats stats = ingester.Stats();
+  EXPECT_EQ(stats.spans_written, 3u);
+  EXPECT_EQ(stats.requests_written, 1u);
+  EXPECT_EQ(stats.orders_updated, 1u);
+  EXPECT_EQ(stats.queued_spans, 0u);
+  EXPECT_EQ(stats.write_errors, 0u);
+}
+
+TEST_F(IngesterTest, LaterRequestsExtendTheStoredOrder) {
+  Ingester ingester(*store_, clock_);
+  ASSERT_TRUE(ingester.Ingest(OrderBatch()).ok());
+  ASSERT_TRUE(ingester
+                  .Ingest(Batch(Service("crm-api"),
+                                {Scope("crm", {Transition(3, 4, "ord-1", "PRICE_CALCULATED", 3,
+                                                          kNow - 5 * kSecond)})}))
+                  .ok());
+
+  std::optional<model::OrderRecord> order = Order("ord-1");
+  ASSERT_TRUE(order.has_value());
+  EXPECT_THAT(StatusNames(*order), ElementsAre("INITIATED", "SUBMITTED", "PRICE_CALCULATED"));
+  EXPECT_THAT(order->trace_ids, ElementsAre(TraceIdOf(1), TraceIdOf(3)));
+  ASSERT_NE(order->CurrentStatus(), nullptr);
+  EXPECT_EQ(order->CurrentStatus()->service, "crm-api");
+
+  absl::StatusOr<std::vector<model::OrderRecord>> listed =
+      store_->ListOrders(store::OrderFilter{"PRICE_CALCULATED", "", 10});
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_THAT(*listed, SizeIs(1));
+  EXPECT_EQ((*listed)[0].order_id, "ord-1");
+  listed = store_->ListOrders(store::OrderFilter{"SUBMITTED", "", 10});
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  EXPECT_THAT(*listed, IsEmpty());
+}
+
+TEST_F(IngesterTest, ReplayedBatchLeavesTheOrderUnchanged) {
+  Ingester ingester(*store_, clock_);
+  ASSERT_TRUE(ingester.Ingest(OrderBatch()).ok());
+  std::optional<model::OrderRecord> first = Order("ord-1");
+  ASSERT_TRUE(first.has_value());
+
+  ASSERT_TRUE(ingester.Ingest(OrderBatch()).ok());
+  EXPECT_EQ(Order("ord-1"), first);
+  IngesterStats stats = ingester.Stats();
+  EXPECT_EQ(stats.requests_written, 2u);
+  EXPECT_EQ(stats.orders_updated, 1u) << "a replay has nothing new for the order";
+}
+
+TEST_F(IngesterTest, ConcurrentRequestsForOneOrderBothLand) {
+  Ingester ingester(*store_, clock_);
+  constexpr int kPerThread = 10;
+  std::latch start(2);
+  auto send = [&](int parity, std::vector<absl::Status>& results) {
+    start.arrive_and_wait();
+    for (int i = parity; i < 2 * kPerThread; i += 2) {
+      std::string status = "STEP_" + std::to_string(100 + i);
+      results.push_back(ingester.Ingest(
+          Batch(Service(parity == 0 ? "shop-api" : "crm-api"),
+                {Scope("s", {Transition(1, static_cast<uint8_t>(i + 1), "ord-shared", status, i,
+                                        kNow - (100 - i) * kSecond)})})));
+    }
+  };
+  std::vector<absl::Status> even, odd;
+  std::thread a(send, 0, std::ref(even));
+  std::thread b(send, 1, std::ref(odd));
+  a.join();
+  b.join();
+
+  for (const absl::Status& s : even) EXPECT_TRUE(s.ok()) << s;
+  for (const absl::Status& s : odd) EXPECT_TRUE(s.ok()) << s;
+  std::optional<model::OrderRecord> order = Order("ord-shared");
+  ASSERT_TRUE(order.has_value());
+  std::vector<std::string> expected;
+  for (int i = 0; i < 2 * kPerThread; ++i) expected.push_back("STEP_" + std::to_string(100 + i));
+  EXPECT_EQ(StatusNames(*order), expected);
+  EXPECT_EQ(StoredBlocks(1).size(), 2u * kPerThread);
+  EXPECT_EQ(ingester.Stats().spans_written, 2u * kPerThread);
+}
+
+TEST_F(IngesterTest, RequestLargerThanTheQueueIsRefused) {
+  IngesterOptions options;
+  options.max_queued_spans = 2;
+  Ingester ingester(*store_, clock_, options);
+
+  absl::Status status = ingester.Ingest(OrderBatch());  // 3 spans
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_FALSE(status.message().empty());
+  EXPECT_EQ(ingester.Stats().requests_refused_full, 1u);
+  EXPECT_EQ(ingester.Stats().queued_spans, 0u);
+  EXPECT_THAT(StoredBlocks(1), IsEmpty());
+  EXPECT_EQ(Order("ord-1"), std::nullopt);
+
+  EXPECT_TRUE(ingester
+                  .Ingest(Batch(Service("shop-api"),
+                                {Scope("s", {Transition(1, 1, "ord-1", "INITIATED", 1, kNow),
+                                             MakeSpan(1, 2, "child", kNow)})}))
+                  .ok());
+  EXPECT_THAT(StoredBlocks(1), SizeIs(1));
+}
+
+TEST_F(IngesterTest, AfterShutdownIngestIsUnavailable) {
+  Ingester ingester(*store_, clock_);
+  ingester.Shutdown();
+  ingester.Shutdown();  // idempotent
+
+  absl::Status status = ingester.Ingest(OrderBatch());
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_THAT(StoredBlocks(1), IsEmpty());
+  EXPECT_EQ(ingester.Stats().queued_spans, 0u);
+}
+
+// A clock that holds its first caller until released: it parks an Ingest call between
+// admitting the request and queueing it.
+class GateClock final : public model::Clock {
+ public:
+  uint64_t NowUnixNano() const override {
+    std::unique_lock<std::mutex> lock(mu_);
+    entered_ = true;
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return open_; });
+    return kNow;
+  }
+  void WaitUntilEntered() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return entered_; });
+  }
+  void Open() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  mutable bool entered_ = false;
+  bool open_ = false;
+};
+
+// Shutdown while a request is being encoded: the request must still get an answer (stored,
+// or kUnavailable), not wait forever for a writer that has already exited.
+TEST_F(IngesterTest, ShutdownDuringIngestStillAnswersTheCaller) {
+  auto clock = std::make_shared<GateClock>();
+  auto ingester = std::make_unique<Ingester>(*store_, *clock);
+  auto answer = std::make_shared<std::promise<absl::Status>>();
+  std::future<absl::Status> answered = answer->get_future();
+  Ingester* raw = ingester.get();
+  std::thread caller([raw, answer, clock] { answer->set_value(raw->Ingest(OrderBatch())); });
+
+  clock->WaitUntilEntered();
+  ingester->Shutdown();
+  clock->Open();
+
+  // A bound on a hang, not a sleep: a correct Ingester answers at once.
+  if (answered.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    ADD_FAILURE() << "Ingest never returned after Shutdown()";
+    // The caller is stuck for good; leave it and the objects it uses alive.
+    caller.detach();
+    (void)ingester.release();
+    (void)store_.release();
+    return;
+  }
+  caller.join();
+  absl::Status status = answered.get();
+  EXPECT_TRUE(status.ok() || status.code() == absl::StatusCode::kUnavailable) << status;
+  EXPECT_EQ(ingester->Stats().queued_spans, 0u);
+}
+
+TEST(BlocksByTraceTest, SplitsAMixedBatchIntoOneBlockPerTrace) {
+  model::TraceBatch batch;
+  model::ResourceSpans shop{Service("shop-api"), "shop-schema", {}};
+  shop.scope_spans.push_back(Scope("shop.http", {MakeSpan(1, 1, "t1-a", kNow - 10 * kSecond),
+                                                 MakeSpan(2, 2, "t2-a", kNow - 8 * kSecond)}));
+  shop.scope_spans.push_back(Scope("shop.db", {MakeSpan(1, 3, "t1-b", kNow - 5 * kSecond)}));
+  batch.resource_spans.push_back(shop);
+  model::ResourceSpans crm{Service("crm-api"), "", {}};
+  // CRM's clock runs an hour ahead; a span without an end time counts as now.
+  crm.scope_spans.push_back(
+      Scope("crm", {MakeSpan(2, 4, "t2-b", kNow + 3600 * kSecond), MakeSpan(3, 5, "t3-a", 0)}));
+  batch.resource_spans.push_back(crm);
+
+  std::vector<store::SpanBlock> blocks = BlocksByTrace(batch, kNow);
+
+  ASSERT_THAT(blocks, SizeIs(3));
+  std::map<model::TraceId, model::TraceBatch> by_trace;
+  std::map<model::TraceId, uint64_t> times;
+  for (const store::SpanBlock& block : blocks) {
+    absl::StatusOr<otlp::DecodedRequest> decoded = otlp::DecodeProtobufRequest(block.encoded);
+    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    EXPECT_EQ(decoded->rejected_spans, 0);
+    for (const auto& rs : decoded->batch.resource_spans) {
+      for (const auto& ss : rs.scope_spans) {
+        for (const auto& span : ss.spans) EXPECT_EQ(span.trace_id, block.trace_id);
+      }
+    }
+    by_trace[block.trace_id] = std::move(decoded->batch);
+    times[block.trace_id] = block.time_unix_nano;
+  }
+  ASSERT_EQ(by_trace.size(), 3u) << "one block per trace";
+
+  const model::TraceBatch& t1 = by_trace[TraceIdOf(1)];
+  ASSERT_THAT(t1.resource_spans, SizeIs(1));
+  EXPECT_EQ(model::ServiceName(t1.resource_spans[0].resource), "shop-api");
+  EXPECT_EQ(t1.resource_spans[0].schema_url, "shop-schema");
+  ASSERT_THAT(t1.resource_spans[0].scope_spans, SizeIs(2));
+  EXPECT_EQ(t1.resource_spans[0].scope_spans[0].scope.name, "shop.http");
+  EXPECT_EQ(t1.resource_spans[0].scope_spans[1].scope.name, "shop.db");
+  EXPECT_THAT(SpanNames(t1), ElementsAre("t1-a", "t1-b"));
+  EXPECT_EQ(times[TraceIdOf(1)], kNow - 5 * kSecond) << "the latest span end";
+
+  const model::TraceBatch& t2 = by_trace[TraceIdOf(2)];
+  ASSERT_THAT(t2.resource_spans, SizeIs(2));
+  EXPECT_EQ(model::ServiceName(t2.resource_spans[0].resource), "shop-api");
+  EXPECT_EQ(model::ServiceName(t2.resource_spans[1].resource), "crm-api");
+  EXPECT_EQ(t2.resource_spans[0].scope_spans[0].scope.name, "shop.http");
+  EXPECT_EQ(t2.resource_spans[1].scope_spans[0].scope.name, "crm");
+  EXPECT_THAT(SpanNames(t2), ElementsAre("t2-a", "t2-b"));
+  EXPECT_EQ(times[TraceIdOf(2)], kNow) << "clamped to now";
+
+  const model::TraceBatch& t3 = by_trace[TraceIdOf(3)];
+  EXPECT_THAT(SpanNames(t3), ElementsAre("t3-a"));
+  EXPECT_EQ(times[TraceIdOf(3)], kNow);
+}
+
+TEST(BlocksByTraceTest, EmptyBatchHasNoBlocks) {
+  EXPECT_THAT(BlocksByTrace(model::TraceBatch(), kNow), IsEmpty());
+}
+
+}  // namespace
+}  // namespace ordertrace::ingest

@@ -1,0 +1,416 @@
+#include "otlp/proto_codec.h"
+
+#include <gmock/gmock.h>
+#include <google/protobuf/util/message_differencer.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
+
+namespace ordertrace::otlp {
+namespace {
+
+namespace pb_common = opentelemetry::proto::common::v1;
+namespace pb_trace = opentelemetry::proto::trace::v1;
+namespace pb_collector = opentelemetry::proto::collector::trace::v1;
+
+using ::testing::HasSubstr;
+using ::testing::SizeIs;
+using T = model::AnyValue::Type;
+
+const std::string kTraceId("\x5b\x8e\xff\xf7\x98\x03\x81\x03\xd2\x69\xb6\x33\x81\x3f\xc6\x0c", 16);
+const std::string kSpanId("\xee\xe1\x9b\x7e\xc3\xc1\xb1\x74", 8);
+const std::string kParentId("\xee\xe1\x9b\x7e\xc3\xc1\xb1\x73", 8);
+const std::string kLinkTraceId("\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10",
+                               16);
+const std::string kLinkSpanId("\x11\x12\x13\x14\x15\x16\x17\x18", 8);
+const std::string kRawBytes("\x00\x01\xff\x80", 4);
+
+void AddString(google::protobuf::RepeatedPtrField<pb_common::KeyValue>& attrs,
+               const std::string& key, const std::string& value) {
+  pb_common::KeyValue* kv = attrs.Add();
+  kv->set_key(key);
+  kv->mutable_value()->set_string_value(value);
+}
+
+// A span that uses every field OTLP defines, with attributes of every AnyValue type.
+void FillFullSpan(pb_trace::Span& span) {
+  span.set_trace_id(kTraceId);
+  span.set_span_id(kSpanId);
+  span.set_parent_span_id(kParentId);
+  span.set_trace_state("vendor=abc,other=1");
+  span.set_flags(0x301);
+  span.set_name("PriceCalculation");
+  span.set_kind(pb_trace::Span::SPAN_KIND_CONSUMER);
+  span.set_start_time_unix_nano(1'700'000'000'123'456'789ULL);
+  span.set_end_time_unix_nano(1'700'000'001'987'654'321ULL);
+
+  auto& attrs = *span.mutable_attributes();
+  AddString(attrs, "order_id", "ord-42");
+  {
+    pb_common::KeyValue* kv = attrs.Add();
+    kv->set_key("retry");
+    kv->mutable_value()->set_bool_value(true);
+  }
+  {
+    pb_common::KeyValue* kv = attrs.Add();
+    kv->set_key("count");
+    kv->mutable_value()->set_int_value(-9'000'000'000'000LL);
+  }
+  {
+    pb_common::KeyValue* kv = attrs.Add();
+    kv->set_key("price");
+    kv->mutable_value()->set_double_value(1234.5625);
+  }
+  {
+    pb_common::KeyValue* kv = attrs.Add();
+    kv->set_key("blob");
+    kv->mutable_value()->set_bytes_value(kRawBytes);
+  }
+  {
+    // ["a", 7, ["nested"], {inner: false}]
+    pb_common::KeyValue* kv = attrs.Add();
+    kv->set_key("list");
+    pb_common::ArrayValue* array = kv->mutable_value()->mutable_array_value();
+    array->add_values()->set_string_value("a");
+    array->add_values()->set_int_value(7);
+    array->add_values()->mutable_array_value()->add_values()->set_string_value("nested");
+    pb_common::KeyValue* inner = array->add_values()->mutable_kvlist_value()->add_values();
+    inner->set_key("inner");
+    inner->mutable_value()->set_bool_value(false);
+  }
+  {
+    // {stones: {count: 3, kind: "diamond"}, raw: bytes}
+    pb_common::KeyValue* kv = attrs.Add();
+    kv->set_key("map");
+    pb_common::KeyValueList* list = kv->mutable_value()->mutable_kvlist_value();
+    pb_common::KeyValue* stones = list->add_values();
+    stones->set_key("stones");
+    pb_common::KeyValueList* inner = stones->mutable_value()->mutable_kvlist_value();
+    pb_common::KeyValue* count = inner->add_values();
+    count->set_key("count");
+    count->mutable_value()->set_int_value(3);
+    AddString(*inner->mutable_values(), "kind", "diamond");
+    pb_common::KeyValue* raw = list->add_values();
+    raw->set_key("raw");
+    raw->mutable_value()->set_bytes_value(kRawBytes);
+  }
+  {
+    pb_common::KeyValue* kv = attrs.Add();
+    kv->set_key("empty");
+    kv->mutable_value();
+  }
+  span.set_dropped_attributes_count(2);
+
+  pb_trace::Span::Event* event = span.add_events();
+  event->set_time_unix_nano(1'700'000'000'500'000'000ULL);
+  event->set_name("exception");
+  AddString(*event->mutable_attributes(), "exception.type", "Timeout");
+  event->set_dropped_attributes_count(1);
+  span.add_events()->set_name("second");
+  span.set_dropped_events_count(3);
+
+  pb_trace::Span::Link* link = span.add_links();
+  link->set_trace_id(kLinkTraceId);
+  link->set_span_id(kLinkSpanId);
+  link->set_trace_state("k=v");
+  AddString(*link->mutable_attributes(), "link.reason", "retry");
+  link->set_dropped_attributes_count(4);
+  link->set_flags(1);
+  span.set_dropped_links_count(5);
+
+  span.mutable_status()->set_code(pb_trace::Status::STATUS_CODE_ERROR);
+  span.mutable_status()->set_message("pricing engine timed out");
+}
+
+pb_collector::ExportTraceServiceRequest FullRequest() {
+  pb_collector::ExportTraceServiceRequest request;
+  pb_trace::ResourceSpans* rs = request.add_resource_spans();
+  AddString(*rs->mutable_resource()->mutable_attributes(), "service.name", "crm-api");
+  rs->mutable_resource()->set_dropped_attributes_count(6);
+  rs->set_schema_url("https://opentelemetry.io/schemas/1.21.0");
+  pb_trace::ScopeSpans* ss = rs->add_scope_spans();
+  ss->mutable_scope()->set_name("crm.pricing");
+  ss->mutable_scope()->set_version("2.3.4");
+  AddString(*ss->mutable_scope()->mutable_attributes(), "scope.attr", "x");
+  ss->mutable_scope()->set_dropped_attributes_count(7);
+  ss->set_schema_url("https://opentelemetry.io/schemas/1.20.0");
+  FillFullSpan(*ss->add_spans());
+  return request;
+}
+
+pb_trace::Span ValidSpan(const std::string& name, char last_byte) {
+  pb_trace::Span span;
+  std::string trace_id = kTraceId;
+  trace_id.back() = last_byte;
+  std::string span_id = kSpanId;
+  span_id.back() = last_byte;
+  span.set_trace_id(trace_id);
+  span.set_span_id(span_id);
+  span.set_name(name);
+  return span;
+}
+
+// Checks every field that FullRequest() set, as the model holds it.
+void ExpectFullBatch(const DecodedRequest& decoded) {
+  EXPECT_EQ(decoded.rejected_spans, 0);
+  EXPECT_EQ(decoded.rejection_message, "");
+  ASSERT_THAT(decoded.batch.resource_spans, SizeIs(1));
+  const model::ResourceSpans& rs = decoded.batch.resource_spans[0];
+  EXPECT_EQ(model::ServiceName(rs.resource), "crm-api");
+  EXPECT_EQ(rs.resource.dropped_attributes_count, 6u);
+  EXPECT_EQ(rs.schema_url, "https://opentelemetry.io/schemas/1.21.0");
+  ASSERT_THAT(rs.scope_spans, SizeIs(1));
+  const model::ScopeSpans& ss = rs.scope_spans[0];
+  EXPECT_EQ(ss.scope.name, "crm.pricing");
+  EXPECT_EQ(ss.scope.version, "2.3.4");
+  ASSERT_THAT(ss.scope.attributes, SizeIs(1));
+  EXPECT_EQ(ss.scope.attributes[0].key, "scope.attr");
+  EXPECT_EQ(ss.scope.attributes[0].value, model::AnyValue::String("x"));
+  EXPECT_EQ(ss.scope.dropped_attributes_count, 7u);
+  EXPECT_EQ(ss.schema_url, "https://opentelemetry.io/schemas/1.20.0");
+  ASSERT_THAT(ss.spans, SizeIs(1));
+
+  const model::Span& span = ss.spans[0];
+  EXPECT_EQ(span.trace_id.ToHex(), "5b8efff798038103d269b633813fc60c");
+  EXPECT_EQ(span.span_id.ToHex(), "eee19b7ec3c1b174");
+  EXPECT_EQ(span.parent_span_id.ToHex(), "eee19b7ec3c1b173");
+  EXPECT_EQ(span.trace_state, "vendor=abc,other=1");
+  EXPECT_EQ(span.flags, 0x301u);
+  EXPECT_EQ(span.name, "PriceCalculation");
+  EXPECT_EQ(span.kind, model::SpanKind::kConsumer);
+  EXPECT_EQ(span.start_time_unix_nano, 1'700'000'000'123'456'789ULL);
+  EXPECT_EQ(span.end_time_unix_nano, 1'700'000'001'987'654'321ULL);
+  EXPECT_EQ(span.dropped_attributes_count, 2u);
+
+  const model::Attributes& attrs = span.attributes;
+  ASSERT_THAT(attrs, SizeIs(8));
+  EXPECT_EQ(attrs[0].key, "order_id");
+  EXPECT_EQ(attrs[0].value, model::AnyValue::String("ord-42"));
+  EXPECT_EQ(attrs[1].value, model::AnyValue::Bool(true));
+  EXPECT_EQ(attrs[2].value, model::AnyValue::Int(-9'000'000'000'000LL));
+  EXPECT_EQ(attrs[3].value, model::AnyValue::Double(1234.5625));
+  EXPECT_EQ(attrs[4].key, "blob");
+  EXPECT_EQ(attrs[4].value.type, T::kBytes);
+  EXPECT_EQ(attrs[4].value.string_value, kRawBytes);
+
+  const model::AnyValue& list = attrs[5].value;
+  EXPECT_EQ(attrs[5].key, "list");
+  ASSERT_EQ(list.type, T::kArray);
+  ASSERT_THAT(list.array_values, SizeIs(4));
+  EXPECT_EQ(list.array_values[0], model::AnyValue::String("a"));
+  EXPECT_EQ(list.array_values[1], model::AnyValue::Int(7));
+  ASSERT_EQ(list.array_values[2].type, T::kArray);
+  ASSERT_THAT(list.array_values[2].array_values, SizeIs(1));
+  EXPECT_EQ(list.array_values[2].array_values[0], model::AnyValue::String("nested"));
+  ASSERT_EQ(list.array_values[3].type, T::kKvList);
+  ASSERT_THAT(list.array_values[3].kvlist_values, SizeIs(1));
+  EXPECT_EQ(list.array_values[3].kvlist_values[0].key, "inner");
+  EXPECT_EQ(list.array_values[3].kvlist_values[0].value, model::AnyValue::Bool(false));
+
+  const model::AnyValue& map = attrs[6].value;
+  EXPECT_EQ(attrs[6].key, "map");
+  ASSERT_EQ(map.type, T::kKvList);
+  ASSERT_THAT(map.kvlist_values, SizeIs(2));
+  EXPECT_EQ(map.kvlist_values[0].key, "stones");
+  const model::AnyValue& stones = map.kvlist_values[0].value;
+  ASSERT_EQ(stones.type, T::kKvList);
+  ASSERT_THAT(stones.kvlist_values, SizeIs(2));
+  EXPECT_EQ(stones.kvlist_values[0].key, "count");
+  EXPECT_EQ(stones.kvlist_values[0].value, model::AnyValue::Int(3));
+  EXPECT_EQ(stones.kvlist_values[1].key, "kind");
+  EXPECT_EQ(stones.kvlist_values[1].value, model::AnyValue::String("diamond"));
+  EXPECT_EQ(map.kvlist_values[1].key, "raw");
+  EXPECT_EQ(map.kvlist_values[1].value.type, T::kBytes);
+  EXPECT_EQ(map.kvlist_values[1].value.string_value, kRawBytes);
+
+  EXPECT_EQ(attrs[7].key, "empty");
+  EXPECT_EQ(attrs[7].value.type, T::kEmpty);
+
+  ASSERT_THAT(span.events, SizeIs(2));
+  EXPECT_EQ(span.events[0].time_unix_nano, 1'700'000'000'500'000'000ULL);
+  EXPECT_EQ(span.events[0].name, "exception");
+  ASSERT_THAT(span.events[0].attributes, SizeIs(1));
+  EXPECT_EQ(span.events[0].attributes[0].key, "exception.type");
+  EXPECT_EQ(span.events[0].attributes[0].value, model::AnyValue::String("Timeout"));
+  EXPECT_EQ(span.events[0].dropped_attributes_count, 1u);
+  EXPECT_EQ(span.events[1].name, "second");
+  EXPECT_EQ(span.dropped_events_count, 3u);
+
+  ASSERT_THAT(span.links, SizeIs(1));
+  const model::SpanLink& link = span.links[0];
+  EXPECT_EQ(link.trace_id.AsBytes(), kLinkTraceId);
+  EXPECT_EQ(link.span_id.AsBytes(), kLinkSpanId);
+  EXPECT_EQ(link.trace_state, "k=v");
+  ASSERT_THAT(link.attributes, SizeIs(1));
+  EXPECT_EQ(link.attributes[0].value, model::AnyValue::String("retry"));
+  EXPECT_EQ(link.dropped_attributes_count, 4u);
+  EXPECT_EQ(link.flags, 1u);
+  EXPECT_EQ(span.dropped_links_count, 5u);
+
+  EXPECT_EQ(span.status.code, model::StatusCode::kError);
+  EXPECT_EQ(span.status.message, "pricing engine timed out");
+}
+
+TEST(ProtoCodecTest, FromProtoKeepsEveryField) { ExpectFullBatch(FromProto(FullRequest())); }
+
+TEST(ProtoCodecTest, DecodeProtobufRequestKeepsEveryField) {
+  absl::StatusOr<DecodedRequest> decoded = DecodeProtobufRequest(FullRequest().SerializeAsString());
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  ExpectFullBatch(*decoded);
+}
+
+TEST(ProtoCodecTest, EncodeProtobufRoundTripsToTheSameMessage) {
+  pb_collector::ExportTraceServiceRequest original = FullRequest();
+  absl::StatusOr<DecodedRequest> decoded = DecodeProtobufRequest(original.SerializeAsString());
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+
+  std::string encoded = EncodeProtobuf(decoded->batch);
+
+  // TracesData and ExportTraceServiceRequest share the wire shape.
+  pb_collector::ExportTraceServiceRequest reparsed;
+  ASSERT_TRUE(reparsed.ParseFromString(encoded));
+  google::protobuf::util::MessageDifferencer differencer;
+  std::string differences;
+  differencer.ReportDifferencesToString(&differences);
+  EXPECT_TRUE(differencer.Compare(original, reparsed)) << differences;
+
+  absl::StatusOr<DecodedRequest> again = DecodeProtobufRequest(encoded);
+  ASSERT_TRUE(again.ok()) << again.status();
+  ExpectFullBatch(*again);
+}
+
+TEST(ProtoCodecTest, RootSpanHasAllZeroParentAndEncodesWithoutOne) {
+  pb_collector::ExportTraceServiceRequest request;
+  *request.add_resource_spans()->add_scope_spans()->add_spans() = ValidSpan("root", 1);
+  DecodedRequest decoded = FromProto(request);
+  ASSERT_EQ(decoded.batch.SpanCount(), 1u);
+  const model::Span& span = decoded.batch.resource_spans[0].scope_spans[0].spans[0];
+  EXPECT_FALSE(span.parent_span_id.IsValid());
+
+  pb_trace::TracesData reparsed;
+  ASSERT_TRUE(reparsed.ParseFromString(EncodeProtobuf(decoded.batch)));
+  EXPECT_TRUE(reparsed.resource_spans(0).scope_spans(0).spans(0).parent_span_id().empty());
+}
+
+TEST(ProtoCodecTest, UndecodableBytesAreInvalidArgument) {
+  // A length-delimited field 1 that claims 5 bytes but carries 2, and a field numbered 0.
+  for (const std::string& body : {std::string("\x0a\x05"
+                                              "ab",
+                                              4),
+                                  std::string("\x00\x01", 2), std::string("\xff\xff\xff")}) {
+    SCOPED_TRACE(testing::PrintToString(body));
+    absl::StatusOr<DecodedRequest> decoded = DecodeProtobufRequest(body);
+    ASSERT_FALSE(decoded.ok());
+    EXPECT_EQ(decoded.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_FALSE(decoded.status().message().empty());
+  }
+}
+
+TEST(ProtoCodecTest, EmptyRequestHasNoSpansAndNoError) {
+  absl::StatusOr<DecodedRequest> decoded = DecodeProtobufRequest("");
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->batch.SpanCount(), 0u);
+  EXPECT_TRUE(decoded->batch.resource_spans.empty());
+  EXPECT_EQ(decoded->rejected_spans, 0);
+  EXPECT_EQ(decoded->rejection_message, "");
+
+  DecodedRequest from_proto = FromProto(pb_collector::ExportTraceServiceRequest());
+  EXPECT_EQ(from_proto.batch.SpanCount(), 0u);
+  EXPECT_EQ(from_proto.rejected_spans, 0);
+}
+
+struct InvalidSpanCase {
+  const char* what;
+  void (*spoil)(pb_trace::Span&);
+  const char* reason_mentions;
+};
+
+const InvalidSpanCase kInvalidSpans[] = {
+    {"trace id of 15 bytes", [](pb_trace::Span& s) { s.set_trace_id(kTraceId.substr(1)); },
+     "trace_id"},
+    {"trace id of 17 bytes", [](pb_trace::Span& s) { s.set_trace_id(kTraceId + "x"); }, "trace_id"},
+    {"missing trace id", [](pb_trace::Span& s) { s.clear_trace_id(); }, "trace_id"},
+    {"all-zero trace id", [](pb_trace::Span& s) { s.set_trace_id(std::string(16, '\0')); },
+     "trace_id"},
+    {"span id of 7 bytes", [](pb_trace::Span& s) { s.set_span_id(kSpanId.substr(1)); }, "span_id"},
+    {"missing span id", [](pb_trace::Span& s) { s.clear_span_id(); }, "span_id"},
+    {"all-zero span id", [](pb_trace::Span& s) { s.set_span_id(std::string(8, '\0')); }, "span_id"},
+    {"parent id of 5 bytes",
+     [](pb_trace::Span& s) { s.set_parent_span_id("\x01\x02\x03\x04\x05"); }, "parent_span_id"},
+    {"empty name", [](pb_trace::Span& s) { s.clear_name(); }, "name"},
+};
+
+TEST(ProtoCodecTest, EachKindOfInvalidSpanIsRejectedAloneWithAReason) {
+  for (const InvalidSpanCase& c : kInvalidSpans) {
+    SCOPED_TRACE(c.what);
+    pb_collector::ExportTraceServiceRequest request;
+    pb_trace::ScopeSpans* ss = request.add_resource_spans()->add_scope_spans();
+    *ss->add_spans() = ValidSpan("before", 1);
+    pb_trace::Span* bad = ss->add_spans();
+    *bad = ValidSpan("bad", 2);
+    c.spoil(*bad);
+    *ss->add_spans() = ValidSpan("after", 3);
+
+    absl::StatusOr<DecodedRequest> decoded = DecodeProtobufRequest(request.SerializeAsString());
+    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    EXPECT_EQ(decoded->rejected_spans, 1);
+    EXPECT_THAT(decoded->rejection_message, HasSubstr(c.reason_mentions));
+    ASSERT_EQ(decoded->batch.SpanCount(), 2u);
+    const auto& spans = decoded->batch.resource_spans[0].scope_spans[0].spans;
+    EXPECT_EQ(spans[0].name, "before");
+    EXPECT_EQ(spans[1].name, "after");
+  }
+}
+
+TEST(ProtoCodecTest, InvalidSpansAreCountedAndTheFirstReasonIsKept) {
+  pb_collector::ExportTraceServiceRequest request;
+  pb_trace::ResourceSpans* rs = request.add_resource_spans();
+  AddString(*rs->mutable_resource()->mutable_attributes(), "service.name", "shop-api");
+  pb_trace::ScopeSpans* ss = rs->add_scope_spans();
+  for (const InvalidSpanCase& c : kInvalidSpans) {
+    pb_trace::Span* bad = ss->add_spans();
+    *bad = ValidSpan(c.what, 9);
+    c.spoil(*bad);
+  }
+  *ss->add_spans() = ValidSpan("survivor", 4);
+  // A scope and a resource whose spans are all invalid disappear entirely.
+  pb_trace::ResourceSpans* all_bad = request.add_resource_spans();
+  pb_trace::Span* bad = all_bad->add_scope_spans()->add_spans();
+  *bad = ValidSpan("nameless", 5);
+  bad->clear_name();
+
+  DecodedRequest decoded = FromProto(request);
+  EXPECT_EQ(decoded.rejected_spans, static_cast<int64_t>(std::size(kInvalidSpans)) + 1);
+  EXPECT_EQ(decoded.rejection_message,
+            "span has an invalid trace_id (must be 16 bytes, not all zero)");
+  ASSERT_THAT(decoded.batch.resource_spans, SizeIs(1));
+  EXPECT_EQ(model::ServiceName(decoded.batch.resource_spans[0].resource), "shop-api");
+  ASSERT_EQ(decoded.batch.SpanCount(), 1u);
+  EXPECT_EQ(decoded.batch.resource_spans[0].scope_spans[0].spans[0].name, "survivor");
+}
+
+TEST(ProtoCodecTest, MalformedLinkCostsTheLinkNotTheSpan) {
+  pb_collector::ExportTraceServiceRequest request;
+  pb_trace::Span* span = request.add_resource_spans()->add_scope_spans()->add_spans();
+  *span = ValidSpan("linked", 1);
+  pb_trace::Span::Link* bad_link = span->add_links();
+  bad_link->set_trace_id("short");
+  bad_link->set_span_id(kLinkSpanId);
+  pb_trace::Span::Link* good_link = span->add_links();
+  good_link->set_trace_id(kLinkTraceId);
+  good_link->set_span_id(kLinkSpanId);
+  span->set_dropped_links_count(2);
+
+  DecodedRequest decoded = FromProto(request);
+  EXPECT_EQ(decoded.rejected_spans, 0);
+  ASSERT_EQ(decoded.batch.SpanCount(), 1u);
+  const model::Span& out = decoded.batch.resource_spans[0].scope_spans[0].spans[0];
+  ASSERT_THAT(out.links, SizeIs(1));
+  EXPECT_EQ(out.links[0].trace_id.AsBytes(), kLinkTraceId);
+  EXPECT_EQ(out.dropped_links_count, 3u);
+}
+
+}  // namespace
+}  // namespace ordertrace::otlp
