@@ -75,6 +75,10 @@ absl::Status Ingester::Ingest(model::TraceBatch batch) {
   std::future<absl::Status> done = pending->done.get_future();
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (writer_exited_) {
+      queued_spans_ -= pending->span_count;
+      return absl::UnavailableError("ordertrace is shutting down");
+    }
     queue_.push_back(std::move(pending));
   }
   work_ready_.notify_one();
@@ -103,7 +107,11 @@ void Ingester::WriterLoop() {
     {
       std::unique_lock<std::mutex> lock(mu_);
       work_ready_.wait(lock, [this] { return shutting_down_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // shutting down with nothing left
+      if (queue_.empty()) {
+        // A caller still encoding will see this and answer kUnavailable itself.
+        writer_exited_ = true;
+        return;
+      }
       size_t spans = 0;
       while (!queue_.empty() &&
              (group.empty() || spans + queue_.front()->span_count <= options_.max_spans_per_write)) {

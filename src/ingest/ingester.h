@@ -72,6 +72,7 @@ class Ingester {
   std::deque<std::unique_ptr<Pending>> queue_;  // guarded by mu_
   size_t queued_spans_ = 0;                     // guarded by mu_
   bool shutting_down_ = false;                  // guarded by mu_
+  bool writer_exited_ = false;                  // guarded by mu_
   IngesterStats stats_;                         // guarded by mu_
 
   std::thread writer_;

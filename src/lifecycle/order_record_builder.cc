@@ -123,20 +123,21 @@ void ApplyMessage(const Span& span, const Resource& resource, OrderRecord& recor
                      std::tie(b.published_at_unix_nano, b.message_id);
             });
   if (record.messages.size() > OrderRecord::kMaxMessages) {
-    // Drop the least recently active message.
-    auto oldest = std::min_element(record.messages.begin(), record.messages.end(),
-                                   [](const MessageHop& a, const MessageHop& b) {
-                                     return a.LastActivity() < b.LastActivity();
-                                   });
-    record.messages.erase(oldest);
+    // Past the cap the message with the smallest id goes: any rule based on what has arrived
+    // so far would make the record depend on arrival order.
+    record.messages.erase(std::min_element(
+        record.messages.begin(), record.messages.end(),
+        [](const MessageHop& a, const MessageHop& b) { return a.message_id < b.message_id; }));
   }
 }
 
 void ApplyTraceId(const Span& span, OrderRecord& record) {
+  // Past the cap the smallest ids are kept, so the set does not depend on arrival order.
   auto& ids = record.trace_ids;
   auto pos = std::lower_bound(ids.begin(), ids.end(), span.trace_id);
   if (pos == ids.end() || *pos != span.trace_id) {
-    if (ids.size() < OrderRecord::kMaxTraceIds) ids.insert(pos, span.trace_id);
+    ids.insert(pos, span.trace_id);
+    if (ids.size() > OrderRecord::kMaxTraceIds) ids.pop_back();
   }
 }
 
@@ -151,8 +152,9 @@ std::optional<std::string> OrderIdOf(const Span& span, const Resource& resource)
 void ApplySpan(const Span& span, const Resource& resource, OrderRecord& record) {
   const std::string service = model::ServiceName(resource);
 
-  // The order's trace is the trace of its earliest span.
-  if (record.first_seen_unix_nano == 0 ||
+  // The order's trace is the trace of its earliest span. An empty trace_ids means "first
+  // span" (a start time of 0 is a legal value, not a marker).
+  if (record.trace_ids.empty() ||
       std::tie(span.start_time_unix_nano, span.trace_id) <
           std::tie(record.first_seen_unix_nano, record.trace_id)) {
     record.first_seen_unix_nano = span.start_time_unix_nano;

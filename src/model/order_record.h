@@ -60,14 +60,14 @@ struct OrderRecord {
 
   std::string order_id;
   TraceId trace_id;                 // the trace of the order's earliest span
-  std::vector<TraceId> trace_ids;   // every trace seen for the order, sorted, bounded
+  std::vector<TraceId> trace_ids;   // traces seen for the order, sorted; the smallest kMaxTraceIds
   std::string partner_id;           // empty for direct orders
   uint64_t first_seen_unix_nano = 0;  // earliest span start
   uint64_t last_seen_unix_nano = 0;   // latest span end
   std::vector<StatusReached> statuses;  // one per status, in lifecycle order
   std::optional<Operation> last_success;
   std::optional<Operation> last_error;
-  std::vector<MessageHop> messages;  // most recent kMaxMessages, ordered by first activity
+  std::vector<MessageHop> messages;  // by publish time; past kMaxMessages the largest ids stay
 
   // The status the order is in now: the transition with the highest event_version, then the
   // latest time. nullptr when no transition has been seen.

@@ -454,6 +454,9 @@ json ToJson(const model::ResourceSpans& rs) {
     json scope = {{"name", ss.scope.name}};
     if (!ss.scope.version.empty()) scope["version"] = ss.scope.version;
     if (!ss.scope.attributes.empty()) scope["attributes"] = ToJson(ss.scope.attributes);
+    if (ss.scope.dropped_attributes_count != 0) {
+      scope["droppedAttributesCount"] = ss.scope.dropped_attributes_count;
+    }
     json item = {{"scope", std::move(scope)}, {"spans", std::move(spans)}};
     if (!ss.schema_url.empty()) item["schemaUrl"] = ss.schema_url;
     scope_spans.push_back(std::move(item));

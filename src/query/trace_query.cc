@@ -178,6 +178,8 @@ absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& 
     }
     if (!summary->has_value()) return true;
     const TraceSummary& s = **summary;
+    // The store scans whole buckets; keep traces that started inside the window.
+    if (s.start_unix_nano < start || s.start_unix_nano > end) return true;
     if (s.duration_nanos < search.min_duration_nanos) return true;
     if (search.max_duration_nanos != 0 && s.duration_nanos > search.max_duration_nanos) {
       return true;

@@ -60,8 +60,9 @@ class Store {
   // The encoded blocks of a trace, oldest bucket first; empty when unknown.
   virtual absl::StatusOr<std::vector<std::string>> ReadTrace(const model::TraceId& trace_id) = 0;
 
-  // Calls `visit(trace_id, block_time, encoded)` for blocks whose time lies in
-  // [from_unix_nano, to_unix_nano], newest bucket first, until it returns false.
+  // Calls `visit(trace_id, encoded)` for the blocks of every time bucket that overlaps
+  // [from_unix_nano, to_unix_nano] (whole buckets: callers filter finer), newest bucket
+  // first, until it returns false.
   virtual absl::Status ScanBlocks(
       uint64_t from_unix_nano, uint64_t to_unix_nano,
       const std::function<bool(const model::TraceId&, std::string_view)>& visit) = 0;
