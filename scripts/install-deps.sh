@@ -10,7 +10,7 @@ PACKAGES=(
   libspdlog-dev libfmt-dev libssl-dev zlib1g-dev libsqlite3-dev librabbitmq-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   rabbitmq-server prometheus prometheus-alertmanager
-  nodejs npm curl procps psmisc
+  nodejs npm curl jq python3 procps psmisc
 )
 
 missing=()

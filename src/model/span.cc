@@ -23,6 +23,30 @@ std::string AnyValue::AsText() const {
   }
 }
 
+// Written out (not defaulted): clang 14 crashes on a defaulted comparison of this recursive type.
+bool operator==(const AnyValue& a, const AnyValue& b) {
+  if (a.type != b.type) return false;
+  using T = AnyValue::Type;
+  switch (a.type) {
+    case T::kString:
+    case T::kBytes:
+      return a.string_value == b.string_value;
+    case T::kBool:
+      return a.bool_value == b.bool_value;
+    case T::kInt:
+      return a.int_value == b.int_value;
+    case T::kDouble:
+      return a.double_value == b.double_value;
+    case T::kArray:
+      return a.array_values == b.array_values;
+    case T::kKvList:
+      return a.kvlist_values == b.kvlist_values;
+    case T::kEmpty:
+      return true;
+  }
+  return true;
+}
+
 const AnyValue* FindAttribute(const Attributes& attributes, std::string_view key) {
   for (const KeyValue& kv : attributes) {
     if (kv.key == key) return &kv.value;

@@ -25,34 +25,16 @@ struct AnyValue {
   std::vector<AnyValue> array_values;
   std::vector<KeyValue> kvlist_values;
 
-  static AnyValue String(std::string v) {
-    AnyValue a;
-    a.type = Type::kString;
-    a.string_value = std::move(v);
-    return a;
-  }
-  static AnyValue Int(int64_t v) {
-    AnyValue a;
-    a.type = Type::kInt;
-    a.int_value = v;
-    return a;
-  }
-  static AnyValue Bool(bool v) {
-    AnyValue a;
-    a.type = Type::kBool;
-    a.bool_value = v;
-    return a;
-  }
-  static AnyValue Double(double v) {
-    AnyValue a;
-    a.type = Type::kDouble;
-    a.double_value = v;
-    return a;
-  }
+  // Factories, defined below once KeyValue is complete.
+  static AnyValue String(std::string v);
+  static AnyValue Int(int64_t v);
+  static AnyValue Bool(bool v);
+  static AnyValue Double(double v);
   // The value as text: strings as they are, numbers and booleans printed; empty otherwise.
   std::string AsText() const;
 
-  friend bool operator==(const AnyValue&, const AnyValue&) = default;
+  // Compares type and the member that holds the value.
+  friend bool operator==(const AnyValue&, const AnyValue&);
 };
 
 struct KeyValue {
@@ -61,6 +43,32 @@ struct KeyValue {
 
   friend bool operator==(const KeyValue&, const KeyValue&) = default;
 };
+
+
+inline AnyValue AnyValue::String(std::string v) {
+  AnyValue a;
+  a.type = Type::kString;
+  a.string_value = std::move(v);
+  return a;
+}
+inline AnyValue AnyValue::Int(int64_t v) {
+  AnyValue a;
+  a.type = Type::kInt;
+  a.int_value = v;
+  return a;
+}
+inline AnyValue AnyValue::Bool(bool v) {
+  AnyValue a;
+  a.type = Type::kBool;
+  a.bool_value = v;
+  return a;
+}
+inline AnyValue AnyValue::Double(double v) {
+  AnyValue a;
+  a.type = Type::kDouble;
+  a.double_value = v;
+  return a;
+}
 
 using Attributes = std::vector<KeyValue>;
 

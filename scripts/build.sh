@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Configures and builds ordertrace (release with debug info) into build/.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+ninja -C build -j"${JOBS:-2}"
