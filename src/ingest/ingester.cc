@@ -1,5 +1,7 @@
 #include "ingest/ingester.h"
 
+#include <pthread.h>
+
 #include <map>
 #include <unordered_map>
 
@@ -10,41 +12,12 @@ namespace ordertrace::ingest {
 
 std::vector<store::SpanBlock> BlocksByTrace(const model::TraceBatch& batch,
                                             uint64_t now_unix_nano) {
-  struct Group {
-    model::TraceBatch batch;
-    uint64_t latest_end = 0;
-  };
-  std::map<model::TraceId, Group> groups;
-  // Every trace with spans under a resource and scope gets its own copy of them.
-  for (const model::ResourceSpans& rs : batch.resource_spans) {
-    std::map<model::TraceId, model::ResourceSpans*> rs_of_trace;
-    for (const model::ScopeSpans& ss : rs.scope_spans) {
-      std::map<model::TraceId, model::ScopeSpans*> ss_of_trace;
-      for (const model::Span& span : ss.spans) {
-        Group& g = groups[span.trace_id];
-        g.latest_end = std::max(g.latest_end, span.end_time_unix_nano);
-        model::ResourceSpans*& rs_out = rs_of_trace[span.trace_id];
-        if (rs_out == nullptr) {
-          g.batch.resource_spans.push_back(
-              model::ResourceSpans{rs.resource, rs.schema_url, {}});
-          rs_out = &g.batch.resource_spans.back();
-        }
-        model::ScopeSpans*& ss_out = ss_of_trace[span.trace_id];
-        if (ss_out == nullptr) {
-          rs_out->scope_spans.push_back(model::ScopeSpans{ss.scope, ss.schema_url, {}});
-          ss_out = &rs_out->scope_spans.back();
-        }
-        ss_out->spans.push_back(span);
-      }
-    }
-  }
-
   std::vector<store::SpanBlock> blocks;
-  blocks.reserve(groups.size());
-  for (auto& [trace_id, group] : groups) {
-    uint64_t time = group.latest_end == 0 ? now_unix_nano
-                                          : std::min(group.latest_end, now_unix_nano);
-    blocks.push_back(store::SpanBlock{trace_id, time, otlp::EncodeProtobuf(group.batch)});
+  for (otlp::EncodedTrace& part : otlp::EncodeProtobufByTrace(batch)) {
+    uint64_t time = part.latest_end_unix_nano == 0
+                        ? now_unix_nano
+                        : std::min(part.latest_end_unix_nano, now_unix_nano);
+    blocks.push_back(store::SpanBlock{part.trace_id, time, std::move(part.encoded)});
   }
   return blocks;
 }
@@ -69,8 +42,17 @@ absl::Status Ingester::Ingest(model::TraceBatch batch) {
     }
     queued_spans_ += pending->span_count;
   }
-  // Encoding happens on the caller's thread, so that several receivers encode in parallel.
-  pending->blocks = BlocksByTrace(batch, clock_.NowUnixNano());
+  // Span blocks are written on the caller's thread: RocksDB merges concurrent writers into
+  // one log write, and the single writer thread is left with what must be serial, the order
+  // records.
+  absl::Status blocks_written =
+      store_.Write(store::WriteSet{BlocksByTrace(batch, clock_.NowUnixNano()), {}});
+  if (!blocks_written.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    queued_spans_ -= pending->span_count;
+    ++stats_.write_errors;
+    return blocks_written;
+  }
   pending->batch = std::move(batch);
   std::future<absl::Status> done = pending->done.get_future();
   {
@@ -102,6 +84,7 @@ IngesterStats Ingester::Stats() const {
 }
 
 void Ingester::WriterLoop() {
+  pthread_setname_np(pthread_self(), "ot-writer");
   for (;;) {
     std::vector<std::unique_ptr<Pending>> group;
     {
@@ -124,12 +107,29 @@ void Ingester::WriterLoop() {
   }
 }
 
+absl::StatusOr<std::optional<model::OrderRecord>> Ingester::LoadOrder(
+    const std::string& order_id) {
+  auto cached = order_cache_.find(order_id);
+  if (cached != order_cache_.end()) return std::optional<model::OrderRecord>(cached->second);
+  return store_.GetOrder(order_id);
+}
+
+void Ingester::CacheOrder(const model::OrderRecord& record) {
+  if (options_.cached_orders == 0) return;
+  auto [it, inserted] = order_cache_.insert_or_assign(record.order_id, record);
+  if (!inserted) return;
+  order_cache_fifo_.push_back(record.order_id);
+  while (order_cache_.size() > options_.cached_orders) {
+    order_cache_.erase(order_cache_fifo_.front());
+    order_cache_fifo_.pop_front();
+  }
+}
+
 void Ingester::Commit(std::vector<std::unique_ptr<Pending>>& group) {
   store::WriteSet writes;
   std::unordered_map<std::string, store::OrderUpdate> orders;
   absl::Status status = absl::OkStatus();
   for (auto& pending : group) {
-    for (store::SpanBlock& block : pending->blocks) writes.blocks.push_back(std::move(block));
     for (const model::ResourceSpans& rs : pending->batch.resource_spans) {
       for (const model::ScopeSpans& ss : rs.scope_spans) {
         for (const model::Span& span : ss.spans) {
@@ -137,7 +137,7 @@ void Ingester::Commit(std::vector<std::unique_ptr<Pending>>& group) {
           if (!order_id) continue;
           auto it = orders.find(*order_id);
           if (it == orders.end()) {
-            absl::StatusOr<std::optional<model::OrderRecord>> stored = store_.GetOrder(*order_id);
+            absl::StatusOr<std::optional<model::OrderRecord>> stored = LoadOrder(*order_id);
             if (!stored.ok()) {
               status = stored.status();
               break;
@@ -166,6 +166,14 @@ void Ingester::Commit(std::vector<std::unique_ptr<Pending>>& group) {
       }
     }
     status = store_.Write(writes);
+    if (status.ok()) {
+      for (const store::OrderUpdate& update : writes.orders) CacheOrder(update.after);
+    } else {
+      // The cache must not run ahead of the store.
+      for (const store::OrderUpdate& update : writes.orders) {
+        order_cache_.erase(update.after.order_id);
+      }
+    }
   }
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -1,7 +1,7 @@
 // The ingest path from decoded OTLP to the store: groups each request's spans into one block
-// per trace, folds them into their orders' records, and writes both atomically. Callers
-// block until their spans are durable; a single writer thread commits several requests per
-// write (group commit). Thread-safe.
+// per trace and writes them on the caller's thread, then has a single writer thread fold
+// them into their orders' records, several requests per write (group commit). Callers block
+// until both are durable. Thread-safe.
 #pragma once
 
 #include <condition_variable>
@@ -10,6 +10,7 @@
 #include <future>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
 #include "absl/status/status.h"
 #include "model/clock.h"
@@ -23,6 +24,9 @@ struct IngesterOptions {
   size_t max_queued_spans = 200'000;
   // Upper bound of spans the writer commits in one store write.
   size_t max_spans_per_write = 20'000;
+  // Order records kept in memory by the writer, so that an active order is not read back
+  // and decoded from the store for every request that touches it.
+  size_t cached_orders = 100'000;
 };
 
 struct IngesterStats {
@@ -54,13 +58,15 @@ class Ingester {
  private:
   struct Pending {
     model::TraceBatch batch;
-    std::vector<store::SpanBlock> blocks;
     size_t span_count = 0;
     std::promise<absl::Status> done;
   };
 
   void WriterLoop();
   void Commit(std::vector<std::unique_ptr<Pending>>& group);
+  // The stored record of `order_id` (from the cache, else the store). Writer thread only.
+  absl::StatusOr<std::optional<model::OrderRecord>> LoadOrder(const std::string& order_id);
+  void CacheOrder(const model::OrderRecord& record);
 
   // Constant after construction.
   store::Store& store_;
@@ -74,6 +80,11 @@ class Ingester {
   bool shutting_down_ = false;                  // guarded by mu_
   bool writer_exited_ = false;                  // guarded by mu_
   IngesterStats stats_;                         // guarded by mu_
+
+  // Touched by the writer thread only. Evicts first-in, first-out: simple, and an order's
+  // requests cluster in time.
+  std::unordered_map<std::string, model::OrderRecord> order_cache_;
+  std::deque<std::string> order_cache_fifo_;
 
   std::thread writer_;
 };

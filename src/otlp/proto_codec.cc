@@ -2,6 +2,8 @@
 
 #include <google/protobuf/arena.h>
 
+#include <map>
+
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 
 namespace ordertrace::otlp {
@@ -247,22 +249,72 @@ DecodedRequest FromProto(const pb_collector::ExportTraceServiceRequest& request)
   return ConvertResourceSpans(request.resource_spans());
 }
 
+void ToProto(const model::ResourceSpans& rs, pb_trace::ResourceSpans& out) {
+  ToProto(rs.resource.attributes, *out.mutable_resource()->mutable_attributes());
+  out.mutable_resource()->set_dropped_attributes_count(rs.resource.dropped_attributes_count);
+  out.set_schema_url(rs.schema_url);
+}
+
+void ToProto(const model::ScopeSpans& ss, pb_trace::ScopeSpans& out) {
+  out.mutable_scope()->set_name(ss.scope.name);
+  out.mutable_scope()->set_version(ss.scope.version);
+  ToProto(ss.scope.attributes, *out.mutable_scope()->mutable_attributes());
+  out.mutable_scope()->set_dropped_attributes_count(ss.scope.dropped_attributes_count);
+  out.set_schema_url(ss.schema_url);
+}
+
+std::vector<EncodedTrace> EncodeProtobufByTrace(const model::TraceBatch& batch) {
+  google::protobuf::Arena arena;
+  struct Part {
+    pb_trace::TracesData* data;
+    uint64_t latest_end = 0;
+    // The entries for the resource and scope being walked; reset when they change.
+    const model::ResourceSpans* rs_of = nullptr;
+    pb_trace::ResourceSpans* rs = nullptr;
+    const model::ScopeSpans* ss_of = nullptr;
+    pb_trace::ScopeSpans* ss = nullptr;
+  };
+  std::map<model::TraceId, Part> parts;
+  for (const model::ResourceSpans& rs : batch.resource_spans) {
+    for (const model::ScopeSpans& ss : rs.scope_spans) {
+      for (const model::Span& span : ss.spans) {
+        Part& part = parts[span.trace_id];
+        if (part.data == nullptr) {
+          part.data = google::protobuf::Arena::CreateMessage<pb_trace::TracesData>(&arena);
+        }
+        if (part.rs_of != &rs) {
+          part.rs_of = &rs;
+          part.rs = part.data->add_resource_spans();
+          ToProto(rs, *part.rs);
+          part.ss_of = nullptr;
+        }
+        if (part.ss_of != &ss) {
+          part.ss_of = &ss;
+          part.ss = part.rs->add_scope_spans();
+          ToProto(ss, *part.ss);
+        }
+        ToProto(span, *part.ss->add_spans());
+        part.latest_end = std::max(part.latest_end, span.end_time_unix_nano);
+      }
+    }
+  }
+  std::vector<EncodedTrace> out;
+  out.reserve(parts.size());
+  for (auto& [trace_id, part] : parts) {
+    out.push_back(EncodedTrace{trace_id, part.latest_end, part.data->SerializeAsString()});
+  }
+  return out;
+}
+
 std::string EncodeProtobuf(const model::TraceBatch& batch) {
   google::protobuf::Arena arena;
   auto* data = google::protobuf::Arena::CreateMessage<pb_trace::TracesData>(&arena);
   for (const model::ResourceSpans& rs : batch.resource_spans) {
     pb_trace::ResourceSpans* rs_out = data->add_resource_spans();
-    ToProto(rs.resource.attributes, *rs_out->mutable_resource()->mutable_attributes());
-    rs_out->mutable_resource()->set_dropped_attributes_count(
-        rs.resource.dropped_attributes_count);
-    rs_out->set_schema_url(rs.schema_url);
+    ToProto(rs, *rs_out);
     for (const model::ScopeSpans& ss : rs.scope_spans) {
       pb_trace::ScopeSpans* ss_out = rs_out->add_scope_spans();
-      ss_out->mutable_scope()->set_name(ss.scope.name);
-      ss_out->mutable_scope()->set_version(ss.scope.version);
-      ToProto(ss.scope.attributes, *ss_out->mutable_scope()->mutable_attributes());
-      ss_out->mutable_scope()->set_dropped_attributes_count(ss.scope.dropped_attributes_count);
-      ss_out->set_schema_url(ss.schema_url);
+      ToProto(ss, *ss_out);
       for (const model::Span& span : ss.spans) ToProto(span, *ss_out->add_spans());
     }
   }

@@ -25,4 +25,14 @@ DecodedRequest FromProto(
 // Encodes a batch as TracesData (readable by DecodeProtobufRequest).
 std::string EncodeProtobuf(const model::TraceBatch& batch);
 
+// One trace's share of a batch, encoded as TracesData with its resources and scopes.
+struct EncodedTrace {
+  model::TraceId trace_id;
+  uint64_t latest_end_unix_nano = 0;
+  std::string encoded;
+};
+
+// Splits a batch by trace and encodes each part, without copying the model.
+std::vector<EncodedTrace> EncodeProtobufByTrace(const model::TraceBatch& batch);
+
 }  // namespace ordertrace::otlp

@@ -1,4 +1,4 @@
-// The stored form of an OrderRecord (MessagePack via nlohmann-json): compact, and
+// The stored form of an OrderRecord (protobuf, proto/ordertrace/store/v1): compact, fast, and
 // tolerant of fields added later. Thread-safe.
 #pragma once
 

@@ -311,13 +311,16 @@ absl::StatusOr<std::unique_ptr<Store>> OpenRocksStore(const RocksStoreOptions& o
   db_options.IncreaseParallelism(2);
   db_options.max_background_jobs = 2;
   db_options.keep_log_file_num = 5;
+  // Span blocks and order records are written from several threads at once.
+  db_options.enable_pipelined_write = true;
 
   std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   auto cf_options = [&](bool bloom, size_t write_buffer) {
     rocksdb::ColumnFamilyOptions cf;
     cf.write_buffer_size = write_buffer;
     cf.compression = rocksdb::kLZ4Compression;
-    cf.bottommost_compression = rocksdb::kZSTD;
+    // LZ4 on every level: ZSTD at the bottom cost ~10% of ingest CPU in compactions.
+    cf.bottommost_compression = rocksdb::kLZ4Compression;
     rocksdb::BlockBasedTableOptions table;
     table.block_cache = cache;
     if (bloom) table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));

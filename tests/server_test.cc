@@ -1,0 +1,824 @@
+// End-to-end tests of the embedded ordertrace server: OTLP/HTTP, OTLP/gRPC and the HTTP API,
+// spoken to over loopback by real clients. Every server binds port 0 in a fresh data dir.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <stdlib.h>
+#include <zlib.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
+#include "opentelemetry/proto/trace/v1/trace.pb.h"
+#include "server/config.h"
+#include "server/listen_address.h"
+#include "server/ordertrace_server.h"
+
+namespace ordertrace::server {
+namespace {
+
+namespace pb_collector = opentelemetry::proto::collector::trace::v1;
+namespace pb_trace = opentelemetry::proto::trace::v1;
+namespace pb_common = opentelemetry::proto::common::v1;
+
+using nlohmann::json;
+using ::testing::Contains;
+using ::testing::EndsWith;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+
+constexpr char kProtobuf[] = "application/x-protobuf";
+constexpr char kJson[] = "application/json";
+constexpr char kOrderId[] = "ORD-1001";
+constexpr auto kRpcDeadline = std::chrono::seconds(10);
+
+// A directory under the system temp dir, removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "ordertrace_server_test.XXXXXX").string();
+    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+ServerConfig LoopbackConfig(const std::string& data_dir) {
+  ServerConfig config;
+  config.data_dir = data_dir;
+  config.otlp_grpc_listen = "127.0.0.1:0";
+  config.otlp_http_listen = "127.0.0.1:0";
+  config.http_listen = "127.0.0.1:0";
+  config.log_level = "warn";
+  config.http_threads = 2;
+  return config;
+}
+
+uint64_t NowUnixNano() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+// `length` bytes counting up from `first` (never all zero when first != 0).
+std::string IdBytes(uint8_t first, size_t length) {
+  std::string out(length, '\0');
+  for (size_t i = 0; i < length; ++i) out[i] = static_cast<char>(first + i);
+  return out;
+}
+
+std::string Hex(const std::string& bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : bytes) {
+    out.push_back(kDigits[b >> 4]);
+    out.push_back(kDigits[b & 0xf]);
+  }
+  return out;
+}
+
+const std::string kTraceId = IdBytes(0x11, 16);
+const std::string kTraceIdHex = Hex(kTraceId);
+
+void AddStringAttribute(google::protobuf::RepeatedPtrField<pb_common::KeyValue>* attributes,
+                        const std::string& key, const std::string& value) {
+  pb_common::KeyValue* kv = attributes->Add();
+  kv->set_key(key);
+  kv->mutable_value()->set_string_value(value);
+}
+
+pb_trace::Span* AddSpan(pb_trace::ScopeSpans* scope, const std::string& trace_id,
+                        const std::string& span_id, const std::string& name,
+                        uint64_t start_unix_nano) {
+  pb_trace::Span* span = scope->add_spans();
+  span->set_trace_id(trace_id);
+  span->set_span_id(span_id);
+  span->set_name(name);
+  span->set_kind(pb_trace::Span::SPAN_KIND_SERVER);
+  span->set_start_time_unix_nano(start_unix_nano);
+  span->set_end_time_unix_nano(start_unix_nano + 50'000'000);
+  return span;
+}
+
+pb_trace::ScopeSpans* AddScope(pb_collector::ExportTraceServiceRequest& request,
+                               const std::string& service) {
+  pb_trace::ResourceSpans* rs = request.add_resource_spans();
+  AddStringAttribute(rs->mutable_resource()->mutable_attributes(), "service.name", service);
+  pb_trace::ScopeSpans* scope = rs->add_scope_spans();
+  scope->mutable_scope()->set_name("server_test");
+  return scope;
+}
+
+// Two spans of one order: "created", then "paid" (a child of the first).
+pb_collector::ExportTraceServiceRequest OrderRequest(const std::string& order_id = kOrderId) {
+  pb_collector::ExportTraceServiceRequest request;
+  pb_trace::ScopeSpans* scope = AddScope(request, "checkout");
+  uint64_t start = NowUnixNano() - 5 * 1'000'000'000ULL;
+  pb_trace::Span* create = AddSpan(scope, kTraceId, IdBytes(0x21, 8), "order.create", start);
+  AddStringAttribute(create->mutable_attributes(), "order_id", order_id);
+  AddStringAttribute(create->mutable_attributes(), "new_status", "created");
+  pb_trace::Span* pay =
+      AddSpan(scope, kTraceId, IdBytes(0x31, 8), "order.pay", start + 1'000'000'000ULL);
+  pay->set_parent_span_id(IdBytes(0x21, 8));
+  AddStringAttribute(pay->mutable_attributes(), "order_id", order_id);
+  AddStringAttribute(pay->mutable_attributes(), "new_status", "paid");
+  AddStringAttribute(pay->mutable_attributes(), "prev_status", "created");
+  return request;
+}
+
+// One valid span carrying an attribute of `padding` bytes.
+pb_collector::ExportTraceServiceRequest PaddedRequest(size_t padding) {
+  pb_collector::ExportTraceServiceRequest request;
+  pb_trace::ScopeSpans* scope = AddScope(request, "checkout");
+  pb_trace::Span* span =
+      AddSpan(scope, IdBytes(0x41, 16), IdBytes(0x51, 8), "padded", NowUnixNano() - 1'000'000'000);
+  AddStringAttribute(span->mutable_attributes(), "padding", std::string(padding, 'p'));
+  return request;
+}
+
+std::string Gzip(const std::string& data) {
+  z_stream zs{};
+  EXPECT_EQ(deflateInit2(&zs, Z_BEST_COMPRESSION, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  std::string out(deflateBound(&zs, data.size()), '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  zs.avail_in = static_cast<uInt>(data.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&zs, Z_FINISH), Z_STREAM_END);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  return out;
+}
+
+json ParseJson(const std::string& text) { return json::parse(text, nullptr, false); }
+
+// An order's JSON without the fields computed from the current time.
+json WithoutNowDependentFields(json order) {
+  order.erase("as_of");
+  for (json& stage : order["timeline"]) stage.erase("duration_seconds");
+  return order;
+}
+
+size_t CountJsonSpans(const json& resource_spans) {
+  size_t count = 0;
+  for (const json& rs : resource_spans) {
+    for (const json& ss : rs["scopeSpans"]) count += ss["spans"].size();
+  }
+  return count;
+}
+
+// Starts a server on loopback ports in a fresh data dir; shuts it down and removes the dir.
+class ServerTest : public ::testing::Test {
+ protected:
+  void StartServer(const std::function<void(ServerConfig&)>& adjust = {}) {
+    ASSERT_FALSE(data_dir_.path().empty()) << "mkdtemp failed";
+    ServerConfig config = LoopbackConfig(data_dir_.path());
+    if (adjust) adjust(config);
+    server_ = std::make_unique<OrdertraceServer>(std::move(config));
+    absl::Status started = server_->Start();
+    ASSERT_TRUE(started.ok()) << started;
+    ASSERT_GT(server_->ports().otlp_http, 0);
+    ASSERT_GT(server_->ports().otlp_grpc, 0);
+    ASSERT_GT(server_->ports().http, 0);
+  }
+
+  void TearDown() override {
+    if (server_) server_->Shutdown();
+    server_.reset();
+  }
+
+  std::unique_ptr<httplib::Client> Client(int port) const {
+    auto client = std::make_unique<httplib::Client>("127.0.0.1", port);
+    client->set_connection_timeout(5, 0);
+    client->set_read_timeout(15, 0);
+    client->set_write_timeout(15, 0);
+    return client;
+  }
+  std::unique_ptr<httplib::Client> OtlpClient() const {
+    return Client(server_->ports().otlp_http);
+  }
+  std::unique_ptr<httplib::Client> ApiClient() const { return Client(server_->ports().http); }
+
+  std::unique_ptr<pb_collector::TraceService::Stub> GrpcStub() const {
+    return pb_collector::TraceService::NewStub(
+        grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->ports().otlp_grpc),
+                            grpc::InsecureChannelCredentials()));
+  }
+
+  grpc::Status GrpcExport(const pb_collector::ExportTraceServiceRequest& request,
+                          pb_collector::ExportTraceServiceResponse& response) const {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + kRpcDeadline);
+    return GrpcStub()->Export(&context, request, &response);
+  }
+
+  httplib::Result PostProtobuf(const std::string& body, const httplib::Headers& headers = {}) {
+    return OtlpClient()->Post("/v1/traces", headers, body, kProtobuf);
+  }
+
+  // GET on the API; fails the test when the request does not complete.
+  httplib::Result ApiGet(const std::string& path, const httplib::Headers& headers = {}) {
+    httplib::Result res = ApiClient()->Get(path, headers);
+    EXPECT_TRUE(res) << "GET " << path << ": " << httplib::to_string(res.error());
+    return res;
+  }
+
+  // The order's JSON from the API, or null when the request fails.
+  json GetOrderJson(const std::string& order_id) {
+    httplib::Result res = ApiGet("/api/v1/orders/" + order_id);
+    if (!res || res->status != 200) {
+      ADD_FAILURE() << "GET order " << order_id << ": " << (res ? res->status : -1) << " "
+                    << (res ? res->body : "");
+      return nullptr;
+    }
+    return ParseJson(res->body);
+  }
+
+  void ExpectProtobufSuccess(const httplib::Result& res) {
+    ASSERT_TRUE(res) << httplib::to_string(res.error());
+    EXPECT_EQ(res->status, 200) << res->body;
+    EXPECT_EQ(res->get_header_value("Content-Type"), kProtobuf);
+    pb_collector::ExportTraceServiceResponse response;
+    ASSERT_TRUE(response.ParseFromString(res->body));
+    EXPECT_FALSE(response.has_partial_success());
+  }
+
+  // Asserts an OTLP/HTTP protobuf error body: a google.rpc.Status with `code`.
+  void ExpectRpcStatusBody(const httplib::Result& res, int http_status, absl::StatusCode code) {
+    ASSERT_TRUE(res) << httplib::to_string(res.error());
+    EXPECT_EQ(res->status, http_status);
+    EXPECT_EQ(res->get_header_value("Content-Type"), kProtobuf);
+    google::rpc::Status status;
+    ASSERT_TRUE(status.ParseFromString(res->body));
+    EXPECT_EQ(status.code(), static_cast<int>(code));
+    EXPECT_THAT(status.message(), Not(IsEmpty()));
+  }
+
+  TempDir data_dir_;
+  std::unique_ptr<OrdertraceServer> server_;
+};
+
+// OTLP/HTTP
+
+TEST_F(ServerTest, OtlpHttpProtobufExportIsAcknowledgedAndStoredAsOrder) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  ExpectProtobufSuccess(PostProtobuf(OrderRequest().SerializeAsString()));
+
+  json order = GetOrderJson(kOrderId);
+  ASSERT_TRUE(order.is_object());
+  EXPECT_EQ(order["order_id"], kOrderId);
+  EXPECT_EQ(order["trace_id"], kTraceIdHex);
+  EXPECT_EQ(order["current_status"], "paid");
+  ASSERT_EQ(order["timeline"].size(), 2u);
+  EXPECT_EQ(order["timeline"][0]["status"], "created");
+  EXPECT_EQ(order["timeline"][1]["status"], "paid");
+  EXPECT_EQ(order["where"]["service"], "checkout");
+}
+
+TEST_F(ServerTest, OtlpHttpJsonExportIsAcknowledgedWithEmptyObject) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  uint64_t start = NowUnixNano() - 2'000'000'000;
+  const std::string body = R"({"resourceSpans":[{
+      "resource":{"attributes":[{"key":"service.name","value":{"stringValue":"web"}}]},
+      "scopeSpans":[{"spans":[{"traceId":")" +
+                           kTraceIdHex + R"(","spanId":")" + Hex(IdBytes(0x61, 8)) +
+                           R"(","name":"order.view","startTimeUnixNano":")" +
+                           std::to_string(start) + R"(","endTimeUnixNano":")" +
+                           std::to_string(start + 1000) + R"(",
+      "attributes":[{"key":"order_id","value":{"stringValue":"ORD-JSON"}}]}]}]}]})";
+  httplib::Result res = OtlpClient()->Post("/v1/traces", body, kJson);
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 200) << res->body;
+  EXPECT_EQ(ParseJson(res->body), json::object());
+  json order = GetOrderJson("ORD-JSON");
+  ASSERT_TRUE(order.is_object());
+  EXPECT_EQ(order["trace_id"], kTraceIdHex);
+}
+
+TEST_F(ServerTest, OtlpHttpProtobufPartialSuccessCountsSpanWithShortTraceId) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  pb_collector::ExportTraceServiceRequest request = OrderRequest();
+  pb_trace::Span* bad = AddSpan(request.mutable_resource_spans(0)->mutable_scope_spans(0),
+                                IdBytes(0x71, 5), IdBytes(0x72, 8), "bad.trace.id",
+                                NowUnixNano() - 1'000'000'000);
+  AddStringAttribute(bad->mutable_attributes(), "order_id", "ORD-BAD");
+
+  httplib::Result res = PostProtobuf(request.SerializeAsString());
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 200);
+  pb_collector::ExportTraceServiceResponse response;
+  ASSERT_TRUE(response.ParseFromString(res->body));
+  ASSERT_TRUE(response.has_partial_success());
+  EXPECT_EQ(response.partial_success().rejected_spans(), 1);
+  EXPECT_THAT(response.partial_success().error_message(), Not(IsEmpty()));
+  // The valid spans of the same request are kept.
+  EXPECT_EQ(GetOrderJson(kOrderId)["current_status"], "paid");
+}
+
+TEST_F(ServerTest, OtlpHttpJsonPartialSuccessCountsSpanWithShortTraceId) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  // A 5-byte trace id.
+  const std::string body = R"({"resourceSpans":[{"scopeSpans":[{"spans":[
+      {"traceId":"0102030405","spanId":"0102030405060708","name":"bad"}]}]}]})";
+  httplib::Result res = OtlpClient()->Post("/v1/traces", body, kJson);
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 200) << res->body;
+  json reply = ParseJson(res->body);
+  EXPECT_EQ(reply["partialSuccess"]["rejectedSpans"], "1");
+  EXPECT_THAT(reply["partialSuccess"]["errorMessage"].get<std::string>(), Not(IsEmpty()));
+}
+
+TEST_F(ServerTest, OtlpHttpAcceptsGzipBody) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  std::string raw = OrderRequest().SerializeAsString();
+  std::string compressed = Gzip(raw);
+  ASSERT_NE(compressed, raw);
+  ExpectProtobufSuccess(PostProtobuf(compressed, {{"Content-Encoding", "gzip"}}));
+  EXPECT_EQ(GetOrderJson(kOrderId)["current_status"], "paid");
+}
+
+TEST_F(ServerTest, OtlpHttpRefusesBodyOverLimitWith413AndKeepsServing) {
+  ASSERT_NO_FATAL_FAILURE(StartServer([](ServerConfig& c) { c.max_request_bytes = 4096; }));
+  std::string body = PaddedRequest(8192).SerializeAsString();
+  ASSERT_GT(body.size(), 4096u);
+  ExpectRpcStatusBody(PostProtobuf(body), 413, absl::StatusCode::kResourceExhausted);
+
+  ExpectProtobufSuccess(PostProtobuf(OrderRequest().SerializeAsString()));
+  EXPECT_EQ(GetOrderJson(kOrderId)["order_id"], kOrderId);
+}
+
+TEST_F(ServerTest, OtlpHttpRefusesGzipBombOverDecompressedLimitWith413AndKeepsServing) {
+  ASSERT_NO_FATAL_FAILURE(StartServer([](ServerConfig& c) { c.max_request_bytes = 4096; }));
+  std::string bomb = Gzip(std::string(1 << 20, '\0'));
+  ASSERT_LT(bomb.size(), 4096u) << "the compressed body itself must fit the limit";
+  ExpectRpcStatusBody(PostProtobuf(bomb, {{"Content-Encoding", "gzip"}}), 413,
+                      absl::StatusCode::kResourceExhausted);
+
+  ExpectProtobufSuccess(PostProtobuf(OrderRequest().SerializeAsString()));
+}
+
+TEST_F(ServerTest, OtlpHttpRefusesChunkedBodyOverLimitWith413) {
+  ASSERT_NO_FATAL_FAILURE(StartServer([](ServerConfig& c) { c.max_request_bytes = 4096; }));
+  const std::string body = PaddedRequest(8192).SerializeAsString();
+  // No length given: httplib sends the body with chunked transfer encoding.
+  httplib::Result res = OtlpClient()->Post(
+      "/v1/traces",
+      [&body](size_t offset, httplib::DataSink& sink) {
+        size_t n = std::min<size_t>(1024, body.size() - offset);
+        sink.write(body.data() + offset, n);
+        if (offset + n == body.size()) sink.done();
+        return true;
+      },
+      kProtobuf);
+  ExpectRpcStatusBody(res, 413, absl::StatusCode::kResourceExhausted);
+  ExpectProtobufSuccess(PostProtobuf(OrderRequest().SerializeAsString()));
+}
+
+TEST_F(ServerTest, OtlpHttpRefusesTextPlainWith415) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  httplib::Result res = OtlpClient()->Post("/v1/traces", "hello", "text/plain");
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 415);
+  json reply = ParseJson(res->body);
+  EXPECT_EQ(reply["code"], static_cast<int>(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(reply["message"].get<std::string>(), HasSubstr("text/plain"));
+}
+
+TEST_F(ServerTest, OtlpHttpRefusesUndecodableProtobufWith400RpcStatus) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  // Field 1, wire type 2 (resource_spans), with a length far past the end of the body.
+  const std::string garbage("\x0a\xff\xff\xff\x0f\x01\x02", 7);
+  ExpectRpcStatusBody(PostProtobuf(garbage), 400, absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(ServerTest, OtlpHttpRefusesMalformedJsonWith400JsonStatus) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  httplib::Result res = OtlpClient()->Post("/v1/traces", R"({"resourceSpans": [)", kJson);
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 400);
+  EXPECT_EQ(res->get_header_value("Content-Type"), kJson);
+  json reply = ParseJson(res->body);
+  ASSERT_TRUE(reply.is_object()) << res->body;
+  EXPECT_EQ(reply["code"], static_cast<int>(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(reply["message"].get<std::string>(), Not(IsEmpty()));
+}
+
+TEST_F(ServerTest, OtlpHttpThrottlesWith429AndRetryAfterWhenQueueIsFull) {
+  ASSERT_NO_FATAL_FAILURE(StartServer([](ServerConfig& c) {
+    c.ingest.max_queued_spans = 1;
+    c.retry_after_seconds = 7;
+  }));
+  httplib::Result res = PostProtobuf(OrderRequest().SerializeAsString());  // two spans
+  ExpectRpcStatusBody(res, 429, absl::StatusCode::kResourceExhausted);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->get_header_value("Retry-After"), "7");
+
+  // Refused data is not stored, and a request that fits the queue still goes through.
+  httplib::Result unknown = ApiGet(std::string("/api/v1/orders/") + kOrderId);
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(unknown->status, 404);
+  ExpectProtobufSuccess(PostProtobuf(PaddedRequest(10).SerializeAsString()));
+}
+
+TEST_F(ServerTest, OtlpHttpJsonThrottleBodyIsJsonStatus) {
+  ASSERT_NO_FATAL_FAILURE(StartServer([](ServerConfig& c) { c.ingest.max_queued_spans = 1; }));
+  std::string two_spans = R"({"resourceSpans":[{"scopeSpans":[{"spans":[
+      {"traceId":")" + kTraceIdHex + R"(","spanId":"0102030405060708","name":"a"},
+      {"traceId":")" + kTraceIdHex + R"(","spanId":"0102030405060709","name":"b"}]}]}]})";
+  httplib::Result res = OtlpClient()->Post("/v1/traces", two_spans, kJson);
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 429);
+  EXPECT_EQ(res->get_header_value("Retry-After"), "1");
+  json reply = ParseJson(res->body);
+  EXPECT_EQ(reply["code"], static_cast<int>(absl::StatusCode::kResourceExhausted));
+}
+
+// OTLP/gRPC
+
+TEST_F(ServerTest, GrpcExportSucceedsAndStoresOrder) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  pb_collector::ExportTraceServiceResponse response;
+  grpc::Status status = GrpcExport(OrderRequest(), response);
+  ASSERT_TRUE(status.ok()) << status.error_code() << " " << status.error_message();
+  EXPECT_FALSE(response.has_partial_success());
+  json order = GetOrderJson(kOrderId);
+  ASSERT_TRUE(order.is_object());
+  EXPECT_EQ(order["current_status"], "paid");
+}
+
+TEST_F(ServerTest, GrpcPartialSuccessCountsSpanWithInvalidSpanId) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  pb_collector::ExportTraceServiceRequest request = OrderRequest();
+  AddSpan(request.mutable_resource_spans(0)->mutable_scope_spans(0), kTraceId, IdBytes(0x01, 3),
+          "bad.span.id", NowUnixNano() - 1'000'000'000);
+  pb_collector::ExportTraceServiceResponse response;
+  grpc::Status status = GrpcExport(request, response);
+  ASSERT_TRUE(status.ok()) << status.error_code() << " " << status.error_message();
+  ASSERT_TRUE(response.has_partial_success());
+  EXPECT_EQ(response.partial_success().rejected_spans(), 1);
+  EXPECT_THAT(response.partial_success().error_message(), Not(IsEmpty()));
+}
+
+TEST_F(ServerTest, GrpcThrottlesWithResourceExhaustedAndRetryInfoWhenQueueIsFull) {
+  ASSERT_NO_FATAL_FAILURE(StartServer([](ServerConfig& c) {
+    c.ingest.max_queued_spans = 1;
+    c.retry_after_seconds = 7;
+  }));
+  pb_collector::ExportTraceServiceResponse response;
+  grpc::Status status = GrpcExport(OrderRequest(), response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  ASSERT_THAT(status.error_details(), Not(IsEmpty()));
+  google::rpc::Status details;
+  ASSERT_TRUE(details.ParseFromString(status.error_details()));
+  EXPECT_EQ(details.code(), static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED));
+  ASSERT_EQ(details.details_size(), 1);
+  EXPECT_THAT(details.details(0).type_url(), EndsWith("google.rpc.RetryInfo"));
+  google::rpc::RetryInfo retry;
+  ASSERT_TRUE(details.details(0).UnpackTo(&retry));
+  EXPECT_EQ(retry.retry_delay().seconds(), 7);
+}
+
+TEST_F(ServerTest, GrpcRefusesMessageOverLimitWithResourceExhausted) {
+  ASSERT_NO_FATAL_FAILURE(StartServer([](ServerConfig& c) { c.max_request_bytes = 4096; }));
+  pb_collector::ExportTraceServiceRequest request = PaddedRequest(8192);
+  ASSERT_GT(request.ByteSizeLong(), 4096u);
+  pb_collector::ExportTraceServiceResponse response;
+  grpc::Status status = GrpcExport(request, response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+
+  grpc::Status next = GrpcExport(OrderRequest(), response);
+  EXPECT_TRUE(next.ok()) << next.error_code() << " " << next.error_message();
+}
+
+// HTTP API
+
+TEST_F(ServerTest, HealthAndReadinessEndpointsAnswerWhileRunning) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  httplib::Result healthz = ApiGet("/healthz");
+  ASSERT_TRUE(healthz);
+  EXPECT_EQ(healthz->status, 200);
+  httplib::Result readyz = ApiGet("/readyz");
+  ASSERT_TRUE(readyz);
+  EXPECT_EQ(readyz->status, 200);
+  EXPECT_EQ(ParseJson(readyz->body)["status"], "ready");
+  httplib::Result ready = ApiGet("/ready");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 200);
+  EXPECT_EQ(ready->body, "ready");
+  httplib::Result echo = ApiGet("/api/echo");
+  ASSERT_TRUE(echo);
+  EXPECT_EQ(echo->status, 200);
+  EXPECT_EQ(echo->body, "echo");
+}
+
+TEST_F(ServerTest, UnknownOrderIs404WithJsonError) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  httplib::Result res = ApiGet("/api/v1/orders/unknown");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 404);
+  json reply = ParseJson(res->body);
+  EXPECT_EQ(reply["error"]["status"], 404);
+  EXPECT_THAT(reply["error"]["message"].get<std::string>(), HasSubstr("unknown"));
+}
+
+TEST_F(ServerTest, OrderIdWithControlCharacterIs400) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  httplib::Result res = ApiGet("/api/v1/orders/ORD%01X");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 400);
+  EXPECT_EQ(ParseJson(res->body)["error"]["status"], 400);
+}
+
+TEST_F(ServerTest, OrderListRejectsZeroAndNonNumericLimit) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  for (const char* path : {"/api/v1/orders?limit=0", "/api/v1/orders?limit=abc"}) {
+    httplib::Result res = ApiGet(path);
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 400) << path;
+    EXPECT_EQ(ParseJson(res->body)["error"]["status"], 400) << path;
+  }
+}
+
+TEST_F(ServerTest, OrderListReturnsStoredOrder) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  ExpectProtobufSuccess(PostProtobuf(OrderRequest().SerializeAsString()));
+  httplib::Result res = ApiGet("/api/v1/orders?limit=10");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  json reply = ParseJson(res->body);
+  EXPECT_EQ(reply["count"], 1);
+  ASSERT_EQ(reply["orders"].size(), 1u);
+  EXPECT_EQ(reply["orders"][0]["order_id"], kOrderId);
+}
+
+TEST_F(ServerTest, TraceLookupRejectsMalformedIdAnd404sUnknownId) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  httplib::Result malformed = ApiGet("/api/traces/not-hex");
+  ASSERT_TRUE(malformed);
+  EXPECT_EQ(malformed->status, 400);
+  EXPECT_EQ(ParseJson(malformed->body)["error"]["status"], 400);
+
+  httplib::Result unknown = ApiGet("/api/traces/0123456789abcdef0123456789abcdef");
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(unknown->status, 404);
+  EXPECT_EQ(ParseJson(unknown->body)["error"]["status"], 404);
+}
+
+TEST_F(ServerTest, TraceWithProtobufAcceptParsesAsTracesData) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  ExpectProtobufSuccess(PostProtobuf(OrderRequest().SerializeAsString()));
+
+  httplib::Result res = ApiGet("/api/traces/" + kTraceIdHex, {{"Accept", "application/protobuf"}});
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  pb_trace::TracesData trace;
+  ASSERT_TRUE(trace.ParseFromString(res->body));
+  std::multiset<std::string> names;
+  for (const pb_trace::ResourceSpans& rs : trace.resource_spans()) {
+    for (const pb_trace::ScopeSpans& ss : rs.scope_spans()) {
+      for (const pb_trace::Span& span : ss.spans()) {
+        EXPECT_EQ(span.trace_id(), kTraceId);
+        names.insert(span.name());
+      }
+    }
+  }
+  EXPECT_EQ(names, (std::multiset<std::string>{"order.create", "order.pay"}));
+}
+
+TEST_F(ServerTest, TraceV2WrapsResourceSpansInTraceObject) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  ExpectProtobufSuccess(PostProtobuf(OrderRequest().SerializeAsString()));
+
+  httplib::Result res = ApiGet("/api/v2/traces/" + kTraceIdHex);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  json reply = ParseJson(res->body);
+  ASSERT_TRUE(reply["trace"]["resourceSpans"].is_array()) << res->body;
+  EXPECT_EQ(CountJsonSpans(reply["trace"]["resourceSpans"]), 2u);
+}
+
+TEST_F(ServerTest, SearchFindsTraceByOrderIdTagAndRejectsUnclosedQuote) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  ExpectProtobufSuccess(PostProtobuf(OrderRequest().SerializeAsString()));
+
+  httplib::Result found = ApiGet(std::string("/api/search?tags=order_id%3D") + kOrderId);
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->status, 200);
+  json reply = ParseJson(found->body);
+  ASSERT_EQ(reply["traces"].size(), 1u) << found->body;
+  EXPECT_EQ(reply["traces"][0]["traceID"], kTraceIdHex);
+  EXPECT_EQ(reply["traces"][0]["rootTraceName"], "order.create");
+  EXPECT_EQ(reply["traces"][0]["rootServiceName"], "checkout");
+
+  httplib::Result none = ApiGet("/api/search?tags=order_id%3DORD-NONE");
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->status, 200);
+  EXPECT_THAT(ParseJson(none->body)["traces"], IsEmpty());
+
+  httplib::Result unclosed = ApiGet("/api/search?tags=order_id%3D%22ORD");
+  ASSERT_TRUE(unclosed);
+  EXPECT_EQ(unclosed->status, 400);
+  EXPECT_EQ(ParseJson(unclosed->body)["error"]["status"], 400);
+}
+
+TEST_F(ServerTest, SearchTagNamesAndValuesListOrderId) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  ExpectProtobufSuccess(PostProtobuf(OrderRequest().SerializeAsString()));
+
+  httplib::Result names = ApiGet("/api/search/tags");
+  ASSERT_TRUE(names);
+  EXPECT_EQ(names->status, 200);
+  EXPECT_THAT(ParseJson(names->body)["tagNames"].get<std::vector<std::string>>(),
+              Contains("order_id"));
+
+  httplib::Result values = ApiGet("/api/search/tag/order_id/values");
+  ASSERT_TRUE(values);
+  EXPECT_EQ(values->status, 200);
+  EXPECT_THAT(ParseJson(values->body)["tagValues"].get<std::vector<std::string>>(),
+              Contains(kOrderId));
+}
+
+TEST_F(ServerTest, UnknownPathIs404WithJsonError) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  httplib::Result res = ApiGet("/api/v9/nothing");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 404);
+  json reply = ParseJson(res->body);
+  EXPECT_EQ(reply["error"]["status"], 404);
+  EXPECT_THAT(reply["error"]["message"].get<std::string>(), HasSubstr("/api/v9/nothing"));
+}
+
+TEST_F(ServerTest, ReplayingSameRequestLeavesOrderAndTraceUnchanged) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  const std::string body = OrderRequest().SerializeAsString();
+  ExpectProtobufSuccess(PostProtobuf(body));
+  json first = GetOrderJson(kOrderId);
+  ASSERT_TRUE(first.is_object());
+
+  ExpectProtobufSuccess(PostProtobuf(body));
+  json second = GetOrderJson(kOrderId);
+  ASSERT_TRUE(second.is_object());
+  EXPECT_EQ(WithoutNowDependentFields(first), WithoutNowDependentFields(second))
+      << first.dump(2) << "\n---\n"
+      << second.dump(2);
+
+  httplib::Result trace = ApiGet("/api/traces/" + kTraceIdHex);
+  ASSERT_TRUE(trace);
+  EXPECT_EQ(trace->status, 200);
+  json batches = ParseJson(trace->body)["batches"];
+  std::multiset<std::string> span_ids;
+  for (const json& rs : batches) {
+    for (const json& ss : rs["scopeSpans"]) {
+      for (const json& span : ss["spans"]) span_ids.insert(span["spanId"].get<std::string>());
+    }
+  }
+  EXPECT_EQ(span_ids,
+            (std::multiset<std::string>{Hex(IdBytes(0x21, 8)), Hex(IdBytes(0x31, 8))}));
+}
+
+// Ports
+
+TEST_F(ServerTest, SecondServerOnSameOtlpHttpPortFailsToStart) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  TempDir other_dir;
+  ServerConfig config = LoopbackConfig(other_dir.path());
+  config.otlp_http_listen = "127.0.0.1:" + std::to_string(server_->ports().otlp_http);
+  OrdertraceServer second(std::move(config));
+  absl::Status started = second.Start();
+  EXPECT_FALSE(started.ok());
+  EXPECT_THAT(std::string(started.message()), HasSubstr("OTLP/HTTP"));
+  second.Shutdown();
+
+  ExpectProtobufSuccess(PostProtobuf(OrderRequest().SerializeAsString()));
+}
+
+TEST_F(ServerTest, SecondServerOnSameGrpcPortFailsToStart) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  TempDir other_dir;
+  ServerConfig config = LoopbackConfig(other_dir.path());
+  config.otlp_grpc_listen = "127.0.0.1:" + std::to_string(server_->ports().otlp_grpc);
+  OrdertraceServer second(std::move(config));
+  absl::Status started = second.Start();
+  EXPECT_FALSE(started.ok());
+  EXPECT_THAT(std::string(started.message()), HasSubstr("gRPC"));
+}
+
+TEST_F(ServerTest, SecondServerOnSameApiPortFailsToStart) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  TempDir other_dir;
+  ServerConfig config = LoopbackConfig(other_dir.path());
+  config.http_listen = "127.0.0.1:" + std::to_string(server_->ports().http);
+  OrdertraceServer second(std::move(config));
+  absl::Status started = second.Start();
+  EXPECT_FALSE(started.ok());
+  EXPECT_THAT(std::string(started.message()), HasSubstr("HTTP API"));
+}
+
+// Configuration
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  std::string WriteConfig(const std::string& yaml) {
+    std::string path = (std::filesystem::path(dir_.path()) / "ordertrace.yaml").string();
+    std::ofstream(path) << yaml;
+    return path;
+  }
+
+  TempDir dir_;
+};
+
+TEST_F(ConfigTest, LoadConfigFileReadsKnownKeys) {
+  absl::StatusOr<ServerConfig> config = LoadConfigFile(
+      WriteConfig("listen:\n  http: 127.0.0.1:9000\nretention:\n  spans: 2d\nlog_level: debug\n"));
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->http_listen, "127.0.0.1:9000");
+  EXPECT_EQ(config->retention.span_retention_seconds, 2u * 86400);
+  EXPECT_EQ(config->log_level, "debug");
+}
+
+TEST_F(ConfigTest, LoadConfigFileRejectsUnknownKeyByName) {
+  absl::StatusOr<ServerConfig> config =
+      LoadConfigFile(WriteConfig("ingest:\n  max_queued_spanz: 5\n"));
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(std::string(config.status().message()), HasSubstr("ingest.max_queued_spanz"));
+}
+
+TEST_F(ConfigTest, LoadConfigFileRejectsBadDurationByKey) {
+  absl::StatusOr<ServerConfig> config = LoadConfigFile(WriteConfig("retention:\n  spans: 14x\n"));
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(std::string(config.status().message()), HasSubstr("retention.spans"));
+}
+
+TEST(ParseDurationNanosTest, ParsesUnitsAndCompounds) {
+  absl::StatusOr<uint64_t> d = ParseDurationNanos("1h30m");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(*d, 5400 * model::kNanosPerSecond);
+  EXPECT_EQ(ParseDurationNanos("250ms").value_or(0), 250'000'000u);
+  EXPECT_EQ(ParseDurationNanos("90").value_or(0), 90 * model::kNanosPerSecond);
+  EXPECT_EQ(ParseDurationNanos("14d").value_or(0), 14 * 86400 * model::kNanosPerSecond);
+}
+
+TEST(ParseDurationNanosTest, RejectsMalformedDurations) {
+  for (const char* text : {"", "s", "10x", "1.5s", "-5s", "1h30"}) {
+    EXPECT_FALSE(ParseDurationNanos(text).ok()) << "'" << text << "'";
+  }
+}
+
+// 213504 days is past 2^64 nanoseconds; the result must not wrap around to a small value.
+TEST(ParseDurationNanosTest, RejectsDurationsThatOverflowNanoseconds) {
+  for (const char* text : {"213504d", "18446744073709551615s", "5124096h"}) {
+    absl::StatusOr<uint64_t> d = ParseDurationNanos(text);
+    EXPECT_FALSE(d.ok()) << "'" << text << "' parsed as " << d.value_or(0) << " ns";
+  }
+}
+
+TEST(ParseListenAddressTest, ParsesBracketedIpv6) {
+  absl::StatusOr<ListenAddress> address = ParseListenAddress("[::1]:4318");
+  ASSERT_TRUE(address.ok()) << address.status();
+  EXPECT_EQ(address->host, "::1");
+  EXPECT_EQ(address->port, 4318);
+  EXPECT_EQ(address->ToString(), "[::1]:4318");
+}
+
+TEST(ParseListenAddressTest, RejectsMissingPortMissingHostAndOutOfRangePort) {
+  for (const char* text : {"nohost", "127.0.0.1:99999", ":4318", "127.0.0.1:", "::1:4318",
+                           "127.0.0.1:-1", "127.0.0.1:43x"}) {
+    EXPECT_FALSE(ParseListenAddress(text).ok()) << "'" << text << "'";
+  }
+}
+
+TEST(ValidateTest, RejectsUnknownLogLevel) {
+  ServerConfig config;
+  EXPECT_TRUE(Validate(config).ok());
+  config.log_level = "loud";
+  absl::Status status = Validate(config);
+  EXPECT_FALSE(status.ok());
+  EXPECT_THAT(std::string(status.message()), HasSubstr("log_level"));
+}
+
+}  // namespace
+}  // namespace ordertrace::server
