@@ -106,15 +106,20 @@ class RocksStore final : public Store {
       batch.Put(trace_buckets(), TraceBucketKey(block.trace_id, bucket), rocksdb::Slice());
     }
     for (const OrderUpdate& update : writes.orders) {
+      // Only the index keys that changed are written: most updates move none of them.
       std::vector<std::string> new_keys = OrderIndexKeys(update.after);
-      if (update.before) {
-        for (const std::string& old_key : OrderIndexKeys(*update.before)) {
-          if (std::find(new_keys.begin(), new_keys.end(), old_key) == new_keys.end()) {
-            batch.Delete(order_index(), old_key);
-          }
+      std::vector<std::string> old_keys;
+      if (update.before) old_keys = OrderIndexKeys(*update.before);
+      for (const std::string& old_key : old_keys) {
+        if (std::find(new_keys.begin(), new_keys.end(), old_key) == new_keys.end()) {
+          batch.Delete(order_index(), old_key);
         }
       }
-      for (const std::string& key : new_keys) batch.Put(order_index(), key, rocksdb::Slice());
+      for (const std::string& key : new_keys) {
+        if (std::find(old_keys.begin(), old_keys.end(), key) == old_keys.end()) {
+          batch.Put(order_index(), key, rocksdb::Slice());
+        }
+      }
       batch.Put(orders(), update.after.order_id, EncodeOrderRecord(update.after));
     }
     rocksdb::WriteOptions wo;
