@@ -173,6 +173,9 @@ absl::StatusOr<uint64_t> ParseDurationNanos(const std::string& text) {
                                         "' (use ms, s, m, h or d)");
     }
     bare = false;
+    if (value > (UINT64_MAX - total) / scale) {
+      return absl::InvalidArgumentError("'" + text + "' is too long a duration");
+    }
     total += value * scale;
   }
   return total;
