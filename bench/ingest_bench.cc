@@ -1,8 +1,8 @@
 // Ingest benchmark: OTLP/HTTP protobuf batches of realistic order spans sent over loopback to
 // a real ordertrace process, beside a decode-only figure for the same payloads; then order
 // lookups with many orders stored. Prints figures; asserts nothing (see docs/benchmarks.md).
-#include <httplib.h>
 #include <arpa/inet.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -83,8 +83,8 @@ RunningServer StartOrdertrace(const std::string& binary, const std::string& data
     std::string a2 = "127.0.0.1:" + std::to_string(s.otlp_http);
     std::string a3 = "127.0.0.1:" + std::to_string(s.http);
     execl(binary.c_str(), binary.c_str(), "--data-dir", data_dir.c_str(), "--otlp-grpc-listen",
-          a1.c_str(), "--otlp-http-listen", a2.c_str(), "--http-listen", a3.c_str(),
-          "--log-level", "warn", nullptr);
+          a1.c_str(), "--otlp-http-listen", a2.c_str(), "--http-listen", a3.c_str(), "--log-level",
+          "warn", nullptr);
     _exit(127);
   }
   httplib::Client probe("127.0.0.1", s.http);
@@ -117,7 +117,8 @@ void SeedOrders(const std::string& store_path, size_t orders) {
     std::fprintf(stderr, "%s\n", opened.status().ToString().c_str());
     std::exit(1);
   }
-  bench::OrderSpanGenerator gen(7, model::SystemClock().NowUnixNano() - 3600 * model::kNanosPerSecond);
+  bench::OrderSpanGenerator gen(7,
+                                model::SystemClock().NowUnixNano() - 3600 * model::kNanosPerSecond);
   const size_t kSpansPerOrder = 12;
   const size_t kOrdersPerWrite = 2000;
   for (size_t done = 0; done < orders; done += kOrdersPerWrite) {
@@ -166,7 +167,8 @@ int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
 
   // Payloads: distinct spans throughout, so nothing is a replay.
-  bench::OrderSpanGenerator gen(42, model::SystemClock().NowUnixNano() - 600 * model::kNanosPerSecond);
+  bench::OrderSpanGenerator gen(42,
+                                model::SystemClock().NowUnixNano() - 600 * model::kNanosPerSecond);
   std::vector<std::string> payloads;
   size_t bytes = 0;
   for (size_t sent = 0; sent < total_spans; sent += batch_spans) {
@@ -185,7 +187,8 @@ int main(int argc, char** argv) {
   double cpu0 = ThreadCpuSeconds();
   auto t0 = Clock::now();
   size_t decoded_spans = 0;
-  for (const std::string& p : payloads) decoded_spans += otlp::DecodeProtobufRequest(p)->batch.SpanCount();
+  for (const std::string& p : payloads)
+    decoded_spans += otlp::DecodeProtobufRequest(p)->batch.SpanCount();
   double decode_wall = std::chrono::duration<double>(Clock::now() - t0).count();
   double decode_cpu = ThreadCpuSeconds() - cpu0;
   double decode_rate = decoded_spans / decode_wall;
@@ -193,9 +196,9 @@ int main(int argc, char** argv) {
               decode_cpu * 1e6 / decoded_spans);
 
   // End to end: a real ordertrace process, clients over loopback.
-  std::string dir = (std::filesystem::temp_directory_path() /
-                     ("ordertrace-bench-" + std::to_string(getpid())))
-                        .string();
+  std::string dir =
+      (std::filesystem::temp_directory_path() / ("ordertrace-bench-" + std::to_string(getpid())))
+          .string();
   std::filesystem::remove_all(dir);
   RunningServer server = StartOrdertrace(binary, dir + "/ingest");
   std::atomic<size_t> next{0};
@@ -227,10 +230,12 @@ int main(int argc, char** argv) {
   double server_cpu = ProcessCpuSeconds(server.pid) - server_cpu0;
   StopOrdertrace(server);
   double e2e_rate = spans / e2e_wall;
-  std::printf("end to end (%d clients): %10.0f spans/s  %6.2f server CPU us/span  "
-              "(%zu failed, %zu retried requests)\n",
-              clients, e2e_rate, server_cpu * 1e6 / spans, failures.load(), retries.load());
-  std::printf("end to end / decode only: %.0f%% of the throughput\n", 100.0 * e2e_rate / decode_rate);
+  std::printf(
+      "end to end (%d clients): %10.0f spans/s  %6.2f server CPU us/span  "
+      "(%zu failed, %zu retried requests)\n",
+      clients, e2e_rate, server_cpu * 1e6 / spans, failures.load(), retries.load());
+  std::printf("end to end / decode only: %.0f%% of the throughput\n",
+              100.0 * e2e_rate / decode_rate);
 
   if (orders > 0) {
     auto s0 = Clock::now();
@@ -251,10 +256,11 @@ int main(int argc, char** argv) {
       if (!res || res->status != 200) ++not_found;
     }
     StopOrdertrace(lookup_server);
-    std::printf("order lookup over HTTP (%zu orders stored, %zu lookups, %zu failed): "
-                "p50 %.3f ms  p99 %.3f ms  max %.3f ms\n",
-                orders, lookups, not_found, Percentile(latencies_ms, 0.5),
-                Percentile(latencies_ms, 0.99), Percentile(latencies_ms, 1.0));
+    std::printf(
+        "order lookup over HTTP (%zu orders stored, %zu lookups, %zu failed): "
+        "p50 %.3f ms  p99 %.3f ms  max %.3f ms\n",
+        orders, lookups, not_found, Percentile(latencies_ms, 0.5), Percentile(latencies_ms, 0.99),
+        Percentile(latencies_ms, 1.0));
   }
   std::filesystem::remove_all(dir);
   return 0;

@@ -11,8 +11,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto decoded = ordertrace::otlp::DecodeProtobufRequest(body);
   if (!decoded.ok()) return 0;
   // Accepted spans are valid by construction: re-encoding and decoding keeps them all.
-  auto again = ordertrace::otlp::DecodeProtobufRequest(
-      ordertrace::otlp::EncodeProtobuf(decoded->batch));
+  auto again =
+      ordertrace::otlp::DecodeProtobufRequest(ordertrace::otlp::EncodeProtobuf(decoded->batch));
   if (!again.ok() || again->batch.SpanCount() != decoded->batch.SpanCount() ||
       again->rejected_spans != 0) {
     __builtin_trap();

@@ -1,9 +1,9 @@
 // ordertrace: parses flags and the config file, then runs the server until SIGINT/SIGTERM.
+#include <spdlog/spdlog.h>
+
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <iostream>
-
-#include <spdlog/spdlog.h>
 
 #include "server/config.h"
 #include "server/ordertrace_server.h"

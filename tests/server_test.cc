@@ -8,9 +8,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -224,7 +224,6 @@ class ServerTest : public ::testing::Test {
     ASSERT_NO_FATAL_FAILURE(WaitUntilServing(server_->ports().otlp_http));
   }
 
-
   void TearDown() override {
     if (server_) server_->Shutdown();
     server_.reset();
@@ -237,9 +236,7 @@ class ServerTest : public ::testing::Test {
     client->set_write_timeout(15, 0);
     return client;
   }
-  std::unique_ptr<httplib::Client> OtlpClient() const {
-    return Client(server_->ports().otlp_http);
-  }
+  std::unique_ptr<httplib::Client> OtlpClient() const { return Client(server_->ports().otlp_http); }
   std::unique_ptr<httplib::Client> ApiClient() const { return Client(server_->ports().http); }
 
   std::unique_ptr<pb_collector::TraceService::Stub> GrpcStub() const {
@@ -341,9 +338,9 @@ TEST_F(ServerTest, OtlpHttpJsonExportIsAcknowledgedWithEmptyObject) {
 TEST_F(ServerTest, OtlpHttpProtobufPartialSuccessCountsSpanWithShortTraceId) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   pb_collector::ExportTraceServiceRequest request = OrderRequest();
-  pb_trace::Span* bad = AddSpan(request.mutable_resource_spans(0)->mutable_scope_spans(0),
-                                IdBytes(0x71, 5), IdBytes(0x72, 8), "bad.trace.id",
-                                NowUnixNano() - 1'000'000'000);
+  pb_trace::Span* bad =
+      AddSpan(request.mutable_resource_spans(0)->mutable_scope_spans(0), IdBytes(0x71, 5),
+              IdBytes(0x72, 8), "bad.trace.id", NowUnixNano() - 1'000'000'000);
   AddStringAttribute(bad->mutable_attributes(), "order_id", "ORD-BAD");
 
   httplib::Result res = PostProtobuf(request.SerializeAsString());
@@ -400,14 +397,17 @@ TEST_F(ServerTest, OtlpHttpRefusesGzipBombOverDecompressedLimitWith413AndKeepsSe
   ExpectProtobufSuccess(PostProtobuf(OrderRequest().SerializeAsString()));
 }
 
-TEST_F(ServerTest, OtlpHttpRefusesChunkedBodyOverLimitWith413) {
+// BUG (see OtlpHttpAnswers415ToLargeBodyInsteadOfResettingConnection): the receiver stops
+// reading a chunked body at the limit and closes the connection with the rest unread, so the
+// client's write fails on a reset instead of it reading the 413.
+TEST_F(ServerTest, OtlpHttpAnswers413ToLargeChunkedBodyInsteadOfResettingConnection) {
   ASSERT_NO_FATAL_FAILURE(StartServer([](ServerConfig& c) { c.max_request_bytes = 4096; }));
-  const std::string body = PaddedRequest(8192).SerializeAsString();
+  const std::string body = PaddedRequest(16 << 20).SerializeAsString();
   // No length given: httplib sends the body with chunked transfer encoding.
   httplib::Result res = OtlpClient()->Post(
       "/v1/traces",
       [&body](size_t offset, httplib::DataSink& sink) {
-        size_t n = std::min<size_t>(1024, body.size() - offset);
+        size_t n = std::min<size_t>(16 << 10, body.size() - offset);
         sink.write(body.data() + offset, n);
         if (offset + n == body.size()) sink.done();
         return true;
@@ -415,6 +415,27 @@ TEST_F(ServerTest, OtlpHttpRefusesChunkedBodyOverLimitWith413) {
       kProtobuf);
   ExpectRpcStatusBody(res, 413, absl::StatusCode::kResourceExhausted);
   ExpectProtobufSuccess(PostProtobuf(OrderRequest().SerializeAsString()));
+}
+
+TEST_F(ServerTest, OtlpHttpRefusesCorruptGzipWith400) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  std::string compressed = Gzip(OrderRequest().SerializeAsString());
+  for (size_t i = 10; i < compressed.size() - 8; ++i) compressed[i] = static_cast<char>(0xff);
+  ExpectRpcStatusBody(PostProtobuf(compressed, {{"Content-Encoding", "gzip"}}), 400,
+                      absl::StatusCode::kInvalidArgument);
+}
+
+// BUG: httplib decodes only gzip, deflate and br and passes any other Content-Encoding
+// through as if it were identity; the receiver does not check the header, so a body it cannot
+// decode is parsed as raw protobuf (here, plain protobuf, it is even stored) instead of 415.
+TEST_F(ServerTest, OtlpHttpRefusesUnknownContentEncodingWith415InsteadOfIgnoringIt) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  ExpectRpcStatusBody(
+      PostProtobuf(OrderRequest().SerializeAsString(), {{"Content-Encoding", "zstd"}}), 415,
+      absl::StatusCode::kInvalidArgument);
+  httplib::Result order = ApiGet(std::string("/api/v1/orders/") + kOrderId);
+  ASSERT_TRUE(order);
+  EXPECT_EQ(order->status, 404) << "a body in an unknown encoding was stored";
 }
 
 TEST_F(ServerTest, OtlpHttpRefusesTextPlainWith415) {
@@ -425,6 +446,16 @@ TEST_F(ServerTest, OtlpHttpRefusesTextPlainWith415) {
   json reply = ParseJson(res->body);
   EXPECT_EQ(reply["code"], static_cast<int>(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(reply["message"].get<std::string>(), HasSubstr("text/plain"));
+}
+
+// BUG: the receiver answers 415 without reading the body and closes the connection; with
+// the body still arriving, the kernel resets the connection (RFC 9112, section 9.6), and the
+// client sees a failed write instead of the 415 (an OTLP exporter then retries the request).
+TEST_F(ServerTest, OtlpHttpAnswers415ToLargeBodyInsteadOfResettingConnection) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  httplib::Result res = OtlpClient()->Post("/v1/traces", std::string(16 << 20, 'x'), "text/plain");
+  ASSERT_TRUE(res) << "expected a 415 response, got: " << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 415);
 }
 
 TEST_F(ServerTest, OtlpHttpRefusesUndecodableProtobufWith400RpcStatus) {
@@ -466,14 +497,54 @@ TEST_F(ServerTest, OtlpHttpThrottlesWith429AndRetryAfterWhenQueueIsFull) {
 TEST_F(ServerTest, OtlpHttpJsonThrottleBodyIsJsonStatus) {
   ASSERT_NO_FATAL_FAILURE(StartServer([](ServerConfig& c) { c.ingest.max_queued_spans = 1; }));
   std::string two_spans = R"({"resourceSpans":[{"scopeSpans":[{"spans":[
-      {"traceId":")" + kTraceIdHex + R"(","spanId":"0102030405060708","name":"a"},
-      {"traceId":")" + kTraceIdHex + R"(","spanId":"0102030405060709","name":"b"}]}]}]})";
+      {"traceId":")" + kTraceIdHex +
+                          R"(","spanId":"0102030405060708","name":"a"},
+      {"traceId":")" + kTraceIdHex +
+                          R"(","spanId":"0102030405060709","name":"b"}]}]}]})";
   httplib::Result res = OtlpClient()->Post("/v1/traces", two_spans, kJson);
   ASSERT_TRUE(res) << httplib::to_string(res.error());
   EXPECT_EQ(res->status, 429);
   EXPECT_EQ(res->get_header_value("Retry-After"), "1");
   json reply = ParseJson(res->body);
   EXPECT_EQ(reply["code"], static_cast<int>(absl::StatusCode::kResourceExhausted));
+}
+
+TEST_F(ServerTest, OtlpHttpAnswersPartialSuccessWhenEverySpanIsRejected) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  pb_collector::ExportTraceServiceRequest request;
+  AddSpan(AddScope(request, "checkout"), IdBytes(0x71, 5), IdBytes(0x72, 8), "bad.trace.id",
+          NowUnixNano() - 1'000'000'000);
+  httplib::Result res = PostProtobuf(request.SerializeAsString());
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 200);
+  pb_collector::ExportTraceServiceResponse response;
+  ASSERT_TRUE(response.ParseFromString(res->body));
+  EXPECT_EQ(response.partial_success().rejected_spans(), 1);
+}
+
+TEST_F(ServerTest, ConcurrentExportsAreAllStored) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  constexpr int kThreads = 4;
+  constexpr int kRequestsPerThread = 5;
+  std::atomic<int> acknowledged{0};
+  std::vector<std::thread> senders;
+  for (int t = 0; t < kThreads; ++t) {
+    senders.emplace_back([&, t] {
+      for (int r = 0; r < kRequestsPerThread; ++r) {
+        std::string order_id = "ORD-" + std::to_string(t) + "-" + std::to_string(r);
+        httplib::Result res = PostProtobuf(OrderRequest(order_id).SerializeAsString());
+        if (res && res->status == 200) ++acknowledged;
+      }
+    });
+  }
+  for (std::thread& sender : senders) sender.join();
+  EXPECT_EQ(acknowledged.load(), kThreads * kRequestsPerThread);
+  for (int t = 0; t < kThreads; ++t) {
+    for (int r = 0; r < kRequestsPerThread; ++r) {
+      std::string order_id = "ORD-" + std::to_string(t) + "-" + std::to_string(r);
+      EXPECT_EQ(GetOrderJson(order_id)["current_status"], "paid") << order_id;
+    }
+  }
 }
 
 // OTLP/gRPC
@@ -533,6 +604,39 @@ TEST_F(ServerTest, GrpcRefusesMessageOverLimitWithResourceExhausted) {
   EXPECT_TRUE(next.ok()) << next.error_code() << " " << next.error_message();
 }
 
+TEST_F(ServerTest, GrpcRefusesCompressedMessageOverDecompressedLimit) {
+  ASSERT_NO_FATAL_FAILURE(StartServer([](ServerConfig& c) { c.max_request_bytes = 4096; }));
+  pb_collector::ExportTraceServiceRequest request = PaddedRequest(1 << 20);
+  ASSERT_LT(Gzip(request.SerializeAsString()).size(), 4096u);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + kRpcDeadline);
+  context.set_compression_algorithm(GRPC_COMPRESS_GZIP);
+  pb_collector::ExportTraceServiceResponse response;
+  grpc::Status status = GrpcStub()->Export(&context, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+}
+
+TEST_F(ServerTest, GrpcAcceptsGzipCompressedExport) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + kRpcDeadline);
+  context.set_compression_algorithm(GRPC_COMPRESS_GZIP);
+  pb_collector::ExportTraceServiceResponse response;
+  grpc::Status status = GrpcStub()->Export(&context, OrderRequest(), &response);
+  ASSERT_TRUE(status.ok()) << status.error_code() << " " << status.error_message();
+  EXPECT_EQ(GetOrderJson(kOrderId)["current_status"], "paid");
+}
+
+// BUG: the gRPC receiver passes max_request_bytes to SetMaxReceiveMessageSize through
+// static_cast<int>; 4 GiB (ingest.max_request_mb: 4096) becomes 0 and every export is refused.
+TEST_F(ServerTest, GrpcAcceptsExportWhenLimitExceedsIntRange) {
+  ASSERT_NO_FATAL_FAILURE(
+      StartServer([](ServerConfig& c) { c.max_request_bytes = size_t{4} << 30; }));
+  pb_collector::ExportTraceServiceResponse response;
+  grpc::Status status = GrpcExport(OrderRequest(), response);
+  EXPECT_TRUE(status.ok()) << status.error_code() << " " << status.error_message();
+}
+
 // HTTP API
 
 TEST_F(ServerTest, HealthAndReadinessEndpointsAnswerWhileRunning) {
@@ -570,6 +674,21 @@ TEST_F(ServerTest, OrderIdWithControlCharacterIs400) {
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 400);
   EXPECT_EQ(ParseJson(res->body)["error"]["status"], 400);
+}
+
+// BUG: routes match the percent-decoded path, so %2F becomes a path separator and an order
+// whose id holds a '/' (which ingest accepts and IsValidOrderId allows) cannot be read.
+TEST_F(ServerTest, OrderIdWithPercentEncodedSlashIsReadable) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  ExpectProtobufSuccess(PostProtobuf(OrderRequest("PARTNER/42").SerializeAsString()));
+  httplib::Result listed = ApiGet("/api/v1/orders?limit=10");
+  ASSERT_TRUE(listed);
+  ASSERT_EQ(ParseJson(listed->body)["orders"][0]["order_id"], "PARTNER/42");
+
+  httplib::Result res = ApiGet("/api/v1/orders/PARTNER%2F42");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200) << res->body;
+  EXPECT_EQ(ParseJson(res->body)["order_id"], "PARTNER/42");
 }
 
 TEST_F(ServerTest, OrderListRejectsZeroAndNonNumericLimit) {
@@ -715,8 +834,7 @@ TEST_F(ServerTest, ReplayingSameRequestLeavesOrderAndTraceUnchanged) {
       for (const json& span : ss["spans"]) span_ids.insert(span["spanId"].get<std::string>());
     }
   }
-  EXPECT_EQ(span_ids,
-            (std::multiset<std::string>{Hex(IdBytes(0x21, 8)), Hex(IdBytes(0x31, 8))}));
+  EXPECT_EQ(span_ids, (std::multiset<std::string>{Hex(IdBytes(0x21, 8)), Hex(IdBytes(0x31, 8))}));
 }
 
 // Ports
@@ -851,6 +969,14 @@ TEST_F(ConfigTest, LoadConfigFileRejectsBadDurationByKey) {
   absl::StatusOr<ServerConfig> config = LoadConfigFile(WriteConfig("retention:\n  spans: 14x\n"));
   ASSERT_FALSE(config.ok());
   EXPECT_THAT(std::string(config.status().message()), HasSubstr("retention.spans"));
+}
+
+// BUG: sizes in megabytes are shifted left by 20 without an overflow check; 2^44 + 1 MB
+// silently becomes 1 MB.
+TEST_F(ConfigTest, LoadConfigFileRejectsMegabytesThatOverflow) {
+  absl::StatusOr<ServerConfig> config =
+      LoadConfigFile(WriteConfig("ingest:\n  max_request_mb: 17592186044417\n"));
+  EXPECT_FALSE(config.ok()) << "max_request_bytes = " << config->max_request_bytes;
 }
 
 TEST(ParseDurationNanosTest, ParsesUnitsAndCompounds) {

@@ -96,8 +96,8 @@ void Ingester::WriterLoop() {
         return;
       }
       size_t spans = 0;
-      while (!queue_.empty() &&
-             (group.empty() || spans + queue_.front()->span_count <= options_.max_spans_per_write)) {
+      while (!queue_.empty() && (group.empty() || spans + queue_.front()->span_count <=
+                                                      options_.max_spans_per_write)) {
         spans += queue_.front()->span_count;
         group.push_back(std::move(queue_.front()));
         queue_.pop_front();
@@ -107,8 +107,7 @@ void Ingester::WriterLoop() {
   }
 }
 
-absl::StatusOr<std::optional<model::OrderRecord>> Ingester::LoadOrder(
-    const std::string& order_id) {
+absl::StatusOr<std::optional<model::OrderRecord>> Ingester::LoadOrder(const std::string& order_id) {
   auto cached = order_cache_.find(order_id);
   if (cached != order_cache_.end()) return std::optional<model::OrderRecord>(cached->second);
   return store_.GetOrder(order_id);

@@ -91,7 +91,6 @@ class Ingester {
 
 // Splits a batch into one encoded block per trace (keeping resource and scope), each timed by
 // its latest span end, clamped to `now` (a clock running ahead must not dodge retention).
-std::vector<store::SpanBlock> BlocksByTrace(const model::TraceBatch& batch,
-                                            uint64_t now_unix_nano);
+std::vector<store::SpanBlock> BlocksByTrace(const model::TraceBatch& batch, uint64_t now_unix_nano);
 
 }  // namespace ordertrace::ingest

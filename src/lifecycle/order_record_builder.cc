@@ -143,9 +143,17 @@ void ApplyTraceId(const Span& span, OrderRecord& record) {
 
 }  // namespace
 
+bool IsValidOrderId(std::string_view order_id) {
+  if (order_id.empty() || order_id.size() > kMaxOrderIdLength) return false;
+  for (char c : order_id) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return false;
+  }
+  return true;
+}
+
 std::optional<std::string> OrderIdOf(const Span& span, const Resource& resource) {
   std::string id = Attr(span, resource, kOrderIdKey);
-  if (id.empty()) return std::nullopt;
+  if (!IsValidOrderId(id)) return std::nullopt;
   return id;
 }
 
@@ -154,9 +162,8 @@ void ApplySpan(const Span& span, const Resource& resource, OrderRecord& record) 
 
   // The order's trace is the trace of its earliest span. An empty trace_ids means "first
   // span" (a start time of 0 is a legal value, not a marker).
-  if (record.trace_ids.empty() ||
-      std::tie(span.start_time_unix_nano, span.trace_id) <
-          std::tie(record.first_seen_unix_nano, record.trace_id)) {
+  if (record.trace_ids.empty() || std::tie(span.start_time_unix_nano, span.trace_id) <
+                                      std::tie(record.first_seen_unix_nano, record.trace_id)) {
     record.first_seen_unix_nano = span.start_time_unix_nano;
     record.trace_id = span.trace_id;
   }

@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "model/order_record.h"
 #include "model/span.h"
@@ -20,8 +21,13 @@ inline constexpr char kEventVersionKey[] = "event_version";
 inline constexpr char kErrorCodeKey[] = "error_code";
 inline constexpr char kErrorMessageKey[] = "error_message";
 
+// Order ids are 1 to kMaxOrderIdLength bytes without control characters; spans carrying
+// anything else are stored but belong to no order (the API could not name it).
+inline constexpr size_t kMaxOrderIdLength = 256;
+bool IsValidOrderId(std::string_view order_id);
+
 // The order a span belongs to: its `order_id` attribute, else its resource's; nullopt when
-// neither carries a non-empty one.
+// neither carries a valid one.
 std::optional<std::string> OrderIdOf(const model::Span& span, const model::Resource& resource);
 
 // Folds `span` (emitted by `resource`) into `record`. `record.order_id` must be set.

@@ -59,11 +59,11 @@ struct OrderRecord {
   static constexpr size_t kMaxMessages = 64;
 
   std::string order_id;
-  TraceId trace_id;                 // the trace of the order's earliest span
-  std::vector<TraceId> trace_ids;   // traces seen for the order, sorted; the smallest kMaxTraceIds
-  std::string partner_id;           // empty for direct orders
-  uint64_t first_seen_unix_nano = 0;  // earliest span start
-  uint64_t last_seen_unix_nano = 0;   // latest span end
+  TraceId trace_id;                // the trace of the order's earliest span
+  std::vector<TraceId> trace_ids;  // traces seen for the order, sorted; the smallest kMaxTraceIds
+  std::string partner_id;          // empty for direct orders
+  uint64_t first_seen_unix_nano = 0;    // earliest span start
+  uint64_t last_seen_unix_nano = 0;     // latest span end
   std::vector<StatusReached> statuses;  // one per status, in lifecycle order
   std::optional<Operation> last_success;
   std::optional<Operation> last_error;

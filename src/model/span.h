@@ -44,7 +44,6 @@ struct KeyValue {
   friend bool operator==(const KeyValue&, const KeyValue&) = default;
 };
 
-
 inline AnyValue AnyValue::String(std::string v) {
   AnyValue a;
   a.type = Type::kString;

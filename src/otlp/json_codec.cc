@@ -288,7 +288,8 @@ bool SpanFrom(const json& in, model::Span& out, std::string& reason) {
     out.links.push_back(std::move(link));
   }
   if (const json* s = Field(in, "status")) {
-    out.status.code = static_cast<model::StatusCode>(EnumField(*s, "code", "code", kStatusCodeNames));
+    out.status.code =
+        static_cast<model::StatusCode>(EnumField(*s, "code", "code", kStatusCodeNames));
     out.status.message = StringField(*s, "message");
   }
   return true;

@@ -237,8 +237,8 @@ void ToProto(const model::Span& in, pb_trace::Span& out) {
 
 absl::StatusOr<DecodedRequest> DecodeProtobufRequest(std::string_view body) {
   google::protobuf::Arena arena;
-  auto* request = google::protobuf::Arena::CreateMessage<pb_collector::ExportTraceServiceRequest>(
-      &arena);
+  auto* request =
+      google::protobuf::Arena::CreateMessage<pb_collector::ExportTraceServiceRequest>(&arena);
   if (!request->ParseFromArray(body.data(), static_cast<int>(body.size()))) {
     return absl::InvalidArgumentError("request body is not a valid OTLP protobuf message");
   }

@@ -2,14 +2,6 @@
 
 namespace ordertrace::query {
 
-bool IsValidOrderId(std::string_view order_id) {
-  if (order_id.empty() || order_id.size() > kMaxOrderIdLength) return false;
-  for (char c : order_id) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return false;
-  }
-  return true;
-}
-
 OrderQuery::OrderQuery(store::Store& store, const model::Clock& clock)
     : store_(store), clock_(clock) {}
 

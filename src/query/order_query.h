@@ -25,10 +25,6 @@ struct OrderView {
   OrderView(OrderView&&) = default;
 };
 
-// Order ids are at most this long and printable; anything else is a malformed id.
-inline constexpr size_t kMaxOrderIdLength = 256;
-bool IsValidOrderId(std::string_view order_id);
-
 class OrderQuery {
  public:
   OrderQuery(store::Store& store, const model::Clock& clock);

@@ -110,25 +110,24 @@ absl::StatusOr<std::optional<model::TraceBatch>> TraceQuery::GetTrace(
   for (const std::string& encoded : *blocks) {
     absl::StatusOr<otlp::DecodedRequest> block = otlp::DecodeProtobufRequest(encoded);
     if (!block.ok()) {
-      return absl::DataLossError("a stored block of trace " + trace_id.ToHex() +
-                                 " is corrupt");
+      return absl::DataLossError("a stored block of trace " + trace_id.ToHex() + " is corrupt");
     }
     for (model::ResourceSpans& rs : block->batch.resource_spans) {
-      auto same_resource = std::find_if(
-          merged.resource_spans.begin(), merged.resource_spans.end(),
-          [&](const model::ResourceSpans& m) {
-            return m.resource == rs.resource && m.schema_url == rs.schema_url;
-          });
+      auto same_resource =
+          std::find_if(merged.resource_spans.begin(), merged.resource_spans.end(),
+                       [&](const model::ResourceSpans& m) {
+                         return m.resource == rs.resource && m.schema_url == rs.schema_url;
+                       });
       if (same_resource == merged.resource_spans.end()) {
         merged.resource_spans.push_back(model::ResourceSpans{rs.resource, rs.schema_url, {}});
         same_resource = merged.resource_spans.end() - 1;
       }
       for (model::ScopeSpans& ss : rs.scope_spans) {
-        auto same_scope = std::find_if(
-            same_resource->scope_spans.begin(), same_resource->scope_spans.end(),
-            [&](const model::ScopeSpans& m) {
-              return m.scope == ss.scope && m.schema_url == ss.schema_url;
-            });
+        auto same_scope =
+            std::find_if(same_resource->scope_spans.begin(), same_resource->scope_spans.end(),
+                         [&](const model::ScopeSpans& m) {
+                           return m.scope == ss.scope && m.schema_url == ss.schema_url;
+                         });
         if (same_scope == same_resource->scope_spans.end()) {
           same_resource->scope_spans.push_back(model::ScopeSpans{ss.scope, ss.schema_url, {}});
           same_scope = same_resource->scope_spans.end() - 1;
@@ -160,11 +159,10 @@ absl::StatusOr<std::optional<TraceSummary>> TraceQuery::Summarize(const model::T
 absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& search) {
   uint64_t now = clock_.NowUnixNano();
   uint64_t end = search.end_unix_nano != 0 ? search.end_unix_nano : now;
-  uint64_t start = search.start_unix_nano != 0
-                       ? search.start_unix_nano
-                       : (end > options_.default_search_window_nanos
-                              ? end - options_.default_search_window_nanos
-                              : 0);
+  uint64_t start = search.start_unix_nano != 0 ? search.start_unix_nano
+                                               : (end > options_.default_search_window_nanos
+                                                      ? end - options_.default_search_window_nanos
+                                                      : 0);
 
   std::vector<TraceSummary> results;
   std::set<model::TraceId> considered;
@@ -189,8 +187,8 @@ absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& 
   };
 
   size_t scanned = 0;
-  absl::Status scan = store_.ScanBlocks(
-      start, end, [&](const model::TraceId& trace_id, std::string_view encoded) {
+  absl::Status scan =
+      store_.ScanBlocks(start, end, [&](const model::TraceId& trace_id, std::string_view encoded) {
         if (++scanned > options_.max_scanned_blocks) return false;
         if (considered.count(trace_id) != 0) return true;
         if (!search.tags.empty()) {
@@ -207,26 +205,33 @@ absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& 
   return results;
 }
 
-absl::StatusOr<std::vector<std::string>> TraceQuery::TagNames() {
-  std::set<std::string> names = {"name", "status"};
-  size_t scanned = 0;
+absl::Status TraceQuery::VisitRecentSpans(
+    const std::function<bool(const model::Span&, const model::Resource&)>& visit) {
   uint64_t now = clock_.NowUnixNano();
-  uint64_t start = now > options_.default_search_window_nanos
-                       ? now - options_.default_search_window_nanos
-                       : 0;
-  absl::Status s = store_.ScanBlocks(start, now, [&](const model::TraceId&, std::string_view enc) {
-    absl::StatusOr<otlp::DecodedRequest> block = otlp::DecodeProtobufRequest(enc);
+  uint64_t start =
+      now > options_.default_search_window_nanos ? now - options_.default_search_window_nanos : 0;
+  size_t scanned = 0;
+  return store_.ScanBlocks(start, now, [&](const model::TraceId&, std::string_view encoded) {
+    absl::StatusOr<otlp::DecodedRequest> block = otlp::DecodeProtobufRequest(encoded);
     if (block.ok()) {
       for (const model::ResourceSpans& rs : block->batch.resource_spans) {
-        for (const model::KeyValue& kv : rs.resource.attributes) names.insert(kv.key);
         for (const model::ScopeSpans& ss : rs.scope_spans) {
           for (const model::Span& span : ss.spans) {
-            for (const model::KeyValue& kv : span.attributes) names.insert(kv.key);
+            if (!visit(span, rs.resource)) return false;
           }
         }
       }
     }
-    return ++scanned < kTagScanBlocks && names.size() < kMaxTagValues;
+    return ++scanned < kTagScanBlocks;
+  });
+}
+
+absl::StatusOr<std::vector<std::string>> TraceQuery::TagNames() {
+  std::set<std::string> names = {"name", "status"};
+  absl::Status s = VisitRecentSpans([&](const model::Span& span, const model::Resource& resource) {
+    for (const model::KeyValue& kv : resource.attributes) names.insert(kv.key);
+    for (const model::KeyValue& kv : span.attributes) names.insert(kv.key);
+    return names.size() < kMaxTagValues;
   });
   if (!s.ok()) return s;
   return std::vector<std::string>(names.begin(), names.end());
@@ -234,31 +239,17 @@ absl::StatusOr<std::vector<std::string>> TraceQuery::TagNames() {
 
 absl::StatusOr<std::vector<std::string>> TraceQuery::TagValues(const std::string& tag) {
   std::set<std::string> values;
-  size_t scanned = 0;
-  uint64_t now = clock_.NowUnixNano();
-  uint64_t start = now > options_.default_search_window_nanos
-                       ? now - options_.default_search_window_nanos
-                       : 0;
-  absl::Status s = store_.ScanBlocks(start, now, [&](const model::TraceId&, std::string_view enc) {
-    absl::StatusOr<otlp::DecodedRequest> block = otlp::DecodeProtobufRequest(enc);
-    if (block.ok()) {
-      for (const model::ResourceSpans& rs : block->batch.resource_spans) {
-        for (const model::ScopeSpans& ss : rs.scope_spans) {
-          for (const model::Span& span : ss.spans) {
-            if (tag == "name" || tag == "span.name") {
-              values.insert(span.name);
-            } else if (tag == "status") {
-              values.insert(StatusText(span.status.code));
-            } else {
-              const model::AnyValue* v = model::FindAttribute(span.attributes, tag);
-              if (v == nullptr) v = model::FindAttribute(rs.resource.attributes, tag);
-              if (v != nullptr) values.insert(v->AsText());
-            }
-          }
-        }
-      }
+  absl::Status s = VisitRecentSpans([&](const model::Span& span, const model::Resource& resource) {
+    if (tag == "name" || tag == "span.name") {
+      values.insert(span.name);
+    } else if (tag == "status") {
+      values.insert(StatusText(span.status.code));
+    } else {
+      const model::AnyValue* v = model::FindAttribute(span.attributes, tag);
+      if (v == nullptr) v = model::FindAttribute(resource.attributes, tag);
+      if (v != nullptr) values.insert(v->AsText());
     }
-    return ++scanned < kTagScanBlocks && values.size() < kMaxTagValues;
+    return values.size() < kMaxTagValues;
   });
   if (!s.ok()) return s;
   return std::vector<std::string>(values.begin(), values.end());

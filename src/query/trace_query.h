@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -57,6 +58,10 @@ class TraceQuery {
 
  private:
   absl::StatusOr<std::optional<TraceSummary>> Summarize(const model::TraceId& trace_id);
+  // Calls `visit` for spans of the recent search window, a bounded number of blocks, until it
+  // returns false.
+  absl::Status VisitRecentSpans(
+      const std::function<bool(const model::Span&, const model::Resource&)>& visit);
 
   store::Store& store_;
   const model::Clock& clock_;

@@ -5,6 +5,7 @@
 
 #include <charconv>
 
+#include "lifecycle/order_record_builder.h"
 #include "otlp/json_codec.h"
 #include "otlp/proto_codec.h"
 #include "server/api_json.h"
@@ -51,7 +52,8 @@ absl::StatusOr<uint64_t> UintParam(const httplib::Request& req, const char* name
 absl::StatusOr<uint64_t> DurationParam(const httplib::Request& req, const char* name) {
   if (!req.has_param(name) || req.get_param_value(name).empty()) return uint64_t{0};
   absl::StatusOr<uint64_t> d = ParseDurationNanos(req.get_param_value(name));
-  if (!d.ok()) return absl::InvalidArgumentError(std::string(name) + ": " + std::string(d.status().message()));
+  if (!d.ok())
+    return absl::InvalidArgumentError(std::string(name) + ": " + std::string(d.status().message()));
   return d;
 }
 
@@ -113,7 +115,9 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ParseLogfmtTags
 
 ApiServer::ApiServer(query::OrderQuery& orders, query::TraceQuery& traces,
                      std::function<bool()> ready, size_t threads)
-    : orders_(orders), traces_(traces), ready_(std::move(ready)),
+    : orders_(orders),
+      traces_(traces),
+      ready_(std::move(ready)),
       http_(std::make_unique<httplib::Server>()) {
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   ConfigureSockets(*http_);
@@ -141,10 +145,10 @@ void ApiServer::Routes() {
     res.set_content("echo", "text/plain");
   });
 
-  http_->Get(R"(/api/v1/orders/([^/]+))", [this](const httplib::Request& req,
-                                                 httplib::Response& res) {
+  // `.+`: httplib matches the decoded path, so an order id sent as %2F arrives with a slash.
+  http_->Get(R"(/api/v1/orders/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
     const std::string order_id = req.matches[1];
-    if (!query::IsValidOrderId(order_id)) {
+    if (!lifecycle::IsValidOrderId(order_id)) {
       ReplyError(res, 400, "malformed order id");
       return;
     }
@@ -203,14 +207,14 @@ void ApiServer::Routes() {
       Reply(res, 200, {{"batches", batches}});
     }
   };
-  http_->Get(R"(/api/traces/([^/]+))", [get_trace](const httplib::Request& req,
-                                                   httplib::Response& res) {
-    get_trace(req, res, false);
-  });
-  http_->Get(R"(/api/v2/traces/([^/]+))", [get_trace](const httplib::Request& req,
-                                                      httplib::Response& res) {
-    get_trace(req, res, true);
-  });
+  http_->Get(R"(/api/traces/([^/]+))",
+             [get_trace](const httplib::Request& req, httplib::Response& res) {
+               get_trace(req, res, false);
+             });
+  http_->Get(R"(/api/v2/traces/([^/]+))",
+             [get_trace](const httplib::Request& req, httplib::Response& res) {
+               get_trace(req, res, true);
+             });
 
   http_->Get("/api/search", [this](const httplib::Request& req, httplib::Response& res) {
     query::TraceSearch search;
@@ -250,17 +254,17 @@ void ApiServer::Routes() {
     if (!names.ok()) return ReplyStoreError(res, names.status());
     Reply(res, 200, {{"tagNames", *names}});
   });
-  http_->Get(R"(/api/search/tag/([^/]+)/values)", [this](const httplib::Request& req,
-                                                        httplib::Response& res) {
-    absl::StatusOr<std::vector<std::string>> values = traces_.TagValues(req.matches[1]);
-    if (!values.ok()) return ReplyStoreError(res, values.status());
-    Reply(res, 200, {{"tagValues", *values}});
-  });
+  http_->Get(R"(/api/search/tag/([^/]+)/values)",
+             [this](const httplib::Request& req, httplib::Response& res) {
+               absl::StatusOr<std::vector<std::string>> values = traces_.TagValues(req.matches[1]);
+               if (!values.ok()) return ReplyStoreError(res, values.status());
+               Reply(res, 200, {{"tagValues", *values}});
+             });
 
   http_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (res.body.empty()) {
-      ReplyError(res, res.status, res.status == 404 ? "no such endpoint: " + req.path
-                                                    : "request failed");
+      ReplyError(res, res.status,
+                 res.status == 404 ? "no such endpoint: " + req.path : "request failed");
     }
   });
   http_->set_exception_handler(
@@ -277,24 +281,11 @@ void ApiServer::Routes() {
 }
 
 absl::StatusOr<int> ApiServer::Start(const ListenAddress& address) {
-  int port = address.port;
-  if (port == 0) {
-    port = http_->bind_to_any_port(address.host);
-    if (port < 0) port = 0;
-  } else if (!http_->bind_to_port(address.host, port)) {
-    port = 0;
-  }
-  if (port == 0) {
-    return absl::UnavailableError("HTTP API cannot listen on " + address.ToString() +
-                                  " (in use, or not a local address)");
-  }
-  thread_ = std::thread([this] { http_->listen_after_bind(); });
-  return port;
+  return BindAndServe(*http_, address, "HTTP API", thread_);
 }
 
 void ApiServer::Shutdown() {
-  if (http_) http_->stop();
-  if (thread_.joinable()) thread_.join();
+  if (http_) StopServing(*http_, thread_);
 }
 
 }  // namespace ordertrace::server

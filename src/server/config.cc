@@ -5,6 +5,7 @@
 #include <charconv>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 
 #include "server/listen_address.h"
@@ -77,6 +78,9 @@ Setter Megabytes(size_t& field) {
     size_t mb = 0;
     absl::Status s = Number(mb)(node);
     if (!s.ok()) return s;
+    if (mb > (std::numeric_limits<size_t>::max() >> 20)) {
+      return absl::InvalidArgumentError("'" + node.Scalar() + "' megabytes is too large");
+    }
     field = mb << 20;
     return absl::OkStatus();
   };
@@ -203,11 +207,13 @@ absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path, ServerConfi
 }
 
 absl::Status Validate(const ServerConfig& c) {
-  for (const auto& [name, address] :
-       {std::pair{"otlp_grpc listen", c.otlp_grpc_listen},
-        std::pair{"otlp_http listen", c.otlp_http_listen}, std::pair{"http listen", c.http_listen}}) {
+  for (const auto& [name, address] : {std::pair{"otlp_grpc listen", c.otlp_grpc_listen},
+                                      std::pair{"otlp_http listen", c.otlp_http_listen},
+                                      std::pair{"http listen", c.http_listen}}) {
     absl::StatusOr<ListenAddress> parsed = ParseListenAddress(address);
-    if (!parsed.ok()) return absl::InvalidArgumentError(std::string(name) + ": " + std::string(parsed.status().message()));
+    if (!parsed.ok())
+      return absl::InvalidArgumentError(std::string(name) + ": " +
+                                        std::string(parsed.status().message()));
   }
   if (c.data_dir.empty()) return absl::InvalidArgumentError("data_dir must not be empty");
   if (c.max_request_bytes == 0) {
@@ -216,8 +222,10 @@ absl::Status Validate(const ServerConfig& c) {
   if (c.ingest.max_queued_spans == 0 || c.ingest.max_spans_per_write == 0) {
     return absl::InvalidArgumentError("ingest queue sizes must be positive");
   }
-  if (c.http_threads == 0) return absl::InvalidArgumentError("ingest.http_threads must be positive");
-  if (c.store.bucket_seconds == 0) return absl::InvalidArgumentError("store.bucket must be positive");
+  if (c.http_threads == 0)
+    return absl::InvalidArgumentError("ingest.http_threads must be positive");
+  if (c.store.bucket_seconds == 0)
+    return absl::InvalidArgumentError("store.bucket must be positive");
   if (c.retention.span_retention_seconds < c.store.bucket_seconds) {
     return absl::InvalidArgumentError("retention.spans must be at least one store.bucket");
   }
@@ -228,7 +236,8 @@ absl::Status Validate(const ServerConfig& c) {
   bool level_ok = false;
   for (const char* l : kLevels) level_ok |= c.log_level == l;
   if (!level_ok) {
-    return absl::InvalidArgumentError("log_level must be one of trace, debug, info, warn, error, off");
+    return absl::InvalidArgumentError(
+        "log_level must be one of trace, debug, info, warn, error, off");
   }
   return absl::OkStatus();
 }

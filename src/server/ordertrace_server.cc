@@ -45,8 +45,8 @@ absl::Status OrdertraceServer::Start() {
   order_query_ = std::make_unique<query::OrderQuery>(*store_, clock_);
   trace_query_ = std::make_unique<query::TraceQuery>(*store_, clock_, config_.query);
 
-  api_ = std::make_unique<ApiServer>(*order_query_, *trace_query_,
-                                     [this] { return ready_.load(); }, config_.http_threads);
+  api_ = std::make_unique<ApiServer>(
+      *order_query_, *trace_query_, [this] { return ready_.load(); }, config_.http_threads);
   absl::StatusOr<int> http_port = api_->Start(*http_address);
   if (!http_port.ok()) return http_port.status();
   ports_.http = *http_port;

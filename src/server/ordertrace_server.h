@@ -36,8 +36,7 @@ struct BoundPorts {
 
 class OrdertraceServer {
  public:
-  explicit OrdertraceServer(ServerConfig config,
-                            const model::Clock& clock = DefaultClock());
+  explicit OrdertraceServer(ServerConfig config, const model::Clock& clock = DefaultClock());
   ~OrdertraceServer();
 
   absl::Status Start();

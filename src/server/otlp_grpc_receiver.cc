@@ -3,6 +3,9 @@
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <limits>
+
 #include "google/protobuf/any.pb.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -68,7 +71,9 @@ absl::StatusOr<int> OtlpGrpcReceiver::Start(const ListenAddress& address) {
   // gRPC shares ports by default (SO_REUSEPORT): a second ordertrace would then split the
   // traffic with the first instead of failing to start.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.SetMaxReceiveMessageSize(static_cast<int>(options_.max_request_bytes));
+  // gRPC takes an int: larger limits mean "no smaller limit than gRPC's own maximum".
+  builder.SetMaxReceiveMessageSize(static_cast<int>(
+      std::min<size_t>(options_.max_request_bytes, std::numeric_limits<int>::max())));
   builder.RegisterService(service_.get());
   server_ = builder.BuildAndStart();
   if (!server_ || port == 0) {

@@ -17,6 +17,9 @@ namespace {
 
 constexpr char kProtobuf[] = "application/x-protobuf";
 constexpr char kJson[] = "application/json";
+// How much of a refused request's body is read and thrown away before the connection is
+// closed anyway.
+constexpr size_t kMaxDrainBytes = 64 << 20;
 
 enum class Encoding { kProtobuf, kJson, kUnknown };
 
@@ -31,8 +34,8 @@ Encoding EncodingOf(const httplib::Request& req) {
 }
 
 // OTLP/HTTP error bodies are a google.rpc.Status in the request's encoding.
-void SetError(httplib::Response& res, Encoding encoding, int http_status,
-              absl::StatusCode code, const std::string& message) {
+void SetError(httplib::Response& res, Encoding encoding, int http_status, absl::StatusCode code,
+              const std::string& message) {
   res.status = http_status;
   if (encoding == Encoding::kProtobuf) {
     google::rpc::Status status;
@@ -92,7 +95,18 @@ OtlpHttpReceiver::OtlpHttpReceiver(ingest::Ingester& ingester, OtlpHttpReceiverO
                                    const httplib::ContentReader& content_reader) {
     ++counters_->requests;
     Encoding encoding = EncodingOf(req);
+    // A refused request's body is still read (and thrown away, up to kMaxDrainBytes): closing
+    // with bytes unread makes the kernel reset the connection, and the client would see a
+    // network error it retries instead of the answer.
+    auto drain = [&] {
+      size_t drained = 0;
+      content_reader([&](const char*, size_t length) {
+        drained += length;
+        return drained <= kMaxDrainBytes;
+      });
+    };
     if (encoding == Encoding::kUnknown) {
+      drain();
       res.set_header("Connection", "close");
       SetError(res, Encoding::kJson, 415, absl::StatusCode::kInvalidArgument,
                "unsupported Content-Type '" + req.get_header_value("Content-Type") +
@@ -100,12 +114,29 @@ OtlpHttpReceiver::OtlpHttpReceiver(ingest::Ingester& ingester, OtlpHttpReceiverO
       ++counters_->requests_malformed;
       return;
     }
+    // httplib decodes gzip, deflate and br, and would pass any other encoding through as if
+    // it were plain: refuse those instead of decoding garbage.
+    std::string content_encoding = req.get_header_value("Content-Encoding");
+    for (char& c : content_encoding)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (!content_encoding.empty() && content_encoding != "gzip" && content_encoding != "identity" &&
+        content_encoding != "deflate" && content_encoding != "br") {
+      drain();
+      res.set_header("Connection", "close");
+      SetError(res, encoding, 415, absl::StatusCode::kInvalidArgument,
+               "unsupported Content-Encoding '" + content_encoding + "': use gzip or none");
+      ++counters_->requests_malformed;
+      return;
+    }
     std::string body;
     bool too_large = false;
+    size_t discarded = 0;
     bool read = content_reader([&](const char* data, size_t length) {
-      if (body.size() + length > options_.max_request_bytes) {
+      if (too_large || body.size() + length > options_.max_request_bytes) {
         too_large = true;
-        return false;
+        body.clear();
+        discarded += length;
+        return discarded <= kMaxDrainBytes;
       }
       body.append(data, length);
       return true;
@@ -160,30 +191,18 @@ OtlpHttpReceiver::OtlpHttpReceiver(ingest::Ingester& ingester, OtlpHttpReceiverO
 OtlpHttpReceiver::~OtlpHttpReceiver() { Shutdown(); }
 
 absl::StatusOr<int> OtlpHttpReceiver::Start(const ListenAddress& address) {
-  int port = address.port;
-  if (port == 0) {
-    port = http_->bind_to_any_port(address.host);
-    if (port < 0) port = 0;
-  } else if (!http_->bind_to_port(address.host, port)) {
-    port = 0;
-  }
-  if (port == 0) {
-    return absl::UnavailableError("OTLP/HTTP receiver cannot listen on " + address.ToString() +
-                                  " (in use, or not a local address)");
-  }
-  thread_ = std::thread([this] { http_->listen_after_bind(); });
-  return port;
+  return BindAndServe(*http_, address, "OTLP/HTTP receiver", thread_);
 }
 
 void OtlpHttpReceiver::Shutdown() {
-  if (http_) http_->stop();
-  if (thread_.joinable()) thread_.join();
+  if (http_) StopServing(*http_, thread_);
 }
 
 OtlpHttpReceiverStats OtlpHttpReceiver::Stats() const {
-  return OtlpHttpReceiverStats{counters_->requests.load(),          counters_->spans_accepted.load(),
-                               counters_->spans_rejected.load(),    counters_->requests_malformed.load(),
-                               counters_->requests_too_large.load(), counters_->requests_throttled.load()};
+  return OtlpHttpReceiverStats{
+      counters_->requests.load(),           counters_->spans_accepted.load(),
+      counters_->spans_rejected.load(),     counters_->requests_malformed.load(),
+      counters_->requests_too_large.load(), counters_->requests_throttled.load()};
 }
 
 }  // namespace ordertrace::server

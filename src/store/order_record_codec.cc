@@ -74,8 +74,7 @@ std::string EncodeOrderRecord(const model::OrderRecord& r) {
 absl::StatusOr<model::OrderRecord> DecodeOrderRecord(std::string_view bytes) {
   google::protobuf::Arena arena;
   auto* in = google::protobuf::Arena::CreateMessage<pb::OrderRecord>(&arena);
-  if (!in->ParseFromArray(bytes.data(), static_cast<int>(bytes.size())) ||
-      in->order_id().empty()) {
+  if (!in->ParseFromArray(bytes.data(), static_cast<int>(bytes.size())) || in->order_id().empty()) {
     return absl::DataLossError("stored order record is corrupt");
   }
   model::OrderRecord r;

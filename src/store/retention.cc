@@ -4,8 +4,7 @@
 
 namespace ordertrace::store {
 
-RetentionRunner::RetentionRunner(Store& store, const model::Clock& clock,
-                                 RetentionOptions options)
+RetentionRunner::RetentionRunner(Store& store, const model::Clock& clock, RetentionOptions options)
     : store_(store), clock_(clock), options_(options) {}
 
 RetentionRunner::~RetentionRunner() { Shutdown(); }

@@ -86,10 +86,9 @@ class RocksStore final : public Store {
     // Block sequence numbers only need to be unique and increasing; the clock gives a start
     // past every number an earlier run used (unless the clock went back by more than the
     // number of blocks written since).
-    next_seq_ = static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(
-            std::chrono::system_clock::now().time_since_epoch())
-            .count());
+    next_seq_ = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count());
   }
 
   ~RocksStore() override {
@@ -130,7 +129,8 @@ class RocksStore final : public Store {
   absl::StatusOr<std::vector<std::string>> ReadTrace(const model::TraceId& trace_id) override {
     std::vector<uint64_t> buckets;
     {
-      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), trace_buckets()));
+      std::unique_ptr<rocksdb::Iterator> it(
+          db_->NewIterator(rocksdb::ReadOptions(), trace_buckets()));
       std::string prefix(trace_id.AsBytes());
       for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
         buckets.push_back(GetBigEndian(it->key().ToStringView().substr(16)));
@@ -262,7 +262,8 @@ class RocksStore final : public Store {
     // Orders: walk the creation index from the oldest; only orders created before the cutoff
     // can have ended before it.
     {
-      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), order_index()));
+      std::unique_ptr<rocksdb::Iterator> it(
+          db_->NewIterator(rocksdb::ReadOptions(), order_index()));
       rocksdb::WriteBatch batch;
       for (it->Seek("c"); it->Valid() && it->key().starts_with("c"); it->Next()) {
         std::string_view key = it->key().ToStringView();

@@ -17,9 +17,9 @@
 namespace ordertrace::store {
 
 struct RocksStoreOptions {
-  std::string path;                   // the folder; created when missing
-  bool sync_writes = false;           // fsync the WAL on every write (power-loss safety)
-  uint64_t bucket_seconds = 3600;     // span retention granularity
+  std::string path;                // the folder; created when missing
+  bool sync_writes = false;        // fsync the WAL on every write (power-loss safety)
+  uint64_t bucket_seconds = 3600;  // span retention granularity
   size_t block_cache_bytes = 256 << 20;
   size_t write_buffer_bytes = 64 << 20;
 };

@@ -71,8 +71,7 @@ class Store {
       const std::string& order_id) = 0;
 
   // Orders matching `filter`, newest (by first span) first.
-  virtual absl::StatusOr<std::vector<model::OrderRecord>> ListOrders(
-      const OrderFilter& filter) = 0;
+  virtual absl::StatusOr<std::vector<model::OrderRecord>> ListOrders(const OrderFilter& filter) = 0;
 
   // Removes span blocks older than `span_cutoff_unix_nano`, whole time buckets at a time,
   // and orders whose last span ended before `order_cutoff_unix_nano`.

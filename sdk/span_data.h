@@ -1,0 +1,25 @@
+// A finished span as processors and exporters see it, and its conversion to the project's
+// OTLP model. Plain values; thread-compatible.
+#pragma once
+
+#include <memory>
+#include <span>
+
+#include "model/span.h"
+
+namespace ordertrace::sdk {
+
+// One ended, sampled span with the resource and instrumentation scope it was made under. The
+// resource and scope are shared by every span of a tracer provider and tracer, and live as long
+// as the last span that refers to them.
+struct SpanData {
+  model::Span span;
+  std::shared_ptr<const model::Resource> resource;
+  std::shared_ptr<const model::InstrumentationScope> scope;
+};
+
+// Groups spans by resource, then by scope, in order of first appearance, ready for
+// otlp::EncodeProtobuf. Spans without a resource or scope go under an empty one.
+model::TraceBatch ToTraceBatch(std::span<const SpanData> spans);
+
+}  // namespace ordertrace::sdk
