@@ -11,7 +11,7 @@ fail() { printf 'run: %s\n' "$*" >&2; exit 1; }
 step "Installing missing packages (Debian)"
 bash scripts/install-deps.sh || fail "installing packages failed (apt-get needs root and the Debian mirrors)"
 step "Building"
-bash scripts/build.sh || fail "the build failed; see the compiler output above"
+bash scripts/build.sh ordertrace || fail "the build failed; see the compiler output above"
 
 step "Starting ordertrace"
 cat <<'INFO'

@@ -345,6 +345,10 @@ absl::StatusOr<std::unique_ptr<Store>> OpenRocksStore(const RocksStoreOptions& o
   rocksdb::Status s =
       rocksdb::DB::Open(rocksdb::DBOptions(db_options), options.path, families, &handles, &raw);
   if (!s.ok()) {
+    if (s.ToString().find("LOCK") != std::string::npos) {
+      return absl::FailedPreconditionError("the store in " + options.path +
+                                           " is in use by another ordertrace process");
+    }
     return absl::FailedPreconditionError("cannot open store in " + options.path + ": " +
                                          s.ToString());
   }
