@@ -32,7 +32,7 @@ void BatchSpanProcessor::OnEnd(SpanData&& span) {
   bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (shutdown_requested_) {
+    if (shutdown_requested_ || queue_.size() >= options_.max_queue_size) {
       ++stats_.spans_dropped;
       return;
     }

@@ -189,8 +189,12 @@ absl::Status OtlpHttpExporter::Export(std::span<const SpanData> spans) {
   std::string body = otlp::EncodeProtobuf(ToTraceBatch(spans));
   httplib::Headers headers(options_.headers.begin(), options_.headers.end());
   if (options_.gzip) {
-    body = GzipCompress(body);
-    headers.emplace("Content-Encoding", "gzip");
+    // zlib fails only without memory; the body then goes uncompressed.
+    std::string compressed = GzipCompress(body);
+    if (!compressed.empty()) {
+      body = std::move(compressed);
+      headers.emplace("Content-Encoding", "gzip");
+    }
   }
 
   absl::Status last = absl::UnavailableError("OTLP export: not attempted");

@@ -49,7 +49,7 @@ std::string_view TrimOws(std::string_view s) {
 
 template <typename IdT>
 std::optional<IdT> ParseLowerHexId(std::string_view hex) {
-  if (hex.size() != 2 * IdT::kSize) return std::nullopt;
+  if (hex.size() != 2 * IdT::kSize || !IsLowerHex(hex)) return std::nullopt;
   return IdT::FromHex(hex);
 }
 
