@@ -5,6 +5,7 @@
 #include <set>
 #include <unordered_set>
 
+#include "lifecycle/order_record_builder.h"
 #include "otlp/proto_codec.h"
 
 namespace ordertrace::query {
@@ -59,6 +60,13 @@ bool BatchMatches(const model::TraceBatch& batch, const TraceSearch& search) {
     }
   }
   return false;
+}
+
+std::vector<TraceSummary> NewestFirst(std::vector<TraceSummary> results) {
+  std::sort(results.begin(), results.end(), [](const TraceSummary& a, const TraceSummary& b) {
+    return a.start_unix_nano > b.start_unix_nano;
+  });
+  return results;
 }
 
 }  // namespace
@@ -186,6 +194,23 @@ absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& 
     return results.size() < search.limit;
   };
 
+  // With an order id among the tags the order index names the candidate traces: no scan.
+  for (const auto& [key, value] : search.tags) {
+    if (key != lifecycle::kOrderIdKey) continue;
+    absl::StatusOr<std::optional<model::OrderRecord>> order = store_.GetOrder(value);
+    if (!order.ok()) return order.status();
+    if (order->has_value()) {
+      for (const model::TraceId& trace_id : (*order)->trace_ids) {
+        absl::StatusOr<std::optional<model::TraceBatch>> trace = GetTrace(trace_id);
+        if (!trace.ok()) return trace.status();
+        if (!trace->has_value() || !BatchMatches(**trace, search)) continue;
+        if (!consider(trace_id)) break;
+      }
+    }
+    if (!error.ok()) return error;
+    return NewestFirst(std::move(results));
+  }
+
   size_t scanned = 0;
   absl::Status scan =
       store_.ScanBlocks(start, end, [&](const model::TraceId& trace_id, std::string_view encoded) {
@@ -199,10 +224,7 @@ absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& 
       });
   if (!error.ok()) return error;
   if (!scan.ok()) return scan;
-  std::sort(results.begin(), results.end(), [](const TraceSummary& a, const TraceSummary& b) {
-    return a.start_unix_nano > b.start_unix_nano;
-  });
-  return results;
+  return NewestFirst(std::move(results));
 }
 
 absl::Status TraceQuery::VisitRecentSpans(
