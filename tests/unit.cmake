@@ -8,7 +8,8 @@ add_executable(ordertrace_unit_tests
   ${PROJECT_SOURCE_DIR}/src/lifecycle/order_timeline_test.cc
   ${PROJECT_SOURCE_DIR}/src/store/rocks_store_test.cc
   ${PROJECT_SOURCE_DIR}/src/store/retention_test.cc
-  ${PROJECT_SOURCE_DIR}/src/ingest/ingester_test.cc)
+  ${PROJECT_SOURCE_DIR}/src/ingest/ingester_test.cc
+  ${PROJECT_SOURCE_DIR}/src/query/trace_query_test.cc)
 target_link_libraries(ordertrace_unit_tests PRIVATE
   ordertrace_model
   ordertrace_otlp
