@@ -12,23 +12,23 @@
 #include <string>
 #include <string_view>
 
+#include "model/attribute_names.h"
 #include "sdk/trace_context.h"
 #include "sdk/tracer.h"
 
 namespace ordertrace::sdk {
 
-// OpenTelemetry's attribute names.
-inline constexpr char kMessagingSystemKey[] = "messaging.system";
-inline constexpr char kMessagingOperationKey[] = "messaging.operation";
-inline constexpr char kMessagingDestinationNameKey[] = "messaging.destination.name";
-inline constexpr char kMessagingRoutingKeyKey[] = "messaging.rabbitmq.destination.routing_key";
-inline constexpr char kMessagingMessageIdKey[] = "messaging.message.id";
-inline constexpr char kMessagingDeliveryTagKey[] = "messaging.rabbitmq.message.delivery_tag";
-// The design's names.
-inline constexpr char kOrderIdKey[] = "order_id";
-inline constexpr char kQueueKey[] = "queue";
-inline constexpr char kMessageIdKey[] = "message_id";
-inline constexpr char kRetryCountKey[] = "retry_count";
+// Attribute names (shared with ordertrace's order model).
+using model::kMessageIdKey;
+using model::kMessagingDeliveryTagKey;
+using model::kMessagingDestinationNameKey;
+using model::kMessagingMessageIdKey;
+using model::kMessagingOperationKey;
+using model::kMessagingRoutingKeyKey;
+using model::kMessagingSystemKey;
+using model::kOrderIdKey;
+using model::kQueueKey;
+using model::kRetryCountKey;
 
 // What a publisher knows about the message it sends.
 struct RabbitMqPublish {

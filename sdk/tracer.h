@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "model/attribute_names.h"
 #include "model/clock.h"
 #include "model/span.h"
 #include "sdk/id_generator.h"
@@ -27,8 +28,8 @@
 namespace ordertrace::sdk {
 
 // Attribute names the design asks for on failures (RecordError).
-inline constexpr char kErrorCodeKey[] = "error_code";
-inline constexpr char kErrorMessageKey[] = "error_message";
+using model::kErrorCodeKey;
+using model::kErrorMessageKey;
 
 // OpenTelemetry's span limits; what is over them is dropped and counted in the span.
 struct SpanLimits {

@@ -82,20 +82,20 @@ void KeepLatest(std::optional<Operation>& slot, Operation candidate) {
 }
 
 bool IsMessagingSpan(const Span& span) {
-  return model::FindAttribute(span.attributes, "messaging.system") != nullptr ||
-         model::FindAttribute(span.attributes, "message_id") != nullptr ||
-         model::FindAttribute(span.attributes, "messaging.message.id") != nullptr;
+  return model::FindAttribute(span.attributes, model::kMessagingSystemKey) != nullptr ||
+         model::FindAttribute(span.attributes, model::kMessageIdKey) != nullptr ||
+         model::FindAttribute(span.attributes, model::kMessagingMessageIdKey) != nullptr;
 }
 
 void ApplyMessage(const Span& span, const Resource& resource, OrderRecord& record) {
-  std::string message_id = FirstNonEmpty(Attr(span, resource, "message_id"),
-                                         Attr(span, resource, "messaging.message.id"));
+  std::string message_id = FirstNonEmpty(Attr(span, resource, model::kMessageIdKey),
+                                         Attr(span, resource, model::kMessagingMessageIdKey));
   if (message_id.empty()) return;
   bool consumer = span.kind == model::SpanKind::kConsumer;
   bool producer = span.kind == model::SpanKind::kProducer;
   if (!consumer && !producer) {
-    std::string op = Attr(span, resource, "messaging.operation");
-    if (op.empty()) op = Attr(span, resource, "messaging.operation.type");
+    std::string op = Attr(span, resource, model::kMessagingOperationKey);
+    if (op.empty()) op = Attr(span, resource, model::kMessagingOperationTypeKey);
     consumer = op == "receive" || op == "process" || op == "deliver";
     producer = op == "publish" || op == "send" || op == "create";
   }
@@ -109,13 +109,14 @@ void ApplyMessage(const Span& span, const Resource& resource, OrderRecord& recor
     record.messages.push_back(std::move(hop));
     it = record.messages.end() - 1;
   }
-  std::string queue = FirstNonEmpty(Attr(span, resource, "queue"),
-                                    Attr(span, resource, "messaging.destination.name"));
+  std::string queue = FirstNonEmpty(Attr(span, resource, model::kQueueKey),
+                                    Attr(span, resource, model::kMessagingDestinationNameKey));
   // The smallest name seen wins, so the result does not depend on arrival order.
   if (!queue.empty() && (it->queue.empty() || queue < it->queue)) it->queue = queue;
   uint64_t& at = consumer ? it->consumed_at_unix_nano : it->published_at_unix_nano;
   if (at == 0 || span.start_time_unix_nano < at) at = span.start_time_unix_nano;
-  if (consumer) it->retry_count = std::max(it->retry_count, IntAttr(span, "retry_count", 0));
+  if (consumer)
+    it->retry_count = std::max(it->retry_count, IntAttr(span, model::kRetryCountKey, 0));
 
   std::sort(record.messages.begin(), record.messages.end(),
             [](const MessageHop& a, const MessageHop& b) {

@@ -7,19 +7,20 @@
 #include <string>
 #include <string_view>
 
+#include "model/attribute_names.h"
 #include "model/order_record.h"
 #include "model/span.h"
 
 namespace ordertrace::lifecycle {
 
-// Attribute names the order model reads (from the span, else from its resource).
-inline constexpr char kOrderIdKey[] = "order_id";
-inline constexpr char kPartnerIdKey[] = "partner_id";
-inline constexpr char kNewStatusKey[] = "new_status";
-inline constexpr char kPrevStatusKey[] = "prev_status";
-inline constexpr char kEventVersionKey[] = "event_version";
-inline constexpr char kErrorCodeKey[] = "error_code";
-inline constexpr char kErrorMessageKey[] = "error_message";
+// The attribute names the order model reads (from the span, else from its resource).
+using model::kErrorCodeKey;
+using model::kErrorMessageKey;
+using model::kEventVersionKey;
+using model::kNewStatusKey;
+using model::kOrderIdKey;
+using model::kPartnerIdKey;
+using model::kPrevStatusKey;
 
 // Order ids are 1 to kMaxOrderIdLength bytes without control characters; spans carrying
 // anything else are stored but belong to no order (the API could not name it).
