@@ -113,11 +113,12 @@ absl::StatusOr<std::optional<model::OrderRecord>> Ingester::LoadOrder(const std:
   return store_.GetOrder(order_id);
 }
 
-void Ingester::CacheOrder(const model::OrderRecord& record) {
+void Ingester::CacheOrder(model::OrderRecord&& record) {
   if (options_.cached_orders == 0) return;
-  auto [it, inserted] = order_cache_.insert_or_assign(record.order_id, record);
+  std::string order_id = record.order_id;
+  auto [it, inserted] = order_cache_.insert_or_assign(order_id, std::move(record));
   if (!inserted) return;
-  order_cache_fifo_.push_back(record.order_id);
+  order_cache_fifo_.push_back(std::move(order_id));
   while (order_cache_.size() > options_.cached_orders) {
     order_cache_.erase(order_cache_fifo_.front());
     order_cache_fifo_.pop_front();
@@ -158,6 +159,7 @@ void Ingester::Commit(std::vector<std::unique_ptr<Pending>>& group) {
   size_t spans = 0;
   for (const auto& pending : group) spans += pending->span_count;
   if (status.ok()) {
+    writes.orders.reserve(orders.size());
     for (auto& [id, update] : orders) {
       // A replayed span leaves the record as it was: nothing to write.
       if (!update.before || !(*update.before == update.after)) {
@@ -166,7 +168,7 @@ void Ingester::Commit(std::vector<std::unique_ptr<Pending>>& group) {
     }
     status = store_.Write(writes);
     if (status.ok()) {
-      for (const store::OrderUpdate& update : writes.orders) CacheOrder(update.after);
+      for (store::OrderUpdate& update : writes.orders) CacheOrder(std::move(update.after));
     } else {
       // The cache must not run ahead of the store.
       for (const store::OrderUpdate& update : writes.orders) {

@@ -66,7 +66,7 @@ class Ingester {
   void Commit(std::vector<std::unique_ptr<Pending>>& group);
   // The stored record of `order_id` (from the cache, else the store). Writer thread only.
   absl::StatusOr<std::optional<model::OrderRecord>> LoadOrder(const std::string& order_id);
-  void CacheOrder(const model::OrderRecord& record);
+  void CacheOrder(model::OrderRecord&& record);
 
   // Constant after construction.
   store::Store& store_;

@@ -89,7 +89,8 @@ OtlpHttpReceiver::OtlpHttpReceiver(ingest::Ingester& ingester, OtlpHttpReceiverO
   // also counts decompressed and chunked bytes, which httplib does not.
   ConfigureSockets(*http_);
   http_->set_payload_max_length(options_.max_request_bytes);
-  http_->set_read_timeout(30, 0);
+  // A client that stalls mid-request holds a worker thread; exporters send at once.
+  http_->set_read_timeout(10, 0);
 
   http_->Post("/v1/traces", [this](const httplib::Request& req, httplib::Response& res,
                                    const httplib::ContentReader& content_reader) {
