@@ -175,15 +175,8 @@ absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& 
   std::vector<TraceSummary> results;
   std::set<model::TraceId> considered;
   absl::Status error = absl::OkStatus();
-  auto consider = [&](const model::TraceId& trace_id) {
-    if (!considered.insert(trace_id).second) return true;
-    absl::StatusOr<std::optional<TraceSummary>> summary = Summarize(trace_id);
-    if (!summary.ok()) {
-      error = summary.status();
-      return false;
-    }
-    if (!summary->has_value()) return true;
-    const TraceSummary& s = **summary;
+  // Keeps a trace that passes the window and duration filters; false once `limit` is reached.
+  auto keep = [&](const TraceSummary& s) {
     // The store scans whole buckets; keep traces that started inside the window.
     if (s.start_unix_nano < start || s.start_unix_nano > end) return true;
     if (s.duration_nanos < search.min_duration_nanos) return true;
@@ -192,6 +185,15 @@ absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& 
     }
     results.push_back(s);
     return results.size() < search.limit;
+  };
+  auto consider = [&](const model::TraceId& trace_id) {
+    if (!considered.insert(trace_id).second) return true;
+    absl::StatusOr<std::optional<TraceSummary>> summary = Summarize(trace_id);
+    if (!summary.ok()) {
+      error = summary.status();
+      return false;
+    }
+    return !summary->has_value() || keep(**summary);
   };
 
   // With an order id among the tags the order index names the candidate traces: no scan.
@@ -204,10 +206,9 @@ absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& 
         absl::StatusOr<std::optional<model::TraceBatch>> trace = GetTrace(trace_id);
         if (!trace.ok()) return trace.status();
         if (!trace->has_value() || !BatchMatches(**trace, search)) continue;
-        if (!consider(trace_id)) break;
+        if (!keep(SummarizeTrace(trace_id, **trace))) break;
       }
     }
-    if (!error.ok()) return error;
     return NewestFirst(std::move(results));
   }
 
