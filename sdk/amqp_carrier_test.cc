@@ -40,6 +40,25 @@ TEST(AmqpCarrierTest, RoundTripGivesBackTheRemoteContextAndOrderId) {
   EXPECT_EQ(got.order_id, "A-1001");
 }
 
+TEST(AmqpCarrierTest, OrderRootTravelsInItsOwnHeader) {
+  AmqpHeaders headers;
+  SpanContext root = Context();
+  InjectOrderRootHeader(root, headers);
+  EXPECT_THAT(headers, UnorderedElementsAre(Pair("order_traceparent", kTraceparent)));
+  ExtractedAmqpContext got = ExtractAmqpHeaders(headers);
+  ASSERT_TRUE(got.order_root.has_value());
+  EXPECT_EQ(got.order_root->span_id, root.span_id);
+  EXPECT_FALSE(got.context.has_value());
+
+  InjectOrderRootHeader(SpanContext{}, headers);
+  EXPECT_THAT(headers, Not(Contains(Key("order_traceparent"))));
+}
+
+TEST(AmqpCarrierTest, MalformedOrderRootIsIgnored) {
+  AmqpHeaders headers = {{"order_traceparent", "00-zz-00f067aa0ba902b7-01"}};
+  EXPECT_FALSE(ExtractAmqpHeaders(headers).order_root.has_value());
+}
+
 TEST(AmqpCarrierTest, UnsampledFlagSurvivesTheRoundTrip) {
   SpanContext sent = Context();
   sent.trace_flags = 0;

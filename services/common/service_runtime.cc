@@ -1,0 +1,179 @@
+#include "services/common/service_runtime.h"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <iostream>
+
+#include "sdk/batch_span_processor.h"
+#include "sdk/otlp_http_exporter.h"
+#include "server/http_socket.h"
+#include "server/listen_address.h"
+#include "services/common/http_api.h"
+
+namespace ordertrace::services {
+namespace {
+
+absl::StatusOr<std::unique_ptr<sdk::TracerProvider>> MakeTracerProvider(
+    const ServiceIdentity& identity, const ServiceOptions& options) {
+  sdk::TracerProviderOptions provider_options;
+  provider_options.resource = sdk::MakeResource(
+      identity.name, {model::KeyValue{"service.namespace", model::AnyValue::String("alexandrite")}});
+  std::unique_ptr<sdk::SpanProcessor> processor;
+  if (!options.otlp_endpoint.empty()) {
+    sdk::OtlpHttpExporterOptions exporter_options;
+    exporter_options.endpoint = options.otlp_endpoint;
+    absl::StatusOr<std::unique_ptr<sdk::OtlpHttpExporter>> exporter =
+        sdk::OtlpHttpExporter::Create(std::move(exporter_options));
+    if (!exporter.ok()) return exporter.status();
+    sdk::BatchSpanProcessorOptions batch;
+    batch.schedule_delay = std::chrono::milliseconds(500);
+    processor = std::make_unique<sdk::BatchSpanProcessor>(*std::move(exporter), batch);
+  }
+  return std::make_unique<sdk::TracerProvider>(std::move(provider_options), std::move(processor));
+}
+
+}  // namespace
+
+ServiceRuntime::ServiceRuntime(const ServiceIdentity& identity, const ServiceOptions& options,
+                               std::unique_ptr<ServiceDb> db,
+                               std::unique_ptr<sdk::TracerProvider> tracer_provider)
+    : identity_(identity),
+      options_(options),
+      db_(std::move(db)),
+      tracer_provider_(std::move(tracer_provider)),
+      tracer_(tracer_provider_->GetTracer(identity.name)),
+      http_(std::make_unique<httplib::Server>()) {
+  outbox_ = std::make_unique<OutboxRelay>(OutboxRelayOptions{options.amqp_url}, *db_, tracer_);
+  server::ConfigureSockets(*http_);
+  http_->set_payload_max_length(static_cast<size_t>(options.max_body_bytes));
+  http_->set_error_handler([](const httplib::Request& request, httplib::Response& response) {
+    if (!response.body.empty()) return;  // a handler already answered
+    if (response.status == 404) {
+      ReplyError(response, 404, "not_found", "no route " + request.method + " " + request.path);
+    } else if (response.status == 413) {
+      ReplyError(response, 413, "body_too_large", "the request body is over the limit");
+    } else {
+      ReplyError(response, response.status, "error", "request failed");
+    }
+  });
+  http_->set_exception_handler(
+      [](const httplib::Request&, httplib::Response& response, std::exception_ptr error) {
+        std::string what = "unexpected error";
+        try {
+          std::rethrow_exception(error);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        spdlog::error("http handler failed: {}", what);
+        ReplyError(response, 500, "internal", what);
+      });
+  http_->Get("/healthz", [](const httplib::Request&, httplib::Response& response) {
+    ReplyJson(response, 200, {{"status", "ok"}});
+  });
+  http_->Get("/readyz", [this](const httplib::Request&, httplib::Response& response) {
+    bool consuming = IsConsuming();
+    ReplyJson(response, consuming ? 200 : 503,
+              {{"status", consuming ? "ready" : "not consuming"}, {"consuming", consuming}});
+  });
+}
+
+absl::StatusOr<std::unique_ptr<ServiceRuntime>> ServiceRuntime::Create(
+    const ServiceIdentity& identity, const ServiceOptions& options, std::string_view schema_sql) {
+  absl::StatusOr<std::unique_ptr<ServiceDb>> db = ServiceDb::Open(options.db_path, schema_sql);
+  if (!db.ok()) return db.status();
+  absl::StatusOr<std::unique_ptr<sdk::TracerProvider>> provider =
+      MakeTracerProvider(identity, options);
+  if (!provider.ok()) return provider.status();
+  return std::unique_ptr<ServiceRuntime>(
+      new ServiceRuntime(identity, options, *std::move(db), *std::move(provider)));
+}
+
+ServiceRuntime::~ServiceRuntime() { Shutdown(); }
+
+void ServiceRuntime::AddConsumer(std::string queue, std::string span_name,
+                                 MessageHandler handler) {
+  MessageConsumerOptions consumer_options;
+  consumer_options.amqp_url = options_.amqp_url;
+  consumer_options.queue = std::move(queue);
+  consumer_options.span_name = std::move(span_name);
+  consumers_.push_back(std::make_unique<MessageConsumer>(std::move(consumer_options), *db_,
+                                                         tracer_, std::move(handler)));
+}
+
+void ServiceRuntime::ConsumeStatusEvents() {
+  AddConsumer(StatusQueue(identity_.short_name), "mq.consume.status",
+              [this](const ReceivedMessage& message, sdk::Span& span, SettleMessage) {
+                absl::StatusOr<StatusEvent> event = DecodeStatusEvent(message.delivery.body);
+                if (!event.ok()) return HandlerOutcome::Failed(event.status());
+                SetTransitionAttributes(span, *event);
+                absl::StatusOr<bool> applied = db_->Run([&](SqliteDb& db) {
+                  return ApplyStatusEvent(db, *event, message.order_root);
+                });
+                if (!applied.ok()) return HandlerOutcome::Failed(applied.status());
+                span.SetAttribute("applied", *applied);
+                return HandlerOutcome::Done();
+              });
+}
+
+absl::Status ServiceRuntime::Start() {
+  if (started_) return absl::FailedPreconditionError("already started");
+  absl::StatusOr<server::ListenAddress> address = server::ParseListenAddress(options_.http_listen);
+  if (!address.ok()) return address.status();
+  absl::StatusOr<int> port =
+      server::BindAndServe(*http_, *address, std::string(identity_.name), http_thread_);
+  if (!port.ok()) return port.status();
+  http_port_ = *port;
+  started_ = true;
+  outbox_->Start();
+  for (auto& consumer : consumers_) consumer->Start();
+  return absl::OkStatus();
+}
+
+bool ServiceRuntime::IsConsuming() const {
+  for (const auto& consumer : consumers_) {
+    if (!consumer->IsConsuming()) return false;
+  }
+  return true;
+}
+
+void ServiceRuntime::Shutdown() {
+  if (stopped_) return;
+  stopped_ = true;
+  server::StopServing(*http_, http_thread_);
+  for (auto& consumer : consumers_) consumer->Shutdown();
+  outbox_->Shutdown();
+  tracer_provider_->Shutdown(std::chrono::seconds(5)).IgnoreError();
+}
+
+int RunServiceMain(const ServiceIdentity& identity, int argc, char** argv,
+                   const std::function<absl::StatusOr<std::unique_ptr<StartedService>>(
+                       const ServiceOptions&)>& start) {
+  ServiceOptions options;
+  if (int exit_code = ParseServiceOptions(identity, argc, argv, options); exit_code >= 0) {
+    return exit_code;
+  }
+  // Block the stop signals in every thread the service starts; this one waits for them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  absl::StatusOr<std::unique_ptr<StartedService>> service = start(options);
+  if (!service.ok()) {
+    std::cerr << identity.name << ": " << service.status().message() << std::endl;
+    return 1;
+  }
+  spdlog::info("{} listening on http://{}", identity.name, options.http_listen);
+  int signal = 0;
+  sigwait(&signals, &signal);
+  spdlog::info("{}: signal {}, stopping", identity.name, signal);
+  (*service)->Shutdown();
+  return 0;
+}
+
+}  // namespace ordertrace::services

@@ -1,0 +1,99 @@
+// What every Alexandrite service runs on: its SQLite database, its tracer (exporting OTLP/HTTP to
+// ordertrace), the outbox relay, its queue consumers and its HTTP server, started and stopped in
+// the right order. A service builds one, adds its routes and consumers, then calls Start.
+//
+// Thread-safety: set up (http(), AddConsumer) before Start, from one thread; Start and Shutdown
+// from the owner; db(), tracer() and outbox() from any thread.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "sdk/tracer.h"
+#include "services/common/message_consumer.h"
+#include "services/common/outbox.h"
+#include "services/common/service_db.h"
+#include "services/common/service_options.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace ordertrace::services {
+
+class ServiceRuntime {
+ public:
+  // Opens the database (with `schema_sql` and the outbox / inbox tables) and sets up tracing.
+  // kInvalidArgument for a bad endpoint, kUnavailable for a database that cannot be opened.
+  static absl::StatusOr<std::unique_ptr<ServiceRuntime>> Create(const ServiceIdentity& identity,
+                                                                const ServiceOptions& options,
+                                                                std::string_view schema_sql);
+  ~ServiceRuntime();  // Shutdown()
+  ServiceRuntime(const ServiceRuntime&) = delete;
+  ServiceRuntime& operator=(const ServiceRuntime&) = delete;
+
+  const ServiceIdentity& identity() const { return identity_; }
+  const ServiceOptions& options() const { return options_; }
+  ServiceDb& db() { return *db_; }
+  const sdk::Tracer& tracer() const { return tracer_; }
+  OutboxRelay& outbox() { return *outbox_; }
+  // Routes are added before Start. JSON errors for unknown routes and for handler exceptions
+  // are already set up.
+  httplib::Server& http() { return *http_; }
+
+  // Consumes `queue` with `handler` once started; spans named `span_name`.
+  void AddConsumer(std::string queue, std::string span_name, MessageHandler handler);
+  // Consumes the service's status queue (`<short name>.status`), applying other services'
+  // status events to this service's view by version.
+  void ConsumeStatusEvents();
+
+  // Binds the HTTP address (kUnavailable when in use), then starts the outbox relay, the
+  // consumers and the HTTP server.
+  absl::Status Start();
+  // The bound HTTP port (after Start).
+  int http_port() const { return http_port_; }
+  // True when every consumer is connected and consuming.
+  bool IsConsuming() const;
+
+  // Stops taking HTTP requests, stops consumers and the relay, flushes spans. Idempotent.
+  void Shutdown();
+
+ private:
+  ServiceRuntime(const ServiceIdentity& identity, const ServiceOptions& options,
+                 std::unique_ptr<ServiceDb> db, std::unique_ptr<sdk::TracerProvider> tracer_provider);
+
+  // Constant after construction.
+  const ServiceIdentity identity_;
+  const ServiceOptions options_;
+
+  std::unique_ptr<ServiceDb> db_;
+  std::unique_ptr<sdk::TracerProvider> tracer_provider_;
+  sdk::Tracer tracer_;
+  std::unique_ptr<OutboxRelay> outbox_;
+  std::vector<std::unique_ptr<MessageConsumer>> consumers_;
+  std::unique_ptr<httplib::Server> http_;
+  std::thread http_thread_;
+  int http_port_ = 0;
+  bool started_ = false;
+  bool stopped_ = false;
+};
+
+// A running service, as main() sees it.
+class StartedService {
+ public:
+  virtual ~StartedService() = default;
+  virtual void Shutdown() = 0;
+};
+
+// The shared main() of the three services: parses the options, calls `start`, and runs until
+// SIGTERM or SIGINT, then shuts the service down. A start error is printed as one line (exit 1).
+int RunServiceMain(const ServiceIdentity& identity, int argc, char** argv,
+                   const std::function<absl::StatusOr<std::unique_ptr<StartedService>>(
+                       const ServiceOptions&)>& start);
+
+}  // namespace ordertrace::services
