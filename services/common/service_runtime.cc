@@ -10,6 +10,7 @@
 #include "sdk/otlp_http_exporter.h"
 #include "server/http_socket.h"
 #include "server/listen_address.h"
+#include "model/attribute_names.h"
 #include "services/common/http_api.h"
 
 namespace ordertrace::services {
@@ -118,6 +119,47 @@ void ServiceRuntime::ConsumeStatusEvents() {
               });
 }
 
+absl::StatusOr<TransitionResult> ServiceRuntime::RunHttpTransition(
+    const httplib::Request& request, httplib::Response& response, std::string_view span_name,
+    std::string_view route, std::string_view order_id, std::string_view new_status,
+    const TransitionDetails& details, const std::vector<OutboxMessage>& extra_messages) {
+  absl::StatusOr<std::optional<OrderView>> known =
+      db_->Run([&](SqliteDb& db) { return LoadOrder(db, order_id); });
+  sdk::SpanContext order_root;
+  if (known.ok() && known->has_value()) order_root = (*known)->order_root;
+  std::unique_ptr<sdk::Span> span =
+      StartOperationSpan(tracer_, span_name, route, request, order_root);
+  if (!known.ok()) {
+    FailOperation(*span, response, known.status());
+    return known.status();
+  }
+  if (!known->has_value()) {
+    // An order this service does not know gets no order_id attribute: ordertrace must not
+    // open a record for it.
+    absl::Status missing = absl::NotFoundError("order " + std::string(order_id) + " not found");
+    FailOperation(*span, response, missing);
+    return missing;
+  }
+  span->SetAttribute(model::kOrderIdKey, order_id);
+  if (!(*known)->partner_id.empty()) span->SetAttribute(model::kPartnerIdKey, (*known)->partner_id);
+  absl::StatusOr<TransitionResult> result = db_->Run([&](SqliteDb& db) {
+    return Transition(db, order_id, new_status, details, identity_.name, span->GetContext(),
+                      extra_messages);
+  });
+  if (!result.ok()) {
+    if (std::string current = CurrentStatusOf(result.status()); !current.empty()) {
+      span->SetAttribute("current_status", current);
+    }
+    FailOperation(*span, response, result.status());
+    return result.status();
+  }
+  outbox_->Notify();
+  SetTransitionAttributes(*span, result->event);
+  span->SetAttribute("http.response.status_code", 200);
+  ReplyJson(response, 200, OrderJson(result->order));
+  return result;
+}
+
 absl::Status ServiceRuntime::Start() {
   if (started_) return absl::FailedPreconditionError("already started");
   absl::StatusOr<server::ListenAddress> address = server::ParseListenAddress(options_.http_listen);
@@ -146,6 +188,17 @@ void ServiceRuntime::Shutdown() {
   for (auto& consumer : consumers_) consumer->Shutdown();
   outbox_->Shutdown();
   tracer_provider_->Shutdown(std::chrono::seconds(5)).IgnoreError();
+}
+
+void ReplyOrder(ServiceRuntime& runtime, const std::string& order_id,
+                httplib::Response& response) {
+  absl::StatusOr<std::optional<OrderView>> order =
+      runtime.db().Run([&](SqliteDb& db) { return LoadOrder(db, order_id); });
+  if (!order.ok()) return ReplyStatus(response, order.status());
+  if (!order->has_value()) {
+    return ReplyStatus(response, absl::NotFoundError("order " + order_id + " not found"));
+  }
+  ReplyJson(response, 200, OrderJson(**order));
 }
 
 int RunServiceMain(const ServiceIdentity& identity, int argc, char** argv,

@@ -16,12 +16,15 @@
 #include "absl/status/statusor.h"
 #include "sdk/tracer.h"
 #include "services/common/message_consumer.h"
+#include "services/common/order_store.h"
 #include "services/common/outbox.h"
 #include "services/common/service_db.h"
 #include "services/common/service_options.h"
 
 namespace httplib {
 class Server;
+struct Request;
+struct Response;
 }
 
 namespace ordertrace::services {
@@ -51,6 +54,16 @@ class ServiceRuntime {
   // Consumes the service's status queue (`<short name>.status`), applying other services'
   // status events to this service's view by version.
   void ConsumeStatusEvents();
+
+  // Runs an HTTP operation that moves an order to `new_status` (docs/services.md, "The
+  // lifecycle"): starts the SERVER span `span_name` under the order's trace root, applies the
+  // transition with its status event (and `extra_messages`) through the outbox, and answers:
+  // 200 with the order, or the error (404 unknown order, 409 illegal transition, ...), which the
+  // span records. Returns the result for the caller to add to.
+  absl::StatusOr<TransitionResult> RunHttpTransition(
+      const httplib::Request& request, httplib::Response& response, std::string_view span_name,
+      std::string_view route, std::string_view order_id, std::string_view new_status,
+      const TransitionDetails& details = {}, const std::vector<OutboxMessage>& extra_messages = {});
 
   // Binds the HTTP address (kUnavailable when in use), then starts the outbox relay, the
   // consumers and the HTTP server.
@@ -82,6 +95,10 @@ class ServiceRuntime {
   bool started_ = false;
   bool stopped_ = false;
 };
+
+// Answers GET /api/orders/{id} with the service's view of the order (404 when unknown).
+void ReplyOrder(ServiceRuntime& runtime, const std::string& order_id,
+                httplib::Response& response);
 
 // A running service, as main() sees it.
 class StartedService {
