@@ -109,7 +109,14 @@ void ServiceRuntime::ConsumeStatusEvents() {
               [this](const ReceivedMessage& message, sdk::Span& span, SettleMessage) {
                 absl::StatusOr<StatusEvent> event = DecodeStatusEvent(message.delivery.body);
                 if (!event.ok()) return HandlerOutcome::Failed(event.status());
-                SetTransitionAttributes(span, *event);
+                // Not the transition attributes: only the span that makes a transition carries
+                // new_status, so ordertrace counts each transition once.
+                span.SetAttribute(model::kOrderIdKey, event->order_id);
+                span.SetAttribute(model::kEventVersionKey, event->event_version);
+                span.SetAttribute("status_event.new_status", event->new_status);
+                if (!event->partner_id.empty()) {
+                  span.SetAttribute(model::kPartnerIdKey, event->partner_id);
+                }
                 absl::StatusOr<bool> applied = db_->Run([&](SqliteDb& db) {
                   return ApplyStatusEvent(db, *event, message.order_root);
                 });
