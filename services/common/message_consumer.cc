@@ -38,11 +38,12 @@ struct MessageConsumer::Completions {
 };
 
 MessageConsumer::MessageConsumer(MessageConsumerOptions options, ServiceDb& db, sdk::Tracer tracer,
-                                 MessageHandler handler)
+                                 MessageHandler handler, FaultSwitch* faults)
     : options_(std::move(options)),
       db_(db),
       tracer_(std::move(tracer)),
       handler_(std::move(handler)),
+      faults_(faults),
       completions_(std::make_shared<Completions>()) {}
 
 MessageConsumer::~MessageConsumer() { Shutdown(); }
@@ -155,6 +156,16 @@ void MessageConsumer::HandleDelivery(amqp::AmqpConnection& connection, uint64_t 
       return;
     }
     deliveries = counted->first;
+  }
+
+  if (faults_ != nullptr &&
+      faults_->Take(extracted.order_id, kFaultConsumerCrash, options_.queue).has_value()) {
+    // A crash mid-message: no answer, no span, the connection gone. The broker delivers the
+    // message again, and the inbox counts it as a retry.
+    spdlog::warn("consumer {}: demo fault: crashing while handling message {}", options_.queue,
+                 delivery.message_id);
+    connection.Close();
+    return;
   }
 
   ReceivedMessage message;

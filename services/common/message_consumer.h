@@ -25,6 +25,7 @@
 #include "sdk/trace_context.h"
 #include "sdk/tracer.h"
 #include "services/amqp/amqp_connection.h"
+#include "services/common/fault_switch.h"
 #include "services/common/service_db.h"
 
 namespace ordertrace::services {
@@ -83,8 +84,9 @@ class MessageConsumer {
       " handled INTEGER NOT NULL DEFAULT 0, first_seen_unix_nano INTEGER NOT NULL,"
       " PRIMARY KEY (queue, message_id));";
 
+  // `faults` (null unless demo faults are on) can make the consumer crash mid-message.
   MessageConsumer(MessageConsumerOptions options, ServiceDb& db, sdk::Tracer tracer,
-                  MessageHandler handler);
+                  MessageHandler handler, FaultSwitch* faults = nullptr);
   ~MessageConsumer();  // Shutdown()
   MessageConsumer(const MessageConsumer&) = delete;
   MessageConsumer& operator=(const MessageConsumer&) = delete;
@@ -117,6 +119,7 @@ class MessageConsumer {
   ServiceDb& db_;
   const sdk::Tracer tracer_;
   const MessageHandler handler_;
+  FaultSwitch* const faults_;
   const std::shared_ptr<Completions> completions_;
 
   std::atomic<bool> stop_{false};

@@ -67,6 +67,8 @@ struct TransitionDetails {
   std::string complexity_class;
   std::optional<double> price;
   std::string operator_id;
+  // Demo fault "skipped_status": also allow the transition from two statuses back.
+  bool allow_skipping_one = false;
 };
 
 // The outcome of a transition: the view after it, and the event that was published.

@@ -4,6 +4,7 @@
 #include <optional>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "model/clock.h"
 #include "sdk/amqp_carrier.h"
@@ -50,8 +51,23 @@ absl::StatusOr<int64_t> Outbox::Pending(SqliteDb& db) {
   return rows->empty() ? 0 : rows->front().Int(0);
 }
 
-OutboxRelay::OutboxRelay(OutboxRelayOptions options, ServiceDb& db, sdk::Tracer tracer)
-    : options_(std::move(options)), db_(db), tracer_(std::move(tracer)) {}
+OutboxRelay::OutboxRelay(OutboxRelayOptions options, ServiceDb& db, sdk::Tracer tracer,
+                         FaultSwitch* faults)
+    : options_(std::move(options)), db_(db), tracer_(std::move(tracer)), faults_(faults) {}
+
+std::string OutboxRelay::RoutingKeyToPublish(const OutboxMessage& message) const {
+  if (faults_ == nullptr) return message.routing_key;
+  bool lose = false;
+  if (message.routing_key == kPriceRoutingKey) {
+    lose = faults_->Take(message.order_id, kFaultLostPriceRequest).has_value();
+  } else if (message.routing_key.rfind("status.", 0) == 0) {
+    std::string status = absl::AsciiStrToUpper(message.routing_key.substr(7));
+    lose = faults_->Take(message.order_id, kFaultLostStatusEvent, status).has_value();
+  }
+  // No queue is bound to "lost.#": the broker confirms the message and drops it, as a
+  // misrouted message is lost in real life.
+  return lose ? "lost." + message.routing_key : message.routing_key;
+}
 
 OutboxRelay::~OutboxRelay() { Shutdown(); }
 
@@ -169,9 +185,12 @@ void OutboxRelay::Run() {
       sdk::AmqpHeaders headers;
       sdk::InjectAmqpHeaders(head_span->GetContext(), row.message.order_id, headers);
       sdk::InjectOrderRootHeader(row.message.order_root, headers);
-      absl::Status published =
-          connection.Publish(row.message.exchange, row.message.routing_key, row.message.body,
-                             headers, row.message.message_id);
+      const std::string routing_key = RoutingKeyToPublish(row.message);
+      if (routing_key != row.message.routing_key) {
+        head_span->SetAttribute(sdk::kMessagingRoutingKeyKey, routing_key);
+      }
+      absl::Status published = connection.Publish(row.message.exchange, routing_key,
+                                                  row.message.body, headers, row.message.message_id);
       if (!published.ok()) {
         fail(published);
         break;

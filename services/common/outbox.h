@@ -18,6 +18,7 @@
 #include "absl/status/status.h"
 #include "sdk/trace_context.h"
 #include "sdk/tracer.h"
+#include "services/common/fault_switch.h"
 #include "services/common/service_db.h"
 
 namespace ordertrace::services {
@@ -68,7 +69,9 @@ struct OutboxRelayStats {
 // Publishes the outbox from its own thread. Thread-safe.
 class OutboxRelay {
  public:
-  OutboxRelay(OutboxRelayOptions options, ServiceDb& db, sdk::Tracer tracer);
+  // `faults` (null unless demo faults are on) can make the relay lose a message on purpose.
+  OutboxRelay(OutboxRelayOptions options, ServiceDb& db, sdk::Tracer tracer,
+              FaultSwitch* faults = nullptr);
   ~OutboxRelay();  // Shutdown()
   OutboxRelay(const OutboxRelay&) = delete;
   OutboxRelay& operator=(const OutboxRelay&) = delete;
@@ -86,11 +89,15 @@ class OutboxRelay {
   struct Row;
 
   void Run();
+  // The routing key the message goes out with: its own, or one nobody listens to when a
+  // lost-message fault is armed for it.
+  std::string RoutingKeyToPublish(const OutboxMessage& message) const;
 
   // Constant after construction.
   const OutboxRelayOptions options_;
   ServiceDb& db_;
   const sdk::Tracer tracer_;
+  FaultSwitch* const faults_;
 
   std::mutex mu_;
   std::condition_variable wake_;

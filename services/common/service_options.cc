@@ -94,8 +94,20 @@ int ParseServiceOptions(const ServiceIdentity& identity, int argc, char** argv,
        [](const std::string& v, ServiceOptions& o) {
          return ApplyDouble(v, o.time_scale, "time_scale");
        }},
+      {"demo_faults", "ALEXANDRITE_DEMO_FAULTS",
+       "on: faults can be armed through /api/demo/faults (demos and detection tests only) [off]",
+       [](const std::string& v, ServiceOptions& o) -> std::string {
+         if (v == "on" || v == "true") {
+           o.demo_faults = true;
+         } else if (v == "off" || v == "false") {
+           o.demo_faults = false;
+         } else {
+           return "demo_faults must be on or off, got '" + v + "'";
+         }
+         return "";
+       }},
       {"max_body_bytes", own_prefix + "MAX_BODY_BYTES",
-       "largest HTTP request body accepted, in bytes [67108864]",
+       "largest HTTP request body accepted, in bytes [134217728]",
        [](const std::string& v, ServiceOptions& o) {
          return ApplyInt(v, o.max_body_bytes, "max_body_bytes", 1);
        }},

@@ -40,7 +40,9 @@ struct ServiceOptions {
   bool dashboard_indexes = true;
   int64_t seed_history = 0;
   // The largest HTTP request body (a model file) accepted.
-  int64_t max_body_bytes = 64LL << 20;
+  int64_t max_body_bytes = 128LL << 20;
+  // Demo only: the fault switch (fault_switch.h) and its endpoint /api/demo/faults exist.
+  bool demo_faults = false;
 };
 
 // Parses the command line, environment and YAML file for `identity`. Returns -1 with `options`

@@ -46,7 +46,10 @@ ServiceRuntime::ServiceRuntime(const ServiceIdentity& identity, const ServiceOpt
       tracer_provider_(std::move(tracer_provider)),
       tracer_(tracer_provider_->GetTracer(identity.name)),
       http_(std::make_unique<httplib::Server>()) {
-  outbox_ = std::make_unique<OutboxRelay>(OutboxRelayOptions{options.amqp_url}, *db_, tracer_);
+  if (options.demo_faults) faults_ = std::make_unique<FaultSwitch>();
+  outbox_ = std::make_unique<OutboxRelay>(OutboxRelayOptions{options.amqp_url}, *db_, tracer_,
+                                          faults_.get());
+  if (faults_ != nullptr) AddFaultRoutes();
   server::ConfigureSockets(*http_);
   http_->set_payload_max_length(static_cast<size_t>(options.max_body_bytes));
   http_->set_error_handler([](const httplib::Request& request, httplib::Response& response) {
@@ -81,6 +84,34 @@ ServiceRuntime::ServiceRuntime(const ServiceIdentity& identity, const ServiceOpt
   });
 }
 
+void ServiceRuntime::AddFaultRoutes() {
+  http_->Post("/api/demo/faults", [this](const httplib::Request& request,
+                                         httplib::Response& response) {
+    absl::StatusOr<nlohmann::json> body = JsonBody(request);
+    if (!body.ok()) return ReplyStatus(response, body.status());
+    auto text = [&](const char* key) {
+      auto it = body->find(key);
+      return it != body->end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
+    ArmedFault fault{text("key"), text("kind"), text("param")};
+    if (fault.key.empty() || !IsServiceFaultKind(fault.kind)) {
+      return ReplyError(response, 400, "bad_request",
+                        "need \"key\" (an order id, or a customer id for "
+                        "partner_order_dropped) and a known \"kind\"");
+    }
+    spdlog::info("{}: demo fault {} armed for {}", identity_.name, fault.kind, fault.key);
+    faults_->Arm(std::move(fault));
+    response.status = 204;
+  });
+  http_->Get("/api/demo/faults", [this](const httplib::Request&, httplib::Response& response) {
+    nlohmann::json armed = nlohmann::json::array();
+    for (const ArmedFault& fault : faults_->Armed()) {
+      armed.push_back({{"key", fault.key}, {"kind", fault.kind}, {"param", fault.param}});
+    }
+    ReplyJson(response, 200, {{"armed", armed}});
+  });
+}
+
 absl::StatusOr<std::unique_ptr<ServiceRuntime>> ServiceRuntime::Create(
     const ServiceIdentity& identity, const ServiceOptions& options, std::string_view schema_sql) {
   absl::StatusOr<std::unique_ptr<ServiceDb>> db = ServiceDb::Open(options.db_path, schema_sql);
@@ -100,8 +131,8 @@ void ServiceRuntime::AddConsumer(std::string queue, std::string span_name,
   consumer_options.amqp_url = options_.amqp_url;
   consumer_options.queue = std::move(queue);
   consumer_options.span_name = std::move(span_name);
-  consumers_.push_back(std::make_unique<MessageConsumer>(std::move(consumer_options), *db_,
-                                                         tracer_, std::move(handler)));
+  consumers_.push_back(std::make_unique<MessageConsumer>(
+      std::move(consumer_options), *db_, tracer_, std::move(handler), faults_.get()));
 }
 
 void ServiceRuntime::ConsumeStatusEvents() {
@@ -116,6 +147,12 @@ void ServiceRuntime::ConsumeStatusEvents() {
                 span.SetAttribute("status_event.new_status", event->new_status);
                 if (!event->partner_id.empty()) {
                   span.SetAttribute(model::kPartnerIdKey, event->partner_id);
+                }
+                if (faults_ != nullptr &&
+                    faults_->Take(event->order_id, kFaultMissedStatusWrite, event->new_status)) {
+                  // Demo fault: the status is acknowledged but never written.
+                  span.SetAttribute("applied", false);
+                  return HandlerOutcome::Done();
                 }
                 absl::StatusOr<bool> applied = db_->Run([&](SqliteDb& db) {
                   return ApplyStatusEvent(db, *event, message.order_root);
@@ -149,8 +186,12 @@ absl::StatusOr<TransitionResult> ServiceRuntime::RunHttpTransition(
   }
   span->SetAttribute(model::kOrderIdKey, order_id);
   if (!(*known)->partner_id.empty()) span->SetAttribute(model::kPartnerIdKey, (*known)->partner_id);
+  TransitionDetails effective = details;
+  if (faults_ != nullptr && faults_->Take(order_id, kFaultSkippedStatus, new_status)) {
+    effective.allow_skipping_one = true;  // demo fault: the lifecycle check lets one status go
+  }
   absl::StatusOr<TransitionResult> result = db_->Run([&](SqliteDb& db) {
-    return Transition(db, order_id, new_status, details, identity_.name, span->GetContext(),
+    return Transition(db, order_id, new_status, effective, identity_.name, span->GetContext(),
                       extra_messages);
   });
   if (!result.ok()) {

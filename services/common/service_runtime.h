@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "sdk/tracer.h"
+#include "services/common/fault_switch.h"
 #include "services/common/message_consumer.h"
 #include "services/common/order_store.h"
 #include "services/common/outbox.h"
@@ -45,6 +46,8 @@ class ServiceRuntime {
   ServiceDb& db() { return *db_; }
   const sdk::Tracer& tracer() const { return tracer_; }
   OutboxRelay& outbox() { return *outbox_; }
+  // The demo fault switch; null unless the service runs with demo faults on.
+  FaultSwitch* faults() { return faults_.get(); }
   // Routes are added before Start. JSON errors for unknown routes and for handler exceptions
   // are already set up.
   httplib::Server& http() { return *http_; }
@@ -77,6 +80,9 @@ class ServiceRuntime {
   void Shutdown();
 
  private:
+  // POST /api/demo/faults {"key", "kind", "param"?} arms a fault; GET lists the armed ones.
+  void AddFaultRoutes();
+
   ServiceRuntime(const ServiceIdentity& identity, const ServiceOptions& options,
                  std::unique_ptr<ServiceDb> db, std::unique_ptr<sdk::TracerProvider> tracer_provider);
 
@@ -84,6 +90,7 @@ class ServiceRuntime {
   const ServiceIdentity identity_;
   const ServiceOptions options_;
 
+  std::unique_ptr<FaultSwitch> faults_;  // null unless options_.demo_faults
   std::unique_ptr<ServiceDb> db_;
   std::unique_ptr<sdk::TracerProvider> tracer_provider_;
   sdk::Tracer tracer_;

@@ -3,7 +3,9 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <charconv>
+#include <cstdlib>
 
 #include "model/attribute_names.h"
 #include "services/common/http_api.h"
@@ -185,7 +187,24 @@ void MesService::Calculate(const std::string& order_id, int64_t polygon_count,
   calc->SetAttribute("polygon_count", polygon_count);
   calc->SetAttribute("complexity_class", complexity);
   const double scale = runtime.options().time_scale;
-  const auto total = SimulatedCalculationTime(polygon_count);
+  auto total = SimulatedCalculationTime(polygon_count);
+  FaultSwitch* faults = runtime.faults();
+  if (faults != nullptr && faults->Take(order_id, kFaultCalculatorHang)) {
+    // Demo fault: the calculator hangs until the service stops; the request stays unacked.
+    calc->AddEvent("calculator hung");
+    wait(std::chrono::hours(24 * 365));
+    calc->RecordError("SERVICE_STOPPING", "the service stopped during the calculation");
+    return;
+  }
+  if (faults != nullptr) {
+    if (std::optional<std::string> factor = faults->Take(order_id, kFaultCalculatorSlow)) {
+      // Demo fault: the calculation runs `factor` times longer (default 4) and then finishes.
+      double times = 4;
+      if (!factor->empty()) times = std::max(1.0, std::atof(factor->c_str()));
+      total = std::chrono::nanoseconds(static_cast<int64_t>(static_cast<double>(total.count()) * times));
+      calc->SetAttribute("slowdown_factor", times);
+    }
+  }
   for (const CalculationPhase& phase : CalculationPhases()) {
     sdk::StartSpanOptions phase_options;
     phase_options.parent = calc->GetContext();

@@ -90,6 +90,24 @@ void ShopService::AddRoutes() {
     std::unique_ptr<sdk::Span> span =
         StartOperationSpan(tracer, "shop.init", "/api/orders", request, order.order_root);
     span->SetAttribute(model::kOrderIdKey, order.order_id);
+    if (runtime.faults() != nullptr && !order.partner_id.empty() &&
+        runtime.faults()->Take(order.customer_id, kFaultPartnerOrderDropped)) {
+      // Demo fault: the partner's request is accepted and answered, then the order is dropped
+      // inside the shop: nothing is stored and no status event goes out.
+      StatusEvent accepted;
+      accepted.order_id = order.order_id;
+      accepted.event_version = 1;
+      accepted.new_status = std::string(kInitiated);
+      accepted.partner_id = order.partner_id;
+      SetTransitionAttributes(*span, accepted);
+      span->SetAttribute("http.response.status_code", 201);
+      ReplyJson(response, 201,
+                {{"order_id", order.order_id},
+                 {"status", kInitiated},
+                 {"partner_id", order.partner_id},
+                 {"trace_id", order.order_root.trace_id.ToHex()}});
+      return;
+    }
     absl::StatusOr<TransitionResult> created = runtime.db().Run([&](SqliteDb& db) {
       return CreateOrder(db, order, kShopIdentity.name, span->GetContext());
     });
