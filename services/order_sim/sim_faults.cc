@@ -1,0 +1,64 @@
+#include "services/order_sim/sim_faults.h"
+
+#include "absl/strings/str_split.h"
+#include "services/common/fault_switch.h"
+#include "services/common/order_lifecycle.h"
+
+namespace ordertrace::services::sim {
+
+const std::vector<SimFaultKind>& SimFaultKinds() {
+  // Stages are the statuses of order_lifecycle.h; the names of the service faults are
+  // fault_switch.h's, plus operator_no_show, which needs no switch.
+  static const std::vector<SimFaultKind> kinds = {
+      {kFaultLostStatusEvent, kPriceCalculated, FaultEvidence::kStopsAtStage, "mes",
+       "the PRICE_CALCULATED status event is published and never delivered"},
+      {kFaultLostPriceRequest, kSubmitted, FaultEvidence::kStopsAtStage, "shop",
+       "the price request is published and never delivered"},
+      {kFaultCalculatorHang, kPriceCalculationStarted, FaultEvidence::kStopsAtStage, "mes",
+       "the price calculator hangs"},
+      {kFaultCalculatorSlow, kPriceCalculationStarted, FaultEvidence::kSlowStage, "mes",
+       "the price calculation runs past its SLA, then finishes"},
+      {"operator_no_show", kManufacturingApproved, FaultEvidence::kStopsAtStage, "",
+       "an approved order that no operator takes"},
+      {kFaultConsumerCrash, kSubmitted, FaultEvidence::kRedelivery, "mes",
+       "the price consumer crashes mid-message; RabbitMQ delivers it again"},
+      {kFaultMissedStatusWrite, kPriceCalculated, FaultEvidence::kStopsAtStage, "crm",
+       "CRM misses the PRICE_CALCULATED write; services disagree and approval is refused"},
+      {kFaultSkippedStatus, kPackaging, FaultEvidence::kSkippedStatus, "mes",
+       "SHIPPED without PACKAGING"},
+      {kFaultPartnerOrderDropped, kInitiated, FaultEvidence::kStopsAtStage, "shop",
+       "a partner order accepted by the shop and then dropped inside it"},
+  };
+  return kinds;
+}
+
+const SimFaultKind* FindSimFault(std::string_view name) {
+  for (const SimFaultKind& kind : SimFaultKinds()) {
+    if (kind.name == name) return &kind;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<std::vector<std::string>> ParseFaultList(std::string_view text) {
+  std::vector<std::string> kinds;
+  if (text == "none" || text.empty()) return kinds;
+  if (text == "all") {
+    for (const SimFaultKind& kind : SimFaultKinds()) kinds.emplace_back(kind.name);
+    return kinds;
+  }
+  for (absl::string_view piece : absl::StrSplit(absl::string_view(text.data(), text.size()), ',', absl::SkipWhitespace())) {
+    std::string_view name(piece.data(), piece.size());
+    if (FindSimFault(name) == nullptr) {
+      std::string known;
+      for (const SimFaultKind& kind : SimFaultKinds()) {
+        known += (known.empty() ? "" : ", ") + std::string(kind.name);
+      }
+      return absl::InvalidArgumentError("unknown fault kind '" + std::string(name) +
+                                        "'; known: " + known + ", all, none");
+    }
+    kinds.emplace_back(name);
+  }
+  return kinds;
+}
+
+}  // namespace ordertrace::services::sim

@@ -1,0 +1,45 @@
+// The faults order-sim causes (issue 4): what each is called, which service makes it through its
+// demo fault switch, where the order stops because of it, and what ordertrace must show for the
+// fault to count as found. Constants and pure functions; thread-safe.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace ordertrace::services::sim {
+
+// How a fault shows in ordertrace's order record.
+enum class FaultEvidence {
+  kStopsAtStage,       // the order stops: its current status is the fault's stage
+  kSlowStage,          // the order finishes, but its stage lasted longer than the stage's SLA
+  kRedelivery,         // the order finishes; one of its messages was delivered more than once
+  kSkippedStatus,      // the order finishes without passing the fault's stage
+};
+
+struct SimFaultKind {
+  std::string_view name;
+  // Where the fault hits: the status the order stops in (kStopsAtStage) or the stage that is
+  // slow, redelivered or skipped.
+  std::string_view stage;
+  FaultEvidence evidence;
+  // The service whose fault switch makes it ("shop", "crm", "mes"), or "" when order-sim makes
+  // it by itself (an operator who never comes).
+  std::string_view service;
+  // The risk in the design (architecture.md 2.2) it stands for.
+  std::string_view description;
+};
+
+const std::vector<SimFaultKind>& SimFaultKinds();
+const SimFaultKind* FindSimFault(std::string_view name);
+
+// Parses --faults: "all", "none", or a comma-separated list of kinds. kInvalidArgument names an
+// unknown kind.
+absl::StatusOr<std::vector<std::string>> ParseFaultList(std::string_view text);
+
+// The price calculation's SLA, in simulated time: the longest a real calculation takes.
+inline constexpr double kPriceCalculationSlaSeconds = 30 * 60;
+
+}  // namespace ordertrace::services::sim
