@@ -19,14 +19,15 @@
 namespace ordertrace::services {
 
 // The faults the services can make, by their names in the API and in order-sim.
-inline constexpr std::string_view kFaultLostStatusEvent = "lost_status_event";    // param: status
+inline constexpr std::string_view kFaultLostStatusEvent = "lost_status_event";  // param: status
 inline constexpr std::string_view kFaultLostPriceRequest = "lost_price_request";
 inline constexpr std::string_view kFaultCalculatorHang = "calculator_hang";
-inline constexpr std::string_view kFaultCalculatorSlow = "calculator_slow";      // param: factor
-inline constexpr std::string_view kFaultConsumerCrash = "consumer_crash";        // param: queue
+inline constexpr std::string_view kFaultCalculatorSlow = "calculator_slow";         // param: factor
+inline constexpr std::string_view kFaultConsumerCrash = "consumer_crash";           // param: queue
 inline constexpr std::string_view kFaultMissedStatusWrite = "missed_status_write";  // param: status
-inline constexpr std::string_view kFaultSkippedStatus = "skipped_status";        // param: status
-inline constexpr std::string_view kFaultPartnerOrderDropped = "partner_order_dropped";  // key: customer_id
+inline constexpr std::string_view kFaultSkippedStatus = "skipped_status";           // param: status
+inline constexpr std::string_view kFaultPartnerOrderDropped =
+    "partner_order_dropped";  // key: customer_id
 
 // True for the names above.
 bool IsServiceFaultKind(std::string_view kind);

@@ -111,7 +111,8 @@ nlohmann::json OrderJson(const OrderView& order) {
                          {"event_version", order.event_version},
                          {"created_at_unix_nano", order.created_at_unix_nano},
                          {"updated_at_unix_nano", order.updated_at_unix_nano}};
-  body["partner_id"] = order.partner_id.empty() ? nlohmann::json() : nlohmann::json(order.partner_id);
+  body["partner_id"] =
+      order.partner_id.empty() ? nlohmann::json() : nlohmann::json(order.partner_id);
   if (order.order_root.IsValid()) body["trace_id"] = order.order_root.trace_id.ToHex();
   if (!order.customer_id.empty()) body["customer_id"] = order.customer_id;
   if (order.polygon_count.has_value()) body["polygon_count"] = *order.polygon_count;

@@ -85,8 +85,8 @@ void MessageConsumer::Run() {
     }
     connection.Close();
     if (Stopping()) break;
-    spdlog::warn("consumer {}: {}; reconnecting in {} ms", options_.queue, std::string(status.message()),
-                 backoff.count());
+    spdlog::warn("consumer {}: {}; reconnecting in {} ms", options_.queue,
+                 std::string(status.message()), backoff.count());
     auto until = std::chrono::steady_clock::now() + backoff;
     while (!Stopping() && std::chrono::steady_clock::now() < until) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -107,8 +107,8 @@ absl::Status MessageConsumer::ConsumeUntilFailure(amqp::AmqpConnection& connecti
       // A delivery tag belongs to the channel it came on; after a reconnect the broker has
       // already requeued that delivery, and the inbox makes the redelivery a duplicate.
       if (entry.generation != generation) continue;
-      absl::Status settled = Settle(connection, entry.message_id, entry.delivery_tag,
-                                    entry.deliveries, entry.status);
+      absl::Status settled =
+          Settle(connection, entry.message_id, entry.delivery_tag, entry.deliveries, entry.status);
       if (!settled.ok()) return settled;
     }
     absl::StatusOr<std::optional<amqp::Delivery>> next = connection.NextDelivery(kPollInterval);
@@ -214,7 +214,8 @@ void MessageConsumer::HandleDelivery(amqp::AmqpConnection& connection, uint64_t 
   };
   HandlerOutcome outcome = handler_(message, *span, settle);
   if (!outcome.status.ok()) {
-    span->RecordError(std::string(absl::StatusCodeToString(outcome.status.code())), std::string(outcome.status.message()));
+    span->RecordError(std::string(absl::StatusCodeToString(outcome.status.code())),
+                      std::string(outcome.status.message()));
   }
   span->End();
   if (outcome.deferred) return;
@@ -229,10 +230,10 @@ absl::Status MessageConsumer::Settle(amqp::AmqpConnection& connection,
     if (!message_id.empty()) {
       uint64_t count = handled_.load() + dead_lettered_.load();
       absl::Status marked = db_.Run([&](SqliteDb& db) -> absl::Status {
-        absl::Status status = db.Execute(
-                                    "UPDATE inbox SET handled = 1 WHERE queue = ?1 AND message_id = ?2",
-                                    {options_.queue, message_id})
-                                  .status();
+        absl::Status status =
+            db.Execute("UPDATE inbox SET handled = 1 WHERE queue = ?1 AND message_id = ?2",
+                       {options_.queue, message_id})
+                .status();
         if (status.ok() && count % kPruneEvery == 0) {
           int64_t cutoff =
               static_cast<int64_t>(model::SystemClock().NowUnixNano() - kInboxRetentionNanos);

@@ -33,8 +33,8 @@ namespace ordertrace::services {
 // One delivery as a handler sees it.
 struct ReceivedMessage {
   amqp::Delivery delivery;
-  std::string order_id;        // from the `order_id` header; may be empty
-  int64_t retry_count = 0;     // earlier deliveries of the same message
+  std::string order_id;         // from the `order_id` header; may be empty
+  int64_t retry_count = 0;      // earlier deliveries of the same message
   sdk::SpanContext order_root;  // from `order_traceparent`; invalid when absent
 };
 

@@ -70,12 +70,10 @@ std::vector<amqp::Topology> AlexandriteTopology() {
 }
 
 std::string EncodeStatusEvent(const StatusEvent& event) {
-  json document = {{"order_id", event.order_id},
-                   {"event_version", event.event_version},
-                   {"prev_status", event.prev_status},
-                   {"new_status", event.new_status},
-                   {"service", event.service},
-                   {"occurred_at_unix_nano", event.occurred_at_unix_nano}};
+  json document = {
+      {"order_id", event.order_id},       {"event_version", event.event_version},
+      {"prev_status", event.prev_status}, {"new_status", event.new_status},
+      {"service", event.service},         {"occurred_at_unix_nano", event.occurred_at_unix_nano}};
   if (!event.partner_id.empty()) document["partner_id"] = event.partner_id;
   if (event.polygon_count.has_value()) document["polygon_count"] = *event.polygon_count;
   if (event.price.has_value()) document["price"] = *event.price;
@@ -147,7 +145,13 @@ absl::StatusOr<PriceRequest> DecodePriceRequest(std::string_view body) {
 }
 
 std::string NewUuid() {
-  thread_local std::mt19937_64 generator{std::random_device{}()};
+  // Seeded with 256 bits, so that no two threads or processes share a sequence of ids.
+  thread_local std::mt19937_64 generator = [] {
+    std::random_device device;
+    std::seed_seq seed{device(), device(), device(), device(),
+                       device(), device(), device(), device()};
+    return std::mt19937_64(seed);
+  }();
   uint64_t high = generator();
   uint64_t low = generator();
   high = (high & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4

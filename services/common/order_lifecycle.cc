@@ -26,7 +26,8 @@ std::string_view PreviousStatus(std::string_view status) {
 
 std::string StatusRoutingKey(std::string_view status) {
   std::string key = "status.";
-  for (char c : status) key.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  for (char c : status)
+    key.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   return key;
 }
 

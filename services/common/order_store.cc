@@ -128,8 +128,8 @@ absl::StatusOr<TransitionResult> Transition(SqliteDb& db, std::string_view order
   }
   OrderView& view = **loaded;
   std::string_view required = PreviousStatus(new_status);
-  const bool skipping = details.allow_skipping_one && !required.empty() &&
-                        view.status == PreviousStatus(required);
+  const bool skipping =
+      details.allow_skipping_one && !required.empty() && view.status == PreviousStatus(required);
   if (LifecycleIndex(new_status) <= 0 || (view.status != required && !skipping)) {
     absl::Status illegal = absl::FailedPreconditionError(
         "order " + std::string(order_id) + " is " + view.status + "; " + std::string(new_status) +
@@ -188,7 +188,8 @@ absl::StatusOr<bool> ApplyStatusEvent(SqliteDb& db, const StatusEvent& event,
       " created_at_unix_nano, updated_at_unix_nano, polygon_count, price, operator_id)"
       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9)"
       " ON CONFLICT (order_id) DO UPDATE SET status = excluded.status,"
-      " event_version = excluded.event_version, updated_at_unix_nano = excluded.updated_at_unix_nano,"
+      " event_version = excluded.event_version, updated_at_unix_nano = "
+      "excluded.updated_at_unix_nano,"
       " partner_id = CASE WHEN orders.partner_id = '' THEN excluded.partner_id"
       "   ELSE orders.partner_id END,"
       " order_root = CASE WHEN orders.order_root = '' THEN excluded.order_root"

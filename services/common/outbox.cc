@@ -140,9 +140,15 @@ void OutboxRelay::Run() {
       for (const SqlRow& r : *result) {
         Row row;
         row.id = r.Int(0);
-        row.message = OutboxMessage{r.Text(1),  r.Text(2),  r.Text(3),
-                                    r.Text(4),  r.Text(5),  r.Text(6),
-                                    ParseStored(r.Text(7)), ParseStored(r.Text(8)), r.Text(9)};
+        row.message = OutboxMessage{r.Text(1),
+                                    r.Text(2),
+                                    r.Text(3),
+                                    r.Text(4),
+                                    r.Text(5),
+                                    r.Text(6),
+                                    ParseStored(r.Text(7)),
+                                    ParseStored(r.Text(8)),
+                                    r.Text(9)};
         rows.push_back(std::move(row));
       }
       return absl::OkStatus();
@@ -163,8 +169,8 @@ void OutboxRelay::Run() {
         connected = connection.DeclareTopology(topology);
       }
       if (!connected.ok()) {
-        spdlog::warn("outbox: RabbitMQ unavailable ({}); {} message(s) waiting", std::string(connected.message()),
-                     rows.size());
+        spdlog::warn("outbox: RabbitMQ unavailable ({}); {} message(s) waiting",
+                     std::string(connected.message()), rows.size());
         connection.Close();
         if (!wait(backoff, false)) break;
         backoff = std::min(backoff * 2, options_.max_backoff);
@@ -176,8 +182,8 @@ void OutboxRelay::Run() {
         if (head_span != nullptr) head_span->End();
         head = row;
         head_failures = 0;
-        sdk::RabbitMqPublish publish{row.message.exchange,  row.message.routing_key,
-                                     row.message.queue,     row.message.message_id,
+        sdk::RabbitMqPublish publish{row.message.exchange, row.message.routing_key,
+                                     row.message.queue,    row.message.message_id,
                                      row.message.order_id, std::nullopt};
         if (row.message.parent.IsValid()) publish.parent = row.message.parent;
         head_span = sdk::StartPublishSpan(tracer_, row.message.span_name, publish);
@@ -189,8 +195,8 @@ void OutboxRelay::Run() {
       if (routing_key != row.message.routing_key) {
         head_span->SetAttribute(sdk::kMessagingRoutingKeyKey, routing_key);
       }
-      absl::Status published = connection.Publish(row.message.exchange, routing_key,
-                                                  row.message.body, headers, row.message.message_id);
+      absl::Status published = connection.Publish(
+          row.message.exchange, routing_key, row.message.body, headers, row.message.message_id);
       if (!published.ok()) {
         fail(published);
         break;

@@ -101,7 +101,7 @@ class OutboxRelay {
 
   std::mutex mu_;
   std::condition_variable wake_;
-  bool stop_ = false;     // guarded by mu_
+  bool stop_ = false;      // guarded by mu_
   bool notified_ = false;  // guarded by mu_
   std::thread thread_;
 

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -24,7 +25,7 @@ struct Setting {
   std::string env;
   std::string help;
   std::function<std::string(const std::string&, ServiceOptions&)> apply;  // error text or ""
-  std::string value;        // from a flag or the environment (CLI11 fills it)
+  std::string value;  // from a flag or the environment (CLI11 fills it)
   CLI::Option* option = nullptr;
 };
 
@@ -70,7 +71,8 @@ int ParseServiceOptions(const ServiceIdentity& identity, int argc, char** argv,
       {"amqp_url", "ALEXANDRITE_AMQP_URL",
        "RabbitMQ URL amqp://USER:PASS@HOST:PORT/VHOST [amqp://guest:guest@127.0.0.1:5672/]",
        [](const std::string& v, ServiceOptions& o) -> std::string {
-         if (!absl::StartsWith(v, "amqp://")) return "amqp_url must start with amqp://, got '" + v + "'";
+         if (!absl::StartsWith(v, "amqp://"))
+           return "amqp_url must start with amqp://, got '" + v + "'";
          o.amqp_url = v;
          return "";
        }},
@@ -113,19 +115,18 @@ int ParseServiceOptions(const ServiceIdentity& identity, int argc, char** argv,
        }},
   };
   if (identity.has_dashboard) {
-    settings.push_back(
-        {"dashboard_indexes", own_prefix + "DASHBOARD_INDEXES",
-         "on: the dashboard's indexes exist (the fix); off: the slow query [on]",
-         [](const std::string& v, ServiceOptions& o) -> std::string {
-           if (v == "on" || v == "true") {
-             o.dashboard_indexes = true;
-           } else if (v == "off" || v == "false") {
-             o.dashboard_indexes = false;
-           } else {
-             return "dashboard_indexes must be on or off, got '" + v + "'";
-           }
-           return "";
-         }});
+    settings.push_back({"dashboard_indexes", own_prefix + "DASHBOARD_INDEXES",
+                        "on: the dashboard's indexes exist (the fix); off: the slow query [on]",
+                        [](const std::string& v, ServiceOptions& o) -> std::string {
+                          if (v == "on" || v == "true") {
+                            o.dashboard_indexes = true;
+                          } else if (v == "off" || v == "false") {
+                            o.dashboard_indexes = false;
+                          } else {
+                            return "dashboard_indexes must be on or off, got '" + v + "'";
+                          }
+                          return "";
+                        }});
     settings.push_back({"seed_history", own_prefix + "SEED_HISTORY",
                         "finished historical orders added at start, to show the dashboard at "
                         "scale [0]",
@@ -146,15 +147,16 @@ int ParseServiceOptions(const ServiceIdentity& identity, int argc, char** argv,
     std::replace(flag.begin(), flag.end(), '_', '-');
     setting.option = app.add_option(flag, setting.value, setting.help)->envname(setting.env);
   }
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
   auto fail = [&](const std::string& message) {
     std::cerr << identity.name << ": " << message << std::endl;
     return 2;
   };
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    return fail(std::string(e.what()) + " (see --help)");
+  }
 
   std::map<std::string, std::string> from_file;
   if (!config_path.empty()) {
@@ -179,9 +181,14 @@ int ParseServiceOptions(const ServiceIdentity& identity, int argc, char** argv,
   }
   for (Setting& setting : settings) {
     const bool given = setting.option->count() > 0;
+    // CLI11 skips an empty environment variable; an empty value still means something here
+    // (e.g. ALEXANDRITE_OTLP_ENDPOINT= turns export off).
+    const char* from_env = given ? nullptr : std::getenv(setting.env.c_str());
     std::string value;
     if (given) {
       value = setting.value;
+    } else if (from_env != nullptr) {
+      value = from_env;
     } else if (auto it = from_file.find(setting.key); it != from_file.end()) {
       value = it->second;
     } else {

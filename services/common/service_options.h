@@ -13,8 +13,8 @@ struct ServiceIdentity {
   const char* name;        // "shop-api"
   const char* short_name;  // "shop"; the environment prefix is ALEXANDRITE_SHOP_
   const char* default_http_listen;
-  const char* description;  // one line for --help
-  bool has_dashboard = false;    // mes-api's dashboard settings
+  const char* description;     // one line for --help
+  bool has_dashboard = false;  // mes-api's dashboard settings
 };
 
 inline constexpr ServiceIdentity kShopIdentity{

@@ -6,11 +6,11 @@
 #include <csignal>
 #include <iostream>
 
+#include "model/attribute_names.h"
 #include "sdk/batch_span_processor.h"
 #include "sdk/otlp_http_exporter.h"
 #include "server/http_socket.h"
 #include "server/listen_address.h"
-#include "model/attribute_names.h"
 #include "services/common/http_api.h"
 
 namespace ordertrace::services {
@@ -20,7 +20,8 @@ absl::StatusOr<std::unique_ptr<sdk::TracerProvider>> MakeTracerProvider(
     const ServiceIdentity& identity, const ServiceOptions& options) {
   sdk::TracerProviderOptions provider_options;
   provider_options.resource = sdk::MakeResource(
-      identity.name, {model::KeyValue{"service.namespace", model::AnyValue::String("alexandrite")}});
+      identity.name,
+      {model::KeyValue{"service.namespace", model::AnyValue::String("alexandrite")}});
   std::unique_ptr<sdk::SpanProcessor> processor;
   if (!options.otlp_endpoint.empty()) {
     sdk::OtlpHttpExporterOptions exporter_options;
@@ -85,24 +86,24 @@ ServiceRuntime::ServiceRuntime(const ServiceIdentity& identity, const ServiceOpt
 }
 
 void ServiceRuntime::AddFaultRoutes() {
-  http_->Post("/api/demo/faults", [this](const httplib::Request& request,
-                                         httplib::Response& response) {
-    absl::StatusOr<nlohmann::json> body = JsonBody(request);
-    if (!body.ok()) return ReplyStatus(response, body.status());
-    auto text = [&](const char* key) {
-      auto it = body->find(key);
-      return it != body->end() && it->is_string() ? it->get<std::string>() : std::string();
-    };
-    ArmedFault fault{text("key"), text("kind"), text("param")};
-    if (fault.key.empty() || !IsServiceFaultKind(fault.kind)) {
-      return ReplyError(response, 400, "bad_request",
-                        "need \"key\" (an order id, or a customer id for "
-                        "partner_order_dropped) and a known \"kind\"");
-    }
-    spdlog::info("{}: demo fault {} armed for {}", identity_.name, fault.kind, fault.key);
-    faults_->Arm(std::move(fault));
-    response.status = 204;
-  });
+  http_->Post(
+      "/api/demo/faults", [this](const httplib::Request& request, httplib::Response& response) {
+        absl::StatusOr<nlohmann::json> body = JsonBody(request);
+        if (!body.ok()) return ReplyStatus(response, body.status());
+        auto text = [&](const char* key) {
+          auto it = body->find(key);
+          return it != body->end() && it->is_string() ? it->get<std::string>() : std::string();
+        };
+        ArmedFault fault{text("key"), text("kind"), text("param")};
+        if (fault.key.empty() || !IsServiceFaultKind(fault.kind)) {
+          return ReplyError(response, 400, "bad_request",
+                            "need \"key\" (an order id, or a customer id for "
+                            "partner_order_dropped) and a known \"kind\"");
+        }
+        spdlog::info("{}: demo fault {} armed for {}", identity_.name, fault.kind, fault.key);
+        faults_->Arm(std::move(fault));
+        response.status = 204;
+      });
   http_->Get("/api/demo/faults", [this](const httplib::Request&, httplib::Response& response) {
     nlohmann::json armed = nlohmann::json::array();
     for (const ArmedFault& fault : faults_->Armed()) {
@@ -125,14 +126,13 @@ absl::StatusOr<std::unique_ptr<ServiceRuntime>> ServiceRuntime::Create(
 
 ServiceRuntime::~ServiceRuntime() { Shutdown(); }
 
-void ServiceRuntime::AddConsumer(std::string queue, std::string span_name,
-                                 MessageHandler handler) {
+void ServiceRuntime::AddConsumer(std::string queue, std::string span_name, MessageHandler handler) {
   MessageConsumerOptions consumer_options;
   consumer_options.amqp_url = options_.amqp_url;
   consumer_options.queue = std::move(queue);
   consumer_options.span_name = std::move(span_name);
-  consumers_.push_back(std::make_unique<MessageConsumer>(
-      std::move(consumer_options), *db_, tracer_, std::move(handler), faults_.get()));
+  consumers_.push_back(std::make_unique<MessageConsumer>(std::move(consumer_options), *db_, tracer_,
+                                                         std::move(handler), faults_.get()));
 }
 
 void ServiceRuntime::ConsumeStatusEvents() {
@@ -154,9 +154,8 @@ void ServiceRuntime::ConsumeStatusEvents() {
                   span.SetAttribute("applied", false);
                   return HandlerOutcome::Done();
                 }
-                absl::StatusOr<bool> applied = db_->Run([&](SqliteDb& db) {
-                  return ApplyStatusEvent(db, *event, message.order_root);
-                });
+                absl::StatusOr<bool> applied = db_->Run(
+                    [&](SqliteDb& db) { return ApplyStatusEvent(db, *event, message.order_root); });
                 if (!applied.ok()) return HandlerOutcome::Failed(applied.status());
                 span.SetAttribute("applied", *applied);
                 return HandlerOutcome::Done();
@@ -238,8 +237,7 @@ void ServiceRuntime::Shutdown() {
   tracer_provider_->Shutdown(std::chrono::seconds(5)).IgnoreError();
 }
 
-void ReplyOrder(ServiceRuntime& runtime, const std::string& order_id,
-                httplib::Response& response) {
+void ReplyOrder(ServiceRuntime& runtime, const std::string& order_id, httplib::Response& response) {
   absl::StatusOr<std::optional<OrderView>> order =
       runtime.db().Run([&](SqliteDb& db) { return LoadOrder(db, order_id); });
   if (!order.ok()) return ReplyStatus(response, order.status());
@@ -249,9 +247,10 @@ void ReplyOrder(ServiceRuntime& runtime, const std::string& order_id,
   ReplyJson(response, 200, OrderJson(**order));
 }
 
-int RunServiceMain(const ServiceIdentity& identity, int argc, char** argv,
-                   const std::function<absl::StatusOr<std::unique_ptr<StartedService>>(
-                       const ServiceOptions&)>& start) {
+int RunServiceMain(
+    const ServiceIdentity& identity, int argc, char** argv,
+    const std::function<absl::StatusOr<std::unique_ptr<StartedService>>(const ServiceOptions&)>&
+        start) {
   ServiceOptions options;
   if (int exit_code = ParseServiceOptions(identity, argc, argv, options); exit_code >= 0) {
     return exit_code;

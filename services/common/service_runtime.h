@@ -26,7 +26,7 @@ namespace httplib {
 class Server;
 struct Request;
 struct Response;
-}
+}  // namespace httplib
 
 namespace ordertrace::services {
 
@@ -84,7 +84,8 @@ class ServiceRuntime {
   void AddFaultRoutes();
 
   ServiceRuntime(const ServiceIdentity& identity, const ServiceOptions& options,
-                 std::unique_ptr<ServiceDb> db, std::unique_ptr<sdk::TracerProvider> tracer_provider);
+                 std::unique_ptr<ServiceDb> db,
+                 std::unique_ptr<sdk::TracerProvider> tracer_provider);
 
   // Constant after construction.
   const ServiceIdentity identity_;
@@ -104,8 +105,7 @@ class ServiceRuntime {
 };
 
 // Answers GET /api/orders/{id} with the service's view of the order (404 when unknown).
-void ReplyOrder(ServiceRuntime& runtime, const std::string& order_id,
-                httplib::Response& response);
+void ReplyOrder(ServiceRuntime& runtime, const std::string& order_id, httplib::Response& response);
 
 // A running service, as main() sees it.
 class StartedService {
@@ -116,8 +116,9 @@ class StartedService {
 
 // The shared main() of the three services: parses the options, calls `start`, and runs until
 // SIGTERM or SIGINT, then shuts the service down. A start error is printed as one line (exit 1).
-int RunServiceMain(const ServiceIdentity& identity, int argc, char** argv,
-                   const std::function<absl::StatusOr<std::unique_ptr<StartedService>>(
-                       const ServiceOptions&)>& start);
+int RunServiceMain(
+    const ServiceIdentity& identity, int argc, char** argv,
+    const std::function<absl::StatusOr<std::unique_ptr<StartedService>>(const ServiceOptions&)>&
+        start);
 
 }  // namespace ordertrace::services

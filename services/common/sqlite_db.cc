@@ -52,9 +52,9 @@ std::string SqlRow::Text(size_t column) const {
 
 absl::StatusOr<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path) {
   sqlite3* raw = nullptr;
-  int code = sqlite3_open_v2(path.c_str(), &raw,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                             nullptr);
+  int code =
+      sqlite3_open_v2(path.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (code != SQLITE_OK) {
     std::string message = raw != nullptr ? sqlite3_errmsg(raw) : sqlite3_errstr(code);
     sqlite3_close(raw);
@@ -63,8 +63,8 @@ absl::StatusOr<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path
   std::unique_ptr<SqliteDb> db(new SqliteDb(raw));
   sqlite3_busy_timeout(raw, kBusyTimeoutMs);
   sqlite3_extended_result_codes(raw, 1);
-  absl::Status status = db->ExecScript(
-      "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
+  absl::Status status =
+      db->ExecScript("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
   if (!status.ok()) {
     return absl::UnavailableError(
         absl::StrCat("cannot use database ", path, ": ", status.message()));
@@ -80,7 +80,7 @@ absl::Status SqliteDb::ErrorStatus(int code, const char* what) const {
     case SQLITE_ERROR:
       return absl::InvalidArgumentError(message);
     case SQLITE_CONSTRAINT:
-      return absl::FailedPreconditionError(message);
+      return absl::AlreadyExistsError(message);
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
     case SQLITE_IOERR:

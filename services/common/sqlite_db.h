@@ -4,8 +4,8 @@
 // packaged in Debian 12 besides SQLiteCpp, whose exceptions the house style keeps out of our code.
 //
 // Errors are absl::Status values: kNotFound never (an empty result is not an error),
-// kInvalidArgument for SQL that does not compile, kUnavailable when the database is busy or the
-// disk fails, kInternal otherwise.
+// kInvalidArgument for SQL that does not compile, kAlreadyExists for a violated constraint,
+// kUnavailable when the database is busy or the disk fails, kInternal otherwise.
 //
 // Thread-safety: SqliteDb is thread-safe for single statements (SQLite's serialized mode), but a
 // Transaction must not interleave with statements of other threads: callers serialise through
@@ -61,7 +61,7 @@ class SqliteDb {
   // Runs one statement with `params` bound to ?1, ?2, ...; returns every result row.
   absl::StatusOr<std::vector<SqlRow>> Query(std::string_view sql,
                                             const std::vector<SqlValue>& params = {});
-  // Runs one statement; returns the number of rows it changed.
+  // Runs one INSERT, UPDATE or DELETE; returns the number of rows it changed.
   absl::StatusOr<int64_t> Execute(std::string_view sql, const std::vector<SqlValue>& params = {});
   // The rowid of the last INSERT on this connection.
   int64_t LastInsertRowId() const;

@@ -68,7 +68,9 @@ TEST(SqliteDbTest, KeepsExtremeIntegersAndTextWithNulAndUtf8) {
   std::unique_ptr<SqliteDb> db = OpenMemory();
   ASSERT_NE(db, nullptr);
   const std::string text_with_nul("a\0b", 3);
-  const std::string utf8 = "Ringgr\xc3\xb6\xc3\x9f" "e \xe2\x82\xac";
+  const std::string utf8 =
+      "Ringgr\xc3\xb6\xc3\x9f"
+      "e \xe2\x82\xac";
   absl::StatusOr<std::vector<SqlRow>> rows =
       db->Query("SELECT ?1, ?2, ?3, ?4, length(CAST(?3 AS BLOB))",
                 {std::numeric_limits<int64_t>::max(), std::numeric_limits<int64_t>::min(),
@@ -91,9 +93,8 @@ TEST(SqliteDbTest, StoresAndReadsBackEveryTypeThroughATable) {
                   {int64_t{7}, 0.25, std::string("seven"), SqlValue()});
   ASSERT_TRUE(inserted.ok()) << inserted.status();
   EXPECT_EQ(*inserted, 1);
-  absl::StatusOr<std::vector<SqlRow>> rows =
-      db->Query("SELECT i, d, s, n FROM t WHERE i = ?1 AND s = ?2",
-                {int64_t{7}, std::string("seven")});
+  absl::StatusOr<std::vector<SqlRow>> rows = db->Query(
+      "SELECT i, d, s, n FROM t WHERE i = ?1 AND s = ?2", {int64_t{7}, std::string("seven")});
   ASSERT_TRUE(rows.ok()) << rows.status();
   ASSERT_EQ(rows->size(), 1u);
   EXPECT_EQ((*rows)[0].Int(0), 7);
@@ -106,7 +107,8 @@ TEST(SqliteDbTest, StoresAndReadsBackEveryTypeThroughATable) {
       db->Query("SELECT i FROM t WHERE n = ?1", {SqlValue()});
   ASSERT_TRUE(none.ok());
   EXPECT_TRUE(none->empty());
-  absl::StatusOr<std::vector<SqlRow>> is_null = db->Query("SELECT i FROM t WHERE n IS ?1", {SqlValue()});
+  absl::StatusOr<std::vector<SqlRow>> is_null =
+      db->Query("SELECT i FROM t WHERE n IS ?1", {SqlValue()});
   ASSERT_TRUE(is_null.ok());
   EXPECT_EQ(is_null->size(), 1u);
 }
@@ -123,7 +125,7 @@ TEST(SqliteDbTest, NullReadsAsZeroAndEmptyAndIntegersReadAsText) {
   EXPECT_EQ(row.Text(0), "");
   EXPECT_EQ(row.Text(1), "123");
   EXPECT_DOUBLE_EQ(row.Double(1), 123.0);
-  EXPECT_EQ(row.Int(2), 4);  // truncated
+  EXPECT_EQ(row.Int(2), 4);   // truncated
   EXPECT_EQ(row.Int(3), 12);  // the leading digits
   // A column past the end is NULL, not a crash.
   EXPECT_TRUE(row.IsNull(4));
@@ -135,7 +137,8 @@ TEST(SqliteDbTest, EmptyResultIsNotAnError) {
   std::unique_ptr<SqliteDb> db = OpenMemory();
   ASSERT_NE(db, nullptr);
   ASSERT_TRUE(db->ExecScript("CREATE TABLE t (x INTEGER)").ok());
-  absl::StatusOr<std::vector<SqlRow>> rows = db->Query("SELECT x FROM t WHERE x = ?1", {int64_t{1}});
+  absl::StatusOr<std::vector<SqlRow>> rows =
+      db->Query("SELECT x FROM t WHERE x = ?1", {int64_t{1}});
   ASSERT_TRUE(rows.ok()) << rows.status();
   EXPECT_TRUE(rows->empty());
 }
@@ -148,7 +151,8 @@ TEST(SqliteDbTest, ExecuteCountsChangedRowsAndLastInsertRowId) {
     ASSERT_TRUE(db->Execute("INSERT INTO t (v) VALUES (?1)", {v}).ok());
   }
   EXPECT_EQ(db->LastInsertRowId(), 3);
-  absl::StatusOr<int64_t> updated = db->Execute("UPDATE t SET v = v + 1 WHERE v >= ?1", {int64_t{20}});
+  absl::StatusOr<int64_t> updated =
+      db->Execute("UPDATE t SET v = v + 1 WHERE v >= ?1", {int64_t{20}});
   ASSERT_TRUE(updated.ok()) << updated.status();
   EXPECT_EQ(*updated, 2);
   absl::StatusOr<int64_t> none = db->Execute("DELETE FROM t WHERE v = ?1", {int64_t{999}});
@@ -168,9 +172,9 @@ TEST(SqliteDbTest, SqlThatDoesNotCompileIsInvalidArgument) {
   ASSERT_NE(db, nullptr);
   absl::StatusOr<std::vector<SqlRow>> syntax = db->Query("SELEC 1");
   EXPECT_EQ(syntax.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(syntax.status().message().find("syntax error"), std::string::npos)
-      << syntax.status();
-  absl::StatusOr<int64_t> missing_table = db->Execute("INSERT INTO nowhere VALUES (?1)", {int64_t{1}});
+  EXPECT_NE(syntax.status().message().find("syntax error"), std::string::npos) << syntax.status();
+  absl::StatusOr<int64_t> missing_table =
+      db->Execute("INSERT INTO nowhere VALUES (?1)", {int64_t{1}});
   EXPECT_EQ(missing_table.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(missing_table.status().message().find("nowhere"), std::string::npos);
   absl::Status script = db->ExecScript("CREATE TABLE ok (x); CREATE TABLE (");
@@ -180,17 +184,18 @@ TEST(SqliteDbTest, SqlThatDoesNotCompileIsInvalidArgument) {
   EXPECT_FALSE(extra.ok());
 }
 
-TEST(SqliteDbTest, ConstraintViolationIsFailedPreconditionAndWritesNothing) {
+TEST(SqliteDbTest, ConstraintViolationIsAlreadyExistsAndWritesNothing) {
   std::unique_ptr<SqliteDb> db = OpenMemory();
   ASSERT_NE(db, nullptr);
   ASSERT_TRUE(db->ExecScript("CREATE TABLE t (id TEXT PRIMARY KEY, v TEXT NOT NULL)").ok());
-  ASSERT_TRUE(db->Execute("INSERT INTO t VALUES (?1, ?2)", {std::string("a"), std::string("x")}).ok());
+  ASSERT_TRUE(
+      db->Execute("INSERT INTO t VALUES (?1, ?2)", {std::string("a"), std::string("x")}).ok());
   absl::StatusOr<int64_t> duplicate =
       db->Execute("INSERT INTO t VALUES (?1, ?2)", {std::string("a"), std::string("y")});
-  EXPECT_EQ(duplicate.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(duplicate.status().code(), absl::StatusCode::kAlreadyExists);
   absl::StatusOr<int64_t> null_value =
       db->Execute("INSERT INTO t VALUES (?1, ?2)", {std::string("b"), SqlValue()});
-  EXPECT_EQ(null_value.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(null_value.status().code(), absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(CountRows(*db, "t"), 1);
 }
 

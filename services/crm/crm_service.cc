@@ -22,23 +22,23 @@ void CrmService::AddRoutes() {
   ServiceRuntime& runtime = *runtime_;
   httplib::Server& http = runtime.http();
 
-  http.Post(R"(/api/orders/([^/]+)/approve)", [&runtime](const httplib::Request& request,
-                                                        httplib::Response& response) {
-    runtime.RunHttpTransition(request, response, "crm.approve.manufacturing",
-                              "/api/orders/{id}/approve", request.matches[1].str(),
-                              kManufacturingApproved);
-  });
+  http.Post(R"(/api/orders/([^/]+)/approve)",
+            [&runtime](const httplib::Request& request, httplib::Response& response) {
+              runtime.RunHttpTransition(request, response, "crm.approve.manufacturing",
+                                        "/api/orders/{id}/approve", request.matches[1].str(),
+                                        kManufacturingApproved);
+            });
 
-  http.Post(R"(/api/orders/([^/]+)/close)", [&runtime](const httplib::Request& request,
-                                                      httplib::Response& response) {
-    runtime.RunHttpTransition(request, response, "crm.close", "/api/orders/{id}/close",
-                              request.matches[1].str(), kClosed);
-  });
+  http.Post(R"(/api/orders/([^/]+)/close)",
+            [&runtime](const httplib::Request& request, httplib::Response& response) {
+              runtime.RunHttpTransition(request, response, "crm.close", "/api/orders/{id}/close",
+                                        request.matches[1].str(), kClosed);
+            });
 
-  http.Get(R"(/api/orders/([^/]+))", [&runtime](const httplib::Request& request,
-                                               httplib::Response& response) {
-    ReplyOrder(runtime, request.matches[1].str(), response);
-  });
+  http.Get(R"(/api/orders/([^/]+))",
+           [&runtime](const httplib::Request& request, httplib::Response& response) {
+             ReplyOrder(runtime, request.matches[1].str(), response);
+           });
 }
 
 }  // namespace ordertrace::services::crm

@@ -50,11 +50,14 @@ absl::Status SeedHistory(SqliteDb& db, int64_t count) {
                     std::string(kLifecycle[i].service), "' AS svc");
   }
   absl::StatusOr<int64_t> events = db.Execute(
-      absl::StrCat("WITH RECURSIVE n(i) AS (SELECT ?1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2),"
-                   " steps AS (", statuses, ")"
-                   " INSERT INTO order_events (order_id, status, event_version, service, at_unix_nano)"
-                   " SELECT printf('HIST-%09d', i), s, v, svc,"
-                   " 1700000000000000000 - i * 60000000000 + v * 300000000000 FROM n, steps"),
+      absl::StrCat(
+          "WITH RECURSIVE n(i) AS (SELECT ?1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2),"
+          " steps AS (",
+          statuses,
+          ")"
+          " INSERT INTO order_events (order_id, status, event_version, service, at_unix_nano)"
+          " SELECT printf('HIST-%09d', i), s, v, svc,"
+          " 1700000000000000000 - i * 60000000000 + v * 300000000000 FROM n, steps"),
       {have + 1, count});
   if (!events.ok()) return events.status();
   return transaction->Commit();

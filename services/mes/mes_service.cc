@@ -95,11 +95,11 @@ void MesService::Shutdown() {
 }
 
 void MesService::ConsumePriceRequests() {
-  runtime_->AddConsumer(kPriceQueue, "mq.consume.price",
-                        [this](const ReceivedMessage& message, sdk::Span& span,
-                               SettleMessage settle) {
-                          return HandlePriceRequest(message, span, std::move(settle));
-                        });
+  runtime_->AddConsumer(
+      kPriceQueue, "mq.consume.price",
+      [this](const ReceivedMessage& message, sdk::Span& span, SettleMessage settle) {
+        return HandlePriceRequest(message, span, std::move(settle));
+      });
 }
 
 HandlerOutcome MesService::HandlePriceRequest(const ReceivedMessage& message,
@@ -123,8 +123,8 @@ HandlerOutcome MesService::HandlePriceRequest(const ReceivedMessage& message,
   submitted.service = kShopIdentity.name;
   submitted.polygon_count = request->polygon_count;
   ServiceRuntime& runtime = *runtime_;
-  absl::StatusOr<std::optional<OrderView>> view = runtime.db().Run(
-      [&](SqliteDb& db) -> absl::StatusOr<std::optional<OrderView>> {
+  absl::StatusOr<std::optional<OrderView>> view =
+      runtime.db().Run([&](SqliteDb& db) -> absl::StatusOr<std::optional<OrderView>> {
         absl::StatusOr<bool> applied = ApplyStatusEvent(db, submitted, message.order_root);
         if (!applied.ok()) return applied.status();
         return LoadOrder(db, request->order_id);
@@ -146,8 +146,8 @@ HandlerOutcome MesService::HandlePriceRequest(const ReceivedMessage& message,
     details.polygon_count = request->polygon_count;
     details.complexity_class = std::string(ComplexityClass(request->polygon_count));
     absl::StatusOr<TransitionResult> started = runtime.db().Run([&](SqliteDb& db) {
-      return Transition(db, request->order_id, kPriceCalculationStarted, details,
-                        kMesIdentity.name, start->GetContext());
+      return Transition(db, request->order_id, kPriceCalculationStarted, details, kMesIdentity.name,
+                        start->GetContext());
     });
     if (!started.ok()) {
       start->RecordError("TRANSITION_FAILED", std::string(started.status().message()));
@@ -201,7 +201,8 @@ void MesService::Calculate(const std::string& order_id, int64_t polygon_count,
       // Demo fault: the calculation runs `factor` times longer (default 4) and then finishes.
       double times = 4;
       if (!factor->empty()) times = std::max(1.0, std::atof(factor->c_str()));
-      total = std::chrono::nanoseconds(static_cast<int64_t>(static_cast<double>(total.count()) * times));
+      total = std::chrono::nanoseconds(
+          static_cast<int64_t>(static_cast<double>(total.count()) * times));
       calc->SetAttribute("slowdown_factor", times);
     }
   }
@@ -292,7 +293,8 @@ void MesService::AddRoutes() {
     for (const DashboardRow& row : *rows) {
       orders.push_back({{"order_id", row.order_id},
                         {"status", row.status},
-                        {"partner_id", row.partner_id.empty() ? nlohmann::json() : nlohmann::json(row.partner_id)},
+                        {"partner_id", row.partner_id.empty() ? nlohmann::json()
+                                                              : nlohmann::json(row.partner_id)},
                         {"polygon_count", row.polygon_count},
                         {"complexity_class", row.complexity_class},
                         {"price", row.price},
@@ -306,33 +308,34 @@ void MesService::AddRoutes() {
                {"plan", plan.ok() ? *plan : ""}});
   });
 
-  http.Post(R"(/api/orders/([^/]+)/manufacturing/start)", [&runtime](
-                                                               const httplib::Request& request,
-                                                               httplib::Response& response) {
-    absl::StatusOr<nlohmann::json> body = JsonBody(request);
-    absl::Status invalid;
-    TransitionDetails details;
-    if (!body.ok()) {
-      invalid = body.status();
-    } else if (auto it = body->find("operator_id");
-               it == body->end() || !it->is_string() || it->get<std::string>().empty() ||
-               it->get<std::string>().size() > 128) {
-      invalid = absl::InvalidArgumentError("\"operator_id\" must be a string of 1 to 128 characters");
-    } else {
-      details.operator_id = it->get<std::string>();
-    }
-    if (!invalid.ok()) {
-      std::unique_ptr<sdk::Span> span =
-          StartOperationSpan(runtime.tracer(), "mes.manufacturing.start",
-                             "/api/orders/{id}/manufacturing/start", request, {});
-      FailOperation(*span, response, invalid);
-      return;
-    }
-    absl::StatusOr<TransitionResult> result = runtime.RunHttpTransition(
-        request, response, "mes.manufacturing.start", "/api/orders/{id}/manufacturing/start",
-        request.matches[1].str(), kManufacturingStarted, details);
-    (void)result;
-  });
+  http.Post(
+      R"(/api/orders/([^/]+)/manufacturing/start)",
+      [&runtime](const httplib::Request& request, httplib::Response& response) {
+        absl::StatusOr<nlohmann::json> body = JsonBody(request);
+        absl::Status invalid;
+        TransitionDetails details;
+        if (!body.ok()) {
+          invalid = body.status();
+        } else if (auto it = body->find("operator_id"); it == body->end() || !it->is_string() ||
+                                                        it->get<std::string>().empty() ||
+                                                        it->get<std::string>().size() > 128) {
+          invalid =
+              absl::InvalidArgumentError("\"operator_id\" must be a string of 1 to 128 characters");
+        } else {
+          details.operator_id = it->get<std::string>();
+        }
+        if (!invalid.ok()) {
+          std::unique_ptr<sdk::Span> span =
+              StartOperationSpan(runtime.tracer(), "mes.manufacturing.start",
+                                 "/api/orders/{id}/manufacturing/start", request, {});
+          FailOperation(*span, response, invalid);
+          return;
+        }
+        absl::StatusOr<TransitionResult> result = runtime.RunHttpTransition(
+            request, response, "mes.manufacturing.start", "/api/orders/{id}/manufacturing/start",
+            request.matches[1].str(), kManufacturingStarted, details);
+        (void)result;
+      });
 
   struct Step {
     const char* path;
@@ -344,21 +347,21 @@ void MesService::AddRoutes() {
            Step{R"(/api/orders/([^/]+)/manufacturing/complete)",
                 "/api/orders/{id}/manufacturing/complete", "mes.manufacturing.complete",
                 kManufacturingCompleted},
-           Step{R"(/api/orders/([^/]+)/packaging)", "/api/orders/{id}/packaging",
-                "mes.packaging", kPackaging},
+           Step{R"(/api/orders/([^/]+)/packaging)", "/api/orders/{id}/packaging", "mes.packaging",
+                kPackaging},
            Step{R"(/api/orders/([^/]+)/ship)", "/api/orders/{id}/ship", "mes.shipped", kShipped},
        }) {
-    http.Post(step.path, [&runtime, step](const httplib::Request& request,
-                                          httplib::Response& response) {
-      runtime.RunHttpTransition(request, response, step.span_name, step.route,
-                                request.matches[1].str(), step.status);
-    });
+    http.Post(step.path,
+              [&runtime, step](const httplib::Request& request, httplib::Response& response) {
+                runtime.RunHttpTransition(request, response, step.span_name, step.route,
+                                          request.matches[1].str(), step.status);
+              });
   }
 
-  http.Get(R"(/api/orders/([^/]+))", [&runtime](const httplib::Request& request,
-                                               httplib::Response& response) {
-    ReplyOrder(runtime, request.matches[1].str(), response);
-  });
+  http.Get(R"(/api/orders/([^/]+))",
+           [&runtime](const httplib::Request& request, httplib::Response& response) {
+             ReplyOrder(runtime, request.matches[1].str(), response);
+           });
 }
 
 }  // namespace ordertrace::services::mes

@@ -61,8 +61,7 @@ class MesService final : public StartedService {
   void ConsumePriceRequests();
   HandlerOutcome HandlePriceRequest(const ReceivedMessage& message, sdk::Span& consume_span,
                                     SettleMessage settle);
-  void Calculate(const std::string& order_id, int64_t polygon_count,
-                 const sdk::SpanContext& parent,
+  void Calculate(const std::string& order_id, int64_t polygon_count, const sdk::SpanContext& parent,
                  const std::function<bool(std::chrono::nanoseconds)>& wait,
                  const SettleMessage& settle);
 

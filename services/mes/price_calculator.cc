@@ -21,8 +21,9 @@ std::string_view ComplexityClass(int64_t polygon_count) {
 
 std::chrono::nanoseconds SimulatedCalculationTime(int64_t polygon_count) {
   double share = std::clamp(static_cast<double>(polygon_count) / kSaturatingPolygons, 0.0, 1.0);
-  auto extra = std::chrono::duration_cast<std::chrono::nanoseconds>(
-      std::chrono::duration<double, std::nano>(share * static_cast<double>((kLongest - kShortest).count())));
+  auto extra =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double, std::nano>(
+          share * static_cast<double>((kLongest - kShortest).count())));
   return kShortest + extra;
 }
 

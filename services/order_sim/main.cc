@@ -76,7 +76,8 @@ int ScoreCommand(const std::string& truth_path, const std::string& ordertrace_ur
               << std::endl;
     return 1;
   }
-  OrderRecordFetcher fetch = [&client](const std::string& order_id) -> absl::StatusOr<nlohmann::json> {
+  OrderRecordFetcher fetch =
+      [&client](const std::string& order_id) -> absl::StatusOr<nlohmann::json> {
     httplib::Result result = client.Get("/api/v1/orders/" + PathSegment(order_id));
     if (!result) return absl::UnavailableError(httplib::to_string(result.error()));
     if (result->status == 404) return absl::NotFoundError("order not found");
@@ -118,7 +119,8 @@ int main(int argc, char** argv) {
   run->add_option("--partner-share", options.partner_share, "Share of partner orders")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
-  run->add_option("--truth", options.truth_path, "Ground truth file (JSONL)")->capture_default_str();
+  run->add_option("--truth", options.truth_path, "Ground truth file (JSONL)")
+      ->capture_default_str();
   run->add_option("--shop", options.shop_url, "shop-api URL")->capture_default_str();
   run->add_option("--crm", options.crm_url, "crm-api URL")->capture_default_str();
   run->add_option("--mes", options.mes_url, "mes-api URL")->capture_default_str();
@@ -149,11 +151,13 @@ int main(int argc, char** argv) {
   bool as_json = false;
   double settle_seconds = 15;
   CLI::App* score = app.add_subcommand("score", "Score ordertrace's answers against the truth");
-  score->add_option("--truth", truth_path, "Ground truth file written by run")->capture_default_str();
+  score->add_option("--truth", truth_path, "Ground truth file written by run")
+      ->capture_default_str();
   score->add_option("--ordertrace", ordertrace_url, "ordertrace's API URL")->capture_default_str();
   score->add_flag("--json", as_json, "Print one JSON object");
-  score->add_option("--settle", settle_seconds,
-                    "Seconds to wait for late spans before a mismatch counts")
+  score
+      ->add_option("--settle", settle_seconds,
+                   "Seconds to wait for late spans before a mismatch counts")
       ->capture_default_str();
 
   try {

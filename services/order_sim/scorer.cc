@@ -129,7 +129,8 @@ json ScoreReport::ToJson() const {
 std::string ScoreReport::ToText() const {
   std::ostringstream out;
   out << std::left << std::setw(24) << "fault kind" << std::right << std::setw(9) << "faulted"
-      << std::setw(7) << "found" << std::setw(8) << "missed" << "\n";
+      << std::setw(7) << "found" << std::setw(8) << "missed"
+      << "\n";
   for (const auto& [name, score] : kinds) {
     out << std::left << std::setw(24) << name << std::right << std::setw(9) << score.faulted
         << std::setw(7) << score.found << std::setw(8) << score.missed << "\n";
@@ -137,7 +138,8 @@ std::string ScoreReport::ToText() const {
   out << "fault-free orders: " << fault_free_orders << ", false alarms: " << false_alarms << "\n";
   out << "found " << found() << ", missed " << missed_count() << ", false alarms " << false_alarms;
   if (sim_errors > 0) out << ", not scored (order-sim errors) " << sim_errors;
-  out << "\n(scored from ordertrace's order records; detection delays come with the gap detector)\n";
+  out << "\n(scored from ordertrace's order records; detection delays come with the gap "
+         "detector)\n";
   for (const std::string& line : missed) out << "  missed: " << line << "\n";
   for (const std::string& line : false_alarm_orders) out << "  false alarm: " << line << "\n";
   return out.str();
@@ -184,7 +186,8 @@ ScoreReport Score(const std::vector<TruthRecord>& truth, const OrderRecordFetche
         ++score.found;
       } else {
         ++score.missed;
-        report.missed.push_back(record.order_id + " (" + record.fault->kind + "): " + failure->second);
+        report.missed.push_back(record.order_id + " (" + record.fault->kind +
+                                "): " + failure->second);
       }
     } else {
       ++report.fault_free_orders;

@@ -1,5 +1,6 @@
 #include "services/order_sim/sim_faults.h"
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_split.h"
 #include "services/common/fault_switch.h"
 #include "services/common/order_lifecycle.h"
@@ -46,7 +47,9 @@ absl::StatusOr<std::vector<std::string>> ParseFaultList(std::string_view text) {
     for (const SimFaultKind& kind : SimFaultKinds()) kinds.emplace_back(kind.name);
     return kinds;
   }
-  for (absl::string_view piece : absl::StrSplit(absl::string_view(text.data(), text.size()), ',', absl::SkipWhitespace())) {
+  for (absl::string_view piece :
+       absl::StrSplit(absl::string_view(text.data(), text.size()), ',', absl::SkipWhitespace())) {
+    piece = absl::StripAsciiWhitespace(piece);
     std::string_view name(piece.data(), piece.size());
     if (FindSimFault(name) == nullptr) {
       std::string known;

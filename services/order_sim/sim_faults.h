@@ -13,10 +13,10 @@ namespace ordertrace::services::sim {
 
 // How a fault shows in ordertrace's order record.
 enum class FaultEvidence {
-  kStopsAtStage,       // the order stops: its current status is the fault's stage
-  kSlowStage,          // the order finishes, but its stage lasted longer than the stage's SLA
-  kRedelivery,         // the order finishes; one of its messages was delivered more than once
-  kSkippedStatus,      // the order finishes without passing the fault's stage
+  kStopsAtStage,   // the order stops: its current status is the fault's stage
+  kSlowStage,      // the order finishes, but its stage lasted longer than the stage's SLA
+  kRedelivery,     // the order finishes; one of its messages was delivered more than once
+  kSkippedStatus,  // the order finishes without passing the fault's stage
 };
 
 struct SimFaultKind {

@@ -54,10 +54,9 @@ class ServiceClient {
     Reply reply;
     // A connection that fails is retried a few times: the service may be busy or restarting.
     for (int attempt = 0; attempt < 3; ++attempt) {
-      httplib::Result result =
-          method == "GET"   ? client_.Get(path)
-          : method == "PUT" ? client_.Put(path, body, content_type)
-                            : client_.Post(path, body, content_type);
+      httplib::Result result = method == "GET"   ? client_.Get(path)
+                               : method == "PUT" ? client_.Put(path, body, content_type)
+                                                 : client_.Post(path, body, content_type);
       if (result) {
         reply.status = result->status;
         reply.body = json::parse(result->body, nullptr, /*allow_exceptions=*/false);
@@ -115,7 +114,8 @@ class OrderDriver {
   }
   // Polls `client`'s view of the order until it reaches `status` (or a later one).
   bool WaitForStatus(ServiceClient& client, std::string_view status, double simulated_minutes) {
-    double real = std::max(options_.wait_floor_seconds, simulated_minutes * 60 / options_.time_scale);
+    double real =
+        std::max(options_.wait_floor_seconds, simulated_minutes * 60 / options_.time_scale);
     auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                        std::chrono::duration<double>(real));
     while (Clock::now() < deadline) {
@@ -192,7 +192,8 @@ std::string OrderDriver::FaultParam() const {
   if (kind == kFaultSkippedStatus) return std::string(kShipped);
   if (kind == kFaultCalculatorSlow) {
     // Long enough to end 15 simulated minutes past the SLA, whatever the model.
-    double normal = std::chrono::duration<double>(mes::SimulatedCalculationTime(plan_.polygons)).count();
+    double normal =
+        std::chrono::duration<double>(mes::SimulatedCalculationTime(plan_.polygons)).count();
     return std::to_string((kPriceCalculationSlaSeconds + 15 * 60) / normal);
   }
   return "";
@@ -233,8 +234,8 @@ TruthRecord OrderDriver::Drive() {
   // The customer uploads the model, then submits.
   Pause(2, 10);
   const std::string path = "/api/orders/" + record_.order_id;
-  Reply uploaded = shop_.Send("PUT", path + "/model", StlModel(plan_.polygons),
-                              "application/octet-stream");
+  Reply uploaded =
+      shop_.Send("PUT", path + "/model", StlModel(plan_.polygons), "application/octet-stream");
   if (uploaded.status == 404 && has(kFaultPartnerOrderDropped)) {
     return Stopped("the shop accepted the partner order, then lost it (upload: 404)", created_at);
   }
@@ -342,15 +343,15 @@ absl::Status RunSimulation(const SimulatorOptions& options, SimulatorSummary& su
     return absl::InvalidArgumentError("polygon range must be 1 <= min <= max");
   }
   if (options.concurrency < 1) return absl::InvalidArgumentError("--concurrency must be >= 1");
-  for (const auto& [name, url] : {std::pair{"shop-api", options.shop_url},
-                                  std::pair{"crm-api", options.crm_url},
-                                  std::pair{"mes-api", options.mes_url}}) {
+  for (const auto& [name, url] :
+       {std::pair{"shop-api", options.shop_url}, std::pair{"crm-api", options.crm_url},
+        std::pair{"mes-api", options.mes_url}}) {
     ServiceClient client(url);
     Reply ready = client.Send("GET", "/readyz");
     if (ready.status != 200) {
-      return absl::UnavailableError(std::string(name) + " at " + url + " is not ready (" +
-                                    (ready.status == 0 ? ready.error : std::to_string(ready.status)) +
-                                    ")");
+      return absl::UnavailableError(
+          std::string(name) + " at " + url + " is not ready (" +
+          (ready.status == 0 ? ready.error : std::to_string(ready.status)) + ")");
     }
   }
   std::ofstream truth(options.truth_path, std::ios::trunc);
@@ -369,9 +370,9 @@ absl::Status RunSimulation(const SimulatorOptions& options, SimulatorSummary& su
         if (next >= plans.size()) return;
         plan = plans[next++];
       }
-      auto arrival = start + std::chrono::duration_cast<Clock::duration>(
-                                 std::chrono::duration<double>(plan.arrival_seconds /
-                                                               options.time_scale));
+      auto arrival =
+          start + std::chrono::duration_cast<Clock::duration>(
+                      std::chrono::duration<double>(plan.arrival_seconds / options.time_scale));
       std::this_thread::sleep_until(arrival);
       TruthRecord record = OrderDriver(options, plan).Drive();
       std::lock_guard<std::mutex> lock(mu);

@@ -51,9 +51,9 @@ absl::StatusOr<TruthRecord> DecodeTruth(const std::string& line) {
     record.finished_at_unix_nano = document.value("finished_at_unix_nano", int64_t{0});
     if (document.contains("fault") && document["fault"].is_object()) {
       const json& fault = document["fault"];
-      record.fault = TruthFault{fault.at("kind").get<std::string>(),
-                                fault.value("stage", ""), fault.value("service", ""),
-                                fault.value("param", ""), fault.value("at_unix_nano", int64_t{0})};
+      record.fault = TruthFault{fault.at("kind").get<std::string>(), fault.value("stage", ""),
+                                fault.value("service", ""), fault.value("param", ""),
+                                fault.value("at_unix_nano", int64_t{0})};
     }
     return record;
   } catch (const json::exception& e) {

@@ -130,8 +130,8 @@ void ShopService::AddRoutes() {
     const std::string order_id = request.matches[1];
     absl::StatusOr<int64_t> polygons = ReadStlTriangleCount(request.body);
     if (!polygons.ok()) {
-      std::unique_ptr<sdk::Span> span = StartOperationSpan(
-          runtime.tracer(), "shop.upload", "/api/orders/{id}/model", request, {});
+      std::unique_ptr<sdk::Span> span = StartOperationSpan(runtime.tracer(), "shop.upload",
+                                                           "/api/orders/{id}/model", request, {});
       span->SetAttribute("model.bytes", static_cast<int64_t>(request.body.size()));
       ReplyError(response, 422, "malformed_model", std::string(polygons.status().message()));
       span->SetAttribute("http.response.status_code", 422);
@@ -140,12 +140,12 @@ void ShopService::AddRoutes() {
     }
     TransitionDetails details;
     details.polygon_count = *polygons;
-    runtime.RunHttpTransition(request, response, "shop.upload", "/api/orders/{id}/model",
-                              order_id, kFileUploaded, details);
+    runtime.RunHttpTransition(request, response, "shop.upload", "/api/orders/{id}/model", order_id,
+                              kFileUploaded, details);
   });
 
   http.Post(R"(/api/orders/([^/]+)/submit)", [&runtime](const httplib::Request& request,
-                                                       httplib::Response& response) {
+                                                        httplib::Response& response) {
     const std::string order_id = request.matches[1];
     absl::StatusOr<std::optional<OrderView>> known =
         runtime.db().Run([&](SqliteDb& db) { return LoadOrder(db, order_id); });
@@ -159,19 +159,18 @@ void ShopService::AddRoutes() {
       message.span_name = "mq.publish.price";
       message.order_id = order_id;
       // SUBMITTED gets the next version; the transition checks it is still the next one.
-      message.body = EncodePriceRequest(PriceRequest{order_id, order.event_version + 1,
-                                                     order.polygon_count.value_or(0),
-                                                     order.partner_id});
+      message.body = EncodePriceRequest(PriceRequest{
+          order_id, order.event_version + 1, order.polygon_count.value_or(0), order.partner_id});
       price_request.push_back(std::move(message));
     }
-    runtime.RunHttpTransition(request, response, "shop.submit", "/api/orders/{id}/submit",
-                              order_id, kSubmitted, {}, price_request);
+    runtime.RunHttpTransition(request, response, "shop.submit", "/api/orders/{id}/submit", order_id,
+                              kSubmitted, {}, price_request);
   });
 
-  http.Get(R"(/api/orders/([^/]+))", [&runtime](const httplib::Request& request,
-                                               httplib::Response& response) {
-    ReplyOrder(runtime, request.matches[1].str(), response);
-  });
+  http.Get(R"(/api/orders/([^/]+))",
+           [&runtime](const httplib::Request& request, httplib::Response& response) {
+             ReplyOrder(runtime, request.matches[1].str(), response);
+           });
 }
 
 }  // namespace ordertrace::services::shop

@@ -28,8 +28,9 @@ absl::StatusOr<int64_t> ReadStlTriangleCount(std::string_view file) {
       return absl::OutOfRangeError("ASCII STL is not accepted; upload a binary STL");
     }
     return absl::OutOfRangeError("not a binary STL: the header says " + std::to_string(count) +
-                                 " triangles (" + std::to_string(expected) + " bytes) but the file has " +
-                                 std::to_string(file.size()) + " bytes");
+                                 " triangles (" + std::to_string(expected) +
+                                 " bytes) but the file has " + std::to_string(file.size()) +
+                                 " bytes");
   }
   if (count == 0) return absl::OutOfRangeError("the model has no triangles");
   return static_cast<int64_t>(count);
