@@ -31,6 +31,9 @@ int main(int argc, char** argv) {
   app.add_option("--otlp-http-listen", otlp_http_listen, "OTLP/HTTP address [127.0.0.1:4318]");
   app.add_option("--http-listen", http_listen, "HTTP API address [127.0.0.1:8686]");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off [info]");
+  std::string alertmanager_url;
+  app.add_option("--alertmanager-url", alertmanager_url,
+                 "Alertmanager to raise gap alerts in, e.g. http://127.0.0.1:9093 [none]");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -49,6 +52,7 @@ int main(int argc, char** argv) {
   if (!otlp_http_listen.empty()) config.otlp_http_listen = otlp_http_listen;
   if (!http_listen.empty()) config.http_listen = http_listen;
   if (!log_level.empty()) config.log_level = log_level;
+  if (!alertmanager_url.empty()) config.alertmanager_url = alertmanager_url;
   absl::Status valid = ordertrace::server::Validate(config);
   if (!valid.ok()) return Fail(std::string(valid.message()));
   spdlog::set_level(spdlog::level::from_str(config.log_level));

@@ -16,6 +16,8 @@
 namespace ordertrace::services {
 namespace {
 
+constexpr size_t kHttpThreads = 64;
+
 absl::StatusOr<std::unique_ptr<sdk::TracerProvider>> MakeTracerProvider(
     const ServiceIdentity& identity, const ServiceOptions& options) {
   sdk::TracerProviderOptions provider_options;
@@ -51,6 +53,9 @@ ServiceRuntime::ServiceRuntime(const ServiceIdentity& identity, const ServiceOpt
   outbox_ = std::make_unique<OutboxRelay>(OutboxRelayOptions{options.amqp_url}, *db_, tracer_,
                                           faults_.get());
   if (faults_ != nullptr) AddFaultRoutes();
+  // httplib keeps a worker thread per kept-alive connection; with the default 8 workers, a few
+  // dozen idle clients stall everyone else for the keep-alive timeout.
+  http_->new_task_queue = [] { return new httplib::ThreadPool(kHttpThreads); };
   server::ConfigureSockets(*http_);
   http_->set_payload_max_length(static_cast<size_t>(options.max_body_bytes));
   http_->set_error_handler([](const httplib::Request& request, httplib::Response& response) {
@@ -195,7 +200,7 @@ absl::StatusOr<TransitionResult> ServiceRuntime::RunHttpTransition(
   });
   if (!result.ok()) {
     if (std::string current = CurrentStatusOf(result.status()); !current.empty()) {
-      span->SetAttribute("current_status", current);
+      span->SetAttribute(model::kCurrentStatusKey, current);
     }
     FailOperation(*span, response, result.status());
     return result.status();

@@ -22,8 +22,9 @@ std::vector<store::SpanBlock> BlocksByTrace(const model::TraceBatch& batch,
   return blocks;
 }
 
-Ingester::Ingester(store::Store& store, const model::Clock& clock, IngesterOptions options)
-    : store_(store), clock_(clock), options_(options) {
+Ingester::Ingester(store::Store& store, const model::Clock& clock, IngesterOptions options,
+                   OrderObserver* observer)
+    : store_(store), clock_(clock), options_(options), observer_(observer) {
   writer_ = std::thread([this] { WriterLoop(); });
 }
 
@@ -168,7 +169,10 @@ void Ingester::Commit(std::vector<std::unique_ptr<Pending>>& group) {
     }
     status = store_.Write(writes);
     if (status.ok()) {
-      for (store::OrderUpdate& update : writes.orders) CacheOrder(std::move(update.after));
+      for (store::OrderUpdate& update : writes.orders) {
+        if (observer_ != nullptr) observer_->OnOrderUpdated(update.after);
+        CacheOrder(std::move(update.after));
+      }
     } else {
       // The cache must not run ahead of the store.
       for (const store::OrderUpdate& update : writes.orders) {

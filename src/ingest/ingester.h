@@ -38,9 +38,19 @@ struct IngesterStats {
   size_t queued_spans = 0;
 };
 
+// Told of every order record ingest changed, after it is durable (the gap detector). Called on
+// the ingest writer thread: implementations must be quick and thread-safe.
+class OrderObserver {
+ public:
+  virtual ~OrderObserver() = default;
+  virtual void OnOrderUpdated(const model::OrderRecord& record) = 0;
+};
+
 class Ingester {
  public:
-  Ingester(store::Store& store, const model::Clock& clock, IngesterOptions options = {});
+  // `observer` (borrowed, may be null) must outlive the ingester.
+  Ingester(store::Store& store, const model::Clock& clock, IngesterOptions options = {},
+           OrderObserver* observer = nullptr);
   ~Ingester();
   Ingester(const Ingester&) = delete;
   Ingester& operator=(const Ingester&) = delete;
@@ -72,6 +82,7 @@ class Ingester {
   store::Store& store_;
   const model::Clock& clock_;
   const IngesterOptions options_;
+  OrderObserver* const observer_;
 
   mutable std::mutex mu_;
   std::condition_variable work_ready_;

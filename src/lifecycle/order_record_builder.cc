@@ -188,6 +188,7 @@ void ApplySpan(const Span& span, const Resource& resource, OrderRecord& record) 
   if (failed) {
     op.error_code = error_code;
     op.error_message = FirstNonEmpty(Attr(span, resource, kErrorMessageKey), span.status.message);
+    op.reported_status = Attr(span, resource, model::kCurrentStatusKey);
     KeepLatest(record.last_error, std::move(op));
   } else {
     KeepLatest(record.last_success, std::move(op));

@@ -16,6 +16,8 @@ inline constexpr char kErrorMessageKey[] = "error_message";
 inline constexpr char kQueueKey[] = "queue";
 inline constexpr char kMessageIdKey[] = "message_id";
 inline constexpr char kRetryCountKey[] = "retry_count";
+// On a refused transition: the status the refusing service holds for the order.
+inline constexpr char kCurrentStatusKey[] = "current_status";
 
 // OpenTelemetry's messaging conventions.
 inline constexpr char kMessagingSystemKey[] = "messaging.system";

@@ -34,6 +34,9 @@ struct Operation {
   SpanId span_id;
   std::string error_code;     // errors only
   std::string error_message;  // errors only
+  // Errors only: the status the failing service believed the order to be in (the span's
+  // `current_status`), which may disagree with what the other services saw.
+  std::string reported_status;
 
   friend bool operator==(const Operation&, const Operation&) = default;
 };

@@ -18,6 +18,7 @@ json OperationJson(const std::optional<model::Operation>& op) {
   if (!op->error_message.empty() || !op->error_code.empty()) {
     j["error_message"] = op->error_message;
   }
+  if (!op->reported_status.empty()) j["reported_status"] = op->reported_status;
   return j;
 }
 
@@ -123,6 +124,31 @@ json TraceSummaryJson(const query::TraceSummary& s) {
 
 json ErrorJson(int http_status, const std::string& message) {
   return {{"error", {{"status", http_status}, {"message", message}}}};
+}
+
+json GapJson(const gaps::Gap& gap) {
+  auto text_or_null = [](const std::string& s) { return s.empty() ? json() : json(s); };
+  return {{"id", gap.id},
+          {"order_id", gap.order_id},
+          {"partner_id", text_or_null(gap.partner_id)},
+          {"kind", gap.kind},
+          {"stage", gap.stage},
+          {"expected", gap.expected},
+          {"state", gap.IsOpen() ? "open" : "resolved"},
+          {"service", text_or_null(gap.service)},
+          {"queue", text_or_null(gap.queue)},
+          {"message_id", text_or_null(gap.message_id)},
+          {"detail", gap.detail},
+          {"trace_id", gap.trace_id.IsValid() ? json(gap.trace_id.ToHex()) : json()},
+          {"last_success", OperationJson(gap.last_success)},
+          {"since", TimeJson(gap.since_unix_nano)},
+          {"deadline", TimeJson(gap.deadline_unix_nano)},
+          {"detected_at", TimeJson(gap.detected_at_unix_nano)},
+          {"resolved_at", TimeJson(gap.resolved_at_unix_nano)},
+          {"detection_delay_seconds",
+           gap.detected_at_unix_nano >= gap.deadline_unix_nano
+               ? static_cast<double>(gap.detected_at_unix_nano - gap.deadline_unix_nano) / 1e9
+               : 0.0}};
 }
 
 }  // namespace ordertrace::server

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "gaps/gap.h"
 #include "model/order_record.h"
 #include "query/order_query.h"
 #include "query/trace_query.h"
@@ -18,5 +19,7 @@ nlohmann::json OrderJson(const query::OrderView& view);
 nlohmann::json OrderSummaryJson(const model::OrderRecord& record);
 nlohmann::json TraceSummaryJson(const query::TraceSummary& summary);
 nlohmann::json ErrorJson(int http_status, const std::string& message);
+// A gap as GET /api/v1/gaps and the order view show it; `external_url` makes the order link.
+nlohmann::json GapJson(const gaps::Gap& gap);
 
 }  // namespace ordertrace::server

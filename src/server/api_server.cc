@@ -57,6 +57,22 @@ absl::StatusOr<uint64_t> DurationParam(const httplib::Request& req, const char* 
   return d;
 }
 
+// A Prometheus label value, escaped as the text format asks.
+std::string LabelValue(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\' || c == '"') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::optional<model::TraceId> ParseTraceIdParam(std::string_view text) {
@@ -114,18 +130,74 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ParseLogfmtTags
 }
 
 ApiServer::ApiServer(query::OrderQuery& orders, query::TraceQuery& traces,
-                     std::function<bool()> ready, size_t threads)
+                     std::function<bool()> ready, size_t threads, const gaps::GapDetector* gaps)
     : orders_(orders),
       traces_(traces),
       ready_(std::move(ready)),
+      gaps_(gaps),
       http_(std::make_unique<httplib::Server>()) {
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   ConfigureSockets(*http_);
   http_->set_payload_max_length(1 << 20);
   Routes();
+  if (gaps_ != nullptr) GapRoutes();
 }
 
 ApiServer::~ApiServer() { Shutdown(); }
+
+void ApiServer::GapRoutes() {
+  http_->Get("/api/v1/gaps", [this](const httplib::Request& req, httplib::Response& res) {
+    gaps::GapQuery query;
+    const std::string state = req.has_param("state") ? req.get_param_value("state") : "open";
+    if (state == "open") {
+      query.state = gaps::GapQuery::State::kOpen;
+    } else if (state == "resolved") {
+      query.state = gaps::GapQuery::State::kResolved;
+    } else if (state == "all") {
+      query.state = gaps::GapQuery::State::kAll;
+    } else {
+      ReplyError(res, 400, "state must be open, resolved or all");
+      return;
+    }
+    query.kind = req.get_param_value("kind");
+    query.stage = req.get_param_value("stage");
+    query.partner_id = req.get_param_value("partner_id");
+    query.order_id = req.get_param_value("order_id");
+    absl::StatusOr<uint64_t> limit = UintParam(req, "limit", 100);
+    if (!limit.ok() || *limit == 0 || *limit > kMaxListLimit) {
+      ReplyError(res, 400, "limit must be an integer from 1 to " + std::to_string(kMaxListLimit));
+      return;
+    }
+    query.limit = *limit;
+    json list = json::array();
+    for (const gaps::Gap& gap : gaps_->Query(query)) list.push_back(GapJson(gap));
+    Reply(res, 200, {{"gaps", list}, {"count", list.size()}});
+  });
+
+  // The gap metrics, in Prometheus text format.
+  http_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    gaps::GapDetectorStats stats = gaps_->Stats();
+    std::string out;
+    out += "# HELP gap_detected_total Gaps the detector opened, by kind and stage.\n";
+    out += "# TYPE gap_detected_total counter\n";
+    for (const auto& [key, count] : stats.detected_total) {
+      out += "gap_detected_total{kind=\"" + LabelValue(key.first) + "\",stage=\"" + LabelValue(key.second) + "\"} " +
+             std::to_string(count) + "\n";
+    }
+    out += "# HELP open_gaps Gaps open now, by kind and stage.\n# TYPE open_gaps gauge\n";
+    for (const auto& [key, count] : stats.open) {
+      out += "open_gaps{kind=\"" + LabelValue(key.first) + "\",stage=\"" + LabelValue(key.second) + "\"} " +
+             std::to_string(count) + "\n";
+    }
+    out += "# HELP gap_tracked_orders Orders with a stage deadline pending.\n";
+    out += "# TYPE gap_tracked_orders gauge\ngap_tracked_orders " +
+           std::to_string(stats.tracked_orders) + "\n";
+    out += "# HELP gap_tracked_messages Messages waiting for their consumer.\n";
+    out += "# TYPE gap_tracked_messages gauge\ngap_tracked_messages " +
+           std::to_string(stats.tracked_messages) + "\n";
+    res.set_content(out, "text/plain; version=0.0.4");
+  });
+}
 
 void ApiServer::Routes() {
   http_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
@@ -158,7 +230,13 @@ void ApiServer::Routes() {
       ReplyError(res, 404, "order '" + order_id + "' is unknown");
       return;
     }
-    Reply(res, 200, OrderJson(**view));
+    json body = OrderJson(**view);
+    if (gaps_ != nullptr) {
+      json open = json::array();
+      for (const gaps::Gap& gap : gaps_->OpenGapsOf(order_id)) open.push_back(GapJson(gap));
+      body["open_gaps"] = open;
+    }
+    Reply(res, 200, body);
   });
 
   http_->Get("/api/v1/orders", [this](const httplib::Request& req, httplib::Response& res) {
@@ -189,6 +267,19 @@ void ApiServer::Routes() {
     if (!trace->has_value()) {
       ReplyError(res, 404, "trace " + id->ToHex() + " not found");
       return;
+    }
+    if (gaps_ != nullptr && gaps_->HasGapInTrace(*id)) {
+      // The design's `gap_detected` (2.3): set on the trace's root spans when the order it
+      // belongs to has had a gap.
+      for (model::ResourceSpans& rs : (*trace)->resource_spans) {
+        for (model::ScopeSpans& ss : rs.scope_spans) {
+          for (model::Span& span : ss.spans) {
+            if (!span.parent_span_id.IsValid()) {
+              span.attributes.push_back({"gap_detected", model::AnyValue::Bool(true)});
+            }
+          }
+        }
+      }
     }
     std::string accept = req.get_header_value("Accept");
     if (accept.find("application/protobuf") != std::string::npos ||

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "gaps/gap_detector.h"
 #include "query/order_query.h"
 #include "query/trace_query.h"
 #include "server/listen_address.h"
@@ -20,9 +21,11 @@ namespace ordertrace::server {
 
 class ApiServer {
  public:
-  // `ready` says whether ordertrace accepts spans (for /readyz and /ready).
+  // `ready` says whether ordertrace accepts spans (for /readyz and /ready). `gaps` (may be null)
+  // serves /api/v1/gaps, the open gaps of an order, the `gap_detected` trace attribute and the
+  // gap metrics.
   ApiServer(query::OrderQuery& orders, query::TraceQuery& traces, std::function<bool()> ready,
-            size_t threads);
+            size_t threads, const gaps::GapDetector* gaps = nullptr);
   ~ApiServer();
 
   absl::StatusOr<int> Start(const ListenAddress& address);
@@ -30,10 +33,12 @@ class ApiServer {
 
  private:
   void Routes();
+  void GapRoutes();
 
   query::OrderQuery& orders_;
   query::TraceQuery& traces_;
   const std::function<bool()> ready_;
+  const gaps::GapDetector* const gaps_;
   std::unique_ptr<httplib::Server> http_;
   std::thread thread_;
 };

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <algorithm>
 #include <map>
 
 #include "server/listen_address.h"
@@ -107,6 +108,12 @@ std::map<std::string, Setter> KnownKeys(ServerConfig& c) {
       {"retention.interval", Seconds(c.retention.interval_seconds)},
       {"query.search_window", Nanos(c.query.default_search_window_nanos)},
       {"query.max_scanned_blocks", Number(c.query.max_scanned_blocks)},
+      {"alertmanager.url", Text(c.alertmanager_url)},
+      {"alertmanager.external_url", Text(c.external_url)},
+      {"alertmanager.resend_interval", Nanos(c.alertmanager_resend_nanos)},
+      {"lifecycle.message_sla", Nanos(c.lifecycle.message_sla_nanos)},
+      {"lifecycle.grace", Nanos(c.lifecycle.grace_nanos)},
+      {"lifecycle.time_scale", Number(c.lifecycle.time_scale)},
   };
 }
 
@@ -185,6 +192,128 @@ absl::StatusOr<uint64_t> ParseDurationNanos(const std::string& text) {
   return total;
 }
 
+// The structured parts of `lifecycle:` (lists and maps), read before the scalar keys. They are
+// removed from `lifecycle` so that the generic walk sees only scalars.
+absl::Status ApplyLifecycleLists(YAML::Node lifecycle, gaps::LifecycleModelOptions& model) {
+  auto strings = [](const YAML::Node& node, const char* key) -> absl::StatusOr<std::vector<std::string>> {
+    if (!node.IsSequence()) {
+      return absl::InvalidArgumentError(std::string("lifecycle.") + key + " must be a list");
+    }
+    std::vector<std::string> out;
+    for (const YAML::Node& item : node) {
+      if (!item.IsScalar()) {
+        return absl::InvalidArgumentError(std::string("lifecycle.") + key + " must list names");
+      }
+      out.push_back(item.Scalar());
+    }
+    return out;
+  };
+  if (YAML::Node statuses = lifecycle["statuses"]; statuses) {
+    absl::StatusOr<std::vector<std::string>> list = strings(statuses, "statuses");
+    if (!list.ok()) return list.status();
+    model.statuses = *list;
+    // A new list of statuses starts from a straight chain and no stage rules.
+    model.transitions.clear();
+    for (size_t i = 0; i + 1 < list->size(); ++i) {
+      model.transitions.emplace_back((*list)[i], (*list)[i + 1]);
+    }
+    model.terminal = {list->empty() ? "" : list->back()};
+    model.stages.clear();
+    lifecycle.remove("statuses");
+  }
+  if (YAML::Node transitions = lifecycle["transitions"]; transitions) {
+    absl::StatusOr<std::vector<std::string>> list = strings(transitions, "transitions");
+    if (!list.ok()) return list.status();
+    model.transitions.clear();
+    for (const std::string& arrow : *list) {
+      size_t at = arrow.find("->");
+      if (at == std::string::npos) {
+        return absl::InvalidArgumentError("lifecycle.transitions: '" + arrow +
+                                          "' must read FROM -> TO");
+      }
+      auto trim = [](std::string s) {
+        s.erase(0, s.find_first_not_of(" \t"));
+        s.erase(s.find_last_not_of(" \t") + 1);
+        return s;
+      };
+      model.transitions.emplace_back(trim(arrow.substr(0, at)), trim(arrow.substr(at + 2)));
+    }
+    lifecycle.remove("transitions");
+  }
+  if (YAML::Node terminal = lifecycle["terminal"]; terminal) {
+    absl::StatusOr<std::vector<std::string>> list = strings(terminal, "terminal");
+    if (!list.ok()) return list.status();
+    model.terminal = *list;
+    lifecycle.remove("terminal");
+  }
+  if (YAML::Node stages = lifecycle["stages"]; stages) {
+    if (!stages.IsMap()) return absl::InvalidArgumentError("lifecycle.stages must be a map");
+    for (const auto& entry : stages) {
+      const std::string status = entry.first.as<std::string>();
+      const YAML::Node& rule_node = entry.second;
+      const std::string where = "lifecycle.stages." + status;
+      if (!rule_node.IsMap()) return absl::InvalidArgumentError(where + " must be a map");
+      gaps::StageRule rule;
+      rule.status = status;
+      for (const auto& field : rule_node) {
+        const std::string key = field.first.as<std::string>();
+        if (key == "expected") {
+          if (field.second.IsScalar()) {
+            rule.expected = {field.second.Scalar()};
+          } else {
+            absl::StatusOr<std::vector<std::string>> list = strings(field.second, "stages");
+            if (!list.ok()) return absl::InvalidArgumentError(where + ".expected must list statuses");
+            rule.expected = *list;
+          }
+        } else if (key == "sla") {
+          absl::StatusOr<uint64_t> sla =
+              field.second.IsScalar() ? ParseDurationNanos(field.second.Scalar())
+                                      : absl::InvalidArgumentError("must be a duration");
+          if (!sla.ok()) return absl::InvalidArgumentError(where + ".sla: " + std::string(sla.status().message()));
+          rule.sla_nanos = *sla;
+        } else if (key == "calculation") {
+          absl::Status s = Boolean(rule.calculation)(field.second);
+          if (!s.ok()) return absl::InvalidArgumentError(where + ".calculation: " + std::string(s.message()));
+        } else {
+          return absl::InvalidArgumentError("unknown setting '" + where + "." + key + "'");
+        }
+      }
+      auto existing = std::find_if(model.stages.begin(), model.stages.end(),
+                                   [&](const gaps::StageRule& r) { return r.status == status; });
+      if (existing != model.stages.end()) {
+        if (rule.expected.empty()) rule.expected = existing->expected;
+        if (rule.sla_nanos == 0) rule.sla_nanos = existing->sla_nanos;
+        *existing = rule;
+      } else {
+        model.stages.push_back(rule);
+      }
+    }
+    lifecycle.remove("stages");
+  }
+  if (YAML::Node partners = lifecycle["partners"]; partners) {
+    if (!partners.IsMap()) return absl::InvalidArgumentError("lifecycle.partners must be a map");
+    for (const auto& partner : partners) {
+      const std::string id = partner.first.as<std::string>();
+      if (!partner.second.IsMap()) {
+        return absl::InvalidArgumentError("lifecycle.partners." + id + " must map stages to SLAs");
+      }
+      for (const auto& stage : partner.second) {
+        const std::string name = stage.first.as<std::string>();
+        absl::StatusOr<uint64_t> sla = stage.second.IsScalar()
+                                           ? ParseDurationNanos(stage.second.Scalar())
+                                           : absl::InvalidArgumentError("must be a duration");
+        if (!sla.ok()) {
+          return absl::InvalidArgumentError("lifecycle.partners." + id + "." + name + ": " +
+                                            std::string(sla.status().message()));
+        }
+        model.partner_sla_nanos[id][name] = *sla;
+      }
+    }
+    lifecycle.remove("partners");
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path, ServerConfig base) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError("cannot read config file " + path);
@@ -198,6 +327,10 @@ absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path, ServerConfi
   if (!root.IsMap()) return absl::InvalidArgumentError(path + ": must be a YAML mapping");
   std::map<std::string, Setter> keys = KnownKeys(base);
   try {
+    if (YAML::Node lifecycle = root["lifecycle"]; lifecycle && lifecycle.IsMap()) {
+      absl::Status lists = ApplyLifecycleLists(lifecycle, base.lifecycle);
+      if (!lists.ok()) return absl::InvalidArgumentError(path + ": " + std::string(lists.message()));
+    }
     absl::Status s = Apply(root, "", keys, path);
     if (!s.ok()) return s;
   } catch (const YAML::Exception& e) {
@@ -216,6 +349,18 @@ absl::Status Validate(const ServerConfig& c) {
                                         std::string(parsed.status().message()));
   }
   if (c.data_dir.empty()) return absl::InvalidArgumentError("data_dir must not be empty");
+  if (absl::StatusOr<gaps::LifecycleModel> model = gaps::LifecycleModel::Create(c.lifecycle);
+      !model.ok()) {
+    return model.status();
+  }
+  if (!c.alertmanager_url.empty() && c.alertmanager_url.rfind("http://", 0) != 0 &&
+      c.alertmanager_url.rfind("https://", 0) != 0) {
+    return absl::InvalidArgumentError("alertmanager.url must be an http:// or https:// URL, got '" +
+                                      c.alertmanager_url + "'");
+  }
+  if (c.alertmanager_resend_nanos < 1'000'000'000ULL) {
+    return absl::InvalidArgumentError("alertmanager.resend_interval must be at least 1s");
+  }
   if (c.max_request_bytes == 0) {
     return absl::InvalidArgumentError("ingest.max_request_mb must be at least 1");
   }

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "gaps/lifecycle_model.h"
 #include "ingest/ingester.h"
 #include "query/trace_query.h"
 #include "store/retention.h"
@@ -30,6 +31,17 @@ struct ServerConfig {
   store::RocksStoreOptions store;  // `path` is derived from data_dir
   store::RetentionOptions retention;
   query::TraceQueryOptions query;
+
+  // The lifecycle the gap detector checks orders against (the `lifecycle:` section).
+  gaps::LifecycleModelOptions lifecycle = gaps::DefaultLifecycleModelOptions();
+
+  // Alertmanager's base URL (e.g. http://127.0.0.1:9093); empty: no alerts are sent, gaps are
+  // still detected and served.
+  std::string alertmanager_url;
+  // How alerts link back to ordertrace.
+  std::string external_url = "http://127.0.0.1:8686";
+  // Active alerts are sent again this often, before Alertmanager lets them expire.
+  uint64_t alertmanager_resend_nanos = 60ULL * 1'000'000'000ULL;
 };
 
 // Reads a YAML config file over the defaults. Unknown keys and bad values are errors that

@@ -4,6 +4,9 @@
 
 #include <filesystem>
 
+#include "gaps/gap_codec.h"
+#include "gaps/gap_detector.h"
+#include "gaps/lifecycle_model.h"
 #include "ingest/ingester.h"
 #include "query/order_query.h"
 #include "query/trace_query.h"
@@ -15,6 +18,48 @@
 #include "store/rocks_store.h"
 
 namespace ordertrace::server {
+
+namespace {
+
+// Gaps persisted in the store, so that none fires twice across a restart.
+class StoreGapStore final : public gaps::GapStore {
+ public:
+  explicit StoreGapStore(store::Store& store) : store_(store) {}
+  absl::Status SaveGap(const gaps::Gap& gap) override {
+    return store_.PutGapRecord(gap.id, gaps::EncodeGap(gap));
+  }
+  absl::StatusOr<std::vector<gaps::Gap>> LoadGaps() override {
+    absl::StatusOr<std::vector<std::string>> records = store_.ReadGapRecords();
+    if (!records.ok()) return records.status();
+    std::vector<gaps::Gap> out;
+    for (const std::string& record : *records) {
+      absl::StatusOr<gaps::Gap> gap = gaps::DecodeGap(record);
+      if (!gap.ok()) {
+        spdlog::warn("skipping an unreadable gap record: {}", std::string(gap.status().message()));
+        continue;
+      }
+      out.push_back(*std::move(gap));
+    }
+    return out;
+  }
+
+ private:
+  store::Store& store_;
+};
+
+// Hands every order record ingest changed to the gap detector.
+class GapFeed final : public ingest::OrderObserver {
+ public:
+  explicit GapFeed(gaps::GapDetector& detector) : detector_(detector) {}
+  void OnOrderUpdated(const model::OrderRecord& record) override {
+    detector_.OnOrderRecord(record);
+  }
+
+ private:
+  gaps::GapDetector& detector_;
+};
+
+}  // namespace
 
 const model::Clock& OrdertraceServer::DefaultClock() {
   static const model::SystemClock clock;
@@ -39,14 +84,38 @@ absl::Status OrdertraceServer::Start() {
   if (!store.ok()) return store.status();
   store_ = std::move(*store);
 
-  ingester_ = std::make_unique<ingest::Ingester>(*store_, clock_, config_.ingest);
+  absl::StatusOr<gaps::LifecycleModel> lifecycle = gaps::LifecycleModel::Create(config_.lifecycle);
+  if (!lifecycle.ok()) return lifecycle.status();
+  lifecycle_ = std::make_unique<gaps::LifecycleModel>(*std::move(lifecycle));
+  gap_store_ = std::make_unique<StoreGapStore>(*store_);
+  store::Store* order_store = store_.get();
+  gaps_ = std::make_unique<gaps::GapDetector>(
+      *lifecycle_, clock_,
+      [order_store](const std::string& order_id) { return order_store->GetOrder(order_id); },
+      gap_store_.get(), alerts_.get());
+  if (absl::Status recovered = gaps_->Recover(); !recovered.ok()) return recovered;
+  // Rebuild every deadline from the stored orders: one that passed while ordertrace was down
+  // fires at once, and gaps already opened are not opened again.
+  size_t replayed = 0;
+  absl::Status scanned = store_->ScanOrders([&](const model::OrderRecord& record) {
+    gaps_->OnOrderRecord(record);
+    ++replayed;
+    return true;
+  });
+  if (!scanned.ok()) return scanned;
+  if (replayed > 0) spdlog::info("gap detector: {} stored orders replayed", replayed);
+  gaps_->Start();
+  gap_feed_ = std::make_unique<GapFeed>(*gaps_);
+  ingester_ =
+      std::make_unique<ingest::Ingester>(*store_, clock_, config_.ingest, gap_feed_.get());
   retention_ = std::make_unique<store::RetentionRunner>(*store_, clock_, config_.retention);
   retention_->Start();
   order_query_ = std::make_unique<query::OrderQuery>(*store_, clock_);
   trace_query_ = std::make_unique<query::TraceQuery>(*store_, clock_, config_.query);
 
   api_ = std::make_unique<ApiServer>(
-      *order_query_, *trace_query_, [this] { return ready_.load(); }, config_.http_threads);
+      *order_query_, *trace_query_, [this] { return ready_.load(); }, config_.http_threads,
+      gaps_.get());
   absl::StatusOr<int> http_port = api_->Start(*http_address);
   if (!http_port.ok()) return http_port.status();
   ports_.http = *http_port;
@@ -77,6 +146,7 @@ void OrdertraceServer::Shutdown() {
   if (otlp_http_) otlp_http_->Shutdown();
   if (grpc_) grpc_->Shutdown();
   if (ingester_) ingester_->Shutdown();
+  if (gaps_) gaps_->Shutdown();
   if (api_) api_->Shutdown();
   if (retention_) retention_->Shutdown();
   otlp_http_.reset();
@@ -86,6 +156,11 @@ void OrdertraceServer::Shutdown() {
   order_query_.reset();
   retention_.reset();
   ingester_.reset();
+  gap_feed_.reset();
+  gaps_.reset();
+  alerts_.reset();
+  gap_store_.reset();
+  lifecycle_.reset();
   store_.reset();
 }
 

@@ -16,7 +16,14 @@ class RetentionRunner;
 }  // namespace ordertrace::store
 namespace ordertrace::ingest {
 class Ingester;
-}
+class OrderObserver;
+}  // namespace ordertrace::ingest
+namespace ordertrace::gaps {
+class LifecycleModel;
+class GapDetector;
+class GapStore;
+class GapSink;
+}  // namespace ordertrace::gaps
 namespace ordertrace::query {
 class OrderQuery;
 class TraceQuery;
@@ -52,6 +59,11 @@ class OrdertraceServer {
   std::atomic<bool> ready_{false};
 
   std::unique_ptr<store::Store> store_;
+  std::unique_ptr<gaps::LifecycleModel> lifecycle_;
+  std::unique_ptr<gaps::GapStore> gap_store_;
+  std::unique_ptr<gaps::GapSink> alerts_;  // null without an Alertmanager URL
+  std::unique_ptr<gaps::GapDetector> gaps_;
+  std::unique_ptr<ingest::OrderObserver> gap_feed_;
   std::unique_ptr<ingest::Ingester> ingester_;
   std::unique_ptr<store::RetentionRunner> retention_;
   std::unique_ptr<query::OrderQuery> order_query_;

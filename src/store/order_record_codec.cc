@@ -23,6 +23,7 @@ void ToProto(const model::Operation& op, pb::Operation& out) {
   out.set_span_id(std::string(op.span_id.AsBytes()));
   out.set_error_code(op.error_code);
   out.set_error_message(op.error_message);
+  out.set_reported_status(op.reported_status);
 }
 
 model::Operation FromProto(const pb::Operation& in) {
@@ -34,6 +35,7 @@ model::Operation FromProto(const pb::Operation& in) {
   op.span_id = IdFrom<model::SpanId>(in.span_id());
   op.error_code = in.error_code();
   op.error_message = in.error_message();
+  op.reported_status = in.reported_status();
   return op;
 }
 

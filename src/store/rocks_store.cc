@@ -21,6 +21,7 @@ constexpr char kBlocksCf[] = "blocks";
 constexpr char kTraceBucketsCf[] = "trace_buckets";
 constexpr char kOrdersCf[] = "orders";
 constexpr char kOrderIndexCf[] = "order_index";
+constexpr char kGapsCf[] = "gaps";
 
 // Scanning an index for a filter stops after this many entries, so a query with a rare
 // combination of filters cannot walk a million orders.
@@ -191,6 +192,30 @@ class RocksStore final : public Store {
     return std::optional<model::OrderRecord>(std::move(*record));
   }
 
+  absl::Status ScanOrders(const std::function<bool(const model::OrderRecord&)>& visit) override {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), orders()));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      absl::StatusOr<model::OrderRecord> record =
+          DecodeOrderRecord(std::string_view(it->value().data(), it->value().size()));
+      if (!record.ok()) return record.status();
+      if (!visit(*record)) break;
+    }
+    return ToStatus(it->status(), "order scan");
+  }
+
+  absl::Status PutGapRecord(const std::string& gap_id, const std::string& encoded) override {
+    return ToStatus(db_->Put(rocksdb::WriteOptions(), gaps(), gap_id, encoded), "gap write");
+  }
+
+  absl::StatusOr<std::vector<std::string>> ReadGapRecords() override {
+    std::vector<std::string> records;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), gaps()));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) records.push_back(it->value().ToString());
+    absl::Status status = ToStatus(it->status(), "gap scan");
+    if (!status.ok()) return status;
+    return records;
+  }
+
   absl::StatusOr<std::vector<model::OrderRecord>> ListOrders(const OrderFilter& filter) override {
     std::string prefix;
     if (!filter.status.empty()) {
@@ -293,6 +318,7 @@ class RocksStore final : public Store {
   rocksdb::ColumnFamilyHandle* trace_buckets() const { return handles_[2]; }
   rocksdb::ColumnFamilyHandle* orders() const { return handles_[3]; }
   rocksdb::ColumnFamilyHandle* order_index() const { return handles_[4]; }
+  rocksdb::ColumnFamilyHandle* gaps() const { return handles_[5]; }
 
   // Constant after construction.
   const RocksStoreOptions options_;
@@ -339,6 +365,7 @@ absl::StatusOr<std::unique_ptr<Store>> OpenRocksStore(const RocksStoreOptions& o
       {kTraceBucketsCf, cf_options(true, options.write_buffer_bytes / 4)},
       {kOrdersCf, cf_options(true, options.write_buffer_bytes / 2)},
       {kOrderIndexCf, cf_options(false, options.write_buffer_bytes / 4)},
+      {kGapsCf, cf_options(false, 4 << 20)},
   };
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;

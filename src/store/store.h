@@ -70,6 +70,15 @@ class Store {
   virtual absl::StatusOr<std::optional<model::OrderRecord>> GetOrder(
       const std::string& order_id) = 0;
 
+  // Calls `visit` for every order record, in order id order, until it returns false (the gap
+  // detector rebuilds its deadlines this way after a restart).
+  virtual absl::Status ScanOrders(const std::function<bool(const model::OrderRecord&)>& visit) = 0;
+
+  // Gap records, opaque to the store (gaps/ encodes them): kept until retention drops them with
+  // their order.
+  virtual absl::Status PutGapRecord(const std::string& gap_id, const std::string& encoded) = 0;
+  virtual absl::StatusOr<std::vector<std::string>> ReadGapRecords() = 0;
+
   // Orders matching `filter`, newest (by first span) first.
   virtual absl::StatusOr<std::vector<model::OrderRecord>> ListOrders(const OrderFilter& filter) = 0;
 

@@ -1,0 +1,184 @@
+#include "gaps/lifecycle_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+namespace ordertrace::gaps {
+namespace {
+
+constexpr uint64_t kSecond = 1'000'000'000ULL;
+constexpr uint64_t kMinute = 60 * kSecond;
+constexpr uint64_t kHour = 60 * kMinute;
+
+absl::Status Contradiction(const std::string& what) {
+  return absl::InvalidArgumentError("lifecycle: " + what);
+}
+
+}  // namespace
+
+LifecycleModelOptions DefaultLifecycleModelOptions() {
+  LifecycleModelOptions options;
+  options.statuses = {"INITIATED",
+                      "FILE_UPLOADED",
+                      "SUBMITTED",
+                      "PRICE_CALCULATION_STARTED",
+                      "PRICE_CALCULATED",
+                      "MANUFACTURING_APPROVED",
+                      "MANUFACTURING_STARTED",
+                      "MANUFACTURING_COMPLETED",
+                      "PACKAGING",
+                      "SHIPPED",
+                      "CLOSED"};
+  for (size_t i = 0; i + 1 < options.statuses.size(); ++i) {
+    options.transitions.emplace_back(options.statuses[i], options.statuses[i + 1]);
+  }
+  options.terminal = {"CLOSED"};
+  // How long each stage may take in real life before someone should look (architecture.md 2.2:
+  // a price calculation takes 2 to 30 minutes; the rest are the shop floor's usual times).
+  const std::pair<const char*, uint64_t> slas[] = {
+      {"INITIATED", 30 * kMinute},
+      {"FILE_UPLOADED", 30 * kMinute},
+      {"SUBMITTED", 10 * kMinute},
+      {"PRICE_CALCULATION_STARTED", 30 * kMinute},
+      {"PRICE_CALCULATED", 2 * kHour},
+      {"MANUFACTURING_APPROVED", 2 * kHour},
+      {"MANUFACTURING_STARTED", 8 * kHour},
+      {"MANUFACTURING_COMPLETED", 1 * kHour},
+      {"PACKAGING", 4 * kHour},
+      {"SHIPPED", 12 * kHour},
+  };
+  for (size_t i = 0; i < std::size(slas); ++i) {
+    StageRule rule;
+    rule.status = slas[i].first;
+    rule.expected = {options.statuses[i + 1]};
+    rule.sla_nanos = slas[i].second;
+    rule.calculation = rule.status == "PRICE_CALCULATION_STARTED";
+    options.stages.push_back(std::move(rule));
+  }
+  options.message_sla_nanos = 5 * kMinute;
+  options.grace_nanos = 5 * kSecond;
+  return options;
+}
+
+absl::StatusOr<LifecycleModel> LifecycleModel::Create(LifecycleModelOptions options) {
+  if (options.statuses.empty()) return Contradiction("no statuses");
+  std::set<std::string> known;
+  for (const std::string& status : options.statuses) {
+    if (status.empty()) return Contradiction("an empty status name");
+    if (!known.insert(status).second) return Contradiction("status " + status + " listed twice");
+  }
+  std::set<std::pair<std::string, std::string>> allowed;
+  std::set<std::string> has_way_out;
+  for (const auto& [from, to] : options.transitions) {
+    if (!known.count(from) || !known.count(to)) {
+      return Contradiction("transition " + from + " -> " + to + " uses an unknown status");
+    }
+    if (from == to) return Contradiction("transition " + from + " -> " + to + " goes nowhere");
+    allowed.insert({from, to});
+    has_way_out.insert(from);
+  }
+  std::set<std::string> terminal;
+  for (const std::string& status : options.terminal) {
+    if (!known.count(status)) return Contradiction("terminal status " + status + " is unknown");
+    if (has_way_out.count(status)) {
+      return Contradiction("terminal status " + status + " has a transition out of it");
+    }
+    terminal.insert(status);
+  }
+  if (terminal.empty()) return Contradiction("no terminal status: orders could never finish");
+  for (const std::string& status : options.statuses) {
+    if (!terminal.count(status) && !has_way_out.count(status)) {
+      return Contradiction("status " + status + " is a dead end but not terminal");
+    }
+  }
+  std::set<std::string> ruled;
+  for (const StageRule& rule : options.stages) {
+    if (!known.count(rule.status)) return Contradiction("stage " + rule.status + " is unknown");
+    if (terminal.count(rule.status)) {
+      return Contradiction("terminal status " + rule.status + " cannot have an SLA");
+    }
+    if (!ruled.insert(rule.status).second) {
+      return Contradiction("stage " + rule.status + " has two rules");
+    }
+    if (rule.sla_nanos == 0) return Contradiction("stage " + rule.status + " has a zero SLA");
+    if (rule.expected.empty()) {
+      return Contradiction("stage " + rule.status + " expects no next status");
+    }
+    for (const std::string& next : rule.expected) {
+      if (!known.count(next)) {
+        return Contradiction("stage " + rule.status + " expects unknown status " + next);
+      }
+      if (!allowed.count({rule.status, next})) {
+        return Contradiction("stage " + rule.status + " expects " + next +
+                             ", but the transition " + rule.status + " -> " + next +
+                             " is not allowed");
+      }
+    }
+  }
+  for (const auto& [partner, overrides] : options.partner_sla_nanos) {
+    for (const auto& [stage, sla] : overrides) {
+      if (!ruled.count(stage)) {
+        return Contradiction("partner " + partner + " overrides stage " + stage +
+                             ", which has no SLA rule");
+      }
+      if (sla == 0) return Contradiction("partner " + partner + " has a zero SLA for " + stage);
+    }
+  }
+  if (options.message_sla_nanos == 0) return Contradiction("message SLA is zero");
+  if (!(options.time_scale > 0) || !std::isfinite(options.time_scale)) {
+    return Contradiction("time_scale must be a positive number");
+  }
+  return LifecycleModel(std::move(options));
+}
+
+int LifecycleModel::IndexOf(std::string_view status) const {
+  auto it = std::find(options_.statuses.begin(), options_.statuses.end(), status);
+  return it == options_.statuses.end() ? -1 : static_cast<int>(it - options_.statuses.begin());
+}
+
+bool LifecycleModel::IsAllowed(std::string_view from, std::string_view to) const {
+  for (const auto& [f, t] : options_.transitions) {
+    if (f == from && t == to) return true;
+  }
+  return false;
+}
+
+bool LifecycleModel::IsTerminal(std::string_view status) const {
+  return std::find(options_.terminal.begin(), options_.terminal.end(), status) !=
+         options_.terminal.end();
+}
+
+const StageRule* LifecycleModel::RuleFor(std::string_view status) const {
+  for (const StageRule& rule : options_.stages) {
+    if (rule.status == status) return &rule;
+  }
+  return nullptr;
+}
+
+uint64_t LifecycleModel::Scaled(uint64_t nanos) const {
+  return static_cast<uint64_t>(static_cast<double>(nanos) / options_.time_scale);
+}
+
+uint64_t LifecycleModel::SlaNanos(const StageRule& rule, std::string_view partner_id) const {
+  if (!partner_id.empty()) {
+    auto partner = options_.partner_sla_nanos.find(std::string(partner_id));
+    if (partner != options_.partner_sla_nanos.end()) {
+      auto stage = partner->second.find(rule.status);
+      if (stage != partner->second.end()) return Scaled(stage->second);
+    }
+  }
+  return Scaled(rule.sla_nanos);
+}
+
+uint64_t LifecycleModel::MessageSlaNanos() const { return Scaled(options_.message_sla_nanos); }
+
+std::vector<std::string> LifecycleModel::NextOf(std::string_view status) const {
+  std::vector<std::string> next;
+  for (const auto& [from, to] : options_.transitions) {
+    if (from == status) next.push_back(to);
+  }
+  return next;
+}
+
+}  // namespace ordertrace::gaps

@@ -1,0 +1,78 @@
+// The order lifecycle ordertrace checks orders against (issue 5, "The lifecycle model"): the
+// statuses, the allowed transitions, the terminal statuses, and for each stage the status(es)
+// expected next with an SLA, with overrides per partner. Built once from options (defaults: the
+// Alexandrite design) and validated: a model that contradicts itself is refused.
+//
+// Immutable after Create; thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace ordertrace::gaps {
+
+// One stage: an order in `status` must reach one of `expected` within `sla_nanos`.
+struct StageRule {
+  std::string status;
+  std::vector<std::string> expected;
+  uint64_t sla_nanos = 0;
+  // A long business operation (the price calculation): its gap is kind calculation_overdue.
+  bool calculation = false;
+};
+
+struct LifecycleModelOptions {
+  std::vector<std::string> statuses;  // in lifecycle order
+  std::vector<std::pair<std::string, std::string>> transitions;  // allowed (from, to)
+  std::vector<std::string> terminal;
+  std::vector<StageRule> stages;
+  // A message published and not consumed within this is a gap.
+  uint64_t message_sla_nanos = 0;
+  // Added to every deadline: export delay and clock skew between services.
+  uint64_t grace_nanos = 0;
+  // partner id -> stage -> SLA, replacing the stage's SLA for that partner's orders.
+  std::map<std::string, std::map<std::string, uint64_t>> partner_sla_nanos;
+  // SLAs (not the grace) are divided by this: simulations that compress time (order-sim's
+  // --time-scale) use the same factor here. 1 in production.
+  double time_scale = 1;
+};
+
+// The Alexandrite lifecycle of the design, with SLAs in real-life time.
+LifecycleModelOptions DefaultLifecycleModelOptions();
+
+class LifecycleModel {
+ public:
+  // kInvalidArgument naming the contradiction: unknown or duplicate statuses, a transition or
+  // an expected status that is not in the lifecycle, an expected status the stage cannot reach
+  // by an allowed transition, a terminal status with a way out or an SLA, a dead end that is not
+  // terminal, a zero SLA, a partner override for a stage without a rule.
+  static absl::StatusOr<LifecycleModel> Create(LifecycleModelOptions options);
+
+  // Position in the lifecycle; -1 for an unknown status.
+  int IndexOf(std::string_view status) const;
+  bool IsAllowed(std::string_view from, std::string_view to) const;
+  bool IsTerminal(std::string_view status) const;
+  // The rule of `status`'s stage; nullptr when the stage has none (terminal, or unwatched).
+  const StageRule* RuleFor(std::string_view status) const;
+  // The stage's SLA for `partner_id` (its override, or the stage's), already time-scaled.
+  uint64_t SlaNanos(const StageRule& rule, std::string_view partner_id) const;
+  uint64_t MessageSlaNanos() const;
+  uint64_t GraceNanos() const { return options_.grace_nanos; }
+  // Allowed next statuses of `status`.
+  std::vector<std::string> NextOf(std::string_view status) const;
+  const std::vector<std::string>& statuses() const { return options_.statuses; }
+
+ private:
+  explicit LifecycleModel(LifecycleModelOptions options) : options_(std::move(options)) {}
+  uint64_t Scaled(uint64_t nanos) const;
+
+  LifecycleModelOptions options_;
+};
+
+}  // namespace ordertrace::gaps
