@@ -1,15 +1,8 @@
 # The unit tests that live beside the code (src/<part>/*_test.cc), in one executable.
 include(GoogleTest)
 
-add_executable(ordertrace_unit_tests
-  ${PROJECT_SOURCE_DIR}/src/otlp/proto_codec_test.cc
-  ${PROJECT_SOURCE_DIR}/src/otlp/json_codec_test.cc
-  ${PROJECT_SOURCE_DIR}/src/lifecycle/order_record_builder_test.cc
-  ${PROJECT_SOURCE_DIR}/src/lifecycle/order_timeline_test.cc
-  ${PROJECT_SOURCE_DIR}/src/store/rocks_store_test.cc
-  ${PROJECT_SOURCE_DIR}/src/store/retention_test.cc
-  ${PROJECT_SOURCE_DIR}/src/ingest/ingester_test.cc
-  ${PROJECT_SOURCE_DIR}/src/query/trace_query_test.cc)
+file(GLOB ORDERTRACE_UNIT_TEST_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/*/*_test.cc)
+add_executable(ordertrace_unit_tests ${ORDERTRACE_UNIT_TEST_SOURCES})
 target_link_libraries(ordertrace_unit_tests PRIVATE
   ordertrace_model
   ordertrace_otlp
@@ -17,7 +10,10 @@ target_link_libraries(ordertrace_unit_tests PRIVATE
   ordertrace_store
   ordertrace_ingest
   ordertrace_query
+  ordertrace_gaps
   otlp_proto
+  PkgConfig::HTTPLIB
+  nlohmann_json::nlohmann_json
   absl::status
   absl::statusor
   Threads::Threads

@@ -21,7 +21,7 @@ HttpError ErrorFor(absl::StatusCode code) {
     case absl::StatusCode::kAlreadyExists:
       return {409, "already_exists"};
     case absl::StatusCode::kOutOfRange:
-      return {422, "unprocessable"};
+      return {422, "malformed_model"};
     case absl::StatusCode::kUnavailable:
       return {503, "unavailable"};
     default:

@@ -26,8 +26,8 @@ void ReplyError(httplib::Response& response, int status, std::string_view code,
                 std::string_view message, const nlohmann::json& extra = nlohmann::json::object());
 
 // Maps a service error onto its HTTP answer: kNotFound 404 order_not_found, kFailedPrecondition
-// 409 illegal_transition (with current_status), kInvalidArgument 400 bad_request, kUnavailable
-// 503, others 500.
+// 409 illegal_transition (with current_status), kAlreadyExists 409 already_exists,
+// kInvalidArgument 400 bad_request, kOutOfRange 422 malformed_model, kUnavailable 503, others 500.
 void ReplyStatus(httplib::Response& response, const absl::Status& status);
 
 // The body as a JSON object; an empty body is {}. kInvalidArgument otherwise.

@@ -160,11 +160,12 @@ void MessageConsumer::HandleDelivery(amqp::AmqpConnection& connection, uint64_t 
 
   if (faults_ != nullptr &&
       faults_->Take(extracted.order_id, kFaultConsumerCrash, options_.queue).has_value()) {
-    // A crash mid-message: no answer, no span, the connection gone. The broker delivers the
-    // message again, and the inbox counts it as a retry.
+    // A crash mid-message: no answer and no span; the message goes back to the queue and the
+    // inbox counts its next delivery as a retry. (Only this message is given back, so that the
+    // fault does not disturb other orders' messages in flight.)
     spdlog::warn("consumer {}: demo fault: crashing while handling message {}", options_.queue,
                  delivery.message_id);
-    connection.Close();
+    connection.Reject(delivery.delivery_tag, /*requeue=*/true).IgnoreError();
     return;
   }
 

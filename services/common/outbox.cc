@@ -125,6 +125,19 @@ void OutboxRelay::Run() {
     connection.Close();
   };
 
+  // Makes `row` the head: its publish span starts at its first attempt and lasts until the
+  // broker confirms it.
+  auto become_head = [&](const Row& row) {
+    if (head.has_value() && head->id == row.id) return;
+    if (head_span != nullptr) head_span->End();
+    head = row;
+    head_failures = 0;
+    sdk::RabbitMqPublish publish{row.message.exchange,   row.message.routing_key, row.message.queue,
+                                 row.message.message_id, row.message.order_id,    std::nullopt};
+    if (row.message.parent.IsValid()) publish.parent = row.message.parent;
+    head_span = sdk::StartPublishSpan(tracer_, row.message.span_name, publish);
+  };
+
   while (true) {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -169,25 +182,17 @@ void OutboxRelay::Run() {
         connected = connection.DeclareTopology(topology);
       }
       if (!connected.ok()) {
-        spdlog::warn("outbox: RabbitMQ unavailable ({}); {} message(s) waiting",
-                     std::string(connected.message()), rows.size());
-        connection.Close();
+        // A failed connection is a failed attempt of the message at the head: its span says so.
+        become_head(rows.front());
+        spdlog::warn("outbox: RabbitMQ unavailable; {} message(s) waiting", rows.size());
+        fail(connected);
         if (!wait(backoff, false)) break;
         backoff = std::min(backoff * 2, options_.max_backoff);
         continue;
       }
     }
     for (Row& row : rows) {
-      if (!head.has_value() || head->id != row.id) {
-        if (head_span != nullptr) head_span->End();
-        head = row;
-        head_failures = 0;
-        sdk::RabbitMqPublish publish{row.message.exchange, row.message.routing_key,
-                                     row.message.queue,    row.message.message_id,
-                                     row.message.order_id, std::nullopt};
-        if (row.message.parent.IsValid()) publish.parent = row.message.parent;
-        head_span = sdk::StartPublishSpan(tracer_, row.message.span_name, publish);
-      }
+      become_head(row);
       sdk::AmqpHeaders headers;
       sdk::InjectAmqpHeaders(head_span->GetContext(), row.message.order_id, headers);
       sdk::InjectOrderRootHeader(row.message.order_root, headers);

@@ -92,7 +92,7 @@ int ParseServiceOptions(const ServiceIdentity& identity, int argc, char** argv,
          return "";
        }},
       {"time_scale", "ALEXANDRITE_TIME_SCALE",
-       "simulated seconds per real second; business durations are divided by it [60]",
+       "simulated seconds per real second; business durations are divided by it [600]",
        [](const std::string& v, ServiceOptions& o) {
          return ApplyDouble(v, o.time_scale, "time_scale");
        }},

@@ -33,8 +33,8 @@ struct ServiceOptions {
   std::string otlp_endpoint = "http://127.0.0.1:4318/v1/traces";  // empty: no export
   std::string db_path;
   // Simulated seconds per real second: business durations (the price calculation) are divided
-  // by it. 60: one simulated minute per second.
-  double time_scale = 60;
+  // by it. 600: ten simulated minutes per second.
+  double time_scale = 600;
   // mes-api: whether the dashboard's indexes exist (the fix), and how many finished historical
   // orders to add at start, to show the slow query at scale.
   bool dashboard_indexes = true;

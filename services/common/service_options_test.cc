@@ -94,7 +94,7 @@ TEST_F(ServiceOptionsTest, DefaultsDependOnTheService) {
     EXPECT_EQ(options.db_path, want.db);
     EXPECT_EQ(options.amqp_url, "amqp://guest:guest@127.0.0.1:5672/");
     EXPECT_EQ(options.otlp_endpoint, "http://127.0.0.1:4318/v1/traces");
-    EXPECT_EQ(options.time_scale, 60);
+    EXPECT_EQ(options.time_scale, 600);
     EXPECT_TRUE(options.dashboard_indexes);
     EXPECT_EQ(options.seed_history, 0);
     EXPECT_EQ(options.max_body_bytes, ServiceOptions().max_body_bytes);
@@ -157,7 +157,7 @@ TEST_F(ServiceOptionsTest, FlagBeatsEnvironmentBeatsYamlBeatsDefault) {
 
   ServiceOptions defaults;
   ASSERT_EQ(Parse(kShopIdentity, {}, defaults), -1);
-  EXPECT_EQ(defaults.time_scale, 60);
+  EXPECT_EQ(defaults.time_scale, 600);
   EXPECT_EQ(defaults.http_listen, "127.0.0.1:9002");  // the environment still applies
   EXPECT_EQ(defaults.db_path, "shop.db");
 }

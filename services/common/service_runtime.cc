@@ -212,6 +212,23 @@ absl::StatusOr<TransitionResult> ServiceRuntime::RunHttpTransition(
   return result;
 }
 
+void ServiceRuntime::RefuseHttpRequest(const httplib::Request& request, httplib::Response& response,
+                                       std::string_view span_name, std::string_view route,
+                                       std::string_view order_id, const absl::Status& status) {
+  absl::StatusOr<std::optional<OrderView>> known =
+      db_->Run([&](SqliteDb& db) { return LoadOrder(db, order_id); });
+  const bool found = known.ok() && known->has_value();
+  std::unique_ptr<sdk::Span> span = StartOperationSpan(
+      tracer_, span_name, route, request, found ? (*known)->order_root : sdk::SpanContext{});
+  if (found) {
+    span->SetAttribute(model::kOrderIdKey, order_id);
+    if (!(*known)->partner_id.empty()) {
+      span->SetAttribute(model::kPartnerIdKey, (*known)->partner_id);
+    }
+  }
+  FailOperation(*span, response, status);
+}
+
 absl::Status ServiceRuntime::Start() {
   if (started_) return absl::FailedPreconditionError("already started");
   absl::StatusOr<server::ListenAddress> address = server::ParseListenAddress(options_.http_listen);

@@ -68,6 +68,12 @@ class ServiceRuntime {
       std::string_view route, std::string_view order_id, std::string_view new_status,
       const TransitionDetails& details = {}, const std::vector<OutboxMessage>& extra_messages = {});
 
+  // Refuses a malformed request about `order_id` with `status`, on a span in the order's trace
+  // when the order is known (so ordertrace sees the refusal against the order).
+  void RefuseHttpRequest(const httplib::Request& request, httplib::Response& response,
+                         std::string_view span_name, std::string_view route,
+                         std::string_view order_id, const absl::Status& status);
+
   // Binds the HTTP address (kUnavailable when in use), then starts the outbox relay, the
   // consumers and the HTTP server.
   absl::Status Start();

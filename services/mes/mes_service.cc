@@ -325,10 +325,9 @@ void MesService::AddRoutes() {
           details.operator_id = it->get<std::string>();
         }
         if (!invalid.ok()) {
-          std::unique_ptr<sdk::Span> span =
-              StartOperationSpan(runtime.tracer(), "mes.manufacturing.start",
-                                 "/api/orders/{id}/manufacturing/start", request, {});
-          FailOperation(*span, response, invalid);
+          runtime.RefuseHttpRequest(request, response, "mes.manufacturing.start",
+                                    "/api/orders/{id}/manufacturing/start",
+                                    request.matches[1].str(), invalid);
           return;
         }
         absl::StatusOr<TransitionResult> result = runtime.RunHttpTransition(

@@ -88,7 +88,22 @@ int ScoreCommand(const std::string& truth_path, const std::string& ordertrace_ur
     if (body.is_discarded()) return absl::InternalError("answer is not JSON");
     return body;
   };
-  ScoreReport report = Score(*truth, fetch, settle_seconds);
+  OrderGapsFetcher fetch_gaps =
+      [&client](const std::string& order_id) -> absl::StatusOr<nlohmann::json> {
+    httplib::Result result =
+        client.Get("/api/v1/gaps?state=all&limit=1000&order_id=" + PathSegment(order_id));
+    if (!result) return absl::UnavailableError(httplib::to_string(result.error()));
+    if (result->status == 404) return absl::UnimplementedError("no gap detector");
+    if (result->status != 200) {
+      return absl::UnavailableError("HTTP " + std::to_string(result->status));
+    }
+    nlohmann::json body = nlohmann::json::parse(result->body, nullptr, false);
+    if (body.is_discarded() || !body.contains("gaps")) {
+      return absl::InternalError("gap answer is not JSON with \"gaps\"");
+    }
+    return body["gaps"];
+  };
+  ScoreReport report = Score(*truth, fetch, fetch_gaps, settle_seconds);
   if (as_json) {
     std::cout << report.ToJson().dump(2) << std::endl;
   } else {

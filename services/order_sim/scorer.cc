@@ -1,5 +1,6 @@
 #include "services/order_sim/scorer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <iomanip>
 #include <set>
@@ -96,6 +97,37 @@ std::string Judge(const TruthRecord& truth, const json& record) {
   return "unjudged";
 }
 
+std::string JudgeGaps(const TruthRecord& truth, const json& record, const json& gaps,
+                      double& delay) {
+  if (!gaps.is_array()) return "no gap list";
+  if (!truth.fault.has_value()) {
+    for (const json& gap : gaps) {
+      return "gap " + gap.value("kind", std::string("?")) + " at " +
+             gap.value("stage", std::string("?"));
+    }
+    return "";
+  }
+  const SimFaultKind* kind = FindSimFault(truth.fault->kind);
+  if (kind == nullptr) return "unknown fault kind " + truth.fault->kind;
+  if (kind->gap_kind.empty()) return Judge(truth, record);
+  for (const json& gap : gaps) {
+    if (gap.value("kind", std::string()) != kind->gap_kind) continue;
+    if (!kind->gap_stage.empty() && gap.value("stage", std::string()) != kind->gap_stage) continue;
+    delay = gap.contains("detection_delay_seconds") && gap["detection_delay_seconds"].is_number()
+                ? gap["detection_delay_seconds"].get<double>()
+                : 0;
+    return "";
+  }
+  std::string seen;
+  for (const json& gap : gaps) {
+    seen += (seen.empty() ? "" : ", ") + gap.value("kind", std::string("?")) + "@" +
+            gap.value("stage", std::string("?"));
+  }
+  return "no " + std::string(kind->gap_kind) +
+         (kind->gap_stage.empty() ? "" : " at " + std::string(kind->gap_stage)) + " gap (" +
+         (seen.empty() ? "none" : seen) + ")";
+}
+
 int ScoreReport::found() const {
   int total = 0;
   for (const auto& [name, score] : kinds) total += score.found;
@@ -112,6 +144,12 @@ json ScoreReport::ToJson() const {
   json by_kind = json::object();
   for (const auto& [name, score] : kinds) {
     by_kind[name] = {{"faulted", score.faulted}, {"found", score.found}, {"missed", score.missed}};
+    if (!score.detection_delays.empty()) {
+      std::vector<double> delays = score.detection_delays;
+      std::sort(delays.begin(), delays.end());
+      by_kind[name]["detection_delay_seconds"] = {{"median", delays[delays.size() / 2]},
+                                                  {"max", delays.back()}};
+    }
   }
   return {{"kinds", by_kind},
           {"fault_free", {{"orders", fault_free_orders}, {"false_alarms", false_alarms}}},
@@ -121,33 +159,46 @@ json ScoreReport::ToJson() const {
           {"sim_errors", sim_errors},
           {"missed_orders", missed},
           {"false_alarm_orders", false_alarm_orders},
-          // Scored from order records; the delay from SLA deadline to detection needs the gap
-          // detector and is reported once it exists.
-          {"detection", "order records"}};
+          {"detection", used_gaps ? "gaps" : "order records"}};
 }
 
 std::string ScoreReport::ToText() const {
   std::ostringstream out;
   out << std::left << std::setw(24) << "fault kind" << std::right << std::setw(9) << "faulted"
-      << std::setw(7) << "found" << std::setw(8) << "missed"
+      << std::setw(7) << "found" << std::setw(8) << "missed" << std::setw(26)
+      << "delay median / max (s)"
       << "\n";
   for (const auto& [name, score] : kinds) {
     out << std::left << std::setw(24) << name << std::right << std::setw(9) << score.faulted
-        << std::setw(7) << score.found << std::setw(8) << score.missed << "\n";
+        << std::setw(7) << score.found << std::setw(8) << score.missed;
+    if (!score.detection_delays.empty()) {
+      std::vector<double> delays = score.detection_delays;
+      std::sort(delays.begin(), delays.end());
+      std::ostringstream cell;
+      cell << std::fixed << std::setprecision(3) << delays[delays.size() / 2] << " / "
+           << delays.back();
+      out << std::setw(26) << cell.str();
+    } else {
+      out << std::setw(26) << "-";
+    }
+    out << "\n";
   }
   out << "fault-free orders: " << fault_free_orders << ", false alarms: " << false_alarms << "\n";
   out << "found " << found() << ", missed " << missed_count() << ", false alarms " << false_alarms;
   if (sim_errors > 0) out << ", not scored (order-sim errors) " << sim_errors;
-  out << "\n(scored from ordertrace's order records; detection delays come with the gap "
-         "detector)\n";
+  out << (used_gaps
+              ? "\n(scored from ordertrace's gaps; delay: from the SLA deadline to detection)\n"
+              : "\n(scored from ordertrace's order records: it has no gap detector)\n");
   for (const std::string& line : missed) out << "  missed: " << line << "\n";
   for (const std::string& line : false_alarm_orders) out << "  false alarm: " << line << "\n";
   return out.str();
 }
 
 ScoreReport Score(const std::vector<TruthRecord>& truth, const OrderRecordFetcher& fetch,
-                  double settle_seconds) {
+                  const OrderGapsFetcher& fetch_gaps, double settle_seconds) {
   ScoreReport report;
+  report.used_gaps = fetch_gaps != nullptr;
+  std::map<const TruthRecord*, double> delays;
   std::vector<std::pair<const TruthRecord*, std::string>> pending;
   for (const TruthRecord& record : truth) {
     if (record.outcome == "sim_error" || record.order_id.empty()) {
@@ -162,8 +213,23 @@ ScoreReport Score(const std::vector<TruthRecord>& truth, const OrderRecordFetche
     std::vector<std::pair<const TruthRecord*, std::string>> unsettled;
     for (auto& [record, why] : pending) {
       absl::StatusOr<json> fetched = fetch(record->order_id);
-      why = fetched.ok() ? Judge(*record, *fetched)
-                         : "ordertrace: " + std::string(fetched.status().message());
+      if (!fetched.ok()) {
+        why = "ordertrace: " + std::string(fetched.status().message());
+      } else if (report.used_gaps) {
+        absl::StatusOr<json> gaps = fetch_gaps(record->order_id);
+        if (gaps.status().code() == absl::StatusCode::kUnimplemented) {
+          report.used_gaps = false;
+          why = Judge(*record, *fetched);
+        } else if (!gaps.ok()) {
+          why = "ordertrace gaps: " + std::string(gaps.status().message());
+        } else {
+          double delay = 0;
+          why = JudgeGaps(*record, *fetched, *gaps, delay);
+          delays[record] = delay;
+        }
+      } else {
+        why = Judge(*record, *fetched);
+      }
       if (!why.empty()) unsettled.emplace_back(record, why);
     }
     if (unsettled.empty() || std::chrono::steady_clock::now() >= deadline) {
@@ -184,6 +250,11 @@ ScoreReport Score(const std::vector<TruthRecord>& truth, const OrderRecordFetche
       ++score.faulted;
       if (ok) {
         ++score.found;
+        const SimFaultKind* kind = FindSimFault(record.fault->kind);
+        if (report.used_gaps && kind != nullptr && !kind->gap_kind.empty() &&
+            delays.count(&record) != 0) {
+          score.detection_delays.push_back(delays[&record]);
+        }
       } else {
         ++score.missed;
         report.missed.push_back(record.order_id + " (" + record.fault->kind +

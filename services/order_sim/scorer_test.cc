@@ -104,7 +104,7 @@ TEST(ScoreTest, CountsFoundMissedFalseAlarmsAndSkipsSimErrors) {
     if (it == records.end()) return absl::NotFoundError("order not found");
     return it->second;
   };
-  ScoreReport report = Score(truth, fetch, /*settle_seconds=*/0);
+  ScoreReport report = Score(truth, fetch, nullptr, /*settle_seconds=*/0);
   EXPECT_EQ(report.kinds["lost_price_request"].faulted, 2);
   EXPECT_EQ(report.kinds["lost_price_request"].found, 1);
   EXPECT_EQ(report.kinds["lost_price_request"].missed, 1);
@@ -121,7 +121,7 @@ TEST(ScoreTest, UnknownOrderIsAMiss) {
   OrderRecordFetcher fetch = [](const std::string&) -> absl::StatusOr<json> {
     return absl::NotFoundError("order not found");
   };
-  ScoreReport report = Score({Faulted("operator_no_show")}, fetch, 0);
+  ScoreReport report = Score({Faulted("operator_no_show")}, fetch, nullptr, 0);
   EXPECT_EQ(report.kinds["operator_no_show"].missed, 1);
 }
 

@@ -30,6 +30,10 @@ struct SimFaultKind {
   std::string_view service;
   // The risk in the design (architecture.md 2.2) it stands for.
   std::string_view description;
+  // The gap ordertrace's detector must open for it (gaps/gap.h kinds), and at which stage ("":
+  // any); an empty kind when no gap kind covers it and the order record is the evidence.
+  std::string_view gap_kind;
+  std::string_view gap_stage;
 };
 
 const std::vector<SimFaultKind>& SimFaultKinds();

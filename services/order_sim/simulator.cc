@@ -278,7 +278,7 @@ TruthRecord OrderDriver::Drive() {
   if (!Step(mes_, path + "/manufacturing/start", kManufacturingStarted, start.dump())) {
     return Finish();
   }
-  Pause(60, 240);
+  Pause(30, 120);
   if (!Step(mes_, path + "/manufacturing/complete", kManufacturingCompleted)) return Finish();
   if (!has(kFaultSkippedStatus)) {
     Pause(10, 30);
@@ -286,13 +286,13 @@ TruthRecord OrderDriver::Drive() {
   } else {
     record_.fault->at_unix_nano = NowNanos();
   }
-  Pause(30, 120);
+  Pause(20, 60);
   if (!Step(mes_, path + "/ship", kShipped)) return Finish();
   if (!WaitForStatus(crm_, kShipped, 60)) {
     Fail("CRM never saw SHIPPED");
     return Finish();
   }
-  Pause(60, 360);
+  Pause(30, 120);
   if (!Step(crm_, path + "/close", kClosed)) return Finish();
   record_.outcome = "closed";
   if (record_.fault.has_value() && record_.fault->at_unix_nano == 0) {

@@ -20,9 +20,9 @@ struct SimulatorOptions {
   double fault_rate = 0.2;
   double partner_share = 0.3;
   // Simulated seconds per real second; must equal the services' --time-scale.
-  double time_scale = 3600;
+  double time_scale = 600;
   // Orders arrive at this rate (per simulated hour).
-  double orders_per_hour = 600;
+  double orders_per_hour = 120;
   // Polygon counts are drawn log-uniformly in [min, max]; the STL upload grows with them
   // (50 bytes per triangle).
   int64_t min_polygons = 2000;

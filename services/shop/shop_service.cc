@@ -125,24 +125,21 @@ void ShopService::AddRoutes() {
     root->End();
   });
 
-  http.Put(R"(/api/orders/([^/]+)/model)", [&runtime](const httplib::Request& request,
-                                                      httplib::Response& response) {
-    const std::string order_id = request.matches[1];
-    absl::StatusOr<int64_t> polygons = ReadStlTriangleCount(request.body);
-    if (!polygons.ok()) {
-      std::unique_ptr<sdk::Span> span = StartOperationSpan(runtime.tracer(), "shop.upload",
-                                                           "/api/orders/{id}/model", request, {});
-      span->SetAttribute("model.bytes", static_cast<int64_t>(request.body.size()));
-      ReplyError(response, 422, "malformed_model", std::string(polygons.status().message()));
-      span->SetAttribute("http.response.status_code", 422);
-      span->RecordError("MALFORMED_MODEL", std::string(polygons.status().message()));
-      return;
-    }
-    TransitionDetails details;
-    details.polygon_count = *polygons;
-    runtime.RunHttpTransition(request, response, "shop.upload", "/api/orders/{id}/model", order_id,
-                              kFileUploaded, details);
-  });
+  http.Put(R"(/api/orders/([^/]+)/model)",
+           [&runtime](const httplib::Request& request, httplib::Response& response) {
+             const std::string order_id = request.matches[1];
+             absl::StatusOr<int64_t> polygons = ReadStlTriangleCount(request.body);
+             if (!polygons.ok()) {
+               // kOutOfRange answers 422 malformed_model: well-formed HTTP, but not a binary STL.
+               runtime.RefuseHttpRequest(request, response, "shop.upload", "/api/orders/{id}/model",
+                                         order_id, polygons.status());
+               return;
+             }
+             TransitionDetails details;
+             details.polygon_count = *polygons;
+             runtime.RunHttpTransition(request, response, "shop.upload", "/api/orders/{id}/model",
+                                       order_id, kFileUploaded, details);
+           });
 
   http.Post(R"(/api/orders/([^/]+)/submit)", [&runtime](const httplib::Request& request,
                                                         httplib::Response& response) {

@@ -27,8 +27,8 @@ struct BaseUrl {
 // Splits http(s)://host[:port][/prefix]. `what` names the option in errors.
 absl::StatusOr<BaseUrl> ParseBaseUrl(std::string_view url, std::string_view what) {
   auto bad = [&](std::string_view why) {
-    return absl::InvalidArgumentError(std::string(what) + " \"" + std::string(url) + "\": " +
-                                      std::string(why));
+    return absl::InvalidArgumentError(std::string(what) + " \"" + std::string(url) +
+                                      "\": " + std::string(why));
   };
   size_t scheme_end = url.find("://");
   if (scheme_end == std::string_view::npos) return bad("not an http(s):// URL");
@@ -83,7 +83,7 @@ std::string Join(const std::vector<std::string>& parts, std::string_view separat
 // When the alert began: the gap's deadline (for conflicts, when it was seen), never later than
 // now, since Alertmanager refuses an alert that ends before it starts.
 uint64_t StartOf(const Gap& gap, uint64_t now) {
-  uint64_t start = gap.deadline_unix_nano != 0    ? gap.deadline_unix_nano
+  uint64_t start = gap.deadline_unix_nano != 0      ? gap.deadline_unix_nano
                    : gap.detected_at_unix_nano != 0 ? gap.detected_at_unix_nano
                                                     : now;
   return std::min(start, now);
@@ -123,8 +123,8 @@ class HttpAlertTransport final : public AlertTransport {
       }
       const int status = result->status;
       if (status >= 200 && status < 300) return absl::OkStatus();
-      std::string message = "POST " + where_ + ": HTTP " + std::to_string(status) + " " +
-                            result->body.substr(0, 300);
+      std::string message =
+          "POST " + where_ + ": HTTP " + std::to_string(status) + " " + result->body.substr(0, 300);
       // 400: an alert failed validation (the valid ones of the batch are stored anyway);
       // 422: the body failed the API schema (nothing stored). Neither gets better by retrying.
       if (status == 400 || status == 422) return absl::InvalidArgumentError(message);
@@ -299,7 +299,7 @@ void AlertmanagerClient::Shutdown() {
 AlertmanagerClientStats AlertmanagerClient::Stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   AlertmanagerClientStats stats = stats_;
-  stats.pending = pending_count_;
+  stats.pending = pending_count_ + in_flight_;
   stats.held = alerts_.size();
   return stats;
 }
@@ -367,9 +367,11 @@ AlertmanagerClient::Batch AlertmanagerClient::TakeBatchLocked(uint64_t now, bool
 
 bool AlertmanagerClient::Post(std::unique_lock<std::mutex>& lock, const Batch& batch,
                               milliseconds timeout) {
+  in_flight_ = batch.ids.size();
   lock.unlock();
   absl::Status status = transport_->PostAlerts(batch.body, timeout);
   lock.lock();
+  in_flight_ = 0;
   SettleLocked(batch, status);
   return status.ok() || absl::IsInvalidArgument(status);
 }
@@ -460,11 +462,14 @@ void AlertmanagerClient::EnqueueLocked(const std::string& id, Entry& entry) {
       auto it = alerts_.find(queued_id);
       if (it != alerts_.end() && it->second.queued) live.push_back(std::move(queued_id));
     }
-    // An id queued twice (dropped, then added again) must appear once.
+    // An id queued twice (dropped, then added again) must appear once. The views point into
+    // `unique`, whose elements push_back leaves in place.
     std::deque<std::string> unique;
     std::set<std::string_view> seen;
     for (std::string& queued_id : live) {
-      if (seen.insert(queued_id).second) unique.push_back(std::move(queued_id));
+      if (seen.contains(queued_id)) continue;
+      unique.push_back(std::move(queued_id));
+      seen.insert(unique.back());
     }
     pending_ = std::move(unique);
   }
@@ -497,9 +502,10 @@ bool AlertmanagerClient::MakeRoomLocked() {
 void AlertmanagerClient::CountDropLocked(const Gap& gap, const char* why) {
   ++stats_.dropped;
   if (stats_.dropped == 1 || stats_.dropped % 1000 == 0) {
-    spdlog::warn("Alertmanager client holds max_alerts={} alerts; dropped {} so far (latest: {} "
-                 "of gap {})",
-                 options_.max_alerts, stats_.dropped, why, gap.id);
+    spdlog::warn(
+        "Alertmanager client holds max_alerts={} alerts; dropped {} so far (latest: {} "
+        "of gap {})",
+        options_.max_alerts, stats_.dropped, why, gap.id);
   }
 }
 
@@ -515,7 +521,7 @@ std::string AlertmanagerClient::RenderLocked(const Entry& entry, uint64_t now) c
   label("stage", gap.stage);
   label("partner_id", gap.partner_id);
   label("severity", severity != options_.severity_by_kind.end() ? std::string_view(severity->second)
-                                                               : options_.default_severity);
+                                                                : options_.default_severity);
   label("gap_id", gap.id);
 
   const std::string link =
@@ -547,8 +553,8 @@ std::string AlertmanagerClient::RenderLocked(const Entry& entry, uint64_t now) c
       {"labels", std::move(labels)},
       {"annotations", std::move(annotations)},
       {"startsAt", FormatRfc3339(entry.starts_at)},
-      {"endsAt", FormatRfc3339(entry.ends_at != 0 ? entry.ends_at
-                                                  : now + Nanos(options_.alert_lifetime))},
+      {"endsAt",
+       FormatRfc3339(entry.ends_at != 0 ? entry.ends_at : now + Nanos(options_.alert_lifetime))},
       {"generatorURL", link},
   };
   // Span attributes need not be valid UTF-8; replace bad bytes rather than throw.

@@ -101,7 +101,7 @@ struct AlertmanagerClientStats {
   uint64_t failed_posts = 0;     // POSTs that failed (unreachable, timeout, 5xx...); retried
   uint64_t rejected_alerts = 0;  // alerts in POSTs refused as invalid (400, 422); not retried
   uint64_t dropped = 0;          // alerts dropped to stay within max_alerts
-  uint64_t pending = 0;          // alerts waiting for a first delivery or one of a change
+  uint64_t pending = 0;          // alerts owed a delivery (new, changed, failed, in flight)
   uint64_t held = 0;             // alerts in the table (open, and resolved still to send)
 };
 
@@ -152,8 +152,8 @@ class AlertmanagerClient final : public GapSink {
   struct Entry {
     Gap gap;
     uint64_t starts_at = 0;
-    uint64_t ends_at = 0;    // 0 while open
-    uint64_t version = 0;    // a fresh next_version_ on every change
+    uint64_t ends_at = 0;  // 0 while open
+    uint64_t version = 0;  // a fresh next_version_ on every change
     int resolved_sends_done = 0;
     bool queued = false;        // in pending_ (a delivery is owed)
     uint64_t resend_due = 0;    // its key in resend_due_; 0: not there
@@ -200,16 +200,17 @@ class AlertmanagerClient final : public GapSink {
   bool woken_ = false;                             // guarded by mu_
   std::unordered_map<std::string, Entry> alerts_;  // by gap id; guarded by mu_
   // Ids owed a delivery, oldest first; may hold ids no longer queued (skipped when taken).
-  std::deque<std::string> pending_;                   // guarded by mu_
-  size_t pending_count_ = 0;                          // live entries of pending_; guarded by mu_
+  std::deque<std::string> pending_;  // guarded by mu_
+  size_t pending_count_ = 0;         // live entries of pending_; guarded by mu_
+  size_t in_flight_ = 0;             // alerts in the POST under way; guarded by mu_
   std::set<std::pair<uint64_t, std::string>> resend_due_;  // (due time, id); guarded by mu_
   std::map<uint64_t, std::string> resolved_by_age_;        // guarded by mu_
   uint64_t next_resolved_seq_ = 1;                         // guarded by mu_
-  uint64_t next_version_ = 1;  // versions are unique across entries; guarded by mu_
-  uint64_t retry_at_ = 0;                                  // guarded by mu_
-  std::chrono::milliseconds backoff_{0};                   // guarded by mu_
-  bool failing_ = false;                                   // guarded by mu_
-  AlertmanagerClientStats stats_;  // counters; guarded by mu_
+  uint64_t next_version_ = 1;             // versions are unique across entries; guarded by mu_
+  uint64_t retry_at_ = 0;                 // guarded by mu_
+  std::chrono::milliseconds backoff_{0};  // guarded by mu_
+  bool failing_ = false;                  // guarded by mu_
+  AlertmanagerClientStats stats_;         // counters; guarded by mu_
 
   std::mutex shutdown_mu_;  // serialises Shutdown
   std::thread sender_;

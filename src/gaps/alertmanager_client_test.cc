@@ -68,6 +68,11 @@ struct FakeAlertmanager {
     }
     return out;
   }
+  // The latest delivered alert of `gap_id`; null when none was.
+  json LastOf(const std::string& gap_id) {
+    std::vector<json> all = AlertsOf(gap_id);
+    return all.empty() ? json() : all.back();
+  }
 };
 
 class FakeTransport final : public AlertTransport {
@@ -207,7 +212,7 @@ TEST_F(AlertmanagerClientTest, OpenedGapIsPostedOnceWithLabelsAnnotationsAndTime
   gap.detail = "Still no Produced.";
   client_->OnGapOpened(gap);
   ASSERT_TRUE(WaitForDeliveries(2));
-  EXPECT_EQ(am_->AlertsOf(gap.id).back()["annotations"]["description"], "Still no Produced.");
+  EXPECT_EQ(am_->LastOf(gap.id)["annotations"]["description"], "Still no Produced.");
 }
 
 TEST_F(AlertmanagerClientTest, SeverityFollowsTheKindTableAndEmptyLabelsAreLeftOut) {
@@ -325,10 +330,10 @@ TEST_F(AlertmanagerClientTest, AlertmanagerDownLosesNothingAndRetriesWithCappedB
   am_->Set(&FakeAlertmanager::down, false);
   clock_.Advance(60 * kSecond);
   ASSERT_TRUE(Eventually([&] { return Pending() == 0; }));
-  EXPECT_EQ(am_->AlertsOf(a.id).back()["endsAt"], FormatRfc3339(kNow));
+  EXPECT_EQ(am_->LastOf(a.id)["endsAt"], FormatRfc3339(kNow));
   const uint64_t now = clock_.NowUnixNano();
-  EXPECT_EQ(am_->AlertsOf(b.id).back()["endsAt"], FormatRfc3339(now + 300 * kSecond));
-  EXPECT_EQ(am_->AlertsOf(c.id).back()["endsAt"], FormatRfc3339(now + 300 * kSecond));
+  EXPECT_EQ(am_->LastOf(b.id)["endsAt"], FormatRfc3339(now + 300 * kSecond));
+  EXPECT_EQ(am_->LastOf(c.id)["endsAt"], FormatRfc3339(now + 300 * kSecond));
   AlertmanagerClientStats stats = client_->Stats();
   EXPECT_EQ(stats.sent_alerts, 3u);
   EXPECT_EQ(stats.dropped, 0u);
@@ -378,6 +383,33 @@ TEST_F(AlertmanagerClientTest, MaxAlertsDropsOldestResolvedFirstThenNewGapsAndCo
   EXPECT_THAT(delivered, UnorderedElementsAre(b.id, c.id, d.id));
 }
 
+TEST_F(AlertmanagerClientTest, LongOutageWithChurnStaysBoundedAndSendsEachSurvivorOnce) {
+  AlertmanagerClientOptions options = TestOptions();
+  options.max_alerts = 10;
+  am_->Set(&FakeAlertmanager::down, true);
+  Start(options);
+  constexpr int kGaps = 5000;
+  for (int i = 0; i < kGaps; ++i) {
+    Gap gap = MakeGap("M-" + std::to_string(i));
+    client_->OnGapOpened(gap);
+    client_->OnGapResolved(Resolved(gap, kNow));
+  }
+  AlertmanagerClientStats stats = client_->Stats();
+  EXPECT_EQ(stats.dropped, static_cast<uint64_t>(kGaps - 10));
+  EXPECT_EQ(stats.held, 10u);
+
+  am_->Set(&FakeAlertmanager::down, false);
+  clock_.Advance(60 * kSecond);
+  ASSERT_TRUE(Eventually([&] { return Pending() == 0; }));
+  std::vector<std::string> delivered;
+  for (const json& body : am_->Delivered()) {
+    for (const json& alert : body) delivered.push_back(alert["labels"]["gap_id"]);
+  }
+  std::vector<std::string> expected;
+  for (int i = kGaps - 10; i < kGaps; ++i) expected.push_back(MakeGap("M-" + std::to_string(i)).id);
+  EXPECT_THAT(delivered, ::testing::UnorderedElementsAreArray(expected));
+}
+
 TEST_F(AlertmanagerClientTest, OnGapOpenedDoesNotWaitForAHangingAlertmanager) {
   am_->Set(&FakeAlertmanager::hang, true);
   Start();
@@ -396,8 +428,7 @@ TEST_F(AlertmanagerClientTest, OnGapOpenedDoesNotWaitForAHangingAlertmanager) {
   am_->Set(&FakeAlertmanager::hang, false);
   ASSERT_TRUE(Eventually([&] { return Pending() == 0; }));
   EXPECT_EQ(am_->AlertsOf("I-1000/missing_transition/Calculated").size(), 1u);
-  EXPECT_EQ(am_->AlertsOf("I-0/missing_transition/Calculated").back()["endsAt"],
-            FormatRfc3339(kNow));
+  EXPECT_EQ(am_->LastOf("I-0/missing_transition/Calculated")["endsAt"], FormatRfc3339(kNow));
 }
 
 TEST_F(AlertmanagerClientTest, ShutdownDeliversWhatIsPendingAndStopsTheSender) {
@@ -437,8 +468,8 @@ TEST(AlertmanagerClientOptionsTest, CreateRefusesBadOptions) {
   AlertmanagerClientOptions options;
   options.url = "http://127.0.0.1:9093";
   EXPECT_TRUE(create(options).ok());
-  for (std::string url : {"", "127.0.0.1:9093", "ftp://host", "http://", "http://:9093",
-                          "http://host:9093/?x=1"}) {
+  for (std::string url :
+       {"", "127.0.0.1:9093", "ftp://host", "http://", "http://:9093", "http://host:9093/?x=1"}) {
     AlertmanagerClientOptions bad = options;
     bad.url = url;
     EXPECT_TRUE(absl::IsInvalidArgument(create(bad))) << url;
@@ -466,20 +497,20 @@ class HttpAlertmanagerStub {
   // Serves POST <prefix>/api/v2/alerts on `port` (0: any free port).
   explicit HttpAlertmanagerStub(const std::string& prefix, int port = 0) {
     server_.set_keep_alive_timeout(1);  // stop() waits for kept-alive connections to idle out
-    server_.Post(prefix + "/api/v2/alerts", [this](const httplib::Request& request,
-                                                  httplib::Response& response) {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (refuse_next_ > 0) {
-        --refuse_next_;
-        response.status = 503;
-        return;
-      }
-      content_types_.push_back(request.get_header_value("Content-Type"));
-      for (const json& alert : json::parse(request.body)) {
-        gap_ids_.push_back(alert["labels"]["gap_id"]);
-      }
-      response.status = 200;
-    });
+    server_.Post(prefix + "/api/v2/alerts",
+                 [this](const httplib::Request& request, httplib::Response& response) {
+                   std::lock_guard<std::mutex> lock(mu_);
+                   if (refuse_next_ > 0) {
+                     --refuse_next_;
+                     response.status = 503;
+                     return;
+                   }
+                   content_types_.push_back(request.get_header_value("Content-Type"));
+                   for (const json& alert : json::parse(request.body)) {
+                     gap_ids_.push_back(alert["labels"]["gap_id"]);
+                   }
+                   response.status = 200;
+                 });
     if (port == 0) {
       port_ = server_.bind_to_any_port("127.0.0.1");
     } else if (server_.bind_to_port("127.0.0.1", port)) {
@@ -555,7 +586,8 @@ TEST(AlertmanagerClientHttpTest, PostsJsonToApiV2AlertsAndRetriesAcrossARestart)
   (*client)->OnGapOpened(MakeGap("L-3"));
   const uint64_t failed = (*client)->Stats().failed_posts;
   auto deadline = std::chrono::steady_clock::now() + kWait;
-  while ((*client)->Stats().failed_posts < failed + 2 && std::chrono::steady_clock::now() < deadline) {
+  while ((*client)->Stats().failed_posts < failed + 2 &&
+         std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   ASSERT_GE((*client)->Stats().failed_posts, failed + 2);

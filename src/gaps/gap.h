@@ -35,7 +35,7 @@ struct Gap {
   std::string service;                // where the order stopped
   std::string queue;                  // the queue, for message gaps
   std::string message_id;
-  std::string detail;                 // one sentence for people
+  std::string detail;  // one sentence for people
   model::TraceId trace_id;
   std::optional<model::Operation> last_success;
   uint64_t since_unix_nano = 0;     // when the stage was reached / the message published

@@ -1,7 +1,8 @@
 #include "gaps/gap_detector.h"
 
-#include <algorithm>
 #include <pthread.h>
+
+#include <algorithm>
 
 #include "absl/strings/str_cat.h"
 
@@ -9,8 +10,7 @@ namespace ordertrace::gaps {
 namespace {
 
 bool IsStageKind(std::string_view kind) {
-  return kind == kMissingTransition || kind == kCalculationOverdue ||
-         kind == kStatusDisagreement;
+  return kind == kMissingTransition || kind == kCalculationOverdue || kind == kStatusDisagreement;
 }
 
 bool IsConflictKind(std::string_view kind) {
@@ -24,9 +24,7 @@ const model::MessageHop* FindHop(const model::OrderRecord& record, std::string_v
   return nullptr;
 }
 
-std::string Seconds(uint64_t nanos) {
-  return absl::StrCat(static_cast<double>(nanos) / 1e9, " s");
-}
+std::string Seconds(uint64_t nanos) { return absl::StrCat(static_cast<double>(nanos) / 1e9, " s"); }
 
 }  // namespace
 
@@ -39,9 +37,8 @@ std::string GapId(std::string_view order_id, std::string_view kind, std::string_
   return id;
 }
 
-GapDetector::GapDetector(const LifecycleModel& model, const model::Clock& clock,
-                         OrderLookup lookup, GapStore* store, GapSink* sink,
-                         GapDetectorOptions options)
+GapDetector::GapDetector(const LifecycleModel& model, const model::Clock& clock, OrderLookup lookup,
+                         GapStore* store, GapSink* sink, GapDetectorOptions options)
     : model_(model),
       clock_(clock),
       lookup_(std::move(lookup)),
@@ -106,16 +103,17 @@ void GapDetector::OnOrderRecord(const model::OrderRecord& record) {
     }
 
     // The stage deadline.
-    const StageRule* rule = current != nullptr && !terminal ? model_.RuleFor(current->status) : nullptr;
+    const StageRule* rule =
+        current != nullptr && !terminal ? model_.RuleFor(current->status) : nullptr;
     if (rule != nullptr) {
-      std::string id = GapId(record.order_id,
-                             rule->calculation ? kCalculationOverdue : kMissingTransition,
-                             current->status);
+      std::string id =
+          GapId(record.order_id, rule->calculation ? kCalculationOverdue : kMissingTransition,
+                current->status);
       if (known_ids_.contains(id)) {
         DisarmStageLocked(record.order_id);
       } else {
-        uint64_t deadline = current->at_unix_nano + model_.SlaNanos(*rule, record.partner_id) +
-                            model_.GraceNanos();
+        uint64_t deadline =
+            current->at_unix_nano + model_.SlaNanos(*rule, record.partner_id) + model_.GraceNanos();
         ArmStageLocked(record.order_id, static_cast<int16_t>(model_.IndexOf(current->status)),
                        std::max<uint64_t>(deadline, 1));
       }
@@ -245,7 +243,8 @@ size_t GapDetector::FireDue() {
       timers_.pop();
       if ((timer.generation & kMessageBit) != 0) {
         MessageWatch& watch = message_watches_[timer.slot];
-        if (watch.deadline != timer.deadline || watch.generation != (timer.generation & ~kMessageBit)) {
+        if (watch.deadline != timer.deadline ||
+            watch.generation != (timer.generation & ~kMessageBit)) {
           continue;
         }
         due.push_back({true, watch.order_id, watch.message_id, -1, timer.deadline});

@@ -110,9 +110,8 @@ absl::StatusOr<LifecycleModel> LifecycleModel::Create(LifecycleModelOptions opti
         return Contradiction("stage " + rule.status + " expects unknown status " + next);
       }
       if (!allowed.count({rule.status, next})) {
-        return Contradiction("stage " + rule.status + " expects " + next +
-                             ", but the transition " + rule.status + " -> " + next +
-                             " is not allowed");
+        return Contradiction("stage " + rule.status + " expects " + next + ", but the transition " +
+                             rule.status + " -> " + next + " is not allowed");
       }
     }
   }

@@ -28,7 +28,7 @@ struct StageRule {
 };
 
 struct LifecycleModelOptions {
-  std::vector<std::string> statuses;  // in lifecycle order
+  std::vector<std::string> statuses;                             // in lifecycle order
   std::vector<std::pair<std::string, std::string>> transitions;  // allowed (from, to)
   std::vector<std::string> terminal;
   std::vector<StageRule> stages;

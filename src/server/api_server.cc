@@ -181,13 +181,13 @@ void ApiServer::GapRoutes() {
     out += "# HELP gap_detected_total Gaps the detector opened, by kind and stage.\n";
     out += "# TYPE gap_detected_total counter\n";
     for (const auto& [key, count] : stats.detected_total) {
-      out += "gap_detected_total{kind=\"" + LabelValue(key.first) + "\",stage=\"" + LabelValue(key.second) + "\"} " +
-             std::to_string(count) + "\n";
+      out += "gap_detected_total{kind=\"" + LabelValue(key.first) + "\",stage=\"" +
+             LabelValue(key.second) + "\"} " + std::to_string(count) + "\n";
     }
     out += "# HELP open_gaps Gaps open now, by kind and stage.\n# TYPE open_gaps gauge\n";
     for (const auto& [key, count] : stats.open) {
-      out += "open_gaps{kind=\"" + LabelValue(key.first) + "\",stage=\"" + LabelValue(key.second) + "\"} " +
-             std::to_string(count) + "\n";
+      out += "open_gaps{kind=\"" + LabelValue(key.first) + "\",stage=\"" + LabelValue(key.second) +
+             "\"} " + std::to_string(count) + "\n";
     }
     out += "# HELP gap_tracked_orders Orders with a stage deadline pending.\n";
     out += "# TYPE gap_tracked_orders gauge\ngap_tracked_orders " +

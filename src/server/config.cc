@@ -2,11 +2,11 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <fstream>
 #include <functional>
 #include <limits>
-#include <algorithm>
 #include <map>
 
 #include "server/listen_address.h"
@@ -195,7 +195,8 @@ absl::StatusOr<uint64_t> ParseDurationNanos(const std::string& text) {
 // The structured parts of `lifecycle:` (lists and maps), read before the scalar keys. They are
 // removed from `lifecycle` so that the generic walk sees only scalars.
 absl::Status ApplyLifecycleLists(YAML::Node lifecycle, gaps::LifecycleModelOptions& model) {
-  auto strings = [](const YAML::Node& node, const char* key) -> absl::StatusOr<std::vector<std::string>> {
+  auto strings = [](const YAML::Node& node,
+                    const char* key) -> absl::StatusOr<std::vector<std::string>> {
     if (!node.IsSequence()) {
       return absl::InvalidArgumentError(std::string("lifecycle.") + key + " must be a list");
     }
@@ -262,18 +263,22 @@ absl::Status ApplyLifecycleLists(YAML::Node lifecycle, gaps::LifecycleModelOptio
             rule.expected = {field.second.Scalar()};
           } else {
             absl::StatusOr<std::vector<std::string>> list = strings(field.second, "stages");
-            if (!list.ok()) return absl::InvalidArgumentError(where + ".expected must list statuses");
+            if (!list.ok())
+              return absl::InvalidArgumentError(where + ".expected must list statuses");
             rule.expected = *list;
           }
         } else if (key == "sla") {
-          absl::StatusOr<uint64_t> sla =
-              field.second.IsScalar() ? ParseDurationNanos(field.second.Scalar())
-                                      : absl::InvalidArgumentError("must be a duration");
-          if (!sla.ok()) return absl::InvalidArgumentError(where + ".sla: " + std::string(sla.status().message()));
+          absl::StatusOr<uint64_t> sla = field.second.IsScalar()
+                                             ? ParseDurationNanos(field.second.Scalar())
+                                             : absl::InvalidArgumentError("must be a duration");
+          if (!sla.ok())
+            return absl::InvalidArgumentError(where +
+                                              ".sla: " + std::string(sla.status().message()));
           rule.sla_nanos = *sla;
         } else if (key == "calculation") {
           absl::Status s = Boolean(rule.calculation)(field.second);
-          if (!s.ok()) return absl::InvalidArgumentError(where + ".calculation: " + std::string(s.message()));
+          if (!s.ok())
+            return absl::InvalidArgumentError(where + ".calculation: " + std::string(s.message()));
         } else {
           return absl::InvalidArgumentError("unknown setting '" + where + "." + key + "'");
         }
@@ -329,7 +334,8 @@ absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path, ServerConfi
   try {
     if (YAML::Node lifecycle = root["lifecycle"]; lifecycle && lifecycle.IsMap()) {
       absl::Status lists = ApplyLifecycleLists(lifecycle, base.lifecycle);
-      if (!lists.ok()) return absl::InvalidArgumentError(path + ": " + std::string(lists.message()));
+      if (!lists.ok())
+        return absl::InvalidArgumentError(path + ": " + std::string(lists.message()));
     }
     absl::Status s = Apply(root, "", keys, path);
     if (!s.ok()) return s;

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "gaps/alertmanager_client.h"
 #include "gaps/gap_codec.h"
 #include "gaps/gap_detector.h"
 #include "gaps/lifecycle_model.h"
@@ -88,6 +89,21 @@ absl::Status OrdertraceServer::Start() {
   if (!lifecycle.ok()) return lifecycle.status();
   lifecycle_ = std::make_unique<gaps::LifecycleModel>(*std::move(lifecycle));
   gap_store_ = std::make_unique<StoreGapStore>(*store_);
+  if (!config_.alertmanager_url.empty()) {
+    gaps::AlertmanagerClientOptions alert_options;
+    alert_options.url = config_.alertmanager_url;
+    alert_options.external_url = config_.external_url;
+    alert_options.resend_interval = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::nanoseconds(config_.alertmanager_resend_nanos));
+    // Alertmanager expires an alert at its endsAt: leave room for several missed re-sends.
+    alert_options.alert_lifetime =
+        std::max(std::chrono::milliseconds(300'000), 5 * alert_options.resend_interval);
+    absl::StatusOr<std::unique_ptr<gaps::AlertmanagerClient>> alerts =
+        gaps::AlertmanagerClient::Create(std::move(alert_options), clock_);
+    if (!alerts.ok()) return alerts.status();
+    alerts_ = *std::move(alerts);
+    spdlog::info("gap alerts go to Alertmanager at {}", config_.alertmanager_url);
+  }
   store::Store* order_store = store_.get();
   gaps_ = std::make_unique<gaps::GapDetector>(
       *lifecycle_, clock_,
@@ -106,8 +122,7 @@ absl::Status OrdertraceServer::Start() {
   if (replayed > 0) spdlog::info("gap detector: {} stored orders replayed", replayed);
   gaps_->Start();
   gap_feed_ = std::make_unique<GapFeed>(*gaps_);
-  ingester_ =
-      std::make_unique<ingest::Ingester>(*store_, clock_, config_.ingest, gap_feed_.get());
+  ingester_ = std::make_unique<ingest::Ingester>(*store_, clock_, config_.ingest, gap_feed_.get());
   retention_ = std::make_unique<store::RetentionRunner>(*store_, clock_, config_.retention);
   retention_->Start();
   order_query_ = std::make_unique<query::OrderQuery>(*store_, clock_);
