@@ -91,6 +91,14 @@ absl::StatusOr<std::unique_ptr<MesService>> MesService::Start(const ServiceOptio
 
 void MesService::Shutdown() {
   workers_.Shutdown();
+  {
+    std::lock_guard<std::mutex> lock(hung_mu_);
+    for (auto& span : hung_calculations_) {
+      span->RecordError("SERVICE_STOPPING", "the service stopped during the calculation");
+      span->End();
+    }
+    hung_calculations_.clear();
+  }
   runtime_->Shutdown();
 }
 
@@ -190,10 +198,11 @@ void MesService::Calculate(const std::string& order_id, int64_t polygon_count,
   auto total = SimulatedCalculationTime(polygon_count);
   FaultSwitch* faults = runtime.faults();
   if (faults != nullptr && faults->Take(order_id, kFaultCalculatorHang)) {
-    // Demo fault: the calculator hangs until the service stops; the request stays unacked.
+    // Demo fault: the calculator hangs. Its span stays open and its request unacknowledged
+    // until the service stops; the worker thread is given back, so hangs never starve the pool.
     calc->AddEvent("calculator hung");
-    wait(std::chrono::hours(24 * 365));
-    calc->RecordError("SERVICE_STOPPING", "the service stopped during the calculation");
+    std::lock_guard<std::mutex> lock(hung_mu_);
+    hung_calculations_.push_back(std::move(calc));
     return;
   }
   if (faults != nullptr) {

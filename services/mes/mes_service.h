@@ -67,6 +67,9 @@ class MesService final : public StartedService {
 
   std::unique_ptr<ServiceRuntime> runtime_;
   CalculationWorkers workers_;
+  // Demo fault calculator_hang: the open spans of calculations that never finish.
+  std::mutex hung_mu_;
+  std::vector<std::unique_ptr<sdk::Span>> hung_calculations_;  // guarded by hung_mu_
 };
 
 }  // namespace ordertrace::services::mes

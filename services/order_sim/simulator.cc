@@ -65,6 +65,9 @@ class ServiceClient {
         return reply;
       }
       reply.error = httplib::to_string(result.error());
+      // Only a request that never reached the service is sent again: after a read error it
+      // may have been carried out, and a POST repeated could create a second order.
+      if (result.error() != httplib::Error::Connection) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(200 * (attempt + 1)));
     }
     return reply;
