@@ -11,6 +11,7 @@ target_link_libraries(ordertrace_unit_tests PRIVATE
   ordertrace_ingest
   ordertrace_query
   ordertrace_gaps
+  ordertrace_server
   otlp_proto
   PkgConfig::HTTPLIB
   nlohmann_json::nlohmann_json

@@ -84,6 +84,10 @@ void GapDetector::OnOrderRecord(const model::OrderRecord& record) {
     const model::StatusReached* current = record.CurrentStatus();
     const bool terminal = current != nullptr && model_.IsTerminal(current->status);
 
+    // Conflicts first: one found when the order is already terminal (a skip into CLOSED) is
+    // then opened and resolved together, so it is recorded and alerted once.
+    CheckConflictsLocked(record, events);
+
     // What the record now answers.
     if (auto it = open_by_order_.find(record.order_id); it != open_by_order_.end()) {
       std::vector<std::string> ids = it->second;
@@ -134,8 +138,6 @@ void GapDetector::OnOrderRecord(const model::OrderRecord& record) {
       ArmMessageLocked(hop.message_id, record.order_id,
                        hop.published_at_unix_nano + model_.MessageSlaNanos() + model_.GraceNanos());
     }
-
-    CheckConflictsLocked(record, events);
   }
   wake_.notify_all();
   Announce(events);
@@ -143,7 +145,7 @@ void GapDetector::OnOrderRecord(const model::OrderRecord& record) {
 
 void GapDetector::CheckConflictsLocked(const model::OrderRecord& record, Events& events) {
   const model::StatusReached* current = record.CurrentStatus();
-  if (current == nullptr || model_.IsTerminal(current->status)) return;
+  if (current == nullptr) return;
   for (const model::StatusReached& reached : record.statuses) {
     int to = model_.IndexOf(reached.status);
     int from = model_.IndexOf(reached.prev_status);
@@ -287,7 +289,9 @@ size_t GapDetector::FireDue() {
       Gap gap = MakeGap(order, kMessageNotConsumed, stage, fired.message_id);
       gap.queue = hop->queue;
       gap.since_unix_nano = hop->published_at_unix_nano;
-      gap.deadline_unix_nano = fired.deadline;
+      // From the record, not the timer: a lookup retry re-arms the timer at a later moment.
+      gap.deadline_unix_nano =
+          hop->published_at_unix_nano + model_.MessageSlaNanos() + model_.GraceNanos();
       gap.detail = absl::StrCat("message ", fired.message_id, " to ", hop->queue,
                                 " not consumed within ", Seconds(model_.MessageSlaNanos()));
       OpenLocked(std::move(gap), events);
@@ -299,7 +303,8 @@ size_t GapDetector::FireDue() {
                         current->status, "");
       gap.expected = rule->expected;
       gap.since_unix_nano = current->at_unix_nano;
-      gap.deadline_unix_nano = fired.deadline;
+      gap.deadline_unix_nano =
+          current->at_unix_nano + model_.SlaNanos(*rule, order.partner_id) + model_.GraceNanos();
       gap.detail = absl::StrCat("in ", current->status, " since ", current->service, "'s ",
                                 current->span_name, "; expected ", rule->expected.front(),
                                 " within ", Seconds(model_.SlaNanos(*rule, order.partner_id)));

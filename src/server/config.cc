@@ -254,7 +254,10 @@ absl::Status ApplyLifecycleLists(YAML::Node lifecycle, gaps::LifecycleModelOptio
       const YAML::Node& rule_node = entry.second;
       const std::string where = "lifecycle.stages." + status;
       if (!rule_node.IsMap()) return absl::InvalidArgumentError(where + " must be a map");
-      gaps::StageRule rule;
+      // A stage that has a rule already (the defaults) keeps the fields not given here.
+      auto existing = std::find_if(model.stages.begin(), model.stages.end(),
+                                   [&](const gaps::StageRule& r) { return r.status == status; });
+      gaps::StageRule rule = existing != model.stages.end() ? *existing : gaps::StageRule{};
       rule.status = status;
       for (const auto& field : rule_node) {
         const std::string key = field.first.as<std::string>();
@@ -283,11 +286,7 @@ absl::Status ApplyLifecycleLists(YAML::Node lifecycle, gaps::LifecycleModelOptio
           return absl::InvalidArgumentError("unknown setting '" + where + "." + key + "'");
         }
       }
-      auto existing = std::find_if(model.stages.begin(), model.stages.end(),
-                                   [&](const gaps::StageRule& r) { return r.status == status; });
       if (existing != model.stages.end()) {
-        if (rule.expected.empty()) rule.expected = existing->expected;
-        if (rule.sla_nanos == 0) rule.sla_nanos = existing->sla_nanos;
         *existing = rule;
       } else {
         model.stages.push_back(rule);

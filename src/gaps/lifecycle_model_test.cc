@@ -1,0 +1,310 @@
+#include "gaps/lifecycle_model.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace ordertrace::gaps {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+constexpr uint64_t kSecond = 1'000'000'000ULL;
+constexpr uint64_t kMinute = 60 * kSecond;
+constexpr uint64_t kHour = 60 * kMinute;
+
+LifecycleModel MustCreate(LifecycleModelOptions options) {
+  absl::StatusOr<LifecycleModel> model = LifecycleModel::Create(std::move(options));
+  EXPECT_TRUE(model.ok()) << model.status();
+  return *std::move(model);
+}
+
+// The message of the refusal of `options`; fails the test when Create accepts them.
+std::string Refusal(LifecycleModelOptions options) {
+  absl::StatusOr<LifecycleModel> model = LifecycleModel::Create(std::move(options));
+  if (model.ok()) {
+    ADD_FAILURE() << "Create accepted a contradictory model";
+    return "";
+  }
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument) << model.status();
+  return std::string(model.status().message());
+}
+
+StageRule* MutableRule(LifecycleModelOptions& options, const std::string& status) {
+  for (StageRule& rule : options.stages) {
+    if (rule.status == status) return &rule;
+  }
+  ADD_FAILURE() << "no rule for " << status;
+  return nullptr;
+}
+
+// A lifecycle with a fork: a submitted order is reviewed either quickly or by hand.
+LifecycleModelOptions ForkOptions() {
+  LifecycleModelOptions options;
+  options.statuses = {"INITIATED",     "SUBMITTED", "EXPRESS_REVIEW",
+                      "MANUAL_REVIEW", "APPROVED",  "CLOSED"};
+  options.transitions = {{"INITIATED", "SUBMITTED"},     {"SUBMITTED", "EXPRESS_REVIEW"},
+                         {"SUBMITTED", "MANUAL_REVIEW"}, {"EXPRESS_REVIEW", "APPROVED"},
+                         {"MANUAL_REVIEW", "APPROVED"},  {"APPROVED", "CLOSED"}};
+  options.terminal = {"CLOSED"};
+  options.stages = {{"SUBMITTED", {"EXPRESS_REVIEW", "MANUAL_REVIEW"}, 5 * kMinute, false}};
+  options.message_sla_nanos = kMinute;
+  return options;
+}
+
+TEST(LifecycleModelTest, DefaultModelIsValidAndFollowsTheDesign) {
+  LifecycleModel model = MustCreate(DefaultLifecycleModelOptions());
+
+  EXPECT_THAT(model.statuses(),
+              ElementsAre("INITIATED", "FILE_UPLOADED", "SUBMITTED", "PRICE_CALCULATION_STARTED",
+                          "PRICE_CALCULATED", "MANUFACTURING_APPROVED", "MANUFACTURING_STARTED",
+                          "MANUFACTURING_COMPLETED", "PACKAGING", "SHIPPED", "CLOSED"));
+  for (const std::string& status : model.statuses()) {
+    EXPECT_EQ(model.IsTerminal(status), status == "CLOSED") << status;
+  }
+  EXPECT_EQ(model.RuleFor("CLOSED"), nullptr);
+
+  // Every non-terminal status has a rule expecting the next one; only the price calculation
+  // is a calculation.
+  for (size_t i = 0; i + 1 < model.statuses().size(); ++i) {
+    const StageRule* rule = model.RuleFor(model.statuses()[i]);
+    ASSERT_NE(rule, nullptr) << model.statuses()[i];
+    EXPECT_THAT(rule->expected, ElementsAre(model.statuses()[i + 1]));
+    EXPECT_GT(rule->sla_nanos, 0u);
+    EXPECT_EQ(rule->calculation, rule->status == "PRICE_CALCULATION_STARTED") << rule->status;
+  }
+  EXPECT_EQ(model.SlaNanos(*model.RuleFor("SUBMITTED"), ""), 10 * kMinute);
+  EXPECT_EQ(model.SlaNanos(*model.RuleFor("PRICE_CALCULATION_STARTED"), ""), 30 * kMinute);
+  EXPECT_EQ(model.SlaNanos(*model.RuleFor("MANUFACTURING_STARTED"), ""), 8 * kHour);
+  EXPECT_EQ(model.SlaNanos(*model.RuleFor("SHIPPED"), ""), 12 * kHour);
+  EXPECT_EQ(model.MessageSlaNanos(), 5 * kMinute);
+  EXPECT_EQ(model.GraceNanos(), 5 * kSecond);
+}
+
+TEST(LifecycleModelTest, IndexOfIsTheLifecyclePosition) {
+  LifecycleModel model = MustCreate(DefaultLifecycleModelOptions());
+  EXPECT_EQ(model.IndexOf("INITIATED"), 0);
+  EXPECT_EQ(model.IndexOf("SUBMITTED"), 2);
+  EXPECT_EQ(model.IndexOf("PRICE_CALCULATION_STARTED"), 3);
+  EXPECT_EQ(model.IndexOf("CLOSED"), 10);
+  EXPECT_EQ(model.IndexOf("LOST_IN_SPACE"), -1);
+  EXPECT_EQ(model.IndexOf(""), -1);
+  EXPECT_EQ(model.IndexOf("submitted"), -1);
+}
+
+TEST(LifecycleModelTest, IsAllowedFollowsTheTransitionsInTheirDirection) {
+  LifecycleModel model = MustCreate(DefaultLifecycleModelOptions());
+  EXPECT_TRUE(model.IsAllowed("SUBMITTED", "PRICE_CALCULATION_STARTED"));
+  EXPECT_TRUE(model.IsAllowed("SHIPPED", "CLOSED"));
+  EXPECT_FALSE(model.IsAllowed("PRICE_CALCULATION_STARTED", "SUBMITTED"));  // backwards
+  EXPECT_FALSE(model.IsAllowed("SUBMITTED", "PRICE_CALCULATED"));           // a skip
+  EXPECT_FALSE(model.IsAllowed("SUBMITTED", "SUBMITTED"));
+  EXPECT_FALSE(model.IsAllowed("CLOSED", "INITIATED"));
+  EXPECT_FALSE(model.IsAllowed("NOWHERE", "CLOSED"));
+}
+
+TEST(LifecycleModelTest, NextOfListsEveryAllowedNextStatus) {
+  LifecycleModel chain = MustCreate(DefaultLifecycleModelOptions());
+  EXPECT_THAT(chain.NextOf("SUBMITTED"), ElementsAre("PRICE_CALCULATION_STARTED"));
+  EXPECT_THAT(chain.NextOf("PACKAGING"), ElementsAre("SHIPPED"));
+  EXPECT_THAT(chain.NextOf("CLOSED"), IsEmpty());
+  EXPECT_THAT(chain.NextOf("NOWHERE"), IsEmpty());
+
+  LifecycleModel fork = MustCreate(ForkOptions());
+  EXPECT_THAT(fork.NextOf("SUBMITTED"), ElementsAre("EXPRESS_REVIEW", "MANUAL_REVIEW"));
+  EXPECT_THAT(fork.NextOf("MANUAL_REVIEW"), ElementsAre("APPROVED"));
+  EXPECT_FALSE(fork.IsAllowed("EXPRESS_REVIEW", "MANUAL_REVIEW"));
+  EXPECT_THAT(fork.RuleFor("SUBMITTED")->expected, ElementsAre("EXPRESS_REVIEW", "MANUAL_REVIEW"));
+  EXPECT_EQ(fork.RuleFor("APPROVED"), nullptr);  // a stage nobody watches
+}
+
+TEST(LifecycleModelTest, SlaNanosUsesThePartnersOverrideAndOnlyForThatPartnerAndStage) {
+  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+  options.partner_sla_nanos["acme"]["SUBMITTED"] = 2 * kMinute;
+  options.partner_sla_nanos["acme"]["PACKAGING"] = 1 * kHour;
+  LifecycleModel model = MustCreate(options);
+
+  const StageRule& submitted = *model.RuleFor("SUBMITTED");
+  EXPECT_EQ(model.SlaNanos(submitted, "acme"), 2 * kMinute);
+  EXPECT_EQ(model.SlaNanos(submitted, "globex"), 10 * kMinute);
+  EXPECT_EQ(model.SlaNanos(submitted, ""), 10 * kMinute);
+  EXPECT_EQ(model.SlaNanos(*model.RuleFor("PACKAGING"), "acme"), 1 * kHour);
+  // A stage acme does not override keeps the stage's SLA.
+  EXPECT_EQ(model.SlaNanos(*model.RuleFor("SHIPPED"), "acme"), 12 * kHour);
+}
+
+TEST(LifecycleModelTest, TimeScaleDividesSlasAndOverridesButNotTheGrace) {
+  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+  options.partner_sla_nanos["acme"]["SUBMITTED"] = 2 * kMinute;
+  options.time_scale = 60;
+  LifecycleModel model = MustCreate(options);
+
+  const StageRule& submitted = *model.RuleFor("SUBMITTED");
+  EXPECT_EQ(model.SlaNanos(submitted, ""), 10 * kSecond);  // 10 min / 60
+  EXPECT_EQ(model.SlaNanos(submitted, "acme"), 2 * kSecond);
+  EXPECT_EQ(model.SlaNanos(*model.RuleFor("SHIPPED"), ""), 12 * kMinute);
+  EXPECT_EQ(model.MessageSlaNanos(), 5 * kSecond);
+  EXPECT_EQ(model.GraceNanos(), 5 * kSecond);
+
+  options.time_scale = 0.5;  // a slowed-down world doubles the SLAs
+  LifecycleModel slow = MustCreate(options);
+  EXPECT_EQ(slow.SlaNanos(*slow.RuleFor("SUBMITTED"), ""), 20 * kMinute);
+}
+
+TEST(LifecycleModelTest, RefusesAnEmptyLifecycle) {
+  EXPECT_THAT(Refusal(LifecycleModelOptions{}), HasSubstr("no statuses"));
+}
+
+TEST(LifecycleModelTest, RefusesADuplicateStatusNamingIt) {
+  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+  options.statuses.push_back("SUBMITTED");
+  EXPECT_THAT(Refusal(options), AllOf(HasSubstr("SUBMITTED"), HasSubstr("twice")));
+}
+
+TEST(LifecycleModelTest, RefusesAnEmptyStatusName) {
+  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+  options.statuses.insert(options.statuses.begin() + 1, "");
+  EXPECT_THAT(Refusal(options), HasSubstr("empty status"));
+}
+
+TEST(LifecycleModelTest, RefusesATransitionWithAnUnknownStatusNamingIt) {
+  LifecycleModelOptions to_unknown = DefaultLifecycleModelOptions();
+  to_unknown.transitions.emplace_back("SUBMITTED", "CANCELLED");
+  EXPECT_THAT(Refusal(to_unknown),
+              AllOf(HasSubstr("SUBMITTED -> CANCELLED"), HasSubstr("unknown status")));
+
+  LifecycleModelOptions from_unknown = DefaultLifecycleModelOptions();
+  from_unknown.transitions.emplace_back("ON_HOLD", "SUBMITTED");
+  EXPECT_THAT(Refusal(from_unknown), HasSubstr("ON_HOLD -> SUBMITTED"));
+}
+
+TEST(LifecycleModelTest, RefusesATransitionToItself) {
+  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+  options.transitions.emplace_back("PACKAGING", "PACKAGING");
+  EXPECT_THAT(Refusal(options), HasSubstr("PACKAGING -> PACKAGING"));
+}
+
+TEST(LifecycleModelTest, RefusesAnExpectedStatusTheStageCannotReach) {
+  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+  // SUBMITTED -> PRICE_CALCULATED skips PRICE_CALCULATION_STARTED: not an allowed transition.
+  MutableRule(options, "SUBMITTED")->expected = {"PRICE_CALCULATED"};
+  EXPECT_THAT(Refusal(options),
+              AllOf(HasSubstr("SUBMITTED -> PRICE_CALCULATED"), HasSubstr("not allowed")));
+}
+
+TEST(LifecycleModelTest, RefusesAnExpectedStatusThatIsUnknown) {
+  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+  MutableRule(options, "PACKAGING")->expected = {"TELEPORTED"};
+  EXPECT_THAT(Refusal(options), AllOf(HasSubstr("PACKAGING"), HasSubstr("TELEPORTED")));
+}
+
+TEST(LifecycleModelTest, RefusesAStageThatExpectsNothing) {
+  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+  MutableRule(options, "PACKAGING")->expected.clear();
+  EXPECT_THAT(Refusal(options), AllOf(HasSubstr("PACKAGING"), HasSubstr("expects no")));
+}
+
+TEST(LifecycleModelTest, RefusesATerminalStatusWithAWayOut) {
+  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+  options.transitions.emplace_back("CLOSED", "INITIATED");
+  EXPECT_THAT(Refusal(options),
+              AllOf(HasSubstr("terminal status CLOSED"), HasSubstr("transition out")));
+}
+
+TEST(LifecycleModelTest, RefusesATerminalStatusWithAnSla) {
+  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+  options.stages.push_back({"CLOSED", {"SHIPPED"}, kHour, false});
+  EXPECT_THAT(Refusal(options), AllOf(HasSubstr("CLOSED"), HasSubstr("cannot have an SLA")));
+}
+
+TEST(LifecycleModelTest, RefusesAnUnknownTerminalStatus) {
+  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+  options.terminal.push_back("ARCHIVED");
+  EXPECT_THAT(Refusal(options), AllOf(HasSubstr("ARCHIVED"), HasSubstr("unknown")));
+}
+
+TEST(LifecycleModelTest, RefusesALifecycleWithoutTerminalStatus) {
+  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+  options.terminal.clear();
+  EXPECT_THAT(Refusal(options), HasSubstr("no terminal status"));
+}
+
+TEST(LifecycleModelTest, RefusesADeadEndThatIsNotTerminal) {
+  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+  // CANCELLED can be reached but never left, and is not terminal.
+  options.statuses.push_back("CANCELLED");
+  options.transitions.emplace_back("SUBMITTED", "CANCELLED");
+  EXPECT_THAT(Refusal(options), AllOf(HasSubstr("CANCELLED"), HasSubstr("dead end")));
+
+  options.terminal.push_back("CANCELLED");
+  MustCreate(options);
+}
+
+TEST(LifecycleModelTest, RefusesAZeroSlaNamingTheStage) {
+  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+  MutableRule(options, "MANUFACTURING_STARTED")->sla_nanos = 0;
+  EXPECT_THAT(Refusal(options), AllOf(HasSubstr("MANUFACTURING_STARTED"), HasSubstr("zero SLA")));
+}
+
+TEST(LifecycleModelTest, RefusesTwoRulesForOneStage) {
+  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+  options.stages.push_back({"SUBMITTED", {"PRICE_CALCULATION_STARTED"}, kHour, false});
+  EXPECT_THAT(Refusal(options), AllOf(HasSubstr("SUBMITTED"), HasSubstr("two rules")));
+}
+
+TEST(LifecycleModelTest, RefusesARuleForAnUnknownStage) {
+  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+  options.stages.push_back({"QUALITY_CHECK", {"PACKAGING"}, kHour, false});
+  EXPECT_THAT(Refusal(options), AllOf(HasSubstr("QUALITY_CHECK"), HasSubstr("unknown")));
+}
+
+TEST(LifecycleModelTest, RefusesAPartnerOverrideForAStageWithoutARule) {
+  LifecycleModelOptions terminal = DefaultLifecycleModelOptions();
+  terminal.partner_sla_nanos["acme"]["CLOSED"] = kHour;
+  EXPECT_THAT(Refusal(terminal),
+              AllOf(HasSubstr("acme"), HasSubstr("CLOSED"), HasSubstr("no SLA rule")));
+
+  LifecycleModelOptions unknown = DefaultLifecycleModelOptions();
+  unknown.partner_sla_nanos["globex"]["SUBMITED"] = kHour;  // a typo
+  EXPECT_THAT(Refusal(unknown), AllOf(HasSubstr("globex"), HasSubstr("SUBMITED")));
+}
+
+TEST(LifecycleModelTest, RefusesAZeroPartnerSla) {
+  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+  options.partner_sla_nanos["acme"]["SUBMITTED"] = 0;
+  EXPECT_THAT(Refusal(options), AllOf(HasSubstr("acme"), HasSubstr("SUBMITTED")));
+}
+
+TEST(LifecycleModelTest, RefusesAZeroMessageSla) {
+  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+  options.message_sla_nanos = 0;
+  EXPECT_THAT(Refusal(options), HasSubstr("message SLA"));
+}
+
+TEST(LifecycleModelTest, RefusesATimeScaleThatIsNotAPositiveNumber) {
+  for (double scale : {0.0, -1.0, -0.0, std::numeric_limits<double>::quiet_NaN(),
+                       std::numeric_limits<double>::infinity()}) {
+    LifecycleModelOptions options = DefaultLifecycleModelOptions();
+    options.time_scale = scale;
+    EXPECT_THAT(Refusal(options), HasSubstr("time_scale")) << "time_scale " << scale;
+  }
+}
+
+TEST(LifecycleModelTest, AcceptsAForkWithSeveralExpectedStatuses) {
+  absl::StatusOr<LifecycleModel> model = LifecycleModel::Create(ForkOptions());
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(model->IndexOf("MANUAL_REVIEW"), 3);
+}
+
+}  // namespace
+}  // namespace ordertrace::gaps
