@@ -1,0 +1,397 @@
+// Gap detector benchmark (issue 5, "Speed and memory"): prints figures, asserts nothing (see
+// docs/benchmarks.md).
+//
+// memory:   --orders open orders (36-character UUID ids, spread over every stage of the default
+//           lifecycle, deadlines in the future) handed to GapDetector::OnOrderRecord; the
+//           process's resident set (VmRSS, after malloc_trim) before and after, per order;
+//           then again after every order moved on one stage (re-armed: the superseded timers
+//           wait in the heap for its compaction). Target: 1,000,000 orders in at most 256 MiB.
+// lateness: with those orders still tracked, the detector's own thread (Start) and the real
+//           clock, orders fed at --rate per second for --seconds, each with a deadline between
+//           --lead-ms and --lead-ms + --spread-ms ahead, so that deadlines fall due at --rate
+//           per second. A GapSink records detected_at - deadline of every gap; the lookup
+//           returns the order's record from an in-memory map. Target: p99 under 100 ms.
+//           --per-second and --worst show when the late gaps were detected: the stalls line up
+//           with the gap counts at which the detector's hash tables grow (see
+//           docs/benchmarks.md).
+#include <malloc.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <unordered_map>
+#include <vector>
+
+#include "gaps/gap.h"
+#include "gaps/gap_detector.h"
+#include "gaps/lifecycle_model.h"
+#include "model/clock.h"
+#include "model/order_record.h"
+
+namespace {
+
+using namespace ordertrace;
+using SteadyClock = std::chrono::steady_clock;
+
+constexpr uint64_t kNanosPerMs = 1'000'000;
+
+// A field of /proc/self/status in bytes ("VmRSS", "VmHWM").
+uint64_t ProcStatusBytes(const std::string& field) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(field + ":", 0) == 0) {
+      return std::stoull(line.substr(field.size() + 1)) * 1024;  // "  123456 kB"
+    }
+  }
+  return 0;
+}
+
+uint64_t TrimmedRss() {
+  malloc_trim(0);
+  return ProcStatusBytes("VmRSS");
+}
+
+// The first three fields of /proc/loadavg: the machine is shared, figures need the context.
+std::string LoadAverage() {
+  std::ifstream in("/proc/loadavg");
+  std::string a, b, c;
+  in >> a >> b >> c;
+  return a + " " + b + " " + c;
+}
+
+double MiB(uint64_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
+
+// CPU seconds of this process's thread named `name` (the detector's "ot-gaps"); 0 if none.
+double ThreadCpuSeconds(const std::string& name) {
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string comm_name;
+    std::getline(comm, comm_name);
+    if (comm_name != name) continue;
+    std::ifstream stat(task.path() / "stat");
+    std::string line;
+    std::getline(stat, line);
+    std::istringstream fields(line.substr(line.rfind(')') + 2));
+    std::string f;
+    unsigned long utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && fields >> f; ++i) {
+      if (i == 14) utime = std::stoul(f);
+      if (i == 15) stime = std::stoul(f);
+    }
+    return static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK);
+  }
+  return 0;
+}
+
+// A random version-4 UUID, 36 characters, as the shop issues order ids.
+std::string Uuid(std::mt19937_64& rng) {
+  uint64_t hi = rng(), lo = rng();
+  hi = (hi & ~0xf000ULL) | 0x4000ULL;        // version 4
+  lo = (lo & ~(3ULL << 62)) | (2ULL << 62);  // variant 10
+  char out[37];
+  std::snprintf(out, sizeof out, "%08llx-%04llx-%04llx-%04llx-%012llx",
+                static_cast<unsigned long long>(hi >> 32),
+                static_cast<unsigned long long>((hi >> 16) & 0xffff),
+                static_cast<unsigned long long>(hi & 0xffff),
+                static_cast<unsigned long long>(lo >> 48),
+                static_cast<unsigned long long>(lo & 0xffffffffffffULL));
+  return out;
+}
+
+// One order record per watched stage of the model, its statuses from the first one up to that
+// stage as the services report them; order_id, partner and the current time are set per use.
+struct StageTemplate {
+  const gaps::StageRule* rule;
+  model::OrderRecord record;
+};
+
+std::vector<StageTemplate> StageTemplates(const gaps::LifecycleModel& model) {
+  std::vector<StageTemplate> out;
+  const std::vector<std::string>& statuses = model.statuses();
+  for (size_t stage = 0; stage < statuses.size(); ++stage) {
+    const gaps::StageRule* rule = model.RuleFor(statuses[stage]);
+    if (rule == nullptr) continue;
+    StageTemplate t{rule, {}};
+    t.record.trace_id.bytes[0] = 0x42;
+    t.record.trace_id.bytes[15] = static_cast<uint8_t>(stage + 1);
+    t.record.trace_ids = {t.record.trace_id};
+    for (size_t i = 0; i <= stage; ++i) {
+      model::StatusReached reached;
+      reached.status = statuses[i];
+      reached.prev_status = i == 0 ? "" : statuses[i - 1];
+      reached.event_version = static_cast<int64_t>(i + 1);
+      reached.service = i < 3 ? "shop-api" : "mes-api";
+      reached.span_name = "transition." + statuses[i];
+      reached.span_id.bytes[0] = static_cast<uint8_t>(i + 1);
+      t.record.statuses.push_back(std::move(reached));
+    }
+    model::Operation op;
+    op.span_name = t.record.statuses.back().span_name;
+    op.service = t.record.statuses.back().service;
+    op.trace_id = t.record.trace_id;
+    t.record.last_success = op;
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+// Sets `t.record` to order `order_id`, in its stage since `at` (earlier statuses 1 s apart).
+const model::OrderRecord& Fill(StageTemplate& t, std::string order_id, std::string partner_id,
+                               uint64_t at) {
+  model::OrderRecord& r = t.record;
+  r.order_id = std::move(order_id);
+  r.partner_id = std::move(partner_id);
+  const size_t n = r.statuses.size();
+  for (size_t i = 0; i < n; ++i) {
+    r.statuses[i].at_unix_nano = at - (n - 1 - i) * model::kNanosPerSecond;
+  }
+  r.first_seen_unix_nano = r.statuses.front().at_unix_nano;
+  r.last_seen_unix_nano = at;
+  r.last_success->at_unix_nano = at;
+  return r;
+}
+
+std::string Partner(std::mt19937_64& rng) {
+  uint64_t n = rng() % 50;
+  return n < 10 ? std::string() : "partner-" + std::to_string(n);  // a fifth are direct orders
+}
+
+// The orders the lateness phase feeds, for the detector's lookup.
+class RecordMap {
+ public:
+  // Sized up front, so that the lookup never waits for this map's own rehash.
+  void Reserve(size_t n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    records_.reserve(n);
+  }
+  void Put(const model::OrderRecord& record) {
+    std::lock_guard<std::mutex> lock(mu_);
+    records_[record.order_id] = record;
+  }
+  absl::StatusOr<std::optional<model::OrderRecord>> Get(const std::string& order_id) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = records_.find(order_id);
+    if (it == records_.end()) return std::optional<model::OrderRecord>();
+    return std::optional<model::OrderRecord>(it->second);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, model::OrderRecord> records_;
+};
+
+// Records detected_at - deadline of every gap opened.
+class LatenessSink final : public gaps::GapSink {
+ public:
+  void OnGapOpened(const gaps::Gap& gap) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    lateness_ns_.push_back(static_cast<int64_t>(gap.detected_at_unix_nano) -
+                           static_cast<int64_t>(gap.deadline_unix_nano));
+    detected_at_.push_back(gap.detected_at_unix_nano);
+  }
+  void OnGapResolved(const gaps::Gap&) override {}
+
+  size_t Count() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return lateness_ns_.size();
+  }
+  // Lateness in nanoseconds and detection time of each gap, in the order they were opened.
+  std::pair<std::vector<int64_t>, std::vector<uint64_t>> Take() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return {std::move(lateness_ns_), std::move(detected_at_)};
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<int64_t> lateness_ns_;
+  std::vector<uint64_t> detected_at_;
+};
+
+double PercentileMs(const std::vector<int64_t>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  size_t i = std::min(sorted.size() - 1, static_cast<size_t>(p * sorted.size()));
+  return static_cast<double>(sorted[i]) / kNanosPerMs;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ordertrace gap detector benchmark: memory per open order, timer lateness"};
+  size_t orders = 1'000'000;
+  size_t rate = 10'000;
+  size_t seconds = 20;
+  uint64_t lead_ms = 200;
+  uint64_t spread_ms = 1800;
+  uint64_t seed = 5;
+  size_t worst = 0;
+  bool per_second = false;
+  app.add_option("--orders", orders, "Open orders tracked (memory figure; 0: none)");
+  app.add_option("--rate", rate, "Deadlines falling due per second (lateness figure)");
+  app.add_option("--seconds", seconds, "How long deadlines fall due (0: skip lateness)");
+  app.add_option("--lead-ms", lead_ms, "Each fed order's deadline is at least this far ahead");
+  app.add_option("--spread-ms", spread_ms, "... plus a uniform random part of up to this");
+  app.add_option("--seed", seed, "Random seed");
+  app.add_option("--worst", worst, "Also list the N latest gaps (when, how many opened before)");
+  app.add_flag("--per-second", per_second, "Also print gaps and max lateness per second");
+  CLI11_PARSE(app, argc, argv);
+  std::printf("load average at start: %s\n", LoadAverage().c_str());
+
+  absl::StatusOr<gaps::LifecycleModel> model =
+      gaps::LifecycleModel::Create(gaps::DefaultLifecycleModelOptions());
+  if (!model.ok()) {
+    std::fprintf(stderr, "%s\n", model.status().ToString().c_str());
+    return 1;
+  }
+  model::SystemClock clock;
+  RecordMap records;
+  LatenessSink sink;
+  std::mt19937_64 rng(seed);
+  std::vector<StageTemplate> templates = StageTemplates(*model);
+
+  const uint64_t rss_before = TrimmedRss();
+  gaps::GapDetector detector(
+      *model, clock, [&records](const std::string& id) { return records.Get(id); }, nullptr, &sink);
+
+  // Memory: open orders at every stage, each somewhere in the first half of its SLA. The ids
+  // come from their own seeded generator, so that the second pass names the same orders.
+  auto feed_open_orders = [&](bool move_on) {
+    std::mt19937_64 ids(seed);
+    for (size_t i = 0; i < orders; ++i) {
+      size_t stage = i % templates.size();
+      if (move_on && stage + 1 < templates.size()) ++stage;  // the last stage: re-armed in place
+      StageTemplate& t = templates[stage];
+      std::string partner = Partner(rng);
+      const uint64_t sla = model->SlaNanos(*t.rule, partner);
+      const uint64_t at = clock.NowUnixNano() - rng() % (sla / 2);
+      detector.OnOrderRecord(Fill(t, Uuid(ids), std::move(partner), at));
+    }
+  };
+  auto started = SteadyClock::now();
+  feed_open_orders(false);
+  const double feed_seconds = std::chrono::duration<double>(SteadyClock::now() - started).count();
+  const uint64_t rss_after = TrimmedRss();
+  gaps::GapDetectorStats stats = detector.Stats();
+  if (orders > 0) {
+    const uint64_t growth = rss_after > rss_before ? rss_after - rss_before : 0;
+    std::printf("memory: %llu orders tracked (%llu timers pending), %zu stages\n",
+                static_cast<unsigned long long>(stats.tracked_orders),
+                static_cast<unsigned long long>(stats.pending_timers), templates.size());
+    std::printf(
+        "  VmRSS before %.1f MiB, after %.1f MiB (malloc_trim), growth %.1f MiB = %.0f "
+        "bytes/order; VmHWM %.1f MiB\n",
+        MiB(rss_before), MiB(rss_after), MiB(growth),
+        static_cast<double>(growth) / static_cast<double>(orders), MiB(ProcStatusBytes("VmHWM")));
+    std::printf("  OnOrderRecord, 1 thread, ids generated on the fly: %.2f us/order\n",
+                feed_seconds * 1e6 / static_cast<double>(orders));
+    // Every order re-armed once (moved to its next stage): the superseded timers stay in the
+    // heap until it is compacted.
+    feed_open_orders(true);
+    const uint64_t rss_moved = TrimmedRss();
+    stats = detector.Stats();
+    const uint64_t moved_growth = rss_moved > rss_before ? rss_moved - rss_before : 0;
+    std::printf(
+        "  after every order moved on once: %llu tracked, %llu timers pending, growth "
+        "%.1f MiB = %.0f bytes/order; VmHWM %.1f MiB\n",
+        static_cast<unsigned long long>(stats.tracked_orders),
+        static_cast<unsigned long long>(stats.pending_timers), MiB(moved_growth),
+        static_cast<double>(moved_growth) / static_cast<double>(orders),
+        MiB(ProcStatusBytes("VmHWM")));
+  }
+  if (seconds == 0 || rate == 0) {
+    std::printf("load average at end: %s\n", LoadAverage().c_str());
+    return 0;
+  }
+
+  // Lateness: feed at `rate` per second, each order due lead..lead+spread ahead.
+  detector.Start();
+  const size_t total = rate * seconds;
+  records.Reserve(total);
+  const double cpu_before = ThreadCpuSeconds("ot-gaps");
+  std::uniform_int_distribution<uint64_t> spread(0, spread_ms * kNanosPerMs);
+  started = SteadyClock::now();
+  for (size_t i = 0; i < total; ++i) {
+    const auto due = started + std::chrono::nanoseconds(i * 1'000'000'000ULL / rate);
+    if (due > SteadyClock::now() + std::chrono::milliseconds(1)) std::this_thread::sleep_until(due);
+    StageTemplate& t = templates[i % templates.size()];
+    std::string partner = Partner(rng);
+    const uint64_t deadline = clock.NowUnixNano() + lead_ms * kNanosPerMs + spread(rng);
+    const uint64_t at = deadline - model->SlaNanos(*t.rule, partner) - model->GraceNanos();
+    const model::OrderRecord& record = Fill(t, Uuid(rng), std::move(partner), at);
+    records.Put(record);
+    detector.OnOrderRecord(record);
+  }
+  const double fed_in = std::chrono::duration<double>(SteadyClock::now() - started).count();
+  const auto wait_until =
+      SteadyClock::now() + std::chrono::milliseconds(lead_ms + spread_ms + 10'000);
+  while (sink.Count() < total && SteadyClock::now() < wait_until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const double cpu = ThreadCpuSeconds("ot-gaps") - cpu_before;
+  detector.Shutdown();
+
+  auto [lateness, detected_at] = sink.Take();
+  if (worst > 0) {
+    std::vector<size_t> order(lateness.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return std::tie(lateness[a], a) > std::tie(lateness[b], b);
+    });
+    for (size_t k = 0; k < std::min(worst, order.size()); ++k) {
+      size_t i = order[k];
+      std::printf("  late: %.2f ms, gap #%zu, %.3f s after the first gap\n",
+                  static_cast<double>(lateness[i]) / kNanosPerMs, i,
+                  static_cast<double>(detected_at[i] - detected_at.front()) / 1e9);
+    }
+  }
+  if (per_second && !detected_at.empty()) {
+    std::vector<std::pair<size_t, int64_t>> seconds_seen;  // (gaps, max lateness) per second
+    for (size_t i = 0; i < detected_at.size(); ++i) {
+      size_t second = (detected_at[i] - detected_at.front()) / model::kNanosPerSecond;
+      if (seconds_seen.size() <= second) seconds_seen.resize(second + 1);
+      ++seconds_seen[second].first;
+      seconds_seen[second].second = std::max(seconds_seen[second].second, lateness[i]);
+    }
+    for (size_t second = 0; second < seconds_seen.size(); ++second) {
+      std::printf("  second %3zu: %6zu gaps (%7zu before), max lateness %8.2f ms\n", second,
+                  seconds_seen[second].first,
+                  static_cast<size_t>(
+                      std::lower_bound(detected_at.begin(), detected_at.end(),
+                                       detected_at.front() + second * model::kNanosPerSecond) -
+                      detected_at.begin()),
+                  static_cast<double>(seconds_seen[second].second) / kNanosPerMs);
+    }
+  }
+  std::sort(lateness.begin(), lateness.end());
+  size_t over_100ms = static_cast<size_t>(
+      lateness.end() -
+      std::upper_bound(lateness.begin(), lateness.end(), static_cast<int64_t>(100 * kNanosPerMs)));
+  std::printf("lateness: %zu deadlines fed in %.1f s (%.0f/s), %zu gaps opened%s\n", total, fed_in,
+              static_cast<double>(total) / fed_in, lateness.size(),
+              lateness.size() == total ? "" : " (SOME MISSING)");
+  if (!lateness.empty()) {
+    std::printf(
+        "  detected_at - deadline: min %.2f ms, p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, "
+        "max %.2f ms; %zu over 100 ms\n",
+        static_cast<double>(lateness.front()) / kNanosPerMs, PercentileMs(lateness, 0.5),
+        PercentileMs(lateness, 0.99), PercentileMs(lateness, 0.999),
+        static_cast<double>(lateness.back()) / kNanosPerMs, over_100ms);
+  }
+  std::printf("  detector thread CPU: %.2f s (%.1f us per gap); %llu orders tracked meanwhile\n",
+              cpu, lateness.empty() ? 0.0 : cpu * 1e6 / static_cast<double>(lateness.size()),
+              static_cast<unsigned long long>(stats.tracked_orders));
+  std::printf("load average at end: %s\n", LoadAverage().c_str());
+  return 0;
+}

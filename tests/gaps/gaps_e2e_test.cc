@@ -1,0 +1,745 @@
+// End to end (issue 5): an embedded OrdertraceServer receives OTLP/HTTP protobuf spans of
+// orders built here, finds the stuck ones, and raises and resolves their alerts in a real
+// Alertmanager 0.25 (Debian's prometheus-alertmanager) that runs deploy/alertmanager's config
+// alone (--cluster.listen-address=) on a free loopback port with a private storage folder.
+// Covers: a stuck order -> gap -> alert, the missing status -> resolved -> alert gone;
+// Alertmanager down while a gap opens; ordertrace restarted with a gap open and a deadline
+// passing while it is down. Every wait is bounded; Alertmanager is always stopped, also when
+// the test process dies (PR_SET_PDEATHSIG).
+//
+// ORDERTRACE_ALERTMANAGER_BIN overrides the binary (default: prometheus-alertmanager on PATH),
+// ORDERTRACE_ALERTMANAGER_CONFIG the config file.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
+#include "opentelemetry/proto/trace/v1/trace.pb.h"
+#include "server/config.h"
+#include "server/ordertrace_server.h"
+
+#ifndef ORDERTRACE_ALERTMANAGER_CONFIG
+#define ORDERTRACE_ALERTMANAGER_CONFIG "deploy/alertmanager/alertmanager.yml"
+#endif
+
+namespace ordertrace::server {
+namespace {
+
+namespace pb_collector = opentelemetry::proto::collector::trace::v1;
+namespace pb_trace = opentelemetry::proto::trace::v1;
+namespace pb_common = opentelemetry::proto::common::v1;
+
+using json = nlohmann::json;
+
+constexpr uint64_t kSecond = 1'000'000'000ULL;
+constexpr auto kStartTimeout = std::chrono::seconds(30);
+// Gaps fire within a second of their deadline and alerts are re-sent every second: 30 s is
+// only ever reached when something is broken.
+constexpr auto kWaitTimeout = std::chrono::seconds(30);
+constexpr char kExternalUrl[] = "http://ordertrace.test:8686";
+// The default lifecycle's SLA of SUBMITTED (expected next: PRICE_CALCULATION_STARTED).
+constexpr uint64_t kSubmittedSla = 10 * 60 * kSecond;
+constexpr uint64_t kGrace = kSecond / 2;
+constexpr char kPartner[] = "partner-17";
+
+std::string EnvOr(const char* name, const std::string& fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? value : fallback;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+uint64_t NowUnixNano() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+// "2026-11-24T10:00:00.123456789Z" (the API's times) as unix nanoseconds; 0 when malformed.
+uint64_t ParseApiTime(const json& value) {
+  if (!value.is_string()) return 0;
+  const std::string text = value.get<std::string>();
+  std::tm tm{};
+  unsigned long nanos = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%9luZ", &tm.tm_year, &tm.tm_mon,
+                  &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &nanos) != 7) {
+    return 0;
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return static_cast<uint64_t>(timegm(&tm)) * kSecond + nanos;
+}
+
+// A loopback port that was free a moment ago.
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  int port = -1;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+// Polls `done` every 50 ms until it holds or `timeout` passes.
+bool Eventually(std::chrono::seconds timeout, const std::function<bool()>& done) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return true;
+}
+
+// A directory under /tmp, removed with everything in it on destruction.
+class TempDir {
+ public:
+  explicit TempDir(const char* prefix) {
+    std::string pattern = (std::filesystem::temp_directory_path() / prefix).string() + ".XXXXXX";
+    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// One prometheus-alertmanager process; stopped by Stop() or the destructor.
+class AlertmanagerProcess {
+ public:
+  AlertmanagerProcess(int port, std::string storage_dir)
+      : port_(port), storage_dir_(std::move(storage_dir)) {}
+  ~AlertmanagerProcess() { Stop(); }
+  AlertmanagerProcess(const AlertmanagerProcess&) = delete;
+  AlertmanagerProcess& operator=(const AlertmanagerProcess&) = delete;
+
+  // Starts it and waits until /-/ready answers. Returns an error text, empty on success.
+  std::string Start() {
+    const std::string binary = EnvOr("ORDERTRACE_ALERTMANAGER_BIN", "prometheus-alertmanager");
+    const std::string config =
+        EnvOr("ORDERTRACE_ALERTMANAGER_CONFIG", ORDERTRACE_ALERTMANAGER_CONFIG);
+    std::vector<std::string> args = {
+        binary,
+        "--config.file=" + config,
+        "--storage.path=" + storage_dir_,
+        "--web.listen-address=127.0.0.1:" + std::to_string(port_),
+        "--cluster.listen-address=",  // alone: no gossip port, no waiting for peers
+        "--log.level=debug",
+    };
+    log_path_ = storage_dir_ + "/alertmanager.log";
+    const pid_t parent = getpid();
+    pid_ = fork();
+    if (pid_ < 0) return "fork failed";
+    if (pid_ == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the test
+      if (getppid() != parent) _exit(127);
+      int log = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (log >= 0) {
+        dup2(log, 1);
+        dup2(log, 2);
+      }
+      std::vector<char*> argv;
+      for (std::string& arg : args) argv.push_back(arg.data());
+      argv.push_back(nullptr);
+      execvp(argv[0], argv.data());
+      _exit(127);
+    }
+    httplib::Client client("127.0.0.1", port_);
+    client.set_connection_timeout(std::chrono::seconds(1));
+    bool ready = Eventually(kStartTimeout, [&] {
+      if (Exited()) return true;
+      auto result = client.Get("/-/ready");
+      return result && result->status == 200;
+    });
+    if (Exited()) return "prometheus-alertmanager exited at start:\n" + ReadFile(log_path_);
+    if (!ready) return "prometheus-alertmanager not ready:\n" + ReadFile(log_path_);
+    return "";
+  }
+
+  // SIGTERM, then SIGKILL after 10 s. Idempotent.
+  void Stop() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGTERM);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (waitpid(pid_, nullptr, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, nullptr, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    pid_ = -1;
+  }
+
+  std::string Log() const { return ReadFile(log_path_); }
+
+ private:
+  bool Exited() {
+    if (pid_ <= 0) return true;
+    if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+      pid_ = -1;
+      return true;
+    }
+    return false;
+  }
+
+  const int port_;
+  const std::string storage_dir_;
+  std::string log_path_;
+  pid_t pid_ = -1;
+};
+
+std::string QueryEscape(const std::string& text) {
+  std::string out;
+  char buffer[4];
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      std::snprintf(buffer, sizeof buffer, "%%%02X", c);
+      out += buffer;
+    }
+  }
+  return out;
+}
+
+std::string Hex(const std::string& bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : bytes) {
+    out.push_back(kDigits[b >> 4]);
+    out.push_back(kDigits[b & 0xf]);
+  }
+  return out;
+}
+
+// An order of the test: its id (a UUID, as the shop issues them) and the ids of its trace.
+struct TestOrder {
+  std::string order_id;
+  std::string trace_id;      // 16 bytes
+  std::string root_span_id;  // 8 bytes
+
+  std::string TraceHex() const { return Hex(trace_id); }
+  std::string GapId(const std::string& stage) const {
+    return order_id + "/missing_transition/" + stage;
+  }
+};
+
+// Order number `n` (1..255): distinct ids and trace per test order.
+TestOrder MakeOrder(uint8_t n) {
+  TestOrder order;
+  char id[40];
+  std::snprintf(id, sizeof id, "6f1c2a9e-0b7d-4c55-9e1a-3d2f8b7c4a%02x", n);
+  order.order_id = id;
+  order.trace_id = std::string(16, '\0');
+  for (size_t i = 0; i < 16; ++i) order.trace_id[i] = static_cast<char>(0xa0 + i);
+  order.trace_id[0] = static_cast<char>(n);
+  order.root_span_id = std::string(8, '\0');
+  for (size_t i = 0; i < 8; ++i) order.root_span_id[i] = static_cast<char>(0x10 + i);
+  order.root_span_id[0] = static_cast<char>(n);
+  return order;
+}
+
+void AddAttribute(google::protobuf::RepeatedPtrField<pb_common::KeyValue>* attributes,
+                  const std::string& key, const std::string& value) {
+  pb_common::KeyValue* kv = attributes->Add();
+  kv->set_key(key);
+  kv->mutable_value()->set_string_value(value);
+}
+
+void AddIntAttribute(google::protobuf::RepeatedPtrField<pb_common::KeyValue>* attributes,
+                     const std::string& key, int64_t value) {
+  pb_common::KeyValue* kv = attributes->Add();
+  kv->set_key(key);
+  kv->mutable_value()->set_int_value(value);
+}
+
+// One status transition of `order` as its service reports it: a span ending at
+// `end_unix_nano` under the order's root span.
+struct Transition {
+  std::string service;
+  std::string span_name;
+  std::string new_status;
+  std::string prev_status;
+  int64_t event_version = 0;
+  uint64_t end_unix_nano = 0;
+  uint8_t span_number = 1;  // distinct span ids within the order
+};
+
+void AddTransition(pb_collector::ExportTraceServiceRequest& request, const TestOrder& order,
+                   const Transition& t) {
+  pb_trace::ResourceSpans* rs = request.add_resource_spans();
+  AddAttribute(rs->mutable_resource()->mutable_attributes(), "service.name", t.service);
+  pb_trace::ScopeSpans* scope = rs->add_scope_spans();
+  scope->mutable_scope()->set_name("gaps_e2e_test");
+  pb_trace::Span* span = scope->add_spans();
+  span->set_trace_id(order.trace_id);
+  std::string span_id = order.root_span_id;
+  span_id[7] = static_cast<char>(t.span_number);
+  span->set_span_id(span_id);
+  span->set_parent_span_id(order.root_span_id);
+  span->set_name(t.span_name);
+  span->set_kind(pb_trace::Span::SPAN_KIND_INTERNAL);
+  span->set_start_time_unix_nano(t.end_unix_nano - 40'000'000);
+  span->set_end_time_unix_nano(t.end_unix_nano);
+  AddAttribute(span->mutable_attributes(), "order_id", order.order_id);
+  AddAttribute(span->mutable_attributes(), "partner_id", kPartner);
+  AddAttribute(span->mutable_attributes(), "new_status", t.new_status);
+  AddAttribute(span->mutable_attributes(), "prev_status", t.prev_status);
+  AddIntAttribute(span->mutable_attributes(), "event_version", t.event_version);
+}
+
+// The order's root span (shop-api's `order.root`) and its SUBMITTED transition, ending at
+// `submitted_at`, and nothing after.
+pb_collector::ExportTraceServiceRequest SubmittedRequest(const TestOrder& order,
+                                                         uint64_t submitted_at) {
+  pb_collector::ExportTraceServiceRequest request;
+  pb_trace::ResourceSpans* rs = request.add_resource_spans();
+  AddAttribute(rs->mutable_resource()->mutable_attributes(), "service.name", "shop-api");
+  pb_trace::ScopeSpans* scope = rs->add_scope_spans();
+  scope->mutable_scope()->set_name("gaps_e2e_test");
+  pb_trace::Span* root = scope->add_spans();
+  root->set_trace_id(order.trace_id);
+  root->set_span_id(order.root_span_id);
+  root->set_name("order.root");
+  root->set_kind(pb_trace::Span::SPAN_KIND_SERVER);
+  root->set_start_time_unix_nano(submitted_at - 2 * kSecond);
+  root->set_end_time_unix_nano(submitted_at);
+  AddAttribute(root->mutable_attributes(), "order_id", order.order_id);
+  AddTransition(request, order,
+                {"shop-api", "shop.submit", "SUBMITTED", "FILE_UPLOADED", 3, submitted_at, 3});
+  return request;
+}
+
+// PRICE_CALCULATION_STARTED, reported by mes-api now: the status the stuck order waited for.
+pb_collector::ExportTraceServiceRequest PriceStartedRequest(const TestOrder& order) {
+  pb_collector::ExportTraceServiceRequest request;
+  AddTransition(request, order,
+                {"mes-api", "mes.price.start", "PRICE_CALCULATION_STARTED", "SUBMITTED", 4,
+                 NowUnixNano(), 4});
+  return request;
+}
+
+// The value of one series (`name{labels}` exactly as printed) in a Prometheus text page;
+// nullopt when the series is absent.
+std::optional<double> MetricValue(const std::string& page, const std::string& series) {
+  std::istringstream lines(page);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  }
+  return std::nullopt;
+}
+
+const char kDetectedSubmitted[] =
+    R"(gap_detected_total{kind="missing_transition",stage="SUBMITTED"})";
+const char kOpenSubmitted[] = R"(open_gaps{kind="missing_transition",stage="SUBMITTED"})";
+
+class GapsE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(data_dir_.path().empty());
+    ASSERT_FALSE(alertmanager_dir_.path().empty());
+    // A port taken between FreePort() and the bind shows as an exit at start: try another.
+    std::string error;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      alertmanager_port_ = FreePort();
+      ASSERT_GT(alertmanager_port_, 0);
+      alertmanager_ =
+          std::make_unique<AlertmanagerProcess>(alertmanager_port_, alertmanager_dir_.path());
+      error = alertmanager_->Start();
+      if (error.empty()) break;
+    }
+    ASSERT_EQ(error, "") << "is prometheus-alertmanager installed (scripts/install-deps.sh)?";
+    ASSERT_NO_FATAL_FAILURE(StartServer());
+  }
+
+  void TearDown() override {
+    if (server_) server_->Shutdown();
+    server_.reset();
+    if (alertmanager_) {
+      if (HasFailure()) std::cerr << "Alertmanager log:\n" << alertmanager_->Log();
+      alertmanager_->Stop();
+    }
+  }
+
+  // An OrdertraceServer on loopback port 0 over data_dir_, alerting to our Alertmanager.
+  void StartServer() {
+    ServerConfig config;
+    config.data_dir = data_dir_.path();
+    config.otlp_grpc_listen = "127.0.0.1:0";
+    config.otlp_http_listen = "127.0.0.1:0";
+    config.http_listen = "127.0.0.1:0";
+    config.log_level = "warn";
+    config.http_threads = 2;
+    config.alertmanager_url = "http://127.0.0.1:" + std::to_string(alertmanager_port_);
+    config.external_url = kExternalUrl;
+    config.alertmanager_resend_nanos = kSecond;
+    config.lifecycle.grace_nanos = kGrace;
+    server_ = std::make_unique<OrdertraceServer>(std::move(config));
+    absl::Status started = server_->Start();
+    ASSERT_TRUE(started.ok()) << started;
+    // Shutting down before a receiver's thread has entered httplib's accept loop hangs (see
+    // server_test.cc, ShutdownRightAfterStartReturns): one answered request on each HTTP port
+    // proves both loops run.
+    for (int port : {server_->ports().http, server_->ports().otlp_http}) {
+      httplib::Client client("127.0.0.1", port);
+      client.set_connection_timeout(5, 0);
+      client.set_read_timeout(15, 0);
+      httplib::Result res = client.Get("/healthz");
+      ASSERT_TRUE(res) << "port " << port << ": " << httplib::to_string(res.error());
+    }
+  }
+
+  void Ingest(const pb_collector::ExportTraceServiceRequest& request) {
+    httplib::Client client("127.0.0.1", server_->ports().otlp_http);
+    client.set_connection_timeout(5, 0);
+    client.set_read_timeout(15, 0);
+    httplib::Result res =
+        client.Post("/v1/traces", request.SerializeAsString(), "application/x-protobuf");
+    ASSERT_TRUE(res) << httplib::to_string(res.error());
+    ASSERT_EQ(res->status, 200) << res->body;
+  }
+
+  // GET on ordertrace's API; the body, or "" when the request fails or is not 200.
+  std::string ApiGet(const std::string& path) {
+    httplib::Client client("127.0.0.1", server_->ports().http);
+    client.set_connection_timeout(5, 0);
+    client.set_read_timeout(15, 0);
+    httplib::Result res = client.Get(path);
+    if (!res || res->status != 200) {
+      ADD_FAILURE() << "GET " << path << ": "
+                    << (res ? std::to_string(res->status) + " " + res->body
+                            : httplib::to_string(res.error()));
+      return "";
+    }
+    return res->body;
+  }
+
+  json ApiJson(const std::string& path) {
+    std::string body = ApiGet(path);
+    return body.empty() ? json() : json::parse(body, nullptr, false);
+  }
+
+  // The gaps of `order` in `state` ("open", "resolved").
+  json GapsOf(const TestOrder& order, const std::string& state) {
+    json reply = ApiJson("/api/v1/gaps?state=" + state + "&order_id=" + order.order_id);
+    return reply.is_object() ? reply["gaps"] : json::array();
+  }
+
+  // Waits until `order` has exactly one gap in `state`, and returns it (null on timeout).
+  json WaitForGap(const TestOrder& order, const std::string& state) {
+    json found;
+    Eventually(kWaitTimeout, [&] {
+      json gaps = GapsOf(order, state);
+      if (gaps.size() != 1) return false;
+      found = gaps[0];
+      return true;
+    });
+    return found;
+  }
+
+  std::optional<double> Metric(const std::string& series) {
+    return MetricValue(ApiGet("/metrics"), series);
+  }
+
+  // GET /api/v2/alerts of Alertmanager with the given matchers; nullopt when it does not
+  // answer. Alertmanager lists no resolved alert.
+  std::optional<json> GetAlerts(const std::vector<std::string>& filters) {
+    std::string path = "/api/v2/alerts?active=true";
+    for (const std::string& filter : filters) path += "&filter=" + QueryEscape(filter);
+    httplib::Client client("127.0.0.1", alertmanager_port_);
+    client.set_connection_timeout(std::chrono::seconds(1));
+    client.set_read_timeout(std::chrono::seconds(5));
+    auto result = client.Get(path);
+    if (!result || result->status != 200) return std::nullopt;
+    return json::parse(result->body, nullptr, false);
+  }
+
+  // Waits until the alert of `gap_id` is active in Alertmanager; nullopt after kWaitTimeout.
+  std::optional<json> WaitForActiveAlert(const std::string& gap_id) {
+    std::optional<json> found;
+    Eventually(kWaitTimeout, [&] {
+      auto alerts = GetAlerts({"gap_id=\"" + gap_id + "\""});
+      if (!alerts || !alerts->is_array() || alerts->size() != 1) return false;
+      if ((*alerts)[0]["status"]["state"] != "active") return false;
+      found = (*alerts)[0];
+      return true;
+    });
+    return found;
+  }
+
+  // True once Alertmanager lists no alert of `gap_id` (it was resolved), within kWaitTimeout.
+  bool WaitForNoAlert(const std::string& gap_id) {
+    return Eventually(kWaitTimeout, [&] {
+      auto alerts = GetAlerts({"gap_id=\"" + gap_id + "\""});
+      return alerts && alerts->is_array() && alerts->empty();
+    });
+  }
+
+  TempDir data_dir_{"ordertrace_gaps_e2e"};
+  TempDir alertmanager_dir_{"ordertrace_gaps_e2e_am"};
+  int alertmanager_port_ = 0;
+  std::unique_ptr<AlertmanagerProcess> alertmanager_;
+  std::unique_ptr<OrdertraceServer> server_;
+};
+
+// The root spans of a trace as GET /api/traces/{id} returns it (Tempo's "batches").
+std::vector<json> RootSpans(const json& trace) {
+  std::vector<json> roots;
+  if (!trace.is_object()) return roots;
+  for (const json& batch : trace["batches"]) {
+    for (const json& scope : batch["scopeSpans"]) {
+      for (const json& span : scope["spans"]) {
+        if (!span.contains("parentSpanId") || span["parentSpanId"] == "") roots.push_back(span);
+      }
+    }
+  }
+  return roots;
+}
+
+bool HasGapDetected(const json& span) {
+  for (const json& attribute : span.value("attributes", json::array())) {
+    if (attribute["key"] == "gap_detected") return attribute["value"] == json{{"boolValue", true}};
+  }
+  return false;
+}
+
+TEST_F(GapsE2eTest, StuckOrderRaisesAlertAndTheMissingStatusResolvesIt) {
+  const TestOrder order = MakeOrder(1);
+  const uint64_t submitted_at = NowUnixNano() - 3600 * kSecond;
+  const uint64_t deadline = submitted_at + kSubmittedSla + kGrace;
+  const uint64_t sent_at = NowUnixNano();
+  ASSERT_NO_FATAL_FAILURE(Ingest(SubmittedRequest(order, submitted_at)));
+
+  // Overdue on arrival (its deadline passed 50 minutes ago): the gap opens at once.
+  json gap = WaitForGap(order, "open");
+  ASSERT_TRUE(gap.is_object()) << "no open gap for " << order.order_id;
+  const std::string gap_id = order.GapId("SUBMITTED");
+  EXPECT_EQ(gap["id"], gap_id);
+  EXPECT_EQ(gap["order_id"], order.order_id);
+  EXPECT_EQ(gap["partner_id"], kPartner);
+  EXPECT_EQ(gap["kind"], "missing_transition");
+  EXPECT_EQ(gap["stage"], "SUBMITTED");
+  EXPECT_EQ(gap["expected"], json({"PRICE_CALCULATION_STARTED"}));
+  EXPECT_EQ(gap["state"], "open");
+  EXPECT_EQ(gap["service"], "shop-api");
+  EXPECT_EQ(gap["trace_id"], order.TraceHex());
+  EXPECT_EQ(gap["resolved_at"], nullptr);
+  EXPECT_EQ(ParseApiTime(gap["since"]), submitted_at);
+  EXPECT_EQ(ParseApiTime(gap["deadline"]), deadline);
+  // Detected when it arrived, not at some later scan.
+  const uint64_t detected_at = ParseApiTime(gap["detected_at"]);
+  EXPECT_GE(detected_at, sent_at);
+  EXPECT_LT(detected_at, sent_at + 5 * kSecond);
+  EXPECT_NEAR(gap["detection_delay_seconds"].get<double>(),
+              static_cast<double>(detected_at - deadline) / 1e9, 1e-3);
+
+  // Raised in Alertmanager.
+  std::optional<json> alert = WaitForActiveAlert(gap_id);
+  ASSERT_TRUE(alert.has_value()) << "alert of " << gap_id << " never became active";
+  EXPECT_EQ((*alert)["labels"], json({{"alertname", "OrderGap"},
+                                      {"kind", "missing_transition"},
+                                      {"stage", "SUBMITTED"},
+                                      {"partner_id", kPartner},
+                                      {"severity", "warning"},
+                                      {"gap_id", gap_id}}));
+  const json& annotations = (*alert)["annotations"];
+  const std::string link = std::string(kExternalUrl) + "/api/v1/orders/" + order.order_id;
+  EXPECT_EQ(annotations["order_id"], order.order_id);
+  EXPECT_EQ(annotations["link"], link);
+  EXPECT_EQ(annotations["trace_id"], order.TraceHex());
+  EXPECT_THAT(annotations["summary"].get<std::string>(), ::testing::HasSubstr(order.order_id));
+  EXPECT_EQ((*alert)["generatorURL"], link);
+
+  // Counted, shown on the order and on its trace.
+  EXPECT_EQ(Metric(kDetectedSubmitted), 1.0);
+  EXPECT_EQ(Metric(kOpenSubmitted), 1.0);
+  json view = ApiJson("/api/v1/orders/" + order.order_id);
+  ASSERT_TRUE(view.is_object());
+  ASSERT_EQ(view["open_gaps"].size(), 1u);
+  EXPECT_EQ(view["open_gaps"][0]["id"], gap_id);
+  json trace = ApiJson("/api/traces/" + order.TraceHex());
+  std::vector<json> roots = RootSpans(trace);
+  ASSERT_EQ(roots.size(), 1u) << trace.dump();
+  EXPECT_EQ(roots[0]["name"], "order.root");
+  EXPECT_TRUE(HasGapDetected(roots[0])) << roots[0].dump();
+
+  // The missing status arrives: resolved in ordertrace, gone from Alertmanager.
+  const uint64_t answered_at = NowUnixNano();
+  ASSERT_NO_FATAL_FAILURE(Ingest(PriceStartedRequest(order)));
+  json resolved = WaitForGap(order, "resolved");
+  ASSERT_TRUE(resolved.is_object()) << "gap " << gap_id << " never resolved";
+  EXPECT_EQ(resolved["id"], gap_id);
+  EXPECT_EQ(resolved["state"], "resolved");
+  EXPECT_EQ(ParseApiTime(resolved["detected_at"]), detected_at);
+  EXPECT_GE(ParseApiTime(resolved["resolved_at"]), answered_at);
+  EXPECT_TRUE(GapsOf(order, "open").empty());
+  EXPECT_TRUE(WaitForNoAlert(gap_id)) << "alert of " << gap_id << " still active";
+
+  EXPECT_EQ(Metric(kDetectedSubmitted), 1.0);
+  // Today the series vanishes once no gap of its kind and stage is open; absent reads as 0.
+  EXPECT_EQ(Metric(kOpenSubmitted).value_or(0), 0.0);
+  view = ApiJson("/api/v1/orders/" + order.order_id);
+  ASSERT_TRUE(view.is_object());
+  EXPECT_EQ(view["open_gaps"], json::array());
+  EXPECT_EQ(view["current_status"], "PRICE_CALCULATION_STARTED");
+  // The trace keeps the mark: it has had a gap.
+  roots = RootSpans(ApiJson("/api/traces/" + order.TraceHex()));
+  ASSERT_EQ(roots.size(), 1u);
+  EXPECT_TRUE(HasGapDetected(roots[0]));
+}
+
+TEST_F(GapsE2eTest, DeadlineAheadFiresWhenItPassesNotBefore) {
+  const TestOrder order = MakeOrder(2);
+  // Reached SUBMITTED 2 s short of its SLA: the deadline is 2.5 s ahead.
+  const uint64_t submitted_at = NowUnixNano() - kSubmittedSla + 2 * kSecond;
+  const uint64_t deadline = submitted_at + kSubmittedSla + kGrace;
+  ASSERT_NO_FATAL_FAILURE(Ingest(SubmittedRequest(order, submitted_at)));
+  EXPECT_TRUE(GapsOf(order, "open").empty()) << "gap opened before its deadline";
+
+  json gap = WaitForGap(order, "open");
+  ASSERT_TRUE(gap.is_object()) << "no open gap for " << order.order_id;
+  EXPECT_EQ(ParseApiTime(gap["deadline"]), deadline);
+  EXPECT_GE(ParseApiTime(gap["detected_at"]), deadline);
+  // Issue 5: "a gap fires within 1 s of its deadline".
+  EXPECT_LT(gap["detection_delay_seconds"].get<double>(), 1.0);
+  EXPECT_TRUE(WaitForActiveAlert(order.GapId("SUBMITTED")).has_value());
+}
+
+TEST_F(GapsE2eTest, GapOpensWhileAlertmanagerIsDownAndItsAlertArrivesWhenItIsBack) {
+  const TestOrder before = MakeOrder(10);
+  ASSERT_NO_FATAL_FAILURE(Ingest(SubmittedRequest(before, NowUnixNano() - 3600 * kSecond)));
+  ASSERT_TRUE(WaitForActiveAlert(before.GapId("SUBMITTED")).has_value());
+
+  alertmanager_->Stop();
+  const TestOrder during = MakeOrder(11);
+  ASSERT_NO_FATAL_FAILURE(Ingest(SubmittedRequest(during, NowUnixNano() - 3600 * kSecond)));
+  json gap = WaitForGap(during, "open");
+  ASSERT_TRUE(gap.is_object()) << "no gap while Alertmanager is down";
+  EXPECT_EQ(gap["id"], during.GapId("SUBMITTED"));
+  EXPECT_EQ(Metric(kOpenSubmitted), 2.0);
+  // Let several deliveries fail before Alertmanager is back.
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+
+  // Same port, same storage. Alertmanager keeps no alerts across a restart, so `before` comes
+  // back only through ordertrace's re-sends, `during` through its retries.
+  ASSERT_EQ(alertmanager_->Start(), "");
+  std::optional<json> arrived = WaitForActiveAlert(during.GapId("SUBMITTED"));
+  ASSERT_TRUE(arrived.has_value()) << "the alert of the gap opened while down never arrived";
+  EXPECT_EQ((*arrived)["annotations"]["order_id"], during.order_id);
+  EXPECT_TRUE(WaitForActiveAlert(before.GapId("SUBMITTED")).has_value());
+}
+
+TEST_F(GapsE2eTest, RestartKeepsOpenGapsAndFiresDeadlinesThatPassedWhileDown) {
+  // A gap open before the restart.
+  const TestOrder stuck = MakeOrder(20);
+  ASSERT_NO_FATAL_FAILURE(Ingest(SubmittedRequest(stuck, NowUnixNano() - 3600 * kSecond)));
+  json before = WaitForGap(stuck, "open");
+  ASSERT_TRUE(before.is_object());
+  std::optional<json> alert_before = WaitForActiveAlert(stuck.GapId("SUBMITTED"));
+  ASSERT_TRUE(alert_before.has_value());
+  EXPECT_EQ(Metric(kDetectedSubmitted), 1.0);
+
+  // An order whose deadline is 3.5 s ahead, and passes while ordertrace is down.
+  const TestOrder late = MakeOrder(21);
+  const uint64_t submitted_at = NowUnixNano() - kSubmittedSla + 3 * kSecond;
+  const uint64_t deadline = submitted_at + kSubmittedSla + kGrace;
+  ASSERT_NO_FATAL_FAILURE(Ingest(SubmittedRequest(late, submitted_at)));
+  ASSERT_TRUE(GapsOf(late, "open").empty()) << "gap opened before its deadline";
+
+  server_->Shutdown();
+  server_.reset();
+  const uint64_t down_at = NowUnixNano();
+  ASSERT_LT(down_at, deadline) << "the machine was too slow to stop ordertrace before the deadline";
+  // Alertmanager restarts meanwhile and forgets every alert: the open gap's alert can only
+  // come back through the new ordertrace re-announcing it.
+  alertmanager_->Stop();
+  ASSERT_EQ(alertmanager_->Start(), "");
+  std::optional<json> forgotten = GetAlerts({"gap_id=\"" + stuck.GapId("SUBMITTED") + "\""});
+  ASSERT_TRUE(forgotten.has_value());
+  EXPECT_TRUE(forgotten->empty()) << forgotten->dump();
+  while (NowUnixNano() < deadline + 2 * kSecond) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+
+  const uint64_t restart_began = NowUnixNano();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  const uint64_t restarted = NowUnixNano();
+
+  // The open gap is still open: same id, same detection time.
+  json after = WaitForGap(stuck, "open");
+  ASSERT_TRUE(after.is_object()) << "the open gap did not survive the restart";
+  EXPECT_EQ(after["id"], before["id"]);
+  EXPECT_EQ(after["detected_at"], before["detected_at"]);
+  EXPECT_EQ(after["deadline"], before["deadline"]);
+
+  // The deadline that passed while down fired right after the restart.
+  json fired = WaitForGap(late, "open");
+  ASSERT_TRUE(fired.is_object()) << "the deadline that passed while down never fired";
+  EXPECT_EQ(fired["id"], late.GapId("SUBMITTED"));
+  EXPECT_EQ(ParseApiTime(fired["deadline"]), deadline);
+  const uint64_t detected_at = ParseApiTime(fired["detected_at"]);
+  EXPECT_GE(detected_at, restart_began);
+  EXPECT_LE(detected_at, restarted + kSecond);
+
+  // Counted once each: the restored gap is not counted again, the new one is.
+  EXPECT_EQ(Metric(kDetectedSubmitted), 1.0);
+  EXPECT_EQ(Metric(kOpenSubmitted), 2.0);
+  EXPECT_EQ(GapsOf(stuck, "open").size(), 1u);
+
+  // Both alerts active in the restarted Alertmanager: the restored one re-announced, the new
+  // one raised.
+  std::optional<json> restored = WaitForActiveAlert(stuck.GapId("SUBMITTED"));
+  ASSERT_TRUE(restored.has_value()) << "the open gap was not re-announced after the restart";
+  EXPECT_EQ((*restored)["startsAt"], (*alert_before)["startsAt"]);
+  std::optional<json> raised = WaitForActiveAlert(late.GapId("SUBMITTED"));
+  ASSERT_TRUE(raised.has_value());
+  EXPECT_EQ((*raised)["annotations"]["order_id"], late.order_id);
+}
+
+}  // namespace
+}  // namespace ordertrace::server
