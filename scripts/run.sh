@@ -103,6 +103,7 @@ bash scripts/install-deps.sh || rc=$?
 # Ports first, so that a taken one is named before a long build.
 SYSTEM_TIME_SCALE=$kTimeScale
 system_init "$kState" default || fail "nothing was started (see the line above)"
+system_add_component alertmanager
 
 step "Building ordertrace, shop-api, crm-api, mes-api, order-sim"
 bash scripts/build.sh ordertrace shop-api crm-api mes-api order-sim || rc=$?

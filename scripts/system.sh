@@ -468,3 +468,31 @@ EOF
   logs              $SYSTEM_LOGS/ (RabbitMQ: $SYSTEM_STATE/rabbitmq/log/)
 EOF
 }
+
+# Alertmanager (Debian's prometheus-alertmanager 0.25) with deploy/alertmanager's routing: a
+# component, added by callers that want gap alerts (system_add_component alertmanager).
+alertmanager_configure() {
+  system_port SYSTEM_PORT_ALERTMANAGER "Alertmanager" 9093 || return 1
+  SYSTEM_ALERTMANAGER_URL="http://$SYSTEM_HOST:$SYSTEM_PORT_ALERTMANAGER"
+  SYSTEM_ORDERTRACE_ARGS+=(--alertmanager-url "$SYSTEM_ALERTMANAGER_URL")
+}
+
+alertmanager_start() {
+  command -v prometheus-alertmanager > /dev/null ||
+    { system__say "prometheus-alertmanager not found (apt-get install prometheus-alertmanager)"; return 1; }
+  mkdir -p "$SYSTEM_STATE/alertmanager"
+  system_spawn alertmanager prometheus-alertmanager \
+    --config.file="$SYSTEM_ROOT/deploy/alertmanager/alertmanager.yml" \
+    --storage.path="$SYSTEM_STATE/alertmanager" \
+    --web.listen-address="$SYSTEM_HOST:$SYSTEM_PORT_ALERTMANAGER" \
+    --cluster.listen-address=
+  system_wait_http alertmanager "$SYSTEM_ALERTMANAGER_URL/-/ready" 30
+}
+
+alertmanager_stop() {
+  system_stop_process alertmanager
+}
+
+alertmanager_describe() {
+  echo "  Alertmanager      $SYSTEM_ALERTMANAGER_URL/#/alerts   (API: $SYSTEM_ALERTMANAGER_URL/api/v2/alerts)"
+}

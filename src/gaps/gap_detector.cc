@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 
 namespace ordertrace::gaps {
@@ -48,6 +49,11 @@ GapDetector::GapDetector(const LifecycleModel& model, const model::Clock& clock,
 
 GapDetector::~GapDetector() { Shutdown(); }
 
+std::pair<uint64_t, uint64_t> GapDetector::Fingerprint(const std::string& gap_id) {
+  // Two unrelated 64-bit hashes (libstdc++'s and Abseil's): a collision would need both.
+  return {std::hash<std::string>()(gap_id), absl::Hash<std::string>()(gap_id)};
+}
+
 absl::Status GapDetector::Recover() {
   if (store_ == nullptr) return absl::OkStatus();
   absl::StatusOr<std::vector<Gap>> gaps = store_->LoadGaps();
@@ -59,7 +65,7 @@ absl::Status GapDetector::Recover() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (Gap& gap : *gaps) {
-      if (!known_ids_.insert(gap.id).second) continue;
+      if (!known_ids_.insert(Fingerprint(gap.id)).second) continue;
       if (gap.IsOpen()) {
         open_by_order_[gap.order_id].push_back(gap.id);
         events.opened.push_back(gap);
@@ -83,6 +89,9 @@ void GapDetector::OnOrderRecord(const model::OrderRecord& record) {
     const uint64_t now = clock_.NowUnixNano();
     const model::StatusReached* current = record.CurrentStatus();
     const bool terminal = current != nullptr && model_.IsTerminal(current->status);
+    if (!firing_.empty() && firing_.contains(record.order_id)) {
+      updated_while_firing_.insert(record.order_id);
+    }
 
     // Conflicts first: one found when the order is already terminal (a skip into CLOSED) is
     // then opened and resolved together, so it is recorded and alerted once.
@@ -113,7 +122,7 @@ void GapDetector::OnOrderRecord(const model::OrderRecord& record) {
       std::string id =
           GapId(record.order_id, rule->calculation ? kCalculationOverdue : kMissingTransition,
                 current->status);
-      if (known_ids_.contains(id)) {
+      if (known_ids_.contains(Fingerprint(id))) {
         DisarmStageLocked(record.order_id);
       } else {
         uint64_t deadline =
@@ -132,7 +141,8 @@ void GapDetector::OnOrderRecord(const model::OrderRecord& record) {
         DisarmMessageLocked(hop.message_id);
         continue;
       }
-      if (known_ids_.contains(GapId(record.order_id, kMessageNotConsumed, "", hop.message_id))) {
+      if (known_ids_.contains(
+              Fingerprint(GapId(record.order_id, kMessageNotConsumed, "", hop.message_id)))) {
         continue;
       }
       ArmMessageLocked(hop.message_id, record.order_id,
@@ -250,11 +260,13 @@ size_t GapDetector::FireDue() {
           continue;
         }
         due.push_back({true, watch.order_id, watch.message_id, -1, timer.deadline});
+        firing_.insert(watch.order_id);
         DisarmMessageLocked(std::string(watch.message_id));
       } else {
         StageWatch& watch = stage_watches_[timer.slot];
         if (watch.deadline != timer.deadline || watch.generation != timer.generation) continue;
         due.push_back({false, watch.order_id, "", watch.stage, timer.deadline});
+        firing_.insert(watch.order_id);
         DisarmStageLocked(std::string(watch.order_id));
       }
     }
@@ -264,6 +276,12 @@ size_t GapDetector::FireDue() {
   for (const Fired& fired : due) {
     absl::StatusOr<std::optional<model::OrderRecord>> record = lookup_(fired.order_id);
     std::lock_guard<std::mutex> lock(mu_);
+    firing_.erase(fired.order_id);
+    if (updated_while_firing_.erase(fired.order_id) != 0) {
+      // The order changed while its record was being read: that update re-armed what is still
+      // pending, and the read may predate it.
+      continue;
+    }
     if (!record.ok()) {
       // Try again shortly: a passed deadline must not be forgotten.
       ++stats_.lookup_errors;
@@ -458,7 +476,7 @@ void GapDetector::CompactTimersLocked() {
 }
 
 void GapDetector::OpenLocked(Gap gap, Events& events) {
-  if (!known_ids_.insert(gap.id).second) return;
+  if (!known_ids_.insert(Fingerprint(gap.id)).second) return;
   gap.detected_at_unix_nano = clock_.NowUnixNano();
   ++stats_.detected_total[{gap.kind, gap.stage}];
   if (store_ != nullptr && !store_->SaveGap(gap).ok()) ++stats_.store_errors;
@@ -539,6 +557,8 @@ bool GapDetector::HasGapInTrace(const model::TraceId& trace_id) const {
 GapDetectorStats GapDetector::Stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   GapDetectorStats stats = stats_;
+  // Every (kind, stage) ever detected has an open series, 0 when none is open now.
+  for (const auto& [key, count] : stats.detected_total) stats.open[key];
   for (const auto& [id, gap] : open_) ++stats.open[{gap.kind, gap.stage}];
   stats.pending_timers = timers_.size();
   return stats;

@@ -30,6 +30,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/status/statusor.h"
 #include "gaps/gap.h"
 #include "gaps/lifecycle_model.h"
@@ -149,6 +150,8 @@ class GapDetector {
 
   static constexpr uint32_t kMessageBit = 0x80000000u;
 
+  static std::pair<uint64_t, uint64_t> Fingerprint(const std::string& gap_id);
+
   // Guarded by mu_ (the *Locked functions require it).
   void ArmStageLocked(const std::string& order_id, int16_t stage, uint64_t deadline);
   void DisarmStageLocked(const std::string& order_id);
@@ -185,9 +188,16 @@ class GapDetector {
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
   // Gaps: the open ones, the newest resolved ones, and every id ever opened.
   std::map<std::string, Gap> open_;
-  absl::flat_hash_map<std::string, std::vector<std::string>> open_by_order_;
+  // Node-based: growing it moves no strings while the ingest writer and the timer thread wait.
+  absl::node_hash_map<std::string, std::vector<std::string>> open_by_order_;
   std::deque<Gap> resolved_;
-  absl::flat_hash_set<std::string> known_ids_;
+  // 128-bit fingerprints of the ids, not the strings: 16 bytes per gap, and a rehash that
+  // touches no string.
+  absl::flat_hash_set<std::pair<uint64_t, uint64_t>> known_ids_;
+  // Orders whose deadline fired and whose record is being read outside the lock, and those of
+  // them that an update reached meanwhile: the update, not the possibly older read, decides.
+  absl::flat_hash_set<std::string> firing_;
+  absl::flat_hash_set<std::string> updated_while_firing_;
   GapDetectorStats stats_;
 
   std::thread thread_;

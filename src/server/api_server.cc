@@ -130,11 +130,13 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ParseLogfmtTags
 }
 
 ApiServer::ApiServer(query::OrderQuery& orders, query::TraceQuery& traces,
-                     std::function<bool()> ready, size_t threads, const gaps::GapDetector* gaps)
+                     std::function<bool()> ready, size_t threads, const gaps::GapDetector* gaps,
+                     const gaps::AlertmanagerClient* alerts)
     : orders_(orders),
       traces_(traces),
       ready_(std::move(ready)),
       gaps_(gaps),
+      alerts_(alerts),
       http_(std::make_unique<httplib::Server>()) {
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   ConfigureSockets(*http_);
@@ -195,6 +197,27 @@ void ApiServer::GapRoutes() {
     out += "# HELP gap_tracked_messages Messages waiting for their consumer.\n";
     out += "# TYPE gap_tracked_messages gauge\ngap_tracked_messages " +
            std::to_string(stats.tracked_messages) + "\n";
+    auto counter = [&out](const char* name, const char* help, const char* type, uint64_t value) {
+      out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" +
+             name + " " + std::to_string(value) + "\n";
+    };
+    counter("gap_lookup_errors_total", "Deadlines whose order could not be read (retried).",
+            "counter", stats.lookup_errors);
+    counter("gap_store_errors_total", "Gaps that could not be persisted.", "counter",
+            stats.store_errors);
+    if (alerts_ != nullptr) {
+      gaps::AlertmanagerClientStats am = alerts_->Stats();
+      counter("alertmanager_alerts_sent_total", "Alerts Alertmanager accepted.", "counter",
+              am.sent_alerts);
+      counter("alertmanager_failed_posts_total", "Posts to Alertmanager that failed (retried).",
+              "counter", am.failed_posts);
+      counter("alertmanager_rejected_alerts_total", "Alerts Alertmanager refused as invalid.",
+              "counter", am.rejected_alerts);
+      counter("alertmanager_alerts_dropped_total", "Alerts dropped to stay within the bound.",
+              "counter", am.dropped);
+      counter("alertmanager_alerts_pending", "Alerts owed a delivery to Alertmanager.", "gauge",
+              am.pending);
+    }
     res.set_content(out, "text/plain; version=0.0.4");
   });
 }

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "gaps/alertmanager_client.h"
 #include "gaps/gap_detector.h"
 #include "query/order_query.h"
 #include "query/trace_query.h"
@@ -24,8 +25,10 @@ class ApiServer {
   // `ready` says whether ordertrace accepts spans (for /readyz and /ready). `gaps` (may be null)
   // serves /api/v1/gaps, the open gaps of an order, the `gap_detected` trace attribute and the
   // gap metrics.
+  // `alerts` (may be null) adds the Alertmanager client's counters to /metrics.
   ApiServer(query::OrderQuery& orders, query::TraceQuery& traces, std::function<bool()> ready,
-            size_t threads, const gaps::GapDetector* gaps = nullptr);
+            size_t threads, const gaps::GapDetector* gaps = nullptr,
+            const gaps::AlertmanagerClient* alerts = nullptr);
   ~ApiServer();
 
   absl::StatusOr<int> Start(const ListenAddress& address);
@@ -39,6 +42,7 @@ class ApiServer {
   query::TraceQuery& traces_;
   const std::function<bool()> ready_;
   const gaps::GapDetector* const gaps_;
+  const gaps::AlertmanagerClient* const alerts_;
   std::unique_ptr<httplib::Server> http_;
   std::thread thread_;
 };

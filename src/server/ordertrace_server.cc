@@ -130,7 +130,7 @@ absl::Status OrdertraceServer::Start() {
 
   api_ = std::make_unique<ApiServer>(
       *order_query_, *trace_query_, [this] { return ready_.load(); }, config_.http_threads,
-      gaps_.get());
+      gaps_.get(), alerts_.get());
   absl::StatusOr<int> http_port = api_->Start(*http_address);
   if (!http_port.ok()) return http_port.status();
   ports_.http = *http_port;

@@ -23,6 +23,7 @@ class LifecycleModel;
 class GapDetector;
 class GapStore;
 class GapSink;
+class AlertmanagerClient;
 }  // namespace ordertrace::gaps
 namespace ordertrace::query {
 class OrderQuery;
@@ -61,7 +62,7 @@ class OrdertraceServer {
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<gaps::LifecycleModel> lifecycle_;
   std::unique_ptr<gaps::GapStore> gap_store_;
-  std::unique_ptr<gaps::GapSink> alerts_;  // null without an Alertmanager URL
+  std::unique_ptr<gaps::AlertmanagerClient> alerts_;  // null without an Alertmanager URL
   std::unique_ptr<gaps::GapDetector> gaps_;
   std::unique_ptr<ingest::OrderObserver> gap_feed_;
   std::unique_ptr<ingest::Ingester> ingester_;

@@ -172,6 +172,7 @@ SYSTEM_BUILD_DIR=$build
 SYSTEM_TIME_SCALE=$kTimeScale
 SYSTEM_SERVICES_READY_SECONDS=30
 system_init "$work/state" free || fail "system_init (see the line above)"
+system_add_component alertmanager
 system_start || fail "starting the system (see the line above)"
 
 # (a) Every kind of fault.
@@ -188,6 +189,21 @@ check "(faults) no order-sim errors" jq -e '(.sim_errors // 0) == 0' "$json" > /
 check "(faults) fault-free orders scored" jq -e '.fault_free.orders >= 1' "$json" > /dev/null
 check "(faults) no false alarms among the fault-free orders" \
   jq -e '.false_alarms == 0 and .fault_free.false_alarms == 0' "$json" > /dev/null
+# The orders still stuck are alerts in Alertmanager (each open gap is one alert, by gap_id).
+open_gaps=$(curl -fsS "$SYSTEM_API_URL/api/v1/gaps?state=open&limit=1000" | jq '.count')
+check "(faults) stuck orders are open gaps in ordertrace" test "${open_gaps:-0}" -ge 1
+alerts_match() {
+  local active
+  open_gaps=$(curl -fsS "$SYSTEM_API_URL/api/v1/gaps?state=open&limit=1000" | jq '.count')
+  active=$(curl -fsS "$SYSTEM_ALERTMANAGER_URL/api/v2/alerts?active=true&filter=alertname%3D%22OrderGap%22" |
+    jq 'length')
+  [[ ${active:-0} -ge $open_gaps ]]
+}
+wait_alerts() {
+  local deadline=$((SECONDS + 30))
+  until alerts_match; do ((SECONDS < deadline)) || return 1; sleep 1; done
+}
+check "(faults) every open gap is an active alert in Alertmanager" wait_alerts
 
 # (b) No faults at all: nothing may look stuck.
 simulate clean 60 100 --faults none --max-polygons 100000
