@@ -37,7 +37,7 @@ std::string PathSegment(const std::string& id) {
 }
 
 int RunCommand(SimulatorOptions options, const std::string& faults) {
-  absl::StatusOr<std::vector<std::string>> kinds = ParseFaultList(faults);
+  absl::StatusOr<std::vector<std::string>> kinds = ParseFaultList(faults, &options.fault_rates);
   if (!kinds.ok()) {
     std::cerr << "order-sim: " << kinds.status().message() << std::endl;
     return 2;
@@ -126,9 +126,12 @@ int main(int argc, char** argv) {
   std::string faults = "none";
   CLI::App* run = app.add_subcommand("run", "Run a simulation and write the ground truth");
   run->add_option("--orders", options.orders, "Orders to simulate")->capture_default_str();
-  run->add_option("--faults", faults, "KIND[,KIND...], all or none")->capture_default_str();
+  run->add_option("--faults", faults,
+                  "KIND[:SHARE][,KIND[:SHARE]...], all or none; SHARE: that kind's share of orders")
+      ->capture_default_str();
   run->add_option("--fault-rate", options.fault_rate,
-                  "Share of orders given a fault (each listed kind at least once)")
+                  "Share of orders given a fault, split over the kinds without a SHARE of their "
+                  "own (each kind at least once)")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
   run->add_option("--partner-share", options.partner_share, "Share of partner orders")

@@ -130,6 +130,12 @@ TEST(FaultListTest, ParsesAllNoneAndListsAndNamesUnknownKinds) {
   EXPECT_TRUE(ParseFaultList("none")->empty());
   EXPECT_EQ(*ParseFaultList("calculator_hang, operator_no_show"),
             (std::vector<std::string>{"calculator_hang", "operator_no_show"}));
+  std::map<std::string, double> rates;
+  EXPECT_EQ(*ParseFaultList("calculator_hang:0.05,operator_no_show", &rates),
+            (std::vector<std::string>{"calculator_hang", "operator_no_show"}));
+  EXPECT_EQ(rates, (std::map<std::string, double>{{"calculator_hang", 0.05}}));
+  EXPECT_FALSE(ParseFaultList("calculator_hang:2").ok());
+  EXPECT_FALSE(ParseFaultList("calculator_hang:x").ok());
   absl::StatusOr<std::vector<std::string>> bad = ParseFaultList("calculator_hang,gremlins");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("gremlins"), std::string::npos);

@@ -1,5 +1,8 @@
 #include "services/order_sim/sim_faults.h"
 
+#include <cstdlib>
+#include <optional>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_split.h"
 #include "services/common/fault_switch.h"
@@ -44,7 +47,8 @@ const SimFaultKind* FindSimFault(std::string_view name) {
   return nullptr;
 }
 
-absl::StatusOr<std::vector<std::string>> ParseFaultList(std::string_view text) {
+absl::StatusOr<std::vector<std::string>> ParseFaultList(std::string_view text,
+                                                        std::map<std::string, double>* rates) {
   std::vector<std::string> kinds;
   if (text == "none" || text.empty()) return kinds;
   if (text == "all") {
@@ -55,6 +59,18 @@ absl::StatusOr<std::vector<std::string>> ParseFaultList(std::string_view text) {
        absl::StrSplit(absl::string_view(text.data(), text.size()), ',', absl::SkipWhitespace())) {
     piece = absl::StripAsciiWhitespace(piece);
     std::string_view name(piece.data(), piece.size());
+    std::optional<double> rate;
+    if (size_t colon = name.find(':'); colon != std::string_view::npos) {
+      std::string share(name.substr(colon + 1));
+      char* end = nullptr;
+      double value = std::strtod(share.c_str(), &end);
+      if (share.empty() || end != share.c_str() + share.size() || !(value > 0) || value > 1) {
+        return absl::InvalidArgumentError("fault share '" + share + "' in '" + std::string(name) +
+                                          "' must be a number in (0, 1]");
+      }
+      rate = value;
+      name = name.substr(0, colon);
+    }
     if (FindSimFault(name) == nullptr) {
       std::string known;
       for (const SimFaultKind& kind : SimFaultKinds()) {
@@ -64,6 +80,7 @@ absl::StatusOr<std::vector<std::string>> ParseFaultList(std::string_view text) {
                                         "'; known: " + known + ", all, none");
     }
     kinds.emplace_back(name);
+    if (rate.has_value() && rates != nullptr) (*rates)[std::string(name)] = *rate;
   }
   return kinds;
 }

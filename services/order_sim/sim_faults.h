@@ -3,6 +3,7 @@
 // fault to count as found. Constants and pure functions; thread-safe.
 #pragma once
 
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,9 +40,11 @@ struct SimFaultKind {
 const std::vector<SimFaultKind>& SimFaultKinds();
 const SimFaultKind* FindSimFault(std::string_view name);
 
-// Parses --faults: "all", "none", or a comma-separated list of kinds. kInvalidArgument names an
-// unknown kind.
-absl::StatusOr<std::vector<std::string>> ParseFaultList(std::string_view text);
+// Parses --faults: "all", "none", or a comma-separated list of kinds, each optionally with its
+// own share of orders ("calculator_hang:0.05"); those shares go to `rates` when given.
+// kInvalidArgument names an unknown kind or a bad share.
+absl::StatusOr<std::vector<std::string>> ParseFaultList(
+    std::string_view text, std::map<std::string, double>* rates = nullptr);
 
 // The price calculation's SLA, in simulated time: the longest a real calculation takes.
 inline constexpr double kPriceCalculationSlaSeconds = 30 * 60;

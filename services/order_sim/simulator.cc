@@ -321,13 +321,40 @@ std::vector<OrderPlan> MakePlans(const SimulatorOptions& options) {
   // Faulted orders: a share of all, every kind at least once when there are orders enough,
   // spread over the run.
   if (!options.faults.empty()) {
-    int faulted = static_cast<int>(std::lround(options.orders * options.fault_rate));
-    faulted = std::max<int>(faulted, std::min<int>(options.orders, options.faults.size()));
+    // How many orders each kind gets: its own share, or an even part of --fault-rate; at least
+    // one each while orders last.
+    std::vector<std::string> shared;
+    std::vector<std::pair<std::string, int>> counts;
+    for (const std::string& kind : options.faults) {
+      auto own = options.fault_rates.find(kind);
+      if (own != options.fault_rates.end()) {
+        counts.emplace_back(
+            kind, std::max(1, static_cast<int>(std::lround(options.orders * own->second))));
+      } else {
+        shared.push_back(kind);
+      }
+    }
+    if (!shared.empty()) {
+      int total = static_cast<int>(std::lround(options.orders * options.fault_rate));
+      total = std::max<int>(total, shared.size());
+      for (size_t k = 0; k < shared.size(); ++k) {
+        counts.emplace_back(shared[k], static_cast<int>(total / shared.size() +
+                                                        (k < total % shared.size() ? 1 : 0)));
+      }
+    }
     std::vector<int> indices(options.orders);
     for (int i = 0; i < options.orders; ++i) indices[i] = i;
     std::shuffle(indices.begin(), indices.end(), random);
-    for (int k = 0; k < faulted; ++k) {
-      plans[indices[k]].fault = FindSimFault(options.faults[k % options.faults.size()]);
+    size_t next_index = 0;
+    // Round-robin over the kinds, so every kind gets its first order before any gets a second.
+    for (bool more = true; more && next_index < indices.size();) {
+      more = false;
+      for (auto& [kind, left] : counts) {
+        if (left == 0 || next_index >= indices.size()) continue;
+        plans[indices[next_index++]].fault = FindSimFault(kind);
+        --left;
+        more = true;
+      }
     }
   }
   for (OrderPlan& plan : plans) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,8 @@ namespace ordertrace::services::sim {
 struct SimulatorOptions {
   int orders = 100;
   std::vector<std::string> faults;  // kinds (SimFaultKinds); empty: a fault-free run
+  // Kinds with a share of their own (of all orders); the others share `fault_rate`.
+  std::map<std::string, double> fault_rates;
   // Share of orders that get a fault; at least one order per kind when there are enough orders.
   double fault_rate = 0.2;
   double partner_share = 0.3;
