@@ -155,6 +155,12 @@ int main(int argc, char** argv) {
   run->add_option("--max-polygons", options.max_polygons, "Largest model (triangles)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  run->add_option("--operator-min-minutes", options.operator_min_minutes,
+                  "Fastest operator reaction to an approved order (simulated minutes)")
+      ->capture_default_str();
+  run->add_option("--operator-max-minutes", options.operator_max_minutes,
+                  "Slowest operator reaction to an approved order (simulated minutes)")
+      ->capture_default_str();
   run->add_option("--seed", options.seed, "Random seed")->capture_default_str();
   run->add_option("--concurrency", options.concurrency, "Orders driven at once")
       ->check(CLI::PositiveNumber)

@@ -275,7 +275,7 @@ TruthRecord OrderDriver::Drive() {
   }
 
   // An operator manufactures it; then packaging, shipping, closing.
-  Pause(10, 60);
+  Pause(options_.operator_min_minutes, options_.operator_max_minutes);
   std::uniform_int_distribution<int> operators(1, 12);
   json start = {{"operator_id", "op-" + std::to_string(operators(random_))}};
   if (!Step(mes_, path + "/manufacturing/start", kManufacturingStarted, start.dump())) {
@@ -374,6 +374,10 @@ absl::Status RunSimulation(const SimulatorOptions& options, SimulatorSummary& su
     return absl::InvalidArgumentError("polygon range must be 1 <= min <= max");
   }
   if (options.concurrency < 1) return absl::InvalidArgumentError("--concurrency must be >= 1");
+  if (options.operator_min_minutes < 0 ||
+      options.operator_max_minutes < options.operator_min_minutes) {
+    return absl::InvalidArgumentError("operator reaction must be 0 <= min <= max minutes");
+  }
   for (const auto& [name, url] :
        {std::pair{"shop-api", options.shop_url}, std::pair{"crm-api", options.crm_url},
         std::pair{"mes-api", options.mes_url}}) {

@@ -30,6 +30,10 @@ struct SimulatorOptions {
   // (50 bytes per triangle).
   int64_t min_polygons = 2000;
   int64_t max_polygons = 1'200'000;
+  // How long an operator takes to start manufacturing an approved order (simulated minutes,
+  // drawn uniformly); the design's SLA for that stage is 2 hours.
+  double operator_min_minutes = 10;
+  double operator_max_minutes = 60;
   uint64_t seed = 1;
   int concurrency = 64;
   std::string shop_url = "http://127.0.0.1:8081";
