@@ -12,27 +12,41 @@ struct Step {
   model::SpanKind kind;
   const char* prev_status;
   const char* new_status;
+  int event_version;  // transitions only
   const char* queue;  // messaging spans only
+  int message;  // messaging spans: which of the order's messages (publish and consume share it)
 };
 
-// One order's lifecycle, as the services emit it (12 spans).
-constexpr std::array<Step, 12> kLifecycle = {{
-    {"shop-api", "shop.init", model::SpanKind::kServer, "", "INITIATED", nullptr},
-    {"shop-api", "shop.upload", model::SpanKind::kServer, "INITIATED", "FILE_UPLOADED", nullptr},
-    {"shop-api", "shop.submit", model::SpanKind::kServer, "FILE_UPLOADED", "SUBMITTED", nullptr},
-    {"shop-api", "mq.publish.price", model::SpanKind::kProducer, "", "", "price.requests"},
-    {"mes-api", "mq.consume.price", model::SpanKind::kConsumer, "", "", "price.requests"},
-    {"mes-api", "mes.price.calc", model::SpanKind::kInternal, "SUBMITTED", "PRICE_CALCULATED",
-     nullptr},
-    {"mes-api", "mq.publish.status", model::SpanKind::kProducer, "", "", "order.status"},
-    {"crm-api", "mq.consume.status", model::SpanKind::kConsumer, "", "", "order.status"},
+// One order's lifecycle as the services emit it: every status of the default lifecycle model in
+// order (so the gap detector sees a conforming order, as it would in production) and the two
+// RabbitMQ hops, each a publish and a consume (15 spans).
+constexpr std::array<Step, 15> kLifecycle = {{
+    {"shop-api", "shop.init", model::SpanKind::kServer, "", "INITIATED", 1, nullptr, 0},
+    {"shop-api", "shop.upload", model::SpanKind::kServer, "INITIATED", "FILE_UPLOADED", 2, nullptr,
+     0},
+    {"shop-api", "shop.submit", model::SpanKind::kServer, "FILE_UPLOADED", "SUBMITTED", 3, nullptr,
+     0},
+    {"shop-api", "mq.publish.price", model::SpanKind::kProducer, "", "", 0, "mes.price.requests",
+     0},
+    {"mes-api", "mq.consume.price", model::SpanKind::kConsumer, "", "", 0, "mes.price.requests", 0},
+    {"mes-api", "mes.price.start", model::SpanKind::kInternal, "SUBMITTED",
+     "PRICE_CALCULATION_STARTED", 4, nullptr, 0},
+    {"mes-api", "mes.price.calc", model::SpanKind::kInternal, "PRICE_CALCULATION_STARTED",
+     "PRICE_CALCULATED", 5, nullptr, 0},
+    {"mes-api", "mq.publish.status", model::SpanKind::kProducer, "", "", 0, "crm.status", 1},
+    {"crm-api", "mq.consume.status", model::SpanKind::kConsumer, "", "", 0, "crm.status", 1},
     {"crm-api", "crm.approve.manufacturing", model::SpanKind::kServer, "PRICE_CALCULATED",
-     "MANUFACTURING_APPROVED", nullptr},
+     "MANUFACTURING_APPROVED", 6, nullptr, 0},
     {"mes-api", "mes.manufacturing.start", model::SpanKind::kServer, "MANUFACTURING_APPROVED",
-     "MANUFACTURING_STARTED", nullptr},
-    {"mes-api", "mes.shipped", model::SpanKind::kServer, "PACKAGING", "SHIPPED", nullptr},
-    {"crm-api", "crm.close", model::SpanKind::kServer, "SHIPPED", "CLOSED", nullptr},
+     "MANUFACTURING_STARTED", 7, nullptr, 0},
+    {"mes-api", "mes.manufacturing.complete", model::SpanKind::kServer, "MANUFACTURING_STARTED",
+     "MANUFACTURING_COMPLETED", 8, nullptr, 0},
+    {"mes-api", "mes.packaging", model::SpanKind::kServer, "MANUFACTURING_COMPLETED", "PACKAGING",
+     9, nullptr, 0},
+    {"mes-api", "mes.shipped", model::SpanKind::kServer, "PACKAGING", "SHIPPED", 10, nullptr, 0},
+    {"crm-api", "crm.close", model::SpanKind::kServer, "SHIPPED", "CLOSED", 11, nullptr, 0},
 }};
+static_assert(kLifecycle.size() == OrderSpanGenerator::kSpansPerOrder);
 
 model::KeyValue Str(const char* key, std::string value) {
   return model::KeyValue{key, model::AnyValue::String(std::move(value))};
@@ -74,10 +88,10 @@ model::Span OrderSpanGenerator::NextSpan(std::string& service) {
   if (*step.new_status != '\0') {
     if (*step.prev_status != '\0') span.attributes.push_back(Str("prev_status", step.prev_status));
     span.attributes.push_back(Str("new_status", step.new_status));
-    span.attributes.push_back(Int("event_version", static_cast<int64_t>(step_ + 1)));
+    span.attributes.push_back(Int("event_version", step.event_version));
   }
   if (step.queue != nullptr) {
-    std::string message_id = order_id_ + "-" + std::to_string(step_ / 2);
+    std::string message_id = order_id_ + "-" + std::to_string(step.message);
     span.attributes.push_back(Str("messaging.system", "rabbitmq"));
     span.attributes.push_back(Str("messaging.destination.name", "alexandrite"));
     span.attributes.push_back(Str("messaging.message.id", message_id));

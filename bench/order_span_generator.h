@@ -13,6 +13,8 @@ namespace ordertrace::bench {
 
 class OrderSpanGenerator {
  public:
+  static constexpr size_t kSpansPerOrder = 15;
+
   explicit OrderSpanGenerator(uint64_t seed, uint64_t base_time_unix_nano);
 
   // A batch of `span_count` spans from consecutive orders, grouped by service as an SDK's
