@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job: installs what is missing, builds, starts the whole system on loopback (RabbitMQ,
-# ordertrace, shop-api, crm-api, mes-api; scripts/system.sh), drives simulated orders through it
-# with faults made on purpose (order-sim), prints where to look and how well ordertrace found the
-# faults, and keeps the system up until Ctrl-C. Ctrl-C at any point stops everything it started.
+# ordertrace, shop-api, crm-api, mes-api, Alertmanager, Prometheus; scripts/system.sh), drives
+# simulated orders through it with faults made on purpose (order-sim), prints where to look and
+# how well ordertrace found the faults, and keeps the system up until Ctrl-C. Ctrl-C at any point
+# stops everything it started.
 # State and logs: ./run-state (wiped at each start). `bash scripts/run.sh --help` for the options.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -18,7 +19,8 @@ usage: bash scripts/run.sh [--short] [--keep-running | --no-keep-running] [--ord
 Installs missing Debian packages, builds ordertrace, the services and order-sim, and starts on
 loopback, with state and logs in ./run-state:
   RabbitMQ 127.0.0.1:5672, ordertrace (OTLP/gRPC :4317, OTLP/HTTP :4318, API :8686),
-  shop-api :8081, crm-api :8082, mes-api :8083.
+  shop-api :8081, crm-api :8082, mes-api :8083, Alertmanager :9093, and Prometheus :9090
+  (scraping ordertrace every 5 s, with exemplars, and deploy/prometheus's alert rules).
 Then order-sim drives orders through the services, a quarter of them with one of each kind of
 fault (--faults all), and scores what ordertrace reports against its ground truth
 (run-state/truth.jsonl). It prints where to look, an example faulted order, and the score.
@@ -104,13 +106,14 @@ bash scripts/install-deps.sh || rc=$?
 SYSTEM_TIME_SCALE=$kTimeScale
 system_init "$kState" default || fail "nothing was started (see the line above)"
 system_add_component alertmanager
+system_add_component prometheus
 
 step "Building ordertrace, shop-api, crm-api, mes-api, order-sim"
 bash scripts/build.sh ordertrace shop-api crm-api mes-api order-sim || rc=$?
 ((rc != 130)) || exit 130
 ((rc == 0)) || fail "the build failed; see the compiler output above"
 
-step "Starting RabbitMQ, ordertrace and the services (state in ./$kState)"
+step "Starting RabbitMQ, ordertrace, the services, Alertmanager and Prometheus (state in ./$kState)"
 started=1
 system_start || fail "starting the system failed (see the line above); everything started is being stopped"
 

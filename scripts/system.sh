@@ -28,8 +28,9 @@
 # and run long steps in the background followed by `wait PID` (bash drops a SIGINT that a
 # foreground child survives, and runs a trap only after the foreground child ends).
 #
-# Extension point, for parts that do not exist yet (Prometheus, Alertmanager): a component NAME
-# joins the system by defining
+# Extension point, for optional parts (the alertmanager and prometheus components at the end of
+# this file are two; after system_start they set SYSTEM_ALERTMANAGER_URL and
+# SYSTEM_PROMETHEUS_URL): a component NAME joins the system by defining
 #   NAME_start     start it (system_port, system_spawn and system_wait_http help); on failure
 #                  print one line naming the step and the log, and return non-zero
 #   NAME_stop      stop it (system_stop_process NAME, for what system_spawn started); safe to
@@ -495,4 +496,68 @@ alertmanager_stop() {
 
 alertmanager_describe() {
   echo "  Alertmanager      $SYSTEM_ALERTMANAGER_URL/#/alerts   (API: $SYSTEM_ALERTMANAGER_URL/api/v2/alerts)"
+}
+
+# Prometheus (Debian's prometheus 2.42) with exemplar storage, scraping ordertrace every 5 s and
+# evaluating deploy/prometheus's rules; it alerts to the alertmanager component when that one is
+# registered too (either order). A component: system_add_component prometheus.
+prometheus_configure() {
+  system_port SYSTEM_PORT_PROMETHEUS "Prometheus" 9090 || return 1
+  SYSTEM_PROMETHEUS_URL="http://$SYSTEM_HOST:$SYSTEM_PORT_PROMETHEUS"
+}
+
+# Writes $SYSTEM_STATE/prometheus.yml from deploy/prometheus/prometheus.yml: this run's addresses
+# of ordertrace and Alertmanager (no alerting without the alertmanager component), 5 s intervals
+# for the demo, the rule file by its absolute path.
+prometheus__write_config() {
+  local source="$SYSTEM_ROOT/deploy/prometheus/prometheus.yml" out="$SYSTEM_STATE/prometheus.yml"
+  local rules="$SYSTEM_ROOT/deploy/prometheus/ordertrace-rules.yml" alerting=0
+  [[ " ${SYSTEM_COMPONENTS[*]} " == *" alertmanager "* ]] && alerting=1
+  # `t` ends a line's edits at its first substitution, so that a port already rewritten is not
+  # rewritten again (a free port may be 8686 or 9093).
+  local -a edits=(
+    -e "s#'127\.0\.0\.1:8686'#'$SYSTEM_HOST:$SYSTEM_PORT_API'#;t"
+    -e 's#^\( *\)\(scrape_interval\|evaluation_interval\): 15s#\1\2: 5s#;t'
+    -e "s#^\( *- \)ordertrace-rules\.yml *\$#\1$rules#;t"
+  )
+  if ((alerting)); then
+    edits+=(-e "s#'127\.0\.0\.1:9093'#'$SYSTEM_HOST:$SYSTEM_PORT_ALERTMANAGER'#;t")
+  else
+    # shellcheck disable=SC2016 # sed's $: from `alerting:` to the last line
+    edits+=(-e '/^alerting:/,$d')
+  fi
+  {
+    echo "# Written by scripts/system.sh for this run, from deploy/prometheus/prometheus.yml."
+    sed "${edits[@]}" "$source"
+  } > "$out" || { system__say "writing $out failed"; return 1; }
+  # The edits rely on the shape of the deploy file's lines; a changed shape must not go unseen.
+  if ! grep -qF "'$SYSTEM_HOST:$SYSTEM_PORT_API'" "$out" || ! grep -qF -- "- $rules" "$out" ||
+    [[ $(grep -c '_interval: 5s$' "$out") -lt 3 ]] ||
+    { ((alerting)) && ! grep -qF "'$SYSTEM_HOST:$SYSTEM_PORT_ALERTMANAGER'" "$out"; }; then
+    system__say "writing $out failed: $source no longer has the lines scripts/system.sh rewrites (addresses, intervals, rule file)"
+    return 1
+  fi
+}
+
+prometheus_start() {
+  command -v prometheus > /dev/null ||
+    { system__say "prometheus not found (apt-get install prometheus)"; return 1; }
+  prometheus__write_config || return 1
+  mkdir -p "$SYSTEM_STATE/prometheus"
+  system_spawn prometheus prometheus \
+    --config.file="$SYSTEM_STATE/prometheus.yml" \
+    --storage.tsdb.path="$SYSTEM_STATE/prometheus" \
+    --web.listen-address="$SYSTEM_HOST:$SYSTEM_PORT_PROMETHEUS" \
+    --web.external-url="$SYSTEM_PROMETHEUS_URL/" \
+    --enable-feature=exemplar-storage
+  system_wait_http prometheus "$SYSTEM_PROMETHEUS_URL/-/ready" 30
+}
+
+prometheus_stop() {
+  system_stop_process prometheus
+}
+
+prometheus_describe() {
+  echo "  Prometheus        $SYSTEM_PROMETHEUS_URL/graph   (alerts: $SYSTEM_PROMETHEUS_URL/alerts)"
+  echo "                    try: histogram_quantile(0.95, sum by (le, from_status, to_status) (rate(stage_duration_seconds_bucket[5m])))"
 }
