@@ -9,26 +9,14 @@
 //
 // ORDERTRACE_ALERTMANAGER_BIN overrides the binary (default: prometheus-alertmanager on PATH),
 // ORDERTRACE_ALERTMANAGER_CONFIG the config file.
-#include <arpa/inet.h>
-#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <stdlib.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
-#include <functional>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -38,27 +26,29 @@
 #include <thread>
 #include <vector>
 
-#include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
-#include "opentelemetry/proto/trace/v1/trace.pb.h"
 #include "server/config.h"
 #include "server/ordertrace_server.h"
 #include "tests/support/alertmanager_process.h"
+#include "tests/support/otlp_spans.h"
+#include "tests/support/temp_dir.h"
 
 namespace ordertrace::server {
 namespace {
 
-namespace pb_collector = opentelemetry::proto::collector::trace::v1;
+using test_support::AddRootSpan;
+using test_support::AddTransition;
 using test_support::AlertmanagerProcess;
 using test_support::Eventually;
 using test_support::FreePort;
+using test_support::MakeOrder;
 using test_support::QueryEscape;
-using test_support::ReadFile;
-namespace pb_trace = opentelemetry::proto::trace::v1;
-namespace pb_common = opentelemetry::proto::common::v1;
+using test_support::TempDir;
+using test_support::TestOrder;
+namespace pb_collector = opentelemetry::proto::collector::trace::v1;
 
 using json = nlohmann::json;
 
-constexpr uint64_t kSecond = 1'000'000'000ULL;
+constexpr uint64_t kSecond = test_support::kNanosPerSecond;
 // Gaps fire within a second of their deadline and alerts are re-sent every second: 30 s is
 // only ever reached when something is broken.
 constexpr auto kWaitTimeout = std::chrono::seconds(30);
@@ -66,7 +56,6 @@ constexpr char kExternalUrl[] = "http://ordertrace.test:8686";
 // The default lifecycle's SLA of SUBMITTED (expected next: PRICE_CALCULATION_STARTED).
 constexpr uint64_t kSubmittedSla = 10 * 60 * kSecond;
 constexpr uint64_t kGrace = kSecond / 2;
-constexpr char kPartner[] = "partner-17";
 
 uint64_t NowUnixNano() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -89,110 +78,8 @@ uint64_t ParseApiTime(const json& value) {
   return static_cast<uint64_t>(timegm(&tm)) * kSecond + nanos;
 }
 
-// A directory under /tmp, removed with everything in it on destruction.
-class TempDir {
- public:
-  explicit TempDir(const char* prefix) {
-    std::string pattern = (std::filesystem::temp_directory_path() / prefix).string() + ".XXXXXX";
-    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-std::string Hex(const std::string& bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : bytes) {
-    out.push_back(kDigits[b >> 4]);
-    out.push_back(kDigits[b & 0xf]);
-  }
-  return out;
-}
-
-// An order of the test: its id (a UUID, as the shop issues them) and the ids of its trace.
-struct TestOrder {
-  std::string order_id;
-  std::string trace_id;      // 16 bytes
-  std::string root_span_id;  // 8 bytes
-
-  std::string TraceHex() const { return Hex(trace_id); }
-  std::string GapId(const std::string& stage) const {
-    return order_id + "/missing_transition/" + stage;
-  }
-};
-
-// Order number `n` (1..255): distinct ids and trace per test order.
-TestOrder MakeOrder(uint8_t n) {
-  TestOrder order;
-  char id[40];
-  std::snprintf(id, sizeof id, "6f1c2a9e-0b7d-4c55-9e1a-3d2f8b7c4a%02x", n);
-  order.order_id = id;
-  order.trace_id = std::string(16, '\0');
-  for (size_t i = 0; i < 16; ++i) order.trace_id[i] = static_cast<char>(0xa0 + i);
-  order.trace_id[0] = static_cast<char>(n);
-  order.root_span_id = std::string(8, '\0');
-  for (size_t i = 0; i < 8; ++i) order.root_span_id[i] = static_cast<char>(0x10 + i);
-  order.root_span_id[0] = static_cast<char>(n);
-  return order;
-}
-
-void AddAttribute(google::protobuf::RepeatedPtrField<pb_common::KeyValue>* attributes,
-                  const std::string& key, const std::string& value) {
-  pb_common::KeyValue* kv = attributes->Add();
-  kv->set_key(key);
-  kv->mutable_value()->set_string_value(value);
-}
-
-void AddIntAttribute(google::protobuf::RepeatedPtrField<pb_common::KeyValue>* attributes,
-                     const std::string& key, int64_t value) {
-  pb_common::KeyValue* kv = attributes->Add();
-  kv->set_key(key);
-  kv->mutable_value()->set_int_value(value);
-}
-
-// One status transition of `order` as its service reports it: a span ending at
-// `end_unix_nano` under the order's root span.
-struct Transition {
-  std::string service;
-  std::string span_name;
-  std::string new_status;
-  std::string prev_status;
-  int64_t event_version = 0;
-  uint64_t end_unix_nano = 0;
-  uint8_t span_number = 1;  // distinct span ids within the order
-};
-
-void AddTransition(pb_collector::ExportTraceServiceRequest& request, const TestOrder& order,
-                   const Transition& t) {
-  pb_trace::ResourceSpans* rs = request.add_resource_spans();
-  AddAttribute(rs->mutable_resource()->mutable_attributes(), "service.name", t.service);
-  pb_trace::ScopeSpans* scope = rs->add_scope_spans();
-  scope->mutable_scope()->set_name("gaps_e2e_test");
-  pb_trace::Span* span = scope->add_spans();
-  span->set_trace_id(order.trace_id);
-  std::string span_id = order.root_span_id;
-  span_id[7] = static_cast<char>(t.span_number);
-  span->set_span_id(span_id);
-  span->set_parent_span_id(order.root_span_id);
-  span->set_name(t.span_name);
-  span->set_kind(pb_trace::Span::SPAN_KIND_INTERNAL);
-  span->set_start_time_unix_nano(t.end_unix_nano - 40'000'000);
-  span->set_end_time_unix_nano(t.end_unix_nano);
-  AddAttribute(span->mutable_attributes(), "order_id", order.order_id);
-  AddAttribute(span->mutable_attributes(), "partner_id", kPartner);
-  AddAttribute(span->mutable_attributes(), "new_status", t.new_status);
-  AddAttribute(span->mutable_attributes(), "prev_status", t.prev_status);
-  AddIntAttribute(span->mutable_attributes(), "event_version", t.event_version);
+std::string GapId(const TestOrder& order, const std::string& stage) {
+  return order.order_id + "/missing_transition/" + stage;
 }
 
 // The order's root span (shop-api's `order.root`) and its SUBMITTED transition, ending at
@@ -200,18 +87,7 @@ void AddTransition(pb_collector::ExportTraceServiceRequest& request, const TestO
 pb_collector::ExportTraceServiceRequest SubmittedRequest(const TestOrder& order,
                                                          uint64_t submitted_at) {
   pb_collector::ExportTraceServiceRequest request;
-  pb_trace::ResourceSpans* rs = request.add_resource_spans();
-  AddAttribute(rs->mutable_resource()->mutable_attributes(), "service.name", "shop-api");
-  pb_trace::ScopeSpans* scope = rs->add_scope_spans();
-  scope->mutable_scope()->set_name("gaps_e2e_test");
-  pb_trace::Span* root = scope->add_spans();
-  root->set_trace_id(order.trace_id);
-  root->set_span_id(order.root_span_id);
-  root->set_name("order.root");
-  root->set_kind(pb_trace::Span::SPAN_KIND_SERVER);
-  root->set_start_time_unix_nano(submitted_at - 2 * kSecond);
-  root->set_end_time_unix_nano(submitted_at);
-  AddAttribute(root->mutable_attributes(), "order_id", order.order_id);
+  AddRootSpan(request, order, submitted_at);
   AddTransition(request, order,
                 {"shop-api", "shop.submit", "SUBMITTED", "FILE_UPLOADED", 3, submitted_at, 3});
   return request;
@@ -421,10 +297,10 @@ TEST_F(GapsE2eTest, StuckOrderRaisesAlertAndTheMissingStatusResolvesIt) {
   // Overdue on arrival (its deadline passed 50 minutes ago): the gap opens at once.
   json gap = WaitForGap(order, "open");
   ASSERT_TRUE(gap.is_object()) << "no open gap for " << order.order_id;
-  const std::string gap_id = order.GapId("SUBMITTED");
+  const std::string gap_id = GapId(order, "SUBMITTED");
   EXPECT_EQ(gap["id"], gap_id);
   EXPECT_EQ(gap["order_id"], order.order_id);
-  EXPECT_EQ(gap["partner_id"], kPartner);
+  EXPECT_EQ(gap["partner_id"], order.partner_id);
   EXPECT_EQ(gap["kind"], "missing_transition");
   EXPECT_EQ(gap["stage"], "SUBMITTED");
   EXPECT_EQ(gap["expected"], json({"PRICE_CALCULATION_STARTED"}));
@@ -447,7 +323,7 @@ TEST_F(GapsE2eTest, StuckOrderRaisesAlertAndTheMissingStatusResolvesIt) {
   EXPECT_EQ((*alert)["labels"], json({{"alertname", "OrderGap"},
                                       {"kind", "missing_transition"},
                                       {"stage", "SUBMITTED"},
-                                      {"partner_id", kPartner},
+                                      {"partner_id", order.partner_id},
                                       {"severity", "warning"},
                                       {"gap_id", gap_id}}));
   const json& annotations = (*alert)["annotations"];
@@ -510,20 +386,20 @@ TEST_F(GapsE2eTest, DeadlineAheadFiresWhenItPassesNotBefore) {
   EXPECT_GE(ParseApiTime(gap["detected_at"]), deadline);
   // Issue 5: "a gap fires within 1 s of its deadline".
   EXPECT_LT(gap["detection_delay_seconds"].get<double>(), 1.0);
-  EXPECT_TRUE(WaitForActiveAlert(order.GapId("SUBMITTED")).has_value());
+  EXPECT_TRUE(WaitForActiveAlert(GapId(order, "SUBMITTED")).has_value());
 }
 
 TEST_F(GapsE2eTest, GapOpensWhileAlertmanagerIsDownAndItsAlertArrivesWhenItIsBack) {
   const TestOrder before = MakeOrder(10);
   ASSERT_NO_FATAL_FAILURE(Ingest(SubmittedRequest(before, NowUnixNano() - 3600 * kSecond)));
-  ASSERT_TRUE(WaitForActiveAlert(before.GapId("SUBMITTED")).has_value());
+  ASSERT_TRUE(WaitForActiveAlert(GapId(before, "SUBMITTED")).has_value());
 
   alertmanager_->Stop();
   const TestOrder during = MakeOrder(11);
   ASSERT_NO_FATAL_FAILURE(Ingest(SubmittedRequest(during, NowUnixNano() - 3600 * kSecond)));
   json gap = WaitForGap(during, "open");
   ASSERT_TRUE(gap.is_object()) << "no gap while Alertmanager is down";
-  EXPECT_EQ(gap["id"], during.GapId("SUBMITTED"));
+  EXPECT_EQ(gap["id"], GapId(during, "SUBMITTED"));
   EXPECT_EQ(Metric(kOpenSubmitted), 2.0);
   // Let several deliveries fail before Alertmanager is back.
   std::this_thread::sleep_for(std::chrono::seconds(3));
@@ -531,10 +407,10 @@ TEST_F(GapsE2eTest, GapOpensWhileAlertmanagerIsDownAndItsAlertArrivesWhenItIsBac
   // Same port, same storage. Alertmanager keeps no alerts across a restart, so `before` comes
   // back only through ordertrace's re-sends, `during` through its retries.
   ASSERT_EQ(alertmanager_->Start(), "");
-  std::optional<json> arrived = WaitForActiveAlert(during.GapId("SUBMITTED"));
+  std::optional<json> arrived = WaitForActiveAlert(GapId(during, "SUBMITTED"));
   ASSERT_TRUE(arrived.has_value()) << "the alert of the gap opened while down never arrived";
   EXPECT_EQ((*arrived)["annotations"]["order_id"], during.order_id);
-  EXPECT_TRUE(WaitForActiveAlert(before.GapId("SUBMITTED")).has_value());
+  EXPECT_TRUE(WaitForActiveAlert(GapId(before, "SUBMITTED")).has_value());
 }
 
 TEST_F(GapsE2eTest, RestartKeepsOpenGapsAndFiresDeadlinesThatPassedWhileDown) {
@@ -543,7 +419,7 @@ TEST_F(GapsE2eTest, RestartKeepsOpenGapsAndFiresDeadlinesThatPassedWhileDown) {
   ASSERT_NO_FATAL_FAILURE(Ingest(SubmittedRequest(stuck, NowUnixNano() - 3600 * kSecond)));
   json before = WaitForGap(stuck, "open");
   ASSERT_TRUE(before.is_object());
-  std::optional<json> alert_before = WaitForActiveAlert(stuck.GapId("SUBMITTED"));
+  std::optional<json> alert_before = WaitForActiveAlert(GapId(stuck, "SUBMITTED"));
   ASSERT_TRUE(alert_before.has_value());
   EXPECT_EQ(Metric(kDetectedSubmitted), 1.0);
 
@@ -562,7 +438,7 @@ TEST_F(GapsE2eTest, RestartKeepsOpenGapsAndFiresDeadlinesThatPassedWhileDown) {
   // come back through the new ordertrace re-announcing it.
   alertmanager_->Stop();
   ASSERT_EQ(alertmanager_->Start(), "");
-  std::optional<json> forgotten = GetAlerts({"gap_id=\"" + stuck.GapId("SUBMITTED") + "\""});
+  std::optional<json> forgotten = GetAlerts({"gap_id=\"" + GapId(stuck, "SUBMITTED") + "\""});
   ASSERT_TRUE(forgotten.has_value());
   EXPECT_TRUE(forgotten->empty()) << forgotten->dump();
   while (NowUnixNano() < deadline + 2 * kSecond) {
@@ -583,7 +459,7 @@ TEST_F(GapsE2eTest, RestartKeepsOpenGapsAndFiresDeadlinesThatPassedWhileDown) {
   // The deadline that passed while down fired right after the restart.
   json fired = WaitForGap(late, "open");
   ASSERT_TRUE(fired.is_object()) << "the deadline that passed while down never fired";
-  EXPECT_EQ(fired["id"], late.GapId("SUBMITTED"));
+  EXPECT_EQ(fired["id"], GapId(late, "SUBMITTED"));
   EXPECT_EQ(ParseApiTime(fired["deadline"]), deadline);
   const uint64_t detected_at = ParseApiTime(fired["detected_at"]);
   EXPECT_GE(detected_at, restart_began);
@@ -596,10 +472,10 @@ TEST_F(GapsE2eTest, RestartKeepsOpenGapsAndFiresDeadlinesThatPassedWhileDown) {
 
   // Both alerts active in the restarted Alertmanager: the restored one re-announced, the new
   // one raised.
-  std::optional<json> restored = WaitForActiveAlert(stuck.GapId("SUBMITTED"));
+  std::optional<json> restored = WaitForActiveAlert(GapId(stuck, "SUBMITTED"));
   ASSERT_TRUE(restored.has_value()) << "the open gap was not re-announced after the restart";
   EXPECT_EQ((*restored)["startsAt"], (*alert_before)["startsAt"]);
-  std::optional<json> raised = WaitForActiveAlert(late.GapId("SUBMITTED"));
+  std::optional<json> raised = WaitForActiveAlert(GapId(late, "SUBMITTED"));
   ASSERT_TRUE(raised.has_value());
   EXPECT_EQ((*raised)["annotations"]["order_id"], late.order_id);
 }
