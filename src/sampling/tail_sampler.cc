@@ -1,0 +1,376 @@
+// Why our own sampler: no C++ library packaged in Debian does tail sampling (opentelemetry-cpp
+// samples at the head, in the SDK, before a trace's outcome is known), and the OpenTelemetry
+// Collector's tail_sampling processor is Go: a second process in front of ingest. Ours also
+// knows which spans carry the order lifecycle, which no generic policy does.
+#include "sampling/tail_sampler.h"
+
+#include <iterator>
+#include <string_view>
+#include <utility>
+
+#include "absl/hash/hash.h"
+#include "model/attribute_names.h"
+
+namespace ordertrace::sampling {
+namespace {
+
+// One byte per span of a batch, computed outside the lock.
+constexpr uint8_t kLifecycle = 1;
+constexpr uint8_t kDecisive = 2;  // slow or failed: keeps its whole trace
+
+// Status transitions and messaging hops. error_code is checked by IsFailed.
+constexpr const char* kLifecycleKeys[] = {
+    model::kNewStatusKey, model::kMessagingSystemKey, model::kMessagingMessageIdKey,
+    model::kMessageIdKey, model::kQueueKey,
+};
+
+bool IsFailed(const model::Span& span) {
+  return span.status.code == model::StatusCode::kError ||
+         model::FindAttribute(span.attributes, model::kErrorCodeKey) != nullptr;
+}
+
+bool HasLifecycleMark(const model::Span& span) {
+  // Root spans are kept too, so that a kept trace is never rootless: the trace view and the
+  // order's timeline hang the detail off its root.
+  if (!span.parent_span_id.IsValid()) return true;
+  for (const char* key : kLifecycleKeys) {
+    if (model::FindAttribute(span.attributes, key) != nullptr) return true;
+  }
+  return false;
+}
+
+uint8_t Classify(const model::Span& span, uint64_t slow_threshold_nanos) {
+  uint8_t c = 0;
+  if (IsFailed(span)) {
+    c = kLifecycle | kDecisive;
+  } else if (HasLifecycleMark(span)) {
+    c = kLifecycle;
+  }
+  if (span.end_time_unix_nano > span.start_time_unix_nano &&
+      span.end_time_unix_nano - span.start_time_unix_nano > slow_threshold_nanos) {
+    c |= kDecisive;
+  }
+  return c;
+}
+
+}  // namespace
+
+bool IsLifecycleSpan(const model::Span& span) { return IsFailed(span) || HasLifecycleMark(span); }
+
+bool RatioKeeps(const model::TraceId& trace_id, double ratio) {
+  if (ratio >= 1) return true;
+  if (!(ratio > 0)) return false;  // also NaN
+  uint64_t r = 0;
+  for (size_t i = model::TraceId::kSize - 7; i < model::TraceId::kSize; ++i) {
+    r = (r << 8) | trace_id.bytes[i];
+  }
+  // ratio * 2^56 is below 2^56 here, exact enough in a double, and fits the cast.
+  const auto threshold = static_cast<uint64_t>(ratio * static_cast<double>(uint64_t{1} << 56));
+  return r < threshold;
+}
+
+size_t TailSampler::TraceIdHash::operator()(const model::TraceId& id) const {
+  // Seeded per process: trace ids come from the network.
+  return absl::Hash<std::string_view>{}(id.AsBytes());
+}
+
+// Appends spans to a batch grouped by where they came from: the spans of one origin share a
+// ScopeSpans, the origins of one resource share a ResourceSpans, and a resource or scope equal
+// to one already in the batch is reused, not repeated.
+class TailSampler::BatchBuilder {
+ public:
+  explicit BatchBuilder(model::TraceBatch batch) : batch_(std::move(batch)) {}
+
+  void Add(PendingSpan&& pending) {
+    auto [slot, inserted] = scopes_.try_emplace(pending.origin.get());
+    if (inserted) {
+      // Held so that no other origin can take this address while the builder lives.
+      alive_.push_back(pending.origin);
+      slot->second = ScopeIndex(*pending.origin);
+    }
+    auto [r, s] = slot->second;
+    batch_.resource_spans[r].scope_spans[s].spans.push_back(std::move(pending.span));
+  }
+
+  model::TraceBatch Take() && { return std::move(batch_); }
+
+ private:
+  std::pair<size_t, size_t> ScopeIndex(const ScopeOrigin& origin) {
+    const size_t r = ResourceIndex(*origin.resource);
+    std::vector<model::ScopeSpans>& scopes = batch_.resource_spans[r].scope_spans;
+    for (size_t s = 0; s < scopes.size(); ++s) {
+      if (scopes[s].scope == origin.scope && scopes[s].schema_url == origin.schema_url) {
+        return {r, s};
+      }
+    }
+    scopes.push_back(model::ScopeSpans{origin.scope, origin.schema_url, {}});
+    return {r, scopes.size() - 1};
+  }
+
+  size_t ResourceIndex(const ResourceOrigin& origin) {
+    auto [slot, inserted] = resources_.try_emplace(&origin);
+    if (!inserted) return slot->second;
+    std::vector<model::ResourceSpans>& all = batch_.resource_spans;
+    for (size_t r = 0; r < all.size(); ++r) {
+      if (all[r].resource == origin.resource && all[r].schema_url == origin.schema_url) {
+        return slot->second = r;
+      }
+    }
+    all.push_back(model::ResourceSpans{origin.resource, origin.schema_url, {}});
+    return slot->second = all.size() - 1;
+  }
+
+  model::TraceBatch batch_;
+  std::vector<std::shared_ptr<const ScopeOrigin>> alive_;
+  absl::flat_hash_map<const ScopeOrigin*, std::pair<size_t, size_t>> scopes_;
+  absl::flat_hash_map<const ResourceOrigin*, size_t> resources_;
+};
+
+TailSampler::TailSampler(SamplingOptions options, const model::Clock& clock)
+    : options_(options), clock_(clock) {}
+
+model::TraceBatch TailSampler::Admit(model::TraceBatch batch) {
+  std::vector<uint8_t> classes;
+  size_t detail = 0;
+  size_t decisive = 0;
+  for (const model::ResourceSpans& rs : batch.resource_spans) {
+    for (const model::ScopeSpans& ss : rs.scope_spans) {
+      for (const model::Span& span : ss.spans) {
+        const uint8_t c = Classify(span, options_.slow_threshold_nanos);
+        classes.push_back(c);
+        if ((c & kLifecycle) == 0) ++detail;
+        if ((c & kDecisive) != 0) ++decisive;
+      }
+    }
+  }
+
+  std::vector<PendingSpan> released;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.lifecycle_spans += classes.size() - detail;
+    if (!options_.enabled) {
+      stats_.kept_detail_spans += detail;
+      return batch;
+    }
+    const uint64_t now = clock_.NowUnixNano();
+    // Also here, not only in ExpirePending: a span arriving after its trace's wait follows
+    // the drop decision whenever the caller's loop last ran.
+    ExpireLocked(now);
+    if (decisive > 0) {
+      // First, so that this batch's detail of those traces is kept in place, not buffered.
+      size_t i = 0;
+      for (const model::ResourceSpans& rs : batch.resource_spans) {
+        for (const model::ScopeSpans& ss : rs.scope_spans) {
+          for (const model::Span& span : ss.spans) {
+            if ((classes[i++] & kDecisive) != 0) {
+              KeepLocked(span.trace_id, KeepReason::kSlowOrFailed, released);
+            }
+          }
+        }
+      }
+    }
+    if (detail > 0) {
+      // Kept spans move up in place; ScopeSpans and ResourceSpans that sampling emptied go.
+      const uint8_t* next_class = classes.data();
+      std::vector<model::ResourceSpans>& all = batch.resource_spans;
+      size_t rs_out = 0;
+      for (size_t r = 0; r < all.size(); ++r) {
+        std::vector<model::ScopeSpans>& scopes = all[r].scope_spans;
+        const bool had_scopes = !scopes.empty();
+        std::shared_ptr<const ResourceOrigin> resource_origin;
+        size_t ss_out = 0;
+        for (size_t s = 0; s < scopes.size(); ++s) {
+          const size_t span_count = scopes[s].spans.size();
+          SampleScopeLocked(all[r], resource_origin, scopes[s], next_class, now, released);
+          next_class += span_count;
+          if (span_count > 0 && scopes[s].spans.empty()) continue;
+          if (ss_out != s) scopes[ss_out] = std::move(scopes[s]);
+          ++ss_out;
+        }
+        scopes.erase(scopes.begin() + ss_out, scopes.end());
+        if (had_scopes && scopes.empty()) continue;
+        if (rs_out != r) all[rs_out] = std::move(all[r]);
+        ++rs_out;
+      }
+      all.erase(all.begin() + rs_out, all.end());
+    }
+  }
+  if (released.empty()) return batch;
+  return BuildBatch(std::move(batch), std::move(released));
+}
+
+void TailSampler::SampleScopeLocked(const model::ResourceSpans& resource_spans,
+                                    std::shared_ptr<const ResourceOrigin>& resource_origin,
+                                    model::ScopeSpans& scope_spans, const uint8_t* classes,
+                                    uint64_t now, std::vector<PendingSpan>& released) {
+  std::vector<model::Span>& spans = scope_spans.spans;
+  std::shared_ptr<const ScopeOrigin> origin;
+  size_t kept = 0;
+  for (size_t j = 0; j < spans.size(); ++j) {
+    model::Span& span = spans[j];
+    bool keep = false;
+    if ((classes[j] & kLifecycle) != 0) {
+      keep = true;
+    } else if ((classes[j] & kDecisive) != 0) {
+      // Decided keep before this pass (even if that decision was forgotten since).
+      keep = true;
+      ++stats_.kept_detail_spans;
+    } else if (auto decision = decisions_.find(span.trace_id); decision != decisions_.end()) {
+      keep = decision->second == Decision::kKeep;
+      ++(keep ? stats_.kept_detail_spans : stats_.dropped_detail_spans);
+    } else if (!pending_.contains(span.trace_id) && RatioKeeps(span.trace_id, options_.ratio)) {
+      // A buffered trace failed the ratio already; the rule is deterministic.
+      KeepLocked(span.trace_id, KeepReason::kRatio, released);
+      keep = true;
+      ++stats_.kept_detail_spans;
+    } else {
+      if (origin == nullptr) {
+        // Copied once per input ScopeSpans that has buffered spans, shared by its spans.
+        if (resource_origin == nullptr) {
+          resource_origin = std::make_shared<const ResourceOrigin>(
+              ResourceOrigin{resource_spans.resource, resource_spans.schema_url});
+        }
+        origin = std::make_shared<const ScopeOrigin>(
+            ScopeOrigin{resource_origin, scope_spans.scope, scope_spans.schema_url});
+      }
+      const model::TraceId trace_id = span.trace_id;
+      if (!BufferLocked(trace_id, origin, std::move(span), now)) {
+        ++stats_.dropped_pending_full_spans;
+      }
+    }
+    if (keep) {
+      if (kept != j) spans[kept] = std::move(span);
+      ++kept;
+    }
+  }
+  spans.erase(spans.begin() + kept, spans.end());
+}
+
+void TailSampler::KeepLocked(const model::TraceId& trace_id, KeepReason reason,
+                             std::vector<PendingSpan>& released) {
+  if (auto decision = decisions_.find(trace_id); decision != decisions_.end()) {
+    if (decision->second == Decision::kKeep) return;
+    decision->second = Decision::kKeep;
+    ++(reason == KeepReason::kForced ? stats_.traces_forced : stats_.upgrades);
+    return;
+  }
+  if (auto pending = pending_.find(trace_id); pending != pending_.end()) {
+    std::vector<PendingSpan>& spans = pending->second.spans;
+    stats_.kept_detail_spans += spans.size();
+    released.insert(released.end(), std::make_move_iterator(spans.begin()),
+                    std::make_move_iterator(spans.end()));
+    ErasePendingLocked(pending);
+  }
+  RememberLocked(trace_id, Decision::kKeep);
+  ++(reason == KeepReason::kForced ? stats_.traces_forced : stats_.traces_kept);
+}
+
+void TailSampler::DropLocked(PendingMap::iterator pending, bool buffer_full) {
+  const model::TraceId trace_id = pending->first;
+  const size_t spans = pending->second.spans.size();
+  (buffer_full ? stats_.dropped_pending_full_spans : stats_.dropped_detail_spans) += spans;
+  ++stats_.traces_dropped;
+  ErasePendingLocked(pending);
+  RememberLocked(trace_id, Decision::kDrop);
+}
+
+bool TailSampler::BufferLocked(const model::TraceId& trace_id,
+                               const std::shared_ptr<const ScopeOrigin>& origin, model::Span&& span,
+                               uint64_t now) {
+  // A full buffer never blocks ingest: the oldest traces are decided drop early. expiries_'s
+  // front is always a buffered trace, the one buffered longest.
+  bool dropped_itself = false;
+  while (pending_spans_ + 1 > options_.max_pending_spans && !expiries_.empty() && !dropped_itself) {
+    auto oldest = pending_.find(expiries_.front().trace_id);
+    dropped_itself |= oldest->first == trace_id;
+    DropLocked(oldest, /*buffer_full=*/true);
+  }
+  if (dropped_itself || pending_spans_ + 1 > options_.max_pending_spans) return false;
+  auto [pending, inserted] = pending_.try_emplace(trace_id);
+  if (inserted) {
+    pending->second.deadline = now + options_.decision_wait_nanos;
+    pending->second.sequence = next_sequence_++;
+    expiries_.push_back(Expiry{pending->second.deadline, pending->second.sequence, trace_id});
+  }
+  pending->second.spans.push_back(PendingSpan{origin, std::move(span)});
+  ++pending_spans_;
+  return true;
+}
+
+void TailSampler::ErasePendingLocked(PendingMap::iterator pending) {
+  pending_spans_ -= pending->second.spans.size();
+  pending_.erase(pending);
+  while (!expiries_.empty() && !IsLiveLocked(expiries_.front())) expiries_.pop_front();
+  // Entries of traces decided before their wait passed; without this they would pile up for a
+  // whole decision wait when most traces are decided early.
+  if (expiries_.size() > 2 * pending_.size() + 64) {
+    std::erase_if(expiries_, [this](const Expiry& e) { return !IsLiveLocked(e); });
+  }
+}
+
+bool TailSampler::IsLiveLocked(const Expiry& expiry) const {
+  auto pending = pending_.find(expiry.trace_id);
+  return pending != pending_.end() && pending->second.sequence == expiry.sequence;
+}
+
+void TailSampler::RememberLocked(const model::TraceId& trace_id, Decision decision) {
+  // FIFO, not LRU: a decision lives max_remembered_traces decisions, far longer than a trace's
+  // spans keep arriving, and a lookup then needs no list update.
+  if (!decisions_.try_emplace(trace_id, decision).second) return;
+  decision_order_.push_back(trace_id);
+  while (decisions_.size() > options_.max_remembered_traces) {
+    decisions_.erase(decision_order_.front());
+    decision_order_.pop_front();
+  }
+}
+
+void TailSampler::ExpireLocked(uint64_t now) {
+  // By buffering order; if the clock stepped back, a later entry may wait behind an earlier
+  // one until that one's deadline too.
+  while (!expiries_.empty() && expiries_.front().deadline <= now) {
+    DropLocked(pending_.find(expiries_.front().trace_id), /*buffer_full=*/false);
+  }
+}
+
+void TailSampler::ForceKeep(const model::TraceId& trace_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!options_.enabled) return;
+  KeepLocked(trace_id, KeepReason::kForced, released_);
+}
+
+model::TraceBatch TailSampler::TakeReleased() {
+  std::vector<PendingSpan> spans;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    spans.swap(released_);
+  }
+  return BuildBatch({}, std::move(spans));
+}
+
+model::TraceBatch TailSampler::BuildBatch(model::TraceBatch base, std::vector<PendingSpan> spans) {
+  BatchBuilder builder(std::move(base));
+  for (PendingSpan& pending : spans) builder.Add(std::move(pending));
+  return std::move(builder).Take();
+}
+
+void TailSampler::ExpirePending() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ExpireLocked(clock_.NowUnixNano());
+}
+
+std::optional<uint64_t> TailSampler::NextExpiryUnixNano() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (expiries_.empty()) return std::nullopt;
+  return expiries_.front().deadline;
+}
+
+SamplingStats TailSampler::Stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  SamplingStats s = stats_;
+  s.pending_spans = pending_spans_;
+  s.pending_traces = pending_.size();
+  s.remembered_traces = decisions_.size();
+  return s;
+}
+
+}  // namespace ordertrace::sampling

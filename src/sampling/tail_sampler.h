@@ -1,0 +1,166 @@
+// The adaptive tail sampler: which spans the store keeps. Lifecycle spans (status transitions,
+// messaging hops, errors, roots) are always kept, since order records, timelines and gap
+// detection rest on them. The other ("detail") spans are kept per trace: every trace with a
+// slow or failed span, a fixed share of the rest chosen from the trace id, and the traces of
+// orders flagged stuck. A trace's detail waits in a bounded buffer until its trace is decided or
+// its decision wait passes; decisions are remembered (bounded) so that late spans follow them.
+//
+// Thread-safe: one internal mutex. Admit runs on the ingest writer, ForceKeep on the gap
+// detector's thread, Stats on the HTTP thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "model/clock.h"
+#include "model/ids.h"
+#include "model/span.h"
+
+namespace ordertrace::sampling {
+
+struct SamplingOptions {
+  // Off: Admit keeps every span and buffers nothing.
+  bool enabled = true;
+  // The share of traces, neither slow nor failed, whose detail is kept; in [0, 1].
+  double ratio = 0.10;
+  // A span lasting longer than this keeps its whole trace.
+  uint64_t slow_threshold_nanos = 5 * model::kNanosPerSecond;
+  // How long a trace's detail waits for a keep decision, from its first buffered span.
+  uint64_t decision_wait_nanos = 30 * model::kNanosPerSecond;
+  // Buffered detail spans over all traces; past it the oldest traces are dropped early.
+  size_t max_pending_spans = 100'000;
+  // Trace decisions remembered for late spans; the oldest is forgotten first.
+  size_t max_remembered_traces = 200'000;
+};
+
+struct SamplingStats {
+  // Traces, counted when first decided. A dropped trace turned to kept later is counted again
+  // in `upgrades` (by a late slow or failed span) or `traces_forced` (by ForceKeep).
+  uint64_t traces_kept = 0;     // a slow or failed span, or the ratio
+  uint64_t traces_dropped = 0;  // the decision wait passed, or the buffer was full
+  uint64_t traces_forced = 0;   // ForceKeep: the order was flagged stuck
+  uint64_t upgrades = 0;
+  // Spans.
+  uint64_t lifecycle_spans = 0;             // always kept
+  uint64_t kept_detail_spans = 0;           // at once or released from the buffer
+  uint64_t dropped_detail_spans = 0;        // by a drop decision
+  uint64_t dropped_pending_full_spans = 0;  // dropped early: the buffer was full
+  // Now.
+  size_t pending_spans = 0;
+  size_t pending_traces = 0;
+  size_t remembered_traces = 0;
+};
+
+// True for the spans kept whatever the policy: status transitions, messaging hops, errors,
+// and root spans. Reads only the span's own attributes.
+bool IsLifecycleSpan(const model::Span& span);
+
+// The ratio rule: the trace id's rightmost 7 bytes (W3C Trace Context level 2's random part),
+// read as a big-endian 56-bit r, keep iff r < ratio * 2^56. Deterministic; 0 keeps none, 1 all.
+bool RatioKeeps(const model::TraceId& trace_id, double ratio);
+
+class TailSampler {
+ public:
+  // `clock` is borrowed and must outlive the sampler.
+  TailSampler(SamplingOptions options, const model::Clock& clock);
+  TailSampler(const TailSampler&) = delete;
+  TailSampler& operator=(const TailSampler&) = delete;
+
+  // Takes one ingested batch and returns the spans to store now: its lifecycle spans, its
+  // detail spans of traces decided keep (also by this batch), and the buffered detail that
+  // this batch's slow or failed spans released. The remaining detail is buffered or dropped.
+  // A batch with no detail span and no slow span comes back as it went in (moved).
+  model::TraceBatch Admit(model::TraceBatch batch);
+
+  // Keeps the trace (its order was flagged stuck): its buffered detail goes to TakeReleased,
+  // its later detail is kept.
+  void ForceKeep(const model::TraceId& trace_id);
+
+  // The spans released outside Admit since the last call, for the caller to store.
+  model::TraceBatch TakeReleased();
+
+  // Drops the buffered detail of every trace whose decision wait has passed.
+  void ExpirePending();
+
+  // When the next buffered trace's wait passes (clock time), or nullopt when none is buffered.
+  std::optional<uint64_t> NextExpiryUnixNano() const;
+
+  SamplingStats Stats() const;
+
+ private:
+  enum class Decision : uint8_t { kKeep, kDrop };
+  enum class KeepReason : uint8_t { kSlowOrFailed, kRatio, kForced };
+
+  // Where a buffered span came from, shared by the spans of one input ScopeSpans.
+  struct ResourceOrigin {
+    model::Resource resource;
+    std::string schema_url;
+  };
+  struct ScopeOrigin {
+    std::shared_ptr<const ResourceOrigin> resource;
+    model::InstrumentationScope scope;
+    std::string schema_url;
+  };
+  struct PendingSpan {
+    std::shared_ptr<const ScopeOrigin> origin;
+    model::Span span;
+  };
+  struct PendingTrace {
+    uint64_t deadline = 0;
+    uint64_t sequence = 0;  // tells this buffering apart from an earlier one of the same trace
+    std::vector<PendingSpan> spans;
+  };
+  struct Expiry {
+    uint64_t deadline;
+    uint64_t sequence;
+    model::TraceId trace_id;
+  };
+  struct TraceIdHash {
+    size_t operator()(const model::TraceId& id) const;
+  };
+  using PendingMap = absl::flat_hash_map<model::TraceId, PendingTrace, TraceIdHash>;
+  class BatchBuilder;
+
+  static model::TraceBatch BuildBatch(model::TraceBatch base, std::vector<PendingSpan> spans);
+
+  // Guarded by mu_ (the *Locked functions require it).
+  void SampleScopeLocked(const model::ResourceSpans& resource_spans,
+                         std::shared_ptr<const ResourceOrigin>& resource_origin,
+                         model::ScopeSpans& scope_spans, const uint8_t* classes, uint64_t now,
+                         std::vector<PendingSpan>& released);
+  void KeepLocked(const model::TraceId& trace_id, KeepReason reason,
+                  std::vector<PendingSpan>& released);
+  void DropLocked(PendingMap::iterator pending, bool buffer_full);
+  bool BufferLocked(const model::TraceId& trace_id,
+                    const std::shared_ptr<const ScopeOrigin>& origin, model::Span&& span,
+                    uint64_t now);
+  void ErasePendingLocked(PendingMap::iterator pending);
+  void RememberLocked(const model::TraceId& trace_id, Decision decision);
+  void ExpireLocked(uint64_t now);
+  bool IsLiveLocked(const Expiry& expiry) const;
+
+  // Constant after construction.
+  const SamplingOptions options_;
+  const model::Clock& clock_;
+
+  mutable std::mutex mu_;
+  absl::flat_hash_map<model::TraceId, Decision, TraceIdHash> decisions_;
+  std::deque<model::TraceId> decision_order_;  // oldest first, one entry per decision
+  PendingMap pending_;
+  // Oldest buffering first (so by deadline while the clock moves forward). Entries of traces
+  // decided meanwhile stay until they reach the front or a compaction; the front is always live.
+  std::deque<Expiry> expiries_;
+  uint64_t next_sequence_ = 0;
+  size_t pending_spans_ = 0;
+  std::vector<PendingSpan> released_;  // by ForceKeep, for TakeReleased
+  SamplingStats stats_;
+};
+
+}  // namespace ordertrace::sampling

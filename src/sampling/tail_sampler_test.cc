@@ -1,0 +1,668 @@
+#include "sampling/tail_sampler.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "model/attribute_names.h"
+#include "model/clock.h"
+
+namespace ordertrace::sampling {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::UnorderedElementsAre;
+
+constexpr uint64_t kSecond = model::kNanosPerSecond;
+constexpr uint64_t kMilli = kSecond / 1000;
+constexpr uint64_t kNow = 1'704'067'200ULL * kSecond;  // 2024-01-01T00:00Z
+constexpr uint64_t kWait = 30 * kSecond;
+
+// A trace the default ratio keeps: its random part (the rightmost 7 bytes) is 1.
+model::TraceId SampledTrace(uint8_t n) {
+  model::TraceId id;
+  id.bytes[0] = n;
+  id.bytes[15] = 1;
+  return id;
+}
+
+// A trace no ratio below 0.99 keeps: its random part starts with 0xff.
+model::TraceId UnsampledTrace(uint8_t n) {
+  model::TraceId id;
+  id.bytes[0] = n;
+  id.bytes[9] = 0xff;
+  return id;
+}
+
+model::SpanId SpanIdOf(uint8_t n) {
+  model::SpanId id;
+  id.bytes[7] = n;
+  return id;
+}
+
+// A child span of 10 ms: detail unless marked otherwise.
+model::Span Detail(const model::TraceId& trace_id, std::string name,
+                   uint64_t duration = 10 * kMilli) {
+  model::Span span;
+  span.trace_id = trace_id;
+  span.span_id = SpanIdOf(static_cast<uint8_t>(name.size() + name[0]));
+  span.parent_span_id = SpanIdOf(1);
+  span.name = std::move(name);
+  span.start_time_unix_nano = kNow - duration;
+  span.end_time_unix_nano = kNow;
+  return span;
+}
+
+model::Span Slow(const model::TraceId& trace_id, std::string name) {
+  return Detail(trace_id, std::move(name), 5 * kSecond + 1);
+}
+
+model::Span WithAttribute(model::Span span, const char* key) {
+  span.attributes.push_back({key, model::AnyValue::String("x")});
+  return span;
+}
+
+model::Span Failed(const model::TraceId& trace_id, std::string name) {
+  model::Span span = Detail(trace_id, std::move(name));
+  span.status.code = model::StatusCode::kError;
+  return span;
+}
+
+model::Resource ResourceOf(const std::string& service) {
+  model::Resource resource;
+  resource.attributes.push_back({"service.name", model::AnyValue::String(service)});
+  return resource;
+}
+
+model::TraceBatch BatchOf(std::vector<model::Span> spans, const std::string& service = "mes-api",
+                          const std::string& scope = "mes") {
+  model::TraceBatch batch;
+  batch.resource_spans.emplace_back();
+  batch.resource_spans[0].resource = ResourceOf(service);
+  batch.resource_spans[0].scope_spans.emplace_back();
+  batch.resource_spans[0].scope_spans[0].scope.name = scope;
+  batch.resource_spans[0].scope_spans[0].spans = std::move(spans);
+  return batch;
+}
+
+std::vector<std::string> NamesOf(const model::TraceBatch& batch) {
+  std::vector<std::string> names;
+  for (const auto& rs : batch.resource_spans) {
+    for (const auto& ss : rs.scope_spans) {
+      for (const auto& span : ss.spans) names.push_back(span.name);
+    }
+  }
+  return names;
+}
+
+class TailSamplerTest : public ::testing::Test {
+ protected:
+  model::ManualClock clock_{kNow};
+};
+
+TEST(IsLifecycleSpanTest, EachKindIsLifecycleAndPlainChildIsNot) {
+  const model::TraceId t = UnsampledTrace(1);
+  EXPECT_FALSE(IsLifecycleSpan(Detail(t, "plain")));
+  for (const char* key :
+       {model::kNewStatusKey, model::kMessagingSystemKey, model::kMessagingMessageIdKey,
+        model::kMessageIdKey, model::kQueueKey, model::kErrorCodeKey}) {
+    EXPECT_TRUE(IsLifecycleSpan(WithAttribute(Detail(t, "marked"), key))) << key;
+  }
+  EXPECT_TRUE(IsLifecycleSpan(Failed(t, "failed")));
+  model::Span root = Detail(t, "root");
+  root.parent_span_id = model::SpanId{};
+  EXPECT_TRUE(IsLifecycleSpan(root));
+  // Other attributes do not make a span lifecycle.
+  EXPECT_FALSE(IsLifecycleSpan(WithAttribute(Detail(t, "other"), model::kOrderIdKey)));
+}
+
+TEST(RatioKeepsTest, SameTraceIdSameAnswerAndOnlyTheRandomPartCounts) {
+  std::mt19937_64 random(7);
+  for (int i = 0; i < 1000; ++i) {
+    model::TraceId id;
+    for (uint8_t& b : id.bytes) b = static_cast<uint8_t>(random());
+    const bool keeps = RatioKeeps(id, 0.3);
+    EXPECT_EQ(RatioKeeps(id, 0.3), keeps);
+    model::TraceId other_left = id;
+    for (size_t b = 0; b < 9; ++b) other_left.bytes[b] ^= 0x5a;
+    EXPECT_EQ(RatioKeeps(other_left, 0.3), keeps);
+  }
+}
+
+TEST(RatioKeepsTest, KeepsTheRatioShareOfRandomTraceIds) {
+  std::mt19937_64 random(42);
+  constexpr int kTraces = 20000;
+  int kept = 0;
+  for (int i = 0; i < kTraces; ++i) {
+    model::TraceId id;
+    for (uint8_t& b : id.bytes) b = static_cast<uint8_t>(random());
+    if (RatioKeeps(id, 0.10)) ++kept;
+  }
+  // The binomial's standard deviation is 0.0021: 0.01 is more than four of them.
+  EXPECT_NEAR(static_cast<double>(kept) / kTraces, 0.10, 0.01);
+}
+
+TEST(RatioKeepsTest, ZeroKeepsNoneAndOneKeepsAll) {
+  model::TraceId lowest;  // random part 0
+  model::TraceId highest;
+  for (uint8_t& b : highest.bytes) b = 0xff;
+  EXPECT_FALSE(RatioKeeps(lowest, 0));
+  EXPECT_FALSE(RatioKeeps(highest, 0));
+  EXPECT_TRUE(RatioKeeps(lowest, 1));
+  EXPECT_TRUE(RatioKeeps(highest, 1));
+}
+
+TEST(RatioKeepsTest, ComparesTheRightmostSevenBytesBigEndian) {
+  model::TraceId below_half;  // r = 0x7fffffffffffff
+  for (size_t b = 9; b < 16; ++b) below_half.bytes[b] = 0xff;
+  below_half.bytes[9] = 0x7f;
+  below_half.bytes[8] = 0xff;  // not part of r
+  model::TraceId half;         // r = 0x80000000000000 = 2^55
+  half.bytes[9] = 0x80;
+  model::TraceId low_byte_set;  // r = 0x80: big-endian, so small
+  low_byte_set.bytes[15] = 0x80;
+  EXPECT_TRUE(RatioKeeps(below_half, 0.5));
+  EXPECT_FALSE(RatioKeeps(half, 0.5));
+  EXPECT_TRUE(RatioKeeps(low_byte_set, 0.5));
+}
+
+TEST_F(TailSamplerTest, LifecycleSpansOfEveryKindAreAlwaysKept) {
+  TailSampler sampler({.ratio = 0}, clock_);
+  const model::TraceId t = UnsampledTrace(1);
+  model::Span root = Detail(t, "root");
+  root.parent_span_id = model::SpanId{};
+  std::vector<model::Span> spans = {
+      WithAttribute(Detail(t, "status"), model::kNewStatusKey),
+      WithAttribute(Detail(t, "messaging"), model::kMessagingSystemKey),
+      WithAttribute(Detail(t, "message.id"), model::kMessagingMessageIdKey),
+      WithAttribute(Detail(t, "message_id"), model::kMessageIdKey),
+      WithAttribute(Detail(t, "queue"), model::kQueueKey),
+      WithAttribute(Detail(t, "error_code"), model::kErrorCodeKey),
+      Failed(t, "failed"),
+      root,
+  };
+  EXPECT_THAT(NamesOf(sampler.Admit(BatchOf(spans))),
+              ElementsAre("status", "messaging", "message.id", "message_id", "queue", "error_code",
+                          "failed", "root"));
+
+  // Also in a trace decided drop.
+  const model::TraceId dropped = UnsampledTrace(2);
+  EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Detail(dropped, "detail")}))), IsEmpty());
+  clock_.Advance(kWait);
+  sampler.ExpirePending();
+  for (model::Span& span : spans) span.trace_id = dropped;
+  EXPECT_EQ(sampler.Admit(BatchOf(spans)).SpanCount(), spans.size());
+  EXPECT_EQ(sampler.Stats().lifecycle_spans, 2 * spans.size());
+}
+
+TEST_F(TailSamplerTest, BatchWithoutDetailComesBackMovedNotCopied) {
+  TailSampler sampler({}, clock_);
+  model::TraceBatch batch =
+      BatchOf({WithAttribute(Detail(UnsampledTrace(1), "status"), model::kNewStatusKey),
+               WithAttribute(Detail(UnsampledTrace(2), "hop"), model::kQueueKey)});
+  const model::Span* spans_before = batch.resource_spans[0].scope_spans[0].spans.data();
+  const model::ResourceSpans* resources_before = batch.resource_spans.data();
+  model::TraceBatch out = sampler.Admit(std::move(batch));
+  ASSERT_EQ(out.SpanCount(), 2u);
+  EXPECT_EQ(out.resource_spans.data(), resources_before);
+  EXPECT_EQ(out.resource_spans[0].scope_spans[0].spans.data(), spans_before);
+}
+
+TEST_F(TailSamplerTest, RatioHitTraceKeepsItsDetailAtOnce) {
+  TailSampler sampler({}, clock_);
+  const model::TraceId t = SampledTrace(1);
+  EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Detail(t, "a")}))), ElementsAre("a"));
+  EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Detail(t, "b")}))), ElementsAre("b"));
+  SamplingStats s = sampler.Stats();
+  EXPECT_EQ(s.traces_kept, 1u);
+  EXPECT_EQ(s.kept_detail_spans, 2u);
+  EXPECT_EQ(s.pending_spans, 0u);
+  EXPECT_EQ(s.remembered_traces, 1u);
+}
+
+TEST_F(TailSamplerTest, SlowSpanKeepsWholeTraceWithEarlierAndLaterDetail) {
+  TailSampler sampler({}, clock_);
+  const model::TraceId t = UnsampledTrace(1);
+  const model::TraceId other = UnsampledTrace(2);
+  EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Detail(t, "a"), Detail(other, "o")}))), IsEmpty());
+  EXPECT_EQ(sampler.Stats().pending_spans, 2u);
+
+  EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Slow(t, "slow")}))),
+              UnorderedElementsAre("slow", "a"));
+  EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Detail(t, "late")}))), ElementsAre("late"));
+  SamplingStats s = sampler.Stats();
+  EXPECT_EQ(s.traces_kept, 1u);
+  EXPECT_EQ(s.kept_detail_spans, 3u);
+  EXPECT_EQ(s.pending_spans, 1u);  // the other trace waits on
+  EXPECT_EQ(s.pending_traces, 1u);
+}
+
+TEST_F(TailSamplerTest, SlowSpanKeepsDetailBeforeItInTheSameBatchInPlace) {
+  TailSampler sampler({}, clock_);
+  const model::TraceId t = UnsampledTrace(1);
+  EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Detail(t, "a"), Slow(t, "slow"), Detail(t, "c")}))),
+              ElementsAre("a", "slow", "c"));
+  EXPECT_EQ(sampler.Stats().pending_spans, 0u);
+}
+
+TEST_F(TailSamplerTest, SpanExactlyAtTheThresholdIsNotSlow) {
+  TailSampler sampler({}, clock_);
+  EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Detail(UnsampledTrace(1), "a", 5 * kSecond)}))),
+              IsEmpty());
+}
+
+TEST_F(TailSamplerTest, FailedSpanKeepsWholeTraceWithEarlierAndLaterDetail) {
+  TailSampler sampler({}, clock_);
+  const model::TraceId by_status = UnsampledTrace(1);
+  const model::TraceId by_error_code = UnsampledTrace(2);
+  EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Detail(by_status, "a"), Detail(by_error_code, "b")}))),
+              IsEmpty());
+
+  EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Failed(by_status, "failed")}))),
+              UnorderedElementsAre("failed", "a"));
+  EXPECT_THAT(NamesOf(sampler.Admit(BatchOf(
+                  {WithAttribute(Detail(by_error_code, "refused"), model::kErrorCodeKey)}))),
+              UnorderedElementsAre("refused", "b"));
+  EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Detail(by_status, "c"), Detail(by_error_code, "d")}))),
+              ElementsAre("c", "d"));
+  SamplingStats s = sampler.Stats();
+  EXPECT_EQ(s.traces_kept, 2u);
+  EXPECT_EQ(s.lifecycle_spans, 2u);
+  EXPECT_EQ(s.kept_detail_spans, 4u);
+  EXPECT_EQ(s.pending_spans, 0u);
+}
+
+TEST_F(TailSamplerTest, PendingDetailDroppedWhenTheDecisionWaitPasses) {
+  TailSampler sampler({}, clock_);
+  const model::TraceId t = UnsampledTrace(1);
+  EXPECT_FALSE(sampler.NextExpiryUnixNano().has_value());
+  sampler.Admit(BatchOf({Detail(t, "a")}));
+  clock_.Advance(20 * kSecond);
+  sampler.Admit(BatchOf({Detail(t, "b")}));  // the wait counts from "a"
+  EXPECT_EQ(sampler.NextExpiryUnixNano(), kNow + kWait);
+
+  clock_.Set(kNow + kWait - 1);
+  sampler.ExpirePending();
+  EXPECT_EQ(sampler.Stats().pending_spans, 2u);
+  clock_.Set(kNow + kWait);
+  sampler.ExpirePending();
+  SamplingStats s = sampler.Stats();
+  EXPECT_EQ(s.pending_spans, 0u);
+  EXPECT_EQ(s.pending_traces, 0u);
+  EXPECT_EQ(s.traces_dropped, 1u);
+  EXPECT_EQ(s.dropped_detail_spans, 2u);
+  EXPECT_FALSE(sampler.NextExpiryUnixNano().has_value());
+
+  EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Detail(t, "late")}))), IsEmpty());
+  EXPECT_EQ(sampler.Stats().dropped_detail_spans, 3u);
+  EXPECT_EQ(sampler.Stats().pending_spans, 0u);
+  EXPECT_EQ(sampler.TakeReleased().SpanCount(), 0u);
+}
+
+TEST_F(TailSamplerTest, AdmitAppliesAPassedWaitBeforeTheCallerExpires) {
+  TailSampler sampler({}, clock_);
+  const model::TraceId t = UnsampledTrace(1);
+  sampler.Admit(BatchOf({Detail(t, "a")}));
+  clock_.Advance(kWait + kSecond);
+  EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Detail(t, "late")}))), IsEmpty());
+  SamplingStats s = sampler.Stats();
+  EXPECT_EQ(s.traces_dropped, 1u);
+  EXPECT_EQ(s.dropped_detail_spans, 2u);
+  EXPECT_EQ(s.pending_spans, 0u);
+}
+
+TEST_F(TailSamplerTest, LateSlowOrFailedSpanUpgradesADroppedTrace) {
+  TailSampler sampler({}, clock_);
+  const model::TraceId slow = UnsampledTrace(1);
+  const model::TraceId failed = UnsampledTrace(2);
+  sampler.Admit(BatchOf({Detail(slow, "a"), Detail(failed, "b")}));
+  clock_.Advance(kWait);
+  sampler.ExpirePending();
+  ASSERT_EQ(sampler.Stats().traces_dropped, 2u);
+
+  EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Slow(slow, "slow"), Failed(failed, "failed")}))),
+              ElementsAre("slow", "failed"));
+  EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Detail(slow, "c"), Detail(failed, "d")}))),
+              ElementsAre("c", "d"));
+  SamplingStats s = sampler.Stats();
+  EXPECT_EQ(s.upgrades, 2u);
+  EXPECT_EQ(s.traces_kept, 0u);
+  EXPECT_EQ(s.traces_dropped, 2u);
+  EXPECT_EQ(s.kept_detail_spans, 3u);  // slow, c, d
+  EXPECT_EQ(s.dropped_detail_spans, 2u);
+}
+
+TEST_F(TailSamplerTest, ForceKeepReleasesBufferedDetailAndKeepsLaterSpans) {
+  TailSampler sampler({}, clock_);
+  const model::TraceId t = UnsampledTrace(1);
+  sampler.Admit(BatchOf({Detail(t, "a")}));
+  sampler.Admit(BatchOf({Detail(t, "b")}));
+  sampler.ForceKeep(t);
+  EXPECT_EQ(sampler.Stats().pending_spans, 0u);
+  EXPECT_THAT(NamesOf(sampler.TakeReleased()), ElementsAre("a", "b"));
+  EXPECT_EQ(sampler.TakeReleased().SpanCount(), 0u);
+  EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Detail(t, "c")}))), ElementsAre("c"));
+  sampler.ForceKeep(t);  // already kept: not counted again
+  SamplingStats s = sampler.Stats();
+  EXPECT_EQ(s.traces_forced, 1u);
+  EXPECT_EQ(s.traces_kept, 0u);
+  EXPECT_EQ(s.kept_detail_spans, 3u);
+
+  // The wait passing later does not drop a forced trace.
+  clock_.Advance(2 * kWait);
+  sampler.ExpirePending();
+  EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Detail(t, "d")}))), ElementsAre("d"));
+}
+
+TEST_F(TailSamplerTest, ForceKeepOfUnseenOrDroppedTraceKeepsItsLaterDetail) {
+  TailSampler sampler({}, clock_);
+  const model::TraceId unseen = UnsampledTrace(1);
+  const model::TraceId dropped = UnsampledTrace(2);
+  sampler.Admit(BatchOf({Detail(dropped, "gone")}));
+  clock_.Advance(kWait);
+  sampler.ExpirePending();
+
+  sampler.ForceKeep(unseen);
+  sampler.ForceKeep(dropped);
+  EXPECT_EQ(sampler.TakeReleased().SpanCount(), 0u);
+  EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Detail(unseen, "a"), Detail(dropped, "b")}))),
+              ElementsAre("a", "b"));
+  EXPECT_EQ(sampler.Stats().traces_forced, 2u);
+}
+
+TEST_F(TailSamplerTest, ReleasedSpansKeepTheirResourceAndScopeWithoutDuplicates) {
+  TailSampler sampler({}, clock_);
+  const model::TraceId t = UnsampledTrace(1);
+  const model::TraceId u = UnsampledTrace(2);
+  sampler.Admit(BatchOf({Detail(t, "a"), Detail(u, "b")}, "shop-api", "shop"));
+  sampler.Admit(BatchOf({Detail(t, "c")}, "mes-api", "mes"));
+  sampler.ForceKeep(t);
+  sampler.ForceKeep(u);
+  model::TraceBatch released = sampler.TakeReleased();
+  ASSERT_EQ(released.resource_spans.size(), 2u);
+  EXPECT_EQ(model::ServiceName(released.resource_spans[0].resource), "shop-api");
+  ASSERT_EQ(released.resource_spans[0].scope_spans.size(), 1u);
+  EXPECT_EQ(released.resource_spans[0].scope_spans[0].scope.name, "shop");
+  EXPECT_EQ(model::ServiceName(released.resource_spans[1].resource), "mes-api");
+  ASSERT_EQ(released.resource_spans[1].scope_spans.size(), 1u);
+  EXPECT_EQ(released.resource_spans[1].scope_spans[0].scope.name, "mes");
+  std::vector<std::string> shop;
+  for (const auto& span : released.resource_spans[0].scope_spans[0].spans) {
+    shop.push_back(span.name);
+  }
+  EXPECT_THAT(shop, UnorderedElementsAre("a", "b"));
+  ASSERT_EQ(released.resource_spans[1].scope_spans[0].spans.size(), 1u);
+  EXPECT_EQ(released.resource_spans[1].scope_spans[0].spans[0].name, "c");
+  EXPECT_EQ(released.resource_spans[1].scope_spans[0].spans[0].trace_id, t);
+}
+
+TEST_F(TailSamplerTest, ReleasedSpansJoinAnEqualResourceAndScopeOfTheBatch) {
+  TailSampler sampler({}, clock_);
+  const model::TraceId t = UnsampledTrace(1);
+  sampler.Admit(BatchOf({Detail(t, "a")}, "mes-api", "mes"));
+  model::TraceBatch out = sampler.Admit(BatchOf({Slow(t, "slow")}, "mes-api", "mes"));
+  ASSERT_EQ(out.resource_spans.size(), 1u);
+  ASSERT_EQ(out.resource_spans[0].scope_spans.size(), 1u);
+  EXPECT_THAT(NamesOf(out), ElementsAre("slow", "a"));
+}
+
+TEST_F(TailSamplerTest, ScopesAndResourcesEmptiedBySamplingAreLeftOut) {
+  TailSampler sampler({}, clock_);
+  model::TraceBatch batch = BatchOf({Detail(UnsampledTrace(1), "buffered")}, "shop-api", "shop");
+  model::TraceBatch lifecycle = BatchOf(
+      {WithAttribute(Detail(UnsampledTrace(1), "status"), model::kNewStatusKey)}, "mes-api", "mes");
+  batch.resource_spans.push_back(std::move(lifecycle.resource_spans[0]));
+  model::TraceBatch out = sampler.Admit(std::move(batch));
+  ASSERT_EQ(out.resource_spans.size(), 1u);
+  EXPECT_EQ(model::ServiceName(out.resource_spans[0].resource), "mes-api");
+  EXPECT_THAT(NamesOf(out), ElementsAre("status"));
+}
+
+TEST_F(TailSamplerTest, FullBufferDropsTheOldestTracesEarly) {
+  TailSampler sampler({.max_pending_spans = 3}, clock_);
+  const model::TraceId oldest = UnsampledTrace(1);
+  const model::TraceId second = UnsampledTrace(2);
+  const model::TraceId newest = UnsampledTrace(3);
+  sampler.Admit(BatchOf({Detail(oldest, "a1"), Detail(oldest, "a2")}));
+  clock_.Advance(kSecond);
+  sampler.Admit(BatchOf({Detail(second, "b1")}));
+  EXPECT_EQ(sampler.Stats().pending_spans, 3u);
+  clock_.Advance(kSecond);
+  sampler.Admit(BatchOf({Detail(newest, "c1")}));
+
+  SamplingStats s = sampler.Stats();
+  EXPECT_EQ(s.dropped_pending_full_spans, 2u);
+  EXPECT_EQ(s.dropped_detail_spans, 0u);
+  EXPECT_EQ(s.traces_dropped, 1u);
+  EXPECT_EQ(s.pending_spans, 2u);
+  EXPECT_EQ(s.pending_traces, 2u);
+  EXPECT_EQ(sampler.NextExpiryUnixNano(), kNow + kSecond + kWait);
+  // The oldest trace is decided drop; the others wait on.
+  EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Detail(oldest, "a3")}))), IsEmpty());
+  EXPECT_EQ(sampler.Stats().dropped_detail_spans, 1u);
+  sampler.ForceKeep(second);
+  sampler.ForceKeep(newest);
+  EXPECT_THAT(NamesOf(sampler.TakeReleased()), ElementsAre("b1", "c1"));
+}
+
+TEST_F(TailSamplerTest, FullBufferDropsTheAdmittedTraceWhenItIsTheOldest) {
+  TailSampler sampler({.max_pending_spans = 1}, clock_);
+  const model::TraceId t = UnsampledTrace(1);
+  sampler.Admit(BatchOf({Detail(t, "a"), Detail(t, "b")}));
+  SamplingStats s = sampler.Stats();
+  EXPECT_EQ(s.dropped_pending_full_spans, 2u);
+  EXPECT_EQ(s.traces_dropped, 1u);
+  EXPECT_EQ(s.pending_spans, 0u);
+  EXPECT_EQ(s.remembered_traces, 1u);
+}
+
+TEST_F(TailSamplerTest, RememberedDecisionsAreBoundedAndForgottenOnesFallBackToTheRule) {
+  TailSampler sampler({.max_remembered_traces = 2}, clock_);
+  const model::TraceId first = UnsampledTrace(1);
+  const model::TraceId sampled = SampledTrace(2);
+  sampler.ForceKeep(first);
+  sampler.Admit(BatchOf({Detail(sampled, "s1")}));  // decided keep by the ratio
+  sampler.ForceKeep(UnsampledTrace(3));
+  sampler.ForceKeep(UnsampledTrace(4));
+  EXPECT_EQ(sampler.Stats().remembered_traces, 2u);
+
+  // Both decisions were forgotten: the ratio rule decides again.
+  EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Detail(first, "f"), Detail(sampled, "s2")}))),
+              ElementsAre("s2"));
+  SamplingStats s = sampler.Stats();
+  EXPECT_EQ(s.pending_spans, 1u);
+  EXPECT_EQ(s.pending_traces, 1u);
+  EXPECT_EQ(s.traces_kept, 2u);
+  EXPECT_EQ(s.remembered_traces, 2u);
+  // The newest decision is still followed.
+  EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Detail(UnsampledTrace(4), "kept")}))),
+              ElementsAre("kept"));
+}
+
+TEST_F(TailSamplerTest, TraceBufferedAgainAfterItsDecisionWasForgottenExpiresAgain) {
+  TailSampler sampler({.max_remembered_traces = 1}, clock_);
+  const model::TraceId t = UnsampledTrace(1);
+  sampler.Admit(BatchOf({Detail(t, "a")}));
+  sampler.ForceKeep(t);
+  sampler.ForceKeep(UnsampledTrace(2));  // forgets t
+  sampler.TakeReleased();
+  clock_.Advance(kSecond);
+  sampler.Admit(BatchOf({Detail(t, "b")}));
+  EXPECT_EQ(sampler.NextExpiryUnixNano(), kNow + kSecond + kWait);
+  clock_.Advance(kWait);
+  sampler.ExpirePending();
+  SamplingStats s = sampler.Stats();
+  EXPECT_EQ(s.traces_dropped, 1u);
+  EXPECT_EQ(s.dropped_detail_spans, 1u);
+  EXPECT_EQ(s.pending_spans, 0u);
+}
+
+TEST_F(TailSamplerTest, NextExpiryFollowsTheOldestTraceStillBuffered) {
+  TailSampler sampler({}, clock_);
+  const model::TraceId first = UnsampledTrace(1);
+  const model::TraceId second = UnsampledTrace(2);
+  sampler.Admit(BatchOf({Detail(first, "a")}));
+  clock_.Advance(kSecond);
+  sampler.Admit(BatchOf({Detail(second, "b")}));
+  EXPECT_EQ(sampler.NextExpiryUnixNano(), kNow + kWait);
+  sampler.Admit(BatchOf({Slow(first, "slow")}));
+  EXPECT_EQ(sampler.NextExpiryUnixNano(), kNow + kSecond + kWait);
+  sampler.ForceKeep(second);
+  EXPECT_FALSE(sampler.NextExpiryUnixNano().has_value());
+}
+
+TEST_F(TailSamplerTest, ManyTracesDecidedEarlyLeaveNothingBehind) {
+  TailSampler sampler({}, clock_);
+  for (int i = 0; i < 5000; ++i) {
+    model::TraceId t = UnsampledTrace(static_cast<uint8_t>(i));
+    t.bytes[1] = static_cast<uint8_t>(i >> 8);
+    sampler.Admit(BatchOf({Detail(t, "a")}));
+    sampler.Admit(BatchOf({Slow(t, "slow")}));
+  }
+  SamplingStats s = sampler.Stats();
+  EXPECT_EQ(s.traces_kept, 5000u);
+  EXPECT_EQ(s.kept_detail_spans, 10000u);
+  EXPECT_EQ(s.pending_spans, 0u);
+  EXPECT_FALSE(sampler.NextExpiryUnixNano().has_value());
+}
+
+TEST_F(TailSamplerTest, TracesDecidedBehindAWaitingOneLeaveItsExpiryAndTheNextIntact) {
+  TailSampler sampler({}, clock_);
+  const model::TraceId waiting = UnsampledTrace(1);
+  const model::TraceId last = UnsampledTrace(2);
+  sampler.Admit(BatchOf({Detail(waiting, "w")}));
+  // Enough traces decided early, behind the waiting one, to make the sampler compact them.
+  for (int i = 0; i < 1000; ++i) {
+    model::TraceId t = UnsampledTrace(static_cast<uint8_t>(i));
+    t.bytes[1] = static_cast<uint8_t>((i >> 8) + 1);
+    sampler.Admit(BatchOf({Detail(t, "a")}));
+    sampler.ForceKeep(t);
+  }
+  clock_.Advance(kSecond);
+  sampler.Admit(BatchOf({Detail(last, "l")}));
+  EXPECT_EQ(sampler.Stats().pending_traces, 2u);
+  EXPECT_EQ(sampler.NextExpiryUnixNano(), kNow + kWait);
+
+  clock_.Set(kNow + kWait);
+  sampler.ExpirePending();
+  EXPECT_EQ(sampler.Stats().pending_traces, 1u);
+  EXPECT_EQ(sampler.NextExpiryUnixNano(), kNow + kSecond + kWait);
+  clock_.Set(kNow + kSecond + kWait);
+  sampler.ExpirePending();
+  SamplingStats s = sampler.Stats();
+  EXPECT_EQ(s.pending_traces, 0u);
+  EXPECT_EQ(s.traces_dropped, 2u);
+  EXPECT_EQ(s.traces_forced, 1000u);
+  EXPECT_EQ(sampler.TakeReleased().SpanCount(), 1000u);
+}
+
+TEST_F(TailSamplerTest, DisabledPassesEverythingAndCountsOnlyKeptSpans) {
+  TailSampler sampler({.enabled = false}, clock_);
+  const model::TraceId t = UnsampledTrace(1);
+  model::TraceBatch out = sampler.Admit(BatchOf(
+      {Detail(t, "a"), WithAttribute(Detail(t, "status"), model::kNewStatusKey), Slow(t, "s")}));
+  EXPECT_THAT(NamesOf(out), ElementsAre("a", "status", "s"));
+  sampler.ForceKeep(t);
+  EXPECT_EQ(sampler.TakeReleased().SpanCount(), 0u);
+  SamplingStats s = sampler.Stats();
+  EXPECT_EQ(s.lifecycle_spans, 1u);
+  EXPECT_EQ(s.kept_detail_spans, 2u);
+  EXPECT_EQ(s.traces_kept, 0u);
+  EXPECT_EQ(s.traces_dropped, 0u);
+  EXPECT_EQ(s.traces_forced, 0u);
+  EXPECT_EQ(s.upgrades, 0u);
+  EXPECT_EQ(s.dropped_detail_spans, 0u);
+  EXPECT_EQ(s.dropped_pending_full_spans, 0u);
+  EXPECT_EQ(s.pending_spans, 0u);
+  EXPECT_EQ(s.pending_traces, 0u);
+  EXPECT_EQ(s.remembered_traces, 0u);
+  EXPECT_FALSE(sampler.NextExpiryUnixNano().has_value());
+}
+
+TEST_F(TailSamplerTest, StatsCountEveryOutcome) {
+  TailSampler sampler({.max_pending_spans = 3}, clock_);
+  const model::TraceId ratio = SampledTrace(1);
+  const model::TraceId slow = UnsampledTrace(2);
+  const model::TraceId expired = UnsampledTrace(3);
+  const model::TraceId forced = UnsampledTrace(4);
+  const model::TraceId evicted = UnsampledTrace(5);
+  const model::TraceId waiting = UnsampledTrace(6);
+
+  sampler.Admit(BatchOf({Detail(evicted, "e1"), Detail(evicted, "e2")}));
+  clock_.Advance(kSecond);
+  // x1 finds the buffer full (3): "evicted" goes, its two spans counted apart.
+  sampler.Admit(BatchOf({WithAttribute(Detail(ratio, "status"), model::kNewStatusKey),
+                         Detail(ratio, "r1"), Detail(slow, "s1"), Detail(expired, "x1")}));
+  sampler.Admit(BatchOf({Detail(forced, "f1"), Slow(slow, "s2")}));
+  sampler.ForceKeep(forced);
+  clock_.Advance(kWait);
+  sampler.Admit(BatchOf({Detail(waiting, "w1"), Detail(expired, "x2")}));
+
+  SamplingStats s = sampler.Stats();
+  EXPECT_EQ(s.traces_kept, 2u);     // ratio, slow
+  EXPECT_EQ(s.traces_dropped, 2u);  // evicted, expired
+  EXPECT_EQ(s.traces_forced, 1u);   // forced
+  EXPECT_EQ(s.upgrades, 0u);
+  EXPECT_EQ(s.lifecycle_spans, 1u);             // status
+  EXPECT_EQ(s.kept_detail_spans, 4u);           // r1, s1, s2, f1
+  EXPECT_EQ(s.dropped_detail_spans, 2u);        // x1, x2
+  EXPECT_EQ(s.dropped_pending_full_spans, 2u);  // e1, e2
+  EXPECT_EQ(s.pending_spans, 1u);               // w1
+  EXPECT_EQ(s.pending_traces, 1u);
+  EXPECT_EQ(s.remembered_traces, 5u);
+}
+
+TEST_F(TailSamplerTest, EveryDetailSpanIsKeptDroppedOrPendingUnderConcurrentForceKeep) {
+  TailSampler sampler({.max_pending_spans = 500}, clock_);
+  constexpr int kTraces = 4000;
+  auto trace_of = [](int i) {
+    model::TraceId t = UnsampledTrace(static_cast<uint8_t>(i));
+    t.bytes[1] = static_cast<uint8_t>(i >> 8);
+    return t;
+  };
+  std::atomic<int> admitted_traces{0};
+  std::atomic<bool> done{false};
+  std::atomic<uint64_t> kept{0};
+  std::thread gap_detector([&] {
+    // Forces every third trace admitted so far, while Admit runs.
+    int next = 0;
+    while (!done.load()) {
+      const int upto = admitted_traces.load();
+      for (; next < upto; ++next) {
+        if (next % 3 == 0) sampler.ForceKeep(trace_of(next));
+      }
+      (void)sampler.Stats();
+      std::this_thread::yield();
+    }
+  });
+  for (int i = 0; i < kTraces; ++i) {
+    const model::TraceId t = trace_of(i);
+    kept += sampler.Admit(BatchOf({Detail(t, "a"), Detail(t, "b")})).SpanCount();
+    admitted_traces.store(i + 1);
+    if (i % 7 == 0) kept += sampler.Admit(BatchOf({Slow(t, "slow")})).SpanCount();
+    if (i % 50 == 0) kept += sampler.TakeReleased().SpanCount();
+  }
+  done.store(true);
+  gap_detector.join();
+  kept += sampler.TakeReleased().SpanCount();
+
+  SamplingStats s = sampler.Stats();
+  const uint64_t admitted = 2 * kTraces + (kTraces + 6) / 7;
+  EXPECT_EQ(kept, s.kept_detail_spans);
+  EXPECT_EQ(
+      s.kept_detail_spans + s.dropped_detail_spans + s.dropped_pending_full_spans + s.pending_spans,
+      admitted);
+  EXPECT_GT(s.traces_forced, 0u);
+  EXPECT_LE(s.pending_spans, 500u);
+}
+
+}  // namespace
+}  // namespace ordertrace::sampling
