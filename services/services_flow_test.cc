@@ -402,6 +402,9 @@ class ServicesFlowTest : public ::testing::Test {
     config.http_listen = "127.0.0.1:0";
     config.log_level = "warn";
     config.http_threads = 4;
+    // These tests assert on whole traces (every phase and DB span, no PII anywhere): the tail
+    // sampler keeps every trace here (its own tests cover what it drops).
+    config.sampling.ratio = 1;
     stack.ordertrace = std::make_unique<server::OrdertraceServer>(config);
     if (absl::Status started = stack.ordertrace->Start(); !started.ok()) {
       stack.start_error = "ordertrace: " + started.ToString();

@@ -5,8 +5,11 @@
 #include <map>
 #include <unordered_map>
 
+#include "lifecycle/derived_attributes.h"
 #include "lifecycle/order_record_builder.h"
+#include "metrics/trace_metrics.h"
 #include "otlp/proto_codec.h"
+#include "sampling/tail_sampler.h"
 
 namespace ordertrace::ingest {
 
@@ -23,49 +26,46 @@ std::vector<store::SpanBlock> BlocksByTrace(const model::TraceBatch& batch,
 }
 
 Ingester::Ingester(store::Store& store, const model::Clock& clock, IngesterOptions options,
-                   OrderObserver* observer)
-    : store_(store), clock_(clock), options_(options), observer_(observer) {
+                   IngestConsumers consumers)
+    : store_(store), clock_(clock), options_(std::move(options)), consumers_(consumers) {
   writer_ = std::thread([this] { WriterLoop(); });
 }
 
 Ingester::~Ingester() { Shutdown(); }
 
 absl::Status Ingester::Ingest(model::TraceBatch batch) {
-  auto pending = std::make_unique<Pending>();
+  auto pending = std::make_shared<Pending>();
   pending->span_count = batch.SpanCount();
   if (pending->span_count == 0) return absl::OkStatus();
+  pending->batch = std::move(batch);
+  std::future<absl::Status> folded = pending->folded.get_future();
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (shutting_down_) return absl::UnavailableError("ordertrace is shutting down");
+    if (shutting_down_ || writer_exited_) {
+      return absl::UnavailableError("ordertrace is shutting down");
+    }
     if (queued_spans_ + pending->span_count > options_.max_queued_spans) {
       ++stats_.requests_refused_full;
       return absl::ResourceExhaustedError("ingest queue is full; retry later");
     }
     queued_spans_ += pending->span_count;
-  }
-  // Span blocks are written on the caller's thread: RocksDB merges concurrent writers into
-  // one log write, and the single writer thread is left with what must be serial, the order
-  // records.
-  absl::Status blocks_written =
-      store_.Write(store::WriteSet{BlocksByTrace(batch, clock_.NowUnixNano()), {}});
-  if (!blocks_written.ok()) {
-    std::lock_guard<std::mutex> lock(mu_);
-    queued_spans_ -= pending->span_count;
-    ++stats_.write_errors;
-    return blocks_written;
-  }
-  pending->batch = std::move(batch);
-  std::future<absl::Status> done = pending->done.get_future();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (writer_exited_) {
-      queued_spans_ -= pending->span_count;
-      return absl::UnavailableError("ordertrace is shutting down");
-    }
-    queue_.push_back(std::move(pending));
+    queue_.push_back(pending);
   }
   work_ready_.notify_one();
-  return done.get();
+  // The writer touches the Pending until it signals; it leaves the spans to store in `batch`.
+  absl::Status status = folded.get();
+  if (!status.ok()) return status;
+  const std::shared_ptr<Pending>& done = pending;
+  // Span blocks are encoded and written on the caller's thread: RocksDB merges concurrent
+  // writers into one log write, and the writer thread keeps only what must be serial.
+  if (done->batch.SpanCount() == 0) return absl::OkStatus();
+  absl::Status written =
+      store_.Write(store::WriteSet{BlocksByTrace(done->batch, clock_.NowUnixNano()), {}});
+  if (!written.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.write_errors;
+  }
+  return written;
 }
 
 void Ingester::Shutdown() {
@@ -87,13 +87,21 @@ IngesterStats Ingester::Stats() const {
 void Ingester::WriterLoop() {
   pthread_setname_np(pthread_self(), "ot-writer");
   for (;;) {
-    std::vector<std::unique_ptr<Pending>> group;
+    std::vector<std::shared_ptr<Pending>> group;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      work_ready_.wait(lock, [this] { return shutting_down_ || !queue_.empty(); });
-      if (queue_.empty()) {
-        // A caller still encoding will see this and answer kUnavailable itself.
+      auto has_work = [this] { return shutting_down_ || !queue_.empty(); };
+      if (consumers_.sampler == nullptr) {
+        work_ready_.wait(lock, has_work);
+      } else {
+        // Wake for the sampler too: buffered detail whose decision time has come, and detail
+        // a stuck order released, are written from here.
+        work_ready_.wait_for(lock, kSamplerTick, has_work);
+      }
+      if (queue_.empty() && shutting_down_) {
         writer_exited_ = true;
+        lock.unlock();
+        WriteReleased();
         return;
       }
       size_t spans = 0;
@@ -104,7 +112,26 @@ void Ingester::WriterLoop() {
         queue_.pop_front();
       }
     }
-    Commit(group);
+    if (!group.empty()) Commit(group);
+    WriteReleased();
+  }
+}
+
+void Ingester::WriteReleased() {
+  if (consumers_.sampler == nullptr) return;
+  consumers_.sampler->ExpirePending();
+  model::TraceBatch released = consumers_.sampler->TakeReleased();
+  size_t spans = released.SpanCount();
+  if (spans == 0) return;
+  absl::Status written =
+      store_.Write(store::WriteSet{BlocksByTrace(released, clock_.NowUnixNano()), {}});
+  std::lock_guard<std::mutex> lock(mu_);
+  if (written.ok()) {
+    stats_.released_spans_written += spans;
+  } else {
+    // Accepted long ago and acknowledged: nothing to report to; counted and logged by callers
+    // of Stats().
+    ++stats_.write_errors;
   }
 }
 
@@ -126,7 +153,7 @@ void Ingester::CacheOrder(model::OrderRecord&& record) {
   }
 }
 
-void Ingester::Commit(std::vector<std::unique_ptr<Pending>>& group) {
+void Ingester::Commit(std::vector<std::shared_ptr<Pending>>& group) {
   store::WriteSet writes;
   std::unordered_map<std::string, store::OrderUpdate> orders;
   absl::Status status = absl::OkStatus();
@@ -169,10 +196,22 @@ void Ingester::Commit(std::vector<std::unique_ptr<Pending>>& group) {
     }
     status = store_.Write(writes);
     if (status.ok()) {
-      for (store::OrderUpdate& update : writes.orders) {
-        if (observer_ != nullptr) observer_->OnOrderUpdated(update.after);
-        CacheOrder(std::move(update.after));
+      // Every record the group touched, as it now stands (changed or not), for the spans'
+      // derived attributes.
+      std::unordered_map<std::string, const model::OrderRecord*> records;
+      for (auto& [id, update] : orders) {
+        if (update.before) records.emplace(id, &*update.before);  // unchanged ones
       }
+      for (const store::OrderUpdate& update : writes.orders) {
+        records[update.after.order_id] = &update.after;
+        if (consumers_.metrics != nullptr) {
+          consumers_.metrics->OnOrderChanged(update.before ? &*update.before : nullptr,
+                                             update.after);
+        }
+        if (consumers_.observer != nullptr) consumers_.observer->OnOrderUpdated(update.after);
+      }
+      Process(group, records);
+      for (store::OrderUpdate& update : writes.orders) CacheOrder(std::move(update.after));
     } else {
       // The cache must not run ahead of the store.
       for (const store::OrderUpdate& update : writes.orders) {
@@ -191,7 +230,31 @@ void Ingester::Commit(std::vector<std::unique_ptr<Pending>>& group) {
       ++stats_.write_errors;
     }
   }
-  for (auto& pending : group) pending->done.set_value(status);
+  for (auto& pending : group) pending->folded.set_value(status);
+}
+
+void Ingester::Process(std::vector<std::shared_ptr<Pending>>& group,
+                       const std::unordered_map<std::string, const model::OrderRecord*>& records) {
+  for (auto& pending : group) {
+    for (model::ResourceSpans& rs : pending->batch.resource_spans) {
+      for (model::ScopeSpans& ss : rs.scope_spans) {
+        for (model::Span& span : ss.spans) {
+          std::optional<std::string> order_id = lifecycle::OrderIdOf(span, rs.resource);
+          if (consumers_.metrics != nullptr) {
+            consumers_.metrics->OnSpan(span, rs.resource, order_id.has_value());
+          }
+          if (!order_id) continue;
+          auto record = records.find(*order_id);
+          if (record != records.end()) {
+            lifecycle::AddDerivedAttributes(span, *record->second, options_.price_calc_span);
+          }
+        }
+      }
+    }
+    if (consumers_.sampler != nullptr) {
+      pending->batch = consumers_.sampler->Admit(std::move(pending->batch));
+    }
+  }
 }
 
 }  // namespace ordertrace::ingest

@@ -1,9 +1,13 @@
-// The ingest path from decoded OTLP to the store: groups each request's spans into one block
-// per trace and writes them on the caller's thread, then has a single writer thread fold
-// them into their orders' records, several requests per write (group commit). Callers block
-// until both are durable. Thread-safe.
+// The ingest path from decoded OTLP to the store. A single writer thread folds each request's
+// spans into their orders' records (several requests per store write: group commit), feeds
+// every span and record change to the trace metrics, adds the derived attributes to the spans
+// and passes them through the tail sampler; the caller's thread then encodes what the sampler
+// kept into one block per trace and writes it. Callers block until both writes are durable.
+// Detail spans the sampler buffers and later releases (a trace turned slow or stuck) are
+// written by the writer thread. Thread-safe.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -17,6 +21,13 @@
 #include "model/span.h"
 #include "store/store.h"
 
+namespace ordertrace::metrics {
+class TraceMetrics;
+}  // namespace ordertrace::metrics
+namespace ordertrace::sampling {
+class TailSampler;
+}  // namespace ordertrace::sampling
+
 namespace ordertrace::ingest {
 
 struct IngesterOptions {
@@ -27,15 +38,8 @@ struct IngesterOptions {
   // Order records kept in memory by the writer, so that an active order is not read back
   // and decoded from the store for every request that touches it.
   size_t cached_orders = 100'000;
-};
-
-struct IngesterStats {
-  uint64_t spans_written = 0;
-  uint64_t requests_written = 0;
-  uint64_t requests_refused_full = 0;
-  uint64_t write_errors = 0;
-  uint64_t orders_updated = 0;
-  size_t queued_spans = 0;
+  // The span whose duration becomes the `calc_duration` attribute.
+  std::string price_calc_span = "mes.price.calc";
 };
 
 // Told of every order record ingest changed, after it is durable (the gap detector). Called on
@@ -46,11 +50,29 @@ class OrderObserver {
   virtual void OnOrderUpdated(const model::OrderRecord& record) = 0;
 };
 
+// What ingest feeds besides the store; each borrowed, may be null, must outlive the ingester.
+struct IngestConsumers {
+  OrderObserver* observer = nullptr;
+  // Span and business metrics, from every span before sampling.
+  metrics::TraceMetrics* metrics = nullptr;
+  // Decides which spans are stored; without it every span is.
+  sampling::TailSampler* sampler = nullptr;
+};
+
+struct IngesterStats {
+  uint64_t spans_written = 0;
+  uint64_t requests_written = 0;
+  uint64_t requests_refused_full = 0;
+  uint64_t write_errors = 0;
+  uint64_t orders_updated = 0;
+  uint64_t released_spans_written = 0;  // detail the sampler released after its request
+  size_t queued_spans = 0;
+};
+
 class Ingester {
  public:
-  // `observer` (borrowed, may be null) must outlive the ingester.
   Ingester(store::Store& store, const model::Clock& clock, IngesterOptions options = {},
-           OrderObserver* observer = nullptr);
+           IngestConsumers consumers = {});
   ~Ingester();
   Ingester(const Ingester&) = delete;
   Ingester& operator=(const Ingester&) = delete;
@@ -67,13 +89,18 @@ class Ingester {
 
  private:
   struct Pending {
-    model::TraceBatch batch;
+    model::TraceBatch batch;  // in: as received; out: what the sampler keeps for the store
     size_t span_count = 0;
-    std::promise<absl::Status> done;
+    std::promise<absl::Status> folded;  // the order records are durable
   };
 
   void WriterLoop();
-  void Commit(std::vector<std::unique_ptr<Pending>>& group);
+  void Commit(std::vector<std::shared_ptr<Pending>>& group);
+  // Metrics, derived attributes and sampling for a group whose records are durable.
+  void Process(std::vector<std::shared_ptr<Pending>>& group,
+               const std::unordered_map<std::string, const model::OrderRecord*>& records);
+  // Writes the detail spans the sampler released since the last call. Writer thread only.
+  void WriteReleased();
   // The stored record of `order_id` (from the cache, else the store). Writer thread only.
   absl::StatusOr<std::optional<model::OrderRecord>> LoadOrder(const std::string& order_id);
   void CacheOrder(model::OrderRecord&& record);
@@ -82,11 +109,11 @@ class Ingester {
   store::Store& store_;
   const model::Clock& clock_;
   const IngesterOptions options_;
-  OrderObserver* const observer_;
+  const IngestConsumers consumers_;
 
   mutable std::mutex mu_;
   std::condition_variable work_ready_;
-  std::deque<std::unique_ptr<Pending>> queue_;  // guarded by mu_
+  std::deque<std::shared_ptr<Pending>> queue_;  // guarded by mu_
   size_t queued_spans_ = 0;                     // guarded by mu_
   bool shutting_down_ = false;                  // guarded by mu_
   bool writer_exited_ = false;                  // guarded by mu_
@@ -98,6 +125,9 @@ class Ingester {
   std::deque<std::string> order_cache_fifo_;
 
   std::thread writer_;
+
+  // How often the writer thread looks at the sampler's buffered detail when idle.
+  static constexpr std::chrono::milliseconds kSamplerTick{200};
 };
 
 // Splits a batch into one encoded block per trace (keeping resource and scope), each timed by

@@ -17,8 +17,12 @@
 #include <thread>
 #include <vector>
 
+#include "lifecycle/derived_attributes.h"
+#include "metrics/registry.h"
+#include "metrics/trace_metrics.h"
 #include "model/clock.h"
 #include "otlp/proto_codec.h"
+#include "sampling/tail_sampler.h"
 #include "store/rocks_store.h"
 
 namespace ordertrace::ingest {
@@ -399,6 +403,116 @@ TEST(BlocksByTraceTest, SplitsAMixedBatchIntoOneBlockPerTrace) {
 
 TEST(BlocksByTraceTest, EmptyBatchHasNoBlocks) {
   EXPECT_THAT(BlocksByTrace(model::TraceBatch(), kNow), IsEmpty());
+}
+
+std::optional<double> DoubleAttr(const model::Span& span, std::string_view key) {
+  const model::AnyValue* v = model::FindAttribute(span.attributes, key);
+  if (v == nullptr || v->type != model::AnyValue::Type::kDouble) return std::nullopt;
+  return v->double_value;
+}
+
+model::Span WithPrev(model::Span span, const std::string& prev) {
+  span.attributes.push_back(Str("prev_status", prev));
+  return span;
+}
+
+TEST_F(IngesterTest, StoredSpansCarryTheDerivedStageDuration) {
+  Ingester ingester(*store_, clock_);
+  // The stage's two ends arrive in separate requests, the later one first.
+  ASSERT_TRUE(ingester
+                  .Ingest(Batch(Service("mes-api"),
+                                {Scope("mes", {WithPrev(Transition(1, 2, "ord-1", "SUBMITTED", 2,
+                                                                   kNow - 10 * kSecond),
+                                                        "INITIATED")})}))
+                  .ok());
+  ASSERT_TRUE(
+      ingester
+          .Ingest(Batch(Service("shop-api"), {Scope("shop", {Transition(1, 1, "ord-1", "INITIATED",
+                                                                        1, kNow - 70 * kSecond)})}))
+          .ok());
+  ASSERT_TRUE(ingester
+                  .Ingest(Batch(Service("mes-api"),
+                                {Scope("mes", {WithPrev(Transition(1, 3, "ord-1", "FILE_UPLOADED",
+                                                                   3, kNow - 5 * kSecond),
+                                                        "SUBMITTED")})}))
+                  .ok());
+  std::map<std::string, model::Span> stored;
+  for (const model::TraceBatch& block : StoredBlocks(1)) {
+    for (const auto& rs : block.resource_spans) {
+      for (const auto& ss : rs.scope_spans) {
+        for (const auto& span : ss.spans) stored[span.name] = span;
+      }
+    }
+  }
+  ASSERT_EQ(stored.size(), 3u);
+  // SUBMITTED came before INITIATED was known: its stage could not be derived on arrival.
+  EXPECT_FALSE(DoubleAttr(stored["SetSUBMITTED"], lifecycle::kStageDurationKey));
+  EXPECT_EQ(DoubleAttr(stored["SetFILE_UPLOADED"], lifecycle::kStageDurationKey), 5.0);
+  EXPECT_EQ(DoubleAttr(stored["SetSUBMITTED"], lifecycle::kStatusTransitionLatencyKey), 1.0);
+}
+
+TEST_F(IngesterTest, MetricsSeeEverySpanTheSamplerDrops) {
+  metrics::Registry registry;
+  metrics::TraceMetrics trace_metrics(registry, {}, nullptr);
+  sampling::SamplingOptions sampling_options;
+  sampling_options.ratio = 0;  // no detail kept by ratio
+  sampling_options.decision_wait_nanos = 1 * kSecond;
+  sampling::TailSampler sampler(sampling_options, clock_);
+  Ingester ingester(*store_, clock_, {}, IngestConsumers{nullptr, &trace_metrics, &sampler});
+
+  model::Span detail = MakeSpan(1, 7, "SELECT orders", kNow - 19 * kSecond);
+  detail.kind = model::SpanKind::kClient;
+  detail.parent_span_id.bytes[7] = 1;
+  ASSERT_TRUE(ingester
+                  .Ingest(Batch(
+                      Service("mes-api"),
+                      {Scope("mes", {Transition(1, 1, "ord-1", "INITIATED", 1, kNow - 30 * kSecond),
+                                     detail})}))
+                  .ok());
+  // The detail span waits for its decision; after the wait it is dropped, never stored.
+  clock_.Advance(2 * kSecond);
+  for (int i = 0; i < 100 && sampler.Stats().pending_spans > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(sampler.Stats().pending_spans, 0u);
+  EXPECT_EQ(sampler.Stats().dropped_detail_spans, 1u);
+  std::vector<std::string> names;
+  for (const auto& block : StoredBlocks(1)) {
+    for (const std::string& n : SpanNames(block)) names.push_back(n);
+  }
+  EXPECT_THAT(names, ElementsAre("SetINITIATED"));
+  // ...yet the span metrics counted it.
+  EXPECT_THAT(registry.Render(metrics::Format::kPrometheusText),
+              testing::HasSubstr("traces_span_metrics_calls_total{service_name=\"mes-api\","
+                                 "span_name=\"SELECT orders\",span_kind=\"SPAN_KIND_CLIENT\","
+                                 "status_code=\"STATUS_CODE_UNSET\"} 1\n"));
+}
+
+TEST_F(IngesterTest, DetailOfAStuckOrderIsWrittenWhenReleased) {
+  sampling::SamplingOptions sampling_options;
+  sampling_options.ratio = 0;
+  sampling_options.decision_wait_nanos = 60 * kSecond;
+  sampling::TailSampler sampler(sampling_options, clock_);
+  Ingester ingester(*store_, clock_, {}, IngestConsumers{nullptr, nullptr, &sampler});
+  model::Span detail = MakeSpan(1, 7, "calc.phase", kNow - 19 * kSecond);
+  detail.kind = model::SpanKind::kInternal;
+  detail.parent_span_id.bytes[7] = 1;
+  ASSERT_TRUE(ingester
+                  .Ingest(Batch(
+                      Service("mes-api"),
+                      {Scope("mes", {Transition(1, 1, "ord-1", "INITIATED", 1, kNow - 30 * kSecond),
+                                     detail})}))
+                  .ok());
+  ASSERT_EQ(sampler.Stats().pending_spans, 1u);
+  sampler.ForceKeep(TraceIdOf(1));  // what the gap detector does for a stuck order
+  size_t stored = 0;
+  for (int i = 0; i < 100 && stored < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    stored = 0;
+    for (const auto& block : StoredBlocks(1)) stored += block.SpanCount();
+  }
+  EXPECT_EQ(stored, 2u);
+  EXPECT_EQ(ingester.Stats().released_spans_written, 1u);
 }
 
 }  // namespace

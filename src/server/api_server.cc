@@ -58,20 +58,6 @@ absl::StatusOr<uint64_t> DurationParam(const httplib::Request& req, const char* 
 }
 
 // A Prometheus label value, escaped as the text format asks.
-std::string LabelValue(const std::string& value) {
-  std::string out;
-  for (char c : value) {
-    if (c == '\\' || c == '"') {
-      out.push_back('\\');
-      out.push_back(c);
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -131,18 +117,25 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ParseLogfmtTags
 
 ApiServer::ApiServer(query::OrderQuery& orders, query::TraceQuery& traces,
                      std::function<bool()> ready, size_t threads, const gaps::GapDetector* gaps,
-                     const gaps::AlertmanagerClient* alerts)
+                     const metrics::Registry* metrics)
     : orders_(orders),
       traces_(traces),
       ready_(std::move(ready)),
       gaps_(gaps),
-      alerts_(alerts),
+      metrics_(metrics),
       http_(std::make_unique<httplib::Server>()) {
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   ConfigureSockets(*http_);
   http_->set_payload_max_length(1 << 20);
   Routes();
   if (gaps_ != nullptr) GapRoutes();
+  if (metrics_ != nullptr) {
+    // OpenMetrics (with exemplars) for scrapers that ask for it, Prometheus text otherwise.
+    http_->Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
+      metrics::Format format = metrics::FormatForAccept(req.get_header_value("Accept"));
+      res.set_content(metrics_->Render(format), std::string(metrics::ContentType(format)));
+    });
+  }
 }
 
 ApiServer::~ApiServer() { Shutdown(); }
@@ -174,51 +167,6 @@ void ApiServer::GapRoutes() {
     json list = json::array();
     for (const gaps::Gap& gap : gaps_->Query(query)) list.push_back(GapJson(gap));
     Reply(res, 200, {{"gaps", list}, {"count", list.size()}});
-  });
-
-  // The gap metrics, in Prometheus text format.
-  http_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    gaps::GapDetectorStats stats = gaps_->Stats();
-    std::string out;
-    out += "# HELP gap_detected_total Gaps the detector opened, by kind and stage.\n";
-    out += "# TYPE gap_detected_total counter\n";
-    for (const auto& [key, count] : stats.detected_total) {
-      out += "gap_detected_total{kind=\"" + LabelValue(key.first) + "\",stage=\"" +
-             LabelValue(key.second) + "\"} " + std::to_string(count) + "\n";
-    }
-    out += "# HELP open_gaps Gaps open now, by kind and stage.\n# TYPE open_gaps gauge\n";
-    for (const auto& [key, count] : stats.open) {
-      out += "open_gaps{kind=\"" + LabelValue(key.first) + "\",stage=\"" + LabelValue(key.second) +
-             "\"} " + std::to_string(count) + "\n";
-    }
-    out += "# HELP gap_tracked_orders Orders with a stage deadline pending.\n";
-    out += "# TYPE gap_tracked_orders gauge\ngap_tracked_orders " +
-           std::to_string(stats.tracked_orders) + "\n";
-    out += "# HELP gap_tracked_messages Messages waiting for their consumer.\n";
-    out += "# TYPE gap_tracked_messages gauge\ngap_tracked_messages " +
-           std::to_string(stats.tracked_messages) + "\n";
-    auto counter = [&out](const char* name, const char* help, const char* type, uint64_t value) {
-      out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" +
-             name + " " + std::to_string(value) + "\n";
-    };
-    counter("gap_lookup_errors_total", "Deadlines whose order could not be read (retried).",
-            "counter", stats.lookup_errors);
-    counter("gap_store_errors_total", "Gaps that could not be persisted.", "counter",
-            stats.store_errors);
-    if (alerts_ != nullptr) {
-      gaps::AlertmanagerClientStats am = alerts_->Stats();
-      counter("alertmanager_alerts_sent_total", "Alerts Alertmanager accepted.", "counter",
-              am.sent_alerts);
-      counter("alertmanager_failed_posts_total", "Posts to Alertmanager that failed (retried).",
-              "counter", am.failed_posts);
-      counter("alertmanager_rejected_alerts_total", "Alerts Alertmanager refused as invalid.",
-              "counter", am.rejected_alerts);
-      counter("alertmanager_alerts_dropped_total", "Alerts dropped to stay within the bound.",
-              "counter", am.dropped);
-      counter("alertmanager_alerts_pending", "Alerts owed a delivery to Alertmanager.", "gauge",
-              am.pending);
-    }
-    res.set_content(out, "text/plain; version=0.0.4");
   });
 }
 

@@ -8,8 +8,8 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
-#include "gaps/alertmanager_client.h"
 #include "gaps/gap_detector.h"
+#include "metrics/registry.h"
 #include "query/order_query.h"
 #include "query/trace_query.h"
 #include "server/listen_address.h"
@@ -23,12 +23,11 @@ namespace ordertrace::server {
 class ApiServer {
  public:
   // `ready` says whether ordertrace accepts spans (for /readyz and /ready). `gaps` (may be null)
-  // serves /api/v1/gaps, the open gaps of an order, the `gap_detected` trace attribute and the
-  // gap metrics.
-  // `alerts` (may be null) adds the Alertmanager client's counters to /metrics.
+  // serves /api/v1/gaps, the open gaps of an order and the `gap_detected` trace attribute.
+  // `metrics` (may be null) is served at /metrics.
   ApiServer(query::OrderQuery& orders, query::TraceQuery& traces, std::function<bool()> ready,
             size_t threads, const gaps::GapDetector* gaps = nullptr,
-            const gaps::AlertmanagerClient* alerts = nullptr);
+            const metrics::Registry* metrics = nullptr);
   ~ApiServer();
 
   absl::StatusOr<int> Start(const ListenAddress& address);
@@ -42,7 +41,7 @@ class ApiServer {
   query::TraceQuery& traces_;
   const std::function<bool()> ready_;
   const gaps::GapDetector* const gaps_;
-  const gaps::AlertmanagerClient* const alerts_;
+  const metrics::Registry* const metrics_;
   std::unique_ptr<httplib::Server> http_;
   std::thread thread_;
 };

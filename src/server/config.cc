@@ -114,6 +114,15 @@ std::map<std::string, Setter> KnownKeys(ServerConfig& c) {
       {"lifecycle.message_sla", Nanos(c.lifecycle.message_sla_nanos)},
       {"lifecycle.grace", Nanos(c.lifecycle.grace_nanos)},
       {"lifecycle.time_scale", Number(c.lifecycle.time_scale)},
+      {"metrics.enabled", Boolean(c.metrics_enabled)},
+      {"metrics.price_calc_span", Text(c.metrics.price_calc_span)},
+      {"metrics.max_series", Number(c.metrics.max_series)},
+      {"sampling.enabled", Boolean(c.sampling.enabled)},
+      {"sampling.ratio", Number(c.sampling.ratio)},
+      {"sampling.slow_threshold", Nanos(c.sampling.slow_threshold_nanos)},
+      {"sampling.decision_wait", Nanos(c.sampling.decision_wait_nanos)},
+      {"sampling.max_pending_spans", Number(c.sampling.max_pending_spans)},
+      {"sampling.max_remembered_traces", Number(c.sampling.max_remembered_traces)},
   };
 }
 
@@ -378,6 +387,19 @@ absl::Status Validate(const ServerConfig& c) {
     return absl::InvalidArgumentError("store.bucket must be positive");
   if (c.retention.span_retention_seconds < c.store.bucket_seconds) {
     return absl::InvalidArgumentError("retention.spans must be at least one store.bucket");
+  }
+  if (!(c.sampling.ratio >= 0 && c.sampling.ratio <= 1)) {
+    return absl::InvalidArgumentError("sampling.ratio must be between 0 and 1");
+  }
+  if (c.sampling.slow_threshold_nanos == 0) {
+    return absl::InvalidArgumentError("sampling.slow_threshold must be positive");
+  }
+  if (c.sampling.max_pending_spans == 0 || c.sampling.max_remembered_traces == 0) {
+    return absl::InvalidArgumentError(
+        "sampling.max_pending_spans and sampling.max_remembered_traces must be positive");
+  }
+  if (c.metrics.max_series == 0) {
+    return absl::InvalidArgumentError("metrics.max_series must be positive");
   }
   if (c.retention.interval_seconds == 0) {
     return absl::InvalidArgumentError("retention.interval must be positive");

@@ -8,7 +8,9 @@
 #include "absl/status/statusor.h"
 #include "gaps/lifecycle_model.h"
 #include "ingest/ingester.h"
+#include "metrics/trace_metrics.h"
 #include "query/trace_query.h"
+#include "sampling/tail_sampler.h"
 #include "store/retention.h"
 #include "store/rocks_store.h"
 
@@ -42,6 +44,12 @@ struct ServerConfig {
   std::string external_url = "http://127.0.0.1:8686";
   // Active alerts are sent again this often, before Alertmanager lets them expire.
   uint64_t alertmanager_resend_nanos = 60ULL * 1'000'000'000ULL;
+  // Span and business metrics at /metrics (the `metrics:` section); off: only ordertrace's
+  // own figures (gaps, ingest, sampling) are served.
+  bool metrics_enabled = true;
+  metrics::TraceMetricsOptions metrics;
+  // The tail sampler (the `sampling:` section).
+  sampling::SamplingOptions sampling;
 };
 
 // Reads a YAML config file over the defaults. Unknown keys and bad values are errors that

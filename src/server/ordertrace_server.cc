@@ -9,9 +9,13 @@
 #include "gaps/gap_detector.h"
 #include "gaps/lifecycle_model.h"
 #include "ingest/ingester.h"
+#include "metrics/registry.h"
+#include "metrics/trace_metrics.h"
 #include "query/order_query.h"
 #include "query/trace_query.h"
+#include "sampling/tail_sampler.h"
 #include "server/api_server.h"
+#include "server/component_metrics.h"
 #include "server/listen_address.h"
 #include "server/otlp_grpc_receiver.h"
 #include "server/otlp_http_receiver.h"
@@ -60,6 +64,39 @@ class GapFeed final : public ingest::OrderObserver {
   gaps::GapDetector& detector_;
 };
 
+// Where a gap goes when it opens or resolves: Alertmanager, and the tail sampler, which keeps
+// the stuck order's buffered detail spans.
+class GapFanOut final : public gaps::GapSink {
+ public:
+  GapFanOut(gaps::GapSink* alerts, sampling::TailSampler* sampler)
+      : alerts_(alerts), sampler_(sampler) {}
+  void OnGapOpened(const gaps::Gap& gap) override {
+    if (sampler_ != nullptr && gap.trace_id.IsValid()) sampler_->ForceKeep(gap.trace_id);
+    if (alerts_ != nullptr) alerts_->OnGapOpened(gap);
+  }
+  void OnGapResolved(const gaps::Gap& gap) override {
+    if (alerts_ != nullptr) alerts_->OnGapResolved(gap);
+  }
+
+ private:
+  gaps::GapSink* const alerts_;
+  sampling::TailSampler* const sampler_;
+};
+
+// The lifecycle's SLAs, for the trace metrics' SLA aggregates and the alert rules' gauges.
+void PublishSlas(const gaps::LifecycleModel& lifecycle, metrics::TraceMetrics& trace_metrics) {
+  std::vector<std::pair<std::string, double>> stages;
+  std::optional<double> price_calc;
+  for (const std::string& status : lifecycle.statuses()) {
+    const gaps::StageRule* rule = lifecycle.RuleFor(status);
+    if (rule == nullptr) continue;
+    double seconds = static_cast<double>(lifecycle.SlaNanos(*rule, "")) / 1e9;
+    stages.emplace_back(status, seconds);
+    if (rule->calculation && !price_calc) price_calc = seconds;
+  }
+  trace_metrics.SetSlas(stages, price_calc);
+}
+
 }  // namespace
 
 const model::Clock& OrdertraceServer::DefaultClock() {
@@ -104,17 +141,34 @@ absl::Status OrdertraceServer::Start() {
     alerts_ = *std::move(alerts);
     spdlog::info("gap alerts go to Alertmanager at {}", config_.alertmanager_url);
   }
+  if (config_.sampling.enabled) {
+    sampler_ = std::make_unique<sampling::TailSampler>(config_.sampling, clock_);
+  }
+  gap_sinks_ = std::make_unique<GapFanOut>(alerts_.get(), sampler_.get());
+  metrics_ = std::make_unique<metrics::Registry>();
+  if (config_.metrics_enabled) {
+    const gaps::LifecycleModel* model = lifecycle_.get();
+    trace_metrics_ = std::make_unique<metrics::TraceMetrics>(
+        *metrics_, config_.metrics,
+        [model](std::string_view status, std::string_view partner) -> std::optional<uint64_t> {
+          const gaps::StageRule* rule = model->RuleFor(status);
+          if (rule == nullptr) return std::nullopt;
+          return model->SlaNanos(*rule, partner);
+        });
+    PublishSlas(*lifecycle_, *trace_metrics_);
+  }
   store::Store* order_store = store_.get();
   gaps_ = std::make_unique<gaps::GapDetector>(
       *lifecycle_, clock_,
       [order_store](const std::string& order_id) { return order_store->GetOrder(order_id); },
-      gap_store_.get(), alerts_.get());
+      gap_store_.get(), gap_sinks_.get());
   if (absl::Status recovered = gaps_->Recover(); !recovered.ok()) return recovered;
   // Rebuild every deadline from the stored orders: one that passed while ordertrace was down
   // fires at once, and gaps already opened are not opened again.
   size_t replayed = 0;
   absl::Status scanned = store_->ScanOrders([&](const model::OrderRecord& record) {
     gaps_->OnOrderRecord(record);
+    if (trace_metrics_) trace_metrics_->CountStoredOrder(record);
     ++replayed;
     return true;
   });
@@ -122,7 +176,12 @@ absl::Status OrdertraceServer::Start() {
   if (replayed > 0) spdlog::info("gap detector: {} stored orders replayed", replayed);
   gaps_->Start();
   gap_feed_ = std::make_unique<GapFeed>(*gaps_);
-  ingester_ = std::make_unique<ingest::Ingester>(*store_, clock_, config_.ingest, gap_feed_.get());
+  ingest::IngesterOptions ingest_options = config_.ingest;
+  ingest_options.price_calc_span = config_.metrics.price_calc_span;
+  ingester_ = std::make_unique<ingest::Ingester>(
+      *store_, clock_, ingest_options,
+      ingest::IngestConsumers{gap_feed_.get(), trace_metrics_.get(), sampler_.get()});
+  RegisterComponentMetrics(*metrics_, gaps_.get(), alerts_.get(), ingester_.get(), sampler_.get());
   retention_ = std::make_unique<store::RetentionRunner>(*store_, clock_, config_.retention);
   retention_->Start();
   order_query_ = std::make_unique<query::OrderQuery>(*store_, clock_);
@@ -130,7 +189,7 @@ absl::Status OrdertraceServer::Start() {
 
   api_ = std::make_unique<ApiServer>(
       *order_query_, *trace_query_, [this] { return ready_.load(); }, config_.http_threads,
-      gaps_.get(), alerts_.get());
+      gaps_.get(), metrics_.get());
   absl::StatusOr<int> http_port = api_->Start(*http_address);
   if (!http_port.ok()) return http_port.status();
   ports_.http = *http_port;
@@ -173,6 +232,10 @@ void OrdertraceServer::Shutdown() {
   ingester_.reset();
   gap_feed_.reset();
   gaps_.reset();
+  gap_sinks_.reset();
+  trace_metrics_.reset();
+  metrics_.reset();
+  sampler_.reset();
   alerts_.reset();
   gap_store_.reset();
   lifecycle_.reset();

@@ -25,6 +25,13 @@ class GapStore;
 class GapSink;
 class AlertmanagerClient;
 }  // namespace ordertrace::gaps
+namespace ordertrace::metrics {
+class Registry;
+class TraceMetrics;
+}  // namespace ordertrace::metrics
+namespace ordertrace::sampling {
+class TailSampler;
+}  // namespace ordertrace::sampling
 namespace ordertrace::query {
 class OrderQuery;
 class TraceQuery;
@@ -63,6 +70,10 @@ class OrdertraceServer {
   std::unique_ptr<gaps::LifecycleModel> lifecycle_;
   std::unique_ptr<gaps::GapStore> gap_store_;
   std::unique_ptr<gaps::AlertmanagerClient> alerts_;  // null without an Alertmanager URL
+  std::unique_ptr<sampling::TailSampler> sampler_;    // null when sampling is off
+  std::unique_ptr<gaps::GapSink> gap_sinks_;
+  std::unique_ptr<metrics::Registry> metrics_;
+  std::unique_ptr<metrics::TraceMetrics> trace_metrics_;  // null when metrics are off
   std::unique_ptr<gaps::GapDetector> gaps_;
   std::unique_ptr<ingest::OrderObserver> gap_feed_;
   std::unique_ptr<ingest::Ingester> ingester_;

@@ -306,12 +306,45 @@ function assertSameSpan(stored, sdk) {
   assert.equal(span.parentSpanId, sdk.parentSpanContext?.spanId, `${what}: parentSpanId`);
   assert.equal(span.startTimeUnixNano, String(nanosOf(sdk.startTime)), `${what}: start`);
   assert.equal(span.endTimeUnixNano, String(nanosOf(sdk.endTime)), `${what}: end`);
-  // ordertrace adds the design's derived `gap_detected` to a root span when the order had a gap
-  // (these test orders do not follow the full default lifecycle); all the SDK sent reads back.
-  const { gap_detected: gapDetected, ...attributes } = fromAttributes(span.attributes);
+  // ordertrace adds the design's derived attributes; each is checked against what the SDK sent,
+  // and everything else must read back exactly as sent.
+  // - `gap_detected` on a root span when the order had a gap (these test orders do not follow
+  //   the full default lifecycle);
+  // - `status_transition_latency` (seconds) on a transition span: its own duration;
+  // - `stage_duration` (seconds) on a transition span with prev_status, when the previous
+  //   status was already known;
+  // - `calc_duration` on mes.price.calc: its duration.
+  const {
+    gap_detected: gapDetected,
+    status_transition_latency: transitionLatency,
+    stage_duration: stageDuration,
+    calc_duration: calcDuration,
+    publish_to_consume_latency: publishToConsume,
+    ...attributes
+  } = fromAttributes(span.attributes);
   if (gapDetected !== undefined) {
     assert.equal(gapDetected, true, `${what}: gap_detected`);
     assert.equal(span.parentSpanId ?? '', '', `${what}: gap_detected only on a root span`);
+  }
+  const seconds = Number(BigInt(nanosOf(sdk.endTime)) - BigInt(nanosOf(sdk.startTime))) / 1e9;
+  if (sdk.attributes.new_status !== undefined && sdk.status.code !== 2) {
+    assert.ok(Math.abs(transitionLatency - seconds) < 1e-6,
+              `${what}: status_transition_latency ${transitionLatency} vs ${seconds}`);
+  } else {
+    assert.equal(transitionLatency, undefined, `${what}: status_transition_latency`);
+  }
+  if (stageDuration !== undefined) {
+    assert.ok(sdk.attributes.prev_status !== undefined && stageDuration >= 0,
+              `${what}: stage_duration ${stageDuration}`);
+  }
+  if (sdk.name === 'mes.price.calc') {
+    assert.ok(Math.abs(calcDuration - seconds) < 1e-6, `${what}: calc_duration`);
+  } else {
+    assert.equal(calcDuration, undefined, `${what}: calc_duration`);
+  }
+  if (publishToConsume !== undefined) {
+    assert.equal(span.kind, 5, `${what}: publish_to_consume_latency only on a consumer`);
+    assert.ok(publishToConsume >= 0, `${what}: publish_to_consume_latency`);
   }
   assert.deepEqual(attributes, { ...sdk.attributes }, `${what}: attributes`);
   assert.equal(span.status?.code ?? 0, sdk.status.code, `${what}: status code`);

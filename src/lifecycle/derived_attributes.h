@@ -1,0 +1,32 @@
+// Attributes ordertrace adds to stored spans, derived from the span and its order's record
+// (issue 6): how long a stage, a transition, a message's trip and the price calculation took,
+// so that a trace shows them without arithmetic. Values are seconds (doubles).
+#pragma once
+
+#include <string_view>
+
+#include "model/order_record.h"
+#include "model/span.h"
+
+namespace ordertrace::lifecycle {
+
+inline constexpr char kStageDurationKey[] = "stage_duration";
+inline constexpr char kStatusTransitionLatencyKey[] = "status_transition_latency";
+inline constexpr char kPublishToConsumeLatencyKey[] = "publish_to_consume_latency";
+inline constexpr char kCalcDurationKey[] = "calc_duration";
+
+// Adds to `span` (of `record`'s order) what applies, never replacing an attribute it has:
+// - status_transition_latency: a transition span's own duration (the service applying it);
+// - stage_duration: for the span that reached a status, the time since the order reached the
+//   span's prev_status (known from the record, whichever span arrived first);
+// - publish_to_consume_latency: a consumer span's start minus its message's publish;
+// - calc_duration: the price calculation span's (named `price_calc_span`) duration.
+void AddDerivedAttributes(model::Span& span, const model::OrderRecord& record,
+                          std::string_view price_calc_span);
+
+// The same figures, for metrics: the seconds between reaching `from` and `to`, when both are
+// in the record and in that order.
+std::optional<double> StageSeconds(const model::OrderRecord& record, std::string_view from,
+                                   std::string_view to);
+
+}  // namespace ordertrace::lifecycle

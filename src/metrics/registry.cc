@@ -1,0 +1,393 @@
+#include "metrics/registry.h"
+
+#include <algorithm>
+#include <cassert>
+#include <charconv>
+#include <cmath>
+#include <map>
+
+#include "absl/strings/string_view.h"
+
+namespace ordertrace::metrics {
+namespace {
+
+constexpr std::string_view kOverflowKey = "otel_metric_overflow=\"true\"";
+
+void AppendEscaped(std::string& out, std::string_view value) {
+  for (char c : value) {
+    switch (c) {
+      case '\\':
+        out += "\\\\";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        out += c;
+    }
+  }
+}
+
+// HELP text escapes backslashes and newlines; OpenMetrics escapes double quotes too.
+void AppendHelp(std::string& out, std::string_view help, Format format) {
+  for (char c : help) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '"' && format == Format::kOpenMetrics) {
+      out += "\\\"";
+    } else {
+      out += c;
+    }
+  }
+}
+
+std::string_view TrimTotal(std::string_view name) {
+  constexpr std::string_view kTotal = "_total";
+  if (name.size() > kTotal.size() && name.substr(name.size() - kTotal.size()) == kTotal) {
+    name.remove_suffix(kTotal.size());
+  }
+  return name;
+}
+
+// Series appear in a stable order (sorted keys), which also keeps scrapes diffable.
+template <typename Map>
+std::vector<typename Map::const_pointer> Sorted(const Map& map) {
+  std::vector<typename Map::const_pointer> out;
+  out.reserve(map.size());
+  for (const auto& entry : map) out.push_back(&entry);
+  std::sort(out.begin(), out.end(), [](auto* a, auto* b) { return a->first < b->first; });
+  return out;
+}
+
+void AppendExemplar(std::string& out, const Exemplar& exemplar) {
+  out += " # {trace_id=\"";
+  out += exemplar.trace_id.ToHex();
+  if (exemplar.span_id.IsValid()) {
+    out += "\",span_id=\"";
+    out += exemplar.span_id.ToHex();
+  }
+  out += "\"} ";
+  out += FormatValue(exemplar.value);
+  char stamp[40];
+  std::snprintf(stamp, sizeof(stamp), " %.3f", static_cast<double>(exemplar.time_unix_nano) / 1e9);
+  out += stamp;
+}
+
+}  // namespace
+
+Format FormatForAccept(std::string_view accept_header) {
+  return accept_header.find("application/openmetrics-text") != std::string_view::npos
+             ? Format::kOpenMetrics
+             : Format::kPrometheusText;
+}
+
+std::string_view ContentType(Format format) {
+  return format == Format::kOpenMetrics
+             ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+             : "text/plain; version=0.0.4; charset=utf-8";
+}
+
+std::string FormatValue(double value) {
+  if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
+  if (std::isnan(value)) return "NaN";
+  char buffer[32];
+  auto [end, ec] = std::to_chars(buffer, buffer + sizeof(buffer), value);
+  return ec == std::errc() ? std::string(buffer, end) : std::string("NaN");
+}
+
+Family::Family(FamilyOptions options, Registry& registry)
+    : options_(std::move(options)), registry_(registry) {}
+
+std::string_view Family::KeyFor(std::span<const std::string_view> label_values, bool& is_new) {
+  assert(label_values.size() == options_.label_names.size());
+  scratch_key_.clear();
+  for (size_t i = 0; i < label_values.size() && i < options_.label_names.size(); ++i) {
+    if (i > 0) scratch_key_ += ',';
+    scratch_key_ += options_.label_names[i];
+    scratch_key_ += "=\"";
+    AppendEscaped(scratch_key_, label_values[i]);
+    scratch_key_ += '"';
+  }
+  is_new = false;
+  return scratch_key_;
+}
+
+void Family::AppendLabels(std::string& out, std::string_view key) const {
+  out += '{';
+  out += key;
+}
+
+void Family::AppendClosedLabels(std::string& out, std::string_view key) const {
+  if (key.empty()) return;
+  out += '{';
+  out += key;
+  out += '}';
+}
+
+void Family::AppendHeader(std::string& out, Format format, std::string_view type) const {
+  std::string_view name = options_.name;
+  // OpenMetrics names a counter family without its _total suffix.
+  if (format == Format::kOpenMetrics && type == "counter") name = TrimTotal(name);
+  out += "# HELP ";
+  out += name;
+  out += ' ';
+  AppendHelp(out, options_.help, format);
+  out += "\n# TYPE ";
+  out += name;
+  out += ' ';
+  out += type;
+  out += '\n';
+}
+
+// Finds the series of `label_values` in `map`, creating it while the family has room, else
+// folding into the overflow series. Caller holds family.mu_.
+template <typename Map, typename MakeValue>
+typename Map::mapped_type& SeriesFor(Family& family, Map& map, std::string_view key,
+                                     size_t max_series, size_t& series_count, const MakeValue& make,
+                                     bool& overflowed) {
+  overflowed = false;
+  // Debian's Abseil has its own string_view type: look up with it.
+  auto it = map.find(absl::string_view(key.data(), key.size()));
+  if (it != map.end()) return it->second;
+  if (series_count >= max_series) {
+    overflowed = true;
+    key = kOverflowKey;
+    it = map.find(absl::string_view(key.data(), key.size()));
+    if (it != map.end()) return it->second;
+    return map.emplace(std::string(key), make()).first->second;
+  }
+  ++series_count;
+  return map.emplace(std::string(key), make()).first->second;
+}
+
+void Counter::Add(std::span<const std::string_view> label_values, double value) {
+  bool overflowed = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    bool is_new;
+    std::string_view key = KeyFor(label_values, is_new);
+    SeriesFor(
+        *this, values_, key, options_.max_series, series_count_, [] { return 0.0; }, overflowed) +=
+        value;
+  }
+  if (overflowed) registry_.CountOverflow(options_.name);
+}
+
+void Counter::ReplaceAll(const std::vector<std::pair<std::vector<std::string>, double>>& values) {
+  std::lock_guard<std::mutex> lock(mu_);
+  values_.clear();
+  series_count_ = 0;
+  for (const auto& [labels, value] : values) {
+    std::vector<std::string_view> views(labels.begin(), labels.end());
+    bool is_new, overflowed;
+    std::string_view key = KeyFor(views, is_new);
+    SeriesFor(
+        *this, values_, key, options_.max_series, series_count_, [] { return 0.0; }, overflowed) +=
+        value;
+  }
+}
+
+void Counter::Render(Format format, std::string& out) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  AppendHeader(out, format, "counter");
+  for (const auto* entry : Sorted(values_)) {
+    out += options_.name;
+    AppendClosedLabels(out, entry->first);
+    out += ' ';
+    out += FormatValue(entry->second);
+    out += '\n';
+  }
+}
+
+void Gauge::Set(std::span<const std::string_view> label_values, double value) {
+  bool overflowed = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    bool is_new;
+    std::string_view key = KeyFor(label_values, is_new);
+    SeriesFor(
+        *this, values_, key, options_.max_series, series_count_, [] { return 0.0; }, overflowed) =
+        value;
+  }
+  if (overflowed) registry_.CountOverflow(options_.name);
+}
+
+void Gauge::Add(std::span<const std::string_view> label_values, double delta) {
+  bool overflowed = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    bool is_new;
+    std::string_view key = KeyFor(label_values, is_new);
+    SeriesFor(
+        *this, values_, key, options_.max_series, series_count_, [] { return 0.0; }, overflowed) +=
+        delta;
+  }
+  if (overflowed) registry_.CountOverflow(options_.name);
+}
+
+void Gauge::ReplaceAll(const std::vector<std::pair<std::vector<std::string>, double>>& values) {
+  std::lock_guard<std::mutex> lock(mu_);
+  values_.clear();
+  series_count_ = 0;
+  for (const auto& [labels, value] : values) {
+    std::vector<std::string_view> views(labels.begin(), labels.end());
+    bool is_new, overflowed;
+    std::string_view key = KeyFor(views, is_new);
+    SeriesFor(
+        *this, values_, key, options_.max_series, series_count_, [] { return 0.0; }, overflowed) +=
+        value;
+  }
+}
+
+void Gauge::Render(Format format, std::string& out) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  AppendHeader(out, format, "gauge");
+  for (const auto* entry : Sorted(values_)) {
+    out += options_.name;
+    AppendClosedLabels(out, entry->first);
+    out += ' ';
+    out += FormatValue(entry->second);
+    out += '\n';
+  }
+}
+
+Histogram::Histogram(FamilyOptions options, Registry& registry, std::vector<double> bounds)
+    : Family(std::move(options), registry), bounds_(std::move(bounds)) {}
+
+void Histogram::Observe(std::span<const std::string_view> label_values, double value,
+                        const Exemplar* exemplar) {
+  if (std::isnan(value)) return;
+  bool overflowed = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    bool is_new;
+    std::string_view key = KeyFor(label_values, is_new);
+    size_t buckets = bounds_.size() + 1;
+    Series& series = SeriesFor(
+        *this, series_, key, options_.max_series, series_count_,
+        [buckets] {
+          Series s;
+          s.counts.assign(buckets, 0);
+          s.exemplars.resize(buckets);
+          s.has_exemplar.assign(buckets, false);
+          return s;
+        },
+        overflowed);
+    size_t bucket = std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin();
+    ++series.counts[bucket];
+    series.sum += value;
+    ++series.count;
+    // The latest exemplar per bucket: the freshest trace to jump to.
+    if (exemplar != nullptr) {
+      series.exemplars[bucket] = *exemplar;
+      series.exemplars[bucket].time_unix_nano = registry_.NowUnixNano();
+      series.has_exemplar[bucket] = true;
+    }
+  }
+  if (overflowed) registry_.CountOverflow(options_.name);
+}
+
+void Histogram::Render(Format format, std::string& out) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  AppendHeader(out, format, "histogram");
+  for (const auto* entry : Sorted(series_)) {
+    const Series& series = entry->second;
+    uint64_t cumulative = 0;
+    for (size_t b = 0; b <= bounds_.size(); ++b) {
+      cumulative += series.counts[b];
+      out += options_.name;
+      out += "_bucket";
+      AppendLabels(out, entry->first);
+      if (!entry->first.empty()) out += ',';
+      out += "le=\"";
+      out += b < bounds_.size() ? FormatValue(bounds_[b]) : std::string("+Inf");
+      out += "\"} ";
+      out += std::to_string(cumulative);
+      if (format == Format::kOpenMetrics && series.has_exemplar[b]) {
+        AppendExemplar(out, series.exemplars[b]);
+      }
+      out += '\n';
+    }
+    out += options_.name;
+    out += "_sum";
+    AppendClosedLabels(out, entry->first);
+    out += ' ';
+    out += FormatValue(series.sum);
+    out += '\n';
+    out += options_.name;
+    out += "_count";
+    AppendClosedLabels(out, entry->first);
+    out += ' ';
+    out += std::to_string(series.count);
+    out += '\n';
+  }
+}
+
+const model::Clock& Registry::DefaultClock() {
+  static const model::SystemClock clock;
+  return clock;
+}
+
+Registry::Registry(const model::Clock& clock) : clock_(clock) {
+  overflow_ = &AddCounter({"ordertrace_metric_series_overflow_total",
+                           "Observations folded into a family's overflow series because the "
+                           "family reached its series bound.",
+                           {"metric"},
+                           1000});
+}
+
+Counter& Registry::AddCounter(FamilyOptions options) {
+  auto family = std::unique_ptr<Counter>(new Counter(std::move(options), *this));
+  Counter& ref = *family;
+  families_.push_back(std::move(family));
+  return ref;
+}
+
+Gauge& Registry::AddGauge(FamilyOptions options) {
+  auto family = std::unique_ptr<Gauge>(new Gauge(std::move(options), *this));
+  Gauge& ref = *family;
+  families_.push_back(std::move(family));
+  return ref;
+}
+
+Histogram& Registry::AddHistogram(FamilyOptions options, std::vector<double> bucket_bounds) {
+  std::sort(bucket_bounds.begin(), bucket_bounds.end());
+  bucket_bounds.erase(std::unique(bucket_bounds.begin(), bucket_bounds.end()), bucket_bounds.end());
+  auto family = std::unique_ptr<Histogram>(
+      new Histogram(std::move(options), *this, std::move(bucket_bounds)));
+  Histogram& ref = *family;
+  families_.push_back(std::move(family));
+  return ref;
+}
+
+void Registry::AddScrapeHook(std::function<void()> hook) { hooks_.push_back(std::move(hook)); }
+
+void Registry::CountOverflow(const std::string& family) {
+  // The overflow counter cannot count itself (it is bounded far above the number of families).
+  if (family != overflow_->name()) overflow_->Add({family});
+}
+
+uint64_t Registry::OverflowCount(std::string_view family) const {
+  std::string key = "metric=\"";
+  AppendEscaped(key, family);
+  key += '"';
+  std::lock_guard<std::mutex> lock(overflow_->mu_);
+  auto it = overflow_->values_.find(key);
+  return it == overflow_->values_.end() ? 0 : static_cast<uint64_t>(it->second);
+}
+
+std::string Registry::Render(Format format) const {
+  for (const auto& hook : hooks_) hook();
+  std::string out;
+  out.reserve(16 * 1024);
+  for (const auto& family : families_) family->Render(format, out);
+  if (format == Format::kOpenMetrics) out += "# EOF\n";
+  return out;
+}
+
+}  // namespace ordertrace::metrics

@@ -1,0 +1,179 @@
+// Metric families (counters, gauges, histograms with exemplars) and their exposition in the
+// Prometheus text format 0.0.4 and in OpenMetrics 1.0 (exemplars appear only in OpenMetrics).
+//
+// Written here rather than taken from prometheus-cpp (the one C++ Prometheus library Debian
+// packages): it has no exemplars, and exemplars carrying the trace id are the point of these
+// metrics (a jump from a slow bucket to the trace behind it).
+//
+// Every family bounds its series: past `max_series` label sets, observations fold into one
+// overflow series labelled otel_metric_overflow="true" (the OpenTelemetry SDKs' and the
+// Collector's convention) and the registry's ordertrace_metric_series_overflow_total counts them.
+//
+// Thread-safe: each family has its own mutex; Render may run while others observe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "model/clock.h"
+#include "model/ids.h"
+
+namespace ordertrace::metrics {
+
+enum class Format { kPrometheusText, kOpenMetrics };
+
+// OpenMetrics when the scraper's Accept header offers it (Prometheus does when it can store
+// exemplars), the Prometheus text format otherwise.
+Format FormatForAccept(std::string_view accept_header);
+std::string_view ContentType(Format format);
+
+// A trace that produced an observation. Its timestamp is the moment it was observed (the
+// registry's clock), not the span's: spans arrive out of order, and Prometheus refuses an
+// exemplar older than the last one it stored for the series.
+struct Exemplar {
+  model::TraceId trace_id;
+  model::SpanId span_id;  // optional
+  double value = 0;
+  uint64_t time_unix_nano = 0;  // set by Histogram::Observe
+};
+
+struct FamilyOptions {
+  std::string name;  // counters end in _total
+  std::string help;
+  std::vector<std::string> label_names;
+  size_t max_series = 2000;
+};
+
+class Registry;
+
+// What the families share: name, labels, the series map with its bound.
+class Family {
+ public:
+  virtual ~Family() = default;
+  const std::string& name() const { return options_.name; }
+
+ protected:
+  Family(FamilyOptions options, Registry& registry);
+  // The series' key for `label_values` (one per label name), or the overflow key when the
+  // family is full and this is a new series. Caller holds mu_.
+  std::string_view KeyFor(std::span<const std::string_view> label_values, bool& is_new);
+  // `{a="x",b="y"` for a stored key (no closing brace, so callers can append `le`).
+  void AppendLabels(std::string& out, std::string_view key) const;
+  // The label block, closed: `{a="x"}`, or nothing when the family has no labels.
+  void AppendClosedLabels(std::string& out, std::string_view key) const;
+  void AppendHeader(std::string& out, Format format, std::string_view type) const;
+  virtual void Render(Format format, std::string& out) const = 0;
+
+  FamilyOptions options_;
+  Registry& registry_;
+  mutable std::mutex mu_;
+  size_t series_count_ = 0;  // guarded by mu_
+  std::string scratch_key_;  // guarded by mu_
+
+  friend class Registry;
+};
+
+class Counter final : public Family {
+ public:
+  void Add(std::span<const std::string_view> label_values, double value = 1);
+  void Add(std::initializer_list<std::string_view> label_values, double value = 1) {
+    Add(std::span<const std::string_view>(label_values.begin(), label_values.size()), value);
+  }
+  // Sets the whole family from a snapshot of another part's monotonic counts.
+  void ReplaceAll(const std::vector<std::pair<std::vector<std::string>, double>>& values);
+
+ private:
+  using Family::Family;
+  void Render(Format format, std::string& out) const override;
+  absl::flat_hash_map<std::string, double> values_;  // guarded by mu_
+  friend class Registry;
+};
+
+class Gauge final : public Family {
+ public:
+  void Set(std::span<const std::string_view> label_values, double value);
+  void Set(std::initializer_list<std::string_view> label_values, double value) {
+    Set(std::span<const std::string_view>(label_values.begin(), label_values.size()), value);
+  }
+  void Add(std::span<const std::string_view> label_values, double delta);
+  void Add(std::initializer_list<std::string_view> label_values, double delta) {
+    Add(std::span<const std::string_view>(label_values.begin(), label_values.size()), delta);
+  }
+  // Replaces every series (series missing from `values` disappear).
+  void ReplaceAll(const std::vector<std::pair<std::vector<std::string>, double>>& values);
+
+ private:
+  using Family::Family;
+  void Render(Format format, std::string& out) const override;
+  absl::flat_hash_map<std::string, double> values_;  // guarded by mu_
+  friend class Registry;
+};
+
+class Histogram final : public Family {
+ public:
+  void Observe(std::span<const std::string_view> label_values, double value,
+               const Exemplar* exemplar = nullptr);
+  void Observe(std::initializer_list<std::string_view> label_values, double value,
+               const Exemplar* exemplar = nullptr) {
+    Observe(std::span<const std::string_view>(label_values.begin(), label_values.size()), value,
+            exemplar);
+  }
+
+ private:
+  struct Series {
+    std::vector<uint64_t> counts;  // per bucket (not cumulative); the last is +Inf
+    std::vector<Exemplar> exemplars;
+    std::vector<bool> has_exemplar;
+    double sum = 0;
+    uint64_t count = 0;
+  };
+  Histogram(FamilyOptions options, Registry& registry, std::vector<double> bounds);
+  void Render(Format format, std::string& out) const override;
+
+  const std::vector<double> bounds_;                 // ascending upper bounds, +Inf implied
+  absl::flat_hash_map<std::string, Series> series_;  // guarded by mu_
+  friend class Registry;
+};
+
+class Registry {
+ public:
+  // `clock` (borrowed) stamps exemplars.
+  explicit Registry(const model::Clock& clock = DefaultClock());
+  static const model::Clock& DefaultClock();
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+
+  // The returned references live as long as the registry. Names must be unique.
+  Counter& AddCounter(FamilyOptions options);
+  Gauge& AddGauge(FamilyOptions options);
+  Histogram& AddHistogram(FamilyOptions options, std::vector<double> bucket_bounds);
+  // Run before every Render, to copy other parts' statistics into families.
+  void AddScrapeHook(std::function<void()> hook);
+
+  std::string Render(Format format) const;
+
+  // Observations folded into an overflow series, by family (tests and /metrics).
+  uint64_t OverflowCount(std::string_view family) const;
+
+  // Called by the families when an observation folds into their overflow series.
+  void CountOverflow(const std::string& family);
+  uint64_t NowUnixNano() const { return clock_.NowUnixNano(); }
+
+ private:
+  const model::Clock& clock_;
+  std::vector<std::unique_ptr<Family>> families_;  // fixed once serving starts
+  std::vector<std::function<void()>> hooks_;
+  Counter* overflow_ = nullptr;
+};
+
+// Formats a sample value as both formats accept it ("+Inf", "0.25", "3").
+std::string FormatValue(double value);
+
+}  // namespace ordertrace::metrics

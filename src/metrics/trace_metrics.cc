@@ -1,0 +1,226 @@
+#include "metrics/trace_metrics.h"
+
+#include <algorithm>
+
+#include "lifecycle/derived_attributes.h"
+#include "model/attribute_names.h"
+
+namespace ordertrace::metrics {
+namespace {
+
+constexpr char kComplexityClassKey[] = "complexity_class";
+// Partner label of orders placed directly, without a partner.
+constexpr std::string_view kDirect = "direct";
+
+std::string_view StringAttr(const model::Attributes& attributes, std::string_view key) {
+  const model::AnyValue* value = model::FindAttribute(attributes, key);
+  return value != nullptr && value->type == model::AnyValue::Type::kString
+             ? std::string_view(value->string_value)
+             : std::string_view();
+}
+
+std::string_view ServiceNameOf(const model::Resource& resource) {
+  std::string_view name = StringAttr(resource.attributes, "service.name");
+  return name.empty() ? std::string_view("unknown_service") : name;
+}
+
+const model::StatusReached* Reached(const model::OrderRecord& record, std::string_view status) {
+  for (const model::StatusReached& s : record.statuses) {
+    if (s.status == status) return &s;
+  }
+  return nullptr;
+}
+
+const model::MessageHop* Hop(const model::OrderRecord& record, std::string_view message_id) {
+  for (const model::MessageHop& m : record.messages) {
+    if (m.message_id == message_id) return &m;
+  }
+  return nullptr;
+}
+
+double Seconds(uint64_t nanos) { return static_cast<double>(nanos) / 1e9; }
+
+}  // namespace
+
+std::string_view SpanKindName(model::SpanKind kind) {
+  switch (kind) {
+    case model::SpanKind::kInternal:
+      return "SPAN_KIND_INTERNAL";
+    case model::SpanKind::kServer:
+      return "SPAN_KIND_SERVER";
+    case model::SpanKind::kClient:
+      return "SPAN_KIND_CLIENT";
+    case model::SpanKind::kProducer:
+      return "SPAN_KIND_PRODUCER";
+    case model::SpanKind::kConsumer:
+      return "SPAN_KIND_CONSUMER";
+    default:
+      return "SPAN_KIND_UNSPECIFIED";
+  }
+}
+
+std::string_view StatusCodeName(model::StatusCode code) {
+  switch (code) {
+    case model::StatusCode::kOk:
+      return "STATUS_CODE_OK";
+    case model::StatusCode::kError:
+      return "STATUS_CODE_ERROR";
+    default:
+      return "STATUS_CODE_UNSET";
+  }
+}
+
+TraceMetrics::TraceMetrics(Registry& registry, TraceMetricsOptions options, SlaLookup sla)
+    : options_(std::move(options)),
+      sla_(std::move(sla)),
+      calls_(registry.AddCounter({"traces_span_metrics_calls_total",
+                                  "Spans received, as the OpenTelemetry spanmetrics connector "
+                                  "counts them.",
+                                  {"service_name", "span_name", "span_kind", "status_code"},
+                                  options_.max_series})),
+      span_duration_(registry.AddHistogram(
+          {"traces_span_metrics_duration_seconds",
+           "Span durations, as the OpenTelemetry spanmetrics connector measures them.",
+           {"service_name", "span_name", "span_kind", "status_code"},
+           options_.max_series},
+          options_.span_duration_buckets)),
+      price_calc_(registry.AddHistogram(
+          {"price_calc_duration_seconds",
+           "Duration of the MES price calculation, by the model's complexity class.",
+           {"complexity_class"},
+           options_.max_series},
+          options_.price_calc_buckets)),
+      stage_duration_(registry.AddHistogram(
+          {"stage_duration_seconds",
+           "Time an order spent in from_status before reaching to_status (span timestamps).",
+           {"from_status", "to_status"},
+           options_.max_series},
+          options_.stage_buckets)),
+      publish_to_consume_(registry.AddHistogram(
+          {"publish_to_consume_latency_seconds",
+           "From a RabbitMQ message's publish span to its consume span, by queue.",
+           {"queue"},
+           options_.max_series},
+          options_.publish_to_consume_buckets)),
+      transitions_(registry.AddCounter({"status_transitions_total",
+                                        "Orders that reached a status (each order once).",
+                                        {"new_status"},
+                                        options_.max_series})),
+      order_errors_(
+          registry.AddCounter({"order_errors_total",
+                               "Failed spans of orders, by service and the span's error_code.",
+                               {"service", "error_code"},
+                               options_.max_series})),
+      orders_in_status_(registry.AddGauge({"orders_in_status",
+                                           "Stored orders by their current status.",
+                                           {"status"},
+                                           options_.max_series})),
+      partner_sla_(registry.AddCounter(
+          {"partner_stage_sla_total",
+           "Finished stages by partner (\"direct\": no partner) and whether they met the "
+           "stage's SLA for that partner.",
+           {"partner_id", "stage", "result"},
+           options_.max_series})),
+      stage_sla_(registry.AddGauge({"stage_sla_seconds",
+                                    "The lifecycle's SLA for leaving each stage (time-scaled), "
+                                    "for alert rules.",
+                                    {"stage"},
+                                    options_.max_series})),
+      price_calc_sla_(registry.AddGauge({"price_calc_sla_seconds",
+                                         "The price calculation's SLA (time-scaled), for alert "
+                                         "rules.",
+                                         {},
+                                         1})) {}
+
+void TraceMetrics::OnSpan(const model::Span& span, const model::Resource& resource, bool of_order) {
+  std::string_view service = ServiceNameOf(resource);
+  std::string_view kind = SpanKindName(span.kind);
+  std::string_view code = StatusCodeName(span.status.code);
+  const std::string_view labels[] = {service, span.name, kind, code};
+  calls_.Add(labels);
+  if (span.end_time_unix_nano < span.start_time_unix_nano) return;
+  double seconds = Seconds(span.end_time_unix_nano - span.start_time_unix_nano);
+  Exemplar exemplar{span.trace_id, span.span_id, seconds, span.end_time_unix_nano};
+  span_duration_.Observe(labels, seconds, &exemplar);
+
+  if (span.name == options_.price_calc_span && span.status.code != model::StatusCode::kError) {
+    std::string_view complexity = StringAttr(span.attributes, kComplexityClassKey);
+    const std::string_view calc_labels[] = {complexity.empty() ? "unknown" : complexity};
+    price_calc_.Observe(calc_labels, seconds, &exemplar);
+  }
+  std::string_view error_code = StringAttr(span.attributes, model::kErrorCodeKey);
+  if (of_order && (span.status.code == model::StatusCode::kError || !error_code.empty())) {
+    const std::string_view error_labels[] = {service,
+                                             error_code.empty() ? "unspecified" : error_code};
+    order_errors_.Add(error_labels);
+  }
+}
+
+void TraceMetrics::OnOrderChanged(const model::OrderRecord* before,
+                                  const model::OrderRecord& after) {
+  std::string_view partner = after.partner_id.empty() ? kDirect : after.partner_id;
+  for (const model::StatusReached& reached : after.statuses) {
+    const model::StatusReached* was =
+        before == nullptr ? nullptr : Reached(*before, reached.status);
+    if (was == nullptr) transitions_.Add({reached.status});
+    if (reached.prev_status.empty()) continue;
+    // A stage counts once: when both of its ends are first known, in whichever order the
+    // spans arrived.
+    std::optional<double> now = lifecycle::StageSeconds(after, reached.prev_status, reached.status);
+    if (!now) continue;
+    if (before != nullptr &&
+        lifecycle::StageSeconds(*before, reached.prev_status, reached.status).has_value()) {
+      continue;
+    }
+    Exemplar exemplar{after.trace_id, reached.span_id, *now, reached.at_unix_nano};
+    stage_duration_.Observe({reached.prev_status, reached.status}, *now, &exemplar);
+    if (sla_) {
+      if (std::optional<uint64_t> sla = sla_(reached.prev_status, after.partner_id)) {
+        bool met = *now <= Seconds(*sla);
+        partner_sla_.Add({partner, reached.prev_status, met ? "met" : "breached"});
+      }
+    }
+  }
+  for (const model::MessageHop& hop : after.messages) {
+    if (hop.published_at_unix_nano == 0 || hop.consumed_at_unix_nano == 0 ||
+        hop.consumed_at_unix_nano < hop.published_at_unix_nano) {
+      continue;
+    }
+    const model::MessageHop* was = before == nullptr ? nullptr : Hop(*before, hop.message_id);
+    if (was != nullptr && was->published_at_unix_nano != 0 && was->consumed_at_unix_nano != 0) {
+      continue;
+    }
+    double seconds = Seconds(hop.consumed_at_unix_nano - hop.published_at_unix_nano);
+    Exemplar exemplar{after.trace_id, model::SpanId{}, seconds, hop.consumed_at_unix_nano};
+    publish_to_consume_.Observe({hop.queue.empty() ? std::string_view("unknown") : hop.queue},
+                                seconds, &exemplar);
+  }
+  const model::StatusReached* old_status = before == nullptr ? nullptr : before->CurrentStatus();
+  const model::StatusReached* new_status = after.CurrentStatus();
+  std::string_view old_name = old_status == nullptr ? "" : std::string_view(old_status->status);
+  std::string_view new_name = new_status == nullptr ? "" : std::string_view(new_status->status);
+  if (old_name != new_name) {
+    if (!old_name.empty()) orders_in_status_.Add({old_name}, -1);
+    if (!new_name.empty()) orders_in_status_.Add({new_name}, 1);
+  }
+}
+
+void TraceMetrics::CountStoredOrder(const model::OrderRecord& record) {
+  if (const model::StatusReached* current = record.CurrentStatus()) {
+    orders_in_status_.Add({current->status}, 1);
+  }
+}
+
+void TraceMetrics::SetSlas(const std::vector<std::pair<std::string, double>>& stage_sla_seconds,
+                           std::optional<double> price_calc_sla_seconds) {
+  std::vector<std::pair<std::vector<std::string>, double>> stages;
+  for (const auto& [stage, seconds] : stage_sla_seconds) stages.push_back({{stage}, seconds});
+  stage_sla_.ReplaceAll(stages);
+  if (price_calc_sla_seconds) {
+    price_calc_sla_.ReplaceAll({{{}, *price_calc_sla_seconds}});
+  } else {
+    price_calc_sla_.ReplaceAll({});
+  }
+}
+
+}  // namespace ordertrace::metrics

@@ -1,0 +1,236 @@
+#include "metrics/trace_metrics.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "model/attribute_names.h"
+#include "model/clock.h"
+
+namespace ordertrace::metrics {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr uint64_t kBase = 1'700'000'000ULL * model::kNanosPerSecond;
+constexpr uint64_t kSecond = model::kNanosPerSecond;
+
+model::TraceId TraceIdOf(uint8_t n) {
+  model::TraceId id;
+  id.bytes[0] = 0x4f;
+  id.bytes[15] = n;
+  return id;
+}
+
+model::SpanId SpanIdOf(uint8_t n) {
+  model::SpanId id;
+  id.bytes[0] = 0x01;
+  id.bytes[7] = n;
+  return id;
+}
+
+model::Resource ResourceOf(const std::string& service) {
+  model::Resource r;
+  r.attributes.push_back({"service.name", model::AnyValue::String(service)});
+  return r;
+}
+
+model::Span SpanOf(const std::string& name, model::SpanKind kind, uint64_t start, uint64_t end) {
+  model::Span s;
+  s.trace_id = TraceIdOf(1);
+  s.span_id = SpanIdOf(1);
+  s.name = name;
+  s.kind = kind;
+  s.start_time_unix_nano = start;
+  s.end_time_unix_nano = end;
+  return s;
+}
+
+model::StatusReached Reached(const std::string& status, const std::string& prev, uint64_t at,
+                             uint8_t span) {
+  model::StatusReached r;
+  r.status = status;
+  r.prev_status = prev;
+  r.at_unix_nano = at;
+  r.span_id = SpanIdOf(span);
+  return r;
+}
+
+class TraceMetricsTest : public ::testing::Test {
+ protected:
+  std::string Text() { return registry_.Render(Format::kPrometheusText); }
+  std::string OpenMetrics() { return registry_.Render(Format::kOpenMetrics); }
+
+  Registry registry_;
+  TraceMetrics metrics_{
+      registry_, TraceMetricsOptions{},
+      [](std::string_view status, std::string_view partner) -> std::optional<uint64_t> {
+        if (status != "SUBMITTED") return std::nullopt;
+        return (partner == "partner-7" ? 60 : 600) * kSecond;
+      }};
+};
+
+TEST_F(TraceMetricsTest, SpanMetricsInTheConnectorsShape) {
+  model::Span span = SpanOf("shop.submit", model::SpanKind::kServer, kBase, kBase + 30'000'000);
+  span.status.code = model::StatusCode::kOk;
+  metrics_.OnSpan(span, ResourceOf("shop-api"), true);
+  metrics_.OnSpan(span, ResourceOf("shop-api"), true);
+  std::string text = Text();
+  const std::string labels =
+      "service_name=\"shop-api\",span_name=\"shop.submit\",span_kind=\"SPAN_KIND_SERVER\","
+      "status_code=\"STATUS_CODE_OK\"";
+  EXPECT_THAT(text, HasSubstr("traces_span_metrics_calls_total{" + labels + "} 2\n"));
+  // 30 ms: above the 10 ms bucket, within 50 ms.
+  EXPECT_THAT(text, HasSubstr("traces_span_metrics_duration_seconds_bucket{" + labels +
+                              ",le=\"0.01\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("traces_span_metrics_duration_seconds_bucket{" + labels +
+                              ",le=\"0.05\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("traces_span_metrics_duration_seconds_count{" + labels + "} 2\n"));
+  EXPECT_THAT(OpenMetrics(), HasSubstr("# {trace_id=\"" + TraceIdOf(1).ToHex() + "\",span_id=\"" +
+                                       SpanIdOf(1).ToHex() + "\"} 0.03 "));
+}
+
+TEST_F(TraceMetricsTest, UnknownServiceAndUnsetStatus) {
+  metrics_.OnSpan(SpanOf("x", model::SpanKind::kInternal, kBase, kBase + 1), model::Resource{},
+                  false);
+  EXPECT_THAT(Text(), HasSubstr("traces_span_metrics_calls_total{service_name=\"unknown_service\","
+                                "span_name=\"x\",span_kind=\"SPAN_KIND_INTERNAL\","
+                                "status_code=\"STATUS_CODE_UNSET\"} 1\n"));
+}
+
+TEST_F(TraceMetricsTest, PriceCalculationByComplexityClass) {
+  model::Span calc =
+      SpanOf("mes.price.calc", model::SpanKind::kInternal, kBase, kBase + 90 * kSecond);
+  calc.attributes.push_back({"complexity_class", model::AnyValue::String("high")});
+  metrics_.OnSpan(calc, ResourceOf("mes-api"), true);
+  model::Span plain = SpanOf("mes.price.calc", model::SpanKind::kInternal, kBase, kBase + kSecond);
+  metrics_.OnSpan(plain, ResourceOf("mes-api"), true);
+  model::Span failed = plain;
+  failed.status.code = model::StatusCode::kError;
+  metrics_.OnSpan(failed, ResourceOf("mes-api"), true);  // a failed calculation is no duration
+  std::string text = Text();
+  EXPECT_THAT(
+      text,
+      HasSubstr("price_calc_duration_seconds_bucket{complexity_class=\"high\",le=\"60\"} 0\n"));
+  EXPECT_THAT(
+      text,
+      HasSubstr("price_calc_duration_seconds_bucket{complexity_class=\"high\",le=\"120\"} 1\n"));
+  EXPECT_THAT(text,
+              HasSubstr("price_calc_duration_seconds_count{complexity_class=\"unknown\"} 1\n"));
+}
+
+TEST_F(TraceMetricsTest, OrderErrorsByServiceAndCode) {
+  model::Span refused =
+      SpanOf("crm.approve.manufacturing", model::SpanKind::kServer, kBase, kBase + 1);
+  refused.status.code = model::StatusCode::kError;
+  refused.attributes.push_back(
+      {model::kErrorCodeKey, model::AnyValue::String("ILLEGAL_TRANSITION")});
+  metrics_.OnSpan(refused, ResourceOf("crm-api"), true);
+  model::Span bare = SpanOf("x", model::SpanKind::kServer, kBase, kBase + 1);
+  bare.status.code = model::StatusCode::kError;
+  metrics_.OnSpan(bare, ResourceOf("shop-api"), true);
+  metrics_.OnSpan(bare, ResourceOf("shop-api"), false);  // not an order's span
+  std::string text = Text();
+  EXPECT_THAT(
+      text,
+      HasSubstr("order_errors_total{service=\"crm-api\",error_code=\"ILLEGAL_TRANSITION\"} 1\n"));
+  EXPECT_THAT(text,
+              HasSubstr("order_errors_total{service=\"shop-api\",error_code=\"unspecified\"} 1\n"));
+}
+
+TEST_F(TraceMetricsTest, StagesTransitionsAndStatusGaugeFromTheRecordDiff) {
+  model::OrderRecord before;
+  before.order_id = "ord-1";
+  before.trace_id = TraceIdOf(1);
+  before.statuses = {Reached("SUBMITTED", "FILE_UPLOADED", kBase, 3)};
+  metrics_.OnOrderChanged(nullptr, before);
+  model::OrderRecord after = before;
+  after.statuses.push_back(
+      Reached("PRICE_CALCULATION_STARTED", "SUBMITTED", kBase + 120 * kSecond, 4));
+  metrics_.OnOrderChanged(&before, after);
+  // The same record again (a replay): nothing counts twice.
+  metrics_.OnOrderChanged(&after, after);
+  std::string text = Text();
+  EXPECT_THAT(text, HasSubstr("status_transitions_total{new_status=\"SUBMITTED\"} 1\n"));
+  EXPECT_THAT(text,
+              HasSubstr("status_transitions_total{new_status=\"PRICE_CALCULATION_STARTED\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("stage_duration_seconds_count{from_status=\"SUBMITTED\","
+                              "to_status=\"PRICE_CALCULATION_STARTED\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("stage_duration_seconds_sum{from_status=\"SUBMITTED\","
+                              "to_status=\"PRICE_CALCULATION_STARTED\"} 120\n"));
+  // FILE_UPLOADED was never seen: no stage for it.
+  EXPECT_THAT(text, Not(HasSubstr("from_status=\"FILE_UPLOADED\"")));
+  EXPECT_THAT(text, HasSubstr("orders_in_status{status=\"PRICE_CALCULATION_STARTED\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("orders_in_status{status=\"SUBMITTED\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("partner_stage_sla_total{partner_id=\"direct\",stage=\"SUBMITTED\","
+                              "result=\"met\"} 1\n"));
+  EXPECT_THAT(OpenMetrics(), HasSubstr("# {trace_id=\"" + TraceIdOf(1).ToHex() + "\",span_id=\"" +
+                                       SpanIdOf(4).ToHex() + "\"} 120 "));
+}
+
+TEST_F(TraceMetricsTest, AStageCountsOnceWhicheverEndArrivesFirst) {
+  model::OrderRecord first;
+  first.order_id = "ord-2";
+  first.partner_id = "partner-7";
+  // The later status arrived first: its stage cannot be measured yet.
+  first.statuses = {Reached("PRICE_CALCULATION_STARTED", "SUBMITTED", kBase + 120 * kSecond, 4)};
+  metrics_.OnOrderChanged(nullptr, first);
+  EXPECT_THAT(Text(), Not(HasSubstr("stage_duration_seconds_count")));
+  model::OrderRecord second = first;
+  second.statuses.insert(second.statuses.begin(), Reached("SUBMITTED", "FILE_UPLOADED", kBase, 3));
+  metrics_.OnOrderChanged(&first, second);
+  std::string text = Text();
+  EXPECT_THAT(text, HasSubstr("stage_duration_seconds_count{from_status=\"SUBMITTED\","
+                              "to_status=\"PRICE_CALCULATION_STARTED\"} 1\n"));
+  // partner-7's SLA for SUBMITTED is 60 s: 120 s breaches it.
+  EXPECT_THAT(text,
+              HasSubstr("partner_stage_sla_total{partner_id=\"partner-7\",stage=\"SUBMITTED\","
+                        "result=\"breached\"} 1\n"));
+}
+
+TEST_F(TraceMetricsTest, PublishToConsumeOncePerMessage) {
+  model::OrderRecord before;
+  before.order_id = "ord-3";
+  model::MessageHop hop;
+  hop.message_id = "m-1";
+  hop.queue = "mes.price.requests";
+  hop.published_at_unix_nano = kBase;
+  before.messages = {hop};
+  metrics_.OnOrderChanged(nullptr, before);
+  model::OrderRecord after = before;
+  after.messages[0].consumed_at_unix_nano = kBase + 250'000'000;
+  metrics_.OnOrderChanged(&before, after);
+  metrics_.OnOrderChanged(&after, after);
+  std::string text = Text();
+  EXPECT_THAT(
+      text,
+      HasSubstr("publish_to_consume_latency_seconds_count{queue=\"mes.price.requests\"} 1\n"));
+  EXPECT_THAT(
+      text,
+      HasSubstr("publish_to_consume_latency_seconds_sum{queue=\"mes.price.requests\"} 0.25\n"));
+}
+
+TEST_F(TraceMetricsTest, StoredOrdersSeedTheStatusGauge) {
+  model::OrderRecord r;
+  r.statuses = {Reached("CLOSED", "SHIPPED", kBase, 1)};
+  metrics_.CountStoredOrder(r);
+  metrics_.CountStoredOrder(r);
+  EXPECT_THAT(Text(), HasSubstr("orders_in_status{status=\"CLOSED\"} 2\n"));
+}
+
+TEST_F(TraceMetricsTest, SlaGauges) {
+  metrics_.SetSlas({{"SUBMITTED", 600}, {"PRICE_CALCULATION_STARTED", 1800}}, 1800);
+  std::string text = Text();
+  EXPECT_THAT(text, HasSubstr("stage_sla_seconds{stage=\"SUBMITTED\"} 600\n"));
+  EXPECT_THAT(text, HasSubstr("price_calc_sla_seconds 1800\n"));
+}
+
+TEST_F(TraceMetricsTest, OrderIdsNeverBecomeLabels) {
+  model::Span span = SpanOf("shop.submit", model::SpanKind::kServer, kBase, kBase + 1);
+  span.attributes.push_back({model::kOrderIdKey, model::AnyValue::String("ord-secret-77")});
+  metrics_.OnSpan(span, ResourceOf("shop-api"), true);
+  EXPECT_THAT(Text(), Not(HasSubstr("ord-secret-77")));
+}
+
+}  // namespace
+}  // namespace ordertrace::metrics

@@ -1,0 +1,127 @@
+#include "server/component_metrics.h"
+
+#include "gaps/alertmanager_client.h"
+#include "gaps/gap_detector.h"
+#include "ingest/ingester.h"
+#include "metrics/registry.h"
+#include "sampling/tail_sampler.h"
+
+namespace ordertrace::server {
+namespace {
+
+using Values = std::vector<std::pair<std::vector<std::string>, double>>;
+
+Values ByKindAndStage(const std::map<std::pair<std::string, std::string>, uint64_t>& counts) {
+  Values out;
+  for (const auto& [key, count] : counts) {
+    out.push_back({{key.first, key.second}, static_cast<double>(count)});
+  }
+  return out;
+}
+
+}  // namespace
+
+void RegisterComponentMetrics(metrics::Registry& registry, const gaps::GapDetector* gaps,
+                              const gaps::AlertmanagerClient* alerts,
+                              const ingest::Ingester* ingester,
+                              const sampling::TailSampler* sampler) {
+  if (gaps != nullptr) {
+    auto& detected = registry.AddCounter(
+        {"gap_detected_total", "Gaps the detector opened, by kind and stage.", {"kind", "stage"}});
+    auto& open =
+        registry.AddGauge({"open_gaps", "Gaps open now, by kind and stage.", {"kind", "stage"}});
+    auto& tracked_orders =
+        registry.AddGauge({"gap_tracked_orders", "Orders with a stage deadline pending.", {}});
+    auto& tracked_messages =
+        registry.AddGauge({"gap_tracked_messages", "Messages waiting for their consumer.", {}});
+    auto& lookup_errors = registry.AddCounter(
+        {"gap_lookup_errors_total", "Deadlines whose order could not be read (retried).", {}});
+    auto& store_errors =
+        registry.AddCounter({"gap_store_errors_total", "Gaps that could not be persisted.", {}});
+    registry.AddScrapeHook(
+        [=, &detected, &open, &tracked_orders, &tracked_messages, &lookup_errors, &store_errors] {
+          gaps::GapDetectorStats stats = gaps->Stats();
+          detected.ReplaceAll(ByKindAndStage(stats.detected_total));
+          open.ReplaceAll(ByKindAndStage(stats.open));
+          tracked_orders.Set({}, static_cast<double>(stats.tracked_orders));
+          tracked_messages.Set({}, static_cast<double>(stats.tracked_messages));
+          lookup_errors.ReplaceAll({{{}, static_cast<double>(stats.lookup_errors)}});
+          store_errors.ReplaceAll({{{}, static_cast<double>(stats.store_errors)}});
+        });
+  }
+  if (alerts != nullptr) {
+    auto& sent = registry.AddCounter(
+        {"alertmanager_alerts_sent_total", "Alerts Alertmanager accepted.", {}});
+    auto& failed = registry.AddCounter(
+        {"alertmanager_failed_posts_total", "Posts to Alertmanager that failed (retried).", {}});
+    auto& rejected = registry.AddCounter(
+        {"alertmanager_rejected_alerts_total", "Alerts Alertmanager refused as invalid.", {}});
+    auto& dropped = registry.AddCounter(
+        {"alertmanager_alerts_dropped_total", "Alerts dropped to stay within the bound.", {}});
+    auto& pending =
+        registry.AddGauge({"alertmanager_alerts_pending", "Alerts owed a delivery.", {}});
+    registry.AddScrapeHook([=, &sent, &failed, &rejected, &dropped, &pending] {
+      gaps::AlertmanagerClientStats stats = alerts->Stats();
+      sent.ReplaceAll({{{}, static_cast<double>(stats.sent_alerts)}});
+      failed.ReplaceAll({{{}, static_cast<double>(stats.failed_posts)}});
+      rejected.ReplaceAll({{{}, static_cast<double>(stats.rejected_alerts)}});
+      dropped.ReplaceAll({{{}, static_cast<double>(stats.dropped)}});
+      pending.Set({}, static_cast<double>(stats.pending));
+    });
+  }
+  if (ingester != nullptr) {
+    auto& spans = registry.AddCounter(
+        {"ordertrace_ingested_spans_total", "Spans accepted and folded into order records.", {}});
+    auto& refused =
+        registry.AddCounter({"ordertrace_ingest_refused_requests_total",
+                             "Requests refused because the ingest queue was full (clients retry).",
+                             {}});
+    auto& errors =
+        registry.AddCounter({"ordertrace_ingest_write_errors_total", "Failed store writes.", {}});
+    auto& queued =
+        registry.AddGauge({"ordertrace_ingest_queued_spans", "Spans waiting for the writer.", {}});
+    registry.AddScrapeHook([=, &spans, &refused, &errors, &queued] {
+      ingest::IngesterStats stats = ingester->Stats();
+      spans.ReplaceAll({{{}, static_cast<double>(stats.spans_written)}});
+      refused.ReplaceAll({{{}, static_cast<double>(stats.requests_refused_full)}});
+      errors.ReplaceAll({{{}, static_cast<double>(stats.write_errors)}});
+      queued.Set({}, static_cast<double>(stats.queued_spans));
+    });
+  }
+  if (sampler != nullptr) {
+    auto& decisions = registry.AddCounter(
+        {"ordertrace_sampling_decisions_total",
+         "Traces decided by the tail sampler: kept (slow, failed or by ratio), dropped, or "
+         "forced (the order was flagged stuck).",
+         {"decision"}});
+    auto& sampled_spans = registry.AddCounter(
+        {"ordertrace_sampling_spans_total",
+         "Spans through the sampler: lifecycle (always kept), kept or dropped detail, and "
+         "detail dropped early because the pending buffer was full.",
+         {"outcome"}});
+    auto& upgrades =
+        registry.AddCounter({"ordertrace_sampling_upgrades_total",
+                             "Dropped traces turned to kept by a late slow or failed span.",
+                             {}});
+    auto& pending = registry.AddGauge(
+        {"ordertrace_sampling_pending_spans", "Detail spans waiting for their decision.", {}});
+    auto& pending_traces = registry.AddGauge(
+        {"ordertrace_sampling_pending_traces", "Traces with detail waiting for a decision.", {}});
+    registry.AddScrapeHook([=, &decisions, &sampled_spans, &upgrades, &pending, &pending_traces] {
+      sampling::SamplingStats s = sampler->Stats();
+      decisions.ReplaceAll({{{"kept"}, static_cast<double>(s.traces_kept)},
+                            {{"dropped"}, static_cast<double>(s.traces_dropped)},
+                            {{"forced"}, static_cast<double>(s.traces_forced)}});
+      sampled_spans.ReplaceAll(
+          {{{"lifecycle"}, static_cast<double>(s.lifecycle_spans)},
+           {{"kept_detail"}, static_cast<double>(s.kept_detail_spans)},
+           {{"dropped_detail"}, static_cast<double>(s.dropped_detail_spans)},
+           {{"dropped_pending_full"}, static_cast<double>(s.dropped_pending_full_spans)}});
+      upgrades.ReplaceAll({{{}, static_cast<double>(s.upgrades)}});
+      pending.Set({}, static_cast<double>(s.pending_spans));
+      pending_traces.Set({}, static_cast<double>(s.pending_traces));
+    });
+  }
+}
+
+}  // namespace ordertrace::server
