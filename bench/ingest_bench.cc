@@ -72,7 +72,9 @@ struct RunningServer {
   int http = 0;
 };
 
-RunningServer StartOrdertrace(const std::string& binary, const std::string& data_dir) {
+// `config` (may be empty): a YAML file passed with --config.
+RunningServer StartOrdertrace(const std::string& binary, const std::string& data_dir,
+                              const std::string& config = "") {
   RunningServer s;
   s.otlp_http = FreePort();
   s.http = FreePort();
@@ -82,9 +84,17 @@ RunningServer StartOrdertrace(const std::string& binary, const std::string& data
     std::string a1 = "127.0.0.1:" + std::to_string(grpc);
     std::string a2 = "127.0.0.1:" + std::to_string(s.otlp_http);
     std::string a3 = "127.0.0.1:" + std::to_string(s.http);
-    execl(binary.c_str(), binary.c_str(), "--data-dir", data_dir.c_str(), "--otlp-grpc-listen",
-          a1.c_str(), "--otlp-http-listen", a2.c_str(), "--http-listen", a3.c_str(), "--log-level",
-          "warn", nullptr);
+    std::vector<std::string> args = {binary, "--data-dir",         data_dir, "--otlp-grpc-listen",
+                                     a1,     "--otlp-http-listen", a2,       "--http-listen",
+                                     a3,     "--log-level",        "warn"};
+    if (!config.empty()) {
+      args.push_back("--config");
+      args.push_back(config);
+    }
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    execv(binary.c_str(), argv.data());
     _exit(127);
   }
   httplib::Client probe("127.0.0.1", s.http);
@@ -102,6 +112,63 @@ void StopOrdertrace(const RunningServer& s) {
   kill(s.pid, SIGTERM);
   int status = 0;
   waitpid(s.pid, &status, 0);
+}
+
+struct EndToEnd {
+  double spans_per_second = 0;
+  double server_cpu_us_per_span = 0;
+  double client_cpu_us_per_span = 0;
+  double cores_busy = 0;
+  size_t failures = 0;
+  size_t retries = 0;
+};
+
+// A real ordertrace process on `data_dir`; `clients` threads POST every payload to /v1/traces
+// with keep-alive, retrying on 429/503 as SDKs do.
+EndToEnd RunEndToEnd(const std::string& binary, const std::string& data_dir,
+                     const std::string& config, const std::vector<std::string>& payloads,
+                     int clients) {
+  size_t spans = 0;
+  for (const std::string& p : payloads) spans += otlp::DecodeProtobufRequest(p)->batch.SpanCount();
+  RunningServer server = StartOrdertrace(binary, data_dir, config);
+  std::atomic<size_t> next{0};
+  std::atomic<size_t> failures{0}, retries{0};
+  double server_cpu0 = ProcessCpuSeconds(server.pid);
+  double client_cpu0 = ProcessCpuSeconds(getpid());
+  auto e2e0 = Clock::now();
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&] {
+      httplib::Client client("127.0.0.1", server.otlp_http);
+      client.set_keep_alive(true);
+      for (size_t i; (i = next.fetch_add(1)) < payloads.size();) {
+        for (int attempt = 0;; ++attempt) {
+          auto res = client.Post("/v1/traces", payloads[i], "application/x-protobuf");
+          if (res && res->status == 200) break;
+          if (res && (res->status == 429 || res->status == 503) && attempt < 100) {
+            ++retries;
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            continue;
+          }
+          ++failures;
+          break;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  double wall = std::chrono::duration<double>(Clock::now() - e2e0).count();
+  double server_cpu = ProcessCpuSeconds(server.pid) - server_cpu0;
+  double client_cpu = ProcessCpuSeconds(getpid()) - client_cpu0;
+  StopOrdertrace(server);
+  EndToEnd r;
+  r.spans_per_second = spans / wall;
+  r.server_cpu_us_per_span = server_cpu * 1e6 / spans;
+  r.client_cpu_us_per_span = client_cpu * 1e6 / spans;
+  r.cores_busy = (server_cpu + client_cpu) / wall;
+  r.failures = failures.load();
+  r.retries = retries.load();
+  return r;
 }
 
 double Percentile(std::vector<double> v, double p) {
@@ -195,52 +262,33 @@ int main(int argc, char** argv) {
   std::printf("decode only (1 thread):  %10.0f spans/s  %6.2f CPU us/span\n", decode_rate,
               decode_cpu * 1e6 / decoded_spans);
 
-  // End to end: a real ordertrace process, clients over loopback.
   std::string dir =
       (std::filesystem::temp_directory_path() / ("ordertrace-bench-" + std::to_string(getpid())))
           .string();
   std::filesystem::remove_all(dir);
-  RunningServer server = StartOrdertrace(binary, dir + "/ingest");
-  std::atomic<size_t> next{0};
-  std::atomic<size_t> failures{0}, retries{0};
-  double server_cpu0 = ProcessCpuSeconds(server.pid);
-  double client_cpu0 = ProcessCpuSeconds(getpid());
-  auto e2e0 = Clock::now();
-  std::vector<std::thread> threads;
-  for (int c = 0; c < clients; ++c) {
-    threads.emplace_back([&] {
-      httplib::Client client("127.0.0.1", server.otlp_http);
-      client.set_keep_alive(true);
-      for (size_t i; (i = next.fetch_add(1)) < payloads.size();) {
-        for (int attempt = 0;; ++attempt) {
-          auto res = client.Post("/v1/traces", payloads[i], "application/x-protobuf");
-          if (res && res->status == 200) break;
-          if (res && (res->status == 429 || res->status == 503) && attempt < 100) {
-            ++retries;
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-            continue;
-          }
-          ++failures;
-          break;
-        }
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  double e2e_wall = std::chrono::duration<double>(Clock::now() - e2e0).count();
-  double server_cpu = ProcessCpuSeconds(server.pid) - server_cpu0;
-  double client_cpu = ProcessCpuSeconds(getpid()) - client_cpu0;
-  StopOrdertrace(server);
-  double e2e_rate = spans / e2e_wall;
-  std::printf(
-      "end to end (%d clients): %10.0f spans/s  %6.2f server CPU us/span  "
-      "(%zu failed, %zu retried requests)\n",
-      clients, e2e_rate, server_cpu * 1e6 / spans, failures.load(), retries.load());
-  // The clients share the machine with the server: what they burn is not the server's to use.
-  std::printf("clients (same machine):  %6.2f CPU us/span, %.2f cores busy in all during the run\n",
-              client_cpu * 1e6 / spans, (server_cpu + client_cpu) / e2e_wall);
-  std::printf("end to end / decode only: %.0f%% of the throughput\n",
-              100.0 * e2e_rate / decode_rate);
+  std::filesystem::create_directories(dir);
+
+  // End to end, twice in the same run: ordertrace as shipped (trace metrics and tail sampling
+  // on), and with both switched off, to price them.
+  const std::string bare_config = dir + "/metrics-sampling-off.yaml";
+  std::ofstream(bare_config) << "metrics:\n  enabled: false\nsampling:\n  enabled: false\n";
+  EndToEnd off = RunEndToEnd(binary, dir + "/ingest-off", bare_config, payloads, clients);
+  EndToEnd on = RunEndToEnd(binary, dir + "/ingest-on", "", payloads, clients);
+  auto print = [&](const char* what, const EndToEnd& r) {
+    std::printf(
+        "end to end, %s (%d clients): %10.0f spans/s  %6.2f server CPU us/span  "
+        "(%zu failed, %zu retried requests)\n",
+        what, clients, r.spans_per_second, r.server_cpu_us_per_span, r.failures, r.retries);
+    // The clients share the machine with the server: what they burn is not the server's.
+    std::printf("  clients (same machine): %6.2f CPU us/span, %.2f cores busy in all\n",
+                r.client_cpu_us_per_span, r.cores_busy);
+  };
+  print("metrics+sampling off", off);
+  print("metrics+sampling on ", on);
+  std::printf("metrics+sampling cost: %+.1f%% server CPU per span\n",
+              100.0 * (on.server_cpu_us_per_span / off.server_cpu_us_per_span - 1));
+  std::printf("end to end (on) / decode only: %.0f%% of the throughput\n",
+              100.0 * on.spans_per_second / decode_rate);
 
   if (orders > 0) {
     auto s0 = Clock::now();

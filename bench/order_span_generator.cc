@@ -18,9 +18,9 @@ struct Step {
 };
 
 // One order's lifecycle as the services emit it: every status of the default lifecycle model in
-// order (so the gap detector sees a conforming order, as it would in production) and the two
-// RabbitMQ hops, each a publish and a consume (15 spans).
-constexpr std::array<Step, 15> kLifecycle = {{
+// order (so the gap detector sees a conforming order, as it would in production), the two
+// RabbitMQ hops, each a publish and a consume, and the price calculation's four phases (19 spans).
+constexpr std::array<Step, 19> kLifecycle = {{
     {"shop-api", "shop.init", model::SpanKind::kServer, "", "INITIATED", 1, nullptr, 0},
     {"shop-api", "shop.upload", model::SpanKind::kServer, "INITIATED", "FILE_UPLOADED", 2, nullptr,
      0},
@@ -33,6 +33,11 @@ constexpr std::array<Step, 15> kLifecycle = {{
      "PRICE_CALCULATION_STARTED", 4, nullptr, 0},
     {"mes-api", "mes.price.calc", model::SpanKind::kInternal, "PRICE_CALCULATION_STARTED",
      "PRICE_CALCULATED", 5, nullptr, 0},
+    // The calculation's phases: detail spans, which the tail sampler keeps for a share of traces.
+    {"mes-api", "mes.price.phase.load_model", model::SpanKind::kInternal, "", "", 0, nullptr, 0},
+    {"mes-api", "mes.price.phase.analyze", model::SpanKind::kInternal, "", "", 0, nullptr, 0},
+    {"mes-api", "mes.price.phase.estimate", model::SpanKind::kInternal, "", "", 0, nullptr, 0},
+    {"mes-api", "mes.price.phase.quote", model::SpanKind::kInternal, "", "", 0, nullptr, 0},
     {"mes-api", "mq.publish.status", model::SpanKind::kProducer, "", "", 0, "crm.status", 1},
     {"crm-api", "mq.consume.status", model::SpanKind::kConsumer, "", "", 0, "crm.status", 1},
     {"crm-api", "crm.approve.manufacturing", model::SpanKind::kServer, "PRICE_CALCULATED",

@@ -13,7 +13,7 @@ namespace ordertrace::bench {
 
 class OrderSpanGenerator {
  public:
-  static constexpr size_t kSpansPerOrder = 15;
+  static constexpr size_t kSpansPerOrder = 19;
 
   explicit OrderSpanGenerator(uint64_t seed, uint64_t base_time_unix_nano);
 

@@ -14,6 +14,11 @@ namespace {
 constexpr std::string_view kOverflowKey = "otel_metric_overflow=\"true\"";
 
 void AppendEscaped(std::string& out, std::string_view value) {
+  // Fast path, the common case: nothing to escape.
+  if (value.find_first_of("\\\"\n") == std::string_view::npos) {
+    out.append(value);
+    return;
+  }
   for (char c : value) {
     switch (c) {
       case '\\':
@@ -103,17 +108,30 @@ std::string FormatValue(double value) {
 Family::Family(FamilyOptions options, Registry& registry)
     : options_(std::move(options)), registry_(registry) {}
 
-std::string_view Family::KeyFor(std::span<const std::string_view> label_values, bool& is_new) {
-  assert(label_values.size() == options_.label_names.size());
-  scratch_key_.clear();
-  for (size_t i = 0; i < label_values.size() && i < options_.label_names.size(); ++i) {
-    if (i > 0) scratch_key_ += ',';
-    scratch_key_ += options_.label_names[i];
-    scratch_key_ += "=\"";
-    AppendEscaped(scratch_key_, label_values[i]);
-    scratch_key_ += '"';
+namespace {
+
+void EncodeLabels(const std::vector<std::string>& names, std::span<const std::string_view> values,
+                  std::string& out) {
+  assert(values.size() == names.size());
+  out.clear();
+  for (size_t i = 0; i < values.size() && i < names.size(); ++i) {
+    if (i > 0) out += ',';
+    out += names[i];
+    out += "=\"";
+    AppendEscaped(out, values[i]);
+    out += '"';
   }
-  is_new = false;
+}
+
+}  // namespace
+
+SeriesKey::SeriesKey(const std::vector<std::string>& label_names,
+                     std::span<const std::string_view> label_values) {
+  EncodeLabels(label_names, label_values, text_);
+}
+
+std::string_view Family::KeyFor(std::span<const std::string_view> label_values) {
+  EncodeLabels(options_.label_names, label_values, scratch_key_);
   return scratch_key_;
 }
 
@@ -169,11 +187,21 @@ void Counter::Add(std::span<const std::string_view> label_values, double value) 
   bool overflowed = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    bool is_new;
-    std::string_view key = KeyFor(label_values, is_new);
+    std::string_view key = KeyFor(label_values);
     SeriesFor(
         *this, values_, key, options_.max_series, series_count_, [] { return 0.0; }, overflowed) +=
         value;
+  }
+  if (overflowed) registry_.CountOverflow(options_.name);
+}
+
+void Counter::Add(const SeriesKey& key, double value) {
+  bool overflowed = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    SeriesFor(
+        *this, values_, key.text(), options_.max_series, series_count_, [] { return 0.0; },
+        overflowed) += value;
   }
   if (overflowed) registry_.CountOverflow(options_.name);
 }
@@ -184,8 +212,8 @@ void Counter::ReplaceAll(const std::vector<std::pair<std::vector<std::string>, d
   series_count_ = 0;
   for (const auto& [labels, value] : values) {
     std::vector<std::string_view> views(labels.begin(), labels.end());
-    bool is_new, overflowed;
-    std::string_view key = KeyFor(views, is_new);
+    bool overflowed;
+    std::string_view key = KeyFor(views);
     SeriesFor(
         *this, values_, key, options_.max_series, series_count_, [] { return 0.0; }, overflowed) +=
         value;
@@ -208,8 +236,7 @@ void Gauge::Set(std::span<const std::string_view> label_values, double value) {
   bool overflowed = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    bool is_new;
-    std::string_view key = KeyFor(label_values, is_new);
+    std::string_view key = KeyFor(label_values);
     SeriesFor(
         *this, values_, key, options_.max_series, series_count_, [] { return 0.0; }, overflowed) =
         value;
@@ -221,8 +248,7 @@ void Gauge::Add(std::span<const std::string_view> label_values, double delta) {
   bool overflowed = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    bool is_new;
-    std::string_view key = KeyFor(label_values, is_new);
+    std::string_view key = KeyFor(label_values);
     SeriesFor(
         *this, values_, key, options_.max_series, series_count_, [] { return 0.0; }, overflowed) +=
         delta;
@@ -236,8 +262,8 @@ void Gauge::ReplaceAll(const std::vector<std::pair<std::vector<std::string>, dou
   series_count_ = 0;
   for (const auto& [labels, value] : values) {
     std::vector<std::string_view> views(labels.begin(), labels.end());
-    bool is_new, overflowed;
-    std::string_view key = KeyFor(views, is_new);
+    bool overflowed;
+    std::string_view key = KeyFor(views);
     SeriesFor(
         *this, values_, key, options_.max_series, series_count_, [] { return 0.0; }, overflowed) +=
         value;
@@ -265,31 +291,44 @@ void Histogram::Observe(std::span<const std::string_view> label_values, double v
   bool overflowed = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    bool is_new;
-    std::string_view key = KeyFor(label_values, is_new);
-    size_t buckets = bounds_.size() + 1;
-    Series& series = SeriesFor(
-        *this, series_, key, options_.max_series, series_count_,
-        [buckets] {
-          Series s;
-          s.counts.assign(buckets, 0);
-          s.exemplars.resize(buckets);
-          s.has_exemplar.assign(buckets, false);
-          return s;
-        },
-        overflowed);
-    size_t bucket = std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin();
-    ++series.counts[bucket];
-    series.sum += value;
-    ++series.count;
-    // The latest exemplar per bucket: the freshest trace to jump to.
-    if (exemplar != nullptr) {
-      series.exemplars[bucket] = *exemplar;
-      series.exemplars[bucket].time_unix_nano = registry_.NowUnixNano();
-      series.has_exemplar[bucket] = true;
-    }
+    ObserveLocked(KeyFor(label_values), value, exemplar, overflowed);
   }
   if (overflowed) registry_.CountOverflow(options_.name);
+}
+
+void Histogram::Observe(const SeriesKey& key, double value, const Exemplar* exemplar) {
+  if (std::isnan(value)) return;
+  bool overflowed = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ObserveLocked(key.text(), value, exemplar, overflowed);
+  }
+  if (overflowed) registry_.CountOverflow(options_.name);
+}
+
+void Histogram::ObserveLocked(std::string_view key, double value, const Exemplar* exemplar,
+                              bool& overflowed) {
+  size_t buckets = bounds_.size() + 1;
+  Series& series = SeriesFor(
+      *this, series_, key, options_.max_series, series_count_,
+      [buckets] {
+        Series s;
+        s.counts.assign(buckets, 0);
+        s.exemplars.resize(buckets);
+        s.has_exemplar.assign(buckets, false);
+        return s;
+      },
+      overflowed);
+  size_t bucket = std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin();
+  ++series.counts[bucket];
+  series.sum += value;
+  ++series.count;
+  // The latest exemplar per bucket: the freshest trace to jump to.
+  if (exemplar != nullptr) {
+    series.exemplars[bucket] = *exemplar;
+    series.exemplars[bucket].time_unix_nano = registry_.NowUnixNano();
+    series.has_exemplar[bucket] = true;
+  }
 }
 
 void Histogram::Render(Format format, std::string& out) const {

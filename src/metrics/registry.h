@@ -29,8 +29,8 @@ namespace ordertrace::metrics {
 
 enum class Format { kPrometheusText, kOpenMetrics };
 
-// OpenMetrics when the scraper's Accept header offers it (Prometheus does when it can store
-// exemplars), the Prometheus text format otherwise.
+// OpenMetrics when the scraper's Accept header offers it (Prometheus 2.42 always does, and keeps
+// the exemplars when run with --enable-feature=exemplar-storage), Prometheus text otherwise.
 Format FormatForAccept(std::string_view accept_header);
 std::string_view ContentType(Format format);
 
@@ -53,17 +53,29 @@ struct FamilyOptions {
 
 class Registry;
 
+// A series' label values, encoded once: families with the same label names (a counter and a
+// histogram over the same spans) can share it instead of encoding the labels twice.
+class SeriesKey {
+ public:
+  SeriesKey(const std::vector<std::string>& label_names,
+            std::span<const std::string_view> label_values);
+  std::string_view text() const { return text_; }
+
+ private:
+  std::string text_;
+};
+
 // What the families share: name, labels, the series map with its bound.
 class Family {
  public:
   virtual ~Family() = default;
   const std::string& name() const { return options_.name; }
+  const std::vector<std::string>& label_names() const { return options_.label_names; }
 
  protected:
   Family(FamilyOptions options, Registry& registry);
-  // The series' key for `label_values` (one per label name), or the overflow key when the
-  // family is full and this is a new series. Caller holds mu_.
-  std::string_view KeyFor(std::span<const std::string_view> label_values, bool& is_new);
+  // The series' key for `label_values` (one per label name). Caller holds mu_.
+  std::string_view KeyFor(std::span<const std::string_view> label_values);
   // `{a="x",b="y"` for a stored key (no closing brace, so callers can append `le`).
   void AppendLabels(std::string& out, std::string_view key) const;
   // The label block, closed: `{a="x"}`, or nothing when the family has no labels.
@@ -86,6 +98,8 @@ class Counter final : public Family {
   void Add(std::initializer_list<std::string_view> label_values, double value = 1) {
     Add(std::span<const std::string_view>(label_values.begin(), label_values.size()), value);
   }
+  // `key` built for this family's label names.
+  void Add(const SeriesKey& key, double value = 1);
   // Sets the whole family from a snapshot of another part's monotonic counts.
   void ReplaceAll(const std::vector<std::pair<std::vector<std::string>, double>>& values);
 
@@ -125,6 +139,8 @@ class Histogram final : public Family {
     Observe(std::span<const std::string_view>(label_values.begin(), label_values.size()), value,
             exemplar);
   }
+  // `key` built for this family's label names.
+  void Observe(const SeriesKey& key, double value, const Exemplar* exemplar = nullptr);
 
  private:
   struct Series {
@@ -137,7 +153,10 @@ class Histogram final : public Family {
   Histogram(FamilyOptions options, Registry& registry, std::vector<double> bounds);
   void Render(Format format, std::string& out) const override;
 
-  const std::vector<double> bounds_;                 // ascending upper bounds, +Inf implied
+  const std::vector<double> bounds_;  // ascending upper bounds, +Inf implied
+  void ObserveLocked(std::string_view key, double value, const Exemplar* exemplar,
+                     bool& overflowed);
+
   absl::flat_hash_map<std::string, Series> series_;  // guarded by mu_
   friend class Registry;
 };

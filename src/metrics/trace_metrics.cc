@@ -1,6 +1,7 @@
 #include "metrics/trace_metrics.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "lifecycle/derived_attributes.h"
 #include "model/attribute_names.h"
@@ -121,11 +122,14 @@ TraceMetrics::TraceMetrics(Registry& registry, TraceMetricsOptions options, SlaL
            "stage's SLA for that partner.",
            {"partner_id", "stage", "result"},
            options_.max_series})),
+      // Not bounded by max_series: its stages come from the validated config, never from
+      // spans, and folding some into an overflow series would sum SLAs and leave the alert
+      // rules without the SLA of those stages.
       stage_sla_(registry.AddGauge({"stage_sla_seconds",
                                     "The lifecycle's SLA for leaving each stage (time-scaled), "
                                     "for alert rules.",
                                     {"stage"},
-                                    options_.max_series})),
+                                    std::numeric_limits<size_t>::max()})),
       price_calc_sla_(registry.AddGauge({"price_calc_sla_seconds",
                                          "The price calculation's SLA (time-scaled), for alert "
                                          "rules.",
@@ -137,11 +141,13 @@ void TraceMetrics::OnSpan(const model::Span& span, const model::Resource& resour
   std::string_view kind = SpanKindName(span.kind);
   std::string_view code = StatusCodeName(span.status.code);
   const std::string_view labels[] = {service, span.name, kind, code};
-  calls_.Add(labels);
+  // One encoding of the labels for both families (they have the same label names).
+  const SeriesKey key(calls_.label_names(), labels);
+  calls_.Add(key);
   if (span.end_time_unix_nano < span.start_time_unix_nano) return;
   double seconds = Seconds(span.end_time_unix_nano - span.start_time_unix_nano);
   Exemplar exemplar{span.trace_id, span.span_id, seconds, span.end_time_unix_nano};
-  span_duration_.Observe(labels, seconds, &exemplar);
+  span_duration_.Observe(key, seconds, &exemplar);
 
   if (span.name == options_.price_calc_span && span.status.code != model::StatusCode::kError) {
     std::string_view complexity = StringAttr(span.attributes, kComplexityClassKey);

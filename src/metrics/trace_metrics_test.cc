@@ -225,6 +225,21 @@ TEST_F(TraceMetricsTest, SlaGauges) {
   EXPECT_THAT(text, HasSubstr("price_calc_sla_seconds 1800\n"));
 }
 
+// The SLA gauge holds every stage of the lifecycle, however low the span-fed families' bound.
+TEST(TraceMetricsSeriesBoundTest, SlaGaugesKeepEveryStagePastMaxSeries) {
+  Registry registry;
+  TraceMetricsOptions options;
+  options.max_series = 2;
+  TraceMetrics metrics(registry, options, nullptr);
+  metrics.SetSlas({{"SUBMITTED", 600}, {"PRICE_CALCULATION_STARTED", 1800}, {"PACKAGING", 14400}},
+                  1800);
+  std::string text = registry.Render(Format::kPrometheusText);
+  EXPECT_THAT(text, HasSubstr("stage_sla_seconds{stage=\"SUBMITTED\"} 600\n"));
+  EXPECT_THAT(text, HasSubstr("stage_sla_seconds{stage=\"PRICE_CALCULATION_STARTED\"} 1800\n"));
+  EXPECT_THAT(text, HasSubstr("stage_sla_seconds{stage=\"PACKAGING\"} 14400\n"));
+  EXPECT_THAT(text, Not(HasSubstr("stage_sla_seconds{otel_metric_overflow")));
+}
+
 TEST_F(TraceMetricsTest, OrderIdsNeverBecomeLabels) {
   model::Span span = SpanOf("shop.submit", model::SpanKind::kServer, kBase, kBase + 1);
   span.attributes.push_back({model::kOrderIdKey, model::AnyValue::String("ord-secret-77")});

@@ -35,4 +35,9 @@ struct EncodedTrace {
 // Splits a batch by trace and encodes each part, without copying the model.
 std::vector<EncodedTrace> EncodeProtobufByTrace(const model::TraceBatch& batch);
 
+// One span as an OTLP Span message: a compact form for spans held in memory a while (one
+// allocation instead of one per string). DecodeSpan refuses bytes that are not a valid span.
+std::string EncodeSpan(const model::Span& span);
+absl::StatusOr<model::Span> DecodeSpan(std::string_view encoded);
+
 }  // namespace ordertrace::otlp

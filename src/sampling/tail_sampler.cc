@@ -10,6 +10,7 @@
 
 #include "absl/hash/hash.h"
 #include "model/attribute_names.h"
+#include "otlp/proto_codec.h"
 
 namespace ordertrace::sampling {
 namespace {
@@ -89,7 +90,9 @@ class TailSampler::BatchBuilder {
       slot->second = ScopeIndex(*pending.origin);
     }
     auto [r, s] = slot->second;
-    batch_.resource_spans[r].scope_spans[s].spans.push_back(std::move(pending.span));
+    // It was encoded here from a valid span: decoding cannot fail short of memory corruption.
+    absl::StatusOr<model::Span> span = otlp::DecodeSpan(pending.encoded_span);
+    if (span.ok()) batch_.resource_spans[r].scope_spans[s].spans.push_back(*std::move(span));
   }
 
   model::TraceBatch Take() && { return std::move(batch_); }
@@ -292,7 +295,7 @@ bool TailSampler::BufferLocked(const model::TraceId& trace_id,
     pending->second.sequence = next_sequence_++;
     expiries_.push_back(Expiry{pending->second.deadline, pending->second.sequence, trace_id});
   }
-  pending->second.spans.push_back(PendingSpan{origin, std::move(span)});
+  pending->second.spans.push_back(PendingSpan{origin, otlp::EncodeSpan(span)});
   ++pending_spans_;
   return true;
 }
