@@ -30,6 +30,9 @@
 #include "server/config.h"
 #include "server/listen_address.h"
 #include "server/ordertrace_server.h"
+#include "tests/support/embedded_server.h"
+#include "tests/support/otlp_spans.h"
+#include "tests/support/temp_dir.h"
 
 namespace ordertrace::server {
 namespace {
@@ -39,6 +42,12 @@ namespace pb_trace = opentelemetry::proto::trace::v1;
 namespace pb_common = opentelemetry::proto::common::v1;
 
 using nlohmann::json;
+using test_support::Hex;
+using test_support::LoopbackClient;
+using test_support::LoopbackConfig;
+using test_support::NowUnixNano;
+using test_support::TempDir;
+using test_support::WaitUntilServing;
 using ::testing::Contains;
 using ::testing::EndsWith;
 using ::testing::HasSubstr;
@@ -50,58 +59,12 @@ constexpr char kJson[] = "application/json";
 constexpr char kOrderId[] = "ORD-1001";
 constexpr auto kRpcDeadline = std::chrono::seconds(10);
 
-// A directory under the system temp dir, removed with everything in it on destruction.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "ordertrace_server_test.XXXXXX").string();
-    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-ServerConfig LoopbackConfig(const std::string& data_dir) {
-  ServerConfig config;
-  config.data_dir = data_dir;
-  config.otlp_grpc_listen = "127.0.0.1:0";
-  config.otlp_http_listen = "127.0.0.1:0";
-  config.http_listen = "127.0.0.1:0";
-  config.log_level = "warn";
-  config.http_threads = 2;
-  return config;
-}
-
-uint64_t NowUnixNano() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
+constexpr char kTempDirPrefix[] = "ordertrace_server_test";
 
 // `length` bytes counting up from `first` (never all zero when first != 0).
 std::string IdBytes(uint8_t first, size_t length) {
   std::string out(length, '\0');
   for (size_t i = 0; i < length; ++i) out[i] = static_cast<char>(first + i);
-  return out;
-}
-
-std::string Hex(const std::string& bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : bytes) {
-    out.push_back(kDigits[b >> 4]);
-    out.push_back(kDigits[b & 0xf]);
-  }
   return out;
 }
 
@@ -195,15 +158,6 @@ size_t CountJsonSpans(const json& resource_spans) {
   return count;
 }
 
-// Returns once an HTTP server on `port` has answered a request (any status).
-void WaitUntilServing(int port) {
-  httplib::Client client("127.0.0.1", port);
-  client.set_connection_timeout(5, 0);
-  client.set_read_timeout(15, 0);
-  httplib::Result res = client.Get("/healthz");
-  ASSERT_TRUE(res) << "port " << port << ": " << httplib::to_string(res.error());
-}
-
 // Starts a server on loopback ports in a fresh data dir; shuts it down and removes the dir.
 class ServerTest : public ::testing::Test {
  protected:
@@ -220,8 +174,8 @@ class ServerTest : public ::testing::Test {
     // Shutting down before a receiver's thread has entered httplib's accept loop hangs (see
     // ShutdownRightAfterStartReturns); one answered request on each HTTP port proves that
     // both loops run, so the other tests do not trip over that bug in TearDown.
-    ASSERT_NO_FATAL_FAILURE(WaitUntilServing(server_->ports().http));
-    ASSERT_NO_FATAL_FAILURE(WaitUntilServing(server_->ports().otlp_http));
+    ASSERT_EQ(WaitUntilServing(server_->ports().http), "");
+    ASSERT_EQ(WaitUntilServing(server_->ports().otlp_http), "");
   }
 
   void TearDown() override {
@@ -229,13 +183,7 @@ class ServerTest : public ::testing::Test {
     server_.reset();
   }
 
-  std::unique_ptr<httplib::Client> Client(int port) const {
-    auto client = std::make_unique<httplib::Client>("127.0.0.1", port);
-    client->set_connection_timeout(5, 0);
-    client->set_read_timeout(15, 0);
-    client->set_write_timeout(15, 0);
-    return client;
-  }
+  std::unique_ptr<httplib::Client> Client(int port) const { return LoopbackClient(port); }
   std::unique_ptr<httplib::Client> OtlpClient() const { return Client(server_->ports().otlp_http); }
   std::unique_ptr<httplib::Client> ApiClient() const { return Client(server_->ports().http); }
 
@@ -294,7 +242,7 @@ class ServerTest : public ::testing::Test {
     EXPECT_THAT(status.message(), Not(IsEmpty()));
   }
 
-  TempDir data_dir_;
+  TempDir data_dir_{kTempDirPrefix};
   std::unique_ptr<OrdertraceServer> server_;
 };
 
@@ -842,14 +790,16 @@ TEST_F(ServerTest, ReplayingSameRequestLeavesOrderAndTraceUnchanged) {
 // Starts a second server, in its own data dir, on the first one's ports as `adjust` says, and
 // returns what its Start() said.
 absl::Status StartSecondServer(const std::function<void(ServerConfig&)>& adjust) {
-  TempDir dir;
+  TempDir dir(kTempDirPrefix);
   ServerConfig config = LoopbackConfig(dir.path());
   adjust(config);
   OrdertraceServer second(std::move(config));
   absl::Status started = second.Start();
   // Start() may have failed after starting the API; let its accept loop run before shutting
   // down (see ShutdownRightAfterStartReturns).
-  if (second.ports().http > 0) WaitUntilServing(second.ports().http);
+  if (second.ports().http > 0) {
+    EXPECT_EQ(WaitUntilServing(second.ports().http), "");
+  }
   second.Shutdown();
   return started;
 }
@@ -892,7 +842,7 @@ TEST_F(ServerTest, SecondServerOnSameApiPortFailsToStart) {
 // Starts and at once shuts down a server `cycles` times; returns 0, or exits the process with
 // 3 when one Shutdown() does not return within 10 s (after removing its data dir).
 int StartAndShutDownRepeatedly(int cycles) {
-  TempDir dir;
+  TempDir dir(kTempDirPrefix);
   std::atomic<int> finished{0};
   std::thread watchdog([&finished, path = dir.path(), cycles] {
     int last = -1;
@@ -946,7 +896,7 @@ class ConfigTest : public ::testing::Test {
     return path;
   }
 
-  TempDir dir_;
+  TempDir dir_{kTempDirPrefix};
 };
 
 TEST_F(ConfigTest, LoadConfigFileReadsKnownKeys) {

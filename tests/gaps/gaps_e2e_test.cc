@@ -21,7 +21,6 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,6 +28,7 @@
 #include "server/config.h"
 #include "server/ordertrace_server.h"
 #include "tests/support/alertmanager_process.h"
+#include "tests/support/embedded_server.h"
 #include "tests/support/otlp_spans.h"
 #include "tests/support/temp_dir.h"
 
@@ -40,10 +40,14 @@ using test_support::AddTransition;
 using test_support::AlertmanagerProcess;
 using test_support::Eventually;
 using test_support::FreePort;
+using test_support::LoopbackConfig;
 using test_support::MakeOrder;
+using test_support::MetricValue;
+using test_support::NowUnixNano;
 using test_support::QueryEscape;
 using test_support::TempDir;
 using test_support::TestOrder;
+using test_support::WaitUntilServing;
 namespace pb_collector = opentelemetry::proto::collector::trace::v1;
 
 using json = nlohmann::json;
@@ -56,12 +60,6 @@ constexpr char kExternalUrl[] = "http://ordertrace.test:8686";
 // The default lifecycle's SLA of SUBMITTED (expected next: PRICE_CALCULATION_STARTED).
 constexpr uint64_t kSubmittedSla = 10 * 60 * kSecond;
 constexpr uint64_t kGrace = kSecond / 2;
-
-uint64_t NowUnixNano() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
 
 // "2026-11-24T10:00:00.123456789Z" (the API's times) as unix nanoseconds; 0 when malformed.
 uint64_t ParseApiTime(const json& value) {
@@ -102,17 +100,6 @@ pb_collector::ExportTraceServiceRequest PriceStartedRequest(const TestOrder& ord
   return request;
 }
 
-// The value of one series (`name{labels}` exactly as printed) in a Prometheus text page;
-// nullopt when the series is absent.
-std::optional<double> MetricValue(const std::string& page, const std::string& series) {
-  std::istringstream lines(page);
-  std::string line;
-  while (std::getline(lines, line)) {
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  }
-  return std::nullopt;
-}
-
 const char kDetectedSubmitted[] =
     R"(gap_detected_total{kind="missing_transition",stage="SUBMITTED"})";
 const char kOpenSubmitted[] = R"(open_gaps{kind="missing_transition",stage="SUBMITTED"})";
@@ -147,13 +134,7 @@ class GapsE2eTest : public ::testing::Test {
 
   // An OrdertraceServer on loopback port 0 over data_dir_, alerting to our Alertmanager.
   void StartServer() {
-    ServerConfig config;
-    config.data_dir = data_dir_.path();
-    config.otlp_grpc_listen = "127.0.0.1:0";
-    config.otlp_http_listen = "127.0.0.1:0";
-    config.http_listen = "127.0.0.1:0";
-    config.log_level = "warn";
-    config.http_threads = 2;
+    ServerConfig config = LoopbackConfig(data_dir_.path());
     config.alertmanager_url = "http://127.0.0.1:" + std::to_string(alertmanager_port_);
     config.external_url = kExternalUrl;
     config.alertmanager_resend_nanos = kSecond;
@@ -165,11 +146,7 @@ class GapsE2eTest : public ::testing::Test {
     // server_test.cc, ShutdownRightAfterStartReturns): one answered request on each HTTP port
     // proves both loops run.
     for (int port : {server_->ports().http, server_->ports().otlp_http}) {
-      httplib::Client client("127.0.0.1", port);
-      client.set_connection_timeout(5, 0);
-      client.set_read_timeout(15, 0);
-      httplib::Result res = client.Get("/healthz");
-      ASSERT_TRUE(res) << "port " << port << ": " << httplib::to_string(res.error());
+      ASSERT_EQ(WaitUntilServing(port), "");
     }
   }
 

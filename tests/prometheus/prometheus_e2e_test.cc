@@ -27,6 +27,7 @@
 #include "server/config.h"
 #include "server/ordertrace_server.h"
 #include "tests/support/child_process.h"
+#include "tests/support/embedded_server.h"
 #include "tests/support/otlp_spans.h"
 #include "tests/support/prometheus_process.h"
 #include "tests/support/temp_dir.h"
@@ -41,11 +42,15 @@ using test_support::Eventually;
 using test_support::FreePort;
 using test_support::Hex;
 using test_support::kNanosPerSecond;
+using test_support::LoopbackConfig;
 using test_support::MakeOrder;
+using test_support::NowUnixNano;
 using test_support::PrometheusProcess;
 using test_support::ScrapeJob;
+using test_support::SpansOf;
 using test_support::TempDir;
 using test_support::TestOrder;
+using test_support::WaitUntilServing;
 namespace pb_collector = opentelemetry::proto::collector::trace::v1;
 
 // Prometheus scrapes every second: a minute is only reached when something is broken.
@@ -60,12 +65,6 @@ constexpr uint8_t kPriceStartSpan = 4;
 // Both tolerances only absorb the decimal printing of floats on the way through Prometheus.
 constexpr double kTolerance = 1e-9;
 constexpr double kExemplarTimeTolerance = 1e-3;  // ordertrace prints exemplar times in ms
-
-uint64_t NowUnixNano() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
 
 // An order sent to ordertrace, and what its spans imply.
 struct SentOrder {
@@ -113,18 +112,6 @@ double ExpectedHistogramQuantile(double q, const std::vector<double>& bounds,
   return lower + (bounds[b] - lower) * ((rank - below) / (cumulative[b] - below));
 }
 
-// The spans of a trace as GET /api/traces/{id} returns it (Tempo's "batches" of OTLP JSON).
-std::vector<json> SpansOf(const json& trace) {
-  std::vector<json> spans;
-  if (!trace.is_object() || !trace.contains("batches")) return spans;
-  for (const json& batch : trace["batches"]) {
-    for (const json& scope : batch.value("scopeSpans", json::array())) {
-      for (const json& span : scope.value("spans", json::array())) spans.push_back(span);
-    }
-  }
-  return spans;
-}
-
 // The string value of `key` among an OTLP JSON span's attributes; "" when absent.
 std::string StringAttribute(const json& span, const std::string& key) {
   for (const json& attribute : span.value("attributes", json::array())) {
@@ -140,13 +127,7 @@ class PrometheusE2eTest : public ::testing::Test {
   void SetUp() override {
     ASSERT_FALSE(data_dir_.path().empty());
     ASSERT_FALSE(prometheus_dir_.path().empty());
-    ServerConfig config;
-    config.data_dir = data_dir_.path();
-    config.otlp_grpc_listen = "127.0.0.1:0";
-    config.otlp_http_listen = "127.0.0.1:0";
-    config.http_listen = "127.0.0.1:0";
-    config.log_level = "warn";
-    config.http_threads = 2;
+    ServerConfig config = LoopbackConfig(data_dir_.path());
     stage_buckets_ = config.metrics.stage_buckets;
     server_ = std::make_unique<OrdertraceServer>(std::move(config));
     absl::Status started = server_->Start();
@@ -155,11 +136,7 @@ class PrometheusE2eTest : public ::testing::Test {
     // server_test.cc, ShutdownRightAfterStartReturns): one answered request on each HTTP port
     // proves both loops run.
     for (int port : {server_->ports().http, server_->ports().otlp_http}) {
-      httplib::Client client("127.0.0.1", port);
-      client.set_connection_timeout(5, 0);
-      client.set_read_timeout(15, 0);
-      httplib::Result res = client.Get("/healthz");
-      ASSERT_TRUE(res) << "port " << port << ": " << httplib::to_string(res.error());
+      ASSERT_EQ(WaitUntilServing(port), "");
     }
   }
 

@@ -1,7 +1,7 @@
 // Test support for the tests that send orders' spans to ordertrace as OTLP/HTTP protobuf: test
 // orders with distinct ids and traces, and their status transition spans as the services report
-// them (attributes order_id, partner_id, new_status, prev_status, event_version), built with the
-// generated protobuf classes.
+// them (attributes order_id, partner_id, new_status, prev_status, event_version), and detail
+// spans with none of those, built with the generated protobuf classes.
 #pragma once
 
 #include <cstdint>
@@ -107,14 +107,19 @@ struct Transition {
   uint8_t span_number = 1;  // distinct span ids within the order
 };
 
+// The id of span `span_number` of `order` (the root span's id with its last byte replaced).
+inline std::string SpanIdOf(const TestOrder& order, uint8_t span_number) {
+  std::string span_id = order.root_span_id;
+  span_id[7] = static_cast<char>(span_number);
+  return span_id;
+}
+
 // Adds `t` of `order` to `request`, in a ResourceSpans of its own.
 inline void AddTransition(pb_collector::ExportTraceServiceRequest& request, const TestOrder& order,
                           const Transition& t) {
   pb_trace::Span* span = AddServiceScope(request, t.service)->add_spans();
   span->set_trace_id(order.trace_id);
-  std::string span_id = order.root_span_id;
-  span_id[7] = static_cast<char>(t.span_number);
-  span->set_span_id(span_id);
+  span->set_span_id(SpanIdOf(order, t.span_number));
   span->set_parent_span_id(order.root_span_id);
   span->set_name(t.span_name);
   span->set_kind(pb_trace::Span::SPAN_KIND_INTERNAL);
@@ -125,6 +130,38 @@ inline void AddTransition(pb_collector::ExportTraceServiceRequest& request, cons
   AddAttribute(span->mutable_attributes(), "new_status", t.new_status);
   AddAttribute(span->mutable_attributes(), "prev_status", t.prev_status);
   AddIntAttribute(span->mutable_attributes(), "event_version", t.event_version);
+}
+
+// A span of an order's trace that carries no lifecycle attribute (no order_id, status or
+// messaging attribute): what the tail sampler calls detail, such as a database call. An
+// internal span of `duration_nanos` ending at `end_unix_nano`, under span `parent_number` of
+// the order (0: its root span); `failed` sets its status to ERROR.
+struct DetailSpan {
+  std::string service;
+  std::string span_name;
+  uint8_t span_number = 1;
+  uint8_t parent_number = 0;
+  uint64_t end_unix_nano = 0;
+  uint64_t duration_nanos = 20'000'000;
+  bool failed = false;
+};
+
+// Adds `d` of `order` to `request`, in a ResourceSpans of its own.
+inline void AddDetailSpan(pb_collector::ExportTraceServiceRequest& request, const TestOrder& order,
+                          const DetailSpan& d) {
+  pb_trace::Span* span = AddServiceScope(request, d.service)->add_spans();
+  span->set_trace_id(order.trace_id);
+  span->set_span_id(SpanIdOf(order, d.span_number));
+  span->set_parent_span_id(d.parent_number == 0 ? order.root_span_id
+                                                : SpanIdOf(order, d.parent_number));
+  span->set_name(d.span_name);
+  span->set_kind(pb_trace::Span::SPAN_KIND_INTERNAL);
+  span->set_start_time_unix_nano(d.end_unix_nano - d.duration_nanos);
+  span->set_end_time_unix_nano(d.end_unix_nano);
+  if (d.failed) {
+    span->mutable_status()->set_code(pb_trace::Status::STATUS_CODE_ERROR);
+    span->mutable_status()->set_message("detail failed");
+  }
 }
 
 }  // namespace ordertrace::test_support
