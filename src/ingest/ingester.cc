@@ -238,11 +238,10 @@ void Ingester::Process(std::vector<std::shared_ptr<Pending>>& group,
   for (auto& pending : group) {
     for (model::ResourceSpans& rs : pending->batch.resource_spans) {
       for (model::ScopeSpans& ss : rs.scope_spans) {
+        if (consumers_.metrics != nullptr) consumers_.metrics->OnSpans(rs.resource, ss);
         for (model::Span& span : ss.spans) {
+          if (!lifecycle::MayDeriveAttributes(span, options_.price_calc_span)) continue;
           std::optional<std::string> order_id = lifecycle::OrderIdOf(span, rs.resource);
-          if (consumers_.metrics != nullptr) {
-            consumers_.metrics->OnSpan(span, rs.resource, order_id.has_value());
-          }
           if (!order_id) continue;
           auto record = records.find(*order_id);
           if (record != records.end()) {

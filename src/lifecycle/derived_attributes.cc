@@ -38,6 +38,12 @@ std::optional<double> StageSeconds(const model::OrderRecord& record, std::string
   return Seconds(a->at_unix_nano, b->at_unix_nano);
 }
 
+bool MayDeriveAttributes(const model::Span& span, std::string_view price_calc_span) {
+  return span.kind == model::SpanKind::kConsumer ||
+         (!price_calc_span.empty() && span.name == price_calc_span) ||
+         model::FindAttribute(span.attributes, model::kNewStatusKey) != nullptr;
+}
+
 void AddDerivedAttributes(model::Span& span, const model::OrderRecord& record,
                           std::string_view price_calc_span) {
   bool ended = span.end_time_unix_nano >= span.start_time_unix_nano;

@@ -24,6 +24,10 @@ inline constexpr char kCalcDurationKey[] = "calc_duration";
 void AddDerivedAttributes(model::Span& span, const model::OrderRecord& record,
                           std::string_view price_calc_span);
 
+// Whether AddDerivedAttributes could add anything to `span` (a cheap test, so that ingest looks
+// up the order only for spans that need it).
+bool MayDeriveAttributes(const model::Span& span, std::string_view price_calc_span);
+
 // The same figures, for metrics: the seconds between reaching `from` and `to`, when both are
 // in the record and in that order.
 std::optional<double> StageSeconds(const model::OrderRecord& record, std::string_view from,

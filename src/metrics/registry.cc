@@ -256,6 +256,17 @@ void Gauge::Add(std::span<const std::string_view> label_values, double delta) {
   if (overflowed) registry_.CountOverflow(options_.name);
 }
 
+void Gauge::Add(const SeriesKey& key, double delta) {
+  bool overflowed = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    SeriesFor(
+        *this, values_, key.text(), options_.max_series, series_count_, [] { return 0.0; },
+        overflowed) += delta;
+  }
+  if (overflowed) registry_.CountOverflow(options_.name);
+}
+
 void Gauge::ReplaceAll(const std::vector<std::pair<std::vector<std::string>, double>>& values) {
   std::lock_guard<std::mutex> lock(mu_);
   values_.clear();
@@ -291,7 +302,7 @@ void Histogram::Observe(std::span<const std::string_view> label_values, double v
   bool overflowed = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    ObserveLocked(KeyFor(label_values), value, exemplar, overflowed);
+    ObserveLocked(KeyFor(label_values), value, exemplar, overflowed, registry_.NowUnixNano());
   }
   if (overflowed) registry_.CountOverflow(options_.name);
 }
@@ -301,13 +312,28 @@ void Histogram::Observe(const SeriesKey& key, double value, const Exemplar* exem
   bool overflowed = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    ObserveLocked(key.text(), value, exemplar, overflowed);
+    ObserveLocked(key.text(), value, exemplar, overflowed, registry_.NowUnixNano());
+  }
+  if (overflowed) registry_.CountOverflow(options_.name);
+}
+
+void Histogram::ObserveMany(const SeriesKey& key, std::span<const Exemplar> observations) {
+  bool overflowed = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const uint64_t now = registry_.NowUnixNano();  // once: a clock read per span shows up
+    for (const Exemplar& observation : observations) {
+      if (std::isnan(observation.value)) continue;
+      bool folded = false;
+      ObserveLocked(key.text(), observation.value, &observation, folded, now);
+      overflowed = overflowed || folded;
+    }
   }
   if (overflowed) registry_.CountOverflow(options_.name);
 }
 
 void Histogram::ObserveLocked(std::string_view key, double value, const Exemplar* exemplar,
-                              bool& overflowed) {
+                              bool& overflowed, uint64_t now_unix_nano) {
   size_t buckets = bounds_.size() + 1;
   Series& series = SeriesFor(
       *this, series_, key, options_.max_series, series_count_,
@@ -326,7 +352,7 @@ void Histogram::ObserveLocked(std::string_view key, double value, const Exemplar
   // The latest exemplar per bucket: the freshest trace to jump to.
   if (exemplar != nullptr) {
     series.exemplars[bucket] = *exemplar;
-    series.exemplars[bucket].time_unix_nano = registry_.NowUnixNano();
+    series.exemplars[bucket].time_unix_nano = now_unix_nano;
     series.has_exemplar[bucket] = true;
   }
 }

@@ -120,6 +120,8 @@ class Gauge final : public Family {
   void Add(std::initializer_list<std::string_view> label_values, double delta) {
     Add(std::span<const std::string_view>(label_values.begin(), label_values.size()), delta);
   }
+  // `key` built for this family's label names.
+  void Add(const SeriesKey& key, double delta);
   // Replaces every series (series missing from `values` disappear).
   void ReplaceAll(const std::vector<std::pair<std::vector<std::string>, double>>& values);
 
@@ -141,6 +143,8 @@ class Histogram final : public Family {
   }
   // `key` built for this family's label names.
   void Observe(const SeriesKey& key, double value, const Exemplar* exemplar = nullptr);
+  // Several observations of one series under one lock, each with its exemplar.
+  void ObserveMany(const SeriesKey& key, std::span<const Exemplar> observations);
 
  private:
   struct Series {
@@ -154,8 +158,8 @@ class Histogram final : public Family {
   void Render(Format format, std::string& out) const override;
 
   const std::vector<double> bounds_;  // ascending upper bounds, +Inf implied
-  void ObserveLocked(std::string_view key, double value, const Exemplar* exemplar,
-                     bool& overflowed);
+  void ObserveLocked(std::string_view key, double value, const Exemplar* exemplar, bool& overflowed,
+                     uint64_t now_unix_nano);
 
   absl::flat_hash_map<std::string, Series> series_;  // guarded by mu_
   friend class Registry;

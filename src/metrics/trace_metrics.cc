@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <limits>
+#include <tuple>
 
+#include "absl/container/flat_hash_map.h"
 #include "lifecycle/derived_attributes.h"
+#include "lifecycle/order_record_builder.h"
 #include "model/attribute_names.h"
 
 namespace ordertrace::metrics {
@@ -42,6 +45,22 @@ const model::MessageHop* Hop(const model::OrderRecord& record, std::string_view 
 double Seconds(uint64_t nanos) { return static_cast<double>(nanos) / 1e9; }
 
 }  // namespace
+
+const SeriesKey& TraceMetrics::KeyCache::Get(std::initializer_list<std::string_view> values) {
+  lookup_.clear();
+  for (std::string_view v : values) {
+    lookup_.append(v);
+    lookup_.push_back('\0');
+  }
+  auto it = keys_.find(absl::string_view(lookup_.data(), lookup_.size()));
+  if (it != keys_.end()) return it->second;
+  SeriesKey key(names_, std::span<const std::string_view>(values.begin(), values.size()));
+  if (keys_.size() >= bound_) {
+    spare_ = std::move(key);
+    return *spare_;
+  }
+  return keys_.emplace(lookup_, std::move(key)).first->second;
+}
 
 std::string_view SpanKindName(model::SpanKind kind) {
   switch (kind) {
@@ -136,54 +155,70 @@ TraceMetrics::TraceMetrics(Registry& registry, TraceMetricsOptions options, SlaL
                                          {},
                                          1})) {}
 
-void TraceMetrics::OnSpan(const model::Span& span, const model::Resource& resource, bool of_order) {
+void TraceMetrics::OnSpans(const model::Resource& resource, const model::ScopeSpans& scope_spans) {
   std::string_view service = ServiceNameOf(resource);
-  std::string_view kind = SpanKindName(span.kind);
-  std::string_view code = StatusCodeName(span.status.code);
-  const std::string_view labels[] = {service, span.name, kind, code};
-  // One encoding of the labels for both families (they have the same label names).
-  const SeriesKey key(calls_.label_names(), labels);
-  calls_.Add(key);
-  if (span.end_time_unix_nano < span.start_time_unix_nano) return;
-  double seconds = Seconds(span.end_time_unix_nano - span.start_time_unix_nano);
-  Exemplar exemplar{span.trace_id, span.span_id, seconds, span.end_time_unix_nano};
-  span_duration_.Observe(key, seconds, &exemplar);
+  // Spans of one scope mostly repeat a few (name, kind, status) triples: count them here and
+  // touch each series once, instead of encoding labels and locking per span.
+  struct Group {
+    uint64_t calls = 0;
+    std::vector<Exemplar> durations;
+  };
+  using GroupKey = std::tuple<std::string_view, model::SpanKind, model::StatusCode>;
+  absl::flat_hash_map<GroupKey, Group> groups;
+  for (const model::Span& span : scope_spans.spans) {
+    Group& group = groups[GroupKey{span.name, span.kind, span.status.code}];
+    ++group.calls;
+    if (span.end_time_unix_nano < span.start_time_unix_nano) continue;
+    double seconds = Seconds(span.end_time_unix_nano - span.start_time_unix_nano);
+    Exemplar exemplar{span.trace_id, span.span_id, seconds, 0};
+    group.durations.push_back(exemplar);
 
-  if (span.name == options_.price_calc_span && span.status.code != model::StatusCode::kError) {
-    std::string_view complexity = StringAttr(span.attributes, kComplexityClassKey);
-    const std::string_view calc_labels[] = {complexity.empty() ? "unknown" : complexity};
-    price_calc_.Observe(calc_labels, seconds, &exemplar);
+    if (span.name == options_.price_calc_span && span.status.code != model::StatusCode::kError) {
+      std::string_view complexity = StringAttr(span.attributes, kComplexityClassKey);
+      const std::string_view calc_labels[] = {complexity.empty() ? "unknown" : complexity};
+      price_calc_.Observe(calc_labels, seconds, &exemplar);
+    }
+    std::string_view error_code = StringAttr(span.attributes, model::kErrorCodeKey);
+    if ((span.status.code == model::StatusCode::kError || !error_code.empty()) &&
+        lifecycle::OrderIdOf(span, resource).has_value()) {
+      const std::string_view error_labels[] = {service,
+                                               error_code.empty() ? "unspecified" : error_code};
+      order_errors_.Add(error_labels);
+    }
   }
-  std::string_view error_code = StringAttr(span.attributes, model::kErrorCodeKey);
-  if (of_order && (span.status.code == model::StatusCode::kError || !error_code.empty())) {
-    const std::string_view error_labels[] = {service,
-                                             error_code.empty() ? "unspecified" : error_code};
-    order_errors_.Add(error_labels);
+  for (const auto& [group_key, group] : groups) {
+    const auto& [name, kind, code] = group_key;
+    const std::string_view labels[] = {service, name, SpanKindName(kind), StatusCodeName(code)};
+    // One encoding of the labels for both families (they have the same label names).
+    const SeriesKey key(calls_.label_names(), labels);
+    calls_.Add(key, static_cast<double>(group.calls));
+    span_duration_.ObserveMany(key, group.durations);
   }
 }
 
 void TraceMetrics::OnOrderChanged(const model::OrderRecord* before,
                                   const model::OrderRecord& after) {
   std::string_view partner = after.partner_id.empty() ? kDirect : after.partner_id;
+  auto is_new = [before](std::string_view status) {
+    return before == nullptr || Reached(*before, status) == nullptr;
+  };
   for (const model::StatusReached& reached : after.statuses) {
-    const model::StatusReached* was =
-        before == nullptr ? nullptr : Reached(*before, reached.status);
-    if (was == nullptr) transitions_.Add({reached.status});
+    const bool new_status = is_new(reached.status);
+    if (new_status) transitions_.Add(transition_keys_.Get({reached.status}));
     if (reached.prev_status.empty()) continue;
     // A stage counts once: when both of its ends are first known, in whichever order the
-    // spans arrived.
+    // spans arrived. Both known before: counted then (or never, if out of order).
+    if (!new_status && !is_new(reached.prev_status)) continue;
     std::optional<double> now = lifecycle::StageSeconds(after, reached.prev_status, reached.status);
     if (!now) continue;
-    if (before != nullptr &&
-        lifecycle::StageSeconds(*before, reached.prev_status, reached.status).has_value()) {
-      continue;
-    }
     Exemplar exemplar{after.trace_id, reached.span_id, *now, reached.at_unix_nano};
-    stage_duration_.Observe({reached.prev_status, reached.status}, *now, &exemplar);
+    stage_duration_.Observe(stage_keys_.Get({reached.prev_status, reached.status}), *now,
+                            &exemplar);
     if (sla_) {
       if (std::optional<uint64_t> sla = sla_(reached.prev_status, after.partner_id)) {
         bool met = *now <= Seconds(*sla);
-        partner_sla_.Add({partner, reached.prev_status, met ? "met" : "breached"});
+        partner_sla_.Add(
+            partner_sla_keys_.Get({partner, reached.prev_status, met ? "met" : "breached"}));
       }
     }
   }
@@ -206,14 +241,14 @@ void TraceMetrics::OnOrderChanged(const model::OrderRecord* before,
   std::string_view old_name = old_status == nullptr ? "" : std::string_view(old_status->status);
   std::string_view new_name = new_status == nullptr ? "" : std::string_view(new_status->status);
   if (old_name != new_name) {
-    if (!old_name.empty()) orders_in_status_.Add({old_name}, -1);
-    if (!new_name.empty()) orders_in_status_.Add({new_name}, 1);
+    if (!old_name.empty()) orders_in_status_.Add(status_keys_.Get({old_name}), -1);
+    if (!new_name.empty()) orders_in_status_.Add(status_keys_.Get({new_name}), 1);
   }
 }
 
 void TraceMetrics::CountStoredOrder(const model::OrderRecord& record) {
   if (const model::StatusReached* current = record.CurrentStatus()) {
-    orders_in_status_.Add({current->status}, 1);
+    orders_in_status_.Add(status_keys_.Get({current->status}), 1);
   }
 }
 

@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "metrics/registry.h"
 #include "model/order_record.h"
 #include "model/span.h"
@@ -51,8 +52,8 @@ class TraceMetrics {
   // Registers its families in `registry`, which must outlive it.
   TraceMetrics(Registry& registry, TraceMetricsOptions options, SlaLookup sla);
 
-  // Every span. `of_order`: the span carries an order id (on it or its resource).
-  void OnSpan(const model::Span& span, const model::Resource& resource, bool of_order);
+  // Every span, a scope's spans at a time (they share the resource: the service).
+  void OnSpans(const model::Resource& resource, const model::ScopeSpans& scope_spans);
   // A changed order record (`before` null for a new order).
   void OnOrderChanged(const model::OrderRecord* before, const model::OrderRecord& after);
   // A stored order at start, so orders_in_status covers orders ingested before a restart.
@@ -62,6 +63,22 @@ class TraceMetrics {
                std::optional<double> price_calc_sla_seconds);
 
  private:
+  // Encoded series keys of the order-level families, whose label values (statuses, queues,
+  // partners) repeat endlessly: encoded once. Bounded; past the bound keys are built each time.
+  class KeyCache {
+   public:
+    explicit KeyCache(const Family& family, size_t bound)
+        : names_(family.label_names()), bound_(bound) {}
+    const SeriesKey& Get(std::initializer_list<std::string_view> values);
+
+   private:
+    const std::vector<std::string>& names_;
+    const size_t bound_;
+    std::string lookup_;
+    absl::flat_hash_map<std::string, SeriesKey> keys_;
+    std::optional<SeriesKey> spare_;
+  };
+
   const TraceMetricsOptions options_;
   const SlaLookup sla_;
   Counter& calls_;
@@ -75,6 +92,11 @@ class TraceMetrics {
   Counter& partner_sla_;
   Gauge& stage_sla_;
   Gauge& price_calc_sla_;
+  // Used by the ingest writer thread only (OnOrderChanged, CountStoredOrder before ingest).
+  KeyCache transition_keys_{transitions_, 256};
+  KeyCache status_keys_{orders_in_status_, 256};
+  KeyCache stage_keys_{stage_duration_, 1024};
+  KeyCache partner_sla_keys_{partner_sla_, 4096};
 };
 
 std::string_view SpanKindName(model::SpanKind kind);

@@ -58,6 +58,12 @@ model::StatusReached Reached(const std::string& status, const std::string& prev,
 
 class TraceMetricsTest : public ::testing::Test {
  protected:
+  // One span in a scope of its own.
+  void OnSpan(const model::Span& span, const model::Resource& resource) {
+    model::ScopeSpans scope;
+    scope.spans = {span};
+    metrics_.OnSpans(resource, scope);
+  }
   std::string Text() { return registry_.Render(Format::kPrometheusText); }
   std::string OpenMetrics() { return registry_.Render(Format::kOpenMetrics); }
 
@@ -73,8 +79,8 @@ class TraceMetricsTest : public ::testing::Test {
 TEST_F(TraceMetricsTest, SpanMetricsInTheConnectorsShape) {
   model::Span span = SpanOf("shop.submit", model::SpanKind::kServer, kBase, kBase + 30'000'000);
   span.status.code = model::StatusCode::kOk;
-  metrics_.OnSpan(span, ResourceOf("shop-api"), true);
-  metrics_.OnSpan(span, ResourceOf("shop-api"), true);
+  OnSpan(span, ResourceOf("shop-api"));
+  OnSpan(span, ResourceOf("shop-api"));
   std::string text = Text();
   const std::string labels =
       "service_name=\"shop-api\",span_name=\"shop.submit\",span_kind=\"SPAN_KIND_SERVER\","
@@ -90,9 +96,37 @@ TEST_F(TraceMetricsTest, SpanMetricsInTheConnectorsShape) {
                                        SpanIdOf(1).ToHex() + "\"} 0.03 "));
 }
 
+TEST_F(TraceMetricsTest, AScopesSpansCountPerSeriesWithAnExemplarPerBucket) {
+  model::ScopeSpans scope;
+  for (int i = 0; i < 5; ++i) {
+    model::Span span = SpanOf("mq.publish.price", model::SpanKind::kProducer, kBase,
+                              kBase + (i < 3 ? 1'000'000 : 3'000'000'000ULL));
+    span.span_id = SpanIdOf(static_cast<uint8_t>(10 + i));
+    scope.spans.push_back(span);
+  }
+  scope.spans.push_back(SpanOf("mq.consume.price", model::SpanKind::kConsumer, kBase, kBase + 1));
+  metrics_.OnSpans(ResourceOf("shop-api"), scope);
+  const std::string labels =
+      "service_name=\"shop-api\",span_name=\"mq.publish.price\",span_kind=\"SPAN_KIND_PRODUCER\","
+      "status_code=\"STATUS_CODE_UNSET\"";
+  std::string text = Text();
+  EXPECT_THAT(text, HasSubstr("traces_span_metrics_calls_total{" + labels + "} 5\n"));
+  EXPECT_THAT(text, HasSubstr("traces_span_metrics_duration_seconds_bucket{" + labels +
+                              ",le=\"0.002\"} 3\n"));
+  EXPECT_THAT(
+      text, HasSubstr("traces_span_metrics_duration_seconds_bucket{" + labels + ",le=\"5\"} 5\n"));
+  EXPECT_THAT(text, HasSubstr("span_name=\"mq.consume.price\",span_kind=\"SPAN_KIND_CONSUMER\","
+                              "status_code=\"STATUS_CODE_UNSET\"} 1\n"));
+  // The latest span of each bucket is its exemplar.
+  std::string om = OpenMetrics();
+  EXPECT_THAT(om, HasSubstr(",le=\"0.002\"} 3 # {trace_id=\"" + TraceIdOf(1).ToHex() +
+                            "\",span_id=\"" + SpanIdOf(12).ToHex() + "\"} 0.001 "));
+  EXPECT_THAT(om, HasSubstr(",le=\"5\"} 5 # {trace_id=\"" + TraceIdOf(1).ToHex() + "\",span_id=\"" +
+                            SpanIdOf(14).ToHex() + "\"} 3 "));
+}
+
 TEST_F(TraceMetricsTest, UnknownServiceAndUnsetStatus) {
-  metrics_.OnSpan(SpanOf("x", model::SpanKind::kInternal, kBase, kBase + 1), model::Resource{},
-                  false);
+  OnSpan(SpanOf("x", model::SpanKind::kInternal, kBase, kBase + 1), model::Resource{});
   EXPECT_THAT(Text(), HasSubstr("traces_span_metrics_calls_total{service_name=\"unknown_service\","
                                 "span_name=\"x\",span_kind=\"SPAN_KIND_INTERNAL\","
                                 "status_code=\"STATUS_CODE_UNSET\"} 1\n"));
@@ -102,12 +136,12 @@ TEST_F(TraceMetricsTest, PriceCalculationByComplexityClass) {
   model::Span calc =
       SpanOf("mes.price.calc", model::SpanKind::kInternal, kBase, kBase + 90 * kSecond);
   calc.attributes.push_back({"complexity_class", model::AnyValue::String("high")});
-  metrics_.OnSpan(calc, ResourceOf("mes-api"), true);
+  OnSpan(calc, ResourceOf("mes-api"));
   model::Span plain = SpanOf("mes.price.calc", model::SpanKind::kInternal, kBase, kBase + kSecond);
-  metrics_.OnSpan(plain, ResourceOf("mes-api"), true);
+  OnSpan(plain, ResourceOf("mes-api"));
   model::Span failed = plain;
   failed.status.code = model::StatusCode::kError;
-  metrics_.OnSpan(failed, ResourceOf("mes-api"), true);  // a failed calculation is no duration
+  OnSpan(failed, ResourceOf("mes-api"));  // a failed calculation is no duration
   std::string text = Text();
   EXPECT_THAT(
       text,
@@ -125,11 +159,13 @@ TEST_F(TraceMetricsTest, OrderErrorsByServiceAndCode) {
   refused.status.code = model::StatusCode::kError;
   refused.attributes.push_back(
       {model::kErrorCodeKey, model::AnyValue::String("ILLEGAL_TRANSITION")});
-  metrics_.OnSpan(refused, ResourceOf("crm-api"), true);
+  refused.attributes.push_back({model::kOrderIdKey, model::AnyValue::String("ord-1")});
+  OnSpan(refused, ResourceOf("crm-api"));
   model::Span bare = SpanOf("x", model::SpanKind::kServer, kBase, kBase + 1);
   bare.status.code = model::StatusCode::kError;
-  metrics_.OnSpan(bare, ResourceOf("shop-api"), true);
-  metrics_.OnSpan(bare, ResourceOf("shop-api"), false);  // not an order's span
+  OnSpan(bare, ResourceOf("shop-api"));  // not an order's span: not an order error
+  bare.attributes.push_back({model::kOrderIdKey, model::AnyValue::String("ord-2")});
+  OnSpan(bare, ResourceOf("shop-api"));
   std::string text = Text();
   EXPECT_THAT(
       text,
@@ -243,7 +279,7 @@ TEST(TraceMetricsSeriesBoundTest, SlaGaugesKeepEveryStagePastMaxSeries) {
 TEST_F(TraceMetricsTest, OrderIdsNeverBecomeLabels) {
   model::Span span = SpanOf("shop.submit", model::SpanKind::kServer, kBase, kBase + 1);
   span.attributes.push_back({model::kOrderIdKey, model::AnyValue::String("ord-secret-77")});
-  metrics_.OnSpan(span, ResourceOf("shop-api"), true);
+  OnSpan(span, ResourceOf("shop-api"));
   EXPECT_THAT(Text(), Not(HasSubstr("ord-secret-77")));
 }
 
