@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <limits>
-#include <tuple>
 
 #include "absl/container/flat_hash_map.h"
 #include "lifecycle/derived_attributes.h"
@@ -158,15 +157,25 @@ TraceMetrics::TraceMetrics(Registry& registry, TraceMetricsOptions options, SlaL
 void TraceMetrics::OnSpans(const model::Resource& resource, const model::ScopeSpans& scope_spans) {
   std::string_view service = ServiceNameOf(resource);
   // Spans of one scope mostly repeat a few (name, kind, status) triples: count them here and
-  // touch each series once, instead of encoding labels and locking per span.
-  struct Group {
-    uint64_t calls = 0;
-    std::vector<Exemplar> durations;
-  };
-  using GroupKey = std::tuple<std::string_view, model::SpanKind, model::StatusCode>;
-  absl::flat_hash_map<GroupKey, Group> groups;
+  // touch each series once, instead of encoding labels and locking per span. The scratch map
+  // and its vectors keep their memory from call to call.
+  for (auto& [name, by_kind] : groups_) {
+    for (SpanGroup& group : by_kind) {
+      group.calls = 0;
+      group.durations.clear();
+    }
+  }
+  if (groups_.size() > 256) groups_.clear();  // a burst of names must not stay resident
   for (const model::Span& span : scope_spans.spans) {
-    Group& group = groups[GroupKey{span.name, span.kind, span.status.code}];
+    auto named = groups_.find(absl::string_view(span.name.data(), span.name.size()));
+    if (named == groups_.end()) named = groups_.try_emplace(span.name).first;
+    // OTLP enums are open: a value past the known ones counts as UNSPECIFIED / UNSET, as
+    // SpanKindName and StatusCodeName name it.
+    size_t kind = static_cast<size_t>(span.kind);
+    size_t code = static_cast<size_t>(span.status.code);
+    if (kind >= kKinds) kind = 0;
+    if (code >= kStatusCodes) code = 0;
+    SpanGroup& group = named->second[kind * kStatusCodes + code];
     ++group.calls;
     if (span.end_time_unix_nano < span.start_time_unix_nano) continue;
     double seconds = Seconds(span.end_time_unix_nano - span.start_time_unix_nano);
@@ -186,13 +195,18 @@ void TraceMetrics::OnSpans(const model::Resource& resource, const model::ScopeSp
       order_errors_.Add(error_labels);
     }
   }
-  for (const auto& [group_key, group] : groups) {
-    const auto& [name, kind, code] = group_key;
-    const std::string_view labels[] = {service, name, SpanKindName(kind), StatusCodeName(code)};
-    // One encoding of the labels for both families (they have the same label names).
-    const SeriesKey key(calls_.label_names(), labels);
-    calls_.Add(key, static_cast<double>(group.calls));
-    span_duration_.ObserveMany(key, group.durations);
+  for (const auto& [name, by_kind] : groups_) {
+    for (size_t i = 0; i < by_kind.size(); ++i) {
+      const SpanGroup& group = by_kind[i];
+      if (group.calls == 0) continue;
+      const std::string_view labels[] = {
+          service, name, SpanKindName(static_cast<model::SpanKind>(i / kStatusCodes)),
+          StatusCodeName(static_cast<model::StatusCode>(i % kStatusCodes))};
+      // One encoding of the labels for both families (they have the same label names).
+      const SeriesKey key(calls_.label_names(), labels);
+      calls_.Add(key, static_cast<double>(group.calls));
+      span_duration_.ObserveMany(key, group.durations);
+    }
   }
 }
 

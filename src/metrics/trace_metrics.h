@@ -11,6 +11,7 @@
 // Called from the ingest writer thread; the registry renders concurrently.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -92,6 +93,16 @@ class TraceMetrics {
   Counter& partner_sla_;
   Gauge& stage_sla_;
   Gauge& price_calc_sla_;
+  // OnSpans' scratch: calls and durations per span name, then per (kind, status code). Kept
+  // from call to call so that counting a scope allocates nothing in the common case.
+  struct SpanGroup {
+    uint64_t calls = 0;
+    std::vector<Exemplar> durations;
+  };
+  static constexpr size_t kKinds = 6;        // model::SpanKind's values
+  static constexpr size_t kStatusCodes = 3;  // model::StatusCode's values
+  absl::flat_hash_map<std::string, std::array<SpanGroup, kKinds * kStatusCodes>> groups_;
+
   // Used by the ingest writer thread only (OnOrderChanged, CountStoredOrder before ingest).
   KeyCache transition_keys_{transitions_, 256};
   KeyCache status_keys_{orders_in_status_, 256};

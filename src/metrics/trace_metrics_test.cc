@@ -125,6 +125,14 @@ TEST_F(TraceMetricsTest, AScopesSpansCountPerSeriesWithAnExemplarPerBucket) {
                             SpanIdOf(14).ToHex() + "\"} 3 "));
 }
 
+TEST_F(TraceMetricsTest, UnknownEnumValuesCountAsUnspecified) {
+  model::Span span = SpanOf("odd", static_cast<model::SpanKind>(9), kBase, kBase + 1);
+  span.status.code = static_cast<model::StatusCode>(7);
+  OnSpan(span, ResourceOf("shop-api"));
+  EXPECT_THAT(Text(), HasSubstr("span_name=\"odd\",span_kind=\"SPAN_KIND_UNSPECIFIED\","
+                                "status_code=\"STATUS_CODE_UNSET\"} 1\n"));
+}
+
 TEST_F(TraceMetricsTest, UnknownServiceAndUnsetStatus) {
   OnSpan(SpanOf("x", model::SpanKind::kInternal, kBase, kBase + 1), model::Resource{});
   EXPECT_THAT(Text(), HasSubstr("traces_span_metrics_calls_total{service_name=\"unknown_service\","
