@@ -159,12 +159,11 @@ void TraceMetrics::OnSpans(const model::Resource& resource, const model::ScopeSp
   // Spans of one scope mostly repeat a few (name, kind, status) triples: count them here and
   // touch each series once, instead of encoding labels and locking per span. The scratch map
   // and its vectors keep their memory from call to call.
-  for (auto& [name, by_kind] : groups_) {
-    for (SpanGroup& group : by_kind) {
-      group.calls = 0;
-      group.durations.clear();
-    }
+  for (const Touched& touched : touched_) {
+    touched.group->calls = 0;
+    touched.group->durations.clear();
   }
+  touched_.clear();
   if (groups_.size() > 256) groups_.clear();  // a burst of names must not stay resident
   for (const model::Span& span : scope_spans.spans) {
     auto named = groups_.find(absl::string_view(span.name.data(), span.name.size()));
@@ -175,7 +174,9 @@ void TraceMetrics::OnSpans(const model::Resource& resource, const model::ScopeSp
     size_t code = static_cast<size_t>(span.status.code);
     if (kind >= kKinds) kind = 0;
     if (code >= kStatusCodes) code = 0;
-    SpanGroup& group = named->second[kind * kStatusCodes + code];
+    const size_t slot = kind * kStatusCodes + code;
+    SpanGroup& group = named->second[slot];
+    if (group.calls == 0) touched_.push_back(Touched{&named->first, slot, &group});
     ++group.calls;
     if (span.end_time_unix_nano < span.start_time_unix_nano) continue;
     double seconds = Seconds(span.end_time_unix_nano - span.start_time_unix_nano);
@@ -195,18 +196,16 @@ void TraceMetrics::OnSpans(const model::Resource& resource, const model::ScopeSp
       order_errors_.Add(error_labels);
     }
   }
-  for (const auto& [name, by_kind] : groups_) {
-    for (size_t i = 0; i < by_kind.size(); ++i) {
-      const SpanGroup& group = by_kind[i];
-      if (group.calls == 0) continue;
-      const std::string_view labels[] = {
-          service, name, SpanKindName(static_cast<model::SpanKind>(i / kStatusCodes)),
-          StatusCodeName(static_cast<model::StatusCode>(i % kStatusCodes))};
-      // One encoding of the labels for both families (they have the same label names).
-      const SeriesKey key(calls_.label_names(), labels);
-      calls_.Add(key, static_cast<double>(group.calls));
-      span_duration_.ObserveMany(key, group.durations);
-    }
+  for (const Touched& touched : touched_) {
+    const SpanGroup& group = *touched.group;
+    const std::string_view labels[] = {
+        service, *touched.name,
+        SpanKindName(static_cast<model::SpanKind>(touched.slot / kStatusCodes)),
+        StatusCodeName(static_cast<model::StatusCode>(touched.slot % kStatusCodes))};
+    // One encoding of the labels for both families (they have the same label names).
+    const SeriesKey key(calls_.label_names(), labels);
+    calls_.Add(key, static_cast<double>(group.calls));
+    span_duration_.ObserveMany(key, group.durations);
   }
 }
 

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "metrics/registry.h"
 #include "model/order_record.h"
 #include "model/span.h"
@@ -101,7 +102,16 @@ class TraceMetrics {
   };
   static constexpr size_t kKinds = 6;        // model::SpanKind's values
   static constexpr size_t kStatusCodes = 3;  // model::StatusCode's values
-  absl::flat_hash_map<std::string, std::array<SpanGroup, kKinds * kStatusCodes>> groups_;
+  // Node map: `touched_` points into it.
+  absl::node_hash_map<std::string, std::array<SpanGroup, kKinds * kStatusCodes>> groups_;
+  // The groups a call touched, in the order their first span came: series are created in span
+  // order, so which ones fit under the series bound does not depend on hashing.
+  struct Touched {
+    const std::string* name;
+    size_t slot;  // kind * kStatusCodes + status code
+    SpanGroup* group;
+  };
+  std::vector<Touched> touched_;
 
   // Used by the ingest writer thread only (OnOrderChanged, CountStoredOrder before ingest).
   KeyCache transition_keys_{transitions_, 256};
