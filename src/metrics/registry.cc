@@ -183,107 +183,46 @@ typename Map::mapped_type& SeriesFor(Family& family, Map& map, std::string_view 
   return map.emplace(std::string(key), make()).first->second;
 }
 
-void Counter::Add(std::span<const std::string_view> label_values, double value) {
+void ScalarFamily::Apply(std::span<const std::string_view> label_values, double value, bool set) {
   bool overflowed = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    std::string_view key = KeyFor(label_values);
-    SeriesFor(
-        *this, values_, key, options_.max_series, series_count_, [] { return 0.0; }, overflowed) +=
-        value;
+    overflowed = ApplyLocked(KeyFor(label_values), value, set);
   }
   if (overflowed) registry_.CountOverflow(options_.name);
 }
 
-void Counter::Add(const SeriesKey& key, double value) {
+void ScalarFamily::Apply(const SeriesKey& key, double value, bool set) {
   bool overflowed = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    SeriesFor(
-        *this, values_, key.text(), options_.max_series, series_count_, [] { return 0.0; },
-        overflowed) += value;
+    overflowed = ApplyLocked(key.text(), value, set);
   }
   if (overflowed) registry_.CountOverflow(options_.name);
 }
 
-void Counter::ReplaceAll(const std::vector<std::pair<std::vector<std::string>, double>>& values) {
+bool ScalarFamily::ApplyLocked(std::string_view key, double value, bool set) {
+  bool overflowed = false;
+  double& slot = SeriesFor(
+      *this, values_, key, options_.max_series, series_count_, [] { return 0.0; }, overflowed);
+  slot = set ? value : slot + value;
+  return overflowed;
+}
+
+void ScalarFamily::ReplaceAll(
+    const std::vector<std::pair<std::vector<std::string>, double>>& values) {
   std::lock_guard<std::mutex> lock(mu_);
   values_.clear();
   series_count_ = 0;
   for (const auto& [labels, value] : values) {
     std::vector<std::string_view> views(labels.begin(), labels.end());
-    bool overflowed;
-    std::string_view key = KeyFor(views);
-    SeriesFor(
-        *this, values_, key, options_.max_series, series_count_, [] { return 0.0; }, overflowed) +=
-        value;
+    ApplyLocked(KeyFor(views), value, /*set=*/false);
   }
 }
 
-void Counter::Render(Format format, std::string& out) const {
+void ScalarFamily::RenderValues(Format format, std::string_view type, std::string& out) const {
   std::lock_guard<std::mutex> lock(mu_);
-  AppendHeader(out, format, "counter");
-  for (const auto* entry : Sorted(values_)) {
-    out += options_.name;
-    AppendClosedLabels(out, entry->first);
-    out += ' ';
-    out += FormatValue(entry->second);
-    out += '\n';
-  }
-}
-
-void Gauge::Set(std::span<const std::string_view> label_values, double value) {
-  bool overflowed = false;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::string_view key = KeyFor(label_values);
-    SeriesFor(
-        *this, values_, key, options_.max_series, series_count_, [] { return 0.0; }, overflowed) =
-        value;
-  }
-  if (overflowed) registry_.CountOverflow(options_.name);
-}
-
-void Gauge::Add(std::span<const std::string_view> label_values, double delta) {
-  bool overflowed = false;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::string_view key = KeyFor(label_values);
-    SeriesFor(
-        *this, values_, key, options_.max_series, series_count_, [] { return 0.0; }, overflowed) +=
-        delta;
-  }
-  if (overflowed) registry_.CountOverflow(options_.name);
-}
-
-void Gauge::Add(const SeriesKey& key, double delta) {
-  bool overflowed = false;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    SeriesFor(
-        *this, values_, key.text(), options_.max_series, series_count_, [] { return 0.0; },
-        overflowed) += delta;
-  }
-  if (overflowed) registry_.CountOverflow(options_.name);
-}
-
-void Gauge::ReplaceAll(const std::vector<std::pair<std::vector<std::string>, double>>& values) {
-  std::lock_guard<std::mutex> lock(mu_);
-  values_.clear();
-  series_count_ = 0;
-  for (const auto& [labels, value] : values) {
-    std::vector<std::string_view> views(labels.begin(), labels.end());
-    bool overflowed;
-    std::string_view key = KeyFor(views);
-    SeriesFor(
-        *this, values_, key, options_.max_series, series_count_, [] { return 0.0; }, overflowed) +=
-        value;
-  }
-}
-
-void Gauge::Render(Format format, std::string& out) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  AppendHeader(out, format, "gauge");
+  AppendHeader(out, format, type);
   for (const auto* entry : Sorted(values_)) {
     out += options_.name;
     AppendClosedLabels(out, entry->first);

@@ -92,43 +92,69 @@ class Family {
   friend class Registry;
 };
 
-class Counter final : public Family {
+// What counters and gauges share: one value per series.
+class ScalarFamily : public Family {
  public:
-  void Add(std::span<const std::string_view> label_values, double value = 1);
-  void Add(std::initializer_list<std::string_view> label_values, double value = 1) {
-    Add(std::span<const std::string_view>(label_values.begin(), label_values.size()), value);
-  }
-  // `key` built for this family's label names.
-  void Add(const SeriesKey& key, double value = 1);
-  // Sets the whole family from a snapshot of another part's monotonic counts.
+  // Sets the whole family from a snapshot of another part's figures (series missing from
+  // `values` disappear).
   void ReplaceAll(const std::vector<std::pair<std::vector<std::string>, double>>& values);
 
- private:
+ protected:
   using Family::Family;
-  void Render(Format format, std::string& out) const override;
+  // Adds `value` to the series (or sets it, when `set`), creating it within the bound.
+  void Apply(std::span<const std::string_view> label_values, double value, bool set);
+  void Apply(const SeriesKey& key, double value, bool set);
+  void RenderValues(Format format, std::string_view type, std::string& out) const;
+
+ private:
+  // Caller holds mu_; tells whether the value went to the overflow series.
+  bool ApplyLocked(std::string_view key, double value, bool set);
+
   absl::flat_hash_map<std::string, double> values_;  // guarded by mu_
   friend class Registry;
 };
 
-class Gauge final : public Family {
+class Counter final : public ScalarFamily {
  public:
-  void Set(std::span<const std::string_view> label_values, double value);
+  void Add(std::span<const std::string_view> label_values, double value = 1) {
+    Apply(label_values, value, /*set=*/false);
+  }
+  void Add(std::initializer_list<std::string_view> label_values, double value = 1) {
+    Add(std::span<const std::string_view>(label_values.begin(), label_values.size()), value);
+  }
+  // `key` built for this family's label names.
+  void Add(const SeriesKey& key, double value = 1) { Apply(key, value, /*set=*/false); }
+
+ private:
+  using ScalarFamily::ScalarFamily;
+  void Render(Format format, std::string& out) const override {
+    RenderValues(format, "counter", out);
+  }
+  friend class Registry;
+};
+
+class Gauge final : public ScalarFamily {
+ public:
+  void Set(std::span<const std::string_view> label_values, double value) {
+    Apply(label_values, value, /*set=*/true);
+  }
   void Set(std::initializer_list<std::string_view> label_values, double value) {
     Set(std::span<const std::string_view>(label_values.begin(), label_values.size()), value);
   }
-  void Add(std::span<const std::string_view> label_values, double delta);
+  void Add(std::span<const std::string_view> label_values, double delta) {
+    Apply(label_values, delta, /*set=*/false);
+  }
   void Add(std::initializer_list<std::string_view> label_values, double delta) {
     Add(std::span<const std::string_view>(label_values.begin(), label_values.size()), delta);
   }
   // `key` built for this family's label names.
-  void Add(const SeriesKey& key, double delta);
-  // Replaces every series (series missing from `values` disappear).
-  void ReplaceAll(const std::vector<std::pair<std::vector<std::string>, double>>& values);
+  void Add(const SeriesKey& key, double delta) { Apply(key, delta, /*set=*/false); }
 
  private:
-  using Family::Family;
-  void Render(Format format, std::string& out) const override;
-  absl::flat_hash_map<std::string, double> values_;  // guarded by mu_
+  using ScalarFamily::ScalarFamily;
+  void Render(Format format, std::string& out) const override {
+    RenderValues(format, "gauge", out);
+  }
   friend class Registry;
 };
 
