@@ -411,6 +411,16 @@ std::optional<double> DoubleAttr(const model::Span& span, std::string_view key) 
   return v->double_value;
 }
 
+// Order ord-1 reaching INITIATED (trace 1) and a short detail span of the same trace.
+model::TraceBatch TransitionWithDetail(const std::string& detail_name, model::SpanKind kind) {
+  model::Span detail = MakeSpan(1, 7, detail_name, kNow - 19 * kSecond);
+  detail.kind = kind;
+  detail.parent_span_id.bytes[7] = 1;
+  return Batch(
+      Service("mes-api"),
+      {Scope("mes", {Transition(1, 1, "ord-1", "INITIATED", 1, kNow - 30 * kSecond), detail})});
+}
+
 model::Span WithPrev(model::Span span, const std::string& prev) {
   span.attributes.push_back(Str("prev_status", prev));
   return span;
@@ -460,15 +470,8 @@ TEST_F(IngesterTest, MetricsSeeEverySpanTheSamplerDrops) {
   sampling::TailSampler sampler(sampling_options, clock_);
   Ingester ingester(*store_, clock_, {}, IngestConsumers{nullptr, &trace_metrics, &sampler});
 
-  model::Span detail = MakeSpan(1, 7, "SELECT orders", kNow - 19 * kSecond);
-  detail.kind = model::SpanKind::kClient;
-  detail.parent_span_id.bytes[7] = 1;
-  ASSERT_TRUE(ingester
-                  .Ingest(Batch(
-                      Service("mes-api"),
-                      {Scope("mes", {Transition(1, 1, "ord-1", "INITIATED", 1, kNow - 30 * kSecond),
-                                     detail})}))
-                  .ok());
+  ASSERT_TRUE(
+      ingester.Ingest(TransitionWithDetail("SELECT orders", model::SpanKind::kClient)).ok());
   // The detail span waits for its decision; after the wait it is dropped, never stored.
   clock_.Advance(2 * kSecond);
   for (int i = 0; i < 100 && sampler.Stats().pending_spans > 0; ++i) {
@@ -494,15 +497,7 @@ TEST_F(IngesterTest, DetailOfAStuckOrderIsWrittenWhenReleased) {
   sampling_options.decision_wait_nanos = 60 * kSecond;
   sampling::TailSampler sampler(sampling_options, clock_);
   Ingester ingester(*store_, clock_, {}, IngestConsumers{nullptr, nullptr, &sampler});
-  model::Span detail = MakeSpan(1, 7, "calc.phase", kNow - 19 * kSecond);
-  detail.kind = model::SpanKind::kInternal;
-  detail.parent_span_id.bytes[7] = 1;
-  ASSERT_TRUE(ingester
-                  .Ingest(Batch(
-                      Service("mes-api"),
-                      {Scope("mes", {Transition(1, 1, "ord-1", "INITIATED", 1, kNow - 30 * kSecond),
-                                     detail})}))
-                  .ok());
+  ASSERT_TRUE(ingester.Ingest(TransitionWithDetail("calc.phase", model::SpanKind::kInternal)).ok());
   ASSERT_EQ(sampler.Stats().pending_spans, 1u);
   sampler.ForceKeep(TraceIdOf(1));  // what the gap detector does for a stuck order
   size_t stored = 0;
