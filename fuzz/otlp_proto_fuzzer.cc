@@ -1,7 +1,9 @@
 // libFuzzer target: the OTLP protobuf decoder must never crash, hang or leak on any input,
-// and what it accepts must survive re-encoding.
+// and what it accepts must survive re-encoding, and splitting by trace from its received bytes.
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <string>
 #include <string_view>
 
 #include "otlp/proto_codec.h"
@@ -17,5 +19,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       again->rejected_spans != 0) {
     __builtin_trap();
   }
+  // Decoded with the body kept, the spans are stored by copying their received bytes: the
+  // parts must decode, hold every span once, and refuse none.
+  auto kept = ordertrace::otlp::DecodeProtobufRequest(std::make_shared<const std::string>(body));
+  if (!kept.ok()) __builtin_trap();
+  size_t stored = 0;
+  for (const auto& part : ordertrace::otlp::EncodeProtobufByTrace(kept->batch)) {
+    auto back = ordertrace::otlp::DecodeProtobufRequest(part.encoded);
+    if (!back.ok() || back->rejected_spans != 0) __builtin_trap();
+    stored += back->batch.SpanCount();
+  }
+  if (stored != decoded->batch.SpanCount()) __builtin_trap();
   return 0;
 }

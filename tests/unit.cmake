@@ -13,6 +13,7 @@ target_link_libraries(ordertrace_unit_tests PRIVATE
   ordertrace_gaps
   ordertrace_server
   otlp_proto
+  RocksDB::rocksdb
   PkgConfig::HTTPLIB
   nlohmann_json::nlohmann_json
   absl::status

@@ -37,6 +37,24 @@ int64_t IntAttr(const Span& span, std::string_view key, int64_t fallback) {
   return fallback;
 }
 
+// Whether attribute `key` is on the span or its resource with non-empty text, without copying
+// it (ApplySpan runs for every span; most attributes it looks for are absent).
+bool HasAttr(const Span& span, const Resource& resource, std::string_view key) {
+  const AnyValue* v = model::FindAttribute(span.attributes, key);
+  if (v == nullptr) v = model::FindAttribute(resource.attributes, key);
+  if (v == nullptr) return false;
+  switch (v->type) {
+    case AnyValue::Type::kString:
+      return !v->string_value.empty();
+    case AnyValue::Type::kBool:
+    case AnyValue::Type::kInt:
+    case AnyValue::Type::kDouble:
+      return true;
+    default:
+      return false;
+  }
+}
+
 std::string FirstNonEmpty(std::string a, std::string b) { return a.empty() ? b : a; }
 
 // Orders transitions: event_version first (producers that number their events are
@@ -73,12 +91,9 @@ void ApplyTransition(const Span& span, const Resource& resource, const std::stri
             });
 }
 
-// Keeps `candidate` in `slot` when it is later (end time, then span id as tie-break).
-void KeepLatest(std::optional<Operation>& slot, Operation candidate) {
-  if (!slot || std::tie(candidate.at_unix_nano, candidate.span_id) >
-                   std::tie(slot->at_unix_nano, slot->span_id)) {
-    slot = std::move(candidate);
-  }
+// Whether a span ending at `at` (span id `span_id` as tie-break) is later than `slot`.
+bool IsLater(const std::optional<Operation>& slot, uint64_t at, const model::SpanId& span_id) {
+  return !slot || std::tie(at, span_id) > std::tie(slot->at_unix_nano, slot->span_id);
 }
 
 bool IsMessagingSpan(const Span& span) {
@@ -159,8 +174,6 @@ std::optional<std::string> OrderIdOf(const Span& span, const Resource& resource)
 }
 
 void ApplySpan(const Span& span, const Resource& resource, OrderRecord& record) {
-  const std::string service = model::ServiceName(resource);
-
   // The order's trace is the trace of its earliest span. An empty trace_ids means "first
   // span" (a start time of 0 is a legal value, not a marker).
   if (record.trace_ids.empty() || std::tie(span.start_time_unix_nano, span.trace_id) <
@@ -171,29 +184,37 @@ void ApplySpan(const Span& span, const Resource& resource, OrderRecord& record) 
   record.last_seen_unix_nano = std::max(record.last_seen_unix_nano, span.end_time_unix_nano);
   ApplyTraceId(span, record);
 
-  std::string partner = Attr(span, resource, kPartnerIdKey);
-  if (!partner.empty() && (record.partner_id.empty() || partner < record.partner_id)) {
-    record.partner_id = partner;
+  if (HasAttr(span, resource, kPartnerIdKey)) {
+    std::string partner = Attr(span, resource, kPartnerIdKey);
+    if (record.partner_id.empty() || partner < record.partner_id) record.partner_id = partner;
   }
 
-  std::string error_code = Attr(span, resource, kErrorCodeKey);
-  bool failed = span.status.code == model::StatusCode::kError || !error_code.empty();
-
-  Operation op;
-  op.span_name = span.name;
-  op.service = service;
-  op.at_unix_nano = span.end_time_unix_nano;
-  op.trace_id = span.trace_id;
-  op.span_id = span.span_id;
+  const bool has_error_code = HasAttr(span, resource, kErrorCodeKey);
+  const bool failed = span.status.code == model::StatusCode::kError || has_error_code;
+  // Strings are copied only for what the record keeps.
+  auto operation = [&] {
+    Operation op;
+    op.span_name = span.name;
+    op.service = model::ServiceName(resource);
+    op.at_unix_nano = span.end_time_unix_nano;
+    op.trace_id = span.trace_id;
+    op.span_id = span.span_id;
+    return op;
+  };
   if (failed) {
-    op.error_code = error_code;
-    op.error_message = FirstNonEmpty(Attr(span, resource, kErrorMessageKey), span.status.message);
-    op.reported_status = Attr(span, resource, model::kCurrentStatusKey);
-    KeepLatest(record.last_error, std::move(op));
+    if (IsLater(record.last_error, span.end_time_unix_nano, span.span_id)) {
+      Operation op = operation();
+      if (has_error_code) op.error_code = Attr(span, resource, kErrorCodeKey);
+      op.error_message = FirstNonEmpty(Attr(span, resource, kErrorMessageKey), span.status.message);
+      op.reported_status = Attr(span, resource, model::kCurrentStatusKey);
+      record.last_error = std::move(op);
+    }
   } else {
-    KeepLatest(record.last_success, std::move(op));
-    if (!Attr(span, resource, kNewStatusKey).empty()) {
-      ApplyTransition(span, resource, service, record);
+    if (IsLater(record.last_success, span.end_time_unix_nano, span.span_id)) {
+      record.last_success = operation();
+    }
+    if (HasAttr(span, resource, kNewStatusKey)) {
+      ApplyTransition(span, resource, model::ServiceName(resource), record);
     }
   }
 

@@ -2,9 +2,11 @@
 
 #include <google/protobuf/arena.h>
 
+#include <cstring>
 #include <map>
 
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
+#include "otlp/wire_format.h"
 
 namespace ordertrace::otlp {
 namespace {
@@ -127,8 +129,35 @@ bool ToModel(const pb_trace::Span& in, model::Span& out, std::string& reason) {
   return true;
 }
 
+// The received bytes of every span in `body`, in order (refused ones included), or an empty
+// vector when the walk does not find them (then spans are encoded again when stored).
+std::vector<std::string_view> SpanBytes(std::string_view body) {
+  using wire::WireType;
+  std::vector<std::string_view> spans;
+  // ExportTraceServiceRequest.resource_spans = 1, ResourceSpans.scope_spans = 2,
+  // ScopeSpans.spans = 2 (the same numbers in TracesData).
+  auto in_scope = [&](uint32_t field, WireType type, std::string_view value) {
+    if (field == 2 && type == WireType::kLen) spans.push_back(value);
+    return true;
+  };
+  auto in_resource = [&](uint32_t field, WireType type, std::string_view value) {
+    return field != 2 || type != WireType::kLen || wire::ForEachField(value, in_scope);
+  };
+  auto in_request = [&](uint32_t field, WireType type, std::string_view value) {
+    return field != 1 || type != WireType::kLen || wire::ForEachField(value, in_resource);
+  };
+  if (!wire::ForEachField(body, in_request)) spans.clear();
+  return spans;
+}
+
+// `span_bytes`: SpanBytes() of the body the list was parsed from, kept alive by `body`; empty
+// when the body is not kept.
 template <typename ResourceSpansList>
-DecodedRequest ConvertResourceSpans(const ResourceSpansList& list) {
+DecodedRequest ConvertResourceSpans(const ResourceSpansList& list,
+                                    const std::vector<std::string_view>& span_bytes = {},
+                                    const std::shared_ptr<const std::string>& body = nullptr) {
+  size_t span_index = 0;
+  const bool with_wire = body != nullptr && !span_bytes.empty();
   DecodedRequest out;
   out.batch.resource_spans.reserve(list.size());
   std::string reason;
@@ -137,6 +166,7 @@ DecodedRequest ConvertResourceSpans(const ResourceSpansList& list) {
     rs.resource.attributes = ToModel(rs_in.resource().attributes());
     rs.resource.dropped_attributes_count = rs_in.resource().dropped_attributes_count();
     rs.schema_url = rs_in.schema_url();
+    if (with_wire) rs.wire_body = body;
     rs.scope_spans.reserve(rs_in.scope_spans_size());
     for (const pb_trace::ScopeSpans& ss_in : rs_in.scope_spans()) {
       model::ScopeSpans ss;
@@ -148,7 +178,12 @@ DecodedRequest ConvertResourceSpans(const ResourceSpansList& list) {
       ss.spans.reserve(ss_in.spans_size());
       for (const pb_trace::Span& span_in : ss_in.spans()) {
         model::Span span;
+        const size_t index = span_index++;
         if (ToModel(span_in, span, reason)) {
+          if (with_wire && index < span_bytes.size()) {
+            span.wire =
+                model::SpanWire{span_bytes[index], static_cast<uint32_t>(span.attributes.size())};
+          }
           ss.spans.push_back(std::move(span));
         } else {
           out.Reject(reason);
@@ -251,6 +286,24 @@ absl::StatusOr<DecodedRequest> DecodeProtobufRequest(std::string_view body) {
   return ConvertResourceSpans(request->resource_spans());
 }
 
+absl::StatusOr<DecodedRequest> DecodeProtobufRequest(std::shared_ptr<const std::string> body) {
+  if (body == nullptr) return absl::InvalidArgumentError("no request body");
+  google::protobuf::Arena arena;
+  auto* request =
+      google::protobuf::Arena::CreateMessage<pb_collector::ExportTraceServiceRequest>(&arena);
+  if (!request->ParseFromArray(body->data(), static_cast<int>(body->size()))) {
+    return absl::InvalidArgumentError("request body is not a valid OTLP protobuf message");
+  }
+  std::vector<std::string_view> span_bytes = SpanBytes(*body);
+  // The walk sees what libprotobuf saw; if the counts ever disagree, encode instead.
+  size_t parsed = 0;
+  for (const auto& rs : request->resource_spans()) {
+    for (const auto& ss : rs.scope_spans()) parsed += static_cast<size_t>(ss.spans_size());
+  }
+  if (parsed != span_bytes.size()) span_bytes.clear();
+  return ConvertResourceSpans(request->resource_spans(), span_bytes, body);
+}
+
 DecodedRequest FromProto(const pb_collector::ExportTraceServiceRequest& request) {
   return ConvertResourceSpans(request.resource_spans());
 }
@@ -288,45 +341,226 @@ void ToProto(const model::ScopeSpans& ss, pb_trace::ScopeSpans& out) {
   out.set_schema_url(ss.schema_url);
 }
 
-std::vector<EncodedTrace> EncodeProtobufByTrace(const model::TraceBatch& batch) {
+namespace {
+
+// A span's encoding as two pieces: its received bytes (may be empty) followed by `tail`, which
+// holds the attributes appended since it was received, or the whole span encoded again.
+struct SpanPieces {
+  std::string_view received;
+  std::string tail;
+
+  size_t size() const { return received.size() + tail.size(); }
+};
+
+// A KeyValue message. Scalars (all the derived attributes are doubles) are written directly:
+// a protobuf message per attribute cost more than copying the span it is appended to.
+std::string EncodeKeyValue(const model::KeyValue& kv) {
+  using T = model::AnyValue::Type;
+  // AnyValue: string_value = 1, bool_value = 2, int_value = 3, double_value = 4.
+  std::string value;
+  switch (kv.value.type) {
+    case T::kString:
+      wire::AppendLenHeader(value, 1, kv.value.string_value.size());
+      value += kv.value.string_value;
+      break;
+    case T::kBool:
+      value.push_back(2 << 3);
+      value.push_back(kv.value.bool_value ? 1 : 0);
+      break;
+    case T::kInt:
+      value.push_back(3 << 3);
+      wire::AppendVarint(value, static_cast<uint64_t>(kv.value.int_value));
+      break;
+    case T::kDouble: {
+      value.push_back((4 << 3) | 1);
+      uint64_t bits = 0;
+      static_assert(sizeof(bits) == sizeof(kv.value.double_value));
+      std::memcpy(&bits, &kv.value.double_value, sizeof(bits));
+      for (int byte = 0; byte < 8; ++byte) value.push_back(static_cast<char>(bits >> (8 * byte)));
+      break;
+    }
+    default: {
+      google::protobuf::Arena arena;
+      auto* message = google::protobuf::Arena::CreateMessage<pb_common::KeyValue>(&arena);
+      message->set_key(kv.key);
+      ToProto(kv.value, *message->mutable_value());
+      return message->SerializeAsString();
+    }
+  }
+  // KeyValue: key = 1, value = 2.
+  std::string out;
+  out.reserve(wire::LenFieldSize(1, kv.key.size()) + wire::LenFieldSize(2, value.size()));
+  wire::AppendLenHeader(out, 1, kv.key.size());
+  out += kv.key;
+  wire::AppendLenHeader(out, 2, value.size());
+  out += value;
+  return out;
+}
+
+bool HasUsableWire(const model::Span& span, const model::ResourceSpans& rs) {
+  if (span.wire.bytes.empty() || rs.wire_body == nullptr) return false;
+  // The bytes must lie inside the body this ResourceSpans keeps alive: a span moved into
+  // another batch must not be read through a view of a body that may be gone.
+  const char* begin = rs.wire_body->data();
+  const char* end = begin + rs.wire_body->size();
+  return span.wire.bytes.data() >= begin && span.wire.bytes.data() <= end &&
+         span.wire.bytes.size() <= static_cast<size_t>(end - span.wire.bytes.data()) &&
+         span.wire.attribute_count <= span.attributes.size();
+}
+
+SpanPieces PiecesOf(const model::Span& span, const model::ResourceSpans& rs) {
+  SpanPieces pieces;
+  if (!HasUsableWire(span, rs)) {
+    pieces.tail = EncodeSpan(span);
+    return pieces;
+  }
+  pieces.received = span.wire.bytes;
+  for (size_t i = span.wire.attribute_count; i < span.attributes.size(); ++i) {
+    // Span.attributes = 9: a repeated field, so appending entries extends it.
+    std::string encoded = EncodeKeyValue(span.attributes[i]);
+    wire::AppendLenHeader(pieces.tail, 9, encoded.size());
+    pieces.tail += encoded;
+  }
+  return pieces;
+}
+
+std::string ResourceBytes(const model::ResourceSpans& rs) {
   google::protobuf::Arena arena;
-  struct Part {
-    pb_trace::TracesData* data;
-    uint64_t latest_end = 0;
-    // The entries for the resource and scope being walked; reset when they change.
-    const model::ResourceSpans* rs_of = nullptr;
-    pb_trace::ResourceSpans* rs = nullptr;
-    const model::ScopeSpans* ss_of = nullptr;
-    pb_trace::ScopeSpans* ss = nullptr;
+  auto* out = google::protobuf::Arena::CreateMessage<pb_trace::ResourceSpans>(&arena);
+  otlp::ToProto(rs, *out);
+  return out->resource().SerializeAsString();
+}
+
+std::string ScopeBytes(const model::ScopeSpans& ss) {
+  google::protobuf::Arena arena;
+  auto* out = google::protobuf::Arena::CreateMessage<pb_trace::ScopeSpans>(&arena);
+  otlp::ToProto(ss, *out);
+  return out->scope().SerializeAsString();
+}
+
+}  // namespace
+
+std::string EncodeSpan(const model::Span& span, const model::ResourceSpans& resource_spans) {
+  SpanPieces pieces = PiecesOf(span, resource_spans);
+  if (pieces.received.empty()) return std::move(pieces.tail);
+  std::string out;
+  out.reserve(pieces.size());
+  out.append(pieces.received);
+  out.append(pieces.tail);
+  return out;
+}
+
+std::vector<EncodedTrace> EncodeProtobufByTrace(const model::TraceBatch& batch) {
+  // Written at the wire level: TracesData { ResourceSpans resource_spans = 1 }, ResourceSpans
+  // { Resource resource = 1; ScopeSpans scope_spans = 2; string schema_url = 3 }, ScopeSpans
+  // { InstrumentationScope scope = 1; Span spans = 2; string schema_url = 3 }. A resource's
+  // and a scope's bytes are encoded once per batch, each span's are copied (or encoded once).
+  struct Entry {
+    size_t rs;
+    size_t ss;  // index within the batch's flattened scopes
+    SpanPieces span;
   };
+  struct Part {
+    uint64_t latest_end = 0;
+    std::vector<Entry> entries;
+  };
+  std::vector<const model::ResourceSpans*> resources;
+  std::vector<const model::ScopeSpans*> scopes;
   std::map<model::TraceId, Part> parts;
   for (const model::ResourceSpans& rs : batch.resource_spans) {
+    resources.push_back(&rs);
     for (const model::ScopeSpans& ss : rs.scope_spans) {
+      scopes.push_back(&ss);
       for (const model::Span& span : ss.spans) {
         Part& part = parts[span.trace_id];
-        if (part.data == nullptr) {
-          part.data = google::protobuf::Arena::CreateMessage<pb_trace::TracesData>(&arena);
-        }
-        if (part.rs_of != &rs) {
-          part.rs_of = &rs;
-          part.rs = part.data->add_resource_spans();
-          ToProto(rs, *part.rs);
-          part.ss_of = nullptr;
-        }
-        if (part.ss_of != &ss) {
-          part.ss_of = &ss;
-          part.ss = part.rs->add_scope_spans();
-          ToProto(ss, *part.ss);
-        }
-        ToProto(span, *part.ss->add_spans());
+        part.entries.push_back(Entry{resources.size() - 1, scopes.size() - 1, PiecesOf(span, rs)});
         part.latest_end = std::max(part.latest_end, span.end_time_unix_nano);
       }
     }
   }
+  std::vector<std::string> resource_bytes(resources.size());
+  std::vector<bool> resource_done(resources.size());
+  std::vector<std::string> scope_bytes(scopes.size());
+  std::vector<bool> scope_done(scopes.size());
+
   std::vector<EncodedTrace> out;
   out.reserve(parts.size());
   for (auto& [trace_id, part] : parts) {
-    out.push_back(EncodedTrace{trace_id, part.latest_end, part.data->SerializeAsString()});
+    const std::vector<Entry>& entries = part.entries;
+    // Runs of entries of one scope make a ScopeSpans; runs of one resource a ResourceSpans.
+    // Sizes first (a length precedes each message), then the bytes.
+    struct Run {
+      size_t begin, end, size;
+    };
+    std::vector<Run> scope_runs;
+    for (size_t i = 0; i < entries.size();) {
+      size_t j = i;
+      size_t size = 0;
+      const size_t ss = entries[i].ss;
+      if (!scope_done[ss]) {
+        scope_bytes[ss] = ScopeBytes(*scopes[ss]);
+        scope_done[ss] = true;
+      }
+      size += wire::LenFieldSize(1, scope_bytes[ss].size());
+      for (; j < entries.size() && entries[j].ss == ss; ++j) {
+        size += wire::LenFieldSize(2, entries[j].span.size());
+      }
+      if (!scopes[ss]->schema_url.empty()) {
+        size += wire::LenFieldSize(3, scopes[ss]->schema_url.size());
+      }
+      scope_runs.push_back(Run{i, j, size});
+      i = j;
+    }
+    std::vector<Run> resource_runs;  // over scope_runs
+    size_t total = 0;
+    for (size_t i = 0; i < scope_runs.size();) {
+      const size_t rs = entries[scope_runs[i].begin].rs;
+      if (!resource_done[rs]) {
+        resource_bytes[rs] = ResourceBytes(*resources[rs]);
+        resource_done[rs] = true;
+      }
+      size_t size = wire::LenFieldSize(1, resource_bytes[rs].size());
+      size_t j = i;
+      for (; j < scope_runs.size() && entries[scope_runs[j].begin].rs == rs; ++j) {
+        size += wire::LenFieldSize(2, scope_runs[j].size);
+      }
+      if (!resources[rs]->schema_url.empty()) {
+        size += wire::LenFieldSize(3, resources[rs]->schema_url.size());
+      }
+      resource_runs.push_back(Run{i, j, size});
+      total += wire::LenFieldSize(1, size);
+      i = j;
+    }
+    std::string encoded;
+    encoded.reserve(total);
+    for (const Run& resource_run : resource_runs) {
+      const size_t rs = entries[scope_runs[resource_run.begin].begin].rs;
+      wire::AppendLenHeader(encoded, 1, resource_run.size);
+      wire::AppendLenHeader(encoded, 1, resource_bytes[rs].size());
+      encoded += resource_bytes[rs];
+      for (size_t k = resource_run.begin; k < resource_run.end; ++k) {
+        const Run& scope_run = scope_runs[k];
+        const size_t ss = entries[scope_run.begin].ss;
+        wire::AppendLenHeader(encoded, 2, scope_run.size);
+        wire::AppendLenHeader(encoded, 1, scope_bytes[ss].size());
+        encoded += scope_bytes[ss];
+        for (size_t e = scope_run.begin; e < scope_run.end; ++e) {
+          const SpanPieces& span = entries[e].span;
+          wire::AppendLenHeader(encoded, 2, span.size());
+          encoded.append(span.received);
+          encoded.append(span.tail);
+        }
+        if (!scopes[ss]->schema_url.empty()) {
+          wire::AppendLenHeader(encoded, 3, scopes[ss]->schema_url.size());
+          encoded += scopes[ss]->schema_url;
+        }
+      }
+      if (!resources[rs]->schema_url.empty()) {
+        wire::AppendLenHeader(encoded, 3, resources[rs]->schema_url.size());
+        encoded += resources[rs]->schema_url;
+      }
+    }
+    out.push_back(EncodedTrace{trace_id, part.latest_end, std::move(encoded)});
   }
   return out;
 }

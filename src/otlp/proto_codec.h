@@ -1,6 +1,7 @@
 // OTLP protobuf <-> model. Thread-safe (no shared state).
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -18,6 +19,10 @@ namespace ordertrace::otlp {
 // undecodable body is kInvalidArgument; invalid spans are dropped and counted.
 absl::StatusOr<DecodedRequest> DecodeProtobufRequest(std::string_view body);
 
+// The same, keeping `body` with the spans (ResourceSpans::wire_body) and where each span's
+// bytes are (Span::wire), so that storing them copies bytes instead of encoding again.
+absl::StatusOr<DecodedRequest> DecodeProtobufRequest(std::shared_ptr<const std::string> body);
+
 // Converts a request that gRPC has already parsed.
 DecodedRequest FromProto(
     const opentelemetry::proto::collector::trace::v1::ExportTraceServiceRequest& request);
@@ -32,12 +37,16 @@ struct EncodedTrace {
   std::string encoded;
 };
 
-// Splits a batch by trace and encodes each part, without copying the model.
+// Splits a batch by trace and encodes each part, without copying the model. Spans that still
+// have their received bytes (Span::wire) are copied as they came, plus any attributes
+// appended since.
 std::vector<EncodedTrace> EncodeProtobufByTrace(const model::TraceBatch& batch);
 
 // One span as an OTLP Span message: a compact form for spans held in memory a while (one
 // allocation instead of one per string). DecodeSpan refuses bytes that are not a valid span.
 std::string EncodeSpan(const model::Span& span);
+// The same for a span of `resource_spans`: its received bytes when it still has them.
+std::string EncodeSpan(const model::Span& span, const model::ResourceSpans& resource_spans);
 absl::StatusOr<model::Span> DecodeSpan(std::string_view encoded);
 
 }  // namespace ordertrace::otlp

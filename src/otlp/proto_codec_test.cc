@@ -4,6 +4,7 @@
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
@@ -279,6 +280,147 @@ TEST(ProtoCodecTest, EncodeProtobufRoundTripsToTheSameMessage) {
   absl::StatusOr<DecodedRequest> again = DecodeProtobufRequest(encoded);
   ASSERT_TRUE(again.ok()) << again.status();
   ExpectFullBatch(*again);
+}
+
+// The request FullRequest() makes, plus a second trace in its scope, a second scope and a second
+// resource (without schema urls), so that splitting by trace has something to split.
+pb_collector::ExportTraceServiceRequest MixedRequest() {
+  pb_collector::ExportTraceServiceRequest request = FullRequest();
+  pb_trace::ScopeSpans* first_scope = request.mutable_resource_spans(0)->mutable_scope_spans(0);
+  *first_scope->add_spans() = ValidSpan("other-trace", 2);
+  pb_trace::ScopeSpans* second_scope = request.mutable_resource_spans(0)->add_scope_spans();
+  second_scope->mutable_scope()->set_name("crm.audit");
+  *second_scope->add_spans() = ValidSpan("audit", 2);
+  FillFullSpan(*second_scope->add_spans());
+  second_scope->mutable_spans(1)->set_span_id(std::string("\x01\x02\x03\x04\x05\x06\x07\x08", 8));
+  pb_trace::ResourceSpans* second_resource = request.add_resource_spans();
+  AddString(*second_resource->mutable_resource()->mutable_attributes(), "service.name", "mes-api");
+  *second_resource->add_scope_spans()->add_spans() = ValidSpan("mes", 1);
+  return request;
+}
+
+// The batch as if it had been decoded without its body: every span encoded from the model.
+model::TraceBatch WithoutWire(model::TraceBatch batch) {
+  for (model::ResourceSpans& rs : batch.resource_spans) {
+    rs.wire_body = nullptr;
+    for (model::ScopeSpans& ss : rs.scope_spans) {
+      for (model::Span& span : ss.spans) span.wire = {};
+    }
+  }
+  return batch;
+}
+
+// Each trace's part, parsed, equals the part encoded from the model alone.
+void ExpectSameParts(const std::vector<EncodedTrace>& copied,
+                     const std::vector<EncodedTrace>& encoded) {
+  ASSERT_EQ(copied.size(), encoded.size());
+  for (size_t i = 0; i < copied.size(); ++i) {
+    EXPECT_EQ(copied[i].trace_id, encoded[i].trace_id);
+    EXPECT_EQ(copied[i].latest_end_unix_nano, encoded[i].latest_end_unix_nano);
+    pb_trace::TracesData a, b;
+    ASSERT_TRUE(a.ParseFromString(copied[i].encoded));
+    ASSERT_TRUE(b.ParseFromString(encoded[i].encoded));
+    google::protobuf::util::MessageDifferencer differencer;
+    std::string differences;
+    differencer.ReportDifferencesToString(&differences);
+    EXPECT_TRUE(differencer.Compare(b, a)) << "part " << i << ": " << differences;
+  }
+}
+
+TEST(ProtoCodecTest, SpansDecodedWithTheirBodyPointIntoIt) {
+  auto body = std::make_shared<const std::string>(MixedRequest().SerializeAsString());
+  absl::StatusOr<DecodedRequest> decoded = DecodeProtobufRequest(body);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  ASSERT_EQ(decoded->batch.SpanCount(), 5u);
+  for (const model::ResourceSpans& rs : decoded->batch.resource_spans) {
+    EXPECT_EQ(rs.wire_body, body);
+    for (const model::ScopeSpans& ss : rs.scope_spans) {
+      for (const model::Span& span : ss.spans) {
+        ASSERT_FALSE(span.wire.bytes.empty()) << span.name;
+        EXPECT_GE(span.wire.bytes.data(), body->data());
+        EXPECT_LE(span.wire.bytes.data() + span.wire.bytes.size(), body->data() + body->size());
+        EXPECT_EQ(span.wire.attribute_count, span.attributes.size());
+        pb_trace::Span parsed;
+        ASSERT_TRUE(parsed.ParseFromArray(span.wire.bytes.data(),
+                                          static_cast<int>(span.wire.bytes.size())));
+        EXPECT_EQ(parsed.name(), span.name);
+      }
+    }
+  }
+  // Without a body to keep, nothing points into one.
+  absl::StatusOr<DecodedRequest> plain = DecodeProtobufRequest(std::string_view(*body));
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->batch.resource_spans[0].wire_body, nullptr);
+  EXPECT_TRUE(plain->batch.resource_spans[0].scope_spans[0].spans[0].wire.bytes.empty());
+}
+
+TEST(ProtoCodecTest, CopiedSpanBytesEncodeAsTheModelWould) {
+  auto body = std::make_shared<const std::string>(MixedRequest().SerializeAsString());
+  absl::StatusOr<DecodedRequest> decoded = DecodeProtobufRequest(body);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  std::vector<EncodedTrace> copied = EncodeProtobufByTrace(decoded->batch);
+  EXPECT_EQ(copied.size(), 3u);
+  ExpectSameParts(copied, EncodeProtobufByTrace(WithoutWire(decoded->batch)));
+}
+
+TEST(ProtoCodecTest, AttributesAddedAfterDecodingAreStoredAfterTheReceivedOnes) {
+  auto body = std::make_shared<const std::string>(MixedRequest().SerializeAsString());
+  absl::StatusOr<DecodedRequest> decoded = DecodeProtobufRequest(body);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  model::Span& span = decoded->batch.resource_spans[0].scope_spans[0].spans[0];
+  const size_t received = span.attributes.size();
+  model::AnyValue list;
+  list.type = T::kArray;
+  list.array_values = {model::AnyValue::String("x"), model::AnyValue::Int(2)};
+  span.attributes.push_back({"stage_duration", model::AnyValue::Double(1.25)});
+  span.attributes.push_back({"derived.text", model::AnyValue::String("ok")});
+  span.attributes.push_back({"derived.count", model::AnyValue::Int(-3)});
+  span.attributes.push_back({"derived.flag", model::AnyValue::Bool(true)});
+  span.attributes.push_back({"derived.list", list});
+  span.attributes.push_back({"derived.empty", model::AnyValue()});
+
+  std::vector<EncodedTrace> copied = EncodeProtobufByTrace(decoded->batch);
+  ExpectSameParts(copied, EncodeProtobufByTrace(WithoutWire(decoded->batch)));
+
+  auto part = std::find_if(copied.begin(), copied.end(),
+                           [&](const EncodedTrace& p) { return p.trace_id == span.trace_id; });
+  ASSERT_NE(part, copied.end());
+  absl::StatusOr<DecodedRequest> stored = DecodeProtobufRequest(part->encoded);
+  ASSERT_TRUE(stored.ok());
+  const model::Span& back = stored->batch.resource_spans[0].scope_spans[0].spans[0];
+  ASSERT_EQ(back.attributes.size(), received + 6);
+  EXPECT_EQ(back.attributes[received].key, "stage_duration");
+  EXPECT_EQ(back.attributes[received].value, model::AnyValue::Double(1.25));
+  EXPECT_EQ(back.attributes[received + 4].value, list);
+  EXPECT_EQ(back.attributes[received + 5].value.type, T::kEmpty);
+
+  // One span alone, as the sampler holds it, carries them too.
+  absl::StatusOr<model::Span> alone =
+      DecodeSpan(EncodeSpan(span, decoded->batch.resource_spans[0]));
+  ASSERT_TRUE(alone.ok()) << alone.status();
+  EXPECT_EQ(alone->attributes, span.attributes);
+  EXPECT_EQ(alone->name, span.name);
+}
+
+// A span whose bytes are not inside the body its ResourceSpans keeps (moved into another
+// batch) is encoded from the model, never read through a view of someone else's body.
+TEST(ProtoCodecTest, ASpanAwayFromItsBodyIsEncodedFromTheModel) {
+  auto body = std::make_shared<const std::string>(MixedRequest().SerializeAsString());
+  absl::StatusOr<DecodedRequest> decoded = DecodeProtobufRequest(body);
+  ASSERT_TRUE(decoded.ok());
+  model::Span span = decoded->batch.resource_spans[0].scope_spans[0].spans[1];
+  span.name = "renamed";  // the model changed; the wire view (wrongly) kept
+  model::TraceBatch other;
+  other.resource_spans.push_back(model::ResourceSpans{});
+  other.resource_spans[0].wire_body = std::make_shared<const std::string>(*body);  // a copy
+  other.resource_spans[0].scope_spans.push_back(model::ScopeSpans{});
+  other.resource_spans[0].scope_spans[0].spans.push_back(span);
+
+  std::vector<EncodedTrace> parts = EncodeProtobufByTrace(other);
+  ASSERT_EQ(parts.size(), 1u);
+  absl::StatusOr<DecodedRequest> back = DecodeProtobufRequest(parts[0].encoded);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->batch.resource_spans[0].scope_spans[0].spans[0].name, "renamed");
 }
 
 TEST(ProtoCodecTest, RootSpanHasAllZeroParentAndEncodesWithoutOne) {

@@ -237,7 +237,8 @@ void TailSampler::SampleScopeLocked(const model::ResourceSpans& resource_spans,
             ScopeOrigin{resource_origin, scope_spans.scope, scope_spans.schema_url});
       }
       const model::TraceId trace_id = span.trace_id;
-      if (!BufferLocked(trace_id, origin, std::move(span), now)) {
+      // Its received bytes when it has them: copying is cheaper than encoding again.
+      if (!BufferLocked(trace_id, origin, otlp::EncodeSpan(span, resource_spans), now)) {
         ++stats_.dropped_pending_full_spans;
       }
     }
@@ -278,8 +279,8 @@ void TailSampler::DropLocked(PendingMap::iterator pending, bool buffer_full) {
 }
 
 bool TailSampler::BufferLocked(const model::TraceId& trace_id,
-                               const std::shared_ptr<const ScopeOrigin>& origin, model::Span&& span,
-                               uint64_t now) {
+                               const std::shared_ptr<const ScopeOrigin>& origin,
+                               std::string encoded_span, uint64_t now) {
   // A full buffer never blocks ingest: the oldest traces are decided drop early. expiries_'s
   // front is always a buffered trace, the one buffered longest.
   bool dropped_itself = false;
@@ -295,7 +296,7 @@ bool TailSampler::BufferLocked(const model::TraceId& trace_id,
     pending->second.sequence = next_sequence_++;
     expiries_.push_back(Expiry{pending->second.deadline, pending->second.sequence, trace_id});
   }
-  pending->second.spans.push_back(PendingSpan{origin, otlp::EncodeSpan(span)});
+  pending->second.spans.push_back(PendingSpan{origin, std::move(encoded_span)});
   ++pending_spans_;
   return true;
 }

@@ -141,8 +141,9 @@ class TailSampler {
   void KeepLocked(const model::TraceId& trace_id, KeepReason reason,
                   std::vector<PendingSpan>& released);
   void DropLocked(PendingMap::iterator pending, bool buffer_full);
+  // `encoded_span`: the span as otlp::EncodeSpan gives it.
   bool BufferLocked(const model::TraceId& trace_id,
-                    const std::shared_ptr<const ScopeOrigin>& origin, model::Span&& span,
+                    const std::shared_ptr<const ScopeOrigin>& origin, std::string encoded_span,
                     uint64_t now);
   void ErasePendingLocked(PendingMap::iterator pending);
   void RememberLocked(const model::TraceId& trace_id, Decision decision);

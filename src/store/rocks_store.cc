@@ -6,6 +6,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -17,8 +18,12 @@
 namespace ordertrace::store {
 namespace {
 
-constexpr char kBlocksCf[] = "blocks";
-constexpr char kTraceBucketsCf[] = "trace_buckets";
+constexpr char kBlocksCf[] = "span_blocks";
+constexpr char kTraceIndexCf[] = "trace_index";
+// The first layout's span families (blocks keyed bucket, trace, seq; trace_buckets keyed trace,
+// bucket): moved into the ones above when a store that has them is opened.
+constexpr char kLegacyBlocksCf[] = "blocks";
+constexpr char kLegacyTraceBucketsCf[] = "trace_buckets";
 constexpr char kOrdersCf[] = "orders";
 constexpr char kOrderIndexCf[] = "order_index";
 constexpr char kGapsCf[] = "gaps";
@@ -49,18 +54,32 @@ absl::Status ToStatus(const rocksdb::Status& s, std::string_view what) {
   return absl::InternalError(msg);
 }
 
-std::string BlockKey(uint64_t bucket, const model::TraceId& trace, uint64_t seq) {
+constexpr size_t kBlockKeySize = 32;
+
+std::string BlockKey(uint64_t bucket, uint64_t seq, const model::TraceId& trace) {
   std::string key;
-  key.reserve(32);
+  key.reserve(kBlockKeySize);
   PutBigEndian(key, bucket);
+  PutBigEndian(key, seq);
   key.append(trace.AsBytes());
+  return key;
+}
+
+std::string TraceIndexKey(const model::TraceId& trace, uint64_t bucket, uint64_t seq) {
+  std::string key;
+  key.reserve(kBlockKeySize);
+  key.append(trace.AsBytes());
+  PutBigEndian(key, bucket);
   PutBigEndian(key, seq);
   return key;
 }
 
-std::string TraceBucketKey(const model::TraceId& trace, uint64_t bucket) {
-  std::string key(trace.AsBytes());
-  PutBigEndian(key, bucket);
+// The trace index entry of a block key.
+std::string TraceIndexKeyOf(std::string_view block_key) {
+  std::string key;
+  key.reserve(kBlockKeySize);
+  key.append(block_key.substr(16, 16));
+  key.append(block_key.substr(0, 16));
   return key;
 }
 
@@ -98,14 +117,35 @@ class RocksStore final : public Store {
   }
 
   absl::Status Write(const WriteSet& writes) override {
-    rocksdb::WriteBatch batch;
-    for (const SpanBlock& block : writes.blocks) {
-      uint64_t bucket = BucketOf(block.time_unix_nano);
-      uint64_t seq = next_seq_.fetch_add(1);
-      batch.Put(blocks(), BlockKey(bucket, block.trace_id, seq), block.encoded);
-      batch.Put(trace_buckets(), TraceBucketKey(block.trace_id, bucket), rocksdb::Slice());
-    }
+    std::vector<std::string> encoded_orders;
+    encoded_orders.reserve(writes.orders.size());
     for (const OrderUpdate& update : writes.orders) {
+      encoded_orders.push_back(EncodeOrderRecord(update.after));
+    }
+    // Sized up front: growing the batch by doubling copied and page-faulted it again.
+    constexpr size_t kPerEntry = 16;  // tag, column family and lengths
+    size_t bytes = 64;
+    for (const SpanBlock& block : writes.blocks) {
+      bytes += block.encoded.size() + 2 * (kBlockKeySize + kPerEntry);
+    }
+    for (size_t i = 0; i < writes.orders.size(); ++i) {
+      const model::OrderRecord& r = writes.orders[i].after;
+      // The record, and its index keys at most twice each (a delete and a put).
+      bytes += encoded_orders[i].size() + r.order_id.size() + kPerEntry +
+               6 * (r.order_id.size() + r.partner_id.size() + 48 + kPerEntry);
+    }
+    rocksdb::WriteBatch batch(bytes);
+    if (!writes.blocks.empty()) {
+      uint64_t seq = next_seq_.fetch_add(writes.blocks.size());
+      for (const SpanBlock& block : writes.blocks) {
+        uint64_t bucket = BucketOf(block.time_unix_nano);
+        batch.Put(blocks(), BlockKey(bucket, seq, block.trace_id), block.encoded);
+        batch.Put(trace_index(), TraceIndexKey(block.trace_id, bucket, seq), rocksdb::Slice());
+        ++seq;
+      }
+    }
+    for (size_t i = 0; i < writes.orders.size(); ++i) {
+      const OrderUpdate& update = writes.orders[i];
       // Only the index keys that changed are written: most updates move none of them.
       std::vector<std::string> new_keys = OrderIndexKeys(update.after);
       std::vector<std::string> old_keys;
@@ -120,7 +160,7 @@ class RocksStore final : public Store {
           batch.Put(order_index(), key, rocksdb::Slice());
         }
       }
-      batch.Put(orders(), update.after.order_id, EncodeOrderRecord(update.after));
+      batch.Put(orders(), update.after.order_id, encoded_orders[i]);
     }
     rocksdb::WriteOptions wo;
     wo.sync = options_.sync_writes;
@@ -128,27 +168,30 @@ class RocksStore final : public Store {
   }
 
   absl::StatusOr<std::vector<std::string>> ReadTrace(const model::TraceId& trace_id) override {
-    std::vector<uint64_t> buckets;
+    std::vector<std::string> block_keys;
     {
       std::unique_ptr<rocksdb::Iterator> it(
-          db_->NewIterator(rocksdb::ReadOptions(), trace_buckets()));
+          db_->NewIterator(rocksdb::ReadOptions(), trace_index()));
       std::string prefix(trace_id.AsBytes());
       for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-        buckets.push_back(GetBigEndian(it->key().ToStringView().substr(16)));
+        std::string_view key = it->key().ToStringView();
+        if (key.size() != kBlockKeySize) continue;
+        std::string block_key(key.substr(16, 16));
+        block_key.append(key.substr(0, 16));
+        block_keys.push_back(std::move(block_key));
       }
       if (!it->status().ok()) return ToStatus(it->status(), "trace lookup");
     }
+    // Index order is bucket, then sequence: oldest first.
     std::vector<std::string> out;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), blocks()));
-    for (uint64_t bucket : buckets) {
-      std::string prefix;
-      PutBigEndian(prefix, bucket);
-      prefix.append(trace_id.AsBytes());
-      for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-        out.push_back(it->value().ToString());
-      }
+    out.reserve(block_keys.size());
+    for (const std::string& key : block_keys) {
+      std::string value;
+      rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), blocks(), key, &value);
+      if (s.IsNotFound()) continue;  // its bucket was just removed by retention
+      if (!s.ok()) return ToStatus(s, "trace read");
+      out.push_back(std::move(value));
     }
-    if (!it->status().ok()) return ToStatus(it->status(), "trace read");
     return out;
   }
 
@@ -159,25 +202,19 @@ class RocksStore final : public Store {
     uint64_t first = BucketOf(from_unix_nano);
     uint64_t last = BucketOf(to_unix_nano);
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), blocks()));
-    // Walk buckets newest first; skip empty stretches by seeking backwards.
+    // Keys sort by bucket, then by write sequence: walking backwards from the end of the last
+    // bucket visits the newest first.
     std::string upper;
     PutBigEndian(upper, last + 1);
-    it->SeekForPrev(upper);
-    while (it->Valid()) {
-      uint64_t bucket = GetBigEndian(it->key().ToStringView());
+    if (last == UINT64_MAX) upper.assign(8, '\xff');
+    for (it->SeekForPrev(upper); it->Valid(); it->Prev()) {
+      std::string_view key = it->key().ToStringView();
+      if (key.size() != kBlockKeySize) continue;
+      const uint64_t bucket = GetBigEndian(key);
       if (bucket < first) break;
-      if (bucket > last) {
-        it->Prev();
-        continue;
-      }
-      std::string prefix;
-      PutBigEndian(prefix, bucket);
-      for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-        auto trace = model::TraceId::FromBytes(it->key().ToStringView().substr(8, 16));
-        if (trace && !visit(*trace, it->value().ToStringView())) return absl::OkStatus();
-      }
-      if (bucket == 0) break;
-      it->SeekForPrev(prefix);
+      if (bucket > last) continue;
+      auto trace = model::TraceId::FromBytes(key.substr(16, 16));
+      if (trace && !visit(*trace, it->value().ToStringView())) return absl::OkStatus();
     }
     return ToStatus(it->status(), "block scan");
   }
@@ -253,30 +290,39 @@ class RocksStore final : public Store {
   absl::StatusOr<RetentionStats> ApplyRetention(uint64_t span_cutoff_unix_nano,
                                                 uint64_t order_cutoff_unix_nano) override {
     RetentionStats stats;
-    // Spans: every bucket that ends before the cutoff goes whole.
+    // Spans: every bucket that ends before the cutoff goes whole, with the trace index entries
+    // of its blocks (written in chunks as the scan goes: a bucket can hold millions).
     uint64_t cutoff_bucket = BucketOf(span_cutoff_unix_nano);
     {
       std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), blocks()));
-      rocksdb::WriteBatch batch;
-      std::set<uint64_t> buckets;
-      std::set<std::string> trace_bucket_keys;
       std::string end;
       PutBigEndian(end, cutoff_bucket);
+      std::set<uint64_t> buckets;
+      rocksdb::WriteBatch index_deletes;
+      constexpr size_t kDeletesPerWrite = 10000;
+      size_t pending = 0;
       for (it->SeekToFirst(); it->Valid() && it->key().compare(end) < 0; it->Next()) {
         std::string_view key = it->key().ToStringView();
-        uint64_t bucket = GetBigEndian(key);
-        buckets.insert(bucket);
-        auto trace = model::TraceId::FromBytes(key.substr(8, 16));
-        if (trace) trace_bucket_keys.insert(TraceBucketKey(*trace, bucket));
+        if (key.size() == kBlockKeySize) {
+          index_deletes.Delete(trace_index(), TraceIndexKeyOf(key));
+          ++pending;
+        }
+        buckets.insert(GetBigEndian(key));
         ++stats.span_blocks_removed;
+        if (pending == kDeletesPerWrite) {
+          absl::Status s =
+              ToStatus(db_->Write(rocksdb::WriteOptions(), &index_deletes), "retention");
+          if (!s.ok()) return s;
+          index_deletes.Clear();
+          pending = 0;
+        }
       }
       if (!it->status().ok()) return ToStatus(it->status(), "retention scan");
       if (!buckets.empty()) {
-        for (const std::string& key : trace_bucket_keys) batch.Delete(trace_buckets(), key);
         std::string begin;
         PutBigEndian(begin, 0);
-        batch.DeleteRange(blocks(), begin, end);
-        absl::Status s = ToStatus(db_->Write(rocksdb::WriteOptions(), &batch), "retention");
+        index_deletes.DeleteRange(blocks(), begin, end);
+        absl::Status s = ToStatus(db_->Write(rocksdb::WriteOptions(), &index_deletes), "retention");
         if (!s.ok()) return s;
         stats.span_buckets_removed = buckets.size();
         rocksdb::Slice begin_slice(begin), end_slice(end);
@@ -315,7 +361,7 @@ class RocksStore final : public Store {
     return unix_nano / (options_.bucket_seconds * 1'000'000'000ULL);
   }
   rocksdb::ColumnFamilyHandle* blocks() const { return handles_[1]; }
-  rocksdb::ColumnFamilyHandle* trace_buckets() const { return handles_[2]; }
+  rocksdb::ColumnFamilyHandle* trace_index() const { return handles_[2]; }
   rocksdb::ColumnFamilyHandle* orders() const { return handles_[3]; }
   rocksdb::ColumnFamilyHandle* order_index() const { return handles_[4]; }
   rocksdb::ColumnFamilyHandle* gaps() const { return handles_[5]; }
@@ -329,6 +375,40 @@ class RocksStore final : public Store {
 };
 
 }  // namespace
+
+// Moves span blocks stored by the first layout (blocks: bucket, trace, seq; trace_buckets) into
+// span_blocks and trace_index, then drops the old families. Idempotent: an interrupted move
+// starts again from what is left and rewrites the same keys.
+rocksdb::Status MoveLegacySpans(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* legacy_blocks,
+                                rocksdb::ColumnFamilyHandle* legacy_trace_buckets,
+                                rocksdb::ColumnFamilyHandle* blocks,
+                                rocksdb::ColumnFamilyHandle* trace_index) {
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions(), legacy_blocks));
+  rocksdb::WriteBatch batch;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    std::string_view key = it->key().ToStringView();
+    if (key.size() != kBlockKeySize) continue;
+    const uint64_t bucket = GetBigEndian(key.substr(0, 8));
+    const uint64_t seq = GetBigEndian(key.substr(24, 8));
+    auto trace = model::TraceId::FromBytes(key.substr(8, 16));
+    if (!trace) continue;
+    batch.Put(blocks, BlockKey(bucket, seq, *trace), it->value());
+    batch.Put(trace_index, TraceIndexKey(*trace, bucket, seq), rocksdb::Slice());
+    if (batch.GetDataSize() > (8 << 20)) {
+      rocksdb::Status s = db.Write(rocksdb::WriteOptions(), &batch);
+      if (!s.ok()) return s;
+      batch.Clear();
+    }
+  }
+  if (!it->status().ok()) return it->status();
+  it.reset();
+  rocksdb::WriteOptions sync;
+  sync.sync = true;  // the old families go next: what moved must be on disk first
+  rocksdb::Status s = db.Write(sync, &batch);
+  if (s.ok()) s = db.DropColumnFamily(legacy_blocks);
+  if (s.ok()) s = db.DropColumnFamily(legacy_trace_buckets);
+  return s;
+}
 
 absl::StatusOr<std::unique_ptr<Store>> OpenRocksStore(const RocksStoreOptions& options) {
   std::error_code ec;
@@ -345,6 +425,9 @@ absl::StatusOr<std::unique_ptr<Store>> OpenRocksStore(const RocksStoreOptions& o
   db_options.keep_log_file_num = 5;
   // Span blocks and order records are written from several threads at once.
   db_options.enable_pipelined_write = true;
+  // One thread inserts a write group into the memtables, which lets span blocks use insert
+  // hints (below); concurrent inserts ignore hints and cost more per key in CPU.
+  db_options.allow_concurrent_memtable_write = false;
 
   std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   auto cf_options = [&](bool bloom, size_t write_buffer) {
@@ -355,18 +438,33 @@ absl::StatusOr<std::unique_ptr<Store>> OpenRocksStore(const RocksStoreOptions& o
     cf.bottommost_compression = rocksdb::kLZ4Compression;
     rocksdb::BlockBasedTableOptions table;
     table.block_cache = cache;
+    // RocksDB as Debian builds it computes CRC32C in software; XXH3 is several times cheaper.
+    table.checksum = rocksdb::kXXH3;
     if (bloom) table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
     cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
     return cf;
   };
+  rocksdb::ColumnFamilyOptions blocks_cf = cf_options(false, options.write_buffer_bytes);
+  // Block keys start with the time bucket and then a rising sequence: a hint per bucket makes
+  // each insert land next to the previous one instead of searching the memtable.
+  blocks_cf.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(8));
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
-      {kBlocksCf, cf_options(false, options.write_buffer_bytes)},
-      {kTraceBucketsCf, cf_options(true, options.write_buffer_bytes / 4)},
+      {kBlocksCf, blocks_cf},
+      {kTraceIndexCf, cf_options(false, options.write_buffer_bytes / 4)},
       {kOrdersCf, cf_options(true, options.write_buffer_bytes / 2)},
       {kOrderIndexCf, cf_options(false, options.write_buffer_bytes / 4)},
       {kGapsCf, cf_options(false, 4 << 20)},
   };
+  std::vector<std::string> existing;
+  const bool legacy =
+      rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(db_options), options.path, &existing)
+          .ok() &&
+      std::find(existing.begin(), existing.end(), kLegacyBlocksCf) != existing.end();
+  if (legacy) {
+    families.push_back({kLegacyBlocksCf, cf_options(false, options.write_buffer_bytes)});
+    families.push_back({kLegacyTraceBucketsCf, cf_options(false, options.write_buffer_bytes)});
+  }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s =
@@ -379,8 +477,21 @@ absl::StatusOr<std::unique_ptr<Store>> OpenRocksStore(const RocksStoreOptions& o
     return absl::FailedPreconditionError("cannot open store in " + options.path + ": " +
                                          s.ToString());
   }
-  return std::unique_ptr<Store>(
-      new RocksStore(options, std::unique_ptr<rocksdb::DB>(raw), std::move(handles)));
+  std::unique_ptr<rocksdb::DB> db(raw);
+  if (legacy) {
+    rocksdb::ColumnFamilyHandle* legacy_blocks = handles[6];
+    rocksdb::ColumnFamilyHandle* legacy_trace_buckets = handles[7];
+    s = MoveLegacySpans(*db, legacy_blocks, legacy_trace_buckets, handles[1], handles[2]);
+    db->DestroyColumnFamilyHandle(legacy_blocks);
+    db->DestroyColumnFamilyHandle(legacy_trace_buckets);
+    handles.resize(6);
+    if (!s.ok()) {
+      for (rocksdb::ColumnFamilyHandle* h : handles) db->DestroyColumnFamilyHandle(h);
+      return absl::FailedPreconditionError("cannot move spans of the earlier layout in " +
+                                           options.path + ": " + s.ToString());
+    }
+  }
+  return std::unique_ptr<Store>(new RocksStore(options, std::move(db), std::move(handles)));
 }
 
 }  // namespace ordertrace::store

@@ -1,6 +1,7 @@
 // The RocksDB implementation of Store. Layout (one column family each):
-//   blocks        bucket(8) trace_id(16) seq(8)  -> encoded TracesData
-//   trace_buckets trace_id(16) bucket(8)         -> ""   (where a trace's blocks are)
+//   span_blocks   bucket(8) seq(8) trace_id(16)  -> encoded TracesData (written in sequence:
+//                                                   cheap memtable inserts, scans by time)
+//   trace_index   trace_id(16) bucket(8) seq(8)  -> ""   (where a trace's blocks are)
 //   orders        order_id                       -> encoded OrderRecord
 //   order_index   'c' first_seen(8) order_id, 's' status 0 first_seen(8) order_id,
 //                 'p' partner 0 first_seen(8) order_id -> ""

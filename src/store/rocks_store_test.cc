@@ -2,6 +2,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 #include <stdlib.h>
 
 #include <cstdint>
@@ -328,6 +329,88 @@ TEST_F(RocksStoreTest, ReopeningKeepsEverything) {
   // A block written after reopening joins the earlier ones instead of replacing one.
   WriteBlocks({{TraceIdOf(1), Hour(1) + kMinute, "a1-later"}});
   EXPECT_THAT(Read(TraceIdOf(1)), UnorderedElementsAre("a1", "a1-later", "a2"));
+}
+
+// Retention drops a bucket's blocks with their trace index entries: a trace read afterwards
+// finds only what is left, and blocks written later into a removed bucket's range are found.
+TEST_F(RocksStoreTest, TraceIndexFollowsRetention) {
+  WriteBlocks({{TraceIdOf(1), Hour(1), "a1"}, {TraceIdOf(1), Hour(3), "a3"}});
+  ASSERT_TRUE(store_->ApplyRetention(Hour(2), 0).ok());
+  EXPECT_THAT(Read(TraceIdOf(1)), ElementsAre("a3"));
+  WriteBlocks({{TraceIdOf(1), Hour(1), "a1-again"}});
+  EXPECT_THAT(Read(TraceIdOf(1)), ElementsAre("a1-again", "a3"));
+}
+
+std::string BigEndian(uint64_t v) {
+  std::string out;
+  for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
+  return out;
+}
+
+// A store written by the first layout (blocks keyed bucket, trace, seq; trace_buckets) keeps
+// its spans: opening it moves them, and the old families are gone afterwards.
+TEST(RocksStoreLayoutTest, SpansOfTheFirstLayoutAreMovedWhenOpened) {
+  ScratchDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const std::string path = dir.path() + "/data";
+  const uint64_t bucket1 = kEpochHours + 1;
+  const uint64_t bucket3 = kEpochHours + 3;
+  {
+    rocksdb::Options options;
+    options.create_if_missing = true;
+    options.create_missing_column_families = true;
+    std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+        {rocksdb::kDefaultColumnFamilyName, {}}, {"blocks", {}}, {"trace_buckets", {}}};
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(options, path, families, &handles, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    auto put_block = [&](uint64_t bucket, const model::TraceId& trace, uint64_t seq,
+                         const std::string& value) {
+      std::string key = BigEndian(bucket) + std::string(trace.AsBytes()) + BigEndian(seq);
+      ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), handles[1], key, value).ok());
+      ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), handles[2],
+                          std::string(trace.AsBytes()) + BigEndian(bucket), "")
+                      .ok());
+    };
+    put_block(bucket1, TraceIdOf(1), 10, "old-a1");
+    put_block(bucket3, TraceIdOf(1), 11, "old-a3");
+    put_block(bucket3, TraceIdOf(2), 12, "old-b3");
+    for (rocksdb::ColumnFamilyHandle* h : handles) db->DestroyColumnFamilyHandle(h);
+  }
+
+  RocksStoreOptions options;
+  options.path = path;
+  options.bucket_seconds = 3600;
+  {
+    absl::StatusOr<std::unique_ptr<Store>> store = OpenRocksStore(options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    absl::StatusOr<std::vector<std::string>> a = (*store)->ReadTrace(TraceIdOf(1));
+    ASSERT_TRUE(a.ok()) << a.status();
+    EXPECT_THAT(*a, ElementsAre("old-a1", "old-a3"));
+    absl::StatusOr<std::vector<std::string>> b = (*store)->ReadTrace(TraceIdOf(2));
+    ASSERT_TRUE(b.ok()) << b.status();
+    EXPECT_THAT(*b, ElementsAre("old-b3"));
+    std::vector<std::string> scanned;
+    ASSERT_TRUE((*store)
+                    ->ScanBlocks(0, Hour(10),
+                                 [&](const model::TraceId&, std::string_view encoded) {
+                                   scanned.emplace_back(encoded);
+                                   return true;
+                                 })
+                    .ok());
+    EXPECT_THAT(scanned, ElementsAre("old-b3", "old-a3", "old-a1"));
+  }
+  std::vector<std::string> families;
+  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &families).ok());
+  EXPECT_THAT(families, ::testing::Not(::testing::Contains("blocks")));
+  EXPECT_THAT(families, ::testing::Not(::testing::Contains("trace_buckets")));
+
+  absl::StatusOr<std::unique_ptr<Store>> reopened = OpenRocksStore(options);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  absl::StatusOr<std::vector<std::string>> a = (*reopened)->ReadTrace(TraceIdOf(1));
+  ASSERT_TRUE(a.ok());
+  EXPECT_THAT(*a, ElementsAre("old-a1", "old-a3"));
 }
 
 class RocksStoreRetentionTest : public RocksStoreTest {

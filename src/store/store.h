@@ -62,7 +62,7 @@ class Store {
 
   // Calls `visit(trace_id, encoded)` for the blocks of every time bucket that overlaps
   // [from_unix_nano, to_unix_nano] (whole buckets: callers filter finer), newest bucket
-  // first, until it returns false.
+  // first and, within a bucket, the latest written first, until it returns false.
   virtual absl::Status ScanBlocks(
       uint64_t from_unix_nano, uint64_t to_unix_nano,
       const std::function<bool(const model::TraceId&, std::string_view)>& visit) = 0;
