@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
@@ -84,6 +85,7 @@ absl::Status GapDetector::Recover() {
 
 void GapDetector::OnOrderRecord(const model::OrderRecord& record) {
   Events events;
+  bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     const uint64_t now = clock_.NowUnixNano();
@@ -148,8 +150,11 @@ void GapDetector::OnOrderRecord(const model::OrderRecord& record) {
       ArmMessageLocked(hop.message_id, record.order_id,
                        hop.published_at_unix_nano + model_.MessageSlaNanos() + model_.GraceNanos());
     }
+    // Also when something is already due (a clock that jumped ahead).
+    wake =
+        std::exchange(wake_needed_, false) || (!timers_.empty() && timers_.top().deadline <= now);
   }
-  wake_.notify_all();
+  if (wake) wake_.notify_all();
   Announce(events);
 }
 
@@ -352,7 +357,11 @@ void GapDetector::Start() {
                                       std::chrono::nanoseconds(next - now)) +
                                       std::chrono::milliseconds(1));
           }
+          sleeping_until_ =
+              now + static_cast<uint64_t>(
+                        std::chrono::duration_cast<std::chrono::nanoseconds>(wait).count());
           wake_.wait_for(lock, wait);
+          sleeping_until_ = 0;
           if (stop_) return;
         }
       }
@@ -453,6 +462,7 @@ void GapDetector::DisarmMessageLocked(const std::string& message_id) {
 }
 
 void GapDetector::PushTimerLocked(Timer timer) {
+  if (sleeping_until_ != 0 && timer.deadline < sleeping_until_) wake_needed_ = true;
   timers_.push(timer);
   if (timers_.size() > 2 * (stage_by_order_.size() + message_by_id_.size()) + 1024) {
     CompactTimersLocked();

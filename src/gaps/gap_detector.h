@@ -186,6 +186,11 @@ class GapDetector {
   std::vector<uint32_t> free_message_slots_;
   absl::flat_hash_map<std::string_view, uint32_t> message_by_id_;
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
+  // When the timer thread, asleep, will look at timers_ again (0: it is awake). A new timer
+  // wakes it only when due earlier: waking it for every ingested record cost ingest a futex
+  // call and the thread a pass each time.
+  uint64_t sleeping_until_ = 0;
+  bool wake_needed_ = false;
   // Gaps: the open ones, the newest resolved ones, and every id ever opened.
   std::map<std::string, Gap> open_;
   // Node-based: growing it moves no strings while the ingest writer and the timer thread wait.
