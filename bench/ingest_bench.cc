@@ -98,12 +98,20 @@ RunningServer StartOrdertrace(const std::string& binary, const std::string& data
     _exit(127);
   }
   httplib::Client probe("127.0.0.1", s.http);
-  for (int i = 0; i < 300; ++i) {
+  // Starting on a store of a million orders reads every record (the gap detector and the
+  // orders_in_status gauge are rebuilt from them): allow two minutes.
+  const auto started = std::chrono::steady_clock::now();
+  for (int i = 0; i < 2400; ++i) {
     auto res = probe.Get("/readyz");
-    if (res && res->status == 200) return s;
+    if (res && res->status == 200) {
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      if (seconds > 1) std::printf("ordertrace ready after %.1f s\n", seconds);
+      return s;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  std::fprintf(stderr, "ordertrace did not become ready\n");
+  std::fprintf(stderr, "ordertrace did not become ready within 2 minutes\n");
   kill(s.pid, SIGKILL);
   std::exit(1);
 }
