@@ -531,6 +531,17 @@ TEST(ProtoCodecTest, InvalidSpansAreCountedAndTheFirstReasonIsKept) {
   EXPECT_EQ(model::ServiceName(decoded.batch.resource_spans[0].resource), "shop-api");
   ASSERT_EQ(decoded.batch.SpanCount(), 1u);
   EXPECT_EQ(decoded.batch.resource_spans[0].scope_spans[0].spans[0].name, "survivor");
+
+  // With the body kept, the survivor's bytes are its own, not a refused neighbour's.
+  auto body = std::make_shared<const std::string>(request.SerializeAsString());
+  absl::StatusOr<DecodedRequest> kept = DecodeProtobufRequest(body);
+  ASSERT_TRUE(kept.ok());
+  ASSERT_EQ(kept->batch.SpanCount(), 1u);
+  const model::Span& survivor = kept->batch.resource_spans[0].scope_spans[0].spans[0];
+  pb_trace::Span parsed;
+  ASSERT_TRUE(parsed.ParseFromArray(survivor.wire.bytes.data(),
+                                    static_cast<int>(survivor.wire.bytes.size())));
+  EXPECT_EQ(parsed.name(), "survivor");
 }
 
 TEST(ProtoCodecTest, MalformedLinkCostsTheLinkNotTheSpan) {
