@@ -135,9 +135,12 @@ void Ingester::WriteReleased() {
   }
 }
 
-absl::StatusOr<std::optional<model::OrderRecord>> Ingester::LoadOrder(const std::string& order_id) {
+absl::StatusOr<std::optional<model::OrderRecord>> Ingester::TakeOrder(const std::string& order_id) {
   auto cached = order_cache_.find(order_id);
-  if (cached != order_cache_.end()) return std::optional<model::OrderRecord>(cached->second);
+  if (cached != order_cache_.end()) {
+    // Moved, not copied: the commit puts the record's new (or unchanged) version back.
+    return std::optional<model::OrderRecord>(std::move(cached->second));
+  }
   return store_.GetOrder(order_id);
 }
 
@@ -156,6 +159,7 @@ void Ingester::CacheOrder(model::OrderRecord&& record) {
 void Ingester::Commit(std::vector<std::shared_ptr<Pending>>& group) {
   store::WriteSet writes;
   std::unordered_map<std::string, store::OrderUpdate> orders;
+  std::vector<store::OrderUpdate*> unchanged;  // in `orders`; their records need no write
   absl::Status status = absl::OkStatus();
   for (auto& pending : group) {
     for (const model::ResourceSpans& rs : pending->batch.resource_spans) {
@@ -165,7 +169,7 @@ void Ingester::Commit(std::vector<std::shared_ptr<Pending>>& group) {
           if (!order_id) continue;
           auto it = orders.find(*order_id);
           if (it == orders.end()) {
-            absl::StatusOr<std::optional<model::OrderRecord>> stored = LoadOrder(*order_id);
+            absl::StatusOr<std::optional<model::OrderRecord>> stored = TakeOrder(*order_id);
             if (!stored.ok()) {
               status = stored.status();
               break;
@@ -192,6 +196,8 @@ void Ingester::Commit(std::vector<std::shared_ptr<Pending>>& group) {
       // A replayed span leaves the record as it was: nothing to write.
       if (!update.before || !(*update.before == update.after)) {
         writes.orders.push_back(std::move(update));
+      } else {
+        unchanged.push_back(&update);
       }
     }
     status = store_.Write(writes);
@@ -212,12 +218,16 @@ void Ingester::Commit(std::vector<std::shared_ptr<Pending>>& group) {
       }
       Process(group, records);
       for (store::OrderUpdate& update : writes.orders) CacheOrder(std::move(update.after));
-    } else {
-      // The cache must not run ahead of the store.
-      for (const store::OrderUpdate& update : writes.orders) {
-        order_cache_.erase(update.after.order_id);
+      // Unchanged records go back as they were (TakeOrder moved them out of the cache).
+      for (store::OrderUpdate* update : unchanged) {
+        auto cached = order_cache_.find(update->before->order_id);
+        if (cached != order_cache_.end()) cached->second = std::move(*update->before);
       }
     }
+  }
+  if (!status.ok()) {
+    // The cache must neither run ahead of the store nor keep a record TakeOrder moved out.
+    for (const auto& [id, update] : orders) order_cache_.erase(id);
   }
   {
     std::lock_guard<std::mutex> lock(mu_);

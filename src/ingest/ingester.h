@@ -101,8 +101,9 @@ class Ingester {
                const std::unordered_map<std::string, const model::OrderRecord*>& records);
   // Writes the detail spans the sampler released since the last call. Writer thread only.
   void WriteReleased();
-  // The stored record of `order_id` (from the cache, else the store). Writer thread only.
-  absl::StatusOr<std::optional<model::OrderRecord>> LoadOrder(const std::string& order_id);
+  // The stored record of `order_id`: moved out of the cache (the caller puts a version back or
+  // erases the entry), else read from the store. Writer thread only.
+  absl::StatusOr<std::optional<model::OrderRecord>> TakeOrder(const std::string& order_id);
   void CacheOrder(model::OrderRecord&& record);
 
   // Constant after construction.

@@ -225,6 +225,25 @@ TEST_F(IngesterTest, ReplayedBatchLeavesTheOrderUnchanged) {
   EXPECT_EQ(stats.orders_updated, 1u) << "a replay has nothing new for the order";
 }
 
+// The writer keeps order records in a cache between requests: a replay (no change) must leave
+// the cached record whole, so that a later request builds on everything before it.
+TEST_F(IngesterTest, ReplayThenLaterRequestBuildsOnTheWholeRecord) {
+  Ingester ingester(*store_, clock_);
+  ASSERT_TRUE(ingester.Ingest(OrderBatch()).ok());
+  ASSERT_TRUE(ingester.Ingest(OrderBatch()).ok());  // unchanged
+  ASSERT_TRUE(ingester
+                  .Ingest(Batch(Service("crm-api"),
+                                {Scope("crm", {Transition(3, 4, "ord-1", "PRICE_CALCULATED", 3,
+                                                          kNow - 5 * kSecond)})}))
+                  .ok());
+  std::optional<model::OrderRecord> order = Order("ord-1");
+  ASSERT_TRUE(order.has_value());
+  EXPECT_EQ(order->order_id, "ord-1");
+  EXPECT_THAT(StatusNames(*order), ElementsAre("INITIATED", "SUBMITTED", "PRICE_CALCULATED"));
+  EXPECT_EQ(order->trace_id, TraceIdOf(1));
+  EXPECT_EQ(ingester.Stats().orders_updated, 2u);
+}
+
 TEST_F(IngesterTest, ConcurrentRequestsForOneOrderBothLand) {
   Ingester ingester(*store_, clock_);
   constexpr int kPerThread = 10;
