@@ -226,8 +226,19 @@ void Ingester::Commit(std::vector<std::shared_ptr<Pending>>& group) {
     }
   }
   if (!status.ok()) {
-    // The cache must neither run ahead of the store nor keep a record TakeOrder moved out.
-    for (const auto& [id, update] : orders) order_cache_.erase(id);
+    // Nothing was written: the records TakeOrder moved out of the cache go back as they were
+    // (the cache must neither run ahead of the store nor keep a moved-from record).
+    auto put_back = [this](std::optional<model::OrderRecord>& before) {
+      if (!before) return;
+      auto cached = order_cache_.find(before->order_id);
+      if (cached != order_cache_.end()) cached->second = std::move(*before);
+    };
+    if (writes.orders.empty() && unchanged.empty()) {
+      for (auto& [id, update] : orders) put_back(update.before);  // failed before the write
+    } else {
+      for (store::OrderUpdate& update : writes.orders) put_back(update.before);
+      for (store::OrderUpdate* update : unchanged) put_back(update->before);
+    }
   }
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -114,6 +114,18 @@ class OrderIndexPrefix final : public rocksdb::SliceTransform {
   bool InDomain(const rocksdb::Slice& key) const override { return !key.empty(); }
 };
 
+// A span block key's time bucket, for RocksDB's memtable insert hints. Only whole block keys
+// are in its domain: RocksDB 7.8 shares one hint per prefix between a memtable's keys and its
+// range deletions (facebook/rocksdb#5118), and retention's DeleteRange starts at an 8-byte key.
+class BlockBucketPrefix final : public rocksdb::SliceTransform {
+ public:
+  const char* Name() const override { return "ordertrace.BlockBucketPrefix"; }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    return rocksdb::Slice(key.data(), std::min<size_t>(key.size(), 8));
+  }
+  bool InDomain(const rocksdb::Slice& key) const override { return key.size() == kBlockKeySize; }
+};
+
 class RocksStore final : public Store {
  public:
   RocksStore(RocksStoreOptions options, std::unique_ptr<rocksdb::DB> db,
@@ -421,8 +433,8 @@ rocksdb::Status MoveLegacySpans(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* le
   rocksdb::WriteOptions sync;
   sync.sync = true;  // the old families go next: what moved must be on disk first
   rocksdb::Status s = db.Write(sync, &batch);
-  if (s.ok()) s = db.DropColumnFamily(legacy_blocks);
   if (s.ok()) s = db.DropColumnFamily(legacy_trace_buckets);
+  if (s.ok()) s = db.DropColumnFamily(legacy_blocks);
   return s;
 }
 
@@ -463,7 +475,7 @@ absl::StatusOr<std::unique_ptr<Store>> OpenRocksStore(const RocksStoreOptions& o
   rocksdb::ColumnFamilyOptions blocks_cf = cf_options(false, options.write_buffer_bytes);
   // Block keys start with the time bucket and then a rising sequence: a hint per bucket makes
   // each insert land next to the previous one instead of searching the memtable.
-  blocks_cf.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(8));
+  blocks_cf.memtable_insert_with_hint_prefix_extractor = std::make_shared<BlockBucketPrefix>();
   rocksdb::ColumnFamilyOptions order_index_cf = cf_options(false, options.write_buffer_bytes / 4);
   order_index_cf.memtable_insert_with_hint_prefix_extractor = std::make_shared<OrderIndexPrefix>();
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
@@ -474,11 +486,14 @@ absl::StatusOr<std::unique_ptr<Store>> OpenRocksStore(const RocksStoreOptions& o
       {kOrderIndexCf, order_index_cf},
       {kGapsCf, cf_options(false, 4 << 20)},
   };
+  // Either legacy family left means a move to finish (a crash may have come between the two
+  // drops); a missing one is created empty by the open.
   std::vector<std::string> existing;
   const bool legacy =
       rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(db_options), options.path, &existing)
           .ok() &&
-      std::find(existing.begin(), existing.end(), kLegacyBlocksCf) != existing.end();
+      (std::find(existing.begin(), existing.end(), kLegacyBlocksCf) != existing.end() ||
+       std::find(existing.begin(), existing.end(), kLegacyTraceBucketsCf) != existing.end());
   if (legacy) {
     families.push_back({kLegacyBlocksCf, cf_options(false, options.write_buffer_bytes)});
     families.push_back({kLegacyTraceBucketsCf, cf_options(false, options.write_buffer_bytes)});
