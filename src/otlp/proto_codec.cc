@@ -3,6 +3,7 @@
 #include <google/protobuf/arena.h>
 
 #include <cstring>
+#include <functional>
 #include <map>
 
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
@@ -401,10 +402,13 @@ bool HasUsableWire(const model::Span& span, const model::ResourceSpans& rs) {
   if (span.wire.bytes.empty() || rs.wire_body == nullptr) return false;
   // The bytes must lie inside the body this ResourceSpans keeps alive: a span moved into
   // another batch must not be read through a view of a body that may be gone.
+  // std::less: the pointers may belong to unrelated buffers.
+  const std::less<const char*> before;
   const char* begin = rs.wire_body->data();
   const char* end = begin + rs.wire_body->size();
-  return span.wire.bytes.data() >= begin && span.wire.bytes.data() <= end &&
-         span.wire.bytes.size() <= static_cast<size_t>(end - span.wire.bytes.data()) &&
+  const char* data = span.wire.bytes.data();
+  return !before(data, begin) && !before(end, data) &&
+         span.wire.bytes.size() <= static_cast<size_t>(end - data) &&
          span.wire.attribute_count <= span.attributes.size();
 }
 

@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
@@ -131,10 +132,12 @@ OtlpHttpReceiver::OtlpHttpReceiver(ingest::Ingester& ingester, OtlpHttpReceiverO
       return;
     }
     std::string body;
-    // One allocation for the usual body (not one per doubling): its declared length, bounded.
+    // One allocation for the usual body (not one per doubling): its declared length, bounded
+    // so that a client announcing a large body it never sends cannot hold much memory.
+    constexpr size_t kMaxReserve = 4 << 20;
     if (std::string declared = req.get_header_value("Content-Length"); !declared.empty()) {
-      body.reserve(std::min<size_t>(std::strtoull(declared.c_str(), nullptr, 10),
-                                    options_.max_request_bytes));
+      body.reserve(std::min({static_cast<size_t>(std::strtoull(declared.c_str(), nullptr, 10)),
+                             options_.max_request_bytes, kMaxReserve}));
     }
     bool too_large = false;
     size_t discarded = 0;
