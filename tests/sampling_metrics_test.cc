@@ -27,6 +27,7 @@
 #include "server/config.h"
 #include "server/ordertrace_server.h"
 #include "tests/support/child_process.h"
+#include "tests/support/config_refusals.h"
 #include "tests/support/embedded_server.h"
 #include "tests/support/otlp_spans.h"
 #include "tests/support/temp_dir.h"
@@ -521,29 +522,15 @@ class SamplingMetricsConfigTest : public ::testing::Test {
 
   // The message of the refusal to load `yaml`; fails the test when it loads.
   std::string LoadError(const std::string& yaml) {
-    absl::StatusOr<ServerConfig> config = Load(yaml);
-    if (config.ok()) {
-      ADD_FAILURE() << "loaded:\n" << yaml;
-      return "";
-    }
-    EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument) << config.status();
-    return std::string(config.status().message());
+    return test_support::LoadRefusal(Load(yaml), yaml);
   }
 
   // The message of Validate's refusal of `yaml`, which loads; fails the test otherwise. The
   // server refuses to start with it, with the same message.
   std::string ValidateError(const std::string& yaml) {
     absl::StatusOr<ServerConfig> config = Load(yaml);
-    if (!config.ok()) {
-      ADD_FAILURE() << config.status() << " for:\n" << yaml;
-      return "";
-    }
-    absl::Status status = Validate(*config);
-    if (status.ok()) {
-      ADD_FAILURE() << "Validate accepted:\n" << yaml;
-      return "";
-    }
-    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+    absl::Status status = test_support::ValidateRefusal(config, yaml);
+    if (status.ok()) return "";
     OrdertraceServer server(*std::move(config));
     EXPECT_EQ(server.Start(), status);
     EXPECT_EQ(server.ports().http, 0);

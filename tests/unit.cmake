@@ -21,4 +21,6 @@ target_link_libraries(ordertrace_unit_tests PRIVATE
   Threads::Threads
   GTest::gmock
   GTest::gtest_main)
+# Tests share helpers under tests/support.
+target_include_directories(ordertrace_unit_tests PRIVATE ${PROJECT_SOURCE_DIR})
 gtest_discover_tests(ordertrace_unit_tests DISCOVERY_TIMEOUT 60)

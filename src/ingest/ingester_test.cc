@@ -95,6 +95,13 @@ model::TraceBatch OrderBatch() {
                                MakeSpan(2, 3, "GET /health", kNow - 10 * kSecond)})});
 }
 
+// A later request for ord-1, from crm-api in another trace: its price is calculated.
+model::TraceBatch PriceCalculatedBatch() {
+  return Batch(
+      Service("crm-api"),
+      {Scope("crm", {Transition(3, 4, "ord-1", "PRICE_CALCULATED", 3, kNow - 5 * kSecond)})});
+}
+
 std::vector<std::string> SpanNames(const model::TraceBatch& batch) {
   std::vector<std::string> names;
   for (const auto& rs : batch.resource_spans) {
@@ -189,11 +196,7 @@ TEST_F(IngesterTest, StoresSpansByTraceAndUpdatesTheOrder) {
 TEST_F(IngesterTest, LaterRequestsExtendTheStoredOrder) {
   Ingester ingester(*store_, clock_);
   ASSERT_TRUE(ingester.Ingest(OrderBatch()).ok());
-  ASSERT_TRUE(ingester
-                  .Ingest(Batch(Service("crm-api"),
-                                {Scope("crm", {Transition(3, 4, "ord-1", "PRICE_CALCULATED", 3,
-                                                          kNow - 5 * kSecond)})}))
-                  .ok());
+  ASSERT_TRUE(ingester.Ingest(PriceCalculatedBatch()).ok());
 
   std::optional<model::OrderRecord> order = Order("ord-1");
   ASSERT_TRUE(order.has_value());
@@ -231,11 +234,7 @@ TEST_F(IngesterTest, ReplayThenLaterRequestBuildsOnTheWholeRecord) {
   Ingester ingester(*store_, clock_);
   ASSERT_TRUE(ingester.Ingest(OrderBatch()).ok());
   ASSERT_TRUE(ingester.Ingest(OrderBatch()).ok());  // unchanged
-  ASSERT_TRUE(ingester
-                  .Ingest(Batch(Service("crm-api"),
-                                {Scope("crm", {Transition(3, 4, "ord-1", "PRICE_CALCULATED", 3,
-                                                          kNow - 5 * kSecond)})}))
-                  .ok());
+  ASSERT_TRUE(ingester.Ingest(PriceCalculatedBatch()).ok());
   std::optional<model::OrderRecord> order = Order("ord-1");
   ASSERT_TRUE(order.has_value());
   EXPECT_EQ(order->order_id, "ord-1");

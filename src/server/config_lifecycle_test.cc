@@ -13,6 +13,7 @@
 
 #include "gaps/lifecycle_model.h"
 #include "server/config.h"
+#include "tests/support/config_refusals.h"
 
 namespace ordertrace::server {
 namespace {
@@ -58,28 +59,11 @@ class ConfigLifecycleTest : public testing::Test {
   absl::StatusOr<ServerConfig> Load(const std::string& yaml) { return LoadConfigFile(Write(yaml)); }
   // The message of the refusal to load `yaml`; fails the test when it loads.
   std::string LoadError(const std::string& yaml) {
-    absl::StatusOr<ServerConfig> config = Load(yaml);
-    if (config.ok()) {
-      ADD_FAILURE() << "loaded:\n" << yaml;
-      return "";
-    }
-    EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument) << config.status();
-    return std::string(config.status().message());
+    return test_support::LoadRefusal(Load(yaml), yaml);
   }
   // The message of Validate's refusal of a config that loads; fails the test otherwise.
   std::string ValidateError(const std::string& yaml) {
-    absl::StatusOr<ServerConfig> config = Load(yaml);
-    if (!config.ok()) {
-      ADD_FAILURE() << config.status() << " for:\n" << yaml;
-      return "";
-    }
-    absl::Status status = Validate(*config);
-    if (status.ok()) {
-      ADD_FAILURE() << "Validate accepted:\n" << yaml;
-      return "";
-    }
-    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
-    return std::string(status.message());
+    return std::string(test_support::ValidateRefusal(Load(yaml), yaml).message());
   }
 
   std::string dir_;
