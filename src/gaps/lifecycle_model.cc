@@ -131,9 +131,15 @@ absl::StatusOr<LifecycleModel> LifecycleModel::Create(LifecycleModelOptions opti
   return LifecycleModel(std::move(options));
 }
 
+LifecycleModel::LifecycleModel(LifecycleModelOptions options) : options_(std::move(options)) {
+  for (size_t i = 0; i < options_.statuses.size(); ++i) {
+    index_.emplace(options_.statuses[i], static_cast<int>(i));
+  }
+}
+
 int LifecycleModel::IndexOf(std::string_view status) const {
-  auto it = std::find(options_.statuses.begin(), options_.statuses.end(), status);
-  return it == options_.statuses.end() ? -1 : static_cast<int>(it - options_.statuses.begin());
+  auto it = index_.find(absl::string_view(status.data(), status.size()));
+  return it == index_.end() ? -1 : it->second;
 }
 
 bool LifecycleModel::IsAllowed(std::string_view from, std::string_view to) const {

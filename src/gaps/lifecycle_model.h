@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 
 namespace ordertrace::gaps {
@@ -69,10 +70,12 @@ class LifecycleModel {
   const std::vector<std::string>& statuses() const { return options_.statuses; }
 
  private:
-  explicit LifecycleModel(LifecycleModelOptions options) : options_(std::move(options)) {}
+  explicit LifecycleModel(LifecycleModelOptions options);
   uint64_t Scaled(uint64_t nanos) const;
 
   LifecycleModelOptions options_;
+  // Status name -> position: IndexOf runs for every status of every changed order record.
+  absl::flat_hash_map<std::string, int> index_;
 };
 
 }  // namespace ordertrace::gaps

@@ -19,8 +19,8 @@ void ToProto(const model::Operation& op, pb::Operation& out) {
   out.set_span_name(op.span_name);
   out.set_service(op.service);
   out.set_at_unix_nano(op.at_unix_nano);
-  out.set_trace_id(std::string(op.trace_id.AsBytes()));
-  out.set_span_id(std::string(op.span_id.AsBytes()));
+  out.set_trace_id(op.trace_id.AsBytes().data(), op.trace_id.AsBytes().size());
+  out.set_span_id(op.span_id.AsBytes().data(), op.span_id.AsBytes().size());
   out.set_error_code(op.error_code);
   out.set_error_message(op.error_message);
   out.set_reported_status(op.reported_status);
@@ -42,11 +42,15 @@ model::Operation FromProto(const pb::Operation& in) {
 }  // namespace
 
 std::string EncodeOrderRecord(const model::OrderRecord& r) {
-  google::protobuf::Arena arena;
-  auto* out = google::protobuf::Arena::CreateMessage<pb::OrderRecord>(&arena);
+  // One message per thread, cleared and refilled: a cleared message keeps its strings and
+  // repeated elements, so encoding a record allocates nothing but the result (an arena per
+  // record, built and torn down, was about a tenth of the ingest writer's time).
+  thread_local pb::OrderRecord scratch;
+  pb::OrderRecord* out = &scratch;
+  out->Clear();
   out->set_order_id(r.order_id);
-  out->set_trace_id(std::string(r.trace_id.AsBytes()));
-  for (const model::TraceId& t : r.trace_ids) out->add_trace_ids(std::string(t.AsBytes()));
+  out->set_trace_id(r.trace_id.AsBytes().data(), r.trace_id.AsBytes().size());
+  for (const model::TraceId& t : r.trace_ids) out->add_trace_ids(t.AsBytes().data(), t.AsBytes().size());
   out->set_partner_id(r.partner_id);
   out->set_first_seen_unix_nano(r.first_seen_unix_nano);
   out->set_last_seen_unix_nano(r.last_seen_unix_nano);
@@ -58,7 +62,7 @@ std::string EncodeOrderRecord(const model::OrderRecord& r) {
     o->set_event_version(s.event_version);
     o->set_service(s.service);
     o->set_span_name(s.span_name);
-    o->set_span_id(std::string(s.span_id.AsBytes()));
+    o->set_span_id(s.span_id.AsBytes().data(), s.span_id.AsBytes().size());
   }
   if (r.last_success) ToProto(*r.last_success, *out->mutable_last_success());
   if (r.last_error) ToProto(*r.last_error, *out->mutable_last_error());
