@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 
@@ -194,11 +195,18 @@ void GapDetector::CheckConflictsLocked(const model::OrderRecord& record, Events&
                               " to ", reached.status, ", which the lifecycle does not allow");
     OpenLocked(std::move(gap), events);
   }
-  // A later event that carries an earlier status: the order went backwards.
-  for (const model::StatusReached& a : record.statuses) {
-    for (const model::StatusReached& b : record.statuses) {
+  // A later event that carries an earlier status: the order went backwards. Positions are
+  // looked up once per status, not once per pair.
+  const size_t n = record.statuses.size();
+  absl::InlinedVector<int, 16> position(n);
+  for (size_t i = 0; i < n; ++i) position[i] = model_.IndexOf(record.statuses[i].status);
+  for (size_t i = 0; i < n; ++i) {
+    const model::StatusReached& a = record.statuses[i];
+    if (position[i] < 0) continue;
+    for (size_t j = 0; j < n; ++j) {
+      const model::StatusReached& b = record.statuses[j];
       if (a.event_version > b.event_version && b.event_version >= 0 &&
-          model_.IndexOf(a.status) >= 0 && model_.IndexOf(a.status) < model_.IndexOf(b.status)) {
+          position[i] < position[j]) {
         Gap gap = MakeGap(record, kStatusBackwards, a.status, "");
         gap.expected = model_.NextOf(b.status);
         gap.service = a.service;

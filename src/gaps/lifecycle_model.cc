@@ -131,9 +131,21 @@ absl::StatusOr<LifecycleModel> LifecycleModel::Create(LifecycleModelOptions opti
   return LifecycleModel(std::move(options));
 }
 
+namespace {
+
+uint64_t TransitionCode(int from, int to) {
+  return (static_cast<uint64_t>(from) << 32) | static_cast<uint32_t>(to);
+}
+
+}  // namespace
+
 LifecycleModel::LifecycleModel(LifecycleModelOptions options) : options_(std::move(options)) {
   for (size_t i = 0; i < options_.statuses.size(); ++i) {
     index_.emplace(options_.statuses[i], static_cast<int>(i));
+  }
+  for (const auto& [from, to] : options_.transitions) {
+    int f = IndexOf(from), t = IndexOf(to);
+    if (f >= 0 && t >= 0) allowed_.insert(TransitionCode(f, t));
   }
 }
 
@@ -143,10 +155,8 @@ int LifecycleModel::IndexOf(std::string_view status) const {
 }
 
 bool LifecycleModel::IsAllowed(std::string_view from, std::string_view to) const {
-  for (const auto& [f, t] : options_.transitions) {
-    if (f == from && t == to) return true;
-  }
-  return false;
+  int f = IndexOf(from), t = IndexOf(to);
+  return f >= 0 && t >= 0 && allowed_.contains(TransitionCode(f, t));
 }
 
 bool LifecycleModel::IsTerminal(std::string_view status) const {

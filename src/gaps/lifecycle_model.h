@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 
 namespace ordertrace::gaps {
@@ -76,6 +77,8 @@ class LifecycleModel {
   LifecycleModelOptions options_;
   // Status name -> position: IndexOf runs for every status of every changed order record.
   absl::flat_hash_map<std::string, int> index_;
+  // Allowed transitions as (from position << 32 | to position), for IsAllowed.
+  absl::flat_hash_set<uint64_t> allowed_;
 };
 
 }  // namespace ordertrace::gaps
