@@ -3,7 +3,6 @@
 #include <pthread.h>
 
 #include <map>
-#include <unordered_map>
 
 #include "lifecycle/derived_attributes.h"
 #include "lifecycle/order_record_builder.h"
@@ -158,15 +157,22 @@ void Ingester::CacheOrder(model::OrderRecord&& record) {
 
 void Ingester::Commit(std::vector<std::shared_ptr<Pending>>& group) {
   store::WriteSet writes;
-  std::unordered_map<std::string, store::OrderUpdate> orders;
+  // Node-based: span_orders points at its keys.
+  absl::node_hash_map<std::string, store::OrderUpdate> orders;
   std::vector<store::OrderUpdate*> unchanged;  // in `orders`; their records need no write
+  // Each span's order id (a key of `orders`, or null), in the order Process visits the spans.
+  std::vector<const std::string*> span_orders;
   absl::Status status = absl::OkStatus();
   for (auto& pending : group) {
+    span_orders.reserve(span_orders.size() + pending->span_count);
     for (const model::ResourceSpans& rs : pending->batch.resource_spans) {
       for (const model::ScopeSpans& ss : rs.scope_spans) {
         for (const model::Span& span : ss.spans) {
           std::optional<std::string> order_id = lifecycle::OrderIdOf(span, rs.resource);
-          if (!order_id) continue;
+          if (!order_id) {
+            span_orders.push_back(nullptr);
+            continue;
+          }
           auto it = orders.find(*order_id);
           if (it == orders.end()) {
             absl::StatusOr<std::optional<model::OrderRecord>> stored = TakeOrder(*order_id);
@@ -183,6 +189,7 @@ void Ingester::Commit(std::vector<std::shared_ptr<Pending>>& group) {
             }
             it = orders.emplace(*order_id, std::move(update)).first;
           }
+          span_orders.push_back(&it->first);
           lifecycle::ApplySpan(span, rs.resource, it->second.after);
         }
       }
@@ -204,7 +211,7 @@ void Ingester::Commit(std::vector<std::shared_ptr<Pending>>& group) {
     if (status.ok()) {
       // Every record the group touched, as it now stands (changed or not), for the spans'
       // derived attributes.
-      std::unordered_map<std::string, const model::OrderRecord*> records;
+      absl::flat_hash_map<std::string, const model::OrderRecord*> records;
       for (auto& [id, update] : orders) {
         if (update.before) records.emplace(id, &*update.before);  // unchanged ones
       }
@@ -216,7 +223,7 @@ void Ingester::Commit(std::vector<std::shared_ptr<Pending>>& group) {
         }
         if (consumers_.observer != nullptr) consumers_.observer->OnOrderUpdated(update.after);
       }
-      Process(group, records);
+      Process(group, span_orders, records);
       for (store::OrderUpdate& update : writes.orders) CacheOrder(std::move(update.after));
       // Unchanged records go back as they were (TakeOrder moved them out of the cache).
       for (store::OrderUpdate* update : unchanged) {
@@ -255,15 +262,17 @@ void Ingester::Commit(std::vector<std::shared_ptr<Pending>>& group) {
 }
 
 void Ingester::Process(std::vector<std::shared_ptr<Pending>>& group,
-                       const std::unordered_map<std::string, const model::OrderRecord*>& records) {
+                       const std::vector<const std::string*>& span_orders,
+                       const absl::flat_hash_map<std::string, const model::OrderRecord*>& records) {
+  size_t next_span = 0;
   for (auto& pending : group) {
     for (model::ResourceSpans& rs : pending->batch.resource_spans) {
       for (model::ScopeSpans& ss : rs.scope_spans) {
         if (consumers_.metrics != nullptr) consumers_.metrics->OnSpans(rs.resource, ss);
         for (model::Span& span : ss.spans) {
+          const std::string* order_id = span_orders[next_span++];
+          if (order_id == nullptr) continue;
           if (!lifecycle::MayDeriveAttributes(span, options_.price_calc_span)) continue;
-          std::optional<std::string> order_id = lifecycle::OrderIdOf(span, rs.resource);
-          if (!order_id) continue;
           auto record = records.find(*order_id);
           if (record != records.end()) {
             lifecycle::AddDerivedAttributes(span, *record->second, options_.price_calc_span);

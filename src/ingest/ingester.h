@@ -14,8 +14,9 @@
 #include <future>
 #include <mutex>
 #include <thread>
-#include <unordered_map>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
 #include "model/clock.h"
 #include "model/span.h"
@@ -97,8 +98,10 @@ class Ingester {
   void WriterLoop();
   void Commit(std::vector<std::shared_ptr<Pending>>& group);
   // Metrics, derived attributes and sampling for a group whose records are durable.
+  // `span_orders`: each span's order id (null: none), in the order of the group's spans.
   void Process(std::vector<std::shared_ptr<Pending>>& group,
-               const std::unordered_map<std::string, const model::OrderRecord*>& records);
+               const std::vector<const std::string*>& span_orders,
+               const absl::flat_hash_map<std::string, const model::OrderRecord*>& records);
   // Writes the detail spans the sampler released since the last call. Writer thread only.
   void WriteReleased();
   // The stored record of `order_id`: moved out of the cache (the caller puts a version back or
@@ -122,7 +125,7 @@ class Ingester {
 
   // Touched by the writer thread only. Evicts first-in, first-out: simple, and an order's
   // requests cluster in time.
-  std::unordered_map<std::string, model::OrderRecord> order_cache_;
+  absl::node_hash_map<std::string, model::OrderRecord> order_cache_;
   std::deque<std::string> order_cache_fifo_;
 
   std::thread writer_;

@@ -59,8 +59,9 @@ std::string FirstNonEmpty(std::string a, std::string b) { return a.empty() ? b :
 
 // Orders transitions: event_version first (producers that number their events are
 // believed over clocks), then time, then the status name so that ties are deterministic.
-// Room reserved for an order's statuses when its first transition arrives.
+// Room reserved for an order's statuses and messages when the first one arrives.
 constexpr size_t kTypicalStatusCount = 12;
+constexpr size_t kTypicalMessageCount = 4;
 
 auto TransitionKey(const StatusReached& s) {
   return std::tie(s.event_version, s.at_unix_nano, s.status);
@@ -145,6 +146,7 @@ void ApplyMessage(const Span& span, const Resource& resource, OrderRecord& recor
     return std::tie(a.published_at_unix_nano, a.message_id) <
            std::tie(b.published_at_unix_nano, b.message_id);
   };
+  if (messages.capacity() == 0) messages.reserve(kTypicalMessageCount);
   messages.insert(std::upper_bound(messages.begin(), messages.end(), hop, publish_order),
                   std::move(hop));
   if (record.messages.size() > OrderRecord::kMaxMessages) {
