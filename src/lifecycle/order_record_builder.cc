@@ -37,24 +37,6 @@ int64_t IntAttr(const Span& span, std::string_view key, int64_t fallback) {
   return fallback;
 }
 
-// Whether attribute `key` is on the span or its resource with non-empty text, without copying
-// it (ApplySpan runs for every span; most attributes it looks for are absent).
-bool HasAttr(const Span& span, const Resource& resource, std::string_view key) {
-  const AnyValue* v = model::FindAttribute(span.attributes, key);
-  if (v == nullptr) v = model::FindAttribute(resource.attributes, key);
-  if (v == nullptr) return false;
-  switch (v->type) {
-    case AnyValue::Type::kString:
-      return !v->string_value.empty();
-    case AnyValue::Type::kBool:
-    case AnyValue::Type::kInt:
-    case AnyValue::Type::kDouble:
-      return true;
-    default:
-      return false;
-  }
-}
-
 std::string FirstNonEmpty(std::string a, std::string b) { return a.empty() ? b : a; }
 
 // Orders transitions: event_version first (producers that number their events are
@@ -103,10 +85,66 @@ bool IsLater(const std::optional<Operation>& slot, uint64_t at, const model::Spa
   return !slot || std::tie(at, span_id) > std::tie(slot->at_unix_nano, slot->span_id);
 }
 
-bool IsMessagingSpan(const Span& span) {
-  return model::FindAttribute(span.attributes, model::kMessagingSystemKey) != nullptr ||
-         model::FindAttribute(span.attributes, model::kMessageIdKey) != nullptr ||
-         model::FindAttribute(span.attributes, model::kMessagingMessageIdKey) != nullptr;
+// The span attributes ApplySpan decides on, found in one pass over the span's attributes:
+// it runs for every span and most of these keys are absent from most spans, so looking each up
+// on its own scanned the attributes (and the resource's) several times per span.
+struct DecidingAttributes {
+  const AnyValue* partner_id = nullptr;
+  const AnyValue* error_code = nullptr;
+  const AnyValue* new_status = nullptr;
+  bool messaging = false;  // messaging.system, message_id or messaging.message.id is set
+};
+
+DecidingAttributes FindDecidingAttributes(const Span& span) {
+  DecidingAttributes found;
+  // The first of duplicate keys counts, as in model::FindAttribute.
+  auto take = [](const AnyValue*& slot, const AnyValue& value) {
+    if (slot == nullptr) slot = &value;
+  };
+  for (const model::KeyValue& kv : span.attributes) {
+    const std::string& key = kv.key;
+    if (key == kPartnerIdKey) {
+      take(found.partner_id, kv.value);
+    } else if (key == kErrorCodeKey) {
+      take(found.error_code, kv.value);
+    } else if (key == kNewStatusKey) {
+      take(found.new_status, kv.value);
+    } else if (key == model::kMessagingSystemKey || key == model::kMessageIdKey ||
+               key == model::kMessagingMessageIdKey) {
+      found.messaging = true;
+    }
+  }
+  return found;
+}
+
+// `on_span` (from FindDecidingAttributes) when set, else the resource's attribute `key`.
+const AnyValue* SpanOrResource(const AnyValue* on_span, const Resource& resource,
+                               std::string_view key) {
+  return on_span != nullptr ? on_span : model::FindAttribute(resource.attributes, key);
+}
+
+// Whether `v` is set with non-empty text.
+bool HasText(const AnyValue* v) {
+  if (v == nullptr) return false;
+  switch (v->type) {
+    case AnyValue::Type::kString:
+      return !v->string_value.empty();
+    case AnyValue::Type::kBool:
+    case AnyValue::Type::kInt:
+    case AnyValue::Type::kDouble:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// The resource's service.name as ServiceName gives it, without a copy.
+std::string_view ServiceNameView(const Resource& resource) {
+  const AnyValue* v = model::FindAttribute(resource.attributes, "service.name");
+  if (v != nullptr && v->type == AnyValue::Type::kString && !v->string_value.empty()) {
+    return v->string_value;
+  }
+  return "unknown_service";
 }
 
 void ApplyMessage(const Span& span, const Resource& resource, OrderRecord& record) {
@@ -195,41 +233,48 @@ void ApplySpan(const Span& span, const Resource& resource, OrderRecord& record) 
   record.last_seen_unix_nano = std::max(record.last_seen_unix_nano, span.end_time_unix_nano);
   ApplyTraceId(span, record);
 
-  if (HasAttr(span, resource, kPartnerIdKey)) {
-    std::string partner = Attr(span, resource, kPartnerIdKey);
-    if (record.partner_id.empty() || partner < record.partner_id) record.partner_id = partner;
+  const DecidingAttributes deciding = FindDecidingAttributes(span);
+  if (const AnyValue* partner = SpanOrResource(deciding.partner_id, resource, kPartnerIdKey);
+      HasText(partner)) {
+    std::string text = partner->AsText();
+    if (record.partner_id.empty() || text < record.partner_id) record.partner_id = std::move(text);
   }
 
-  const bool has_error_code = HasAttr(span, resource, kErrorCodeKey);
+  const bool has_error_code =
+      HasText(SpanOrResource(deciding.error_code, resource, kErrorCodeKey));
   const bool failed = span.status.code == model::StatusCode::kError || has_error_code;
-  // Strings are copied only for what the record keeps.
-  auto operation = [&] {
-    Operation op;
-    op.span_name = span.name;
-    op.service = model::ServiceName(resource);
+  // Strings are copied only for what the record keeps, into the slot's own strings (a span
+  // that is later than the last one, as most are, reuses their memory).
+  auto fill_operation = [&](std::optional<Operation>& slot) {
+    if (!slot) slot.emplace();
+    Operation& op = *slot;
+    op.span_name.assign(span.name);
+    op.service.assign(ServiceNameView(resource));
     op.at_unix_nano = span.end_time_unix_nano;
     op.trace_id = span.trace_id;
     op.span_id = span.span_id;
-    return op;
+    op.error_code.clear();
+    op.error_message.clear();
+    op.reported_status.clear();
   };
   if (failed) {
     if (IsLater(record.last_error, span.end_time_unix_nano, span.span_id)) {
-      Operation op = operation();
+      fill_operation(record.last_error);
+      Operation& op = *record.last_error;
       if (has_error_code) op.error_code = Attr(span, resource, kErrorCodeKey);
       op.error_message = FirstNonEmpty(Attr(span, resource, kErrorMessageKey), span.status.message);
       op.reported_status = Attr(span, resource, model::kCurrentStatusKey);
-      record.last_error = std::move(op);
     }
   } else {
     if (IsLater(record.last_success, span.end_time_unix_nano, span.span_id)) {
-      record.last_success = operation();
+      fill_operation(record.last_success);
     }
-    if (HasAttr(span, resource, kNewStatusKey)) {
-      ApplyTransition(span, resource, model::ServiceName(resource), record);
+    if (HasText(SpanOrResource(deciding.new_status, resource, kNewStatusKey))) {
+      ApplyTransition(span, resource, std::string(ServiceNameView(resource)), record);
     }
   }
 
-  if (IsMessagingSpan(span)) ApplyMessage(span, resource, record);
+  if (deciding.messaging) ApplyMessage(span, resource, record);
 }
 
 }  // namespace ordertrace::lifecycle

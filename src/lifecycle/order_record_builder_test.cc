@@ -444,6 +444,58 @@ TEST(OrderRecordBuilderTest, ErrorCodeAloneMarksTheSpanFailed) {
   EXPECT_EQ(r.last_error->error_code, "NO_PRICE_RULE");
 }
 
+TEST(OrderRecordBuilderTest, ALaterErrorKeepsNothingOfTheErrorBefore) {
+  OrderRecord r = SubmittedOrder();
+  Span first = MakeSpan(1, 3, "Approve", SpanKind::kServer, 40, 50,
+                        {Str("order_id", kOrder), Str("error_code", "STALE_STATUS"),
+                         Str("error_message", "crm holds INITIATED"),
+                         Str("current_status", "INITIATED")});
+  ApplySpan(first, Service("crm-api"), r);
+  ASSERT_TRUE(r.last_error.has_value());
+  ASSERT_EQ(r.last_error->reported_status, "INITIATED");
+
+  Span second = MakeSpan(1, 4, "Calculate", SpanKind::kInternal, 60, 70, {Str("order_id", kOrder)});
+  second.status.code = model::StatusCode::kError;
+  ApplySpan(second, Service("mes-api"), r);
+
+  ASSERT_TRUE(r.last_error.has_value());
+  EXPECT_EQ(r.last_error->span_name, "Calculate");
+  EXPECT_EQ(r.last_error->service, "mes-api");
+  EXPECT_EQ(r.last_error->span_id, SpanIdOf(4));
+  EXPECT_EQ(r.last_error->error_code, "");
+  EXPECT_EQ(r.last_error->error_message, "");
+  EXPECT_EQ(r.last_error->reported_status, "");
+}
+
+TEST(OrderRecordBuilderTest, SpanAttributesOutrankTheResourceAndTheFirstOfDuplicatesCounts) {
+  Resource resource = Service("shop-api");
+  resource.attributes.push_back(Str("partner_id", "partner-resource"));
+  resource.attributes.push_back(Str("new_status", "SUBMITTED"));
+  OrderRecord r;
+  r.order_id = kOrder;
+  // The span's partner_id wins over the resource's, its first duplicate over the second.
+  ApplySpan(MakeSpan(1, 1, "Create", SpanKind::kServer, 0, 10,
+                     {Str("order_id", kOrder), Str("partner_id", "partner-z"),
+                      Str("partner_id", "partner-a"), Str("new_status", "INITIATED"),
+                      Str("new_status", "SUBMITTED"), Int("event_version", 1)}),
+            resource, r);
+  EXPECT_EQ(r.partner_id, "partner-z");
+  EXPECT_THAT(StatusNames(r), ElementsAre("INITIATED"));
+  // A span without new_status takes the resource's; an empty one on the span hides it.
+  ApplySpan(MakeSpan(1, 2, "Submit", SpanKind::kServer, 20, 30,
+                     {Str("order_id", kOrder), Str("prev_status", "INITIATED"),
+                      Int("event_version", 2)}),
+            resource, r);
+  ApplySpan(MakeSpan(1, 3, "Touch", SpanKind::kServer, 40, 50,
+                     {Str("order_id", kOrder), Str("new_status", ""), Str("partner_id", "")}),
+            resource, r);
+  EXPECT_THAT(StatusNames(r), ElementsAre("INITIATED", "SUBMITTED"));
+  EXPECT_EQ(r.partner_id, "partner-resource") << "the smallest partner seen wins";
+  ASSERT_TRUE(r.last_success.has_value());
+  EXPECT_EQ(r.last_success->span_name, "Touch");
+  EXPECT_EQ(r.last_success->service, "shop-api");
+}
+
 TEST(OrderRecordBuilderTest, EventVersionOutranksSkewedClocks) {
   OrderRecord r;
   r.order_id = kOrder;
