@@ -353,49 +353,66 @@ struct SpanPieces {
   size_t size() const { return received.size() + tail.size(); }
 };
 
-// A KeyValue message. Scalars (all the derived attributes are doubles) are written directly:
-// a protobuf message per attribute cost more than copying the span it is appended to.
-std::string EncodeKeyValue(const model::KeyValue& kv) {
+// Appends `kv` to `out` as a Span.attributes entry (field 9: a repeated field, so appending
+// entries to a span's bytes extends it). Scalars (all the derived attributes are doubles) are
+// written directly, sizes computed rather than measured on temporaries: a protobuf message, or
+// even a string, per attribute cost more than copying the span it is appended to.
+void AppendAttributeField(std::string& out, const model::KeyValue& kv) {
   using T = model::AnyValue::Type;
   // AnyValue: string_value = 1, bool_value = 2, int_value = 3, double_value = 4.
-  std::string value;
+  size_t value_size = 0;
   switch (kv.value.type) {
     case T::kString:
-      wire::AppendLenHeader(value, 1, kv.value.string_value.size());
-      value += kv.value.string_value;
+      value_size = wire::LenFieldSize(1, kv.value.string_value.size());
       break;
     case T::kBool:
-      value.push_back(2 << 3);
-      value.push_back(kv.value.bool_value ? 1 : 0);
+      value_size = 2;
       break;
     case T::kInt:
-      value.push_back(3 << 3);
-      wire::AppendVarint(value, static_cast<uint64_t>(kv.value.int_value));
+      value_size = 1 + wire::VarintSize(static_cast<uint64_t>(kv.value.int_value));
       break;
-    case T::kDouble: {
-      value.push_back((4 << 3) | 1);
-      uint64_t bits = 0;
-      static_assert(sizeof(bits) == sizeof(kv.value.double_value));
-      std::memcpy(&bits, &kv.value.double_value, sizeof(bits));
-      for (int byte = 0; byte < 8; ++byte) value.push_back(static_cast<char>(bits >> (8 * byte)));
+    case T::kDouble:
+      value_size = 9;
       break;
-    }
     default: {
       google::protobuf::Arena arena;
       auto* message = google::protobuf::Arena::CreateMessage<pb_common::KeyValue>(&arena);
       message->set_key(kv.key);
       ToProto(kv.value, *message->mutable_value());
-      return message->SerializeAsString();
+      std::string encoded = message->SerializeAsString();
+      wire::AppendLenHeader(out, 9, encoded.size());
+      out += encoded;
+      return;
     }
   }
   // KeyValue: key = 1, value = 2.
-  std::string out;
-  out.reserve(wire::LenFieldSize(1, kv.key.size()) + wire::LenFieldSize(2, value.size()));
+  wire::AppendLenHeader(out, 9, wire::LenFieldSize(1, kv.key.size()) +
+                                    wire::LenFieldSize(2, value_size));
   wire::AppendLenHeader(out, 1, kv.key.size());
   out += kv.key;
-  wire::AppendLenHeader(out, 2, value.size());
-  out += value;
-  return out;
+  wire::AppendLenHeader(out, 2, value_size);
+  switch (kv.value.type) {
+    case T::kString:
+      wire::AppendLenHeader(out, 1, kv.value.string_value.size());
+      out += kv.value.string_value;
+      break;
+    case T::kBool:
+      out.push_back(2 << 3);
+      out.push_back(kv.value.bool_value ? 1 : 0);
+      break;
+    case T::kInt:
+      out.push_back(3 << 3);
+      wire::AppendVarint(out, static_cast<uint64_t>(kv.value.int_value));
+      break;
+    default: {  // kDouble: fixed64, little-endian
+      out.push_back((4 << 3) | 1);
+      uint64_t bits = 0;
+      static_assert(sizeof(bits) == sizeof(kv.value.double_value));
+      std::memcpy(&bits, &kv.value.double_value, sizeof(bits));
+      for (int byte = 0; byte < 8; ++byte) out.push_back(static_cast<char>(bits >> (8 * byte)));
+      break;
+    }
+  }
 }
 
 bool HasUsableWire(const model::Span& span, const model::ResourceSpans& rs) {
@@ -420,10 +437,7 @@ SpanPieces PiecesOf(const model::Span& span, const model::ResourceSpans& rs) {
   }
   pieces.received = span.wire.bytes;
   for (size_t i = span.wire.attribute_count; i < span.attributes.size(); ++i) {
-    // Span.attributes = 9: a repeated field, so appending entries extends it.
-    std::string encoded = EncodeKeyValue(span.attributes[i]);
-    wire::AppendLenHeader(pieces.tail, 9, encoded.size());
-    pieces.tail += encoded;
+    AppendAttributeField(pieces.tail, span.attributes[i]);
   }
   return pieces;
 }

@@ -378,6 +378,9 @@ TEST(ProtoCodecTest, AttributesAddedAfterDecodingAreStoredAfterTheReceivedOnes) 
   span.attributes.push_back({"derived.flag", model::AnyValue::Bool(true)});
   span.attributes.push_back({"derived.list", list});
   span.attributes.push_back({"derived.empty", model::AnyValue()});
+  // Lengths past 127 take two varint bytes, in the key and in the value.
+  span.attributes.push_back(
+      {std::string(130, 'k'), model::AnyValue::String(std::string(300, 'v'))});
 
   std::vector<EncodedTrace> copied = EncodeProtobufByTrace(decoded->batch);
   ExpectSameParts(copied, EncodeProtobufByTrace(WithoutWire(decoded->batch)));
@@ -388,7 +391,8 @@ TEST(ProtoCodecTest, AttributesAddedAfterDecodingAreStoredAfterTheReceivedOnes) 
   absl::StatusOr<DecodedRequest> stored = DecodeProtobufRequest(part->encoded);
   ASSERT_TRUE(stored.ok());
   const model::Span& back = stored->batch.resource_spans[0].scope_spans[0].spans[0];
-  ASSERT_EQ(back.attributes.size(), received + 6);
+  ASSERT_EQ(back.attributes.size(), received + 7);
+  EXPECT_EQ(back.attributes[received + 6].value.string_value, std::string(300, 'v'));
   EXPECT_EQ(back.attributes[received].key, "stage_duration");
   EXPECT_EQ(back.attributes[received].value, model::AnyValue::Double(1.25));
   EXPECT_EQ(back.attributes[received + 4].value, list);
