@@ -205,8 +205,7 @@ void GapDetector::CheckConflictsLocked(const model::OrderRecord& record, Events&
     if (position[i] < 0) continue;
     for (size_t j = 0; j < n; ++j) {
       const model::StatusReached& b = record.statuses[j];
-      if (a.event_version > b.event_version && b.event_version >= 0 &&
-          position[i] < position[j]) {
+      if (a.event_version > b.event_version && b.event_version >= 0 && position[i] < position[j]) {
         Gap gap = MakeGap(record, kStatusBackwards, a.status, "");
         gap.expected = model_.NextOf(b.status);
         gap.service = a.service;

@@ -177,7 +177,8 @@ void ApplyMessage(const Span& span, const Resource& resource, OrderRecord& recor
   if (!queue.empty() && (hop.queue.empty() || queue < hop.queue)) hop.queue = std::move(queue);
   uint64_t& at = consumer ? hop.consumed_at_unix_nano : hop.published_at_unix_nano;
   if (at == 0 || span.start_time_unix_nano < at) at = span.start_time_unix_nano;
-  if (consumer) hop.retry_count = std::max(hop.retry_count, IntAttr(span, model::kRetryCountKey, 0));
+  if (consumer)
+    hop.retry_count = std::max(hop.retry_count, IntAttr(span, model::kRetryCountKey, 0));
 
   // Kept in publish order by inserting the changed hop in place.
   auto publish_order = [](const MessageHop& a, const MessageHop& b) {
@@ -240,8 +241,7 @@ void ApplySpan(const Span& span, const Resource& resource, OrderRecord& record) 
     if (record.partner_id.empty() || text < record.partner_id) record.partner_id = std::move(text);
   }
 
-  const bool has_error_code =
-      HasText(SpanOrResource(deciding.error_code, resource, kErrorCodeKey));
+  const bool has_error_code = HasText(SpanOrResource(deciding.error_code, resource, kErrorCodeKey));
   const bool failed = span.status.code == model::StatusCode::kError || has_error_code;
   // Strings are copied only for what the record keeps, into the slot's own strings (a span
   // that is later than the last one, as most are, reuses their memory).

@@ -446,10 +446,10 @@ TEST(OrderRecordBuilderTest, ErrorCodeAloneMarksTheSpanFailed) {
 
 TEST(OrderRecordBuilderTest, ALaterErrorKeepsNothingOfTheErrorBefore) {
   OrderRecord r = SubmittedOrder();
-  Span first = MakeSpan(1, 3, "Approve", SpanKind::kServer, 40, 50,
-                        {Str("order_id", kOrder), Str("error_code", "STALE_STATUS"),
-                         Str("error_message", "crm holds INITIATED"),
-                         Str("current_status", "INITIATED")});
+  Span first =
+      MakeSpan(1, 3, "Approve", SpanKind::kServer, 40, 50,
+               {Str("order_id", kOrder), Str("error_code", "STALE_STATUS"),
+                Str("error_message", "crm holds INITIATED"), Str("current_status", "INITIATED")});
   ApplySpan(first, Service("crm-api"), r);
   ASSERT_TRUE(r.last_error.has_value());
   ASSERT_EQ(r.last_error->reported_status, "INITIATED");
@@ -482,10 +482,10 @@ TEST(OrderRecordBuilderTest, SpanAttributesOutrankTheResourceAndTheFirstOfDuplic
   EXPECT_EQ(r.partner_id, "partner-z");
   EXPECT_THAT(StatusNames(r), ElementsAre("INITIATED"));
   // A span without new_status takes the resource's; an empty one on the span hides it.
-  ApplySpan(MakeSpan(1, 2, "Submit", SpanKind::kServer, 20, 30,
-                     {Str("order_id", kOrder), Str("prev_status", "INITIATED"),
-                      Int("event_version", 2)}),
-            resource, r);
+  ApplySpan(
+      MakeSpan(1, 2, "Submit", SpanKind::kServer, 20, 30,
+               {Str("order_id", kOrder), Str("prev_status", "INITIATED"), Int("event_version", 2)}),
+      resource, r);
   ApplySpan(MakeSpan(1, 3, "Touch", SpanKind::kServer, 40, 50,
                      {Str("order_id", kOrder), Str("new_status", ""), Str("partner_id", "")}),
             resource, r);

@@ -386,8 +386,8 @@ void AppendAttributeField(std::string& out, const model::KeyValue& kv) {
     }
   }
   // KeyValue: key = 1, value = 2.
-  wire::AppendLenHeader(out, 9, wire::LenFieldSize(1, kv.key.size()) +
-                                    wire::LenFieldSize(2, value_size));
+  wire::AppendLenHeader(out, 9,
+                        wire::LenFieldSize(1, kv.key.size()) + wire::LenFieldSize(2, value_size));
   wire::AppendLenHeader(out, 1, kv.key.size());
   out += kv.key;
   wire::AppendLenHeader(out, 2, value_size);

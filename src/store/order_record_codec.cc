@@ -50,7 +50,8 @@ std::string EncodeOrderRecord(const model::OrderRecord& r) {
   out->Clear();
   out->set_order_id(r.order_id);
   out->set_trace_id(r.trace_id.AsBytes().data(), r.trace_id.AsBytes().size());
-  for (const model::TraceId& t : r.trace_ids) out->add_trace_ids(t.AsBytes().data(), t.AsBytes().size());
+  for (const model::TraceId& t : r.trace_ids)
+    out->add_trace_ids(t.AsBytes().data(), t.AsBytes().size());
   out->set_partner_id(r.partner_id);
   out->set_first_seen_unix_nano(r.first_seen_unix_nano);
   out->set_last_seen_unix_nano(r.last_seen_unix_nano);

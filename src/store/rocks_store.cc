@@ -476,7 +476,7 @@ absl::StatusOr<std::unique_ptr<Store>> OpenRocksStore(const RocksStoreOptions& o
     // Levels 0 and 1 stay uncompressed: every flush writes level 0 and its data soon moves on,
     // so compressing there costs ingest CPU (LZ4 was about 4% of it) for little space. From
     // level 2 on LZ4; LZ4 at the bottom too: ZSTD there cost ~10% of ingest CPU in compactions.
-    cf.compression_per_level = {rocksdb::kNoCompression, rocksdb::kNoCompression,
+    cf.compression_per_level = {rocksdb::kNoCompression,  rocksdb::kNoCompression,
                                 rocksdb::kLZ4Compression, rocksdb::kLZ4Compression,
                                 rocksdb::kLZ4Compression, rocksdb::kLZ4Compression,
                                 rocksdb::kLZ4Compression};
