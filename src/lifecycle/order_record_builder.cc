@@ -101,16 +101,21 @@ DecidingAttributes FindDecidingAttributes(const Span& span) {
   auto take = [](const AnyValue*& slot, const AnyValue& value) {
     if (slot == nullptr) slot = &value;
   };
+  // As string_views, so that a comparison checks the length first (std::string against a
+  // C string compares the bytes first).
+  constexpr std::string_view kPartner = kPartnerIdKey, kErrorCode = kErrorCodeKey,
+                             kNewStatus = kNewStatusKey, kSystem = model::kMessagingSystemKey,
+                             kMessageId = model::kMessageIdKey,
+                             kMessagingMessageId = model::kMessagingMessageIdKey;
   for (const model::KeyValue& kv : span.attributes) {
-    const std::string& key = kv.key;
-    if (key == kPartnerIdKey) {
+    const std::string_view key = kv.key;
+    if (key == kPartner) {
       take(found.partner_id, kv.value);
-    } else if (key == kErrorCodeKey) {
+    } else if (key == kErrorCode) {
       take(found.error_code, kv.value);
-    } else if (key == kNewStatusKey) {
+    } else if (key == kNewStatus) {
       take(found.new_status, kv.value);
-    } else if (key == model::kMessagingSystemKey || key == model::kMessageIdKey ||
-               key == model::kMessagingMessageIdKey) {
+    } else if (key == kSystem || key == kMessageId || key == kMessagingMessageId) {
       found.messaging = true;
     }
   }
