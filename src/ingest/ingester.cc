@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <map>
 
 #include "lifecycle/derived_attributes.h"
@@ -207,6 +208,12 @@ void Ingester::Commit(std::vector<std::shared_ptr<Pending>>& group) {
         unchanged.push_back(&update);
       }
     }
+    // In order id order: the hash map's order differs from run to run, and this order is the
+    // order in which the metrics and the gap detector hear of the changes.
+    std::sort(writes.orders.begin(), writes.orders.end(),
+              [](const store::OrderUpdate& a, const store::OrderUpdate& b) {
+                return a.after.order_id < b.after.order_id;
+              });
     status = store_.Write(writes);
     if (status.ok()) {
       // Every record the group touched, as it now stands (changed or not), for the spans'

@@ -39,12 +39,12 @@ int64_t IntAttr(const Span& span, std::string_view key, int64_t fallback) {
 
 std::string FirstNonEmpty(std::string a, std::string b) { return a.empty() ? b : a; }
 
-// Orders transitions: event_version first (producers that number their events are
-// believed over clocks), then time, then the status name so that ties are deterministic.
 // Room reserved for an order's statuses and messages when the first one arrives.
 constexpr size_t kTypicalStatusCount = 12;
 constexpr size_t kTypicalMessageCount = 4;
 
+// Orders transitions: event_version first (producers that number their events are
+// believed over clocks), then time, then the status name so that ties are deterministic.
 auto TransitionKey(const StatusReached& s) {
   return std::tie(s.event_version, s.at_unix_nano, s.status);
 }

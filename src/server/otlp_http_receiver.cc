@@ -22,8 +22,6 @@ constexpr char kJson[] = "application/json";
 // How much of a refused request's body is read and thrown away before the connection is
 // closed anyway.
 constexpr size_t kMaxDrainBytes = 64 << 20;
-// Requests served on one kept-alive connection before it is closed.
-constexpr size_t kKeepAliveRequests = 100;
 
 enum class Encoding { kProtobuf, kJson, kUnknown };
 
@@ -95,11 +93,6 @@ OtlpHttpReceiver::OtlpHttpReceiver(ingest::Ingester& ingester, OtlpHttpReceiverO
   http_->set_payload_max_length(options_.max_request_bytes);
   // A client that stalls mid-request holds a worker thread; exporters send at once.
   http_->set_read_timeout(10, 0);
-  // httplib closes a kept-alive connection after 5 requests by default, so a busy exporter
-  // reconnected every 5 batches (a new socket and stream buffers each time). A connection holds
-  // a worker thread while it lives, so the count stays bounded: with more busy exporters than
-  // threads, each still gets its turn after this many requests.
-  http_->set_keep_alive_max_count(kKeepAliveRequests);
 
   http_->Post("/v1/traces", [this](const httplib::Request& req, httplib::Response& res,
                                    const httplib::ContentReader& content_reader) {

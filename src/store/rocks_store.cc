@@ -57,8 +57,10 @@ absl::Status ToStatus(const rocksdb::Status& s, std::string_view what) {
 }
 
 constexpr size_t kBlockKeySize = 32;
-// Bytes of trace index memtable per hash bucket. An entry takes about 60 bytes, so a full
-// memtable has about two entries per bucket, and the buckets (8 bytes each) take about 6% of it.
+// Bytes of trace index memtable per hash bucket. An entry with its share of its bucket's own
+// list takes roughly 60-100 bytes, so a full memtable has one or two entries per bucket, and
+// the bucket array (8 bytes a bucket) takes 1/16 of it. A flush reads the memtable in key
+// order, which this memtable sorts then; the ingest figures include that.
 constexpr size_t kTraceIndexBytesPerBucket = 128;
 
 std::string BlockKey(uint64_t bucket, uint64_t seq, const model::TraceId& trace) {
