@@ -193,6 +193,40 @@ TEST_F(IngesterTest, StoresSpansByTraceAndUpdatesTheOrder) {
   EXPECT_EQ(stats.write_errors, 0u);
 }
 
+// Records the order ids ingest reports changed, in the order it reports them.
+class RecordingObserver : public OrderObserver {
+ public:
+  void OnOrderUpdated(const model::OrderRecord& record) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ids_.push_back(record.order_id);
+  }
+  std::vector<std::string> ids() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return ids_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::string> ids_;
+};
+
+// The orders one request changes are reported in order id order, whatever the order of their
+// spans (and of the hash map ingest keeps them in, which differs from run to run).
+TEST_F(IngesterTest, ChangedOrdersAreReportedInOrderIdOrder) {
+  RecordingObserver observer;
+  IngestConsumers consumers;
+  consumers.observer = &observer;
+  Ingester ingester(*store_, clock_, IngesterOptions{}, consumers);
+  std::vector<model::Span> spans;
+  const std::vector<std::string> ids = {"ord-q", "ord-c", "ord-x", "ord-a", "ord-m", "ord-k"};
+  for (size_t i = 0; i < ids.size(); ++i) {
+    spans.push_back(Transition(static_cast<uint8_t>(10 + i), static_cast<uint8_t>(i + 1), ids[i],
+                               "INITIATED", 1, kNow - 30 * kSecond));
+  }
+  ASSERT_TRUE(ingester.Ingest(Batch(Service("shop-api"), {Scope("shop", spans)})).ok());
+  EXPECT_THAT(observer.ids(), ElementsAre("ord-a", "ord-c", "ord-k", "ord-m", "ord-q", "ord-x"));
+}
+
 TEST_F(IngesterTest, LaterRequestsExtendTheStoredOrder) {
   Ingester ingester(*store_, clock_);
   ASSERT_TRUE(ingester.Ingest(OrderBatch()).ok());
