@@ -143,15 +143,6 @@ bool HasText(const AnyValue* v) {
   }
 }
 
-// The resource's service.name as ServiceName gives it, without a copy.
-std::string_view ServiceNameView(const Resource& resource) {
-  const AnyValue* v = model::FindAttribute(resource.attributes, "service.name");
-  if (v != nullptr && v->type == AnyValue::Type::kString && !v->string_value.empty()) {
-    return v->string_value;
-  }
-  return "unknown_service";
-}
-
 void ApplyMessage(const Span& span, const Resource& resource, OrderRecord& record) {
   std::string message_id = FirstNonEmpty(Attr(span, resource, model::kMessageIdKey),
                                          Attr(span, resource, model::kMessagingMessageIdKey));
@@ -254,7 +245,7 @@ void ApplySpan(const Span& span, const Resource& resource, OrderRecord& record) 
     if (!slot) slot.emplace();
     Operation& op = *slot;
     op.span_name.assign(span.name);
-    op.service.assign(ServiceNameView(resource));
+    op.service.assign(model::ServiceNameView(resource));
     op.at_unix_nano = span.end_time_unix_nano;
     op.trace_id = span.trace_id;
     op.span_id = span.span_id;
@@ -275,7 +266,7 @@ void ApplySpan(const Span& span, const Resource& resource, OrderRecord& record) 
       fill_operation(record.last_success);
     }
     if (HasText(SpanOrResource(deciding.new_status, resource, kNewStatusKey))) {
-      ApplyTransition(span, resource, std::string(ServiceNameView(resource)), record);
+      ApplyTransition(span, resource, std::string(model::ServiceNameView(resource)), record);
     }
   }
 

@@ -22,11 +22,6 @@ std::string_view StringAttr(const model::Attributes& attributes, std::string_vie
              : std::string_view();
 }
 
-std::string_view ServiceNameOf(const model::Resource& resource) {
-  std::string_view name = StringAttr(resource.attributes, "service.name");
-  return name.empty() ? std::string_view("unknown_service") : name;
-}
-
 const model::StatusReached* Reached(const model::OrderRecord& record, std::string_view status) {
   for (const model::StatusReached& s : record.statuses) {
     if (s.status == status) return &s;
@@ -155,7 +150,7 @@ TraceMetrics::TraceMetrics(Registry& registry, TraceMetricsOptions options, SlaL
                                          1})) {}
 
 void TraceMetrics::OnSpans(const model::Resource& resource, const model::ScopeSpans& scope_spans) {
-  std::string_view service = ServiceNameOf(resource);
+  std::string_view service = model::ServiceNameView(resource);
   // Spans of one scope mostly repeat a few (name, kind, status) triples: count them here and
   // touch each series once, instead of encoding labels and locking per span. The scratch map
   // and its vectors keep their memory from call to call.

@@ -62,12 +62,14 @@ size_t TraceBatch::SpanCount() const {
   return n;
 }
 
-std::string ServiceName(const Resource& resource) {
+std::string_view ServiceNameView(const Resource& resource) {
   const AnyValue* v = FindAttribute(resource.attributes, "service.name");
   if (v != nullptr && v->type == AnyValue::Type::kString && !v->string_value.empty()) {
     return v->string_value;
   }
   return "unknown_service";
 }
+
+std::string ServiceName(const Resource& resource) { return std::string(ServiceNameView(resource)); }
 
 }  // namespace ordertrace::model

@@ -177,5 +177,7 @@ struct TraceBatch {
 
 // The resource's `service.name`, or "unknown_service" as OpenTelemetry's SDKs default.
 std::string ServiceName(const Resource& resource);
+// The same without a copy: valid while `resource` is.
+std::string_view ServiceNameView(const Resource& resource);
 
 }  // namespace ordertrace::model
