@@ -158,11 +158,11 @@ void Ingester::CacheOrder(model::OrderRecord&& record) {
 
 void Ingester::Commit(std::vector<std::shared_ptr<Pending>>& group) {
   store::WriteSet writes;
-  // Node-based: span_orders points at its keys.
-  absl::node_hash_map<std::string, store::OrderUpdate> orders;
-  std::vector<store::OrderUpdate*> unchanged;  // in `orders`; their records need no write
-  // Each span's order id (a key of `orders`, or null), in the order Process visits the spans.
-  std::vector<const std::string*> span_orders;
+  // Node-based: span_orders and `changed` point into it.
+  absl::node_hash_map<std::string, GroupOrder> orders;
+  std::vector<GroupOrder*> changed;    // their updates move into writes.orders, in this order
+  std::vector<GroupOrder*> unchanged;  // their records need no write
+  std::vector<const GroupOrder*> span_orders;
   absl::Status status = absl::OkStatus();
   for (auto& pending : group) {
     span_orders.reserve(span_orders.size() + pending->span_count);
@@ -181,17 +181,17 @@ void Ingester::Commit(std::vector<std::shared_ptr<Pending>>& group) {
               status = stored.status();
               break;
             }
-            store::OrderUpdate update;
-            update.before = std::move(*stored);
-            if (update.before) {
-              update.after = *update.before;
+            GroupOrder order;
+            order.update.before = std::move(*stored);
+            if (order.update.before) {
+              order.update.after = *order.update.before;
             } else {
-              update.after.order_id = *order_id;
+              order.update.after.order_id = *order_id;
             }
-            it = orders.emplace(*order_id, std::move(update)).first;
+            it = orders.emplace(*order_id, std::move(order)).first;
           }
-          span_orders.push_back(&it->first);
-          lifecycle::ApplySpan(span, rs.resource, it->second.after);
+          span_orders.push_back(&it->second);
+          lifecycle::ApplySpan(span, rs.resource, it->second.update.after);
         }
       }
     }
@@ -199,43 +199,40 @@ void Ingester::Commit(std::vector<std::shared_ptr<Pending>>& group) {
   size_t spans = 0;
   for (const auto& pending : group) spans += pending->span_count;
   if (status.ok()) {
-    writes.orders.reserve(orders.size());
-    for (auto& [id, update] : orders) {
+    for (auto& [id, order] : orders) {
+      const store::OrderUpdate& update = order.update;
       // A replayed span leaves the record as it was: nothing to write.
       if (!update.before || !(*update.before == update.after)) {
-        writes.orders.push_back(std::move(update));
+        changed.push_back(&order);
       } else {
-        unchanged.push_back(&update);
+        unchanged.push_back(&order);
       }
     }
     // In order id order: the hash map's order differs from run to run, and this order is the
     // order in which the metrics and the gap detector hear of the changes.
-    std::sort(writes.orders.begin(), writes.orders.end(),
-              [](const store::OrderUpdate& a, const store::OrderUpdate& b) {
-                return a.after.order_id < b.after.order_id;
-              });
+    std::sort(changed.begin(), changed.end(), [](const GroupOrder* a, const GroupOrder* b) {
+      return a->update.after.order_id < b->update.after.order_id;
+    });
+    writes.orders.reserve(changed.size());
+    for (GroupOrder* order : changed) writes.orders.push_back(std::move(order->update));
     status = store_.Write(writes);
     if (status.ok()) {
-      // Every record the group touched, as it now stands (changed or not), for the spans'
-      // derived attributes.
-      absl::flat_hash_map<std::string, const model::OrderRecord*> records;
-      for (auto& [id, update] : orders) {
-        if (update.before) records.emplace(id, &*update.before);  // unchanged ones
-      }
-      for (const store::OrderUpdate& update : writes.orders) {
-        records[update.after.order_id] = &update.after;
-        if (consumers_.metrics != nullptr) {
-          consumers_.metrics->OnOrderChanged(update.before ? &*update.before : nullptr,
-                                             update.after);
-        }
+      for (GroupOrder* order : unchanged) order->current = &*order->update.before;
+      std::vector<metrics::TraceMetrics::OrderChange> changes;
+      changes.reserve(writes.orders.size());
+      for (size_t i = 0; i < changed.size(); ++i) {
+        const store::OrderUpdate& update = writes.orders[i];
+        changed[i]->current = &update.after;
+        changes.push_back({update.before ? &*update.before : nullptr, &update.after});
         if (consumers_.observer != nullptr) consumers_.observer->OnOrderUpdated(update.after);
       }
-      Process(group, span_orders, records);
+      if (consumers_.metrics != nullptr) consumers_.metrics->OnOrdersChanged(changes);
+      Process(group, span_orders);
       for (store::OrderUpdate& update : writes.orders) CacheOrder(std::move(update.after));
       // Unchanged records go back as they were (TakeOrder moved them out of the cache).
-      for (store::OrderUpdate* update : unchanged) {
-        auto cached = order_cache_.find(update->before->order_id);
-        if (cached != order_cache_.end()) cached->second = std::move(*update->before);
+      for (GroupOrder* order : unchanged) {
+        auto cached = order_cache_.find(order->update.before->order_id);
+        if (cached != order_cache_.end()) cached->second = std::move(*order->update.before);
       }
     }
   }
@@ -248,10 +245,10 @@ void Ingester::Commit(std::vector<std::shared_ptr<Pending>>& group) {
       if (cached != order_cache_.end()) cached->second = std::move(*before);
     };
     if (writes.orders.empty() && unchanged.empty()) {
-      for (auto& [id, update] : orders) put_back(update.before);  // failed before the write
+      for (auto& [id, order] : orders) put_back(order.update.before);  // failed before the write
     } else {
       for (store::OrderUpdate& update : writes.orders) put_back(update.before);
-      for (store::OrderUpdate* update : unchanged) put_back(update->before);
+      for (GroupOrder* order : unchanged) put_back(order->update.before);
     }
   }
   {
@@ -269,21 +266,17 @@ void Ingester::Commit(std::vector<std::shared_ptr<Pending>>& group) {
 }
 
 void Ingester::Process(std::vector<std::shared_ptr<Pending>>& group,
-                       const std::vector<const std::string*>& span_orders,
-                       const absl::flat_hash_map<std::string, const model::OrderRecord*>& records) {
+                       const std::vector<const GroupOrder*>& span_orders) {
   size_t next_span = 0;
   for (auto& pending : group) {
     for (model::ResourceSpans& rs : pending->batch.resource_spans) {
       for (model::ScopeSpans& ss : rs.scope_spans) {
         if (consumers_.metrics != nullptr) consumers_.metrics->OnSpans(rs.resource, ss);
         for (model::Span& span : ss.spans) {
-          const std::string* order_id = span_orders[next_span++];
-          if (order_id == nullptr) continue;
+          const GroupOrder* order = span_orders[next_span++];
+          if (order == nullptr || order->current == nullptr) continue;
           if (!lifecycle::MayDeriveAttributes(span, options_.price_calc_span)) continue;
-          auto record = records.find(*order_id);
-          if (record != records.end()) {
-            lifecycle::AddDerivedAttributes(span, *record->second, options_.price_calc_span);
-          }
+          lifecycle::AddDerivedAttributes(span, *order->current, options_.price_calc_span);
         }
       }
     }

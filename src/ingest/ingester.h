@@ -95,13 +95,20 @@ class Ingester {
     std::promise<absl::Status> folded;  // the order records are durable
   };
 
+  // One order a group's spans touch.
+  struct GroupOrder {
+    store::OrderUpdate update;
+    // The record as it stands once the group is durable: the written `after` (moved into the
+    // write set) or, when the spans changed nothing, `before`.
+    const model::OrderRecord* current = nullptr;
+  };
+
   void WriterLoop();
   void Commit(std::vector<std::shared_ptr<Pending>>& group);
   // Metrics, derived attributes and sampling for a group whose records are durable.
-  // `span_orders`: each span's order id (null: none), in the order of the group's spans.
+  // `span_orders`: each span's order (null: none), in the order of the group's spans.
   void Process(std::vector<std::shared_ptr<Pending>>& group,
-               const std::vector<const std::string*>& span_orders,
-               const absl::flat_hash_map<std::string, const model::OrderRecord*>& records);
+               const std::vector<const GroupOrder*>& span_orders);
   // Writes the detail spans the sampler released since the last call. Writer thread only.
   void WriteReleased();
   // The stored record of `order_id`: moved out of the cache (the caller puts a version back or

@@ -201,6 +201,17 @@ void ScalarFamily::Apply(const SeriesKey& key, double value, bool set) {
   if (overflowed) registry_.CountOverflow(options_.name);
 }
 
+void ScalarFamily::ApplyEach(std::span<const KeyedDelta> deltas) {
+  uint64_t overflowed = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const KeyedDelta& d : deltas) {
+      if (ApplyLocked(d.key->text(), d.delta, /*set=*/false)) ++overflowed;
+    }
+  }
+  if (overflowed != 0) registry_.CountOverflow(options_.name, overflowed);
+}
+
 bool ScalarFamily::ApplyLocked(std::string_view key, double value, bool set) {
   bool overflowed = false;
   double& slot = SeriesFor(
@@ -257,7 +268,7 @@ void Histogram::Observe(const SeriesKey& key, double value, const Exemplar* exem
 }
 
 void Histogram::ObserveMany(const SeriesKey& key, std::span<const Exemplar> observations) {
-  bool overflowed = false;
+  uint64_t overflowed = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     const uint64_t now = registry_.NowUnixNano();  // once: a clock read per span shows up
@@ -265,10 +276,25 @@ void Histogram::ObserveMany(const SeriesKey& key, std::span<const Exemplar> obse
       if (std::isnan(observation.value)) continue;
       bool folded = false;
       ObserveLocked(key.text(), observation.value, &observation, folded, now);
-      overflowed = overflowed || folded;
+      if (folded) ++overflowed;
     }
   }
-  if (overflowed) registry_.CountOverflow(options_.name);
+  if (overflowed != 0) registry_.CountOverflow(options_.name, overflowed);
+}
+
+void Histogram::ObserveEach(std::span<const KeyedObservation> observations) {
+  uint64_t overflowed = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const uint64_t now = registry_.NowUnixNano();
+    for (const KeyedObservation& o : observations) {
+      if (std::isnan(o.exemplar.value)) continue;
+      bool folded = false;
+      ObserveLocked(o.key->text(), o.exemplar.value, &o.exemplar, folded, now);
+      if (folded) ++overflowed;
+    }
+  }
+  if (overflowed != 0) registry_.CountOverflow(options_.name, overflowed);
 }
 
 void Histogram::ObserveLocked(std::string_view key, double value, const Exemplar* exemplar,
@@ -371,9 +397,9 @@ Histogram& Registry::AddHistogram(FamilyOptions options, std::vector<double> buc
 
 void Registry::AddScrapeHook(std::function<void()> hook) { hooks_.push_back(std::move(hook)); }
 
-void Registry::CountOverflow(const std::string& family) {
+void Registry::CountOverflow(const std::string& family, uint64_t observations) {
   // The overflow counter cannot count itself (it is bounded far above the number of families).
-  if (family != overflow_->name()) overflow_->Add({family});
+  if (family != overflow_->name()) overflow_->Add({family}, static_cast<double>(observations));
 }
 
 uint64_t Registry::OverflowCount(std::string_view family) const {

@@ -52,6 +52,20 @@ struct FamilyOptions {
 };
 
 class Registry;
+class SeriesKey;
+
+// A series' change among several applied together (Counter::AddEach, Gauge::AddEach).
+struct KeyedDelta {
+  const SeriesKey* key;
+  double delta;
+};
+
+// A series' observation among several applied together (Histogram::ObserveEach): the value
+// is the exemplar's.
+struct KeyedObservation {
+  const SeriesKey* key;
+  Exemplar exemplar;
+};
 
 // A series' label values, encoded once: families with the same label names (a counter and a
 // histogram over the same spans) can share it instead of encoding the labels twice.
@@ -104,6 +118,8 @@ class ScalarFamily : public Family {
   // Adds `value` to the series (or sets it, when `set`), creating it within the bound.
   void Apply(std::span<const std::string_view> label_values, double value, bool set);
   void Apply(const SeriesKey& key, double value, bool set);
+  // Adds each delta, in order, under one lock.
+  void ApplyEach(std::span<const KeyedDelta> deltas);
   void RenderValues(Format format, std::string_view type, std::string& out) const;
 
  private:
@@ -124,6 +140,8 @@ class Counter final : public ScalarFamily {
   }
   // `key` built for this family's label names.
   void Add(const SeriesKey& key, double value = 1) { Apply(key, value, /*set=*/false); }
+  // Several series' increments, in order, under one lock (keys built for this family).
+  void AddEach(std::span<const KeyedDelta> increments) { ApplyEach(increments); }
 
  private:
   using ScalarFamily::ScalarFamily;
@@ -149,6 +167,8 @@ class Gauge final : public ScalarFamily {
   }
   // `key` built for this family's label names.
   void Add(const SeriesKey& key, double delta) { Apply(key, delta, /*set=*/false); }
+  // Several series' changes, in order, under one lock (keys built for this family).
+  void AddEach(std::span<const KeyedDelta> deltas) { ApplyEach(deltas); }
 
  private:
   using ScalarFamily::ScalarFamily;
@@ -171,6 +191,8 @@ class Histogram final : public Family {
   void Observe(const SeriesKey& key, double value, const Exemplar* exemplar = nullptr);
   // Several observations of one series under one lock, each with its exemplar.
   void ObserveMany(const SeriesKey& key, std::span<const Exemplar> observations);
+  // Observations of several series, in order, under one lock (keys built for this family).
+  void ObserveEach(std::span<const KeyedObservation> observations);
 
  private:
   struct Series {
@@ -211,8 +233,8 @@ class Registry {
   // Observations folded into an overflow series, by family (tests and /metrics).
   uint64_t OverflowCount(std::string_view family) const;
 
-  // Called by the families when an observation folds into their overflow series.
-  void CountOverflow(const std::string& family);
+  // Called by the families when `observations` fold into their overflow series.
+  void CountOverflow(const std::string& family, uint64_t observations = 1);
   uint64_t NowUnixNano() const { return clock_.NowUnixNano(); }
 
  private:

@@ -137,6 +137,39 @@ TEST(Registry, HistogramOverflowKeepsItsBuckets) {
   EXPECT_THAT(text, HasSubstr("h_seconds_count{otel_metric_overflow=\"true\"} 2\n"));
 }
 
+TEST(Registry, AddEachAndObserveEachApplyInOrderAndCountEveryFoldedObservation) {
+  Registry registry;
+  Counter& c = registry.AddCounter({"by_stage_total", "By stage.", {"stage"}, 2});
+  const std::vector<std::string> names = {"stage"};
+  const std::string_view a[] = {"a"}, b[] = {"b"}, x[] = {"x"}, y[] = {"y"};
+  const SeriesKey ka(names, a), kb(names, b), kx(names, x), ky(names, y);
+  // "b" comes first, so "a" and "b" are the two series under the bound, not "a" and "x".
+  const KeyedDelta increments[] = {{&kb, 1}, {&ka, 2}, {&kx, 1}, {&ka, 1}, {&ky, 4}};
+  c.AddEach(increments);
+  std::string text = registry.Render(Format::kPrometheusText);
+  EXPECT_THAT(text, HasSubstr("by_stage_total{stage=\"a\"} 3\n"));
+  EXPECT_THAT(text, HasSubstr("by_stage_total{stage=\"b\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("by_stage_total{otel_metric_overflow=\"true\"} 5\n"));
+  EXPECT_EQ(registry.OverflowCount("by_stage_total"), 2u);  // two folded increments
+
+  Histogram& h = registry.AddHistogram({"h_seconds", "H.", {"stage"}, 1}, {1});
+  const KeyedObservation observations[] = {
+      {&ka, Exemplar{TraceIdOf(1), {}, 0.5, 0}},
+      {&kb, Exemplar{TraceIdOf(2), {}, 2, 0}},
+      {&ka, Exemplar{TraceIdOf(3), {}, 0.25, 0}},
+      {&kb, Exemplar{TraceIdOf(4), {}, 0.5, 0}},
+  };
+  h.ObserveEach(observations);
+  text = registry.Render(Format::kOpenMetrics);
+  EXPECT_THAT(text, HasSubstr("h_seconds_count{stage=\"a\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("h_seconds_sum{stage=\"a\"} 0.75\n"));
+  EXPECT_THAT(text, HasSubstr("h_seconds_count{otel_metric_overflow=\"true\"} 2\n"));
+  // The latest observation of a bucket leaves its exemplar.
+  EXPECT_THAT(text, HasSubstr("h_seconds_bucket{stage=\"a\",le=\"1\"} 2 # {trace_id=\"" +
+                              TraceIdOf(3).ToHex() + "\"} 0.25"));
+  EXPECT_EQ(registry.OverflowCount("h_seconds"), 2u);
+}
+
 TEST(Registry, GaugeSetAddAndReplaceAll) {
   Registry registry;
   Gauge& g = registry.AddGauge({"orders_in_status", "Orders.", {"status"}});

@@ -4,7 +4,6 @@
 #include <limits>
 
 #include "absl/container/flat_hash_map.h"
-#include "lifecycle/derived_attributes.h"
 #include "lifecycle/order_record_builder.h"
 #include "model/attribute_names.h"
 
@@ -41,19 +40,34 @@ double Seconds(uint64_t nanos) { return static_cast<double>(nanos) / 1e9; }
 }  // namespace
 
 const SeriesKey& TraceMetrics::KeyCache::Get(std::initializer_list<std::string_view> values) {
-  lookup_.clear();
-  for (std::string_view v : values) {
-    lookup_.append(v);
-    lookup_.push_back('\0');
+  // A family's keys all have as many values as it has labels: one value is its own lookup
+  // text; several are length-prefixed, so that no two lists of values read the same.
+  absl::string_view lookup;
+  if (values.size() == 1) {
+    lookup = absl::string_view(values.begin()->data(), values.begin()->size());
+  } else {
+    lookup_.clear();
+    for (std::string_view v : values) {
+      const uint32_t size = static_cast<uint32_t>(v.size());
+      lookup_.append(reinterpret_cast<const char*>(&size), sizeof(size));
+      lookup_.append(v);
+    }
+    lookup = absl::string_view(lookup_.data(), lookup_.size());
   }
-  auto it = keys_.find(absl::string_view(lookup_.data(), lookup_.size()));
+  auto it = keys_.find(lookup);
   if (it != keys_.end()) return it->second;
   SeriesKey key(names_, std::span<const std::string_view>(values.begin(), values.size()));
-  if (keys_.size() >= bound_) {
-    spare_ = std::move(key);
-    return *spare_;
+  if (keys_.size() >= bound_) return uncached_.emplace_back(std::move(key));
+  return keys_.emplace(std::string(lookup), std::move(key)).first->second;
+}
+
+void TraceMetrics::DeltaTally::Add(const SeriesKey& key, double delta) {
+  auto [it, inserted] = index_.try_emplace(&key, deltas_.size());
+  if (inserted) {
+    deltas_.push_back(KeyedDelta{&key, delta});
+  } else {
+    deltas_[it->second].delta += delta;
   }
-  return keys_.emplace(lookup_, std::move(key)).first->second;
 }
 
 std::string_view SpanKindName(model::SpanKind kind) {
@@ -206,27 +220,57 @@ void TraceMetrics::OnSpans(const model::Resource& resource, const model::ScopeSp
 
 void TraceMetrics::OnOrderChanged(const model::OrderRecord* before,
                                   const model::OrderRecord& after) {
+  const OrderChange change{before, &after};
+  OnOrdersChanged(std::span<const OrderChange>(&change, 1));
+}
+
+void TraceMetrics::OnOrdersChanged(std::span<const OrderChange> changes) {
+  for (const OrderChange& change : changes) TallyOrderChange(change.before, *change.after);
+  transitions_.AddEach(transitions_tally_.deltas());
+  stage_duration_.ObserveEach(stage_observations_);
+  partner_sla_.AddEach(partner_sla_tally_.deltas());
+  publish_to_consume_.ObserveEach(hop_observations_);
+  orders_in_status_.AddEach(in_status_tally_.deltas());
+  transitions_tally_.Clear();
+  partner_sla_tally_.Clear();
+  in_status_tally_.Clear();
+  stage_observations_.clear();
+  hop_observations_.clear();
+  for (KeyCache* keys :
+       {&transition_keys_, &status_keys_, &stage_keys_, &partner_sla_keys_, &queue_keys_}) {
+    keys->EndBatch();
+  }
+}
+
+void TraceMetrics::TallyOrderChange(const model::OrderRecord* before,
+                                    const model::OrderRecord& after) {
   std::string_view partner = after.partner_id.empty() ? kDirect : after.partner_id;
   auto is_new = [before](std::string_view status) {
     return before == nullptr || Reached(*before, status) == nullptr;
   };
+  // A record's statuses are only ever added (or replaced by an earlier report of the same
+  // status), so as many statuses as before means no new one: nothing below would count.
+  const bool statuses_may_be_new =
+      before == nullptr || before->statuses.size() != after.statuses.size();
   for (const model::StatusReached& reached : after.statuses) {
+    if (!statuses_may_be_new) break;
     const bool new_status = is_new(reached.status);
-    if (new_status) transitions_.Add(transition_keys_.Get({reached.status}));
+    if (new_status) transitions_tally_.Add(transition_keys_.Get({reached.status}), 1);
     if (reached.prev_status.empty()) continue;
     // A stage counts once: when both of its ends are first known, in whichever order the
     // spans arrived. Both known before: counted then (or never, if out of order).
     if (!new_status && !is_new(reached.prev_status)) continue;
-    std::optional<double> now = lifecycle::StageSeconds(after, reached.prev_status, reached.status);
-    if (!now) continue;
-    Exemplar exemplar{after.trace_id, reached.span_id, *now, reached.at_unix_nano};
-    stage_duration_.Observe(stage_keys_.Get({reached.prev_status, reached.status}), *now,
-                            &exemplar);
+    const model::StatusReached* from = Reached(after, reached.prev_status);
+    if (from == nullptr || reached.at_unix_nano < from->at_unix_nano) continue;
+    const double seconds = Seconds(reached.at_unix_nano - from->at_unix_nano);
+    stage_observations_.push_back(
+        KeyedObservation{&stage_keys_.Get({reached.prev_status, reached.status}),
+                         Exemplar{after.trace_id, reached.span_id, seconds, 0}});
     if (sla_) {
       if (std::optional<uint64_t> sla = sla_(reached.prev_status, after.partner_id)) {
-        bool met = *now <= Seconds(*sla);
-        partner_sla_.Add(
-            partner_sla_keys_.Get({partner, reached.prev_status, met ? "met" : "breached"}));
+        bool met = seconds <= Seconds(*sla);
+        partner_sla_tally_.Add(
+            partner_sla_keys_.Get({partner, reached.prev_status, met ? "met" : "breached"}), 1);
       }
     }
   }
@@ -240,23 +284,24 @@ void TraceMetrics::OnOrderChanged(const model::OrderRecord* before,
       continue;
     }
     double seconds = Seconds(hop.consumed_at_unix_nano - hop.published_at_unix_nano);
-    Exemplar exemplar{after.trace_id, model::SpanId{}, seconds, hop.consumed_at_unix_nano};
-    publish_to_consume_.Observe({hop.queue.empty() ? std::string_view("unknown") : hop.queue},
-                                seconds, &exemplar);
+    hop_observations_.push_back(KeyedObservation{
+        &queue_keys_.Get({hop.queue.empty() ? std::string_view("unknown") : hop.queue}),
+        Exemplar{after.trace_id, model::SpanId{}, seconds, 0}});
   }
   const model::StatusReached* old_status = before == nullptr ? nullptr : before->CurrentStatus();
   const model::StatusReached* new_status = after.CurrentStatus();
   std::string_view old_name = old_status == nullptr ? "" : std::string_view(old_status->status);
   std::string_view new_name = new_status == nullptr ? "" : std::string_view(new_status->status);
   if (old_name != new_name) {
-    if (!old_name.empty()) orders_in_status_.Add(status_keys_.Get({old_name}), -1);
-    if (!new_name.empty()) orders_in_status_.Add(status_keys_.Get({new_name}), 1);
+    if (!old_name.empty()) in_status_tally_.Add(status_keys_.Get({old_name}), -1);
+    if (!new_name.empty()) in_status_tally_.Add(status_keys_.Get({new_name}), 1);
   }
 }
 
 void TraceMetrics::CountStoredOrder(const model::OrderRecord& record) {
   if (const model::StatusReached* current = record.CurrentStatus()) {
     orders_in_status_.Add(status_keys_.Get({current->status}), 1);
+    status_keys_.EndBatch();
   }
 }
 

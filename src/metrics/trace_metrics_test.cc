@@ -254,6 +254,108 @@ TEST_F(TraceMetricsTest, PublishToConsumeOncePerMessage) {
       HasSubstr("publish_to_consume_latency_seconds_sum{queue=\"mes.price.requests\"} 0.25\n"));
 }
 
+// Three orders of one ingest group, told in one call and told one at a time, give the same
+// figures (exemplar times aside: the registry's clock stamps them when observed).
+TEST(TraceMetricsBatchTest, AGroupOfChangesCountsAsTheChangesOneByOne) {
+  auto sla = [](std::string_view status, std::string_view) -> std::optional<uint64_t> {
+    if (status != "SUBMITTED") return std::nullopt;
+    return 60 * kSecond;
+  };
+  std::vector<model::OrderRecord> befores(3), afters(3);
+  for (int i = 0; i < 3; ++i) {
+    model::OrderRecord& before = befores[i];
+    before.order_id = "ord-" + std::to_string(i);
+    before.trace_id = TraceIdOf(static_cast<uint8_t>(i));
+    before.partner_id = i == 1 ? "partner-1" : "";
+    before.statuses = {Reached("SUBMITTED", "FILE_UPLOADED", kBase, 1)};
+    model::MessageHop hop;
+    hop.message_id = "m-" + std::to_string(i);
+    hop.queue = "mes.price.requests";
+    hop.published_at_unix_nano = kBase;
+    before.messages = {hop};
+    model::OrderRecord& after = afters[i];
+    after = before;
+    after.statuses.push_back(
+        Reached("PRICE_CALCULATION_STARTED", "SUBMITTED", kBase + (30 + 60 * i) * kSecond, 2));
+    after.messages[0].consumed_at_unix_nano = kBase + (i + 1) * 100'000'000;
+  }
+  model::ManualClock clock(kBase);
+  Registry one_by_one_registry(clock), batched_registry(clock);
+  TraceMetrics one_by_one(one_by_one_registry, TraceMetricsOptions{}, sla);
+  TraceMetrics batched(batched_registry, TraceMetricsOptions{}, sla);
+  std::vector<TraceMetrics::OrderChange> changes;
+  for (int i = 0; i < 3; ++i) {
+    one_by_one.OnOrderChanged(&befores[i], afters[i]);
+    changes.push_back({&befores[i], &afters[i]});
+  }
+  // A new order in the same group as well.
+  one_by_one.OnOrderChanged(nullptr, befores[0]);
+  changes.push_back({nullptr, &befores[0]});
+  batched.OnOrdersChanged(changes);
+
+  const std::string text = batched_registry.Render(Format::kOpenMetrics);
+  EXPECT_EQ(text, one_by_one_registry.Render(Format::kOpenMetrics));
+  EXPECT_THAT(text, HasSubstr("status_transitions_total{new_status=\"SUBMITTED\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("status_transitions_total{new_status=\"PRICE_CALCULATION_STARTED\"}"
+                              " 3\n"));
+  EXPECT_THAT(text, HasSubstr("orders_in_status{status=\"PRICE_CALCULATION_STARTED\"} 3\n"));
+  EXPECT_THAT(text, HasSubstr("orders_in_status{status=\"SUBMITTED\"} -2\n"));
+  EXPECT_THAT(text, HasSubstr("stage_duration_seconds_count{from_status=\"SUBMITTED\","
+                              "to_status=\"PRICE_CALCULATION_STARTED\"} 3\n"));
+  EXPECT_THAT(text, HasSubstr("partner_stage_sla_total{partner_id=\"direct\",stage=\"SUBMITTED\","
+                              "result=\"met\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("partner_stage_sla_total{partner_id=\"direct\",stage=\"SUBMITTED\","
+                              "result=\"breached\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("publish_to_consume_latency_seconds_count{queue="
+                              "\"mes.price.requests\"} 3\n"));
+}
+
+// Past its key cache's bound a group still counts every status as itself (the keys built past
+// the bound must live until the group's figures are applied).
+TEST(TraceMetricsBatchTest, StatusesPastTheKeyCacheCountAsThemselves) {
+  Registry registry;
+  TraceMetricsOptions options;
+  options.max_series = 1000;
+  TraceMetrics metrics(registry, options, nullptr);
+  std::vector<model::OrderRecord> records(400);
+  std::vector<TraceMetrics::OrderChange> changes;
+  for (size_t i = 0; i < records.size(); ++i) {
+    records[i].order_id = "ord-" + std::to_string(i);
+    records[i].statuses = {Reached("S" + std::to_string(i), "", kBase, 1)};
+    changes.push_back({nullptr, &records[i]});
+  }
+  metrics.OnOrdersChanged(changes);
+  const std::string text = registry.Render(Format::kPrometheusText);
+  for (size_t i = 0; i < records.size(); ++i) {
+    const std::string status = "S" + std::to_string(i);
+    EXPECT_THAT(text, HasSubstr("status_transitions_total{new_status=\"" + status + "\"} 1\n"));
+    EXPECT_THAT(text, HasSubstr("orders_in_status{status=\"" + status + "\"} 1\n"));
+  }
+}
+
+// Stage keys of label values that read the same when simply joined stay two series.
+TEST_F(TraceMetricsTest, StageLabelsThatJoinAlikeAreTwoSeries) {
+  model::OrderRecord one;
+  one.statuses = {Reached(std::string("A\0", 2), "", kBase, 1),
+                  Reached("B", std::string("A\0", 2), kBase + kSecond, 2)};
+  model::OrderRecord two;
+  two.statuses = {Reached("A", "", kBase, 3),
+                  Reached(std::string("\0B", 2), "A", kBase + 3 * kSecond, 4)};
+  metrics_.OnOrderChanged(nullptr, one);
+  metrics_.OnOrderChanged(nullptr, two);
+  const std::string text = Text();
+  size_t series = 0;
+  for (size_t at = text.find("stage_duration_seconds_count{"); at != std::string::npos;
+       at = text.find("stage_duration_seconds_count{", at + 1)) {
+    ++series;
+  }
+  EXPECT_EQ(series, 2u) << text;
+  EXPECT_THAT(text,
+              HasSubstr("_sum{from_status=\"" + std::string("A\0", 2) + "\",to_status=\"B\"} 1\n"));
+  EXPECT_THAT(text,
+              HasSubstr("_sum{from_status=\"A\",to_status=\"" + std::string("\0B", 2) + "\"} 3\n"));
+}
+
 TEST_F(TraceMetricsTest, StoredOrdersSeedTheStatusGauge) {
   model::OrderRecord r;
   r.statuses = {Reached("CLOSED", "SHIPPED", kBase, 1)};

@@ -47,13 +47,6 @@ bool operator==(const AnyValue& a, const AnyValue& b) {
   return true;
 }
 
-const AnyValue* FindAttribute(const Attributes& attributes, std::string_view key) {
-  for (const KeyValue& kv : attributes) {
-    if (kv.key == key) return &kv.value;
-  }
-  return nullptr;
-}
-
 size_t TraceBatch::SpanCount() const {
   size_t n = 0;
   for (const ResourceSpans& rs : resource_spans) {

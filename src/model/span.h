@@ -72,8 +72,18 @@ inline AnyValue AnyValue::Double(double v) {
 
 using Attributes = std::vector<KeyValue>;
 
-// Returns the attribute named `key`, or nullptr.
-const AnyValue* FindAttribute(const Attributes& attributes, std::string_view key);
+// Returns the attribute named `key`, or nullptr. Inline, with the length and first byte
+// compared before the rest: every ingested span is searched for several keys that most spans
+// lack, and calling memcmp for each of its attributes was a visible share of ingest CPU.
+inline const AnyValue* FindAttribute(const Attributes& attributes, std::string_view key) {
+  for (const KeyValue& kv : attributes) {
+    if (kv.key.size() == key.size() && (key.empty() || kv.key[0] == key[0]) &&
+        std::string_view(kv.key) == key) {
+      return &kv.value;
+    }
+  }
+  return nullptr;
+}
 
 enum class SpanKind : int32_t {
   kUnspecified = 0,
