@@ -2,9 +2,11 @@
 
 #include <google/protobuf/arena.h>
 
+#include <algorithm>
+#include <cassert>
 #include <cstring>
 #include <functional>
-#include <map>
+#include <tuple>
 
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 #include "otlp/wire_format.h"
@@ -353,37 +355,54 @@ struct SpanPieces {
   size_t size() const { return received.size() + tail.size(); }
 };
 
-// Appends `kv` to `out` as a Span.attributes entry (field 9: a repeated field, so appending
-// entries to a span's bytes extends it). Scalars (all the derived attributes are doubles) are
-// written directly, sizes computed rather than measured on temporaries: a protobuf message, or
-// even a string, per attribute cost more than copying the span it is appended to.
+// A Span.attributes entry (field 9: a repeated field, so appending entries to a span's bytes
+// extends it). Scalars (all the derived attributes are doubles) are written directly, sizes
+// computed rather than measured on temporaries: a protobuf message, or even a string, per
+// attribute cost more than copying the span it is appended to.
+
+// The AnyValue of a scalar: string_value = 1, bool_value = 2, int_value = 3, double_value = 4.
+// Zero for the other kinds, which go through a KeyValue message.
+size_t ScalarValueSize(const model::AnyValue& value) {
+  using T = model::AnyValue::Type;
+  switch (value.type) {
+    case T::kString:
+      return wire::LenFieldSize(1, value.string_value.size());
+    case T::kBool:
+      return 2;
+    case T::kInt:
+      return 1 + wire::VarintSize(static_cast<uint64_t>(value.int_value));
+    case T::kDouble:
+      return 9;
+    default:
+      return 0;
+  }
+}
+
+std::string KeyValueMessageBytes(const model::KeyValue& kv) {
+  google::protobuf::Arena arena;
+  auto* message = google::protobuf::Arena::CreateMessage<pb_common::KeyValue>(&arena);
+  message->set_key(kv.key);
+  ToProto(kv.value, *message->mutable_value());
+  return message->SerializeAsString();
+}
+
+// The bytes AppendAttributeField writes for `kv`.
+size_t AttributeFieldSize(const model::KeyValue& kv) {
+  const size_t value_size = ScalarValueSize(kv.value);
+  if (value_size == 0) return wire::LenFieldSize(9, KeyValueMessageBytes(kv).size());
+  // KeyValue: key = 1, value = 2.
+  return wire::LenFieldSize(
+      9, wire::LenFieldSize(1, kv.key.size()) + wire::LenFieldSize(2, value_size));
+}
+
 void AppendAttributeField(std::string& out, const model::KeyValue& kv) {
   using T = model::AnyValue::Type;
-  // AnyValue: string_value = 1, bool_value = 2, int_value = 3, double_value = 4.
-  size_t value_size = 0;
-  switch (kv.value.type) {
-    case T::kString:
-      value_size = wire::LenFieldSize(1, kv.value.string_value.size());
-      break;
-    case T::kBool:
-      value_size = 2;
-      break;
-    case T::kInt:
-      value_size = 1 + wire::VarintSize(static_cast<uint64_t>(kv.value.int_value));
-      break;
-    case T::kDouble:
-      value_size = 9;
-      break;
-    default: {
-      google::protobuf::Arena arena;
-      auto* message = google::protobuf::Arena::CreateMessage<pb_common::KeyValue>(&arena);
-      message->set_key(kv.key);
-      ToProto(kv.value, *message->mutable_value());
-      std::string encoded = message->SerializeAsString();
-      wire::AppendLenHeader(out, 9, encoded.size());
-      out += encoded;
-      return;
-    }
+  const size_t value_size = ScalarValueSize(kv.value);
+  if (value_size == 0) {
+    const std::string encoded = KeyValueMessageBytes(kv);
+    wire::AppendLenHeader(out, 9, encoded.size());
+    out += encoded;
+    return;
   }
   // KeyValue: key = 1, value = 2.
   wire::AppendLenHeader(out, 9,
@@ -409,7 +428,9 @@ void AppendAttributeField(std::string& out, const model::KeyValue& kv) {
       uint64_t bits = 0;
       static_assert(sizeof(bits) == sizeof(kv.value.double_value));
       std::memcpy(&bits, &kv.value.double_value, sizeof(bits));
-      for (int byte = 0; byte < 8; ++byte) out.push_back(static_cast<char>(bits >> (8 * byte)));
+      char bytes[8];
+      for (int byte = 0; byte < 8; ++byte) bytes[byte] = static_cast<char>(bits >> (8 * byte));
+      out.append(bytes, sizeof(bytes));
       break;
     }
   }
@@ -472,46 +493,75 @@ std::vector<EncodedTrace> EncodeProtobufByTrace(const model::TraceBatch& batch) 
   // Written at the wire level: TracesData { ResourceSpans resource_spans = 1 }, ResourceSpans
   // { Resource resource = 1; ScopeSpans scope_spans = 2; string schema_url = 3 }, ScopeSpans
   // { InstrumentationScope scope = 1; Span spans = 2; string schema_url = 3 }. A resource's
-  // and a scope's bytes are encoded once per batch, each span's are copied (or encoded once).
+  // and a scope's bytes are encoded once per batch; each span's received bytes are copied
+  // straight into its trace's part, followed by the attributes appended since (or, without
+  // received bytes, the span encoded again). One flat list of the batch's spans, sorted by
+  // trace, instead of a container per trace: this runs for every stored request.
   struct Entry {
-    size_t rs;
-    size_t ss;  // index within the batch's flattened scopes
-    SpanPieces span;
-  };
-  struct Part {
-    uint64_t latest_end = 0;
-    std::vector<Entry> entries;
+    model::TraceId trace_id;
+    uint32_t position;  // in the batch: keeps a trace's spans in the order they came
+    uint32_t rs;
+    uint32_t ss;  // index within the batch's flattened scopes
+    const model::Span* span;
+    size_t size;           // the span's encoded bytes
+    size_t encoded_again;  // 1 + index in `encoded_again`; 0: its received bytes are used
   };
   std::vector<const model::ResourceSpans*> resources;
   std::vector<const model::ScopeSpans*> scopes;
-  std::map<model::TraceId, Part> parts;
+  std::vector<Entry> entries;
+  std::vector<std::string> encoded_again;
+  entries.reserve(batch.SpanCount());
   for (const model::ResourceSpans& rs : batch.resource_spans) {
     resources.push_back(&rs);
     for (const model::ScopeSpans& ss : rs.scope_spans) {
       scopes.push_back(&ss);
       for (const model::Span& span : ss.spans) {
-        Part& part = parts[span.trace_id];
-        part.entries.push_back(Entry{resources.size() - 1, scopes.size() - 1, PiecesOf(span, rs)});
-        part.latest_end = std::max(part.latest_end, span.end_time_unix_nano);
+        Entry entry{span.trace_id,
+                    static_cast<uint32_t>(entries.size()),
+                    static_cast<uint32_t>(resources.size() - 1),
+                    static_cast<uint32_t>(scopes.size() - 1),
+                    &span,
+                    0,
+                    0};
+        if (HasUsableWire(span, rs)) {
+          entry.size = span.wire.bytes.size();
+          for (size_t i = span.wire.attribute_count; i < span.attributes.size(); ++i) {
+            entry.size += AttributeFieldSize(span.attributes[i]);
+          }
+        } else {
+          encoded_again.push_back(EncodeSpan(span));
+          entry.size = encoded_again.back().size();
+          entry.encoded_again = encoded_again.size();
+        }
+        entries.push_back(entry);
       }
     }
   }
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    return std::tie(a.trace_id, a.position) < std::tie(b.trace_id, b.position);
+  });
   std::vector<std::string> resource_bytes(resources.size());
   std::vector<bool> resource_done(resources.size());
   std::vector<std::string> scope_bytes(scopes.size());
   std::vector<bool> scope_done(scopes.size());
 
+  // Runs of entries of one scope make a ScopeSpans; runs of one resource a ResourceSpans.
+  struct Run {
+    size_t begin, end, size;
+  };
+  std::vector<Run> scope_runs;
+  std::vector<Run> resource_runs;  // over scope_runs
   std::vector<EncodedTrace> out;
-  out.reserve(parts.size());
-  for (auto& [trace_id, part] : parts) {
-    const std::vector<Entry>& entries = part.entries;
-    // Runs of entries of one scope make a ScopeSpans; runs of one resource a ResourceSpans.
+  for (size_t trace_begin = 0; trace_begin < entries.size();) {
+    const model::TraceId& trace_id = entries[trace_begin].trace_id;
+    size_t trace_end = trace_begin;
+    uint64_t latest_end = 0;
+    for (; trace_end < entries.size() && entries[trace_end].trace_id == trace_id; ++trace_end) {
+      latest_end = std::max(latest_end, entries[trace_end].span->end_time_unix_nano);
+    }
     // Sizes first (a length precedes each message), then the bytes.
-    struct Run {
-      size_t begin, end, size;
-    };
-    std::vector<Run> scope_runs;
-    for (size_t i = 0; i < entries.size();) {
+    scope_runs.clear();
+    for (size_t i = trace_begin; i < trace_end;) {
       size_t j = i;
       size_t size = 0;
       const size_t ss = entries[i].ss;
@@ -520,8 +570,8 @@ std::vector<EncodedTrace> EncodeProtobufByTrace(const model::TraceBatch& batch) 
         scope_done[ss] = true;
       }
       size += wire::LenFieldSize(1, scope_bytes[ss].size());
-      for (; j < entries.size() && entries[j].ss == ss; ++j) {
-        size += wire::LenFieldSize(2, entries[j].span.size());
+      for (; j < trace_end && entries[j].ss == ss; ++j) {
+        size += wire::LenFieldSize(2, entries[j].size);
       }
       if (!scopes[ss]->schema_url.empty()) {
         size += wire::LenFieldSize(3, scopes[ss]->schema_url.size());
@@ -529,7 +579,7 @@ std::vector<EncodedTrace> EncodeProtobufByTrace(const model::TraceBatch& batch) 
       scope_runs.push_back(Run{i, j, size});
       i = j;
     }
-    std::vector<Run> resource_runs;  // over scope_runs
+    resource_runs.clear();
     size_t total = 0;
     for (size_t i = 0; i < scope_runs.size();) {
       const size_t rs = entries[scope_runs[i].begin].rs;
@@ -563,10 +613,17 @@ std::vector<EncodedTrace> EncodeProtobufByTrace(const model::TraceBatch& batch) 
         wire::AppendLenHeader(encoded, 1, scope_bytes[ss].size());
         encoded += scope_bytes[ss];
         for (size_t e = scope_run.begin; e < scope_run.end; ++e) {
-          const SpanPieces& span = entries[e].span;
-          wire::AppendLenHeader(encoded, 2, span.size());
-          encoded.append(span.received);
-          encoded.append(span.tail);
+          const Entry& entry = entries[e];
+          wire::AppendLenHeader(encoded, 2, entry.size);
+          if (entry.encoded_again != 0) {
+            encoded += encoded_again[entry.encoded_again - 1];
+            continue;
+          }
+          const model::Span& span = *entry.span;
+          encoded.append(span.wire.bytes);
+          for (size_t i = span.wire.attribute_count; i < span.attributes.size(); ++i) {
+            AppendAttributeField(encoded, span.attributes[i]);
+          }
         }
         if (!scopes[ss]->schema_url.empty()) {
           wire::AppendLenHeader(encoded, 3, scopes[ss]->schema_url.size());
@@ -578,7 +635,9 @@ std::vector<EncodedTrace> EncodeProtobufByTrace(const model::TraceBatch& batch) 
         encoded += resources[rs]->schema_url;
       }
     }
-    out.push_back(EncodedTrace{trace_id, part.latest_end, std::move(encoded)});
+    assert(encoded.size() == total);
+    out.push_back(EncodedTrace{trace_id, latest_end, std::move(encoded)});
+    trace_begin = trace_end;
   }
   return out;
 }

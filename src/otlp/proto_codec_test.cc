@@ -427,6 +427,80 @@ TEST(ProtoCodecTest, ASpanAwayFromItsBodyIsEncodedFromTheModel) {
   EXPECT_EQ(back->batch.resource_spans[0].scope_spans[0].spans[0].name, "renamed");
 }
 
+// Interleaved traces over two resources and three scopes: each part holds exactly its trace's
+// spans, in the order they came, under their own resource and scope; parts come by trace id.
+TEST(ProtoCodecTest, EachTracesPartHoldsItsSpansInOrderUnderTheirResourceAndScope) {
+  auto trace = [](uint8_t n) {
+    model::TraceId id;
+    id.bytes[0] = 0x10;
+    id.bytes[15] = n;
+    return id;
+  };
+  model::TraceBatch batch;
+  // (resource, scope, trace, name, end): traces 3, 1, 2 interleaved.
+  const struct {
+    const char* service;
+    const char* scope;
+    uint8_t trace;
+    const char* name;
+    uint64_t end;
+  } spans[] = {{"shop-api", "http", 3, "s1", 50}, {"shop-api", "http", 1, "s2", 70},
+               {"shop-api", "http", 3, "s3", 40}, {"shop-api", "amqp", 1, "s4", 90},
+               {"shop-api", "amqp", 2, "s5", 10}, {"mes-api", "http", 3, "s6", 60},
+               {"mes-api", "http", 1, "s7", 20}};
+  uint8_t span_number = 1;
+  for (const auto& s : spans) {
+    if (batch.resource_spans.empty() ||
+        model::ServiceNameView(batch.resource_spans.back().resource) != s.service) {
+      batch.resource_spans.emplace_back();
+      batch.resource_spans.back().resource.attributes.push_back(
+          {"service.name", model::AnyValue::String(s.service)});
+    }
+    model::ResourceSpans& rs = batch.resource_spans.back();
+    if (rs.scope_spans.empty() || rs.scope_spans.back().scope.name != s.scope) {
+      rs.scope_spans.emplace_back();
+      rs.scope_spans.back().scope.name = s.scope;
+    }
+    model::Span span;
+    span.trace_id = trace(s.trace);
+    span.span_id.bytes[7] = span_number++;
+    span.name = s.name;
+    span.start_time_unix_nano = 1;
+    span.end_time_unix_nano = s.end;
+    rs.scope_spans.back().spans.push_back(span);
+  }
+
+  std::vector<EncodedTrace> parts = EncodeProtobufByTrace(batch);
+  ASSERT_EQ(parts.size(), 3u);
+  // "service/scope/name" of each span of a part, in order.
+  auto flatten = [](const EncodedTrace& part) {
+    absl::StatusOr<DecodedRequest> back = DecodeProtobufRequest(part.encoded);
+    EXPECT_TRUE(back.ok()) << back.status();
+    std::vector<std::string> out;
+    if (!back.ok()) return out;
+    for (const model::ResourceSpans& rs : back->batch.resource_spans) {
+      for (const model::ScopeSpans& ss : rs.scope_spans) {
+        for (const model::Span& span : ss.spans) {
+          EXPECT_EQ(span.trace_id, part.trace_id) << span.name;
+          out.push_back(std::string(model::ServiceNameView(rs.resource)) + "/" + ss.scope.name +
+                        "/" + span.name);
+        }
+      }
+    }
+    return out;
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(parts[0].trace_id, trace(1));
+  EXPECT_EQ(flatten(parts[0]), (V{"shop-api/http/s2", "shop-api/amqp/s4", "mes-api/http/s7"}));
+  EXPECT_EQ(parts[0].latest_end_unix_nano, 90u);
+  EXPECT_EQ(parts[1].trace_id, trace(2));
+  EXPECT_EQ(flatten(parts[1]), (V{"shop-api/amqp/s5"}));
+  EXPECT_EQ(parts[1].latest_end_unix_nano, 10u);
+  EXPECT_EQ(parts[2].trace_id, trace(3));
+  EXPECT_EQ(flatten(parts[2]), (V{"shop-api/http/s1", "shop-api/http/s3", "mes-api/http/s6"}));
+  EXPECT_EQ(parts[2].latest_end_unix_nano, 60u);
+}
+
 TEST(ProtoCodecTest, RootSpanHasAllZeroParentAndEncodesWithoutOne) {
   pb_collector::ExportTraceServiceRequest request;
   *request.add_resource_spans()->add_scope_spans()->add_spans() = ValidSpan("root", 1);
