@@ -272,10 +272,12 @@ void Histogram::ObserveMany(const SeriesKey& key, std::span<const Exemplar> obse
   {
     std::lock_guard<std::mutex> lock(mu_);
     const uint64_t now = registry_.NowUnixNano();  // once: a clock read per span shows up
+    Series* series = nullptr;  // looked up once, at the first observation to record
+    bool folded = false;
     for (const Exemplar& observation : observations) {
       if (std::isnan(observation.value)) continue;
-      bool folded = false;
-      ObserveLocked(key.text(), observation.value, &observation, folded, now);
+      if (series == nullptr) series = &SeriesLocked(key.text(), folded);
+      RecordLocked(*series, observation.value, &observation, now);
       if (folded) ++overflowed;
     }
   }
@@ -287,11 +289,25 @@ void Histogram::ObserveEach(std::span<const KeyedObservation> observations) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     const uint64_t now = registry_.NowUnixNano();
+    // A group's observations repeat a few keys: each key's series is looked up by its text
+    // once, then by the key's address (forgotten when a new series may have moved the others).
+    struct Found {
+      Series* series;
+      bool folded;
+    };
+    absl::flat_hash_map<const SeriesKey*, Found> found;
     for (const KeyedObservation& o : observations) {
       if (std::isnan(o.exemplar.value)) continue;
-      bool folded = false;
-      ObserveLocked(o.key->text(), o.exemplar.value, &o.exemplar, folded, now);
-      if (folded) ++overflowed;
+      auto it = found.find(o.key);
+      if (it == found.end()) {
+        const size_t series_before = series_.size();
+        bool folded = false;
+        Series& series = SeriesLocked(o.key->text(), folded);
+        if (series_.size() != series_before) found.clear();
+        it = found.emplace(o.key, Found{&series, folded}).first;
+      }
+      RecordLocked(*it->second.series, o.exemplar.value, &o.exemplar, now);
+      if (it->second.folded) ++overflowed;
     }
   }
   if (overflowed != 0) registry_.CountOverflow(options_.name, overflowed);
@@ -299,8 +315,12 @@ void Histogram::ObserveEach(std::span<const KeyedObservation> observations) {
 
 void Histogram::ObserveLocked(std::string_view key, double value, const Exemplar* exemplar,
                               bool& overflowed, uint64_t now_unix_nano) {
+  RecordLocked(SeriesLocked(key, overflowed), value, exemplar, now_unix_nano);
+}
+
+Histogram::Series& Histogram::SeriesLocked(std::string_view key, bool& overflowed) {
   size_t buckets = bounds_.size() + 1;
-  Series& series = SeriesFor(
+  return SeriesFor(
       *this, series_, key, options_.max_series, series_count_,
       [buckets] {
         Series s;
@@ -310,6 +330,10 @@ void Histogram::ObserveLocked(std::string_view key, double value, const Exemplar
         return s;
       },
       overflowed);
+}
+
+void Histogram::RecordLocked(Series& series, double value, const Exemplar* exemplar,
+                             uint64_t now_unix_nano) const {
   size_t bucket = std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin();
   ++series.counts[bucket];
   series.sum += value;

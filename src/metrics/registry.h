@@ -208,6 +208,10 @@ class Histogram final : public Family {
   const std::vector<double> bounds_;  // ascending upper bounds, +Inf implied
   void ObserveLocked(std::string_view key, double value, const Exemplar* exemplar, bool& overflowed,
                      uint64_t now_unix_nano);
+  // The series of `key`, created (or the overflow series) if need be. Caller holds mu_.
+  Series& SeriesLocked(std::string_view key, bool& overflowed);
+  void RecordLocked(Series& series, double value, const Exemplar* exemplar,
+                    uint64_t now_unix_nano) const;
 
   absl::flat_hash_map<std::string, Series> series_;  // guarded by mu_
   friend class Registry;

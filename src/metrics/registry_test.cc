@@ -170,6 +170,36 @@ TEST(Registry, AddEachAndObserveEachApplyInOrderAndCountEveryFoldedObservation) 
   EXPECT_EQ(registry.OverflowCount("h_seconds"), 2u);
 }
 
+// New series created in the middle of one call (the series map grows and moves its entries)
+// do not lose the observations of series found earlier in that call.
+TEST(Registry, ObserveEachKeepsEverySeriesWhileTheMapGrows) {
+  Registry registry;
+  Histogram& h = registry.AddHistogram({"grow_seconds", "G.", {"k"}, 1000}, {1});
+  const std::vector<std::string> names = {"k"};
+  std::vector<std::string> values;
+  for (int i = 0; i < 300; ++i) values.push_back("v" + std::to_string(i));
+  std::vector<SeriesKey> keys;
+  for (const std::string& v : values) {
+    const std::string_view labels[] = {v};
+    keys.emplace_back(names, labels);
+  }
+  std::vector<KeyedObservation> observations;
+  for (int round = 0; round < 2; ++round) {
+    for (const SeriesKey& key : keys) {
+      observations.push_back({&key, Exemplar{TraceIdOf(1), {}, 0.5, 0}});
+    }
+  }
+  // Each key again right after it first appears, before and after the map grows.
+  for (const SeriesKey& key : keys)
+    observations.push_back({&key, Exemplar{TraceIdOf(2), {}, 2, 0}});
+  h.ObserveEach(observations);
+  const std::string text = registry.Render(Format::kPrometheusText);
+  for (const std::string& v : values) {
+    EXPECT_THAT(text, HasSubstr("grow_seconds_count{k=\"" + v + "\"} 3\n"));
+    EXPECT_THAT(text, HasSubstr("grow_seconds_sum{k=\"" + v + "\"} 3\n"));
+  }
+}
+
 TEST(Registry, GaugeSetAddAndReplaceAll) {
   Registry registry;
   Gauge& g = registry.AddGauge({"orders_in_status", "Orders.", {"status"}});
