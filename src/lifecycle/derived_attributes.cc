@@ -1,6 +1,7 @@
 #include "lifecycle/derived_attributes.h"
 
 #include <algorithm>
+#include <array>
 
 #include "model/attribute_names.h"
 
@@ -23,10 +24,34 @@ std::string_view StringAttr(const model::Span& span, std::string_view key) {
 
 double Seconds(uint64_t from, uint64_t to) { return static_cast<double>(to - from) / 1e9; }
 
-void AddIfAbsent(model::Span& span, const char* key, double seconds) {
-  if (model::FindAttribute(span.attributes, key) != nullptr) return;
-  span.attributes.push_back(model::KeyValue{key, model::AnyValue::Double(seconds)});
-}
+// The attributes AddDerivedAttributes adds to one span, gathered before any is added: the span's
+// own attributes are read in place meanwhile (adding may move them), and the span's attribute
+// list grows once, by exactly what is added.
+class Additions {
+ public:
+  explicit Additions(model::Span& span) : span_(span) {}
+  void AddIfAbsent(const char* key, double seconds) {
+    if (model::FindAttribute(span_.attributes, key) != nullptr) return;
+    added_[count_++] = Added{key, seconds};
+  }
+  void Apply() {
+    if (count_ == 0) return;
+    span_.attributes.reserve(span_.attributes.size() + count_);
+    for (size_t i = 0; i < count_; ++i) {
+      span_.attributes.push_back(
+          model::KeyValue{added_[i].key, model::AnyValue::Double(added_[i].seconds)});
+    }
+  }
+
+ private:
+  struct Added {
+    const char* key;
+    double seconds;
+  };
+  model::Span& span_;
+  std::array<Added, 4> added_;  // one per derived attribute
+  size_t count_ = 0;
+};
 
 }  // namespace
 
@@ -47,15 +72,12 @@ bool MayDeriveAttributes(const model::Span& span, std::string_view price_calc_sp
 void AddDerivedAttributes(model::Span& span, const model::OrderRecord& record,
                           std::string_view price_calc_span) {
   bool ended = span.end_time_unix_nano >= span.start_time_unix_nano;
-  // Room for every attribute added below, so that adding them moves no attribute and the views
-  // taken here stay valid (copying them was a visible share of the writer's time).
-  constexpr size_t kMostAdded = 4;
-  span.attributes.reserve(span.attributes.size() + kMostAdded);
+  Additions additions(span);
   const std::string_view new_status = StringAttr(span, model::kNewStatusKey);
   if (!new_status.empty() && span.status.code != model::StatusCode::kError) {
     if (ended) {
-      AddIfAbsent(span, kStatusTransitionLatencyKey,
-                  Seconds(span.start_time_unix_nano, span.end_time_unix_nano));
+      additions.AddIfAbsent(kStatusTransitionLatencyKey,
+                            Seconds(span.start_time_unix_nano, span.end_time_unix_nano));
     }
     const model::StatusReached* reached = Reached(record, new_status);
     const std::string_view prev = StringAttr(span, model::kPrevStatusKey);
@@ -63,7 +85,8 @@ void AddDerivedAttributes(model::Span& span, const model::OrderRecord& record,
       // StageSeconds(record, prev, new_status), with the end already found.
       const model::StatusReached* from = Reached(record, prev);
       if (from != nullptr && from->at_unix_nano <= reached->at_unix_nano) {
-        AddIfAbsent(span, kStageDurationKey, Seconds(from->at_unix_nano, reached->at_unix_nano));
+        additions.AddIfAbsent(kStageDurationKey,
+                              Seconds(from->at_unix_nano, reached->at_unix_nano));
       }
     }
   }
@@ -76,15 +99,16 @@ void AddDerivedAttributes(model::Span& span, const model::OrderRecord& record,
                        [&](const model::MessageHop& m) { return m.message_id == message_id; });
       if (hop != record.messages.end() && hop->published_at_unix_nano != 0 &&
           span.start_time_unix_nano >= hop->published_at_unix_nano) {
-        AddIfAbsent(span, kPublishToConsumeLatencyKey,
-                    Seconds(hop->published_at_unix_nano, span.start_time_unix_nano));
+        additions.AddIfAbsent(kPublishToConsumeLatencyKey,
+                              Seconds(hop->published_at_unix_nano, span.start_time_unix_nano));
       }
     }
   }
   if (!price_calc_span.empty() && span.name == price_calc_span && ended) {
-    AddIfAbsent(span, kCalcDurationKey,
-                Seconds(span.start_time_unix_nano, span.end_time_unix_nano));
+    additions.AddIfAbsent(kCalcDurationKey,
+                          Seconds(span.start_time_unix_nano, span.end_time_unix_nano));
   }
+  additions.Apply();
 }
 
 }  // namespace ordertrace::lifecycle
