@@ -61,6 +61,27 @@ const SeriesKey& TraceMetrics::KeyCache::Get(std::initializer_list<std::string_v
   return keys_.emplace(std::string(lookup), std::move(key)).first->second;
 }
 
+const SeriesKey& TraceMetrics::KeyCache::Get(uint64_t ids,
+                                             std::initializer_list<std::string_view> values) {
+  if (auto it = by_ids_.find(ids); it != by_ids_.end()) return *it->second;
+  const size_t cached_before = keys_.size();
+  const SeriesKey& key = Get(values);
+  // Only keys the cache keeps: one built past its bound lives until EndBatch.
+  if (keys_.size() > cached_before || &key != (uncached_.empty() ? nullptr : &uncached_.back())) {
+    by_ids_.emplace(ids, &key);
+  }
+  return key;
+}
+
+uint32_t TraceMetrics::LabelIds::Of(std::string_view value) {
+  auto it = ids_.find(absl::string_view(value.data(), value.size()));
+  if (it != ids_.end()) return it->second;
+  if (ids_.size() >= bound_) return kNone;
+  const uint32_t id = static_cast<uint32_t>(ids_.size()) + 1;
+  ids_.emplace(std::string(value), id);
+  return id;
+}
+
 void TraceMetrics::DeltaTally::Add(const SeriesKey& key, double delta) {
   auto [it, inserted] = index_.try_emplace(&key, deltas_.size());
   if (inserted) {
@@ -248,29 +269,57 @@ void TraceMetrics::TallyOrderChange(const model::OrderRecord* before,
   auto is_new = [before](std::string_view status) {
     return before == nullptr || Reached(*before, status) == nullptr;
   };
+  // A family's key by the values' ids when they all have one, else by their text.
+  constexpr uint64_t kIdBits = 20;
+  auto pack = [](std::initializer_list<uint32_t> ids) -> std::optional<uint64_t> {
+    uint64_t packed = 0;
+    for (uint32_t id : ids) {
+      if (id == LabelIds::kNone) return std::nullopt;
+      packed = packed << kIdBits | id;
+    }
+    return packed;
+  };
+  auto key = [](KeyCache& keys, std::optional<uint64_t> ids,
+                std::initializer_list<std::string_view> values) -> const SeriesKey& {
+    return ids ? keys.Get(*ids, values) : keys.Get(values);
+  };
   // A record's statuses are only ever added (or replaced by an earlier report of the same
   // status), so as many statuses as before means no new one: nothing below would count.
   const bool statuses_may_be_new =
       before == nullptr || before->statuses.size() != after.statuses.size();
+  uint32_t partner_id = LabelIds::kNone;
+  // Consecutive statuses usually chain (one's prev_status is the status before it).
+  std::string_view last_status;
+  uint32_t last_status_id = LabelIds::kNone;
   for (const model::StatusReached& reached : after.statuses) {
     if (!statuses_may_be_new) break;
+    const uint32_t status_id = status_ids_.Of(reached.status);
     const bool new_status = is_new(reached.status);
-    if (new_status) transitions_tally_.Add(transition_keys_.Get({reached.status}), 1);
-    if (reached.prev_status.empty()) continue;
+    if (new_status) {
+      transitions_tally_.Add(key(transition_keys_, pack({status_id}), {reached.status}), 1);
+    }
+    const std::string_view prev = reached.prev_status;
+    const bool chained = !last_status.empty() && prev == last_status;
+    const uint32_t prev_id = prev.empty() || chained ? last_status_id : status_ids_.Of(prev);
+    last_status = reached.status;
+    last_status_id = status_id;
+    if (prev.empty()) continue;
     // A stage counts once: when both of its ends are first known, in whichever order the
     // spans arrived. Both known before: counted then (or never, if out of order).
-    if (!new_status && !is_new(reached.prev_status)) continue;
-    const model::StatusReached* from = Reached(after, reached.prev_status);
+    if (!new_status && !is_new(prev)) continue;
+    const model::StatusReached* from = Reached(after, prev);
     if (from == nullptr || reached.at_unix_nano < from->at_unix_nano) continue;
     const double seconds = Seconds(reached.at_unix_nano - from->at_unix_nano);
     stage_observations_.push_back(
-        KeyedObservation{&stage_keys_.Get({reached.prev_status, reached.status}),
+        KeyedObservation{&key(stage_keys_, pack({prev_id, status_id}), {prev, reached.status}),
                          Exemplar{after.trace_id, reached.span_id, seconds, 0}});
     if (sla_) {
-      if (std::optional<uint64_t> sla = sla_(reached.prev_status, after.partner_id)) {
-        bool met = seconds <= Seconds(*sla);
-        partner_sla_tally_.Add(
-            partner_sla_keys_.Get({partner, reached.prev_status, met ? "met" : "breached"}), 1);
+      if (std::optional<uint64_t> sla = sla_(prev, after.partner_id)) {
+        const bool met = seconds <= Seconds(*sla);
+        if (partner_id == LabelIds::kNone) partner_id = partner_ids_.Of(partner);
+        partner_sla_tally_.Add(key(partner_sla_keys_, pack({partner_id, prev_id, met ? 1u : 2u}),
+                                   {partner, prev, met ? "met" : "breached"}),
+                               1);
       }
     }
   }
@@ -293,8 +342,12 @@ void TraceMetrics::TallyOrderChange(const model::OrderRecord* before,
   std::string_view old_name = old_status == nullptr ? "" : std::string_view(old_status->status);
   std::string_view new_name = new_status == nullptr ? "" : std::string_view(new_status->status);
   if (old_name != new_name) {
-    if (!old_name.empty()) in_status_tally_.Add(status_keys_.Get({old_name}), -1);
-    if (!new_name.empty()) in_status_tally_.Add(status_keys_.Get({new_name}), 1);
+    if (!old_name.empty()) {
+      in_status_tally_.Add(key(status_keys_, pack({status_ids_.Of(old_name)}), {old_name}), -1);
+    }
+    if (!new_name.empty()) {
+      in_status_tally_.Add(key(status_keys_, pack({status_ids_.Of(new_name)}), {new_name}), 1);
+    }
   }
 }
 

@@ -85,6 +85,9 @@ class TraceMetrics {
         : names_(family.label_names()), bound_(bound) {}
     // The key of `values`, one per label name. Valid until EndBatch, or longer.
     const SeriesKey& Get(std::initializer_list<std::string_view> values);
+    // The same, found first by `ids`: the values' LabelIds packed into one number, which
+    // stands for those values only (callers pack each family's ids one way).
+    const SeriesKey& Get(uint64_t ids, std::initializer_list<std::string_view> values);
     void EndBatch() { uncached_.clear(); }
 
    private:
@@ -94,6 +97,22 @@ class TraceMetrics {
     // Node map and deque: references handed out stay valid while others are added.
     absl::node_hash_map<std::string, SeriesKey> keys_;
     std::deque<SeriesKey> uncached_;
+    absl::flat_hash_map<uint64_t, const SeriesKey*> by_ids_;  // into keys_
+  };
+
+  // Small numbers for label values that repeat endlessly (statuses, partners), so that a value
+  // is hashed once per order change and its keys in several families are then found by number.
+  // Bounded: past the bound a value has no id and its keys are found by text.
+  class LabelIds {
+   public:
+    static constexpr uint32_t kNone = 0;
+    explicit LabelIds(size_t bound) : bound_(bound) {}
+    // 1 and up; kNone past the bound.
+    uint32_t Of(std::string_view value);
+
+   private:
+    const size_t bound_;
+    absl::flat_hash_map<std::string, uint32_t> ids_;
   };
 
   // One group's order-level figures, before they go to the families. Counts are summed per
@@ -154,6 +173,9 @@ class TraceMetrics {
   KeyCache stage_keys_{stage_duration_, 1024};
   KeyCache partner_sla_keys_{partner_sla_, 4096};
   KeyCache queue_keys_{publish_to_consume_, 256};
+  // Ids below 2^20, so that three fit in one packed number.
+  LabelIds status_ids_{1024};
+  LabelIds partner_ids_{4096};
   DeltaTally transitions_tally_;
   DeltaTally in_status_tally_;
   DeltaTally partner_sla_tally_;

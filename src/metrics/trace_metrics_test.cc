@@ -324,12 +324,14 @@ TEST(TraceMetricsBatchTest, StatusesPastTheKeyCacheCountAsThemselves) {
     records[i].statuses = {Reached("S" + std::to_string(i), "", kBase, 1)};
     changes.push_back({nullptr, &records[i]});
   }
+  // Twice: keys built past the bound for the first group must not be used by the second.
+  metrics.OnOrdersChanged(changes);
   metrics.OnOrdersChanged(changes);
   const std::string text = registry.Render(Format::kPrometheusText);
   for (size_t i = 0; i < records.size(); ++i) {
     const std::string status = "S" + std::to_string(i);
-    EXPECT_THAT(text, HasSubstr("status_transitions_total{new_status=\"" + status + "\"} 1\n"));
-    EXPECT_THAT(text, HasSubstr("orders_in_status{status=\"" + status + "\"} 1\n"));
+    EXPECT_THAT(text, HasSubstr("status_transitions_total{new_status=\"" + status + "\"} 2\n"));
+    EXPECT_THAT(text, HasSubstr("orders_in_status{status=\"" + status + "\"} 2\n"));
   }
 }
 
