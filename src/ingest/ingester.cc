@@ -54,13 +54,16 @@ absl::Status Ingester::Ingest(model::TraceBatch batch) {
   work_ready_.notify_one();
   // The writer touches the Pending until it signals; it leaves the spans to store in `batch`.
   absl::Status status = folded.get();
+  // Taken out of the Pending, which the writer thread may be the last to let go: the spans are
+  // freed here, by the thread that allocated them.
+  const model::TraceBatch kept = std::move(pending->batch);
+  const std::vector<model::Span> dropped = std::move(pending->dropped_spans);
   if (!status.ok()) return status;
-  const std::shared_ptr<Pending>& done = pending;
   // Span blocks are encoded and written on the caller's thread: RocksDB merges concurrent
   // writers into one log write, and the writer thread keeps only what must be serial.
-  if (done->batch.SpanCount() == 0) return absl::OkStatus();
+  if (kept.SpanCount() == 0) return absl::OkStatus();
   absl::Status written =
-      store_.Write(store::WriteSet{BlocksByTrace(done->batch, clock_.NowUnixNano()), {}});
+      store_.Write(store::WriteSet{BlocksByTrace(kept, clock_.NowUnixNano()), {}});
   if (!written.ok()) {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.write_errors;
@@ -281,7 +284,8 @@ void Ingester::Process(std::vector<std::shared_ptr<Pending>>& group,
       }
     }
     if (consumers_.sampler != nullptr) {
-      pending->batch = consumers_.sampler->Admit(std::move(pending->batch));
+      pending->batch =
+          consumers_.sampler->Admit(std::move(pending->batch), &pending->dropped_spans);
     }
   }
 }

@@ -91,6 +91,9 @@ class Ingester {
  private:
   struct Pending {
     model::TraceBatch batch;  // in: as received; out: what the sampler keeps for the store
+    // The spans the sampler did not keep: destroyed by the receiving thread, which allocated
+    // them (see TailSampler::Admit).
+    std::vector<model::Span> dropped_spans;
     size_t span_count = 0;
     std::promise<absl::Status> folded;  // the order records are durable
   };

@@ -132,7 +132,7 @@ class TailSampler::BatchBuilder {
 TailSampler::TailSampler(SamplingOptions options, const model::Clock& clock)
     : options_(options), clock_(clock) {}
 
-model::TraceBatch TailSampler::Admit(model::TraceBatch batch) {
+model::TraceBatch TailSampler::Admit(model::TraceBatch batch, std::vector<model::Span>* dropped) {
   std::vector<uint8_t> classes;
   size_t detail = 0;
   size_t decisive = 0;
@@ -184,7 +184,7 @@ model::TraceBatch TailSampler::Admit(model::TraceBatch batch) {
         size_t ss_out = 0;
         for (size_t s = 0; s < scopes.size(); ++s) {
           const size_t span_count = scopes[s].spans.size();
-          SampleScopeLocked(all[r], resource_origin, scopes[s], next_class, now, released);
+          SampleScopeLocked(all[r], resource_origin, scopes[s], next_class, now, released, dropped);
           next_class += span_count;
           if (span_count > 0 && scopes[s].spans.empty()) continue;
           if (ss_out != s) scopes[ss_out] = std::move(scopes[s]);
@@ -205,7 +205,8 @@ model::TraceBatch TailSampler::Admit(model::TraceBatch batch) {
 void TailSampler::SampleScopeLocked(const model::ResourceSpans& resource_spans,
                                     std::shared_ptr<const ResourceOrigin>& resource_origin,
                                     model::ScopeSpans& scope_spans, const uint8_t* classes,
-                                    uint64_t now, std::vector<PendingSpan>& released) {
+                                    uint64_t now, std::vector<PendingSpan>& released,
+                                    std::vector<model::Span>* dropped) {
   std::vector<model::Span>& spans = scope_spans.spans;
   std::shared_ptr<const ScopeOrigin> origin;
   size_t kept = 0;
@@ -243,9 +244,14 @@ void TailSampler::SampleScopeLocked(const model::ResourceSpans& resource_spans,
       }
     }
     if (keep) {
-      if (kept != j) spans[kept] = std::move(span);
+      // Swapped, not assigned over: the span not kept moves back whole, for `dropped`.
+      if (kept != j) std::swap(spans[kept], span);
       ++kept;
     }
+  }
+  if (dropped != nullptr) {
+    dropped->insert(dropped->end(), std::make_move_iterator(spans.begin() + kept),
+                    std::make_move_iterator(spans.end()));
   }
   spans.erase(spans.begin() + kept, spans.end());
 }

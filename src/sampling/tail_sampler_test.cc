@@ -253,6 +253,35 @@ TEST_F(TailSamplerTest, SlowSpanKeepsDetailBeforeItInTheSameBatchInPlace) {
   EXPECT_EQ(sampler.Stats().pending_spans, 0u);
 }
 
+// The spans not returned come back whole in `dropped` (for the caller to free), kept ones stay
+// in their order, and none is in both.
+TEST_F(TailSamplerTest, SpansNotKeptAreHandedBackWhole) {
+  TailSampler sampler({}, clock_);
+  const model::TraceId waiting = UnsampledTrace(1);
+  const model::TraceId sampled = SampledTrace(2);
+  model::Span root = Detail(waiting, "root");
+  root.parent_span_id = model::SpanId{};  // a root: lifecycle, always kept
+  std::vector<model::Span> dropped;
+  model::TraceBatch kept = sampler.Admit(
+      BatchOf({WithAttribute(Detail(waiting, "w1"), "note"), root, Detail(sampled, "s1"),
+               Detail(waiting, "w2"), WithAttribute(Detail(sampled, "s2"), "note")}),
+      &dropped);
+  EXPECT_THAT(NamesOf(kept), ElementsAre("root", "s1", "s2"));
+  ASSERT_EQ(dropped.size(), 2u);
+  EXPECT_THAT((std::vector<std::string>{dropped[0].name, dropped[1].name}),
+              UnorderedElementsAre("w1", "w2"));
+  for (const model::Span& span : dropped) {
+    EXPECT_EQ(span.trace_id, waiting);
+    if (span.name == "w1") {
+      ASSERT_EQ(span.attributes.size(), 1u);
+      EXPECT_EQ(span.attributes[0].key, "note");
+    }
+  }
+  // Buffered all the same: a slow span of their trace releases them.
+  EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Slow(waiting, "slow")}))),
+              UnorderedElementsAre("slow", "w1", "w2"));
+}
+
 TEST_F(TailSamplerTest, SpanExactlyAtTheThresholdIsNotSlow) {
   TailSampler sampler({}, clock_);
   EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Detail(UnsampledTrace(1), "a", 5 * kSecond)}))),
