@@ -57,7 +57,7 @@ absl::Status Ingester::Ingest(model::TraceBatch batch) {
   // Taken out of the Pending, which the writer thread may be the last to let go: the spans are
   // freed here, by the thread that allocated them.
   const model::TraceBatch kept = std::move(pending->batch);
-  const std::vector<model::Span> dropped = std::move(pending->dropped_spans);
+  std::vector<model::Span>().swap(pending->dropped_spans);  // freed now, before the write
   if (!status.ok()) return status;
   // Span blocks are encoded and written on the caller's thread: RocksDB merges concurrent
   // writers into one log write, and the writer thread keeps only what must be serial.

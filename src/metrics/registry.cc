@@ -206,7 +206,7 @@ void ScalarFamily::ApplyEach(std::span<const KeyedDelta> deltas) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (const KeyedDelta& d : deltas) {
-      if (ApplyLocked(d.key->text(), d.delta, /*set=*/false)) ++overflowed;
+      if (ApplyLocked(d.key->text(), d.delta, /*set=*/false)) overflowed += d.observations;
     }
   }
   if (overflowed != 0) registry_.CountOverflow(options_.name, overflowed);

@@ -58,6 +58,9 @@ class SeriesKey;
 struct KeyedDelta {
   const SeriesKey* key;
   double delta;
+  // The observations summed into `delta`: what the overflow counter counts when the series
+  // folds into the overflow series.
+  uint64_t observations = 1;
 };
 
 // A series' observation among several applied together (Histogram::ObserveEach): the value

@@ -85,9 +85,10 @@ uint32_t TraceMetrics::LabelIds::Of(std::string_view value) {
 void TraceMetrics::DeltaTally::Add(const SeriesKey& key, double delta) {
   auto [it, inserted] = index_.try_emplace(&key, deltas_.size());
   if (inserted) {
-    deltas_.push_back(KeyedDelta{&key, delta});
+    deltas_.push_back(KeyedDelta{&key, delta, 1});
   } else {
     deltas_[it->second].delta += delta;
+    ++deltas_[it->second].observations;
   }
 }
 
@@ -234,7 +235,9 @@ void TraceMetrics::OnSpans(const model::Resource& resource, const model::ScopeSp
         StatusCodeName(static_cast<model::StatusCode>(touched.slot % kStatusCodes))};
     // One encoding of the labels for both families (they have the same label names).
     const SeriesKey key(calls_.label_names(), labels);
-    calls_.Add(key, static_cast<double>(group.calls));
+    // As one delta of group.calls observations, so that the overflow counter counts each span.
+    const KeyedDelta calls[] = {{&key, static_cast<double>(group.calls), group.calls}};
+    calls_.AddEach(calls);
     span_duration_.ObserveMany(key, group.durations);
   }
 }

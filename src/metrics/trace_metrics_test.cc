@@ -335,6 +335,27 @@ TEST(TraceMetricsBatchTest, StatusesPastTheKeyCacheCountAsThemselves) {
   }
 }
 
+// Changes summed per series within a group still count one by one in the overflow counter.
+TEST(TraceMetricsBatchTest, EveryChangeFoldedIntoOverflowIsCounted) {
+  Registry registry;
+  TraceMetricsOptions options;
+  options.max_series = 1;
+  TraceMetrics metrics(registry, options, nullptr);
+  std::vector<model::OrderRecord> records(4);
+  std::vector<TraceMetrics::OrderChange> changes;
+  for (size_t i = 0; i < records.size(); ++i) {
+    records[i].order_id = "ord-" + std::to_string(i);
+    // The first takes the one series there is room for; the other three fold.
+    records[i].statuses = {Reached(i == 0 ? "A" : "B", "", kBase, 1)};
+    changes.push_back({nullptr, &records[i]});
+  }
+  metrics.OnOrdersChanged(changes);
+  EXPECT_EQ(registry.OverflowCount("status_transitions_total"), 3u);
+  EXPECT_EQ(registry.OverflowCount("orders_in_status"), 3u);
+  EXPECT_THAT(registry.Render(Format::kPrometheusText),
+              HasSubstr("status_transitions_total{otel_metric_overflow=\"true\"} 3\n"));
+}
+
 // Stage keys of label values that read the same when simply joined stay two series.
 TEST_F(TraceMetricsTest, StageLabelsThatJoinAlikeAreTwoSeries) {
   model::OrderRecord one;
