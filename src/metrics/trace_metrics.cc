@@ -228,17 +228,20 @@ void TraceMetrics::OnSpans(const model::Resource& resource, const model::ScopeSp
     }
   }
   for (const Touched& touched : touched_) {
-    const SpanGroup& group = *touched.group;
-    const std::string_view labels[] = {
-        service, *touched.name,
-        SpanKindName(static_cast<model::SpanKind>(touched.slot / kStatusCodes)),
-        StatusCodeName(static_cast<model::StatusCode>(touched.slot % kStatusCodes))};
-    // One encoding of the labels for both families (they have the same label names).
-    const SeriesKey key(calls_.label_names(), labels);
+    SpanGroup& group = *touched.group;
+    if (!group.key || group.key_service != service) {
+      const std::string_view labels[] = {
+          service, *touched.name,
+          SpanKindName(static_cast<model::SpanKind>(touched.slot / kStatusCodes)),
+          StatusCodeName(static_cast<model::StatusCode>(touched.slot % kStatusCodes))};
+      // One encoding of the labels for both families (they have the same label names).
+      group.key.emplace(calls_.label_names(), labels);
+      group.key_service.assign(service);
+    }
     // As one delta of group.calls observations, so that the overflow counter counts each span.
-    const KeyedDelta calls[] = {{&key, static_cast<double>(group.calls), group.calls}};
+    const KeyedDelta calls[] = {{&*group.key, static_cast<double>(group.calls), group.calls}};
     calls_.AddEach(calls);
-    span_duration_.ObserveMany(key, group.durations);
+    span_duration_.ObserveMany(*group.key, group.durations);
   }
 }
 

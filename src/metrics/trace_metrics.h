@@ -153,6 +153,10 @@ class TraceMetrics {
   struct SpanGroup {
     uint64_t calls = 0;
     std::vector<Exemplar> durations;
+    // The group's series key, encoded for `key_service` (a span name mostly comes from one
+    // service): kept, not encoded again per call.
+    std::optional<SeriesKey> key;
+    std::string key_service;
   };
   static constexpr size_t kKinds = 6;        // model::SpanKind's values
   static constexpr size_t kStatusCodes = 3;  // model::StatusCode's values

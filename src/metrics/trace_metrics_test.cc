@@ -125,6 +125,24 @@ TEST_F(TraceMetricsTest, AScopesSpansCountPerSeriesWithAnExemplarPerBucket) {
                             SpanIdOf(14).ToHex() + "\"} 3 "));
 }
 
+// A span name sent by two services, call after call, counts under each service (the series key
+// a name's group keeps is for one service at a time).
+TEST_F(TraceMetricsTest, OneSpanNameFromTwoServicesCountsUnderEach) {
+  const model::Span span = SpanOf("health.check", model::SpanKind::kServer, kBase, kBase + 1);
+  for (int i = 0; i < 3; ++i) {
+    OnSpan(span, ResourceOf("shop-api"));
+    OnSpan(span, ResourceOf("crm-api"));
+  }
+  OnSpan(span, ResourceOf("shop-api"));
+  const std::string text = Text();
+  EXPECT_THAT(text, HasSubstr("traces_span_metrics_calls_total{service_name=\"shop-api\","
+                              "span_name=\"health.check\",span_kind=\"SPAN_KIND_SERVER\","
+                              "status_code=\"STATUS_CODE_UNSET\"} 4\n"));
+  EXPECT_THAT(text, HasSubstr("traces_span_metrics_calls_total{service_name=\"crm-api\","
+                              "span_name=\"health.check\",span_kind=\"SPAN_KIND_SERVER\","
+                              "status_code=\"STATUS_CODE_UNSET\"} 3\n"));
+}
+
 TEST_F(TraceMetricsTest, UnknownEnumValuesCountAsUnspecified) {
   model::Span span = SpanOf("odd", static_cast<model::SpanKind>(9), kBase, kBase + 1);
   span.status.code = static_cast<model::StatusCode>(7);
