@@ -56,11 +56,10 @@ class Additions {
 }  // namespace
 
 std::optional<double> StageSeconds(const model::OrderRecord& record, std::string_view from,
-                                   std::string_view to) {
+                                   const model::StatusReached& to) {
   const model::StatusReached* a = Reached(record, from);
-  const model::StatusReached* b = Reached(record, to);
-  if (a == nullptr || b == nullptr || b->at_unix_nano < a->at_unix_nano) return std::nullopt;
-  return Seconds(a->at_unix_nano, b->at_unix_nano);
+  if (a == nullptr || to.at_unix_nano < a->at_unix_nano) return std::nullopt;
+  return Seconds(a->at_unix_nano, to.at_unix_nano);
 }
 
 bool MayDeriveAttributes(const model::Span& span, std::string_view price_calc_span) {
@@ -82,11 +81,8 @@ void AddDerivedAttributes(model::Span& span, const model::OrderRecord& record,
     const model::StatusReached* reached = Reached(record, new_status);
     const std::string_view prev = StringAttr(span, model::kPrevStatusKey);
     if (reached != nullptr && reached->span_id == span.span_id && !prev.empty()) {
-      // StageSeconds(record, prev, new_status), with the end already found.
-      const model::StatusReached* from = Reached(record, prev);
-      if (from != nullptr && from->at_unix_nano <= reached->at_unix_nano) {
-        additions.AddIfAbsent(kStageDurationKey,
-                              Seconds(from->at_unix_nano, reached->at_unix_nano));
+      if (std::optional<double> stage = StageSeconds(record, prev, *reached)) {
+        additions.AddIfAbsent(kStageDurationKey, *stage);
       }
     }
   }

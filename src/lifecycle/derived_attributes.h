@@ -28,9 +28,9 @@ void AddDerivedAttributes(model::Span& span, const model::OrderRecord& record,
 // up the order only for spans that need it).
 bool MayDeriveAttributes(const model::Span& span, std::string_view price_calc_span);
 
-// The same figures, for metrics: the seconds between reaching `from` and `to`, when both are
-// in the record and in that order.
+// The same figures, for metrics: the seconds between reaching `from` and `to` (one of the
+// record's statuses, already found), when `from` is in the record and reached no later.
 std::optional<double> StageSeconds(const model::OrderRecord& record, std::string_view from,
-                                   std::string_view to);
+                                   const model::StatusReached& to);
 
 }  // namespace ordertrace::lifecycle

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "absl/container/flat_hash_map.h"
+#include "lifecycle/derived_attributes.h"
 #include "lifecycle/order_record_builder.h"
 #include "model/attribute_names.h"
 
@@ -313,9 +314,9 @@ void TraceMetrics::TallyOrderChange(const model::OrderRecord* before,
     // A stage counts once: when both of its ends are first known, in whichever order the
     // spans arrived. Both known before: counted then (or never, if out of order).
     if (!new_status && !is_new(prev)) continue;
-    const model::StatusReached* from = Reached(after, prev);
-    if (from == nullptr || reached.at_unix_nano < from->at_unix_nano) continue;
-    const double seconds = Seconds(reached.at_unix_nano - from->at_unix_nano);
+    const std::optional<double> stage = lifecycle::StageSeconds(after, prev, reached);
+    if (!stage) continue;
+    const double seconds = *stage;
     stage_observations_.push_back(
         KeyedObservation{&key(stage_keys_, pack({prev_id, status_id}), {prev, reached.status}),
                          Exemplar{after.trace_id, reached.span_id, seconds, 0}});

@@ -328,6 +328,21 @@ TEST(TraceMetricsBatchTest, AGroupOfChangesCountsAsTheChangesOneByOne) {
                               "\"mes.price.requests\"} 3\n"));
 }
 
+// New orders, one per status given, each having reached just that status, told as one group.
+struct NewOrders {
+  explicit NewOrders(const std::vector<std::string>& statuses) : records(statuses.size()) {
+    for (size_t i = 0; i < records.size(); ++i) {
+      records[i].order_id = "ord-" + std::to_string(i);
+      records[i].statuses = {Reached(statuses[i], "", kBase, 1)};
+      changes.push_back({nullptr, &records[i]});
+    }
+  }
+  NewOrders(const NewOrders&) = delete;  // `changes` points into `records`
+
+  std::vector<model::OrderRecord> records;
+  std::vector<TraceMetrics::OrderChange> changes;
+};
+
 // Past its key cache's bound a group still counts every status as itself (the keys built past
 // the bound must live until the group's figures are applied).
 TEST(TraceMetricsBatchTest, StatusesPastTheKeyCacheCountAsThemselves) {
@@ -335,18 +350,14 @@ TEST(TraceMetricsBatchTest, StatusesPastTheKeyCacheCountAsThemselves) {
   TraceMetricsOptions options;
   options.max_series = 1000;
   TraceMetrics metrics(registry, options, nullptr);
-  std::vector<model::OrderRecord> records(400);
-  std::vector<TraceMetrics::OrderChange> changes;
-  for (size_t i = 0; i < records.size(); ++i) {
-    records[i].order_id = "ord-" + std::to_string(i);
-    records[i].statuses = {Reached("S" + std::to_string(i), "", kBase, 1)};
-    changes.push_back({nullptr, &records[i]});
-  }
+  std::vector<std::string> statuses;
+  for (int i = 0; i < 400; ++i) statuses.push_back("S" + std::to_string(i));
+  const NewOrders orders(statuses);
   // Twice: keys built past the bound for the first group must not be used by the second.
-  metrics.OnOrdersChanged(changes);
-  metrics.OnOrdersChanged(changes);
+  metrics.OnOrdersChanged(orders.changes);
+  metrics.OnOrdersChanged(orders.changes);
   const std::string text = registry.Render(Format::kPrometheusText);
-  for (size_t i = 0; i < records.size(); ++i) {
+  for (size_t i = 0; i < statuses.size(); ++i) {
     const std::string status = "S" + std::to_string(i);
     EXPECT_THAT(text, HasSubstr("status_transitions_total{new_status=\"" + status + "\"} 2\n"));
     EXPECT_THAT(text, HasSubstr("orders_in_status{status=\"" + status + "\"} 2\n"));
@@ -359,15 +370,9 @@ TEST(TraceMetricsBatchTest, EveryChangeFoldedIntoOverflowIsCounted) {
   TraceMetricsOptions options;
   options.max_series = 1;
   TraceMetrics metrics(registry, options, nullptr);
-  std::vector<model::OrderRecord> records(4);
-  std::vector<TraceMetrics::OrderChange> changes;
-  for (size_t i = 0; i < records.size(); ++i) {
-    records[i].order_id = "ord-" + std::to_string(i);
-    // The first takes the one series there is room for; the other three fold.
-    records[i].statuses = {Reached(i == 0 ? "A" : "B", "", kBase, 1)};
-    changes.push_back({nullptr, &records[i]});
-  }
-  metrics.OnOrdersChanged(changes);
+  // The first takes the one series there is room for; the other three fold.
+  const NewOrders orders({"A", "B", "B", "B"});
+  metrics.OnOrdersChanged(orders.changes);
   EXPECT_EQ(registry.OverflowCount("status_transitions_total"), 3u);
   EXPECT_EQ(registry.OverflowCount("orders_in_status"), 3u);
   EXPECT_THAT(registry.Render(Format::kPrometheusText),
