@@ -27,10 +27,11 @@ void RetentionRunner::Start() {
       absl::StatusOr<RetentionStats> stats = RunOnce();
       if (!stats.ok()) {
         spdlog::warn("retention pass failed: {}", stats.status().ToString());
-      } else if (stats->span_blocks_removed > 0 || stats->orders_removed > 0) {
-        spdlog::info("retention removed {} span blocks in {} buckets and {} orders",
-                     stats->span_blocks_removed, stats->span_buckets_removed,
-                     stats->orders_removed);
+      } else if (stats->span_blocks_removed > 0 || stats->orders_removed > 0 ||
+                 stats->gaps_removed > 0) {
+        spdlog::info("retention removed {} span blocks in {} buckets, {} orders and {} gaps",
+                     stats->span_blocks_removed, stats->span_buckets_removed, stats->orders_removed,
+                     stats->gaps_removed);
       }
       lock.lock();
       wake_.wait_for(lock, std::chrono::seconds(options_.interval_seconds),

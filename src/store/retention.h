@@ -1,6 +1,6 @@
-// Applies the retention policy: spans are kept `span_retention`, order records
-// `order_retention` after their last span. Runs once on demand (tests, start-up) or every
-// `interval` on its own thread. Thread-safe.
+// Applies the retention policy: spans are kept `span_retention`, order records and their gaps
+// `order_retention` after their last span (gaps of no order: after their since). Runs once on
+// demand (tests, start-up) or every `interval` on its own thread. Thread-safe.
 #pragma once
 
 #include <condition_variable>

@@ -110,6 +110,37 @@ TEST_F(RetentionRunnerTest, DefaultPolicyRemovesOnlyWhatIsTooOld) {
   EXPECT_TRUE(HasOrder("active"));
 }
 
+TEST_F(RetentionRunnerTest, GapsFollowTheirOrders) {
+  auto gap = [](std::string id, std::string order_id, uint64_t since) {
+    GapRecord r;
+    r.id = std::move(id);
+    r.order_id = std::move(order_id);
+    r.kind = r.order_id.empty() ? "source_silent" : "missing_transition";
+    r.open = true;
+    r.since_unix_nano = since;
+    r.encoded = "{}";
+    return r;
+  };
+  ASSERT_TRUE(store_
+                  ->WriteGapRecords({gap("old", "closed-100-days-ago", kNow - 110 * kDay),
+                                     gap("recent", "closed-30-days-ago", kNow - 35 * kDay),
+                                     gap("active", "active", kNow - 150 * kDay),
+                                     gap("silent-old", "", kNow - 91 * kDay),
+                                     gap("silent-new", "", kNow - 89 * kDay)},
+                                    {})
+                  .ok());
+  model::ManualClock clock(kNow);
+  RetentionRunner runner(*store_, clock, RetentionOptions{});
+  absl::StatusOr<RetentionStats> stats = runner.RunOnce();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->gaps_removed, 2u);
+  absl::StatusOr<std::vector<GapRecord>> open = store_->ReadOpenGapRecords();
+  ASSERT_TRUE(open.ok()) << open.status();
+  std::vector<std::string> ids;
+  for (const GapRecord& r : *open) ids.push_back(r.id);
+  EXPECT_THAT(ids, ::testing::UnorderedElementsAre("recent", "active", "silent-new"));
+}
+
 TEST_F(RetentionRunnerTest, AdvancingTheClockAgesDataOut) {
   model::ManualClock clock(kNow);
   RetentionRunner runner(*store_, clock, RetentionOptions{});

@@ -6,13 +6,16 @@
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "store/order_record_codec.h"
@@ -55,6 +58,103 @@ absl::Status ToStatus(const rocksdb::Status& s, std::string_view what) {
   }
   return absl::InternalError(msg);
 }
+
+// The gaps family. Gap ids and order ids never start with (order ids never contain) a byte
+// below 0x20, so these tags cannot collide with the first layout's keys (a bare gap id).
+//   \x01 id                          -> meta, encoded   (the record)
+//   \x02 ~since(8) id                -> meta            (time index: newest first, forwards)
+//   \x03 order_id \0 id              -> ""              (an order's gaps; none for order "")
+//   \x04 id                          -> ""              (the open ones)
+// meta = open(1) since(8), then id, order_id, partner_id, kind, stage, each length(4) bytes.
+constexpr char kGapRecordTag = '\x01';
+constexpr char kGapTimeTag = '\x02';
+constexpr char kGapOrderTag = '\x03';
+constexpr char kGapOpenTag = '\x04';
+// Keys from this byte on are gap rows of the first layout.
+constexpr char kLegacyGapKeysFrom = '\x20';
+
+std::string GapRecordKey(std::string_view id) { return kGapRecordTag + std::string(id); }
+
+std::string GapTimeKey(uint64_t since, std::string_view id) {
+  std::string key(1, kGapTimeTag);
+  PutBigEndian(key, ~since);
+  key.append(id);
+  return key;
+}
+
+std::string GapOrderPrefix(std::string_view order_id) {
+  std::string key(1, kGapOrderTag);
+  key.append(order_id);
+  key.push_back('\0');
+  return key;
+}
+
+std::string GapOpenKey(std::string_view id) { return kGapOpenTag + std::string(id); }
+
+// The index keys of a record: the time index, its order's (if any), the open index (if open).
+std::vector<std::string> GapIndexKeys(const GapRecord& r) {
+  std::vector<std::string> keys = {GapTimeKey(r.since_unix_nano, r.id)};
+  if (!r.order_id.empty()) keys.push_back(GapOrderPrefix(r.order_id) + r.id);
+  if (r.open) keys.push_back(GapOpenKey(r.id));
+  return keys;
+}
+
+std::string EncodeGapMeta(const GapRecord& r) {
+  std::string out(1, r.open ? '\x01' : '\x00');
+  PutBigEndian(out, r.since_unix_nano);
+  for (const std::string* field : {&r.id, &r.order_id, &r.partner_id, &r.kind, &r.stage}) {
+    const uint32_t size = static_cast<uint32_t>(field->size());
+    for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(size >> shift));
+    out.append(*field);
+  }
+  return out;
+}
+
+// Reads the meta at the start of `in` into `out` (all but `encoded`); the number of bytes it
+// took, or nullopt when `in` is not a meta.
+std::optional<size_t> DecodeGapMeta(std::string_view in, GapRecord& out) {
+  if (in.size() < 9) return std::nullopt;
+  out.open = in[0] != '\0';
+  out.since_unix_nano = GetBigEndian(in.substr(1));
+  size_t pos = 9;
+  for (std::string* field : {&out.id, &out.order_id, &out.partner_id, &out.kind, &out.stage}) {
+    if (in.size() - pos < 4) return std::nullopt;
+    uint32_t size = 0;
+    for (size_t i = 0; i < 4; ++i) size = size << 8 | static_cast<uint8_t>(in[pos + i]);
+    pos += 4;
+    if (in.size() - pos < size) return std::nullopt;
+    field->assign(in.substr(pos, size));
+    pos += size;
+  }
+  return pos;
+}
+
+absl::StatusOr<GapRecord> DecodeGapRecord(std::string_view value) {
+  GapRecord record;
+  std::optional<size_t> meta = DecodeGapMeta(value, record);
+  if (!meta) return absl::DataLossError("gap record: malformed meta");
+  record.encoded.assign(value.substr(*meta));
+  return record;
+}
+
+bool GapMatches(const GapRecord& r, const GapRecordFilter& f) {
+  if (f.state == GapRecordFilter::State::kOpen && !r.open) return false;
+  if (f.state == GapRecordFilter::State::kResolved && r.open) return false;
+  if (!f.kind.empty() && r.kind != f.kind) return false;
+  if (!f.stage.empty() && r.stage != f.stage) return false;
+  if (!f.partner_id.empty() && r.partner_id != f.partner_id) return false;
+  if (!f.order_id.empty() && r.order_id != f.order_id) return false;
+  if (f.since_from_unix_nano != 0 && r.since_unix_nano < f.since_from_unix_nano) return false;
+  if (f.since_to_unix_nano != 0 && r.since_unix_nano > f.since_to_unix_nano) return false;
+  return true;
+}
+
+// Whether `a` comes before `b` newest first: since descending, then id ascending.
+bool GapNewer(const GapPosition& a, const GapPosition& b) {
+  return a.first != b.first ? a.first > b.first : a.second < b.second;
+}
+
+GapPosition PositionOf(const GapRecord& r) { return {r.since_unix_nano, r.id}; }
 
 constexpr size_t kBlockKeySize = 32;
 // Bytes of trace index memtable per hash bucket. An entry with its share of its bucket's own
@@ -281,17 +381,79 @@ class RocksStore final : public Store {
     return ToStatus(it->status(), "order scan");
   }
 
-  absl::Status PutGapRecord(const std::string& gap_id, const std::string& encoded) override {
-    return ToStatus(db_->Put(rocksdb::WriteOptions(), gaps(), gap_id, encoded), "gap write");
+  absl::Status WriteGapRecords(const std::vector<GapRecord>& puts,
+                               const std::vector<std::string>& deletes) override {
+    std::lock_guard<std::mutex> lock(gap_write_mu_);
+    rocksdb::WriteBatch batch;
+    // What this batch leaves of each id it touched, so that an id put twice, or put and then
+    // deleted, moves the index entries the batch itself wrote.
+    std::map<std::string, std::optional<GapRecord>> written;
+    auto current = [&](const std::string& id) -> absl::StatusOr<std::optional<GapRecord>> {
+      auto it = written.find(id);
+      if (it != written.end()) return it->second;
+      return GetGapRecord(id);
+    };
+    for (const GapRecord& record : puts) {
+      absl::StatusOr<std::optional<GapRecord>> before = current(record.id);
+      if (!before.ok()) return before.status();
+      std::vector<std::string> new_keys = GapIndexKeys(record);
+      if (before->has_value()) {
+        for (const std::string& key : GapIndexKeys(**before)) {
+          if (std::find(new_keys.begin(), new_keys.end(), key) == new_keys.end()) {
+            batch.Delete(gaps(), key);
+          }
+        }
+      }
+      const std::string meta = EncodeGapMeta(record);
+      for (const std::string& key : new_keys) {
+        batch.Put(gaps(), key, key[0] == kGapTimeTag ? rocksdb::Slice(meta) : rocksdb::Slice());
+      }
+      batch.Put(gaps(), GapRecordKey(record.id), meta + record.encoded);
+      GapRecord kept = record;
+      kept.encoded.clear();
+      written[record.id] = std::move(kept);
+    }
+    for (const std::string& id : deletes) {
+      absl::StatusOr<std::optional<GapRecord>> before = current(id);
+      if (!before.ok()) return before.status();
+      if (!before->has_value()) continue;
+      DeleteGap(**before, batch);
+      written[id] = std::nullopt;
+    }
+    rocksdb::WriteOptions wo;
+    wo.sync = options_.sync_writes;
+    return ToStatus(db_->Write(wo, &batch), "gap write");
   }
 
-  absl::StatusOr<std::vector<std::string>> ReadGapRecords() override {
-    std::vector<std::string> records;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), gaps()));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) records.push_back(it->value().ToString());
-    absl::Status status = ToStatus(it->status(), "gap scan");
-    if (!status.ok()) return status;
-    return records;
+  absl::StatusOr<std::optional<GapRecord>> GetGapRecord(const std::string& id) override {
+    return GetGapRecordAt(rocksdb::ReadOptions(), id);
+  }
+
+  absl::StatusOr<std::vector<GapRecord>> ReadOpenGapRecords() override {
+    rocksdb::ManagedSnapshot snapshot(db_.get());
+    rocksdb::ReadOptions read;
+    read.snapshot = snapshot.snapshot();
+    std::vector<GapRecord> out;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, gaps()));
+    const std::string prefix(1, kGapOpenTag);
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      absl::StatusOr<std::optional<GapRecord>> record =
+          GetGapRecordAt(read, std::string(it->key().ToStringView().substr(1)));
+      if (!record.ok()) return record.status();
+      if (record->has_value()) out.push_back(std::move(**record));
+    }
+    if (!it->status().ok()) return ToStatus(it->status(), "open gap scan");
+    return out;
+  }
+
+  absl::StatusOr<GapRecordPage> ListGapRecords(const GapRecordFilter& filter) override {
+    if (filter.limit == 0) return GapRecordPage{};
+    // One snapshot for the index and the records: a gap moved meanwhile is seen once.
+    rocksdb::ManagedSnapshot snapshot(db_.get());
+    rocksdb::ReadOptions read;
+    read.snapshot = snapshot.snapshot();
+    if (!filter.order_id.empty()) return ListOrderGaps(read, filter);
+    return ListGapsByTime(read, filter);
   }
 
   absl::StatusOr<std::vector<model::OrderRecord>> ListOrders(const OrderFilter& filter) override {
@@ -377,6 +539,7 @@ class RocksStore final : public Store {
       std::unique_ptr<rocksdb::Iterator> it(
           db_->NewIterator(rocksdb::ReadOptions(), order_index()));
       rocksdb::WriteBatch batch;
+      std::vector<std::string> removed_orders;
       for (it->Seek("c"); it->Valid() && it->key().starts_with("c"); it->Next()) {
         std::string_view key = it->key().ToStringView();
         if (GetBigEndian(key.substr(1)) >= order_cutoff_unix_nano) break;
@@ -388,16 +551,160 @@ class RocksStore final : public Store {
         }
         for (const std::string& k : OrderIndexKeys(**record)) batch.Delete(order_index(), k);
         batch.Delete(orders(), order_id);
+        removed_orders.push_back(std::move(order_id));
         ++stats.orders_removed;
       }
       if (!it->status().ok()) return ToStatus(it->status(), "order retention scan");
       absl::Status s = ToStatus(db_->Write(rocksdb::WriteOptions(), &batch), "order retention");
+      if (!s.ok()) return s;
+      // Their gaps go in a write of their own: the gap writer waits for this part only. A pass
+      // interrupted in between leaves gaps without an order, which the next pass removes.
+      s = RemoveExpiredGaps(removed_orders, order_cutoff_unix_nano, stats);
       if (!s.ok()) return s;
     }
     return stats;
   }
 
  private:
+  void DeleteGap(const GapRecord& record, rocksdb::WriteBatch& batch) {
+    for (const std::string& key : GapIndexKeys(record)) batch.Delete(gaps(), key);
+    batch.Delete(gaps(), GapRecordKey(record.id));
+  }
+
+  absl::StatusOr<std::optional<GapRecord>> GetGapRecordAt(const rocksdb::ReadOptions& read,
+                                                          const std::string& id) {
+    std::string value;
+    rocksdb::Status s = db_->Get(read, gaps(), GapRecordKey(id), &value);
+    if (s.IsNotFound()) return std::optional<GapRecord>();
+    if (!s.ok()) return ToStatus(s, "gap read");
+    absl::StatusOr<GapRecord> record = DecodeGapRecord(value);
+    if (!record.ok()) return record.status();
+    return std::optional<GapRecord>(*std::move(record));
+  }
+
+  // An order has few gaps: all of them are read, then sorted and cut to the page.
+  absl::StatusOr<GapRecordPage> ListOrderGaps(const rocksdb::ReadOptions& read,
+                                              const GapRecordFilter& filter) {
+    std::vector<GapRecord> matching;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, gaps()));
+    const std::string prefix = GapOrderPrefix(filter.order_id);
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      absl::StatusOr<std::optional<GapRecord>> record =
+          GetGapRecordAt(read, std::string(it->key().ToStringView().substr(prefix.size())));
+      if (!record.ok()) return record.status();
+      if (!record->has_value() || !GapMatches(**record, filter)) continue;
+      if (filter.after && !GapNewer(*filter.after, PositionOf(**record))) continue;
+      matching.push_back(std::move(**record));
+    }
+    if (!it->status().ok()) return ToStatus(it->status(), "order gap scan");
+    std::sort(matching.begin(), matching.end(), [](const GapRecord& a, const GapRecord& b) {
+      return GapNewer(PositionOf(a), PositionOf(b));
+    });
+    GapRecordPage page;
+    if (matching.size() > filter.limit) {
+      matching.resize(filter.limit);
+      page.resume_after = PositionOf(matching.back());
+    }
+    page.records = std::move(matching);
+    return page;
+  }
+
+  // Walks the time index from the newest place the filter allows, matching each entry's meta
+  // and reading only the records that match.
+  absl::StatusOr<GapRecordPage> ListGapsByTime(const rocksdb::ReadOptions& read,
+                                               const GapRecordFilter& filter) {
+    std::string start(1, kGapTimeTag);
+    if (filter.since_to_unix_nano != 0) start = GapTimeKey(filter.since_to_unix_nano, "");
+    std::string after_key;
+    if (filter.after) {
+      after_key = GapTimeKey(filter.after->first, filter.after->second);
+      start = std::max(start, after_key);
+    }
+    GapRecordPage page;
+    std::optional<GapPosition> last_scanned;
+    size_t scanned = 0;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, gaps()));
+    for (it->Seek(start); it->Valid(); it->Next()) {
+      std::string_view key = it->key().ToStringView();
+      if (key.size() < 9 || key[0] != kGapTimeTag) break;
+      if (!after_key.empty() && key == after_key) continue;
+      const uint64_t since = ~GetBigEndian(key.substr(1));
+      if (filter.since_from_unix_nano != 0 && since < filter.since_from_unix_nano) break;
+      GapPosition position{since, std::string(key.substr(9))};
+      if (scanned == filter.max_scanned && last_scanned) {
+        page.resume_after = last_scanned;
+        break;
+      }
+      ++scanned;
+      GapRecord meta;
+      if (!DecodeGapMeta(it->value().ToStringView(), meta)) {
+        return absl::DataLossError("gap time index: malformed meta for " + position.second);
+      }
+      if (GapMatches(meta, filter)) {
+        if (page.records.size() == filter.limit) {
+          page.resume_after = PositionOf(page.records.back());
+          break;
+        }
+        absl::StatusOr<std::optional<GapRecord>> record = GetGapRecordAt(read, position.second);
+        if (!record.ok()) return record.status();
+        if (record->has_value()) page.records.push_back(std::move(**record));
+      }
+      last_scanned = std::move(position);
+    }
+    if (!it->status().ok()) return ToStatus(it->status(), "gap scan");
+    return page;
+  }
+
+  // The gap part of retention: the gaps of `removed_orders`, then, walking the time index from
+  // the oldest up to the cutoff, gaps with no order id or whose order is no longer stored (an
+  // order removed by an earlier pass that was interrupted, or a gap written as it went).
+  absl::Status RemoveExpiredGaps(const std::vector<std::string>& removed_orders,
+                                 uint64_t order_cutoff_unix_nano, RetentionStats& stats) {
+    std::lock_guard<std::mutex> lock(gap_write_mu_);
+    rocksdb::WriteBatch batch;
+    std::set<std::string> deleted;
+    auto remove = [&](const GapRecord& record) {
+      if (!deleted.insert(record.id).second) return;
+      DeleteGap(record, batch);
+      ++stats.gaps_removed;
+    };
+    rocksdb::ReadOptions read;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, gaps()));
+    for (const std::string& order_id : removed_orders) {
+      const std::string prefix = GapOrderPrefix(order_id);
+      for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+        std::string id(it->key().ToStringView().substr(prefix.size()));
+        absl::StatusOr<std::optional<GapRecord>> record = GetGapRecordAt(read, id);
+        if (!record.ok()) return record.status();
+        if (record->has_value()) {
+          remove(**record);
+        } else {
+          batch.Delete(gaps(), it->key());  // an index entry left without its record
+        }
+      }
+      if (!it->status().ok()) return ToStatus(it->status(), "gap retention scan");
+    }
+    if (order_cutoff_unix_nano != 0) {
+      // The time index sorts newest first: the oldest entry is the last one.
+      for (it->SeekForPrev(std::string(1, kGapOrderTag)); it->Valid(); it->Prev()) {
+        std::string_view key = it->key().ToStringView();
+        if (key.size() < 9 || key[0] != kGapTimeTag) break;
+        if (~GetBigEndian(key.substr(1)) >= order_cutoff_unix_nano) break;
+        GapRecord meta;
+        if (!DecodeGapMeta(it->value().ToStringView(), meta)) continue;
+        if (!meta.order_id.empty()) {
+          std::string ignored;
+          rocksdb::Status s = db_->Get(read, orders(), meta.order_id, &ignored);
+          if (s.ok()) continue;
+          if (!s.IsNotFound()) return ToStatus(s, "gap retention order read");
+        }
+        remove(meta);
+      }
+      if (!it->status().ok()) return ToStatus(it->status(), "gap retention scan");
+    }
+    return ToStatus(db_->Write(rocksdb::WriteOptions(), &batch), "gap retention");
+  }
+
   uint64_t BucketOf(uint64_t unix_nano) const {
     return unix_nano / (options_.bucket_seconds * 1'000'000'000ULL);
   }
@@ -413,6 +720,8 @@ class RocksStore final : public Store {
   const std::unique_ptr<rocksdb::DB> db_;
 
   std::atomic<uint64_t> next_seq_;
+  // Held while gap records are written (each write reads the records it replaces).
+  std::mutex gap_write_mu_;
 };
 
 }  // namespace
@@ -448,6 +757,71 @@ rocksdb::Status MoveLegacySpans(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* le
   rocksdb::Status s = db.Write(sync, &batch);
   if (s.ok()) s = db.DropColumnFamily(legacy_trace_buckets);
   if (s.ok()) s = db.DropColumnFamily(legacy_blocks);
+  return s;
+}
+
+// Moves gap rows of the first layout (key: the gap id, value: the gap's JSON) into the indexed
+// layout, keeping the JSON as the record (gaps/ still decodes it). The store reads only the
+// fields it indexes, by the names gaps/gap_codec writes; the alternative, dropping the rows,
+// would lose users' gap history and re-announce their open gaps. A row that is not a JSON
+// object with an id is dropped with a warning. Idempotent: a move cut short starts again from
+// the rows left, and the new keys are rewritten the same.
+rocksdb::Status MoveLegacyGaps(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* gaps) {
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions(), gaps));
+  rocksdb::WriteBatch batch;
+  size_t moved = 0;
+  size_t dropped = 0;
+  auto flush = [&]() {
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    rocksdb::Status s = db.Write(sync, &batch);
+    batch.Clear();
+    return s;
+  };
+  for (it->Seek(std::string(1, kLegacyGapKeysFrom)); it->Valid(); it->Next()) {
+    using nlohmann::json;
+    const std::string value = it->value().ToString();
+    json document = json::parse(value, nullptr, /*allow_exceptions=*/false);
+    GapRecord record;
+    bool readable = document.is_object();
+    if (readable) {
+      try {
+        record.id = document.value("id", "");
+        record.order_id = document.value("order_id", "");
+        record.partner_id = document.value("partner_id", "");
+        record.kind = document.value("kind", "");
+        record.stage = document.value("stage", "");
+        record.since_unix_nano = document.value("since", uint64_t{0});
+        // As gaps/ decodes it: open while neither a resolver nor a resolution time is set.
+        record.open = document.value("resolved_by", "").empty() &&
+                      document.value("resolved_at", uint64_t{0}) == 0;
+      } catch (const json::exception&) {
+        readable = false;
+      }
+    }
+    readable = readable && !record.id.empty();
+    if (readable) {
+      const std::string meta = EncodeGapMeta(record);
+      for (const std::string& key : GapIndexKeys(record)) {
+        batch.Put(gaps, key, key[0] == kGapTimeTag ? rocksdb::Slice(meta) : rocksdb::Slice());
+      }
+      batch.Put(gaps, GapRecordKey(record.id), meta + value);
+      ++moved;
+    } else {
+      spdlog::warn("dropping an unreadable gap row of the earlier layout (key '{}')",
+                   it->key().ToString());
+      ++dropped;
+    }
+    batch.Delete(gaps, it->key());
+    if (batch.GetDataSize() > (8 << 20)) {
+      rocksdb::Status s = flush();
+      if (!s.ok()) return s;
+    }
+  }
+  if (!it->status().ok()) return it->status();
+  if (moved + dropped == 0) return rocksdb::Status::OK();
+  rocksdb::Status s = flush();
+  if (s.ok()) spdlog::info("moved {} gap records into the indexed layout", moved);
   return s;
 }
 
@@ -556,6 +930,12 @@ absl::StatusOr<std::unique_ptr<Store>> OpenRocksStore(const RocksStoreOptions& o
       return absl::FailedPreconditionError("cannot move spans of the earlier layout in " +
                                            options.path + ": " + s.ToString());
     }
+  }
+  s = MoveLegacyGaps(*db, handles[5]);
+  if (!s.ok()) {
+    for (rocksdb::ColumnFamilyHandle* h : handles) db->DestroyColumnFamilyHandle(h);
+    return absl::FailedPreconditionError("cannot move gaps of the earlier layout in " +
+                                         options.path + ": " + s.ToString());
   }
   return std::unique_ptr<Store>(new RocksStore(options, std::move(db), std::move(handles)));
 }

@@ -5,6 +5,9 @@
 //   orders        order_id                       -> encoded OrderRecord
 //   order_index   'c' first_seen(8) order_id, 's' status 0 first_seen(8) order_id,
 //                 'p' partner 0 first_seen(8) order_id -> ""
+//   gaps          \x01 id -> meta + encoded gap; indexes: \x02 ~since(8) id -> meta (newest
+//                 first), \x03 order_id \0 id -> "", \x04 id -> "" (open gaps). Rows of the
+//                 first layout (bare gap id -> JSON) are moved into these on open.
 // Integers are big-endian so keys sort by time. Retention drops whole buckets with
 // DeleteRange.
 #pragma once

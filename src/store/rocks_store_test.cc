@@ -524,6 +524,306 @@ TEST(RocksStoreLayoutTest, AMoveInterruptedBetweenTheDropsIsFinished) {
   }
 }
 
+GapRecord GapRec(std::string id, std::string order_id, uint64_t since, bool open = true,
+                 std::string kind = "missing_transition", std::string stage = "SUBMITTED",
+                 std::string partner = "partner-a") {
+  GapRecord r;
+  r.id = std::move(id);
+  r.order_id = std::move(order_id);
+  r.partner_id = std::move(partner);
+  r.kind = std::move(kind);
+  r.stage = std::move(stage);
+  r.open = open;
+  r.since_unix_nano = since;
+  r.encoded = "{\"gap\":\"" + r.id + "\",\"open\":" + (open ? "true" : "false") + "}";
+  return r;
+}
+
+class RocksStoreGapTest : public RocksStoreTest {
+ protected:
+  void Put(std::vector<GapRecord> puts, std::vector<std::string> deletes = {}) {
+    absl::Status s = store_->WriteGapRecords(puts, deletes);
+    ASSERT_TRUE(s.ok()) << s;
+  }
+
+  std::optional<GapRecord> GetGap(const std::string& id) {
+    absl::StatusOr<std::optional<GapRecord>> r = store_->GetGapRecord(id);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : std::nullopt;
+  }
+
+  std::vector<std::string> OpenIds() {
+    absl::StatusOr<std::vector<GapRecord>> open = store_->ReadOpenGapRecords();
+    EXPECT_TRUE(open.ok()) << open.status();
+    std::vector<std::string> ids;
+    if (open.ok()) {
+      for (const GapRecord& r : *open) ids.push_back(r.id);
+    }
+    return ids;
+  }
+
+  GapRecordPage Page(const GapRecordFilter& filter) {
+    absl::StatusOr<GapRecordPage> page = store_->ListGapRecords(filter);
+    EXPECT_TRUE(page.ok()) << page.status();
+    return page.ok() ? *page : GapRecordPage{};
+  }
+
+  // The ids of every record matching `filter`, following resume positions page by page.
+  std::vector<std::string> ListAll(GapRecordFilter filter, size_t* pages = nullptr) {
+    std::vector<std::string> ids;
+    size_t count = 0;
+    for (;;) {
+      GapRecordPage page = Page(filter);
+      ++count;
+      for (const GapRecord& r : page.records) ids.push_back(r.id);
+      if (!page.resume_after || count > 10000) break;
+      filter.after = page.resume_after;
+    }
+    if (pages != nullptr) *pages = count;
+    return ids;
+  }
+
+  std::vector<std::string> Ids(const GapRecordFilter& filter) {
+    std::vector<std::string> ids;
+    for (const GapRecord& r : Page(filter).records) ids.push_back(r.id);
+    return ids;
+  }
+};
+
+GapRecordFilter AllGaps(size_t limit = 100) {
+  GapRecordFilter filter;
+  filter.state = GapRecordFilter::State::kAll;
+  filter.limit = limit;
+  return filter;
+}
+
+TEST_F(RocksStoreGapTest, RecordsRoundTripAndUnknownIdsAreEmpty) {
+  const GapRecord gap = GapRec("ord-1/missing_transition/SUBMITTED", "ord-1", Hour(1));
+  Put({gap});
+  EXPECT_EQ(GetGap(gap.id), gap);
+  EXPECT_EQ(GetGap("ord-2/missing_transition/SUBMITTED"), std::nullopt);
+  // Binary content and empty fields are kept exactly.
+  GapRecord odd = GapRec(std::string("odd\0id", 6), "", 0, false, "", "", "");
+  odd.encoded = std::string("\0\xff\x01", 3);
+  Put({odd});
+  EXPECT_EQ(GetGap(odd.id), odd);
+}
+
+TEST_F(RocksStoreGapTest, ResolvingAGapTakesItOutOfTheOpenIndex) {
+  Put({GapRec("a", "ord-1", Hour(1)), GapRec("b", "ord-2", Hour(2)),
+       GapRec("c", "ord-3", Hour(3), /*open=*/false)});
+  EXPECT_THAT(OpenIds(), UnorderedElementsAre("a", "b"));
+  Put({GapRec("a", "ord-1", Hour(1), /*open=*/false)});
+  EXPECT_THAT(OpenIds(), ElementsAre("b"));
+  GapRecordFilter open = AllGaps();
+  open.state = GapRecordFilter::State::kOpen;
+  EXPECT_THAT(Ids(open), ElementsAre("b"));
+  GapRecordFilter resolved = AllGaps();
+  resolved.state = GapRecordFilter::State::kResolved;
+  EXPECT_THAT(Ids(resolved), ElementsAre("c", "a"));
+  // Reopened (late spans took back the resolving status).
+  Put({GapRec("c", "ord-3", Hour(3))});
+  EXPECT_THAT(OpenIds(), UnorderedElementsAre("b", "c"));
+}
+
+TEST_F(RocksStoreGapTest, ASinceChangeMovesTheGapInTheTimeIndex) {
+  Put({GapRec("a", "ord-1", Hour(1)), GapRec("b", "ord-2", Hour(2))});
+  EXPECT_THAT(Ids(AllGaps()), ElementsAre("b", "a"));
+  Put({GapRec("a", "ord-1", Hour(3))});
+  EXPECT_THAT(Ids(AllGaps()), ElementsAre("a", "b")) << "listed once, at its new since";
+  GapRecordFilter early = AllGaps();
+  early.since_to_unix_nano = Hour(1) + kMinute;
+  EXPECT_THAT(Ids(early), IsEmpty());
+}
+
+TEST_F(RocksStoreGapTest, DeletesRemoveTheRecordAndEveryIndexEntry) {
+  Put({GapRec("a", "ord-1", Hour(1)), GapRec("b", "ord-1", Hour(2))});
+  Put({}, {"a", "never-was"});
+  EXPECT_EQ(GetGap("a"), std::nullopt);
+  EXPECT_THAT(OpenIds(), ElementsAre("b"));
+  EXPECT_THAT(Ids(AllGaps()), ElementsAre("b"));
+  GapRecordFilter of_order = AllGaps();
+  of_order.order_id = "ord-1";
+  EXPECT_THAT(Ids(of_order), ElementsAre("b"));
+}
+
+TEST_F(RocksStoreGapTest, OneWriteThatPutsAnIdTwiceOrPutsAndDeletesItLeavesOneState) {
+  Put({GapRec("a", "ord-1", Hour(1)), GapRec("a", "ord-9", Hour(5), /*open=*/false)});
+  EXPECT_EQ(GetGap("a"), GapRec("a", "ord-9", Hour(5), false));
+  EXPECT_THAT(OpenIds(), IsEmpty());
+  EXPECT_THAT(Ids(AllGaps()), ElementsAre("a"));
+  GapRecordFilter first_order = AllGaps();
+  first_order.order_id = "ord-1";
+  EXPECT_THAT(Ids(first_order), IsEmpty());
+
+  Put({GapRec("b", "ord-2", Hour(2))}, {"b"});
+  EXPECT_EQ(GetGap("b"), std::nullopt);
+  EXPECT_THAT(OpenIds(), IsEmpty());
+  EXPECT_THAT(Ids(AllGaps()), ElementsAre("a"));
+}
+
+TEST_F(RocksStoreGapTest, EveryFilterSelectsItsGaps) {
+  Put({GapRec("a", "ord-1", Hour(1), true, "missing_transition", "SUBMITTED", "p1"),
+       GapRec("b", "ord-1", Hour(2), false, "status_backwards", "SUBMITTED", "p1"),
+       GapRec("c", "ord-2", Hour(3), true, "missing_transition", "APPROVED", "p2"),
+       GapRec("d", "", Hour(4), true, "source_silent", "", ""),
+       GapRec("e", "ord-3", Hour(5), false, "missing_transition", "SUBMITTED", "p2")});
+  GapRecordFilter f = AllGaps();
+  EXPECT_THAT(Ids(f), ElementsAre("e", "d", "c", "b", "a"));
+  f.kind = "missing_transition";
+  EXPECT_THAT(Ids(f), ElementsAre("e", "c", "a"));
+  f.stage = "SUBMITTED";
+  EXPECT_THAT(Ids(f), ElementsAre("e", "a"));
+  f.partner_id = "p1";
+  EXPECT_THAT(Ids(f), ElementsAre("a"));
+  f = AllGaps();
+  f.partner_id = "p2";
+  EXPECT_THAT(Ids(f), ElementsAre("e", "c"));
+  f = AllGaps();
+  f.kind = "source_silent";
+  EXPECT_THAT(Ids(f), ElementsAre("d"));
+  f = AllGaps();
+  f.since_from_unix_nano = Hour(2);
+  f.since_to_unix_nano = Hour(4);
+  EXPECT_THAT(Ids(f), ElementsAre("d", "c", "b")) << "both bounds are inclusive";
+  f.since_to_unix_nano = 0;
+  EXPECT_THAT(Ids(f), ElementsAre("e", "d", "c", "b"));
+  f.state = GapRecordFilter::State::kOpen;
+  EXPECT_THAT(Ids(f), ElementsAre("d", "c"));
+  f = AllGaps();
+  f.order_id = "ord-1";
+  EXPECT_THAT(Ids(f), ElementsAre("b", "a"));
+  f.state = GapRecordFilter::State::kOpen;
+  EXPECT_THAT(Ids(f), ElementsAre("a"));
+  f = AllGaps();
+  f.order_id = "ord-1";
+  f.since_from_unix_nano = Hour(2);
+  EXPECT_THAT(Ids(f), ElementsAre("b"));
+  f.order_id = "ord";  // a prefix of other order ids matches none of them
+  f.since_from_unix_nano = 0;
+  EXPECT_THAT(Ids(f), IsEmpty());
+}
+
+// Many gaps, several with the same since: paging returns each exactly once, newest first
+// (ties by id), across pages, with and without filters, and for one order's gaps too.
+TEST_F(RocksStoreGapTest, PagesReturnEveryGapOnceNewestFirst) {
+  std::vector<GapRecord> puts;
+  std::vector<std::pair<uint64_t, std::string>> expected;
+  for (int i = 0; i < 250; ++i) {
+    std::string id = "ord-" + std::to_string(i % 7) + "/k/" + std::to_string(i);
+    GapRecord r = GapRec(id, "ord-" + std::to_string(i % 7), Hour(1) + (i / 3) * kSecond,
+                         /*open=*/i % 2 == 0);
+    expected.emplace_back(r.since_unix_nano, r.id);
+    puts.push_back(std::move(r));
+  }
+  Put(puts);
+  std::sort(expected.begin(), expected.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  });
+  std::vector<std::string> expected_ids;
+  for (const auto& [since, id] : expected) expected_ids.push_back(id);
+
+  for (size_t limit : {1u, 7u, 100u, 250u, 1000u}) {
+    size_t pages = 0;
+    EXPECT_EQ(ListAll(AllGaps(limit), &pages), expected_ids) << "limit " << limit;
+    EXPECT_EQ(pages, (250 + limit - 1) / limit) << "no empty last page, limit " << limit;
+  }
+  GapRecordFilter open = AllGaps(9);
+  open.state = GapRecordFilter::State::kOpen;
+  std::vector<std::string> open_ids = ListAll(open);
+  EXPECT_EQ(open_ids.size(), 125u);
+  GapRecordFilter of_order = AllGaps(4);
+  of_order.order_id = "ord-3";
+  std::vector<std::string> order_ids;
+  for (const std::string& id : expected_ids) {
+    if (id.starts_with("ord-3/")) order_ids.push_back(id);
+  }
+  EXPECT_EQ(ListAll(of_order), order_ids);
+
+  // A walk cut short by max_scanned hands back where to go on, and still misses nothing.
+  GapRecordFilter rare = AllGaps(100);
+  rare.partner_id = "partner-a";
+  rare.max_scanned = 30;
+  size_t pages = 0;
+  EXPECT_EQ(ListAll(rare, &pages), expected_ids);
+  EXPECT_GE(pages, 250u / 30);
+  rare.partner_id = "nobody";
+  GapRecordPage first = Page(rare);
+  EXPECT_THAT(first.records, IsEmpty());
+  EXPECT_TRUE(first.resume_after.has_value()) << "an empty page that stopped early resumes";
+  EXPECT_THAT(ListAll(rare), IsEmpty());
+}
+
+TEST_F(RocksStoreGapTest, ReopeningKeepsGapsAndTheirIndexes) {
+  Put({GapRec("a", "ord-1", Hour(1)), GapRec("b", "ord-2", Hour(2), false),
+       GapRec("c", "", Hour(3))});
+  store_.reset();
+  Open();
+  EXPECT_EQ(GetGap("b"), GapRec("b", "ord-2", Hour(2), false));
+  EXPECT_THAT(OpenIds(), UnorderedElementsAre("a", "c"));
+  EXPECT_THAT(Ids(AllGaps()), ElementsAre("c", "b", "a"));
+  GapRecordFilter of_order = AllGaps();
+  of_order.order_id = "ord-2";
+  EXPECT_THAT(Ids(of_order), ElementsAre("b"));
+}
+
+// Gap rows of the first layout (the gap id -> its JSON) are moved into the indexed layout
+// when the store is opened; the JSON is kept as the record.
+TEST(RocksStoreLayoutTest, GapsOfTheFirstLayoutAreMovedWhenOpened) {
+  ScratchDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const std::string path = dir.path() + "/data";
+  const std::string open_json =
+      R"({"id":"ord-1/missing_transition/SUBMITTED","order_id":"ord-1","partner_id":"p1",)"
+      R"("kind":"missing_transition","stage":"SUBMITTED","since":100,"resolved_at":0})";
+  const std::string resolved_json =
+      R"({"id":"ord-2/status_backwards/APPROVED","order_id":"ord-2","kind":"status_backwards",)"
+      R"("stage":"APPROVED","since":200,"resolved_at":250})";
+  {
+    rocksdb::Options options;
+    options.create_if_missing = true;
+    options.create_missing_column_families = true;
+    std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+        {rocksdb::kDefaultColumnFamilyName, {}}, {"gaps", {}}};
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(options, path, families, &handles, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    rocksdb::WriteOptions wo;
+    ASSERT_TRUE(db->Put(wo, handles[1], "ord-1/missing_transition/SUBMITTED", open_json).ok());
+    ASSERT_TRUE(db->Put(wo, handles[1], "ord-2/status_backwards/APPROVED", resolved_json).ok());
+    ASSERT_TRUE(db->Put(wo, handles[1], "not-json", "{{{").ok());
+    for (rocksdb::ColumnFamilyHandle* h : handles) db->DestroyColumnFamilyHandle(h);
+  }
+  RocksStoreOptions options;
+  options.path = path;
+  for (int round = 0; round < 2; ++round) {  // the second open finds nothing left to move
+    absl::StatusOr<std::unique_ptr<Store>> store = OpenRocksStore(options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    absl::StatusOr<std::optional<GapRecord>> open =
+        (*store)->GetGapRecord("ord-1/missing_transition/SUBMITTED");
+    ASSERT_TRUE(open.ok() && open->has_value());
+    EXPECT_EQ((*open)->encoded, open_json);
+    EXPECT_EQ((*open)->partner_id, "p1");
+    EXPECT_EQ((*open)->since_unix_nano, 100u);
+    EXPECT_TRUE((*open)->open);
+    absl::StatusOr<std::vector<GapRecord>> open_ones = (*store)->ReadOpenGapRecords();
+    ASSERT_TRUE(open_ones.ok());
+    ASSERT_EQ(open_ones->size(), 1u);
+    EXPECT_EQ(open_ones->front().id, "ord-1/missing_transition/SUBMITTED");
+    absl::StatusOr<GapRecordPage> all = (*store)->ListGapRecords(GapRecordFilter{});
+    ASSERT_TRUE(all.ok());
+    ASSERT_EQ(all->records.size(), 2u) << "the unreadable row was dropped";
+    EXPECT_EQ(all->records[0].id, "ord-2/status_backwards/APPROVED");
+    EXPECT_FALSE(all->records[0].open);
+    GapRecordFilter of_order;
+    of_order.order_id = "ord-2";
+    absl::StatusOr<GapRecordPage> two = (*store)->ListGapRecords(of_order);
+    ASSERT_TRUE(two.ok());
+    EXPECT_EQ(two->records.size(), 1u);
+  }
+}
+
 class RocksStoreRetentionTest : public RocksStoreTest {
  protected:
   void SetUp() override {
@@ -588,6 +888,55 @@ TEST_F(RocksStoreRetentionTest, RemovesOrdersThatEndedBeforeTheOrderCutoff) {
   EXPECT_THAT(List(Filter("CLOSED")), IsEmpty());
   EXPECT_THAT(List(Filter("", "partner-a")), ElementsAre("recent", "long-running"));
   EXPECT_THAT(Read(TraceIdOf(1)), ElementsAre("x10")) << "a span cutoff of 0 keeps every span";
+}
+
+TEST_F(RocksStoreRetentionTest, RemovesTheGapsOfRemovedOrdersAndOldGapsOfNoOrder) {
+  WriteOrder(Order("old", Hour(1), "CLOSED", "partner-a", Hour(2)));
+  WriteOrder(Order("long-running", Hour(1), "SUBMITTED", "partner-a", Hour(13)));
+  const std::vector<GapRecord> gaps = {
+      GapRec("old/a", "old", Hour(1)),
+      GapRec("old/b", "old", Hour(12) + kMinute, /*open=*/false),  // removed with its order
+      GapRec("long-running/a", "long-running", Hour(1)),           // its order stays
+      GapRec("silent/old", "", Hour(11), true, "source_silent", "", ""),
+      GapRec("silent/new", "", Hour(12), true, "source_silent", "", ""),  // at the cutoff
+      GapRec("gone/a", "gone", Hour(3)),  // an order an earlier pass removed
+      GapRec("gone/late", "gone", Hour(12) + kMinute),
+  };
+  ASSERT_TRUE(store_->WriteGapRecords(gaps, {}).ok());
+
+  absl::StatusOr<RetentionStats> stats = store_->ApplyRetention(0, Hour(12));
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->orders_removed, 1u);
+  EXPECT_EQ(stats->gaps_removed, 4u);
+
+  auto ids = [&](GapRecordFilter filter) {
+    absl::StatusOr<GapRecordPage> page = store_->ListGapRecords(filter);
+    EXPECT_TRUE(page.ok()) << page.status();
+    std::vector<std::string> out;
+    if (page.ok()) {
+      for (const GapRecord& r : page->records) out.push_back(r.id);
+    }
+    return out;
+  };
+  EXPECT_THAT(ids(GapRecordFilter{}), ElementsAre("gone/late", "silent/new", "long-running/a"));
+  GapRecordFilter of_old;
+  of_old.order_id = "old";
+  EXPECT_THAT(ids(of_old), IsEmpty());
+  absl::StatusOr<std::vector<GapRecord>> open = store_->ReadOpenGapRecords();
+  ASSERT_TRUE(open.ok());
+  std::vector<std::string> open_ids;
+  for (const GapRecord& r : *open) open_ids.push_back(r.id);
+  EXPECT_THAT(open_ids, UnorderedElementsAre("gone/late", "long-running/a", "silent/new"));
+  absl::StatusOr<std::optional<GapRecord>> removed = store_->GetGapRecord("old/a");
+  ASSERT_TRUE(removed.ok());
+  EXPECT_EQ(*removed, std::nullopt);
+
+  absl::StatusOr<RetentionStats> again = store_->ApplyRetention(0, Hour(12));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->gaps_removed, 0u);
+  store_.reset();
+  Open();
+  EXPECT_THAT(ids(GapRecordFilter{}), ElementsAre("gone/late", "silent/new", "long-running/a"));
 }
 
 }  // namespace

@@ -1,12 +1,19 @@
-// The span and order store: the interface every other part uses. The RocksDB implementation
-// is behind OpenRocksStore (rocks_store.h). Implementations are thread-safe: one writer and
-// any number of readers may call concurrently.
+// The span, order and gap store: the interface every other part uses. The RocksDB
+// implementation is behind OpenRocksStore (rocks_store.h). Implementations are thread-safe:
+// every method may be called from any number of threads at once, and reads never wait for a
+// writer. What concurrent writers must keep to:
+//  - Write: updates of one order come from one thread at a time, each with `before` equal to
+//    what the store holds (ingest's writer thread), else the order's index entries go stale.
+//  - ApplyRetention runs beside Write: an order updated while a pass removes it loses that
+//    update (the pass read it before; what it left in the index is skipped by ListOrders).
+//  - WriteGapRecords and the gap part of ApplyRetention are serialized by the store itself.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -42,11 +49,55 @@ struct OrderFilter {
   size_t limit = 100;
 };
 
+// A gap as the store keeps it: the fields it indexes and filters by, and the whole gap encoded
+// by its owner (gaps/), opaque to the store.
+struct GapRecord {
+  std::string id;
+  std::string order_id;  // empty for a gap about no one order (a silent source)
+  std::string partner_id;
+  std::string kind;
+  std::string stage;
+  bool open = false;
+  uint64_t since_unix_nano = 0;
+  std::string encoded;
+  friend bool operator==(const GapRecord&, const GapRecord&) = default;
+};
+
+// A place in the newest-first order of gap records: since descending, then id ascending.
+using GapPosition = std::pair<uint64_t, std::string>;  // since_unix_nano, id
+
+struct GapRecordFilter {
+  enum class State { kOpen, kResolved, kAll };
+  State state = State::kAll;
+  // Empty: any.
+  std::string kind;
+  std::string stage;
+  std::string partner_id;
+  std::string order_id;
+  // Records whose since lies in [since_from, since_to]; 0: unbounded.
+  uint64_t since_from_unix_nano = 0;
+  uint64_t since_to_unix_nano = 0;
+  // Only records strictly after this position; none: from the newest.
+  std::optional<GapPosition> after;
+  size_t limit = 100;
+  // A listing stops after looking at this many index entries, so that a rare combination of
+  // filters cannot walk the whole history in one call (it returns a resume position instead).
+  size_t max_scanned = 200000;
+};
+
+struct GapRecordPage {
+  std::vector<GapRecord> records;  // newest first
+  // Set when there may be more: pass it back as GapRecordFilter::after. A page that stopped at
+  // `max_scanned` may hold fewer than `limit` records (even none) and still have a resume.
+  std::optional<GapPosition> resume_after;
+};
+
 // What one retention pass removed.
 struct RetentionStats {
   uint64_t span_buckets_removed = 0;
   uint64_t span_blocks_removed = 0;
   uint64_t orders_removed = 0;
+  uint64_t gaps_removed = 0;
 };
 
 class Store {
@@ -74,16 +125,23 @@ class Store {
   // detector rebuilds its deadlines this way after a restart).
   virtual absl::Status ScanOrders(const std::function<bool(const model::OrderRecord&)>& visit) = 0;
 
-  // Gap records, opaque to the store (gaps/ encodes them): kept until retention drops them with
-  // their order.
-  virtual absl::Status PutGapRecord(const std::string& gap_id, const std::string& encoded) = 0;
-  virtual absl::StatusOr<std::vector<std::string>> ReadGapRecords() = 0;
+  // Puts (replacing the record of the same id) and then deletes gap records, atomically, with
+  // their index entries. Deleting an unknown id is not an error.
+  virtual absl::Status WriteGapRecords(const std::vector<GapRecord>& puts,
+                                       const std::vector<std::string>& deletes) = 0;
+  virtual absl::StatusOr<std::optional<GapRecord>> GetGapRecord(const std::string& id) = 0;
+  // Every open gap record, read through an index of the open ones (not the whole history).
+  virtual absl::StatusOr<std::vector<GapRecord>> ReadOpenGapRecords() = 0;
+  // Up to `filter.limit` records matching `filter`, newest first. With an order id it reads
+  // that order's index; otherwise it walks the time index from `after` (or `since_to`).
+  virtual absl::StatusOr<GapRecordPage> ListGapRecords(const GapRecordFilter& filter) = 0;
 
   // Orders matching `filter`, newest (by first span) first.
   virtual absl::StatusOr<std::vector<model::OrderRecord>> ListOrders(const OrderFilter& filter) = 0;
 
   // Removes span blocks older than `span_cutoff_unix_nano`, whole time buckets at a time,
-  // and orders whose last span ended before `order_cutoff_unix_nano`.
+  // orders whose last span ended before `order_cutoff_unix_nano` with their gap records, and
+  // gap records whose since is before that cutoff and whose order id is empty or not stored.
   virtual absl::StatusOr<RetentionStats> ApplyRetention(uint64_t span_cutoff_unix_nano,
                                                         uint64_t order_cutoff_unix_nano) = 0;
 };
