@@ -145,6 +145,8 @@ json GapJson(const gaps::Gap& gap) {
           {"deadline", TimeJson(gap.deadline_unix_nano)},
           {"detected_at", TimeJson(gap.detected_at_unix_nano)},
           {"resolved_at", TimeJson(gap.resolved_at_unix_nano)},
+          {"resolved_by", text_or_null(gap.resolved_by)},
+          {"paged", gap.paged},
           {"detection_delay_seconds",
            gap.detected_at_unix_nano >= gap.deadline_unix_nano
                ? static_cast<double>(gap.detected_at_unix_nano - gap.deadline_unix_nano) / 1e9

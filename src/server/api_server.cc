@@ -5,6 +5,7 @@
 
 #include <charconv>
 
+#include "absl/time/time.h"
 #include "lifecycle/order_record_builder.h"
 #include "otlp/json_codec.h"
 #include "otlp/proto_codec.h"
@@ -57,9 +58,97 @@ absl::StatusOr<uint64_t> DurationParam(const httplib::Request& req, const char* 
   return d;
 }
 
-// A Prometheus label value, escaped as the text format asks.
+// A time parameter (ParseTimeParam); 0 when absent or empty.
+absl::StatusOr<uint64_t> TimeParam(const httplib::Request& req, const char* name) {
+  if (!req.has_param(name) || req.get_param_value(name).empty()) return uint64_t{0};
+  absl::StatusOr<uint64_t> t = ParseTimeParam(req.get_param_value(name));
+  if (!t.ok()) {
+    return absl::InvalidArgumentError(std::string(name) + ": " + std::string(t.status().message()));
+  }
+  return t;
+}
+
+// GET /api/v1/gaps's parameters as a history query.
+absl::StatusOr<gaps::GapHistoryQuery> GapHistoryQueryOf(const httplib::Request& req) {
+  gaps::GapHistoryQuery query;
+  const std::string state = req.has_param("state") ? req.get_param_value("state") : "open";
+  if (state == "open") {
+    query.state = gaps::GapHistoryQuery::State::kOpen;
+  } else if (state == "resolved") {
+    query.state = gaps::GapHistoryQuery::State::kResolved;
+  } else if (state == "all") {
+    query.state = gaps::GapHistoryQuery::State::kAll;
+  } else {
+    return absl::InvalidArgumentError("state must be open, resolved or all");
+  }
+  query.kind = req.get_param_value("kind");
+  query.stage = req.get_param_value("stage");
+  query.partner_id = req.get_param_value("partner_id");
+  query.order_id = req.get_param_value("order_id");
+  query.cursor = req.get_param_value("cursor");
+  absl::StatusOr<uint64_t> from = TimeParam(req, "from");
+  if (!from.ok()) return from.status();
+  absl::StatusOr<uint64_t> to = TimeParam(req, "to");
+  if (!to.ok()) return to.status();
+  if (*from != 0 && *to != 0 && *from > *to) {
+    return absl::InvalidArgumentError("from must not be after to");
+  }
+  query.since_from_unix_nano = *from;
+  query.since_to_unix_nano = *to;
+  absl::StatusOr<uint64_t> limit = UintParam(req, "limit", 100);
+  if (!limit.ok() || *limit == 0 || *limit > kMaxListLimit) {
+    return absl::InvalidArgumentError("limit must be an integer from 1 to " +
+                                      std::to_string(kMaxListLimit));
+  }
+  query.limit = *limit;
+  return query;
+}
+
+// Marks a trace's root spans `gap_detected` (the design's 2.3) when the gap history holds a
+// gap, open or resolved, of the order a root span names.
+absl::Status MarkGapDetected(gaps::GapStore& history, model::TraceBatch& trace) {
+  for (model::ResourceSpans& rs : trace.resource_spans) {
+    for (model::ScopeSpans& ss : rs.scope_spans) {
+      for (model::Span& span : ss.spans) {
+        if (span.parent_span_id.IsValid()) continue;
+        std::optional<std::string> order_id = lifecycle::OrderIdOf(span, rs.resource);
+        if (!order_id) continue;
+        gaps::GapHistoryQuery query;
+        query.state = gaps::GapHistoryQuery::State::kAll;
+        query.order_id = *order_id;
+        query.limit = 1;
+        absl::StatusOr<gaps::GapPage> page = history.Query(query);
+        if (!page.ok()) return page.status();
+        if (!page->gaps.empty()) {
+          span.attributes.push_back({"gap_detected", model::AnyValue::Bool(true)});
+        }
+      }
+    }
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace
+
+absl::StatusOr<uint64_t> ParseTimeParam(std::string_view text) {
+  if (text.empty()) return absl::InvalidArgumentError("empty time");
+  if (text.find_first_not_of("0123456789") == std::string_view::npos) {
+    uint64_t out = 0;
+    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+    if (ec != std::errc() || p != text.data() + text.size()) {
+      return absl::InvalidArgumentError("unix nanoseconds out of range");
+    }
+    return out;
+  }
+  absl::Time time;
+  std::string error;
+  if (!absl::ParseTime(absl::RFC3339_full, std::string(text), &time, &error)) {
+    return absl::InvalidArgumentError(
+        "expected unix nanoseconds or an RFC 3339 time like 2026-11-24T03:04:05Z");
+  }
+  if (time < absl::UnixEpoch()) return absl::InvalidArgumentError("a time before 1970");
+  return static_cast<uint64_t>(absl::ToUnixNanos(time));
+}
 
 std::optional<model::TraceId> ParseTraceIdParam(std::string_view text) {
   if (text.empty() || text.size() > 32) return std::nullopt;
@@ -117,18 +206,19 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ParseLogfmtTags
 
 ApiServer::ApiServer(query::OrderQuery& orders, query::TraceQuery& traces,
                      std::function<bool()> ready, size_t threads, const gaps::GapDetector* gaps,
-                     const metrics::Registry* metrics)
+                     gaps::GapStore* gap_history, const metrics::Registry* metrics)
     : orders_(orders),
       traces_(traces),
       ready_(std::move(ready)),
       gaps_(gaps),
+      gap_history_(gap_history),
       metrics_(metrics),
       http_(std::make_unique<httplib::Server>()) {
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   ConfigureSockets(*http_);
   http_->set_payload_max_length(1 << 20);
   Routes();
-  if (gaps_ != nullptr) GapRoutes();
+  if (gap_history_ != nullptr) GapRoutes();
   if (metrics_ != nullptr) {
     // OpenMetrics (with exemplars) for scrapers that ask for it, Prometheus text otherwise.
     http_->Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
@@ -142,31 +232,20 @@ ApiServer::~ApiServer() { Shutdown(); }
 
 void ApiServer::GapRoutes() {
   http_->Get("/api/v1/gaps", [this](const httplib::Request& req, httplib::Response& res) {
-    gaps::GapQuery query;
-    const std::string state = req.has_param("state") ? req.get_param_value("state") : "open";
-    if (state == "open") {
-      query.state = gaps::GapQuery::State::kOpen;
-    } else if (state == "resolved") {
-      query.state = gaps::GapQuery::State::kResolved;
-    } else if (state == "all") {
-      query.state = gaps::GapQuery::State::kAll;
-    } else {
-      ReplyError(res, 400, "state must be open, resolved or all");
-      return;
+    absl::StatusOr<gaps::GapHistoryQuery> query = GapHistoryQueryOf(req);
+    if (!query.ok()) return ReplyError(res, 400, std::string(query.status().message()));
+    absl::StatusOr<gaps::GapPage> page = gap_history_->Query(*query);
+    if (!page.ok()) {
+      // A cursor this server did not hand out is the client's error, not a failed query.
+      if (page.status().code() == absl::StatusCode::kInvalidArgument) {
+        return ReplyError(res, 400, std::string(page.status().message()));
+      }
+      return ReplyStoreError(res, page.status());
     }
-    query.kind = req.get_param_value("kind");
-    query.stage = req.get_param_value("stage");
-    query.partner_id = req.get_param_value("partner_id");
-    query.order_id = req.get_param_value("order_id");
-    absl::StatusOr<uint64_t> limit = UintParam(req, "limit", 100);
-    if (!limit.ok() || *limit == 0 || *limit > kMaxListLimit) {
-      ReplyError(res, 400, "limit must be an integer from 1 to " + std::to_string(kMaxListLimit));
-      return;
-    }
-    query.limit = *limit;
     json list = json::array();
-    for (const gaps::Gap& gap : gaps_->Query(query)) list.push_back(GapJson(gap));
-    Reply(res, 200, {{"gaps", list}, {"count", list.size()}});
+    for (const gaps::Gap& gap : page->gaps) list.push_back(GapJson(gap));
+    json next = page->next_cursor.empty() ? json() : json(page->next_cursor);
+    Reply(res, 200, {{"gaps", list}, {"count", list.size()}, {"next_cursor", next}});
   });
 }
 
@@ -239,18 +318,9 @@ void ApiServer::Routes() {
       ReplyError(res, 404, "trace " + id->ToHex() + " not found");
       return;
     }
-    if (gaps_ != nullptr && gaps_->HasGapInTrace(*id)) {
-      // The design's `gap_detected` (2.3): set on the trace's root spans when the order it
-      // belongs to has had a gap.
-      for (model::ResourceSpans& rs : (*trace)->resource_spans) {
-        for (model::ScopeSpans& ss : rs.scope_spans) {
-          for (model::Span& span : ss.spans) {
-            if (!span.parent_span_id.IsValid()) {
-              span.attributes.push_back({"gap_detected", model::AnyValue::Bool(true)});
-            }
-          }
-        }
-      }
+    if (gap_history_ != nullptr) {
+      absl::Status marked = MarkGapDetected(*gap_history_, **trace);
+      if (!marked.ok()) return ReplyStoreError(res, marked);
     }
     std::string accept = req.get_header_value("Accept");
     if (accept.find("application/protobuf") != std::string::npos ||

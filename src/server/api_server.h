@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "gaps/gap_detector.h"
+#include "gaps/gap_store.h"
 #include "metrics/registry.h"
 #include "query/order_query.h"
 #include "query/trace_query.h"
@@ -23,11 +24,12 @@ namespace ordertrace::server {
 class ApiServer {
  public:
   // `ready` says whether ordertrace accepts spans (for /readyz and /ready). `gaps` (may be null)
-  // serves /api/v1/gaps, the open gaps of an order and the `gap_detected` trace attribute.
-  // `metrics` (may be null) is served at /metrics.
+  // gives an order view its open gaps. `gap_history` (may be null) serves /api/v1/gaps and the
+  // `gap_detected` attribute of a trace's root spans. `metrics` (may be null) is served at
+  // /metrics. All three must outlive this.
   ApiServer(query::OrderQuery& orders, query::TraceQuery& traces, std::function<bool()> ready,
             size_t threads, const gaps::GapDetector* gaps = nullptr,
-            const metrics::Registry* metrics = nullptr);
+            gaps::GapStore* gap_history = nullptr, const metrics::Registry* metrics = nullptr);
   ~ApiServer();
 
   absl::StatusOr<int> Start(const ListenAddress& address);
@@ -41,6 +43,7 @@ class ApiServer {
   query::TraceQuery& traces_;
   const std::function<bool()> ready_;
   const gaps::GapDetector* const gaps_;
+  gaps::GapStore* const gap_history_;
   const metrics::Registry* const metrics_;
   std::unique_ptr<httplib::Server> http_;
   std::thread thread_;
@@ -49,6 +52,10 @@ class ApiServer {
 // Parses Tempo's `tags` parameter (logfmt: `k=v k2="v 2"`).
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ParseLogfmtTags(
     std::string_view text);
+
+// Parses a point in time: unix nanoseconds (digits only) or RFC 3339
+// ("2026-11-24T03:04:05.5Z", "2026-11-24T04:04:05+01:00"). Times before 1970 are refused.
+absl::StatusOr<uint64_t> ParseTimeParam(std::string_view text);
 
 // Parses a trace id in hex, up to 32 digits (shorter ids are left-padded, as Tempo does).
 std::optional<model::TraceId> ParseTraceIdParam(std::string_view text);

@@ -19,38 +19,13 @@
 #include "server/listen_address.h"
 #include "server/otlp_grpc_receiver.h"
 #include "server/otlp_http_receiver.h"
+#include "server/store_gap_store.h"
 #include "store/retention.h"
 #include "store/rocks_store.h"
 
 namespace ordertrace::server {
 
 namespace {
-
-// Gaps persisted in the store, so that none fires twice across a restart.
-class StoreGapStore final : public gaps::GapStore {
- public:
-  explicit StoreGapStore(store::Store& store) : store_(store) {}
-  absl::Status SaveGap(const gaps::Gap& gap) override {
-    return store_.PutGapRecord(gap.id, gaps::EncodeGap(gap));
-  }
-  absl::StatusOr<std::vector<gaps::Gap>> LoadGaps() override {
-    absl::StatusOr<std::vector<std::string>> records = store_.ReadGapRecords();
-    if (!records.ok()) return records.status();
-    std::vector<gaps::Gap> out;
-    for (const std::string& record : *records) {
-      absl::StatusOr<gaps::Gap> gap = gaps::DecodeGap(record);
-      if (!gap.ok()) {
-        spdlog::warn("skipping an unreadable gap record: {}", std::string(gap.status().message()));
-        continue;
-      }
-      out.push_back(*std::move(gap));
-    }
-    return out;
-  }
-
- private:
-  store::Store& store_;
-};
 
 // Hands every order record ingest changed to the gap detector.
 class GapFeed final : public ingest::OrderObserver {
@@ -189,7 +164,7 @@ absl::Status OrdertraceServer::Start() {
 
   api_ = std::make_unique<ApiServer>(
       *order_query_, *trace_query_, [this] { return ready_.load(); }, config_.http_threads,
-      gaps_.get(), metrics_.get());
+      gaps_.get(), gap_store_.get(), metrics_.get());
   absl::StatusOr<int> http_port = api_->Start(*http_address);
   if (!http_port.ok()) return http_port.status();
   ports_.http = *http_port;
