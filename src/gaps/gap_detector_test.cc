@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -16,6 +17,8 @@
 #include <vector>
 
 #include "gaps/gap_codec.h"
+#include "gaps/memory_gap_store.h"
+#include "lifecycle/order_record_builder.h"
 #include "model/clock.h"
 
 namespace ordertrace::gaps {
@@ -35,11 +38,15 @@ constexpr uint64_t kMinute = 60 * kSecond;
 constexpr uint64_t kHour = 60 * kMinute;
 constexpr uint64_t kDay = 24 * kHour;
 constexpr uint64_t kNow = 1'704'067'200ULL * kSecond + 12 * kHour;  // 2024-01-01T12:00Z
-// The default model's SLAs and grace.
+// The default model's SLAs and grace, and the watermarks' default idle_after.
 constexpr uint64_t kGrace = 5 * kSecond;
+constexpr uint64_t kInitiatedSla = 30 * kMinute;
 constexpr uint64_t kSubmittedSla = 10 * kMinute;
 constexpr uint64_t kCalculationSla = 30 * kMinute;
+constexpr uint64_t kApprovedSla = 2 * kHour;
 constexpr uint64_t kMessageSla = 5 * kMinute;
+constexpr uint64_t kIdleAfter = 5 * kSecond;
+constexpr uint64_t kSilentAfter = 120 * kSecond;
 
 model::TraceId TraceIdOf(const std::string& order_id) {
   model::TraceId id;
@@ -77,6 +84,20 @@ std::vector<StatusReached> ChainTo(const std::string& last, uint64_t at) {
   return chain;
 }
 
+// Points the record's last success at its latest status, as the record builder would.
+void TouchLastSuccess(OrderRecord& record) {
+  if (record.statuses.empty()) return;
+  const StatusReached& last = record.statuses.back();
+  record.last_seen_unix_nano = std::max(record.last_seen_unix_nano, last.at_unix_nano);
+  Operation op;
+  op.span_name = last.span_name;
+  op.service = last.service;
+  op.at_unix_nano = last.at_unix_nano;
+  op.trace_id = record.trace_id;
+  op.span_id = last.span_id;
+  record.last_success = op;
+}
+
 OrderRecord Order(const std::string& order_id, std::vector<StatusReached> statuses,
                   const std::string& partner_id = "acme") {
   OrderRecord record;
@@ -86,17 +107,21 @@ OrderRecord Order(const std::string& order_id, std::vector<StatusReached> status
   record.trace_ids = {record.trace_id};
   record.statuses = std::move(statuses);
   if (!record.statuses.empty()) {
-    const StatusReached& last = record.statuses.back();
     record.first_seen_unix_nano = record.statuses.front().at_unix_nano - kSecond;
-    record.last_seen_unix_nano = last.at_unix_nano;
-    Operation op;
-    op.span_name = last.span_name;
-    op.service = last.service;
-    op.at_unix_nano = last.at_unix_nano;
-    op.trace_id = record.trace_id;
-    op.span_id = last.span_id;
-    record.last_success = op;
   }
+  TouchLastSuccess(record);
+  return record;
+}
+
+// `record` grown by its next status (what ingest hands over when the next span arrives: a
+// record only grows).
+OrderRecord Then(OrderRecord record, const std::string& status, uint64_t at,
+                 const std::string& service = "shop-api") {
+  const StatusReached* current = record.CurrentStatus();
+  const int64_t version = current == nullptr ? 1 : current->event_version + 1;
+  record.statuses.push_back(
+      Reached(status, current == nullptr ? "" : current->status, at, version, service));
+  TouchLastSuccess(record);
   return record;
 }
 
@@ -110,12 +135,31 @@ MessageHop Hop(std::string message_id, std::string queue, uint64_t published,
   return hop;
 }
 
+// One request's spans from `service`, the latest ending at `end`.
+model::TraceBatch SpansFrom(const std::string& service, uint64_t end) {
+  model::TraceBatch batch;
+  model::ResourceSpans& rs = batch.resource_spans.emplace_back();
+  rs.resource.attributes.push_back({"service.name", model::AnyValue::String(service)});
+  model::Span span;
+  span.name = "Work";
+  span.start_time_unix_nano = end - kSecond;
+  span.end_time_unix_nano = end;
+  rs.scope_spans.emplace_back().spans.push_back(std::move(span));
+  return batch;
+}
+
 // The store the detector reads orders from when a deadline passes; the test controls it.
 class FakeOrders {
  public:
   void Put(const OrderRecord& record) {
     std::lock_guard<std::mutex> lock(mu_);
     records_[record.order_id] = record;
+  }
+  std::optional<OrderRecord> Get(const std::string& order_id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = records_.find(order_id);
+    if (it == records_.end()) return std::nullopt;
+    return it->second;
   }
   void Erase(const std::string& order_id) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -141,39 +185,43 @@ class FakeOrders {
   bool failing_ = false;
 };
 
-class FakeGapStore : public GapStore {
+// A MemoryGapStore that counts the gaps put into it, by id.
+class CountingGapStore final : public GapStore {
  public:
-  absl::Status SaveGap(const Gap& gap) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (failing_) return absl::UnavailableError("disk full");
-    gaps_[gap.id] = gap;
-    ++saves_;
-    return absl::OkStatus();
+  absl::Status Apply(const std::vector<Gap>& puts,
+                     const std::vector<std::string>& deletes) override {
+    absl::Status status = store_.Apply(puts, deletes);
+    if (status.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const Gap& gap : puts) ++puts_[gap.id];
+    }
+    return status;
   }
-  absl::StatusOr<std::vector<Gap>> LoadGaps() override {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::vector<Gap> out;
-    for (const auto& [id, gap] : gaps_) out.push_back(gap);
-    return out;
+  absl::StatusOr<std::optional<Gap>> Get(const std::string& gap_id) override {
+    return store_.Get(gap_id);
   }
-  int saves() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return saves_;
+  absl::StatusOr<std::vector<Gap>> LoadOpen() override { return store_.LoadOpen(); }
+  absl::StatusOr<GapPage> Query(const GapHistoryQuery& query) override {
+    return store_.Query(query);
   }
-  std::map<std::string, Gap> gaps() {
+
+  std::map<std::string, Gap> Snapshot() const { return store_.Snapshot(); }
+  void SetFailing(bool failing) { store_.SetFailing(failing); }
+  int Puts(const std::string& gap_id) {
     std::lock_guard<std::mutex> lock(mu_);
-    return gaps_;
+    return puts_[gap_id];
   }
-  void SetFailing(bool failing) {
+  int TotalPuts() {
     std::lock_guard<std::mutex> lock(mu_);
-    failing_ = failing;
+    int total = 0;
+    for (const auto& [id, count] : puts_) total += count;
+    return total;
   }
 
  private:
+  MemoryGapStore store_;
   std::mutex mu_;
-  std::map<std::string, Gap> gaps_;
-  int saves_ = 0;
-  bool failing_ = false;
+  std::map<std::string, int> puts_;
 };
 
 class RecordingSink : public GapSink {
@@ -213,55 +261,22 @@ std::vector<std::string> OrderIds(const std::vector<Gap>& gaps) {
   return ids;
 }
 
-GapQuery Query(GapQuery::State state) {
-  GapQuery query;
-  query.state = state;
-  return query;
-}
-
-// A GapQuery spelled out filter by filter: Where().State(kAll).Kind("...").
-class Where {
- public:
-  Where& State(GapQuery::State state) {
-    query_.state = state;
-    return *this;
+bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds bound) {
+  const auto until = std::chrono::steady_clock::now() + bound;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  Where& Kind(std::string kind) {
-    query_.kind = std::move(kind);
-    return *this;
-  }
-  Where& Stage(std::string stage) {
-    query_.stage = std::move(stage);
-    return *this;
-  }
-  Where& Partner(std::string partner_id) {
-    query_.partner_id = std::move(partner_id);
-    return *this;
-  }
-  Where& OrderId(std::string order_id) {
-    query_.order_id = std::move(order_id);
-    return *this;
-  }
-  Where& Limit(size_t limit) {
-    query_.limit = limit;
-    return *this;
-  }
-  operator GapQuery() const { return query_; }
-
- private:
-  GapQuery query_;
-};
-
-GapDetectorOptions LongSleep() {
-  GapDetectorOptions options;
-  // Only a deadline (or the wake-up on a new record) can wake the thread in time.
-  options.max_sleep = std::chrono::milliseconds(60'000);
-  return options;
+  return true;
 }
 
 class GapDetectorTest : public testing::Test {
  protected:
-  void SetUp() override { UseModel(DefaultLifecycleModelOptions()); }
+  void SetUp() override {
+    // A failing store is tried again quickly, so that its tests do not wait.
+    options_.write_retry = std::chrono::milliseconds(5);
+    UseModel(DefaultLifecycleModelOptions());
+  }
 
   // Rebuilds the model and a fresh detector (same store) around it.
   void UseModel(LifecycleModelOptions options) {
@@ -273,34 +288,83 @@ class GapDetectorTest : public testing::Test {
   }
 
   // A new detector over the same store, orders and clock, announcing to a new sink: a restart.
+  // It holds every deadline for idle_after after this.
   void Restart() {
     detector_.reset();
     sink_ = std::make_unique<RecordingSink>();
-    detector_ =
-        std::make_unique<GapDetector>(*model_, clock_, orders_.Lookup(), &store_, sink_.get());
+    detector_ = std::make_unique<GapDetector>(*model_, clock_, orders_.Lookup(), &store_,
+                                              sink_.get(), options_);
   }
 
-  // What ingest does: the store holds the new record, then the detector hears of it.
+  // What ingest does: the store holds the new record, then the detector hears of the change.
   void Feed(const OrderRecord& record) {
+    const std::optional<OrderRecord> before = orders_.Get(record.order_id);
     orders_.Put(record);
-    detector_->OnOrderRecord(record);
+    detector_->OnOrderChanged(before ? &*before : nullptr, record);
   }
 
-  uint64_t Detected(const std::string& kind, const std::string& stage) {
-    auto stats = detector_->Stats().detected_total;
-    auto it = stats.find({kind, stage});
-    return it == stats.end() ? 0 : it->second;
+  // `service` reports a span ending now: it is live, so its deadlines are judged on the clock.
+  void MakeLive(const std::string& service) {
+    detector_->OnSpansArrived(SpansFrom(service, clock_.NowUnixNano()));
   }
-  uint64_t OpenCount(const std::string& kind, const std::string& stage) {
-    auto stats = detector_->Stats().open;
-    auto it = stats.find({kind, stage});
-    return it == stats.end() ? 0 : it->second;
+
+  // Past the startup hold and shop-api's idleness: the evidence for what happened until now is
+  // in, so settled gaps (conflicts, breaches already over) are confirmed.
+  void Settle() {
+    clock_.Advance(kIdleAfter);
+    detector_->FireDue();
   }
-  std::vector<Gap> All() { return detector_->Query(Query(GapQuery::State::kAll)); }
+
+  // The gaps in the store once every write decided so far is done.
+  std::vector<Gap> Stored() {
+    detector_->Flush();
+    std::vector<Gap> gaps;
+    for (const auto& [id, gap] : store_.Snapshot()) gaps.push_back(gap);
+    return gaps;
+  }
+  std::vector<Gap> StoredOpen() {
+    std::vector<Gap> open;
+    for (const Gap& gap : Stored()) {
+      if (gap.IsOpen()) open.push_back(gap);
+    }
+    return open;
+  }
+  std::optional<Gap> StoredGap(const std::string& id) {
+    detector_->Flush();
+    auto all = store_.Snapshot();
+    auto it = all.find(id);
+    if (it == all.end()) return std::nullopt;
+    return it->second;
+  }
+  std::vector<Gap> QueryStore(GapHistoryQuery query) {
+    detector_->Flush();
+    absl::StatusOr<GapPage> page = store_.Query(query);
+    EXPECT_TRUE(page.ok()) << page.status();
+    return page.ok() ? page->gaps : std::vector<Gap>();
+  }
+
+  static uint64_t Count(const std::map<std::pair<std::string, std::string>, uint64_t>& counts,
+                        std::string_view kind, const std::string& stage) {
+    auto it = counts.find({std::string(kind), stage});
+    return it == counts.end() ? 0 : it->second;
+  }
+  // Settled gaps are counted by the writer, once it knows they are new: flushed first.
+  uint64_t Detected(std::string_view kind, const std::string& stage) {
+    detector_->Flush();
+    return Count(detector_->Stats().detected_total, kind, stage);
+  }
+  uint64_t FoundResolved(std::string_view kind, const std::string& stage) {
+    detector_->Flush();
+    return Count(detector_->Stats().found_resolved_total, kind, stage);
+  }
+  uint64_t OpenCount(std::string_view kind, const std::string& stage) {
+    return Count(detector_->Stats().open, kind, stage);
+  }
 
   model::ManualClock clock_{kNow};
   FakeOrders orders_;
-  FakeGapStore store_;
+  CountingGapStore store_;
+  GapDetectorOptions options_;
   std::optional<LifecycleModel> model_;
   std::unique_ptr<RecordingSink> sink_;
   std::unique_ptr<GapDetector> detector_;
@@ -321,11 +385,12 @@ TEST_F(GapDetectorTest, MissingTransitionOpensOnceAtItsDeadline) {
   clock_.Set(deadline - 1);
   EXPECT_EQ(detector_->FireDue(), 0u);
   EXPECT_THAT(sink_->opened(), IsEmpty());
-  EXPECT_THAT(All(), IsEmpty());
+  EXPECT_THAT(Stored(), IsEmpty());
 
+  // shop-api has been quiet since the record: nothing more is on its way.
   clock_.Set(deadline);
   EXPECT_EQ(detector_->FireDue(), 1u);
-  std::vector<Gap> open = detector_->Query({});
+  std::vector<Gap> open = detector_->OpenGapsOf("ord-1");
   ASSERT_THAT(open, SizeIs(1));
   const Gap& gap = open[0];
   EXPECT_EQ(gap.id, GapId("ord-1", kMissingTransition, "SUBMITTED"));
@@ -340,15 +405,16 @@ TEST_F(GapDetectorTest, MissingTransitionOpensOnceAtItsDeadline) {
   EXPECT_EQ(gap.detected_at_unix_nano, deadline);
   EXPECT_EQ(gap.resolved_at_unix_nano, 0u);
   EXPECT_TRUE(gap.IsOpen());
+  EXPECT_TRUE(gap.paged);
   EXPECT_EQ(gap.last_success, order.last_success);
   EXPECT_EQ(gap.service, "shop-api");
   EXPECT_FALSE(gap.detail.empty());
 
   ASSERT_THAT(sink_->opened(), SizeIs(1));
   EXPECT_EQ(sink_->opened()[0], gap);
-  EXPECT_EQ(Detected("missing_transition", "SUBMITTED"), 1u);
-  EXPECT_EQ(OpenCount("missing_transition", "SUBMITTED"), 1u);
-  EXPECT_EQ(store_.gaps().at(gap.id), gap);
+  EXPECT_EQ(Detected(kMissingTransition, "SUBMITTED"), 1u);
+  EXPECT_EQ(OpenCount(kMissingTransition, "SUBMITTED"), 1u);
+  EXPECT_EQ(StoredGap(gap.id), gap);
   EXPECT_EQ(detector_->Stats().tracked_orders, 0u);
 
   // Nothing more, however long the order stays stuck.
@@ -359,44 +425,50 @@ TEST_F(GapDetectorTest, MissingTransitionOpensOnceAtItsDeadline) {
 
 TEST_F(GapDetectorTest, MissingTransitionResolvesWhenTheNextStatusArrives) {
   const uint64_t t0 = kNow;
-  Feed(Order("ord-1", ChainTo("SUBMITTED", t0)));
-  clock_.Set(t0 + kSubmittedSla + kGrace + 2 * kSecond);
+  const OrderRecord submitted = Order("ord-1", ChainTo("SUBMITTED", t0));
+  Feed(submitted);
+  const uint64_t detected = t0 + kSubmittedSla + kGrace + 2 * kSecond;
+  clock_.Set(detected);
   ASSERT_EQ(detector_->FireDue(), 1u);
 
   clock_.Advance(3 * kSecond);
-  const uint64_t arrival = clock_.NowUnixNano();
-  Feed(Order("ord-1", ChainTo("PRICE_CALCULATION_STARTED", arrival - kSecond)));
+  const uint64_t started_at = clock_.NowUnixNano() - kSecond;
+  const OrderRecord started = Then(submitted, "PRICE_CALCULATION_STARTED", started_at);
+  Feed(started);
 
-  EXPECT_THAT(detector_->Query({}), IsEmpty());
-  std::vector<Gap> resolved = detector_->Query(Query(GapQuery::State::kResolved));
-  ASSERT_THAT(resolved, SizeIs(1));
-  EXPECT_EQ(resolved[0].id, GapId("ord-1", kMissingTransition, "SUBMITTED"));
-  EXPECT_EQ(resolved[0].resolved_at_unix_nano, arrival);
-  EXPECT_EQ(resolved[0].detected_at_unix_nano, t0 + kSubmittedSla + kGrace + 2 * kSecond);
-  EXPECT_FALSE(resolved[0].IsOpen());
+  EXPECT_THAT(StoredOpen(), IsEmpty());
+  std::vector<Gap> stored = Stored();
+  ASSERT_THAT(stored, SizeIs(1));
+  const Gap& gap = stored[0];
+  EXPECT_EQ(gap.id, GapId("ord-1", kMissingTransition, "SUBMITTED"));
+  // Changed by issue 14: resolved_at is the resolving span's event time, not the arrival.
+  EXPECT_EQ(gap.resolved_at_unix_nano, started_at);
+  EXPECT_EQ(gap.resolved_by, "PRICE_CALCULATION_STARTED");
+  EXPECT_EQ(gap.detected_at_unix_nano, detected);
+  EXPECT_TRUE(gap.paged);
+  EXPECT_FALSE(gap.IsOpen());
   ASSERT_THAT(sink_->resolved(), SizeIs(1));
-  EXPECT_EQ(sink_->resolved()[0], resolved[0]);
-  EXPECT_EQ(store_.gaps().at(resolved[0].id).resolved_at_unix_nano, arrival);
+  EXPECT_EQ(sink_->resolved()[0], gap);
 
-  GapDetectorStats stats = detector_->Stats();
-  EXPECT_EQ(OpenCount("missing_transition", "SUBMITTED"), 0u);
-  EXPECT_EQ(Detected("missing_transition", "SUBMITTED"), 1u);
-  EXPECT_EQ(stats.resolved_total, 1u);
+  EXPECT_EQ(OpenCount(kMissingTransition, "SUBMITTED"), 0u);
+  EXPECT_EQ(Detected(kMissingTransition, "SUBMITTED"), 1u);
+  EXPECT_EQ(detector_->Stats().resolved_total, 1u);
   EXPECT_THAT(detector_->OpenGapsOf("ord-1"), IsEmpty());
 
-  // The same gap never comes back, not even from a late copy of the old record.
-  Feed(Order("ord-1", ChainTo("SUBMITTED", t0)));
-  clock_.Advance(kHour);
+  // The same record again changes nothing. (The old test also fed an older record back; records
+  // only grow now, and a shrinking one is a withdrawal: see WithdrawnWhenLateSpansAnswerInTime.)
+  Feed(started);
+  clock_.Advance(kMinute);
   detector_->FireDue();
-  Feed(Order("ord-1", ChainTo("PRICE_CALCULATION_STARTED", arrival - kSecond)));
   EXPECT_THAT(sink_->opened(), SizeIs(1));
-  EXPECT_EQ(Detected("missing_transition", "SUBMITTED"), 1u);
   EXPECT_THAT(sink_->resolved(), SizeIs(1));
+  EXPECT_EQ(Detected(kMissingTransition, "SUBMITTED"), 1u);
 }
 
 TEST_F(GapDetectorTest, PriceCalculationPastItsSlaIsCalculationOverdue) {
   const uint64_t t0 = kNow;
-  Feed(Order("ord-1", ChainTo("PRICE_CALCULATION_STARTED", t0)));
+  const OrderRecord order = Order("ord-1", ChainTo("PRICE_CALCULATION_STARTED", t0));
+  Feed(order);
   EXPECT_EQ(detector_->NextDeadline(), t0 + kCalculationSla + kGrace);
 
   clock_.Set(t0 + kCalculationSla + kGrace - 1);
@@ -404,18 +476,19 @@ TEST_F(GapDetectorTest, PriceCalculationPastItsSlaIsCalculationOverdue) {
   clock_.Set(t0 + kCalculationSla + kGrace);
   EXPECT_EQ(detector_->FireDue(), 1u);
 
-  std::vector<Gap> open = detector_->Query({});
+  std::vector<Gap> open = detector_->OpenGapsOf("ord-1");
   ASSERT_THAT(open, SizeIs(1));
   EXPECT_EQ(open[0].kind, kCalculationOverdue);
   EXPECT_EQ(open[0].stage, "PRICE_CALCULATION_STARTED");
   EXPECT_THAT(open[0].expected, ElementsAre("PRICE_CALCULATED"));
-  EXPECT_EQ(Detected("calculation_overdue", "PRICE_CALCULATION_STARTED"), 1u);
-  EXPECT_EQ(Detected("missing_transition", "PRICE_CALCULATION_STARTED"), 0u);
+  EXPECT_EQ(Detected(kCalculationOverdue, "PRICE_CALCULATION_STARTED"), 1u);
+  EXPECT_EQ(Detected(kMissingTransition, "PRICE_CALCULATION_STARTED"), 0u);
 
   clock_.Advance(kMinute);
-  Feed(Order("ord-1", ChainTo("PRICE_CALCULATED", clock_.NowUnixNano())));
-  EXPECT_THAT(sink_->resolved(), SizeIs(1));
-  EXPECT_EQ(OpenCount("calculation_overdue", "PRICE_CALCULATION_STARTED"), 0u);
+  Feed(Then(order, "PRICE_CALCULATED", clock_.NowUnixNano()));
+  ASSERT_THAT(sink_->resolved(), SizeIs(1));
+  EXPECT_EQ(sink_->resolved()[0].resolved_by, "PRICE_CALCULATED");
+  EXPECT_EQ(OpenCount(kCalculationOverdue, "PRICE_CALCULATION_STARTED"), 0u);
 }
 
 TEST_F(GapDetectorTest, PartnerOverrideMovesTheDeadlineForThatPartnerOnly) {
@@ -436,8 +509,11 @@ TEST_F(GapDetectorTest, PartnerOverrideMovesTheDeadlineForThatPartnerOnly) {
   clock_.Set(t0 + kSubmittedSla + kGrace);
   EXPECT_EQ(detector_->FireDue(), 1u);
   EXPECT_THAT(OrderIds(sink_->opened()), ElementsAre("ord-acme", "ord-globex"));
-  EXPECT_EQ(detector_->Query(Where().Partner("globex"))[0].deadline_unix_nano,
-            t0 + kSubmittedSla + kGrace);
+  GapHistoryQuery globex;
+  globex.partner_id = "globex";
+  std::vector<Gap> gaps = QueryStore(globex);
+  ASSERT_THAT(gaps, SizeIs(1));
+  EXPECT_EQ(gaps[0].deadline_unix_nano, t0 + kSubmittedSla + kGrace);
 }
 
 TEST_F(GapDetectorTest, TimeScaleDividesTheSlaButNotTheGrace) {
@@ -453,20 +529,29 @@ TEST_F(GapDetectorTest, TimeScaleDividesTheSlaButNotTheGrace) {
   EXPECT_EQ(detector_->FireDue(), 0u);
   clock_.Set(deadline);
   EXPECT_EQ(detector_->FireDue(), 1u);
-  EXPECT_EQ(detector_->Query({})[0].deadline_unix_nano, deadline);
+  EXPECT_EQ(detector_->OpenGapsOf("ord-1")[0].deadline_unix_nano, deadline);
 }
 
-TEST_F(GapDetectorTest, DayOldSubmittedIsOverdueOnArrival) {
+TEST_F(GapDetectorTest, DayOldSubmittedIsHeldUntilIdleAfterThenOpens) {
   const uint64_t since = kNow - kDay;
   Feed(Order("ord-old", ChainTo("SUBMITTED", since)));
   EXPECT_EQ(detector_->NextDeadline(), since + kSubmittedSla + kGrace);
 
-  EXPECT_EQ(detector_->FireDue(), 1u);  // the clock has not moved
-  std::vector<Gap> open = detector_->Query({});
+  // Changed by issue 14: overdue on arrival is no longer enough. Right after start, and while
+  // shop-api may still be flushing a backlog, the deadline is held, not judged.
+  EXPECT_EQ(detector_->FireDue(), 0u);
+  EXPECT_EQ(detector_->Stats().held, 1u);
+  clock_.Advance(kIdleAfter - 1);
+  EXPECT_EQ(detector_->FireDue(), 0u);
+
+  clock_.Advance(1);
+  EXPECT_EQ(detector_->FireDue(), 1u);
+  EXPECT_EQ(detector_->Stats().held, 0u);
+  std::vector<Gap> open = detector_->OpenGapsOf("ord-old");
   ASSERT_THAT(open, SizeIs(1));
   EXPECT_EQ(open[0].since_unix_nano, since);
   EXPECT_EQ(open[0].deadline_unix_nano, since + kSubmittedSla + kGrace);
-  EXPECT_EQ(open[0].detected_at_unix_nano, kNow);
+  EXPECT_EQ(open[0].detected_at_unix_nano, kNow + kIdleAfter);
 }
 
 TEST_F(GapDetectorTest, SeveralExpectedStatusesAreAllNamed) {
@@ -483,21 +568,28 @@ TEST_F(GapDetectorTest, SeveralExpectedStatusesAreAllNamed) {
   Feed(Order("ord-1", {Reached("SUBMITTED", "", kNow, 1)}));
   clock_.Advance(kMinute);
   ASSERT_EQ(detector_->FireDue(), 1u);
-  EXPECT_THAT(detector_->Query({})[0].expected, ElementsAre("EXPRESS_REVIEW", "MANUAL_REVIEW"));
+  EXPECT_THAT(detector_->OpenGapsOf("ord-1")[0].expected,
+              ElementsAre("EXPRESS_REVIEW", "MANUAL_REVIEW"));
 }
 
 TEST_F(GapDetectorTest, ClosedOrderHasNoDeadline) {
-  Feed(Order("ord-1", ChainTo("SUBMITTED", kNow)));
-  Feed(Order("ord-1", ChainTo("CLOSED", kNow + kMinute)));
+  const OrderRecord submitted = Order("ord-1", ChainTo("SUBMITTED", kNow));
+  Feed(submitted);
+  OrderRecord closed = submitted;
+  for (const char* status :
+       {"PRICE_CALCULATION_STARTED", "PRICE_CALCULATED", "MANUFACTURING_APPROVED",
+        "MANUFACTURING_STARTED", "MANUFACTURING_COMPLETED", "PACKAGING", "SHIPPED", "CLOSED"}) {
+    closed = Then(closed, status, closed.CurrentStatus()->at_unix_nano + kSecond);
+  }
+  Feed(closed);
   EXPECT_EQ(detector_->Stats().tracked_orders, 0u);
   clock_.Advance(kDay);
   EXPECT_EQ(detector_->FireDue(), 0u);
-  EXPECT_THAT(All(), IsEmpty());
+  EXPECT_THAT(Stored(), IsEmpty());
 }
 
 TEST_F(GapDetectorTest, OrderWithoutStatusesIsNotWatched) {
-  OrderRecord record = Order("ord-1", {});
-  Feed(record);
+  Feed(Order("ord-1", {}));
   EXPECT_EQ(detector_->NextDeadline(), 0u);
   EXPECT_EQ(detector_->Stats().tracked_orders, 0u);
 }
@@ -518,7 +610,7 @@ TEST_F(GapDetectorTest, MessageNotConsumedOpensAtPublishedPlusSlaWithQueueAndMes
   clock_.Set(deadline);
   EXPECT_EQ(detector_->FireDue(), 1u);
 
-  std::vector<Gap> open = detector_->Query({});
+  std::vector<Gap> open = detector_->OpenGapsOf("ord-1");
   ASSERT_THAT(open, SizeIs(1));
   const Gap& gap = open[0];
   EXPECT_EQ(gap.id, GapId("ord-1", kMessageNotConsumed, "", "msg-7"));
@@ -531,7 +623,7 @@ TEST_F(GapDetectorTest, MessageNotConsumedOpensAtPublishedPlusSlaWithQueueAndMes
   EXPECT_EQ(gap.detected_at_unix_nano, deadline);
   EXPECT_EQ(gap.trace_id, TraceIdOf("ord-1"));
   EXPECT_THAT(sink_->opened(), SizeIs(1));
-  EXPECT_EQ(Detected("message_not_consumed", "PRICE_CALCULATED"), 1u);
+  EXPECT_EQ(Detected(kMessageNotConsumed, "PRICE_CALCULATED"), 1u);
   EXPECT_EQ(detector_->Stats().tracked_messages, 0u);
 
   // Within PRICE_CALCULATED's own SLA of 2 h: the message gap does not fire again.
@@ -556,7 +648,7 @@ TEST_F(GapDetectorTest, MessageConsumedBeforeItsDeadlineOpensNothing) {
 
   clock_.Set(published + kMessageSla + kGrace);
   EXPECT_EQ(detector_->FireDue(), 0u);
-  EXPECT_THAT(All(), IsEmpty());
+  EXPECT_THAT(Stored(), IsEmpty());
   EXPECT_THAT(sink_->opened(), IsEmpty());
 }
 
@@ -569,7 +661,7 @@ TEST_F(GapDetectorTest, MessageConsumedInTheStoreButNotYetToldOpensNothing) {
 
   clock_.Set(kNow + kMessageSla + kGrace);
   EXPECT_EQ(detector_->FireDue(), 0u);
-  EXPECT_THAT(All(), IsEmpty());
+  EXPECT_THAT(Stored(), IsEmpty());
 }
 
 TEST_F(GapDetectorTest, MessageConsumedAfterItsDeadlineResolvesTheGap) {
@@ -579,16 +671,19 @@ TEST_F(GapDetectorTest, MessageConsumedAfterItsDeadlineResolvesTheGap) {
   Feed(order);
   clock_.Set(kNow + kMessageSla + kGrace);
   ASSERT_EQ(detector_->FireDue(), 1u);  // msg-8 was consumed
-  EXPECT_EQ(detector_->Query({})[0].message_id, "msg-7");
+  EXPECT_EQ(detector_->OpenGapsOf("ord-1")[0].message_id, "msg-7");
 
   clock_.Advance(kMinute);
-  order.messages[0].consumed_at_unix_nano = clock_.NowUnixNano() - kSecond;
+  const uint64_t consumed = clock_.NowUnixNano() - kSecond;
+  order.messages[0].consumed_at_unix_nano = consumed;
   Feed(order);
-  EXPECT_THAT(detector_->Query({}), IsEmpty());
+  EXPECT_THAT(StoredOpen(), IsEmpty());
   ASSERT_THAT(sink_->resolved(), SizeIs(1));
   EXPECT_EQ(sink_->resolved()[0].message_id, "msg-7");
-  EXPECT_EQ(sink_->resolved()[0].resolved_at_unix_nano, clock_.NowUnixNano());
-  EXPECT_EQ(OpenCount("message_not_consumed", "PRICE_CALCULATED"), 0u);
+  // Changed by issue 14: resolved when the consumer took it (event time), by "consumed".
+  EXPECT_EQ(sink_->resolved()[0].resolved_at_unix_nano, consumed);
+  EXPECT_EQ(sink_->resolved()[0].resolved_by, "consumed");
+  EXPECT_EQ(OpenCount(kMessageNotConsumed, "PRICE_CALCULATED"), 0u);
 }
 
 TEST_F(GapDetectorTest, MessageGapStaysOpenWhenTheOrderMovesOnWithoutItsConsumer) {
@@ -598,16 +693,15 @@ TEST_F(GapDetectorTest, MessageGapStaysOpenWhenTheOrderMovesOnWithoutItsConsumer
   clock_.Set(kNow + kMessageSla + kGrace);
   ASSERT_EQ(detector_->FireDue(), 1u);
 
-  OrderRecord moved = Order("ord-1", ChainTo("MANUFACTURING_APPROVED", clock_.NowUnixNano()));
-  moved.messages = order.messages;
-  Feed(moved);
-  EXPECT_THAT(Ids(detector_->Query({})),
+  Feed(Then(order, "MANUFACTURING_APPROVED", clock_.NowUnixNano()));
+  EXPECT_THAT(Ids(detector_->OpenGapsOf("ord-1")),
               ElementsAre(GapId("ord-1", kMessageNotConsumed, "", "msg-7")));
+  EXPECT_THAT(Ids(StoredOpen()), ElementsAre(GapId("ord-1", kMessageNotConsumed, "", "msg-7")));
 }
 
 // Conflicts
 
-TEST_F(GapDetectorTest, ForbiddenTransitionOpensAtOnce) {
+TEST_F(GapDetectorTest, ForbiddenTransitionOpensOnceTheEvidenceIsIn) {
   LifecycleModelOptions options;
   options.statuses = {"INITIATED",     "SUBMITTED", "EXPRESS_REVIEW",
                       "MANUAL_REVIEW", "APPROVED",  "CLOSED"};
@@ -623,8 +717,13 @@ TEST_F(GapDetectorTest, ForbiddenTransitionOpensAtOnce) {
                        Reached("SUBMITTED", "INITIATED", kNow - 50 * kMinute, 2),
                        Reached("EXPRESS_REVIEW", "SUBMITTED", kNow - 40 * kMinute, 3),
                        Reached("MANUAL_REVIEW", "EXPRESS_REVIEW", moved_at, 4, "review-svc")}));
+  // Changed by issue 14: a conflict opens once every source has reported past it (a status
+  // between may still be on its way), not at once.
+  EXPECT_THAT(detector_->OpenGapsOf("ord-1"), IsEmpty());
+  EXPECT_GT(detector_->Stats().held, 0u);
+  Settle();
 
-  std::vector<Gap> open = detector_->Query({});
+  std::vector<Gap> open = detector_->OpenGapsOf("ord-1");
   ASSERT_THAT(open, SizeIs(1));
   const Gap& gap = open[0];
   EXPECT_EQ(gap.kind, kForbiddenTransition);
@@ -633,9 +732,11 @@ TEST_F(GapDetectorTest, ForbiddenTransitionOpensAtOnce) {
   EXPECT_EQ(gap.service, "review-svc");
   EXPECT_EQ(gap.since_unix_nano, moved_at);
   EXPECT_EQ(gap.deadline_unix_nano, moved_at);
-  EXPECT_EQ(gap.detected_at_unix_nano, kNow);
+  EXPECT_EQ(gap.detected_at_unix_nano, kNow + kIdleAfter);
+  EXPECT_TRUE(gap.paged);
   EXPECT_THAT(sink_->opened(), SizeIs(1));
-  EXPECT_EQ(Detected("forbidden_transition", "MANUAL_REVIEW"), 1u);
+  EXPECT_EQ(Detected(kForbiddenTransition, "MANUAL_REVIEW"), 1u);
+  EXPECT_EQ(StoredGap(gap.id), gap);
 }
 
 // A jump forward with no path of allowed transitions in between is forbidden, not a skip.
@@ -653,7 +754,8 @@ TEST_F(GapDetectorTest, ForwardJumpOffTheLifecyclesPathsIsForbiddenNotSkipped) {
                        Reached("PAID", "NEW", kNow - 2 * kMinute, 2),
                        Reached("REFUNDED", "PAID", kNow - kMinute, 3),
                        Reached("SHIPPED", "REFUNDED", kNow, 4, "logistics")}));
-  std::vector<Gap> open = detector_->Query({});
+  Settle();
+  std::vector<Gap> open = detector_->OpenGapsOf("ord-1");
   ASSERT_THAT(open, SizeIs(1));
   EXPECT_EQ(open[0].kind, kForbiddenTransition);
   EXPECT_EQ(open[0].stage, "SHIPPED");
@@ -663,40 +765,50 @@ TEST_F(GapDetectorTest, ForwardJumpOffTheLifecyclesPathsIsForbiddenNotSkipped) {
 TEST_F(GapDetectorTest, TransitionFromAnUnknownStatusIsForbidden) {
   Feed(Order("ord-1", {Reached("INITIATED", "", kNow - kMinute, 1),
                        Reached("FILE_UPLOADED", "ON_HOLD", kNow, 2)}));
-  std::vector<Gap> open = detector_->Query({});
+  Settle();
+  std::vector<Gap> open = detector_->OpenGapsOf("ord-1");
   ASSERT_THAT(open, SizeIs(1));
   EXPECT_EQ(open[0].kind, kForbiddenTransition);
   EXPECT_EQ(open[0].stage, "FILE_UPLOADED");
 }
 
-TEST_F(GapDetectorTest, SkipIntoTheTerminalStatusIsRecordedAndResolvedAtOnce) {
-  // PACKAGING -> CLOSED skips SHIPPED; the order is finished, so the gap opens and resolves.
+TEST_F(GapDetectorTest, SkipIntoTheTerminalStatusIsRecordedResolvedAndNotAnnounced) {
+  // PACKAGING -> CLOSED skips SHIPPED; the order is finished in the same record.
   std::vector<StatusReached> statuses = ChainTo("PACKAGING", kNow - kMinute);
   statuses.push_back(Reached("CLOSED", "PACKAGING", kNow - kSecond, 20, "crm-api"));
-  Feed(Order("ord-1", statuses));
+  const OrderRecord order = Order("ord-1", statuses);
+  Feed(order);
+  Settle();
 
-  EXPECT_THAT(detector_->Query({}), SizeIs(0));
-  GapQuery resolved;
-  resolved.state = GapQuery::State::kResolved;
-  std::vector<Gap> gaps = detector_->Query(resolved);
+  EXPECT_THAT(StoredOpen(), IsEmpty());
+  std::vector<Gap> gaps = Stored();
   ASSERT_THAT(gaps, SizeIs(1));
   EXPECT_EQ(gaps[0].kind, kSkippedStatus);
   EXPECT_EQ(gaps[0].stage, "SHIPPED");
-  EXPECT_THAT(sink_->opened(), SizeIs(1));
-  EXPECT_EQ(Detected("skipped_status", "SHIPPED"), 1u);
-  // Fed again, it does not fire a second time.
-  Feed(Order("ord-1", statuses));
-  EXPECT_THAT(sink_->opened(), SizeIs(1));
+  EXPECT_EQ(gaps[0].resolved_by, "CLOSED");
+  EXPECT_EQ(gaps[0].resolved_at_unix_nano, kNow - kSecond);
+  // Changed by issue 14: a conflict seen in the same record as CLOSED is recorded resolved,
+  // counted, and not announced (it was announced open and resolved at once before).
+  EXPECT_FALSE(gaps[0].paged);
+  EXPECT_THAT(sink_->opened(), IsEmpty());
+  EXPECT_THAT(sink_->resolved(), IsEmpty());
+  EXPECT_EQ(Detected(kSkippedStatus, "SHIPPED"), 1u);
+  EXPECT_EQ(FoundResolved(kSkippedStatus, "SHIPPED"), 1u);
+  // Fed again, it is not recorded a second time.
+  Feed(order);
+  EXPECT_EQ(Detected(kSkippedStatus, "SHIPPED"), 1u);
+  EXPECT_EQ(store_.Puts(gaps[0].id), 1);
 }
 
 TEST_F(GapDetectorTest, SkippedStatusNamesTheStageThatWasSkipped) {
-  // FILE_UPLOADED -> SUBMITTED is allowed; MANUFACTURING_COMPLETED -> SHIPPED skips PACKAGING.
+  // MANUFACTURING_COMPLETED -> SHIPPED skips PACKAGING.
   std::vector<StatusReached> statuses = ChainTo("MANUFACTURING_COMPLETED", kNow - kMinute);
   const uint64_t shipped_at = kNow - 10 * kSecond;
   statuses.push_back(Reached("SHIPPED", "MANUFACTURING_COMPLETED", shipped_at, 20, "logistics"));
   Feed(Order("ord-1", statuses));
+  Settle();
 
-  std::vector<Gap> open = detector_->Query({});
+  std::vector<Gap> open = detector_->OpenGapsOf("ord-1");
   ASSERT_THAT(open, SizeIs(1));
   EXPECT_EQ(open[0].id, GapId("ord-1", kSkippedStatus, "PACKAGING"));
   EXPECT_EQ(open[0].kind, kSkippedStatus);
@@ -705,17 +817,19 @@ TEST_F(GapDetectorTest, SkippedStatusNamesTheStageThatWasSkipped) {
   EXPECT_EQ(open[0].service, "logistics");
   EXPECT_EQ(open[0].since_unix_nano, shipped_at);
   EXPECT_THAT(sink_->opened(), SizeIs(1));
-  EXPECT_EQ(Detected("skipped_status", "PACKAGING"), 1u);
-  EXPECT_EQ(OpenCount("skipped_status", "PACKAGING"), 1u);
+  EXPECT_EQ(Detected(kSkippedStatus, "PACKAGING"), 1u);
+  EXPECT_EQ(OpenCount(kSkippedStatus, "PACKAGING"), 1u);
 }
 
 TEST_F(GapDetectorTest, StatusBackwardsWhenALaterEventCarriesAnEarlierStatus) {
+  // In record order (event version, then time), as the record builder keeps it.
   Feed(Order("ord-1", {Reached("INITIATED", "", kNow - 4 * kMinute, 1),
                        Reached("FILE_UPLOADED", "INITIATED", kNow - 3 * kMinute, 2),
-                       Reached("SUBMITTED", "FILE_UPLOADED", kNow - kMinute, 7, "legacy-erp"),
-                       Reached("PRICE_CALCULATION_STARTED", "SUBMITTED", kNow - 2 * kMinute, 4)}));
+                       Reached("PRICE_CALCULATION_STARTED", "SUBMITTED", kNow - 2 * kMinute, 4),
+                       Reached("SUBMITTED", "FILE_UPLOADED", kNow - kMinute, 7, "legacy-erp")}));
+  Settle();
 
-  std::vector<Gap> open = detector_->Query({});
+  std::vector<Gap> open = detector_->OpenGapsOf("ord-1");
   ASSERT_THAT(open, SizeIs(1));
   EXPECT_EQ(open[0].kind, kStatusBackwards);
   EXPECT_EQ(open[0].stage, "SUBMITTED");
@@ -726,30 +840,37 @@ TEST_F(GapDetectorTest, StatusBackwardsWhenALaterEventCarriesAnEarlierStatus) {
 }
 
 TEST_F(GapDetectorTest, StatusBackwardsWhenATransitionLeadsBack) {
-  Feed(Order("ord-1",
-             {Reached("INITIATED", "", kNow - 4 * kMinute),
-              Reached("SUBMITTED", "PRICE_CALCULATED", kNow - kMinute),
-              Reached("PRICE_CALCULATED", "PRICE_CALCULATION_STARTED", kNow - 2 * kMinute)}));
-  std::vector<Gap> open = detector_->Query(Where().Kind(std::string(kStatusBackwards)));
+  Feed(Order("ord-1", {Reached("INITIATED", "", kNow - 4 * kMinute),
+                       Reached("PRICE_CALCULATED", "PRICE_CALCULATION_STARTED", kNow - 2 * kMinute),
+                       Reached("SUBMITTED", "PRICE_CALCULATED", kNow - kMinute)}));
+  Settle();
+  GapHistoryQuery backwards;
+  backwards.kind = std::string(kStatusBackwards);
+  std::vector<Gap> open = QueryStore(backwards);
   ASSERT_THAT(open, SizeIs(1));
   EXPECT_EQ(open[0].stage, "SUBMITTED");
+}
+
+Operation Refusal(const OrderRecord& order, uint64_t at, std::string reported_status) {
+  Operation refusal;
+  refusal.span_name = "StartManufacturing";
+  refusal.service = "mes-api";
+  refusal.at_unix_nano = at;
+  refusal.trace_id = order.trace_id;
+  refusal.error_code = "FAILED_PRECONDITION";
+  refusal.error_message = "order is not approved";
+  refusal.reported_status = std::move(reported_status);
+  return refusal;
 }
 
 TEST_F(GapDetectorTest, StatusDisagreementWhenAServiceHoldsAnOlderStatus) {
   const uint64_t approved_at = kNow - 10 * kSecond;
   OrderRecord order = Order("ord-1", ChainTo("MANUFACTURING_APPROVED", approved_at));
-  Operation refusal;
-  refusal.span_name = "StartManufacturing";
-  refusal.service = "mes-api";
-  refusal.at_unix_nano = kNow - 2 * kSecond;
-  refusal.trace_id = order.trace_id;
-  refusal.error_code = "FAILED_PRECONDITION";
-  refusal.error_message = "order is not approved";
-  refusal.reported_status = "PRICE_CALCULATED";
-  order.last_error = refusal;
+  order.last_error = Refusal(order, kNow - 2 * kSecond, "PRICE_CALCULATED");
   Feed(order);
+  Settle();
 
-  std::vector<Gap> open = detector_->Query({});
+  std::vector<Gap> open = detector_->OpenGapsOf("ord-1");
   ASSERT_THAT(open, SizeIs(1));
   EXPECT_EQ(open[0].kind, kStatusDisagreement);
   EXPECT_EQ(open[0].stage, "MANUFACTURING_APPROVED");
@@ -757,89 +878,92 @@ TEST_F(GapDetectorTest, StatusDisagreementWhenAServiceHoldsAnOlderStatus) {
   EXPECT_EQ(open[0].service, "mes-api");
   EXPECT_EQ(open[0].since_unix_nano, approved_at);
   EXPECT_EQ(open[0].deadline_unix_nano, kNow - 2 * kSecond);
-  EXPECT_EQ(open[0].detected_at_unix_nano, kNow);
+  EXPECT_EQ(open[0].detected_at_unix_nano, kNow + kIdleAfter);
   EXPECT_THAT(sink_->opened(), SizeIs(1));
 
-  // It is about this stage: once the order moves on, it is answered.
+  // It is about this stage: once the order moves on, it is answered. (The record keeps its
+  // last error: records only grow.)
   clock_.Advance(kMinute);
-  OrderRecord moved = Order("ord-1", ChainTo("MANUFACTURING_STARTED", kNow + 30 * kSecond));
-  Feed(moved);
-  EXPECT_THAT(detector_->Query({}), IsEmpty());
+  Feed(Then(order, "MANUFACTURING_STARTED", kNow + 30 * kSecond));
+  EXPECT_THAT(detector_->OpenGapsOf("ord-1"), IsEmpty());
   ASSERT_THAT(sink_->resolved(), SizeIs(1));
   EXPECT_EQ(sink_->resolved()[0].kind, kStatusDisagreement);
+  EXPECT_EQ(sink_->resolved()[0].resolved_by, "MANUFACTURING_STARTED");
+  EXPECT_EQ(sink_->resolved()[0].resolved_at_unix_nano, kNow + 30 * kSecond);
 }
 
 TEST_F(GapDetectorTest, NoDisagreementFromAnErrorBeforeTheStatusOrWithAnUnknownStatus) {
   const uint64_t approved_at = kNow - 10 * kSecond;
-  Operation refusal;
-  refusal.span_name = "StartManufacturing";
-  refusal.service = "mes-api";
-  refusal.reported_status = "PRICE_CALCULATED";
-
   OrderRecord early = Order("ord-early", ChainTo("MANUFACTURING_APPROVED", approved_at));
-  refusal.at_unix_nano = approved_at - kSecond;  // refused before the approval was known
-  early.last_error = refusal;
+  // Refused before the approval was known.
+  early.last_error = Refusal(early, approved_at - kSecond, "PRICE_CALCULATED");
   Feed(early);
 
   OrderRecord unknown = Order("ord-unknown", ChainTo("MANUFACTURING_APPROVED", approved_at));
-  refusal.at_unix_nano = kNow;
-  refusal.reported_status = "WHO_KNOWS";
-  unknown.last_error = refusal;
+  unknown.last_error = Refusal(unknown, kNow, "WHO_KNOWS");
   Feed(unknown);
 
   OrderRecord agreeing = Order("ord-agreeing", ChainTo("MANUFACTURING_APPROVED", approved_at));
-  refusal.reported_status = "MANUFACTURING_APPROVED";
-  agreeing.last_error = refusal;
+  agreeing.last_error = Refusal(agreeing, kNow, "MANUFACTURING_APPROVED");
   Feed(agreeing);
+  Settle();
 
-  EXPECT_THAT(All(), IsEmpty());
+  EXPECT_THAT(Stored(), IsEmpty());
 }
 
 TEST_F(GapDetectorTest, ConflictsStayOpenUntilTheOrderCloses) {
   // SUBMITTED -> PRICE_CALCULATED skips PRICE_CALCULATION_STARTED.
-  auto skipping = [](const std::string& last, uint64_t at) {
-    std::vector<StatusReached> statuses = ChainTo(last, at);
-    statuses.erase(statuses.begin() + 3);  // PRICE_CALCULATION_STARTED
-    statuses[3].prev_status = "SUBMITTED";
-    return statuses;
-  };
-  Feed(Order("ord-1", skipping("PRICE_CALCULATED", kNow)));
-  ASSERT_THAT(Ids(detector_->Query({})),
-              ElementsAre(GapId("ord-1", kSkippedStatus, "PRICE_CALCULATION_STARTED")));
+  OrderRecord order = Order("ord-1", ChainTo("SUBMITTED", kNow - 2 * kMinute));
+  order.statuses.push_back(Reached("PRICE_CALCULATED", "SUBMITTED", kNow - kMinute, 5));
+  TouchLastSuccess(order);
+  Feed(order);
+  Settle();
+  const std::string id = GapId("ord-1", kSkippedStatus, "PRICE_CALCULATION_STARTED");
+  ASSERT_THAT(Ids(detector_->OpenGapsOf("ord-1")), ElementsAre(id));
 
   clock_.Advance(kHour);
-  Feed(Order("ord-1", skipping("PACKAGING", clock_.NowUnixNano())));
-  EXPECT_THAT(detector_->Query({}), SizeIs(1));
+  for (const char* status : {"MANUFACTURING_APPROVED", "MANUFACTURING_STARTED",
+                             "MANUFACTURING_COMPLETED", "PACKAGING"}) {
+    order = Then(order, status, order.CurrentStatus()->at_unix_nano + kMinute);
+  }
+  Feed(order);
+  EXPECT_THAT(Ids(detector_->OpenGapsOf("ord-1")), ElementsAre(id));
   EXPECT_THAT(sink_->resolved(), IsEmpty());
 
   clock_.Advance(kHour);
-  Feed(Order("ord-1", skipping("CLOSED", clock_.NowUnixNano())));
-  EXPECT_THAT(detector_->Query({}), IsEmpty());
+  order = Then(order, "SHIPPED", clock_.NowUnixNano() - kMinute);
+  const uint64_t closed_at = clock_.NowUnixNano();
+  order = Then(order, "CLOSED", closed_at);
+  Feed(order);
+  EXPECT_THAT(detector_->OpenGapsOf("ord-1"), IsEmpty());
   ASSERT_THAT(sink_->resolved(), SizeIs(1));
   EXPECT_EQ(sink_->resolved()[0].kind, kSkippedStatus);
-  EXPECT_EQ(sink_->resolved()[0].resolved_at_unix_nano, clock_.NowUnixNano());
-  EXPECT_EQ(OpenCount("skipped_status", "PRICE_CALCULATION_STARTED"), 0u);
+  EXPECT_EQ(sink_->resolved()[0].resolved_at_unix_nano, closed_at);
+  EXPECT_EQ(sink_->resolved()[0].resolved_by, "CLOSED");
+  EXPECT_EQ(OpenCount(kSkippedStatus, "PRICE_CALCULATION_STARTED"), 0u);
   EXPECT_THAT(sink_->opened(), SizeIs(1));
+  EXPECT_EQ(StoredGap(id)->resolved_by, "CLOSED");
 }
 
 TEST_F(GapDetectorTest, ConflictSeenTwiceOpensOneGap) {
   std::vector<StatusReached> statuses = ChainTo("MANUFACTURING_COMPLETED", kNow - kMinute);
   statuses.push_back(Reached("SHIPPED", "MANUFACTURING_COMPLETED", kNow, 20));
-  OrderRecord order = Order("ord-1", statuses);
+  const OrderRecord order = Order("ord-1", statuses);
   Feed(order);
   Feed(order);
+  Settle();
   clock_.Advance(kMinute);
   Feed(order);
-  EXPECT_THAT(All(), SizeIs(1));
+  EXPECT_THAT(Stored(), SizeIs(1));
   EXPECT_THAT(sink_->opened(), SizeIs(1));
-  EXPECT_EQ(Detected("skipped_status", "PACKAGING"), 1u);
-  EXPECT_EQ(store_.saves(), 1);
+  EXPECT_EQ(Detected(kSkippedStatus, "PACKAGING"), 1u);
+  EXPECT_EQ(store_.TotalPuts(), 1);
 }
 
 // No double fire, restarts
 
 TEST_F(GapDetectorTest, SameRecordFedTwiceOpensOneGap) {
-  OrderRecord order = Order("ord-1", ChainTo("SUBMITTED", kNow));
+  const OrderRecord order = Order("ord-1", ChainTo("SUBMITTED", kNow));
   Feed(order);
   Feed(order);
   EXPECT_EQ(detector_->Stats().tracked_orders, 1u);
@@ -847,36 +971,36 @@ TEST_F(GapDetectorTest, SameRecordFedTwiceOpensOneGap) {
   EXPECT_EQ(detector_->FireDue(), 1u);
   EXPECT_EQ(detector_->FireDue(), 0u);
 
-  // Re-armed by the same record after the gap opened: still one gap.
+  // The same record after the gap opened: still one gap, and no deadline armed again.
   Feed(order);
   EXPECT_EQ(detector_->Stats().tracked_orders, 0u);
   clock_.Advance(kDay);
   EXPECT_EQ(detector_->FireDue(), 0u);
   EXPECT_THAT(sink_->opened(), SizeIs(1));
-  EXPECT_EQ(Detected("missing_transition", "SUBMITTED"), 1u);
-  EXPECT_EQ(store_.saves(), 1);
+  EXPECT_EQ(Detected(kMissingTransition, "SUBMITTED"), 1u);
+  Stored();
+  EXPECT_EQ(store_.TotalPuts(), 1);
 }
 
 TEST_F(GapDetectorTest, RecoverReannouncesOpenGapsWithoutCountingOrSavingThemAgain) {
   const uint64_t t0 = kNow;
-  OrderRecord stuck = Order("ord-stuck", ChainTo("SUBMITTED", t0));
-  OrderRecord answered = Order("ord-answered", ChainTo("SUBMITTED", t0), "globex");
+  const OrderRecord stuck = Order("ord-stuck", ChainTo("SUBMITTED", t0));
+  const OrderRecord answered = Order("ord-answered", ChainTo("SUBMITTED", t0), "globex");
   std::vector<StatusReached> skip = ChainTo("MANUFACTURING_COMPLETED", t0);
   skip.push_back(Reached("SHIPPED", "MANUFACTURING_COMPLETED", t0, 20));
-  OrderRecord conflicting = Order("ord-conflict", skip);
+  const OrderRecord conflicting = Order("ord-conflict", skip);
   Feed(stuck);
   Feed(answered);
   Feed(conflicting);
   clock_.Set(t0 + kSubmittedSla + kGrace);
   ASSERT_EQ(detector_->FireDue(), 2u);
   clock_.Advance(kSecond);
-  OrderRecord answered_later =
-      Order("ord-answered", ChainTo("PRICE_CALCULATION_STARTED", clock_.NowUnixNano()), "globex");
+  const OrderRecord answered_later =
+      Then(answered, "PRICE_CALCULATION_STARTED", clock_.NowUnixNano());
   Feed(answered_later);
-  ASSERT_THAT(detector_->Query({}), SizeIs(2));
-  const int saves = store_.saves();
-  ASSERT_EQ(saves, 4);  // three opened, one resolved
-  const std::vector<Gap> before = All();
+  ASSERT_THAT(StoredOpen(), SizeIs(2));
+  const int puts = store_.TotalPuts();  // how the writer batched them may vary
+  const std::vector<Gap> before = Stored();
 
   clock_.Advance(kMinute);
   Restart();
@@ -885,56 +1009,34 @@ TEST_F(GapDetectorTest, RecoverReannouncesOpenGapsWithoutCountingOrSavingThemAga
               UnorderedElementsAre(GapId("ord-stuck", kMissingTransition, "SUBMITTED"),
                                    GapId("ord-conflict", kSkippedStatus, "PACKAGING")));
   EXPECT_THAT(sink_->resolved(), IsEmpty());
-  EXPECT_EQ(store_.saves(), saves);
   EXPECT_THAT(detector_->Stats().detected_total, IsEmpty());
-  EXPECT_EQ(OpenCount("missing_transition", "SUBMITTED"), 1u);
-  EXPECT_EQ(OpenCount("skipped_status", "PACKAGING"), 1u);
-  EXPECT_EQ(All(), before);  // the same gaps, the same moments
+  EXPECT_EQ(OpenCount(kMissingTransition, "SUBMITTED"), 1u);
+  EXPECT_EQ(OpenCount(kSkippedStatus, "PACKAGING"), 1u);
   EXPECT_THAT(detector_->OpenGapsOf("ord-stuck"), SizeIs(1));
-  EXPECT_TRUE(detector_->HasGapInTrace(TraceIdOf("ord-answered")));
 
-  // The store replays every order; nothing opens or resolves again.
-  Feed(stuck);
-  Feed(answered);  // an old record of an order whose gap was resolved
-  Feed(answered_later);
-  Feed(conflicting);
+  // Every stored order is restored; nothing opens, resolves or is written again.
+  for (const OrderRecord& record : {stuck, answered_later, conflicting}) {
+    detector_->RestoreOrder(record);
+  }
+  detector_->FinishRestore();
   EXPECT_EQ(detector_->FireDue(), 0u);
   clock_.Advance(kMinute);
   EXPECT_EQ(detector_->FireDue(), 0u);
   EXPECT_THAT(sink_->opened(), SizeIs(2));
   EXPECT_THAT(sink_->resolved(), IsEmpty());
   EXPECT_THAT(detector_->Stats().detected_total, IsEmpty());
-  EXPECT_EQ(store_.saves(), saves);
-  EXPECT_THAT(detector_->Query(Query(GapQuery::State::kResolved)), SizeIs(1));
+  EXPECT_EQ(Stored(), before);  // the same gaps, the same moments
+  EXPECT_EQ(store_.TotalPuts(), puts);
 
   // A restored gap still resolves when its answer arrives.
-  Feed(Order("ord-stuck", ChainTo("PRICE_CALCULATION_STARTED", clock_.NowUnixNano())));
+  Feed(Then(stuck, "PRICE_CALCULATION_STARTED", clock_.NowUnixNano()));
   ASSERT_THAT(sink_->resolved(), SizeIs(1));
   EXPECT_EQ(sink_->resolved()[0].id, GapId("ord-stuck", kMissingTransition, "SUBMITTED"));
-  EXPECT_FALSE(store_.gaps().at(sink_->resolved()[0].id).IsOpen());
+  EXPECT_FALSE(StoredGap(sink_->resolved()[0].id)->IsOpen());
 }
 
-TEST_F(GapDetectorTest, RecoverDoesNotReopenAResolvedGapWhenTheOldRecordIsReplayedAlone) {
-  OrderRecord submitted = Order("ord-1", ChainTo("SUBMITTED", kNow));
-  Feed(submitted);
-  clock_.Set(kNow + kSubmittedSla + kGrace);
-  ASSERT_EQ(detector_->FireDue(), 1u);
-  Feed(Order("ord-1", ChainTo("PRICE_CALCULATION_STARTED", clock_.NowUnixNano())));
-
-  Restart();
-  ASSERT_TRUE(detector_->Recover().ok());
-  EXPECT_THAT(sink_->opened(), IsEmpty());
-  // The store's lookup says SUBMITTED (as if the newer record were lost): still no second gap.
-  Feed(submitted);
-  clock_.Advance(kDay);
-  EXPECT_EQ(detector_->FireDue(), 0u);
-  EXPECT_THAT(sink_->opened(), IsEmpty());
-  EXPECT_THAT(All(), SizeIs(1));
-  EXPECT_FALSE(All()[0].IsOpen());
-}
-
-TEST_F(GapDetectorTest, DeadlineThatPassedWhileDownFiresRightAfterReplay) {
-  OrderRecord order = Order("ord-1", ChainTo("SUBMITTED", kNow));
+TEST_F(GapDetectorTest, DeadlineThatPassedWhileDownIsJudgedOnceTheStartupHoldEnds) {
+  const OrderRecord order = Order("ord-1", ChainTo("SUBMITTED", kNow));
   Feed(order);
   clock_.Advance(kMinute);
   EXPECT_EQ(detector_->FireDue(), 0u);
@@ -943,31 +1045,31 @@ TEST_F(GapDetectorTest, DeadlineThatPassedWhileDownFiresRightAfterReplay) {
   clock_.Set(kNow + kHour);
   Restart();
   ASSERT_TRUE(detector_->Recover().ok());
-  detector_->OnOrderRecord(order);  // rebuilt from the store
+  detector_->RestoreOrder(order);  // rebuilt from the store
+  detector_->FinishRestore();
+  // Changed by issue 14: exporters may still flush what they queued while ordertrace was down,
+  // so nothing is judged on the wall clock for idle_after after the start.
+  EXPECT_EQ(detector_->FireDue(), 0u);
+  EXPECT_EQ(detector_->Stats().held, 1u);
+  clock_.Advance(kIdleAfter);
   EXPECT_EQ(detector_->FireDue(), 1u);
-  std::vector<Gap> open = detector_->Query({});
+  std::vector<Gap> open = detector_->OpenGapsOf("ord-1");
   ASSERT_THAT(open, SizeIs(1));
   EXPECT_EQ(open[0].deadline_unix_nano, kNow + kSubmittedSla + kGrace);
-  EXPECT_EQ(open[0].detected_at_unix_nano, kNow + kHour);
-  EXPECT_EQ(Detected("missing_transition", "SUBMITTED"), 1u);
+  EXPECT_EQ(open[0].detected_at_unix_nano, kNow + kHour + kIdleAfter);
+  EXPECT_EQ(Detected(kMissingTransition, "SUBMITTED"), 1u);
 }
 
 TEST_F(GapDetectorTest, RecoverWithoutStoreIsANoOp) {
   GapDetector detector(*model_, clock_, orders_.Lookup(), nullptr, nullptr);
   EXPECT_TRUE(detector.Recover().ok());
-  OrderRecord order = Order("ord-1", ChainTo("SUBMITTED", kNow - kDay));
+  const OrderRecord order = Order("ord-1", ChainTo("SUBMITTED", kNow - kDay));
   orders_.Put(order);
-  detector.OnOrderRecord(order);
+  detector.OnOrderChanged(nullptr, order);
+  clock_.Advance(kIdleAfter);
   EXPECT_EQ(detector.FireDue(), 1u);  // no sink, no store: still detected
-  EXPECT_THAT(detector.Query({}), SizeIs(1));
-}
-
-TEST_F(GapDetectorTest, StoreFailureIsCountedAndTheGapStillOpens) {
-  store_.SetFailing(true);
-  Feed(Order("ord-1", ChainTo("SUBMITTED", kNow - kDay)));
-  EXPECT_EQ(detector_->FireDue(), 1u);
-  EXPECT_EQ(detector_->Stats().store_errors, 1u);
-  EXPECT_THAT(sink_->opened(), SizeIs(1));
+  EXPECT_THAT(detector.OpenGapsOf("ord-1"), SizeIs(1));
+  detector.Flush();  // returns at once: there is no writer
 }
 
 // Lookups at fire time
@@ -1007,85 +1109,103 @@ TEST_F(GapDetectorTest, GapOpenedAfterALookupRetryKeepsItsTrueDeadline) {
   clock_.Set(deadline + 3 * kSecond);
   EXPECT_EQ(detector_->FireDue(), 2u);
 
-  std::vector<Gap> stage = detector_->Query(Where().OrderId("ord-1"));
+  std::vector<Gap> stage = detector_->OpenGapsOf("ord-1");
   ASSERT_THAT(stage, SizeIs(1));
   EXPECT_EQ(stage[0].deadline_unix_nano, deadline);
   EXPECT_EQ(stage[0].detected_at_unix_nano, deadline + 3 * kSecond);
-  std::vector<Gap> message = detector_->Query(Where().OrderId("ord-2"));
+  std::vector<Gap> message = detector_->OpenGapsOf("ord-2");
   ASSERT_THAT(message, SizeIs(1));
   EXPECT_EQ(message[0].deadline_unix_nano, kNow + kMessageSla + kGrace);
 }
 
 TEST_F(GapDetectorTest, OrderThatMovedOnByFireTimeOpensNothing) {
-  Feed(Order("ord-1", ChainTo("SUBMITTED", kNow)));
+  const OrderRecord order = Order("ord-1", ChainTo("SUBMITTED", kNow));
+  Feed(order);
   Feed(Order("ord-gone", ChainTo("SUBMITTED", kNow)));
   // The store already holds newer records the detector has not been told about.
-  orders_.Put(Order("ord-1", ChainTo("PRICE_CALCULATION_STARTED", kNow + kMinute)));
+  orders_.Put(Then(order, "PRICE_CALCULATION_STARTED", kNow + kMinute));
   orders_.Erase("ord-gone");
 
   clock_.Set(kNow + kSubmittedSla + kGrace);
   EXPECT_EQ(detector_->FireDue(), 0u);
-  EXPECT_THAT(All(), IsEmpty());
+  EXPECT_THAT(Stored(), IsEmpty());
   EXPECT_THAT(sink_->opened(), IsEmpty());
   EXPECT_EQ(detector_->Stats().lookup_errors, 0u);
 }
 
-// Queries
+// Gap history: the store holds what the detector decided.
 
-TEST_F(GapDetectorTest, QueryFiltersAndSortsNewestFirst) {
-  // ord-b (globex): a skipped status, seen at kNow.
+TEST_F(GapDetectorTest, StoreAnswersFiltersNewestSinceFirst) {
+  // ord-b (globex): a skipped status at kNow.
   std::vector<StatusReached> skip = ChainTo("MANUFACTURING_COMPLETED", kNow - kMinute);
   skip.push_back(Reached("SHIPPED", "MANUFACTURING_COMPLETED", kNow, 20));
   Feed(Order("ord-b", skip, "globex"));
-  // ord-c (acme): a message never consumed, found at kNow + 1 s.
-  clock_.Advance(kSecond);
+  // ord-c (acme): a message published an hour ago, never consumed.
   OrderRecord c = Order("ord-c", ChainTo("PRICE_CALCULATED", kNow - kHour));
   c.messages = {Hop("msg-c", "q", kNow - kHour)};
   Feed(c);
-  ASSERT_EQ(detector_->FireDue(), 1u);
-  // ord-a (acme): stuck in SUBMITTED, found at kNow + 2 s.
-  clock_.Advance(kSecond);
-  Feed(Order("ord-a", ChainTo("SUBMITTED", kNow - kHour)));
-  ASSERT_EQ(detector_->FireDue(), 1u);
-  // ord-d (globex): stuck in SUBMITTED, found at kNow + 3 s, then answered.
-  clock_.Advance(kSecond);
-  Feed(Order("ord-d", ChainTo("SUBMITTED", kNow - kHour), "globex"));
-  ASSERT_EQ(detector_->FireDue(), 1u);
-  Feed(Order("ord-d", ChainTo("PRICE_CALCULATION_STARTED", clock_.NowUnixNano()), "globex"));
+  // ord-a (acme): in SUBMITTED for two hours.
+  Feed(Order("ord-a", ChainTo("SUBMITTED", kNow - 2 * kHour)));
+  // ord-d (globex): in SUBMITTED for three hours, then answered.
+  const OrderRecord d = Order("ord-d", ChainTo("SUBMITTED", kNow - 3 * kHour), "globex");
+  Feed(d);
+  clock_.Advance(kIdleAfter);
+  ASSERT_EQ(detector_->FireDue(), 3u);
+  Feed(Then(d, "PRICE_CALCULATION_STARTED", clock_.NowUnixNano()));
 
-  auto orders = [&](GapQuery query) { return OrderIds(detector_->Query(query)); };
-  EXPECT_THAT(orders({}), ElementsAre("ord-a", "ord-c", "ord-b"));
-  EXPECT_THAT(orders(Where().State(GapQuery::State::kResolved)), ElementsAre("ord-d"));
-  EXPECT_THAT(orders(Where().State(GapQuery::State::kAll)),
-              ElementsAre("ord-d", "ord-a", "ord-c", "ord-b"));
-  EXPECT_THAT(orders(Where().State(GapQuery::State::kAll).Kind("missing_transition")),
-              ElementsAre("ord-d", "ord-a"));
-  EXPECT_THAT(orders(Where().Kind("missing_transition")), ElementsAre("ord-a"));
-  EXPECT_THAT(orders(Where().Kind("message_not_consumed")), ElementsAre("ord-c"));
-  EXPECT_THAT(orders(Where().Kind("no_such_kind")), IsEmpty());
-  EXPECT_THAT(orders(Where().State(GapQuery::State::kAll).Stage("SUBMITTED")),
-              ElementsAre("ord-d", "ord-a"));
-  EXPECT_THAT(orders(Where().Stage("PACKAGING")), ElementsAre("ord-b"));
-  EXPECT_THAT(orders(Where().State(GapQuery::State::kAll).Partner("globex")),
-              ElementsAre("ord-d", "ord-b"));
-  EXPECT_THAT(orders(Where().Partner("acme")), ElementsAre("ord-a", "ord-c"));
-  EXPECT_THAT(orders(Where().State(GapQuery::State::kAll).OrderId("ord-c")), ElementsAre("ord-c"));
-  EXPECT_THAT(
-      orders(Where().State(GapQuery::State::kAll).Kind("missing_transition").Partner("globex")),
-      ElementsAre("ord-d"));
-  EXPECT_THAT(orders(Where().State(GapQuery::State::kAll).Limit(2)), ElementsAre("ord-d", "ord-a"));
-  EXPECT_THAT(orders(Where().Limit(0)), IsEmpty());
+  auto orders = [&](GapHistoryQuery query) { return OrderIds(QueryStore(query)); };
+  auto where = [](GapHistoryQuery::State state) {
+    GapHistoryQuery query;
+    query.state = state;
+    return query;
+  };
+  const auto kAll = GapHistoryQuery::State::kAll;
+  // Changed by issue 14: newest first is by `since` (event time), not by detection.
+  EXPECT_THAT(orders({}), ElementsAre("ord-b", "ord-c", "ord-a"));
+  EXPECT_THAT(orders(where(GapHistoryQuery::State::kResolved)), ElementsAre("ord-d"));
+  EXPECT_THAT(orders(where(kAll)), ElementsAre("ord-b", "ord-c", "ord-a", "ord-d"));
+  GapHistoryQuery query = where(kAll);
+  query.kind = std::string(kMissingTransition);
+  EXPECT_THAT(orders(query), ElementsAre("ord-a", "ord-d"));
+  query.partner_id = "globex";
+  EXPECT_THAT(orders(query), ElementsAre("ord-d"));
+  query = {};
+  query.kind = std::string(kMessageNotConsumed);
+  EXPECT_THAT(orders(query), ElementsAre("ord-c"));
+  query.kind = "no_such_kind";
+  EXPECT_THAT(orders(query), IsEmpty());
+  query = where(kAll);
+  query.stage = "SUBMITTED";
+  EXPECT_THAT(orders(query), ElementsAre("ord-a", "ord-d"));
+  query = where(kAll);
+  query.order_id = "ord-c";
+  EXPECT_THAT(orders(query), ElementsAre("ord-c"));
+
+  // Pages of two, with a cursor.
+  query = where(kAll);
+  query.limit = 2;
+  detector_->Flush();
+  absl::StatusOr<GapPage> page = store_.Query(query);
+  ASSERT_TRUE(page.ok());
+  EXPECT_THAT(OrderIds(page->gaps), ElementsAre("ord-b", "ord-c"));
+  ASSERT_FALSE(page->next_cursor.empty());
+  query.cursor = page->next_cursor;
+  page = store_.Query(query);
+  ASSERT_TRUE(page.ok());
+  EXPECT_THAT(OrderIds(page->gaps), ElementsAre("ord-a", "ord-d"));
 }
 
-TEST_F(GapDetectorTest, OpenGapsOfAndHasGapInTrace) {
+TEST_F(GapDetectorTest, OpenGapsOfListsAnOrdersOpenGapsOnly) {
   Feed(Order("ord-a", ChainTo("SUBMITTED", kNow - kHour)));
   OrderRecord b = Order("ord-b", ChainTo("PRICE_CALCULATED", kNow - kHour));
   b.messages = {Hop("msg-b", "q", kNow - kHour)};
   Feed(b);
-  Feed(Order("ord-r", ChainTo("SUBMITTED", kNow - kHour)));
+  const OrderRecord r = Order("ord-r", ChainTo("SUBMITTED", kNow - kHour));
+  Feed(r);
   Feed(Order("ord-quiet", ChainTo("SUBMITTED", kNow)));
+  clock_.Advance(kIdleAfter);
   ASSERT_EQ(detector_->FireDue(), 3u);
-  Feed(Order("ord-r", ChainTo("PRICE_CALCULATION_STARTED", kNow)));
+  Feed(Then(r, "PRICE_CALCULATION_STARTED", kNow));
 
   EXPECT_THAT(Ids(detector_->OpenGapsOf("ord-a")),
               ElementsAre(GapId("ord-a", kMissingTransition, "SUBMITTED")));
@@ -1094,11 +1214,6 @@ TEST_F(GapDetectorTest, OpenGapsOfAndHasGapInTrace) {
   EXPECT_THAT(detector_->OpenGapsOf("ord-r"), IsEmpty());  // resolved
   EXPECT_THAT(detector_->OpenGapsOf("ord-quiet"), IsEmpty());
   EXPECT_THAT(detector_->OpenGapsOf("ord-unknown"), IsEmpty());
-
-  EXPECT_TRUE(detector_->HasGapInTrace(TraceIdOf("ord-a")));
-  EXPECT_TRUE(detector_->HasGapInTrace(TraceIdOf("ord-r")));  // resolved gaps count
-  EXPECT_FALSE(detector_->HasGapInTrace(TraceIdOf("ord-quiet")));
-  EXPECT_FALSE(detector_->HasGapInTrace(model::TraceId{}));
 }
 
 TEST_F(GapDetectorTest, NextDeadlineIsTheEarliestPendingOne) {
@@ -1139,7 +1254,7 @@ TEST_F(GapDetectorTest, RearmingOneOrderTenThousandTimesKeepsTimersBounded) {
   EXPECT_EQ(detector_->FireDue(), 0u);
   clock_.Set(last_deadline);
   EXPECT_EQ(detector_->FireDue(), 1u);
-  EXPECT_EQ(detector_->Query({})[0].deadline_unix_nano, last_deadline);
+  EXPECT_EQ(detector_->OpenGapsOf("ord-1")[0].deadline_unix_nano, last_deadline);
   clock_.Advance(kDay);
   EXPECT_EQ(detector_->FireDue(), 0u);
   EXPECT_THAT(sink_->opened(), SizeIs(1));
@@ -1157,39 +1272,42 @@ TEST_F(GapDetectorTest, ManyOrdersEachFireOnce) {
     opened += detector_->FireDue();
     EXPECT_EQ(opened, static_cast<size_t>(step + 1 > kOrders ? kOrders : step + 1));
   }
-  EXPECT_EQ(Detected("missing_transition", "SUBMITTED"), static_cast<uint64_t>(kOrders));
-  EXPECT_EQ(OpenCount("missing_transition", "SUBMITTED"), static_cast<uint64_t>(kOrders));
+  EXPECT_EQ(Detected(kMissingTransition, "SUBMITTED"), static_cast<uint64_t>(kOrders));
+  EXPECT_EQ(OpenCount(kMissingTransition, "SUBMITTED"), static_cast<uint64_t>(kOrders));
 }
+
+// NEW_TESTS_HERE
 
 // The timer thread
 
-bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds bound) {
-  const auto until = std::chrono::steady_clock::now() + bound;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
+GapDetectorOptions LongSleep() {
+  GapDetectorOptions options;
+  // Only a deadline (or the wake-up on a new record) can wake the thread in time.
+  options.max_sleep = std::chrono::milliseconds(60'000);
+  // A short startup hold and idleness, so that a deadline a moment ahead is judged on time.
+  options.watermarks.idle_after_nanos = 20'000'000;  // 20 ms
+  return options;
 }
 
 TEST(GapDetectorThreadTest, StartFiresADeadlineFromItsThreadAndShutdownStopsIt) {
-  LifecycleModelOptions options = DefaultLifecycleModelOptions();
-  absl::StatusOr<LifecycleModel> model = LifecycleModel::Create(options);
+  absl::StatusOr<LifecycleModel> model = LifecycleModel::Create(DefaultLifecycleModelOptions());
   ASSERT_TRUE(model.ok());
   model::SystemClock clock;
   FakeOrders orders;
   RecordingSink sink;
   GapDetector detector(*model, clock, orders.Lookup(), nullptr, &sink, LongSleep());
   detector.Start();
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let it go to sleep
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // past the startup hold; asleep
 
-  const uint64_t deadline = clock.NowUnixNano() + 50'000'000;  // 50 ms ahead
+  const uint64_t deadline = clock.NowUnixNano() + 100'000'000;  // 100 ms ahead
   OrderRecord order = Order("ord-1", ChainTo("SUBMITTED", deadline - kSubmittedSla - kGrace));
   orders.Put(order);
-  detector.OnOrderRecord(order);
+  detector.OnOrderChanged(nullptr, order);
+  // shop-api is live: its deadline is judged on the wall clock.
+  detector.OnSpansArrived(SpansFrom("shop-api", clock.NowUnixNano()));
 
   ASSERT_TRUE(WaitFor([&] { return !sink.opened().empty(); }, std::chrono::seconds(5)))
-      << "the gap did not fire within 5 s of a deadline 50 ms ahead";
+      << "the gap did not fire within 5 s of a deadline 100 ms ahead";
   const Gap gap = sink.opened()[0];
   EXPECT_GE(gap.detected_at_unix_nano, deadline);
   EXPECT_LT(gap.detected_at_unix_nano - deadline, kSecond) << "fired late";
@@ -1199,8 +1317,8 @@ TEST(GapDetectorThreadTest, StartFiresADeadlineFromItsThreadAndShutdownStopsIt) 
   // Stopped: a new overdue order is not fired by the thread any more.
   OrderRecord late = Order("ord-2", ChainTo("SUBMITTED", deadline - kDay));
   orders.Put(late);
-  detector.OnOrderRecord(late);
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  detector.OnOrderChanged(nullptr, late);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_THAT(sink.opened(), SizeIs(1));
 }
 
@@ -1251,6 +1369,8 @@ Gap FullGap() {
   gap.deadline_unix_nano = kNow + kMessageSla;
   gap.detected_at_unix_nano = (1ULL << 63) + 5;  // the top bit of uint64 survives
   gap.resolved_at_unix_nano = UINT64_MAX;
+  gap.resolved_by = "consumed";
+  gap.paged = true;
   return gap;
 }
 
@@ -1262,12 +1382,18 @@ TEST(GapCodecTest, RoundTripsEveryField) {
   EXPECT_FALSE(decoded->IsOpen());
   ASSERT_TRUE(decoded->last_success.has_value());
   EXPECT_EQ(decoded->last_success->span_id, gap.last_success->span_id);
+
+  gap.paged = false;  // found already over
+  decoded = DecodeGap(EncodeGap(gap));
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(*decoded, gap);
 }
 
 TEST(GapCodecTest, RoundTripsAnOpenGapWithoutLastSuccess) {
   Gap gap = FullGap();
   gap.last_success.reset();
   gap.resolved_at_unix_nano = 0;
+  gap.resolved_by.clear();
   gap.expected.clear();
   absl::StatusOr<Gap> decoded = DecodeGap(EncodeGap(gap));
   ASSERT_TRUE(decoded.ok()) << decoded.status();
@@ -1287,6 +1413,17 @@ TEST(GapCodecTest, MissingOptionalFieldsDefaultAndUnknownOnesAreIgnored) {
   EXPECT_FALSE(decoded->trace_id.IsValid());
   EXPECT_FALSE(decoded->last_success.has_value());
   EXPECT_TRUE(decoded->IsOpen());
+  EXPECT_TRUE(decoded->paged);  // written before issue 14: every gap stored was announced
+}
+
+// Gaps written before resolved_by existed were resolved when they had a resolution time.
+TEST(GapCodecTest, AnOldResolvedGapDecodesAsResolved) {
+  absl::StatusOr<Gap> decoded =
+      DecodeGap(R"({"id":"o/k/s","order_id":"o","kind":"missing_transition","resolved_at":42})");
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_FALSE(decoded->IsOpen());
+  EXPECT_EQ(decoded->resolved_at_unix_nano, 42u);
+  EXPECT_TRUE(decoded->paged);
 }
 
 TEST(GapCodecTest, GarbageIsAnErrorNotACrash) {
