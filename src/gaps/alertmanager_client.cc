@@ -90,6 +90,10 @@ uint64_t StartOf(const Gap& gap, uint64_t now) {
 }
 
 std::string Summary(const Gap& gap) {
+  if (gap.kind == kSourceSilent) {
+    return gap.service + " has sent no spans since " + FormatRfc3339(gap.since_unix_nano) +
+           " while other services go on";
+  }
   std::string s = "Order " + gap.order_id + ": " + gap.kind;
   if (!gap.stage.empty()) s += " at " + gap.stage;
   if (gap.since_unix_nano != 0) s += " since " + FormatRfc3339(gap.since_unix_nano);
@@ -516,8 +520,11 @@ std::string AlertmanagerClient::RenderLocked(const Entry& entry, uint64_t now) c
     if (!value.empty()) labels[name] = std::string(value);
   };
   auto severity = options_.severity_by_kind.find(gap.kind);
-  label("alertname", kAlertName);
+  // A silent source is not an order's gap: its own alert, named by its service.
+  const bool source = gap.kind == kSourceSilent;
+  label("alertname", source ? kSourceAlertName : kAlertName);
   label("kind", gap.kind);
+  if (source) label("service", gap.service);
   label("stage", gap.stage);
   label("partner_id", gap.partner_id);
   label("severity", severity != options_.severity_by_kind.end() ? std::string_view(severity->second)
@@ -525,7 +532,8 @@ std::string AlertmanagerClient::RenderLocked(const Entry& entry, uint64_t now) c
   label("gap_id", gap.id);
 
   const std::string link =
-      options_.external_url + "/api/v1/orders/" + EscapePathSegment(gap.order_id);
+      source ? options_.external_url + "/api/v1/gaps?kind=" + std::string(kSourceSilent)
+             : options_.external_url + "/api/v1/orders/" + EscapePathSegment(gap.order_id);
   const std::string summary = Summary(gap);
   nlohmann::json annotations = nlohmann::json::object();
   auto annotate = [&](const char* name, std::string_view value) {

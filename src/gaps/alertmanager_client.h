@@ -57,6 +57,8 @@
 namespace ordertrace::gaps {
 
 inline constexpr std::string_view kAlertName = "OrderGap";
+// The alertname of a source_silent gap (a service that stopped reporting, not an order).
+inline constexpr std::string_view kSourceAlertName = "SourceSilent";
 
 // Severity per gap kind by default: conflicts in the lifecycle are "critical", overdue work
 // (missing transitions, late calculations, unconsumed messages) is "warning".

@@ -32,7 +32,9 @@ std::string EncodeGap(const Gap& gap) {
                    {"since", gap.since_unix_nano},
                    {"deadline", gap.deadline_unix_nano},
                    {"detected_at", gap.detected_at_unix_nano},
-                   {"resolved_at", gap.resolved_at_unix_nano}};
+                   {"resolved_at", gap.resolved_at_unix_nano},
+                   {"resolved_by", gap.resolved_by},
+                   {"paged", gap.paged}};
   if (gap.last_success.has_value()) {
     const model::Operation& op = *gap.last_success;
     document["last_success"] = {{"span_name", op.span_name},
@@ -68,6 +70,10 @@ absl::StatusOr<Gap> DecodeGap(const std::string& encoded) {
     gap.deadline_unix_nano = document.value("deadline", uint64_t{0});
     gap.detected_at_unix_nano = document.value("detected_at", uint64_t{0});
     gap.resolved_at_unix_nano = document.value("resolved_at", uint64_t{0});
+    gap.resolved_by = document.value("resolved_by", "");
+    // Written before resolved_by existed: resolved when it has a resolution time.
+    if (gap.resolved_by.empty() && gap.resolved_at_unix_nano != 0) gap.resolved_by = "resolved";
+    gap.paged = document.value("paged", !document.contains("resolved_by"));
     if (document.contains("last_success") && document["last_success"].is_object()) {
       const json& op = document["last_success"];
       model::Operation operation;

@@ -6,28 +6,17 @@
 #include <utility>
 
 #include "absl/container/inlined_vector.h"
-#include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 
 namespace ordertrace::gaps {
 namespace {
 
-bool IsStageKind(std::string_view kind) {
-  return kind == kMissingTransition || kind == kCalculationOverdue || kind == kStatusDisagreement;
-}
-
-bool IsConflictKind(std::string_view kind) {
-  return kind == kForbiddenTransition || kind == kStatusBackwards || kind == kSkippedStatus;
-}
-
-const model::MessageHop* FindHop(const model::OrderRecord& record, std::string_view message_id) {
-  for (const model::MessageHop& hop : record.messages) {
-    if (hop.message_id == message_id) return &hop;
+const Gap* FindById(const std::vector<Gap>& gaps, const std::string& id) {
+  for (const Gap& gap : gaps) {
+    if (gap.id == id) return &gap;
   }
   return nullptr;
 }
-
-std::string Seconds(uint64_t nanos) { return absl::StrCat(static_cast<double>(nanos) / 1e9, " s"); }
 
 }  // namespace
 
@@ -47,110 +36,83 @@ GapDetector::GapDetector(const LifecycleModel& model, const model::Clock& clock,
       lookup_(std::move(lookup)),
       store_(store),
       sink_(sink),
-      options_(options) {}
+      options_(options),
+      sources_(options.watermarks, model.GraceNanos(), clock.NowUnixNano()),
+      status_sources_(model.statuses().size()),
+      held_(model.statuses().size() + 1) {
+  if (store_ != nullptr) writer_ = std::thread([this] { WriterLoop(); });
+}
 
 GapDetector::~GapDetector() { Shutdown(); }
 
-std::pair<uint64_t, uint64_t> GapDetector::Fingerprint(const std::string& gap_id) {
-  // Two unrelated 64-bit hashes (libstdc++'s and Abseil's): a collision would need both.
-  return {std::hash<std::string>()(gap_id), absl::Hash<std::string>()(gap_id)};
-}
-
 absl::Status GapDetector::Recover() {
   if (store_ == nullptr) return absl::OkStatus();
-  absl::StatusOr<std::vector<Gap>> gaps = store_->LoadGaps();
-  if (!gaps.ok()) return gaps.status();
-  std::sort(gaps->begin(), gaps->end(), [](const Gap& a, const Gap& b) {
-    return a.resolved_at_unix_nano < b.resolved_at_unix_nano;
-  });
   Events events;
-  {
+  GapHistoryQuery query;
+  query.state = GapHistoryQuery::State::kAll;
+  query.limit = 1000;
+  do {
+    absl::StatusOr<GapPage> page = store_->Query(query);
+    if (!page.ok()) return page.status();
     std::lock_guard<std::mutex> lock(mu_);
-    for (Gap& gap : *gaps) {
-      if (!known_ids_.insert(Fingerprint(gap.id)).second) continue;
-      if (gap.IsOpen()) {
-        open_by_order_[gap.order_id].push_back(gap.id);
+    for (Gap& gap : page->gaps) {
+      if (!gap.order_id.empty()) restore_index_[gap.order_id].push_back(gap);
+      if (!gap.IsOpen() || open_.contains(gap.id)) continue;
+      if (gap.kind == kSourceSilent) silent_gaps_[gap.service] = gap.id;
+      open_by_order_[gap.order_id].push_back(gap.id);
+      if (gap.paged) {
         events.opened.push_back(gap);
-        open_.emplace(gap.id, std::move(gap));
       } else {
-        resolved_.push_back(std::move(gap));
-        if (resolved_.size() > options_.max_resolved_in_memory) resolved_.pop_front();
+        unpaged_.insert(gap.id);
       }
+      open_.emplace(gap.id, std::move(gap));
     }
-  }
-  if (sink_ != nullptr) {
-    for (const Gap& gap : events.opened) sink_->OnGapOpened(gap);
-  }
+    query.cursor = page->next_cursor;
+  } while (!query.cursor.empty());
+  Announce(events);
   return absl::OkStatus();
 }
 
-void GapDetector::OnOrderRecord(const model::OrderRecord& record) {
+void GapDetector::RestoreOrder(const model::OrderRecord& record) {
+  const OrderGaps implied = EvaluateOrder(model_, record);
+  Events events;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // What the store holds for the order stands for what its record implied before: the
+    // difference is what a crash kept from being written (or deleted).
+    OrderGaps stored;
+    if (auto it = restore_index_.find(record.order_id); it != restore_index_.end()) {
+      for (const Gap& gap : it->second) {
+        if (gap.IsOpen() && IsDeadlineKind(gap.kind)) continue;  // a judged deadline: open_
+        stored.settled.push_back(gap);
+      }
+    }
+    ApplyLocked(&stored, implied, record, events);
+  }
+  Announce(events);
+}
+
+void GapDetector::FinishRestore() {
+  std::lock_guard<std::mutex> lock(mu_);
+  absl::node_hash_map<std::string, std::vector<Gap>>().swap(restore_index_);
+}
+
+void GapDetector::OnOrderChanged(const model::OrderRecord* before,
+                                 const model::OrderRecord& after) {
+  // What each version implies is computed outside the lock: it is pure.
+  std::optional<OrderGaps> was;
+  if (before != nullptr) was = EvaluateOrder(model_, *before);
+  const OrderGaps implied = EvaluateOrder(model_, after);
   Events events;
   bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     const uint64_t now = clock_.NowUnixNano();
-    const model::StatusReached* current = record.CurrentStatus();
-    const bool terminal = current != nullptr && model_.IsTerminal(current->status);
-    if (!firing_.empty() && firing_.contains(record.order_id)) {
-      updated_while_firing_.insert(record.order_id);
+    if (!firing_.empty() && firing_.contains(after.order_id)) {
+      updated_while_firing_.insert(after.order_id);
     }
-
-    // Conflicts first: one found when the order is already terminal (a skip into CLOSED) is
-    // then opened and resolved together, so it is recorded and alerted once.
-    CheckConflictsLocked(record, events);
-
-    // What the record now answers.
-    if (auto it = open_by_order_.find(record.order_id); it != open_by_order_.end()) {
-      std::vector<std::string> ids = it->second;
-      for (const std::string& id : ids) {
-        const Gap& gap = open_.at(id);
-        bool answered = false;
-        if (IsStageKind(gap.kind)) {
-          answered = current == nullptr || current->status != gap.stage;
-        } else if (gap.kind == kMessageNotConsumed) {
-          const model::MessageHop* hop = FindHop(record, gap.message_id);
-          answered = hop != nullptr && hop->consumed_at_unix_nano != 0;
-        } else if (IsConflictKind(gap.kind)) {
-          answered = terminal;
-        }
-        if (answered) ResolveLocked(id, now, events);
-      }
-    }
-
-    // The stage deadline.
-    const StageRule* rule =
-        current != nullptr && !terminal ? model_.RuleFor(current->status) : nullptr;
-    if (rule != nullptr) {
-      std::string id =
-          GapId(record.order_id, rule->calculation ? kCalculationOverdue : kMissingTransition,
-                current->status);
-      if (known_ids_.contains(Fingerprint(id))) {
-        DisarmStageLocked(record.order_id);
-      } else {
-        uint64_t deadline =
-            current->at_unix_nano + model_.SlaNanos(*rule, record.partner_id) + model_.GraceNanos();
-        ArmStageLocked(record.order_id, static_cast<int16_t>(model_.IndexOf(current->status)),
-                       std::max<uint64_t>(deadline, 1));
-      }
-    } else {
-      DisarmStageLocked(record.order_id);
-    }
-
-    // Message deadlines.
-    for (const model::MessageHop& hop : record.messages) {
-      if (hop.message_id.empty()) continue;
-      if (hop.consumed_at_unix_nano != 0 || hop.published_at_unix_nano == 0) {
-        DisarmMessageLocked(hop.message_id);
-        continue;
-      }
-      if (known_ids_.contains(
-              Fingerprint(GapId(record.order_id, kMessageNotConsumed, "", hop.message_id)))) {
-        continue;
-      }
-      ArmMessageLocked(hop.message_id, record.order_id,
-                       hop.published_at_unix_nano + model_.MessageSlaNanos() + model_.GraceNanos());
-    }
+    LearnSourceLocked(after, now);
+    ApplyLocked(was ? &*was : nullptr, implied, after, events);
     // Also when something is already due (a clock that jumped ahead).
     wake =
         std::exchange(wake_needed_, false) || (!timers_.empty() && timers_.top().deadline <= now);
@@ -159,191 +121,380 @@ void GapDetector::OnOrderRecord(const model::OrderRecord& record) {
   Announce(events);
 }
 
-void GapDetector::CheckConflictsLocked(const model::OrderRecord& record, Events& events) {
-  const model::StatusReached* current = record.CurrentStatus();
-  if (current == nullptr) return;
-  for (const model::StatusReached& reached : record.statuses) {
-    int to = model_.IndexOf(reached.status);
-    int from = model_.IndexOf(reached.prev_status);
-    if (reached.prev_status.empty() || to < 0 ||
-        model_.IsAllowed(reached.prev_status, reached.status)) {
-      continue;
-    }
-    std::string_view kind = kForbiddenTransition;
-    std::string stage = reached.status;
-    std::vector<std::string> expected = model_.NextOf(reached.prev_status);
-    if (from >= 0 && to < from) {
-      kind = kStatusBackwards;
-    } else if (from >= 0 && to > from + 1) {
-      // Skipped when the lifecycle leads from `from` to `to` through the statuses in between.
-      bool path = true;
-      for (int i = from; i < to && path; ++i) {
-        path = model_.IsAllowed(model_.statuses()[i], model_.statuses()[i + 1]);
-      }
-      if (path) {
-        kind = kSkippedStatus;
-        stage = model_.statuses()[from + 1];
-        expected = {stage};
-      }
-    }
-    Gap gap = MakeGap(record, kind, stage, "");
-    gap.expected = expected;
-    gap.service = reached.service;
-    gap.since_unix_nano = reached.at_unix_nano;
-    gap.deadline_unix_nano = reached.at_unix_nano;
-    gap.detail = absl::StrCat(reached.service, " moved the order from ", reached.prev_status,
-                              " to ", reached.status, ", which the lifecycle does not allow");
-    OpenLocked(std::move(gap), events);
-  }
-  // A later event that carries an earlier status: the order went backwards. Positions are
-  // looked up once per status, not once per pair.
-  const size_t n = record.statuses.size();
-  absl::InlinedVector<int, 16> position(n);
-  for (size_t i = 0; i < n; ++i) position[i] = model_.IndexOf(record.statuses[i].status);
-  for (size_t i = 0; i < n; ++i) {
-    const model::StatusReached& a = record.statuses[i];
-    if (position[i] < 0) continue;
-    for (size_t j = 0; j < n; ++j) {
-      const model::StatusReached& b = record.statuses[j];
-      if (a.event_version > b.event_version && b.event_version >= 0 && position[i] < position[j]) {
-        Gap gap = MakeGap(record, kStatusBackwards, a.status, "");
-        gap.expected = model_.NextOf(b.status);
-        gap.service = a.service;
-        gap.since_unix_nano = a.at_unix_nano;
-        gap.deadline_unix_nano = a.at_unix_nano;
-        gap.detail = absl::StrCat(a.service, " set ", a.status, " (event ", a.event_version,
-                                  ") after ", b.status, " (event ", b.event_version, ")");
-        OpenLocked(std::move(gap), events);
-      }
-    }
-  }
-  // A service refusing a step because it holds an older status than the order has.
-  if (record.last_error.has_value() && !record.last_error->reported_status.empty()) {
-    const model::Operation& error = *record.last_error;
-    int reported = model_.IndexOf(error.reported_status);
-    if (reported >= 0 && reported < model_.IndexOf(current->status) &&
-        error.at_unix_nano >= current->at_unix_nano) {
-      Gap gap = MakeGap(record, kStatusDisagreement, current->status, "");
-      gap.expected = {current->status};
-      gap.service = error.service;
-      gap.since_unix_nano = current->at_unix_nano;
-      gap.deadline_unix_nano = error.at_unix_nano;
-      gap.detail = absl::StrCat(error.service, " holds ", error.reported_status,
-                                " while the order is ", current->status, " (", error.span_name,
-                                " refused: ", error.error_message, ")");
-      OpenLocked(std::move(gap), events);
-    }
-  }
-}
-
-Gap GapDetector::MakeGap(const model::OrderRecord& record, std::string_view kind,
-                         std::string_view stage, std::string_view message_id) const {
-  Gap gap;
-  gap.id = GapId(record.order_id, kind, message_id.empty() ? stage : "", message_id);
-  gap.order_id = record.order_id;
-  gap.partner_id = record.partner_id;
-  gap.kind = std::string(kind);
-  gap.stage = std::string(stage);
-  gap.message_id = std::string(message_id);
-  gap.trace_id = record.trace_id;
-  gap.last_success = record.last_success;
-  if (const model::StatusReached* current = record.CurrentStatus(); current != nullptr) {
-    gap.service = current->service;
-  }
-  if (record.last_success.has_value()) gap.service = record.last_success->service;
-  if (const model::MessageHop* last = record.LastMessage(); last != nullptr) {
-    gap.queue = last->queue;
-  }
-  return gap;
-}
-
-size_t GapDetector::FireDue() {
-  std::vector<Fired> due;
+void GapDetector::OnSpansArrived(const model::TraceBatch& batch) {
+  Events events;
+  bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     const uint64_t now = clock_.NowUnixNano();
-    while (!timers_.empty() && timers_.top().deadline <= now) {
-      Timer timer = timers_.top();
-      timers_.pop();
-      if ((timer.generation & kMessageBit) != 0) {
-        MessageWatch& watch = message_watches_[timer.slot];
-        if (watch.deadline != timer.deadline ||
-            watch.generation != (timer.generation & ~kMessageBit)) {
-          continue;
+    for (const model::ResourceSpans& rs : batch.resource_spans) {
+      const std::string_view service = model::ServiceNameView(rs.resource);
+      const uint64_t late_before = sources_.LateBefore(service);
+      uint64_t max_end = 0, spans = 0, late = 0;
+      for (const model::ScopeSpans& ss : rs.scope_spans) {
+        for (const model::Span& span : ss.spans) {
+          max_end = std::max(max_end, span.end_time_unix_nano);
+          late += span.end_time_unix_nano < late_before ? 1 : 0;
+          ++spans;
         }
-        due.push_back({true, watch.order_id, watch.message_id, -1, timer.deadline});
-        firing_.insert(watch.order_id);
+      }
+      if (spans == 0) continue;
+      sources_.Report(service, max_end, spans, late, now);
+      // A silent source that reports again: its signal resolves.
+      if (auto silent = silent_gaps_.find(std::string(service)); silent != silent_gaps_.end()) {
+        auto it = open_.find(silent->second);
+        if (it != open_.end()) {
+          Gap gap = it->second;
+          gap.resolved_at_unix_nano = std::max(now, gap.since_unix_nano);
+          gap.resolved_by = "reported";
+          RemoveOpenLocked(gap.id);
+          ++stats_.resolved_total;
+          QueueWriteLocked(GapWrite::Kind::kPut, gap);
+          events.resolved.push_back(std::move(gap));
+        }
+        silent_gaps_.erase(silent);
+      }
+    }
+    // Watermarks moved: held deadlines may now be judged.
+    wake = held_count_ > 0 || !tentative_.empty();
+  }
+  if (wake) wake_.notify_all();
+  Announce(events);
+}
+
+void GapDetector::LearnSourceLocked(const model::OrderRecord& record, uint64_t now) {
+  // The status an order is in was reported by a service: that service is a source the next
+  // order reaching the status waits for. Learnt from the current status only (one lookup per
+  // change); every status is current for some order.
+  const model::StatusReached* current = record.CurrentStatus();
+  if (current == nullptr || current->service.empty()) return;
+  const int position = model_.IndexOf(current->status);
+  if (position < 0) return;
+  std::vector<int>& known = status_sources_[position];
+  if (known.size() >= 4) return;  // a bound against hostile service names
+  const int source = sources_.Learn(current->service, now);
+  if (std::find(known.begin(), known.end(), source) == known.end()) known.push_back(source);
+}
+
+void GapDetector::ApplyLocked(const OrderGaps* before, const OrderGaps& after,
+                              const model::OrderRecord& record, Events& events) {
+  SettleLocked(before, after, events);
+  TrackDeadlinesLocked(after, record, events);
+}
+
+namespace {
+
+// The event time every source must have reported past before a settled gap is final: its
+// resolution (a status between could still arrive), or when a conflict was seen.
+uint64_t EvidenceTime(const Gap& gap) {
+  return gap.IsOpen() ? gap.deadline_unix_nano : gap.resolved_at_unix_nano;
+}
+
+}  // namespace
+
+void GapDetector::SettleLocked(const OrderGaps* before, const OrderGaps& after, Events& events) {
+  const uint64_t now = clock_.NowUnixNano();
+  for (Gap gap : after.settled) {
+    if (auto open = open_.find(gap.id); open != open_.end()) {
+      // Open until now (a judged deadline, an open conflict): the record settles it.
+      Gap& held = open->second;
+      gap.detected_at_unix_nano = held.detected_at_unix_nano;
+      gap.paged = held.paged;
+      if (gap.IsOpen()) {
+        if (!(held.Outcome() == gap.Outcome())) {
+          held = gap;
+          QueueWriteLocked(GapWrite::Kind::kPut, gap);
+        }
+        continue;
+      }
+      RemoveOpenLocked(gap.id);
+      ++stats_.resolved_total;
+      QueueWriteLocked(GapWrite::Kind::kPut, gap);
+      if (gap.paged) events.resolved.push_back(std::move(gap));
+      continue;
+    }
+    const Gap* prior = before != nullptr ? FindById(before->settled, gap.id) : nullptr;
+    if (prior != nullptr && prior->Outcome() == gap.Outcome()) continue;  // nothing new
+    if (sources_.IsJudged(EvidenceTime(gap), {}, now)) {
+      tentative_.erase(gap.id);
+      ConfirmLocked(std::move(gap), events);
+    } else {
+      tentative_heap_.push({EvidenceTime(gap), gap.id});
+      tentative_[gap.id] = std::move(gap);
+    }
+  }
+  if (before == nullptr) return;
+  for (const Gap& prior : before->settled) {
+    if (FindById(after.settled, prior.id) != nullptr) continue;
+    // Late spans took back what the record implied (a status between, an earlier report).
+    tentative_.erase(prior.id);
+    Gap removed;
+    removed.id = prior.id;
+    if (auto open = open_.find(prior.id); open != open_.end()) {
+      Gap gap = open->second;
+      RemoveOpenLocked(prior.id);
+      ++stats_.withdrawn_total;
+      QueueWriteLocked(GapWrite::Kind::kDelete, std::move(removed));
+      if (gap.paged) {
+        gap.resolved_by = "withdrawn";
+        events.resolved.push_back(std::move(gap));
+      }
+    } else {
+      QueueWriteLocked(GapWrite::Kind::kRemove, std::move(removed));  // counted if it was stored
+    }
+  }
+}
+
+void GapDetector::ConfirmLocked(Gap gap, Events& events) {
+  if (gap.IsOpen()) {
+    if (open_.contains(gap.id)) return;
+    OpenLocked(std::move(gap), /*counted=*/true, /*page=*/true, events);
+    return;
+  }
+  // A breach found already over: recorded and counted (by the writer, when it is new), not
+  // paged.
+  gap.detected_at_unix_nano = clock_.NowUnixNano();
+  gap.paged = false;
+  QueueWriteLocked(GapWrite::Kind::kSettle, std::move(gap));
+}
+
+void GapDetector::ConfirmJudgedLocked(uint64_t now, Events& events) {
+  while (!tentative_heap_.empty()) {
+    const Tentative top = tentative_heap_.top();
+    auto it = tentative_.find(top.id);
+    if (it == tentative_.end() || EvidenceTime(it->second) != top.evidence) {
+      tentative_heap_.pop();  // superseded
+      continue;
+    }
+    if (!sources_.IsJudged(top.evidence, {}, now)) break;
+    tentative_heap_.pop();
+    Gap gap = std::move(it->second);
+    tentative_.erase(it);
+    ConfirmLocked(std::move(gap), events);
+  }
+}
+
+void GapDetector::TrackDeadlinesLocked(const OrderGaps& after, const model::OrderRecord& record,
+                                       Events& events) {
+  const std::string& order_id = record.order_id;
+  // A deadline already judged overdue and still unanswered stays open; later spans may still
+  // change what it says (an earlier report of the status moves its start, the status a message
+  // was published in arrives).
+  auto follow = [&](Gap now_implied) {
+    Gap& open = open_.at(now_implied.id);
+    if (open.Outcome() == now_implied.Outcome()) return;
+    now_implied.detected_at_unix_nano = open.detected_at_unix_nano;
+    now_implied.paged = open.paged;
+    open = std::move(now_implied);
+    QueueWriteLocked(GapWrite::Kind::kPut, open);
+  };
+  if (after.stage.has_value()) {
+    const StageDeadline& stage = *after.stage;
+    if (open_.contains(stage.gap_id)) {
+      DisarmStageLocked(order_id);
+      follow(OverdueStageGap(model_, record, stage));
+    } else {
+      ArmStageLocked(order_id, static_cast<int16_t>(stage.stage),
+                     std::max<uint64_t>(stage.deadline_unix_nano, 1));
+    }
+  } else {
+    DisarmStageLocked(order_id);
+  }
+  for (const model::MessageHop& hop : record.messages) {
+    if (hop.consumed_at_unix_nano != 0) DisarmMessageLocked(hop.message_id);
+  }
+  for (const MessageDeadline& message : after.messages) {
+    if (open_.contains(message.gap_id)) {
+      DisarmMessageLocked(message.message_id);
+      follow(UnconsumedMessageGap(model_, record, message));
+    } else {
+      ArmMessageLocked(message.message_id, order_id,
+                       std::max<uint64_t>(message.deadline_unix_nano, 1));
+    }
+  }
+  // Judged deadlines the record now answers in time: the gap never was.
+  auto by_order = open_by_order_.find(order_id);
+  if (by_order == open_by_order_.end()) return;
+  const std::vector<std::string> ids = by_order->second;
+  for (const std::string& id : ids) {
+    const Gap& gap = open_.at(id);
+    if (!IsDeadlineKind(gap.kind)) continue;
+    if (after.stage.has_value() && after.stage->gap_id == id) continue;
+    if (std::any_of(after.messages.begin(), after.messages.end(),
+                    [&](const MessageDeadline& m) { return m.gap_id == id; })) {
+      continue;
+    }
+    Gap withdrawn = gap;
+    RemoveOpenLocked(id);
+    ++stats_.withdrawn_total;
+    Gap deleted;
+    deleted.id = id;
+    QueueWriteLocked(GapWrite::Kind::kDelete, std::move(deleted));
+    if (withdrawn.paged) {
+      withdrawn.resolved_by = "withdrawn";
+      events.resolved.push_back(std::move(withdrawn));
+    }
+  }
+}
+
+size_t GapDetector::FireDue() {
+  std::vector<Judged> judged;
+  Events events;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const uint64_t now = clock_.NowUnixNano();
+    judged = TakeJudgedLocked(now);
+    ConfirmJudgedLocked(now, events);
+    PageJudgedLocked(now, events);
+    CheckSourcesLocked(now, events);
+    for (const Judged& j : judged) firing_.insert(j.order_id);
+  }
+  size_t opened = 0;
+  for (const Judged& j : judged) {
+    // Read and evaluated outside the lock.
+    absl::StatusOr<std::optional<model::OrderRecord>> record = lookup_(j.order_id);
+    std::optional<OrderGaps> implied;
+    if (record.ok() && record->has_value()) implied = EvaluateOrder(model_, **record);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (OpenJudgedLocked(j, record, implied ? &*implied : nullptr, events)) ++opened;
+  }
+  Announce(events);
+  return opened;
+}
+
+bool GapDetector::OpenJudgedLocked(const Judged& judged,
+                                   const absl::StatusOr<std::optional<model::OrderRecord>>& record,
+                                   const OrderGaps* implied, Events& events) {
+  firing_.erase(judged.order_id);
+  if (updated_while_firing_.erase(judged.order_id) != 0) {
+    // The order changed while its record was being read: that update re-armed what is still
+    // pending, and the read may predate it.
+    return false;
+  }
+  if (!record.ok()) {
+    // Try again shortly: a judged deadline must not be forgotten.
+    ++stats_.lookup_errors;
+    const uint64_t retry = clock_.NowUnixNano() + 1'000'000'000ULL;
+    if (judged.message) {
+      ArmMessageLocked(judged.message_id, judged.order_id, retry);
+    } else {
+      ArmStageLocked(judged.order_id, judged.stage, retry);
+    }
+    return false;
+  }
+  if (!record->has_value() || implied == nullptr) return false;
+  const model::OrderRecord& order = **record;
+  Gap gap;
+  if (judged.message) {
+    auto it =
+        std::find_if(implied->messages.begin(), implied->messages.end(),
+                     [&](const MessageDeadline& m) { return m.message_id == judged.message_id; });
+    if (it == implied->messages.end()) return false;
+    gap = UnconsumedMessageGap(model_, order, *it);
+  } else {
+    // A lookup retry re-arms at a later moment: the record's deadline, not the timer's, counts.
+    if (!implied->stage.has_value() || implied->stage->stage != judged.stage) return false;
+    gap = OverdueStageGap(model_, order, *implied->stage);
+  }
+  if (open_.contains(gap.id)) return false;
+  OpenLocked(std::move(gap), /*counted=*/true, /*page=*/true, events);
+  return true;
+}
+
+std::vector<GapDetector::Judged> GapDetector::TakeJudgedLocked(uint64_t now) {
+  // Passed on the wall clock: wait for evidence.
+  while (!timers_.empty() && timers_.top().deadline <= now) {
+    Timer timer = timers_.top();
+    timers_.pop();
+    if (!IsLiveLocked(timer)) continue;
+    if ((timer.generation & kMessageBit) != 0) {
+      message_watches_[timer.slot].held = true;
+    } else {
+      stage_watches_[timer.slot].held = true;
+    }
+    ++held_count_;
+    held_[HeldKeyLocked(timer)].push(timer);
+  }
+  // Evidence in: judged. Each heap is ordered by deadline, and a later deadline needs at least
+  // the evidence an earlier one does.
+  std::vector<Judged> judged;
+  for (size_t key = 0; key < held_.size(); ++key) {
+    TimerHeap& heap = held_[key];
+    while (!heap.empty()) {
+      const Timer timer = heap.top();
+      if (!IsLiveLocked(timer)) {
+        heap.pop();
+        continue;
+      }
+      if (!IsJudgedLocked(key, timer.deadline, now)) break;
+      heap.pop();
+      if ((timer.generation & kMessageBit) != 0) {
+        const MessageWatch& watch = message_watches_[timer.slot];
+        judged.push_back({true, watch.order_id, watch.message_id, -1, timer.deadline});
         DisarmMessageLocked(std::string(watch.message_id));
       } else {
-        StageWatch& watch = stage_watches_[timer.slot];
-        if (watch.deadline != timer.deadline || watch.generation != timer.generation) continue;
-        due.push_back({false, watch.order_id, "", watch.stage, timer.deadline});
-        firing_.insert(watch.order_id);
+        const StageWatch& watch = stage_watches_[timer.slot];
+        judged.push_back({false, watch.order_id, "", watch.stage, timer.deadline});
         DisarmStageLocked(std::string(watch.order_id));
       }
     }
   }
-  size_t opened = 0;
-  Events events;
-  for (const Fired& fired : due) {
-    absl::StatusOr<std::optional<model::OrderRecord>> record = lookup_(fired.order_id);
-    std::lock_guard<std::mutex> lock(mu_);
-    firing_.erase(fired.order_id);
-    if (updated_while_firing_.erase(fired.order_id) != 0) {
-      // The order changed while its record was being read: that update re-armed what is still
-      // pending, and the read may predate it.
-      continue;
-    }
-    if (!record.ok()) {
-      // Try again shortly: a passed deadline must not be forgotten.
-      ++stats_.lookup_errors;
-      uint64_t retry = clock_.NowUnixNano() + 1'000'000'000ULL;
-      if (fired.message) {
-        ArmMessageLocked(fired.message_id, fired.order_id, retry);
-      } else {
-        ArmStageLocked(fired.order_id, fired.stage, retry);
+  return judged;
+}
+
+size_t GapDetector::HeldKeyLocked(const Timer& timer) const {
+  if ((timer.generation & kMessageBit) != 0) return 0;
+  return 1 + static_cast<size_t>(stage_watches_[timer.slot].stage);
+}
+
+bool GapDetector::IsJudgedLocked(size_t held_key, uint64_t deadline, uint64_t now) const {
+  // The sources that produce the statuses the stage expects; messages: not known.
+  absl::InlinedVector<int, 4> responsible;
+  if (held_key > 0) {
+    const StageRule* rule = model_.RuleFor(model_.statuses()[held_key - 1]);
+    if (rule != nullptr) {
+      for (const std::string& expected : rule->expected) {
+        const int position = model_.IndexOf(expected);
+        if (position < 0) continue;
+        for (int source : status_sources_[position]) {
+          if (std::find(responsible.begin(), responsible.end(), source) == responsible.end()) {
+            responsible.push_back(source);
+          }
+        }
       }
-      continue;
     }
-    if (!record->has_value()) continue;
-    const model::OrderRecord& order = **record;
-    const model::StatusReached* current = order.CurrentStatus();
-    size_t before = events.opened.size();
-    if (fired.message) {
-      const model::MessageHop* hop = FindHop(order, fired.message_id);
-      if (hop == nullptr || hop->consumed_at_unix_nano != 0) continue;
-      // Only statuses of the model become a stage (a metric label): span input is untrusted.
-      std::string_view stage = current != nullptr && model_.IndexOf(current->status) >= 0
-                                   ? std::string_view(current->status)
-                                   : std::string_view();
-      Gap gap = MakeGap(order, kMessageNotConsumed, stage, fired.message_id);
-      gap.queue = hop->queue;
-      gap.since_unix_nano = hop->published_at_unix_nano;
-      // From the record, not the timer: a lookup retry re-arms the timer at a later moment.
-      gap.deadline_unix_nano =
-          hop->published_at_unix_nano + model_.MessageSlaNanos() + model_.GraceNanos();
-      gap.detail = absl::StrCat("message ", fired.message_id, " to ", hop->queue,
-                                " not consumed within ", Seconds(model_.MessageSlaNanos()));
-      OpenLocked(std::move(gap), events);
-    } else {
-      if (current == nullptr || model_.IndexOf(current->status) != fired.stage) continue;
-      const StageRule* rule = model_.RuleFor(current->status);
-      if (rule == nullptr) continue;
-      Gap gap = MakeGap(order, rule->calculation ? kCalculationOverdue : kMissingTransition,
-                        current->status, "");
-      gap.expected = rule->expected;
-      gap.since_unix_nano = current->at_unix_nano;
-      gap.deadline_unix_nano =
-          current->at_unix_nano + model_.SlaNanos(*rule, order.partner_id) + model_.GraceNanos();
-      gap.detail = absl::StrCat("in ", current->status, " since ", current->service, "'s ",
-                                current->span_name, "; expected ", rule->expected.front(),
-                                " within ", Seconds(model_.SlaNanos(*rule, order.partner_id)));
-      OpenLocked(std::move(gap), events);
-    }
-    opened += events.opened.size() - before;
   }
-  Announce(events);
-  return opened;
+  return sources_.IsJudged(deadline, responsible, now);
+}
+
+bool GapDetector::IsLiveLocked(const Timer& timer) const {
+  if ((timer.generation & kMessageBit) != 0) {
+    const MessageWatch& watch = message_watches_[timer.slot];
+    return watch.deadline == timer.deadline &&
+           watch.generation == (timer.generation & ~kMessageBit);
+  }
+  const StageWatch& watch = stage_watches_[timer.slot];
+  return watch.deadline == timer.deadline && watch.generation == timer.generation;
+}
+
+void GapDetector::CheckSourcesLocked(uint64_t now, Events& events) {
+  for (int source = 0; source < static_cast<int>(sources_.size()); ++source) {
+    if (sources_.StateOf(source, now) != SourceState::kSilent) continue;
+    const std::string& service = sources_.ServiceOf(source);
+    if (silent_gaps_.contains(service)) continue;
+    const uint64_t last = sources_.LastReportOf(source);
+    Gap gap;
+    gap.id = absl::StrCat(std::string(kSourceSilent), "/", service, "/", last);
+    gap.kind = std::string(kSourceSilent);
+    gap.service = service;
+    gap.since_unix_nano = last;
+    gap.deadline_unix_nano = AddSaturating(last, sources_.options().silent_after_nanos);
+    gap.detail = absl::StrCat(service,
+                              " has sent no spans since its last report while other "
+                              "services go on; the deadlines of orders waiting on it are held");
+    silent_gaps_[service] = gap.id;
+    OpenLocked(std::move(gap), /*counted=*/true, /*page=*/true, events);
+  }
 }
 
 void GapDetector::Start() {
@@ -384,6 +535,17 @@ void GapDetector::Shutdown() {
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    write_stop_ = true;
+  }
+  write_ready_.notify_all();
+  if (writer_.joinable()) writer_.join();
+}
+
+void GapDetector::Flush() {
+  std::unique_lock<std::mutex> lock(write_mu_);
+  write_done_.wait(lock, [this] { return (writes_.empty() && !writing_) || !writer_.joinable(); });
 }
 
 void GapDetector::ArmStageLocked(const std::string& order_id, int16_t stage, uint64_t deadline) {
@@ -407,6 +569,7 @@ void GapDetector::ArmStageLocked(const std::string& order_id, int16_t stage, uin
     if (watch.deadline == deadline && watch.stage == stage) return;
   }
   StageWatch& watch = stage_watches_[slot];
+  if (std::exchange(watch.held, false)) --held_count_;
   watch.deadline = deadline;
   watch.stage = stage;
   watch.generation = (watch.generation + 1) & ~kMessageBit;
@@ -419,6 +582,7 @@ void GapDetector::DisarmStageLocked(const std::string& order_id) {
   uint32_t slot = it->second;
   stage_by_order_.erase(it);
   StageWatch& watch = stage_watches_[slot];
+  if (std::exchange(watch.held, false)) --held_count_;
   watch.deadline = 0;
   watch.stage = -1;
   watch.generation = (watch.generation + 1) & ~kMessageBit;
@@ -449,6 +613,7 @@ void GapDetector::ArmMessageLocked(const std::string& message_id, const std::str
     if (message_watches_[slot].deadline == deadline) return;
   }
   MessageWatch& watch = message_watches_[slot];
+  if (std::exchange(watch.held, false)) --held_count_;
   watch.deadline = deadline;
   watch.generation = (watch.generation + 1) & ~kMessageBit;
   PushTimerLocked({deadline, slot, watch.generation | kMessageBit});
@@ -460,6 +625,7 @@ void GapDetector::DisarmMessageLocked(const std::string& message_id) {
   uint32_t slot = it->second;
   message_by_id_.erase(it);
   MessageWatch& watch = message_watches_[slot];
+  if (std::exchange(watch.held, false)) --held_count_;
   watch.deadline = 0;
   watch.generation = (watch.generation + 1) & ~kMessageBit;
   std::string().swap(watch.message_id);
@@ -471,84 +637,212 @@ void GapDetector::DisarmMessageLocked(const std::string& message_id) {
 void GapDetector::PushTimerLocked(Timer timer) {
   if (sleeping_until_ != 0 && timer.deadline < sleeping_until_) wake_needed_ = true;
   timers_.push(timer);
-  if (timers_.size() > 2 * (stage_by_order_.size() + message_by_id_.size()) + 1024) {
-    CompactTimersLocked();
-  }
+  size_t queued = timers_.size();
+  for (const TimerHeap& heap : held_) queued += heap.size();
+  if (queued > 2 * (stage_by_order_.size() + message_by_id_.size()) + 1024) CompactTimersLocked();
 }
 
 void GapDetector::CompactTimersLocked() {
   // Re-arming leaves superseded timers behind; rebuild from the live watches.
-  std::vector<Timer> live;
-  live.reserve(stage_by_order_.size() + message_by_id_.size());
+  std::vector<Timer> waiting;
+  std::vector<std::vector<Timer>> held(held_.size());
+  waiting.reserve(stage_by_order_.size() + message_by_id_.size());
+  auto place = [&](const Timer& timer, bool is_held) {
+    if (is_held) {
+      held[HeldKeyLocked(timer)].push_back(timer);
+    } else {
+      waiting.push_back(timer);
+    }
+  };
   for (const auto& [order_id, slot] : stage_by_order_) {
     const StageWatch& watch = stage_watches_[slot];
-    live.push_back({watch.deadline, slot, watch.generation});
+    place({watch.deadline, slot, watch.generation}, watch.held);
   }
   for (const auto& [message_id, slot] : message_by_id_) {
     const MessageWatch& watch = message_watches_[slot];
-    live.push_back({watch.deadline, slot, watch.generation | kMessageBit});
+    place({watch.deadline, slot, watch.generation | kMessageBit}, watch.held);
   }
-  timers_ = std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>>(
-      std::greater<Timer>(), std::move(live));
+  timers_ = TimerHeap(std::greater<Timer>(), std::move(waiting));
+  for (size_t key = 0; key < held_.size(); ++key) {
+    held_[key] = TimerHeap(std::greater<Timer>(), std::move(held[key]));
+  }
 }
 
-void GapDetector::OpenLocked(Gap gap, Events& events) {
-  if (!known_ids_.insert(Fingerprint(gap.id)).second) return;
-  gap.detected_at_unix_nano = clock_.NowUnixNano();
-  ++stats_.detected_total[{gap.kind, gap.stage}];
-  if (store_ != nullptr && !store_->SaveGap(gap).ok()) ++stats_.store_errors;
+void GapDetector::OpenLocked(Gap gap, bool counted, bool page, Events& events) {
+  if (gap.detected_at_unix_nano == 0) gap.detected_at_unix_nano = clock_.NowUnixNano();
+  gap.paged = page;
+  if (counted) CountLocked(gap);
   open_by_order_[gap.order_id].push_back(gap.id);
-  events.opened.push_back(gap);
+  QueueWriteLocked(GapWrite::Kind::kPut, gap);
+  if (page) {
+    events.opened.push_back(gap);
+  } else {
+    unpaged_.insert(gap.id);
+  }
   open_.emplace(gap.id, std::move(gap));
 }
 
-void GapDetector::ResolveLocked(const std::string& gap_id, uint64_t at, Events& events) {
+void GapDetector::PageJudgedLocked(uint64_t now, Events& events) {
+  std::vector<std::string> paged;
+  for (const std::string& id : unpaged_) {
+    auto it = open_.find(id);
+    if (it == open_.end()) {
+      paged.push_back(id);  // resolved or withdrawn meanwhile: never paged
+      continue;
+    }
+    Gap& gap = it->second;
+    if (!sources_.IsJudged(gap.deadline_unix_nano, {}, now)) continue;
+    gap.paged = true;
+    QueueWriteLocked(GapWrite::Kind::kPut, gap);
+    events.opened.push_back(gap);
+    paged.push_back(id);
+  }
+  for (const std::string& id : paged) unpaged_.erase(id);
+}
+
+void GapDetector::RemoveOpenLocked(const std::string& gap_id) {
   auto it = open_.find(gap_id);
   if (it == open_.end()) return;
-  Gap gap = std::move(it->second);
+  const std::string order_id = it->second.order_id;
   open_.erase(it);
-  auto& ids = open_by_order_[gap.order_id];
+  unpaged_.erase(gap_id);
+  auto by_order = open_by_order_.find(order_id);
+  if (by_order == open_by_order_.end()) return;
+  auto& ids = by_order->second;
   ids.erase(std::remove(ids.begin(), ids.end(), gap_id), ids.end());
-  if (ids.empty()) open_by_order_.erase(gap.order_id);
-  gap.resolved_at_unix_nano = std::max<uint64_t>(at, gap.detected_at_unix_nano);
-  ++stats_.resolved_total;
-  if (store_ != nullptr && !store_->SaveGap(gap).ok()) ++stats_.store_errors;
-  events.resolved.push_back(gap);
-  resolved_.push_back(std::move(gap));
-  if (resolved_.size() > options_.max_resolved_in_memory) resolved_.pop_front();
+  if (ids.empty()) open_by_order_.erase(by_order);
+}
+
+void GapDetector::CountLocked(const Gap& gap) { ++stats_.detected_total[{gap.kind, gap.stage}]; }
+
+void GapDetector::QueueWriteLocked(GapWrite::Kind kind, Gap gap) {
+  if (store_ == nullptr) {
+    // Nothing to tell what is new from what is known: every settled gap counts.
+    if (kind == GapWrite::Kind::kSettle) {
+      ++stats_.detected_total[{gap.kind, gap.stage}];
+      if (!gap.IsOpen()) ++stats_.found_resolved_total[{gap.kind, gap.stage}];
+    }
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    writes_.push_back(GapWrite{kind, std::move(gap)});
+  }
+  write_ready_.notify_one();
+}
+
+void GapDetector::WriterLoop() {
+  pthread_setname_np(pthread_self(), "ot-gap-writer");
+  constexpr size_t kWritesPerBatch = 1000;
+  for (;;) {
+    std::vector<GapWrite> batch;
+    bool stopping = false;
+    {
+      std::unique_lock<std::mutex> lock(write_mu_);
+      write_ready_.wait(lock, [this] { return write_stop_ || !writes_.empty(); });
+      if (writes_.empty()) return;  // stopping, and everything is written
+      stopping = write_stop_;
+      while (!writes_.empty() && batch.size() < kWritesPerBatch) {
+        batch.push_back(std::move(writes_.front()));
+        writes_.pop_front();
+      }
+      writing_ = true;
+    }
+    // The batch's net effect per gap, in decision order. kSettle and kRemove read what is
+    // stored (or what this batch already wrote) to keep when and whether it was paged, and to
+    // count what is new and what is withdrawn.
+    std::map<std::string, std::optional<Gap>> net;
+    bool read_failed = false;
+    uint64_t withdrawn = 0;
+    std::vector<std::pair<std::string, std::string>> found, found_resolved;
+    auto existing_of = [&](const std::string& id) -> std::optional<Gap> {
+      if (auto it = net.find(id); it != net.end()) return it->second;
+      absl::StatusOr<std::optional<Gap>> stored = store_->Get(id);
+      if (!stored.ok()) {
+        read_failed = true;
+        return std::nullopt;
+      }
+      return *stored;
+    };
+    for (const GapWrite& write : batch) {
+      switch (write.kind) {
+        case GapWrite::Kind::kDelete:
+          net[write.gap.id] = std::nullopt;
+          break;
+        case GapWrite::Kind::kRemove:
+          if (existing_of(write.gap.id).has_value()) ++withdrawn;
+          net[write.gap.id] = std::nullopt;
+          break;
+        case GapWrite::Kind::kPut:
+          net[write.gap.id] = write.gap;
+          break;
+        case GapWrite::Kind::kSettle: {
+          Gap gap = write.gap;
+          std::optional<Gap> existing = existing_of(gap.id);
+          if (existing.has_value()) {
+            if (existing->Outcome() == gap.Outcome()) break;
+            gap.detected_at_unix_nano = existing->detected_at_unix_nano;
+            gap.paged = existing->paged;
+          } else {
+            found.emplace_back(gap.kind, gap.stage);
+            if (!gap.IsOpen()) found_resolved.emplace_back(gap.kind, gap.stage);
+          }
+          net[gap.id] = std::move(gap);
+          break;
+        }
+      }
+    }
+    std::vector<Gap> puts;
+    std::vector<std::string> deletes;
+    for (auto& [id, gap] : net) {
+      if (gap.has_value()) {
+        puts.push_back(std::move(*gap));
+      } else {
+        deletes.push_back(id);
+      }
+    }
+    const bool ok = !read_failed && store_->Apply(puts, deletes).ok();
+    if (!ok) {
+      uint64_t dropped = 0;
+      {
+        std::lock_guard<std::mutex> lock(write_mu_);
+        // Back to the front, in order, to be tried again; given up after write_attempts (or at
+        // shutdown, which must not wait on a broken store).
+        for (auto it = batch.rbegin(); it != batch.rend(); ++it) {
+          if (++it->attempts >= options_.write_attempts || stopping) {
+            ++dropped;
+            continue;
+          }
+          writes_.push_front(std::move(*it));
+        }
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++stats_.store_errors;
+        stats_.writes_dropped += dropped;
+      }
+      std::unique_lock<std::mutex> lock(write_mu_);
+      writing_ = false;
+      write_done_.notify_all();
+      write_ready_.wait_for(lock, options_.write_retry, [this] { return write_stop_; });
+      continue;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_.withdrawn_total += withdrawn;
+      for (const auto& key : found) ++stats_.detected_total[key];
+      for (const auto& key : found_resolved) ++stats_.found_resolved_total[key];
+    }
+    std::lock_guard<std::mutex> lock(write_mu_);
+    writing_ = false;
+    write_done_.notify_all();
+  }
 }
 
 void GapDetector::Announce(const Events& events) {
   if (sink_ == nullptr) return;
   for (const Gap& gap : events.opened) sink_->OnGapOpened(gap);
   for (const Gap& gap : events.resolved) sink_->OnGapResolved(gap);
-}
-
-std::vector<Gap> GapDetector::Query(const GapQuery& query) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::vector<Gap> out;
-  auto matches = [&](const Gap& gap) {
-    return (query.kind.empty() || gap.kind == query.kind) &&
-           (query.stage.empty() || gap.stage == query.stage) &&
-           (query.partner_id.empty() || gap.partner_id == query.partner_id) &&
-           (query.order_id.empty() || gap.order_id == query.order_id);
-  };
-  if (query.state != GapQuery::State::kResolved) {
-    for (const auto& [id, gap] : open_) {
-      if (matches(gap)) out.push_back(gap);
-    }
-  }
-  if (query.state != GapQuery::State::kOpen) {
-    for (const Gap& gap : resolved_) {
-      if (matches(gap)) out.push_back(gap);
-    }
-  }
-  // Newest first.
-  std::sort(out.begin(), out.end(), [](const Gap& a, const Gap& b) {
-    return std::tie(a.detected_at_unix_nano, a.id) > std::tie(b.detected_at_unix_nano, b.id);
-  });
-  if (out.size() > query.limit) out.resize(query.limit);
-  return out;
 }
 
 std::vector<Gap> GapDetector::OpenGapsOf(const std::string& order_id) const {
@@ -560,30 +854,30 @@ std::vector<Gap> GapDetector::OpenGapsOf(const std::string& order_id) const {
   return out;
 }
 
-bool GapDetector::HasGapInTrace(const model::TraceId& trace_id) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& [id, gap] : open_) {
-    if (gap.trace_id == trace_id) return true;
-  }
-  for (const Gap& gap : resolved_) {
-    if (gap.trace_id == trace_id) return true;
-  }
-  return false;
-}
-
 GapDetectorStats GapDetector::Stats() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  GapDetectorStats stats = stats_;
-  // Every (kind, stage) ever detected has an open series, 0 when none is open now.
-  for (const auto& [key, count] : stats.detected_total) stats.open[key];
-  for (const auto& [id, gap] : open_) ++stats.open[{gap.kind, gap.stage}];
-  stats.pending_timers = timers_.size();
+  GapDetectorStats stats;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats = stats_;
+    // Every (kind, stage) ever detected has an open series, 0 when none is open now.
+    for (const auto& [key, count] : stats.detected_total) stats.open[key];
+    for (const auto& [id, gap] : open_) ++stats.open[{gap.kind, gap.stage}];
+    stats.pending_timers = timers_.size();
+    stats.held = held_count_ + tentative_.size();
+    stats.sources = sources_.Snapshot(clock_.NowUnixNano());
+  }
+  std::lock_guard<std::mutex> lock(write_mu_);
+  stats.writes_queued = writes_.size();
   return stats;
 }
 
 uint64_t GapDetector::NextDeadline() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return timers_.empty() ? 0 : timers_.top().deadline;
+  uint64_t next = timers_.empty() ? 0 : timers_.top().deadline;
+  for (const TimerHeap& heap : held_) {
+    if (!heap.empty() && (next == 0 || heap.top().deadline < next)) next = heap.top().deadline;
+  }
+  return next;
 }
 
 }  // namespace ordertrace::gaps

@@ -1,13 +1,21 @@
-// The Gap Detector (issue 5): finds orders stuck between statuses and messages never consumed,
-// within a second of their deadline, and statuses that contradict the lifecycle, as soon as they
-// arrive. Event-driven: the ingest path hands it every order record it changes; each open stage
-// and each unconsumed message holds one timer in a min-heap, so nothing is ever scanned
-// periodically. Deadlines follow the spans' own timestamps (a day-old SUBMITTED is overdue on
-// arrival) plus a grace for export delay and clock skew.
+// The Gap Detector: finds orders stuck between statuses and messages never consumed, statuses
+// that contradict the lifecycle, and sources of spans that went silent. Its final answer is a
+// function of the spans, not of their arrival order, batching or restarts in between: only the
+// moment a gap is found may differ.
 //
-// A gap's id is fixed by its event (order, kind, stage, message), so no event opens two gaps,
-// also across restarts when a GapStore persists them. A gap resolves when the missing event
-// arrives; both moments are kept.
+// How: ingest hands it every order record it changes (before and after). gap_rules.h says what
+// a record implies: settled gaps (breaches already over, conflicts), stored and counted as soon
+// as they are implied, and pending deadlines (the current stage, unconsumed messages), each
+// holding one timer in a min-heap. A deadline that has passed is judged only when the evidence
+// is in (source_watermarks.h): until then it is held, never guessed. A judged deadline opens a
+// gap and pages (the sink); when late spans answer it, the gap resolves (the missing status came
+// after the deadline) or is withdrawn (it came in time: the gap never was). A breach found
+// already over is recorded, not paged.
+//
+// Gap ids are fixed by their event (order, kind, stage, message), so no event opens two gaps,
+// also across restarts. Gaps are written by a writer thread of the detector's own, in the order
+// the detector decided them; nothing does I/O under the detector's mutex. The detector's memory
+// is its open gaps and pending deadlines, not the history (the GapStore has it).
 //
 // Thread-safe. Records arrive from the ingest writer, FireDue runs on the detector's own thread
 // (Start) or from a test with a ManualClock.
@@ -33,52 +41,51 @@
 #include "absl/container/node_hash_map.h"
 #include "absl/status/statusor.h"
 #include "gaps/gap.h"
+#include "gaps/gap_rules.h"
+#include "gaps/gap_store.h"
 #include "gaps/lifecycle_model.h"
+#include "gaps/source_watermarks.h"
 #include "model/clock.h"
 #include "model/order_record.h"
+#include "model/span.h"
 
 namespace ordertrace::gaps {
 
-// Reads the current record of an order (the store), when a deadline passes.
+// Reads the current record of an order (the store), when a deadline is judged.
 using OrderLookup =
     std::function<absl::StatusOr<std::optional<model::OrderRecord>>(const std::string&)>;
 
-// Keeps gaps across restarts.
-class GapStore {
- public:
-  virtual ~GapStore() = default;
-  virtual absl::Status SaveGap(const Gap& gap) = 0;
-  virtual absl::StatusOr<std::vector<Gap>> LoadGaps() = 0;
-};
-
 struct GapDetectorOptions {
-  // Resolved gaps kept in memory for the API; older ones stay only in the GapStore.
-  size_t max_resolved_in_memory = 10000;
-  // The timer thread wakes at least this often, to notice a clock that jumps.
+  // The timer thread wakes at least this often: to notice a clock that jumps, and to look at
+  // held deadlines again as sources report or go quiet.
   std::chrono::milliseconds max_sleep{1000};
-};
-
-struct GapQuery {
-  enum class State { kOpen, kResolved, kAll };
-  State state = State::kOpen;
-  std::string kind;
-  std::string stage;
-  std::string partner_id;
-  std::string order_id;
-  size_t limit = 100;
+  SourceWatermarkOptions watermarks;
+  // A failed gap write is tried again this often, this many times, then dropped and counted.
+  std::chrono::milliseconds write_retry{1000};
+  int write_attempts = 30;
 };
 
 struct GapDetectorStats {
-  // (kind, stage) -> gaps opened since start (restored ones are not counted again).
+  // (kind, stage) -> gaps found since start (restored ones are not counted again).
   std::map<std::pair<std::string, std::string>, uint64_t> detected_total;
+  // (kind, stage) -> of those, found already resolved: recorded, not paged.
+  std::map<std::pair<std::string, std::string>, uint64_t> found_resolved_total;
   // (kind, stage) -> open now.
   std::map<std::pair<std::string, std::string>, uint64_t> open;
   uint64_t resolved_total = 0;
-  uint64_t tracked_orders = 0;    // orders with a stage deadline
+  // Gaps that late spans proved wrong (the missing event had come in time): deleted, and their
+  // alert ended.
+  uint64_t withdrawn_total = 0;
+  uint64_t tracked_orders = 0;    // orders with a stage deadline pending
   uint64_t tracked_messages = 0;  // messages waiting for their consumer
   uint64_t pending_timers = 0;
+  // Deadlines passed on the wall clock, and settled gaps, whose evidence is not in yet.
+  uint64_t held = 0;
   uint64_t lookup_errors = 0;
-  uint64_t store_errors = 0;
+  uint64_t store_errors = 0;    // failed gap writes (tried again)
+  uint64_t writes_dropped = 0;  // gap writes given up after write_attempts
+  uint64_t writes_queued = 0;
+  std::vector<SourceStatus> sources;
 };
 
 class GapDetector {
@@ -91,26 +98,38 @@ class GapDetector {
   GapDetector(const GapDetector&) = delete;
   GapDetector& operator=(const GapDetector&) = delete;
 
-  // Loads the persisted gaps; call before the first record. Open gaps are re-announced to the
-  // sink (Alertmanager must hear of them again after a restart) but not counted or saved again.
+  // Loads the gaps kept in the store; call before the first record. Open ones are
+  // re-announced to the sink (Alertmanager must hear of them again after a restart) but not
+  // counted or saved again; all of them are held until FinishRestore to check each order's
+  // against its record.
   absl::Status Recover();
 
-  // Re-evaluates one order after ingest changed its record: resolves what the record now
-  // answers, (re)arms its stage and message deadlines, and opens conflict gaps at once.
-  void OnOrderRecord(const model::OrderRecord& record);
+  // After Recover, once per stored order before ingest starts: re-arms its pending deadlines
+  // (one that passed while ordertrace was down is judged like any other), and brings the
+  // order's stored gaps in line with what the record implies (a crash may have come between
+  // the record's write and the gaps').
+  void RestoreOrder(const model::OrderRecord& record);
+  // Ends the restore: lets go of the gaps Recover read.
+  void FinishRestore();
 
-  // Opens the gaps whose deadline has passed (after checking the order's current record);
-  // returns how many opened.
+  // Ingest changed an order's record from `before` (nullptr: a new order) to `after`, durably.
+  void OnOrderChanged(const model::OrderRecord* before, const model::OrderRecord& after);
+
+  // The spans of a request arrived (after OnOrderChanged for the records they changed): moves
+  // their sources' watermarks.
+  void OnSpansArrived(const model::TraceBatch& batch);
+
+  // Judges the deadlines that have passed and whose evidence is in, and reports silent
+  // sources; returns how many gaps opened.
   size_t FireDue();
 
   // Runs FireDue on a thread of its own, waking at the next deadline.
   void Start();
   void Shutdown();
+  // Returns once every gap decided so far is in the store (or given up).
+  void Flush();
 
-  std::vector<Gap> Query(const GapQuery& query) const;
   std::vector<Gap> OpenGapsOf(const std::string& order_id) const;
-  // True when any gap (open or resolved, in memory) belongs to the trace.
-  bool HasGapInTrace(const model::TraceId& trace_id) const;
   GapDetectorStats Stats() const;
   // The earliest pending deadline, or 0.
   uint64_t NextDeadline() const;
@@ -122,6 +141,7 @@ class GapDetector {
     uint64_t deadline = 0;  // 0: free slot
     uint32_t generation = 0;
     int16_t stage = -1;
+    bool held = false;  // its timer waits in held_
   };
   // One message waiting for its consumer.
   struct MessageWatch {
@@ -129,6 +149,7 @@ class GapDetector {
     std::string order_id;
     uint64_t deadline = 0;  // 0: free slot
     uint32_t generation = 0;
+    bool held = false;  // its timer waits in held_
   };
   struct Timer {
     uint64_t deadline;
@@ -136,23 +157,49 @@ class GapDetector {
     uint32_t generation;  // top bit: a message watch
     bool operator>(const Timer& other) const { return deadline > other.deadline; }
   };
-  struct Fired {
+  using TimerHeap = std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>>;
+  struct Judged {
     bool message;
     std::string order_id;
     std::string message_id;
     int16_t stage;
     uint64_t deadline;
   };
+  // What a decision announces, after the lock is released.
   struct Events {
     std::vector<Gap> opened;
     std::vector<Gap> resolved;
   };
+  // One write for the gap writer thread.
+  struct GapWrite {
+    enum class Kind {
+      kPut,     // as is
+      kSettle,  // keeps the stored detected_at and paged; counted as found when new
+      kRemove,  // a settled gap the record no longer implies: counted as withdrawn if stored
+      kDelete,  // as is (a withdrawn open gap, counted already)
+    };
+    Kind kind;
+    Gap gap;  // kRemove, kDelete: only the id
+    int attempts = 0;
+  };
+  // A settled gap waiting for evidence, by the event time that must be behind every source.
+  struct Tentative {
+    uint64_t evidence;
+    std::string id;
+    bool operator>(const Tentative& other) const { return evidence > other.evidence; }
+  };
 
   static constexpr uint32_t kMessageBit = 0x80000000u;
 
-  static std::pair<uint64_t, uint64_t> Fingerprint(const std::string& gap_id);
-
-  // Guarded by mu_ (the *Locked functions require it).
+  // Applies what `after` implies, given what `before` implied (null: a new order). Requires mu_.
+  void ApplyLocked(const OrderGaps* before, const OrderGaps& after,
+                   const model::OrderRecord& record, Events& events);
+  void SettleLocked(const OrderGaps* before, const OrderGaps& after, Events& events);
+  // A settled gap whose evidence is in: stored (resolved), or opened and paged (a conflict).
+  void ConfirmLocked(Gap gap, Events& events);
+  void ConfirmJudgedLocked(uint64_t now, Events& events);
+  void TrackDeadlinesLocked(const OrderGaps& after, const model::OrderRecord& record,
+                            Events& events);
   void ArmStageLocked(const std::string& order_id, int16_t stage, uint64_t deadline);
   void DisarmStageLocked(const std::string& order_id);
   void ArmMessageLocked(const std::string& message_id, const std::string& order_id,
@@ -160,12 +207,27 @@ class GapDetector {
   void DisarmMessageLocked(const std::string& message_id);
   void PushTimerLocked(Timer timer);
   void CompactTimersLocked();
-  void OpenLocked(Gap gap, Events& events);
-  void ResolveLocked(const std::string& gap_id, uint64_t at, Events& events);
-  void CheckConflictsLocked(const model::OrderRecord& record, Events& events);
-  Gap MakeGap(const model::OrderRecord& record, std::string_view kind, std::string_view stage,
-              std::string_view message_id) const;
+  bool IsLiveLocked(const Timer& timer) const;
+  // The held heap a timer waits in: one per stage (its responsible sources), one for messages.
+  size_t HeldKeyLocked(const Timer& timer) const;
+  bool IsJudgedLocked(size_t held_key, uint64_t deadline, uint64_t now) const;
+  std::vector<Judged> TakeJudgedLocked(uint64_t now);
+  // Opens the gap of a judged deadline, if the order's record (read since) still leaves it
+  // pending; true when it opened.
+  bool OpenJudgedLocked(const Judged& judged,
+                        const absl::StatusOr<std::optional<model::OrderRecord>>& record,
+                        const OrderGaps* implied, Events& events);
+  void CheckSourcesLocked(uint64_t now, Events& events);
+  void LearnSourceLocked(const model::OrderRecord& record, uint64_t now);
+  // Opens `gap`; pages it at once (`page`) or once the evidence is in (PageJudgedLocked).
+  void OpenLocked(Gap gap, bool counted, bool page, Events& events);
+  // Pages the open gaps waiting for evidence whose evidence is now in.
+  void PageJudgedLocked(uint64_t now, Events& events);
+  void RemoveOpenLocked(const std::string& gap_id);
+  void CountLocked(const Gap& gap);
+  void QueueWriteLocked(GapWrite::Kind kind, Gap gap);
   void Announce(const Events& events);
+  void WriterLoop();
 
   // Constant after construction.
   const LifecycleModel& model_;
@@ -178,6 +240,9 @@ class GapDetector {
   mutable std::mutex mu_;
   std::condition_variable wake_;
   bool stop_ = false;
+  SourceWatermarks sources_;
+  // Lifecycle position -> the sources that reported reaching that status.
+  std::vector<std::vector<int>> status_sources_;
   // Stage watches: a slab with stable addresses (the map's keys point into it) and free slots.
   std::deque<StageWatch> stage_watches_;
   std::vector<uint32_t> free_stage_slots_;
@@ -185,27 +250,47 @@ class GapDetector {
   std::deque<MessageWatch> message_watches_;
   std::vector<uint32_t> free_message_slots_;
   absl::flat_hash_map<std::string_view, uint32_t> message_by_id_;
-  std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
+  // Deadlines not yet passed on the wall clock.
+  TimerHeap timers_;
+  // Deadlines passed whose evidence is not in, by HeldKeyLocked.
+  std::vector<TimerHeap> held_;
   // When the timer thread, asleep, will look at timers_ again (0: it is awake). A new timer
   // wakes it only when due earlier: waking it for every ingested record cost ingest a futex
   // call and the thread a pass each time.
   uint64_t sleeping_until_ = 0;
   bool wake_needed_ = false;
-  // Gaps: the open ones, the newest resolved ones, and every id ever opened.
-  std::map<std::string, Gap> open_;
-  // Node-based: growing it moves no strings while the ingest writer and the timer thread wait.
+  // The open gaps (of orders and of silent sources), by id and by order.
+  absl::node_hash_map<std::string, Gap> open_;
   absl::node_hash_map<std::string, std::vector<std::string>> open_by_order_;
-  std::deque<Gap> resolved_;
-  // 128-bit fingerprints of the ids, not the strings: 16 bytes per gap, and a rehash that
-  // touches no string.
-  absl::flat_hash_set<std::pair<uint64_t, uint64_t>> known_ids_;
-  // Orders whose deadline fired and whose record is being read outside the lock, and those of
-  // them that an update reached meanwhile: the update, not the possibly older read, decides.
+  // Service -> the id of its open source_silent gap.
+  absl::flat_hash_map<std::string, std::string> silent_gaps_;
+  // Watches waiting in held_ (whose evidence is not in).
+  uint64_t held_count_ = 0;
+  // Open gaps restored unpaged (PageJudgedLocked pages them once the evidence is in).
+  absl::flat_hash_set<std::string> unpaged_;
+  // Settled gaps implied by a record whose evidence is not in (during a backlog a status
+  // between may still be on its way): stored once it is. Bounded by the backlog.
+  absl::node_hash_map<std::string, Gap> tentative_;
+  std::priority_queue<Tentative, std::vector<Tentative>, std::greater<Tentative>> tentative_heap_;
+  // Between Recover and FinishRestore: the stored gaps of each order.
+  absl::node_hash_map<std::string, std::vector<Gap>> restore_index_;
+  // Orders whose deadline was judged and whose record is being read outside the lock, and
+  // those of them that an update reached meanwhile: the update, not the possibly older read,
+  // decides.
   absl::flat_hash_set<std::string> firing_;
   absl::flat_hash_set<std::string> updated_while_firing_;
   GapDetectorStats stats_;
 
+  // The gap writer: writes in the order they were decided. Guarded by write_mu_.
+  mutable std::mutex write_mu_;
+  std::condition_variable write_ready_;
+  std::condition_variable write_done_;
+  std::deque<GapWrite> writes_;
+  bool writing_ = false;
+  bool write_stop_ = false;
+
   std::thread thread_;
+  std::thread writer_;
 };
 
 }  // namespace ordertrace::gaps

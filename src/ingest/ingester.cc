@@ -227,7 +227,13 @@ void Ingester::Commit(std::vector<std::shared_ptr<Pending>>& group) {
         const store::OrderUpdate& update = writes.orders[i];
         changed[i]->current = &update.after;
         changes.push_back({update.before ? &*update.before : nullptr, &update.after});
-        if (consumers_.observer != nullptr) consumers_.observer->OnOrderUpdated(update.after);
+        if (consumers_.observer != nullptr) {
+          consumers_.observer->OnOrderUpdated(update.before ? &*update.before : nullptr,
+                                              update.after);
+        }
+      }
+      if (consumers_.observer != nullptr) {
+        for (const auto& pending : group) consumers_.observer->OnSpansArrived(pending->batch);
       }
       if (consumers_.metrics != nullptr) consumers_.metrics->OnOrdersChanged(changes);
       Process(group, span_orders);

@@ -43,12 +43,17 @@ struct IngesterOptions {
   std::string price_calc_span = "mes.price.calc";
 };
 
-// Told of every order record ingest changed, after it is durable (the gap detector). Called on
-// the ingest writer thread: implementations must be quick and thread-safe.
+// Told of every order record ingest changed, and then of the spans that changed them, once
+// they are durable (the gap detector). Called on the ingest writer thread, in arrival order:
+// implementations must be quick and thread-safe.
 class OrderObserver {
  public:
   virtual ~OrderObserver() = default;
-  virtual void OnOrderUpdated(const model::OrderRecord& record) = 0;
+  // The record of an order changed from `before` (nullptr: a new order) to `after`.
+  virtual void OnOrderUpdated(const model::OrderRecord* before,
+                              const model::OrderRecord& after) = 0;
+  // A request's spans, after OnOrderUpdated for every record the group they came in changed.
+  virtual void OnSpansArrived(const model::TraceBatch& batch) = 0;
 };
 
 // What ingest feeds besides the store; each borrowed, may be null, must outlive the ingester.

@@ -193,21 +193,32 @@ TEST_F(IngesterTest, StoresSpansByTraceAndUpdatesTheOrder) {
   EXPECT_EQ(stats.write_errors, 0u);
 }
 
-// Records the order ids ingest reports changed, in the order it reports them.
+// Records the order ids ingest reports changed, in the order it reports them, whether each
+// came with its earlier record, and when the spans were reported.
 class RecordingObserver : public OrderObserver {
  public:
-  void OnOrderUpdated(const model::OrderRecord& record) override {
+  void OnOrderUpdated(const model::OrderRecord* before, const model::OrderRecord& after) override {
     std::lock_guard<std::mutex> lock(mu_);
-    ids_.push_back(record.order_id);
+    ids_.push_back(after.order_id);
+    events_.push_back((before != nullptr ? "update " : "new ") + after.order_id);
+  }
+  void OnSpansArrived(const model::TraceBatch& batch) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    events_.push_back("spans " + std::to_string(batch.SpanCount()));
   }
   std::vector<std::string> ids() const {
     std::lock_guard<std::mutex> lock(mu_);
     return ids_;
   }
+  std::vector<std::string> events() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return events_;
+  }
 
  private:
   mutable std::mutex mu_;
   std::vector<std::string> ids_;
+  std::vector<std::string> events_;
 };
 
 // The orders one request changes are reported in order id order, whatever the order of their
@@ -225,6 +236,20 @@ TEST_F(IngesterTest, ChangedOrdersAreReportedInOrderIdOrder) {
   }
   ASSERT_TRUE(ingester.Ingest(Batch(Service("shop-api"), {Scope("shop", spans)})).ok());
   EXPECT_THAT(observer.ids(), ElementsAre("ord-a", "ord-c", "ord-k", "ord-m", "ord-q", "ord-x"));
+}
+
+// The gap detector needs the earlier record (to tell what changed) and the spans only after the
+// records they changed (a watermark must not move past a status not yet folded in).
+TEST_F(IngesterTest, ObserverHearsTheEarlierRecordAndThenTheSpans) {
+  RecordingObserver observer;
+  IngestConsumers consumers;
+  consumers.observer = &observer;
+  Ingester ingester(*store_, clock_, IngesterOptions{}, consumers);
+  ASSERT_TRUE(ingester.Ingest(OrderBatch()).ok());
+  ASSERT_TRUE(ingester.Ingest(PriceCalculatedBatch()).ok());
+  ASSERT_TRUE(ingester.Ingest(PriceCalculatedBatch()).ok());  // a replay: no record changes
+  EXPECT_THAT(observer.events(), ElementsAre("new ord-1", "spans " + std::to_string(OrderBatch().SpanCount()),
+                                             "update ord-1", "spans 1", "spans 1"));
 }
 
 TEST_F(IngesterTest, LaterRequestsExtendTheStoredOrder) {

@@ -114,6 +114,11 @@ std::map<std::string, Setter> KnownKeys(ServerConfig& c) {
       {"lifecycle.message_sla", Nanos(c.lifecycle.message_sla_nanos)},
       {"lifecycle.grace", Nanos(c.lifecycle.grace_nanos)},
       {"lifecycle.time_scale", Number(c.lifecycle.time_scale)},
+      {"lifecycle.watermarks.idle_after", Nanos(c.gap_detector.watermarks.idle_after_nanos)},
+      {"lifecycle.watermarks.silent_after", Nanos(c.gap_detector.watermarks.silent_after_nanos)},
+      {"lifecycle.watermarks.live_lag", Nanos(c.gap_detector.watermarks.live_lag_nanos)},
+      {"lifecycle.watermarks.allowed_lateness",
+       Nanos(c.gap_detector.watermarks.allowed_lateness_nanos)},
       {"metrics.enabled", Boolean(c.metrics_enabled)},
       {"metrics.price_calc_span", Text(c.metrics.price_calc_span)},
       {"metrics.max_series", Number(c.metrics.max_series)},
@@ -371,6 +376,14 @@ absl::Status Validate(const ServerConfig& c) {
       c.alertmanager_url.rfind("https://", 0) != 0) {
     return absl::InvalidArgumentError("alertmanager.url must be an http:// or https:// URL, got '" +
                                       c.alertmanager_url + "'");
+  }
+  const gaps::SourceWatermarkOptions& watermarks = c.gap_detector.watermarks;
+  if (watermarks.idle_after_nanos == 0) {
+    return absl::InvalidArgumentError("lifecycle.watermarks.idle_after must be positive");
+  }
+  if (watermarks.silent_after_nanos < watermarks.idle_after_nanos) {
+    return absl::InvalidArgumentError(
+        "lifecycle.watermarks.silent_after must be at least lifecycle.watermarks.idle_after");
   }
   if (c.alertmanager_resend_nanos < 1'000'000'000ULL) {
     return absl::InvalidArgumentError("alertmanager.resend_interval must be at least 1s");

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "gaps/gap_detector.h"
 #include "gaps/lifecycle_model.h"
 #include "ingest/ingester.h"
 #include "metrics/trace_metrics.h"
@@ -36,6 +37,8 @@ struct ServerConfig {
 
   // The lifecycle the gap detector checks orders against (the `lifecycle:` section).
   gaps::LifecycleModelOptions lifecycle = gaps::DefaultLifecycleModelOptions();
+  // How the gap detector waits for evidence (`lifecycle.watermarks`).
+  gaps::GapDetectorOptions gap_detector;
 
   // Alertmanager's base URL (e.g. http://127.0.0.1:9093); empty: no alerts are sent, gaps are
   // still detected and served.
