@@ -31,9 +31,10 @@ namespace {
 class GapFeed final : public ingest::OrderObserver {
  public:
   explicit GapFeed(gaps::GapDetector& detector) : detector_(detector) {}
-  void OnOrderUpdated(const model::OrderRecord& record) override {
-    detector_.OnOrderRecord(record);
+  void OnOrderUpdated(const model::OrderRecord* before, const model::OrderRecord& after) override {
+    detector_.OnOrderChanged(before, after);
   }
+  void OnSpansArrived(const model::TraceBatch& batch) override { detector_.OnSpansArrived(batch); }
 
  private:
   gaps::GapDetector& detector_;
@@ -136,18 +137,20 @@ absl::Status OrdertraceServer::Start() {
   gaps_ = std::make_unique<gaps::GapDetector>(
       *lifecycle_, clock_,
       [order_store](const std::string& order_id) { return order_store->GetOrder(order_id); },
-      gap_store_.get(), gap_sinks_.get());
+      gap_store_.get(), gap_sinks_.get(), config_.gap_detector);
   if (absl::Status recovered = gaps_->Recover(); !recovered.ok()) return recovered;
   // Rebuild every deadline from the stored orders: one that passed while ordertrace was down
-  // fires at once, and gaps already opened are not opened again.
+  // is judged like any other once the sources have had time to flush, and gaps already found
+  // are not found again.
   size_t replayed = 0;
   absl::Status scanned = store_->ScanOrders([&](const model::OrderRecord& record) {
-    gaps_->OnOrderRecord(record);
+    gaps_->RestoreOrder(record);
     if (trace_metrics_) trace_metrics_->CountStoredOrder(record);
     ++replayed;
     return true;
   });
   if (!scanned.ok()) return scanned;
+  gaps_->FinishRestore();
   if (replayed > 0) spdlog::info("gap detector: {} stored orders replayed", replayed);
   gaps_->Start();
   gap_feed_ = std::make_unique<GapFeed>(*gaps_);
