@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <iomanip>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -65,7 +66,7 @@ std::string Judge(const TruthRecord& truth, const json& record) {
     if (StatusesReached(record).size() != std::size(kLifecycle)) return "a status is missing";
     return "";
   }
-  const SimFaultKind* kind = FindSimFault(truth.fault->kind);
+  const SimFaultKind* kind = FindAnyFault(truth.fault->kind);
   if (kind == nullptr) return "unknown fault kind " + truth.fault->kind;
   switch (kind->evidence) {
     case FaultEvidence::kStopsAtStage:
@@ -84,6 +85,12 @@ std::string Judge(const TruthRecord& truth, const json& record) {
     }
     case FaultEvidence::kRedelivery:
       if (MaxRetryCount(record) < 1) return "no redelivered message in the record";
+      return "";
+    case FaultEvidence::kWentBack:
+      if (current != kind->stage || StatusesReached(record).count(std::string(kClosed)) == 0) {
+        return "ordertrace says " + (current.empty() ? "nothing" : current) +
+               ", expected CLOSED then " + std::string(kind->stage) + " again";
+      }
       return "";
     case FaultEvidence::kSkippedStatus: {
       std::set<std::string> reached = StatusesReached(record);
@@ -107,7 +114,7 @@ std::string JudgeGaps(const TruthRecord& truth, const json& record, const json& 
     }
     return "";
   }
-  const SimFaultKind* kind = FindSimFault(truth.fault->kind);
+  const SimFaultKind* kind = FindAnyFault(truth.fault->kind);
   if (kind == nullptr) return "unknown fault kind " + truth.fault->kind;
   if (kind->gap_kind.empty()) return Judge(truth, record);
   for (const json& gap : gaps) {
@@ -126,6 +133,30 @@ std::string JudgeGaps(const TruthRecord& truth, const json& record, const json& 
   return "no " + std::string(kind->gap_kind) +
          (kind->gap_stage.empty() ? "" : " at " + std::string(kind->gap_stage)) + " gap (" +
          (seen.empty() ? "none" : seen) + ")";
+}
+
+std::string JudgeOpenGaps(const TruthRecord& truth, const json& gaps) {
+  if (!truth.expected_gaps.has_value()) return "";
+  std::vector<std::string> expected, held;
+  for (const TruthGap& gap : *truth.expected_gaps) {
+    if (gap.state == "open") expected.push_back(gap.kind + "@" + gap.stage);
+  }
+  if (gaps.is_array()) {
+    for (const json& gap : gaps) {
+      if (gap.value("state", std::string()) == "open") {
+        held.push_back(gap.value("kind", std::string("?")) + "@" +
+                       gap.value("stage", std::string("?")));
+      }
+    }
+  }
+  if (held.size() == expected.size()) return "";
+  auto list = [](const std::vector<std::string>& names) {
+    std::string text;
+    for (const std::string& name : names) text += (text.empty() ? "" : ", ") + name;
+    return text.empty() ? std::string("none") : text;
+  };
+  return std::to_string(held.size()) + " open gap(s) (" + list(held) + "), the truth " +
+         std::to_string(expected.size()) + " (" + list(expected) + ")";
 }
 
 int ScoreReport::found() const {
@@ -157,9 +188,15 @@ json ScoreReport::ToJson() const {
           {"missed", missed_count()},
           {"false_alarms", false_alarms},
           {"sim_errors", sim_errors},
+          {"open_gaps",
+           {{"orders_checked", orders_with_expected_gaps}, {"mismatches", open_count_mismatches}}},
+          {"gaps_seen", gaps_seen},
+          {"source_gaps", source_gaps},
           {"missed_orders", missed},
           {"false_alarm_orders", false_alarm_orders},
-          {"detection", used_gaps ? "gaps" : "order records"}};
+          {"open_count_mismatch_orders", open_count_mismatch_orders},
+          {"detection", used_gaps ? "gaps" : "order records"},
+          {"gap_queries", bulk ? "paged list" : "per order"}};
 }
 
 std::string ScoreReport::ToText() const {
@@ -184,6 +221,10 @@ std::string ScoreReport::ToText() const {
     out << "\n";
   }
   out << "fault-free orders: " << fault_free_orders << ", false alarms: " << false_alarms << "\n";
+  if (orders_with_expected_gaps > 0) {
+    out << "open gap count as the truth says: " << orders_with_expected_gaps - open_count_mismatches
+        << " of " << orders_with_expected_gaps << " orders\n";
+  }
   out << "found " << found() << ", missed " << missed_count() << ", false alarms " << false_alarms;
   if (sim_errors > 0) out << ", not scored (order-sim errors) " << sim_errors;
   out << (used_gaps
@@ -191,80 +232,148 @@ std::string ScoreReport::ToText() const {
               : "\n(scored from ordertrace's order records: it has no gap detector)\n");
   for (const std::string& line : missed) out << "  missed: " << line << "\n";
   for (const std::string& line : false_alarm_orders) out << "  false alarm: " << line << "\n";
+  for (const std::string& line : open_count_mismatch_orders) {
+    out << "  open gaps: " << line << "\n";
+  }
   return out.str();
 }
 
 ScoreReport Score(const std::vector<TruthRecord>& truth, const OrderRecordFetcher& fetch,
                   const OrderGapsFetcher& fetch_gaps, double settle_seconds) {
+  return Score(truth, ScoreSources{fetch, fetch_gaps, nullptr}, settle_seconds);
+}
+
+ScoreReport Score(const std::vector<TruthRecord>& truth, const ScoreSources& sources,
+                  double settle_seconds) {
   ScoreReport report;
-  report.used_gaps = fetch_gaps != nullptr;
+  report.used_gaps = sources.order_gaps != nullptr || sources.all_gaps != nullptr;
+  bool try_bulk = sources.all_gaps != nullptr;
   std::map<const TruthRecord*, double> delays;
-  std::vector<std::pair<const TruthRecord*, std::string>> pending;
+  struct Verdict {
+    std::string why;         // not found / false alarm; "" when right
+    std::string open_count;  // open gaps differ from the truth's; "" when they match
+    json gaps = json::array();
+  };
+  std::vector<const TruthRecord*> pending;
+  std::map<const TruthRecord*, Verdict> verdicts;
   for (const TruthRecord& record : truth) {
     if (record.outcome == "sim_error" || record.order_id.empty()) {
       ++report.sim_errors;
       continue;
     }
-    pending.emplace_back(&record, "");
+    pending.push_back(&record);
   }
   auto deadline = std::chrono::steady_clock::now() +
                   std::chrono::milliseconds(static_cast<int64_t>(settle_seconds * 1000));
   while (true) {
-    std::vector<std::pair<const TruthRecord*, std::string>> unsettled;
-    for (auto& [record, why] : pending) {
-      absl::StatusOr<json> fetched = fetch(record->order_id);
-      if (!fetched.ok()) {
-        why = "ordertrace: " + std::string(fetched.status().message());
-      } else if (report.used_gaps) {
-        absl::StatusOr<json> gaps = fetch_gaps(record->order_id);
+    // The whole gap list, by order, when ordertrace can page it.
+    std::optional<std::map<std::string, json>> by_order;
+    if (report.used_gaps && try_bulk) {
+      absl::StatusOr<json> all = sources.all_gaps();
+      if (all.ok() && all->is_array()) {
+        by_order.emplace();
+        report.bulk = true;
+        report.source_gaps = 0;
+        for (const json& gap : *all) {
+          std::string order_id = gap.value("order_id", std::string());
+          if (order_id.empty()) {
+            ++report.source_gaps;
+            continue;
+          }
+          json& list = (*by_order)[order_id];
+          if (list.is_null()) list = json::array();
+          list.push_back(gap);
+        }
+      } else if (all.status().code() == absl::StatusCode::kUnimplemented) {
+        report.used_gaps = false;
+      } else {
+        try_bulk = false;  // not pageable: one query per order from now on
+        report.bulk = false;
+      }
+    }
+    if (report.used_gaps && !by_order.has_value() && sources.order_gaps == nullptr) {
+      report.used_gaps = false;
+    }
+    std::vector<const TruthRecord*> unsettled;
+    for (const TruthRecord* record : pending) {
+      Verdict& verdict = verdicts[record];
+      verdict = Verdict{};
+      const SimFaultKind* kind =
+          record->fault.has_value() ? FindAnyFault(record->fault->kind) : nullptr;
+      const bool needs_record = !report.used_gaps || !record->expected_gaps.has_value() ||
+                                (kind != nullptr && kind->gap_kind.empty());
+      json order_record = json::object();
+      if (needs_record) {
+        absl::StatusOr<json> fetched = sources.record(record->order_id);
+        if (!fetched.ok()) {
+          verdict.why = "ordertrace: " + std::string(fetched.status().message());
+          unsettled.push_back(record);
+          continue;
+        }
+        order_record = *std::move(fetched);
+      }
+      if (!report.used_gaps) {
+        verdict.why = Judge(*record, order_record);
+      } else {
+        absl::StatusOr<json> gaps = json::array();
+        if (by_order.has_value()) {
+          auto found = by_order->find(record->order_id);
+          if (found != by_order->end()) gaps = found->second;
+        } else {
+          gaps = sources.order_gaps(record->order_id);
+        }
         if (gaps.status().code() == absl::StatusCode::kUnimplemented) {
           report.used_gaps = false;
-          why = Judge(*record, *fetched);
+          verdict.why = Judge(*record, order_record);
         } else if (!gaps.ok()) {
-          why = "ordertrace gaps: " + std::string(gaps.status().message());
+          verdict.why = "ordertrace gaps: " + std::string(gaps.status().message());
         } else {
           double delay = 0;
-          why = JudgeGaps(*record, *fetched, *gaps, delay);
+          verdict.why = JudgeGaps(*record, order_record, *gaps, delay);
           delays[record] = delay;
+          verdict.open_count = JudgeOpenGaps(*record, *gaps);
+          verdict.gaps = *std::move(gaps);
         }
-      } else {
-        why = Judge(*record, *fetched);
       }
-      if (!why.empty()) unsettled.emplace_back(record, why);
+      if (!verdict.why.empty() || !verdict.open_count.empty()) unsettled.push_back(record);
     }
-    if (unsettled.empty() || std::chrono::steady_clock::now() >= deadline) {
-      pending = std::move(unsettled);
-      break;
-    }
+    if (unsettled.empty() || std::chrono::steady_clock::now() >= deadline) break;
     pending = std::move(unsettled);
     std::this_thread::sleep_for(std::chrono::seconds(1));
   }
-  std::map<const TruthRecord*, std::string> failures;
-  for (auto& [record, why] : pending) failures[record] = why;
   for (const TruthRecord& record : truth) {
     if (record.outcome == "sim_error" || record.order_id.empty()) continue;
-    auto failure = failures.find(&record);
-    bool ok = failure == failures.end();
+    const Verdict& verdict = verdicts[&record];
+    for (const json& gap : verdict.gaps) report.gaps.push_back(gap);
+    report.gaps_seen += static_cast<int>(verdict.gaps.size());
+    if (record.expected_gaps.has_value() && report.used_gaps) {
+      ++report.orders_with_expected_gaps;
+      if (!verdict.open_count.empty()) {
+        ++report.open_count_mismatches;
+        report.open_count_mismatch_orders.push_back(
+            record.order_id + (record.fault.has_value() ? " (" + record.fault->kind + ")" : "") +
+            ": " + verdict.open_count);
+      }
+    }
     if (record.fault.has_value()) {
       KindScore& score = report.kinds[record.fault->kind];
       ++score.faulted;
-      if (ok) {
+      if (verdict.why.empty()) {
         ++score.found;
-        const SimFaultKind* kind = FindSimFault(record.fault->kind);
+        const SimFaultKind* kind = FindAnyFault(record.fault->kind);
         if (report.used_gaps && kind != nullptr && !kind->gap_kind.empty() &&
             delays.count(&record) != 0) {
           score.detection_delays.push_back(delays[&record]);
         }
       } else {
         ++score.missed;
-        report.missed.push_back(record.order_id + " (" + record.fault->kind +
-                                "): " + failure->second);
+        report.missed.push_back(record.order_id + " (" + record.fault->kind + "): " + verdict.why);
       }
     } else {
       ++report.fault_free_orders;
-      if (!ok) {
+      if (!verdict.why.empty()) {
         ++report.false_alarms;
-        report.false_alarm_orders.push_back(record.order_id + ": " + failure->second);
+        report.false_alarm_orders.push_back(record.order_id + ": " + verdict.why);
       }
     }
   }

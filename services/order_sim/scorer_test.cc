@@ -156,6 +156,105 @@ TEST(TruthTest, RoundTripsThroughJsonLines) {
   EXPECT_EQ(back->fault->stage, "PACKAGING");
   EXPECT_FALSE(DecodeTruth("{\"order_id\": 5}").ok());
   EXPECT_FALSE(DecodeTruth("not json").ok());
+  EXPECT_FALSE(back->expected_gaps.has_value());  // run's truth knows no gaps
+
+  record.trace_id = "abc";
+  record.expected_gaps = std::vector<TruthGap>{{"skipped_status", "PACKAGING", "resolved"}};
+  back = DecodeTruth(EncodeTruth(record));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->trace_id, "abc");
+  EXPECT_EQ(back->expected_gaps, record.expected_gaps);
+}
+
+json Gap(std::string order_id, std::string kind, std::string stage, std::string state) {
+  return {{"order_id", std::move(order_id)},
+          {"kind", std::move(kind)},
+          {"stage", std::move(stage)},
+          {"state", std::move(state)}};
+}
+
+TEST(JudgeOpenGapsTest, CountsOpenGapsAgainstTheTruth) {
+  TruthRecord truth = Faulted("lost_price_request");
+  EXPECT_EQ(JudgeOpenGaps(truth, json::array({Gap("o-1", "x", "y", "open")})), "");  // no list
+  truth.expected_gaps = std::vector<TruthGap>{{"message_not_consumed", "SUBMITTED", "open"},
+                                              {"missing_transition", "SUBMITTED", "open"},
+                                              {"calculation_overdue", "X", "resolved"}};
+  json both = json::array({Gap("o-1", "message_not_consumed", "SUBMITTED", "open"),
+                           Gap("o-1", "missing_transition", "SUBMITTED", "open"),
+                           Gap("o-1", "calculation_overdue", "X", "resolved")});
+  EXPECT_EQ(JudgeOpenGaps(truth, both), "");
+  both[1]["state"] = "resolved";
+  EXPECT_NE(JudgeOpenGaps(truth, both), "");
+}
+
+TEST(ScoreTest, ReplayTruthIsScoredFromTheWholeGapList) {
+  auto replayed = [](std::string order_id, std::string kind) {
+    TruthRecord truth;
+    truth.order_id = std::move(order_id);
+    truth.outcome = "closed";
+    if (!kind.empty()) {
+      const SimFaultKind* fault = FindAnyFault(kind);
+      truth.fault = TruthFault{kind, std::string(fault->stage), "", "", 1};
+    }
+    truth.expected_gaps = std::vector<TruthGap>{};
+    return truth;
+  };
+  std::vector<TruthRecord> truth = {
+      replayed("slow", "calculator_slow"), replayed("back", "status_backwards"),
+      replayed("crash", "consumer_crash"), replayed("clean", ""), replayed("noisy", "")};
+  truth[0].expected_gaps->push_back(
+      {"calculation_overdue", "PRICE_CALCULATION_STARTED", "resolved"});
+  truth[1].expected_gaps->push_back({"status_backwards", "SHIPPED", "open"});
+  json all =
+      json::array({Gap("slow", "calculation_overdue", "PRICE_CALCULATION_STARTED", "resolved"),
+                   Gap("back", "status_backwards", "SHIPPED", "resolved"),
+                   Gap("noisy", "missing_transition", "PACKAGING", "resolved"),
+                   Gap("", "source_silent", "", "open")});
+  std::vector<std::string> records_read;
+  ScoreSources sources;
+  sources.record = [&](const std::string& id) -> absl::StatusOr<json> {
+    records_read.push_back(id);
+    return Record(AllStatuses(), 0.01, 1);
+  };
+  sources.order_gaps = [](const std::string&) -> absl::StatusOr<json> {
+    ADD_FAILURE() << "per-order query while the whole list is available";
+    return json::array();
+  };
+  sources.all_gaps = [&]() -> absl::StatusOr<json> { return all; };
+  ScoreReport report = Score(truth, sources, 0);
+  EXPECT_TRUE(report.bulk);
+  EXPECT_EQ(records_read, std::vector<std::string>{"crash"});  // judged by its record only
+  EXPECT_EQ(report.kinds["calculator_slow"].found, 1);
+  EXPECT_EQ(report.kinds["status_backwards"].found, 1);  // found, but resolved: open count off
+  EXPECT_EQ(report.kinds["consumer_crash"].found, 1);
+  EXPECT_EQ(report.fault_free_orders, 2);
+  EXPECT_EQ(report.false_alarms, 1);
+  ASSERT_EQ(report.false_alarm_orders.size(), 1u);
+  EXPECT_EQ(report.false_alarm_orders[0].rfind("noisy", 0), 0u);
+  EXPECT_EQ(report.orders_with_expected_gaps, 5);
+  EXPECT_EQ(report.open_count_mismatches, 1);
+  EXPECT_EQ(report.open_count_mismatch_orders[0].rfind("back", 0), 0u);
+  EXPECT_EQ(report.source_gaps, 1);
+  EXPECT_EQ(report.gaps_seen, 3);
+}
+
+TEST(ScoreTest, UnpageableListFallsBackToOneQueryPerOrder) {
+  TruthRecord truth;
+  truth.order_id = "o-1";
+  truth.outcome = "closed";
+  truth.expected_gaps = std::vector<TruthGap>{};
+  int per_order = 0;
+  ScoreSources sources;
+  sources.record = [](const std::string&) -> absl::StatusOr<json> { return Record(AllStatuses()); };
+  sources.order_gaps = [&](const std::string&) -> absl::StatusOr<json> {
+    ++per_order;
+    return json::array();
+  };
+  sources.all_gaps = []() -> absl::StatusOr<json> { return absl::OutOfRangeError("no cursor"); };
+  ScoreReport report = Score({truth}, sources, 0);
+  EXPECT_FALSE(report.bulk);
+  EXPECT_EQ(per_order, 1);
+  EXPECT_EQ(report.false_alarms, 0);
 }
 
 }  // namespace

@@ -47,12 +47,38 @@ const SimFaultKind* FindSimFault(std::string_view name) {
   return nullptr;
 }
 
+const std::vector<SimFaultKind>& ReplayFaultKinds() {
+  static const std::vector<SimFaultKind> kinds = [] {
+    std::vector<SimFaultKind> all = SimFaultKinds();
+    all.push_back({kFaultStatusBackwards, kShipped, FaultEvidence::kWentBack, "mes",
+                   "after CLOSED, MES reports SHIPPED again (a newer event_version, prev_status "
+                   "CLOSED)",
+                   "status_backwards", kShipped});
+    return all;
+  }();
+  return kinds;
+}
+
+const SimFaultKind* FindAnyFault(std::string_view name) {
+  for (const SimFaultKind& kind : ReplayFaultKinds()) {
+    if (kind.name == name) return &kind;
+  }
+  return nullptr;
+}
+
 absl::StatusOr<std::vector<std::string>> ParseFaultList(std::string_view text,
-                                                        std::map<std::string, double>* rates) {
+                                                        std::map<std::string, double>* rates,
+                                                        const std::vector<SimFaultKind>& known) {
+  auto find = [&known](std::string_view name) -> const SimFaultKind* {
+    for (const SimFaultKind& kind : known) {
+      if (kind.name == name) return &kind;
+    }
+    return nullptr;
+  };
   std::vector<std::string> kinds;
   if (text == "none" || text.empty()) return kinds;
   if (text == "all") {
-    for (const SimFaultKind& kind : SimFaultKinds()) kinds.emplace_back(kind.name);
+    for (const SimFaultKind& kind : known) kinds.emplace_back(kind.name);
     return kinds;
   }
   for (absl::string_view piece :
@@ -71,13 +97,13 @@ absl::StatusOr<std::vector<std::string>> ParseFaultList(std::string_view text,
       rate = value;
       name = name.substr(0, colon);
     }
-    if (FindSimFault(name) == nullptr) {
-      std::string known;
-      for (const SimFaultKind& kind : SimFaultKinds()) {
-        known += (known.empty() ? "" : ", ") + std::string(kind.name);
+    if (find(name) == nullptr) {
+      std::string names;
+      for (const SimFaultKind& kind : known) {
+        names += (names.empty() ? "" : ", ") + std::string(kind.name);
       }
       return absl::InvalidArgumentError("unknown fault kind '" + std::string(name) +
-                                        "'; known: " + known + ", all, none");
+                                        "'; known: " + names + ", all, none");
     }
     kinds.emplace_back(name);
     if (rate.has_value() && rates != nullptr) (*rates)[std::string(name)] = *rate;

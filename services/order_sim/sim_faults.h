@@ -18,6 +18,7 @@ enum class FaultEvidence {
   kSlowStage,      // the order finishes, but its stage lasted longer than the stage's SLA
   kRedelivery,     // the order finishes; one of its messages was delivered more than once
   kSkippedStatus,  // the order finishes without passing the fault's stage
+  kWentBack,       // after its terminal status, a service reports the fault's stage again
 };
 
 struct SimFaultKind {
@@ -37,14 +38,27 @@ struct SimFaultKind {
   std::string_view gap_stage;
 };
 
+// The faults `order-sim run` makes through the real services.
 const std::vector<SimFaultKind>& SimFaultKinds();
 const SimFaultKind* FindSimFault(std::string_view name);
 
+// The faults `order-sim replay` writes into its spans: SimFaultKinds() and the kinds the real
+// services cannot make (status_backwards), which `run` must not offer.
+const std::vector<SimFaultKind>& ReplayFaultKinds();
+// A kind of ReplayFaultKinds() (a superset of SimFaultKinds()), for scoring either truth.
+const SimFaultKind* FindAnyFault(std::string_view name);
+
+// The fault only a replay makes: after CLOSED a service reports SHIPPED again, with a higher
+// event_version and prev_status CLOSED.
+inline constexpr std::string_view kFaultStatusBackwards = "status_backwards";
+
 // Parses --faults: "all", "none", or a comma-separated list of kinds, each optionally with its
 // own share of orders ("calculator_hang:0.05"); those shares go to `rates` when given.
-// kInvalidArgument names an unknown kind or a bad share.
+// kInvalidArgument names an unknown kind or a bad share. `known` are the kinds "all" means and
+// the only ones accepted.
 absl::StatusOr<std::vector<std::string>> ParseFaultList(
-    std::string_view text, std::map<std::string, double>* rates = nullptr);
+    std::string_view text, std::map<std::string, double>* rates = nullptr,
+    const std::vector<SimFaultKind>& known = SimFaultKinds());
 
 // The price calculation's SLA, in simulated time: the longest a real calculation takes.
 inline constexpr double kPriceCalculationSlaSeconds = 30 * 60;

@@ -27,6 +27,14 @@ std::string EncodeTruth(const TruthRecord& record) {
   } else {
     line["fault"] = nullptr;
   }
+  if (!record.trace_id.empty()) line["trace_id"] = record.trace_id;
+  if (record.expected_gaps.has_value()) {
+    json gaps = json::array();
+    for (const TruthGap& gap : *record.expected_gaps) {
+      gaps.push_back({{"kind", gap.kind}, {"stage", gap.stage}, {"state", gap.state}});
+    }
+    line["expected_gaps"] = std::move(gaps);
+  }
   return line.dump();
 }
 
@@ -54,6 +62,15 @@ absl::StatusOr<TruthRecord> DecodeTruth(const std::string& line) {
       record.fault = TruthFault{fault.at("kind").get<std::string>(), fault.value("stage", ""),
                                 fault.value("service", ""), fault.value("param", ""),
                                 fault.value("at_unix_nano", int64_t{0})};
+    }
+    record.trace_id = document.value("trace_id", "");
+    if (document.contains("expected_gaps") && document["expected_gaps"].is_array()) {
+      std::vector<TruthGap> gaps;
+      for (const json& gap : document["expected_gaps"]) {
+        gaps.push_back(TruthGap{gap.at("kind").get<std::string>(), gap.value("stage", ""),
+                                gap.value("state", "open")});
+      }
+      record.expected_gaps = std::move(gaps);
     }
     return record;
   } catch (const json::exception& e) {

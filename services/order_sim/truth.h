@@ -19,6 +19,16 @@ struct TruthFault {
   int64_t at_unix_nano = 0;  // when the fault hit (when the order reached the stage)
 };
 
+// A gap ordertrace must hold for the order once every span is in (order-sim replay knows them:
+// it wrote the spans). `state` is "open" or "resolved".
+struct TruthGap {
+  std::string kind;
+  std::string stage;
+  std::string state;
+
+  friend bool operator==(const TruthGap&, const TruthGap&) = default;
+};
+
 struct TruthRecord {
   std::string order_id;
   std::string customer_id;
@@ -33,6 +43,10 @@ struct TruthRecord {
   std::string note;         // why it stopped, for people
   int64_t started_at_unix_nano = 0;
   int64_t finished_at_unix_nano = 0;
+  // Set by `replay` (whose spans are known in full), absent from `run`'s truth: the order's
+  // trace, and every gap ordertrace must end with for it (none for a fault-free order).
+  std::string trace_id;
+  std::optional<std::vector<TruthGap>> expected_gaps;
 };
 
 std::string EncodeTruth(const TruthRecord& record);
