@@ -127,8 +127,9 @@ bounded() {
 
 # metric NAME: the value of an unlabelled series in ordertrace's /metrics; empty when absent.
 metric() {
-  curl -fsS --max-time 5 "$SYSTEM_API_URL/metrics" 2> /dev/null |
-    awk -v name="$1" '$1 == name { print $2; exit }'
+  # awk reads to the end (no early exit), so curl never gets a broken pipe.
+  { curl -fsS --max-time 5 "$SYSTEM_API_URL/metrics" 2> /dev/null || true; } |
+    awk -v name="$1" '$1 == name && value == "" { value = $2 } END { print value }'
 }
 
 # Waits until ordertrace holds no deadline waiting for evidence (gaps_held 0) or, without that
