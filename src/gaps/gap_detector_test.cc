@@ -1401,7 +1401,7 @@ model::Span TransitionSpan(const std::string& order_id, const std::string& statu
   return span;
 }
 
-TEST_F(GapDetectorTest, DISABLED_StatusBackAfterClosedFromSpansIsFoundInOneRequestOrTwo) {
+TEST_F(GapDetectorTest, StatusBackAfterClosedFromSpansIsFoundInOneRequestOrTwo) {
   model::Resource mes;
   mes.attributes = {{"service.name", model::AnyValue::String("mes")}};
   const std::vector<std::string> lifecycle = DefaultLifecycleModelOptions().statuses;

@@ -151,57 +151,68 @@ class Evaluation {
     }
   }
 
-  // A conflict is open until the order reaches a terminal status.
+  // A conflict is open until the order reaches a terminal status after it: one that comes
+  // after the terminal status (an order going back once closed) stays open.
   void AddConflict(Gap gap) {
-    if (terminal_ != nullptr) Resolve(gap, terminal_->at_unix_nano, terminal_->status);
+    if (terminal_ != nullptr && terminal_->at_unix_nano >= gap.since_unix_nano) {
+      Resolve(gap, terminal_->at_unix_nano, terminal_->status);
+    }
     Add(std::move(gap));
   }
 
-  // Each transition the lifecycle does not allow.
+  // Each transition the lifecycle does not allow, in first reports and in revisits.
   void TransitionConflicts() {
-    for (const StatusReached& reached : record_.statuses) {
-      int to = model_.IndexOf(reached.status);
-      int from = model_.IndexOf(reached.prev_status);
-      if (reached.prev_status.empty() || to < 0 ||
-          model_.IsAllowed(reached.prev_status, reached.status)) {
-        continue;
-      }
-      std::string_view kind = kForbiddenTransition;
-      std::string stage = reached.status;
-      std::vector<std::string> expected = model_.NextOf(reached.prev_status);
-      if (from >= 0 && to < from) {
-        kind = kStatusBackwards;
-      } else if (from >= 0 && to > from + 1) {
-        // Skipped when the lifecycle leads from `from` to `to` through the statuses between.
-        bool path = true;
-        for (int i = from; i < to && path; ++i) {
-          path = model_.IsAllowed(model_.statuses()[i], model_.statuses()[i + 1]);
-        }
-        if (path) {
-          kind = kSkippedStatus;
-          stage = model_.statuses()[from + 1];
-          expected = {stage};
-        }
-      }
-      Gap gap = MakeGap(record_, kind, stage);
-      gap.expected = std::move(expected);
-      gap.service = reached.service;
-      gap.since_unix_nano = reached.at_unix_nano;
-      gap.deadline_unix_nano = reached.at_unix_nano;
-      gap.detail = absl::StrCat(reached.service, " moved the order from ", reached.prev_status,
-                                " to ", reached.status, ", which the lifecycle does not allow");
-      AddConflict(std::move(gap));
+    for (const auto* reports : {&record_.statuses, &record_.revisits}) {
+      for (const StatusReached& reached : *reports) TransitionConflict(reached);
     }
   }
 
-  // A later event that carries an earlier status: the order went backwards.
+  void TransitionConflict(const StatusReached& reached) {
+    int to = model_.IndexOf(reached.status);
+    int from = model_.IndexOf(reached.prev_status);
+    if (reached.prev_status.empty() || to < 0 ||
+        model_.IsAllowed(reached.prev_status, reached.status)) {
+      return;
+    }
+    std::string_view kind = kForbiddenTransition;
+    std::string stage = reached.status;
+    std::vector<std::string> expected = model_.NextOf(reached.prev_status);
+    if (from >= 0 && to < from) {
+      kind = kStatusBackwards;
+    } else if (from >= 0 && to > from + 1) {
+      // Skipped when the lifecycle leads from `from` to `to` through the statuses between.
+      bool path = true;
+      for (int i = from; i < to && path; ++i) {
+        path = model_.IsAllowed(model_.statuses()[i], model_.statuses()[i + 1]);
+      }
+      if (path) {
+        kind = kSkippedStatus;
+        stage = model_.statuses()[from + 1];
+        expected = {stage};
+      }
+    }
+    Gap gap = MakeGap(record_, kind, stage);
+    gap.expected = std::move(expected);
+    gap.service = reached.service;
+    gap.since_unix_nano = reached.at_unix_nano;
+    gap.deadline_unix_nano = reached.at_unix_nano;
+    gap.detail = absl::StrCat(reached.service, " moved the order from ", reached.prev_status,
+                              " to ", reached.status, ", which the lifecycle does not allow");
+    AddConflict(std::move(gap));
+  }
+
+  // A later event that carries an earlier status: the order went backwards (a first report,
+  // or a revisit such as SHIPPED again after CLOSED).
   void BackwardsConflicts() {
     const auto& statuses = record_.statuses;
     const size_t n = statuses.size();
-    absl::InlinedVector<int, 16> position(n);
-    for (size_t i = 0; i < n; ++i) position[i] = model_.IndexOf(statuses[i].status);
-    for (size_t i = 0; i < n; ++i) {
-      const StatusReached& a = statuses[i];
+    absl::InlinedVector<const StatusReached*, 16> reports;
+    for (const StatusReached& s : statuses) reports.push_back(&s);
+    for (const StatusReached& s : record_.revisits) reports.push_back(&s);
+    absl::InlinedVector<int, 16> position(reports.size());
+    for (size_t i = 0; i < reports.size(); ++i) position[i] = model_.IndexOf(reports[i]->status);
+    for (size_t i = 0; i < reports.size(); ++i) {
+      const StatusReached& a = *reports[i];
       if (position[i] < 0) continue;
       for (size_t j = 0; j < n; ++j) {
         const StatusReached& b = statuses[j];

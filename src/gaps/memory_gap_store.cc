@@ -63,6 +63,7 @@ absl::StatusOr<std::vector<Gap>> MemoryGapStore::LoadOpen() {
 }
 
 absl::StatusOr<GapPage> MemoryGapStore::Query(const GapHistoryQuery& query) {
+  if (query.limit == 0) return absl::InvalidArgumentError("limit must be positive");
   uint64_t cursor_since = 0;
   std::string cursor_id;
   if (!query.cursor.empty() && !ParseGapCursor(query.cursor, cursor_since, cursor_id)) {

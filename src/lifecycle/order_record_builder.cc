@@ -49,6 +49,24 @@ auto TransitionKey(const StatusReached& s) {
   return std::tie(s.event_version, s.at_unix_nano, s.status);
 }
 
+// Keeps a report of a status already reached. The set of such reports only grows (a first
+// report that loses its place joins it), so keeping the smallest kMaxRevisits of it does not
+// depend on arrival order.
+void AddRevisit(StatusReached reached, OrderRecord& record) {
+  auto& revisits = record.revisits;
+  auto key = [](const StatusReached& s) {
+    return std::tie(s.event_version, s.at_unix_nano, s.status, s.span_id);
+  };
+  for (const StatusReached& known : revisits) {
+    if (known.span_id == reached.span_id && known.status == reached.status) return;
+  }
+  auto at = std::upper_bound(
+      revisits.begin(), revisits.end(), reached,
+      [&](const StatusReached& a, const StatusReached& b) { return key(a) < key(b); });
+  revisits.insert(at, std::move(reached));
+  if (revisits.size() > OrderRecord::kMaxRevisits) revisits.pop_back();
+}
+
 void ApplyTransition(const Span& span, const Resource& resource, const std::string& service,
                      OrderRecord& record) {
   StatusReached reached;
@@ -64,10 +82,16 @@ void ApplyTransition(const Span& span, const Resource& resource, const std::stri
   auto it = std::find_if(statuses.begin(), statuses.end(),
                          [&](const StatusReached& s) { return s.status == reached.status; });
   if (it != statuses.end()) {
-    // The same status told twice (a retry, a replay): the earliest report wins.
+    // The same status told twice: the earliest report is the status's, the other one is kept
+    // as a revisit (a replay of the same span is neither).
+    if (it->span_id == reached.span_id) return;
     auto existing = std::tie(it->at_unix_nano, it->span_id);
     auto incoming = std::tie(reached.at_unix_nano, reached.span_id);
-    if (incoming >= existing) return;
+    if (incoming >= existing) {
+      AddRevisit(std::move(reached), record);
+      return;
+    }
+    AddRevisit(std::move(*it), record);
     statuses.erase(it);
   }
   // Kept sorted by inserting in place (sorting the whole list per transition was a visible

@@ -60,6 +60,7 @@ struct MessageHop {
 struct OrderRecord {
   static constexpr size_t kMaxTraceIds = 16;
   static constexpr size_t kMaxMessages = 64;
+  static constexpr size_t kMaxRevisits = 8;
 
   std::string order_id;
   TraceId trace_id;                // the trace of the order's earliest span
@@ -67,7 +68,12 @@ struct OrderRecord {
   std::string partner_id;          // empty for direct orders
   uint64_t first_seen_unix_nano = 0;    // earliest span start
   uint64_t last_seen_unix_nano = 0;     // latest span end
-  std::vector<StatusReached> statuses;  // one per status, in lifecycle order
+  std::vector<StatusReached> statuses;  // one per status (its first report), in lifecycle order
+  // Every other report of a status in `statuses` (a status reached again: an order going back
+  // after it was closed, or a retry), by (event_version, time, status, span id); past
+  // kMaxRevisits the smallest stay. `statuses` decides the current status; these are read only
+  // for conflicts.
+  std::vector<StatusReached> revisits;
   std::optional<Operation> last_success;
   std::optional<Operation> last_error;
   std::vector<MessageHop> messages;  // by publish time; past kMaxMessages the largest ids stay

@@ -117,7 +117,7 @@ uint8_t* WriteHop(const model::MessageHop& m, uint8_t* p) {
 }
 
 // OrderRecord: order_id 1, trace_id 2, trace_ids 3, partner_id 4, first_seen_unix_nano 5,
-// last_seen_unix_nano 6, statuses 7, last_success 8, last_error 9, messages 10.
+// last_seen_unix_nano 6, statuses 7, last_success 8, last_error 9, messages 10, revisits 11.
 size_t RecordSize(const model::OrderRecord& r) {
   size_t size = TextSize(1, r.order_id) + TextSize(2, r.trace_id.AsBytes()) +
                 TextSize(4, r.partner_id) + Fixed64Size(5, r.first_seen_unix_nano) +
@@ -127,6 +127,7 @@ size_t RecordSize(const model::OrderRecord& r) {
   if (r.last_success) size += LenFieldSize(8, OperationSize(*r.last_success));
   if (r.last_error) size += LenFieldSize(9, OperationSize(*r.last_error));
   for (const model::MessageHop& m : r.messages) size += LenFieldSize(10, HopSize(m));
+  for (const model::StatusReached& s : r.revisits) size += LenFieldSize(11, StatusSize(s));
   return size;
 }
 uint8_t* WriteRecord(const model::OrderRecord& r, uint8_t* p) {
@@ -146,6 +147,9 @@ uint8_t* WriteRecord(const model::OrderRecord& r, uint8_t* p) {
     p = WriteOperation(*r.last_error, WriteLenHeader(9, OperationSize(*r.last_error), p));
   }
   for (const model::MessageHop& m : r.messages) p = WriteHop(m, WriteLenHeader(10, HopSize(m), p));
+  for (const model::StatusReached& s : r.revisits) {
+    p = WriteStatus(s, WriteLenHeader(11, StatusSize(s), p));
+  }
   return p;
 }
 
@@ -160,6 +164,18 @@ model::Operation FromProto(const pb::Operation& in) {
   op.error_message = in.error_message();
   op.reported_status = in.reported_status();
   return op;
+}
+
+model::StatusReached FromProto(const pb::StatusReached& in) {
+  model::StatusReached st;
+  st.status = in.status();
+  st.prev_status = in.prev_status();
+  st.at_unix_nano = in.at_unix_nano();
+  st.event_version = in.event_version();
+  st.service = in.service();
+  st.span_name = in.span_name();
+  st.span_id = IdFrom<model::SpanId>(in.span_id());
+  return st;
 }
 
 }  // namespace
@@ -191,17 +207,8 @@ absl::StatusOr<model::OrderRecord> DecodeOrderRecord(std::string_view bytes) {
   r.partner_id = in->partner_id();
   r.first_seen_unix_nano = in->first_seen_unix_nano();
   r.last_seen_unix_nano = in->last_seen_unix_nano();
-  for (const pb::StatusReached& s : in->statuses()) {
-    model::StatusReached st;
-    st.status = s.status();
-    st.prev_status = s.prev_status();
-    st.at_unix_nano = s.at_unix_nano();
-    st.event_version = s.event_version();
-    st.service = s.service();
-    st.span_name = s.span_name();
-    st.span_id = IdFrom<model::SpanId>(s.span_id());
-    r.statuses.push_back(std::move(st));
-  }
+  for (const pb::StatusReached& s : in->statuses()) r.statuses.push_back(FromProto(s));
+  for (const pb::StatusReached& s : in->revisits()) r.revisits.push_back(FromProto(s));
   if (in->has_last_success()) r.last_success = FromProto(in->last_success());
   if (in->has_last_error()) r.last_error = FromProto(in->last_error());
   for (const pb::MessageHop& m : in->messages()) {

@@ -48,8 +48,9 @@ enum class Story {
   kLostMessage,     // the price request is never consumed; stops in SUBMITTED
   kLateConsumer,    // the price request is consumed after its SLA
   kDisagreement,    // CRM holds an older status and refuses approval; stops
+  kBackAfterClose,  // closed, then MES reports SHIPPED again (status_backwards, left open)
 };
-constexpr int kStoryCount = 8;
+constexpr int kStoryCount = 9;
 
 struct Transition {
   std::string status;
@@ -126,7 +127,12 @@ class Day {
       }
       if (story == Story::kStuck && static_cast<int>(i) == stop_at) return;
       if (story == Story::kLostMessage && step.status == "SUBMITTED") return;
-      if (i + 1 == Path().size()) return;
+      if (i + 1 == Path().size()) {
+        if (story == Story::kBackAfterClose) {
+          AddTransition(order_id, trace, Path()[9], "CLOSED", ++version, at + 60 * kSecond);
+        }
+        return;
+      }
       uint64_t sla = SlaOf(step.status);
       uint64_t stay = Within(sla);
       if (story == Story::kOverrunsStage && static_cast<int>(i) == overrun_at) {
@@ -382,14 +388,15 @@ size_t CountKind(const std::map<std::string, std::string>& outcomes, std::string
 
 TEST(GapDeterminismTest, TheInOrderDayHasTheGapsOfItsStories) {
   const LifecycleModel model = TestModel();
-  const Day day(model, 7, 80);
+  const Day day(model, 7, 90);
   std::map<std::string, std::string> outcomes = InOrder(model, day);
   // 10 orders of each story: stuck ones open a stage gap each (a stuck order may stop in any
   // stage); the lost message opens one for the message and one for SUBMITTED.
   EXPECT_EQ(CountKind(outcomes, kMessageNotConsumed, /*resolved=*/false), 10u);
   EXPECT_EQ(CountKind(outcomes, kMessageNotConsumed, /*resolved=*/true), 10u);  // late consumer
   EXPECT_EQ(CountKind(outcomes, kSkippedStatus, /*resolved=*/true), 20u);       // also late report
-  EXPECT_EQ(CountKind(outcomes, kStatusBackwards, /*resolved=*/true), 10u);
+  EXPECT_EQ(CountKind(outcomes, kStatusBackwards, /*resolved=*/true), 10u);     // late report
+  EXPECT_EQ(CountKind(outcomes, kStatusBackwards, /*resolved=*/false), 10u);    // after CLOSED
   EXPECT_EQ(CountKind(outcomes, kStatusDisagreement, /*resolved=*/false), 10u);
   // Overruns that then finished: recorded resolved by the status that came late.
   EXPECT_GE(CountKind(outcomes, kMissingTransition, true) +
