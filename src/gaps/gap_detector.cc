@@ -233,7 +233,7 @@ void GapDetector::SettleLocked(const OrderGaps* before, const OrderGaps& after, 
     if (auto open = open_.find(prior.id); open != open_.end()) {
       Gap gap = open->second;
       RemoveOpenLocked(prior.id);
-      ++stats_.withdrawn_total;
+      ++stats_.withdrawn_total[gap.kind];
       QueueWriteLocked(GapWrite::Kind::kDelete, std::move(removed));
       if (gap.paged) {
         gap.resolved_by = "withdrawn";
@@ -248,7 +248,8 @@ void GapDetector::SettleLocked(const OrderGaps* before, const OrderGaps& after, 
 void GapDetector::ConfirmLocked(Gap gap, Events& events) {
   if (gap.IsOpen()) {
     if (open_.contains(gap.id)) return;
-    OpenLocked(std::move(gap), /*counted=*/true, /*page=*/true, events);
+    const bool page = sources_.IsCaughtUp({}, clock_.NowUnixNano());
+    OpenLocked(std::move(gap), /*counted=*/true, page, events);
     return;
   }
   // A breach found already over: recorded and counted (by the writer, when it is new), not
@@ -326,7 +327,7 @@ void GapDetector::TrackDeadlinesLocked(const OrderGaps& after, const model::Orde
     }
     Gap withdrawn = gap;
     RemoveOpenLocked(id);
-    ++stats_.withdrawn_total;
+    ++stats_.withdrawn_total[withdrawn.kind];
     Gap deleted;
     deleted.id = id;
     QueueWriteLocked(GapWrite::Kind::kDelete, std::move(deleted));
@@ -397,7 +398,11 @@ bool GapDetector::OpenJudgedLocked(const Judged& judged,
     gap = OverdueStageGap(model_, order, *implied->stage);
   }
   if (open_.contains(gap.id)) return false;
-  OpenLocked(std::move(gap), /*counted=*/true, /*page=*/true, events);
+  // Paged only once the responsible sources have reached the present: in a backlog the answer
+  // may be further on.
+  const size_t key = judged.message ? 0 : 1 + static_cast<size_t>(judged.stage);
+  const bool page = sources_.IsCaughtUp(ResponsibleLocked(key), clock_.NowUnixNano());
+  OpenLocked(std::move(gap), /*counted=*/true, page, events);
   return true;
 }
 
@@ -448,7 +453,10 @@ size_t GapDetector::HeldKeyLocked(const Timer& timer) const {
 }
 
 bool GapDetector::IsJudgedLocked(size_t held_key, uint64_t deadline, uint64_t now) const {
-  // The sources that produce the statuses the stage expects; messages: not known.
+  return sources_.IsJudged(deadline, ResponsibleLocked(held_key), now);
+}
+
+absl::InlinedVector<int, 4> GapDetector::ResponsibleLocked(size_t held_key) const {
   absl::InlinedVector<int, 4> responsible;
   if (held_key > 0) {
     const StageRule* rule = model_.RuleFor(model_.statuses()[held_key - 1]);
@@ -464,7 +472,7 @@ bool GapDetector::IsJudgedLocked(size_t held_key, uint64_t deadline, uint64_t no
       }
     }
   }
-  return sources_.IsJudged(deadline, responsible, now);
+  return responsible;
 }
 
 bool GapDetector::IsLiveLocked(const Timer& timer) const {
@@ -683,6 +691,7 @@ void GapDetector::OpenLocked(Gap gap, bool counted, bool page, Events& events) {
 }
 
 void GapDetector::PageJudgedLocked(uint64_t now, Events& events) {
+  if (unpaged_.empty() || !sources_.IsCaughtUp({}, now)) return;
   std::vector<std::string> paged;
   for (const std::string& id : unpaged_) {
     auto it = open_.find(id);
@@ -691,7 +700,6 @@ void GapDetector::PageJudgedLocked(uint64_t now, Events& events) {
       continue;
     }
     Gap& gap = it->second;
-    if (!sources_.IsJudged(gap.deadline_unix_nano, {}, now)) continue;
     gap.paged = true;
     QueueWriteLocked(GapWrite::Kind::kPut, gap);
     events.opened.push_back(gap);
@@ -753,7 +761,7 @@ void GapDetector::WriterLoop() {
     // count what is new and what is withdrawn.
     std::map<std::string, std::optional<Gap>> net;
     bool read_failed = false;
-    uint64_t withdrawn = 0;
+    std::vector<std::string> withdrawn;  // their kinds
     std::vector<std::pair<std::string, std::string>> found, found_resolved;
     auto existing_of = [&](const std::string& id) -> std::optional<Gap> {
       if (auto it = net.find(id); it != net.end()) return it->second;
@@ -770,7 +778,9 @@ void GapDetector::WriterLoop() {
           net[write.gap.id] = std::nullopt;
           break;
         case GapWrite::Kind::kRemove:
-          if (existing_of(write.gap.id).has_value()) ++withdrawn;
+          if (std::optional<Gap> stored = existing_of(write.gap.id); stored.has_value()) {
+            withdrawn.push_back(stored->kind);
+          }
           net[write.gap.id] = std::nullopt;
           break;
         case GapWrite::Kind::kPut:
@@ -829,7 +839,7 @@ void GapDetector::WriterLoop() {
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
-      stats_.withdrawn_total += withdrawn;
+      for (const std::string& kind : withdrawn) ++stats_.withdrawn_total[kind];
       for (const auto& key : found) ++stats_.detected_total[key];
       for (const auto& key : found_resolved) ++stats_.found_resolved_total[key];
     }

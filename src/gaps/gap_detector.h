@@ -38,6 +38,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/status/statusor.h"
 #include "gaps/gap.h"
@@ -73,9 +74,14 @@ struct GapDetectorStats {
   // (kind, stage) -> open now.
   std::map<std::pair<std::string, std::string>, uint64_t> open;
   uint64_t resolved_total = 0;
-  // Gaps that late spans proved wrong (the missing event had come in time): deleted, and their
-  // alert ended.
-  uint64_t withdrawn_total = 0;
+  // Gaps that late spans proved wrong (the missing event had come in time, a status between
+  // arrived): deleted, and their alert ended; by kind.
+  std::map<std::string, uint64_t> withdrawn_total;
+  uint64_t Withdrawn() const {
+    uint64_t sum = 0;
+    for (const auto& [kind, count] : withdrawn_total) sum += count;
+    return sum;
+  }
   uint64_t tracked_orders = 0;    // orders with a stage deadline pending
   uint64_t tracked_messages = 0;  // messages waiting for their consumer
   uint64_t pending_timers = 0;
@@ -211,6 +217,8 @@ class GapDetector {
   // The held heap a timer waits in: one per stage (its responsible sources), one for messages.
   size_t HeldKeyLocked(const Timer& timer) const;
   bool IsJudgedLocked(size_t held_key, uint64_t deadline, uint64_t now) const;
+  // The sources that produce the statuses a held key's stage expects (none for messages).
+  absl::InlinedVector<int, 4> ResponsibleLocked(size_t held_key) const;
   std::vector<Judged> TakeJudgedLocked(uint64_t now);
   // Opens the gap of a judged deadline, if the order's record (read since) still leaves it
   // pending; true when it opened.
@@ -221,7 +229,7 @@ class GapDetector {
   void LearnSourceLocked(const model::OrderRecord& record, uint64_t now);
   // Opens `gap`; pages it at once (`page`) or once the evidence is in (PageJudgedLocked).
   void OpenLocked(Gap gap, bool counted, bool page, Events& events);
-  // Pages the open gaps waiting for evidence whose evidence is now in.
+  // Pages the open gaps not paged yet once the sources have caught up with the present.
   void PageJudgedLocked(uint64_t now, Events& events);
   void RemoveOpenLocked(const std::string& gap_id);
   void CountLocked(const Gap& gap);
@@ -266,7 +274,8 @@ class GapDetector {
   absl::flat_hash_map<std::string, std::string> silent_gaps_;
   // Watches waiting in held_ (whose evidence is not in).
   uint64_t held_count_ = 0;
-  // Open gaps restored unpaged (PageJudgedLocked pages them once the evidence is in).
+  // Open gaps not paged yet: found while a source was catching up (spans on their way may
+  // still answer them), paged once the sources reach the present if still open.
   absl::flat_hash_set<std::string> unpaged_;
   // Settled gaps implied by a record whose evidence is not in (during a backlog a status
   // between may still be on its way): stored once it is. Bounded by the backlog.

@@ -1341,7 +1341,7 @@ TEST_F(GapDetectorTest, WithdrawnWhenLateSpansAnswerInTime) {
 
   EXPECT_FALSE(StoredGap(id).has_value());
   EXPECT_THAT(detector_->OpenGapsOf("ord-1"), IsEmpty());
-  EXPECT_EQ(detector_->Stats().withdrawn_total, 1u);
+  EXPECT_EQ(detector_->Stats().Withdrawn(), 1u);
   EXPECT_EQ(detector_->Stats().resolved_total, 0u);
   ASSERT_THAT(sink_->resolved(), SizeIs(1));  // the alert ends
   EXPECT_EQ(sink_->resolved()[0].id, id);

@@ -118,6 +118,21 @@ bool SourceWatermarks::IsJudged(uint64_t deadline, absl::Span<const int> respons
   return any || now >= AddSaturating(started_, options_.idle_after_nanos);
 }
 
+bool SourceWatermarks::IsCaughtUp(absl::Span<const int> responsible, uint64_t now) const {
+  if (now < AddSaturating(started_, options_.idle_after_nanos)) return false;
+  auto caught_up = [&](int source) {
+    const SourceState state = StateOf(source, now);
+    return state == SourceState::kLive || state == SourceState::kQuiet;
+  };
+  if (!responsible.empty()) {
+    return std::all_of(responsible.begin(), responsible.end(), caught_up);
+  }
+  for (int i = 0; i < static_cast<int>(sources_.size()); ++i) {
+    if (StateOf(i, now) != SourceState::kSilent && !caught_up(i)) return false;
+  }
+  return true;
+}
+
 std::vector<SourceStatus> SourceWatermarks::Snapshot(uint64_t now) const {
   std::vector<SourceStatus> out;
   out.reserve(sources_.size());

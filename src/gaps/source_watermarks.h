@@ -80,6 +80,11 @@ class SourceWatermarks {
   // come from one of `responsible` (indexes; empty: not known).
   bool IsJudged(uint64_t deadline_unix_nano, absl::Span<const int> responsible, uint64_t now) const;
 
+  // Whether what has arrived reaches the present: every source in `responsible` (empty: every
+  // source not silent) is live or quiet, and the start is idle_after behind. Until then a gap
+  // may still be answered by spans on their way, so it is recorded but not paged.
+  bool IsCaughtUp(absl::Span<const int> responsible, uint64_t now) const;
+
   SourceState StateOf(int source, uint64_t now) const;
   size_t size() const { return sources_.size(); }
   const std::string& ServiceOf(int source) const { return sources_[source].service; }

@@ -44,36 +44,39 @@ void RegisterComponentMetrics(metrics::Registry& registry, const gaps::GapDetect
          {"kind", "stage"}});
     auto& withdrawn = registry.AddCounter(
         {"ordertrace_gaps_withdrawn_total",
-         "Gaps late spans proved wrong (the missing event had come in time): removed.", {}});
+         "Gaps late spans proved wrong (the missing event had come in time, a status between "
+         "arrived): removed, by kind.",
+         {"kind"}});
     auto& held = registry.AddGauge(
         {"ordertrace_gaps_held",
          "Deadlines passed on the wall clock whose evidence is not in yet (a source catching "
          "up or silent).",
          {}});
-    auto& writes_queued =
-        registry.AddGauge({"ordertrace_gap_writes_queued", "Gap writes waiting for the store.", {}});
+    auto& writes_queued = registry.AddGauge(
+        {"ordertrace_gap_writes_queued", "Gap writes waiting for the store.", {}});
     auto& writes_dropped = registry.AddCounter(
         {"ordertrace_gap_writes_dropped_total", "Gap writes given up after every retry.", {}});
     auto& watermark = registry.AddGauge(
         {"ordertrace_source_watermark_seconds",
          "The latest span end each service has reported (event time, unix seconds).",
          {"service"}});
-    auto& lag = registry.AddGauge(
-        {"ordertrace_source_lag_seconds",
-         "How far each service's last report lagged behind the wall clock.", {"service"}});
+    auto& lag =
+        registry.AddGauge({"ordertrace_source_lag_seconds",
+                           "How far each service's last report lagged behind the wall clock.",
+                           {"service"}});
     auto& source_spans = registry.AddCounter(
         {"ordertrace_source_spans_total", "Spans each service reported.", {"service"}});
     auto& late_spans = registry.AddCounter(
         {"ordertrace_source_late_spans_total",
          "Spans that ended further behind their service's watermark than the lifecycle's grace.",
          {"service"}});
-    auto& state = registry.AddGauge(
-        {"ordertrace_source_state",
-         "1 for each service's state: live, catching_up, quiet or silent.", {"service", "state"}});
-    registry.AddScrapeHook([=, &detected, &open, &tracked_orders, &tracked_messages,
-                            &lookup_errors, &store_errors, &found_resolved, &withdrawn, &held,
-                            &writes_queued, &writes_dropped, &watermark, &lag, &source_spans,
-                            &late_spans, &state] {
+    auto& state =
+        registry.AddGauge({"ordertrace_source_state",
+                           "1 for each service's state: live, catching_up, quiet or silent.",
+                           {"service", "state"}});
+    registry.AddScrapeHook([=, &detected, &open, &tracked_orders, &tracked_messages, &lookup_errors,
+                            &store_errors, &found_resolved, &withdrawn, &held, &writes_queued,
+                            &writes_dropped, &watermark, &lag, &source_spans, &late_spans, &state] {
       gaps::GapDetectorStats stats = gaps->Stats();
       detected.ReplaceAll(ByKindAndStage(stats.detected_total));
       open.ReplaceAll(ByKindAndStage(stats.open));
@@ -82,18 +85,22 @@ void RegisterComponentMetrics(metrics::Registry& registry, const gaps::GapDetect
       tracked_messages.Set({}, static_cast<double>(stats.tracked_messages));
       lookup_errors.ReplaceAll({{{}, static_cast<double>(stats.lookup_errors)}});
       store_errors.ReplaceAll({{{}, static_cast<double>(stats.store_errors)}});
-      withdrawn.ReplaceAll({{{}, static_cast<double>(stats.withdrawn_total)}});
+      Values withdrawn_by_kind;
+      for (const auto& [kind, count] : stats.withdrawn_total) {
+        withdrawn_by_kind.push_back({{kind}, static_cast<double>(count)});
+      }
+      withdrawn.ReplaceAll(withdrawn_by_kind);
       held.Set({}, static_cast<double>(stats.held));
       writes_queued.Set({}, static_cast<double>(stats.writes_queued));
       writes_dropped.ReplaceAll({{{}, static_cast<double>(stats.writes_dropped)}});
       Values watermarks, lags, spans, late, states;
       for (const gaps::SourceStatus& source : stats.sources) {
-        watermarks.push_back({{source.service}, static_cast<double>(source.watermark_unix_nano) / 1e9});
+        watermarks.push_back(
+            {{source.service}, static_cast<double>(source.watermark_unix_nano) / 1e9});
         lags.push_back({{source.service}, static_cast<double>(source.lag_nanos) / 1e9});
         spans.push_back({{source.service}, static_cast<double>(source.spans)});
         late.push_back({{source.service}, static_cast<double>(source.late_spans)});
-        states.push_back(
-            {{source.service, std::string(gaps::SourceStateName(source.state))}, 1.0});
+        states.push_back({{source.service, std::string(gaps::SourceStateName(source.state))}, 1.0});
       }
       watermark.ReplaceAll(watermarks);
       lag.ReplaceAll(lags);

@@ -499,7 +499,7 @@ TEST(GapDeterminismTest, ReplayPagesNoGapThatLaterResolves) {
     GapDetectorStats stats;
     std::vector<std::string> paged_then_resolved;
     Deliver(model, day, Delivery{false, window, 64, 0, 0}, rng, &stats, &paged_then_resolved);
-    EXPECT_EQ(stats.withdrawn_total, 0u) << "window " << window;
+    EXPECT_EQ(stats.Withdrawn(), 0u) << "window " << window;
     EXPECT_THAT(paged_then_resolved, testing::IsEmpty()) << "window " << window;
   }
 }
