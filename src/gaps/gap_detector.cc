@@ -78,6 +78,8 @@ void GapDetector::RestoreOrder(const model::OrderRecord& record) {
   Events events;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    // The services that reported its statuses are sources to wait for after the restart.
+    LearnSourceLocked(record, clock_.NowUnixNano());
     // What the store holds for the order stands for what its record implied before: the
     // difference is what a crash kept from being written (or deleted).
     OrderGaps stored;

@@ -89,8 +89,7 @@ bool SourceWatermarks::IsJudgedBy(int index, uint64_t deadline, uint64_t now) co
   switch (StateOf(index, now)) {
     case SourceState::kLive:
     case SourceState::kQuiet:
-      // Right after a start, exporters are still flushing what they queued meanwhile.
-      return now >= deadline && now >= AddSaturating(started_, options_.idle_after_nanos);
+      return now >= deadline;
     case SourceState::kCatchingUp:
       return sources_[index].watermark >= AddSaturating(deadline, options_.allowed_lateness_nanos);
     case SourceState::kSilent:
@@ -103,10 +102,15 @@ bool SourceWatermarks::IsJudged(uint64_t deadline, absl::Span<const int> respons
                                 uint64_t now) const {
   if (now < deadline) return false;
   if (!responsible.empty()) {
+    // A silent source is left out while another can answer (a service renamed or retired);
+    // when all are silent, the deadline waits for them.
+    bool any = false;
     for (int source : responsible) {
+      if (StateOf(source, now) == SourceState::kSilent) continue;
+      any = true;
       if (!IsJudgedBy(source, deadline, now)) return false;
     }
-    return true;
+    return any;
   }
   bool any = false;
   for (int i = 0; i < static_cast<int>(sources_.size()); ++i) {
@@ -119,18 +123,20 @@ bool SourceWatermarks::IsJudged(uint64_t deadline, absl::Span<const int> respons
 }
 
 bool SourceWatermarks::IsCaughtUp(absl::Span<const int> responsible, uint64_t now) const {
-  if (now < AddSaturating(started_, options_.idle_after_nanos)) return false;
+  bool any = false;
   auto caught_up = [&](int source) {
     const SourceState state = StateOf(source, now);
+    if (state == SourceState::kSilent) return true;  // left out, as in IsJudged
+    any = true;
     return state == SourceState::kLive || state == SourceState::kQuiet;
   };
   if (!responsible.empty()) {
-    return std::all_of(responsible.begin(), responsible.end(), caught_up);
+    return std::all_of(responsible.begin(), responsible.end(), caught_up) && any;
   }
   for (int i = 0; i < static_cast<int>(sources_.size()); ++i) {
-    if (StateOf(i, now) != SourceState::kSilent && !caught_up(i)) return false;
+    if (!caught_up(i)) return false;
   }
-  return true;
+  return any || now >= AddSaturating(started_, options_.idle_after_nanos);
 }
 
 std::vector<SourceStatus> SourceWatermarks::Snapshot(uint64_t now) const {

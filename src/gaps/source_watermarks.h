@@ -16,8 +16,9 @@
 //   (it may be down, and its orders are not stuck one by one); the detector reports the
 //   source itself instead (a source_silent gap).
 // Deadlines whose responsible source is not known are judged against every source that is not
-// silent. For a while after start (idle_after) nothing is judged on the wall clock alone:
-// exporters flush what they queued while ordertrace was down.
+// silent. A source ordertrace knows of but that has not reported since start counts as
+// catching up until it reports or goes quiet, and with no source at all nothing is judged for
+// idle_after after start: exporters flush what they queued while ordertrace was down.
 //
 // Thread-compatible: the GapDetector guards it with its own mutex.
 #pragma once
@@ -81,7 +82,7 @@ class SourceWatermarks {
   bool IsJudged(uint64_t deadline_unix_nano, absl::Span<const int> responsible, uint64_t now) const;
 
   // Whether what has arrived reaches the present: every source in `responsible` (empty: every
-  // source not silent) is live or quiet, and the start is idle_after behind. Until then a gap
+  // source) that is not silent is live or quiet. Until then a gap
   // may still be answered by spans on their way, so it is recorded but not paged.
   bool IsCaughtUp(absl::Span<const int> responsible, uint64_t now) const;
 
