@@ -135,11 +135,23 @@ TEST_F(SourceWatermarksTest, NothingIsJudgedOnTheWallClockDuringTheStartupHold) 
   EXPECT_FALSE(sources_.IsJudged(deadline, {}, kStart));
   EXPECT_FALSE(sources_.IsJudged(deadline, {}, hold_ends - 1));
   EXPECT_TRUE(sources_.IsJudged(deadline, {}, hold_ends));
-  // A live source is held too.
-  const int source = sources_.Report("shop-api", kStart, 1, 0, kStart + kSecond);
-  EXPECT_EQ(sources_.StateOf(source, kStart + kSecond), SourceState::kLive);
-  EXPECT_FALSE(sources_.IsJudged(deadline, {source}, kStart + kSecond));
-  EXPECT_TRUE(sources_.IsJudged(deadline, {source}, hold_ends));
+}
+
+// A source that reported live spans since the start has flushed what it queued (exporters send
+// oldest first): it is judged on its own state at once. One ordertrace knows of from before the
+// restart but that has not reported counts as catching up until it reports or goes quiet.
+TEST_F(SourceWatermarksTest, AfterAStartALiveSourceIsJudgedAndAKnownSilentOneWaits) {
+  const uint64_t deadline = kStart - kHour;
+  const int known = sources_.Learn("mes-api", kStart);
+  EXPECT_EQ(sources_.StateOf(known, kStart + kSecond), SourceState::kCatchingUp);
+  EXPECT_FALSE(sources_.IsJudged(deadline, {known}, kStart + kSecond));
+  const int live = sources_.Report("shop-api", kStart, 1, 0, kStart + kSecond);
+  EXPECT_EQ(sources_.StateOf(live, kStart + kSecond), SourceState::kLive);
+  EXPECT_TRUE(sources_.IsJudged(deadline, {live}, kStart + kSecond));
+  EXPECT_FALSE(sources_.IsJudged(deadline, {}, kStart + kSecond));  // mes-api may carry it
+  const uint64_t quiet = kStart + options_.idle_after_nanos;
+  EXPECT_EQ(sources_.StateOf(known, quiet), SourceState::kQuiet);
+  EXPECT_TRUE(sources_.IsJudged(deadline, {known}, quiet));
 }
 
 TEST_F(SourceWatermarksTest, WithoutResponsibleSourcesEveryNonSilentSourceMustAgree) {
