@@ -40,22 +40,33 @@ void Resolve(Gap& gap, uint64_t at, std::string_view by) {
   gap.resolved_by = std::string(by);
 }
 
+// A status of the record that the lifecycle knows, with its lifecycle position.
+struct Known {
+  const StatusReached* reached;
+  int position;
+};
+using KnownList = absl::InlinedVector<Known, 16>;
+
 // The record's statuses that the lifecycle knows, in the record's order (event version, then
-// time). A status the lifecycle does not know neither opens nor leaves a stage: an order must
-// not hide from the detector by reporting one.
-absl::InlinedVector<const StatusReached*, 16> KnownStatuses(const LifecycleModel& model,
-                                                            const OrderRecord& record) {
-  absl::InlinedVector<const StatusReached*, 16> known;
+// time); `positions` gets every status's position (-1: unknown). A status the lifecycle does not
+// know neither opens nor leaves a stage: an order must not hide from the detector by reporting
+// one. Positions are looked up once per status: this runs for every record ingest changes.
+KnownList KnownStatuses(const LifecycleModel& model, const OrderRecord& record,
+                        absl::InlinedVector<int, 16>* positions = nullptr) {
+  KnownList known;
   for (const StatusReached& reached : record.statuses) {
-    if (model.IndexOf(reached.status) >= 0) known.push_back(&reached);
+    const int position = model.IndexOf(reached.status);
+    if (positions != nullptr) positions->push_back(position);
+    if (position >= 0) known.push_back({&reached, position});
   }
   return known;
 }
 
 // The status the order was in at `at` (the latest reached by then), or nullptr.
-const StatusReached* StatusAt(absl::Span<const StatusReached* const> known, uint64_t at) {
+const StatusReached* StatusAt(const KnownList& known, uint64_t at) {
   const StatusReached* in = nullptr;
-  for (const StatusReached* reached : known) {
+  for (const Known& k : known) {
+    const StatusReached* reached = k.reached;
     if (reached->at_unix_nano <= at &&
         (in == nullptr || reached->at_unix_nano >= in->at_unix_nano)) {
       in = reached;
@@ -65,10 +76,9 @@ const StatusReached* StatusAt(absl::Span<const StatusReached* const> known, uint
 }
 
 // The status that followed `reached` in `known`, or nullptr.
-const StatusReached* NextAfter(absl::Span<const StatusReached* const> known,
-                               const StatusReached* reached) {
+const StatusReached* NextAfter(const KnownList& known, const StatusReached* reached) {
   for (size_t i = 0; i + 1 < known.size(); ++i) {
-    if (known[i] == reached) return known[i + 1];
+    if (known[i].reached == reached) return known[i + 1].reached;
   }
   return nullptr;
 }
@@ -91,10 +101,10 @@ std::string_view StageKind(const StageRule& rule) {
 class Evaluation {
  public:
   Evaluation(const LifecycleModel& model, const OrderRecord& record)
-      : model_(model), record_(record), known_(KnownStatuses(model, record)) {
-    for (const StatusReached* reached : known_) {
-      if (model_.IsTerminal(reached->status)) {
-        terminal_ = reached;
+      : model_(model), record_(record), known_(KnownStatuses(model, record, &positions_)) {
+    for (const Known& k : known_) {
+      if (model_.IsTerminalAt(k.position)) {
+        terminal_ = k.reached;
         break;
       }
     }
@@ -114,22 +124,23 @@ class Evaluation {
   // pending deadline, unless the order has ended.
   void StageGaps() {
     for (size_t i = 0; i < known_.size(); ++i) {
-      const StatusReached& reached = *known_[i];
-      if (model_.IsTerminal(reached.status)) continue;
-      const StageRule* rule = model_.RuleFor(reached.status);
+      const StatusReached& reached = *known_[i].reached;
+      const int position = known_[i].position;
+      if (model_.IsTerminalAt(position)) continue;
+      const StageRule* rule = model_.RuleAt(position);
       if (rule == nullptr) continue;
       const uint64_t deadline = StageDeadlineOf(model_, *rule, record_, reached);
       if (i + 1 < known_.size()) {
-        const StatusReached& next = *known_[i + 1];
+        const StatusReached& next = *known_[i + 1].reached;
         if (next.at_unix_nano <= deadline) continue;
-        Gap gap = OverdueStageGap(model_, record_,
-                                  StageDeadline{model_.IndexOf(reached.status), reached.status,
-                                                reached.at_unix_nano, deadline, ""});
+        Gap gap = OverdueStageGap(
+            model_, record_,
+            StageDeadline{position, reached.status, reached.at_unix_nano, deadline, ""});
         Resolve(gap, next.at_unix_nano, next.status);
         Add(std::move(gap));
       } else if (terminal_ == nullptr) {
-        StageDeadline pending{model_.IndexOf(reached.status), reached.status, reached.at_unix_nano,
-                              deadline, GapId(record_.order_id, StageKind(*rule), reached.status)};
+        StageDeadline pending{position, reached.status, reached.at_unix_nano, deadline,
+                              GapId(record_.order_id, StageKind(*rule), reached.status)};
         out_.stage = std::move(pending);
       }
     }
@@ -162,18 +173,18 @@ class Evaluation {
 
   // Each transition the lifecycle does not allow, in first reports and in revisits.
   void TransitionConflicts() {
-    for (const auto* reports : {&record_.statuses, &record_.revisits}) {
-      for (const StatusReached& reached : *reports) TransitionConflict(reached);
+    for (size_t i = 0; i < record_.statuses.size(); ++i) {
+      TransitionConflict(record_.statuses[i], positions_[i]);
+    }
+    for (const StatusReached& revisit : record_.revisits) {
+      TransitionConflict(revisit, model_.IndexOf(revisit.status));
     }
   }
 
-  void TransitionConflict(const StatusReached& reached) {
-    int to = model_.IndexOf(reached.status);
-    int from = model_.IndexOf(reached.prev_status);
-    if (reached.prev_status.empty() || to < 0 ||
-        model_.IsAllowed(reached.prev_status, reached.status)) {
-      return;
-    }
+  void TransitionConflict(const StatusReached& reached, int to) {
+    if (reached.prev_status.empty() || to < 0) return;
+    const int from = model_.IndexOf(reached.prev_status);
+    if (model_.IsAllowedAt(from, to)) return;
     std::string_view kind = kForbiddenTransition;
     std::string stage = reached.status;
     std::vector<std::string> expected = model_.NextOf(reached.prev_status);
@@ -209,8 +220,8 @@ class Evaluation {
     absl::InlinedVector<const StatusReached*, 16> reports;
     for (const StatusReached& s : statuses) reports.push_back(&s);
     for (const StatusReached& s : record_.revisits) reports.push_back(&s);
-    absl::InlinedVector<int, 16> position(reports.size());
-    for (size_t i = 0; i < reports.size(); ++i) position[i] = model_.IndexOf(reports[i]->status);
+    absl::InlinedVector<int, 16> position(positions_.begin(), positions_.end());
+    for (const StatusReached& s : record_.revisits) position.push_back(model_.IndexOf(s.status));
     for (size_t i = 0; i < reports.size(); ++i) {
       const StatusReached& a = *reports[i];
       if (position[i] < 0) continue;
@@ -263,7 +274,8 @@ class Evaluation {
 
   const LifecycleModel& model_;
   const OrderRecord& record_;
-  const absl::InlinedVector<const StatusReached*, 16> known_;
+  absl::InlinedVector<int, 16> positions_;  // of record_.statuses, in order; -1: unknown
+  const KnownList known_;
   const StatusReached* terminal_ = nullptr;  // the first terminal status reached
   OrderGaps out_;
 };

@@ -147,6 +147,14 @@ LifecycleModel::LifecycleModel(LifecycleModelOptions options) : options_(std::mo
     int f = IndexOf(from), t = IndexOf(to);
     if (f >= 0 && t >= 0) allowed_.insert(TransitionCode(f, t));
   }
+  rule_at_.assign(options_.statuses.size(), -1);
+  terminal_at_.assign(options_.statuses.size(), false);
+  for (size_t i = 0; i < options_.stages.size(); ++i) {
+    if (int at = IndexOf(options_.stages[i].status); at >= 0) rule_at_[at] = static_cast<int>(i);
+  }
+  for (const std::string& status : options_.terminal) {
+    if (int at = IndexOf(status); at >= 0) terminal_at_[at] = true;
+  }
 }
 
 int LifecycleModel::IndexOf(std::string_view status) const {
@@ -155,8 +163,11 @@ int LifecycleModel::IndexOf(std::string_view status) const {
 }
 
 bool LifecycleModel::IsAllowed(std::string_view from, std::string_view to) const {
-  int f = IndexOf(from), t = IndexOf(to);
-  return f >= 0 && t >= 0 && allowed_.contains(TransitionCode(f, t));
+  return IsAllowedAt(IndexOf(from), IndexOf(to));
+}
+
+bool LifecycleModel::IsAllowedAt(int from, int to) const {
+  return from >= 0 && to >= 0 && allowed_.contains(TransitionCode(from, to));
 }
 
 bool LifecycleModel::IsTerminal(std::string_view status) const {

@@ -59,9 +59,20 @@ class LifecycleModel {
   // Position in the lifecycle; -1 for an unknown status.
   int IndexOf(std::string_view status) const;
   bool IsAllowed(std::string_view from, std::string_view to) const;
+  // The same by lifecycle positions.
+  bool IsAllowedAt(int from, int to) const;
   bool IsTerminal(std::string_view status) const;
   // The rule of `status`'s stage; nullptr when the stage has none (terminal, or unwatched).
   const StageRule* RuleFor(std::string_view status) const;
+  // The same by lifecycle position (IndexOf), for callers that looked it up already.
+  const StageRule* RuleAt(int position) const {
+    if (position < 0 || position >= static_cast<int>(rule_at_.size())) return nullptr;
+    return rule_at_[position] < 0 ? nullptr : &options_.stages[rule_at_[position]];
+  }
+  bool IsTerminalAt(int position) const {
+    return position >= 0 && position < static_cast<int>(terminal_at_.size()) &&
+           terminal_at_[position];
+  }
   // The stage's SLA for `partner_id` (its override, or the stage's), already time-scaled.
   uint64_t SlaNanos(const StageRule& rule, std::string_view partner_id) const;
   uint64_t MessageSlaNanos() const;
@@ -79,6 +90,10 @@ class LifecycleModel {
   absl::flat_hash_map<std::string, int> index_;
   // Allowed transitions as (from position << 32 | to position), for IsAllowed.
   absl::flat_hash_set<uint64_t> allowed_;
+  // By position: the index of the stage's rule in options_.stages (-1: none; an index, not a
+  // pointer, so that copies stay valid), whether the status is terminal.
+  std::vector<int> rule_at_;
+  std::vector<bool> terminal_at_;
 };
 
 }  // namespace ordertrace::gaps
