@@ -220,6 +220,11 @@ std::string Describe(const OrderRecord& r) {
   out += "\n  last_success: " + Describe(r.last_success);
   out += "\n  last_error: " + Describe(r.last_error);
   for (const std::string& m : Describe(r.messages)) out += "\n  message " + m;
+  out += "\n  revisits:";
+  for (const model::StatusReached& s : r.revisits) {
+    out += " " + s.status + "(v" + std::to_string(s.event_version) + "@" +
+           std::to_string(s.at_unix_nano) + " " + s.span_id.ToHex() + ")";
+  }
   return out;
 }
 
@@ -594,6 +599,51 @@ TEST(OrderRecordBuilderTest, SpanWithoutStartTimeDoesNotDependOnArrivalOrder) {
   const OrderRecord backwards = Build(reversed);
   EXPECT_EQ(forwards.first_seen_unix_nano, backwards.first_seen_unix_nano);
   EXPECT_EQ(forwards.trace_id.ToHex(), backwards.trace_id.ToHex());
+}
+
+// A status reported again after the order went on (SHIPPED after CLOSED, with a later event
+// version), retried operations and replays: the first report stays the status's, every other
+// distinct report is a revisit, whatever the arrival order; past the cap the smallest stay.
+TEST(OrderRecordBuilderTest, RevisitsKeepEveryOtherReportWhateverTheArrivalOrder) {
+  auto transition = [](uint8_t span, const char* status, const char* prev, int64_t version,
+                       uint64_t at) {
+    return Emitted{Service("mes-api"),
+                   MakeSpan(1, span, "mes.step", SpanKind::kInternal, at - 5, at,
+                            {Str("order_id", kOrder), Str("new_status", status),
+                             Str("prev_status", prev), Int("event_version", version)})};
+  };
+  std::vector<Emitted> spans = {
+      transition(1, "SHIPPED", "PACKAGING", 10, 1'000),
+      transition(2, "CLOSED", "SHIPPED", 11, 2'000),
+      transition(3, "SHIPPED", "CLOSED", 12, 3'000),  // back after CLOSED
+  };
+  for (uint8_t i = 0; i < OrderRecord::kMaxRevisits + 3; ++i) {
+    spans.push_back(transition(20 + i, "CLOSED", "SHIPPED", 11, 2'100 + i));  // retried close
+  }
+  const OrderRecord in_order = Build(spans);
+  EXPECT_THAT(StatusNames(in_order), ElementsAre("SHIPPED", "CLOSED"));
+  EXPECT_EQ(in_order.statuses[0].event_version, 10);
+  ASSERT_EQ(in_order.revisits.size(), OrderRecord::kMaxRevisits);
+  // Ordered by event version first: the retried closes (11) come before SHIPPED again (12),
+  // which the cap keeps out here; without the retries it stays.
+  EXPECT_EQ(in_order.revisits.front().status, "CLOSED");
+  const std::string want = Describe(in_order);
+  EXPECT_EQ(Describe(Build(std::vector<Emitted>(spans.rbegin(), spans.rend()))), want);
+  for (uint32_t seed = 1; seed <= 20; ++seed) {
+    EXPECT_EQ(Describe(Build(Shuffled(spans, seed))), want) << "seed " << seed;
+  }
+  // Each span applied twice changes nothing.
+  std::vector<Emitted> twice = spans;
+  twice.insert(twice.end(), spans.begin(), spans.end());
+  EXPECT_EQ(Describe(Build(Shuffled(twice, 3))), want);
+
+  const std::vector<Emitted> three(spans.begin(), spans.begin() + 3);
+  const OrderRecord back = Build(std::vector<Emitted>(three.rbegin(), three.rend()));
+  ASSERT_EQ(back.revisits.size(), 1u);
+  EXPECT_EQ(back.revisits[0].status, "SHIPPED");
+  EXPECT_EQ(back.revisits[0].prev_status, "CLOSED");
+  EXPECT_EQ(back.revisits[0].event_version, 12);
+  EXPECT_EQ(back.statuses[0].event_version, 10) << "the first SHIPPED stays the status's";
 }
 
 }  // namespace

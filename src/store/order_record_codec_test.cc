@@ -33,8 +33,7 @@ std::string SerializedByLibprotobuf(const model::OrderRecord& r) {
   out.set_partner_id(r.partner_id);
   out.set_first_seen_unix_nano(r.first_seen_unix_nano);
   out.set_last_seen_unix_nano(r.last_seen_unix_nano);
-  for (const model::StatusReached& s : r.statuses) {
-    pb::StatusReached* o = out.add_statuses();
+  auto fill_status = [](const model::StatusReached& s, pb::StatusReached* o) {
     o->set_status(s.status);
     o->set_prev_status(s.prev_status);
     o->set_at_unix_nano(s.at_unix_nano);
@@ -42,7 +41,8 @@ std::string SerializedByLibprotobuf(const model::OrderRecord& r) {
     o->set_service(s.service);
     o->set_span_name(s.span_name);
     o->set_span_id(std::string(s.span_id.AsBytes()));
-  }
+  };
+  for (const model::StatusReached& s : r.statuses) fill_status(s, out.add_statuses());
   if (r.last_success) Fill(*r.last_success, *out.mutable_last_success());
   if (r.last_error) Fill(*r.last_error, *out.mutable_last_error());
   for (const model::MessageHop& m : r.messages) {
@@ -53,6 +53,7 @@ std::string SerializedByLibprotobuf(const model::OrderRecord& r) {
     o->set_consumed_at_unix_nano(m.consumed_at_unix_nano);
     o->set_retry_count(m.retry_count);
   }
+  for (const model::StatusReached& s : r.revisits) fill_status(s, out.add_revisits());
   return out.SerializeAsString();
 }
 
@@ -117,7 +118,12 @@ model::OrderRecord RandomRecord(std::mt19937_64& rng) {
     s.service = RandomText(rng);
     s.span_name = RandomText(rng);
     s.span_id = RandomId<model::SpanId>(rng);
-    r.statuses.push_back(std::move(s));
+    // Some reports of a status are revisits (a status reached again).
+    if (rng() % 4 == 0) {
+      r.revisits.push_back(std::move(s));
+    } else {
+      r.statuses.push_back(std::move(s));
+    }
   }
   if (rng() % 2 == 0) r.last_success = RandomOperation(rng);
   if (rng() % 2 == 0) r.last_error = rng() % 4 == 0 ? model::Operation{} : RandomOperation(rng);
