@@ -81,27 +81,24 @@ std::string GapId(const TestOrder& order, const std::string& stage) {
 }
 
 // The order's root span (shop-api's `order.root`) and its SUBMITTED transition, ending at
-// `submitted_at`, and nothing after; with a span shop-api finished just now, as a live
-// exporter's request carries (a request of old spans alone is a backlog: its deadlines wait
-// until shop-api goes quiet, docs/gaps.md).
-pb_collector::ExportTraceServiceRequest SubmittedRequest(const TestOrder& order,
-                                                         uint64_t submitted_at) {
-  pb_collector::ExportTraceServiceRequest request;
-  AddRootSpan(request, order, submitted_at);
-  AddTransition(request, order,
-                {"shop-api", "shop.submit", "SUBMITTED", "FILE_UPLOADED", 3, submitted_at, 3});
-  AddDetailSpan(request, order, {"shop-api", "shop.http.request", 9, 0, NowUnixNano()});
-  return request;
-}
-
-// The same SUBMITTED alone, as a backlog flushed long after (an exporter retrying after an
-// outage).
+// `submitted_at`, and nothing after: alone, as a backlog flushed long after (an exporter
+// retrying after an outage).
 pb_collector::ExportTraceServiceRequest SubmittedBacklogRequest(const TestOrder& order,
                                                                 uint64_t submitted_at) {
   pb_collector::ExportTraceServiceRequest request;
   AddRootSpan(request, order, submitted_at);
   AddTransition(request, order,
                 {"shop-api", "shop.submit", "SUBMITTED", "FILE_UPLOADED", 3, submitted_at, 3});
+  return request;
+}
+
+// The same with a span shop-api finished just now, as a live exporter's request carries (a
+// request of old spans alone is a backlog: its deadlines wait until shop-api goes quiet,
+// docs/gaps.md).
+pb_collector::ExportTraceServiceRequest SubmittedRequest(const TestOrder& order,
+                                                         uint64_t submitted_at) {
+  pb_collector::ExportTraceServiceRequest request = SubmittedBacklogRequest(order, submitted_at);
+  AddDetailSpan(request, order, {"shop-api", "shop.http.request", 9, 0, NowUnixNano()});
   return request;
 }
 
