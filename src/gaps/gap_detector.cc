@@ -211,6 +211,8 @@ void GapDetector::SettleLocked(const OrderGaps* before, const OrderGaps& after, 
       }
       RemoveOpenLocked(gap.id);
       ++stats_.resolved_total;
+      // Over before it could page (found while a source caught up): recorded, not paged.
+      if (!gap.paged) ++stats_.found_resolved_total[{gap.kind, gap.stage}];
       QueueWriteLocked(GapWrite::Kind::kPut, gap);
       if (gap.paged) events.resolved.push_back(std::move(gap));
       continue;
@@ -251,7 +253,7 @@ void GapDetector::ConfirmLocked(Gap gap, Events& events) {
   if (gap.IsOpen()) {
     if (open_.contains(gap.id)) return;
     const bool page = sources_.IsCaughtUp({}, clock_.NowUnixNano());
-    OpenLocked(std::move(gap), /*counted=*/true, page, events);
+    OpenLocked(std::move(gap), page, events);
     return;
   }
   // A breach found already over: recorded and counted (by the writer, when it is new), not
@@ -404,7 +406,7 @@ bool GapDetector::OpenJudgedLocked(const Judged& judged,
   // may be further on.
   const size_t key = judged.message ? 0 : 1 + static_cast<size_t>(judged.stage);
   const bool page = sources_.IsCaughtUp(ResponsibleLocked(key), clock_.NowUnixNano());
-  OpenLocked(std::move(gap), /*counted=*/true, page, events);
+  OpenLocked(std::move(gap), page, events);
   return true;
 }
 
@@ -503,7 +505,7 @@ void GapDetector::CheckSourcesLocked(uint64_t now, Events& events) {
                               " has sent no spans since its last report while other "
                               "services go on; the deadlines of orders waiting on it are held");
     silent_gaps_[service] = gap.id;
-    OpenLocked(std::move(gap), /*counted=*/true, /*page=*/true, events);
+    OpenLocked(std::move(gap), /*page=*/true, events);
   }
 }
 
@@ -678,10 +680,10 @@ void GapDetector::CompactTimersLocked() {
   }
 }
 
-void GapDetector::OpenLocked(Gap gap, bool counted, bool page, Events& events) {
+void GapDetector::OpenLocked(Gap gap, bool page, Events& events) {
   if (gap.detected_at_unix_nano == 0) gap.detected_at_unix_nano = clock_.NowUnixNano();
   gap.paged = page;
-  if (counted) CountLocked(gap);
+  if (page) CountLocked(gap);
   open_by_order_[gap.order_id].push_back(gap.id);
   QueueWriteLocked(GapWrite::Kind::kPut, gap);
   if (page) {
@@ -703,6 +705,7 @@ void GapDetector::PageJudgedLocked(uint64_t now, Events& events) {
     }
     Gap& gap = it->second;
     gap.paged = true;
+    CountLocked(gap);
     QueueWriteLocked(GapWrite::Kind::kPut, gap);
     events.opened.push_back(gap);
     paged.push_back(id);
@@ -728,10 +731,7 @@ void GapDetector::CountLocked(const Gap& gap) { ++stats_.detected_total[{gap.kin
 void GapDetector::QueueWriteLocked(GapWrite::Kind kind, Gap gap) {
   if (store_ == nullptr) {
     // Nothing to tell what is new from what is known: every settled gap counts.
-    if (kind == GapWrite::Kind::kSettle) {
-      ++stats_.detected_total[{gap.kind, gap.stage}];
-      if (!gap.IsOpen()) ++stats_.found_resolved_total[{gap.kind, gap.stage}];
-    }
+    if (kind == GapWrite::Kind::kSettle) ++stats_.found_resolved_total[{gap.kind, gap.stage}];
     return;
   }
   {
@@ -764,7 +764,7 @@ void GapDetector::WriterLoop() {
     std::map<std::string, std::optional<Gap>> net;
     bool read_failed = false;
     std::vector<std::string> withdrawn;  // their kinds
-    std::vector<std::pair<std::string, std::string>> found, found_resolved;
+    std::vector<std::pair<std::string, std::string>> found_resolved;
     auto existing_of = [&](const std::string& id) -> std::optional<Gap> {
       if (auto it = net.find(id); it != net.end()) return it->second;
       absl::StatusOr<std::optional<Gap>> stored = store_->Get(id);
@@ -796,8 +796,7 @@ void GapDetector::WriterLoop() {
             gap.detected_at_unix_nano = existing->detected_at_unix_nano;
             gap.paged = existing->paged;
           } else {
-            found.emplace_back(gap.kind, gap.stage);
-            if (!gap.IsOpen()) found_resolved.emplace_back(gap.kind, gap.stage);
+            found_resolved.emplace_back(gap.kind, gap.stage);
           }
           net[gap.id] = std::move(gap);
           break;
@@ -842,7 +841,6 @@ void GapDetector::WriterLoop() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       for (const std::string& kind : withdrawn) ++stats_.withdrawn_total[kind];
-      for (const auto& key : found) ++stats_.detected_total[key];
       for (const auto& key : found_resolved) ++stats_.found_resolved_total[key];
     }
     std::lock_guard<std::mutex> lock(write_mu_);
@@ -871,8 +869,9 @@ GapDetectorStats GapDetector::Stats() const {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stats = stats_;
-    // Every (kind, stage) ever detected has an open series, 0 when none is open now.
+    // Every (kind, stage) ever found has an open series, 0 when none is open now.
     for (const auto& [key, count] : stats.detected_total) stats.open[key];
+    for (const auto& [key, count] : stats.found_resolved_total) stats.open[key];
     for (const auto& [id, gap] : open_) ++stats.open[{gap.kind, gap.stage}];
     stats.pending_timers = timers_.size();
     stats.held = held_count_ + tentative_.size();

@@ -67,9 +67,11 @@ struct GapDetectorOptions {
 };
 
 struct GapDetectorStats {
-  // (kind, stage) -> gaps found since start (restored ones are not counted again).
+  // (kind, stage) -> gaps that paged since start (an alert fired; restored ones are not
+  // counted again). A gap found while a source catches up counts once it pages.
   std::map<std::pair<std::string, std::string>, uint64_t> detected_total;
-  // (kind, stage) -> of those, found already resolved: recorded, not paged.
+  // (kind, stage) -> gaps recorded that never paged: found already over, or over before the
+  // sources caught up. detected_total + found_resolved_total: every gap found.
   std::map<std::pair<std::string, std::string>, uint64_t> found_resolved_total;
   // (kind, stage) -> open now.
   std::map<std::pair<std::string, std::string>, uint64_t> open;
@@ -227,8 +229,9 @@ class GapDetector {
                         const OrderGaps* implied, Events& events);
   void CheckSourcesLocked(uint64_t now, Events& events);
   void LearnSourceLocked(const model::OrderRecord& record, uint64_t now);
-  // Opens `gap`; pages it at once (`page`) or once the evidence is in (PageJudgedLocked).
-  void OpenLocked(Gap gap, bool counted, bool page, Events& events);
+  // Opens `gap`; pages (and counts) it at once (`page`) or once the sources have caught up
+  // (PageJudgedLocked).
+  void OpenLocked(Gap gap, bool page, Events& events);
   // Pages the open gaps not paged yet once the sources have caught up with the present.
   void PageJudgedLocked(uint64_t now, Events& events);
   void RemoveOpenLocked(const std::string& gap_id);

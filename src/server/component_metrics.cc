@@ -26,8 +26,9 @@ void RegisterComponentMetrics(metrics::Registry& registry, const gaps::GapDetect
                               const ingest::Ingester* ingester,
                               const sampling::TailSampler* sampler) {
   if (gaps != nullptr) {
-    auto& detected = registry.AddCounter(
-        {"gap_detected_total", "Gaps the detector opened, by kind and stage.", {"kind", "stage"}});
+    auto& detected = registry.AddCounter({"gap_detected_total",
+                                          "Gaps that paged (an alert fired), by kind and stage.",
+                                          {"kind", "stage"}});
     auto& open =
         registry.AddGauge({"open_gaps", "Gaps open now, by kind and stage.", {"kind", "stage"}});
     auto& tracked_orders =
@@ -40,7 +41,8 @@ void RegisterComponentMetrics(metrics::Registry& registry, const gaps::GapDetect
         {"gap_store_errors_total", "Gap writes that failed (tried again).", {}});
     auto& found_resolved = registry.AddCounter(
         {"gap_found_resolved_total",
-         "Gaps found already over (a breach whose answer came late): recorded, not paged.",
+         "Gaps recorded that never paged: found already over, or over before the sources "
+         "caught up.",
          {"kind", "stage"}});
     auto& withdrawn = registry.AddCounter(
         {"ordertrace_gaps_withdrawn_total",
