@@ -1,19 +1,25 @@
-// Gap detector benchmark (issue 5, "Speed and memory"): prints figures, asserts nothing (see
+// Gap detector benchmark (issues 5 and 14): prints figures, asserts nothing (see
 // docs/benchmarks.md).
 //
 // memory:   --orders open orders (36-character UUID ids, spread over every stage of the default
-//           lifecycle, deadlines in the future) handed to GapDetector::OnOrderRecord; the
-//           process's resident set (VmRSS, after malloc_trim) before and after, per order;
-//           then again after every order moved on one stage (re-armed: the superseded timers
-//           wait in the heap for its compaction). Target: 1,000,000 orders in at most 256 MiB.
+//           lifecycle, deadlines in the future) handed to GapDetector::OnOrderChanged as new
+//           orders; the process's resident set (VmRSS, after malloc_trim) before and after, per
+//           order; then again after every order moved on one stage (OnOrderChanged with the
+//           record before and after; orders at the last watched stage re-armed in place: the
+//           superseded timers wait in the heap for its compaction). Target: 1,000,000 orders in
+//           at most 256 MiB.
 // lateness: with those orders still tracked, the detector's own thread (Start) and the real
 //           clock, orders fed at --rate per second for --seconds, each with a deadline between
 //           --lead-ms and --lead-ms + --spread-ms ahead, so that deadlines fall due at --rate
-//           per second. A GapSink records detected_at - deadline of every gap; the lookup
-//           returns the order's record from an in-memory map. Target: p99 under 100 ms.
-//           --per-second and --worst show when the late gaps were detected: the stalls line up
-//           with the gap counts at which the detector's hash tables grow (see
-//           docs/benchmarks.md).
+//           per second. A deadline is judged only when its evidence is in: every --report-ms the
+//           feeding thread hands the detector a one-span batch from each service (span end: now)
+//           through OnSpansArrived, so that the sources are live and a deadline is judged when
+//           the wall clock passes it (a quiet source would wait idle_after, 5 s, first). For
+//           idle_after after the detector starts nothing is judged on the wall clock: the
+//           bench waits that out before feeding. A GapSink records detected_at - deadline of every
+//           gap; the lookup returns the order's record from an in-memory map; gaps go to a
+//           MemoryGapStore through the detector's writer thread. Target: p99 under 100 ms.
+//           --per-second and --worst show when the late gaps were detected.
 #include <malloc.h>
 #include <unistd.h>
 
@@ -24,6 +30,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -37,8 +44,10 @@
 #include "gaps/gap.h"
 #include "gaps/gap_detector.h"
 #include "gaps/lifecycle_model.h"
+#include "gaps/memory_gap_store.h"
 #include "model/clock.h"
 #include "model/order_record.h"
+#include "model/span.h"
 
 namespace {
 
@@ -164,6 +173,43 @@ const model::OrderRecord& Fill(StageTemplate& t, std::string order_id, std::stri
   return r;
 }
 
+// Sets `next` to the order of `before` one status further on: the statuses `before` has, at
+// their times, then `next`'s own last status at `at`.
+const model::OrderRecord& MoveOn(StageTemplate& next, const model::OrderRecord& before,
+                                 uint64_t at) {
+  model::OrderRecord& r = next.record;
+  r.order_id = before.order_id;
+  r.partner_id = before.partner_id;
+  const size_t n = r.statuses.size();
+  for (size_t i = 0; i + 1 < n && i < before.statuses.size(); ++i) {
+    r.statuses[i].at_unix_nano = before.statuses[i].at_unix_nano;
+  }
+  r.statuses.back().at_unix_nano = at;
+  r.first_seen_unix_nano = r.statuses.front().at_unix_nano;
+  r.last_seen_unix_nano = at;
+  r.last_success->at_unix_nano = at;
+  return r;
+}
+
+// One span from each service that reports the templates' statuses, ending `now`: what a live
+// exporter's request tells the detector's source watermarks.
+model::TraceBatch LiveReport(uint64_t now) {
+  model::TraceBatch batch;
+  for (const char* service : {"shop-api", "mes-api"}) {
+    model::ResourceSpans rs;
+    rs.resource.attributes.push_back({"service.name", model::AnyValue::String(service)});
+    model::ScopeSpans ss;
+    model::Span span;
+    span.name = "heartbeat";
+    span.start_time_unix_nano = now - 1'000'000;
+    span.end_time_unix_nano = now;
+    ss.spans.push_back(std::move(span));
+    rs.scope_spans.push_back(std::move(ss));
+    batch.resource_spans.push_back(std::move(rs));
+  }
+  return batch;
+}
+
 std::string Partner(std::mt19937_64& rng) {
   uint64_t n = rng() % 50;
   return n < 10 ? std::string() : "partner-" + std::to_string(n);  // a fifth are direct orders
@@ -238,6 +284,7 @@ int main(int argc, char** argv) {
   uint64_t seed = 5;
   size_t worst = 0;
   bool per_second = false;
+  uint64_t report_ms = 5;
   app.add_option("--orders", orders, "Open orders tracked (memory figure; 0: none)");
   app.add_option("--rate", rate, "Deadlines falling due per second (lateness figure)");
   app.add_option("--seconds", seconds, "How long deadlines fall due (0: skip lateness)");
@@ -246,6 +293,9 @@ int main(int argc, char** argv) {
   app.add_option("--seed", seed, "Random seed");
   app.add_option("--worst", worst, "Also list the N latest gaps (when, how many opened before)");
   app.add_flag("--per-second", per_second, "Also print gaps and max lateness per second");
+  app.add_option("--report-ms", report_ms,
+                 "Lateness: each service reports a span this often (keeps its source live)")
+      ->check(CLI::Range(1, 1000));
   CLI11_PARSE(app, argc, argv);
   std::printf("load average at start: %s\n", LoadAverage().c_str());
 
@@ -258,29 +308,33 @@ int main(int argc, char** argv) {
   model::SystemClock clock;
   RecordMap records;
   LatenessSink sink;
-  std::mt19937_64 rng(seed);
+  // The lateness phase's orders: a stream apart from the memory phase's ids (seed) and
+  // partners and times (seed + 1), so that no order id comes twice.
+  std::mt19937_64 rng(seed + 2);
   std::vector<StageTemplate> templates = StageTemplates(*model);
 
   const uint64_t rss_before = TrimmedRss();
+  gaps::MemoryGapStore store;
   gaps::GapDetector detector(
-      *model, clock, [&records](const std::string& id) { return records.Get(id); }, nullptr, &sink);
+      *model, clock, [&records](const std::string& id) { return records.Get(id); }, &store, &sink);
+  const auto detector_created = SteadyClock::now();
 
-  // Memory: open orders at every stage, each somewhere in the first half of its SLA. The ids
-  // come from their own seeded generator, so that the second pass names the same orders.
-  auto feed_open_orders = [&](bool move_on) {
-    std::mt19937_64 ids(seed);
-    for (size_t i = 0; i < orders; ++i) {
-      size_t stage = i % templates.size();
-      if (move_on && stage + 1 < templates.size()) ++stage;  // the last stage: re-armed in place
-      StageTemplate& t = templates[stage];
-      std::string partner = Partner(rng);
-      const uint64_t sla = model->SlaNanos(*t.rule, partner);
-      const uint64_t at = clock.NowUnixNano() - rng() % (sla / 2);
-      detector.OnOrderRecord(Fill(t, Uuid(ids), std::move(partner), at));
-    }
+  // Memory: open orders at every stage, each somewhere in the first half of its SLA. Ids,
+  // partners and times come from generators of their own, so that the second pass names the
+  // same orders and knows the record each was given.
+  auto open_order = [&](size_t i, std::mt19937_64& ids,
+                        std::mt19937_64& attrs) -> const model::OrderRecord& {
+    StageTemplate& t = templates[i % templates.size()];
+    std::string partner = Partner(attrs);
+    const uint64_t sla = model->SlaNanos(*t.rule, partner);
+    const uint64_t at = clock.NowUnixNano() - attrs() % (sla / 2);
+    return Fill(t, Uuid(ids), std::move(partner), at);
   };
   auto started = SteadyClock::now();
-  feed_open_orders(false);
+  {
+    std::mt19937_64 ids(seed), attrs(seed + 1);
+    for (size_t i = 0; i < orders; ++i) detector.OnOrderChanged(nullptr, open_order(i, ids, attrs));
+  }
   const double feed_seconds = std::chrono::duration<double>(SteadyClock::now() - started).count();
   const uint64_t rss_after = TrimmedRss();
   gaps::GapDetectorStats stats = detector.Stats();
@@ -294,11 +348,33 @@ int main(int argc, char** argv) {
         "bytes/order; VmHWM %.1f MiB\n",
         MiB(rss_before), MiB(rss_after), MiB(growth),
         static_cast<double>(growth) / static_cast<double>(orders), MiB(ProcStatusBytes("VmHWM")));
-    std::printf("  OnOrderRecord, 1 thread, ids generated on the fly: %.2f us/order\n",
+    std::printf("  OnOrderChanged(new order), 1 thread, ids generated on the fly: %.2f us/order\n",
                 feed_seconds * 1e6 / static_cast<double>(orders));
-    // Every order re-armed once (moved to its next stage): the superseded timers stay in the
-    // heap until it is compacted.
-    feed_open_orders(true);
+    // Every order moved on once: the record it was given, then the same with its next status
+    // (the last watched stage: its status reported again, re-armed in place). Each new deadline
+    // is in the future, and each stage was left within its SLA, so no gap is implied. The
+    // superseded timers stay in the heap until it is compacted.
+    std::mt19937_64 ids(seed), attrs(seed + 1);
+    model::OrderRecord before;
+    started = SteadyClock::now();
+    for (size_t i = 0; i < orders; ++i) {
+      before = open_order(i, ids, attrs);
+      const size_t stage = i % templates.size();
+      const uint64_t left_at = before.statuses.back().at_unix_nano + model::kNanosPerSecond;
+      if (stage + 1 == templates.size()) {
+        // Its current status reported again a second later: re-armed, same stage.
+        detector.OnOrderChanged(&before, MoveOn(templates[stage], before, left_at));
+        continue;
+      }
+      // The next status within the first half of the next SLA, and before now: the stage was
+      // left within its SLA (it began at most half of it ago).
+      StageTemplate& next = templates[stage + 1];
+      const uint64_t next_sla = model->SlaNanos(*next.rule, before.partner_id);
+      const uint64_t at = std::max(left_at, clock.NowUnixNano() - attrs() % (next_sla / 2));
+      detector.OnOrderChanged(&before, MoveOn(next, before, at));
+    }
+    const double move_seconds = std::chrono::duration<double>(SteadyClock::now() - started).count();
+    detector.Flush();  // gaps are counted by the writer thread
     const uint64_t rss_moved = TrimmedRss();
     stats = detector.Stats();
     const uint64_t moved_growth = rss_moved > rss_before ? rss_moved - rss_before : 0;
@@ -309,21 +385,47 @@ int main(int argc, char** argv) {
         static_cast<unsigned long long>(stats.pending_timers), MiB(moved_growth),
         static_cast<double>(moved_growth) / static_cast<double>(orders),
         MiB(ProcStatusBytes("VmHWM")));
+    std::printf("  OnOrderChanged(before, after), 1 thread: %.2f us/order (record copy included)\n",
+                move_seconds * 1e6 / static_cast<double>(orders));
+    uint64_t detected = 0;
+    for (const auto& [key, count] : stats.detected_total) detected += count;
+    std::printf("  gaps found meanwhile: %llu (expected 0)\n",
+                static_cast<unsigned long long>(detected));
   }
   if (seconds == 0 || rate == 0) {
     std::printf("load average at end: %s\n", LoadAverage().c_str());
     return 0;
   }
 
-  // Lateness: feed at `rate` per second, each order due lead..lead+spread ahead.
+  // Lateness. For idle_after after it starts, the detector judges nothing on the wall clock
+  // (exporters flush what they queued while it was down): wait that out, reporting.
+  const auto hold = std::chrono::nanoseconds(gaps::SourceWatermarkOptions().idle_after_nanos);
+  const auto report_every = std::chrono::milliseconds(report_ms);
+  while (SteadyClock::now() < detector_created + hold) {
+    detector.OnSpansArrived(LiveReport(clock.NowUnixNano()));
+    std::this_thread::sleep_for(report_every);
+  }
+  // Feed at `rate` per second, each order due lead..lead+spread ahead; the services report
+  // every report_ms meanwhile (from the feeding thread, as ingest's writer does).
   detector.Start();
   const size_t total = rate * seconds;
   records.Reserve(total);
   const double cpu_before = ThreadCpuSeconds("ot-gaps");
+  const double writer_cpu_before = ThreadCpuSeconds("ot-gap-writer");
   std::uniform_int_distribution<uint64_t> spread(0, spread_ms * kNanosPerMs);
+  size_t reports = 0;
   started = SteadyClock::now();
+  auto next_report = started;
+  auto report_if_due = [&] {
+    const auto now = SteadyClock::now();
+    if (now < next_report) return;
+    detector.OnSpansArrived(LiveReport(clock.NowUnixNano()));
+    ++reports;
+    next_report = now + report_every;
+  };
   for (size_t i = 0; i < total; ++i) {
     const auto due = started + std::chrono::nanoseconds(i * 1'000'000'000ULL / rate);
+    report_if_due();
     if (due > SteadyClock::now() + std::chrono::milliseconds(1)) std::this_thread::sleep_until(due);
     StageTemplate& t = templates[i % templates.size()];
     std::string partner = Partner(rng);
@@ -331,15 +433,19 @@ int main(int argc, char** argv) {
     const uint64_t at = deadline - model->SlaNanos(*t.rule, partner) - model->GraceNanos();
     const model::OrderRecord& record = Fill(t, Uuid(rng), std::move(partner), at);
     records.Put(record);
-    detector.OnOrderRecord(record);
+    detector.OnOrderChanged(nullptr, record);
   }
   const double fed_in = std::chrono::duration<double>(SteadyClock::now() - started).count();
   const auto wait_until =
       SteadyClock::now() + std::chrono::milliseconds(lead_ms + spread_ms + 10'000);
   while (sink.Count() < total && SteadyClock::now() < wait_until) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    report_if_due();
+    std::this_thread::sleep_for(report_every);
   }
   const double cpu = ThreadCpuSeconds("ot-gaps") - cpu_before;
+  const double writer_cpu = ThreadCpuSeconds("ot-gap-writer") - writer_cpu_before;
+  detector.Flush();
+  stats = detector.Stats();
   detector.Shutdown();
 
   auto [lateness, detected_at] = sink.Take();
@@ -392,6 +498,20 @@ int main(int argc, char** argv) {
   std::printf("  detector thread CPU: %.2f s (%.1f us per gap); %llu orders tracked meanwhile\n",
               cpu, lateness.empty() ? 0.0 : cpu * 1e6 / static_cast<double>(lateness.size()),
               static_cast<unsigned long long>(stats.tracked_orders));
+  std::printf("  gap writer thread CPU: %.2f s (%.1f us per gap); %zu gaps in the store\n",
+              writer_cpu,
+              lateness.empty() ? 0.0 : writer_cpu * 1e6 / static_cast<double>(lateness.size()),
+              store.Snapshot().size());
+  std::map<std::string, size_t> by_kind;
+  for (const auto& [id, gap] : store.Snapshot())
+    ++by_kind[gap.kind + (gap.IsOpen() ? "" : " (resolved)")];
+  std::printf("  stored gaps by kind:");
+  for (const auto& [kind, count] : by_kind) std::printf(" %s %zu;", kind.c_str(), count);
+  std::printf("\n");
+  std::printf("  live reports: %zu (every %llu ms), %llu held at the end, %llu lookup errors\n",
+              reports, static_cast<unsigned long long>(report_ms),
+              static_cast<unsigned long long>(stats.held),
+              static_cast<unsigned long long>(stats.lookup_errors));
   std::printf("load average at end: %s\n", LoadAverage().c_str());
   return 0;
 }

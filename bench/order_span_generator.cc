@@ -62,8 +62,14 @@ model::KeyValue Int(const char* key, int64_t value) {
 
 }  // namespace
 
-OrderSpanGenerator::OrderSpanGenerator(uint64_t seed, uint64_t base_time_unix_nano)
-    : rng_(seed), base_time_(base_time_unix_nano) {}
+OrderSpanGenerator::OrderSpanGenerator(uint64_t seed, uint64_t base_time_unix_nano,
+                                       OrderTiming timing)
+    : rng_(seed), base_time_(base_time_unix_nano), timing_(timing) {}
+
+uint64_t OrderSpanGenerator::NextOrderStart() const {
+  // next_order_ counts the orders started, and order n starts at base + n * order_interval.
+  return base_time_ + (next_order_ + 1) * timing_.order_interval_nanos;
+}
 
 model::Span OrderSpanGenerator::NextSpan(std::string& service) {
   if (step_ == 0) {
@@ -85,7 +91,8 @@ model::Span OrderSpanGenerator::NextSpan(std::string& service) {
   }
   span.name = step.name;
   span.kind = step.kind;
-  span.start_time_unix_nano = base_time_ + next_order_ * 1'000'000 + step_ * 50'000'000;
+  span.start_time_unix_nano =
+      base_time_ + next_order_ * timing_.order_interval_nanos + step_ * timing_.step_interval_nanos;
   span.end_time_unix_nano = span.start_time_unix_nano + 2'000'000 + rng_() % 5'000'000;
   span.status.code = model::StatusCode::kOk;
   span.attributes.push_back(Str("order_id", order_id_));
