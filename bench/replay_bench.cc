@@ -325,7 +325,8 @@ struct Run {
   size_t failures = 0;
   size_t retries = 0;
   // From /metrics once every request is acknowledged.
-  double gaps_detected = 0;
+  double gaps_detected = 0;        // paged
+  double gaps_found_resolved = 0;  // recorded without paging
   double gaps_held = 0;
   double gaps_withdrawn = 0;
   double late_spans = 0;
@@ -387,6 +388,7 @@ Run RunReplay(const std::string& binary, const std::string& data_dir, const std:
   httplib::Client api("127.0.0.1", server.http);
   if (auto res = api.Get("/metrics"); res && res->status == 200) {
     r.gaps_detected = MetricSum(res->body, "gap_detected_total");
+    r.gaps_found_resolved = MetricSum(res->body, "gap_found_resolved_total");
     r.gaps_held = MetricSum(res->body, "ordertrace_gaps_held");
     r.gaps_withdrawn = MetricSum(res->body, "ordertrace_gaps_withdrawn_total");
     r.late_spans = MetricSum(res->body, "ordertrace_source_late_spans_total");
@@ -479,10 +481,11 @@ int main(int argc, char** argv) {
   auto print = [&](const char* what, int pair, const Run& r) {
     std::printf(
         "  %-9s %9.0f spans/s (%.1f s), %5.2f server CPU us/span, server peak RSS (VmHWM) "
-        "%.0f MiB; %zu failed, %zu retried requests; gaps detected %.0f, held %.0f, withdrawn "
-        "%.0f; late spans %.0f\n",
+        "%.0f MiB; %zu failed, %zu retried requests; gaps detected %.0f, found resolved %.0f, "
+        "held %.0f, withdrawn %.0f; late spans %.0f\n",
         what, r.spans_per_second, r.seconds, r.server_cpu_us_per_span, MiB(r.peak_rss), r.failures,
-        r.retries, r.gaps_detected, r.gaps_held, r.gaps_withdrawn, r.late_spans);
+        r.retries, r.gaps_detected, r.gaps_found_resolved, r.gaps_held, r.gaps_withdrawn,
+        r.late_spans);
   };
   std::vector<double> ratios, in_order_rates, shuffled_rates;
   for (int pair = 0; pair < pairs; ++pair) {
