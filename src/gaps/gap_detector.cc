@@ -57,15 +57,14 @@ absl::Status GapDetector::Recover() {
     std::lock_guard<std::mutex> lock(mu_);
     for (Gap& gap : page->gaps) {
       if (!gap.order_id.empty()) restore_index_[gap.order_id].push_back(gap);
-      if (!gap.IsOpen() || open_.contains(gap.id)) continue;
+      if (!gap.IsOpen() || open_.Contains(gap.id)) continue;
       if (gap.kind == kSourceSilent) silent_gaps_[gap.service] = gap.id;
-      open_by_order_[gap.order_id].push_back(gap.id);
       if (gap.paged) {
         events.opened.push_back(gap);
       } else {
-        unpaged_.insert(gap.id);
+        unpaged_.insert(FingerprintOf(gap.id));
       }
-      open_.emplace(gap.id, std::move(gap));
+      open_.Add(std::move(gap));
     }
     query.cursor = page->next_cursor;
   } while (!query.cursor.empty());
@@ -144,9 +143,8 @@ void GapDetector::OnSpansArrived(const model::TraceBatch& batch) {
       sources_.Report(service, max_end, spans, late, now);
       // A silent source that reports again: its signal resolves.
       if (auto silent = silent_gaps_.find(std::string(service)); silent != silent_gaps_.end()) {
-        auto it = open_.find(silent->second);
-        if (it != open_.end()) {
-          Gap gap = it->second;
+        if (const Gap* open = open_.Find(silent->second); open != nullptr) {
+          Gap gap = *open;
           gap.resolved_at_unix_nano = std::max(now, gap.since_unix_nano);
           gap.resolved_by = "reported";
           RemoveOpenLocked(gap.id);
@@ -197,9 +195,9 @@ uint64_t EvidenceTime(const Gap& gap) {
 void GapDetector::SettleLocked(const OrderGaps* before, const OrderGaps& after, Events& events) {
   const uint64_t now = clock_.NowUnixNano();
   for (Gap gap : after.settled) {
-    if (auto open = open_.find(gap.id); open != open_.end()) {
+    if (Gap* open = open_.Find(gap.id); open != nullptr) {
       // Open until now (a judged deadline, an open conflict): the record settles it.
-      Gap& held = open->second;
+      Gap& held = *open;
       gap.detected_at_unix_nano = held.detected_at_unix_nano;
       gap.paged = held.paged;
       if (gap.IsOpen()) {
@@ -234,8 +232,8 @@ void GapDetector::SettleLocked(const OrderGaps* before, const OrderGaps& after, 
     tentative_.erase(prior.id);
     Gap removed;
     removed.id = prior.id;
-    if (auto open = open_.find(prior.id); open != open_.end()) {
-      Gap gap = open->second;
+    if (const Gap* open = open_.Find(prior.id); open != nullptr) {
+      Gap gap = *open;
       RemoveOpenLocked(prior.id);
       ++stats_.withdrawn_total[gap.kind];
       QueueWriteLocked(GapWrite::Kind::kDelete, std::move(removed));
@@ -251,7 +249,7 @@ void GapDetector::SettleLocked(const OrderGaps* before, const OrderGaps& after, 
 
 void GapDetector::ConfirmLocked(Gap gap, Events& events) {
   if (gap.IsOpen()) {
-    if (open_.contains(gap.id)) return;
+    if (open_.Contains(gap.id)) return;
     const bool page = sources_.IsCaughtUp({}, clock_.NowUnixNano());
     OpenLocked(std::move(gap), page, events);
     return;
@@ -286,7 +284,7 @@ void GapDetector::TrackDeadlinesLocked(const OrderGaps& after, const model::Orde
   // change what it says (an earlier report of the status moves its start, the status a message
   // was published in arrives).
   auto follow = [&](Gap now_implied) {
-    Gap& open = open_.at(now_implied.id);
+    Gap& open = *open_.Find(now_implied.id);
     if (open.Outcome() == now_implied.Outcome()) return;
     now_implied.detected_at_unix_nano = open.detected_at_unix_nano;
     now_implied.paged = open.paged;
@@ -295,7 +293,7 @@ void GapDetector::TrackDeadlinesLocked(const OrderGaps& after, const model::Orde
   };
   if (after.stage.has_value()) {
     const StageDeadline& stage = *after.stage;
-    if (open_.contains(stage.gap_id)) {
+    if (open_.Contains(stage.gap_id)) {
       DisarmStageLocked(order_id);
       follow(OverdueStageGap(model_, record, stage));
     } else {
@@ -309,7 +307,7 @@ void GapDetector::TrackDeadlinesLocked(const OrderGaps& after, const model::Orde
     if (hop.consumed_at_unix_nano != 0) DisarmMessageLocked(hop.message_id);
   }
   for (const MessageDeadline& message : after.messages) {
-    if (open_.contains(message.gap_id)) {
+    if (open_.Contains(message.gap_id)) {
       DisarmMessageLocked(message.message_id);
       follow(UnconsumedMessageGap(model_, record, message));
     } else {
@@ -318,11 +316,8 @@ void GapDetector::TrackDeadlinesLocked(const OrderGaps& after, const model::Orde
     }
   }
   // Judged deadlines the record now answers in time: the gap never was.
-  auto by_order = open_by_order_.find(order_id);
-  if (by_order == open_by_order_.end()) return;
-  const std::vector<std::string> ids = by_order->second;
-  for (const std::string& id : ids) {
-    const Gap& gap = open_.at(id);
+  for (const std::string& id : open_.IdsOf(order_id)) {
+    const Gap& gap = *open_.Find(id);
     if (!IsDeadlineKind(gap.kind)) continue;
     if (after.stage.has_value() && after.stage->gap_id == id) continue;
     if (std::any_of(after.messages.begin(), after.messages.end(),
@@ -401,7 +396,7 @@ bool GapDetector::OpenJudgedLocked(const Judged& judged,
     if (!implied->stage.has_value() || implied->stage->stage != judged.stage) return false;
     gap = OverdueStageGap(model_, order, *implied->stage);
   }
-  if (open_.contains(gap.id)) return false;
+  if (open_.Contains(gap.id)) return false;
   // Paged only once the responsible sources have reached the present: in a backlog the answer
   // may be further on.
   const size_t key = judged.message ? 0 : 1 + static_cast<size_t>(judged.stage);
@@ -684,46 +679,36 @@ void GapDetector::OpenLocked(Gap gap, bool page, Events& events) {
   if (gap.detected_at_unix_nano == 0) gap.detected_at_unix_nano = clock_.NowUnixNano();
   gap.paged = page;
   if (page) CountLocked(gap);
-  open_by_order_[gap.order_id].push_back(gap.id);
   QueueWriteLocked(GapWrite::Kind::kPut, gap);
   if (page) {
     events.opened.push_back(gap);
   } else {
-    unpaged_.insert(gap.id);
+    unpaged_.insert(FingerprintOf(gap.id));
   }
-  open_.emplace(gap.id, std::move(gap));
+  open_.Add(std::move(gap));
 }
 
 void GapDetector::PageJudgedLocked(uint64_t now, Events& events) {
   if (unpaged_.empty() || !sources_.IsCaughtUp({}, now)) return;
-  std::vector<std::string> paged;
-  for (const std::string& id : unpaged_) {
-    auto it = open_.find(id);
-    if (it == open_.end()) {
+  std::vector<GapFingerprint> paged;
+  for (const GapFingerprint& id : unpaged_) {
+    Gap* open = open_.Find(id);
+    if (open == nullptr) {
       paged.push_back(id);  // resolved or withdrawn meanwhile: never paged
       continue;
     }
-    Gap& gap = it->second;
+    Gap& gap = *open;
     gap.paged = true;
     CountLocked(gap);
     QueueWriteLocked(GapWrite::Kind::kPut, gap);
     events.opened.push_back(gap);
     paged.push_back(id);
   }
-  for (const std::string& id : paged) unpaged_.erase(id);
+  for (const GapFingerprint& id : paged) unpaged_.erase(id);
 }
 
 void GapDetector::RemoveOpenLocked(const std::string& gap_id) {
-  auto it = open_.find(gap_id);
-  if (it == open_.end()) return;
-  const std::string order_id = it->second.order_id;
-  open_.erase(it);
-  unpaged_.erase(gap_id);
-  auto by_order = open_by_order_.find(order_id);
-  if (by_order == open_by_order_.end()) return;
-  auto& ids = by_order->second;
-  ids.erase(std::remove(ids.begin(), ids.end(), gap_id), ids.end());
-  if (ids.empty()) open_by_order_.erase(by_order);
+  if (open_.Remove(gap_id).has_value()) unpaged_.erase(FingerprintOf(gap_id));
 }
 
 void GapDetector::CountLocked(const Gap& gap) { ++stats_.detected_total[{gap.kind, gap.stage}]; }
@@ -858,9 +843,7 @@ void GapDetector::Announce(const Events& events) {
 std::vector<Gap> GapDetector::OpenGapsOf(const std::string& order_id) const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<Gap> out;
-  auto it = open_by_order_.find(order_id);
-  if (it == open_by_order_.end()) return out;
-  for (const std::string& id : it->second) out.push_back(open_.at(id));
+  for (const std::string& id : open_.IdsOf(order_id)) out.push_back(*open_.Find(id));
   return out;
 }
 
@@ -872,7 +855,7 @@ GapDetectorStats GapDetector::Stats() const {
     // Every (kind, stage) ever found has an open series, 0 when none is open now.
     for (const auto& [key, count] : stats.detected_total) stats.open[key];
     for (const auto& [key, count] : stats.found_resolved_total) stats.open[key];
-    for (const auto& [id, gap] : open_) ++stats.open[{gap.kind, gap.stage}];
+    open_.ForEach([&](const Gap& gap) { ++stats.open[{gap.kind, gap.stage}]; });
     stats.pending_timers = timers_.size();
     stats.held = held_count_ + tentative_.size();
     stats.sources = sources_.Snapshot(clock_.NowUnixNano());

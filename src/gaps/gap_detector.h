@@ -45,6 +45,7 @@
 #include "gaps/gap_rules.h"
 #include "gaps/gap_store.h"
 #include "gaps/lifecycle_model.h"
+#include "gaps/open_gaps.h"
 #include "gaps/source_watermarks.h"
 #include "model/clock.h"
 #include "model/order_record.h"
@@ -271,15 +272,14 @@ class GapDetector {
   uint64_t sleeping_until_ = 0;
   bool wake_needed_ = false;
   // The open gaps (of orders and of silent sources), by id and by order.
-  absl::node_hash_map<std::string, Gap> open_;
-  absl::node_hash_map<std::string, std::vector<std::string>> open_by_order_;
+  OpenGaps open_;
   // Service -> the id of its open source_silent gap.
   absl::flat_hash_map<std::string, std::string> silent_gaps_;
   // Watches waiting in held_ (whose evidence is not in).
   uint64_t held_count_ = 0;
   // Open gaps not paged yet: found while a source was catching up (spans on their way may
   // still answer them), paged once the sources reach the present if still open.
-  absl::flat_hash_set<std::string> unpaged_;
+  absl::flat_hash_set<GapFingerprint> unpaged_;
   // Settled gaps implied by a record whose evidence is not in (during a backlog a status
   // between may still be on its way): stored once it is. Bounded by the backlog.
   absl::node_hash_map<std::string, Gap> tentative_;
