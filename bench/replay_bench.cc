@@ -391,7 +391,7 @@ Run RunReplay(const std::string& binary, const std::string& data_dir, const std:
     r.gaps_found_resolved = MetricSum(res->body, "gap_found_resolved_total");
     r.gaps_held = MetricSum(res->body, "ordertrace_gaps_held");
     r.gaps_withdrawn = MetricSum(res->body, "ordertrace_gaps_withdrawn_total");
-    r.late_spans = MetricSum(res->body, "ordertrace_source_late_spans_total");
+    r.late_spans = MetricSum(res->body, "ordertrace_source_out_of_order_spans_total");
   }
   StopOrdertrace(server);
   // The next run must not pay for this one's files.

@@ -178,8 +178,13 @@ void GapDetector::LearnSourceLocked(const model::OrderRecord& record, uint64_t n
 
 void GapDetector::ApplyLocked(const OrderGaps* before, const OrderGaps& after,
                               const model::OrderRecord& record, Events& events) {
-  SettleLocked(before, after, events);
-  TrackDeadlinesLocked(after, record, events);
+  const size_t late =
+      SettleLocked(before, after, events) + TrackDeadlinesLocked(after, record, events);
+  if (late > 0) {
+    // Answered after it was judged: by the service that reported the order's newest status.
+    const model::StatusReached* current = record.CurrentStatus();
+    stats_.late_answers[current != nullptr ? current->service : std::string()] += late;
+  }
 }
 
 namespace {
@@ -192,8 +197,9 @@ uint64_t EvidenceTime(const Gap& gap) {
 
 }  // namespace
 
-void GapDetector::SettleLocked(const OrderGaps* before, const OrderGaps& after, Events& events) {
+size_t GapDetector::SettleLocked(const OrderGaps* before, const OrderGaps& after, Events& events) {
   const uint64_t now = clock_.NowUnixNano();
+  size_t late = 0;
   for (Gap gap : after.settled) {
     if (Gap* open = open_.Find(gap.id); open != nullptr) {
       // Open until now (a judged deadline, an open conflict): the record settles it.
@@ -209,6 +215,7 @@ void GapDetector::SettleLocked(const OrderGaps* before, const OrderGaps& after, 
       }
       RemoveOpenLocked(gap.id);
       ++stats_.resolved_total;
+      if (IsDeadlineKind(gap.kind)) ++late;
       // Over before it could page (found while a source caught up): recorded, not paged.
       if (!gap.paged) ++stats_.found_resolved_total[{gap.kind, gap.stage}];
       QueueWriteLocked(GapWrite::Kind::kPut, gap);
@@ -225,7 +232,7 @@ void GapDetector::SettleLocked(const OrderGaps* before, const OrderGaps& after, 
       tentative_[gap.id] = std::move(gap);
     }
   }
-  if (before == nullptr) return;
+  if (before == nullptr) return late;
   for (const Gap& prior : before->settled) {
     if (FindById(after.settled, prior.id) != nullptr) continue;
     // Late spans took back what the record implied (a status between, an earlier report).
@@ -245,6 +252,7 @@ void GapDetector::SettleLocked(const OrderGaps* before, const OrderGaps& after, 
       QueueWriteLocked(GapWrite::Kind::kRemove, std::move(removed));  // counted if it was stored
     }
   }
+  return late;
 }
 
 void GapDetector::ConfirmLocked(Gap gap, Events& events) {
@@ -277,8 +285,9 @@ void GapDetector::ConfirmJudgedLocked(uint64_t now, Events& events) {
   }
 }
 
-void GapDetector::TrackDeadlinesLocked(const OrderGaps& after, const model::OrderRecord& record,
-                                       Events& events) {
+size_t GapDetector::TrackDeadlinesLocked(const OrderGaps& after, const model::OrderRecord& record,
+                                         Events& events) {
+  size_t late = 0;
   const std::string& order_id = record.order_id;
   // A deadline already judged overdue and still unanswered stays open; later spans may still
   // change what it says (an earlier report of the status moves its start, the status a message
@@ -327,6 +336,7 @@ void GapDetector::TrackDeadlinesLocked(const OrderGaps& after, const model::Orde
     Gap withdrawn = gap;
     RemoveOpenLocked(id);
     ++stats_.withdrawn_total[withdrawn.kind];
+    ++late;
     Gap deleted;
     deleted.id = id;
     QueueWriteLocked(GapWrite::Kind::kDelete, std::move(deleted));
@@ -335,6 +345,7 @@ void GapDetector::TrackDeadlinesLocked(const OrderGaps& after, const model::Orde
       events.resolved.push_back(std::move(withdrawn));
     }
   }
+  return late;
 }
 
 size_t GapDetector::FireDue() {

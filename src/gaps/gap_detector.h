@@ -80,6 +80,9 @@ struct GapDetectorStats {
   // Gaps that late spans proved wrong (the missing event had come in time, a status between
   // arrived): deleted, and their alert ended; by kind.
   std::map<std::string, uint64_t> withdrawn_total;
+  // Service -> judged deadlines answered afterwards (the answer arrived after the order's stage
+  // was judged), by the service that reported the order's newest status.
+  std::map<std::string, uint64_t> late_answers;
   uint64_t Withdrawn() const {
     uint64_t sum = 0;
     for (const auto& [kind, count] : withdrawn_total) sum += count;
@@ -203,12 +206,13 @@ class GapDetector {
   // Applies what `after` implies, given what `before` implied (null: a new order). Requires mu_.
   void ApplyLocked(const OrderGaps* before, const OrderGaps& after,
                    const model::OrderRecord& record, Events& events);
-  void SettleLocked(const OrderGaps* before, const OrderGaps& after, Events& events);
+  // Both return how many judged deadlines the record answered late (resolved or withdrew).
+  size_t SettleLocked(const OrderGaps* before, const OrderGaps& after, Events& events);
   // A settled gap whose evidence is in: stored (resolved), or opened and paged (a conflict).
   void ConfirmLocked(Gap gap, Events& events);
   void ConfirmJudgedLocked(uint64_t now, Events& events);
-  void TrackDeadlinesLocked(const OrderGaps& after, const model::OrderRecord& record,
-                            Events& events);
+  size_t TrackDeadlinesLocked(const OrderGaps& after, const model::OrderRecord& record,
+                              Events& events);
   void ArmStageLocked(const std::string& order_id, int16_t stage, uint64_t deadline);
   void DisarmStageLocked(const std::string& order_id);
   void ArmMessageLocked(const std::string& message_id, const std::string& order_id,

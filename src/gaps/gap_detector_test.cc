@@ -1343,6 +1343,10 @@ TEST_F(GapDetectorTest, WithdrawnWhenLateSpansAnswerInTime) {
   EXPECT_FALSE(StoredGap(id).has_value());
   EXPECT_THAT(detector_->OpenGapsOf("ord-1"), IsEmpty());
   EXPECT_EQ(detector_->Stats().Withdrawn(), 1u);
+  // The answer came after the stage was judged: a late answer, by the service that sent it.
+  uint64_t late_answers = 0;
+  for (const auto& [service, count] : detector_->Stats().late_answers) late_answers += count;
+  EXPECT_EQ(late_answers, 1u);
   EXPECT_EQ(detector_->Stats().resolved_total, 0u);
   ASSERT_THAT(sink_->resolved(), SizeIs(1));  // the alert ends
   EXPECT_EQ(sink_->resolved()[0].id, id);

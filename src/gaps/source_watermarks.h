@@ -58,7 +58,7 @@ struct SourceStatus {
   uint64_t last_report_unix_nano = 0;  // wall clock
   uint64_t quiet_since_unix_nano = 0;  // when it went quiet (last report + idle_after); 0: not
   uint64_t spans = 0;
-  uint64_t late_spans = 0;  // spans further behind the watermark than allowed (see Report)
+  uint64_t late_spans = 0;  // spans further behind the watermark than the grace (see Report)
 };
 
 class SourceWatermarks {

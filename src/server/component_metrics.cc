@@ -68,8 +68,13 @@ void RegisterComponentMetrics(metrics::Registry& registry, const gaps::GapDetect
                            {"service"}});
     auto& source_spans = registry.AddCounter(
         {"ordertrace_source_spans_total", "Spans each service reported.", {"service"}});
+    auto& late_answers = registry.AddCounter(
+        {"ordertrace_source_late_answers_total",
+         "Judged deadlines answered afterwards (their answer arrived after the order's stage was "
+         "judged), by the service that reported it.",
+         {"service"}});
     auto& late_spans = registry.AddCounter(
-        {"ordertrace_source_late_spans_total",
+        {"ordertrace_source_out_of_order_spans_total",
          "Spans that ended further behind their service's watermark than the lifecycle's grace.",
          {"service"}});
     auto& state =
@@ -78,7 +83,8 @@ void RegisterComponentMetrics(metrics::Registry& registry, const gaps::GapDetect
                            {"service", "state"}});
     registry.AddScrapeHook([=, &detected, &open, &tracked_orders, &tracked_messages, &lookup_errors,
                             &store_errors, &found_resolved, &withdrawn, &held, &writes_queued,
-                            &writes_dropped, &watermark, &lag, &source_spans, &late_spans, &state] {
+                            &writes_dropped, &watermark, &lag, &source_spans, &late_spans,
+                            &late_answers, &state] {
       gaps::GapDetectorStats stats = gaps->Stats();
       detected.ReplaceAll(ByKindAndStage(stats.detected_total));
       open.ReplaceAll(ByKindAndStage(stats.open));
@@ -108,6 +114,11 @@ void RegisterComponentMetrics(metrics::Registry& registry, const gaps::GapDetect
       lag.ReplaceAll(lags);
       source_spans.ReplaceAll(spans);
       late_spans.ReplaceAll(late);
+      Values answers;
+      for (const auto& [service, count] : stats.late_answers) {
+        answers.push_back({{service}, static_cast<double>(count)});
+      }
+      late_answers.ReplaceAll(answers);
       state.ReplaceAll(states);
     });
   }
