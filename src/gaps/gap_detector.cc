@@ -140,9 +140,10 @@ void GapDetector::OnSpansArrived(const model::TraceBatch& batch) {
         }
       }
       if (spans == 0) continue;
-      sources_.Report(service, max_end, spans, late, now);
+      const int source = sources_.Report(service, max_end, spans, late, now);
       // A silent source that reports again: its signal resolves.
-      if (auto silent = silent_gaps_.find(std::string(service)); silent != silent_gaps_.end()) {
+      if (auto silent = silent_gaps_.find(sources_.ServiceOf(source));
+          silent != silent_gaps_.end()) {
         if (const Gap* open = open_.Find(silent->second); open != nullptr) {
           Gap gap = *open;
           gap.resolved_at_unix_nano = std::max(now, gap.since_unix_nano);

@@ -27,6 +27,9 @@ SourceWatermarks::SourceWatermarks(SourceWatermarkOptions options, uint64_t late
 int SourceWatermarks::Learn(std::string_view service, uint64_t now) {
   auto it = index_.find(std::string(service));
   if (it != index_.end()) return it->second;
+  if (sources_.size() + 1 >= options_.max_sources && service != kOtherSources) {
+    return Learn(kOtherSources, now);  // the last slot is the shared one
+  }
   const int source = static_cast<int>(sources_.size());
   Source added;
   added.service = std::string(service);

@@ -45,7 +45,13 @@ struct SourceWatermarkOptions {
   // Spans ending further ahead of the wall clock than this do not move a watermark (a wrong
   // clock, or a hostile timestamp near 2^64, must not judge every deadline at once).
   uint64_t max_future_nanos = 300'000'000'000ULL;
+  // Services tracked one by one; spans of further services (a client inventing service names)
+  // all count as one source, kOtherSources.
+  size_t max_sources = 256;
 };
+
+// The source that stands for every service past max_sources.
+inline constexpr std::string_view kOtherSources = "(other services)";
 
 enum class SourceState { kLive, kCatchingUp, kQuiet, kSilent };
 std::string_view SourceStateName(SourceState state);
@@ -74,7 +80,8 @@ class SourceWatermarks {
              uint64_t now);
   // A span from `service` ending before this is late (0: none is).
   uint64_t LateBefore(std::string_view service) const;
-  // The index of `service`, registering it (as just reported) when new.
+  // The index of `service`, registering it (as just reported) when new; past max_sources, the
+  // index of kOtherSources.
   int Learn(std::string_view service, uint64_t now);
 
   // Whether the evidence for `deadline` is in at wall time `now`, when the missing event would

@@ -180,5 +180,20 @@ TEST_F(SourceWatermarksTest, LateSpansAreCountedPerSource) {
   EXPECT_EQ(SourceStateName(SourceState::kCatchingUp), "catching_up");
 }
 
+// A client inventing service names cannot grow the table (or the time every judgement takes)
+// without bound: past max_sources they share one source.
+TEST_F(SourceWatermarksTest, ServicesPastTheBoundShareOneSource) {
+  SourceWatermarkOptions options;
+  options.max_sources = 4;
+  SourceWatermarks sources(options, 5 * kSecond, kStart);
+  for (int i = 0; i < 100; ++i) {
+    sources.Report("svc-" + std::to_string(i), kStart, 1, 0, kStart + kSecond);
+  }
+  EXPECT_EQ(sources.size(), 4u);
+  const int other = sources.Learn("svc-99", kStart + kSecond);
+  EXPECT_EQ(sources.ServiceOf(other), kOtherSources);
+  EXPECT_EQ(sources.Snapshot(kStart + kSecond).size(), 4u);
+}
+
 }  // namespace
 }  // namespace ordertrace::gaps
