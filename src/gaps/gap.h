@@ -72,7 +72,8 @@ std::string GapId(std::string_view order_id, std::string_view kind, std::string_
                   std::string_view message_id = "");
 
 // Where a gap goes once found or resolved (Alertmanager, tests). Called from the detector's
-// threads; implementations must be thread-safe and must not block for long. Only gaps found
+// threads under its mutex, in the order the detector decided: implementations must be
+// thread-safe, must not block for long and must not call back into the detector. Only gaps found
 // open are announced; OnGapResolved also ends a gap that late spans withdrew (it never was).
 class GapSink {
  public:

@@ -40,62 +40,67 @@ GapDetector::GapDetector(const LifecycleModel& model, const model::Clock& clock,
       sources_(options.watermarks, model.GraceNanos(), clock.NowUnixNano()),
       status_sources_(model.statuses().size()),
       held_(model.statuses().size() + 1) {
-  if (store_ != nullptr) writer_ = std::thread([this] { WriterLoop(); });
+  if (store_ != nullptr) {
+    writer_ = std::thread([this] { WriterLoop(); });
+  } else {
+    writer_exited_ = true;
+  }
 }
 
 GapDetector::~GapDetector() { Shutdown(); }
 
 absl::Status GapDetector::Recover() {
   if (store_ == nullptr) return absl::OkStatus();
+  absl::StatusOr<std::vector<Gap>> open = store_->LoadOpen();
+  if (!open.ok()) return open.status();
+  std::lock_guard<std::mutex> lock(mu_);
   Events events;
-  GapHistoryQuery query;
-  query.state = GapHistoryQuery::State::kAll;
-  query.limit = 1000;
-  do {
-    absl::StatusOr<GapPage> page = store_->Query(query);
-    if (!page.ok()) return page.status();
-    std::lock_guard<std::mutex> lock(mu_);
-    for (Gap& gap : page->gaps) {
-      if (!gap.order_id.empty()) restore_index_[gap.order_id].push_back(gap);
-      if (!gap.IsOpen() || open_.Contains(gap.id)) continue;
-      if (gap.kind == kSourceSilent) silent_gaps_[gap.service] = gap.id;
-      if (gap.paged) {
-        events.opened.push_back(gap);
-      } else {
-        unpaged_.insert(FingerprintOf(gap.id));
-      }
-      open_.Add(std::move(gap));
+  for (Gap& gap : *open) {
+    if (!gap.IsOpen() || open_.Contains(gap.id)) continue;
+    if (gap.kind == kSourceSilent) silent_gaps_[gap.service] = gap.id;
+    if (gap.paged) {
+      events.opened.push_back(gap);
+    } else {
+      unpaged_.insert(FingerprintOf(gap.id));
     }
-    query.cursor = page->next_cursor;
-  } while (!query.cursor.empty());
-  Announce(events);
+    open_.Add(std::move(gap));
+  }
+  AnnounceLocked(events);
   return absl::OkStatus();
 }
 
 void GapDetector::RestoreOrder(const model::OrderRecord& record) {
   const OrderGaps implied = EvaluateOrder(model_, record);
-  Events events;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    // The services that reported its statuses are sources to wait for after the restart.
-    LearnSourceLocked(record, clock_.NowUnixNano());
-    // What the store holds for the order stands for what its record implied before: the
-    // difference is what a crash kept from being written (or deleted).
-    OrderGaps stored;
-    if (auto it = restore_index_.find(record.order_id); it != restore_index_.end()) {
-      for (const Gap& gap : it->second) {
-        if (gap.IsOpen() && IsDeadlineKind(gap.kind)) continue;  // a judged deadline: open_
-        stored.settled.push_back(gap);
+  // What the store holds for the order (read outside the lock) stands for what its record
+  // implied before: the difference is what a crash kept from being written or deleted.
+  OrderGaps stored;
+  bool read = store_ == nullptr;
+  if (store_ != nullptr) {
+    GapHistoryQuery query;
+    query.state = GapHistoryQuery::State::kAll;
+    query.order_id = record.order_id;
+    query.limit = 1000;
+    read = true;
+    do {
+      absl::StatusOr<GapPage> page = store_->Query(query);
+      if (!page.ok()) {
+        read = false;
+        break;
       }
-    }
-    ApplyLocked(&stored, implied, record, events);
+      for (Gap& gap : page->gaps) {
+        if (gap.IsOpen() && IsDeadlineKind(gap.kind)) continue;  // a judged deadline: open_
+        stored.settled.push_back(std::move(gap));
+      }
+      query.cursor = page->next_cursor;
+    } while (!query.cursor.empty());
   }
-  Announce(events);
-}
-
-void GapDetector::FinishRestore() {
   std::lock_guard<std::mutex> lock(mu_);
-  absl::node_hash_map<std::string, std::vector<Gap>>().swap(restore_index_);
+  if (!read) ++stats_.store_errors;  // not reconciled; its deadlines are armed all the same
+  // The services that reported its statuses are sources to wait for after the restart.
+  LearnSourceLocked(record, clock_.NowUnixNano());
+  Events events;
+  ApplyLocked(read ? &stored : nullptr, implied, record, events);
+  AnnounceLocked(events);
 }
 
 void GapDetector::OnOrderChanged(const model::OrderRecord* before,
@@ -117,9 +122,9 @@ void GapDetector::OnOrderChanged(const model::OrderRecord* before,
     // Also when something is already due (a clock that jumped ahead).
     wake =
         std::exchange(wake_needed_, false) || (!timers_.empty() && timers_.top().deadline <= now);
+    AnnounceLocked(events);
   }
   if (wake) wake_.notify_all();
-  Announce(events);
 }
 
 void GapDetector::OnSpansArrived(const model::TraceBatch& batch) {
@@ -131,10 +136,15 @@ void GapDetector::OnSpansArrived(const model::TraceBatch& batch) {
     for (const model::ResourceSpans& rs : batch.resource_spans) {
       const std::string_view service = model::ServiceNameView(rs.resource);
       const uint64_t late_before = sources_.LateBefore(service);
+      // A span stamped further ahead than max_future (a wrong clock, a hostile timestamp) is
+      // counted but moves nothing; the request's other spans still do.
+      const uint64_t future = AddSaturating(now, sources_.options().max_future_nanos);
       uint64_t max_end = 0, spans = 0, late = 0;
       for (const model::ScopeSpans& ss : rs.scope_spans) {
         for (const model::Span& span : ss.spans) {
-          max_end = std::max(max_end, span.end_time_unix_nano);
+          if (span.end_time_unix_nano <= future) {
+            max_end = std::max(max_end, span.end_time_unix_nano);
+          }
           late += span.end_time_unix_nano < late_before ? 1 : 0;
           ++spans;
         }
@@ -156,11 +166,16 @@ void GapDetector::OnSpansArrived(const model::TraceBatch& batch) {
         silent_gaps_.erase(silent);
       }
     }
-    // Watermarks moved: held deadlines may now be judged.
-    wake = held_count_ > 0 || !tentative_.empty();
+    AnnounceLocked(events);
+    // Watermarks moved: held deadlines may now be judged. At most every kHeldRecheck: while a
+    // source is silent something stays held, and waking the thread per request would cost
+    // every request a pass over the held heaps.
+    if ((held_count_ > 0 || !tentative_.empty()) && now >= next_held_wake_) {
+      wake = true;
+      next_held_wake_ = now + kHeldRecheckNanos;
+    }
   }
   if (wake) wake_.notify_all();
-  Announce(events);
 }
 
 void GapDetector::LearnSourceLocked(const model::OrderRecord& record, uint64_t now) {
@@ -172,9 +187,28 @@ void GapDetector::LearnSourceLocked(const model::OrderRecord& record, uint64_t n
   const int position = model_.IndexOf(current->status);
   if (position < 0) return;
   std::vector<int>& known = status_sources_[position];
-  if (known.size() >= 4) return;  // a bound against hostile service names
   const int source = sources_.Learn(current->service, now);
-  if (std::find(known.begin(), known.end(), source) == known.end()) known.push_back(source);
+  if (std::find(known.begin(), known.end(), source) != known.end()) return;
+  if (known.size() < kMaxSourcesPerStatus) {
+    known.push_back(source);
+  } else {
+    // Full (services renamed, or a client naming services at will): the one that reported
+    // least recently gives way, so a service that keeps reporting always gets in.
+    auto oldest = std::min_element(known.begin(), known.end(), [&](int a, int b) {
+      return sources_.LastReportOf(a) < sources_.LastReportOf(b);
+    });
+    *oldest = source;
+  }
+  if (std::find(producers_.begin(), producers_.end(), source) == producers_.end()) {
+    producers_.clear();
+    for (const std::vector<int>& sources : status_sources_) {
+      for (int s : sources) {
+        if (std::find(producers_.begin(), producers_.end(), s) == producers_.end()) {
+          producers_.push_back(s);
+        }
+      }
+    }
+  }
 }
 
 void GapDetector::ApplyLocked(const OrderGaps* before, const OrderGaps& after,
@@ -225,7 +259,7 @@ size_t GapDetector::SettleLocked(const OrderGaps* before, const OrderGaps& after
     }
     const Gap* prior = before != nullptr ? FindById(before->settled, gap.id) : nullptr;
     if (prior != nullptr && prior->Outcome() == gap.Outcome()) continue;  // nothing new
-    if (sources_.IsJudged(EvidenceTime(gap), {}, now)) {
+    if (sources_.IsJudged(EvidenceTime(gap), producers_, now)) {
       tentative_.erase(gap.id);
       ConfirmLocked(std::move(gap), events);
     } else {
@@ -259,7 +293,7 @@ size_t GapDetector::SettleLocked(const OrderGaps* before, const OrderGaps& after
 void GapDetector::ConfirmLocked(Gap gap, Events& events) {
   if (gap.IsOpen()) {
     if (open_.Contains(gap.id)) return;
-    const bool page = sources_.IsCaughtUp({}, clock_.NowUnixNano());
+    const bool page = sources_.IsCaughtUp(producers_, clock_.NowUnixNano());
     OpenLocked(std::move(gap), page, events);
     return;
   }
@@ -278,7 +312,7 @@ void GapDetector::ConfirmJudgedLocked(uint64_t now, Events& events) {
       tentative_heap_.pop();  // superseded
       continue;
     }
-    if (!sources_.IsJudged(top.evidence, {}, now)) break;
+    if (!sources_.IsJudged(top.evidence, producers_, now)) break;
     tentative_heap_.pop();
     Gap gap = std::move(it->second);
     tentative_.erase(it);
@@ -359,7 +393,10 @@ size_t GapDetector::FireDue() {
     ConfirmJudgedLocked(now, events);
     PageJudgedLocked(now, events);
     CheckSourcesLocked(now, events);
-    for (const Judged& j : judged) firing_.insert(j.order_id);
+    for (const Judged& j : judged) ++firing_[j.order_id];
+    // Announced before the lock is let go, in the order decided: an ingest thread that resolves
+    // one of these meanwhile announces after it, and Alertmanager hears the last word last.
+    AnnounceLocked(events);
   }
   size_t opened = 0;
   for (const Judged& j : judged) {
@@ -368,17 +405,25 @@ size_t GapDetector::FireDue() {
     std::optional<OrderGaps> implied;
     if (record.ok() && record->has_value()) implied = EvaluateOrder(model_, **record);
     std::lock_guard<std::mutex> lock(mu_);
-    if (OpenJudgedLocked(j, record, implied ? &*implied : nullptr, events)) ++opened;
+    Events found;
+    if (OpenJudgedLocked(j, record, implied ? &*implied : nullptr, found)) ++opened;
+    AnnounceLocked(found);
   }
-  Announce(events);
   return opened;
 }
 
 bool GapDetector::OpenJudgedLocked(const Judged& judged,
                                    const absl::StatusOr<std::optional<model::OrderRecord>>& record,
                                    const OrderGaps* implied, Events& events) {
-  firing_.erase(judged.order_id);
-  if (updated_while_firing_.erase(judged.order_id) != 0) {
+  // One pass may judge an order twice (its stage and a message): the flag that an update came
+  // meanwhile holds until the last of its reads is done.
+  const bool updated = updated_while_firing_.contains(judged.order_id);
+  if (auto firing = firing_.find(judged.order_id);
+      firing != firing_.end() && --firing->second == 0) {
+    firing_.erase(firing);
+    updated_while_firing_.erase(judged.order_id);
+  }
+  if (updated) {
     // The order changed while its record was being read: that update re-armed what is still
     // pending, and the read may predate it.
     return false;
@@ -469,6 +514,11 @@ bool GapDetector::IsJudgedLocked(size_t held_key, uint64_t deadline, uint64_t no
 
 absl::InlinedVector<int, 4> GapDetector::ResponsibleLocked(size_t held_key) const {
   absl::InlinedVector<int, 4> responsible;
+  if (held_key == 0) {
+    // A message: its consumer is not known; the services that report statuses.
+    responsible.assign(producers_.begin(), producers_.end());
+    return responsible;
+  }
   if (held_key > 0) {
     const StageRule* rule = model_.RuleFor(model_.statuses()[held_key - 1]);
     if (rule != nullptr) {
@@ -564,7 +614,7 @@ void GapDetector::Shutdown() {
 
 void GapDetector::Flush() {
   std::unique_lock<std::mutex> lock(write_mu_);
-  write_done_.wait(lock, [this] { return (writes_.empty() && !writing_) || !writer_.joinable(); });
+  write_done_.wait(lock, [this] { return (writes_.empty() && !writing_) || writer_exited_; });
 }
 
 void GapDetector::ArmStageLocked(const std::string& order_id, int16_t stage, uint64_t deadline) {
@@ -701,7 +751,7 @@ void GapDetector::OpenLocked(Gap gap, bool page, Events& events) {
 }
 
 void GapDetector::PageJudgedLocked(uint64_t now, Events& events) {
-  if (unpaged_.empty() || !sources_.IsCaughtUp({}, now)) return;
+  if (unpaged_.empty() || !sources_.IsCaughtUp(producers_, now)) return;
   std::vector<GapFingerprint> paged;
   for (const GapFingerprint& id : unpaged_) {
     Gap* open = open_.Find(id);
@@ -747,7 +797,11 @@ void GapDetector::WriterLoop() {
     {
       std::unique_lock<std::mutex> lock(write_mu_);
       write_ready_.wait(lock, [this] { return write_stop_ || !writes_.empty(); });
-      if (writes_.empty()) return;  // stopping, and everything is written
+      if (writes_.empty()) {  // stopping, and everything is written
+        writer_exited_ = true;
+        write_done_.notify_all();
+        return;
+      }
       stopping = write_stop_;
       while (!writes_.empty() && batch.size() < kWritesPerBatch) {
         batch.push_back(std::move(writes_.front()));
@@ -846,7 +900,7 @@ void GapDetector::WriterLoop() {
   }
 }
 
-void GapDetector::Announce(const Events& events) {
+void GapDetector::AnnounceLocked(const Events& events) {
   if (sink_ == nullptr) return;
   for (const Gap& gap : events.opened) sink_->OnGapOpened(gap);
   for (const Gap& gap : events.resolved) sink_->OnGapResolved(gap);

@@ -110,19 +110,16 @@ class GapDetector {
   GapDetector(const GapDetector&) = delete;
   GapDetector& operator=(const GapDetector&) = delete;
 
-  // Loads the gaps kept in the store; call before the first record. Open ones are
-  // re-announced to the sink (Alertmanager must hear of them again after a restart) but not
-  // counted or saved again; all of them are held until FinishRestore to check each order's
-  // against its record.
+  // Loads the open gaps (through the store's index of open gaps); call before the first record.
+  // They are re-announced to the sink (Alertmanager must hear of them again after a restart)
+  // but not counted or saved again.
   absl::Status Recover();
 
   // After Recover, once per stored order before ingest starts: re-arms its pending deadlines
   // (one that passed while ordertrace was down is judged like any other), and brings the
-  // order's stored gaps in line with what the record implies (a crash may have come between
-  // the record's write and the gaps').
+  // order's stored gaps (read by order) in line with what the record implies: a crash may have
+  // come between the record's write and the gaps'.
   void RestoreOrder(const model::OrderRecord& record);
-  // Ends the restore: lets go of the gaps Recover read.
-  void FinishRestore();
 
   // Ingest changed an order's record from `before` (nullptr: a new order) to `after`, durably.
   void OnOrderChanged(const model::OrderRecord* before, const model::OrderRecord& after);
@@ -242,7 +239,9 @@ class GapDetector {
   void RemoveOpenLocked(const std::string& gap_id);
   void CountLocked(const Gap& gap);
   void QueueWriteLocked(GapWrite::Kind kind, Gap gap);
-  void Announce(const Events& events);
+  // Tells the sink, under mu_ so that every gap's announcements reach it in the order they
+  // were decided (the sink only records them; it never calls back).
+  void AnnounceLocked(const Events& events);
   void WriterLoop();
 
   // Constant after construction.
@@ -257,8 +256,14 @@ class GapDetector {
   std::condition_variable wake_;
   bool stop_ = false;
   SourceWatermarks sources_;
-  // Lifecycle position -> the sources that reported reaching that status.
+  // Lifecycle position -> the sources that reported reaching that status (at most
+  // kMaxSourcesPerStatus, the least recently reporting giving way).
+  static constexpr size_t kMaxSourcesPerStatus = 4;
   std::vector<std::vector<int>> status_sources_;
+  // Every source in status_sources_: the services whose evidence counts when the one that
+  // would answer is not known (a message, a settled gap). A service that sends spans but no
+  // status (or a client inventing names) cannot hold those back.
+  std::vector<int> producers_;
   // Stage watches: a slab with stable addresses (the map's keys point into it) and free slots.
   std::deque<StageWatch> stage_watches_;
   std::vector<uint32_t> free_stage_slots_;
@@ -275,6 +280,9 @@ class GapDetector {
   // call and the thread a pass each time.
   uint64_t sleeping_until_ = 0;
   bool wake_needed_ = false;
+  // Reports wake the timer thread for held deadlines at most this often.
+  static constexpr uint64_t kHeldRecheckNanos = 100'000'000;
+  uint64_t next_held_wake_ = 0;
   // The open gaps (of orders and of silent sources), by id and by order.
   OpenGaps open_;
   // Service -> the id of its open source_silent gap.
@@ -288,12 +296,11 @@ class GapDetector {
   // between may still be on its way): stored once it is. Bounded by the backlog.
   absl::node_hash_map<std::string, Gap> tentative_;
   std::priority_queue<Tentative, std::vector<Tentative>, std::greater<Tentative>> tentative_heap_;
-  // Between Recover and FinishRestore: the stored gaps of each order.
-  absl::node_hash_map<std::string, std::vector<Gap>> restore_index_;
+
   // Orders whose deadline was judged and whose record is being read outside the lock, and
   // those of them that an update reached meanwhile: the update, not the possibly older read,
   // decides.
-  absl::flat_hash_set<std::string> firing_;
+  absl::flat_hash_map<std::string, int> firing_;  // order -> reads in flight
   absl::flat_hash_set<std::string> updated_while_firing_;
   GapDetectorStats stats_;
 
@@ -304,6 +311,7 @@ class GapDetector {
   std::deque<GapWrite> writes_;
   bool writing_ = false;
   bool write_stop_ = false;
+  bool writer_exited_ = false;  // or never started (no store)
 
   std::thread thread_;
   std::thread writer_;

@@ -47,6 +47,7 @@ int SourceWatermarks::Report(std::string_view service, uint64_t max_end_unix_nan
   const int index = Learn(service, now);
   Source& source = sources_[index];
   source.last_report = now;
+  source.reported = true;
   source.spans += spans;
   source.late_spans += late;
   if (max_end_unix_nano > AddSaturating(now, options_.max_future_nanos)) {
@@ -79,13 +80,19 @@ bool SourceWatermarks::OthersReporting(int except, uint64_t now) const {
 SourceState SourceWatermarks::StateOf(int index, uint64_t now) const {
   const Source& source = sources_[index];
   const uint64_t quiet_for = now > source.last_report ? now - source.last_report : 0;
-  if (quiet_for >= options_.idle_after_nanos) {
-    if (quiet_for >= options_.silent_after_nanos && OthersReporting(index, now)) {
+  const bool behind = source.lag > options_.live_lag_nanos;
+  // A source behind the clock may pause between batches (an exporter backing off after a 429, a
+  // collector retrying): it is quiet only after catch_up_idle_after.
+  if (quiet_for >= (behind ? options_.catch_up_idle_after_nanos : options_.idle_after_nanos)) {
+    // Silent only if it reported since the start: one known from stored orders that never
+    // came back (renamed, retired) is quiet, not a signal.
+    if (source.reported && quiet_for >= options_.silent_after_nanos &&
+        OthersReporting(index, now)) {
       return SourceState::kSilent;
     }
     return SourceState::kQuiet;
   }
-  return source.lag > options_.live_lag_nanos ? SourceState::kCatchingUp : SourceState::kLive;
+  return behind ? SourceState::kCatchingUp : SourceState::kLive;
 }
 
 bool SourceWatermarks::IsJudgedBy(int index, uint64_t deadline, uint64_t now) const {
@@ -154,7 +161,10 @@ std::vector<SourceStatus> SourceWatermarks::Snapshot(uint64_t now) const {
     status.lag_nanos = source.lag == UINT64_MAX ? 0 : source.lag;
     status.last_report_unix_nano = source.last_report;
     if (status.state == SourceState::kQuiet || status.state == SourceState::kSilent) {
-      status.quiet_since_unix_nano = AddSaturating(source.last_report, options_.idle_after_nanos);
+      const bool behind = source.lag > options_.live_lag_nanos;
+      status.quiet_since_unix_nano =
+          AddSaturating(source.last_report,
+                        behind ? options_.catch_up_idle_after_nanos : options_.idle_after_nanos);
     }
     status.spans = source.spans;
     status.late_spans = source.late_spans;

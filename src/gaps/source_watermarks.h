@@ -10,9 +10,10 @@
 //   replay, ordertrace catching up after a restart). A deadline is judged once the source has
 //   reported allowed_lateness past it in event time: until then the missing event may still be
 //   in the backlog;
-// - quiet: it has sent nothing for idle_after. Nothing more is on its way; a deadline is
-//   judged when the wall clock passes it;
-// - silent: quiet for silent_after while another source is reporting. Its deadlines are held
+// - quiet: it has sent nothing for idle_after (catch_up_idle_after if it was catching up).
+//   Nothing more is on its way; a deadline is judged when the wall clock passes it;
+// - silent: it reported since the start, then went quiet for silent_after while another
+//   source is reporting. Its deadlines are held
 //   (it may be down, and its orders are not stuck one by one); the detector reports the
 //   source itself instead (a source_silent gap).
 // Deadlines whose responsible source is not known are judged against every source that is not
@@ -40,6 +41,9 @@ struct SourceWatermarkOptions {
   uint64_t silent_after_nanos = 120'000'000'000ULL;
   // A source whose newest spans are further behind the wall clock than this is catching up.
   uint64_t live_lag_nanos = 30'000'000'000ULL;
+  // A catching-up source with no spans for this long is quiet (an exporter flushing a backlog
+  // may pause between batches, e.g. backing off after a 429).
+  uint64_t catch_up_idle_after_nanos = 30'000'000'000ULL;
   // How far out of event-time order a catching-up source's spans may arrive.
   uint64_t allowed_lateness_nanos = 3'600'000'000'000ULL;
   // Spans ending further ahead of the wall clock than this do not move a watermark (a wrong
@@ -108,6 +112,7 @@ class SourceWatermarks {
     uint64_t last_report = 0;
     uint64_t spans = 0;
     uint64_t late_spans = 0;
+    bool reported = false;  // since the start (else only known from stored orders)
   };
 
   bool IsJudgedBy(int source, uint64_t deadline, uint64_t now) const;

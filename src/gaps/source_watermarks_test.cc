@@ -58,16 +58,19 @@ TEST_F(SourceWatermarksTest, ReplayThatEndsGoesQuietAndIsJudgedOnTheWallClock) {
   const uint64_t deadline = kStart + 50 * kMinute;
   const int source = sources_.Report("replay", kStart + 10 * kMinute, 100, 0, now);
   EXPECT_EQ(sources_.StateOf(source, now), SourceState::kCatchingUp);
-  EXPECT_FALSE(sources_.IsJudged(deadline, {source}, now + options_.idle_after_nanos - 1));
-  // Nothing for idle_after: nothing more is on its way.
-  EXPECT_EQ(sources_.StateOf(source, now + options_.idle_after_nanos), SourceState::kQuiet);
-  EXPECT_TRUE(sources_.IsJudged(deadline, {source}, now + options_.idle_after_nanos));
+  // A pause shorter than catch_up_idle_after (an exporter backing off) is not the end.
+  const uint64_t idle = options_.catch_up_idle_after_nanos;
+  EXPECT_EQ(sources_.StateOf(source, now + options_.idle_after_nanos), SourceState::kCatchingUp);
+  EXPECT_FALSE(sources_.IsJudged(deadline, {source}, now + idle - 1));
+  // Nothing for catch_up_idle_after: nothing more is on its way.
+  EXPECT_EQ(sources_.StateOf(source, now + idle), SourceState::kQuiet);
+  EXPECT_TRUE(sources_.IsJudged(deadline, {source}, now + idle));
   // Quiet, a deadline still ahead on the wall clock is not judged.
-  EXPECT_FALSE(sources_.IsJudged(now + kMinute, {source}, now + options_.idle_after_nanos));
-  std::vector<SourceStatus> snapshot = sources_.Snapshot(now + options_.idle_after_nanos);
+  EXPECT_FALSE(sources_.IsJudged(now + kMinute, {source}, now + idle));
+  std::vector<SourceStatus> snapshot = sources_.Snapshot(now + idle);
   ASSERT_EQ(snapshot.size(), 1u);
   EXPECT_EQ(snapshot[0].state, SourceState::kQuiet);
-  EXPECT_EQ(snapshot[0].quiet_since_unix_nano, now + options_.idle_after_nanos);
+  EXPECT_EQ(snapshot[0].quiet_since_unix_nano, now + idle);
   EXPECT_EQ(snapshot[0].watermark_unix_nano, kStart + 10 * kMinute);
 }
 
@@ -149,8 +152,12 @@ TEST_F(SourceWatermarksTest, AfterAStartALiveSourceIsJudgedAndAKnownSilentOneWai
   EXPECT_EQ(sources_.StateOf(live, kStart + kSecond), SourceState::kLive);
   EXPECT_TRUE(sources_.IsJudged(deadline, {live}, kStart + kSecond));
   EXPECT_FALSE(sources_.IsJudged(deadline, {}, kStart + kSecond));  // mes-api may carry it
-  const uint64_t quiet = kStart + options_.idle_after_nanos;
+  // Known from stored orders only: quiet after catch_up_idle_after, never silent.
+  const uint64_t quiet = kStart + options_.catch_up_idle_after_nanos;
   EXPECT_EQ(sources_.StateOf(known, quiet), SourceState::kQuiet);
+  const uint64_t later = kStart + options_.silent_after_nanos + kSecond;
+  sources_.Report("shop-api", later, 1, 0, later);  // others go on
+  EXPECT_EQ(sources_.StateOf(known, later), SourceState::kQuiet);
   EXPECT_TRUE(sources_.IsJudged(deadline, {known}, quiet));
 }
 

@@ -49,16 +49,24 @@ auto TransitionKey(const StatusReached& s) {
   return std::tie(s.event_version, s.at_unix_nano, s.status);
 }
 
-// Keeps a report of a status already reached. The set of such reports only grows (a first
-// report that loses its place joins it), so keeping the smallest kMaxRevisits of it does not
-// depend on arrival order.
+// Keeps a report of a status already reached: one per (status, prev_status, event_version),
+// the earliest (time, then span id), so that retries of the same step collapse and cannot crowd
+// out a real return (SHIPPED again after CLOSED). Both the set of such keys and each key's
+// earliest report only grow or shrink to a minimum, and past kMaxRevisits the smallest keys
+// stay: none of it depends on arrival order.
 void AddRevisit(StatusReached reached, OrderRecord& record) {
   auto& revisits = record.revisits;
   auto key = [](const StatusReached& s) {
-    return std::tie(s.event_version, s.at_unix_nano, s.status, s.span_id);
+    return std::tie(s.event_version, s.status, s.prev_status);
   };
-  for (const StatusReached& known : revisits) {
-    if (known.span_id == reached.span_id && known.status == reached.status) return;
+  auto same = std::find_if(revisits.begin(), revisits.end(),
+                           [&](const StatusReached& known) { return key(known) == key(reached); });
+  if (same != revisits.end()) {
+    if (std::tie(reached.at_unix_nano, reached.span_id) <
+        std::tie(same->at_unix_nano, same->span_id)) {
+      *same = std::move(reached);  // same key: the order of the list holds
+    }
+    return;
   }
   auto at = std::upper_bound(
       revisits.begin(), revisits.end(), reached,

@@ -602,8 +602,8 @@ TEST(OrderRecordBuilderTest, SpanWithoutStartTimeDoesNotDependOnArrivalOrder) {
 }
 
 // A status reported again after the order went on (SHIPPED after CLOSED, with a later event
-// version), retried operations and replays: the first report stays the status's, every other
-// distinct report is a revisit, whatever the arrival order; past the cap the smallest stay.
+// version), retried operations and replays: the first report stays the status's, the others
+// are revisits (retries of one step collapse into one), whatever the arrival order.
 TEST(OrderRecordBuilderTest, RevisitsKeepEveryOtherReportWhateverTheArrivalOrder) {
   auto transition = [](uint8_t span, const char* status, const char* prev, int64_t version,
                        uint64_t at) {
@@ -623,10 +623,13 @@ TEST(OrderRecordBuilderTest, RevisitsKeepEveryOtherReportWhateverTheArrivalOrder
   const OrderRecord in_order = Build(spans);
   EXPECT_THAT(StatusNames(in_order), ElementsAre("SHIPPED", "CLOSED"));
   EXPECT_EQ(in_order.statuses[0].event_version, 10);
-  ASSERT_EQ(in_order.revisits.size(), OrderRecord::kMaxRevisits);
-  // Ordered by event version first: the retried closes (11) come before SHIPPED again (12),
-  // which the cap keeps out here; without the retries it stays.
-  EXPECT_EQ(in_order.revisits.front().status, "CLOSED");
+  // The retried closes are one step (same status, previous status and event version): one
+  // revisit, the earliest; SHIPPED again after CLOSED is not crowded out.
+  ASSERT_EQ(in_order.revisits.size(), 2u);
+  EXPECT_EQ(in_order.revisits[0].status, "CLOSED");
+  EXPECT_EQ(in_order.revisits[0].at_unix_nano, spans[3].span.end_time_unix_nano);  // 1st retry
+  EXPECT_EQ(in_order.revisits[1].status, "SHIPPED");
+  EXPECT_EQ(in_order.revisits[1].event_version, 12);
   const std::string want = Describe(in_order);
   EXPECT_EQ(Describe(Build(std::vector<Emitted>(spans.rbegin(), spans.rend()))), want);
   for (uint32_t seed = 1; seed <= 20; ++seed) {
@@ -636,6 +639,15 @@ TEST(OrderRecordBuilderTest, RevisitsKeepEveryOtherReportWhateverTheArrivalOrder
   std::vector<Emitted> twice = spans;
   twice.insert(twice.end(), spans.begin(), spans.end());
   EXPECT_EQ(Describe(Build(Shuffled(twice, 3))), want);
+
+  // Past the cap, the smallest keys stay, whatever the order.
+  std::vector<Emitted> many = spans;
+  for (uint8_t i = 0; i < OrderRecord::kMaxRevisits + 4; ++i) {
+    many.push_back(transition(60 + i, "PACKAGING", "SHIPPED", 20 + i, 4'000 + i));
+  }
+  const OrderRecord capped = Build(many);
+  EXPECT_EQ(capped.revisits.size(), OrderRecord::kMaxRevisits);
+  EXPECT_EQ(Describe(Build(Shuffled(many, 5))), Describe(capped));
 
   const std::vector<Emitted> three(spans.begin(), spans.begin() + 3);
   const OrderRecord back = Build(std::vector<Emitted>(three.rbegin(), three.rend()));

@@ -69,10 +69,10 @@ struct OrderRecord {
   uint64_t first_seen_unix_nano = 0;    // earliest span start
   uint64_t last_seen_unix_nano = 0;     // latest span end
   std::vector<StatusReached> statuses;  // one per status (its first report), in lifecycle order
-  // Every other report of a status in `statuses` (a status reached again: an order going back
-  // after it was closed, or a retry), by (event_version, time, status, span id); past
-  // kMaxRevisits the smallest stay. `statuses` decides the current status; these are read only
-  // for conflicts.
+  // The other reports of a status in `statuses` (a status reached again: an order going back
+  // after it was closed, or a retry): the earliest per (event_version, status, prev_status), in
+  // that order; past kMaxRevisits the smallest stay. `statuses` decides the current status;
+  // these are read only for conflicts.
   std::vector<StatusReached> revisits;
   std::optional<Operation> last_success;
   std::optional<Operation> last_error;

@@ -117,6 +117,8 @@ std::map<std::string, Setter> KnownKeys(ServerConfig& c) {
       {"lifecycle.watermarks.idle_after", Nanos(c.gap_detector.watermarks.idle_after_nanos)},
       {"lifecycle.watermarks.silent_after", Nanos(c.gap_detector.watermarks.silent_after_nanos)},
       {"lifecycle.watermarks.live_lag", Nanos(c.gap_detector.watermarks.live_lag_nanos)},
+      {"lifecycle.watermarks.catch_up_idle_after",
+       Nanos(c.gap_detector.watermarks.catch_up_idle_after_nanos)},
       {"lifecycle.watermarks.allowed_lateness",
        Nanos(c.gap_detector.watermarks.allowed_lateness_nanos)},
       {"metrics.enabled", Boolean(c.metrics_enabled)},

@@ -150,7 +150,6 @@ absl::Status OrdertraceServer::Start() {
     return true;
   });
   if (!scanned.ok()) return scanned;
-  gaps_->FinishRestore();
   if (replayed > 0) spdlog::info("gap detector: {} stored orders replayed", replayed);
   gaps_->Start();
   gap_feed_ = std::make_unique<GapFeed>(*gaps_);

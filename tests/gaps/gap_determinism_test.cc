@@ -321,7 +321,6 @@ class System {
         &store_, nullptr);
     ASSERT_TRUE(detector_->Recover().ok());
     for (const auto& [order_id, record] : records_) detector_->RestoreOrder(record);
-    detector_->FinishRestore();
   }
 
   const LifecycleModel& model_;
