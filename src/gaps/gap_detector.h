@@ -15,7 +15,8 @@
 // Gap ids are fixed by their event (order, kind, stage, message), so no event opens two gaps,
 // also across restarts. Gaps are written by a writer thread of the detector's own, in the order
 // the detector decided them; nothing does I/O under the detector's mutex. The detector's memory
-// is its open gaps and pending deadlines, not the history (the GapStore has it).
+// is its open gaps, pending deadlines, settled gaps still waiting for evidence and at most
+// SourceWatermarkOptions::max_sources sources; not the history (the GapStore has it).
 //
 // Thread-safe. Records arrive from the ingest writer, FireDue runs on the detector's own thread
 // (Start) or from a test with a ManualClock.
@@ -293,7 +294,8 @@ class GapDetector {
   // still answer them), paged once the sources reach the present if still open.
   absl::flat_hash_set<GapFingerprint> unpaged_;
   // Settled gaps implied by a record whose evidence is not in (during a backlog a status
-  // between may still be on its way): stored once it is. Bounded by the backlog.
+  // between may still be on its way): stored once it is. They wait for the status-reporting
+  // services only, so they drain as those catch up or go quiet.
   absl::node_hash_map<std::string, Gap> tentative_;
   std::priority_queue<Tentative, std::vector<Tentative>, std::greater<Tentative>> tentative_heap_;
 

@@ -1,7 +1,8 @@
 // Where gaps are kept: every gap the detector found (the history the API pages through, newest
 // first) and which of them are open (re-announced to Alertmanager after a restart). Gap records
-// follow their order's retention. The detector is the only writer (one thread at a time);
-// any number of readers may query meanwhile, and a query never waits for the detector.
+// follow their order's retention (the store removes them with the order). The detector is the
+// only other writer (one thread at a time); any number of readers may query meanwhile, and a
+// query never waits for the detector.
 // Implementations are thread-safe.
 #pragma once
 
