@@ -32,10 +32,16 @@ int main(int argc, char** argv) {
   std::string data_dir, grpc_listen, otlp_http_listen, http_listen, log_level;
   app.add_option("--config", config_path, "YAML config file (see ordertrace.yaml)")
       ->check(CLI::ExistingFile);
-  app.add_option("--data-dir", data_dir, "Folder for the store [./data]");
-  app.add_option("--otlp-grpc-listen", grpc_listen, "OTLP/gRPC address [127.0.0.1:4317]");
-  app.add_option("--otlp-http-listen", otlp_http_listen, "OTLP/HTTP address [127.0.0.1:4318]");
-  app.add_option("--http-listen", http_listen, "HTTP API address [127.0.0.1:8686]");
+  // Given flags override the config even when empty (then Validate refuses them: an empty
+  // --data-dir must not quietly mean ./data).
+  CLI::Option* data_dir_flag =
+      app.add_option("--data-dir", data_dir, "Folder for the store [./data]");
+  CLI::Option* grpc_flag =
+      app.add_option("--otlp-grpc-listen", grpc_listen, "OTLP/gRPC address [127.0.0.1:4317]");
+  CLI::Option* otlp_http_flag =
+      app.add_option("--otlp-http-listen", otlp_http_listen, "OTLP/HTTP address [127.0.0.1:4318]");
+  CLI::Option* http_flag =
+      app.add_option("--http-listen", http_listen, "HTTP API address [127.0.0.1:8686]");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off [info]");
   std::string alertmanager_url;
   app.add_option("--alertmanager-url", alertmanager_url,
@@ -53,10 +59,10 @@ int main(int argc, char** argv) {
     if (!loaded.ok()) return Fail(std::string(loaded.status().message()));
     config = std::move(*loaded);
   }
-  if (!data_dir.empty()) config.data_dir = data_dir;
-  if (!grpc_listen.empty()) config.otlp_grpc_listen = grpc_listen;
-  if (!otlp_http_listen.empty()) config.otlp_http_listen = otlp_http_listen;
-  if (!http_listen.empty()) config.http_listen = http_listen;
+  if (data_dir_flag->count() > 0) config.data_dir = data_dir;
+  if (grpc_flag->count() > 0) config.otlp_grpc_listen = grpc_listen;
+  if (otlp_http_flag->count() > 0) config.otlp_http_listen = otlp_http_listen;
+  if (http_flag->count() > 0) config.http_listen = http_listen;
   if (!log_level.empty()) config.log_level = log_level;
   if (!alertmanager_url.empty()) config.alertmanager_url = alertmanager_url;
   absl::Status valid = ordertrace::server::Validate(config);

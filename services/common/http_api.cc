@@ -33,7 +33,9 @@ HttpError ErrorFor(absl::StatusCode code) {
 
 void ReplyJson(httplib::Response& response, int status, const nlohmann::json& body) {
   response.status = status;
-  response.set_content(body.dump(), "application/json");
+  // Client bytes quoted in a body need not be UTF-8: replaced, never thrown.
+  response.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                       "application/json");
 }
 
 void ReplyError(httplib::Response& response, int status, std::string_view code,

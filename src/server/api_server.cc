@@ -24,7 +24,10 @@ constexpr size_t kMaxSearchLimit = 1000;
 
 void Reply(httplib::Response& res, int status, const json& body) {
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  // Paths, ids and attribute values come from clients and need not be UTF-8: bad bytes are
+  // replaced (U+FFFD) rather than thrown about. A throw here, in the error handler, which
+  // httplib does not guard, ended the process.
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
 void ReplyError(httplib::Response& res, int status, const std::string& message) {
@@ -372,7 +375,15 @@ void ApiServer::Routes() {
     search.min_duration_nanos = *min_d;
     search.max_duration_nanos = *max_d;
     search.limit = *limit;
-    search.start_unix_nano = *start * model::kNanosPerSecond;  // Tempo: unix seconds
+    // Tempo: unix seconds. Past what nanoseconds can hold (year 2554) the range means nothing:
+    // an error, not a multiplication that wraps to an empty answer.
+    constexpr uint64_t kMaxSeconds = UINT64_MAX / model::kNanosPerSecond;
+    if (*start > kMaxSeconds || *end > kMaxSeconds) {
+      return ReplyError(res, 400,
+                        "start and end are unix seconds up to " + std::to_string(kMaxSeconds));
+    }
+    if (*end != 0 && *start > *end) return ReplyError(res, 400, "start is after end");
+    search.start_unix_nano = *start * model::kNanosPerSecond;
     search.end_unix_nano = *end * model::kNanosPerSecond;
     absl::StatusOr<std::vector<query::TraceSummary>> found = traces_.Search(search);
     if (!found.ok()) return ReplyStoreError(res, found.status());

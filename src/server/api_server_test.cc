@@ -167,6 +167,22 @@ TEST_F(ApiServerGapsTest, BadParametersAreRefusedWithTheErrorShape) {
   }
 }
 
+// Issue 15: any unmatched path with a non-UTF-8 byte aborted the process (the 404 handler
+// dumped the path into JSON, the exception escaped httplib's guard), and an order id with one
+// answered 500 with the JSON library's text. Each is a clear answer, and the server stays up.
+TEST_F(ApiServerGapsTest, PathsWithBytesThatAreNotUtf8AreAnsweredAndTheServerStaysUp) {
+  auto [missing, missing_body] = Get("/%FF");
+  EXPECT_EQ(missing, 404);
+  EXPECT_TRUE(missing_body.contains("error")) << missing_body;
+  auto [order, order_body] = Get("/api/v1/orders/%FF%FEx");
+  EXPECT_EQ(order, 404);
+  EXPECT_TRUE(order_body.contains("error")) << order_body;
+  auto [search, search_body] = Get("/api/search?end=18446744073709551615");
+  EXPECT_EQ(search, 400) << search_body;
+  auto [after, after_body] = Get("/api/v1/gaps");
+  EXPECT_EQ(after, 200) << "the server went down";
+}
+
 TEST_F(ApiServerGapsTest, RootSpansOfAnOrderWithAGapAreMarked) {
   ASSERT_TRUE(history_.Apply({MakeGap("ord-gap", "SUBMITTED", kT0, /*open=*/false)}, {}).ok());
   auto trace_of = [&](uint8_t n, const std::string& order_id, bool on_resource) {

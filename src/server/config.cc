@@ -396,8 +396,13 @@ absl::Status Validate(const ServerConfig& c) {
   if (c.ingest.max_queued_spans == 0 || c.ingest.max_spans_per_write == 0) {
     return absl::InvalidArgumentError("ingest queue sizes must be positive");
   }
-  if (c.http_threads == 0)
-    return absl::InvalidArgumentError("ingest.http_threads must be positive");
+  // Each is a thread of its own on both HTTP listeners: past a few hundred the process runs
+  // out of threads at start (100000 aborted it).
+  constexpr size_t kMaxHttpThreads = 512;
+  if (c.http_threads == 0 || c.http_threads > kMaxHttpThreads) {
+    return absl::InvalidArgumentError("ingest.http_threads must be from 1 to " +
+                                      std::to_string(kMaxHttpThreads));
+  }
   if (c.store.bucket_seconds == 0)
     return absl::InvalidArgumentError("store.bucket must be positive");
   if (c.retention.span_retention_seconds < c.store.bucket_seconds) {

@@ -46,7 +46,8 @@ void SetError(httplib::Response& res, Encoding encoding, int http_status, absl::
     res.set_content(status.SerializeAsString(), kProtobuf);
   } else {
     nlohmann::json body = {{"code", static_cast<int>(code)}, {"message", message}};
-    res.set_content(body.dump(), kJson);
+    // The message may quote client bytes that are not UTF-8: replaced, never thrown.
+    res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), kJson);
   }
 }
 
@@ -66,7 +67,7 @@ void SetSuccess(httplib::Response& res, Encoding encoding, int64_t rejected,
       body["partialSuccess"] = {{"rejectedSpans", std::to_string(rejected)},
                                 {"errorMessage", message}};
     }
-    res.set_content(body.dump(), kJson);
+    res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), kJson);
   }
 }
 
