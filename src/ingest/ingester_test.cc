@@ -248,8 +248,9 @@ TEST_F(IngesterTest, ObserverHearsTheEarlierRecordAndThenTheSpans) {
   ASSERT_TRUE(ingester.Ingest(OrderBatch()).ok());
   ASSERT_TRUE(ingester.Ingest(PriceCalculatedBatch()).ok());
   ASSERT_TRUE(ingester.Ingest(PriceCalculatedBatch()).ok());  // a replay: no record changes
-  EXPECT_THAT(observer.events(), ElementsAre("new ord-1", "spans " + std::to_string(OrderBatch().SpanCount()),
-                                             "update ord-1", "spans 1", "spans 1"));
+  EXPECT_THAT(observer.events(),
+              ElementsAre("new ord-1", "spans " + std::to_string(OrderBatch().SpanCount()),
+                          "update ord-1", "spans 1", "spans 1"));
 }
 
 TEST_F(IngesterTest, LaterRequestsExtendTheStoredOrder) {
