@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "bench/order_span_generator.h"
+#include "bench/ordertrace_process.h"
 #include "lifecycle/order_record_builder.h"
 #include "model/clock.h"
 #include "otlp/proto_codec.h"
@@ -31,95 +32,13 @@
 namespace {
 
 using namespace ordertrace;
+using namespace ordertrace::bench;
 using Clock = std::chrono::steady_clock;
 
 double ThreadCpuSeconds() {
   timespec ts{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-// User + system CPU seconds of another process, from /proc.
-double ProcessCpuSeconds(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(in, line);
-  std::istringstream fields(line.substr(line.rfind(')') + 2));
-  std::string f;
-  unsigned long utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && fields >> f; ++i) {
-    if (i == 14) utime = std::stoul(f);
-    if (i == 15) stime = std::stoul(f);
-  }
-  return static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK);
-}
-
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-struct RunningServer {
-  pid_t pid = -1;
-  int otlp_http = 0;
-  int http = 0;
-};
-
-// `config` (may be empty): a YAML file passed with --config.
-RunningServer StartOrdertrace(const std::string& binary, const std::string& data_dir,
-                              const std::string& config = "") {
-  RunningServer s;
-  s.otlp_http = FreePort();
-  s.http = FreePort();
-  int grpc = FreePort();
-  s.pid = fork();
-  if (s.pid == 0) {
-    std::string a1 = "127.0.0.1:" + std::to_string(grpc);
-    std::string a2 = "127.0.0.1:" + std::to_string(s.otlp_http);
-    std::string a3 = "127.0.0.1:" + std::to_string(s.http);
-    std::vector<std::string> args = {binary, "--data-dir",         data_dir, "--otlp-grpc-listen",
-                                     a1,     "--otlp-http-listen", a2,       "--http-listen",
-                                     a3,     "--log-level",        "warn"};
-    if (!config.empty()) {
-      args.push_back("--config");
-      args.push_back(config);
-    }
-    std::vector<char*> argv;
-    for (std::string& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    execv(binary.c_str(), argv.data());
-    _exit(127);
-  }
-  httplib::Client probe("127.0.0.1", s.http);
-  // Starting on a store of a million orders reads every record (the gap detector and the
-  // orders_in_status gauge are rebuilt from them): allow two minutes.
-  const auto started = std::chrono::steady_clock::now();
-  for (int i = 0; i < 2400; ++i) {
-    auto res = probe.Get("/readyz");
-    if (res && res->status == 200) {
-      const double seconds =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-      if (seconds > 1) std::printf("ordertrace ready after %.1f s\n", seconds);
-      return s;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  std::fprintf(stderr, "ordertrace did not become ready within 2 minutes\n");
-  kill(s.pid, SIGKILL);
-  std::exit(1);
-}
-
-void StopOrdertrace(const RunningServer& s) {
-  kill(s.pid, SIGTERM);
-  int status = 0;
-  waitpid(s.pid, &status, 0);
 }
 
 struct EndToEnd {

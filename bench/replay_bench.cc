@@ -44,113 +44,17 @@
 #include <vector>
 
 #include "bench/order_span_generator.h"
+#include "bench/ordertrace_process.h"
 #include "model/clock.h"
 #include "otlp/proto_codec.h"
 
 namespace {
 
 using namespace ordertrace;
+using namespace ordertrace::bench;
 using SteadyClock = std::chrono::steady_clock;
 
-// User + system CPU seconds of a process, from /proc.
-double ProcessCpuSeconds(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(in, line);
-  if (line.empty()) return 0;
-  std::istringstream fields(line.substr(line.rfind(')') + 2));
-  std::string f;
-  unsigned long utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && fields >> f; ++i) {
-    if (i == 14) utime = std::stoul(f);
-    if (i == 15) stime = std::stoul(f);
-  }
-  return static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK);
-}
-
-// A field of /proc/PID/status in bytes ("VmHWM", "VmRSS").
-uint64_t ProcStatusBytes(pid_t pid, const std::string& field) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(field + ":", 0) == 0) return std::stoull(line.substr(field.size() + 1)) * 1024;
-  }
-  return 0;
-}
-
-std::string LoadAverage() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
-}
-
 double MiB(uint64_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
-
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-struct RunningServer {
-  pid_t pid = -1;
-  int otlp_http = 0;
-  int http = 0;
-};
-
-// `config` (may be empty): a YAML file passed with --config.
-RunningServer StartOrdertrace(const std::string& binary, const std::string& data_dir,
-                              const std::string& config) {
-  RunningServer s;
-  s.otlp_http = FreePort();
-  s.http = FreePort();
-  const int grpc = FreePort();
-  s.pid = fork();
-  if (s.pid == 0) {
-    std::vector<std::string> args = {binary,
-                                     "--data-dir",
-                                     data_dir,
-                                     "--otlp-grpc-listen",
-                                     "127.0.0.1:" + std::to_string(grpc),
-                                     "--otlp-http-listen",
-                                     "127.0.0.1:" + std::to_string(s.otlp_http),
-                                     "--http-listen",
-                                     "127.0.0.1:" + std::to_string(s.http),
-                                     "--log-level",
-                                     "warn"};
-    if (!config.empty()) {
-      args.push_back("--config");
-      args.push_back(config);
-    }
-    std::vector<char*> argv;
-    for (std::string& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    execv(binary.c_str(), argv.data());
-    _exit(127);
-  }
-  httplib::Client probe("127.0.0.1", s.http);
-  for (int i = 0; i < 1200; ++i) {
-    auto res = probe.Get("/readyz");
-    if (res && res->status == 200) return s;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  std::fprintf(stderr, "ordertrace did not become ready within a minute\n");
-  kill(s.pid, SIGKILL);
-  std::exit(1);
-}
-
-void StopOrdertrace(const RunningServer& s) {
-  kill(s.pid, SIGTERM);
-  int status = 0;
-  waitpid(s.pid, &status, 0);
-}
 
 // Spans of one service, about to become one request.
 struct ServiceBatch {
