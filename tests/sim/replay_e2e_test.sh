@@ -48,8 +48,9 @@ done
 source "$root/scripts/system.sh"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/ordertrace-replay.XXXXXX")"
-passed=0
-failed=0
+e2e_name=gap_replay
+# shellcheck source=tests/support/e2e_checks.sh
+source "$root/tests/support/e2e_checks.sh" # passed, failed, fail, check, budget
 seed="${REPLAY_E2E_SEED:-$RANDOM}"
 day_end=$(($(date +%s) - 3600))
 child="" # the order-sim command running, if any
@@ -88,29 +89,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'echo "gap_replay: interrupted" >&2; exit 130' INT TERM
-
-fail() {
-  echo "gap_replay: FAILED: $*" >&2
-  echo "gap_replay: $passed passed, $((failed + 1)) failed"
-  exit 1
-}
-
-check() { # check DESCRIPTION COMMAND...: counts and prints one result line
-  if "${@:2}"; then
-    passed=$((passed + 1))
-    echo "gap_replay: ok: $1"
-  else
-    failed=$((failed + 1))
-    echo "gap_replay: FAILED: $1"
-  fi
-}
-
-# Prints the seconds left of the budget, at most $1 (a step's own bound); non-zero when spent.
-budget() {
-  local left=$((kBudgetSeconds - SECONDS))
-  ((left > 5)) || return 1
-  echo $((left < $1 ? left : $1))
-}
 
 # bounded SECONDS OUTFILE COMMAND...: runs COMMAND for at most SECONDS, output to OUTFILE; returns
 # its exit code (124 or 137 when it ran out of time). In the background with `wait`, so that a

@@ -44,8 +44,9 @@ source "$root/scripts/system.sh"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/ordertrace-sim.XXXXXX")"
 chmod 755 "$work" # the rabbitmq user must reach $work/state/rabbitmq
-passed=0
-failed=0
+e2e_name=sim_e2e
+# shellcheck source=tests/support/e2e_checks.sh
+source "$root/tests/support/e2e_checks.sh" # passed, failed, fail, check, budget
 seed="${SIM_E2E_SEED:-$RANDOM}"
 
 child="" # the order-sim command running, if any
@@ -75,29 +76,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'echo "sim_e2e: interrupted" >&2; exit 130' INT TERM
-
-fail() {
-  echo "sim_e2e: FAILED: $*" >&2
-  echo "sim_e2e: $passed passed, $((failed + 1)) failed"
-  exit 1
-}
-
-check() { # check DESCRIPTION COMMAND...: counts and prints one result line
-  if "${@:2}"; then
-    passed=$((passed + 1))
-    echo "sim_e2e: ok: $1"
-  else
-    failed=$((failed + 1))
-    echo "sim_e2e: FAILED: $1"
-  fi
-}
-
-# Prints the seconds left of the budget, at most $1 (a step's own bound); non-zero when spent.
-budget() {
-  local left=$((kBudgetSeconds - SECONDS))
-  ((left > 5)) || return 1
-  echo $((left < $1 ? left : $1))
-}
 
 # bounded SECONDS OUTFILE ERRFILE COMMAND...: runs COMMAND for at most SECONDS; returns its exit
 # code (124 or 137 when it ran out of time). In the background, with `wait`, so that a signal to
