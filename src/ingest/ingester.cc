@@ -33,22 +33,25 @@ Ingester::Ingester(store::Store& store, const model::Clock& clock, IngesterOptio
 
 Ingester::~Ingester() { Shutdown(); }
 
-absl::Status Ingester::Ingest(model::TraceBatch batch) {
+absl::Status Ingester::Ingest(model::TraceBatch batch, RejectedSpans* rejected) {
+  RejectedSpans refused_here;
+  const CheckedBatch checked =
+      CheckSpans(batch, options_.limits, clock_.NowUnixNano(), rejected ? *rejected : refused_here);
   auto pending = std::make_shared<Pending>();
-  pending->span_count = batch.SpanCount();
-  if (pending->span_count == 0) return absl::OkStatus();
-  pending->batch = std::move(batch);
+  pending->span_count = checked.spans;
+  pending->bytes = checked.bytes;
   std::future<absl::Status> folded = pending->folded.get_future();
   {
     std::lock_guard<std::mutex> lock(mu_);
+    for (size_t i = 0; i < std::size(checked.refused); ++i) {
+      stats_.spans_refused[i] += checked.refused[i];
+    }
+    if (pending->span_count == 0) return absl::OkStatus();
     if (shutting_down_ || writer_exited_) {
       return absl::UnavailableError("ordertrace is shutting down");
     }
-    if (queued_spans_ + pending->span_count > options_.max_queued_spans) {
-      ++stats_.requests_refused_full;
-      return absl::ResourceExhaustedError("ingest queue is full; retry later");
-    }
-    queued_spans_ += pending->span_count;
+    if (absl::Status room = MakeRoom(*pending); !room.ok()) return room;
+    pending->batch = std::move(batch);
     queue_.push_back(pending);
   }
   work_ready_.notify_one();
@@ -71,6 +74,22 @@ absl::Status Ingester::Ingest(model::TraceBatch batch) {
   return written;
 }
 
+absl::Status Ingester::MakeRoom(const Pending& pending) {
+  if (queued_spans_ + pending.span_count > options_.max_queued_spans) {
+    ++stats_.requests_refused_full;
+    return absl::ResourceExhaustedError("ingest queue is full; retry later");
+  }
+  // A request larger than the whole bound is let in alone, so that it is not refused forever.
+  if (queued_bytes_ > 0 && queued_bytes_ + pending.bytes > options_.max_queued_bytes) {
+    ++stats_.requests_refused_bytes;
+    return absl::ResourceExhaustedError(
+        "ingest queue is full (ingest.max_queued_mb of spans waiting); retry later");
+  }
+  queued_spans_ += pending.span_count;
+  queued_bytes_ += pending.bytes;
+  return absl::OkStatus();
+}
+
 void Ingester::Shutdown() {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -84,6 +103,7 @@ IngesterStats Ingester::Stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   IngesterStats s = stats_;
   s.queued_spans = queued_spans_;
+  s.queued_bytes = queued_bytes_;
   return s;
 }
 
@@ -199,8 +219,11 @@ void Ingester::Commit(std::vector<std::shared_ptr<Pending>>& group) {
       }
     }
   }
-  size_t spans = 0;
-  for (const auto& pending : group) spans += pending->span_count;
+  size_t spans = 0, bytes = 0;
+  for (const auto& pending : group) {
+    spans += pending->span_count;
+    bytes += pending->bytes;
+  }
   if (status.ok()) {
     for (auto& [id, order] : orders) {
       const store::OrderUpdate& update = order.update;
@@ -263,6 +286,7 @@ void Ingester::Commit(std::vector<std::shared_ptr<Pending>>& group) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     queued_spans_ -= spans;
+    queued_bytes_ -= bytes;
     if (status.ok()) {
       stats_.spans_written += spans;
       stats_.requests_written += group.size();

@@ -18,6 +18,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
+#include "ingest/span_limits.h"
 #include "model/clock.h"
 #include "model/span.h"
 #include "store/store.h"
@@ -34,6 +35,8 @@ namespace ordertrace::ingest {
 struct IngesterOptions {
   // Spans accepted but not yet written; past it, Ingest answers kResourceExhausted at once.
   size_t max_queued_spans = 200'000;
+  // The same bound in bytes of decoded spans (about what they hold in memory).
+  size_t max_queued_bytes = size_t{256} << 20;
   // Upper bound of spans the writer commits in one store write.
   size_t max_spans_per_write = 20'000;
   // Order records kept in memory by the writer, so that an active order is not read back
@@ -41,6 +44,8 @@ struct IngesterOptions {
   size_t cached_orders = 100'000;
   // The span whose duration becomes the `calc_duration` attribute.
   std::string price_calc_span = "mes.price.calc";
+  // What is refused span by span (timestamps, order id and attribute lengths).
+  SpanLimits limits;
 };
 
 // Told of every order record ingest changed, and then of the spans that changed them, once
@@ -68,11 +73,15 @@ struct IngestConsumers {
 struct IngesterStats {
   uint64_t spans_written = 0;
   uint64_t requests_written = 0;
-  uint64_t requests_refused_full = 0;
+  uint64_t requests_refused_full = 0;   // the span count was reached
+  uint64_t requests_refused_bytes = 0;  // the byte bound was reached
+  // Spans refused one by one (partial_success), by RefusalReason.
+  uint64_t spans_refused[static_cast<size_t>(RefusalReason::kCount)] = {};
   uint64_t write_errors = 0;
   uint64_t orders_updated = 0;
   uint64_t released_spans_written = 0;  // detail the sampler released after its request
   size_t queued_spans = 0;
+  size_t queued_bytes = 0;
 };
 
 class Ingester {
@@ -84,9 +93,11 @@ class Ingester {
   Ingester& operator=(const Ingester&) = delete;
 
   // Stores `batch` and updates the records of the orders its spans carry. Returns once the
-  // spans are durable. kResourceExhausted: the queue is full (retry later);
-  // kUnavailable: shutting down; other errors come from the store.
-  absl::Status Ingest(model::TraceBatch batch);
+  // spans are durable. kResourceExhausted: the queue is full, in spans or bytes (retry later);
+  // kUnavailable: shutting down; other errors come from the store. Spans that break
+  // `options.limits` are refused alone, before queuing: counted and described in `rejected`
+  // (for partial_success; may be null), the others stored.
+  absl::Status Ingest(model::TraceBatch batch, RejectedSpans* rejected = nullptr);
 
   // Finishes queued work, then refuses new work. Idempotent.
   void Shutdown();
@@ -100,6 +111,7 @@ class Ingester {
     // them (see TailSampler::Admit).
     std::vector<model::Span> dropped_spans;
     size_t span_count = 0;
+    size_t bytes = 0;
     std::promise<absl::Status> folded;  // the order records are durable
   };
 
@@ -111,6 +123,8 @@ class Ingester {
     const model::OrderRecord* current = nullptr;
   };
 
+  // Counts `pending` into the queue's bounds, or says why it does not fit. Under mu_.
+  absl::Status MakeRoom(const Pending& pending);
   void WriterLoop();
   void Commit(std::vector<std::shared_ptr<Pending>>& group);
   // Metrics, derived attributes and sampling for a group whose records are durable.
@@ -134,6 +148,7 @@ class Ingester {
   std::condition_variable work_ready_;
   std::deque<std::shared_ptr<Pending>> queue_;  // guarded by mu_
   size_t queued_spans_ = 0;                     // guarded by mu_
+  size_t queued_bytes_ = 0;                     // guarded by mu_
   bool shutting_down_ = false;                  // guarded by mu_
   bool writer_exited_ = false;                  // guarded by mu_
   IngesterStats stats_;                         // guarded by mu_

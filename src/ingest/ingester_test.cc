@@ -366,12 +366,91 @@ TEST_F(IngesterTest, AfterShutdownIngestIsUnavailable) {
   EXPECT_EQ(ingester.Stats().queued_spans, 0u);
 }
 
-// A clock that holds its first caller until released: it parks an Ingest call between
-// admitting the request and queueing it.
+// Holds the writer thread in OnOrderUpdated until released, so that a request stays queued.
+class BlockingObserver : public OrderObserver {
+ public:
+  void OnOrderUpdated(const model::OrderRecord*, const model::OrderRecord&) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    entered_ = true;
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return open_; });
+  }
+  void OnSpansArrived(const model::TraceBatch&) override {}
+  void WaitUntilEntered() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return entered_; });
+  }
+  void Open() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool entered_ = false;
+  bool open_ = false;
+};
+
+TEST_F(IngesterTest, RequestPastTheByteBoundIsRefusedWhileOthersWait) {
+  BlockingObserver observer;
+  IngesterOptions options;
+  options.max_queued_bytes = 1;  // any request alone fits; a second one does not
+  Ingester ingester(*store_, clock_, options, IngestConsumers{&observer, nullptr, nullptr});
+  std::thread first([&] { EXPECT_TRUE(ingester.Ingest(OrderBatch()).ok()); });
+  observer.WaitUntilEntered();
+  EXPECT_GT(ingester.Stats().queued_bytes, 0u);
+
+  absl::Status second = ingester.Ingest(PriceCalculatedBatch());
+  EXPECT_EQ(second.code(), absl::StatusCode::kResourceExhausted) << second;
+  EXPECT_THAT(std::string(second.message()), testing::HasSubstr("max_queued_mb"));
+  EXPECT_EQ(ingester.Stats().requests_refused_bytes, 1u);
+  EXPECT_EQ(ingester.Stats().requests_refused_full, 0u);
+
+  observer.Open();
+  first.join();
+  EXPECT_EQ(ingester.Stats().queued_bytes, 0u);
+  EXPECT_TRUE(ingester.Ingest(PriceCalculatedBatch()).ok()) << "room again once written";
+}
+
+TEST_F(IngesterTest, SpansOutsideTheLimitsAreRefusedAloneAndReported) {
+  Ingester ingester(*store_, clock_);
+  model::TraceBatch batch = OrderBatch();
+  model::ScopeSpans& scope = batch.resource_spans[0].scope_spans[0];
+  scope.spans.push_back(Transition(4, 7, "ord-old", "INITIATED", 1, 5 * kSecond));
+  scope.spans.push_back(Transition(5, 8, std::string(300, 'x'), "INITIATED", 1, kNow));
+  RejectedSpans rejected;
+  ASSERT_TRUE(ingester.Ingest(std::move(batch), &rejected).ok());
+
+  EXPECT_EQ(rejected.count, 2);
+  EXPECT_THAT(rejected.message, testing::HasSubstr("1970-01-01T00:00:04Z is older than 14d"));
+  EXPECT_EQ(Order("ord-old"), std::nullopt);
+  ASSERT_TRUE(Order("ord-1").has_value()) << "the valid spans of the request are stored";
+  IngesterStats stats = ingester.Stats();
+  EXPECT_EQ(stats.spans_written, 3u);
+  EXPECT_EQ(stats.spans_refused[static_cast<size_t>(RefusalReason::kTooOld)], 1u);
+  EXPECT_EQ(stats.spans_refused[static_cast<size_t>(RefusalReason::kOrderIdTooLong)], 1u);
+
+  // Without a report to fill, they are refused all the same.
+  model::TraceBatch old_only = Batch(
+      Service("shop-api"), {Scope("shop", {Transition(6, 9, "ord-old", "INITIATED", 1, kSecond)})});
+  EXPECT_TRUE(ingester.Ingest(std::move(old_only)).ok());
+  EXPECT_EQ(Order("ord-old"), std::nullopt);
+  EXPECT_EQ(ingester.Stats().spans_refused[static_cast<size_t>(RefusalReason::kTooOld)], 2u);
+}
+
+// A clock that holds its caller until released, after `free_readings` readings: with one, it
+// parks an Ingest call once its request is folded (the span checks read the clock first).
 class GateClock final : public model::Clock {
  public:
+  explicit GateClock(int free_readings = 0) : free_readings_(free_readings) {}
   uint64_t NowUnixNano() const override {
     std::unique_lock<std::mutex> lock(mu_);
+    if (free_readings_ > 0) {
+      --free_readings_;
+      return kNow;
+    }
     entered_ = true;
     cv_.notify_all();
     cv_.wait(lock, [this] { return open_; });
@@ -391,13 +470,14 @@ class GateClock final : public model::Clock {
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
   mutable bool entered_ = false;
+  mutable int free_readings_;
   bool open_ = false;
 };
 
 // Shutdown while a request is being encoded: the request must still get an answer (stored,
 // or kUnavailable), not wait forever for a writer that has already exited.
 TEST_F(IngesterTest, ShutdownDuringIngestStillAnswersTheCaller) {
-  auto clock = std::make_shared<GateClock>();
+  auto clock = std::make_shared<GateClock>(/*free_readings=*/1);
   auto ingester = std::make_unique<Ingester>(*store_, *clock);
   auto answer = std::make_shared<std::promise<absl::Status>>();
   std::future<absl::Status> answered = answer->get_future();
