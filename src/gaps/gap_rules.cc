@@ -182,7 +182,8 @@ class Evaluation {
   }
 
   void TransitionConflict(const StatusReached& reached, int to) {
-    if (reached.prev_status.empty() || to < 0) return;
+    if (to < 0) return UnknownStatusConflict(reached);
+    if (reached.prev_status.empty()) return;
     const int from = model_.IndexOf(reached.prev_status);
     if (model_.IsAllowedAt(from, to)) return;
     std::string_view kind = kForbiddenTransition;
@@ -209,6 +210,21 @@ class Evaluation {
     gap.deadline_unix_nano = reached.at_unix_nano;
     gap.detail = absl::StrCat(reached.service, " moved the order from ", reached.prev_status,
                               " to ", reached.status, ", which the lifecycle does not allow");
+    AddConflict(std::move(gap));
+  }
+
+  // A status the lifecycle does not know is a conflict with the model, whatever it came from:
+  // the order's stage (and its deadline) stays the last known one.
+  void UnknownStatusConflict(const StatusReached& reached) {
+    Gap gap = MakeGap(record_, kForbiddenTransition, reached.status);
+    if (!reached.prev_status.empty()) gap.expected = model_.NextOf(reached.prev_status);
+    gap.service = reached.service;
+    gap.since_unix_nano = reached.at_unix_nano;
+    gap.deadline_unix_nano = reached.at_unix_nano;
+    gap.detail = absl::StrCat(reached.service, " set ", reached.status,
+                              ", a status the lifecycle does not know",
+                              reached.prev_status.empty() ? "" : " (from ", reached.prev_status,
+                              reached.prev_status.empty() ? "" : ")");
     AddConflict(std::move(gap));
   }
 

@@ -148,6 +148,42 @@ TEST_F(GapRulesTest, UnknownStatusNeitherOpensNorLeavesAStage) {
   for (const Gap& gap : gaps.settled) EXPECT_NE(gap.kind, kMissingTransition) << gap.id;
 }
 
+TEST_F(GapRulesTest, UnknownStatusOpensAConflictAndKeepsTheStageDeadline) {
+  OrderRecord record = Order({{"INITIATED", kT}, {"FILE_UPLOADED", kT + kMinute}});
+  record.statuses.push_back(Reached("NUKED", "FILE_UPLOADED", kT + 2 * kMinute, 3));
+  OrderGaps gaps = Evaluate(record);
+
+  ASSERT_THAT(gaps.settled, SizeIs(1));
+  const Gap& conflict = gaps.settled[0];
+  EXPECT_EQ(conflict.kind, kForbiddenTransition);
+  EXPECT_EQ(conflict.stage, "NUKED");
+  EXPECT_THAT(conflict.expected, ElementsAre("SUBMITTED"));
+  EXPECT_EQ(conflict.since_unix_nano, kT + 2 * kMinute);
+  EXPECT_EQ(conflict.resolved_at_unix_nano, 0u) << "open until the order ends";
+  EXPECT_NE(conflict.detail.find("does not know"), std::string::npos) << conflict.detail;
+  ASSERT_TRUE(gaps.stage.has_value()) << "the deadline is not disarmed";
+  EXPECT_EQ(gaps.stage->status, "FILE_UPLOADED");
+
+  // Without a previous status too; and once the order reaches its terminal status the conflict
+  // is resolved by it.
+  record = Order({{"INITIATED", kT}});
+  record.statuses.push_back(Reached("NUKED", "", kT + kMinute, 2));
+  gaps = Evaluate(record);
+  ASSERT_THAT(gaps.settled, SizeIs(1));
+  EXPECT_EQ(gaps.settled[0].kind, kForbiddenTransition);
+  std::vector<std::pair<std::string, uint64_t>> chain;
+  uint64_t at = kT;
+  for (const std::string& status : model_->statuses()) {
+    chain.emplace_back(status, at);
+    at += kMinute;
+  }
+  record = Order(chain);
+  record.statuses.insert(record.statuses.begin() + 1, Reached("NUKED", "INITIATED", kT + 1, 1));
+  gaps = Evaluate(record);
+  ASSERT_THAT(gaps.settled, SizeIs(1));
+  EXPECT_EQ(gaps.settled[0].resolved_by, "CLOSED");
+}
+
 TEST_F(GapRulesTest, MessageConsumedAfterItsDeadlineIsSettledInThePublishStage) {
   OrderRecord record =
       Order({{"INITIATED", kT}, {"FILE_UPLOADED", kT + kMinute}, {"SUBMITTED", kT + 2 * kMinute}});
