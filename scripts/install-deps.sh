@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git clang clang-format libclang-rt-14-dev
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc libabsl-dev
   librocksdb-dev libcpp-httplib-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
-  libspdlog-dev libfmt-dev libssl-dev zlib1g-dev libsqlite3-dev librabbitmq-dev
+  libspdlog-dev libfmt-dev libssl-dev zlib1g-dev libboost-dev libsqlite3-dev librabbitmq-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   rabbitmq-server prometheus prometheus-alertmanager
   nodejs npm curl jq python3 procps psmisc

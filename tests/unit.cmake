@@ -2,6 +2,8 @@
 include(GoogleTest)
 
 file(GLOB ORDERTRACE_UNIT_TEST_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/*/*_test.cc)
+# Parts with a test target of their own, linked only to what the part may use.
+list(FILTER ORDERTRACE_UNIT_TEST_SOURCES EXCLUDE REGEX "/src/http/")
 add_executable(ordertrace_unit_tests ${ORDERTRACE_UNIT_TEST_SOURCES})
 target_link_libraries(ordertrace_unit_tests PRIVATE
   ordertrace_model
@@ -24,3 +26,14 @@ target_link_libraries(ordertrace_unit_tests PRIVATE
 # Tests share helpers under tests/support.
 target_include_directories(ordertrace_unit_tests PRIVATE ${PROJECT_SOURCE_DIR})
 gtest_discover_tests(ordertrace_unit_tests DISCOVERY_TIMEOUT 60)
+
+# The HTTP layer's tests: ordertrace_http alone (and httplib as the client).
+file(GLOB ORDERTRACE_HTTP_TEST_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/http/*_test.cc)
+if(ORDERTRACE_HTTP_TEST_SOURCES)
+add_executable(ordertrace_http_tests ${ORDERTRACE_HTTP_TEST_SOURCES})
+target_link_libraries(ordertrace_http_tests PRIVATE
+  ordertrace_http PkgConfig::HTTPLIB nlohmann_json::nlohmann_json ZLIB::ZLIB Threads::Threads
+  GTest::gmock GTest::gtest_main)
+target_include_directories(ordertrace_http_tests PRIVATE ${PROJECT_SOURCE_DIR})
+gtest_discover_tests(ordertrace_http_tests DISCOVERY_TIMEOUT 60 PROPERTIES LABELS unit)
+endif()

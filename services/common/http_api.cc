@@ -31,14 +31,14 @@ HttpError ErrorFor(absl::StatusCode code) {
 
 }  // namespace
 
-void ReplyJson(httplib::Response& response, int status, const nlohmann::json& body) {
+void ReplyJson(http::Response& response, int status, const nlohmann::json& body) {
   response.status = status;
   // Client bytes quoted in a body need not be UTF-8: replaced, never thrown.
-  response.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-                       "application/json");
+  response.SetContent(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                      "application/json");
 }
 
-void ReplyError(httplib::Response& response, int status, std::string_view code,
+void ReplyError(http::Response& response, int status, std::string_view code,
                 std::string_view message, const nlohmann::json& extra) {
   nlohmann::json body = {{"error", code}, {"message", message}};
   if (extra.is_object()) {
@@ -47,7 +47,7 @@ void ReplyError(httplib::Response& response, int status, std::string_view code,
   ReplyJson(response, status, body);
 }
 
-void ReplyStatus(httplib::Response& response, const absl::Status& status) {
+void ReplyStatus(http::Response& response, const absl::Status& status) {
   HttpError error = ErrorFor(status.code());
   nlohmann::json extra = nlohmann::json::object();
   if (std::string current = CurrentStatusOf(status); !current.empty()) {
@@ -56,7 +56,7 @@ void ReplyStatus(httplib::Response& response, const absl::Status& status) {
   ReplyError(response, error.status, error.code, std::string(status.message()), extra);
 }
 
-absl::StatusOr<nlohmann::json> JsonBody(const httplib::Request& request) {
+absl::StatusOr<nlohmann::json> JsonBody(const http::Request& request) {
   if (request.body.empty()) return nlohmann::json::object();
   nlohmann::json body = nlohmann::json::parse(request.body, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded() || !body.is_object()) {
@@ -65,18 +65,16 @@ absl::StatusOr<nlohmann::json> JsonBody(const httplib::Request& request) {
   return body;
 }
 
-std::optional<sdk::SpanContext> CallerContext(const httplib::Request& request) {
-  if (!request.has_header(sdk::kTraceparentHeader)) return std::nullopt;
-  absl::StatusOr<sdk::SpanContext> context =
-      sdk::ParseTraceContext(request.get_header_value(sdk::kTraceparentHeader),
-                             request.get_header_value(sdk::kTracestateHeader));
+std::optional<sdk::SpanContext> CallerContext(const http::Request& request) {
+  if (!request.HasHeader(sdk::kTraceparentHeader)) return std::nullopt;
+  absl::StatusOr<sdk::SpanContext> context = sdk::ParseTraceContext(
+      request.Header(sdk::kTraceparentHeader), request.Header(sdk::kTracestateHeader));
   if (!context.ok()) return std::nullopt;
   return *context;
 }
 
 std::unique_ptr<sdk::Span> StartOperationSpan(const sdk::Tracer& tracer, std::string_view name,
-                                              std::string_view route,
-                                              const httplib::Request& request,
+                                              std::string_view route, const http::Request& request,
                                               const sdk::SpanContext& order_root) {
   sdk::StartSpanOptions options;
   options.kind = model::SpanKind::kServer;
@@ -99,7 +97,7 @@ void SetTransitionAttributes(sdk::Span& span, const StatusEvent& event) {
   if (!event.partner_id.empty()) span.SetAttribute(model::kPartnerIdKey, event.partner_id);
 }
 
-void FailOperation(sdk::Span& span, httplib::Response& response, const absl::Status& status) {
+void FailOperation(sdk::Span& span, http::Response& response, const absl::Status& status) {
   ReplyStatus(response, status);
   span.SetAttribute("http.response.status_code", response.status);
   std::string code = ErrorFor(status.code()).code;

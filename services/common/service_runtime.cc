@@ -1,6 +1,5 @@
 #include "services/common/service_runtime.h"
 
-#include <httplib.h>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
@@ -9,14 +8,38 @@
 #include "model/attribute_names.h"
 #include "sdk/batch_span_processor.h"
 #include "sdk/otlp_http_exporter.h"
-#include "server/http_socket.h"
 #include "server/listen_address.h"
 #include "services/common/http_api.h"
 
 namespace ordertrace::services {
 namespace {
 
-constexpr size_t kHttpThreads = 64;
+// Handlers block on SQLite and on ordertrace's exporter queue, never on a client: the
+// connections themselves are held by the server's I/O thread, not by these.
+constexpr size_t kHttpThreads = 16;
+
+// The services' error shape ({"error": code, "message": ...}) for the server's own refusals.
+void WriteRefusal(const http::Request&, http::Response& response, int status,
+                  const std::string& message) {
+  std::string_view code = status == 413   ? "body_too_large"
+                          : status == 429 ? "too_many_requests"
+                          : status == 503 ? "unavailable"
+                          : status == 500 ? "internal"
+                          : status == 404 ? "not_found"
+                          : status == 405 ? "method_not_allowed"
+                                          : "bad_request";
+  ReplyError(response, status, code, message);
+}
+
+http::ServerOptions HttpOptions(const ServiceIdentity& identity, const ServiceOptions& options) {
+  http::ServerOptions http;
+  http.name = std::string(identity.name);
+  http.worker_threads = kHttpThreads;
+  http.max_body_bytes = static_cast<size_t>(options.max_body_bytes);
+  // Two of the largest bodies at once, at least.
+  http.max_inflight_bytes = std::max<size_t>(256 << 20, 2 * http.max_body_bytes);
+  return http;
+}
 
 absl::StatusOr<std::unique_ptr<sdk::TracerProvider>> MakeTracerProvider(
     const ServiceIdentity& identity, const ServiceOptions& options) {
@@ -47,43 +70,22 @@ ServiceRuntime::ServiceRuntime(const ServiceIdentity& identity, const ServiceOpt
       options_(options),
       db_(std::move(db)),
       tracer_provider_(std::move(tracer_provider)),
-      tracer_(tracer_provider_->GetTracer(identity.name)),
-      http_(std::make_unique<httplib::Server>()) {
+      tracer_(tracer_provider_->GetTracer(identity.name)) {
   if (options.demo_faults) faults_ = std::make_unique<FaultSwitch>();
   outbox_ = std::make_unique<OutboxRelay>(OutboxRelayOptions{options.amqp_url}, *db_, tracer_,
                                           faults_.get());
   if (faults_ != nullptr) AddFaultRoutes();
-  // httplib keeps a worker thread per kept-alive connection; with the default 8 workers, a few
-  // dozen idle clients stall everyone else for the keep-alive timeout.
-  http_->new_task_queue = [] { return new httplib::ThreadPool(kHttpThreads); };
-  server::ConfigureSockets(*http_);
-  http_->set_payload_max_length(static_cast<size_t>(options.max_body_bytes));
-  http_->set_error_handler([](const httplib::Request& request, httplib::Response& response) {
-    if (!response.body.empty()) return;  // a handler already answered
-    if (response.status == 404) {
-      ReplyError(response, 404, "not_found", "no route " + request.method + " " + request.path);
-    } else if (response.status == 413) {
-      ReplyError(response, 413, "body_too_large", "the request body is over the limit");
-    } else {
-      ReplyError(response, response.status, "error", "request failed");
-    }
-  });
-  http_->set_exception_handler(
-      [](const httplib::Request&, httplib::Response& response, std::exception_ptr error) {
-        std::string what = "unexpected error";
-        try {
-          std::rethrow_exception(error);
-        } catch (const std::exception& e) {
-          what = e.what();
-        } catch (...) {
-        }
-        spdlog::error("http handler failed: {}", what);
-        ReplyError(response, 500, "internal", what);
-      });
-  http_->Get("/healthz", [](const httplib::Request&, httplib::Response& response) {
+  router_.SetErrorWriter(WriteRefusal);
+  http_ = std::make_unique<http::Server>(
+      HttpOptions(identity, options),
+      [this](http::Request& request, http::Response& response) {
+        router_.Handle(request, response);
+      },
+      WriteRefusal);
+  router_.Get("/healthz", [](const http::Request&, http::Response& response) {
     ReplyJson(response, 200, {{"status", "ok"}});
   });
-  http_->Get("/readyz", [this](const httplib::Request&, httplib::Response& response) {
+  router_.Get("/readyz", [this](const http::Request&, http::Response& response) {
     bool consuming = IsConsuming();
     ReplyJson(response, consuming ? 200 : 503,
               {{"status", consuming ? "ready" : "not consuming"}, {"consuming", consuming}});
@@ -91,25 +93,24 @@ ServiceRuntime::ServiceRuntime(const ServiceIdentity& identity, const ServiceOpt
 }
 
 void ServiceRuntime::AddFaultRoutes() {
-  http_->Post(
-      "/api/demo/faults", [this](const httplib::Request& request, httplib::Response& response) {
-        absl::StatusOr<nlohmann::json> body = JsonBody(request);
-        if (!body.ok()) return ReplyStatus(response, body.status());
-        auto text = [&](const char* key) {
-          auto it = body->find(key);
-          return it != body->end() && it->is_string() ? it->get<std::string>() : std::string();
-        };
-        ArmedFault fault{text("key"), text("kind"), text("param")};
-        if (fault.key.empty() || !IsServiceFaultKind(fault.kind)) {
-          return ReplyError(response, 400, "bad_request",
-                            "need \"key\" (an order id, or a customer id for "
-                            "partner_order_dropped) and a known \"kind\"");
-        }
-        spdlog::info("{}: demo fault {} armed for {}", identity_.name, fault.kind, fault.key);
-        faults_->Arm(std::move(fault));
-        response.status = 204;
-      });
-  http_->Get("/api/demo/faults", [this](const httplib::Request&, httplib::Response& response) {
+  router_.Post("/api/demo/faults", [this](const http::Request& request, http::Response& response) {
+    absl::StatusOr<nlohmann::json> body = JsonBody(request);
+    if (!body.ok()) return ReplyStatus(response, body.status());
+    auto text = [&](const char* key) {
+      auto it = body->find(key);
+      return it != body->end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
+    ArmedFault fault{text("key"), text("kind"), text("param")};
+    if (fault.key.empty() || !IsServiceFaultKind(fault.kind)) {
+      return ReplyError(response, 400, "bad_request",
+                        "need \"key\" (an order id, or a customer id for "
+                        "partner_order_dropped) and a known \"kind\"");
+    }
+    spdlog::info("{}: demo fault {} armed for {}", identity_.name, fault.kind, fault.key);
+    faults_->Arm(std::move(fault));
+    response.status = 204;
+  });
+  router_.Get("/api/demo/faults", [this](const http::Request&, http::Response& response) {
     nlohmann::json armed = nlohmann::json::array();
     for (const ArmedFault& fault : faults_->Armed()) {
       armed.push_back({{"key", fault.key}, {"kind", fault.kind}, {"param", fault.param}});
@@ -168,7 +169,7 @@ void ServiceRuntime::ConsumeStatusEvents() {
 }
 
 absl::StatusOr<TransitionResult> ServiceRuntime::RunHttpTransition(
-    const httplib::Request& request, httplib::Response& response, std::string_view span_name,
+    const http::Request& request, http::Response& response, std::string_view span_name,
     std::string_view route, std::string_view order_id, std::string_view new_status,
     const TransitionDetails& details, const std::vector<OutboxMessage>& extra_messages) {
   absl::StatusOr<std::optional<OrderView>> known =
@@ -212,7 +213,7 @@ absl::StatusOr<TransitionResult> ServiceRuntime::RunHttpTransition(
   return result;
 }
 
-void ServiceRuntime::RefuseHttpRequest(const httplib::Request& request, httplib::Response& response,
+void ServiceRuntime::RefuseHttpRequest(const http::Request& request, http::Response& response,
                                        std::string_view span_name, std::string_view route,
                                        std::string_view order_id, const absl::Status& status) {
   absl::StatusOr<std::optional<OrderView>> known =
@@ -233,8 +234,7 @@ absl::Status ServiceRuntime::Start() {
   if (started_) return absl::FailedPreconditionError("already started");
   absl::StatusOr<server::ListenAddress> address = server::ParseListenAddress(options_.http_listen);
   if (!address.ok()) return address.status();
-  absl::StatusOr<int> port =
-      server::BindAndServe(*http_, *address, std::string(identity_.name), http_thread_);
+  absl::StatusOr<int> port = http_->Start(*address);
   if (!port.ok()) return port.status();
   http_port_ = *port;
   started_ = true;
@@ -253,13 +253,13 @@ bool ServiceRuntime::IsConsuming() const {
 void ServiceRuntime::Shutdown() {
   if (stopped_) return;
   stopped_ = true;
-  server::StopServing(*http_, http_thread_);
+  http_->Shutdown();
   for (auto& consumer : consumers_) consumer->Shutdown();
   outbox_->Shutdown();
   tracer_provider_->Shutdown(std::chrono::seconds(5)).IgnoreError();
 }
 
-void ReplyOrder(ServiceRuntime& runtime, const std::string& order_id, httplib::Response& response) {
+void ReplyOrder(ServiceRuntime& runtime, const std::string& order_id, http::Response& response) {
   absl::StatusOr<std::optional<OrderView>> order =
       runtime.db().Run([&](SqliteDb& db) { return LoadOrder(db, order_id); });
   if (!order.ok()) return ReplyStatus(response, order.status());

@@ -14,6 +14,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "http/router.h"
+#include "http/server.h"
 #include "sdk/tracer.h"
 #include "services/common/fault_switch.h"
 #include "services/common/message_consumer.h"
@@ -21,12 +23,6 @@
 #include "services/common/outbox.h"
 #include "services/common/service_db.h"
 #include "services/common/service_options.h"
-
-namespace httplib {
-class Server;
-struct Request;
-struct Response;
-}  // namespace httplib
 
 namespace ordertrace::services {
 
@@ -50,7 +46,7 @@ class ServiceRuntime {
   FaultSwitch* faults() { return faults_.get(); }
   // Routes are added before Start. JSON errors for unknown routes and for handler exceptions
   // are already set up.
-  httplib::Server& http() { return *http_; }
+  http::Router& http() { return router_; }
 
   // Consumes `queue` with `handler` once started; spans named `span_name`.
   void AddConsumer(std::string queue, std::string span_name, MessageHandler handler);
@@ -64,13 +60,13 @@ class ServiceRuntime {
   // 200 with the order, or the error (404 unknown order, 409 illegal transition, ...), which the
   // span records. Returns the result for the caller to add to.
   absl::StatusOr<TransitionResult> RunHttpTransition(
-      const httplib::Request& request, httplib::Response& response, std::string_view span_name,
+      const http::Request& request, http::Response& response, std::string_view span_name,
       std::string_view route, std::string_view order_id, std::string_view new_status,
       const TransitionDetails& details = {}, const std::vector<OutboxMessage>& extra_messages = {});
 
   // Refuses a malformed request about `order_id` with `status`, on a span in the order's trace
   // when the order is known (so ordertrace sees the refusal against the order).
-  void RefuseHttpRequest(const httplib::Request& request, httplib::Response& response,
+  void RefuseHttpRequest(const http::Request& request, http::Response& response,
                          std::string_view span_name, std::string_view route,
                          std::string_view order_id, const absl::Status& status);
 
@@ -103,15 +99,15 @@ class ServiceRuntime {
   sdk::Tracer tracer_;
   std::unique_ptr<OutboxRelay> outbox_;
   std::vector<std::unique_ptr<MessageConsumer>> consumers_;
-  std::unique_ptr<httplib::Server> http_;
-  std::thread http_thread_;
+  http::Router router_;
+  std::unique_ptr<http::Server> http_;
   int http_port_ = 0;
   bool started_ = false;
   bool stopped_ = false;
 };
 
 // Answers GET /api/orders/{id} with the service's view of the order (404 when unknown).
-void ReplyOrder(ServiceRuntime& runtime, const std::string& order_id, httplib::Response& response);
+void ReplyOrder(ServiceRuntime& runtime, const std::string& order_id, http::Response& response);
 
 // A running service, as main() sees it.
 class StartedService {

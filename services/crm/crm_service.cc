@@ -1,7 +1,5 @@
 #include "services/crm/crm_service.h"
 
-#include <httplib.h>
-
 #include "services/common/http_api.h"
 #include "services/common/order_lifecycle.h"
 
@@ -20,25 +18,24 @@ absl::StatusOr<std::unique_ptr<CrmService>> CrmService::Start(const ServiceOptio
 
 void CrmService::AddRoutes() {
   ServiceRuntime& runtime = *runtime_;
-  httplib::Server& http = runtime.http();
+  http::Router& routes = runtime.http();
 
-  http.Post(R"(/api/orders/([^/]+)/approve)",
-            [&runtime](const httplib::Request& request, httplib::Response& response) {
-              runtime.RunHttpTransition(request, response, "crm.approve.manufacturing",
-                                        "/api/orders/{id}/approve", request.matches[1].str(),
-                                        kManufacturingApproved);
-            });
+  routes.Post("/api/orders/{}/approve",
+              [&runtime](const http::Request& request, http::Response& response) {
+                runtime.RunHttpTransition(request, response, "crm.approve.manufacturing",
+                                          "/api/orders/{id}/approve", request.PathParam(0),
+                                          kManufacturingApproved);
+              });
 
-  http.Post(R"(/api/orders/([^/]+)/close)",
-            [&runtime](const httplib::Request& request, httplib::Response& response) {
-              runtime.RunHttpTransition(request, response, "crm.close", "/api/orders/{id}/close",
-                                        request.matches[1].str(), kClosed);
-            });
+  routes.Post("/api/orders/{}/close",
+              [&runtime](const http::Request& request, http::Response& response) {
+                runtime.RunHttpTransition(request, response, "crm.close", "/api/orders/{id}/close",
+                                          request.PathParam(0), kClosed);
+              });
 
-  http.Get(R"(/api/orders/([^/]+))",
-           [&runtime](const httplib::Request& request, httplib::Response& response) {
-             ReplyOrder(runtime, request.matches[1].str(), response);
-           });
+  routes.Get("/api/orders/{}", [&runtime](const http::Request& request, http::Response& response) {
+    ReplyOrder(runtime, request.PathParam(0), response);
+  });
 }
 
 }  // namespace ordertrace::services::crm

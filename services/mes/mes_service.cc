@@ -1,6 +1,5 @@
 #include "services/mes/mes_service.h"
 
-#include <httplib.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -255,15 +254,15 @@ void MesService::Calculate(const std::string& order_id, int64_t polygon_count,
 
 void MesService::AddRoutes() {
   ServiceRuntime& runtime = *runtime_;
-  httplib::Server& http = runtime.http();
+  http::Router& routes = runtime.http();
 
-  http.Get("/api/dashboard/new-orders", [&runtime](const httplib::Request& request,
-                                                   httplib::Response& response) {
+  routes.Get("/api/dashboard/new-orders", [&runtime](const http::Request& request,
+                                                     http::Response& response) {
     std::unique_ptr<sdk::Span> span = StartOperationSpan(
         runtime.tracer(), "mes.dashboard.new_orders", "/api/dashboard/new-orders", request, {});
     int64_t limit = kDefaultDashboardRows;
-    if (request.has_param("limit")) {
-      std::string text = request.get_param_value("limit");
+    if (request.HasParam("limit")) {
+      std::string text = request.Param("limit");
       auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), limit);
       if (error != std::errc() || end != text.data() + text.size() || limit < 1 ||
           limit > kMaxDashboardRows) {
@@ -317,33 +316,32 @@ void MesService::AddRoutes() {
                {"plan", plan.ok() ? *plan : ""}});
   });
 
-  http.Post(
-      R"(/api/orders/([^/]+)/manufacturing/start)",
-      [&runtime](const httplib::Request& request, httplib::Response& response) {
-        absl::StatusOr<nlohmann::json> body = JsonBody(request);
-        absl::Status invalid;
-        TransitionDetails details;
-        if (!body.ok()) {
-          invalid = body.status();
-        } else if (auto it = body->find("operator_id"); it == body->end() || !it->is_string() ||
-                                                        it->get<std::string>().empty() ||
-                                                        it->get<std::string>().size() > 128) {
-          invalid =
-              absl::InvalidArgumentError("\"operator_id\" must be a string of 1 to 128 characters");
-        } else {
-          details.operator_id = it->get<std::string>();
-        }
-        if (!invalid.ok()) {
-          runtime.RefuseHttpRequest(request, response, "mes.manufacturing.start",
-                                    "/api/orders/{id}/manufacturing/start",
-                                    request.matches[1].str(), invalid);
-          return;
-        }
-        absl::StatusOr<TransitionResult> result = runtime.RunHttpTransition(
-            request, response, "mes.manufacturing.start", "/api/orders/{id}/manufacturing/start",
-            request.matches[1].str(), kManufacturingStarted, details);
-        (void)result;
-      });
+  routes.Post("/api/orders/{}/manufacturing/start", [&runtime](const http::Request& request,
+                                                               http::Response& response) {
+    absl::StatusOr<nlohmann::json> body = JsonBody(request);
+    absl::Status invalid;
+    TransitionDetails details;
+    if (!body.ok()) {
+      invalid = body.status();
+    } else if (auto it = body->find("operator_id"); it == body->end() || !it->is_string() ||
+                                                    it->get<std::string>().empty() ||
+                                                    it->get<std::string>().size() > 128) {
+      invalid =
+          absl::InvalidArgumentError("\"operator_id\" must be a string of 1 to 128 characters");
+    } else {
+      details.operator_id = it->get<std::string>();
+    }
+    if (!invalid.ok()) {
+      runtime.RefuseHttpRequest(request, response, "mes.manufacturing.start",
+                                "/api/orders/{id}/manufacturing/start", request.PathParam(0),
+                                invalid);
+      return;
+    }
+    absl::StatusOr<TransitionResult> result = runtime.RunHttpTransition(
+        request, response, "mes.manufacturing.start", "/api/orders/{id}/manufacturing/start",
+        request.PathParam(0), kManufacturingStarted, details);
+    (void)result;
+  });
 
   struct Step {
     const char* path;
@@ -352,24 +350,22 @@ void MesService::AddRoutes() {
     std::string_view status;
   };
   for (const Step& step : {
-           Step{R"(/api/orders/([^/]+)/manufacturing/complete)",
-                "/api/orders/{id}/manufacturing/complete", "mes.manufacturing.complete",
-                kManufacturingCompleted},
-           Step{R"(/api/orders/([^/]+)/packaging)", "/api/orders/{id}/packaging", "mes.packaging",
+           Step{"/api/orders/{}/manufacturing/complete", "/api/orders/{id}/manufacturing/complete",
+                "mes.manufacturing.complete", kManufacturingCompleted},
+           Step{"/api/orders/{}/packaging", "/api/orders/{id}/packaging", "mes.packaging",
                 kPackaging},
-           Step{R"(/api/orders/([^/]+)/ship)", "/api/orders/{id}/ship", "mes.shipped", kShipped},
+           Step{"/api/orders/{}/ship", "/api/orders/{id}/ship", "mes.shipped", kShipped},
        }) {
-    http.Post(step.path,
-              [&runtime, step](const httplib::Request& request, httplib::Response& response) {
-                runtime.RunHttpTransition(request, response, step.span_name, step.route,
-                                          request.matches[1].str(), step.status);
-              });
+    routes.Post(step.path,
+                [&runtime, step](const http::Request& request, http::Response& response) {
+                  runtime.RunHttpTransition(request, response, step.span_name, step.route,
+                                            request.PathParam(0), step.status);
+                });
   }
 
-  http.Get(R"(/api/orders/([^/]+))",
-           [&runtime](const httplib::Request& request, httplib::Response& response) {
-             ReplyOrder(runtime, request.matches[1].str(), response);
-           });
+  routes.Get("/api/orders/{}", [&runtime](const http::Request& request, http::Response& response) {
+    ReplyOrder(runtime, request.PathParam(0), response);
+  });
 }
 
 }  // namespace ordertrace::services::mes

@@ -1,7 +1,5 @@
 #include "services/shop/shop_service.h"
 
-#include <httplib.h>
-
 #include "model/attribute_names.h"
 #include "services/common/http_api.h"
 #include "services/common/messages.h"
@@ -50,10 +48,9 @@ absl::StatusOr<std::unique_ptr<ShopService>> ShopService::Start(const ServiceOpt
 
 void ShopService::AddRoutes() {
   ServiceRuntime& runtime = *runtime_;
-  httplib::Server& http = runtime.http();
+  http::Router& routes = runtime.http();
 
-  http.Post("/api/orders", [&runtime](const httplib::Request& request,
-                                      httplib::Response& response) {
+  routes.Post("/api/orders", [&runtime](const http::Request& request, http::Response& response) {
     const sdk::Tracer& tracer = runtime.tracer();
     absl::StatusOr<nlohmann::json> body = JsonBody(request);
     absl::StatusOr<std::string> customer_id =
@@ -125,25 +122,25 @@ void ShopService::AddRoutes() {
     root->End();
   });
 
-  http.Put(R"(/api/orders/([^/]+)/model)",
-           [&runtime](const httplib::Request& request, httplib::Response& response) {
-             const std::string order_id = request.matches[1];
-             absl::StatusOr<int64_t> polygons = ReadStlTriangleCount(request.body);
-             if (!polygons.ok()) {
-               // kOutOfRange answers 422 malformed_model: well-formed HTTP, but not a binary STL.
-               runtime.RefuseHttpRequest(request, response, "shop.upload", "/api/orders/{id}/model",
-                                         order_id, polygons.status());
-               return;
-             }
-             TransitionDetails details;
-             details.polygon_count = *polygons;
-             runtime.RunHttpTransition(request, response, "shop.upload", "/api/orders/{id}/model",
-                                       order_id, kFileUploaded, details);
-           });
+  routes.Put("/api/orders/{}/model",
+             [&runtime](const http::Request& request, http::Response& response) {
+               const std::string order_id = request.PathParam(0);
+               absl::StatusOr<int64_t> polygons = ReadStlTriangleCount(request.body);
+               if (!polygons.ok()) {
+                 // kOutOfRange answers 422 malformed_model: well-formed HTTP, but not a binary STL.
+                 runtime.RefuseHttpRequest(request, response, "shop.upload",
+                                           "/api/orders/{id}/model", order_id, polygons.status());
+                 return;
+               }
+               TransitionDetails details;
+               details.polygon_count = *polygons;
+               runtime.RunHttpTransition(request, response, "shop.upload", "/api/orders/{id}/model",
+                                         order_id, kFileUploaded, details);
+             });
 
-  http.Post(R"(/api/orders/([^/]+)/submit)", [&runtime](const httplib::Request& request,
-                                                        httplib::Response& response) {
-    const std::string order_id = request.matches[1];
+  routes.Post("/api/orders/{}/submit", [&runtime](const http::Request& request,
+                                                  http::Response& response) {
+    const std::string order_id = request.PathParam(0);
     absl::StatusOr<std::optional<OrderView>> known =
         runtime.db().Run([&](SqliteDb& db) { return LoadOrder(db, order_id); });
     std::vector<OutboxMessage> price_request;
@@ -164,10 +161,9 @@ void ShopService::AddRoutes() {
                               kSubmitted, {}, price_request);
   });
 
-  http.Get(R"(/api/orders/([^/]+))",
-           [&runtime](const httplib::Request& request, httplib::Response& response) {
-             ReplyOrder(runtime, request.matches[1].str(), response);
-           });
+  routes.Get("/api/orders/{}", [&runtime](const http::Request& request, http::Response& response) {
+    ReplyOrder(runtime, request.PathParam(0), response);
+  });
 }
 
 }  // namespace ordertrace::services::shop

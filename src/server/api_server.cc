@@ -1,17 +1,16 @@
 #include "server/api_server.h"
 
-#include <httplib.h>
 #include <spdlog/spdlog.h>
 
 #include <charconv>
 
 #include "absl/time/time.h"
+#include "http/router.h"
 #include "lifecycle/order_record_builder.h"
 #include "otlp/json_codec.h"
 #include "otlp/proto_codec.h"
 #include "server/api_json.h"
 #include "server/config.h"
-#include "server/http_socket.h"
 #include "server/status_mapping.h"
 
 namespace ordertrace::server {
@@ -22,28 +21,31 @@ using nlohmann::json;
 constexpr size_t kMaxListLimit = 1000;
 constexpr size_t kMaxSearchLimit = 1000;
 
-void Reply(httplib::Response& res, int status, const json& body) {
+void Reply(http::Response& res, int status, const json& body) {
   res.status = status;
   // Paths, ids and attribute values come from clients and need not be UTF-8: bad bytes are
-  // replaced (U+FFFD) rather than thrown about. A throw here, in the error handler, which
-  // httplib does not guard, ended the process.
-  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+  // replaced (U+FFFD) rather than thrown about.
+  res.SetContent(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
-void ReplyError(httplib::Response& res, int status, const std::string& message) {
+void ReplyError(http::Response& res, int status, const std::string& message) {
   Reply(res, status, ErrorJson(status, message));
 }
 
-void ReplyStoreError(httplib::Response& res, const absl::Status& status) {
+// Unknown paths, and the listener's own refusals (busy, too large, malformed HTTP).
+void WriteError(const http::Request&, http::Response& res, int status, const std::string& message) {
+  ReplyError(res, status, message);
+}
+
+void ReplyStoreError(http::Response& res, const absl::Status& status) {
   spdlog::error("query failed: {}", status.ToString());
   ReplyError(res, HttpStatusFor(status) == 400 ? 400 : 500, std::string(status.message()));
 }
 
 // A non-negative integer parameter; `fallback` when absent.
-absl::StatusOr<uint64_t> UintParam(const httplib::Request& req, const char* name,
-                                   uint64_t fallback) {
-  if (!req.has_param(name)) return fallback;
-  std::string v = req.get_param_value(name);
+absl::StatusOr<uint64_t> UintParam(const http::Request& req, const char* name, uint64_t fallback) {
+  if (!req.HasParam(name)) return fallback;
+  std::string v = req.Param(name);
   uint64_t out = 0;
   auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
   if (ec != std::errc() || p != v.data() + v.size() || v.empty()) {
@@ -53,18 +55,18 @@ absl::StatusOr<uint64_t> UintParam(const httplib::Request& req, const char* name
 }
 
 // Durations as Tempo takes them: Go syntax ("1.5s" is not supported; "1500ms" is).
-absl::StatusOr<uint64_t> DurationParam(const httplib::Request& req, const char* name) {
-  if (!req.has_param(name) || req.get_param_value(name).empty()) return uint64_t{0};
-  absl::StatusOr<uint64_t> d = ParseDurationNanos(req.get_param_value(name));
+absl::StatusOr<uint64_t> DurationParam(const http::Request& req, const char* name) {
+  if (!req.HasParam(name) || req.Param(name).empty()) return uint64_t{0};
+  absl::StatusOr<uint64_t> d = ParseDurationNanos(req.Param(name));
   if (!d.ok())
     return absl::InvalidArgumentError(std::string(name) + ": " + std::string(d.status().message()));
   return d;
 }
 
 // A time parameter (ParseTimeParam); 0 when absent or empty.
-absl::StatusOr<uint64_t> TimeParam(const httplib::Request& req, const char* name) {
-  if (!req.has_param(name) || req.get_param_value(name).empty()) return uint64_t{0};
-  absl::StatusOr<uint64_t> t = ParseTimeParam(req.get_param_value(name));
+absl::StatusOr<uint64_t> TimeParam(const http::Request& req, const char* name) {
+  if (!req.HasParam(name) || req.Param(name).empty()) return uint64_t{0};
+  absl::StatusOr<uint64_t> t = ParseTimeParam(req.Param(name));
   if (!t.ok()) {
     return absl::InvalidArgumentError(std::string(name) + ": " + std::string(t.status().message()));
   }
@@ -72,9 +74,9 @@ absl::StatusOr<uint64_t> TimeParam(const httplib::Request& req, const char* name
 }
 
 // GET /api/v1/gaps's parameters as a history query.
-absl::StatusOr<gaps::GapHistoryQuery> GapHistoryQueryOf(const httplib::Request& req) {
+absl::StatusOr<gaps::GapHistoryQuery> GapHistoryQueryOf(const http::Request& req) {
   gaps::GapHistoryQuery query;
-  const std::string state = req.has_param("state") ? req.get_param_value("state") : "open";
+  const std::string state = req.HasParam("state") ? req.Param("state") : "open";
   if (state == "open") {
     query.state = gaps::GapHistoryQuery::State::kOpen;
   } else if (state == "resolved") {
@@ -84,11 +86,11 @@ absl::StatusOr<gaps::GapHistoryQuery> GapHistoryQueryOf(const httplib::Request& 
   } else {
     return absl::InvalidArgumentError("state must be open, resolved or all");
   }
-  query.kind = req.get_param_value("kind");
-  query.stage = req.get_param_value("stage");
-  query.partner_id = req.get_param_value("partner_id");
-  query.order_id = req.get_param_value("order_id");
-  query.cursor = req.get_param_value("cursor");
+  query.kind = req.Param("kind");
+  query.stage = req.Param("stage");
+  query.partner_id = req.Param("partner_id");
+  query.order_id = req.Param("order_id");
+  query.cursor = req.Param("cursor");
   absl::StatusOr<uint64_t> from = TimeParam(req, "from");
   if (!from.ok()) return from.status();
   absl::StatusOr<uint64_t> to = TimeParam(req, "to");
@@ -208,33 +210,39 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ParseLogfmtTags
 }
 
 ApiServer::ApiServer(query::OrderQuery& orders, query::TraceQuery& traces,
-                     std::function<bool()> ready, size_t threads, const gaps::GapDetector* gaps,
-                     gaps::GapStore* gap_history, const metrics::Registry* metrics)
+                     std::function<bool()> ready, http::ServerOptions http_options,
+                     const gaps::GapDetector* gaps, gaps::GapStore* gap_history,
+                     const metrics::Registry* metrics)
     : orders_(orders),
       traces_(traces),
       ready_(std::move(ready)),
       gaps_(gaps),
       gap_history_(gap_history),
       metrics_(metrics),
-      http_(std::make_unique<httplib::Server>()) {
-  http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  ConfigureSockets(*http_);
-  http_->set_payload_max_length(1 << 20);
+      router_(std::make_unique<http::Router>()) {
+  router_->SetErrorWriter(WriteError);
   Routes();
   if (gap_history_ != nullptr) GapRoutes();
   if (metrics_ != nullptr) {
     // OpenMetrics (with exemplars) for scrapers that ask for it, Prometheus text otherwise.
-    http_->Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
-      metrics::Format format = metrics::FormatForAccept(req.get_header_value("Accept"));
-      res.set_content(metrics_->Render(format), std::string(metrics::ContentType(format)));
+    router_->Get("/metrics", [this](http::Request& req, http::Response& res) {
+      metrics::Format format = metrics::FormatForAccept(req.Header("Accept"));
+      res.SetContent(metrics_->Render(format), std::string(metrics::ContentType(format)));
     });
   }
+  http_options.name = "HTTP API";
+  http_ = std::make_unique<http::Server>(
+      std::move(http_options),
+      [router = router_.get()](http::Request& req, http::Response& res) {
+        router->Handle(req, res);
+      },
+      WriteError);
 }
 
 ApiServer::~ApiServer() { Shutdown(); }
 
 void ApiServer::GapRoutes() {
-  http_->Get("/api/v1/gaps", [this](const httplib::Request& req, httplib::Response& res) {
+  router_->Get("/api/v1/gaps", [this](http::Request& req, http::Response& res) {
     absl::StatusOr<gaps::GapHistoryQuery> query = GapHistoryQueryOf(req);
     if (!query.ok()) return ReplyError(res, 400, std::string(query.status().message()));
     absl::StatusOr<gaps::GapPage> page = gap_history_->Query(*query);
@@ -253,26 +261,25 @@ void ApiServer::GapRoutes() {
 }
 
 void ApiServer::Routes() {
-  http_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+  router_->Get("/healthz", [](http::Request&, http::Response& res) {
     Reply(res, 200, {{"status", "ok"}});
   });
-  http_->Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+  router_->Get("/readyz", [this](http::Request&, http::Response& res) {
     bool ready = ready_();
     Reply(res, ready ? 200 : 503, {{"status", ready ? "ready" : "starting"}});
   });
   // Tempo's readiness and echo endpoints, which Grafana's data source probes.
-  http_->Get("/ready", [this](const httplib::Request&, httplib::Response& res) {
+  router_->Get("/ready", [this](http::Request&, http::Response& res) {
     bool ready = ready_();
     res.status = ready ? 200 : 503;
-    res.set_content(ready ? "ready" : "not ready", "text/plain");
+    res.SetContent(ready ? "ready" : "not ready", "text/plain");
   });
-  http_->Get("/api/echo", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content("echo", "text/plain");
-  });
+  router_->Get("/api/echo",
+               [](http::Request&, http::Response& res) { res.SetContent("echo", "text/plain"); });
 
-  // `.+`: httplib matches the decoded path, so an order id sent as %2F arrives with a slash.
-  http_->Get(R"(/api/v1/orders/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
-    const std::string order_id = req.matches[1];
+  // `{*}`: the router matches the decoded path, so an order id sent as %2F arrives with a slash.
+  router_->Get("/api/v1/orders/{*}", [this](http::Request& req, http::Response& res) {
+    const std::string order_id = req.PathParam(0);
     if (!lifecycle::IsValidOrderId(order_id)) {
       ReplyError(res, 400, "malformed order id");
       return;
@@ -292,10 +299,10 @@ void ApiServer::Routes() {
     Reply(res, 200, body);
   });
 
-  http_->Get("/api/v1/orders", [this](const httplib::Request& req, httplib::Response& res) {
+  router_->Get("/api/v1/orders", [this](http::Request& req, http::Response& res) {
     store::OrderFilter filter;
-    filter.status = req.get_param_value("status");
-    filter.partner_id = req.get_param_value("partner_id");
+    filter.status = req.Param("status");
+    filter.partner_id = req.Param("partner_id");
     absl::StatusOr<uint64_t> limit = UintParam(req, "limit", 100);
     if (!limit.ok() || *limit == 0 || *limit > kMaxListLimit) {
       ReplyError(res, 400, "limit must be an integer from 1 to " + std::to_string(kMaxListLimit));
@@ -309,8 +316,8 @@ void ApiServer::Routes() {
     Reply(res, 200, {{"orders", orders}, {"count", list->size()}});
   });
 
-  auto get_trace = [this](const httplib::Request& req, httplib::Response& res, bool v2) {
-    std::optional<model::TraceId> id = ParseTraceIdParam(req.matches[1].str());
+  auto get_trace = [this](http::Request& req, http::Response& res, bool v2) {
+    std::optional<model::TraceId> id = ParseTraceIdParam(req.PathParam(0));
     if (!id) {
       ReplyError(res, 400, "malformed trace id: expected up to 32 hex digits, not all zero");
       return;
@@ -325,11 +332,11 @@ void ApiServer::Routes() {
       absl::Status marked = MarkGapDetected(*gap_history_, **trace);
       if (!marked.ok()) return ReplyStoreError(res, marked);
     }
-    std::string accept = req.get_header_value("Accept");
+    std::string accept = req.Header("Accept");
     if (accept.find("application/protobuf") != std::string::npos ||
         accept.find("application/x-protobuf") != std::string::npos) {
       // Tempo's Trace message has the wire shape of TracesData (field 1: the batches).
-      res.set_content(otlp::EncodeProtobuf(**trace), "application/protobuf");
+      res.SetContent(otlp::EncodeProtobuf(**trace), "application/protobuf");
       return;
     }
     json batches = json::array();
@@ -342,23 +349,20 @@ void ApiServer::Routes() {
       Reply(res, 200, {{"batches", batches}});
     }
   };
-  http_->Get(R"(/api/traces/([^/]+))",
-             [get_trace](const httplib::Request& req, httplib::Response& res) {
-               get_trace(req, res, false);
-             });
-  http_->Get(R"(/api/v2/traces/([^/]+))",
-             [get_trace](const httplib::Request& req, httplib::Response& res) {
-               get_trace(req, res, true);
-             });
+  router_->Get("/api/traces/{}", [get_trace](http::Request& req, http::Response& res) {
+    get_trace(req, res, false);
+  });
+  router_->Get("/api/v2/traces/{}",
+               [get_trace](http::Request& req, http::Response& res) { get_trace(req, res, true); });
 
-  http_->Get("/api/search", [this](const httplib::Request& req, httplib::Response& res) {
+  router_->Get("/api/search", [this](http::Request& req, http::Response& res) {
     query::TraceSearch search;
-    if (req.has_param("q") && !req.get_param_value("q").empty()) {
+    if (req.HasParam("q") && !req.Param("q").empty()) {
       ReplyError(res, 400, "TraceQL (q=) is not supported; use tags=, minDuration=, maxDuration=");
       return;
     }
     absl::StatusOr<std::vector<std::pair<std::string, std::string>>> tags =
-        ParseLogfmtTags(req.get_param_value("tags"));
+        ParseLogfmtTags(req.Param("tags"));
     if (!tags.ok()) return ReplyError(res, 400, std::string(tags.status().message()));
     search.tags = std::move(*tags);
     absl::StatusOr<uint64_t> min_d = DurationParam(req, "minDuration");
@@ -392,43 +396,22 @@ void ApiServer::Routes() {
     Reply(res, 200, {{"traces", traces}, {"metrics", {{"inspectedTraces", found->size()}}}});
   });
 
-  http_->Get("/api/search/tags", [this](const httplib::Request&, httplib::Response& res) {
+  router_->Get("/api/search/tags", [this](http::Request&, http::Response& res) {
     absl::StatusOr<std::vector<std::string>> names = traces_.TagNames();
     if (!names.ok()) return ReplyStoreError(res, names.status());
     Reply(res, 200, {{"tagNames", *names}});
   });
-  http_->Get(R"(/api/search/tag/([^/]+)/values)",
-             [this](const httplib::Request& req, httplib::Response& res) {
-               absl::StatusOr<std::vector<std::string>> values = traces_.TagValues(req.matches[1]);
-               if (!values.ok()) return ReplyStoreError(res, values.status());
-               Reply(res, 200, {{"tagValues", *values}});
-             });
-
-  http_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (res.body.empty()) {
-      ReplyError(res, res.status,
-                 res.status == 404 ? "no such endpoint: " + req.path : "request failed");
-    }
+  router_->Get("/api/search/tag/{}/values", [this](http::Request& req, http::Response& res) {
+    absl::StatusOr<std::vector<std::string>> values = traces_.TagValues(req.PathParam(0));
+    if (!values.ok()) return ReplyStoreError(res, values.status());
+    Reply(res, 200, {{"tagValues", *values}});
   });
-  http_->set_exception_handler(
-      [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-        std::string what = "internal error";
-        try {
-          if (ep) std::rethrow_exception(ep);
-        } catch (const std::exception& e) {
-          what = e.what();
-        }
-        spdlog::error("API handler failed: {}", what);
-        ReplyError(res, 500, what);
-      });
 }
 
-absl::StatusOr<int> ApiServer::Start(const ListenAddress& address) {
-  return BindAndServe(*http_, address, "HTTP API", thread_);
-}
+absl::StatusOr<int> ApiServer::Start(const ListenAddress& address) { return http_->Start(address); }
 
-void ApiServer::Shutdown() {
-  if (http_) StopServing(*http_, thread_);
-}
+void ApiServer::Shutdown() { http_->Shutdown(); }
+
+http::ServerStats ApiServer::HttpStats() const { return http_->Stats(); }
 
 }  // namespace ordertrace::server

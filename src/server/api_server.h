@@ -1,5 +1,5 @@
-// The HTTP API on 8686: orders, Tempo-compatible trace queries, health. Thread-safe; serves
-// on its own thread pool.
+// The HTTP API on 8686: orders, Tempo-compatible trace queries, health. Thread-safe; serves on
+// an http::Server (event-driven I/O, worker threads for the handlers, admission control).
 #pragma once
 
 #include <atomic>
@@ -10,14 +10,12 @@
 #include "absl/status/statusor.h"
 #include "gaps/gap_detector.h"
 #include "gaps/gap_store.h"
+#include "http/router.h"
+#include "http/server.h"
 #include "metrics/registry.h"
 #include "query/order_query.h"
 #include "query/trace_query.h"
 #include "server/listen_address.h"
-
-namespace httplib {
-class Server;
-}
 
 namespace ordertrace::server {
 
@@ -26,14 +24,17 @@ class ApiServer {
   // `ready` says whether ordertrace accepts spans (for /readyz and /ready). `gaps` (may be null)
   // gives an order view its open gaps. `gap_history` (may be null) serves /api/v1/gaps and the
   // `gap_detected` attribute of a trace's root spans. `metrics` (may be null) is served at
-  // /metrics. All three must outlive this.
+  // /metrics. All three must outlive this. `http_options` sets the listener's connections,
+  // deadlines and admission (its `name` is set here).
   ApiServer(query::OrderQuery& orders, query::TraceQuery& traces, std::function<bool()> ready,
-            size_t threads, const gaps::GapDetector* gaps = nullptr,
+            http::ServerOptions http_options, const gaps::GapDetector* gaps = nullptr,
             gaps::GapStore* gap_history = nullptr, const metrics::Registry* metrics = nullptr);
   ~ApiServer();
 
   absl::StatusOr<int> Start(const ListenAddress& address);
   void Shutdown();
+  // The listener's connections and refusals.
+  http::ServerStats HttpStats() const;
 
  private:
   void Routes();
@@ -45,8 +46,8 @@ class ApiServer {
   const gaps::GapDetector* const gaps_;
   gaps::GapStore* const gap_history_;
   const metrics::Registry* const metrics_;
-  std::unique_ptr<httplib::Server> http_;
-  std::thread thread_;
+  std::unique_ptr<http::Router> router_;
+  std::unique_ptr<http::Server> http_;
 };
 
 // Parses Tempo's `tags` parameter (logfmt: `k=v k2="v 2"`).

@@ -4,7 +4,9 @@
 #include "gaps/gap_detector.h"
 #include "ingest/ingester.h"
 #include "metrics/registry.h"
+#include "otlp/decode_budget.h"
 #include "sampling/tail_sampler.h"
+#include "store/store.h"
 
 namespace ordertrace::server {
 namespace {
@@ -153,13 +155,33 @@ void RegisterComponentMetrics(metrics::Registry& registry, const gaps::GapDetect
         registry.AddCounter({"ordertrace_ingest_write_errors_total", "Failed store writes.", {}});
     auto& queued =
         registry.AddGauge({"ordertrace_ingest_queued_spans", "Spans waiting for the writer.", {}});
-    registry.AddScrapeHook([=, &spans, &refused, &errors, &queued] {
-      ingest::IngesterStats stats = ingester->Stats();
-      spans.ReplaceAll({{{}, static_cast<double>(stats.spans_written)}});
-      refused.ReplaceAll({{{}, static_cast<double>(stats.requests_refused_full)}});
-      errors.ReplaceAll({{{}, static_cast<double>(stats.write_errors)}});
-      queued.Set({}, static_cast<double>(stats.queued_spans));
-    });
+    auto& refused_bytes = registry.AddCounter(
+        {"ordertrace_ingest_refused_bytes_requests_total",
+         "Requests refused because the ingest queue held ingest.max_queued_mb (clients retry).",
+         {}});
+    auto& queued_bytes = registry.AddGauge(
+        {"ordertrace_ingest_queued_bytes", "Bytes of spans waiting for the writer.", {}});
+    auto& rejected_spans = registry.AddCounter(
+        {"ordertrace_ingest_rejected_spans_total",
+         "Spans refused one by one (reported in partial_success), by reason: too_old, "
+         "in_the_future, order_id_too_long, attribute_too_long.",
+         {"reason"}});
+    registry.AddScrapeHook(
+        [=, &spans, &refused, &errors, &queued, &refused_bytes, &queued_bytes, &rejected_spans] {
+          ingest::IngesterStats stats = ingester->Stats();
+          spans.ReplaceAll({{{}, static_cast<double>(stats.spans_written)}});
+          refused.ReplaceAll({{{}, static_cast<double>(stats.requests_refused_full)}});
+          errors.ReplaceAll({{{}, static_cast<double>(stats.write_errors)}});
+          queued.Set({}, static_cast<double>(stats.queued_spans));
+          refused_bytes.ReplaceAll({{{}, static_cast<double>(stats.requests_refused_bytes)}});
+          queued_bytes.Set({}, static_cast<double>(stats.queued_bytes));
+          Values by_reason;
+          for (size_t i = 0; i < std::size(stats.spans_refused); ++i) {
+            by_reason.push_back({{ingest::RefusalReasonName(static_cast<ingest::RefusalReason>(i))},
+                                 static_cast<double>(stats.spans_refused[i])});
+          }
+          rejected_spans.ReplaceAll(by_reason);
+        });
   }
   if (sampler != nullptr) {
     auto& decisions = registry.AddCounter(
@@ -180,21 +202,112 @@ void RegisterComponentMetrics(metrics::Registry& registry, const gaps::GapDetect
         {"ordertrace_sampling_pending_spans", "Detail spans waiting for their decision.", {}});
     auto& pending_traces = registry.AddGauge(
         {"ordertrace_sampling_pending_traces", "Traces with detail waiting for a decision.", {}});
-    registry.AddScrapeHook([=, &decisions, &sampled_spans, &upgrades, &pending, &pending_traces] {
-      sampling::SamplingStats s = sampler->Stats();
-      decisions.ReplaceAll({{{"kept"}, static_cast<double>(s.traces_kept)},
-                            {{"dropped"}, static_cast<double>(s.traces_dropped)},
-                            {{"forced"}, static_cast<double>(s.traces_forced)}});
-      sampled_spans.ReplaceAll(
-          {{{"lifecycle"}, static_cast<double>(s.lifecycle_spans)},
-           {{"kept_detail"}, static_cast<double>(s.kept_detail_spans)},
-           {{"dropped_detail"}, static_cast<double>(s.dropped_detail_spans)},
-           {{"dropped_pending_full"}, static_cast<double>(s.dropped_pending_full_spans)}});
-      upgrades.ReplaceAll({{{}, static_cast<double>(s.upgrades)}});
-      pending.Set({}, static_cast<double>(s.pending_spans));
-      pending_traces.Set({}, static_cast<double>(s.pending_traces));
-    });
+    auto& pending_bytes = registry.AddGauge(
+        {"ordertrace_sampling_pending_bytes",
+         "Bytes of detail waiting for a decision (bounded by sampling.max_pending_mb).",
+         {}});
+    registry.AddScrapeHook(
+        [=, &decisions, &sampled_spans, &upgrades, &pending, &pending_traces, &pending_bytes] {
+          sampling::SamplingStats s = sampler->Stats();
+          decisions.ReplaceAll({{{"kept"}, static_cast<double>(s.traces_kept)},
+                                {{"dropped"}, static_cast<double>(s.traces_dropped)},
+                                {{"forced"}, static_cast<double>(s.traces_forced)}});
+          sampled_spans.ReplaceAll(
+              {{{"lifecycle"}, static_cast<double>(s.lifecycle_spans)},
+               {{"kept_detail"}, static_cast<double>(s.kept_detail_spans)},
+               {{"dropped_detail"}, static_cast<double>(s.dropped_detail_spans)},
+               {{"dropped_pending_full"}, static_cast<double>(s.dropped_pending_full_spans)}});
+          upgrades.ReplaceAll({{{}, static_cast<double>(s.upgrades)}});
+          pending.Set({}, static_cast<double>(s.pending_spans));
+          pending_traces.Set({}, static_cast<double>(s.pending_traces));
+          pending_bytes.Set({}, static_cast<double>(s.pending_bytes));
+        });
   }
+}
+
+void RegisterStoreMetrics(metrics::Registry& registry, const store::Store& store) {
+  auto& out_of_space = registry.AddGauge(
+      {"ordertrace_store_out_of_space",
+       "1 while the store refuses writes for want of disk space (ingest answers 503), else 0.",
+       {}});
+  registry.AddScrapeHook(
+      [&store, &out_of_space] { out_of_space.Set({}, store.IsOutOfSpace() ? 1.0 : 0.0); });
+}
+
+void RegisterHttpMetrics(metrics::Registry& registry, std::vector<HttpListenerSource> listeners) {
+  auto& open = registry.AddGauge(
+      {"ordertrace_http_connections_open", "Connections open now, by listener.", {"listener"}});
+  auto& accepted = registry.AddCounter(
+      {"ordertrace_http_connections_total", "Connections accepted and served.", {"listener"}});
+  auto& refused_connections = registry.AddCounter(
+      {"ordertrace_http_connections_refused_total",
+       "Connections refused past http.max_connections (answered 503, or closed).",
+       {"listener"}});
+  auto& refused = registry.AddCounter(
+      {"ordertrace_http_requests_refused_total",
+       "Requests refused before a handler ran: busy (503, the queue was full or waited too "
+       "long), over_budget (429, request bytes in flight at http.max_inflight_mb), too_large "
+       "(413/431), malformed (400).",
+       {"listener", "reason"}});
+  auto& timeouts = registry.AddCounter(
+      {"ordertrace_http_timeouts_total",
+       "Connections closed because a request head or body did not arrive in time.",
+       {"listener"}});
+  auto& handler_errors = registry.AddCounter({"ordertrace_http_handler_errors_total",
+                                              "Handlers that threw (answered 500).",
+                                              {"listener"}});
+  auto& queued = registry.AddGauge(
+      {"ordertrace_http_queued_requests", "Requests read and waiting for a worker.", {"listener"}});
+  auto& inflight = registry.AddGauge({"ordertrace_http_inflight_bytes",
+                                      "Request body bytes being read, queued or handled.",
+                                      {"listener"}});
+  registry.AddScrapeHook([=, &open, &accepted, &refused_connections, &refused, &timeouts,
+                          &handler_errors, &queued, &inflight] {
+    Values open_v, accepted_v, refused_connections_v, refused_v, timeouts_v, errors_v, queued_v,
+        inflight_v;
+    for (const HttpListenerSource& listener : listeners) {
+      http::ServerStats s = listener.stats();
+      const std::string& name = listener.name;
+      open_v.push_back({{name}, static_cast<double>(s.connections_open)});
+      accepted_v.push_back({{name}, static_cast<double>(s.connections_accepted)});
+      refused_connections_v.push_back({{name}, static_cast<double>(s.connections_refused)});
+      refused_v.push_back({{name, "busy"}, static_cast<double>(s.refused_busy)});
+      refused_v.push_back({{name, "over_budget"}, static_cast<double>(s.refused_over_budget)});
+      refused_v.push_back({{name, "too_large"}, static_cast<double>(s.refused_too_large)});
+      refused_v.push_back({{name, "malformed"}, static_cast<double>(s.refused_malformed)});
+      timeouts_v.push_back({{name}, static_cast<double>(s.timeouts)});
+      errors_v.push_back({{name}, static_cast<double>(s.handler_errors)});
+      queued_v.push_back({{name}, static_cast<double>(s.queued_requests)});
+      inflight_v.push_back({{name}, static_cast<double>(s.inflight_bytes)});
+    }
+    open.ReplaceAll(open_v);
+    accepted.ReplaceAll(accepted_v);
+    refused_connections.ReplaceAll(refused_connections_v);
+    refused.ReplaceAll(refused_v);
+    timeouts.ReplaceAll(timeouts_v);
+    handler_errors.ReplaceAll(errors_v);
+    queued.ReplaceAll(queued_v);
+    inflight.ReplaceAll(inflight_v);
+  });
+}
+
+void RegisterDecodeBudgetMetrics(metrics::Registry& registry, const otlp::DecodeBudget& budget) {
+  auto& leased = registry.AddGauge(
+      {"ordertrace_decode_budget_leased_bytes",
+       "Bytes the OTLP requests being decoded and ingested hold (estimated before decoding).",
+       {}});
+  auto& refused = registry.AddCounter(
+      {"ordertrace_decode_refused_requests_total",
+       "OTLP requests refused before decoding: budget_full (ingest.decode_budget_mb was spent; "
+       "429 or RESOURCE_EXHAUSTED with a retry delay) or too_large (past "
+       "ingest.max_decoded_request_mb; 413).",
+       {"reason"}});
+  registry.AddScrapeHook([&budget, &leased, &refused] {
+    otlp::DecodeBudgetStats stats = budget.Stats();
+    leased.Set({}, static_cast<double>(stats.leased_bytes));
+    refused.ReplaceAll({{{"budget_full"}, static_cast<double>(stats.refused_budget_full)},
+                        {{"too_large"}, static_cast<double>(stats.refused_too_large)}});
+  });
 }
 
 }  // namespace ordertrace::server

@@ -3,6 +3,13 @@
 // Prometheus scrapes, so the parts need not know about metrics.
 #pragma once
 
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "http/server.h"
+
 namespace ordertrace::metrics {
 class Registry;
 }  // namespace ordertrace::metrics
@@ -13,9 +20,15 @@ class AlertmanagerClient;
 namespace ordertrace::ingest {
 class Ingester;
 }  // namespace ordertrace::ingest
+namespace ordertrace::store {
+class Store;
+}  // namespace ordertrace::store
 namespace ordertrace::sampling {
 class TailSampler;
 }  // namespace ordertrace::sampling
+namespace ordertrace::otlp {
+class DecodeBudget;
+}  // namespace ordertrace::otlp
 
 namespace ordertrace::server {
 
@@ -25,5 +38,22 @@ void RegisterComponentMetrics(metrics::Registry& registry, const gaps::GapDetect
                               const gaps::AlertmanagerClient* alerts,
                               const ingest::Ingester* ingester,
                               const sampling::TailSampler* sampler);
+
+// The OTLP decode budget: bytes leased, requests refused past it or past the per-request
+// ceiling. `budget` must outlive the registry.
+void RegisterDecodeBudgetMetrics(metrics::Registry& registry, const otlp::DecodeBudget& budget);
+
+// The store's degraded mode: ordertrace_store_out_of_space (1 while writes are refused for
+// want of disk space). `store` must outlive the registry.
+void RegisterStoreMetrics(metrics::Registry& registry, const store::Store& store);
+
+// One HTTP listener's figures, read at each scrape; `name` is its `listener` label.
+struct HttpListenerSource {
+  std::string name;
+  std::function<http::ServerStats()> stats;
+};
+
+// The HTTP listeners' connections, queues and refusals (ordertrace_http_*).
+void RegisterHttpMetrics(metrics::Registry& registry, std::vector<HttpListenerSource> listeners);
 
 }  // namespace ordertrace::server

@@ -1,6 +1,7 @@
 // OTLP/HTTP trace receiver: POST /v1/traces with application/x-protobuf or application/json
 // bodies, gzip-compressed or not, answered as the OTLP specification says. Thread-safe;
-// serves requests on its own thread pool.
+// serves on an http::Server (event-driven I/O, worker threads for the handlers, admission
+// control: see http/server.h).
 #pragma once
 
 #include <atomic>
@@ -8,19 +9,18 @@
 #include <thread>
 
 #include "absl/status/status.h"
+#include "http/server.h"
 #include "ingest/ingester.h"
 #include "server/listen_address.h"
-
-namespace httplib {
-class Server;
-}
 
 namespace ordertrace::server {
 
 struct OtlpHttpReceiverOptions {
   size_t max_request_bytes = 16 << 20;  // after decompression
   uint64_t retry_after_seconds = 1;
-  size_t threads = 8;
+  // Connections, deadlines and admission; `max_body_bytes` and `retry_after_seconds` are taken
+  // from the two fields above.
+  http::ServerOptions http;
 };
 
 struct OtlpHttpReceiverStats {
@@ -41,15 +41,18 @@ class OtlpHttpReceiver {
   absl::StatusOr<int> Start(const ListenAddress& address);
   void Shutdown();
   OtlpHttpReceiverStats Stats() const;
+  // The listener's connections and refusals.
+  http::ServerStats HttpStats() const;
 
  private:
   struct Counters;
 
+  void Export(http::Request& request, http::Response& response);
+
   ingest::Ingester& ingester_;
   const OtlpHttpReceiverOptions options_;
   std::unique_ptr<Counters> counters_;
-  std::unique_ptr<httplib::Server> http_;
-  std::thread thread_;
+  std::unique_ptr<http::Server> http_;
 };
 
 }  // namespace ordertrace::server
