@@ -284,6 +284,7 @@ void ApplySpan(const Span& span, const Resource& resource, OrderRecord& record) 
     op.error_code.clear();
     op.error_message.clear();
     op.reported_status.clear();
+    op.attempted_status.clear();
   };
   if (failed) {
     if (IsLater(record.last_error, span.end_time_unix_nano, span.span_id)) {
@@ -292,6 +293,7 @@ void ApplySpan(const Span& span, const Resource& resource, OrderRecord& record) 
       if (has_error_code) op.error_code = Attr(span, resource, kErrorCodeKey);
       op.error_message = FirstNonEmpty(Attr(span, resource, kErrorMessageKey), span.status.message);
       op.reported_status = Attr(span, resource, model::kCurrentStatusKey);
+      op.attempted_status = Attr(span, resource, kNewStatusKey);
     }
   } else {
     if (IsLater(record.last_success, span.end_time_unix_nano, span.span_id)) {

@@ -436,6 +436,25 @@ TEST(OrderRecordBuilderTest, FailedTransitionDoesNotMoveTheStatus) {
   EXPECT_EQ(r.last_seen_unix_nano, AtMs(50));
 }
 
+TEST(OrderRecordBuilderTest, FailedTransitionNamesTheStatusItTriedToReach) {
+  OrderRecord r = SubmittedOrder();
+  Span shipped = MakeSpan(2, 4, "mes.shipped", SpanKind::kServer, 60, 70,
+                          {Str("order_id", kOrder), Str("new_status", "SHIPPED"),
+                           Str("prev_status", "PACKAGING"), Int("event_version", 9)});
+  shipped.status.code = model::StatusCode::kError;
+  ApplySpan(shipped, Service("mes-api"), r);
+  ASSERT_TRUE(r.last_error.has_value());
+  EXPECT_EQ(r.last_error->attempted_status, "SHIPPED");
+  EXPECT_THAT(StatusNames(r), ElementsAre("INITIATED", "SUBMITTED"));
+
+  // A later failure that attempted no transition does not keep the earlier one's status.
+  Span lookup = MakeSpan(2, 5, "mes.lookup", SpanKind::kServer, 80, 90, {Str("order_id", kOrder)});
+  lookup.status.code = model::StatusCode::kError;
+  ApplySpan(lookup, Service("mes-api"), r);
+  EXPECT_EQ(r.last_error->span_name, "mes.lookup");
+  EXPECT_EQ(r.last_error->attempted_status, "");
+}
+
 TEST(OrderRecordBuilderTest, ErrorCodeAloneMarksTheSpanFailed) {
   OrderRecord r = SubmittedOrder();
   Span failed = MakeSpan(1, 3, "PriceCalculated", SpanKind::kServer, 40, 50,

@@ -37,6 +37,9 @@ struct Operation {
   // Errors only: the status the failing service believed the order to be in (the span's
   // `current_status`), which may disagree with what the other services saw.
   std::string reported_status;
+  // Errors only: the status the failed span tried to reach (its `new_status`), so that a failed
+  // transition leaves a trace of the step it attempted.
+  std::string attempted_status;
 
   friend bool operator==(const Operation&, const Operation&) = default;
 };

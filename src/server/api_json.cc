@@ -19,6 +19,7 @@ json OperationJson(const std::optional<model::Operation>& op) {
     j["error_message"] = op->error_message;
   }
   if (!op->reported_status.empty()) j["reported_status"] = op->reported_status;
+  if (!op->attempted_status.empty()) j["attempted_status"] = op->attempted_status;
   return j;
 }
 
