@@ -48,6 +48,7 @@ using test_support::LoopbackConfig;
 using test_support::NowUnixNano;
 using test_support::TempDir;
 using test_support::WaitUntilServing;
+using ::testing::AllOf;
 using ::testing::Contains;
 using ::testing::EndsWith;
 using ::testing::HasSubstr;
@@ -444,11 +445,14 @@ TEST_F(ServerTest, OtlpHttpThrottlesWith429AndRetryAfterWhenQueueIsFull) {
 
 TEST_F(ServerTest, OtlpHttpJsonThrottleBodyIsJsonStatus) {
   ASSERT_NO_FATAL_FAILURE(StartServer([](ServerConfig& c) { c.ingest.max_queued_spans = 1; }));
+  // Timed now: spans without times (1970) are refused one by one before the queue is asked.
+  const std::string times = R"(","startTimeUnixNano":")" + std::to_string(NowUnixNano()) +
+                            R"(","endTimeUnixNano":")" + std::to_string(NowUnixNano()) + R"(")";
   std::string two_spans = R"({"resourceSpans":[{"scopeSpans":[{"spans":[
       {"traceId":")" + kTraceIdHex +
-                          R"(","spanId":"0102030405060708","name":"a"},
+                          R"(","spanId":"0102030405060708","name":"a)" + times + R"(},
       {"traceId":")" + kTraceIdHex +
-                          R"(","spanId":"0102030405060709","name":"b"}]}]}]})";
+                          R"(","spanId":"0102030405060709","name":"b)" + times + R"(}]}]}]})";
   httplib::Result res = OtlpClient()->Post("/v1/traces", two_spans, kJson);
   ASSERT_TRUE(res) << httplib::to_string(res.error());
   EXPECT_EQ(res->status, 429);
@@ -519,6 +523,47 @@ TEST_F(ServerTest, GrpcPartialSuccessCountsSpanWithInvalidSpanId) {
   ASSERT_TRUE(response.has_partial_success());
   EXPECT_EQ(response.partial_success().rejected_spans(), 1);
   EXPECT_THAT(response.partial_success().error_message(), Not(IsEmpty()));
+}
+
+TEST_F(ServerTest, GrpcPartialSuccessNamesASpanOutsideTheTimeWindowOrWithALongOrderId) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  pb_collector::ExportTraceServiceRequest request = OrderRequest();
+  pb_trace::ScopeSpans* scope = request.mutable_resource_spans(0)->mutable_scope_spans(0);
+  AddSpan(scope, kTraceId, IdBytes(0x61, 8), "at.epoch", 0);
+  pb_trace::Span* long_id =
+      AddSpan(scope, kTraceId, IdBytes(0x71, 8), "long.order.id", NowUnixNano() - 1'000'000'000);
+  AddStringAttribute(long_id->mutable_attributes(), "order_id", std::string(1 << 20, 'o'));
+  pb_collector::ExportTraceServiceResponse response;
+  grpc::Status status = GrpcExport(request, response);
+  ASSERT_TRUE(status.ok()) << status.error_code() << " " << status.error_message();
+  EXPECT_EQ(response.partial_success().rejected_spans(), 2);
+  EXPECT_THAT(response.partial_success().error_message(),
+              AllOf(HasSubstr("1970-01-01T00:00:00Z"), HasSubstr("ingest.max_span_age")));
+  EXPECT_EQ(GetOrderJson(kOrderId)["current_status"], "paid") << "the valid spans are stored";
+}
+
+TEST_F(ServerTest, GrpcRefusesAMessageWhoseDecodeIsPastTheBudgetBeforeDecodingIt) {
+  ASSERT_NO_FATAL_FAILURE(StartServer([](ServerConfig& c) {
+    c.decode_budget.total_bytes = 64 << 20;
+    c.decode_budget.max_request_bytes = 16 << 20;
+  }));
+  pb_collector::ExportTraceServiceRequest bomb = PaddedRequest(1);
+  pb_common::ArrayValue* values = bomb.mutable_resource_spans(0)
+                                      ->mutable_scope_spans(0)
+                                      ->mutable_spans(0)
+                                      ->mutable_attributes(0)
+                                      ->mutable_value()
+                                      ->mutable_array_value();
+  for (int i = 0; i < 500'000; ++i) values->add_values();  // 1 MB on the wire
+  pb_collector::ExportTraceServiceResponse response;
+  grpc::Status status = GrpcExport(bomb, response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("max_decoded_request_mb"));
+  EXPECT_THAT(status.error_details(), IsEmpty()) << "not retryable: no RetryInfo";
+
+  grpc::Status next = GrpcExport(OrderRequest(), response);
+  EXPECT_TRUE(next.ok()) << next.error_code() << " " << next.error_message();
+  EXPECT_EQ(GetOrderJson(kOrderId)["current_status"], "paid");
 }
 
 TEST_F(ServerTest, GrpcThrottlesWithResourceExhaustedAndRetryInfoWhenQueueIsFull) {

@@ -9,6 +9,7 @@
 #include <limits>
 #include <map>
 
+#include "lifecycle/order_record_builder.h"
 #include "server/listen_address.h"
 
 namespace ordertrace::server {
@@ -96,6 +97,14 @@ std::map<std::string, Setter> KnownKeys(ServerConfig& c) {
       {"listen.http", Text(c.http_listen)},
       {"ingest.max_request_mb", Megabytes(c.max_request_bytes)},
       {"ingest.max_queued_spans", Number(c.ingest.max_queued_spans)},
+      {"ingest.max_queued_mb", Megabytes(c.ingest.max_queued_bytes)},
+      {"ingest.decode_budget_mb", Megabytes(c.decode_budget.total_bytes)},
+      {"ingest.max_decoded_request_mb", Megabytes(c.decode_budget.max_request_bytes)},
+      {"ingest.max_span_age", Nanos(c.max_span_age_nanos)},
+      {"ingest.max_span_future", Nanos(c.ingest.limits.max_span_future_nanos)},
+      {"ingest.max_order_id_bytes", Number(c.ingest.limits.max_order_id_bytes)},
+      {"ingest.max_attribute_key_bytes", Number(c.ingest.limits.max_attribute_key_bytes)},
+      {"ingest.max_attribute_value_bytes", Number(c.ingest.limits.max_attribute_value_bytes)},
       {"ingest.max_spans_per_write", Number(c.ingest.max_spans_per_write)},
       {"ingest.retry_after_seconds", Number(c.retry_after_seconds)},
       {"ingest.http_threads", Number(c.http_threads)},
@@ -360,6 +369,122 @@ absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path, ServerConfi
   return base;
 }
 
+namespace {
+
+constexpr uint64_t kSecond = model::kNanosPerSecond;
+constexpr uint64_t kDay = 86400 * kSecond;
+constexpr uint64_t kMiB = uint64_t{1} << 20;
+
+// How a range's ends and a value are written in a refusal: as the YAML writes them.
+enum class Unit { kCount, kMegabytes, kDuration };
+
+std::string Written(uint64_t value, Unit unit) {
+  switch (unit) {
+    case Unit::kMegabytes:  // rounded up: a bound of a few bytes (tests set them) reads as 1
+      return std::to_string((value + kMiB - 1) / kMiB);
+    case Unit::kDuration:
+      if (value >= kDay && value % kDay == 0) return std::to_string(value / kDay) + "d";
+      if (value >= 3600 * kSecond && value % (3600 * kSecond) == 0) {
+        return std::to_string(value / (3600 * kSecond)) + "h";
+      }
+      if (value >= 60 * kSecond && value % (60 * kSecond) == 0) {
+        return std::to_string(value / (60 * kSecond)) + "m";
+      }
+      if (value % kSecond == 0) return std::to_string(value / kSecond) + "s";
+      return std::to_string(value / 1'000'000) + "ms";
+    default:
+      return std::to_string(value);
+  }
+}
+
+struct RangeRule {
+  const char* key;
+  uint64_t value;
+  uint64_t min;
+  uint64_t max;
+  Unit unit = Unit::kCount;
+};
+
+// The ranges of the numbers this file reads; what no sane deployment needs is refused at start
+// rather than found as an abort, an overflow or a silent no-op later.
+std::vector<RangeRule> RangeRules(const ServerConfig& c) {
+  const uint64_t retention = c.retention.span_retention_seconds * kSecond;
+  const uint64_t decode_budget = c.decode_budget.total_bytes;
+  return {
+      {"ingest.max_request_mb", c.max_request_bytes, 1, 1024 * kMiB, Unit::kMegabytes},
+      {"ingest.max_queued_spans", c.ingest.max_queued_spans, 1, 10'000'000},
+      {"ingest.max_queued_mb", c.ingest.max_queued_bytes, kMiB, 64 * 1024 * kMiB, Unit::kMegabytes},
+      {"ingest.max_spans_per_write", c.ingest.max_spans_per_write, 1, 1'000'000},
+      {"ingest.retry_after_seconds", c.retry_after_seconds, 1, 3600},
+      {"ingest.decode_budget_mb", decode_budget, 16 * kMiB, 64 * 1024 * kMiB, Unit::kMegabytes},
+      {"ingest.max_decoded_request_mb", c.decode_budget.max_request_bytes, kMiB,
+       std::max(decode_budget, kMiB), Unit::kMegabytes},
+      {"ingest.max_span_age", MaxSpanAgeNanos(c), 60 * kSecond, std::max(retention, 60 * kSecond),
+       Unit::kDuration},
+      {"ingest.max_span_future", c.ingest.limits.max_span_future_nanos, kSecond, 7 * kDay,
+       Unit::kDuration},
+      {"ingest.max_order_id_bytes", c.ingest.limits.max_order_id_bytes, 1,
+       lifecycle::kMaxOrderIdLength},
+      {"ingest.max_attribute_key_bytes", c.ingest.limits.max_attribute_key_bytes, 16, 65536},
+      {"ingest.max_attribute_value_bytes", c.ingest.limits.max_attribute_value_bytes, 256,
+       64 * kMiB},
+      {"store.bucket", c.store.bucket_seconds * kSecond, kSecond, 7 * kDay, Unit::kDuration},
+      {"store.block_cache_mb", c.store.block_cache_bytes, 0, 64 * 1024 * kMiB, Unit::kMegabytes},
+      {"store.write_buffer_mb", c.store.write_buffer_bytes, kMiB, 4096 * kMiB, Unit::kMegabytes},
+      {"retention.spans", retention, 3600 * kSecond, 3650 * kDay, Unit::kDuration},
+      {"retention.orders", c.retention.order_retention_seconds * kSecond, 3600 * kSecond,
+       3650 * kDay, Unit::kDuration},
+      {"retention.interval", c.retention.interval_seconds * kSecond, kSecond, kDay,
+       Unit::kDuration},
+      {"query.search_window", c.query.default_search_window_nanos, kSecond, 3650 * kDay,
+       Unit::kDuration},
+      {"query.max_scanned_blocks", c.query.max_scanned_blocks, 1, 100'000'000},
+      {"alertmanager.resend_interval", c.alertmanager_resend_nanos, kSecond, kDay, Unit::kDuration},
+      {"lifecycle.message_sla", c.lifecycle.message_sla_nanos, kSecond, 365 * kDay,
+       Unit::kDuration},
+      {"lifecycle.grace", c.lifecycle.grace_nanos, 0, kDay, Unit::kDuration},
+      {"lifecycle.watermarks.idle_after", c.gap_detector.watermarks.idle_after_nanos, 1'000'000,
+       kDay, Unit::kDuration},
+      {"lifecycle.watermarks.silent_after", c.gap_detector.watermarks.silent_after_nanos, 1'000'000,
+       7 * kDay, Unit::kDuration},
+      {"lifecycle.watermarks.live_lag", c.gap_detector.watermarks.live_lag_nanos, 0, kDay,
+       Unit::kDuration},
+      {"lifecycle.watermarks.catch_up_idle_after",
+       c.gap_detector.watermarks.catch_up_idle_after_nanos, 1'000'000, kDay, Unit::kDuration},
+      {"lifecycle.watermarks.allowed_lateness", c.gap_detector.watermarks.allowed_lateness_nanos, 0,
+       7 * kDay, Unit::kDuration},
+      {"metrics.max_series", c.metrics.max_series, 1, 1'000'000},
+      {"sampling.slow_threshold", c.sampling.slow_threshold_nanos, 1'000'000, kDay,
+       Unit::kDuration},
+      {"sampling.decision_wait", c.sampling.decision_wait_nanos, 0, kDay, Unit::kDuration},
+      {"sampling.max_pending_spans", c.sampling.max_pending_spans, 1, 10'000'000},
+      {"sampling.max_remembered_traces", c.sampling.max_remembered_traces, 1, 100'000'000},
+  };
+}
+
+}  // namespace
+
+uint64_t MaxSpanAgeNanos(const ServerConfig& c) {
+  return c.max_span_age_nanos != 0 ? c.max_span_age_nanos
+                                   : c.retention.span_retention_seconds * kSecond;
+}
+
+absl::Status ValidateRanges(const ServerConfig& c) {
+  for (const RangeRule& rule : RangeRules(c)) {
+    if (rule.value >= rule.min && rule.value <= rule.max) continue;
+    return absl::InvalidArgumentError(
+        std::string(rule.key) + " must be from " + Written(rule.min, rule.unit) + " to " +
+        Written(rule.max, rule.unit) + ", got " + Written(rule.value, rule.unit));
+  }
+  // A double, and the one number of the file that is not a whole one.
+  if (!(c.lifecycle.time_scale > 0 && c.lifecycle.time_scale <= 1e6)) {
+    return absl::InvalidArgumentError(
+        "lifecycle.time_scale must be above 0 and at most 1000000, got " +
+        std::to_string(c.lifecycle.time_scale));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Validate(const ServerConfig& c) {
   for (const auto& [name, address] : {std::pair{"otlp_grpc listen", c.otlp_grpc_listen},
                                       std::pair{"otlp_http listen", c.otlp_http_listen},
@@ -370,6 +495,7 @@ absl::Status Validate(const ServerConfig& c) {
                                         std::string(parsed.status().message()));
   }
   if (c.data_dir.empty()) return absl::InvalidArgumentError("data_dir must not be empty");
+  if (absl::Status ranges = ValidateRanges(c); !ranges.ok()) return ranges;
   if (absl::StatusOr<gaps::LifecycleModel> model = gaps::LifecycleModel::Create(c.lifecycle);
       !model.ok()) {
     return model.status();

@@ -10,6 +10,7 @@
 #include "gaps/lifecycle_model.h"
 #include "ingest/ingester.h"
 #include "metrics/trace_metrics.h"
+#include "otlp/decode_budget.h"
 #include "query/trace_query.h"
 #include "sampling/tail_sampler.h"
 #include "store/retention.h"
@@ -31,6 +32,11 @@ struct ServerConfig {
   size_t http_threads = 8;
 
   ingest::IngesterOptions ingest;
+  // `ingest.max_span_age`; 0: retention.spans (MaxSpanAgeNanos).
+  uint64_t max_span_age_nanos = 0;
+  // What the OTLP requests being decoded may hold (`ingest.decode_budget_mb`,
+  // `ingest.max_decoded_request_mb`).
+  otlp::DecodeBudgetOptions decode_budget;
   store::RocksStoreOptions store;  // `path` is derived from data_dir
   store::RetentionOptions retention;
   query::TraceQueryOptions query;
@@ -64,5 +70,11 @@ absl::StatusOr<uint64_t> ParseDurationNanos(const std::string& text);
 
 // Checks values that no single field can check alone (addresses, ranges).
 absl::Status Validate(const ServerConfig& config);
+
+// Every number of the config within its range; the first one outside is named with its range.
+absl::Status ValidateRanges(const ServerConfig& config);
+
+// The oldest span ingest accepts: ingest.max_span_age, by default the span retention.
+uint64_t MaxSpanAgeNanos(const ServerConfig& config);
 
 }  // namespace ordertrace::server

@@ -155,6 +155,7 @@ absl::Status OrdertraceServer::Start() {
   gap_feed_ = std::make_unique<GapFeed>(*gaps_);
   ingest::IngesterOptions ingest_options = config_.ingest;
   ingest_options.price_calc_span = config_.metrics.price_calc_span;
+  ingest_options.limits.max_span_age_nanos = MaxSpanAgeNanos(config_);
   ingester_ = std::make_unique<ingest::Ingester>(
       *store_, clock_, ingest_options,
       ingest::IngestConsumers{gap_feed_.get(), trace_metrics_.get(), sampler_.get()});
@@ -171,8 +172,11 @@ absl::Status OrdertraceServer::Start() {
   if (!http_port.ok()) return http_port.status();
   ports_.http = *http_port;
 
+  decode_budget_ = std::make_unique<otlp::DecodeBudget>(config_.decode_budget);
+  RegisterDecodeBudgetMetrics(*metrics_, *decode_budget_);
   grpc_ = std::make_unique<OtlpGrpcReceiver>(
-      *ingester_, OtlpGrpcReceiverOptions{config_.max_request_bytes, config_.retry_after_seconds});
+      *ingester_, *decode_budget_,
+      OtlpGrpcReceiverOptions{config_.max_request_bytes, config_.retry_after_seconds});
   absl::StatusOr<int> grpc_port = grpc_->Start(*grpc_address);
   if (!grpc_port.ok()) return grpc_port.status();
   ports_.otlp_grpc = *grpc_port;

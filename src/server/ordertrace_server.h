@@ -80,6 +80,8 @@ class OrdertraceServer {
   std::unique_ptr<store::RetentionRunner> retention_;
   std::unique_ptr<query::OrderQuery> order_query_;
   std::unique_ptr<query::TraceQuery> trace_query_;
+  // Shared by both OTLP receivers; outlives them.
+  std::unique_ptr<otlp::DecodeBudget> decode_budget_;
   std::unique_ptr<OtlpGrpcReceiver> grpc_;
   std::unique_ptr<OtlpHttpReceiver> otlp_http_;
   std::unique_ptr<ApiServer> api_;

@@ -1,11 +1,15 @@
 // OTLP/gRPC trace receiver: opentelemetry.proto.collector.trace.v1.TraceService/Export.
-// gzip is negotiated by gRPC itself. Thread-safe; gRPC owns the serving threads.
+// gzip is negotiated by gRPC itself. Requests arrive as bytes: each is admitted by the shared
+// decode budget (otlp/decode_budget.h) before it is decoded, so a small message that would
+// decode into gigabytes is refused before it costs them. Thread-safe; gRPC owns the serving
+// threads.
 #pragma once
 
 #include <memory>
 
 #include "absl/status/statusor.h"
 #include "ingest/ingester.h"
+#include "otlp/decode_budget.h"
 #include "server/listen_address.h"
 
 namespace grpc {
@@ -21,7 +25,9 @@ struct OtlpGrpcReceiverOptions {
 
 class OtlpGrpcReceiver {
  public:
-  OtlpGrpcReceiver(ingest::Ingester& ingester, OtlpGrpcReceiverOptions options);
+  // `ingester` and `decode_budget` are borrowed and must outlive the receiver.
+  OtlpGrpcReceiver(ingest::Ingester& ingester, otlp::DecodeBudget& decode_budget,
+                   OtlpGrpcReceiverOptions options);
   ~OtlpGrpcReceiver();
 
   // Binds and starts serving; returns the bound port.
