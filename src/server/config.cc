@@ -75,6 +75,16 @@ Setter Nanos(uint64_t& field) {
   };
 }
 
+Setter Millis(std::chrono::milliseconds& field) {
+  return [&field](const YAML::Node& node) -> absl::Status {
+    if (!node.IsScalar()) return absl::InvalidArgumentError("must be a duration such as 10s");
+    absl::StatusOr<uint64_t> nanos = ParseDurationNanos(node.Scalar());
+    if (!nanos.ok()) return nanos.status();
+    field = std::chrono::milliseconds(*nanos / 1'000'000);
+    return absl::OkStatus();
+  };
+}
+
 Setter Megabytes(size_t& field) {
   return [&field](const YAML::Node& node) -> absl::Status {
     size_t mb = 0;
@@ -108,10 +118,19 @@ std::map<std::string, Setter> KnownKeys(ServerConfig& c) {
       {"ingest.max_spans_per_write", Number(c.ingest.max_spans_per_write)},
       {"ingest.retry_after_seconds", Number(c.retry_after_seconds)},
       {"ingest.http_threads", Number(c.http_threads)},
+      {"http.io_threads", Number(c.http.io_threads)},
+      {"http.max_connections", Number(c.http.max_connections)},
+      {"http.max_queued_requests", Number(c.http.max_queued_requests)},
+      {"http.max_inflight_mb", Megabytes(c.http.max_inflight_bytes)},
+      {"http.idle_timeout", Millis(c.http.idle_timeout)},
+      {"http.header_timeout", Millis(c.http.header_timeout)},
+      {"http.body_timeout", Millis(c.http.body_timeout)},
+      {"http.max_queue_wait", Millis(c.http.max_queue_wait)},
       {"store.sync_writes", Boolean(c.store.sync_writes)},
       {"store.bucket", Seconds(c.store.bucket_seconds)},
       {"store.block_cache_mb", Megabytes(c.store.block_cache_bytes)},
       {"store.write_buffer_mb", Megabytes(c.store.write_buffer_bytes)},
+      {"store.min_free_mb", Megabytes(c.store.min_free_bytes)},
       {"retention.spans", Seconds(c.retention.span_retention_seconds)},
       {"retention.orders", Seconds(c.retention.order_retention_seconds)},
       {"retention.interval", Seconds(c.retention.interval_seconds)},
@@ -138,6 +157,7 @@ std::map<std::string, Setter> KnownKeys(ServerConfig& c) {
       {"sampling.slow_threshold", Nanos(c.sampling.slow_threshold_nanos)},
       {"sampling.decision_wait", Nanos(c.sampling.decision_wait_nanos)},
       {"sampling.max_pending_spans", Number(c.sampling.max_pending_spans)},
+      {"sampling.max_pending_mb", Megabytes(c.sampling.max_pending_bytes)},
       {"sampling.max_remembered_traces", Number(c.sampling.max_remembered_traces)},
   };
 }
@@ -371,6 +391,46 @@ absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path, ServerConfi
 
 namespace {
 
+absl::Status OutOfRange(const std::string& key, uint64_t low, uint64_t high,
+                        const std::string& unit = "") {
+  return absl::InvalidArgumentError(key + " must be from " + std::to_string(low) + unit + " to " +
+                                    std::to_string(high) + unit);
+}
+
+// The `http:` section: each number within what one process can hold.
+absl::Status ValidateHttp(const ServerConfig& c) {
+  const http::ServerOptions& h = c.http;
+  if (h.io_threads < 1 || h.io_threads > 64) return OutOfRange("http.io_threads", 1, 64);
+  if (h.max_connections < 1 || h.max_connections > 100'000) {
+    return OutOfRange("http.max_connections", 1, 100'000);
+  }
+  if (h.max_queued_requests < 1 || h.max_queued_requests > 100'000) {
+    return OutOfRange("http.max_queued_requests", 1, 100'000);
+  }
+  constexpr size_t kMaxInflightMb = 64 << 10;
+  if (h.max_inflight_bytes < c.max_request_bytes ||
+      h.max_inflight_bytes > (kMaxInflightMb << 20)) {
+    return absl::InvalidArgumentError(
+        "http.max_inflight_mb must be at least ingest.max_request_mb and at most " +
+        std::to_string(kMaxInflightMb));
+  }
+  const std::pair<const char*, std::chrono::milliseconds> timeouts[] = {
+      {"http.idle_timeout", h.idle_timeout},
+      {"http.header_timeout", h.header_timeout},
+      {"http.body_timeout", h.body_timeout},
+      {"http.max_queue_wait", h.max_queue_wait}};
+  for (const auto& [key, value] : timeouts) {
+    if (value.count() < 100 || value.count() > 3'600'000) {
+      return OutOfRange(key, 100, 3'600'000, " ms (100ms to 1h)");
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+namespace {
+
 constexpr uint64_t kSecond = model::kNanosPerSecond;
 constexpr uint64_t kDay = 86400 * kSecond;
 constexpr uint64_t kMiB = uint64_t{1} << 20;
@@ -413,7 +473,8 @@ std::vector<RangeRule> RangeRules(const ServerConfig& c) {
   return {
       {"ingest.max_request_mb", c.max_request_bytes, 1, 1024 * kMiB, Unit::kMegabytes},
       {"ingest.max_queued_spans", c.ingest.max_queued_spans, 1, 10'000'000},
-      {"ingest.max_queued_mb", c.ingest.max_queued_bytes, kMiB, 64 * 1024 * kMiB, Unit::kMegabytes},
+      {"ingest.max_queued_mb", c.ingest.max_queued_bytes, kMiB, 64 * 1024 * kMiB,
+       Unit::kMegabytes},
       {"ingest.max_spans_per_write", c.ingest.max_spans_per_write, 1, 1'000'000},
       {"ingest.retry_after_seconds", c.retry_after_seconds, 1, 3600},
       {"ingest.decode_budget_mb", decode_budget, 16 * kMiB, 64 * 1024 * kMiB, Unit::kMegabytes},
@@ -439,20 +500,21 @@ std::vector<RangeRule> RangeRules(const ServerConfig& c) {
       {"query.search_window", c.query.default_search_window_nanos, kSecond, 3650 * kDay,
        Unit::kDuration},
       {"query.max_scanned_blocks", c.query.max_scanned_blocks, 1, 100'000'000},
-      {"alertmanager.resend_interval", c.alertmanager_resend_nanos, kSecond, kDay, Unit::kDuration},
+      {"alertmanager.resend_interval", c.alertmanager_resend_nanos, kSecond, kDay,
+       Unit::kDuration},
       {"lifecycle.message_sla", c.lifecycle.message_sla_nanos, kSecond, 365 * kDay,
        Unit::kDuration},
       {"lifecycle.grace", c.lifecycle.grace_nanos, 0, kDay, Unit::kDuration},
       {"lifecycle.watermarks.idle_after", c.gap_detector.watermarks.idle_after_nanos, 1'000'000,
        kDay, Unit::kDuration},
-      {"lifecycle.watermarks.silent_after", c.gap_detector.watermarks.silent_after_nanos, 1'000'000,
-       7 * kDay, Unit::kDuration},
+      {"lifecycle.watermarks.silent_after", c.gap_detector.watermarks.silent_after_nanos,
+       1'000'000, 7 * kDay, Unit::kDuration},
       {"lifecycle.watermarks.live_lag", c.gap_detector.watermarks.live_lag_nanos, 0, kDay,
        Unit::kDuration},
       {"lifecycle.watermarks.catch_up_idle_after",
        c.gap_detector.watermarks.catch_up_idle_after_nanos, 1'000'000, kDay, Unit::kDuration},
-      {"lifecycle.watermarks.allowed_lateness", c.gap_detector.watermarks.allowed_lateness_nanos, 0,
-       7 * kDay, Unit::kDuration},
+      {"lifecycle.watermarks.allowed_lateness", c.gap_detector.watermarks.allowed_lateness_nanos,
+       0, 7 * kDay, Unit::kDuration},
       {"metrics.max_series", c.metrics.max_series, 1, 1'000'000},
       {"sampling.slow_threshold", c.sampling.slow_threshold_nanos, 1'000'000, kDay,
        Unit::kDuration},
@@ -478,9 +540,8 @@ absl::Status ValidateRanges(const ServerConfig& c) {
   }
   // A double, and the one number of the file that is not a whole one.
   if (!(c.lifecycle.time_scale > 0 && c.lifecycle.time_scale <= 1e6)) {
-    return absl::InvalidArgumentError(
-        "lifecycle.time_scale must be above 0 and at most 1000000, got " +
-        std::to_string(c.lifecycle.time_scale));
+    return absl::InvalidArgumentError("lifecycle.time_scale must be above 0 and at most 1000000, got " +
+                                      std::to_string(c.lifecycle.time_scale));
   }
   return absl::OkStatus();
 }
@@ -529,6 +590,7 @@ absl::Status Validate(const ServerConfig& c) {
     return absl::InvalidArgumentError("ingest.http_threads must be from 1 to " +
                                       std::to_string(kMaxHttpThreads));
   }
+  if (absl::Status edge = ValidateHttp(c); !edge.ok()) return edge;
   if (c.store.bucket_seconds == 0)
     return absl::InvalidArgumentError("store.bucket must be positive");
   if (c.retention.span_retention_seconds < c.store.bucket_seconds) {
@@ -539,6 +601,17 @@ absl::Status Validate(const ServerConfig& c) {
   }
   if (c.sampling.slow_threshold_nanos == 0) {
     return absl::InvalidArgumentError("sampling.slow_threshold must be positive");
+  }
+  constexpr size_t kMaxPendingMb = 64 << 10;
+  if (c.sampling.max_pending_bytes < (size_t{1} << 20) ||
+      c.sampling.max_pending_bytes > (kMaxPendingMb << 20)) {
+    return absl::InvalidArgumentError("sampling.max_pending_mb must be from 1 to " +
+                                      std::to_string(kMaxPendingMb));
+  }
+  constexpr uint64_t kMaxMinFreeMb = uint64_t{1} << 20;
+  if (c.store.min_free_bytes > (kMaxMinFreeMb << 20)) {
+    return absl::InvalidArgumentError("store.min_free_mb must be from 0 to " +
+                                      std::to_string(kMaxMinFreeMb));
   }
   if (c.sampling.max_pending_spans == 0 || c.sampling.max_remembered_traces == 0) {
     return absl::InvalidArgumentError(

@@ -8,9 +8,10 @@
 #include "absl/status/statusor.h"
 #include "gaps/gap_detector.h"
 #include "gaps/lifecycle_model.h"
+#include "http/server.h"
 #include "ingest/ingester.h"
-#include "metrics/trace_metrics.h"
 #include "otlp/decode_budget.h"
+#include "metrics/trace_metrics.h"
 #include "query/trace_query.h"
 #include "sampling/tail_sampler.h"
 #include "store/retention.h"
@@ -30,6 +31,10 @@ struct ServerConfig {
   // Told to clients that are refused because the ingest queue is full.
   uint64_t retry_after_seconds = 1;
   size_t http_threads = 8;
+  // Both HTTP listeners' connections, deadlines and admission (the `http:` section). Their
+  // worker threads come from `http_threads`, their largest bodies from `max_request_bytes`
+  // (OTLP) and 1 MiB (the API).
+  http::ServerOptions http;
 
   ingest::IngesterOptions ingest;
   // `ingest.max_span_age`; 0: retention.spans (MaxSpanAgeNanos).

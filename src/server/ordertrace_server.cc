@@ -27,6 +27,31 @@ namespace ordertrace::server {
 
 namespace {
 
+// Detail that waited for the sampler when ordertrace stopped goes back to it with its deadline
+// (decided as if there had been no stop); without a sampler now, it is all kept.
+absl::Status RestorePendingDetail(store::Store& store, sampling::TailSampler* sampler,
+                                  const model::Clock& clock) {
+  absl::StatusOr<std::vector<store::PendingBlock>> blocks = store.ReadPendingBlocks();
+  if (!blocks.ok() || blocks->empty()) return blocks.status();
+  store::WriteSet keep_all;
+  for (store::PendingBlock& block : *blocks) {
+    if (sampler == nullptr) {
+      keep_all.blocks.push_back({block.trace_id, clock.NowUnixNano(), std::move(block.encoded)});
+      keep_all.pending.decided_below =
+          std::max(keep_all.pending.decided_below, block.buffering + 1);
+      continue;
+    }
+    absl::Status restored = sampler->RestorePending(
+        {block.trace_id, block.buffering, block.part, block.deadline_unix_nano}, block.encoded);
+    if (!restored.ok()) {
+      spdlog::warn("sampler: a stored pending block is unreadable: {}", restored.ToString());
+    }
+  }
+  spdlog::info("sampler: {} stored blocks of detail waiting for a decision restored",
+               blocks->size());
+  return sampler == nullptr ? store.Write(keep_all) : absl::OkStatus();
+}
+
 // Hands every order record ingest changed to the gap detector.
 class GapFeed final : public ingest::OrderObserver {
  public:
@@ -120,6 +145,8 @@ absl::Status OrdertraceServer::Start() {
   if (config_.sampling.enabled) {
     sampler_ = std::make_unique<sampling::TailSampler>(config_.sampling, clock_);
   }
+  absl::Status restored = RestorePendingDetail(*store_, sampler_.get(), clock_);
+  if (!restored.ok()) spdlog::warn("sampler: pending detail not restored: {}", restored.ToString());
   gap_sinks_ = std::make_unique<GapFanOut>(alerts_.get(), sampler_.get());
   metrics_ = std::make_unique<metrics::Registry>();
   if (config_.metrics_enabled) {
@@ -160,30 +187,38 @@ absl::Status OrdertraceServer::Start() {
       *store_, clock_, ingest_options,
       ingest::IngestConsumers{gap_feed_.get(), trace_metrics_.get(), sampler_.get()});
   RegisterComponentMetrics(*metrics_, gaps_.get(), alerts_.get(), ingester_.get(), sampler_.get());
+  RegisterStoreMetrics(*metrics_, *store_);
   retention_ = std::make_unique<store::RetentionRunner>(*store_, clock_, config_.retention);
   retention_->Start();
   order_query_ = std::make_unique<query::OrderQuery>(*store_, clock_);
   trace_query_ = std::make_unique<query::TraceQuery>(*store_, clock_, config_.query);
 
-  api_ = std::make_unique<ApiServer>(
-      *order_query_, *trace_query_, [this] { return ready_.load(); }, config_.http_threads,
-      gaps_.get(), gap_store_.get(), metrics_.get());
-  absl::StatusOr<int> http_port = api_->Start(*http_address);
-  if (!http_port.ok()) return http_port.status();
-  ports_.http = *http_port;
-
+  // Every listener is built, and its metrics registered, before the first one serves.
+  http::ServerOptions api_http = config_.http;
+  api_http.worker_threads = config_.http_threads;
+  api_http.retry_after_seconds = config_.retry_after_seconds;
+  api_ = std::make_unique<ApiServer>(*order_query_, *trace_query_,
+                                     [this] { return ready_.load(); }, std::move(api_http),
+                                     gaps_.get(), gap_store_.get(), metrics_.get());
   decode_budget_ = std::make_unique<otlp::DecodeBudget>(config_.decode_budget);
   RegisterDecodeBudgetMetrics(*metrics_, *decode_budget_);
   grpc_ = std::make_unique<OtlpGrpcReceiver>(
       *ingester_, *decode_budget_,
       OtlpGrpcReceiverOptions{config_.max_request_bytes, config_.retry_after_seconds});
+  OtlpHttpReceiverOptions otlp_http_options{config_.max_request_bytes,
+                                            config_.retry_after_seconds, config_.http};
+  otlp_http_options.http.worker_threads = config_.http_threads;
+  otlp_http_ = std::make_unique<OtlpHttpReceiver>(*ingester_, *decode_budget_,
+                                                  std::move(otlp_http_options));
+  RegisterHttpMetrics(*metrics_, {{"api", [this] { return api_->HttpStats(); }},
+                                  {"otlp_http", [this] { return otlp_http_->HttpStats(); }}});
+
+  absl::StatusOr<int> http_port = api_->Start(*http_address);
+  if (!http_port.ok()) return http_port.status();
+  ports_.http = *http_port;
   absl::StatusOr<int> grpc_port = grpc_->Start(*grpc_address);
   if (!grpc_port.ok()) return grpc_port.status();
   ports_.otlp_grpc = *grpc_port;
-
-  otlp_http_ = std::make_unique<OtlpHttpReceiver>(
-      *ingester_, OtlpHttpReceiverOptions{config_.max_request_bytes, config_.retry_after_seconds,
-                                          config_.http_threads});
   absl::StatusOr<int> otlp_http_port = otlp_http_->Start(*otlp_http_address);
   if (!otlp_http_port.ok()) return otlp_http_port.status();
   ports_.otlp_http = *otlp_http_port;

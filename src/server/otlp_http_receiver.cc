@@ -13,12 +13,15 @@
 #include "server/status_mapping.h"
 
 namespace ordertrace::server {
+
+enum class OtlpHttpReceiver::Encoding : int { kProtobuf, kJson, kUnknown };
+
 namespace {
+
+using Encoding = OtlpHttpReceiver::Encoding;
 
 constexpr char kProtobuf[] = "application/x-protobuf";
 constexpr char kJson[] = "application/json";
-
-enum class Encoding { kProtobuf, kJson, kUnknown };
 
 Encoding EncodingOf(const http::Request& req) {
   std::string type = req.Header("Content-Type");
@@ -113,8 +116,12 @@ struct OtlpHttpReceiver::Counters {
   std::atomic<uint64_t> requests_throttled{0};
 };
 
-OtlpHttpReceiver::OtlpHttpReceiver(ingest::Ingester& ingester, OtlpHttpReceiverOptions options)
-    : ingester_(ingester), options_(std::move(options)), counters_(std::make_unique<Counters>()) {
+OtlpHttpReceiver::OtlpHttpReceiver(ingest::Ingester& ingester, otlp::DecodeBudget& budget,
+                                   OtlpHttpReceiverOptions options)
+    : ingester_(ingester),
+      budget_(budget),
+      options_(std::move(options)),
+      counters_(std::make_unique<Counters>()) {
   auto router = std::make_shared<http::Router>();
   router->SetErrorWriter(WriteRefusal);
   router->Post("/v1/traces", [this](http::Request& req, http::Response& res) { Export(req, res); });
@@ -124,9 +131,11 @@ OtlpHttpReceiver::OtlpHttpReceiver(ingest::Ingester& ingester, OtlpHttpReceiverO
       WriteRefusal);
 }
 
+// The steps of an export: check the media type and coding, decompress, reserve the decode's
+// memory, decode, ingest, answer with what was refused span by span.
 void OtlpHttpReceiver::Export(http::Request& req, http::Response& res) {
   ++counters_->requests;
-  Encoding encoding = EncodingOf(req);
+  const Encoding encoding = EncodingOf(req);
   if (encoding == Encoding::kUnknown) {
     SetError(res, Encoding::kJson, 415, absl::StatusCode::kInvalidArgument,
              "unsupported Content-Type '" + req.Header("Content-Type") +
@@ -134,22 +143,11 @@ void OtlpHttpReceiver::Export(http::Request& req, http::Response& res) {
     ++counters_->requests_malformed;
     return;
   }
-  const std::string coding = req.Header("Content-Encoding");
-  if (!http::IsSupportedContentCoding(coding)) {
-    SetError(res, encoding, 415, absl::StatusCode::kInvalidArgument,
-             "unsupported Content-Encoding '" + coding + "': use gzip or none");
-    ++counters_->requests_malformed;
-    return;
-  }
-  absl::StatusOr<std::string> body =
-      http::DecodeContent(std::move(req.body), coding, options_.max_request_bytes);
-  if (!body.ok()) {
-    bool too_large = body.status().code() == absl::StatusCode::kResourceExhausted;
-    ++(too_large ? counters_->requests_too_large : counters_->requests_malformed);
-    SetError(res, encoding, too_large ? 413 : 400, body.status().code(),
-             std::string(body.status().message()));
-    return;
-  }
+  std::optional<std::string> body = DecompressedBody(req, res, encoding);
+  if (!body.has_value()) return;
+  absl::StatusOr<otlp::DecodeBudget::Lease> lease =
+      encoding == Encoding::kProtobuf ? budget_.AdmitProtobuf(*body) : budget_.AdmitJson(*body);
+  if (!lease.ok()) return Refuse(res, encoding, lease.status());
 
   // A protobuf body stays with its spans: storing them copies their bytes from it.
   absl::StatusOr<otlp::DecodedRequest> decoded =
@@ -162,24 +160,54 @@ void OtlpHttpReceiver::Export(http::Request& req, http::Response& res) {
              std::string(decoded.status().message()));
     return;
   }
-  size_t accepted = decoded->batch.SpanCount();
-  absl::Status stored = ingester_.Ingest(std::move(decoded->batch));
-  if (!stored.ok()) {
-    int http_status = HttpStatusFor(stored);
-    if (http_status == 429 || http_status == 503) {
-      ++counters_->requests_throttled;
-    } else {
-      spdlog::error("storing spans failed: {}", stored.ToString());
-      // Anything else is ours, not the client's: ask it to retry rather than drop data.
-      http_status = 503;
-    }
-    res.SetHeader("Retry-After", std::to_string(options_.retry_after_seconds));
-    SetError(res, encoding, http_status, stored.code(), std::string(stored.message()));
+  const size_t received = decoded->batch.SpanCount();
+  ingest::RejectedSpans rejected;
+  absl::Status stored = ingester_.Ingest(std::move(decoded->batch), &rejected);
+  if (!stored.ok()) return Refuse(res, encoding, stored);
+  counters_->spans_accepted += received - static_cast<size_t>(rejected.count);
+  counters_->spans_rejected += decoded->rejected_spans + rejected.count;
+  SetSuccess(res, encoding, decoded->rejected_spans + rejected.count,
+             decoded->rejected_spans > 0 ? decoded->rejection_message : rejected.message);
+}
+
+std::optional<std::string> OtlpHttpReceiver::DecompressedBody(http::Request& req,
+                                                              http::Response& res,
+                                                              Encoding encoding) {
+  const std::string coding = req.Header("Content-Encoding");
+  if (!http::IsSupportedContentCoding(coding)) {
+    SetError(res, encoding, 415, absl::StatusCode::kInvalidArgument,
+             "unsupported Content-Encoding '" + coding + "': use gzip or none");
+    ++counters_->requests_malformed;
+    return std::nullopt;
+  }
+  absl::StatusOr<std::string> body =
+      http::DecodeContent(std::move(req.body), coding, options_.max_request_bytes);
+  if (body.ok()) return *std::move(body);
+  const bool too_large = body.status().code() == absl::StatusCode::kResourceExhausted;
+  ++(too_large ? counters_->requests_too_large : counters_->requests_malformed);
+  SetError(res, encoding, too_large ? 413 : 400, body.status().code(),
+           std::string(body.status().message()));
+  return std::nullopt;
+}
+
+void OtlpHttpReceiver::Refuse(http::Response& res, Encoding encoding, const absl::Status& status) {
+  if (status.code() == absl::StatusCode::kOutOfRange) {
+    // The decode budget's per-request ceiling: never admitted, so no Retry-After.
+    ++counters_->requests_too_large;
+    SetError(res, encoding, 413, absl::StatusCode::kResourceExhausted,
+             std::string(status.message()));
     return;
   }
-  counters_->spans_accepted += accepted;
-  counters_->spans_rejected += decoded->rejected_spans;
-  SetSuccess(res, encoding, decoded->rejected_spans, decoded->rejection_message);
+  int http_status = HttpStatusFor(status);
+  if (http_status == 429 || http_status == 503) {
+    ++counters_->requests_throttled;
+  } else {
+    spdlog::error("storing spans failed: {}", status.ToString());
+    // Anything else is ours, not the client's: ask it to retry rather than drop data.
+    http_status = 503;
+  }
+  res.SetHeader("Retry-After", std::to_string(options_.retry_after_seconds));
+  SetError(res, encoding, http_status, status.code(), std::string(status.message()));
 }
 
 OtlpHttpReceiver::~OtlpHttpReceiver() { Shutdown(); }

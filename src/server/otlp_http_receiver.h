@@ -6,11 +6,14 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
+#include <string>
 #include <thread>
 
 #include "absl/status/status.h"
 #include "http/server.h"
 #include "ingest/ingester.h"
+#include "otlp/decode_budget.h"
 #include "server/listen_address.h"
 
 namespace ordertrace::server {
@@ -34,7 +37,13 @@ struct OtlpHttpReceiverStats {
 
 class OtlpHttpReceiver {
  public:
-  OtlpHttpReceiver(ingest::Ingester& ingester, OtlpHttpReceiverOptions options);
+  // A request body's media type: OTLP protobuf, OTLP JSON or neither (defined in the .cc).
+  enum class Encoding : int;
+
+  // `budget` (shared with the gRPC receiver) bounds what decoding requests may hold; both
+  // borrowed, and must outlive this.
+  OtlpHttpReceiver(ingest::Ingester& ingester, otlp::DecodeBudget& budget,
+                   OtlpHttpReceiverOptions options);
   ~OtlpHttpReceiver();
 
   // Binds and starts serving; returns the bound port (useful with port 0).
@@ -48,8 +57,14 @@ class OtlpHttpReceiver {
   struct Counters;
 
   void Export(http::Request& request, http::Response& response);
+  // The body decompressed, or the error answered.
+  std::optional<std::string> DecompressedBody(http::Request& request, http::Response& response,
+                                              Encoding encoding);
+  // Answers a refusal from the decode budget or the ingester (413, 429 or 503).
+  void Refuse(http::Response& response, Encoding encoding, const absl::Status& status);
 
   ingest::Ingester& ingester_;
+  otlp::DecodeBudget& budget_;
   const OtlpHttpReceiverOptions options_;
   std::unique_ptr<Counters> counters_;
   std::unique_ptr<http::Server> http_;
