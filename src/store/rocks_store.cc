@@ -17,6 +17,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <shared_mutex>
 
 #include "store/order_record_codec.h"
 
@@ -32,6 +33,9 @@ constexpr char kLegacyTraceBucketsCf[] = "trace_buckets";
 constexpr char kOrdersCf[] = "orders";
 constexpr char kOrderIndexCf[] = "order_index";
 constexpr char kGapsCf[] = "gaps";
+constexpr char kPendingCf[] = "sampler_pending";
+
+constexpr char kOutOfSpaceMessage[] = "the store is out of disk space; retry later";
 
 // Scanning an index for a filter stops after this many entries, so a query with a rare
 // combination of filters cannot walk a million orders.
@@ -47,16 +51,30 @@ uint64_t GetBigEndian(std::string_view in) {
   return v;
 }
 
+bool IsNoSpace(const rocksdb::Status& s) {
+  return s.IsNoSpace() || s.subcode() == rocksdb::Status::kSpaceLimit;
+}
+
+// RocksDB's messages name files: they go to the log, and callers (and so clients) get a
+// generic one. Out of space is kUnavailable (503: retry later), apart from back-pressure
+// (kResourceExhausted, which the store never answers) and other I/O errors (kInternal).
 absl::Status ToStatus(const rocksdb::Status& s, std::string_view what) {
   if (s.ok()) return absl::OkStatus();
-  std::string msg = std::string(what) + ": " + s.ToString();
-  if (s.IsCorruption()) return absl::DataLossError(msg);
-  if (s.IsNotFound()) return absl::NotFoundError(msg);
-  if (s.IsBusy() || s.IsTryAgain() || s.IsIncomplete()) return absl::UnavailableError(msg);
-  if (s.IsIOError() && s.subcode() == rocksdb::Status::kNoSpace) {
-    return absl::ResourceExhaustedError(msg);
+  if (IsNoSpace(s)) return absl::UnavailableError(kOutOfSpaceMessage);
+  if (s.IsNotFound()) return absl::NotFoundError(std::string(what) + ": not found");
+  spdlog::error("store: {} failed: {}", what, s.ToString());
+  if (s.IsCorruption()) return absl::DataLossError(std::string(what) + ": the store is corrupt");
+  if (s.IsBusy() || s.IsTryAgain() || s.IsIncomplete()) {
+    return absl::UnavailableError(std::string(what) + ": the store is busy; retry later");
   }
-  return absl::InternalError(msg);
+  return absl::InternalError(std::string(what) + ": store I/O error");
+}
+
+// Free bytes for an unprivileged writer on the file system of `path`; unknown: the most.
+uint64_t FreeBytes(const std::string& path) {
+  std::error_code ec;
+  const std::filesystem::space_info space = std::filesystem::space(path, ec);
+  return ec ? UINT64_MAX : space.available;
 }
 
 // The gaps family. Gap ids and order ids never start with (order ids never contain) a byte
@@ -163,6 +181,54 @@ constexpr size_t kBlockKeySize = 32;
 // order, which this memtable sorts then; the ingest figures include that.
 constexpr size_t kTraceIndexBytesPerBucket = 128;
 
+// The sampler_pending family: buffering(8) trace_id(16) part(4); part kKeptPart marks a
+// buffering decided keep. The decided-below mark sorts before every buffering (never 0).
+constexpr size_t kPendingKeySize = 28;
+constexpr uint32_t kKeptPart = 0xffffffff;
+const std::string kDecidedBelowKey(1, '\0');
+
+std::string PendingKey(uint64_t buffering, const model::TraceId& trace, uint32_t part) {
+  std::string key;
+  key.reserve(kPendingKeySize);
+  PutBigEndian(key, buffering);
+  key.append(trace.AsBytes());
+  for (int shift = 24; shift >= 0; shift -= 8) key.push_back(static_cast<char>(part >> shift));
+  return key;
+}
+
+uint32_t PendingPartOf(std::string_view key) {
+  uint32_t part = 0;
+  for (size_t i = 24; i < 28; ++i) part = part << 8 | static_cast<uint8_t>(key[i]);
+  return part;
+}
+
+// A store's column families, found by name when it opens.
+struct Families {
+  rocksdb::ColumnFamilyHandle* blocks = nullptr;
+  rocksdb::ColumnFamilyHandle* trace_index = nullptr;
+  rocksdb::ColumnFamilyHandle* orders = nullptr;
+  rocksdb::ColumnFamilyHandle* order_index = nullptr;
+  rocksdb::ColumnFamilyHandle* gaps = nullptr;
+  rocksdb::ColumnFamilyHandle* pending = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> all;  // every handle opened, to destroy
+};
+
+struct OpenedDb {
+  std::unique_ptr<rocksdb::DB> db;
+  Families families;
+  bool read_only = false;
+};
+
+void CloseDb(OpenedDb& open) {
+  if (open.db == nullptr) return;
+  for (rocksdb::ColumnFamilyHandle* h : open.families.all) open.db->DestroyColumnFamilyHandle(h);
+  open.families = Families{};
+  open.db->Close();
+  open.db.reset();
+}
+
+absl::StatusOr<OpenedDb> OpenDb(const RocksStoreOptions& options, bool read_only);
+
 std::string BlockKey(uint64_t bucket, uint64_t seq, const model::TraceId& trace) {
   std::string key;
   key.reserve(kBlockKeySize);
@@ -234,9 +300,10 @@ class BlockBucketPrefix final : public rocksdb::SliceTransform {
 
 class RocksStore final : public Store {
  public:
-  RocksStore(RocksStoreOptions options, std::unique_ptr<rocksdb::DB> db,
-             std::vector<rocksdb::ColumnFamilyHandle*> handles)
-      : options_(std::move(options)), handles_(std::move(handles)), db_(std::move(db)) {
+  RocksStore(RocksStoreOptions options, OpenedDb open)
+      : options_(std::move(options)), open_(std::move(open)) {
+    read_only_ = open_.read_only;
+    out_of_space_ = open_.read_only;
     // Block sequence numbers only need to be unique and increasing; the clock gives a start
     // past every number an earlier run used (unless the clock went back by more than the
     // number of blocks written since).
@@ -245,12 +312,11 @@ class RocksStore final : public Store {
                                           .count());
   }
 
-  ~RocksStore() override {
-    for (rocksdb::ColumnFamilyHandle* h : handles_) db_->DestroyColumnFamilyHandle(h);
-    db_->Close();
-  }
+  ~RocksStore() override { CloseDb(open_); }
 
   absl::Status Write(const WriteSet& writes) override {
+    if (absl::Status room = MakeRoomForWrite(); !room.ok()) return room;
+    std::shared_lock lock(open_mu_);
     std::vector<std::string> encoded_orders;
     encoded_orders.reserve(writes.orders.size());
     for (const OrderUpdate& update : writes.orders) {
@@ -303,12 +369,49 @@ class RocksStore final : public Store {
       }
       batch.Put(orders(), update.after.order_id, encoded_orders[i]);
     }
-    rocksdb::WriteOptions wo;
-    wo.sync = options_.sync_writes;
-    return ToStatus(db_->Write(wo, &batch), "store write");
+    AddPendingChanges(writes.pending, batch);
+    return Commit(batch, options_.sync_writes, "store write");
   }
 
+  absl::StatusOr<std::vector<PendingBlock>> ReadPendingBlocks() override {
+    std::shared_lock lock(open_mu_);
+    if (pending() == nullptr) return std::vector<PendingBlock>();  // read-only, older store
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), pending()));
+    uint64_t decided_below = 0;
+    it->Seek(kDecidedBelowKey);
+    if (it->Valid() && it->key() == kDecidedBelowKey && it->value().size() == 8) {
+      decided_below = GetBigEndian(it->value().ToStringView());
+    }
+    std::vector<PendingBlock> out;
+    size_t group_start = 0;  // the first block of the buffering being read
+    std::string group_prefix;
+    std::string from;
+    PutBigEndian(from, std::max<uint64_t>(decided_below, 1));
+    for (it->Seek(from); it->Valid(); it->Next()) {
+      std::string_view key = it->key().ToStringView();
+      if (key.size() != kPendingKeySize) continue;
+      if (key.substr(0, 24) != group_prefix) {
+        group_prefix.assign(key.substr(0, 24));
+        group_start = out.size();
+      }
+      if (PendingPartOf(key) == kKeptPart) {  // decided keep: its spans are stored
+        out.resize(group_start);
+        continue;
+      }
+      std::string_view value = it->value().ToStringView();
+      auto trace = model::TraceId::FromBytes(key.substr(8, 16));
+      if (!trace || value.size() < 8) continue;
+      out.push_back(PendingBlock{GetBigEndian(key), *trace, PendingPartOf(key), GetBigEndian(value),
+                                 std::string(value.substr(8))});
+    }
+    if (!it->status().ok()) return ToStatus(it->status(), "pending detail scan");
+    return out;
+  }
+
+  bool IsOutOfSpace() const override { return out_of_space_.load(std::memory_order_relaxed); }
+
   absl::StatusOr<std::vector<std::string>> ReadTrace(const model::TraceId& trace_id) override {
+    std::shared_lock lock(open_mu_);
     std::vector<std::string> block_keys;
     {
       std::unique_ptr<rocksdb::Iterator> it(
@@ -339,6 +442,7 @@ class RocksStore final : public Store {
   absl::Status ScanBlocks(
       uint64_t from_unix_nano, uint64_t to_unix_nano,
       const std::function<bool(const model::TraceId&, std::string_view)>& visit) override {
+    std::shared_lock lock(open_mu_);
     if (from_unix_nano > to_unix_nano) return absl::OkStatus();
     uint64_t first = BucketOf(from_unix_nano);
     uint64_t last = BucketOf(to_unix_nano);
@@ -361,6 +465,11 @@ class RocksStore final : public Store {
   }
 
   absl::StatusOr<std::optional<model::OrderRecord>> GetOrder(const std::string& order_id) override {
+    std::shared_lock lock(open_mu_);
+    return ReadOrder(order_id);
+  }
+
+  absl::StatusOr<std::optional<model::OrderRecord>> ReadOrder(const std::string& order_id) {
     std::string value;
     rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), orders(), order_id, &value);
     if (s.IsNotFound()) return std::optional<model::OrderRecord>();
@@ -371,6 +480,7 @@ class RocksStore final : public Store {
   }
 
   absl::Status ScanOrders(const std::function<bool(const model::OrderRecord&)>& visit) override {
+    std::shared_lock lock(open_mu_);
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), orders()));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       absl::StatusOr<model::OrderRecord> record =
@@ -383,6 +493,7 @@ class RocksStore final : public Store {
 
   absl::Status WriteGapRecords(const std::vector<GapRecord>& puts,
                                const std::vector<std::string>& deletes) override {
+    std::shared_lock open_lock(open_mu_);
     std::lock_guard<std::mutex> lock(gap_write_mu_);
     rocksdb::WriteBatch batch;
     // What this batch leaves of each id it touched, so that an id put twice, or put and then
@@ -391,7 +502,7 @@ class RocksStore final : public Store {
     auto current = [&](const std::string& id) -> absl::StatusOr<std::optional<GapRecord>> {
       auto it = written.find(id);
       if (it != written.end()) return it->second;
-      return GetGapRecord(id);
+      return GetGapRecordAt(rocksdb::ReadOptions(), id);
     };
     for (const GapRecord& record : puts) {
       absl::StatusOr<std::optional<GapRecord>> before = current(record.id);
@@ -420,16 +531,16 @@ class RocksStore final : public Store {
       DeleteGap(**before, batch);
       written[id] = std::nullopt;
     }
-    rocksdb::WriteOptions wo;
-    wo.sync = options_.sync_writes;
-    return ToStatus(db_->Write(wo, &batch), "gap write");
+    return Commit(batch, options_.sync_writes, "gap write");
   }
 
   absl::StatusOr<std::optional<GapRecord>> GetGapRecord(const std::string& id) override {
+    std::shared_lock lock(open_mu_);
     return GetGapRecordAt(rocksdb::ReadOptions(), id);
   }
 
   absl::StatusOr<std::vector<GapRecord>> ReadOpenGapRecords() override {
+    std::shared_lock lock(open_mu_);
     rocksdb::ManagedSnapshot snapshot(db_.get());
     rocksdb::ReadOptions read;
     read.snapshot = snapshot.snapshot();
@@ -447,6 +558,7 @@ class RocksStore final : public Store {
   }
 
   absl::StatusOr<GapRecordPage> ListGapRecords(const GapRecordFilter& filter) override {
+    std::shared_lock lock(open_mu_);
     if (filter.limit == 0) return GapRecordPage{};
     // One snapshot for the index and the records: a gap moved meanwhile is seen once.
     rocksdb::ManagedSnapshot snapshot(db_.get());
@@ -457,6 +569,7 @@ class RocksStore final : public Store {
   }
 
   absl::StatusOr<std::vector<model::OrderRecord>> ListOrders(const OrderFilter& filter) override {
+    std::shared_lock lock(open_mu_);
     std::string prefix;
     if (!filter.status.empty()) {
       prefix = "s" + filter.status + std::string(1, '\0');
@@ -475,7 +588,7 @@ class RocksStore final : public Store {
                                  out.size() < filter.limit && scanned < kMaxIndexScan;
          it->Prev(), ++scanned) {
       std::string order_id(it->key().ToStringView().substr(prefix.size() + 8));
-      absl::StatusOr<std::optional<model::OrderRecord>> record = GetOrder(order_id);
+      absl::StatusOr<std::optional<model::OrderRecord>> record = ReadOrder(order_id);
       if (!record.ok()) return record.status();
       if (!record->has_value()) continue;
       const model::OrderRecord& r = **record;
@@ -492,6 +605,7 @@ class RocksStore final : public Store {
 
   absl::StatusOr<RetentionStats> ApplyRetention(uint64_t span_cutoff_unix_nano,
                                                 uint64_t order_cutoff_unix_nano) override {
+    std::shared_lock lock(open_mu_);
     RetentionStats stats;
     // Spans: every bucket that ends before the cutoff goes whole, with the trace index entries
     // of its blocks (written in chunks as the scan goes: a bucket can hold millions).
@@ -513,8 +627,7 @@ class RocksStore final : public Store {
         buckets.insert(GetBigEndian(key));
         ++stats.span_blocks_removed;
         if (pending == kDeletesPerWrite) {
-          absl::Status s =
-              ToStatus(db_->Write(rocksdb::WriteOptions(), &index_deletes), "retention");
+          absl::Status s = Commit(index_deletes, false, "retention");
           if (!s.ok()) return s;
           index_deletes.Clear();
           pending = 0;
@@ -525,7 +638,7 @@ class RocksStore final : public Store {
         std::string begin;
         PutBigEndian(begin, 0);
         index_deletes.DeleteRange(blocks(), begin, end);
-        absl::Status s = ToStatus(db_->Write(rocksdb::WriteOptions(), &index_deletes), "retention");
+        absl::Status s = Commit(index_deletes, false, "retention");
         if (!s.ok()) return s;
         stats.span_buckets_removed = buckets.size();
         rocksdb::Slice begin_slice(begin), end_slice(end);
@@ -544,7 +657,7 @@ class RocksStore final : public Store {
         std::string_view key = it->key().ToStringView();
         if (GetBigEndian(key.substr(1)) >= order_cutoff_unix_nano) break;
         std::string order_id(key.substr(9));
-        absl::StatusOr<std::optional<model::OrderRecord>> record = GetOrder(order_id);
+        absl::StatusOr<std::optional<model::OrderRecord>> record = ReadOrder(order_id);
         if (!record.ok()) return record.status();
         if (!record->has_value() || (*record)->last_seen_unix_nano >= order_cutoff_unix_nano) {
           continue;
@@ -555,7 +668,7 @@ class RocksStore final : public Store {
         ++stats.orders_removed;
       }
       if (!it->status().ok()) return ToStatus(it->status(), "order retention scan");
-      absl::Status s = ToStatus(db_->Write(rocksdb::WriteOptions(), &batch), "order retention");
+      absl::Status s = Commit(batch, false, "order retention");
       if (!s.ok()) return s;
       // Their gaps go in a write of their own: the gap writer waits for this part only. A pass
       // interrupted in between leaves gaps without an order, which the next pass removes.
@@ -702,22 +815,120 @@ class RocksStore final : public Store {
       }
       if (!it->status().ok()) return ToStatus(it->status(), "gap retention scan");
     }
-    return ToStatus(db_->Write(rocksdb::WriteOptions(), &batch), "gap retention");
+    return Commit(batch, false, "gap retention");
   }
 
   uint64_t BucketOf(uint64_t unix_nano) const {
     return unix_nano / (options_.bucket_seconds * 1'000'000'000ULL);
   }
-  rocksdb::ColumnFamilyHandle* blocks() const { return handles_[1]; }
-  rocksdb::ColumnFamilyHandle* trace_index() const { return handles_[2]; }
-  rocksdb::ColumnFamilyHandle* orders() const { return handles_[3]; }
-  rocksdb::ColumnFamilyHandle* order_index() const { return handles_[4]; }
-  rocksdb::ColumnFamilyHandle* gaps() const { return handles_[5]; }
+  // The pending detail's part of a write: new blocks, keep marks, and the decided bufferings'
+  // blocks dropped in one range.
+  void AddPendingChanges(const PendingChanges& changes, rocksdb::WriteBatch& batch) {
+    for (const PendingBlock& block : changes.puts) {
+      std::string value;
+      value.reserve(8 + block.encoded.size());
+      PutBigEndian(value, block.deadline_unix_nano);
+      value.append(block.encoded);
+      batch.Put(pending(), PendingKey(block.buffering, block.trace_id, block.part), value);
+    }
+    for (const auto& [buffering, trace] : changes.kept) {
+      batch.Put(pending(), PendingKey(buffering, trace, kKeptPart), rocksdb::Slice());
+    }
+    if (changes.decided_below != 0) {
+      std::string begin, end;
+      PutBigEndian(begin, 0);
+      PutBigEndian(end, changes.decided_below);
+      batch.DeleteRange(pending(), begin, end);
+      batch.Put(pending(), kDecidedBelowKey, end);
+    }
+  }
+
+  // Writes a batch; requires open_mu_ (shared). Out of space switches to the degraded mode.
+  absl::Status Commit(rocksdb::WriteBatch& batch, bool sync, std::string_view what) {
+    if (open_.read_only) return absl::UnavailableError(kOutOfSpaceMessage);
+    rocksdb::WriteOptions wo;
+    wo.sync = sync;
+    rocksdb::Status s = db_->Write(wo, &batch);
+    if (IsNoSpace(s)) EnterOutOfSpace(s.ToString());
+    return ToStatus(s, what);
+  }
+
+  // OK when a write may go ahead: the file system has the reserve free and, if the store was
+  // out of space, it has left that mode (RocksDB resumed, or reopened for writing).
+  absl::Status MakeRoomForWrite() {
+    const uint64_t free = FreeBytes(options_.path);
+    if (free < options_.min_free_bytes) {
+      EnterOutOfSpace(std::to_string(free >> 20) + " MiB free, below the " +
+                      std::to_string(options_.min_free_bytes >> 20) + " MiB reserve");
+      return absl::UnavailableError(kOutOfSpaceMessage);
+    }
+    if (!out_of_space_.load(std::memory_order_relaxed)) return absl::OkStatus();
+    return LeaveOutOfSpace();
+  }
+
+  void EnterOutOfSpace(const std::string& detail) {
+    if (out_of_space_.exchange(true)) return;
+    spdlog::error(
+        "store: out of disk space in {} ({}); ingest answers 503 and reads go on until there "
+        "is room again",
+        options_.path, detail);
+  }
+
+  absl::Status LeaveOutOfSpace() {
+    std::lock_guard<std::mutex> leaving(leave_mu_);
+    if (!out_of_space_.load()) return absl::OkStatus();
+    rocksdb::Status s;
+    if (read_only_) {
+      s = ReopenForWriting();
+    } else {
+      std::shared_lock lock(open_mu_);
+      s = db_->Resume();  // clears a background error RocksDB stopped writes for
+    }
+    if (!s.ok()) {
+      spdlog::warn("store: still cannot write after space was freed: {}", s.ToString());
+      return absl::UnavailableError(kOutOfSpaceMessage);
+    }
+    out_of_space_ = false;
+    spdlog::info("store: there is room again in {}; ingest resumes", options_.path);
+    return absl::OkStatus();
+  }
+
+  // A store opened read-only (no room at start) becomes writable. Waits for operations under
+  // way; requires leave_mu_.
+  rocksdb::Status ReopenForWriting() {
+    std::unique_lock lock(open_mu_);
+    CloseDb(open_);
+    absl::StatusOr<OpenedDb> reopened = OpenDb(options_, /*read_only=*/false);
+    if (!reopened.ok()) {
+      // Back to reading, so that the API goes on serving.
+      absl::StatusOr<OpenedDb> again = OpenDb(options_, /*read_only=*/true);
+      if (again.ok()) open_ = std::move(*again);
+      return rocksdb::Status::IOError(std::string(reopened.status().message()));
+    }
+    open_ = std::move(*reopened);
+    read_only_ = false;
+    return rocksdb::Status::OK();
+  }
+
+  // Require open_mu_ (shared or unique).
+  rocksdb::ColumnFamilyHandle* blocks() const { return open_.families.blocks; }
+  rocksdb::ColumnFamilyHandle* trace_index() const { return open_.families.trace_index; }
+  rocksdb::ColumnFamilyHandle* orders() const { return open_.families.orders; }
+  rocksdb::ColumnFamilyHandle* order_index() const { return open_.families.order_index; }
+  rocksdb::ColumnFamilyHandle* gaps() const { return open_.families.gaps; }
+  rocksdb::ColumnFamilyHandle* pending() const { return open_.families.pending; }
 
   // Constant after construction.
   const RocksStoreOptions options_;
-  const std::vector<rocksdb::ColumnFamilyHandle*> handles_;
-  const std::unique_ptr<rocksdb::DB> db_;
+
+  // Replaced only when a store opened read-only reopens for writing: every method holds it
+  // shared while it uses the database (never twice in one thread), the reopen holds it alone.
+  mutable std::shared_mutex open_mu_;
+  OpenedDb open_;
+  std::unique_ptr<rocksdb::DB>& db_ = open_.db;  // guarded by open_mu_
+  std::atomic<bool> out_of_space_{false};
+  std::atomic<bool> read_only_{false};  // written under leave_mu_ and open_mu_
+  std::mutex leave_mu_;                 // one thread leaves the out-of-space mode
 
   std::atomic<uint64_t> next_seq_;
   // Held while gap records are written (each write reads the records it replaces).
@@ -825,13 +1036,11 @@ rocksdb::Status MoveLegacyGaps(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* gap
   return s;
 }
 
-absl::StatusOr<std::unique_ptr<Store>> OpenRocksStore(const RocksStoreOptions& options) {
-  std::error_code ec;
-  std::filesystem::create_directories(options.path, ec);
-  if (ec) {
-    return absl::FailedPreconditionError("cannot create data folder " + options.path + ": " +
-                                         ec.message());
-  }
+namespace {
+
+// Opens the database with every column family, found by name. Read-only: nothing is written
+// (no log, no manifest, no moves of earlier layouts), for a file system without room.
+absl::StatusOr<OpenedDb> OpenDb(const RocksStoreOptions& options, bool read_only) {
   rocksdb::Options db_options;
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
@@ -892,6 +1101,9 @@ absl::StatusOr<std::unique_ptr<Store>> OpenRocksStore(const RocksStoreOptions& o
       {kOrdersCf, orders_cf},
       {kOrderIndexCf, order_index_cf},
       {kGapsCf, cf_options(false, 4 << 20)},
+      // Most detail is decided (and its range deleted) while still in the memtable, which a
+      // flush then leaves out: room for a decision wait's worth keeps it off the disk.
+      {kPendingCf, cf_options(false, options.write_buffer_bytes / 2)},
   };
   // Either legacy family left means a move to finish (a crash may have come between the two
   // drops); a missing one is created empty by the open.
@@ -905,10 +1117,20 @@ absl::StatusOr<std::unique_ptr<Store>> OpenRocksStore(const RocksStoreOptions& o
     families.push_back({kLegacyBlocksCf, cf_options(false, options.write_buffer_bytes)});
     families.push_back({kLegacyTraceBucketsCf, cf_options(false, options.write_buffer_bytes)});
   }
+  if (read_only) {
+    // A read-only open creates nothing: a family this store never had (sampler_pending in a
+    // store of an earlier version) stays unopened, and reads of it find nothing.
+    std::erase_if(families, [&](const rocksdb::ColumnFamilyDescriptor& d) {
+      return std::find(existing.begin(), existing.end(), d.name) == existing.end();
+    });
+  }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status s =
-      rocksdb::DB::Open(rocksdb::DBOptions(db_options), options.path, families, &handles, &raw);
+  rocksdb::Status s = read_only
+                          ? rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(db_options),
+                                                         options.path, families, &handles, &raw)
+                          : rocksdb::DB::Open(rocksdb::DBOptions(db_options), options.path,
+                                              families, &handles, &raw);
   if (!s.ok()) {
     if (s.ToString().find("LOCK") != std::string::npos) {
       return absl::FailedPreconditionError("the store in " + options.path +
@@ -917,27 +1139,73 @@ absl::StatusOr<std::unique_ptr<Store>> OpenRocksStore(const RocksStoreOptions& o
     return absl::FailedPreconditionError("cannot open store in " + options.path + ": " +
                                          s.ToString());
   }
-  std::unique_ptr<rocksdb::DB> db(raw);
-  if (legacy) {
-    rocksdb::ColumnFamilyHandle* legacy_blocks = handles[6];
-    rocksdb::ColumnFamilyHandle* legacy_trace_buckets = handles[7];
-    s = MoveLegacySpans(*db, legacy_blocks, legacy_trace_buckets, handles[1], handles[2]);
-    db->DestroyColumnFamilyHandle(legacy_blocks);
-    db->DestroyColumnFamilyHandle(legacy_trace_buckets);
-    handles.resize(6);
+  OpenedDb open;
+  open.db.reset(raw);
+  open.read_only = read_only;
+  open.families.all = handles;
+  rocksdb::ColumnFamilyHandle* legacy_blocks = nullptr;
+  rocksdb::ColumnFamilyHandle* legacy_trace_buckets = nullptr;
+  const std::map<std::string, rocksdb::ColumnFamilyHandle**> by_name = {
+      {kBlocksCf, &open.families.blocks}, {kTraceIndexCf, &open.families.trace_index},
+      {kOrdersCf, &open.families.orders}, {kOrderIndexCf, &open.families.order_index},
+      {kGapsCf, &open.families.gaps},     {kPendingCf, &open.families.pending},
+      {kLegacyBlocksCf, &legacy_blocks},  {kLegacyTraceBucketsCf, &legacy_trace_buckets},
+  };
+  for (rocksdb::ColumnFamilyHandle* h : handles) {
+    auto slot = by_name.find(h->GetName());
+    if (slot != by_name.end()) *slot->second = h;
+  }
+  const Families& f = open.families;
+  if (f.blocks == nullptr || f.trace_index == nullptr || f.orders == nullptr ||
+      f.order_index == nullptr || f.gaps == nullptr) {
+    CloseDb(open);
+    return absl::FailedPreconditionError("cannot open store in " + options.path +
+                                         " read-only: a column family is missing");
+  }
+  if (read_only) return open;
+  if (legacy_blocks != nullptr && legacy_trace_buckets != nullptr) {
+    s = MoveLegacySpans(*open.db, legacy_blocks, legacy_trace_buckets, f.blocks, f.trace_index);
+    std::erase_if(open.families.all, [&](rocksdb::ColumnFamilyHandle* h) {
+      return h == legacy_blocks || h == legacy_trace_buckets;
+    });
+    open.db->DestroyColumnFamilyHandle(legacy_blocks);
+    open.db->DestroyColumnFamilyHandle(legacy_trace_buckets);
     if (!s.ok()) {
-      for (rocksdb::ColumnFamilyHandle* h : handles) db->DestroyColumnFamilyHandle(h);
+      CloseDb(open);
       return absl::FailedPreconditionError("cannot move spans of the earlier layout in " +
                                            options.path + ": " + s.ToString());
     }
   }
-  s = MoveLegacyGaps(*db, handles[5]);
+  s = MoveLegacyGaps(*open.db, open.families.gaps);
   if (!s.ok()) {
-    for (rocksdb::ColumnFamilyHandle* h : handles) db->DestroyColumnFamilyHandle(h);
+    CloseDb(open);
     return absl::FailedPreconditionError("cannot move gaps of the earlier layout in " +
                                          options.path + ": " + s.ToString());
   }
-  return std::unique_ptr<Store>(new RocksStore(options, std::move(db), std::move(handles)));
+  return open;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Store>> OpenRocksStore(const RocksStoreOptions& options) {
+  std::error_code ec;
+  std::filesystem::create_directories(options.path, ec);
+  if (ec) {
+    return absl::FailedPreconditionError("cannot create data folder " + options.path + ": " +
+                                         ec.message());
+  }
+  // Opening for writing writes a new log and manifest (and RocksDB 7.8 aborts on an assertion
+  // when that fails for want of space): without the reserve free, the store opens read-only.
+  const bool no_room = FreeBytes(options.path) < options.min_free_bytes;
+  absl::StatusOr<OpenedDb> open = OpenDb(options, /*read_only=*/no_room);
+  if (!open.ok()) return open.status();
+  if (no_room) {
+    spdlog::error(
+        "store: less than the {} MiB reserve is free in {}: opened read-only; reads are "
+        "served, ingest answers 503 until there is room",
+        options.min_free_bytes >> 20, options.path);
+  }
+  return std::unique_ptr<Store>(new RocksStore(options, std::move(*open)));
 }
 
 }  // namespace ordertrace::store

@@ -8,6 +8,15 @@
 //   gaps          \x01 id -> meta + encoded gap; indexes: \x02 ~since(8) id -> meta (newest
 //                 first), \x03 order_id \0 id -> "", \x04 id -> "" (open gaps). Rows of the
 //                 first layout (bare gap id -> JSON) are moved into these on open.
+//   sampler_pending  buffering(8) trace_id(16) part(4) -> deadline(8) + TracesData (detail
+//                 waiting for the sampler); part ffffffff -> "" marks a buffering decided keep;
+//                 \x00 -> decided_below(8). Bufferings below it go with one DeleteRange.
+// Column families are found by name. Disk space: writes are refused (kUnavailable) while the
+// data folder's file system has less than `min_free_bytes` free, so that RocksDB itself never
+// meets a full disk (RocksDB 7.8 asserts when it writes its log again after a failed append);
+// when it does anyway (the space taken by someone else), the store resumes RocksDB once there
+// is room. Opened on a file system below that reserve, the store opens read-only (reads
+// served, writes refused) and reopens for writing once there is room.
 // Integers are big-endian so keys sort by time. Retention drops whole buckets with
 // DeleteRange.
 #pragma once
@@ -26,6 +35,9 @@ struct RocksStoreOptions {
   uint64_t bucket_seconds = 3600;  // span retention granularity
   size_t block_cache_bytes = 256 << 20;
   size_t write_buffer_bytes = 64 << 20;
+  // Writes are refused below this much free space: room for the memtables' flushes and
+  // compactions. Well above the memtables' sum (about 2.2x write_buffer_bytes).
+  uint64_t min_free_bytes = 256 << 20;
 };
 
 absl::StatusOr<std::unique_ptr<Store>> OpenRocksStore(const RocksStoreOptions& options);

@@ -313,6 +313,111 @@ TEST_F(RocksStoreScanTest, StopsWhenTheVisitorSaysSo) {
   EXPECT_THAT(Scan(0, Hour(10), 3), ElementsAre("a5@1", "c3@3", "d3@4"));
 }
 
+PendingBlock PendingOf(uint64_t buffering, uint8_t trace, uint32_t part, std::string encoded) {
+  return PendingBlock{buffering, TraceIdOf(trace), part, Hour(1), std::move(encoded)};
+}
+
+std::vector<std::string> PendingContents(Store& store) {
+  absl::StatusOr<std::vector<PendingBlock>> blocks = store.ReadPendingBlocks();
+  EXPECT_TRUE(blocks.ok()) << blocks.status();
+  std::vector<std::string> out;
+  if (blocks.ok()) {
+    for (const PendingBlock& b : *blocks) out.push_back(b.encoded);
+  }
+  return out;
+}
+
+TEST_F(RocksStoreTest, PendingBlocksSurviveAReopenInBufferingOrderWithTheirDeadline) {
+  WriteSet writes;
+  writes.pending.puts = {PendingOf(20, 2, 0, "b0"), PendingOf(10, 1, 0, "a0"),
+                         PendingOf(10, 1, 1, "a1")};
+  ASSERT_TRUE(store_->Write(writes).ok());
+  store_.reset();
+  Open();
+  absl::StatusOr<std::vector<PendingBlock>> blocks = store_->ReadPendingBlocks();
+  ASSERT_TRUE(blocks.ok()) << blocks.status();
+  ASSERT_EQ(blocks->size(), 3u);
+  EXPECT_EQ((*blocks)[0].buffering, 10u);
+  EXPECT_EQ((*blocks)[0].trace_id, TraceIdOf(1));
+  EXPECT_EQ((*blocks)[1].part, 1u);
+  EXPECT_EQ((*blocks)[2].deadline_unix_nano, Hour(1));
+  EXPECT_THAT(PendingContents(*store_), ElementsAre("a0", "a1", "b0"));
+}
+
+TEST_F(RocksStoreTest, PendingBlocksOfAKeptBufferingAreNotReadAgainEvenIfWrittenLater) {
+  WriteSet keep;
+  keep.pending.kept = {{10, TraceIdOf(1)}};
+  ASSERT_TRUE(store_->Write(keep).ok());
+  WriteSet late;  // a block whose write raced with the keep decision
+  late.pending.puts = {PendingOf(10, 1, 0, "a0"), PendingOf(11, 2, 0, "b0")};
+  ASSERT_TRUE(store_->Write(late).ok());
+  EXPECT_THAT(PendingContents(*store_), ElementsAre("b0"));
+}
+
+TEST_F(RocksStoreTest, DecidedBelowRemovesEarlierBufferingsAndHidesOnesWrittenAfter) {
+  WriteSet writes;
+  writes.pending.puts = {PendingOf(10, 1, 0, "a0"), PendingOf(20, 2, 0, "b0"),
+                         PendingOf(30, 3, 0, "c0")};
+  ASSERT_TRUE(store_->Write(writes).ok());
+  WriteSet decided;
+  decided.pending.decided_below = 30;
+  ASSERT_TRUE(store_->Write(decided).ok());
+  WriteSet late;
+  late.pending.puts = {PendingOf(15, 4, 0, "late")};
+  ASSERT_TRUE(store_->Write(late).ok());
+  EXPECT_THAT(PendingContents(*store_), ElementsAre("c0"));
+  store_.reset();
+  Open();
+  EXPECT_THAT(PendingContents(*store_), ElementsAre("c0"));
+}
+
+TEST_F(RocksStoreTest, SpanBlocksAndPendingChangesAreWrittenTogether) {
+  WriteSet writes;
+  writes.blocks = {SpanBlock{TraceIdOf(1), Hour(0), "released"}};
+  writes.pending.kept = {{10, TraceIdOf(1)}};
+  writes.pending.puts = {PendingOf(11, 2, 0, "waiting")};
+  ASSERT_TRUE(store_->Write(writes).ok());
+  absl::StatusOr<std::vector<std::string>> trace = store_->ReadTrace(TraceIdOf(1));
+  ASSERT_TRUE(trace.ok());
+  EXPECT_THAT(*trace, ElementsAre("released"));
+  EXPECT_THAT(PendingContents(*store_), ElementsAre("waiting"));
+}
+
+// A store whose reserve cannot be met: the degraded mode without filling a disk.
+RocksStoreOptions NoRoomOptions(const std::string& path) {
+  RocksStoreOptions options;
+  options.path = path;
+  options.block_cache_bytes = 8 << 20;
+  options.write_buffer_bytes = 4 << 20;
+  options.min_free_bytes = uint64_t{1} << 62;
+  return options;
+}
+
+TEST_F(RocksStoreTest, WithoutTheReserveFreeWritesAreRefusedAsUnavailableWithoutAPath) {
+  WriteBlocks({SpanBlock{TraceIdOf(1), Hour(0), "before"}});
+  store_.reset();
+  const std::string path = dir_.path() + "/data";
+  absl::StatusOr<std::unique_ptr<Store>> full = OpenRocksStore(NoRoomOptions(path));
+  ASSERT_TRUE(full.ok()) << full.status();  // opens (read-only) rather than failing
+  EXPECT_TRUE((*full)->IsOutOfSpace());
+  WriteSet writes;
+  writes.blocks = {SpanBlock{TraceIdOf(2), Hour(0), "after"}};
+  absl::Status refused = (*full)->Write(writes);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(refused.message().find(path), std::string::npos) << refused.message();
+  EXPECT_EQ(refused.message().find('/'), std::string::npos) << refused.message();
+  absl::StatusOr<std::vector<std::string>> trace = (*full)->ReadTrace(TraceIdOf(1));
+  ASSERT_TRUE(trace.ok()) << trace.status();
+  EXPECT_THAT(*trace, ElementsAre("before"));
+  full->reset();
+  Open();  // with room again, writable, nothing lost
+  EXPECT_FALSE(store_->IsOutOfSpace());
+  WriteBlocks({SpanBlock{TraceIdOf(2), Hour(0), "after"}});
+  absl::StatusOr<std::vector<std::string>> both = store_->ReadTrace(TraceIdOf(1));
+  ASSERT_TRUE(both.ok());
+  EXPECT_THAT(*both, ElementsAre("before"));
+}
+
 TEST_F(RocksStoreTest, ReopeningKeepsEverything) {
   WriteBlocks({{TraceIdOf(1), Hour(1), "a1"}, {TraceIdOf(1), Hour(2), "a2"}});
   const model::OrderRecord full = FullOrder();

@@ -1,12 +1,19 @@
 // The span, order and gap store: the interface every other part uses. The RocksDB
 // implementation is behind OpenRocksStore (rocks_store.h). Implementations are thread-safe:
-// every method may be called from any number of threads at once, and reads never wait for a
+// every method may be called from any number of threads at once (RocksStore takes concurrent
+// writers: RocksDB merges their batches into one log write), and reads never wait for a
 // writer. What concurrent writers must keep to:
 //  - Write: updates of one order come from one thread at a time, each with `before` equal to
 //    what the store holds (ingest's writer thread), else the order's index entries go stale.
+//    Pending-detail changes that decide bufferings come from one thread at a time too.
 //  - ApplyRetention runs beside Write: an order updated while a pass removes it loses that
 //    update (the pass read it before; what it left in the index is skipped by ListOrders).
+//    A pass is several writes, each atomic; the pass as a whole is not.
 //  - WriteGapRecords and the gap part of ApplyRetention are serialized by the store itself.
+// Errors: kUnavailable when the store is out of disk space (a degraded mode: reads go on,
+// writes are refused until there is room again, see IsOutOfSpace) or busy; kInternal for
+// other I/O errors; kDataLoss for corruption. The store never answers kResourceExhausted,
+// which callers keep for their own back-pressure. Messages name no file or path.
 #pragma once
 
 #include <cstdint>
@@ -37,10 +44,31 @@ struct OrderUpdate {
   model::OrderRecord after;
 };
 
-// Everything one ingest step writes, atomically.
+// Detail spans waiting for the tail sampler's decision, stored so that a restart finds them:
+// one block per trace per request that buffered spans of it.
+struct PendingBlock {
+  uint64_t buffering = 0;  // the trace's buffering (the sampler's sequence): rising, never 0
+  model::TraceId trace_id;
+  uint32_t part = 0;  // the block's place within its buffering
+  uint64_t deadline_unix_nano = 0;
+  std::string encoded;  // TracesData
+};
+
+// How one write changes the pending detail.
+struct PendingChanges {
+  std::vector<PendingBlock> puts;
+  // Bufferings decided keep: their spans are in the same write's `blocks`.
+  std::vector<std::pair<uint64_t, model::TraceId>> kept;
+  // Every buffering below this one is decided (kept or dropped); 0: no news. Their blocks go.
+  uint64_t decided_below = 0;
+  bool empty() const { return puts.empty() && kept.empty() && decided_below == 0; }
+};
+
+// Everything one ingest step writes, in one atomic write (all or nothing, also across a crash).
 struct WriteSet {
   std::vector<SpanBlock> blocks;
   std::vector<OrderUpdate> orders;
+  PendingChanges pending;
 };
 
 struct OrderFilter {
@@ -107,6 +135,13 @@ class Store {
   // Writes atomically; on OK the data is in the write-ahead log and survives a crash of the
   // process (and of the machine too when the store syncs its log).
   virtual absl::Status Write(const WriteSet& writes) = 0;
+
+  // The pending detail blocks of every buffering not decided yet, in buffering order, then
+  // part order. Read once at start, before any Write.
+  virtual absl::StatusOr<std::vector<PendingBlock>> ReadPendingBlocks() = 0;
+
+  // True while writes are refused for want of disk space.
+  virtual bool IsOutOfSpace() const = 0;
 
   // The encoded blocks of a trace, oldest bucket first; empty when unknown.
   virtual absl::StatusOr<std::vector<std::string>> ReadTrace(const model::TraceId& trace_id) = 0;
