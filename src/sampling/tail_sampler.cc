@@ -4,6 +4,7 @@
 // knows which spans carry the order lifecycle, which no generic policy does.
 #include "sampling/tail_sampler.h"
 
+#include <algorithm>
 #include <iterator>
 #include <string_view>
 #include <utility>
@@ -14,6 +15,10 @@
 
 namespace ordertrace::sampling {
 namespace {
+
+// What a buffered span costs besides its bytes: its PendingSpan and a share of its trace's
+// entries (the bound is on memory, so an empty span is not free).
+constexpr size_t kPendingSpanOverhead = 64;
 
 // One byte per span of a batch, computed outside the lock.
 constexpr uint8_t kLifecycle = 1;
@@ -130,9 +135,12 @@ class TailSampler::BatchBuilder {
 };
 
 TailSampler::TailSampler(SamplingOptions options, const model::Clock& clock)
-    : options_(options), clock_(clock) {}
+    : options_(options),
+      clock_(clock),
+      next_sequence_(std::max<uint64_t>(1, clock.NowUnixNano())) {}
 
-model::TraceBatch TailSampler::Admit(model::TraceBatch batch, std::vector<model::Span>* dropped) {
+model::TraceBatch TailSampler::Admit(model::TraceBatch batch, std::vector<model::Span>* dropped,
+                                     PendingDelta* delta) {
   std::vector<uint8_t> classes;
   size_t detail = 0;
   size_t decisive = 0;
@@ -156,6 +164,9 @@ model::TraceBatch TailSampler::Admit(model::TraceBatch batch, std::vector<model:
       return batch;
     }
     const uint64_t now = clock_.NowUnixNano();
+    ++calls_;
+    std::vector<std::pair<uint64_t, model::TraceId>>* kept =
+        delta != nullptr ? &delta->kept : nullptr;
     // Also here, not only in ExpirePending: a span arriving after its trace's wait follows
     // the drop decision whenever the caller's loop last ran.
     ExpireLocked(now);
@@ -166,7 +177,7 @@ model::TraceBatch TailSampler::Admit(model::TraceBatch batch, std::vector<model:
         for (const model::ScopeSpans& ss : rs.scope_spans) {
           for (const model::Span& span : ss.spans) {
             if ((classes[i++] & kDecisive) != 0) {
-              KeepLocked(span.trace_id, KeepReason::kSlowOrFailed, released);
+              KeepLocked(span.trace_id, KeepReason::kSlowOrFailed, released, kept);
             }
           }
         }
@@ -181,10 +192,12 @@ model::TraceBatch TailSampler::Admit(model::TraceBatch batch, std::vector<model:
         std::vector<model::ScopeSpans>& scopes = all[r].scope_spans;
         const bool had_scopes = !scopes.empty();
         std::shared_ptr<const ResourceOrigin> resource_origin;
+        size_t delta_resource = SIZE_MAX;  // this resource's place in delta->buffered
         size_t ss_out = 0;
         for (size_t s = 0; s < scopes.size(); ++s) {
           const size_t span_count = scopes[s].spans.size();
-          SampleScopeLocked(all[r], resource_origin, scopes[s], next_class, now, released, dropped);
+          SampleScopeLocked(all[r], resource_origin, scopes[s], next_class, now, released, dropped,
+                            delta, delta_resource);
           next_class += span_count;
           if (span_count > 0 && scopes[s].spans.empty()) continue;
           if (ss_out != s) scopes[ss_out] = std::move(scopes[s]);
@@ -206,9 +219,11 @@ void TailSampler::SampleScopeLocked(const model::ResourceSpans& resource_spans,
                                     std::shared_ptr<const ResourceOrigin>& resource_origin,
                                     model::ScopeSpans& scope_spans, const uint8_t* classes,
                                     uint64_t now, std::vector<PendingSpan>& released,
-                                    std::vector<model::Span>* dropped) {
+                                    std::vector<model::Span>* dropped, PendingDelta* delta,
+                                    size_t& delta_resource) {
   std::vector<model::Span>& spans = scope_spans.spans;
   std::shared_ptr<const ScopeOrigin> origin;
+  model::ScopeSpans* delta_scope = nullptr;  // where this scope's buffered spans move
   size_t kept = 0;
   for (size_t j = 0; j < spans.size(); ++j) {
     model::Span& span = spans[j];
@@ -224,7 +239,7 @@ void TailSampler::SampleScopeLocked(const model::ResourceSpans& resource_spans,
       ++(keep ? stats_.kept_detail_spans : stats_.dropped_detail_spans);
     } else if (!pending_.contains(span.trace_id) && RatioKeeps(span.trace_id, options_.ratio)) {
       // A buffered trace failed the ratio already; the rule is deterministic.
-      KeepLocked(span.trace_id, KeepReason::kRatio, released);
+      KeepLocked(span.trace_id, KeepReason::kRatio, released, nullptr);  // none buffered
       keep = true;
       ++stats_.kept_detail_spans;
     } else {
@@ -239,8 +254,24 @@ void TailSampler::SampleScopeLocked(const model::ResourceSpans& resource_spans,
       }
       const model::TraceId trace_id = span.trace_id;
       // Its received bytes when it has them: copying is cheaper than encoding again.
-      if (!BufferLocked(trace_id, origin, otlp::EncodeSpan(span, resource_spans), now)) {
+      if (!BufferLocked(trace_id, origin, otlp::EncodeSpan(span, resource_spans), now, delta)) {
         ++stats_.dropped_pending_full_spans;
+      } else if (delta != nullptr) {
+        if (delta_scope == nullptr) {
+          std::vector<model::ResourceSpans>& out = delta->buffered.resource_spans;
+          if (delta_resource == SIZE_MAX) {
+            model::ResourceSpans copy;
+            copy.resource = resource_spans.resource;
+            copy.schema_url = resource_spans.schema_url;
+            copy.wire_body = resource_spans.wire_body;  // the span keeps its received bytes
+            out.push_back(std::move(copy));
+            delta_resource = out.size() - 1;
+          }
+          out[delta_resource].scope_spans.push_back(
+              model::ScopeSpans{scope_spans.scope, scope_spans.schema_url, {}});
+          delta_scope = &out[delta_resource].scope_spans.back();
+        }
+        delta_scope->spans.push_back(std::move(span));  // its shell goes on to `dropped`
       }
     }
     if (keep) {
@@ -257,7 +288,8 @@ void TailSampler::SampleScopeLocked(const model::ResourceSpans& resource_spans,
 }
 
 void TailSampler::KeepLocked(const model::TraceId& trace_id, KeepReason reason,
-                             std::vector<PendingSpan>& released) {
+                             std::vector<PendingSpan>& released,
+                             std::vector<std::pair<uint64_t, model::TraceId>>* kept) {
   if (auto decision = decisions_.find(trace_id); decision != decisions_.end()) {
     if (decision->second == Decision::kKeep) return;
     decision->second = Decision::kKeep;
@@ -267,6 +299,7 @@ void TailSampler::KeepLocked(const model::TraceId& trace_id, KeepReason reason,
   if (auto pending = pending_.find(trace_id); pending != pending_.end()) {
     std::vector<PendingSpan>& spans = pending->second.spans;
     stats_.kept_detail_spans += spans.size();
+    if (kept != nullptr) kept->emplace_back(pending->second.sequence, trace_id);
     released.insert(released.end(), std::make_move_iterator(spans.begin()),
                     std::make_move_iterator(spans.end()));
     ErasePendingLocked(pending);
@@ -284,31 +317,83 @@ void TailSampler::DropLocked(PendingMap::iterator pending, bool buffer_full) {
   RememberLocked(trace_id, Decision::kDrop);
 }
 
-bool TailSampler::BufferLocked(const model::TraceId& trace_id,
-                               const std::shared_ptr<const ScopeOrigin>& origin,
-                               std::string encoded_span, uint64_t now) {
+bool TailSampler::MakeRoomLocked(const model::TraceId& trace_id, size_t bytes) {
+  if (bytes > options_.max_pending_bytes) return false;  // would empty the buffer in vain
+  auto full = [&] {
+    return pending_spans_ + 1 > options_.max_pending_spans ||
+           pending_bytes_ + bytes > options_.max_pending_bytes;
+  };
   // A full buffer never blocks ingest: the oldest traces are decided drop early. expiries_'s
   // front is always a buffered trace, the one buffered longest.
-  bool dropped_itself = false;
-  while (pending_spans_ + 1 > options_.max_pending_spans && !expiries_.empty() && !dropped_itself) {
+  while (full() && !expiries_.empty()) {
     auto oldest = pending_.find(expiries_.front().trace_id);
-    dropped_itself |= oldest->first == trace_id;
+    const bool itself = oldest->first == trace_id;
     DropLocked(oldest, /*buffer_full=*/true);
+    if (itself) return false;
   }
-  if (dropped_itself || pending_spans_ + 1 > options_.max_pending_spans) return false;
+  return !full();
+}
+
+bool TailSampler::BufferLocked(const model::TraceId& trace_id,
+                               const std::shared_ptr<const ScopeOrigin>& origin,
+                               std::string encoded_span, uint64_t now, PendingDelta* delta) {
+  const size_t bytes = encoded_span.size() + kPendingSpanOverhead;
+  if (!MakeRoomLocked(trace_id, bytes)) return false;
   auto [pending, inserted] = pending_.try_emplace(trace_id);
+  PendingTrace& trace = pending->second;
   if (inserted) {
-    pending->second.deadline = now + options_.decision_wait_nanos;
-    pending->second.sequence = next_sequence_++;
-    expiries_.push_back(Expiry{pending->second.deadline, pending->second.sequence, trace_id});
+    trace.deadline = now + options_.decision_wait_nanos;
+    trace.sequence = next_sequence_++;
+    expiries_.push_back(Expiry{trace.deadline, trace.sequence, trace_id});
   }
-  pending->second.spans.push_back(PendingSpan{origin, std::move(encoded_span)});
+  trace.spans.push_back(PendingSpan{origin, std::move(encoded_span)});
+  trace.bytes += bytes;
   ++pending_spans_;
+  pending_bytes_ += bytes;
+  if (delta != nullptr && trace.part_call != calls_) {
+    trace.part_call = calls_;
+    delta->parts.push_back(
+        BufferedPart{trace_id, trace.sequence, trace.next_part++, trace.deadline});
+  }
   return true;
+}
+
+absl::Status TailSampler::RestorePending(const BufferedPart& part, std::string_view encoded) {
+  absl::StatusOr<otlp::DecodedRequest> decoded = otlp::DecodeProtobufRequest(encoded);
+  if (!decoded.ok()) return decoded.status();
+  std::lock_guard<std::mutex> lock(mu_);
+  ++calls_;
+  auto [pending, inserted] = pending_.try_emplace(part.trace_id);
+  PendingTrace& trace = pending->second;
+  if (inserted) {
+    trace.deadline = part.deadline_unix_nano;
+    trace.sequence = part.buffering;
+    expiries_.push_back(Expiry{trace.deadline, trace.sequence, part.trace_id});
+    next_sequence_ = std::max(next_sequence_, part.buffering + 1);
+  }
+  trace.next_part = std::max(trace.next_part, part.part + 1);
+  for (const model::ResourceSpans& rs : decoded->batch.resource_spans) {
+    auto resource =
+        std::make_shared<const ResourceOrigin>(ResourceOrigin{rs.resource, rs.schema_url});
+    for (const model::ScopeSpans& ss : rs.scope_spans) {
+      auto origin =
+          std::make_shared<const ScopeOrigin>(ScopeOrigin{resource, ss.scope, ss.schema_url});
+      for (const model::Span& span : ss.spans) {
+        std::string encoded_span = otlp::EncodeSpan(span);
+        const size_t bytes = encoded_span.size() + kPendingSpanOverhead;
+        trace.spans.push_back(PendingSpan{origin, std::move(encoded_span)});
+        trace.bytes += bytes;
+        ++pending_spans_;
+        pending_bytes_ += bytes;
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 void TailSampler::ErasePendingLocked(PendingMap::iterator pending) {
   pending_spans_ -= pending->second.spans.size();
+  pending_bytes_ -= pending->second.bytes;
   pending_.erase(pending);
   while (!expiries_.empty() && !IsLiveLocked(expiries_.front())) expiries_.pop_front();
   // Entries of traces decided before their wait passed; without this they would pile up for a
@@ -345,14 +430,21 @@ void TailSampler::ExpireLocked(uint64_t now) {
 void TailSampler::ForceKeep(const model::TraceId& trace_id) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!options_.enabled) return;
-  KeepLocked(trace_id, KeepReason::kForced, released_);
+  KeepLocked(trace_id, KeepReason::kForced, released_, &released_kept_);
 }
 
-model::TraceBatch TailSampler::TakeReleased() {
+model::TraceBatch TailSampler::TakeReleased(PendingDelta* delta) {
   std::vector<PendingSpan> spans;
   {
     std::lock_guard<std::mutex> lock(mu_);
     spans.swap(released_);
+    if (delta != nullptr) {
+      delta->kept.insert(delta->kept.end(), released_kept_.begin(), released_kept_.end());
+      // Bufferings are decided in any order, but every one below the oldest still buffered is.
+      const uint64_t below = expiries_.empty() ? next_sequence_ : expiries_.front().sequence;
+      if (below > decided_below_told_) delta->decided_below = decided_below_told_ = below;
+    }
+    released_kept_.clear();
   }
   return BuildBatch({}, std::move(spans));
 }
@@ -378,6 +470,7 @@ SamplingStats TailSampler::Stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   SamplingStats s = stats_;
   s.pending_spans = pending_spans_;
+  s.pending_bytes = pending_bytes_;
   s.pending_traces = pending_.size();
   s.remembered_traces = decisions_.size();
   return s;

@@ -4,6 +4,14 @@
 // slow or failed span, a fixed share of the rest chosen from the trace id, and the traces of
 // orders flagged stuck. A trace's detail waits in a bounded buffer until its trace is decided or
 // its decision wait passes; decisions are remembered (bounded) so that late spans follow them.
+// The buffer is bounded in spans and in bytes; past either bound the oldest traces are decided
+// drop early (counted), so a flood never blocks ingest nor grows memory.
+//
+// Durability: a caller that passes a PendingDelta to Admit and TakeReleased is told, for each
+// call, which detail it buffered and which bufferings it decided, to store in the same atomic
+// write as the spans the call returns; at start, RestorePending gives the sampler back what was
+// stored and not decided, with the original deadlines. Then an acknowledged detail span is
+// stored or dropped by the policy as if no crash or restart had happened.
 //
 // Thread-safe: one internal mutex. Admit runs on the ingest writer, ForceKeep on the gap
 // detector's thread, Stats on the HTTP thread.
@@ -19,6 +27,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
 #include "model/clock.h"
 #include "model/ids.h"
 #include "model/span.h"
@@ -36,6 +45,8 @@ struct SamplingOptions {
   uint64_t decision_wait_nanos = 30 * model::kNanosPerSecond;
   // Buffered detail spans over all traces; past it the oldest traces are dropped early.
   size_t max_pending_spans = 100'000;
+  // The same in bytes (encoded spans and their bookkeeping), checked before a span is held.
+  size_t max_pending_bytes = size_t{256} << 20;
   // Trace decisions remembered for late spans; the oldest is forgotten first.
   size_t max_remembered_traces = 200'000;
 };
@@ -54,6 +65,7 @@ struct SamplingStats {
   uint64_t dropped_pending_full_spans = 0;  // dropped early: the buffer was full
   // Now.
   size_t pending_spans = 0;
+  size_t pending_bytes = 0;
   size_t pending_traces = 0;
   size_t remembered_traces = 0;
 };
@@ -65,6 +77,26 @@ bool IsLifecycleSpan(const model::Span& span);
 // The ratio rule: the trace id's rightmost 7 bytes (W3C Trace Context level 2's random part),
 // read as a big-endian 56-bit r, keep iff r < ratio * 2^56. Deterministic; 0 keeps none, 1 all.
 bool RatioKeeps(const model::TraceId& trace_id, double ratio);
+
+// One trace's detail buffered by one call, as its caller stores it.
+struct BufferedPart {
+  model::TraceId trace_id;
+  uint64_t buffering = 0;  // rising, never reused (also across restarts)
+  uint32_t part = 0;       // the n-th part of this buffering
+  uint64_t deadline_unix_nano = 0;
+};
+
+// How one call changed the buffered detail (see the durability note above).
+struct PendingDelta {
+  // The spans the call buffered, moved out of its input; one entry in `parts` per trace.
+  model::TraceBatch buffered;
+  std::vector<BufferedPart> parts;
+  // Bufferings decided keep by the call: their spans are in the batch the call returns.
+  std::vector<std::pair<uint64_t, model::TraceId>> kept;
+  // TakeReleased only: every buffering below this one is decided; 0: no news.
+  uint64_t decided_below = 0;
+  bool empty() const { return parts.empty() && kept.empty() && decided_below == 0; }
+};
 
 class TailSampler {
  public:
@@ -80,14 +112,21 @@ class TailSampler {
   // The spans not returned are moved to `dropped` when given, for the caller to destroy: their
   // memory is best freed by the thread that allocated it (freeing another thread's allocations
   // made every later allocation on that thread slower, a fifth of ingest CPU in all).
-  model::TraceBatch Admit(model::TraceBatch batch, std::vector<model::Span>* dropped = nullptr);
+  // With `delta`, the buffered spans move there (not to `dropped`) with what to store.
+  model::TraceBatch Admit(model::TraceBatch batch, std::vector<model::Span>* dropped = nullptr,
+                          PendingDelta* delta = nullptr);
 
   // Keeps the trace (its order was flagged stuck): its buffered detail goes to TakeReleased,
   // its later detail is kept.
   void ForceKeep(const model::TraceId& trace_id);
 
-  // The spans released outside Admit since the last call, for the caller to store.
-  model::TraceBatch TakeReleased();
+  // The spans released outside Admit since the last call, for the caller to store. With
+  // `delta`: the keep decisions behind them and how far every buffering is decided.
+  model::TraceBatch TakeReleased(PendingDelta* delta = nullptr);
+
+  // Buffers again one stored part of detail (TracesData) of a buffering not decided before a
+  // restart, with its original deadline. Call at start, in buffering order, before Admit.
+  absl::Status RestorePending(const BufferedPart& part, std::string_view encoded);
 
   // Drops the buffered detail of every trace whose decision wait has passed.
   void ExpirePending();
@@ -122,6 +161,9 @@ class TailSampler {
     uint64_t deadline = 0;
     uint64_t sequence = 0;  // tells this buffering apart from an earlier one of the same trace
     std::vector<PendingSpan> spans;
+    size_t bytes = 0;        // of `spans`, as counted against max_pending_bytes
+    uint32_t next_part = 0;  // durable parts stored so far
+    uint64_t part_call = 0;  // the call that stored the last part
   };
   struct Expiry {
     uint64_t deadline;
@@ -140,14 +182,20 @@ class TailSampler {
   void SampleScopeLocked(const model::ResourceSpans& resource_spans,
                          std::shared_ptr<const ResourceOrigin>& resource_origin,
                          model::ScopeSpans& scope_spans, const uint8_t* classes, uint64_t now,
-                         std::vector<PendingSpan>& released, std::vector<model::Span>* dropped);
+                         std::vector<PendingSpan>& released, std::vector<model::Span>* dropped,
+                         PendingDelta* delta, size_t& delta_resource);
+  // `kept`: where to note the buffering decided keep, if any (null: not durable).
   void KeepLocked(const model::TraceId& trace_id, KeepReason reason,
-                  std::vector<PendingSpan>& released);
+                  std::vector<PendingSpan>& released,
+                  std::vector<std::pair<uint64_t, model::TraceId>>* kept);
   void DropLocked(PendingMap::iterator pending, bool buffer_full);
   // `encoded_span`: the span as otlp::EncodeSpan gives it.
   bool BufferLocked(const model::TraceId& trace_id,
                     const std::shared_ptr<const ScopeOrigin>& origin, std::string encoded_span,
-                    uint64_t now);
+                    uint64_t now, PendingDelta* delta);
+  // Drops the oldest traces until `bytes` more fit; false when they cannot (or `trace_id`
+  // itself had to go).
+  bool MakeRoomLocked(const model::TraceId& trace_id, size_t bytes);
   void ErasePendingLocked(PendingMap::iterator pending);
   void RememberLocked(const model::TraceId& trace_id, Decision decision);
   void ExpireLocked(uint64_t now);
@@ -164,9 +212,13 @@ class TailSampler {
   // Oldest buffering first (so by deadline while the clock moves forward). Entries of traces
   // decided meanwhile stay until they reach the front or a compaction; the front is always live.
   std::deque<Expiry> expiries_;
-  uint64_t next_sequence_ = 0;
+  uint64_t next_sequence_ = 1;  // from the clock at start: above every earlier run's
+  uint64_t calls_ = 0;          // Admit and RestorePending calls, to number durable parts
+  uint64_t decided_below_told_ = 0;
   size_t pending_spans_ = 0;
+  size_t pending_bytes_ = 0;
   std::vector<PendingSpan> released_;  // by ForceKeep, for TakeReleased
+  std::vector<std::pair<uint64_t, model::TraceId>> released_kept_;  // their bufferings
   SamplingStats stats_;
 };
 

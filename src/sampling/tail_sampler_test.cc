@@ -13,6 +13,7 @@
 
 #include "model/attribute_names.h"
 #include "model/clock.h"
+#include "otlp/proto_codec.h"
 
 namespace ordertrace::sampling {
 namespace {
@@ -691,6 +692,149 @@ TEST_F(TailSamplerTest, EveryDetailSpanIsKeptDroppedOrPendingUnderConcurrentForc
       admitted);
   EXPECT_GT(s.traces_forced, 0u);
   EXPECT_LE(s.pending_spans, 500u);
+}
+
+model::Span WithBigAttribute(model::Span span, size_t bytes) {
+  span.attributes.push_back({"payload", model::AnyValue::String(std::string(bytes, 'p'))});
+  return span;
+}
+
+TEST_F(TailSamplerTest, ByteBoundDropsTheOldestTracesBeforeHoldingMore) {
+  // Three 64 KB spans fit in 200 KB; the fourth makes the oldest trace go first.
+  TailSampler sampler({.max_pending_bytes = 200 << 10}, clock_);
+  for (uint8_t n = 1; n <= 4; ++n) {
+    sampler.Admit(BatchOf({WithBigAttribute(Detail(UnsampledTrace(n), "d"), 64 << 10)}));
+    EXPECT_LE(sampler.Stats().pending_bytes, size_t{200} << 10);
+  }
+  SamplingStats s = sampler.Stats();
+  EXPECT_EQ(s.pending_spans, 3u);
+  EXPECT_GT(s.pending_bytes, size_t{3} * (64 << 10));
+  EXPECT_EQ(s.dropped_pending_full_spans, 1u);
+  EXPECT_EQ(s.traces_dropped, 1u);
+  sampler.ForceKeep(UnsampledTrace(1));  // decided drop: nothing to release
+  EXPECT_THAT(NamesOf(sampler.TakeReleased()), IsEmpty());
+}
+
+TEST_F(TailSamplerTest, SpanLargerThanTheByteBoundIsRefusedWithoutEmptyingTheBuffer) {
+  TailSampler sampler({.max_pending_bytes = 100 << 10}, clock_);
+  sampler.Admit(BatchOf({Detail(UnsampledTrace(1), "small")}));
+  sampler.Admit(BatchOf({WithBigAttribute(Detail(UnsampledTrace(2), "huge"), 200 << 10)}));
+  SamplingStats s = sampler.Stats();
+  EXPECT_EQ(s.pending_spans, 1u);
+  EXPECT_EQ(s.dropped_pending_full_spans, 1u);
+  EXPECT_LT(s.pending_bytes, size_t{100} << 10);
+  sampler.ForceKeep(UnsampledTrace(1));
+  EXPECT_THAT(NamesOf(sampler.TakeReleased()), ElementsAre("small"));
+  EXPECT_EQ(sampler.Stats().pending_bytes, 0u);
+}
+
+// What a durable caller stores: each buffered part as TracesData, keyed as the delta says.
+struct StoredPart {
+  BufferedPart part;
+  std::string encoded;
+};
+
+std::vector<StoredPart> StorePartsOf(PendingDelta& delta) {
+  std::vector<StoredPart> out;
+  for (otlp::EncodedTrace& trace : otlp::EncodeProtobufByTrace(delta.buffered)) {
+    for (const BufferedPart& part : delta.parts) {
+      if (part.trace_id == trace.trace_id) out.push_back({part, std::move(trace.encoded)});
+    }
+  }
+  return out;
+}
+
+TEST_F(TailSamplerTest, DurableAdmitMovesBufferedSpansOutWithTheirParts) {
+  TailSampler sampler({}, clock_);
+  const model::TraceId t = UnsampledTrace(1);
+  PendingDelta first;
+  std::vector<model::Span> dropped;
+  sampler.Admit(BatchOf({Detail(t, "a"), Detail(t, "b")}), &dropped, &first);
+  ASSERT_EQ(first.parts.size(), 1u);
+  EXPECT_EQ(first.parts[0].part, 0u);
+  EXPECT_EQ(first.parts[0].deadline_unix_nano, kNow + kWait);
+  EXPECT_THAT(NamesOf(first.buffered), ElementsAre("a", "b"));
+  PendingDelta second;
+  sampler.Admit(BatchOf({Detail(t, "c")}), nullptr, &second);
+  ASSERT_EQ(second.parts.size(), 1u);
+  EXPECT_EQ(second.parts[0].buffering, first.parts[0].buffering);
+  EXPECT_EQ(second.parts[0].part, 1u);
+  // Kept: the buffering is reported decided keep with its spans in the returned batch.
+  PendingDelta third;
+  model::TraceBatch kept = sampler.Admit(BatchOf({Failed(t, "boom")}), nullptr, &third);
+  EXPECT_THAT(NamesOf(kept), UnorderedElementsAre("boom", "a", "b", "c"));
+  ASSERT_EQ(third.kept.size(), 1u);
+  EXPECT_EQ(third.kept[0].first, first.parts[0].buffering);
+  EXPECT_TRUE(third.parts.empty());
+}
+
+TEST_F(TailSamplerTest, TakeReleasedTellsHowFarEveryBufferingIsDecided) {
+  TailSampler sampler({}, clock_);
+  PendingDelta a, b;
+  sampler.Admit(BatchOf({Detail(UnsampledTrace(1), "a")}), nullptr, &a);
+  clock_.Advance(kSecond);
+  sampler.Admit(BatchOf({Detail(UnsampledTrace(2), "b")}), nullptr, &b);
+  PendingDelta none;
+  sampler.TakeReleased(&none);
+  const uint64_t first = a.parts[0].buffering;
+  EXPECT_EQ(none.decided_below, first);  // nothing below the oldest buffered, told once
+  PendingDelta again;
+  sampler.TakeReleased(&again);
+  EXPECT_EQ(again.decided_below, 0u);
+  sampler.ForceKeep(UnsampledTrace(1));
+  PendingDelta forced;
+  EXPECT_THAT(NamesOf(sampler.TakeReleased(&forced)), ElementsAre("a"));
+  ASSERT_EQ(forced.kept.size(), 1u);
+  EXPECT_EQ(forced.kept[0].first, first);
+  EXPECT_EQ(forced.decided_below, b.parts[0].buffering);
+  clock_.Advance(kWait);
+  sampler.ExpirePending();
+  PendingDelta expired;
+  sampler.TakeReleased(&expired);
+  EXPECT_GT(expired.decided_below, b.parts[0].buffering);
+}
+
+// The kill -9 case: detail stored as the delta said, a new sampler after the restart.
+TEST_F(TailSamplerTest, RestoredDetailIsDecidedAsIfThereHadBeenNoRestart) {
+  const model::TraceId failing = UnsampledTrace(1);
+  const model::TraceId quiet = UnsampledTrace(2);
+  std::vector<StoredPart> stored;
+  {
+    TailSampler before({}, clock_);
+    PendingDelta delta;
+    before.Admit(BatchOf({Detail(failing, "f1"), Detail(quiet, "q1")}), nullptr, &delta);
+    stored = StorePartsOf(delta);
+    clock_.Advance(kSecond);
+    PendingDelta later;
+    before.Admit(BatchOf({Detail(failing, "f2")}), nullptr, &later);
+    for (StoredPart& p : StorePartsOf(later)) stored.push_back(std::move(p));
+  }
+  ASSERT_EQ(stored.size(), 3u);
+  clock_.Advance(10 * kSecond);
+  TailSampler after({}, clock_);
+  for (const StoredPart& p : stored) ASSERT_TRUE(after.RestorePending(p.part, p.encoded).ok());
+  EXPECT_EQ(after.Stats().pending_spans, 3u);
+  EXPECT_EQ(after.NextExpiryUnixNano(), kNow + kWait);  // the original deadline
+  // Before the deadline, a failed span keeps the detail that waited across the restart.
+  model::TraceBatch kept = after.Admit(BatchOf({Failed(failing, "boom")}));
+  EXPECT_THAT(NamesOf(kept), UnorderedElementsAre("boom", "f1", "f2"));
+  // After it, the other trace is dropped as it would have been; a late failure finds nothing.
+  clock_.Set(kNow + kWait);
+  after.ExpirePending();
+  EXPECT_THAT(NamesOf(after.Admit(BatchOf({Failed(quiet, "late")}))), ElementsAre("late"));
+  EXPECT_EQ(after.Stats().dropped_detail_spans, 1u);
+  // New bufferings number above the restored ones.
+  PendingDelta fresh;
+  after.Admit(BatchOf({Detail(UnsampledTrace(3), "n")}), nullptr, &fresh);
+  ASSERT_EQ(fresh.parts.size(), 1u);
+  EXPECT_GT(fresh.parts[0].buffering, stored.back().part.buffering);
+}
+
+TEST_F(TailSamplerTest, RestoreRefusesBytesThatAreNotTracesData) {
+  TailSampler sampler({}, clock_);
+  BufferedPart part{UnsampledTrace(1), 7, 0, kNow + kWait};
+  EXPECT_FALSE(sampler.RestorePending(part, "\xff\xff\xff").ok());
+  EXPECT_EQ(sampler.Stats().pending_spans, 0u);
 }
 
 }  // namespace
