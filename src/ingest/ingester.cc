@@ -25,6 +25,25 @@ std::vector<store::SpanBlock> BlocksByTrace(const model::TraceBatch& batch,
   return blocks;
 }
 
+store::PendingChanges PendingChangesOf(sampling::PendingDelta&& delta) {
+  store::PendingChanges changes;
+  changes.kept = std::move(delta.kept);
+  changes.decided_below = delta.decided_below;
+  if (delta.parts.empty()) return changes;
+  const model::TraceBatch buffered = std::move(delta.buffered);
+  std::sort(delta.parts.begin(), delta.parts.end(),
+            [](const auto& a, const auto& b) { return a.trace_id < b.trace_id; });
+  for (otlp::EncodedTrace& trace : otlp::EncodeProtobufByTrace(buffered)) {
+    auto part = std::lower_bound(
+        delta.parts.begin(), delta.parts.end(), trace.trace_id,
+        [](const sampling::BufferedPart& p, const model::TraceId& id) { return p.trace_id < id; });
+    if (part == delta.parts.end() || part->trace_id != trace.trace_id) continue;
+    changes.puts.push_back(store::PendingBlock{part->buffering, trace.trace_id, part->part,
+                                               part->deadline_unix_nano, std::move(trace.encoded)});
+  }
+  return changes;
+}
+
 Ingester::Ingester(store::Store& store, const model::Clock& clock, IngesterOptions options,
                    IngestConsumers consumers)
     : store_(store), clock_(clock), options_(std::move(options)), consumers_(consumers) {
@@ -63,10 +82,12 @@ absl::Status Ingester::Ingest(model::TraceBatch batch, RejectedSpans* rejected) 
   std::vector<model::Span>().swap(pending->dropped_spans);  // freed now, before the write
   if (!status.ok()) return status;
   // Span blocks are encoded and written on the caller's thread: RocksDB merges concurrent
-  // writers into one log write, and the writer thread keeps only what must be serial.
-  if (kept.SpanCount() == 0) return absl::OkStatus();
-  absl::Status written =
-      store_.Write(store::WriteSet{BlocksByTrace(kept, clock_.NowUnixNano()), {}});
+  // writers into one log write, and the writer thread keeps only what must be serial. The
+  // detail the sampler buffered goes in the same write, so what is acknowledged is stored.
+  store::PendingChanges detail = PendingChangesOf(std::move(pending->pending_detail));
+  if (kept.SpanCount() == 0 && detail.empty()) return absl::OkStatus();
+  absl::Status written = store_.Write(
+      store::WriteSet{BlocksByTrace(kept, clock_.NowUnixNano()), {}, std::move(detail)});
   if (!written.ok()) {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.write_errors;
@@ -143,11 +164,12 @@ void Ingester::WriterLoop() {
 void Ingester::WriteReleased() {
   if (consumers_.sampler == nullptr) return;
   consumers_.sampler->ExpirePending();
-  model::TraceBatch released = consumers_.sampler->TakeReleased();
+  sampling::PendingDelta delta;
+  model::TraceBatch released = consumers_.sampler->TakeReleased(&delta);
   size_t spans = released.SpanCount();
-  if (spans == 0) return;
-  absl::Status written =
-      store_.Write(store::WriteSet{BlocksByTrace(released, clock_.NowUnixNano()), {}});
+  if (spans == 0 && delta.empty()) return;
+  absl::Status written = store_.Write(store::WriteSet{
+      BlocksByTrace(released, clock_.NowUnixNano()), {}, PendingChangesOf(std::move(delta))});
   std::lock_guard<std::mutex> lock(mu_);
   if (written.ok()) {
     stats_.released_spans_written += spans;
@@ -314,8 +336,8 @@ void Ingester::Process(std::vector<std::shared_ptr<Pending>>& group,
       }
     }
     if (consumers_.sampler != nullptr) {
-      pending->batch =
-          consumers_.sampler->Admit(std::move(pending->batch), &pending->dropped_spans);
+      pending->batch = consumers_.sampler->Admit(std::move(pending->batch), &pending->dropped_spans,
+                                                 &pending->pending_detail);
     }
   }
 }

@@ -21,6 +21,7 @@
 #include "ingest/span_limits.h"
 #include "model/clock.h"
 #include "model/span.h"
+#include "sampling/tail_sampler.h"
 #include "store/store.h"
 
 namespace ordertrace::metrics {
@@ -110,6 +111,8 @@ class Ingester {
     // The spans the sampler did not keep: destroyed by the receiving thread, which allocated
     // them (see TailSampler::Admit).
     std::vector<model::Span> dropped_spans;
+    // The detail the sampler buffered (stored with `batch`, so that a restart finds it).
+    sampling::PendingDelta pending_detail;
     size_t span_count = 0;
     size_t bytes = 0;
     std::promise<absl::Status> folded;  // the order records are durable
@@ -167,5 +170,9 @@ class Ingester {
 // Splits a batch into one encoded block per trace (keeping resource and scope), each timed by
 // its latest span end, clamped to `now` (a clock running ahead must not dodge retention).
 std::vector<store::SpanBlock> BlocksByTrace(const model::TraceBatch& batch, uint64_t now_unix_nano);
+
+// The store's form of what the sampler reported (its buffered spans encoded one block per
+// trace); the buffered spans are freed by the calling thread.
+store::PendingChanges PendingChangesOf(sampling::PendingDelta&& delta);
 
 }  // namespace ordertrace::ingest
