@@ -470,7 +470,7 @@ std::vector<RangeRule> RangeRules(const ServerConfig& c) {
   const uint64_t retention = c.retention.span_retention_seconds * kSecond;
   const uint64_t decode_budget = c.decode_budget.total_bytes;
   return {
-      {"ingest.max_request_mb", c.max_request_bytes, 1, 1024 * kMiB, Unit::kMegabytes},
+      {"ingest.max_request_mb", c.max_request_bytes, 1, 64 * 1024 * kMiB, Unit::kMegabytes},
       {"ingest.max_queued_spans", c.ingest.max_queued_spans, 1, 10'000'000},
       {"ingest.max_queued_mb", c.ingest.max_queued_bytes, kMiB, 64 * 1024 * kMiB, Unit::kMegabytes},
       {"ingest.max_spans_per_write", c.ingest.max_spans_per_write, 1, 1'000'000},

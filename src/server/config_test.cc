@@ -84,7 +84,7 @@ TEST_F(ConfigTest, EachNumberPastItsRangeIsRefusedNamingTheFieldAndTheRange) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"ingest:\n  max_queued_spans: 0\n", "ingest.max_queued_spans must be from 1 to 10000000"},
       {"ingest:\n  max_queued_mb: 0\n", "ingest.max_queued_mb must be from 1 to 65536, got 0"},
-      {"ingest:\n  max_request_mb: 4096\n", "ingest.max_request_mb must be from 1 to 1024"},
+      {"ingest:\n  max_request_mb: 100000\n", "ingest.max_request_mb must be from 1 to 65536"},
       {"ingest:\n  max_spans_per_write: 5000000\n", "ingest.max_spans_per_write"},
       {"ingest:\n  retry_after_seconds: 0\n", "ingest.retry_after_seconds must be from 1 to 3600"},
       {"ingest:\n  decode_budget_mb: 8\n", "ingest.decode_budget_mb must be from 16 to 65536"},
