@@ -328,6 +328,9 @@ class RocksStore final : public Store {
     for (const SpanBlock& block : writes.blocks) {
       bytes += block.encoded.size() + 2 * (kBlockKeySize + kPerEntry);
     }
+    for (const PendingBlock& block : writes.pending.puts) {
+      bytes += block.encoded.size() + kPendingKeySize + 8 + kPerEntry;
+    }
     for (size_t i = 0; i < writes.orders.size(); ++i) {
       const model::OrderRecord& r = writes.orders[i].after;
       // The record, and its index keys at most twice each (a delete and a put).
@@ -825,11 +828,12 @@ class RocksStore final : public Store {
   // blocks dropped in one range.
   void AddPendingChanges(const PendingChanges& changes, rocksdb::WriteBatch& batch) {
     for (const PendingBlock& block : changes.puts) {
-      std::string value;
-      value.reserve(8 + block.encoded.size());
-      PutBigEndian(value, block.deadline_unix_nano);
-      value.append(block.encoded);
-      batch.Put(pending(), PendingKey(block.buffering, block.trace_id, block.part), value);
+      // In two parts: the block is not copied to put its deadline in front.
+      std::string deadline;
+      PutBigEndian(deadline, block.deadline_unix_nano);
+      const std::string key = PendingKey(block.buffering, block.trace_id, block.part);
+      const rocksdb::Slice key_part(key), value_parts[2] = {deadline, block.encoded};
+      batch.Put(pending(), rocksdb::SliceParts(&key_part, 1), rocksdb::SliceParts(value_parts, 2));
     }
     for (const auto& [buffering, trace] : changes.kept) {
       batch.Put(pending(), PendingKey(buffering, trace, kKeptPart), rocksdb::Slice());
