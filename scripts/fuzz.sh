@@ -8,9 +8,11 @@ seconds="${FUZZ_SECONDS:-30}"
 
 CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DORDERTRACE_BUILD_FUZZ=ON -DORDERTRACE_BUILD_TESTS=OFF -DORDERTRACE_BUILD_BENCH=OFF >/dev/null
-ninja -C build-fuzz -j"${JOBS:-2}" otlp_proto_fuzzer otlp_json_fuzzer
+ninja -C build-fuzz -j"${JOBS:-2}" otlp_proto_fuzzer otlp_json_fuzzer http_request_fuzzer \
+  order_fold_fuzzer
 
-for target in otlp_proto_fuzzer:proto otlp_json_fuzzer:json; do
+for target in otlp_proto_fuzzer:proto otlp_json_fuzzer:json http_request_fuzzer:http \
+  order_fold_fuzzer:fold; do
   name="${target%%:*}"
   seeds="fuzz/corpus/${target##*:}"
   work="build-fuzz/corpus-${name}"
@@ -23,4 +25,4 @@ for target in otlp_proto_fuzzer:proto otlp_json_fuzzer:json; do
     exit 1
   fi
 done
-echo "fuzz: 2 passed, 0 failed"
+echo "fuzz: 4 passed, 0 failed"

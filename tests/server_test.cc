@@ -101,20 +101,21 @@ pb_trace::ScopeSpans* AddScope(pb_collector::ExportTraceServiceRequest& request,
   return scope;
 }
 
-// Two spans of one order: "created", then "paid" (a child of the first).
+// Two spans of one order: "INITIATED", then "FILE_UPLOADED" (a child of the first), statuses of
+// the default lifecycle.
 pb_collector::ExportTraceServiceRequest OrderRequest(const std::string& order_id = kOrderId) {
   pb_collector::ExportTraceServiceRequest request;
   pb_trace::ScopeSpans* scope = AddScope(request, "checkout");
   uint64_t start = NowUnixNano() - 5 * 1'000'000'000ULL;
   pb_trace::Span* create = AddSpan(scope, kTraceId, IdBytes(0x21, 8), "order.create", start);
   AddStringAttribute(create->mutable_attributes(), "order_id", order_id);
-  AddStringAttribute(create->mutable_attributes(), "new_status", "created");
+  AddStringAttribute(create->mutable_attributes(), "new_status", "INITIATED");
   pb_trace::Span* pay =
       AddSpan(scope, kTraceId, IdBytes(0x31, 8), "order.pay", start + 1'000'000'000ULL);
   pay->set_parent_span_id(IdBytes(0x21, 8));
   AddStringAttribute(pay->mutable_attributes(), "order_id", order_id);
-  AddStringAttribute(pay->mutable_attributes(), "new_status", "paid");
-  AddStringAttribute(pay->mutable_attributes(), "prev_status", "created");
+  AddStringAttribute(pay->mutable_attributes(), "new_status", "FILE_UPLOADED");
+  AddStringAttribute(pay->mutable_attributes(), "prev_status", "INITIATED");
   return request;
 }
 
@@ -257,10 +258,10 @@ TEST_F(ServerTest, OtlpHttpProtobufExportIsAcknowledgedAndStoredAsOrder) {
   ASSERT_TRUE(order.is_object());
   EXPECT_EQ(order["order_id"], kOrderId);
   EXPECT_EQ(order["trace_id"], kTraceIdHex);
-  EXPECT_EQ(order["current_status"], "paid");
+  EXPECT_EQ(order["current_status"], "FILE_UPLOADED");
   ASSERT_EQ(order["timeline"].size(), 2u);
-  EXPECT_EQ(order["timeline"][0]["status"], "created");
-  EXPECT_EQ(order["timeline"][1]["status"], "paid");
+  EXPECT_EQ(order["timeline"][0]["status"], "INITIATED");
+  EXPECT_EQ(order["timeline"][1]["status"], "FILE_UPLOADED");
   EXPECT_EQ(order["where"]["service"], "checkout");
 }
 
@@ -301,7 +302,7 @@ TEST_F(ServerTest, OtlpHttpProtobufPartialSuccessCountsSpanWithShortTraceId) {
   EXPECT_EQ(response.partial_success().rejected_spans(), 1);
   EXPECT_THAT(response.partial_success().error_message(), Not(IsEmpty()));
   // The valid spans of the same request are kept.
-  EXPECT_EQ(GetOrderJson(kOrderId)["current_status"], "paid");
+  EXPECT_EQ(GetOrderJson(kOrderId)["current_status"], "FILE_UPLOADED");
 }
 
 TEST_F(ServerTest, OtlpHttpJsonPartialSuccessCountsSpanWithShortTraceId) {
@@ -323,7 +324,7 @@ TEST_F(ServerTest, OtlpHttpAcceptsGzipBody) {
   std::string compressed = Gzip(raw);
   ASSERT_NE(compressed, raw);
   ExpectProtobufSuccess(PostProtobuf(compressed, {{"Content-Encoding", "gzip"}}));
-  EXPECT_EQ(GetOrderJson(kOrderId)["current_status"], "paid");
+  EXPECT_EQ(GetOrderJson(kOrderId)["current_status"], "FILE_UPLOADED");
 }
 
 TEST_F(ServerTest, OtlpHttpRefusesBodyOverLimitWith413AndKeepsServing) {
@@ -494,7 +495,7 @@ TEST_F(ServerTest, ConcurrentExportsAreAllStored) {
   for (int t = 0; t < kThreads; ++t) {
     for (int r = 0; r < kRequestsPerThread; ++r) {
       std::string order_id = "ORD-" + std::to_string(t) + "-" + std::to_string(r);
-      EXPECT_EQ(GetOrderJson(order_id)["current_status"], "paid") << order_id;
+      EXPECT_EQ(GetOrderJson(order_id)["current_status"], "FILE_UPLOADED") << order_id;
     }
   }
 }
@@ -509,7 +510,7 @@ TEST_F(ServerTest, GrpcExportSucceedsAndStoresOrder) {
   EXPECT_FALSE(response.has_partial_success());
   json order = GetOrderJson(kOrderId);
   ASSERT_TRUE(order.is_object());
-  EXPECT_EQ(order["current_status"], "paid");
+  EXPECT_EQ(order["current_status"], "FILE_UPLOADED");
 }
 
 TEST_F(ServerTest, GrpcPartialSuccessCountsSpanWithInvalidSpanId) {
@@ -539,7 +540,7 @@ TEST_F(ServerTest, GrpcPartialSuccessNamesASpanOutsideTheTimeWindowOrWithALongOr
   EXPECT_EQ(response.partial_success().rejected_spans(), 2);
   EXPECT_THAT(response.partial_success().error_message(),
               AllOf(HasSubstr("1970-01-01T00:00:00Z"), HasSubstr("ingest.max_span_age")));
-  EXPECT_EQ(GetOrderJson(kOrderId)["current_status"], "paid") << "the valid spans are stored";
+  EXPECT_EQ(GetOrderJson(kOrderId)["current_status"], "FILE_UPLOADED") << "the valid spans are stored";
 }
 
 TEST_F(ServerTest, GrpcRefusesAMessageWhoseDecodeIsPastTheBudgetBeforeDecodingIt) {
@@ -563,7 +564,7 @@ TEST_F(ServerTest, GrpcRefusesAMessageWhoseDecodeIsPastTheBudgetBeforeDecodingIt
 
   grpc::Status next = GrpcExport(OrderRequest(), response);
   EXPECT_TRUE(next.ok()) << next.error_code() << " " << next.error_message();
-  EXPECT_EQ(GetOrderJson(kOrderId)["current_status"], "paid");
+  EXPECT_EQ(GetOrderJson(kOrderId)["current_status"], "FILE_UPLOADED");
 }
 
 TEST_F(ServerTest, GrpcThrottlesWithResourceExhaustedAndRetryInfoWhenQueueIsFull) {
@@ -617,7 +618,7 @@ TEST_F(ServerTest, GrpcAcceptsGzipCompressedExport) {
   pb_collector::ExportTraceServiceResponse response;
   grpc::Status status = GrpcStub()->Export(&context, OrderRequest(), &response);
   ASSERT_TRUE(status.ok()) << status.error_code() << " " << status.error_message();
-  EXPECT_EQ(GetOrderJson(kOrderId)["current_status"], "paid");
+  EXPECT_EQ(GetOrderJson(kOrderId)["current_status"], "FILE_UPLOADED");
 }
 
 // BUG: the gRPC receiver passes max_request_bytes to SetMaxReceiveMessageSize through

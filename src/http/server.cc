@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "http/beast_request.h"
 #include "http/byte_budget.h"
 #include "http/worker_pool.h"
 
@@ -46,16 +47,7 @@ bool IsDisconnect(const beast::error_code& ec) {
          ec == asio::error::operation_aborted;
 }
 
-template <class Fields>
-void CopyHead(const bhttp::request_header<Fields>& head, Request& out) {
-  out.method = std::string(head.method_string());
-  out.target = std::string(head.target());
-  ParseTarget(out.target, out.path, out.query);
-  out.headers.clear();
-  for (const auto& field : head) {
-    out.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
-  }
-}
+using internal::CopyHead;
 
 }  // namespace
 
@@ -136,8 +128,7 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
   void ReadHead() {
     request_ = Request{};
     parser_.emplace();
-    parser_->header_limit(static_cast<uint32_t>(options_.max_header_bytes));
-    parser_->body_limit(options_.max_body_bytes);
+    internal::LimitParser(*parser_, options_.max_header_bytes, options_.max_body_bytes);
     stream_.expires_after(options_.header_timeout);
     bhttp::async_read_header(stream_, buffer_, *parser_,
                              beast::bind_front_handler(&Connection::OnHead, shared_from_this()));
@@ -153,15 +144,7 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
     if (parser_->is_header_done() || ec == bhttp::error::body_limit) {
       CopyHead(parser_->get(), request_);
     }
-    if (ec == bhttp::error::header_limit) {
-      return RefuseTooLarge(
-          431, "request head exceeds " + std::to_string(options_.max_header_bytes) + " bytes");
-    }
-    if (ec == bhttp::error::body_limit) return RefuseBodyTooLarge();
-    if (ec) {
-      ++shared_->refused_malformed;
-      return Refuse(400, "malformed HTTP request: " + ec.message(), true);
-    }
+    if (ec) return RefuseParseError(ec);
     Admit();
   }
 
@@ -210,12 +193,8 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
       ++shared_->timeouts;
       return Close();  // the stream closed the socket on its deadline
     }
-    if (ec == bhttp::error::body_limit) return RefuseBodyTooLarge();
     if (IsDisconnect(ec)) return Close();
-    if (ec) {
-      ++shared_->refused_malformed;
-      return Refuse(400, "malformed request body: " + ec.message(), true);
-    }
+    if (ec) return RefuseParseError(ec);
     if (!GrowChunkedReservation()) {
       ++shared_->refused_over_budget;
       return Refuse(429, "too many request bytes in flight; retry later", true);
@@ -328,14 +307,12 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
     Respond(std::move(response), body_unread ? After::kDrainThenClose : After::kClose);
   }
 
-  void RefuseTooLarge(int status, const std::string& message) {
-    ++shared_->refused_too_large;
-    Refuse(status, message, true);
-  }
-
-  void RefuseBodyTooLarge() {
-    RefuseTooLarge(413,
-                   "request body exceeds " + std::to_string(options_.max_body_bytes) + " bytes");
+  // A request the parser refused (431, 413 or 400); its body is left unread.
+  void RefuseParseError(const beast::error_code& ec) {
+    internal::ParseRefusal refusal =
+        internal::RefusalFor(ec, options_.max_header_bytes, options_.max_body_bytes);
+    ++(refusal.status == 400 ? shared_->refused_malformed : shared_->refused_too_large);
+    Refuse(refusal.status, refusal.message, true);
   }
 
   void WriteRefusal(const Request& request, Response& response, int status,
@@ -386,7 +363,7 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
   const std::shared_ptr<Shared> shared_;
   const ServerOptions& options_;
   beast::flat_buffer buffer_;
-  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::optional<internal::RequestParser> parser_;
   Request request_;  // the head of the request being read (for refusals), then the request
   size_t reserved_ = 0;
   bool keep_alive_ = false;

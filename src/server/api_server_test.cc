@@ -57,8 +57,10 @@ class ApiServerGapsTest : public testing::Test {
     store_ = *std::move(store);
     orders_ = std::make_unique<query::OrderQuery>(*store_, clock_);
     traces_ = std::make_unique<query::TraceQuery>(*store_, clock_);
+    http::ServerOptions http_options;
+    http_options.worker_threads = 2;
     api_ = std::make_unique<ApiServer>(
-        *orders_, *traces_, [] { return true; }, 2, nullptr, &history_);
+        *orders_, *traces_, [] { return true; }, std::move(http_options), nullptr, &history_);
     absl::StatusOr<ListenAddress> address = ParseListenAddress("127.0.0.1:0");
     ASSERT_TRUE(address.ok());
     absl::StatusOr<int> port = api_->Start(*address);

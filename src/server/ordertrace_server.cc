@@ -197,6 +197,8 @@ absl::Status OrdertraceServer::Start() {
   http::ServerOptions api_http = config_.http;
   api_http.worker_threads = config_.http_threads;
   api_http.retry_after_seconds = config_.retry_after_seconds;
+  // The API reads no bodies (GET only, 1 MiB at most): a small share of memory is plenty.
+  api_http.max_inflight_bytes = std::min<size_t>(api_http.max_inflight_bytes, 16 << 20);
   api_ = std::make_unique<ApiServer>(*order_query_, *trace_query_,
                                      [this] { return ready_.load(); }, std::move(api_http),
                                      gaps_.get(), gap_store_.get(), metrics_.get());

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "google/rpc/status.pb.h"
@@ -101,6 +103,8 @@ http::ServerOptions EdgeOptions(const OtlpHttpReceiverOptions& options) {
   edge.name = "OTLP/HTTP receiver";
   // A compressed body is never larger than what it decodes to.
   edge.max_body_bytes = options.max_request_bytes;
+  // The largest request allowed must fit in the bodies in flight, or it could never be admitted.
+  edge.max_inflight_bytes = std::max(edge.max_inflight_bytes, edge.max_body_bytes);
   edge.retry_after_seconds = options.retry_after_seconds;
   return edge;
 }
