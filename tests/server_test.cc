@@ -540,7 +540,8 @@ TEST_F(ServerTest, GrpcPartialSuccessNamesASpanOutsideTheTimeWindowOrWithALongOr
   EXPECT_EQ(response.partial_success().rejected_spans(), 2);
   EXPECT_THAT(response.partial_success().error_message(),
               AllOf(HasSubstr("1970-01-01T00:00:00Z"), HasSubstr("ingest.max_span_age")));
-  EXPECT_EQ(GetOrderJson(kOrderId)["current_status"], "FILE_UPLOADED") << "the valid spans are stored";
+  EXPECT_EQ(GetOrderJson(kOrderId)["current_status"], "FILE_UPLOADED")
+      << "the valid spans are stored";
 }
 
 TEST_F(ServerTest, GrpcRefusesAMessageWhoseDecodeIsPastTheBudgetBeforeDecodingIt) {
@@ -802,6 +803,26 @@ TEST_F(ServerTest, UnknownPathIs404WithJsonError) {
   json reply = ParseJson(res->body);
   EXPECT_EQ(reply["error"]["status"], 404);
   EXPECT_THAT(reply["error"]["message"].get<std::string>(), HasSubstr("/api/v9/nothing"));
+}
+
+// A failed transition is a failed attempt in the stored record: last_error names the status it
+// tried to reach, and the order stays where it was.
+TEST_F(ServerTest, FailedTransitionKeepsTheStatusItAttemptedInLastError) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  pb_collector::ExportTraceServiceRequest request = OrderRequest();
+  pb_trace::ScopeSpans* scope = request.mutable_resource_spans(0)->mutable_scope_spans(0);
+  pb_trace::Span* ship =
+      AddSpan(scope, kTraceId, IdBytes(0x41, 8), "mes.shipped", NowUnixNano() - 1'000'000'000ULL);
+  ship->set_parent_span_id(IdBytes(0x21, 8));
+  AddStringAttribute(ship->mutable_attributes(), "order_id", kOrderId);
+  AddStringAttribute(ship->mutable_attributes(), "new_status", "SHIPPED");
+  ship->mutable_status()->set_code(pb_trace::Status::STATUS_CODE_ERROR);
+  ship->mutable_status()->set_message("carrier refused the parcel");
+  ExpectProtobufSuccess(PostProtobuf(request.SerializeAsString()));
+  json order = GetOrderJson(kOrderId);
+  EXPECT_EQ(order["current_status"], "FILE_UPLOADED");
+  EXPECT_EQ(order["last_error"]["attempted_status"], "SHIPPED") << order.dump(2);
+  EXPECT_EQ(order["last_error"]["span_name"], "mes.shipped");
 }
 
 TEST_F(ServerTest, ReplayingSameRequestLeavesOrderAndTraceUnchanged) {

@@ -83,12 +83,12 @@ uint8_t* WriteStatus(const model::StatusReached& s, uint8_t* p) {
 }
 
 // Operation: span_name 1, service 2, at_unix_nano 3, trace_id 4, span_id 5, error_code 6,
-// error_message 7, reported_status 8.
+// error_message 7, reported_status 8, attempted_status 9.
 size_t OperationSize(const model::Operation& op) {
   return TextSize(1, op.span_name) + TextSize(2, op.service) + Fixed64Size(3, op.at_unix_nano) +
          TextSize(4, op.trace_id.AsBytes()) + TextSize(5, op.span_id.AsBytes()) +
          TextSize(6, op.error_code) + TextSize(7, op.error_message) +
-         TextSize(8, op.reported_status);
+         TextSize(8, op.reported_status) + TextSize(9, op.attempted_status);
 }
 uint8_t* WriteOperation(const model::Operation& op, uint8_t* p) {
   p = WriteText(1, op.span_name, p);
@@ -98,7 +98,8 @@ uint8_t* WriteOperation(const model::Operation& op, uint8_t* p) {
   p = WriteText(5, op.span_id.AsBytes(), p);
   p = WriteText(6, op.error_code, p);
   p = WriteText(7, op.error_message, p);
-  return WriteText(8, op.reported_status, p);
+  p = WriteText(8, op.reported_status, p);
+  return WriteText(9, op.attempted_status, p);
 }
 
 // MessageHop: message_id 1, queue 2, published_at_unix_nano 3, consumed_at_unix_nano 4,
@@ -163,6 +164,7 @@ model::Operation FromProto(const pb::Operation& in) {
   op.error_code = in.error_code();
   op.error_message = in.error_message();
   op.reported_status = in.reported_status();
+  op.attempted_status = in.attempted_status();
   return op;
 }
 

@@ -23,6 +23,7 @@ void Fill(const model::Operation& op, pb::Operation& out) {
   out.set_error_code(op.error_code);
   out.set_error_message(op.error_message);
   out.set_reported_status(op.reported_status);
+  out.set_attempted_status(op.attempted_status);
 }
 
 std::string SerializedByLibprotobuf(const model::OrderRecord& r) {
@@ -91,6 +92,7 @@ model::Operation RandomOperation(std::mt19937_64& rng) {
   op.error_code = RandomText(rng);
   op.error_message = RandomText(rng);
   op.reported_status = RandomText(rng);
+  op.attempted_status = RandomText(rng);
   return op;
 }
 
