@@ -373,7 +373,11 @@ class RocksStore final : public Store {
       batch.Put(orders(), update.after.order_id, encoded_orders[i]);
     }
     AddPendingChanges(writes.pending, batch);
-    return Commit(batch, options_.sync_writes, "store write");
+    absl::Status written = Commit(batch, options_.sync_writes, "store write");
+    if (written.ok() && writes.pending.decided_below > deleted_below_.load()) {
+      deleted_below_ = writes.pending.decided_below;  // one writer decides (store.h)
+    }
+    return written;
   }
 
   absl::StatusOr<std::vector<PendingBlock>> ReadPendingBlocks() override {
@@ -839,8 +843,11 @@ class RocksStore final : public Store {
       batch.Put(pending(), PendingKey(buffering, trace, kKeptPart), rocksdb::Slice());
     }
     if (changes.decided_below != 0) {
+      // From where the last one ended, so that range tombstones do not pile up on each other;
+      // the first after opening starts at 0 and takes blocks whose write lost a race with their
+      // buffering's decision (ReadPendingBlocks skips them meanwhile).
       std::string begin, end;
-      PutBigEndian(begin, 0);
+      PutBigEndian(begin, std::min(deleted_below_.load(), changes.decided_below));
       PutBigEndian(end, changes.decided_below);
       batch.DeleteRange(pending(), begin, end);
       batch.Put(pending(), kDecidedBelowKey, end);
@@ -931,6 +938,8 @@ class RocksStore final : public Store {
   OpenedDb open_;
   std::unique_ptr<rocksdb::DB>& db_ = open_.db;  // guarded by open_mu_
   std::atomic<bool> out_of_space_{false};
+  // Pending blocks below this buffering are deleted (since this store opened).
+  std::atomic<uint64_t> deleted_below_{0};
   std::atomic<bool> read_only_{false};  // written under leave_mu_ and open_mu_
   std::mutex leave_mu_;                 // one thread leaves the out-of-space mode
 
@@ -1098,6 +1107,10 @@ absl::StatusOr<OpenedDb> OpenDb(const RocksStoreOptions& options, bool read_only
   rocksdb::ColumnFamilyOptions orders_cf = cf_options(true, options.write_buffer_bytes / 2);
   orders_cf.memtable_whole_key_filtering = true;
   orders_cf.memtable_prefix_bloom_size_ratio = 0.02;
+  // Pending detail is written, then range-deleted, and read only at start: a vector memtable
+  // appends (a skip list searched for every insert), and sorts once when flushed or read.
+  rocksdb::ColumnFamilyOptions pending_cf = cf_options(false, options.write_buffer_bytes / 2);
+  pending_cf.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
       {kBlocksCf, blocks_cf},
@@ -1107,7 +1120,7 @@ absl::StatusOr<OpenedDb> OpenDb(const RocksStoreOptions& options, bool read_only
       {kGapsCf, cf_options(false, 4 << 20)},
       // Most detail is decided (and its range deleted) while still in the memtable, which a
       // flush then leaves out: room for a decision wait's worth keeps it off the disk.
-      {kPendingCf, cf_options(false, options.write_buffer_bytes / 2)},
+      {kPendingCf, pending_cf},
   };
   // Either legacy family left means a move to finish (a crash may have come between the two
   // drops); a missing one is created empty by the open.

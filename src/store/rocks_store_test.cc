@@ -371,6 +371,22 @@ TEST_F(RocksStoreTest, DecidedBelowRemovesEarlierBufferingsAndHidesOnesWrittenAf
   EXPECT_THAT(PendingContents(*store_), ElementsAre("c0"));
 }
 
+TEST_F(RocksStoreTest, SuccessiveDecidedBelowMarksEachRemoveTheirOwnRange) {
+  WriteSet writes;
+  writes.pending.puts = {PendingOf(10, 1, 0, "a0"), PendingOf(20, 2, 0, "b0"),
+                         PendingOf(30, 3, 0, "c0")};
+  ASSERT_TRUE(store_->Write(writes).ok());
+  for (uint64_t below : {15, 25}) {
+    WriteSet decided;
+    decided.pending.decided_below = below;
+    ASSERT_TRUE(store_->Write(decided).ok());
+  }
+  EXPECT_THAT(PendingContents(*store_), ElementsAre("c0"));
+  store_.reset();
+  Open();
+  EXPECT_THAT(PendingContents(*store_), ElementsAre("c0"));
+}
+
 TEST_F(RocksStoreTest, SpanBlocksAndPendingChangesAreWrittenTogether) {
   WriteSet writes;
   writes.blocks = {SpanBlock{TraceIdOf(1), Hour(0), "released"}};
