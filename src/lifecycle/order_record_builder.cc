@@ -49,6 +49,14 @@ auto TransitionKey(const StatusReached& s) {
   return std::tie(s.event_version, s.at_unix_nano, s.status);
 }
 
+// Orders two reports of a status: the earlier first, then by span id and, for one span id told
+// twice with other content (a broken or hostile exporter), by that content, so that which one
+// the record keeps never depends on which came first.
+auto ReportKey(const StatusReached& s) {
+  return std::tie(s.at_unix_nano, s.span_id, s.event_version, s.status, s.prev_status, s.service,
+                  s.span_name);
+}
+
 // Keeps a report of a status already reached: one per (status, prev_status, event_version),
 // the earliest (time, then span id), so that retries of the same step collapse and cannot crowd
 // out a real return (SHIPPED again after CLOSED). Both the set of such keys and each key's
@@ -62,8 +70,7 @@ void AddRevisit(StatusReached reached, OrderRecord& record) {
   auto same = std::find_if(revisits.begin(), revisits.end(),
                            [&](const StatusReached& known) { return key(known) == key(reached); });
   if (same != revisits.end()) {
-    if (std::tie(reached.at_unix_nano, reached.span_id) <
-        std::tie(same->at_unix_nano, same->span_id)) {
+    if (ReportKey(reached) < ReportKey(*same)) {
       *same = std::move(reached);  // same key: the order of the list holds
     }
     return;
@@ -91,15 +98,13 @@ void ApplyTransition(const Span& span, const Resource& resource, const std::stri
                          [&](const StatusReached& s) { return s.status == reached.status; });
   if (it != statuses.end()) {
     // The same status told twice: the earliest report is the status's, the other one is kept
-    // as a revisit (a replay of the same span is neither).
-    if (it->span_id == reached.span_id) return;
-    auto existing = std::tie(it->at_unix_nano, it->span_id);
-    auto incoming = std::tie(reached.at_unix_nano, reached.span_id);
-    if (incoming >= existing) {
-      AddRevisit(std::move(reached), record);
+    // as a revisit. One span told twice is neither: its smallest report stays.
+    const bool same_span = it->span_id == reached.span_id;
+    if (ReportKey(reached) >= ReportKey(*it)) {
+      if (!same_span) AddRevisit(std::move(reached), record);
       return;
     }
-    AddRevisit(std::move(*it), record);
+    if (!same_span) AddRevisit(std::move(*it), record);
     statuses.erase(it);
   }
   // Kept sorted by inserting in place (sorting the whole list per transition was a visible
@@ -112,9 +117,24 @@ void ApplyTransition(const Span& span, const Resource& resource, const std::stri
   statuses.insert(at, std::move(reached));
 }
 
-// Whether a span ending at `at` (span id `span_id` as tie-break) is later than `slot`.
-bool IsLater(const std::optional<Operation>& slot, uint64_t at, const model::SpanId& span_id) {
-  return !slot || std::tie(at, span_id) > std::tie(slot->at_unix_nano, slot->span_id);
+// Orders operations: the later first wins, by end time, then span id, then (one span id told
+// twice with other content) the content, so the slot never depends on arrival order.
+auto OperationKey(const Operation& op) {
+  return std::tie(op.at_unix_nano, op.span_id, op.trace_id, op.span_name, op.service, op.error_code,
+                  op.error_message, op.reported_status, op.attempted_status);
+}
+
+enum class Replaces { kNo, kYes, kCompareContent };
+
+// Whether a span ending at `at` with id `span_id` takes `slot`: yes when later, no when
+// earlier; the same time and id needs its content compared.
+Replaces ReplacesSlot(const std::optional<Operation>& slot, uint64_t at,
+                      const model::SpanId& span_id) {
+  if (!slot) return Replaces::kYes;
+  auto incoming = std::tie(at, span_id);
+  auto held = std::tie(slot->at_unix_nano, slot->span_id);
+  if (incoming == held) return Replaces::kCompareContent;
+  return incoming > held ? Replaces::kYes : Replaces::kNo;
 }
 
 // The span attributes ApplySpan decides on, found in one pass over the span's attributes:
@@ -273,9 +293,7 @@ void ApplySpan(const Span& span, const Resource& resource, OrderRecord& record) 
   const bool failed = span.status.code == model::StatusCode::kError || has_error_code;
   // Strings are copied only for what the record keeps, into the slot's own strings (a span
   // that is later than the last one, as most are, reuses their memory).
-  auto fill_operation = [&](std::optional<Operation>& slot) {
-    if (!slot) slot.emplace();
-    Operation& op = *slot;
+  auto fill_operation = [&](Operation& op) {
     op.span_name.assign(span.name);
     op.service.assign(model::ServiceNameView(resource));
     op.at_unix_nano = span.end_time_unix_nano;
@@ -285,20 +303,32 @@ void ApplySpan(const Span& span, const Resource& resource, OrderRecord& record) 
     op.error_message.clear();
     op.reported_status.clear();
     op.attempted_status.clear();
+    if (!failed) return;
+    if (has_error_code) op.error_code = Attr(span, resource, kErrorCodeKey);
+    op.error_message = FirstNonEmpty(Attr(span, resource, kErrorMessageKey), span.status.message);
+    op.reported_status = Attr(span, resource, model::kCurrentStatusKey);
+    op.attempted_status = Attr(span, resource, kNewStatusKey);
+  };
+  auto offer = [&](std::optional<Operation>& slot) {
+    switch (ReplacesSlot(slot, span.end_time_unix_nano, span.span_id)) {
+      case Replaces::kNo:
+        return;
+      case Replaces::kYes:
+        if (!slot) slot.emplace();
+        fill_operation(*slot);
+        return;
+      case Replaces::kCompareContent: {
+        Operation candidate;
+        fill_operation(candidate);
+        if (OperationKey(candidate) > OperationKey(*slot)) *slot = std::move(candidate);
+        return;
+      }
+    }
   };
   if (failed) {
-    if (IsLater(record.last_error, span.end_time_unix_nano, span.span_id)) {
-      fill_operation(record.last_error);
-      Operation& op = *record.last_error;
-      if (has_error_code) op.error_code = Attr(span, resource, kErrorCodeKey);
-      op.error_message = FirstNonEmpty(Attr(span, resource, kErrorMessageKey), span.status.message);
-      op.reported_status = Attr(span, resource, model::kCurrentStatusKey);
-      op.attempted_status = Attr(span, resource, kNewStatusKey);
-    }
+    offer(record.last_error);
   } else {
-    if (IsLater(record.last_success, span.end_time_unix_nano, span.span_id)) {
-      fill_operation(record.last_success);
-    }
+    offer(record.last_success);
     if (HasText(SpanOrResource(deciding.new_status, resource, kNewStatusKey))) {
       ApplyTransition(span, resource, std::string(model::ServiceNameView(resource)), record);
     }
