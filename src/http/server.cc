@@ -67,6 +67,7 @@ struct Server::Shared {
   ByteBudget budget;
   WorkerPool workers;
   std::atomic<size_t> connections_open{0};
+  std::atomic<size_t> connections_draining{0};  // answered, reading what the client still sends
   std::atomic<uint64_t> connections_accepted{0};
   std::atomic<uint64_t> connections_refused{0};
   std::atomic<uint64_t> requests{0};
@@ -91,7 +92,7 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
   }
   ~Connection() {
     ReleaseReservation();
-    --shared_->connections_open;
+    --(draining_ ? shared_->connections_draining : shared_->connections_open);
   }
 
   void Run() {
@@ -325,6 +326,13 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void DrainThenClose() {
+    // An answered connection leaves max_connections for a bound of its own: a refused large
+    // body can take seconds to drain, and counted as open it turned a byte flood from fewer
+    // clients than the bound into "too many connections" refusals and silent closes.
+    if (shared_->connections_draining.load() >= options_.max_connections) return Close();
+    draining_ = true;
+    ++shared_->connections_draining;
+    --shared_->connections_open;
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
     stream_.expires_after(kDrainTimeout);
@@ -371,6 +379,7 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
   unsigned version_ = 11;
   std::unique_ptr<std::array<char, 16 << 10>> drain_buffer_;
   size_t drained_ = 0;
+  bool draining_ = false;
 };
 
 // Accepts connections and starts each, or refuses it past max_connections.

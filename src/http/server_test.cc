@@ -435,6 +435,31 @@ TEST_F(ServerTest, ConnectionsPastTheBoundGet503AndClose) {
   EXPECT_EQ(after->status, 200);
 }
 
+// A refused body is drained for up to seconds after its answer; such answered connections must
+// not hold the connection bound against clients that are within it.
+TEST_F(ServerTest, ConnectionsDrainingARefusedBodyLeaveTheBound) {
+  ServerOptions options;
+  options.max_connections = 2;
+  options.max_body_bytes = 1000;
+  StartServer(options);
+  auto refused = Connect();
+  ASSERT_TRUE(refused->Send(PostHead(10'000'000) + std::string(4096, 'b')));
+  std::optional<RawResponse> too_large = refused->ReadResponse();
+  ASSERT_TRUE(too_large);
+  EXPECT_EQ(too_large->status, 413);
+  // The server's half-close after the answer: it now drains `refused`, which stays connected,
+  // until it closes (or 5 s pass).
+  ASSERT_TRUE(refused->WaitClosed(2s));
+  auto idle = Connect();
+  ASSERT_TRUE(WaitFor([&] { return server_->Stats().connections_accepted == 2; }));
+  auto client = Connect();
+  ASSERT_TRUE(client->Send(kGetHello));
+  std::optional<RawResponse> served = client->ReadResponse();
+  ASSERT_TRUE(served);
+  EXPECT_EQ(served->status, 200) << served->body;
+  EXPECT_EQ(server_->Stats().connections_refused, 0u);
+}
+
 TEST_F(ServerTest, FullWorkerQueueIs503AtOnce) {
   ServerOptions options;
   options.worker_threads = 1;
