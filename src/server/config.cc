@@ -491,6 +491,7 @@ std::vector<RangeRule> RangeRules(const ServerConfig& c) {
       {"store.bucket", c.store.bucket_seconds * kSecond, kSecond, 7 * kDay, Unit::kDuration},
       {"store.block_cache_mb", c.store.block_cache_bytes, 0, 64 * 1024 * kMiB, Unit::kMegabytes},
       {"store.write_buffer_mb", c.store.write_buffer_bytes, kMiB, 4096 * kMiB, Unit::kMegabytes},
+      {"store.min_free_mb", c.store.min_free_bytes, 0, 1024 * 1024 * kMiB, Unit::kMegabytes},
       {"retention.spans", retention, 3600 * kSecond, 3650 * kDay, Unit::kDuration},
       {"retention.orders", c.retention.order_retention_seconds * kSecond, 3600 * kSecond,
        3650 * kDay, Unit::kDuration},
@@ -519,6 +520,8 @@ std::vector<RangeRule> RangeRules(const ServerConfig& c) {
        Unit::kDuration},
       {"sampling.decision_wait", c.sampling.decision_wait_nanos, 0, kDay, Unit::kDuration},
       {"sampling.max_pending_spans", c.sampling.max_pending_spans, 1, 10'000'000},
+      {"sampling.max_pending_mb", c.sampling.max_pending_bytes, kMiB, 64 * 1024 * kMiB,
+       Unit::kMegabytes},
       {"sampling.max_remembered_traces", c.sampling.max_remembered_traces, 1, 100'000'000},
   };
 }
@@ -600,17 +603,6 @@ absl::Status Validate(const ServerConfig& c) {
   }
   if (c.sampling.slow_threshold_nanos == 0) {
     return absl::InvalidArgumentError("sampling.slow_threshold must be positive");
-  }
-  constexpr size_t kMaxPendingMb = 64 << 10;
-  if (c.sampling.max_pending_bytes < (size_t{1} << 20) ||
-      c.sampling.max_pending_bytes > (kMaxPendingMb << 20)) {
-    return absl::InvalidArgumentError("sampling.max_pending_mb must be from 1 to " +
-                                      std::to_string(kMaxPendingMb));
-  }
-  constexpr uint64_t kMaxMinFreeMb = uint64_t{1} << 20;
-  if (c.store.min_free_bytes > (kMaxMinFreeMb << 20)) {
-    return absl::InvalidArgumentError("store.min_free_mb must be from 0 to " +
-                                      std::to_string(kMaxMinFreeMb));
   }
   if (c.sampling.max_pending_spans == 0 || c.sampling.max_remembered_traces == 0) {
     return absl::InvalidArgumentError(

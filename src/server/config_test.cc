@@ -110,6 +110,8 @@ TEST_F(ConfigTest, EachNumberPastItsRangeIsRefusedNamingTheFieldAndTheRange) {
       {"metrics:\n  max_series: 5000000\n", "metrics.max_series must be from 1 to 1000000"},
       {"sampling:\n  decision_wait: 2d\n", "sampling.decision_wait"},
       {"sampling:\n  max_remembered_traces: 0\n", "sampling.max_remembered_traces"},
+      {"sampling:\n  max_pending_mb: 0\n", "sampling.max_pending_mb must be from 1 to 65536"},
+      {"store:\n  min_free_mb: 2000000\n", "store.min_free_mb must be from 0 to 1048576"},
   };
   for (const auto& [yaml, expected] : cases) {
     EXPECT_THAT(ValidateError(yaml), HasSubstr(expected)) << yaml;

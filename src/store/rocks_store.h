@@ -13,7 +13,9 @@
 //                 \x00 -> decided_below(8). Bufferings below it go with one DeleteRange.
 // Column families are found by name. Disk space: writes are refused (kUnavailable) while the
 // data folder's file system has less than `min_free_bytes` free, so that RocksDB itself never
-// meets a full disk (RocksDB 7.8 asserts when it writes its log again after a failed append);
+// meets a full disk (RocksDB 7.8, built with assertions, aborts in WritableFileWriter::
+// AssertFalseAndGetStatusForPrevError when it writes again to a log or manifest whose append
+// failed: upstream stopped doing that in facebook/rocksdb#12448);
 // when it does anyway (the space taken by someone else), the store resumes RocksDB once there
 // is room. Opened on a file system below that reserve, the store opens read-only (reads
 // served, writes refused) and reopens for writing once there is room.
