@@ -517,6 +517,7 @@ ServerStats Server::Stats() const {
   stats.timeouts = s.timeouts.load();
   stats.handler_errors = s.handler_errors.load();
   stats.connections_open = s.connections_open.load();
+  stats.connections_draining = s.connections_draining.load();
   stats.queued_requests = s.workers.queued();
   stats.inflight_bytes = s.budget.used();
   return stats;

@@ -20,7 +20,8 @@
 //     An exception from a handler is answered 500 with a generic message and logged.
 // Past `max_connections` open connections, a new one is answered 503 and closed. A refused
 // request's unread body is drained (bounded in bytes and time) before the close, so the client
-// reads the answer instead of a reset.
+// reads the answer instead of a reset; draining connections count apart (bounded by
+// max_connections too), so that refusals do not crowd out clients.
 //
 // Thread-safety: Start and Shutdown from one thread; Stats from any.
 #pragma once
@@ -74,7 +75,8 @@ struct ServerStats {
   uint64_t refused_malformed = 0;    // 400: not HTTP/1.x
   uint64_t timeouts = 0;             // header or body not read in time
   uint64_t handler_errors = 0;       // an exception, answered 500
-  size_t connections_open = 0;
+  size_t connections_open = 0;       // counted against max_connections
+  size_t connections_draining = 0;   // answered, reading what a refused client still sends
   size_t queued_requests = 0;
   size_t inflight_bytes = 0;
 };

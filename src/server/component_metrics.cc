@@ -237,6 +237,11 @@ void RegisterStoreMetrics(metrics::Registry& registry, const store::Store& store
 void RegisterHttpMetrics(metrics::Registry& registry, std::vector<HttpListenerSource> listeners) {
   auto& open = registry.AddGauge(
       {"ordertrace_http_connections_open", "Connections open now, by listener.", {"listener"}});
+  auto& draining = registry.AddGauge(
+      {"ordertrace_http_connections_draining",
+       "Connections answered with a refusal, reading what the client still sends before the "
+       "close (bounded, apart from http.max_connections).",
+       {"listener"}});
   auto& accepted = registry.AddCounter(
       {"ordertrace_http_connections_total", "Connections accepted and served.", {"listener"}});
   auto& refused_connections = registry.AddCounter(
@@ -261,14 +266,15 @@ void RegisterHttpMetrics(metrics::Registry& registry, std::vector<HttpListenerSo
   auto& inflight = registry.AddGauge({"ordertrace_http_inflight_bytes",
                                       "Request body bytes being read, queued or handled.",
                                       {"listener"}});
-  registry.AddScrapeHook([=, &open, &accepted, &refused_connections, &refused, &timeouts,
+  registry.AddScrapeHook([=, &open, &draining, &accepted, &refused_connections, &refused, &timeouts,
                           &handler_errors, &queued, &inflight] {
-    Values open_v, accepted_v, refused_connections_v, refused_v, timeouts_v, errors_v, queued_v,
-        inflight_v;
+    Values open_v, draining_v, accepted_v, refused_connections_v, refused_v, timeouts_v, errors_v,
+        queued_v, inflight_v;
     for (const HttpListenerSource& listener : listeners) {
       http::ServerStats s = listener.stats();
       const std::string& name = listener.name;
       open_v.push_back({{name}, static_cast<double>(s.connections_open)});
+      draining_v.push_back({{name}, static_cast<double>(s.connections_draining)});
       accepted_v.push_back({{name}, static_cast<double>(s.connections_accepted)});
       refused_connections_v.push_back({{name}, static_cast<double>(s.connections_refused)});
       refused_v.push_back({{name, "busy"}, static_cast<double>(s.refused_busy)});
@@ -281,6 +287,7 @@ void RegisterHttpMetrics(metrics::Registry& registry, std::vector<HttpListenerSo
       inflight_v.push_back({{name}, static_cast<double>(s.inflight_bytes)});
     }
     open.ReplaceAll(open_v);
+    draining.ReplaceAll(draining_v);
     accepted.ReplaceAll(accepted_v);
     refused_connections.ReplaceAll(refused_connections_v);
     refused.ReplaceAll(refused_v);
