@@ -55,7 +55,7 @@ struct ServerOptions {
   size_t max_header_bytes = 16 << 10;
   size_t max_body_bytes = 1 << 20;
   // Bytes of request bodies being read, queued or handled, over all connections; past it, 429.
-  size_t max_inflight_bytes = 256 << 20;
+  size_t max_inflight_bytes = 64 << 20;
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds header_timeout{10'000};
   std::chrono::milliseconds body_timeout{30'000};

@@ -37,7 +37,7 @@ struct IngesterOptions {
   // Spans accepted but not yet written; past it, Ingest answers kResourceExhausted at once.
   size_t max_queued_spans = 200'000;
   // The same bound in bytes of decoded spans (about what they hold in memory).
-  size_t max_queued_bytes = size_t{256} << 20;
+  size_t max_queued_bytes = size_t{128} << 20;
   // Upper bound of spans the writer commits in one store write.
   size_t max_spans_per_write = 20'000;
   // Order records kept in memory by the writer, so that an active order is not read back

@@ -16,7 +16,7 @@ namespace ordertrace::otlp {
 
 struct DecodeBudgetOptions {
   // What all requests being decoded (and waiting for ingest) may hold together.
-  size_t total_bytes = size_t{512} << 20;
+  size_t total_bytes = size_t{320} << 20;
   // What one request may hold; larger ones are refused whatever else is in flight.
   size_t max_request_bytes = size_t{256} << 20;
 };

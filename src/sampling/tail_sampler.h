@@ -46,7 +46,7 @@ struct SamplingOptions {
   // Buffered detail spans over all traces; past it the oldest traces are dropped early.
   size_t max_pending_spans = 100'000;
   // The same in bytes (encoded spans and their bookkeeping), checked before a span is held.
-  size_t max_pending_bytes = size_t{256} << 20;
+  size_t max_pending_bytes = size_t{128} << 20;
   // Trace decisions remembered for late spans; the oldest is forgotten first.
   size_t max_remembered_traces = 200'000;
 };

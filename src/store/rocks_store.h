@@ -35,7 +35,7 @@ struct RocksStoreOptions {
   std::string path;                // the folder; created when missing
   bool sync_writes = false;        // fsync the WAL on every write (power-loss safety)
   uint64_t bucket_seconds = 3600;  // span retention granularity
-  size_t block_cache_bytes = 256 << 20;
+  size_t block_cache_bytes = 128 << 20;
   size_t write_buffer_bytes = 64 << 20;
   // Writes are refused below this much free space: room for the memtables' flushes and
   // compactions. Well above the memtables' sum (about 2.2x write_buffer_bytes).

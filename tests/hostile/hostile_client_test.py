@@ -59,8 +59,9 @@ BODY_TIMEOUT_S = 3
 # What the process may hold beyond its idle size under any flood: each byte budget once (HTTP
 # bodies in flight on the OTLP listener, and 1 MiB bodies on the API's, decode, ingest queue,
 # sampler), RocksDB's block cache and up to four memtables, and 128 MiB for allocator slack,
-# thread stacks and per-connection buffers. With the documented defaults (256 + 512 + 256 +
-# 256 MiB budgets, 256 MiB cache) the same sum is about the documented 1 GiB ceiling.
+# thread stacks and per-connection buffers. With the documented defaults (64 + 16 + 320 + 128 +
+# 128 MiB budgets, 128 MiB cache, 64 MiB memtables) the same sum is the documented 1 GiB
+# ceiling (docs/architecture.md, The HTTP edge).
 RSS_SLACK_MB = 128
 RSS_BUDGETS_MB = (HTTP_INFLIGHT_MB + HTTP_INFLIGHT_MB // 8 + DECODE_BUDGET_MB + QUEUED_MB +
                   PENDING_MB + BLOCK_CACHE_MB + 4 * WRITE_BUFFER_MB + RSS_SLACK_MB)
