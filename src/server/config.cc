@@ -472,8 +472,7 @@ std::vector<RangeRule> RangeRules(const ServerConfig& c) {
   return {
       {"ingest.max_request_mb", c.max_request_bytes, 1, 64 * 1024 * kMiB, Unit::kMegabytes},
       {"ingest.max_queued_spans", c.ingest.max_queued_spans, 1, 10'000'000},
-      {"ingest.max_queued_mb", c.ingest.max_queued_bytes, kMiB, 64 * 1024 * kMiB,
-       Unit::kMegabytes},
+      {"ingest.max_queued_mb", c.ingest.max_queued_bytes, kMiB, 64 * 1024 * kMiB, Unit::kMegabytes},
       {"ingest.max_spans_per_write", c.ingest.max_spans_per_write, 1, 1'000'000},
       {"ingest.retry_after_seconds", c.retry_after_seconds, 1, 3600},
       {"ingest.decode_budget_mb", decode_budget, 16 * kMiB, 64 * 1024 * kMiB, Unit::kMegabytes},
@@ -500,21 +499,19 @@ std::vector<RangeRule> RangeRules(const ServerConfig& c) {
       {"query.search_window", c.query.default_search_window_nanos, kSecond, 3650 * kDay,
        Unit::kDuration},
       {"query.max_scanned_blocks", c.query.max_scanned_blocks, 1, 100'000'000},
-      {"alertmanager.resend_interval", c.alertmanager_resend_nanos, kSecond, kDay,
-       Unit::kDuration},
-      {"lifecycle.message_sla", c.lifecycle.message_sla_nanos, 0, 365 * kDay,
-       Unit::kDuration},
+      {"alertmanager.resend_interval", c.alertmanager_resend_nanos, kSecond, kDay, Unit::kDuration},
+      {"lifecycle.message_sla", c.lifecycle.message_sla_nanos, 0, 365 * kDay, Unit::kDuration},
       {"lifecycle.grace", c.lifecycle.grace_nanos, 0, kDay, Unit::kDuration},
       {"lifecycle.watermarks.idle_after", c.gap_detector.watermarks.idle_after_nanos, 1'000'000,
        kDay, Unit::kDuration},
-      {"lifecycle.watermarks.silent_after", c.gap_detector.watermarks.silent_after_nanos,
-       1'000'000, 7 * kDay, Unit::kDuration},
+      {"lifecycle.watermarks.silent_after", c.gap_detector.watermarks.silent_after_nanos, 1'000'000,
+       7 * kDay, Unit::kDuration},
       {"lifecycle.watermarks.live_lag", c.gap_detector.watermarks.live_lag_nanos, 0, kDay,
        Unit::kDuration},
       {"lifecycle.watermarks.catch_up_idle_after",
        c.gap_detector.watermarks.catch_up_idle_after_nanos, 1'000'000, kDay, Unit::kDuration},
-      {"lifecycle.watermarks.allowed_lateness", c.gap_detector.watermarks.allowed_lateness_nanos,
-       0, 7 * kDay, Unit::kDuration},
+      {"lifecycle.watermarks.allowed_lateness", c.gap_detector.watermarks.allowed_lateness_nanos, 0,
+       7 * kDay, Unit::kDuration},
       {"metrics.max_series", c.metrics.max_series, 1, 1'000'000},
       {"sampling.slow_threshold", c.sampling.slow_threshold_nanos, 1'000'000, kDay,
        Unit::kDuration},
@@ -542,8 +539,9 @@ absl::Status ValidateRanges(const ServerConfig& c) {
   }
   // A double, and the one number of the file that is not a whole one.
   if (!(c.lifecycle.time_scale > 0 && c.lifecycle.time_scale <= 1e6)) {
-    return absl::InvalidArgumentError("lifecycle.time_scale must be above 0 and at most 1000000, got " +
-                                      std::to_string(c.lifecycle.time_scale));
+    return absl::InvalidArgumentError(
+        "lifecycle.time_scale must be above 0 and at most 1000000, got " +
+        std::to_string(c.lifecycle.time_scale));
   }
   return absl::OkStatus();
 }

@@ -199,19 +199,19 @@ absl::Status OrdertraceServer::Start() {
   api_http.retry_after_seconds = config_.retry_after_seconds;
   // The API reads no bodies (GET only, 1 MiB at most): a small share of memory is plenty.
   api_http.max_inflight_bytes = std::min<size_t>(api_http.max_inflight_bytes, 16 << 20);
-  api_ = std::make_unique<ApiServer>(*order_query_, *trace_query_,
-                                     [this] { return ready_.load(); }, std::move(api_http),
-                                     gaps_.get(), gap_store_.get(), metrics_.get());
+  api_ = std::make_unique<ApiServer>(
+      *order_query_, *trace_query_, [this] { return ready_.load(); }, std::move(api_http),
+      gaps_.get(), gap_store_.get(), metrics_.get());
   decode_budget_ = std::make_unique<otlp::DecodeBudget>(config_.decode_budget);
   RegisterDecodeBudgetMetrics(*metrics_, *decode_budget_);
   grpc_ = std::make_unique<OtlpGrpcReceiver>(
       *ingester_, *decode_budget_,
       OtlpGrpcReceiverOptions{config_.max_request_bytes, config_.retry_after_seconds});
-  OtlpHttpReceiverOptions otlp_http_options{config_.max_request_bytes,
-                                            config_.retry_after_seconds, config_.http};
+  OtlpHttpReceiverOptions otlp_http_options{config_.max_request_bytes, config_.retry_after_seconds,
+                                            config_.http};
   otlp_http_options.http.worker_threads = config_.http_threads;
-  otlp_http_ = std::make_unique<OtlpHttpReceiver>(*ingester_, *decode_budget_,
-                                                  std::move(otlp_http_options));
+  otlp_http_ =
+      std::make_unique<OtlpHttpReceiver>(*ingester_, *decode_budget_, std::move(otlp_http_options));
   RegisterHttpMetrics(*metrics_, {{"api", [this] { return api_->HttpStats(); }},
                                   {"otlp_http", [this] { return otlp_http_->HttpStats(); }}});
 

@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-
 #include <nlohmann/json.hpp>
 
 #include "google/rpc/status.pb.h"
