@@ -9,8 +9,6 @@
 # Needs bash, curl, jq, python3 (free ports). Loopback only; about 20 s.
 set -euo pipefail
 
-readonly kHost=127.0.0.1
-readonly kReadySeconds=20
 readonly kWaitSeconds=8 # sampling.decision_wait
 e2e_name=sampler_restart
 kBudgetSeconds=120
@@ -46,30 +44,8 @@ sampling:
   decision_wait: ${kWaitSeconds}s
 EOF
 
-free_ports() {
-  python3 -c '
-import socket
-s = [socket.socket() for _ in range(3)]
-for x in s: x.bind(("127.0.0.1", 0))
-print(" ".join(str(x.getsockname()[1]) for x in s))'
-}
-
-start_server() {
-  local grpc http api deadline
-  read -r grpc http api <<< "$(free_ports)"
-  "$bin" --config "$work/ordertrace.yaml" --otlp-grpc-listen "$kHost:$grpc" \
-    --otlp-http-listen "$kHost:$http" --http-listen "$kHost:$api" >> "$work/server.log" 2>&1 &
-  server_pid=$!
-  otlp_url="http://$kHost:$http/v1/traces"
-  api_url="http://$kHost:$api"
-  deadline=$((SECONDS + kReadySeconds))
-  while ((SECONDS < deadline)); do
-    kill -0 "$server_pid" 2> /dev/null || return 1
-    curl -fsS --max-time 1 -o /dev/null "$api_url/readyz" 2> /dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
+# shellcheck source=../support/ordertrace_server.sh
+source "$here/../support/ordertrace_server.sh"
 
 nonce="$(printf '%08x' "$((RANDOM * 32768 + RANDOM))")"
 trace_a="${nonce}000000000000000000000a0a"

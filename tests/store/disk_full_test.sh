@@ -11,8 +11,6 @@
 # Needs bash, curl, jq, python3 (free ports). Loopback only; about 30 s.
 set -euo pipefail
 
-readonly kHost=127.0.0.1
-readonly kReadySeconds=20
 readonly kSpansPerRequest=100
 readonly kMaxRequests=2000   # a bound: the disk fills after a few hundred
 e2e_name=disk_full
@@ -62,30 +60,8 @@ sampling:
   enabled: false
 EOF
 
-free_ports() {
-  python3 -c '
-import socket
-s = [socket.socket() for _ in range(3)]
-for x in s: x.bind(("127.0.0.1", 0))
-print(" ".join(str(x.getsockname()[1]) for x in s))'
-}
-
-start_server() {
-  local grpc http api deadline
-  read -r grpc http api <<< "$(free_ports)"
-  "$bin" --config "$work/ordertrace.yaml" --otlp-grpc-listen "$kHost:$grpc" \
-    --otlp-http-listen "$kHost:$http" --http-listen "$kHost:$api" >> "$work/server.log" 2>&1 &
-  server_pid=$!
-  otlp_url="http://$kHost:$http/v1/traces"
-  api_url="http://$kHost:$api"
-  deadline=$((SECONDS + kReadySeconds))
-  while ((SECONDS < deadline)); do
-    kill -0 "$server_pid" 2> /dev/null || { tail -5 "$work/server.log" >&2; return 1; }
-    curl -fsS --max-time 1 -o /dev/null "$api_url/healthz" 2> /dev/null && return 0
-    sleep 0.2
-  done
-  return 1
-}
+# shellcheck source=../support/ordertrace_server.sh
+source "$here/../support/ordertrace_server.sh"
 
 stop_server() {
   kill -TERM "$server_pid" 2> /dev/null || true

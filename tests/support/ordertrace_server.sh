@@ -1,0 +1,34 @@
+# shellcheck shell=bash
+# Starting and stopping a real ordertrace on free loopback ports, for the process-level test
+# scripts. Source it after setting `bin` (the ordertrace binary) and `work` (a folder holding
+# ordertrace.yaml; server.log is appended there).
+
+# free_ports: three free loopback TCP ports (gRPC, OTLP/HTTP, API), space-separated.
+free_ports() {
+  python3 -c '
+import socket
+s = [socket.socket() for _ in range(3)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(" ".join(str(x.getsockname()[1]) for x in s))'
+}
+
+# start_server: starts ordertrace with $work/ordertrace.yaml on free ports and waits (20 s at
+# most) for /readyz. Sets server_pid, otlp_url (…/v1/traces) and api_url. Returns 1, with the
+# log's tail on stderr, when it exits or does not answer in time.
+start_server() {
+  local grpc http api deadline
+  read -r grpc http api <<< "$(free_ports)"
+  "$bin" --config "$work/ordertrace.yaml" --otlp-grpc-listen "127.0.0.1:$grpc" \
+    --otlp-http-listen "127.0.0.1:$http" --http-listen "127.0.0.1:$api" >> "$work/server.log" 2>&1 &
+  server_pid=$!
+  otlp_url="http://127.0.0.1:$http/v1/traces"
+  api_url="http://127.0.0.1:$api"
+  deadline=$((SECONDS + 20))
+  while ((SECONDS < deadline)); do
+    kill -0 "$server_pid" 2> /dev/null || { tail -5 "$work/server.log" >&2; return 1; }
+    curl -fsS --max-time 1 -o /dev/null "$api_url/readyz" 2> /dev/null && return 0
+    sleep 0.1
+  done
+  tail -5 "$work/server.log" >&2
+  return 1
+}
