@@ -851,6 +851,27 @@ TEST_F(ServicesFlowTest, FullLifecycle) {
 }
 
 // The HTTP errors of the contract, and that a refused operation changes nothing.
+// Sends `request` as raw bytes (what curl sends for `curl -X POST URL`: no Content-Length, no
+// body) and returns the whole answer, "" when none came within 10 s.
+std::string RawExchange(int port, const std::string& request) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval timeout{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  std::string answer;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
+      send(fd, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size())) {
+    char buffer[4096];
+    for (ssize_t n; (n = recv(fd, buffer, sizeof buffer, 0)) > 0;) answer.append(buffer, n);
+  }
+  close(fd);
+  return answer;
+}
+
 TEST_F(ServicesFlowTest, Errors) {
   // Unknown orders: 404 order_not_found from every service and operation.
   const std::string unknown = "/api/orders/no-such-order";
@@ -869,6 +890,13 @@ TEST_F(ServicesFlowTest, Errors) {
     EXPECT_EQ(reply.body.value("error", ""), "order_not_found") << Describe(reply);
     EXPECT_FALSE(reply.body.value("message", "").empty()) << Describe(reply);
   }
+  // A bodyless POST, as `curl -X POST` sends it (no Content-Length): answered like any other,
+  // not refused for want of a length.
+  std::string bodyless =
+      RawExchange(shop(), "POST " + unknown +
+                              "/submit HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(bodyless.rfind("HTTP/1.1 404", 0), 0u) << bodyless;
+  EXPECT_NE(bodyless.find("order_not_found"), std::string::npos) << bodyless;
   HttpReply upload_unknown =
       Call(shop(), "PUT", unknown + "/model", BinaryStl(3), "application/octet-stream");
   EXPECT_EQ(upload_unknown.status, 404) << Describe(upload_unknown);
