@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <charconv>
 
 #include "absl/time/time.h"
@@ -30,6 +31,23 @@ void Reply(http::Response& res, int status, const json& body) {
 
 void ReplyError(http::Response& res, int status, const std::string& message) {
   Reply(res, status, ErrorJson(status, message));
+}
+
+// Whether the request's Host names this API: a loopback address, localhost, or one of
+// `allowed`. A page on another site that a DNS rebinding points here sends its own name. A
+// request without Host (HTTP/1.0 tools) is let through: browsers always send one.
+bool HostAllowed(const http::Request& req, const std::vector<std::string>& allowed) {
+  if (!req.HasHeader("Host")) return true;
+  std::string host = req.Header("Host");
+  if (!host.empty() && host.front() == '[') {
+    const size_t close = host.find(']');
+    host = host.substr(1, close == std::string::npos ? std::string::npos : close - 1);
+  } else {
+    host = host.substr(0, host.find(':'));
+  }
+  for (char& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (IsLoopbackHost(host)) return true;
+  return std::find(allowed.begin(), allowed.end(), host) != allowed.end();
 }
 
 // Unknown paths, and the listener's own refusals (busy, too large, malformed HTTP).
@@ -212,7 +230,7 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ParseLogfmtTags
 ApiServer::ApiServer(query::OrderQuery& orders, query::TraceQuery& traces,
                      std::function<bool()> ready, http::ServerOptions http_options,
                      const gaps::GapDetector* gaps, gaps::GapStore* gap_history,
-                     const metrics::Registry* metrics)
+                     const metrics::Registry* metrics, std::vector<std::string> allowed_hosts)
     : orders_(orders),
       traces_(traces),
       ready_(std::move(ready)),
@@ -233,7 +251,14 @@ ApiServer::ApiServer(query::OrderQuery& orders, query::TraceQuery& traces,
   http_options.name = "HTTP API";
   http_ = std::make_unique<http::Server>(
       std::move(http_options),
-      [router = router_.get()](http::Request& req, http::Response& res) {
+      [router = router_.get(), hosts = std::move(allowed_hosts)](http::Request& req,
+                                                                 http::Response& res) {
+        if (!HostAllowed(req, hosts)) {
+          return ReplyError(res, 421,
+                            "Host '" + req.Header("Host") +
+                                "' is not a name of this API (loopback addresses, localhost, "
+                                "and http.allowed_hosts)");
+        }
         router->Handle(req, res);
       },
       WriteError);

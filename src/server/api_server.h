@@ -24,11 +24,13 @@ class ApiServer {
   // `ready` says whether ordertrace accepts spans (for /readyz and /ready). `gaps` (may be null)
   // gives an order view its open gaps. `gap_history` (may be null) serves /api/v1/gaps and the
   // `gap_detected` attribute of a trace's root spans. `metrics` (may be null) is served at
-  // /metrics. All three must outlive this. `http_options` sets the listener's connections,
-  // deadlines and admission (its `name` is set here).
+  // /metrics. All three must outlive this. Requests whose Host is neither a loopback address,
+  // localhost nor one of `allowed_hosts` are refused with 421 (DNS rebinding). `http_options` sets
+  // the listener's connections, deadlines and admission (its `name` is set here).
   ApiServer(query::OrderQuery& orders, query::TraceQuery& traces, std::function<bool()> ready,
             http::ServerOptions http_options, const gaps::GapDetector* gaps = nullptr,
-            gaps::GapStore* gap_history = nullptr, const metrics::Registry* metrics = nullptr);
+            gaps::GapStore* gap_history = nullptr, const metrics::Registry* metrics = nullptr,
+            std::vector<std::string> allowed_hosts = {});
   ~ApiServer();
 
   absl::StatusOr<int> Start(const ListenAddress& address);

@@ -60,7 +60,8 @@ class ApiServerGapsTest : public testing::Test {
     http::ServerOptions http_options;
     http_options.worker_threads = 2;
     api_ = std::make_unique<ApiServer>(
-        *orders_, *traces_, [] { return true; }, std::move(http_options), nullptr, &history_);
+        *orders_, *traces_, [] { return true; }, std::move(http_options), nullptr, &history_,
+        nullptr, std::vector<std::string>{"ordertrace.internal"});
     absl::StatusOr<ListenAddress> address = ParseListenAddress("127.0.0.1:0");
     ASSERT_TRUE(address.ok());
     absl::StatusOr<int> port = api_->Start(*address);
@@ -236,6 +237,24 @@ TEST(ParseTimeParamTest, NanosecondsAndRfc3339) {
   EXPECT_EQ(ParseTimeParam("2026-05-28T22:26:40+02:00").value(), kT0);
   for (const char* bad : {"", "-5", "99999999999999999999", "2026-05-28", "now"}) {
     EXPECT_EQ(ParseTimeParam(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+}
+
+// DNS rebinding: a page on another site, its name pointed at 127.0.0.1, sends its own Host. The
+// API answers only to loopback names and the configured ones.
+TEST_F(ApiServerGapsTest, RefusesHostsThatAreNotItsNames) {
+  for (const char* host : {"evil.example", "evil.example:8686", "127.0.0.1.evil.example",
+                           "[2001:db8::1]:8686", "10.0.0.7"}) {
+    httplib::Result res = client_->Get("/healthz", {{"Host", host}});
+    ASSERT_TRUE(res) << host;
+    EXPECT_EQ(res->status, 421) << host;
+    EXPECT_THAT(res->body, testing::HasSubstr("is not a name of this API")) << host;
+  }
+  for (const char* host : {"127.0.0.1:8686", "localhost", "LocalHost:1", "[::1]:8686", "127.0.0.2",
+                           "ordertrace.internal:8686", "ORDERTRACE.internal"}) {
+    httplib::Result res = client_->Get("/healthz", {{"Host", host}});
+    ASSERT_TRUE(res) << host;
+    EXPECT_EQ(res->status, 200) << host;
   }
 }
 

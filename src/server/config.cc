@@ -41,6 +41,24 @@ Setter Text(std::string& field) {
   };
 }
 
+// A list of host names, lower-cased (they are compared with a request's Host).
+Setter HostNames(std::vector<std::string>& field) {
+  return [&field](const YAML::Node& node) -> absl::Status {
+    if (!node.IsSequence()) return absl::InvalidArgumentError("must be a list of host names");
+    std::vector<std::string> names;
+    for (const YAML::Node& item : node) {
+      if (!item.IsScalar() || item.Scalar().empty()) {
+        return absl::InvalidArgumentError("must be a list of host names");
+      }
+      std::string name = item.Scalar();
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      names.push_back(std::move(name));
+    }
+    field = std::move(names);
+    return absl::OkStatus();
+  };
+}
+
 Setter Boolean(bool& field) {
   return [&field](const YAML::Node& node) -> absl::Status {
     const std::string s = node.IsScalar() ? node.Scalar() : "";
@@ -119,6 +137,7 @@ std::map<std::string, Setter> KnownKeys(ServerConfig& c) {
       {"ingest.retry_after_seconds", Number(c.retry_after_seconds)},
       {"ingest.http_threads", Number(c.http_threads)},
       {"http.io_threads", Number(c.http.io_threads)},
+      {"http.allowed_hosts", HostNames(c.allowed_hosts)},
       {"http.max_connections", Number(c.http.max_connections)},
       {"http.max_queued_requests", Number(c.http.max_queued_requests)},
       {"http.max_inflight_mb", Megabytes(c.http.max_inflight_bytes)},
@@ -554,6 +573,13 @@ absl::Status Validate(const ServerConfig& c) {
     if (!parsed.ok())
       return absl::InvalidArgumentError(std::string(name) + ": " +
                                         std::string(parsed.status().message()));
+    // Closed by default: nothing off loopback until TLS and tokens guard it (docs/security.md).
+    if (!IsLoopbackHost(parsed->host)) {
+      return absl::InvalidArgumentError(
+          std::string(name) + " " + address +
+          " is off loopback, and ordertrace has no TLS or tokens to face a network with: listen "
+          "on 127.0.0.1 or [::1] (docs/security.md)");
+    }
   }
   if (c.data_dir.empty()) return absl::InvalidArgumentError("data_dir must not be empty");
   if (absl::Status ranges = ValidateRanges(c); !ranges.ok()) return ranges;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "gaps/gap_detector.h"
@@ -35,6 +36,9 @@ struct ServerConfig {
   // worker threads come from `http_threads`, their largest bodies from `max_request_bytes`
   // (OTLP) and 1 MiB (the API).
   http::ServerOptions http;
+  // Host names the API answers to besides loopback addresses and localhost (`http.allowed_hosts`);
+  // any other Host is refused (421), so a web page cannot read the API by DNS rebinding.
+  std::vector<std::string> allowed_hosts;
 
   ingest::IngesterOptions ingest;
   // `ingest.max_span_age`; 0: retention.spans (MaxSpanAgeNanos).

@@ -50,6 +50,31 @@ TEST_F(ConfigTest, DefaultsAreWithinEveryRange) {
   EXPECT_TRUE(ValidateRanges(ServerConfig{}).ok());
 }
 
+// Closed by default: with no TLS and no tokens, nothing listens off loopback.
+TEST_F(ConfigTest, ListenersOffLoopbackAreRefused) {
+  for (const char* address : {"0.0.0.0:8686", "[::]:8686", "10.0.0.7:8686", "example.com:8686"}) {
+    ServerConfig config;
+    config.http_listen = address;
+    absl::Status valid = Validate(config);
+    EXPECT_FALSE(valid.ok()) << address;
+    EXPECT_THAT(valid.message(), AllOf(HasSubstr(address), HasSubstr("off loopback")));
+  }
+  for (const char* address : {"127.0.0.1:0", "127.0.0.2:4318", "[::1]:4318", "localhost:4318",
+                              "[::ffff:127.0.0.1]:4318"}) {
+    ServerConfig config;
+    config.otlp_http_listen = address;
+    EXPECT_TRUE(Validate(config).ok()) << address << ": " << Validate(config);
+  }
+}
+
+TEST_F(ConfigTest, AllowedHostsAreReadLowerCased) {
+  absl::StatusOr<ServerConfig> config =
+      Load("http:\n  allowed_hosts: [Ordertrace.Internal, ops]\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->allowed_hosts, (std::vector<std::string>{"ordertrace.internal", "ops"}));
+  EXPECT_FALSE(Load("http:\n  allowed_hosts: ops\n").ok()) << "a list, not a name";
+}
+
 TEST_F(ConfigTest, IngestLimitsAreRead) {
   absl::StatusOr<ServerConfig> config = Load(R"(ingest:
   max_queued_mb: 64

@@ -1,5 +1,8 @@
 #include "server/listen_address.h"
 
+#include <arpa/inet.h>
+#include <strings.h>
+
 #include <charconv>
 
 namespace ordertrace::server {
@@ -31,6 +34,19 @@ absl::StatusOr<ListenAddress> ParseListenAddress(const std::string& text) {
     return absl::InvalidArgumentError("listen address '" + text + "' has an invalid port");
   }
   return out;
+}
+
+bool IsLoopbackHost(std::string_view host) {
+  if (host.size() == 9 && strncasecmp(host.data(), "localhost", 9) == 0) return true;
+  const std::string text(host);
+  in_addr v4{};
+  if (inet_pton(AF_INET, text.c_str(), &v4) == 1) {
+    return (ntohl(v4.s_addr) >> 24) == 127;
+  }
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, text.c_str(), &v6) != 1) return false;
+  if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+  return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
 }
 
 }  // namespace ordertrace::server

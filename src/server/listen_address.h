@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 
@@ -15,5 +16,9 @@ struct ListenAddress {
 };
 
 absl::StatusOr<ListenAddress> ParseListenAddress(const std::string& text);
+
+// True for hosts only this machine can reach: "localhost", 127.0.0.0/8, ::1 and
+// ::ffff:127.0.0.0/104. Case-insensitive; without brackets or port.
+bool IsLoopbackHost(std::string_view host);
 
 }  // namespace ordertrace::server

@@ -201,7 +201,7 @@ absl::Status OrdertraceServer::Start() {
   api_http.max_inflight_bytes = std::min<size_t>(api_http.max_inflight_bytes, 16 << 20);
   api_ = std::make_unique<ApiServer>(
       *order_query_, *trace_query_, [this] { return ready_.load(); }, std::move(api_http),
-      gaps_.get(), gap_store_.get(), metrics_.get());
+      gaps_.get(), gap_store_.get(), metrics_.get(), config_.allowed_hosts);
   decode_budget_ = std::make_unique<otlp::DecodeBudget>(config_.decode_budget);
   RegisterDecodeBudgetMetrics(*metrics_, *decode_budget_);
   grpc_ = std::make_unique<OtlpGrpcReceiver>(
