@@ -223,8 +223,12 @@ void ApplyMessage(const Span& span, const Resource& resource, OrderRecord& recor
                                     Attr(span, resource, model::kMessagingDestinationNameKey));
   // The smallest name seen wins, so the result does not depend on arrival order.
   if (!queue.empty() && (hop.queue.empty() || queue < hop.queue)) hop.queue = std::move(queue);
+  // The earliest start wins. 0 marks "no such span seen", so a span starting at 0 (which
+  // ingest refuses, but the fold must not depend on that) tells nothing: taking it would make
+  // the next span's start replace it or not depending on arrival order.
   uint64_t& at = consumer ? hop.consumed_at_unix_nano : hop.published_at_unix_nano;
-  if (at == 0 || span.start_time_unix_nano < at) at = span.start_time_unix_nano;
+  const uint64_t start = span.start_time_unix_nano;
+  if (start != 0 && (at == 0 || start < at)) at = start;
   if (consumer)
     hop.retry_count = std::max(hop.retry_count, IntAttr(span, model::kRetryCountKey, 0));
 

@@ -662,6 +662,24 @@ TEST(OrderRecordBuilderTest, SpanWithoutStartTimeDoesNotDependOnArrivalOrder) {
   EXPECT_EQ(forwards.trace_id.ToHex(), backwards.trace_id.ToHex());
 }
 
+// A consumer span of a message starting at 0 (found by fuzz/order_fold_fuzzer): 0 marks "no
+// consumer seen", so it must tell nothing rather than win or lose by arrival order.
+TEST(OrderRecordBuilderTest, MessageSpanStartingAtZeroDoesNotDependOnArrivalOrder) {
+  const model::Attributes attrs = {Str("order_id", kOrder), Str("messaging.system", "rabbitmq"),
+                                   Str("message_id", "m-1"), Str("queue", "q")};
+  Span at_zero = MakeSpan(1, 1, "process", SpanKind::kConsumer, 0, 100, attrs);
+  at_zero.start_time_unix_nano = 0;
+  const std::vector<Emitted> spans = {
+      {Service("mes-api"), at_zero},
+      {Service("mes-api"), MakeSpan(1, 2, "process", SpanKind::kConsumer, 300, 400, attrs)},
+  };
+  const OrderRecord forwards = Build(spans);
+  ASSERT_EQ(forwards.messages.size(), 1u);
+  EXPECT_EQ(forwards.messages[0].consumed_at_unix_nano, AtMs(300));
+  std::vector<Emitted> reversed(spans.rbegin(), spans.rend());
+  EXPECT_EQ(Describe(Build(reversed).messages), Describe(forwards.messages));
+}
+
 // A status reported again after the order went on (SHIPPED after CLOSED, with a later event
 // version), retried operations and replays: the first report stays the status's, the others
 // are revisits (retries of one step collapse into one), whatever the arrival order.
