@@ -158,6 +158,12 @@ std::map<std::string, Setter> KnownKeys(ServerConfig& c) {
       {"alertmanager.url", Text(c.alertmanager_url)},
       {"alertmanager.external_url", Text(c.external_url)},
       {"alertmanager.resend_interval", Nanos(c.alertmanager_resend_nanos)},
+      {"alertmanager.ca_file", Text(c.alertmanager_ca_file)},
+      {"alertmanager.cert_file", Text(c.alertmanager_cert_file)},
+      {"alertmanager.key_file", Text(c.alertmanager_key_file)},
+      {"tls.cert_file", Text(c.tls.cert_file)},
+      {"tls.key_file", Text(c.tls.key_file)},
+      {"tls.client_ca_file", Text(c.tls.client_ca_file)},
       {"lifecycle.message_sla", Nanos(c.lifecycle.message_sla_nanos)},
       {"lifecycle.grace", Nanos(c.lifecycle.grace_nanos)},
       {"lifecycle.time_scale", Number(c.lifecycle.time_scale)},
@@ -445,6 +451,31 @@ absl::Status ValidateHttp(const ServerConfig& c) {
   return absl::OkStatus();
 }
 
+// The `tls:` section and the Alertmanager client's files: pairs given whole. Whether the files
+// can be read and match is checked when they are loaded (TlsContextProvider), naming the file.
+absl::Status ValidateTls(const ServerConfig& c) {
+  if (c.tls.cert_file.empty() != c.tls.key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "tls.cert_file and tls.key_file must be given together (both or neither)");
+  }
+  if (!c.tls.client_ca_file.empty() && !c.tls.enabled()) {
+    return absl::InvalidArgumentError(
+        "tls.client_ca_file needs tls.cert_file and tls.key_file (client certificates are asked "
+        "for only over TLS)");
+  }
+  if (c.alertmanager_cert_file.empty() != c.alertmanager_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "alertmanager.cert_file and alertmanager.key_file must be given together (both or "
+        "neither)");
+  }
+  const bool https = c.alertmanager_url.rfind("https://", 0) == 0;
+  if (!https && (!c.alertmanager_ca_file.empty() || !c.alertmanager_cert_file.empty())) {
+    return absl::InvalidArgumentError(
+        "alertmanager.ca_file, cert_file and key_file need an https:// alertmanager.url");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 namespace {
@@ -592,6 +623,7 @@ absl::Status Validate(const ServerConfig& c) {
     return absl::InvalidArgumentError("alertmanager.url must be an http:// or https:// URL, got '" +
                                       c.alertmanager_url + "'");
   }
+  if (absl::Status tls = ValidateTls(c); !tls.ok()) return tls;
   const gaps::SourceWatermarkOptions& watermarks = c.gap_detector.watermarks;
   if (watermarks.idle_after_nanos == 0) {
     return absl::InvalidArgumentError("lifecycle.watermarks.idle_after must be positive");

@@ -10,6 +10,7 @@
 #include "gaps/gap_detector.h"
 #include "gaps/lifecycle_model.h"
 #include "http/server.h"
+#include "http/tls_options.h"
 #include "ingest/ingester.h"
 #include "metrics/trace_metrics.h"
 #include "otlp/decode_budget.h"
@@ -39,6 +40,9 @@ struct ServerConfig {
   // Host names the API answers to besides loopback addresses and localhost (`http.allowed_hosts`);
   // any other Host is refused (421), so a web page cannot read the API by DNS rebinding.
   std::vector<std::string> allowed_hosts;
+  // TLS on all three listeners (the `tls:` section); `tls.enabled()` when a certificate is set.
+  // `client_ca_file` makes the OTLP listeners require client certificates, not the API.
+  http::TlsOptions tls;
 
   ingest::IngesterOptions ingest;
   // `ingest.max_span_age`; 0: retention.spans (MaxSpanAgeNanos).
@@ -58,6 +62,11 @@ struct ServerConfig {
   // Alertmanager's base URL (e.g. http://127.0.0.1:9093); empty: no alerts are sent, gaps are
   // still detected and served.
   std::string alertmanager_url;
+  // For an https:// alertmanager_url: the CA that signs Alertmanager's certificate (empty: the
+  // system's CAs), and a client certificate and key to present (both or neither).
+  std::string alertmanager_ca_file;
+  std::string alertmanager_cert_file;
+  std::string alertmanager_key_file;
   // How alerts link back to ordertrace.
   std::string external_url = "http://127.0.0.1:8686";
   // Active alerts are sent again this often, before Alertmanager lets them expire.

@@ -75,6 +75,42 @@ TEST_F(ConfigTest, AllowedHostsAreReadLowerCased) {
   EXPECT_FALSE(Load("http:\n  allowed_hosts: ops\n").ok()) << "a list, not a name";
 }
 
+TEST_F(ConfigTest, TlsFilesAreRead) {
+  absl::StatusOr<ServerConfig> config = Load(R"(tls:
+  cert_file: /etc/ordertrace/server.pem
+  key_file: /etc/ordertrace/server.key
+  client_ca_file: /etc/ordertrace/clients.pem
+alertmanager:
+  url: https://alertmanager.internal:9093
+  ca_file: /etc/ordertrace/am-ca.pem
+  cert_file: /etc/ordertrace/am-client.pem
+  key_file: /etc/ordertrace/am-client.key
+)");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_TRUE(Validate(*config).ok()) << Validate(*config);
+  EXPECT_TRUE(config->tls.enabled());
+  EXPECT_EQ(config->tls.cert_file, "/etc/ordertrace/server.pem");
+  EXPECT_EQ(config->tls.key_file, "/etc/ordertrace/server.key");
+  EXPECT_EQ(config->tls.client_ca_file, "/etc/ordertrace/clients.pem");
+  EXPECT_EQ(config->alertmanager_ca_file, "/etc/ordertrace/am-ca.pem");
+  EXPECT_EQ(config->alertmanager_cert_file, "/etc/ordertrace/am-client.pem");
+  EXPECT_EQ(config->alertmanager_key_file, "/etc/ordertrace/am-client.key");
+  EXPECT_FALSE(ServerConfig{}.tls.enabled()) << "no TLS by default";
+}
+
+TEST_F(ConfigTest, TlsFilesComeInPairs) {
+  EXPECT_THAT(ValidateError("tls:\n  cert_file: a.pem\n"),
+              AllOf(HasSubstr("tls.cert_file"), HasSubstr("tls.key_file")));
+  EXPECT_THAT(ValidateError("tls:\n  key_file: a.key\n"), HasSubstr("both or neither"));
+  EXPECT_THAT(ValidateError("tls:\n  client_ca_file: ca.pem\n"),
+              HasSubstr("tls.client_ca_file needs tls.cert_file"));
+  EXPECT_THAT(ValidateError("alertmanager:\n  url: https://am:9093\n  cert_file: c.pem\n"),
+              HasSubstr("alertmanager.cert_file and alertmanager.key_file"));
+  EXPECT_THAT(ValidateError("alertmanager:\n  url: http://am:9093\n  ca_file: ca.pem\n"),
+              HasSubstr("need an https:// alertmanager.url"));
+  EXPECT_FALSE(Load("tls:\n  certfile: a.pem\n").ok()) << "a typo is an unknown key";
+}
+
 TEST_F(ConfigTest, IngestLimitsAreRead) {
   absl::StatusOr<ServerConfig> config = Load(R"(ingest:
   max_queued_mb: 64
