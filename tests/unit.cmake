@@ -33,7 +33,10 @@ if(ORDERTRACE_HTTP_TEST_SOURCES)
 add_executable(ordertrace_http_tests ${ORDERTRACE_HTTP_TEST_SOURCES})
 target_link_libraries(ordertrace_http_tests PRIVATE
   ordertrace_http PkgConfig::HTTPLIB nlohmann_json::nlohmann_json ZLIB::ZLIB Threads::Threads
-  GTest::gmock GTest::gtest_main)
+  OpenSSL::SSL OpenSSL::Crypto GTest::gmock GTest::gtest_main)
 target_include_directories(ordertrace_http_tests PRIVATE ${PROJECT_SOURCE_DIR})
+# The TLS tests make their CA with tests/support/make_test_ca.sh.
+target_compile_definitions(ordertrace_http_tests PRIVATE
+  ORDERTRACE_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 gtest_discover_tests(ordertrace_http_tests DISCOVERY_TIMEOUT 60 PROPERTIES LABELS unit)
 endif()

@@ -5,8 +5,10 @@
 #include <array>
 #include <atomic>
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -21,6 +23,10 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
+namespace ssl = boost::asio::ssl;
+// The two kinds of connection, served by the same Connection code.
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 using SteadyClock = std::chrono::steady_clock;
 
 // A refused request's unread body is read and thrown away, up to this much and this long, so
@@ -44,7 +50,12 @@ void WriteJsonRefusal(const Request&, Response& response, int status, const std:
 bool IsDisconnect(const beast::error_code& ec) {
   return ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
          ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
-         ec == asio::error::operation_aborted;
+         ec == asio::error::operation_aborted || ec == ssl::error::stream_truncated;
+}
+
+// A TLS record that does not decrypt or verify: the stream is unusable, nothing can be answered.
+bool IsTlsFailure(const beast::error_code& ec) {
+  return ec.category() == asio::error::get_ssl_category();
 }
 
 using internal::CopyHead;
@@ -77,14 +88,24 @@ struct Server::Shared {
   std::atomic<uint64_t> refused_malformed{0};
   std::atomic<uint64_t> timeouts{0};
   std::atomic<uint64_t> handler_errors{0};
+  std::atomic<uint64_t> tls_handshake_failures{0};
 };
 
 // One client connection: reads requests one at a time, hands each to a worker, writes its
-// answer. Every step runs on the connection's strand; only Handle runs on a worker.
-class Server::Connection : public std::enable_shared_from_this<Connection> {
+// answer. Every step runs on the connection's strand; only Handle runs on a worker. `Stream` is
+// PlainStream or TlsStream: a TLS connection adds the handshake (step 0) and is otherwise the
+// same steps on the decrypted stream, so both get every limit and deadline.
+template <class Stream>
+class Server::Connection : public std::enable_shared_from_this<Connection<Stream>> {
  public:
-  Connection(tcp::socket&& socket, std::shared_ptr<Shared> shared)
-      : stream_(std::move(socket)),
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
+  // `context` is the TLS context for this connection (held for its life: a reload swaps the
+  // provider's, not this one); null for a plain one.
+  Connection(tcp::socket&& socket, std::shared_ptr<Shared> shared,
+             std::shared_ptr<ssl::context> context)
+      : context_(std::move(context)),
+        stream_(MakeStream(std::move(socket), context_.get())),
         shared_(std::move(shared)),
         options_(shared_->options),
         buffer_(options_.max_header_bytes + kReadSlack) {
@@ -97,26 +118,66 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
 
   void Run() {
     asio::dispatch(stream_.get_executor(),
-                   beast::bind_front_handler(&Connection::AwaitRequest, shared_from_this()));
+                   beast::bind_front_handler(&Connection::Handshake, this->shared_from_this()));
   }
 
-  // Past max_connections: answer 503 at once and close.
+  // Past max_connections: answer 503 at once (after the handshake, on TLS) and close.
   void Refuse() {
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
-      self->Refuse(503, "too many connections; retry later", /*body_unread=*/true);
-    });
+    refuse_at_start_ = true;
+    Run();
   }
 
  private:
   enum class After { kNextRequest, kClose, kDrainThenClose };
 
+  static Stream MakeStream(tcp::socket&& socket, ssl::context* context) {
+    if constexpr (kTls) {
+      return Stream(std::move(socket), *context);
+    } else {
+      return Stream(std::move(socket));
+    }
+  }
+
+  // The TCP layer, which holds the deadlines and the socket.
+  beast::tcp_stream& Tcp() { return beast::get_lowest_layer(stream_); }
+
+  // 0. TLS only: the handshake, within header_timeout (a slow or silent client is cut there).
+  void Handshake() {
+    if constexpr (kTls) {
+      Tcp().expires_after(options_.header_timeout);
+      stream_.async_handshake(
+          ssl::stream_base::server,
+          beast::bind_front_handler(&Connection::OnHandshake, this->shared_from_this()));
+    } else {
+      Begin();
+    }
+  }
+
+  void OnHandshake(beast::error_code ec) {
+    if (ec) {
+      // Plain HTTP on a TLS port, no or an untrusted client certificate, a scanner, a timeout:
+      // nothing can be answered in a protocol the client speaks, so the connection just closes.
+      ++shared_->tls_handshake_failures;
+      spdlog::debug("{}: TLS handshake failed: {}", options_.name, ec.message());
+      return Close();
+    }
+    Begin();
+  }
+
+  void Begin() {
+    if (refuse_at_start_) {
+      return Refuse(503, "too many connections; retry later", /*body_unread=*/true);
+    }
+    AwaitRequest();
+  }
+
   // 1. Waits up to idle_timeout for the next request's first bytes.
   void AwaitRequest() {
     if (buffer_.size() > 0) return ReadHead();  // a pipelined request is already here
-    stream_.expires_after(options_.idle_timeout);
+    Tcp().expires_after(options_.idle_timeout);
     stream_.async_read_some(
         buffer_.prepare(kFirstRead),
-        beast::bind_front_handler(&Connection::OnFirstBytes, shared_from_this()));
+        beast::bind_front_handler(&Connection::OnFirstBytes, this->shared_from_this()));
   }
 
   void OnFirstBytes(beast::error_code ec, size_t bytes) {
@@ -130,9 +191,10 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
     request_ = Request{};
     parser_.emplace();
     internal::LimitParser(*parser_, options_.max_header_bytes, options_.max_body_bytes);
-    stream_.expires_after(options_.header_timeout);
-    bhttp::async_read_header(stream_, buffer_, *parser_,
-                             beast::bind_front_handler(&Connection::OnHead, shared_from_this()));
+    Tcp().expires_after(options_.header_timeout);
+    bhttp::async_read_header(
+        stream_, buffer_, *parser_,
+        beast::bind_front_handler(&Connection::OnHead, this->shared_from_this()));
   }
 
   void OnHead(beast::error_code ec, size_t) {
@@ -140,7 +202,7 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
       ++shared_->timeouts;
       return Close();
     }
-    if (IsDisconnect(ec)) return Close();
+    if (IsDisconnect(ec) || IsTlsFailure(ec)) return Close();
     // A Content-Length past the limit fails the head at its end, with every field parsed.
     if (parser_->is_header_done() || ec == bhttp::error::body_limit) {
       CopyHead(parser_->get(), request_);
@@ -164,7 +226,7 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
       ++shared_->refused_over_budget;
       return Refuse(429, "too many request bytes in flight; retry later", true);
     }
-    stream_.expires_after(options_.body_timeout);  // one deadline for the whole body
+    Tcp().expires_after(options_.body_timeout);  // one deadline for the whole body
     if (ExpectsContinue()) return SendContinue();
     ReadBody();
   }
@@ -177,7 +239,7 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
     auto interim =
         std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_, version_);
     bhttp::async_write(stream_, *interim,
-                       [self = shared_from_this(), interim](beast::error_code ec, size_t) {
+                       [self = this->shared_from_this(), interim](beast::error_code ec, size_t) {
                          if (ec) return self->Close();
                          self->ReadBody();
                        });
@@ -185,8 +247,9 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
 
   // 4. Reads the body within body_timeout, growing a chunked body's reservation as it comes.
   void ReadBody() {
-    bhttp::async_read_some(stream_, buffer_, *parser_,
-                           beast::bind_front_handler(&Connection::OnBody, shared_from_this()));
+    bhttp::async_read_some(
+        stream_, buffer_, *parser_,
+        beast::bind_front_handler(&Connection::OnBody, this->shared_from_this()));
   }
 
   void OnBody(beast::error_code ec, size_t) {
@@ -194,7 +257,7 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
       ++shared_->timeouts;
       return Close();  // the stream closed the socket on its deadline
     }
-    if (IsDisconnect(ec)) return Close();
+    if (IsDisconnect(ec) || IsTlsFailure(ec)) return Close();
     if (ec) return RefuseParseError(ec);
     if (!GrowChunkedReservation()) {
       ++shared_->refused_over_budget;
@@ -218,7 +281,7 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
     parser_.reset();
     head_only_ = request_.method == "HEAD";
     size_t reserved = std::exchange(reserved_, 0);
-    auto task = [self = shared_from_this(), request = std::move(request_), reserved,
+    auto task = [self = this->shared_from_this(), request = std::move(request_), reserved,
                  queued_at = SteadyClock::now()]() mutable {
       self->Handle(request, reserved, queued_at);
     };
@@ -242,7 +305,7 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
     request.body = std::string();  // freed before its bytes go back to the budget
     shared_->budget.Release(reserved);
     asio::post(stream_.get_executor(),
-               [self = shared_from_this(), response = std::move(response)]() mutable {
+               [self = this->shared_from_this(), response = std::move(response)]() mutable {
                  self->Respond(std::move(response), After::kNextRequest);
                });
   }
@@ -285,11 +348,10 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
       message->content_length(length);
     }
     if (close && after == After::kNextRequest) after = After::kClose;
-    stream_.expires_after(options_.write_timeout);
+    Tcp().expires_after(options_.write_timeout);
     bhttp::async_write(stream_, *message,
-                       [self = shared_from_this(), message, after](beast::error_code ec, size_t) {
-                         self->OnWritten(ec, after);
-                       });
+                       [self = this->shared_from_this(), message, after](
+                           beast::error_code ec, size_t) { self->OnWritten(ec, after); });
   }
 
   void OnWritten(beast::error_code ec, After after) {
@@ -334,15 +396,15 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
     ++shared_->connections_draining;
     --shared_->connections_open;
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.expires_after(kDrainTimeout);
+    Tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    Tcp().expires_after(kDrainTimeout);
     drain_buffer_ = std::make_unique<std::array<char, 16 << 10>>();
     Drain();
   }
 
   void Drain() {
     stream_.async_read_some(asio::buffer(*drain_buffer_),
-                            [self = shared_from_this()](beast::error_code ec, size_t bytes) {
+                            [self = this->shared_from_this()](beast::error_code ec, size_t bytes) {
                               self->drained_ += bytes;
                               if (ec || self->drained_ > kMaxDrainBytes) return self->Close();
                               self->Drain();
@@ -352,8 +414,10 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
   void Close() {
     ReleaseReservation();
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.close();
+    // On TLS no close_notify is sent: every answer carries its length, so a client cannot
+    // mistake a cut for the end, and a close_notify exchange could wait on the client.
+    Tcp().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    Tcp().close();
   }
 
   bool Reserve(size_t bytes) {
@@ -367,7 +431,8 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
     reserved_ = 0;
   }
 
-  beast::tcp_stream stream_;
+  const std::shared_ptr<ssl::context> context_;  // outlives stream_, which refers to it
+  Stream stream_;
   const std::shared_ptr<Shared> shared_;
   const ServerOptions& options_;
   beast::flat_buffer buffer_;
@@ -380,6 +445,7 @@ class Server::Connection : public std::enable_shared_from_this<Connection> {
   std::unique_ptr<std::array<char, 16 << 10>> drain_buffer_;
   size_t drained_ = 0;
   bool draining_ = false;
+  bool refuse_at_start_ = false;
 };
 
 // Accepts connections and starts each, or refuses it past max_connections.
@@ -443,15 +509,30 @@ class Server::Listener : public std::enable_shared_from_this<Listener> {
     beast::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);  // no 40 ms wait on kept-alive answers
     size_t open = shared_->connections_open.load();
-    if (open >= shared_->options.max_connections) {
+    const bool refuse = open >= shared_->options.max_connections;
+    if (refuse) {
       ++shared_->connections_refused;
       // Far past the bound even a refusal is not written: the socket just closes.
       if (open >= 2 * shared_->options.max_connections) return;
-      std::make_shared<Connection>(std::move(socket), shared_)->Refuse();
-      return;
+    } else {
+      ++shared_->connections_accepted;
     }
-    ++shared_->connections_accepted;
-    std::make_shared<Connection>(std::move(socket), shared_)->Run();
+    if (shared_->options.tls != nullptr) {
+      StartConnection<TlsStream>(std::move(socket), shared_->options.tls->Current(), refuse);
+    } else {
+      StartConnection<PlainStream>(std::move(socket), nullptr, refuse);
+    }
+  }
+
+  template <class Stream>
+  void StartConnection(tcp::socket socket, std::shared_ptr<ssl::context> context, bool refuse) {
+    auto connection =
+        std::make_shared<Connection<Stream>>(std::move(socket), shared_, std::move(context));
+    if (refuse) {
+      connection->Refuse();
+    } else {
+      connection->Run();
+    }
   }
 
   asio::io_context& io_;
@@ -516,6 +597,7 @@ ServerStats Server::Stats() const {
   stats.refused_malformed = s.refused_malformed.load();
   stats.timeouts = s.timeouts.load();
   stats.handler_errors = s.handler_errors.load();
+  stats.tls_handshake_failures = s.tls_handshake_failures.load();
   stats.connections_open = s.connections_open.load();
   stats.connections_draining = s.connections_draining.load();
   stats.queued_requests = s.workers.queued();

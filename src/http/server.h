@@ -18,6 +18,10 @@
 //  4. A worker thread runs the handler. A request that waited in the queue longer than
 //     `max_queue_wait` is answered 503 without running it: its client has likely given up.
 //     An exception from a handler is answered 500 with a generic message and logged.
+// On a TLS listener (`tls` set) the handshake comes first, within `header_timeout`; a client
+// that fails it (plain HTTP, a missing or untrusted client certificate, too slow) is counted in
+// `tls_handshake_failures` and closed. The steps above are then the same code on the decrypted
+// stream.
 // Past `max_connections` open connections, a new one is answered 503 and closed. A refused
 // request's unread body is drained (bounded in bytes and time) before the close, so the client
 // reads the answer instead of a reset; draining connections count apart (bounded by
@@ -36,6 +40,7 @@
 
 #include "absl/status/statusor.h"
 #include "http/message.h"
+#include "http/tls_context.h"
 #include "server/listen_address.h"
 
 namespace boost::asio {
@@ -62,21 +67,25 @@ struct ServerOptions {
   std::chrono::milliseconds write_timeout{30'000};
   std::chrono::milliseconds max_queue_wait{10'000};
   uint64_t retry_after_seconds = 1;
+  // Set: every connection is TLS, with the context the provider holds when it is accepted (a
+  // reload reaches new connections only). Null: plain TCP.
+  std::shared_ptr<TlsContextProvider> tls;
 };
 
 // Counters since start, and the gauges now.
 struct ServerStats {
   uint64_t connections_accepted = 0;
-  uint64_t connections_refused = 0;  // past max_connections
-  uint64_t requests = 0;             // handed to a handler
-  uint64_t refused_busy = 0;         // 503: queue full or waited too long
-  uint64_t refused_over_budget = 0;  // 429: bodies in flight at the budget
-  uint64_t refused_too_large = 0;    // 413 and 431
-  uint64_t refused_malformed = 0;    // 400: not HTTP/1.x
-  uint64_t timeouts = 0;             // header or body not read in time
-  uint64_t handler_errors = 0;       // an exception, answered 500
-  size_t connections_open = 0;       // counted against max_connections
-  size_t connections_draining = 0;   // answered, reading what a refused client still sends
+  uint64_t connections_refused = 0;     // past max_connections
+  uint64_t requests = 0;                // handed to a handler
+  uint64_t refused_busy = 0;            // 503: queue full or waited too long
+  uint64_t refused_over_budget = 0;     // 429: bodies in flight at the budget
+  uint64_t refused_too_large = 0;       // 413 and 431
+  uint64_t refused_malformed = 0;       // 400: not HTTP/1.x
+  uint64_t timeouts = 0;                // header or body not read in time
+  uint64_t handler_errors = 0;          // an exception, answered 500
+  uint64_t tls_handshake_failures = 0;  // not TLS, no or a bad client certificate, too slow
+  size_t connections_open = 0;          // counted against max_connections
+  size_t connections_draining = 0;      // answered, reading what a refused client still sends
   size_t queued_requests = 0;
   size_t inflight_bytes = 0;
 };
@@ -107,6 +116,7 @@ class Server {
 
  private:
   struct Shared;
+  template <class Stream>
   class Connection;
   class Listener;
 
