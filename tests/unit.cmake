@@ -25,6 +25,10 @@ target_link_libraries(ordertrace_unit_tests PRIVATE
   GTest::gtest_main)
 # Tests share helpers under tests/support.
 target_include_directories(ordertrace_unit_tests PRIVATE ${PROJECT_SOURCE_DIR})
+# TLS tests make their CA with tests/support/make_test_ca.sh (set on those files only: a
+# definition on the target would rebuild every test).
+set_source_files_properties(${PROJECT_SOURCE_DIR}/src/gaps/alertmanager_client_test.cc
+  PROPERTIES COMPILE_DEFINITIONS ORDERTRACE_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 gtest_discover_tests(ordertrace_unit_tests DISCOVERY_TIMEOUT 60)
 
 # The HTTP layer's tests: ordertrace_http alone (and httplib as the client).

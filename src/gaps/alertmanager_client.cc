@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <utility>
 
@@ -109,12 +110,17 @@ std::string Summary(const Gap& gap) {
 
 class HttpAlertTransport final : public AlertTransport {
  public:
-  explicit HttpAlertTransport(const BaseUrl& url)
-      : client_(url.scheme_host_port),
+  HttpAlertTransport(const BaseUrl& url, const AlertmanagerTlsOptions& tls)
+      : client_(url.scheme_host_port, tls.cert_file, tls.key_file),
         path_(url.prefix + "/api/v2/alerts"),
         where_(url.scheme_host_port + path_) {
     client_.set_keep_alive(true);
+    // httplib verifies the server's certificate and name by default; said here so that it
+    // stays so.
+    client_.enable_server_certificate_verification(true);
+    if (!tls.ca_file.empty()) client_.set_ca_cert_path(tls.ca_file);
   }
+  bool valid() const { return client_.is_valid(); }
 
   absl::Status PostAlerts(const std::string& json_body, milliseconds timeout) override {
     client_.set_connection_timeout(timeout);
@@ -194,15 +200,39 @@ std::string FormatRfc3339(uint64_t unix_nano) {
   return buffer;
 }
 
-absl::StatusOr<std::unique_ptr<AlertTransport>> NewHttpAlertTransport(const std::string& url) {
+absl::StatusOr<std::unique_ptr<AlertTransport>> NewHttpAlertTransport(
+    const std::string& url, const AlertmanagerTlsOptions& tls) {
   auto base = ParseBaseUrl(url, "alertmanager url");
   if (!base.ok()) return base.status();
-  return std::make_unique<HttpAlertTransport>(*base);
+  const bool https = base->scheme_host_port.rfind("https://", 0) == 0;
+  if (!https && (!tls.ca_file.empty() || !tls.cert_file.empty() || !tls.key_file.empty())) {
+    return absl::InvalidArgumentError("alertmanager TLS files need an https:// url, got " + url);
+  }
+  if (tls.cert_file.empty() != tls.key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "alertmanager.cert_file and alertmanager.key_file must be given together");
+  }
+  // httplib reads the CA file only at the first connection, and then fails every POST with a
+  // verification error: an unreadable file is found here instead, at start.
+  for (const auto& [key, path] : {std::pair{"alertmanager.ca_file", tls.ca_file},
+                                  std::pair{"alertmanager.cert_file", tls.cert_file},
+                                  std::pair{"alertmanager.key_file", tls.key_file}}) {
+    if (!path.empty() && !std::ifstream(path).good()) {
+      return absl::FailedPreconditionError(std::string(key) + " " + path + " cannot be read");
+    }
+  }
+  auto transport = std::make_unique<HttpAlertTransport>(*base, tls);
+  if (!transport->valid()) {
+    return absl::FailedPreconditionError("alertmanager.cert_file " + tls.cert_file +
+                                         " and alertmanager.key_file " + tls.key_file +
+                                         " are not a matching PEM certificate and key");
+  }
+  return transport;
 }
 
 absl::StatusOr<std::unique_ptr<AlertmanagerClient>> AlertmanagerClient::Create(
     AlertmanagerClientOptions options, const model::Clock& clock) {
-  auto transport = NewHttpAlertTransport(options.url);
+  auto transport = NewHttpAlertTransport(options.url, options.tls);
   if (!transport.ok()) return transport.status();
   return Create(std::move(options), clock, std::move(*transport));
 }

@@ -64,9 +64,21 @@ inline constexpr std::string_view kSourceAlertName = "SourceSilent";
 // (missing transitions, late calculations, unconsumed messages) is "warning".
 std::map<std::string, std::string, std::less<>> DefaultSeverityByKind();
 
+// For an https:// Alertmanager URL: whom to trust and what certificate to present. The server's
+// certificate is always verified, its name included.
+struct AlertmanagerTlsOptions {
+  // PEM CA certificates that sign Alertmanager's certificate; empty: the system's CAs.
+  std::string ca_file;
+  // A PEM client certificate and its key (both or neither); empty: none presented.
+  std::string cert_file;
+  std::string key_file;
+};
+
 struct AlertmanagerClientOptions {
   // Alertmanager's base URL: http(s)://host:port[/prefix]. Alerts go to <url>/api/v2/alerts.
   std::string url;
+  // Used with an https:// url only (an http:// url with any of them set is refused).
+  AlertmanagerTlsOptions tls;
   // ordertrace's own address as people reach it; the alert links to
   // <external_url>/api/v1/orders/<order_id> (annotation "link" and generatorURL).
   std::string external_url = "http://127.0.0.1:8686";
@@ -118,9 +130,11 @@ class AlertTransport {
                                   std::chrono::milliseconds timeout) = 0;
 };
 
-// The transport over cpp-httplib (TLS for https URLs). kInvalidArgument for a URL that is not
-// http(s)://host[:port][/prefix].
-absl::StatusOr<std::unique_ptr<AlertTransport>> NewHttpAlertTransport(const std::string& url);
+// The transport over cpp-httplib (TLS for https URLs, verified against `tls.ca_file` or the
+// system's CAs). kInvalidArgument for a URL that is not http(s)://host[:port][/prefix], or TLS
+// files with an http:// URL; kFailedPrecondition naming a TLS file that cannot be read.
+absl::StatusOr<std::unique_ptr<AlertTransport>> NewHttpAlertTransport(
+    const std::string& url, const AlertmanagerTlsOptions& tls = {});
 
 class AlertmanagerClient final : public GapSink {
  public:

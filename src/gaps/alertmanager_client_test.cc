@@ -3,9 +3,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <stdlib.h>
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <future>
 #include <memory>
@@ -494,33 +497,40 @@ TEST(FormatRfc3339Test, UtcWithMilliseconds) {
 // The real HTTP transport against a local httplib server standing in for Alertmanager.
 class HttpAlertmanagerStub {
  public:
-  // Serves POST <prefix>/api/v2/alerts on `port` (0: any free port).
-  explicit HttpAlertmanagerStub(const std::string& prefix, int port = 0) {
-    server_.set_keep_alive_timeout(1);  // stop() waits for kept-alive connections to idle out
-    server_.Post(prefix + "/api/v2/alerts",
-                 [this](const httplib::Request& request, httplib::Response& response) {
-                   std::lock_guard<std::mutex> lock(mu_);
-                   if (refuse_next_ > 0) {
-                     --refuse_next_;
-                     response.status = 503;
-                     return;
-                   }
-                   content_types_.push_back(request.get_header_value("Content-Type"));
-                   for (const json& alert : json::parse(request.body)) {
-                     gap_ids_.push_back(alert["labels"]["gap_id"]);
-                   }
-                   response.status = 200;
-                 });
+  // Serves POST <prefix>/api/v2/alerts on `port` (0: any free port); over TLS with
+  // `cert`/`key`, requiring a client certificate signed by `client_ca` when it is given.
+  explicit HttpAlertmanagerStub(const std::string& prefix, int port = 0,
+                                const std::string& cert = "", const std::string& key = "",
+                                const std::string& client_ca = "")
+      : server_(cert.empty() ? std::make_unique<httplib::Server>()
+                             : std::make_unique<httplib::SSLServer>(
+                                   cert.c_str(), key.c_str(),
+                                   client_ca.empty() ? nullptr : client_ca.c_str())) {
+    server_->set_keep_alive_timeout(1);  // stop() waits for kept-alive connections to idle out
+    server_->Post(prefix + "/api/v2/alerts",
+                  [this](const httplib::Request& request, httplib::Response& response) {
+                    std::lock_guard<std::mutex> lock(mu_);
+                    if (refuse_next_ > 0) {
+                      --refuse_next_;
+                      response.status = 503;
+                      return;
+                    }
+                    content_types_.push_back(request.get_header_value("Content-Type"));
+                    for (const json& alert : json::parse(request.body)) {
+                      gap_ids_.push_back(alert["labels"]["gap_id"]);
+                    }
+                    response.status = 200;
+                  });
     if (port == 0) {
-      port_ = server_.bind_to_any_port("127.0.0.1");
-    } else if (server_.bind_to_port("127.0.0.1", port)) {
+      port_ = server_->bind_to_any_port("127.0.0.1");
+    } else if (server_->bind_to_port("127.0.0.1", port)) {
       port_ = port;
     }
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-    while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    thread_ = std::thread([this] { server_->listen_after_bind(); });
+    while (!server_->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   ~HttpAlertmanagerStub() {
-    server_.stop();
+    server_->stop();
     thread_.join();
   }
   int port() const { return port_; }
@@ -549,7 +559,7 @@ class HttpAlertmanagerStub {
   }
 
  private:
-  httplib::Server server_;
+  std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   int port_ = -1;
   std::mutex mu_;
@@ -597,6 +607,62 @@ TEST(AlertmanagerClientHttpTest, PostsJsonToApiV2AlertsAndRetriesAcrossARestart)
   ASSERT_TRUE(stub->WaitFor("L-3/missing_transition/Calculated"));
   (*client)->Shutdown();
   EXPECT_EQ((*client)->Stats().pending, 0u);
+}
+
+// https:// with alertmanager.ca_file and a client certificate, against a stub with a CA made
+// by tests/support/make_test_ca.sh: delivered when the CA and the client certificate are right;
+// with another CA's trust, or without the client certificate, nothing is delivered.
+TEST(AlertmanagerClientHttpTest, PostsOverHttpsVerifyingTheServerAndPresentingAClientCertificate) {
+  std::string dir = testing::TempDir() + "ordertrace_alertmanager_tls_XXXXXX";
+  ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  ASSERT_EQ(std::system(("bash " ORDERTRACE_SOURCE_DIR "/tests/support/make_test_ca.sh '" + dir +
+                         "' >/dev/null")
+                            .c_str()),
+            0);
+  auto file = [&](const std::string& name) { return dir + "/" + name; };
+  HttpAlertmanagerStub stub("", 0, file("server.pem"), file("server.key"), file("ca.pem"));
+  ASSERT_GT(stub.port(), 0);
+  model::SystemClock clock;
+  auto client_with = [&](AlertmanagerTlsOptions tls) {
+    AlertmanagerClientOptions options;
+    options.url = "https://127.0.0.1:" + std::to_string(stub.port());
+    options.tls = std::move(tls);
+    options.min_backoff = std::chrono::milliseconds(20);
+    options.request_timeout = std::chrono::milliseconds(2000);
+    options.poll_interval = std::chrono::milliseconds(10);
+    return AlertmanagerClient::Create(options, clock);
+  };
+
+  auto trusted = client_with({file("ca.pem"), file("client.pem"), file("client.key")});
+  ASSERT_TRUE(trusted.ok()) << trusted.status();
+  (*trusted)->OnGapOpened(MakeGap("TLS-1"));
+  EXPECT_TRUE(stub.WaitFor("TLS-1/missing_transition/Calculated"));
+
+  auto wrong_ca = client_with({file("other-ca.pem"), file("client.pem"), file("client.key")});
+  ASSERT_TRUE(wrong_ca.ok()) << wrong_ca.status();
+  (*wrong_ca)->OnGapOpened(MakeGap("TLS-2"));
+  auto no_certificate = client_with({file("ca.pem"), "", ""});
+  ASSERT_TRUE(no_certificate.ok()) << no_certificate.status();
+  (*no_certificate)->OnGapOpened(MakeGap("TLS-3"));
+  auto deadline = std::chrono::steady_clock::now() + kWait;
+  while (((*wrong_ca)->Stats().failed_posts < 2 || (*no_certificate)->Stats().failed_posts < 2) &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_GE((*wrong_ca)->Stats().failed_posts, 2u) << "an untrusted server was accepted";
+  EXPECT_GE((*no_certificate)->Stats().failed_posts, 2u);
+  EXPECT_THAT(stub.GapIds(), ElementsAre("TLS-1/missing_transition/Calculated"));
+
+  EXPECT_EQ(client_with({file("missing.pem"), "", ""}).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(client_with({"", file("client.pem"), file("server.key")}).status().code(),
+            absl::StatusCode::kFailedPrecondition)
+      << "a key that does not match the certificate";
+  EXPECT_FALSE(NewHttpAlertTransport("http://127.0.0.1:1", {file("ca.pem"), "", ""}).ok());
+  (*trusted)->Shutdown();
+  (*wrong_ca)->Shutdown();
+  (*no_certificate)->Shutdown();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
