@@ -69,11 +69,12 @@ int main(int argc, char** argv) {
   if (!valid.ok()) return Fail(std::string(valid.message()));
   spdlog::set_level(spdlog::level::from_str(config.log_level));
 
-  // Block the stop signals in every thread; this one waits for them.
+  // Block the stop signals and SIGHUP in every thread; this one waits for them.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   ordertrace::server::OrdertraceServer server(config);
@@ -83,7 +84,15 @@ int main(int argc, char** argv) {
     return Fail(std::string(started.message()));
   }
   int signal = 0;
-  sigwait(&signals, &signal);
+  // SIGHUP re-reads the TLS certificate files (ReloadTls logs what it did); it never stops.
+  while (sigwait(&signals, &signal) == 0 && signal == SIGHUP) {
+    if (config.tls.enabled()) {
+      spdlog::info("received SIGHUP, reloading the TLS certificate files");
+      server.ReloadTls().IgnoreError();
+    } else {
+      spdlog::info("received SIGHUP; no tls: section, nothing to reload");
+    }
+  }
   spdlog::info("received {}, shutting down", signal == SIGINT ? "SIGINT" : "SIGTERM");
   server.Shutdown();
   spdlog::info("stopped");

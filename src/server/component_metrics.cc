@@ -266,10 +266,15 @@ void RegisterHttpMetrics(metrics::Registry& registry, std::vector<HttpListenerSo
   auto& inflight = registry.AddGauge({"ordertrace_http_inflight_bytes",
                                       "Request body bytes being read, queued or handled.",
                                       {"listener"}});
+  auto& handshake_failures = registry.AddCounter(
+      {"ordertrace_http_tls_handshake_failures_total",
+       "Connections to a TLS listener closed because the handshake failed: plain HTTP, no or an "
+       "untrusted client certificate, not done within http.header_timeout.",
+       {"listener"}});
   registry.AddScrapeHook([=, &open, &draining, &accepted, &refused_connections, &refused, &timeouts,
-                          &handler_errors, &queued, &inflight] {
+                          &handler_errors, &queued, &inflight, &handshake_failures] {
     Values open_v, draining_v, accepted_v, refused_connections_v, refused_v, timeouts_v, errors_v,
-        queued_v, inflight_v;
+        queued_v, inflight_v, handshake_v;
     for (const HttpListenerSource& listener : listeners) {
       http::ServerStats s = listener.stats();
       const std::string& name = listener.name;
@@ -285,6 +290,7 @@ void RegisterHttpMetrics(metrics::Registry& registry, std::vector<HttpListenerSo
       errors_v.push_back({{name}, static_cast<double>(s.handler_errors)});
       queued_v.push_back({{name}, static_cast<double>(s.queued_requests)});
       inflight_v.push_back({{name}, static_cast<double>(s.inflight_bytes)});
+      handshake_v.push_back({{name}, static_cast<double>(s.tls_handshake_failures)});
     }
     open.ReplaceAll(open_v);
     draining.ReplaceAll(draining_v);
@@ -295,6 +301,20 @@ void RegisterHttpMetrics(metrics::Registry& registry, std::vector<HttpListenerSo
     handler_errors.ReplaceAll(errors_v);
     queued.ReplaceAll(queued_v);
     inflight.ReplaceAll(inflight_v);
+    handshake_failures.ReplaceAll(handshake_v);
+  });
+}
+
+void RegisterTlsReloadMetrics(metrics::Registry& registry, const std::atomic<uint64_t>& ok,
+                              const std::atomic<uint64_t>& failed) {
+  auto& reloads = registry.AddCounter(
+      {"ordertrace_tls_reloads_total",
+       "Certificate reloads on SIGHUP: ok (new connections get the new certificate) or failed "
+       "(a file was missing, unreadable or mismatched; the old certificate is still served).",
+       {"result"}});
+  registry.AddScrapeHook([&reloads, &ok, &failed] {
+    reloads.ReplaceAll({{{"ok"}, static_cast<double>(ok.load())},
+                        {{"failed"}, static_cast<double>(failed.load())}});
   });
 }
 

@@ -3,6 +3,7 @@
 // Prometheus scrapes, so the parts need not know about metrics.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <string>
 #include <utility>
@@ -55,5 +56,10 @@ struct HttpListenerSource {
 
 // The HTTP listeners' connections, queues and refusals (ordertrace_http_*).
 void RegisterHttpMetrics(metrics::Registry& registry, std::vector<HttpListenerSource> listeners);
+
+// Certificate reloads by result (ordertrace_tls_reloads_total{result="ok|failed"}). The counters
+// must outlive the registry's scrapes.
+void RegisterTlsReloadMetrics(metrics::Registry& registry, const std::atomic<uint64_t>& ok,
+                              const std::atomic<uint64_t>& failed);
 
 }  // namespace ordertrace::server

@@ -3,11 +3,13 @@
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
+#include <optional>
 
 #include "gaps/alertmanager_client.h"
 #include "gaps/gap_codec.h"
 #include "gaps/gap_detector.h"
 #include "gaps/lifecycle_model.h"
+#include "http/tls_context.h"
 #include "ingest/ingester.h"
 #include "metrics/registry.h"
 #include "metrics/trace_metrics.h"
@@ -113,6 +115,25 @@ OrdertraceServer::~OrdertraceServer() { Shutdown(); }
 absl::Status OrdertraceServer::Start() {
   absl::Status valid = Validate(config_);
   if (!valid.ok()) return valid;
+  // The certificate files are read before anything else starts: a bad one is one line at start.
+  std::optional<http::TlsCredentials> tls;
+  if (config_.tls.enabled()) {
+    absl::StatusOr<http::TlsCredentials> loaded = http::LoadTlsCredentials(config_.tls);
+    if (!loaded.ok()) return loaded.status();
+    tls = *std::move(loaded);
+    absl::StatusOr<std::shared_ptr<http::TlsContextProvider>> api_tls =
+        http::TlsContextProvider::Create(*tls, http::ClientCertificates::kNotAsked);
+    if (!api_tls.ok()) return api_tls.status();
+    absl::StatusOr<std::shared_ptr<http::TlsContextProvider>> otlp_tls =
+        http::TlsContextProvider::Create(*tls, http::ClientCertificates::kRequiredWhenCaGiven);
+    if (!otlp_tls.ok()) return otlp_tls.status();
+    api_tls_ = *std::move(api_tls);
+    otlp_tls_ = *std::move(otlp_tls);
+    spdlog::info("TLS on every listener: {}{}", tls->description,
+                 tls->client_ca_pem.empty() ? ""
+                                            : "; OTLP clients need a certificate from " +
+                                                  config_.tls.client_ca_file);
+  }
   absl::StatusOr<ListenAddress> grpc_address = ParseListenAddress(config_.otlp_grpc_listen);
   absl::StatusOr<ListenAddress> otlp_http_address = ParseListenAddress(config_.otlp_http_listen);
   absl::StatusOr<ListenAddress> http_address = ParseListenAddress(config_.http_listen);
@@ -130,6 +151,8 @@ absl::Status OrdertraceServer::Start() {
   if (!config_.alertmanager_url.empty()) {
     gaps::AlertmanagerClientOptions alert_options;
     alert_options.url = config_.alertmanager_url;
+    alert_options.tls = {config_.alertmanager_ca_file, config_.alertmanager_cert_file,
+                         config_.alertmanager_key_file};
     alert_options.external_url = config_.external_url;
     alert_options.resend_interval = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::nanoseconds(config_.alertmanager_resend_nanos));
@@ -199,21 +222,25 @@ absl::Status OrdertraceServer::Start() {
   api_http.retry_after_seconds = config_.retry_after_seconds;
   // The API reads no bodies (GET only, 1 MiB at most): a small share of memory is plenty.
   api_http.max_inflight_bytes = std::min<size_t>(api_http.max_inflight_bytes, 16 << 20);
+  api_http.tls = api_tls_;
   api_ = std::make_unique<ApiServer>(
       *order_query_, *trace_query_, [this] { return ready_.load(); }, std::move(api_http),
       gaps_.get(), gap_store_.get(), metrics_.get(), config_.allowed_hosts);
   decode_budget_ = std::make_unique<otlp::DecodeBudget>(config_.decode_budget);
   RegisterDecodeBudgetMetrics(*metrics_, *decode_budget_);
-  grpc_ = std::make_unique<OtlpGrpcReceiver>(
-      *ingester_, *decode_budget_,
-      OtlpGrpcReceiverOptions{config_.max_request_bytes, config_.retry_after_seconds});
+  OtlpGrpcReceiverOptions grpc_options{config_.max_request_bytes, config_.retry_after_seconds};
+  grpc_options.tls = tls;
+  grpc_options.tls_directory = (std::filesystem::path(config_.data_dir) / "grpc-tls").string();
+  grpc_ = std::make_unique<OtlpGrpcReceiver>(*ingester_, *decode_budget_, std::move(grpc_options));
   OtlpHttpReceiverOptions otlp_http_options{config_.max_request_bytes, config_.retry_after_seconds,
                                             config_.http};
   otlp_http_options.http.worker_threads = config_.http_threads;
+  otlp_http_options.http.tls = otlp_tls_;
   otlp_http_ =
       std::make_unique<OtlpHttpReceiver>(*ingester_, *decode_budget_, std::move(otlp_http_options));
   RegisterHttpMetrics(*metrics_, {{"api", [this] { return api_->HttpStats(); }},
                                   {"otlp_http", [this] { return otlp_http_->HttpStats(); }}});
+  if (tls) RegisterTlsReloadMetrics(*metrics_, tls_reloads_ok_, tls_reloads_failed_);
 
   absl::StatusOr<int> http_port = api_->Start(*http_address);
   if (!http_port.ok()) return http_port.status();
@@ -226,9 +253,35 @@ absl::Status OrdertraceServer::Start() {
   ports_.otlp_http = *otlp_http_port;
 
   ready_ = true;
-  spdlog::info("ordertrace ready: OTLP/gRPC {}:{}, OTLP/HTTP {}:{}, API http://{}:{} (data in {})",
+  spdlog::info("ordertrace ready: OTLP/gRPC {}:{}, OTLP/HTTP {}:{}, API {}://{}:{} (data in {})",
                grpc_address->host, ports_.otlp_grpc, otlp_http_address->host, ports_.otlp_http,
-               http_address->host, ports_.http, config_.data_dir);
+               config_.tls.enabled() ? "https" : "http", http_address->host, ports_.http,
+               config_.data_dir);
+  return absl::OkStatus();
+}
+
+absl::Status OrdertraceServer::ReloadTls() {
+  if (!config_.tls.enabled()) {
+    return absl::FailedPreconditionError("no tls.cert_file configured: nothing to reload");
+  }
+  std::lock_guard<std::mutex> lock(tls_reload_mu_);
+  if (api_tls_ == nullptr || otlp_tls_ == nullptr || grpc_ == nullptr) {
+    return absl::FailedPreconditionError("ordertrace is not serving: nothing to reload");
+  }
+  absl::StatusOr<http::TlsCredentials> loaded = http::LoadTlsCredentials(config_.tls);
+  absl::Status installed = loaded.status();
+  // A file that fails to load changes nothing; the three listeners get the same credentials.
+  if (installed.ok()) installed = otlp_tls_->Install(*loaded);
+  if (installed.ok()) installed = api_tls_->Install(*loaded);
+  if (installed.ok()) installed = grpc_->InstallTls(*loaded);
+  if (!installed.ok()) {
+    ++tls_reloads_failed_;
+    spdlog::error("TLS reload failed, the previous certificate is still served: {}",
+                  std::string(installed.message()));
+    return installed;
+  }
+  ++tls_reloads_ok_;
+  spdlog::info("TLS reloaded: new connections get {}", loaded->description);
   return absl::OkStatus();
 }
 

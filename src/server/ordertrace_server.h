@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 
 #include "absl/status/status.h"
 #include "model/clock.h"
@@ -57,6 +58,12 @@ class OrdertraceServer {
   absl::Status Start();
   void Shutdown();
   const BoundPorts& ports() const { return ports_; }
+  // Reads the `tls:` files again (on SIGHUP): new connections on every listener get the new
+  // certificate (OTLP/gRPC within OtlpGrpcReceiver::kTlsRefreshSeconds), open ones keep theirs.
+  // A missing, unreadable or mismatched file keeps the old certificate, logs one line and is
+  // returned. Counted in ordertrace_tls_reloads_total. Thread-safe against itself; call it
+  // between Start and Shutdown.
+  absl::Status ReloadTls();
 
   static const model::Clock& DefaultClock();
 
@@ -85,6 +92,14 @@ class OrdertraceServer {
   std::unique_ptr<OtlpGrpcReceiver> grpc_;
   std::unique_ptr<OtlpHttpReceiver> otlp_http_;
   std::unique_ptr<ApiServer> api_;
+
+  // TLS (null without a `tls:` section): one context provider per HTTP listener, the API's
+  // never asking for client certificates.
+  std::shared_ptr<http::TlsContextProvider> api_tls_;
+  std::shared_ptr<http::TlsContextProvider> otlp_tls_;
+  std::mutex tls_reload_mu_;  // one reload at a time
+  std::atomic<uint64_t> tls_reloads_ok_{0};
+  std::atomic<uint64_t> tls_reloads_failed_{0};
 };
 
 }  // namespace ordertrace::server

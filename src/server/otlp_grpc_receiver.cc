@@ -1,10 +1,19 @@
 #include "server/otlp_grpc_receiver.h"
 
+#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 #include <grpcpp/support/method_handler.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <limits>
 #include <string>
 
@@ -31,6 +40,55 @@ std::shared_ptr<const std::string> BodyOf(const grpc::ByteBuffer& request) {
     body->append(reinterpret_cast<const char*>(slice.begin()), slice.size());
   }
   return body;
+}
+
+// Replaces `path` with `bytes` by a rename, so that a reader sees the old file or the new one,
+// never a part. Mode 0600: one of them is the private key.
+absl::Status ReplaceFile(const std::string& path, const std::string& bytes) {
+  const std::string staging = path + ".new";
+  int fd = open(staging.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return absl::UnavailableError("cannot write " + staging + " (" + std::strerror(errno) + ")");
+  }
+  size_t written = 0;
+  while (written < bytes.size()) {
+    ssize_t n = write(fd, bytes.data() + written, bytes.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    written += static_cast<size_t>(n);
+  }
+  close(fd);
+  if (written != bytes.size() || std::rename(staging.c_str(), path.c_str()) != 0) {
+    return absl::UnavailableError("cannot write " + path + " (" + std::strerror(errno) + ")");
+  }
+  return absl::OkStatus();
+}
+
+struct CredentialFiles {
+  std::string certificate_chain;
+  std::string private_key;
+  std::string client_ca;  // empty: no client CA
+};
+
+CredentialFiles FilesIn(const std::string& directory, bool client_ca) {
+  const std::filesystem::path dir(directory);
+  return {(dir / "cert.pem").string(), (dir / "key.pem").string(),
+          client_ca ? (dir / "client_ca.pem").string() : ""};
+}
+
+// The certificate first and the key right after: gRPC's watcher, reading between the two, could
+// see a pair that does not match and keeps its old one until the next poll.
+absl::Status WriteCredentialFiles(const CredentialFiles& files,
+                                  const http::TlsCredentials& credentials) {
+  if (absl::Status s = ReplaceFile(files.certificate_chain, credentials.certificate_chain_pem);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = ReplaceFile(files.private_key, credentials.private_key_pem); !s.ok()) {
+    return s;
+  }
+  if (!files.client_ca.empty()) return ReplaceFile(files.client_ca, credentials.client_ca_pem);
+  return absl::OkStatus();
 }
 
 grpc::ByteBuffer Serialized(const pb_collector::ExportTraceServiceResponse& response) {
@@ -125,10 +183,48 @@ OtlpGrpcReceiver::OtlpGrpcReceiver(ingest::Ingester& ingester, otlp::DecodeBudge
 
 OtlpGrpcReceiver::~OtlpGrpcReceiver() { Shutdown(); }
 
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> OtlpGrpcReceiver::Credentials() {
+  if (!options_.tls.has_value()) return grpc::InsecureServerCredentials();
+  const http::TlsCredentials& tls = *options_.tls;
+  const bool client_ca = !tls.client_ca_pem.empty();
+  std::error_code ec;
+  std::filesystem::create_directories(options_.tls_directory, ec);
+  if (ec || chmod(options_.tls_directory.c_str(), 0700) != 0) {
+    return absl::UnavailableError("OTLP/gRPC receiver cannot create " + options_.tls_directory +
+                                  " for its TLS files");
+  }
+  const CredentialFiles files = FilesIn(options_.tls_directory, client_ca);
+  if (absl::Status written = WriteCredentialFiles(files, tls); !written.ok()) return written;
+  // Why files: gRPC 1.51's C++ API has no provider that takes new certificates from memory; the
+  // file watcher polls, so a reload (InstallTls) reaches gRPC within kTlsRefreshSeconds.
+  certificates_ = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      files.private_key, files.certificate_chain, files.client_ca, kTlsRefreshSeconds);
+  grpc::experimental::TlsServerCredentialsOptions tls_options(certificates_);
+  tls_options.watch_identity_key_cert_pairs();
+  if (client_ca) {
+    tls_options.watch_root_certs();
+    tls_options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  } else {
+    tls_options.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  }
+  return grpc::experimental::TlsServerCredentials(tls_options);
+}
+
+absl::Status OtlpGrpcReceiver::InstallTls(const http::TlsCredentials& credentials) {
+  if (!options_.tls.has_value()) {
+    return absl::FailedPreconditionError("the OTLP/gRPC receiver was started without TLS");
+  }
+  std::lock_guard<std::mutex> lock(tls_mu_);
+  return WriteCredentialFiles(FilesIn(options_.tls_directory, !credentials.client_ca_pem.empty()),
+                              credentials);
+}
+
 absl::StatusOr<int> OtlpGrpcReceiver::Start(const ListenAddress& address) {
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = Credentials();
+  if (!credentials.ok()) return credentials.status();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(address.ToString(), grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(address.ToString(), *credentials, &port);
   // gRPC shares ports by default (SO_REUSEPORT): a second ordertrace would then split the
   // traffic with the first instead of failing to start.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);

@@ -6,21 +6,36 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
 
 #include "absl/status/statusor.h"
+#include "http/tls_context.h"
 #include "ingest/ingester.h"
 #include "otlp/decode_budget.h"
 #include "server/listen_address.h"
 
 namespace grpc {
 class Server;
+class ServerCredentials;
+namespace experimental {
+class CertificateProviderInterface;
 }
+}  // namespace grpc
 
 namespace ordertrace::server {
 
 struct OtlpGrpcReceiverOptions {
   size_t max_request_bytes = 16 << 20;
   uint64_t retry_after_seconds = 1;
+  // Set: only TLS is served, with these credentials (checked by http::LoadTlsCredentials), and
+  // a client certificate signed by their client CA is required when they carry one. Unset:
+  // plaintext.
+  std::optional<http::TlsCredentials> tls;
+  // With `tls`: the folder (created, mode 0700) holding the copies of the credentials that
+  // gRPC reads; InstallTls rewrites them.
+  std::string tls_directory;
 };
 
 class OtlpGrpcReceiver {
@@ -34,12 +49,24 @@ class OtlpGrpcReceiver {
   absl::StatusOr<int> Start(const ListenAddress& address);
   void Shutdown();
 
+  // Serves `credentials` to new connections from within kTlsRefreshSeconds on; open ones keep
+  // theirs. gRPC 1.51 can only be handed certificates by a provider that polls files, so this
+  // rewrites the copies it polls (each file replaced by a rename). Only for a receiver started
+  // with `tls`; thread-safe.
+  absl::Status InstallTls(const http::TlsCredentials& credentials);
+  static constexpr unsigned kTlsRefreshSeconds = 1;
+
  private:
   class Service;
+
+  // Insecure, or TLS from options_.tls (writing the files gRPC watches).
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials();
 
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;
   const OtlpGrpcReceiverOptions options_;
+  std::shared_ptr<grpc::experimental::CertificateProviderInterface> certificates_;
+  std::mutex tls_mu_;  // one InstallTls writes the files at a time
 };
 
 }  // namespace ordertrace::server
