@@ -11,9 +11,11 @@ target_link_libraries(ordertrace_unit_tests PRIVATE
   ordertrace_lifecycle
   ordertrace_store
   ordertrace_ingest
+  ordertrace_scrub
   ordertrace_query
   ordertrace_gaps
   ordertrace_server
+  ordertrace_forward
   otlp_proto
   RocksDB::rocksdb
   PkgConfig::HTTPLIB

@@ -10,6 +10,8 @@
 #include "metrics/trace_metrics.h"
 #include "otlp/proto_codec.h"
 #include "sampling/tail_sampler.h"
+#include "scrub/operator_id_hasher.h"
+#include "scrub/pii_scrubber.h"
 
 namespace ordertrace::ingest {
 
@@ -53,6 +55,10 @@ Ingester::Ingester(store::Store& store, const model::Clock& clock, IngesterOptio
 Ingester::~Ingester() { Shutdown(); }
 
 absl::Status Ingester::Ingest(model::TraceBatch batch, RejectedSpans* rejected) {
+  // First, so that nothing below (refusal messages, WAL, metric labels, sampler, records) ever
+  // holds what the scrubber removes; the hash is added after, so that it is of a clean value.
+  if (consumers_.scrubber != nullptr) consumers_.scrubber->Scrub(batch);
+  if (consumers_.operator_hasher != nullptr) consumers_.operator_hasher->AddOperatorIdHashes(batch);
   RejectedSpans refused_here;
   const CheckedBatch checked =
       CheckSpans(batch, options_.limits, clock_.NowUnixNano(), rejected ? *rejected : refused_here);

@@ -30,6 +30,10 @@ class TraceMetrics;
 namespace ordertrace::sampling {
 class TailSampler;
 }  // namespace ordertrace::sampling
+namespace ordertrace::scrub {
+class PiiScrubber;
+class OperatorIdHasher;
+}  // namespace ordertrace::scrub
 
 namespace ordertrace::ingest {
 
@@ -69,6 +73,12 @@ struct IngestConsumers {
   metrics::TraceMetrics* metrics = nullptr;
   // Decides which spans are stored; without it every span is.
   sampling::TailSampler* sampler = nullptr;
+  // Applied to every request first, on the caller's thread, before the span checks, the
+  // store, the metrics (whose labels come from span names), the sampler and the order records:
+  // PII removed (`scrubber`), then `operator_id.hash` added beside each `operator_id`
+  // (`operator_hasher`). Both must be thread-safe (they are); null: that step is skipped.
+  const scrub::PiiScrubber* scrubber = nullptr;
+  const scrub::OperatorIdHasher* operator_hasher = nullptr;
 };
 
 struct IngesterStats {

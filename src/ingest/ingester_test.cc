@@ -23,6 +23,8 @@
 #include "model/clock.h"
 #include "otlp/proto_codec.h"
 #include "sampling/tail_sampler.h"
+#include "scrub/operator_id_hasher.h"
+#include "scrub/pii_scrubber.h"
 #include "store/rocks_store.h"
 
 namespace ordertrace::ingest {
@@ -647,6 +649,51 @@ TEST_F(IngesterTest, MetricsSeeEverySpanTheSamplerDrops) {
               testing::HasSubstr("traces_span_metrics_calls_total{service_name=\"mes-api\","
                                  "span_name=\"SELECT orders\",span_kind=\"SPAN_KIND_CLIENT\","
                                  "status_code=\"STATUS_CODE_UNSET\"} 1\n"));
+}
+
+// The scrubber runs before anything else: neither the stored blocks (of spans decoded with
+// their received bytes, the fast path) nor the metric labels hold the address, and the
+// operator id gains its hash beside the clear value.
+TEST_F(IngesterTest, PiiIsRemovedBeforeStorageAndMetricsAndOperatorIdsGainTheirHash) {
+  metrics::Registry registry;
+  metrics::TraceMetrics trace_metrics(registry, {}, nullptr);
+  absl::StatusOr<std::unique_ptr<scrub::PiiScrubber>> scrubber = scrub::PiiScrubber::Create({});
+  ASSERT_TRUE(scrubber.ok());
+  scrub::OperatorIdHasher hasher("test-secret-0123456789");
+  IngestConsumers consumers;
+  consumers.metrics = &trace_metrics;
+  consumers.scrubber = scrubber->get();
+  consumers.operator_hasher = &hasher;
+  Ingester ingester(*store_, clock_, {}, consumers);
+
+  model::Span span = Transition(1, 1, "ord-1", "INITIATED", 1, kNow - 30 * kSecond);
+  span.name = "mail jo@example.com";
+  span.attributes.push_back(Str("customer.email", "jo@example.com"));
+  span.attributes.push_back(Str("operator_id", "op-17"));
+  auto body = std::make_shared<const std::string>(
+      otlp::EncodeProtobuf(Batch(Service("shop-api"), {Scope("shop", {span})})));
+  absl::StatusOr<otlp::DecodedRequest> decoded = otlp::DecodeProtobufRequest(body);
+  ASSERT_TRUE(decoded.ok());
+  ASSERT_TRUE(ingester.Ingest(std::move(decoded->batch)).ok());
+
+  absl::StatusOr<std::vector<std::string>> blocks = store_->ReadTrace(TraceIdOf(1));
+  ASSERT_TRUE(blocks.ok());
+  ASSERT_THAT(*blocks, SizeIs(1));
+  EXPECT_THAT((*blocks)[0], testing::Not(testing::HasSubstr("jo@example.com")));
+  std::vector<model::TraceBatch> stored = StoredBlocks(1);
+  const model::Span& kept = stored[0].resource_spans[0].scope_spans[0].spans[0];
+  EXPECT_EQ(kept.name, "mail [email]");
+  EXPECT_EQ(model::FindAttribute(kept.attributes, "customer.email"), nullptr);
+  ASSERT_NE(model::FindAttribute(kept.attributes, "operator_id"), nullptr);
+  EXPECT_EQ(model::FindAttribute(kept.attributes, "operator_id")->string_value, "op-17");
+  ASSERT_NE(model::FindAttribute(kept.attributes, "operator_id.hash"), nullptr);
+  EXPECT_EQ(model::FindAttribute(kept.attributes, "operator_id.hash")->string_value,
+            hasher.Hash("op-17"));
+  ASSERT_TRUE(Order("ord-1").has_value());
+  const std::string exposition = registry.Render(metrics::Format::kPrometheusText);
+  EXPECT_THAT(exposition, testing::HasSubstr("span_name=\"mail [email]\""));
+  EXPECT_THAT(exposition, testing::Not(testing::HasSubstr("jo@example.com")));
+  EXPECT_EQ((*scrubber)->Stats()[0].removed, 2u);
 }
 
 TEST_F(IngesterTest, DetailOfAStuckOrderIsWrittenWhenReleased) {

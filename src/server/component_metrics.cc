@@ -1,11 +1,13 @@
 #include "server/component_metrics.h"
 
+#include "forward/otlp_forwarder.h"
 #include "gaps/alertmanager_client.h"
 #include "gaps/gap_detector.h"
 #include "ingest/ingester.h"
 #include "metrics/registry.h"
 #include "otlp/decode_budget.h"
 #include "sampling/tail_sampler.h"
+#include "scrub/pii_scrubber.h"
 #include "store/store.h"
 
 namespace ordertrace::server {
@@ -225,6 +227,20 @@ void RegisterComponentMetrics(metrics::Registry& registry, const gaps::GapDetect
   }
 }
 
+void RegisterPiiMetrics(metrics::Registry& registry, const scrub::PiiScrubber& scrubber) {
+  auto& removed = registry.AddCounter(
+      {"ordertrace_pii_removed_total",
+       "Attributes removed and matches masked as PII before storage, by rule (pii.rules).",
+       {"rule"}});
+  registry.AddScrapeHook([&scrubber, &removed] {
+    Values by_rule;
+    for (const scrub::PiiRuleCount& count : scrubber.Stats()) {
+      by_rule.push_back({{count.rule}, static_cast<double>(count.removed)});
+    }
+    removed.ReplaceAll(by_rule);
+  });
+}
+
 void RegisterStoreMetrics(metrics::Registry& registry, const store::Store& store) {
   auto& out_of_space = registry.AddGauge(
       {"ordertrace_store_out_of_space",
@@ -334,6 +350,71 @@ void RegisterDecodeBudgetMetrics(metrics::Registry& registry, const otlp::Decode
     leased.Set({}, static_cast<double>(stats.leased_bytes));
     refused.ReplaceAll({{{"budget_full"}, static_cast<double>(stats.refused_budget_full)},
                         {{"too_large"}, static_cast<double>(stats.refused_too_large)}});
+  });
+}
+
+void RegisterAuthMetrics(metrics::Registry& registry, const auth::TokenAuthenticator& tokens,
+                         const auth::AuditLog* audit) {
+  auto& accepted = registry.AddCounter(
+      {"ordertrace_auth_accepted_total", "Requests whose bearer token was valid.", {}});
+  auto& refused = registry.AddCounter(
+      {"ordertrace_auth_refused_total",
+       "Requests refused for their token, on the API and OTLP: missing, malformed or unknown "
+       "(401, UNAUTHENTICATED) and forbidden (a valid token whose role may not; 403, "
+       "PERMISSION_DENIED).",
+       {"reason"}});
+  registry.AddScrapeHook([&tokens, &accepted, &refused] {
+    auth::AuthStats stats = tokens.Stats();
+    accepted.ReplaceAll({{{}, static_cast<double>(stats.accepted)}});
+    std::vector<std::pair<std::vector<std::string>, double>> by_reason;
+    for (size_t i = 0; i < std::size(stats.failures); ++i) {
+      by_reason.push_back({{std::string(auth::AuthFailureName(static_cast<auth::AuthFailure>(i)))},
+                           static_cast<double>(stats.failures[i])});
+    }
+    refused.ReplaceAll(by_reason);
+  });
+  if (audit == nullptr) return;
+  auto& lines = registry.AddCounter(
+      {"ordertrace_audit_lines_total", "Lines written to the audit log.", {}});
+  auto& errors = registry.AddCounter(
+      {"ordertrace_audit_write_errors_total",
+       "Audit lines that could not be written (a full disk, say); the request was still served.",
+       {}});
+  registry.AddScrapeHook([audit, &lines, &errors] {
+    auth::AuditLogStats stats = audit->Stats();
+    lines.ReplaceAll({{{}, static_cast<double>(stats.lines)}});
+    errors.ReplaceAll({{{}, static_cast<double>(stats.write_errors)}});
+  });
+}
+
+void RegisterForwardMetrics(metrics::Registry& registry, const forward::OtlpForwarder& forwarder) {
+  auto& spans = registry.AddCounter(
+      {"ordertrace_forward_spans_total",
+       "Spans the forward sent (the endpoint acknowledged them), or dropped: past "
+       "forward.max_queue_mb (dropped_full) or refused for good by the endpoint "
+       "(dropped_rejected).",
+       {"result"}});
+  auto& requests = registry.AddCounter(
+      {"ordertrace_forward_requests_total",
+       "Requests to the forward's endpoint, by answer: HTTP status, gRPC code, or error (no "
+       "answer).",
+       {"code"}});
+  auto& retries = registry.AddCounter(
+      {"ordertrace_forward_retries_total", "Forward requests that failed and will be retried.", {}});
+  auto& queue_bytes = registry.AddGauge(
+      {"ordertrace_forward_queue_bytes", "Bytes of spans queued for the forward, not sent yet.", {}});
+  registry.AddScrapeHook([&forwarder, &spans, &requests, &retries, &queue_bytes] {
+    const forward::ForwarderStats stats = forwarder.Stats();
+    spans.ReplaceAll({{{"sent"}, static_cast<double>(stats.spans_sent)},
+                      {{"dropped_full"}, static_cast<double>(stats.spans_dropped_full)},
+                      {{"dropped_rejected"}, static_cast<double>(stats.spans_dropped_rejected)}});
+    Values by_code;
+    for (const auto& [code, count] : stats.requests) {
+      by_code.push_back({{code}, static_cast<double>(count)});
+    }
+    requests.ReplaceAll(by_code);
+    retries.ReplaceAll({{{}, static_cast<double>(stats.retries)}});
+    queue_bytes.Set({}, static_cast<double>(stats.queue_bytes));
   });
 }
 

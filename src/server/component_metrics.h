@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "auth/audit_log.h"
+#include "auth/token_authenticator.h"
 #include "http/server.h"
 
 namespace ordertrace::metrics {
@@ -30,6 +32,12 @@ class TailSampler;
 namespace ordertrace::otlp {
 class DecodeBudget;
 }  // namespace ordertrace::otlp
+namespace ordertrace::scrub {
+class PiiScrubber;
+}  // namespace ordertrace::scrub
+namespace ordertrace::forward {
+class OtlpForwarder;
+}  // namespace ordertrace::forward
 
 namespace ordertrace::server {
 
@@ -44,9 +52,23 @@ void RegisterComponentMetrics(metrics::Registry& registry, const gaps::GapDetect
 // ceiling. `budget` must outlive the registry.
 void RegisterDecodeBudgetMetrics(metrics::Registry& registry, const otlp::DecodeBudget& budget);
 
+// Tokens accepted and refused by reason (ordertrace_auth_*), and the audit log's lines and
+// write errors (ordertrace_audit_*; `audit` may be null). Both must outlive the registry's
+// scrapes.
+void RegisterAuthMetrics(metrics::Registry& registry, const auth::TokenAuthenticator& tokens,
+                         const auth::AuditLog* audit);
+
 // The store's degraded mode: ordertrace_store_out_of_space (1 while writes are refused for
 // want of disk space). `store` must outlive the registry.
 void RegisterStoreMetrics(metrics::Registry& registry, const store::Store& store);
+
+// The OTLP forward: ordertrace_forward_spans_total{result}, _requests_total{code},
+// _retries_total and _queue_bytes. `forwarder` must outlive the registry.
+void RegisterForwardMetrics(metrics::Registry& registry, const forward::OtlpForwarder& forwarder);
+
+// What the PII scrubber removed or masked, by rule: ordertrace_pii_removed_total{rule}.
+// `scrubber` must outlive the registry's last Render.
+void RegisterPiiMetrics(metrics::Registry& registry, const scrub::PiiScrubber& scrubber);
 
 // One HTTP listener's figures, read at each scrape; `name` is its `listener` label.
 struct HttpListenerSource {

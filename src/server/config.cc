@@ -103,6 +103,21 @@ Setter Millis(std::chrono::milliseconds& field) {
   };
 }
 
+// forward.protocol: "http/protobuf" or "grpc", as OTEL_EXPORTER_OTLP_PROTOCOL names them.
+Setter ForwardProtocol(forward::OtlpForwarderOptions::Protocol& field) {
+  return [&field](const YAML::Node& node) -> absl::Status {
+    const std::string s = node.IsScalar() ? node.Scalar() : "";
+    if (s == "http/protobuf") {
+      field = forward::OtlpForwarderOptions::Protocol::kHttpProtobuf;
+    } else if (s == "grpc") {
+      field = forward::OtlpForwarderOptions::Protocol::kGrpc;
+    } else {
+      return absl::InvalidArgumentError("must be http/protobuf or grpc, got '" + s + "'");
+    }
+    return absl::OkStatus();
+  };
+}
+
 Setter Megabytes(size_t& field) {
   return [&field](const YAML::Node& node) -> absl::Status {
     size_t mb = 0;
@@ -161,6 +176,22 @@ std::map<std::string, Setter> KnownKeys(ServerConfig& c) {
       {"alertmanager.ca_file", Text(c.alertmanager_ca_file)},
       {"alertmanager.cert_file", Text(c.alertmanager_cert_file)},
       {"alertmanager.key_file", Text(c.alertmanager_key_file)},
+      {"audit.enabled", Boolean(c.audit_enabled)},
+      {"audit.file", Text(c.audit.path)},
+      {"audit.max_mb", Megabytes(c.audit.max_bytes)},
+      {"audit.keep_files", Number(c.audit.keep_files)},
+      {"forward.endpoint", Text(c.forward.endpoint)},
+      {"forward.protocol", ForwardProtocol(c.forward.protocol)},
+      {"forward.tls", Boolean(c.forward.tls)},
+      {"forward.ca_file", Text(c.forward.ca_file)},
+      {"forward.client_cert_file", Text(c.forward.client_cert_file)},
+      {"forward.client_key_file", Text(c.forward.client_key_file)},
+      {"forward.timeout", Millis(c.forward.timeout)},
+      {"forward.max_queue_mb", Megabytes(c.forward.max_queue_bytes)},
+      {"forward.max_batch_spans", Number(c.forward.max_batch_spans)},
+      {"forward.max_batch_mb", Megabytes(c.forward.max_batch_bytes)},
+      {"forward.initial_backoff", Millis(c.forward.initial_backoff)},
+      {"forward.max_backoff", Millis(c.forward.max_backoff)},
       {"tls.cert_file", Text(c.tls.cert_file)},
       {"tls.key_file", Text(c.tls.key_file)},
       {"tls.client_ca_file", Text(c.tls.client_ca_file)},
@@ -177,6 +208,8 @@ std::map<std::string, Setter> KnownKeys(ServerConfig& c) {
       {"metrics.enabled", Boolean(c.metrics_enabled)},
       {"metrics.price_calc_span", Text(c.metrics.price_calc_span)},
       {"metrics.max_series", Number(c.metrics.max_series)},
+      {"pii.enabled", Boolean(c.pii.enabled)},
+      {"pii.operator_id_secret", Text(c.operator_id_secret)},
       {"sampling.enabled", Boolean(c.sampling.enabled)},
       {"sampling.ratio", Number(c.sampling.ratio)},
       {"sampling.slow_threshold", Nanos(c.sampling.slow_threshold_nanos)},
@@ -388,6 +421,155 @@ absl::Status ApplyLifecycleLists(YAML::Node lifecycle, gaps::LifecycleModelOptio
   return absl::OkStatus();
 }
 
+// `auth.tokens`: a list of {name, role, partner_id, sha256}, each checked here so that the
+// error names the entry; the list is taken out of the node before the plain keys are applied.
+absl::Status ApplyAuthTokens(YAML::Node auth, auth::AuthOptions& options) {
+  YAML::Node tokens = auth["tokens"];
+  if (!tokens) return absl::OkStatus();
+  if (!tokens.IsSequence() && !tokens.IsNull()) {
+    return absl::InvalidArgumentError("auth.tokens must be a list of {name, role, sha256}");
+  }
+  options.tokens.clear();
+  for (size_t i = 0; tokens.IsSequence() && i < tokens.size(); ++i) {
+    const YAML::Node entry = tokens[i];
+    const std::string where = "auth.tokens[" + std::to_string(i) + "]";
+    if (!entry.IsMap()) return absl::InvalidArgumentError(where + " must be a mapping");
+    auth::TokenEntry token;
+    for (const auto& field : entry) {
+      const std::string key = field.first.as<std::string>();
+      if (!field.second.IsScalar()) {
+        return absl::InvalidArgumentError(where + "." + key + " must be a single value");
+      }
+      const std::string value = field.second.as<std::string>();
+      if (key == "name") {
+        token.name = value;
+      } else if (key == "role") {
+        std::optional<auth::Role> role = auth::ParseRole(value);
+        if (!role) {
+          return absl::InvalidArgumentError(
+              where + ".role must be support, dev, ops, partner_readonly or ingest, got '" +
+              value + "'");
+        }
+        token.role = *role;
+      } else if (key == "partner_id") {
+        token.partner_id = value;
+      } else if (key == "sha256") {
+        std::optional<std::array<uint8_t, 32>> hash = auth::ParseSha256Hex(value);
+        if (!hash) {
+          return absl::InvalidArgumentError(
+              where + ".sha256 must be 64 hex digits (printf %s \"$TOKEN\" | sha256sum)");
+        }
+        token.sha256 = *hash;
+      } else if (key == "token" || key == "secret") {
+        return absl::InvalidArgumentError(where + ": tokens are never written in clear; give " +
+                                          "their sha256 (printf %s \"$TOKEN\" | sha256sum)");
+      } else {
+        return absl::InvalidArgumentError(where + ": unknown field '" + key + "'");
+      }
+    }
+    if (token.sha256 == std::array<uint8_t, 32>{}) {
+      return absl::InvalidArgumentError(where + " needs sha256");
+    }
+    if (!entry["role"]) return absl::InvalidArgumentError(where + " needs a role");
+    options.tokens.push_back(std::move(token));
+  }
+  auth.remove("tokens");
+  return auth::ValidateTokens(options.tokens);
+}
+
+// `pii.rules`: a list of {name, key_pattern, value_pattern, action}. An entry named like a
+// default rule (email, phone) changes the fields it gives; any other is added after them.
+// Patterns are compiled at start (PiiScrubber::Create), which names the rule of a bad one.
+absl::Status ApplyPiiRules(YAML::Node pii, scrub::PiiScrubberOptions& options) {
+  YAML::Node rules = pii["rules"];
+  if (!rules) return absl::OkStatus();
+  if (!rules.IsSequence() && !rules.IsNull()) {
+    return absl::InvalidArgumentError(
+        "pii.rules must be a list of {name, key_pattern, value_pattern, action}");
+  }
+  for (size_t i = 0; rules.IsSequence() && i < rules.size(); ++i) {
+    const YAML::Node entry = rules[i];
+    const std::string where = "pii.rules[" + std::to_string(i) + "]";
+    if (!entry.IsMap()) return absl::InvalidArgumentError(where + " must be a mapping");
+    const YAML::Node name = entry["name"];
+    if (!name || !name.IsScalar() || name.Scalar().empty()) {
+      return absl::InvalidArgumentError(where + " needs a name");
+    }
+    auto existing = std::find_if(options.rules.begin(), options.rules.end(),
+                                 [&](const scrub::PiiRule& r) { return r.name == name.Scalar(); });
+    scrub::PiiRule rule = existing != options.rules.end() ? *existing : scrub::PiiRule{};
+    rule.name = name.Scalar();
+    for (const auto& field : entry) {
+      const std::string key = field.first.as<std::string>();
+      if (!field.second.IsScalar() && !field.second.IsNull()) {
+        return absl::InvalidArgumentError(where + "." + key + " must be a single value");
+      }
+      const std::string value = field.second.IsNull() ? "" : field.second.Scalar();
+      if (key == "name") {
+        continue;
+      } else if (key == "key_pattern") {
+        rule.key_pattern = value;
+        rule.key_needs.clear();  // the default's hint no longer holds
+      } else if (key == "value_pattern") {
+        rule.value_pattern = value;
+        rule.value_needs_char = '\0';
+        rule.value_min_digits = 0;
+      } else if (key == "action") {
+        if (value == "remove") {
+          rule.action = scrub::PiiAction::kRemove;
+        } else if (value == "mask") {
+          rule.action = scrub::PiiAction::kMask;
+        } else {
+          return absl::InvalidArgumentError(where + ".action must be remove or mask, got '" +
+                                            value + "'");
+        }
+      } else {
+        return absl::InvalidArgumentError(where + ": unknown field '" + key + "'");
+      }
+    }
+    if (existing != options.rules.end()) {
+      *existing = std::move(rule);
+    } else {
+      options.rules.push_back(std::move(rule));
+    }
+  }
+  pii.remove("rules");
+  return absl::OkStatus();
+}
+
+// `forward.headers`: a map of header names to values, taken out of the node before the plain
+// keys are applied (its keys are the operator's, not ours).
+absl::Status ApplyForwardHeaders(YAML::Node forward, forward::OtlpForwarderOptions& options) {
+  YAML::Node headers = forward["headers"];
+  if (!headers) return absl::OkStatus();
+  if (!headers.IsMap() && !headers.IsNull()) {
+    return absl::InvalidArgumentError(
+        "forward.headers must be a map of header names to values (X-Scope-OrgID: tenant)");
+  }
+  options.headers.clear();
+  for (const auto& entry : headers) {
+    const std::string name = entry.first.as<std::string>();
+    const bool name_ok =
+        !name.empty() && std::all_of(name.begin(), name.end(), [](char ch) {
+          return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_';
+        });
+    if (!name_ok) {
+      return absl::InvalidArgumentError("forward.headers: '" + name +
+                                        "' is not a header name (letters, digits, - and _)");
+    }
+    if (!entry.second.IsScalar()) {
+      return absl::InvalidArgumentError("forward.headers." + name + " must be a single value");
+    }
+    const std::string value = entry.second.Scalar();
+    if (value.find_first_of("\r\n") != std::string::npos) {
+      return absl::InvalidArgumentError("forward.headers." + name + " must be one line");
+    }
+    options.headers[name] = value;
+  }
+  forward.remove("headers");
+  return absl::OkStatus();
+}
+
 absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path, ServerConfig base) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError("cannot read config file " + path);
@@ -405,6 +587,21 @@ absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path, ServerConfi
       absl::Status lists = ApplyLifecycleLists(lifecycle, base.lifecycle);
       if (!lists.ok())
         return absl::InvalidArgumentError(path + ": " + std::string(lists.message()));
+    }
+    if (YAML::Node auth = root["auth"]; auth && auth.IsMap()) {
+      absl::Status tokens = ApplyAuthTokens(auth, base.auth);
+      if (!tokens.ok())
+        return absl::InvalidArgumentError(path + ": " + std::string(tokens.message()));
+    }
+    if (YAML::Node pii = root["pii"]; pii && pii.IsMap()) {
+      absl::Status rules = ApplyPiiRules(pii, base.pii);
+      if (!rules.ok())
+        return absl::InvalidArgumentError(path + ": " + std::string(rules.message()));
+    }
+    if (YAML::Node forward = root["forward"]; forward && forward.IsMap()) {
+      absl::Status headers = ApplyForwardHeaders(forward, base.forward);
+      if (!headers.ok())
+        return absl::InvalidArgumentError(path + ": " + std::string(headers.message()));
     }
     absl::Status s = Apply(root, "", keys, path);
     if (!s.ok()) return s;
@@ -476,6 +673,34 @@ absl::Status ValidateTls(const ServerConfig& c) {
   return absl::OkStatus();
 }
 
+// The `forward:` section's settings that go together. Whether the files can be read is checked
+// when the forward starts, naming the file.
+absl::Status ValidateForward(const forward::OtlpForwarderOptions& f) {
+  if (f.endpoint.empty()) return absl::OkStatus();
+  if (f.client_cert_file.empty() != f.client_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "forward.client_cert_file and forward.client_key_file must be given together (both or "
+        "neither)");
+  }
+  if (f.initial_backoff > f.max_backoff) {
+    return absl::InvalidArgumentError("forward.initial_backoff must not exceed forward.max_backoff");
+  }
+  if (f.protocol == forward::OtlpForwarderOptions::Protocol::kGrpc) return absl::OkStatus();
+  const bool https = f.endpoint.rfind("https://", 0) == 0;
+  if (!https && f.endpoint.rfind("http://", 0) != 0) {
+    return absl::InvalidArgumentError(
+        "forward.endpoint must be an http:// or https:// URL for forward.protocol http/protobuf, "
+        "got '" +
+        f.endpoint + "'");
+  }
+  if (!https && (f.tls || !f.ca_file.empty() || !f.client_cert_file.empty())) {
+    return absl::InvalidArgumentError(
+        "forward.tls, ca_file and client_cert_file need an https:// forward.endpoint for "
+        "http/protobuf");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 namespace {
@@ -513,6 +738,8 @@ struct RangeRule {
   uint64_t max;
   Unit unit = Unit::kCount;
 };
+
+uint64_t NanosOf(std::chrono::milliseconds d) { return static_cast<uint64_t>(d.count()) * 1'000'000; }
 
 // The ranges of the numbers this file reads; what no sane deployment needs is refused at start
 // rather than found as an abort, an overflow or a silent no-op later.
@@ -570,6 +797,17 @@ std::vector<RangeRule> RangeRules(const ServerConfig& c) {
       {"sampling.max_pending_mb", c.sampling.max_pending_bytes, kMiB, 64 * 1024 * kMiB,
        Unit::kMegabytes},
       {"sampling.max_remembered_traces", c.sampling.max_remembered_traces, 1, 100'000'000},
+      {"forward.max_queue_mb", c.forward.max_queue_bytes, kMiB, 1024 * 1024 * kMiB,
+       Unit::kMegabytes},
+      {"forward.max_batch_spans", c.forward.max_batch_spans, 1, 1'000'000},
+      {"forward.max_batch_mb", c.forward.max_batch_bytes, kMiB, 64 * kMiB, Unit::kMegabytes},
+      {"forward.timeout", NanosOf(c.forward.timeout), 100'000'000, 600 * kSecond, Unit::kDuration},
+      {"forward.initial_backoff", NanosOf(c.forward.initial_backoff), 10'000'000, 3600 * kSecond,
+       Unit::kDuration},
+      {"forward.max_backoff", NanosOf(c.forward.max_backoff), 10'000'000, 3600 * kSecond,
+       Unit::kDuration},
+      {"audit.max_mb", c.audit.max_bytes, kMiB, 64 * 1024 * kMiB, Unit::kMegabytes},
+      {"audit.keep_files", c.audit.keep_files, 1, 1000},
   };
 }
 
@@ -604,15 +842,22 @@ absl::Status Validate(const ServerConfig& c) {
     if (!parsed.ok())
       return absl::InvalidArgumentError(std::string(name) + ": " +
                                         std::string(parsed.status().message()));
-    // Closed by default: nothing off loopback until TLS and tokens guard it (docs/security.md).
-    if (!IsLoopbackHost(parsed->host)) {
-      return absl::InvalidArgumentError(
-          std::string(name) + " " + address +
-          " is off loopback, and ordertrace has no TLS or tokens to face a network with: listen "
-          "on 127.0.0.1 or [::1] (docs/security.md)");
+    // Closed by default: nothing off loopback unless TLS and tokens guard it
+    // (docs/security.md).
+    if (!IsLoopbackHost(parsed->host) && (!c.tls.enabled() || c.auth.tokens.empty())) {
+      const char* missing = !c.tls.enabled() && c.auth.tokens.empty() ? "TLS (tls.cert_file, "
+                                                                          "tls.key_file) and "
+                                                                          "tokens (auth.tokens)"
+                            : !c.tls.enabled() ? "TLS (tls.cert_file, tls.key_file)"
+                                               : "tokens (auth.tokens)";
+      return absl::InvalidArgumentError(std::string(name) + " " + address +
+                                        " is off loopback without " + missing +
+                                        ": configure them or listen on 127.0.0.1 or [::1] "
+                                        "(docs/security.md)");
     }
   }
   if (c.data_dir.empty()) return absl::InvalidArgumentError("data_dir must not be empty");
+  if (absl::Status tokens = auth::ValidateTokens(c.auth.tokens); !tokens.ok()) return tokens;
   if (absl::Status ranges = ValidateRanges(c); !ranges.ok()) return ranges;
   if (absl::StatusOr<gaps::LifecycleModel> model = gaps::LifecycleModel::Create(c.lifecycle);
       !model.ok()) {
@@ -624,6 +869,12 @@ absl::Status Validate(const ServerConfig& c) {
                                       c.alertmanager_url + "'");
   }
   if (absl::Status tls = ValidateTls(c); !tls.ok()) return tls;
+  if (absl::Status forward = ValidateForward(c.forward); !forward.ok()) return forward;
+  // Compiled once here to name a bad pattern at start; the server compiles them again to use.
+  if (absl::StatusOr<std::unique_ptr<scrub::PiiScrubber>> pii = scrub::PiiScrubber::Create(c.pii);
+      !pii.ok()) {
+    return pii.status();
+  }
   const gaps::SourceWatermarkOptions& watermarks = c.gap_detector.watermarks;
   if (watermarks.idle_after_nanos == 0) {
     return absl::InvalidArgumentError("lifecycle.watermarks.idle_after must be positive");

@@ -7,6 +7,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "auth/audit_log.h"
+#include "auth/token_authenticator.h"
+#include "forward/otlp_forwarder.h"
 #include "gaps/gap_detector.h"
 #include "gaps/lifecycle_model.h"
 #include "http/server.h"
@@ -16,6 +19,7 @@
 #include "otlp/decode_budget.h"
 #include "query/trace_query.h"
 #include "sampling/tail_sampler.h"
+#include "scrub/pii_scrubber.h"
 #include "store/retention.h"
 #include "store/rocks_store.h"
 
@@ -40,6 +44,11 @@ struct ServerConfig {
   // Host names the API answers to besides loopback addresses and localhost (`http.allowed_hosts`);
   // any other Host is refused (421), so a web page cannot read the API by DNS rebinding.
   std::vector<std::string> allowed_hosts;
+  // Bearer tokens and their roles (the `auth:` section); none: open, as on loopback by default.
+  auth::AuthOptions auth;
+  // Who read what (the `audit:` section); `audit.path` empty: <data_dir>/audit.log.
+  bool audit_enabled = true;
+  auth::AuditLogOptions audit;
   // TLS on all three listeners (the `tls:` section); `tls.enabled()` when a certificate is set.
   // `client_ca_file` makes the OTLP listeners require client certificates, not the API.
   http::TlsOptions tls;
@@ -77,6 +86,15 @@ struct ServerConfig {
   metrics::TraceMetricsOptions metrics;
   // The tail sampler (the `sampling:` section).
   sampling::SamplingOptions sampling;
+  // The OTLP forward of stored spans to Tempo, Jaeger or a Collector (the `forward:` section);
+  // `forward.endpoint` empty: off. Its `before_send` is set by the server, not the file.
+  forward::OtlpForwarderOptions forward;
+  // PII removal at ingest (the `pii:` section): `pii.rules` entries named like a default rule
+  // change it, others are added after the defaults.
+  scrub::PiiScrubberOptions pii;
+  // `pii.operator_id_secret`: the HMAC key for operator ids; empty: the environment variable
+  // ORDERTRACE_OPERATOR_ID_SECRET, else <data_dir>/operator_id.key.
+  std::string operator_id_secret;
 };
 
 // Reads a YAML config file over the defaults. Unknown keys and bad values are errors that

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -64,6 +65,115 @@ TEST_F(ConfigTest, ListenersOffLoopbackAreRefused) {
     ServerConfig config;
     config.otlp_http_listen = address;
     EXPECT_TRUE(Validate(config).ok()) << address << ": " << Validate(config);
+  }
+}
+
+TEST_F(ConfigTest, OffLoopbackTakesBothTlsAndTokensAndTheLineSaysWhatIsMissing) {
+  ServerConfig config;
+  config.http_listen = "0.0.0.0:8686";
+  EXPECT_THAT(Validate(config).message(),
+              AllOf(HasSubstr("TLS (tls.cert_file"), HasSubstr("tokens (auth.tokens)")));
+  auth::TokenEntry ops;
+  ops.name = "ops-1";
+  ops.role = auth::Role::kOps;
+  ops.sha256[0] = 1;
+  config.auth.tokens = {ops};
+  EXPECT_THAT(Validate(config).message(),
+              AllOf(HasSubstr("without TLS"), Not(HasSubstr("auth.tokens"))));
+  config.auth.tokens.clear();
+  config.tls.cert_file = "/etc/ordertrace/server.pem";
+  config.tls.key_file = "/etc/ordertrace/server.key";
+  EXPECT_THAT(Validate(config).message(),
+              AllOf(HasSubstr("without tokens (auth.tokens)"), Not(HasSubstr("TLS"))));
+  config.auth.tokens = {ops};
+  EXPECT_TRUE(Validate(config).ok()) << Validate(config);
+}
+
+TEST_F(ConfigTest, AuthTokensAreReadAsHashes) {
+  const std::string ops_hash = auth::Sha256Hex("ops-secret");
+  absl::StatusOr<ServerConfig> config = Load(
+      "auth:\n  tokens:\n"
+      "    - {name: ops-1, role: ops, sha256: " + ops_hash + "}\n"
+      "    - {name: acme, role: partner_readonly, partner_id: P-7, sha256: " +
+      auth::Sha256Hex("acme") + "}\n"
+      "audit:\n  file: /var/log/ordertrace/audit.log\n  max_mb: 16\n  keep_files: 3\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(config->auth.tokens.size(), 2u);
+  EXPECT_EQ(config->auth.tokens[0].name, "ops-1");
+  EXPECT_EQ(config->auth.tokens[0].role, auth::Role::kOps);
+  EXPECT_EQ(config->auth.tokens[0].sha256, *auth::ParseSha256Hex(ops_hash));
+  EXPECT_EQ(config->auth.tokens[1].partner_id, "P-7");
+  EXPECT_EQ(config->audit.path, "/var/log/ordertrace/audit.log");
+  EXPECT_EQ(config->audit.max_bytes, 16u << 20);
+  EXPECT_EQ(config->audit.keep_files, 3u);
+
+  struct Bad {
+    std::string yaml;
+    std::string says;
+  };
+  const Bad bad[] = {
+      {"auth:\n  tokens:\n    - {name: a, role: ops, token: hunter2}\n", "never written in clear"},
+      {"auth:\n  tokens:\n    - {name: a, role: admin, sha256: " + ops_hash + "}\n",
+       "auth.tokens[0].role must be support, dev, ops, partner_readonly or ingest"},
+      {"auth:\n  tokens:\n    - {name: a, role: ops, sha256: abc}\n", "64 hex digits"},
+      {"auth:\n  tokens:\n    - {name: a, role: ops}\n", "auth.tokens[0] needs sha256"},
+      {"auth:\n  tokens:\n    - {name: a, role: partner_readonly, sha256: " + ops_hash + "}\n",
+       "needs a partner_id"},
+      {"auth:\n  tokens:\n    - {name: a, role: ops, colour: red, sha256: " + ops_hash + "}\n",
+       "unknown field 'colour'"},
+      {"auth:\n  tokens: ops\n", "must be a list"},
+      {"auth:\n  passwords: []\n", "unknown setting 'auth.passwords'"},
+      {"audit:\n  keep_files: 0\n", "audit.keep_files must be from 1"},
+  };
+  // Errors in the token list are found while loading; ranges by Validate.
+  auto refusal = [&](const std::string& yaml) {
+    absl::StatusOr<ServerConfig> loaded = Load(yaml);
+    return std::string(loaded.ok() ? Validate(*loaded).message() : loaded.status().message());
+  };
+  for (const Bad& b : bad) EXPECT_THAT(refusal(b.yaml), HasSubstr(b.says)) << b.yaml;
+}
+
+TEST_F(ConfigTest, PiiRulesChangeTheDefaultsOrAddToThem) {
+  absl::StatusOr<ServerConfig> defaults = Load("");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_TRUE(defaults->pii.enabled);
+  ASSERT_EQ(defaults->pii.rules.size(), 2u);
+  EXPECT_TRUE(defaults->operator_id_secret.empty());
+
+  absl::StatusOr<ServerConfig> config = Load(
+      "pii:\n  enabled: false\n  operator_id_secret: s3cret-0123456789\n  rules:\n"
+      "    - {name: email, action: mask}\n"
+      "    - {name: iban, value_pattern: 'DE\\d{20}', action: remove}\n"
+      "    - {name: secrets, key_pattern: '(?i).*password.*'}\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_FALSE(config->pii.enabled);
+  EXPECT_EQ(config->operator_id_secret, "s3cret-0123456789");
+  ASSERT_EQ(config->pii.rules.size(), 4u);
+  EXPECT_EQ(config->pii.rules[0].name, "email");
+  EXPECT_EQ(config->pii.rules[0].action, scrub::PiiAction::kMask);
+  EXPECT_EQ(config->pii.rules[0].value_pattern, scrub::DefaultPiiRules()[0].value_pattern);
+  EXPECT_EQ(config->pii.rules[1].name, "phone");
+  EXPECT_EQ(config->pii.rules[2].value_pattern, "DE\\d{20}");
+  EXPECT_EQ(config->pii.rules[3].key_pattern, "(?i).*password.*");
+  EXPECT_EQ(config->pii.rules[3].action, scrub::PiiAction::kRemove);
+  EXPECT_TRUE(Validate(*config).ok()) << Validate(*config);
+
+  const std::pair<std::string, std::string> bad[] = {
+      {"pii:\n  rules:\n    - {name: broken, value_pattern: '(unclosed'}\n",
+       "pii rule 'broken': bad value_pattern"},
+      {"pii:\n  rules:\n    - {name: k, key_pattern: '[z-a]'}\n", "pii rule 'k': bad key_pattern"},
+      {"pii:\n  rules:\n    - {name: x, value_pattern: a, action: hide}\n",
+       "pii.rules[0].action must be remove or mask"},
+      {"pii:\n  rules:\n    - {value_pattern: a}\n", "pii.rules[0] needs a name"},
+      {"pii:\n  rules:\n    - {name: x, colour: red}\n", "unknown field 'colour'"},
+      {"pii:\n  rules:\n    - {name: nothing}\n", "neither key_pattern nor value_pattern"},
+      {"pii:\n  rules: email\n", "pii.rules must be a list"},
+      {"pii:\n  scrub: true\n", "unknown setting 'pii.scrub'"},
+  };
+  for (const auto& [yaml, says] : bad) {
+    absl::StatusOr<ServerConfig> loaded = Load(yaml);
+    std::string message(loaded.ok() ? Validate(*loaded).message() : loaded.status().message());
+    EXPECT_THAT(message, HasSubstr(says)) << yaml;
   }
 }
 
@@ -194,6 +304,81 @@ TEST_F(ConfigTest, ARefusalIsOneLine) {
   const std::string error = ValidateError("ingest:\n  max_span_age: 30d\n");
   EXPECT_EQ(error.find('\n'), std::string::npos) << error;
   EXPECT_THAT(error, AllOf(HasSubstr("ingest.max_span_age"), HasSubstr("14d")));
+}
+
+TEST_F(ConfigTest, TheForwardIsOffByDefault) {
+  ServerConfig config;
+  EXPECT_TRUE(config.forward.endpoint.empty());
+  EXPECT_EQ(config.forward.protocol, forward::OtlpForwarderOptions::Protocol::kHttpProtobuf);
+  EXPECT_EQ(config.forward.max_queue_bytes, uint64_t{256} << 20);
+  EXPECT_FALSE(config.forward.tls);
+}
+
+TEST_F(ConfigTest, TheForwardSectionIsRead) {
+  absl::StatusOr<ServerConfig> config = Load(
+      "forward:\n"
+      "  endpoint: https://tempo.example:4318/v1/traces\n"
+      "  protocol: grpc\n"
+      "  headers:\n"
+      "    X-Scope-OrgID: alexandrite\n"
+      "    Authorization: Basic dXNlcjpwYXNz\n"
+      "  tls: true\n"
+      "  ca_file: /etc/ordertrace/ca.pem\n"
+      "  client_cert_file: /etc/ordertrace/client.pem\n"
+      "  client_key_file: /etc/ordertrace/client.key\n"
+      "  timeout: 5s\n"
+      "  max_queue_mb: 64\n"
+      "  max_batch_spans: 500\n"
+      "  max_batch_mb: 2\n"
+      "  initial_backoff: 250ms\n"
+      "  max_backoff: 10s\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const forward::OtlpForwarderOptions& f = config->forward;
+  EXPECT_EQ(f.endpoint, "https://tempo.example:4318/v1/traces");
+  EXPECT_EQ(f.protocol, forward::OtlpForwarderOptions::Protocol::kGrpc);
+  EXPECT_EQ(f.headers, (std::map<std::string, std::string>{{"Authorization", "Basic dXNlcjpwYXNz"},
+                                                           {"X-Scope-OrgID", "alexandrite"}}));
+  EXPECT_TRUE(f.tls);
+  EXPECT_EQ(f.ca_file, "/etc/ordertrace/ca.pem");
+  EXPECT_EQ(f.client_cert_file, "/etc/ordertrace/client.pem");
+  EXPECT_EQ(f.client_key_file, "/etc/ordertrace/client.key");
+  EXPECT_EQ(f.timeout, std::chrono::seconds(5));
+  EXPECT_EQ(f.max_queue_bytes, uint64_t{64} << 20);
+  EXPECT_EQ(f.max_batch_spans, 500u);
+  EXPECT_EQ(f.max_batch_bytes, size_t{2} << 20);
+  EXPECT_EQ(f.initial_backoff, std::chrono::milliseconds(250));
+  EXPECT_EQ(f.max_backoff, std::chrono::seconds(10));
+  EXPECT_TRUE(Validate(*config).ok()) << Validate(*config);
+}
+
+TEST_F(ConfigTest, BadForwardSettingsAreRefusedNamingTheKey) {
+  for (const auto& [yaml, expected] : std::vector<std::pair<std::string, std::string>>{
+           {"forward:\n  protocol: http/json\n", "forward.protocol: must be http/protobuf or grpc"},
+           {"forward:\n  headers: [a, b]\n", "forward.headers must be a map"},
+           {"forward:\n  headers:\n    \"Bad Name\": x\n", "is not a header name"},
+           {"forward:\n  headers:\n    X-A: [1, 2]\n", "forward.headers.X-A must be a single"},
+           {"forward:\n  endpoints: http://x\n", "unknown setting 'forward.endpoints'"},
+       }) {
+    EXPECT_THAT(test_support::LoadRefusal(Load(yaml), yaml), HasSubstr(expected)) << yaml;
+  }
+  for (const auto& [yaml, expected] : std::vector<std::pair<std::string, std::string>>{
+           {"forward:\n  endpoint: tempo:4318\n",
+            "forward.endpoint must be an http:// or https://"},
+           {"forward:\n  endpoint: http://tempo:4318\n  tls: true\n", "need an https://"},
+           {"forward:\n  endpoint: https://tempo:4318\n  client_cert_file: c.pem\n",
+            "forward.client_cert_file and forward.client_key_file must be given together"},
+           {"forward:\n  max_queue_mb: 0\n", "forward.max_queue_mb must be from 1 to"},
+           {"forward:\n  timeout: 20m\n", "forward.timeout must be from 100ms to 10m, got 20m"},
+           {"forward:\n  max_batch_spans: 0\n", "forward.max_batch_spans"},
+           {"forward:\n  endpoint: http://t:1\n  initial_backoff: 5s\n  max_backoff: 1s\n",
+            "forward.initial_backoff must not exceed forward.max_backoff"},
+       }) {
+    EXPECT_THAT(ValidateError(yaml), HasSubstr(expected)) << yaml;
+  }
+  // gRPC takes host:port as it is.
+  absl::StatusOr<ServerConfig> grpc = Load("forward:\n  endpoint: tempo:4317\n  protocol: grpc\n");
+  ASSERT_TRUE(grpc.ok());
+  EXPECT_TRUE(Validate(*grpc).ok()) << Validate(*grpc);
 }
 
 }  // namespace

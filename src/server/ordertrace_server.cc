@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "forward/otlp_forwarder.h"
 #include "gaps/alertmanager_client.h"
 #include "gaps/gap_codec.h"
 #include "gaps/gap_detector.h"
@@ -16,6 +17,8 @@
 #include "query/order_query.h"
 #include "query/trace_query.h"
 #include "sampling/tail_sampler.h"
+#include "scrub/operator_id_hasher.h"
+#include "scrub/pii_scrubber.h"
 #include "server/api_server.h"
 #include "server/component_metrics.h"
 #include "server/listen_address.h"
@@ -130,9 +133,9 @@ absl::Status OrdertraceServer::Start() {
     api_tls_ = *std::move(api_tls);
     otlp_tls_ = *std::move(otlp_tls);
     spdlog::info("TLS on every listener: {}{}", tls->description,
-                 tls->client_ca_pem.empty() ? ""
-                                            : "; OTLP clients need a certificate from " +
-                                                  config_.tls.client_ca_file);
+                 tls->client_ca_pem.empty()
+                     ? ""
+                     : "; OTLP clients need a certificate from " + config_.tls.client_ca_file);
   }
   absl::StatusOr<ListenAddress> grpc_address = ParseListenAddress(config_.otlp_grpc_listen);
   absl::StatusOr<ListenAddress> otlp_http_address = ParseListenAddress(config_.otlp_http_listen);
@@ -140,9 +143,24 @@ absl::Status OrdertraceServer::Start() {
 
   store::RocksStoreOptions store_options = config_.store;
   store_options.path = (std::filesystem::path(config_.data_dir) / "store").string();
+  // The forward's queue is written with the spans it forwards (forward/otlp_forwarder.h).
+  store_options.forward_queue = !config_.forward.endpoint.empty();
   absl::StatusOr<std::unique_ptr<store::Store>> store = store::OpenRocksStore(store_options);
   if (!store.ok()) return store.status();
   store_ = std::move(*store);
+  absl::StatusOr<std::unique_ptr<scrub::PiiScrubber>> scrubber =
+      scrub::PiiScrubber::Create(config_.pii);
+  if (!scrubber.ok()) return scrubber.status();
+  scrubber_ = *std::move(scrubber);
+  // After the store: the data folder exists for the key file.
+  scrub::OperatorIdHasherOptions hasher_options;
+  hasher_options.secret = config_.operator_id_secret;
+  hasher_options.key_file = (std::filesystem::path(config_.data_dir) / "operator_id.key").string();
+  absl::StatusOr<std::unique_ptr<scrub::OperatorIdHasher>> hasher =
+      scrub::OperatorIdHasher::Create(hasher_options);
+  if (!hasher.ok()) return hasher.status();
+  operator_hasher_ = *std::move(hasher);
+  if (!scrubber_->enabled()) spdlog::warn("pii: scrubbing is off (pii.enabled: false)");
 
   absl::StatusOr<gaps::LifecycleModel> lifecycle = gaps::LifecycleModel::Create(config_.lifecycle);
   if (!lifecycle.ok()) return lifecycle.status();
@@ -208,11 +226,26 @@ absl::Status OrdertraceServer::Start() {
   ingest_options.limits.max_span_age_nanos = MaxSpanAgeNanos(config_);
   ingester_ = std::make_unique<ingest::Ingester>(
       *store_, clock_, ingest_options,
-      ingest::IngestConsumers{gap_feed_.get(), trace_metrics_.get(), sampler_.get()});
+      ingest::IngestConsumers{gap_feed_.get(), trace_metrics_.get(), sampler_.get(),
+                              scrubber_.get(), operator_hasher_.get()});
   RegisterComponentMetrics(*metrics_, gaps_.get(), alerts_.get(), ingester_.get(), sampler_.get());
+  RegisterPiiMetrics(*metrics_, *scrubber_);
   RegisterStoreMetrics(*metrics_, *store_);
   retention_ = std::make_unique<store::RetentionRunner>(*store_, clock_, config_.retention);
   retention_->Start();
+  if (!config_.forward.endpoint.empty()) {
+    forward::OtlpForwarderOptions forward_options = config_.forward;
+    absl::StatusOr<std::unique_ptr<forward::OtlpForwarder>> forwarder =
+        forward::OtlpForwarder::Create(*store_, std::move(forward_options));
+    if (!forwarder.ok()) return forwarder.status();
+    forwarder_ = *std::move(forwarder);
+    RegisterForwardMetrics(*metrics_, *forwarder_);
+    forwarder_->Start();
+    spdlog::info("forward: stored spans go on to {} over {}", config_.forward.endpoint,
+                 config_.forward.protocol == forward::OtlpForwarderOptions::Protocol::kGrpc
+                     ? "OTLP/gRPC"
+                     : "OTLP/HTTP");
+  }
   order_query_ = std::make_unique<query::OrderQuery>(*store_, clock_);
   trace_query_ = std::make_unique<query::TraceQuery>(*store_, clock_, config_.query);
 
@@ -223,18 +256,47 @@ absl::Status OrdertraceServer::Start() {
   // The API reads no bodies (GET only, 1 MiB at most): a small share of memory is plenty.
   api_http.max_inflight_bytes = std::min<size_t>(api_http.max_inflight_bytes, 16 << 20);
   api_http.tls = api_tls_;
+  tokens_ = std::make_unique<auth::TokenAuthenticator>(config_.auth);
+  if (config_.audit_enabled) {
+    auth::AuditLogOptions audit_options = config_.audit;
+    if (audit_options.path.empty()) {
+      audit_options.path = (std::filesystem::path(config_.data_dir) / "audit.log").string();
+    }
+    absl::StatusOr<std::unique_ptr<auth::AuditLog>> audit =
+        auth::AuditLog::Open(std::move(audit_options));
+    if (!audit.ok()) return audit.status();
+    audit_ = *std::move(audit);
+  }
+  spdlog::info("auth: {}", tokens_->enabled()
+                               ? std::to_string(config_.auth.tokens.size()) + " tokens"
+                               : std::string("no tokens, open to loopback (docs/security.md)"));
+  RegisterAuthMetrics(*metrics_, *tokens_, audit_.get());
+  ApiAccess access;
+  access.allowed_hosts = config_.allowed_hosts;
+  access.tokens = tokens_.get();
+  access.audit = audit_.get();
+  access.sla.statuses = lifecycle_->statuses();
+  const gaps::LifecycleModel* model = lifecycle_.get();
+  access.sla.sla = [model](std::string_view status,
+                           std::string_view partner) -> std::optional<uint64_t> {
+    const gaps::StageRule* rule = model->RuleFor(status);
+    if (rule == nullptr) return std::nullopt;
+    return model->SlaNanos(*rule, partner);
+  };
   api_ = std::make_unique<ApiServer>(
       *order_query_, *trace_query_, [this] { return ready_.load(); }, std::move(api_http),
-      gaps_.get(), gap_store_.get(), metrics_.get(), config_.allowed_hosts);
+      gaps_.get(), gap_store_.get(), metrics_.get(), std::move(access));
   decode_budget_ = std::make_unique<otlp::DecodeBudget>(config_.decode_budget);
   RegisterDecodeBudgetMetrics(*metrics_, *decode_budget_);
-  OtlpGrpcReceiverOptions grpc_options{config_.max_request_bytes, config_.retry_after_seconds};
+  OtlpGrpcReceiverOptions grpc_options{config_.max_request_bytes, config_.retry_after_seconds,
+                                       tokens_.get()};
   grpc_options.tls = tls;
   grpc_options.tls_directory = (std::filesystem::path(config_.data_dir) / "grpc-tls").string();
   grpc_ = std::make_unique<OtlpGrpcReceiver>(*ingester_, *decode_budget_, std::move(grpc_options));
   OtlpHttpReceiverOptions otlp_http_options{config_.max_request_bytes, config_.retry_after_seconds,
                                             config_.http};
   otlp_http_options.http.worker_threads = config_.http_threads;
+  otlp_http_options.tokens = tokens_.get();
   otlp_http_options.http.tls = otlp_tls_;
   otlp_http_ =
       std::make_unique<OtlpHttpReceiver>(*ingester_, *decode_budget_, std::move(otlp_http_options));
@@ -291,16 +353,23 @@ void OrdertraceServer::Shutdown() {
   if (otlp_http_) otlp_http_->Shutdown();
   if (grpc_) grpc_->Shutdown();
   if (ingester_) ingester_->Shutdown();
+  // After ingest, which queues its last spans; what is left queued is sent after the restart.
+  if (forwarder_) forwarder_->Shutdown();
   if (gaps_) gaps_->Shutdown();
   if (api_) api_->Shutdown();
   if (retention_) retention_->Shutdown();
   otlp_http_.reset();
   grpc_.reset();
   api_.reset();
+  audit_.reset();
+  tokens_.reset();
   trace_query_.reset();
   order_query_.reset();
   retention_.reset();
+  forwarder_.reset();
   ingester_.reset();
+  operator_hasher_.reset();
+  scrubber_.reset();
   gap_feed_.reset();
   gaps_.reset();
   gap_sinks_.reset();

@@ -30,9 +30,16 @@ namespace ordertrace::metrics {
 class Registry;
 class TraceMetrics;
 }  // namespace ordertrace::metrics
+namespace ordertrace::scrub {
+class PiiScrubber;
+class OperatorIdHasher;
+}  // namespace ordertrace::scrub
 namespace ordertrace::sampling {
 class TailSampler;
 }  // namespace ordertrace::sampling
+namespace ordertrace::forward {
+class OtlpForwarder;
+}  // namespace ordertrace::forward
 namespace ordertrace::query {
 class OrderQuery;
 class TraceQuery;
@@ -58,6 +65,9 @@ class OrdertraceServer {
   absl::Status Start();
   void Shutdown();
   const BoundPorts& ports() const { return ports_; }
+  // The operator id hasher (scrub/operator_id_hasher.h), built in Start before the ingester
+  // and the API; null before Start. Lives until the server is destroyed.
+  const scrub::OperatorIdHasher* operator_hasher() const { return operator_hasher_.get(); }
   // Reads the `tls:` files again (on SIGHUP): new connections on every listener get the new
   // certificate (OTLP/gRPC within OtlpGrpcReceiver::kTlsRefreshSeconds), open ones keep theirs.
   // A missing, unreadable or mismatched file keeps the old certificate, logs one line and is
@@ -83,14 +93,20 @@ class OrdertraceServer {
   std::unique_ptr<metrics::TraceMetrics> trace_metrics_;  // null when metrics are off
   std::unique_ptr<gaps::GapDetector> gaps_;
   std::unique_ptr<ingest::OrderObserver> gap_feed_;
+  // Applied by the ingester to every request; created before it, destroyed after it.
+  std::unique_ptr<scrub::PiiScrubber> scrubber_;
+  std::unique_ptr<scrub::OperatorIdHasher> operator_hasher_;
   std::unique_ptr<ingest::Ingester> ingester_;
   std::unique_ptr<store::RetentionRunner> retention_;
+  std::unique_ptr<forward::OtlpForwarder> forwarder_;  // null when the forward is off
   std::unique_ptr<query::OrderQuery> order_query_;
   std::unique_ptr<query::TraceQuery> trace_query_;
   // Shared by both OTLP receivers; outlives them.
   std::unique_ptr<otlp::DecodeBudget> decode_budget_;
   std::unique_ptr<OtlpGrpcReceiver> grpc_;
   std::unique_ptr<OtlpHttpReceiver> otlp_http_;
+  std::unique_ptr<auth::TokenAuthenticator> tokens_;
+  std::unique_ptr<auth::AuditLog> audit_;  // null when audit.enabled is off
   std::unique_ptr<ApiServer> api_;
 
   // TLS (null without a `tls:` section): one context provider per HTTP listener, the API's
