@@ -21,4 +21,13 @@ absl::StatusOr<std::vector<model::OrderRecord>> OrderQuery::ListOrders(
   return store_.ListOrders(filter);
 }
 
+std::unique_ptr<PartnerScope> OrderQuery::NewPartnerScope(std::string partner_id) {
+  return std::make_unique<PartnerScope>(store_, std::move(partner_id));
+}
+
+absl::StatusOr<SlaReport> OrderQuery::Sla(const std::string& partner_id,
+                                          const SlaReportOptions& options) {
+  return BuildSlaReport(store_, partner_id, clock_.NowUnixNano(), options);
+}
+
 }  // namespace ordertrace::query

@@ -2,6 +2,7 @@
 // Knows nothing about HTTP. Thread-safe (the store is).
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -10,6 +11,8 @@
 #include "lifecycle/order_timeline.h"
 #include "model/clock.h"
 #include "model/order_record.h"
+#include "query/partner_scope.h"
+#include "query/sla_report.h"
 #include "store/store.h"
 
 namespace ordertrace::query {
@@ -34,6 +37,12 @@ class OrderQuery {
 
   // Newest first.
   absl::StatusOr<std::vector<model::OrderRecord>> ListOrders(const store::OrderFilter& filter);
+
+  // The scope of what partner `partner_id` may read (one per request).
+  std::unique_ptr<PartnerScope> NewPartnerScope(std::string partner_id);
+
+  // SLA aggregates of a partner's orders (empty: every order's) as of now.
+  absl::StatusOr<SlaReport> Sla(const std::string& partner_id, const SlaReportOptions& options);
 
  private:
   store::Store& store_;

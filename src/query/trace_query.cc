@@ -186,8 +186,16 @@ absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& 
     results.push_back(s);
     return results.size() < search.limit;
   };
+  // Whether the search's scope sees the trace; false (and `error`) when that cannot be told.
+  auto in_scope = [&](const model::TraceId& trace_id) {
+    if (search.scope == nullptr) return true;
+    absl::StatusOr<bool> sees = search.scope->Sees(trace_id);
+    if (!sees.ok()) error = sees.status();
+    return sees.ok() && *sees;
+  };
   auto consider = [&](const model::TraceId& trace_id) {
     if (!considered.insert(trace_id).second) return true;
+    if (!in_scope(trace_id)) return error.ok();
     absl::StatusOr<std::optional<TraceSummary>> summary = Summarize(trace_id);
     if (!summary.ok()) {
       error = summary.status();
@@ -206,6 +214,10 @@ absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& 
         absl::StatusOr<std::optional<model::TraceBatch>> trace = GetTrace(trace_id);
         if (!trace.ok()) return trace.status();
         if (!trace->has_value() || !BatchMatches(**trace, search)) continue;
+        if (!in_scope(trace_id)) {
+          if (!error.ok()) return error;
+          continue;
+        }
         if (!keep(SummarizeTrace(trace_id, **trace))) break;
       }
     }
@@ -229,51 +241,68 @@ absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& 
 }
 
 absl::Status TraceQuery::VisitRecentSpans(
-    const std::function<bool(const model::Span&, const model::Resource&)>& visit) {
+    const std::function<bool(const model::Span&, const model::Resource&)>& visit,
+    TraceScope* scope) {
   uint64_t now = clock_.NowUnixNano();
   uint64_t start =
       now > options_.default_search_window_nanos ? now - options_.default_search_window_nanos : 0;
   size_t scanned = 0;
-  return store_.ScanBlocks(start, now, [&](const model::TraceId&, std::string_view encoded) {
-    absl::StatusOr<otlp::DecodedRequest> block = otlp::DecodeProtobufRequest(encoded);
-    if (block.ok()) {
-      for (const model::ResourceSpans& rs : block->batch.resource_spans) {
-        for (const model::ScopeSpans& ss : rs.scope_spans) {
-          for (const model::Span& span : ss.spans) {
-            if (!visit(span, rs.resource)) return false;
+  absl::Status error = absl::OkStatus();
+  absl::Status scan =
+      store_.ScanBlocks(start, now, [&](const model::TraceId& trace_id, std::string_view encoded) {
+        if (scope != nullptr) {
+          absl::StatusOr<bool> sees = scope->Sees(trace_id);
+          if (!sees.ok()) {
+            error = sees.status();
+            return false;
+          }
+          if (!*sees) return ++scanned < kTagScanBlocks;
+        }
+        absl::StatusOr<otlp::DecodedRequest> block = otlp::DecodeProtobufRequest(encoded);
+        if (block.ok()) {
+          for (const model::ResourceSpans& rs : block->batch.resource_spans) {
+            for (const model::ScopeSpans& ss : rs.scope_spans) {
+              for (const model::Span& span : ss.spans) {
+                if (!visit(span, rs.resource)) return false;
+              }
+            }
           }
         }
-      }
-    }
-    return ++scanned < kTagScanBlocks;
-  });
+        return ++scanned < kTagScanBlocks;
+      });
+  return error.ok() ? scan : error;
 }
 
-absl::StatusOr<std::vector<std::string>> TraceQuery::TagNames() {
+absl::StatusOr<std::vector<std::string>> TraceQuery::TagNames(TraceScope* scope) {
   std::set<std::string> names = {"name", "status"};
-  absl::Status s = VisitRecentSpans([&](const model::Span& span, const model::Resource& resource) {
-    for (const model::KeyValue& kv : resource.attributes) names.insert(kv.key);
-    for (const model::KeyValue& kv : span.attributes) names.insert(kv.key);
-    return names.size() < kMaxTagValues;
-  });
+  absl::Status s = VisitRecentSpans(
+      [&](const model::Span& span, const model::Resource& resource) {
+        for (const model::KeyValue& kv : resource.attributes) names.insert(kv.key);
+        for (const model::KeyValue& kv : span.attributes) names.insert(kv.key);
+        return names.size() < kMaxTagValues;
+      },
+      scope);
   if (!s.ok()) return s;
   return std::vector<std::string>(names.begin(), names.end());
 }
 
-absl::StatusOr<std::vector<std::string>> TraceQuery::TagValues(const std::string& tag) {
+absl::StatusOr<std::vector<std::string>> TraceQuery::TagValues(const std::string& tag,
+                                                               TraceScope* scope) {
   std::set<std::string> values;
-  absl::Status s = VisitRecentSpans([&](const model::Span& span, const model::Resource& resource) {
-    if (tag == "name" || tag == "span.name") {
-      values.insert(span.name);
-    } else if (tag == "status") {
-      values.insert(StatusText(span.status.code));
-    } else {
-      const model::AnyValue* v = model::FindAttribute(span.attributes, tag);
-      if (v == nullptr) v = model::FindAttribute(resource.attributes, tag);
-      if (v != nullptr) values.insert(v->AsText());
-    }
-    return values.size() < kMaxTagValues;
-  });
+  absl::Status s = VisitRecentSpans(
+      [&](const model::Span& span, const model::Resource& resource) {
+        if (tag == "name" || tag == "span.name") {
+          values.insert(span.name);
+        } else if (tag == "status") {
+          values.insert(StatusText(span.status.code));
+        } else {
+          const model::AnyValue* v = model::FindAttribute(span.attributes, tag);
+          if (v == nullptr) v = model::FindAttribute(resource.attributes, tag);
+          if (v != nullptr) values.insert(v->AsText());
+        }
+        return values.size() < kMaxTagValues;
+      },
+      scope);
   if (!s.ok()) return s;
   return std::vector<std::string>(values.begin(), values.end());
 }

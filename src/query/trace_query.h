@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "model/clock.h"
 #include "model/span.h"
+#include "query/partner_scope.h"
 #include "store/store.h"
 
 namespace ordertrace::query {
@@ -25,6 +26,8 @@ struct TraceSearch {
   uint64_t start_unix_nano = 0;     // 0: `default_window` before now
   uint64_t end_unix_nano = 0;       // 0: now
   size_t limit = 20;
+  // Only traces this scope sees (borrowed for the call; null: every trace).
+  TraceScope* scope = nullptr;
 };
 
 struct TraceSummary {
@@ -53,15 +56,18 @@ class TraceQuery {
   absl::StatusOr<std::vector<TraceSummary>> Search(const TraceSearch& search);
 
   // Attribute keys (span and resource) seen in recent blocks, and the values of one key.
-  absl::StatusOr<std::vector<std::string>> TagNames();
-  absl::StatusOr<std::vector<std::string>> TagValues(const std::string& tag);
+  // With a scope, only the spans of traces it sees count.
+  absl::StatusOr<std::vector<std::string>> TagNames(TraceScope* scope = nullptr);
+  absl::StatusOr<std::vector<std::string>> TagValues(const std::string& tag,
+                                                     TraceScope* scope = nullptr);
 
  private:
   absl::StatusOr<std::optional<TraceSummary>> Summarize(const model::TraceId& trace_id);
   // Calls `visit` for spans of the recent search window, a bounded number of blocks, until it
   // returns false.
   absl::Status VisitRecentSpans(
-      const std::function<bool(const model::Span&, const model::Resource&)>& visit);
+      const std::function<bool(const model::Span&, const model::Resource&)>& visit,
+      TraceScope* scope);
 
   store::Store& store_;
   const model::Clock& clock_;

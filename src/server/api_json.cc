@@ -123,6 +123,27 @@ json TraceSummaryJson(const query::TraceSummary& s) {
           {"durationMs", s.duration_nanos / 1'000'000}};
 }
 
+json SlaReportJson(const query::SlaReport& report) {
+  auto seconds = [](uint64_t nanos) { return static_cast<double>(nanos) / 1e9; };
+  json stages = json::array();
+  for (const query::StageSla& s : report.stages) {
+    stages.push_back({{"stage", s.stage},
+                      {"sla_seconds", s.sla_nanos ? json(seconds(*s.sla_nanos)) : json()},
+                      {"completed", s.completed},
+                      {"completed_within_sla", s.completed_within_sla},
+                      {"p50_seconds", seconds(s.p50_nanos)},
+                      {"p95_seconds", seconds(s.p95_nanos)},
+                      {"max_seconds", seconds(s.max_nanos)},
+                      {"current", s.current},
+                      {"current_over_sla", s.current_over_sla}});
+  }
+  return {{"partner_id", report.partner_id.empty() ? json() : json(report.partner_id)},
+          {"orders", report.orders},
+          {"truncated", report.truncated},
+          {"as_of", TimeJson(report.as_of_unix_nano)},
+          {"stages", stages}};
+}
+
 json ErrorJson(int http_status, const std::string& message) {
   return {{"error", {{"status", http_status}, {"message", message}}}};
 }

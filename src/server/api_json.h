@@ -18,6 +18,8 @@ nlohmann::json TimeJson(uint64_t unix_nano);
 nlohmann::json OrderJson(const query::OrderView& view);
 nlohmann::json OrderSummaryJson(const model::OrderRecord& record);
 nlohmann::json TraceSummaryJson(const query::TraceSummary& summary);
+// GET /api/v1/sla: per stage, durations in seconds against the SLA.
+nlohmann::json SlaReportJson(const query::SlaReport& report);
 nlohmann::json ErrorJson(int http_status, const std::string& message);
 // A gap as GET /api/v1/gaps and the order view show it; `external_url` makes the order link.
 nlohmann::json GapJson(const gaps::Gap& gap);

@@ -8,16 +8,36 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "auth/access_policy.h"
+#include "auth/audit_log.h"
+#include "auth/token_authenticator.h"
 #include "gaps/gap_detector.h"
 #include "gaps/gap_store.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "metrics/registry.h"
 #include "query/order_query.h"
+#include "query/sla_report.h"
 #include "query/trace_query.h"
+#include "scrub/operator_id_hasher.h"
 #include "server/listen_address.h"
 
 namespace ordertrace::server {
+
+// Who may read what through the API, and what is written down about it. The pointers are
+// borrowed, may be null, and must outlive the server.
+struct ApiAccess {
+  // Host names the API answers to besides loopback addresses and localhost.
+  std::vector<std::string> allowed_hosts;
+  // Bearer tokens and roles; null or without tokens: every request reads as ops.
+  const auth::TokenAuthenticator* tokens = nullptr;
+  // One line per request that needs a role (health probes do not).
+  auth::AuditLog* audit = nullptr;
+  // operator_id values are answered as this hash to every role but ops; null: in clear.
+  const scrub::OperatorIdHasher* operator_ids = nullptr;
+  // The lifecycle's stages and SLAs, for GET /api/v1/sla.
+  query::SlaReportOptions sla;
+};
 
 class ApiServer {
  public:
@@ -25,12 +45,16 @@ class ApiServer {
   // gives an order view its open gaps. `gap_history` (may be null) serves /api/v1/gaps and the
   // `gap_detected` attribute of a trace's root spans. `metrics` (may be null) is served at
   // /metrics. All three must outlive this. Requests whose Host is neither a loopback address,
-  // localhost nor one of `allowed_hosts` are refused with 421 (DNS rebinding). `http_options` sets
-  // the listener's connections, deadlines and admission (its `name` is set here).
+  // localhost nor one of `access.allowed_hosts` are refused with 421 (DNS rebinding). Every
+  // endpoint but the health probes needs a role that may use it (auth/access_policy.h): no or
+  // an unknown token is answered 401, a role that may not 403; a partner sees only its own
+  // orders, traces, gaps, tag values and SLA figures, and anything else answers as if it did not
+  // exist. `http_options` sets the listener's connections, deadlines and admission (its `name`
+  // is set here).
   ApiServer(query::OrderQuery& orders, query::TraceQuery& traces, std::function<bool()> ready,
             http::ServerOptions http_options, const gaps::GapDetector* gaps = nullptr,
             gaps::GapStore* gap_history = nullptr, const metrics::Registry* metrics = nullptr,
-            std::vector<std::string> allowed_hosts = {});
+            ApiAccess access = {});
   ~ApiServer();
 
   absl::StatusOr<int> Start(const ListenAddress& address);
@@ -39,7 +63,18 @@ class ApiServer {
   http::ServerStats HttpStats() const;
 
  private:
+  struct Reader;
+  using ReaderHandler = std::function<void(http::Request&, http::Response&, Reader&)>;
+
+  // Registers GET `pattern` for the roles that may do `access`, with the audit line.
+  void Guarded(const std::string& pattern, auth::Access access, ReaderHandler handler);
+  // Authenticates the request and checks its role; on refusal the answer is written.
+  bool Admit(const http::Request& req, http::Response& res, auth::Access access, Reader& reader);
+  void Audit(const http::Request& req, const http::Response& res, const Reader& reader);
+
   void Routes();
+  void OrderRoutes();
+  void TraceRoutes();
   void GapRoutes();
 
   query::OrderQuery& orders_;
@@ -48,6 +83,7 @@ class ApiServer {
   const gaps::GapDetector* const gaps_;
   gaps::GapStore* const gap_history_;
   const metrics::Registry* const metrics_;
+  const ApiAccess access_;
   std::unique_ptr<http::Router> router_;
   std::unique_ptr<http::Server> http_;
 };

@@ -61,7 +61,7 @@ class ApiServerGapsTest : public testing::Test {
     http_options.worker_threads = 2;
     api_ = std::make_unique<ApiServer>(
         *orders_, *traces_, [] { return true; }, std::move(http_options), nullptr, &history_,
-        nullptr, std::vector<std::string>{"ordertrace.internal"});
+        nullptr, ApiAccess{{"ordertrace.internal"}});
     absl::StatusOr<ListenAddress> address = ParseListenAddress("127.0.0.1:0");
     ASSERT_TRUE(address.ok());
     absl::StatusOr<int> port = api_->Start(*address);

@@ -374,8 +374,8 @@ void RegisterAuthMetrics(metrics::Registry& registry, const auth::TokenAuthentic
     refused.ReplaceAll(by_reason);
   });
   if (audit == nullptr) return;
-  auto& lines = registry.AddCounter(
-      {"ordertrace_audit_lines_total", "Lines written to the audit log.", {}});
+  auto& lines =
+      registry.AddCounter({"ordertrace_audit_lines_total", "Lines written to the audit log.", {}});
   auto& errors = registry.AddCounter(
       {"ordertrace_audit_write_errors_total",
        "Audit lines that could not be written (a full disk, say); the request was still served.",
@@ -399,10 +399,12 @@ void RegisterForwardMetrics(metrics::Registry& registry, const forward::OtlpForw
        "Requests to the forward's endpoint, by answer: HTTP status, gRPC code, or error (no "
        "answer).",
        {"code"}});
-  auto& retries = registry.AddCounter(
-      {"ordertrace_forward_retries_total", "Forward requests that failed and will be retried.", {}});
-  auto& queue_bytes = registry.AddGauge(
-      {"ordertrace_forward_queue_bytes", "Bytes of spans queued for the forward, not sent yet.", {}});
+  auto& retries = registry.AddCounter({"ordertrace_forward_retries_total",
+                                       "Forward requests that failed and will be retried.",
+                                       {}});
+  auto& queue_bytes = registry.AddGauge({"ordertrace_forward_queue_bytes",
+                                         "Bytes of spans queued for the forward, not sent yet.",
+                                         {}});
   registry.AddScrapeHook([&forwarder, &spans, &requests, &retries, &queue_bytes] {
     const forward::ForwarderStats stats = forwarder.Stats();
     spans.ReplaceAll({{{"sent"}, static_cast<double>(stats.spans_sent)},

@@ -262,6 +262,9 @@ absl::Status OrdertraceServer::Start() {
     if (audit_options.path.empty()) {
       audit_options.path = (std::filesystem::path(config_.data_dir) / "audit.log").string();
     }
+    // A search by an e-mail address must not put it in the log.
+    const scrub::PiiScrubber* scrubber = scrubber_.get();
+    audit_options.redact = [scrubber](std::string& target) { target = scrubber->ScrubText(target); };
     absl::StatusOr<std::unique_ptr<auth::AuditLog>> audit =
         auth::AuditLog::Open(std::move(audit_options));
     if (!audit.ok()) return audit.status();
@@ -275,6 +278,7 @@ absl::Status OrdertraceServer::Start() {
   access.allowed_hosts = config_.allowed_hosts;
   access.tokens = tokens_.get();
   access.audit = audit_.get();
+  access.operator_ids = operator_hasher_.get();
   access.sla.statuses = lifecycle_->statuses();
   const gaps::LifecycleModel* model = lifecycle_.get();
   access.sla.sla = [model](std::string_view status,

@@ -17,6 +17,7 @@
 #include <limits>
 #include <string>
 
+#include "auth/access_policy.h"
 #include "google/protobuf/any.pb.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -105,17 +106,46 @@ grpc::ByteBuffer Serialized(const pb_collector::ExportTraceServiceResponse& resp
 // RpcMethodHandler is what the generated code uses for the same registration.
 class OtlpGrpcReceiver::Service final : public grpc::Service {
  public:
-  Service(ingest::Ingester& ingester, otlp::DecodeBudget& budget, uint64_t retry_after_seconds)
-      : ingester_(ingester), budget_(budget), retry_after_seconds_(retry_after_seconds) {
+  Service(ingest::Ingester& ingester, otlp::DecodeBudget& budget, uint64_t retry_after_seconds,
+          const auth::TokenAuthenticator* tokens)
+      : ingester_(ingester),
+        budget_(budget),
+        retry_after_seconds_(retry_after_seconds),
+        tokens_(tokens) {
     AddMethod(new grpc::internal::RpcServiceMethod(
         kExportMethod, grpc::internal::RpcMethod::NORMAL_RPC,
         new grpc::internal::RpcMethodHandler<Service, grpc::ByteBuffer, grpc::ByteBuffer>(
-            [](Service* service, grpc::ServerContext*, const grpc::ByteBuffer* request,
-               grpc::ByteBuffer* response) { return service->Export(*request, *response); },
+            [](Service* service, grpc::ServerContext* context, const grpc::ByteBuffer* request,
+               grpc::ByteBuffer* response) {
+              if (grpc::Status refused = service->Authorize(*context); !refused.ok()) {
+                return refused;
+              }
+              return service->Export(*request, *response);
+            },
             this)));
   }
 
  private:
+  // The `authorization` metadata's token, before a byte of the request is decoded.
+  grpc::Status Authorize(const grpc::ServerContext& context) const {
+    if (tokens_ == nullptr || !tokens_->enabled()) return grpc::Status::OK;
+    const auto& metadata = context.client_metadata();
+    auto header = metadata.find("authorization");
+    const std::string_view value =
+        header == metadata.end() ? std::string_view()
+                                 : std::string_view(header->second.data(), header->second.size());
+    auth::Authentication found = tokens_->Authenticate(value, "OTLP/gRPC");
+    if (!found.principal) return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, found.message);
+    if (!auth::Allows(found.principal->role, auth::Access::kIngest)) {
+      tokens_->CountForbidden(*found.principal, "OTLP/gRPC");
+      return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                          "the token '" + found.principal->token_name + "' (" +
+                              std::string(auth::RoleName(found.principal->role)) +
+                              ") may not export spans: that takes the ingest role");
+    }
+    return grpc::Status::OK;
+  }
+
   grpc::Status Export(const grpc::ByteBuffer& request, grpc::ByteBuffer& response) {
     std::shared_ptr<const std::string> body = BodyOf(request);
     absl::StatusOr<otlp::DecodeBudget::Lease> lease = budget_.AdmitProtobuf(*body);
@@ -174,11 +204,13 @@ class OtlpGrpcReceiver::Service final : public grpc::Service {
   ingest::Ingester& ingester_;
   otlp::DecodeBudget& budget_;
   const uint64_t retry_after_seconds_;
+  const auth::TokenAuthenticator* const tokens_;  // may be null
 };
 
 OtlpGrpcReceiver::OtlpGrpcReceiver(ingest::Ingester& ingester, otlp::DecodeBudget& decode_budget,
                                    OtlpGrpcReceiverOptions options)
-    : service_(std::make_unique<Service>(ingester, decode_budget, options.retry_after_seconds)),
+    : service_(std::make_unique<Service>(ingester, decode_budget, options.retry_after_seconds,
+                                         options.tokens)),
       options_(options) {}
 
 OtlpGrpcReceiver::~OtlpGrpcReceiver() { Shutdown(); }

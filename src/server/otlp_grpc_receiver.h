@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "auth/token_authenticator.h"
 #include "http/tls_context.h"
 #include "ingest/ingester.h"
 #include "otlp/decode_budget.h"
@@ -29,6 +30,10 @@ namespace ordertrace::server {
 struct OtlpGrpcReceiverOptions {
   size_t max_request_bytes = 16 << 20;
   uint64_t retry_after_seconds = 1;
+  // Bearer tokens in the `authorization` metadata: with tokens configured, only the `ingest`
+  // role may export (UNAUTHENTICATED without a valid token, PERMISSION_DENIED for another
+  // role). Borrowed, may be null (open).
+  const auth::TokenAuthenticator* tokens = nullptr;
   // Set: only TLS is served, with these credentials (checked by http::LoadTlsCredentials), and
   // a client certificate signed by their client CA is required when they carry one. Unset:
   // plaintext.

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "auth/access_policy.h"
 #include "google/rpc/status.pb.h"
 #include "http/content_coding.h"
 #include "http/router.h"
@@ -134,7 +135,28 @@ OtlpHttpReceiver::OtlpHttpReceiver(ingest::Ingester& ingester, otlp::DecodeBudge
       WriteRefusal);
 }
 
-// The steps of an export: check the media type and coding, decompress, reserve the decode's
+bool OtlpHttpReceiver::Authorized(const http::Request& req, http::Response& res,
+                                  Encoding encoding) {
+  if (options_.tokens == nullptr || !options_.tokens->enabled()) return true;
+  auth::Authentication found =
+      options_.tokens->Authenticate(req.Header("Authorization"), "OTLP/HTTP");
+  if (!found.principal) {
+    SetError(res, encoding, 401, absl::StatusCode::kUnauthenticated, found.message);
+    res.SetHeader("WWW-Authenticate", "Bearer realm=\"ordertrace\"");
+    return false;
+  }
+  if (!auth::Allows(found.principal->role, auth::Access::kIngest)) {
+    options_.tokens->CountForbidden(*found.principal, "OTLP/HTTP");
+    SetError(res, encoding, 403, absl::StatusCode::kPermissionDenied,
+             "the token '" + found.principal->token_name + "' (" +
+                 std::string(auth::RoleName(found.principal->role)) +
+                 ") may not export spans: that takes the ingest role");
+    return false;
+  }
+  return true;
+}
+
+// The steps of an export: check the media type, coding and token, decompress, reserve the decode's
 // memory, decode, ingest, answer with what was refused span by span.
 void OtlpHttpReceiver::Export(http::Request& req, http::Response& res) {
   ++counters_->requests;
@@ -146,6 +168,7 @@ void OtlpHttpReceiver::Export(http::Request& req, http::Response& res) {
     ++counters_->requests_malformed;
     return;
   }
+  if (!Authorized(req, res, encoding)) return;
   std::optional<std::string> body = DecompressedBody(req, res, encoding);
   if (!body.has_value()) return;
   absl::StatusOr<otlp::DecodeBudget::Lease> lease =

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "absl/status/status.h"
+#include "auth/token_authenticator.h"
 #include "http/server.h"
 #include "ingest/ingester.h"
 #include "otlp/decode_budget.h"
@@ -24,6 +25,9 @@ struct OtlpHttpReceiverOptions {
   // Connections, deadlines and admission; `max_body_bytes` and `retry_after_seconds` are taken
   // from the two fields above.
   http::ServerOptions http;
+  // Bearer tokens: with tokens configured, only the `ingest` role may export (401 without a
+  // valid token, 403 for another role). Borrowed, may be null (open).
+  const auth::TokenAuthenticator* tokens = nullptr;
 };
 
 struct OtlpHttpReceiverStats {
@@ -57,6 +61,8 @@ class OtlpHttpReceiver {
   struct Counters;
 
   void Export(http::Request& request, http::Response& response);
+  // Whether the request's token may export; if not, the refusal is answered.
+  bool Authorized(const http::Request& request, http::Response& response, Encoding encoding);
   // The body decompressed, or the error answered.
   std::optional<std::string> DecompressedBody(http::Request& request, http::Response& response,
                                               Encoding encoding);

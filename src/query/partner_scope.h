@@ -1,0 +1,57 @@
+// What a partner (a `partner_readonly` token) may read: its own orders, and the traces of its
+// orders. A trace is the partner's when it names at least one order and every order it names
+// is the partner's; a trace that also carries another partner's order, or no order at all, is
+// not. Everything else is answered as if it did not exist.
+//
+// Not thread-safe: one scope per request (it caches what it has read).
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "model/order_record.h"
+#include "model/span.h"
+#include "store/store.h"
+
+namespace ordertrace::query {
+
+// Limits a query to some traces; the trace queries take one (null: every trace).
+class TraceScope {
+ public:
+  virtual ~TraceScope() = default;
+  // Whether the reader may see the stored trace `trace_id`.
+  virtual absl::StatusOr<bool> Sees(const model::TraceId& trace_id) = 0;
+  // The same for a trace already read.
+  virtual absl::StatusOr<bool> SeesTrace(const model::TraceBatch& trace) = 0;
+};
+
+class PartnerScope final : public TraceScope {
+ public:
+  // `store` is borrowed and must outlive the scope.
+  PartnerScope(store::Store& store, std::string partner_id);
+
+  const std::string& partner_id() const { return partner_id_; }
+  bool SeesOrder(const model::OrderRecord& record) const {
+    return record.partner_id == partner_id_;
+  }
+  absl::StatusOr<bool> Sees(const model::TraceId& trace_id) override;
+  absl::StatusOr<bool> SeesTrace(const model::TraceBatch& trace) override;
+
+ private:
+  // What a trace's spans say about their orders.
+  struct Verdict {
+    bool own_order = false;      // names an order of the partner
+    bool foreign_order = false;  // names an order that is unknown or another partner's
+  };
+  absl::StatusOr<Verdict> Judge(const model::TraceBatch& spans);
+  // Whether the order `order_id` is stored and the partner's (read once per order).
+  absl::StatusOr<bool> OwnsOrder(const std::string& order_id);
+
+  store::Store& store_;
+  const std::string partner_id_;
+  std::map<model::TraceId, bool> traces_;
+  std::map<std::string, bool> orders_;
+};
+
+}  // namespace ordertrace::query
