@@ -34,6 +34,7 @@ constexpr char kOrdersCf[] = "orders";
 constexpr char kOrderIndexCf[] = "order_index";
 constexpr char kGapsCf[] = "gaps";
 constexpr char kPendingCf[] = "sampler_pending";
+constexpr char kForwardCf[] = "forward_queue";
 
 constexpr char kOutOfSpaceMessage[] = "the store is out of disk space; retry later";
 
@@ -187,6 +188,18 @@ constexpr size_t kPendingKeySize = 28;
 constexpr uint32_t kKeptPart = 0xffffffff;
 const std::string kDecidedBelowKey(1, '\0');
 
+// The forward_queue family: seq(8) -> TracesData. The deleted-below mark sorts before every
+// entry (seqs start at 1), so the DeleteRange of acknowledged entries never covers it.
+constexpr size_t kForwardKeySize = 8;
+const std::string kForwardDeletedBelowKey(1, '\0');
+
+std::string ForwardKey(uint64_t seq) {
+  std::string key;
+  key.reserve(kForwardKeySize);
+  PutBigEndian(key, seq);
+  return key;
+}
+
 std::string PendingKey(uint64_t buffering, const model::TraceId& trace, uint32_t part) {
   std::string key;
   key.reserve(kPendingKeySize);
@@ -210,6 +223,7 @@ struct Families {
   rocksdb::ColumnFamilyHandle* order_index = nullptr;
   rocksdb::ColumnFamilyHandle* gaps = nullptr;
   rocksdb::ColumnFamilyHandle* pending = nullptr;
+  rocksdb::ColumnFamilyHandle* forward = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> all;  // every handle opened, to destroy
 };
 
@@ -310,6 +324,7 @@ class RocksStore final : public Store {
     next_seq_ = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                           std::chrono::system_clock::now().time_since_epoch())
                                           .count());
+    InitForwardQueue();
   }
 
   ~RocksStore() override { CloseDb(open_); }
@@ -331,6 +346,18 @@ class RocksStore final : public Store {
     for (const PendingBlock& block : writes.pending.puts) {
       bytes += block.encoded.size() + kPendingKeySize + 8 + kPerEntry;
     }
+    // The forward queue takes the stored blocks' bytes as they are: no second encoding.
+    const bool queue = options_.forward_queue && forward() != nullptr && !writes.blocks.empty();
+    uint64_t queue_start = 0;
+    uint64_t queue_bytes = 0;
+    if (queue) {
+      for (const SpanBlock& block : writes.blocks) queue_bytes += block.encoded.size();
+      bytes += queue_bytes + writes.blocks.size() * (kForwardKeySize + kPerEntry);
+      std::lock_guard<std::mutex> lock(forward_mu_);
+      queue_start = forward_next_;
+      forward_next_ += writes.blocks.size();
+      forward_in_flight_.insert(queue_start);
+    }
     for (size_t i = 0; i < writes.orders.size(); ++i) {
       const model::OrderRecord& r = writes.orders[i].after;
       // The record, and its index keys at most twice each (a delete and a put).
@@ -345,6 +372,11 @@ class RocksStore final : public Store {
         batch.Put(blocks(), BlockKey(bucket, seq, block.trace_id), block.encoded);
         batch.Put(trace_index(), TraceIndexKey(block.trace_id, bucket, seq), rocksdb::Slice());
         ++seq;
+      }
+      if (queue) {
+        for (size_t i = 0; i < writes.blocks.size(); ++i) {
+          batch.Put(forward(), ForwardKey(queue_start + i), writes.blocks[i].encoded);
+        }
       }
     }
     // Orders go in key order: a memtable insert starts its search where the previous one
@@ -377,7 +409,77 @@ class RocksStore final : public Store {
     if (written.ok() && writes.pending.decided_below > deleted_below_.load()) {
       deleted_below_ = writes.pending.decided_below;  // one writer decides (store.h)
     }
+    if (queue) {
+      std::lock_guard<std::mutex> lock(forward_mu_);
+      forward_in_flight_.erase(queue_start);
+      if (written.ok()) forward_bytes_ += queue_bytes;
+    }
     return written;
+  }
+
+  absl::StatusOr<std::vector<ForwardEntry>> ReadForwardQueue(uint64_t from_seq, size_t max_entries,
+                                                             size_t max_bytes) override {
+    std::shared_lock lock(open_mu_);
+    std::vector<ForwardEntry> out;
+    if (forward() == nullptr || max_entries == 0) return out;
+    const uint64_t limit = ForwardWrittenBelow();
+    const uint64_t start = std::max({from_seq, forward_deleted_below_.load(), uint64_t{1}});
+    if (start >= limit) return out;
+    const std::string upper = ForwardKey(limit);
+    const rocksdb::Slice upper_slice(upper);
+    rocksdb::ReadOptions read;
+    read.iterate_upper_bound = &upper_slice;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, forward()));
+    size_t bytes = 0;
+    for (it->Seek(ForwardKey(start)); it->Valid() && out.size() < max_entries; it->Next()) {
+      std::string_view key = it->key().ToStringView();
+      if (key.size() != kForwardKeySize) continue;
+      const size_t size = it->value().size();
+      if (!out.empty() && bytes + size > max_bytes) break;
+      bytes += size;
+      out.push_back(ForwardEntry{GetBigEndian(key), it->value().ToString()});
+    }
+    if (!it->status().ok()) return ToStatus(it->status(), "forward queue read");
+    return out;
+  }
+
+  absl::Status DeleteForwardQueue(uint64_t end_seq) override {
+    std::shared_lock lock(open_mu_);
+    if (forward() == nullptr) return absl::OkStatus();
+    // Never past a write under way: its entries are not read yet.
+    end_seq = std::min(end_seq, ForwardWrittenBelow());
+    const uint64_t begin_seq = std::max<uint64_t>(forward_deleted_below_.load(), 1);
+    if (end_seq <= begin_seq) return absl::OkStatus();
+    const std::string begin = ForwardKey(begin_seq), end = ForwardKey(end_seq);
+    // Point deletes of the keys there are, not a range: every reader of a memtable gathers its
+    // range tombstones again, and a long-lived memtable would collect one per batch sent. The
+    // scan also counts the bytes that go.
+    rocksdb::WriteBatch batch;
+    uint64_t removed = 0;
+    {
+      const rocksdb::Slice end_slice(end);
+      rocksdb::ReadOptions read;
+      read.iterate_upper_bound = &end_slice;
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, forward()));
+      for (it->Seek(begin); it->Valid(); it->Next()) {
+        if (it->key().size() != kForwardKeySize) continue;
+        removed += it->value().size();
+        batch.Delete(forward(), it->key());
+      }
+      if (!it->status().ok()) return ToStatus(it->status(), "forward queue scan");
+    }
+    batch.Put(forward(), kForwardDeletedBelowKey, end);
+    absl::Status s = Commit(batch, false, "forward queue delete");
+    if (!s.ok()) return s;
+    forward_deleted_below_ = end_seq;
+    std::lock_guard<std::mutex> bytes_lock(forward_mu_);
+    forward_bytes_ -= std::min(removed, forward_bytes_);
+    return absl::OkStatus();
+  }
+
+  uint64_t ForwardQueueBytes() const override {
+    std::lock_guard<std::mutex> lock(forward_mu_);
+    return forward_bytes_;
   }
 
   absl::StatusOr<std::vector<PendingBlock>> ReadPendingBlocks() override {
@@ -825,6 +927,61 @@ class RocksStore final : public Store {
     return Commit(batch, false, "gap retention");
   }
 
+  // Every forward entry below this seq is written (none is in a write under way).
+  uint64_t ForwardWrittenBelow() const {
+    std::lock_guard<std::mutex> lock(forward_mu_);
+    return forward_in_flight_.empty() ? forward_next_ : *forward_in_flight_.begin();
+  }
+
+  // Finds where the forward queue stands (its next seq, what is deleted, its bytes). A store
+  // opened without a forward queue drops what an earlier run queued: the forward is off now,
+  // and nothing else would ever remove it.
+  void InitForwardQueue() {
+    if (forward() == nullptr) return;
+    uint64_t deleted_below = 0;
+    std::string mark;
+    if (db_->Get(rocksdb::ReadOptions(), forward(), kForwardDeletedBelowKey, &mark).ok() &&
+        mark.size() == 8) {
+      deleted_below = GetBigEndian(mark);
+    }
+    uint64_t last = 0, entries = 0, bytes = 0;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), forward()));
+    for (it->Seek(ForwardKey(std::max<uint64_t>(deleted_below, 1))); it->Valid(); it->Next()) {
+      if (it->key().size() != kForwardKeySize) continue;
+      last = GetBigEndian(it->key().ToStringView());
+      bytes += it->value().size();
+      ++entries;
+    }
+    if (!it->status().ok()) {
+      spdlog::error("store: forward queue unreadable: {}", it->status().ToString());
+    }
+    it.reset();
+    forward_next_ = std::max({last + 1, deleted_below, uint64_t{1}});
+    forward_deleted_below_ = deleted_below;
+    forward_bytes_ = bytes;
+    if (entries == 0) return;
+    if (options_.forward_queue || open_.read_only) {
+      spdlog::info("store: {} span blocks ({} KiB) queued for the forward by an earlier run",
+                   entries, bytes >> 10);
+      return;
+    }
+    rocksdb::WriteBatch batch;
+    batch.DeleteRange(forward(), ForwardKey(std::max<uint64_t>(deleted_below, 1)),
+                      ForwardKey(forward_next_));
+    batch.Put(forward(), kForwardDeletedBelowKey, ForwardKey(forward_next_));
+    rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
+    if (!s.ok()) {
+      spdlog::error("store: cannot drop the forward queue: {}", s.ToString());
+      return;
+    }
+    forward_deleted_below_ = forward_next_;
+    forward_bytes_ = 0;
+    spdlog::warn(
+        "store: the forward is off: dropped {} span blocks ({} KiB) an earlier run had queued "
+        "for it",
+        entries, bytes >> 10);
+  }
+
   uint64_t BucketOf(uint64_t unix_nano) const {
     return unix_nano / (options_.bucket_seconds * 1'000'000'000ULL);
   }
@@ -928,6 +1085,7 @@ class RocksStore final : public Store {
   rocksdb::ColumnFamilyHandle* order_index() const { return open_.families.order_index; }
   rocksdb::ColumnFamilyHandle* gaps() const { return open_.families.gaps; }
   rocksdb::ColumnFamilyHandle* pending() const { return open_.families.pending; }
+  rocksdb::ColumnFamilyHandle* forward() const { return open_.families.forward; }
 
   // Constant after construction.
   const RocksStoreOptions options_;
@@ -946,6 +1104,14 @@ class RocksStore final : public Store {
   std::atomic<uint64_t> next_seq_;
   // Held while gap records are written (each write reads the records it replaces).
   std::mutex gap_write_mu_;
+
+  // The forward queue: seqs are handed out here, and a write's first seq stays in
+  // forward_in_flight_ until the write is done, so that readers stop before it.
+  mutable std::mutex forward_mu_;
+  uint64_t forward_next_ = 1;                       // guarded by forward_mu_
+  std::set<uint64_t> forward_in_flight_;            // guarded by forward_mu_
+  uint64_t forward_bytes_ = 0;                      // guarded by forward_mu_
+  std::atomic<uint64_t> forward_deleted_below_{0};  // written by the one deleting thread
 };
 
 }  // namespace
@@ -1111,6 +1277,9 @@ absl::StatusOr<OpenedDb> OpenDb(const RocksStoreOptions& options, bool read_only
   // appends (a skip list searched for every insert), and sorts once when flushed or read.
   rocksdb::ColumnFamilyOptions pending_cf = cf_options(false, options.write_buffer_bytes / 2);
   pending_cf.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
+  // The forward queue is appended at its end and read from its start, mostly while still in
+  // the memtable: a skip list (a vector memtable sorts itself for every reader).
+  rocksdb::ColumnFamilyOptions forward_cf = cf_options(false, options.write_buffer_bytes / 4);
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
       {kBlocksCf, blocks_cf},
@@ -1121,6 +1290,7 @@ absl::StatusOr<OpenedDb> OpenDb(const RocksStoreOptions& options, bool read_only
       // Most detail is decided (and its range deleted) while still in the memtable, which a
       // flush then leaves out: room for a decision wait's worth keeps it off the disk.
       {kPendingCf, pending_cf},
+      {kForwardCf, forward_cf},
   };
   // Either legacy family left means a move to finish (a crash may have come between the two
   // drops); a missing one is created empty by the open.
@@ -1163,10 +1333,15 @@ absl::StatusOr<OpenedDb> OpenDb(const RocksStoreOptions& options, bool read_only
   rocksdb::ColumnFamilyHandle* legacy_blocks = nullptr;
   rocksdb::ColumnFamilyHandle* legacy_trace_buckets = nullptr;
   const std::map<std::string, rocksdb::ColumnFamilyHandle**> by_name = {
-      {kBlocksCf, &open.families.blocks}, {kTraceIndexCf, &open.families.trace_index},
-      {kOrdersCf, &open.families.orders}, {kOrderIndexCf, &open.families.order_index},
-      {kGapsCf, &open.families.gaps},     {kPendingCf, &open.families.pending},
-      {kLegacyBlocksCf, &legacy_blocks},  {kLegacyTraceBucketsCf, &legacy_trace_buckets},
+      {kBlocksCf, &open.families.blocks},
+      {kTraceIndexCf, &open.families.trace_index},
+      {kOrdersCf, &open.families.orders},
+      {kOrderIndexCf, &open.families.order_index},
+      {kGapsCf, &open.families.gaps},
+      {kPendingCf, &open.families.pending},
+      {kForwardCf, &open.families.forward},
+      {kLegacyBlocksCf, &legacy_blocks},
+      {kLegacyTraceBucketsCf, &legacy_trace_buckets},
   };
   for (rocksdb::ColumnFamilyHandle* h : handles) {
     auto slot = by_name.find(h->GetName());

@@ -11,6 +11,9 @@
 //   sampler_pending  buffering(8) trace_id(16) part(4) -> deadline(8) + TracesData (detail
 //                 waiting for the sampler); part ffffffff -> "" marks a buffering decided keep;
 //                 \x00 -> decided_below(8). Bufferings below it go with one DeleteRange.
+//   forward_queue seq(8) -> TracesData (span blocks queued for the OTLP forward, written with
+//                 the blocks); \x00 -> deleted_below(8), where reading starts. Entries sent (or
+//                 dropped) are deleted key by key.
 // Column families are found by name. Disk space: writes are refused (kUnavailable) while the
 // data folder's file system has less than `min_free_bytes` free, so that RocksDB itself never
 // meets a full disk (RocksDB 7.8, built with assertions, aborts in WritableFileWriter::
@@ -40,6 +43,10 @@ struct RocksStoreOptions {
   // Writes are refused below this much free space: room for the memtables' flushes and
   // compactions. Well above the memtables' sum (about 2.2x write_buffer_bytes).
   uint64_t min_free_bytes = 256 << 20;
+  // Every span block written is also queued in forward_queue, in the same write, for the
+  // OTLP forward (forward/otlp_forwarder.h). Off: nothing is queued, and what an earlier run
+  // left queued is dropped when the store opens (with a log line).
+  bool forward_queue = false;
 };
 
 absl::StatusOr<std::unique_ptr<Store>> OpenRocksStore(const RocksStoreOptions& options);

@@ -71,6 +71,13 @@ struct WriteSet {
   PendingChanges pending;
 };
 
+// One entry of the forward queue (store::RocksStoreOptions::forward_queue): a span block
+// queued for the OTLP forward in the same write that stored it.
+struct ForwardEntry {
+  uint64_t seq = 0;     // the queue's order: rising with every block queued, never 0
+  std::string encoded;  // TracesData, the stored block's bytes
+};
+
 struct OrderFilter {
   std::string status;      // current status; empty: any
   std::string partner_id;  // empty: any
@@ -173,6 +180,22 @@ class Store {
 
   // Orders matching `filter`, newest (by first span) first.
   virtual absl::StatusOr<std::vector<model::OrderRecord>> ListOrders(const OrderFilter& filter) = 0;
+
+  // The forward queue. A store opened with a forward queue queues every span block it writes,
+  // in the same atomic write. Without one (the defaults below), the queue stays empty.
+  // Up to `max_entries` queued entries from `from_seq` on (0: from the oldest), in queue order,
+  // and no more than `max_bytes` of them unless the first alone is larger. Only entries whose
+  // every predecessor is written too: a write still under way holds back what follows it, so
+  // that a reader moving a cursor past what it read never skips an entry written late.
+  virtual absl::StatusOr<std::vector<ForwardEntry>> ReadForwardQueue(uint64_t from_seq,
+                                                                     size_t max_entries,
+                                                                     size_t max_bytes) {
+    return std::vector<ForwardEntry>();
+  }
+  // Removes every entry below `end_seq` (acknowledged, or dropped). One thread at a time.
+  virtual absl::Status DeleteForwardQueue(uint64_t end_seq) { return absl::OkStatus(); }
+  // Bytes of the entries queued (their encoded blocks).
+  virtual uint64_t ForwardQueueBytes() const { return 0; }
 
   // Removes span blocks older than `span_cutoff_unix_nano`, whole time buckets at a time,
   // orders whose last span ended before `order_cutoff_unix_nano` with their gap records, and

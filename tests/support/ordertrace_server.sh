@@ -12,12 +12,14 @@ for x in s: x.bind(("127.0.0.1", 0))
 print(" ".join(str(x.getsockname()[1]) for x in s))'
 }
 
-# start_server: starts ordertrace with $work/ordertrace.yaml on free ports and waits (20 s at
-# most) for /readyz. Sets server_pid, otlp_url (…/v1/traces) and api_url. Returns 1, with the
-# log's tail on stderr, when it exits or does not answer in time.
+# start_server: starts ordertrace with $work/ordertrace.yaml on free ports (or on
+# $server_ports, "GRPC HTTP API", when set: a restart on the same ports) and waits (20 s at
+# most) for /readyz. Sets server_pid, otlp_url (…/v1/traces), otlp_grpc (host:port) and api_url.
+# Returns 1, with the log's tail on stderr, when it exits or does not answer in time.
 start_server() {
   local grpc http api deadline
-  read -r grpc http api <<< "$(free_ports)"
+  read -r grpc http api <<< "${server_ports:-$(free_ports)}"
+  otlp_grpc="127.0.0.1:$grpc"
   "$bin" --config "$work/ordertrace.yaml" --otlp-grpc-listen "127.0.0.1:$grpc" \
     --otlp-http-listen "127.0.0.1:$http" --http-listen "127.0.0.1:$api" >> "$work/server.log" 2>&1 &
   server_pid=$!
