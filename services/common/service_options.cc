@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -14,6 +15,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "server/listen_address.h"
 
 namespace ordertrace::services {
@@ -47,6 +50,27 @@ std::string ApplyInt(const std::string& text, int64_t& out, const char* what, in
     return absl::StrCat(what, " must be an integer >= ", min, ", got '", text, "'");
   }
   out = value;
+  return "";
+}
+
+// "KEY=VALUE" items separated by commas or newlines (a repeated flag's values are joined with
+// newlines).
+std::string ApplyHeaders(const std::string& text, std::map<std::string, std::string>& out) {
+  std::map<std::string, std::string> headers;
+  for (absl::string_view item : absl::StrSplit(text, absl::ByAnyChar(",\n"), absl::SkipEmpty())) {
+    item = absl::StripAsciiWhitespace(item);
+    if (item.empty()) continue;
+    size_t equals = item.find('=');
+    absl::string_view name =
+        absl::StripAsciiWhitespace(item.substr(0, std::min(equals, item.size())));
+    if (equals == absl::string_view::npos || name.empty() ||
+        name.find_first_of(" \t:") != absl::string_view::npos) {
+      return absl::StrCat("otlp_header must be KEY=VALUE, got '", item, "'");
+    }
+    headers[absl::AsciiStrToLower(name)] =
+        std::string(absl::StripAsciiWhitespace(item.substr(equals + 1)));
+  }
+  out = std::move(headers);
   return "";
 }
 
@@ -85,6 +109,19 @@ int ParseServiceOptions(const ServiceIdentity& identity, int argc, char** argv,
          o.otlp_endpoint = v;
          return "";
        }},
+      {"otlp_ca_file", "ALEXANDRITE_OTLP_CA_FILE",
+       "PEM CA file to verify an https:// otlp_endpoint against [the system's CAs]",
+       [](const std::string& v, ServiceOptions& o) -> std::string {
+         if (!v.empty() && !std::ifstream(v).good()) {
+           return "otlp_ca_file " + v + " cannot be read";
+         }
+         o.otlp_ca_file = v;
+         return "";
+       }},
+      {"otlp_header", "ALEXANDRITE_OTLP_HEADERS",
+       "header KEY=VALUE sent with every export, repeatable (e.g. 'authorization=Bearer T'); "
+       "the environment takes KEY=VALUE,KEY=VALUE",
+       [](const std::string& v, ServiceOptions& o) { return ApplyHeaders(v, o.otlp_headers); }},
       {"db", own_prefix + "DB", absl::StrCat("SQLite database file [", options.db_path, "]"),
        [](const std::string& v, ServiceOptions& o) -> std::string {
          if (v.empty()) return "db must not be empty";
@@ -146,6 +183,9 @@ int ParseServiceOptions(const ServiceIdentity& identity, int argc, char** argv,
     std::string flag = "--" + setting.key;
     std::replace(flag.begin(), flag.end(), '_', '-');
     setting.option = app.add_option(flag, setting.value, setting.help)->envname(setting.env);
+    if (setting.key == "otlp_header") {
+      setting.option->multi_option_policy(CLI::MultiOptionPolicy::Join);
+    }
   }
   auto fail = [&](const std::string& message) {
     std::cerr << identity.name << ": " << message << std::endl;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -31,6 +32,12 @@ struct ServiceOptions {
   std::string http_listen;  // HOST:PORT; port 0 picks a free port
   std::string amqp_url = "amqp://guest:guest@127.0.0.1:5672/";
   std::string otlp_endpoint = "http://127.0.0.1:4318/v1/traces";  // empty: no export
+  // PEM CA certificates an https:// otlp_endpoint is verified against; empty: the system's.
+  std::string otlp_ca_file;
+  // Headers sent with every export (e.g. authorization: Bearer ...): --otlp-header KEY=VALUE,
+  // repeatable; in the environment and the YAML file KEY=VALUE,KEY=VALUE (values without
+  // commas), as OTEL_EXPORTER_OTLP_HEADERS writes them. Names are lower-cased.
+  std::map<std::string, std::string> otlp_headers;
   std::string db_path;
   // Simulated seconds per real second: business durations (the price calculation) are divided
   // by it. 600: ten simulated minutes per second.

@@ -122,6 +122,38 @@ TEST_F(ServiceOptionsTest, FlagsSetEverySetting) {
   EXPECT_TRUE(options.demo_faults);
 }
 
+// The exporter's TLS trust and headers (issue 16): a bearer token reaches an ordertrace that
+// asks for one, over https verified against a private CA.
+TEST_F(ServiceOptionsTest, OtlpCaFileAndRepeatedHeadersAreRead) {
+  const std::string ca = WriteYaml("not read as YAML, only checked to be readable\n");
+  ServiceOptions options;
+  ASSERT_EQ(Parse(kShopIdentity,
+                  {"--otlp-endpoint", "https://127.0.0.1:4318/v1/traces", "--otlp-ca-file", ca,
+                   "--otlp-header", "Authorization=Bearer abc", "--otlp-header",
+                   "X-Scope-OrgID = tenant-1"},
+                  options),
+            -1);
+  EXPECT_EQ(options.otlp_ca_file, ca);
+  EXPECT_EQ(options.otlp_headers,
+            (std::map<std::string, std::string>{{"authorization", "Bearer abc"},
+                                                {"x-scope-orgid", "tenant-1"}}));
+
+  setenv("ALEXANDRITE_OTLP_HEADERS", "authorization=Bearer from-env,x-a=1", 1);
+  ServiceOptions from_env;
+  ASSERT_EQ(Parse(kShopIdentity, {}, from_env), -1);
+  EXPECT_EQ(from_env.otlp_headers, (std::map<std::string, std::string>{
+                                       {"authorization", "Bearer from-env"}, {"x-a", "1"}}));
+  EXPECT_EQ(from_env.otlp_ca_file, "");
+
+  std::string error;
+  EXPECT_EQ(ParseCapturingStderr(kShopIdentity, {"--otlp-header", "no-equals-sign"}, error), 2);
+  EXPECT_NE(error.find("otlp_header must be KEY=VALUE"), std::string::npos) << error;
+  EXPECT_EQ(ParseCapturingStderr(kShopIdentity, {"--otlp-ca-file", "/nonexistent/ca.pem"}, error),
+            2);
+  EXPECT_NE(error.find("otlp_ca_file /nonexistent/ca.pem cannot be read"), std::string::npos)
+      << error;
+}
+
 TEST_F(ServiceOptionsTest, AnEmptyOtlpEndpointFlagTurnsExportOff) {
   ServiceOptions options;
   ASSERT_EQ(Parse(kShopIdentity, {"--otlp-endpoint", ""}, options), -1);

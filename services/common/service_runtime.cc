@@ -51,6 +51,8 @@ absl::StatusOr<std::unique_ptr<sdk::TracerProvider>> MakeTracerProvider(
   if (!options.otlp_endpoint.empty()) {
     sdk::OtlpHttpExporterOptions exporter_options;
     exporter_options.endpoint = options.otlp_endpoint;
+    exporter_options.ca_cert_file = options.otlp_ca_file;
+    exporter_options.headers = options.otlp_headers;
     absl::StatusOr<std::unique_ptr<sdk::OtlpHttpExporter>> exporter =
         sdk::OtlpHttpExporter::Create(std::move(exporter_options));
     if (!exporter.ok()) return exporter.status();
