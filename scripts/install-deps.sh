@@ -11,6 +11,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   rabbitmq-server prometheus prometheus-alertmanager
   nodejs npm curl jq python3 procps psmisc
+  openssl  # tests/support/make_test_ca.sh: the TLS tests' CA
 )
 
 missing=()
