@@ -513,6 +513,48 @@ TEST_F(ServerTest, GrpcExportSucceedsAndStoresOrder) {
   EXPECT_EQ(order["current_status"], "FILE_UPLOADED");
 }
 
+// Issue 16: with tokens, OTLP/gRPC takes the ingest role's token from the `authorization`
+// metadata, before a byte of the request is decoded.
+TEST_F(ServerTest, GrpcExportNeedsTheIngestRolesBearerToken) {
+  ASSERT_NO_FATAL_FAILURE(StartServer([](ServerConfig& config) {
+    auth::TokenEntry ingest;
+    ingest.name = "exporters";
+    ingest.role = auth::Role::kIngest;
+    ingest.sha256 = *auth::ParseSha256Hex(auth::Sha256Hex("ingest-secret"));
+    auth::TokenEntry ops;
+    ops.name = "ops-1";
+    ops.role = auth::Role::kOps;
+    ops.sha256 = *auth::ParseSha256Hex(auth::Sha256Hex("ops-secret"));
+    config.auth.tokens = {ingest, ops};
+  }));
+  auto export_with = [&](const std::string& authorization) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + kRpcDeadline);
+    if (!authorization.empty()) context.AddMetadata("authorization", authorization);
+    pb_collector::ExportTraceServiceResponse response;
+    return GrpcStub()->Export(&context, OrderRequest(), &response);
+  };
+  EXPECT_EQ(export_with("").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(export_with("Bearer wrong").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(export_with("Basic aW5nZXN0LXNlY3JldA==").error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  grpc::Status ops = export_with("Bearer ops-secret");
+  EXPECT_EQ(ops.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(ops.error_message(), HasSubstr("ingest role"));
+  EXPECT_EQ(
+      ApiGet("/api/v1/orders/" + std::string(kOrderId), {{"Authorization", "Bearer ops-secret"}})
+          ->status,
+      404)
+      << "nothing refused was stored";
+  grpc::Status accepted = export_with("Bearer ingest-secret");
+  ASSERT_TRUE(accepted.ok()) << accepted.error_message();
+  EXPECT_EQ(
+      ApiGet("/api/v1/orders/" + std::string(kOrderId), {{"Authorization", "Bearer ops-secret"}})
+          ->status,
+      200);
+  EXPECT_EQ(ApiGet("/api/v1/orders/" + std::string(kOrderId))->status, 401);
+}
+
 TEST_F(ServerTest, GrpcPartialSuccessCountsSpanWithInvalidSpanId) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   pb_collector::ExportTraceServiceRequest request = OrderRequest();

@@ -93,9 +93,12 @@ TEST_F(ConfigTest, AuthTokensAreReadAsHashes) {
   const std::string ops_hash = auth::Sha256Hex("ops-secret");
   absl::StatusOr<ServerConfig> config = Load(
       "auth:\n  tokens:\n"
-      "    - {name: ops-1, role: ops, sha256: " + ops_hash + "}\n"
+      "    - {name: ops-1, role: ops, sha256: " +
+      ops_hash +
+      "}\n"
       "    - {name: acme, role: partner_readonly, partner_id: P-7, sha256: " +
-      auth::Sha256Hex("acme") + "}\n"
+      auth::Sha256Hex("acme") +
+      "}\n"
       "audit:\n  file: /var/log/ordertrace/audit.log\n  max_mb: 16\n  keep_files: 3\n");
   ASSERT_TRUE(config.ok()) << config.status();
   ASSERT_EQ(config->auth.tokens.size(), 2u);
