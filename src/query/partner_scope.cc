@@ -43,8 +43,31 @@ absl::StatusOr<bool> PartnerScope::SeesTrace(const model::TraceBatch& trace) {
   return verdict->own_order && !verdict->foreign_order;
 }
 
+absl::StatusOr<bool> PartnerScope::IsCandidate(const model::TraceId& trace_id) {
+  if (!candidates_) {
+    store::OrderFilter filter;
+    filter.partner_id = partner_id_;
+    filter.limit = kMaxCandidateOrders + 1;
+    absl::StatusOr<std::vector<model::OrderRecord>> orders = store_.ListOrders(filter);
+    if (!orders.ok()) return orders.status();
+    candidates_.emplace();
+    candidates_complete_ = orders->size() <= kMaxCandidateOrders;
+    for (const model::OrderRecord& order : *orders) {
+      orders_.emplace(order.order_id, SeesOrder(order));
+      candidates_->insert(order.trace_ids.begin(), order.trace_ids.end());
+    }
+  }
+  return !candidates_complete_ || candidates_->count(trace_id) != 0;
+}
+
 absl::StatusOr<bool> PartnerScope::Sees(const model::TraceId& trace_id) {
   if (auto known = traces_.find(trace_id); known != traces_.end()) return known->second;
+  absl::StatusOr<bool> candidate = IsCandidate(trace_id);
+  if (!candidate.ok()) return candidate.status();
+  if (!*candidate) {
+    traces_.emplace(trace_id, false);
+    return false;
+  }
   absl::StatusOr<std::vector<std::string>> blocks = store_.ReadTrace(trace_id);
   if (!blocks.ok()) return blocks.status();
   // Every block is judged: another partner's order may appear in any of them. An unreadable

@@ -143,6 +143,7 @@ ORDERS = {
     "ord-direct": (None, "d" * 32),
 }
 OPERATOR = "op-42"
+MIXED_TRACE = "e" * 32
 
 
 def order_spans(order_id, now_ns):
@@ -280,14 +281,19 @@ def check_partner_scope(c, api):
     ids = sorted(o["order_id"] for o in body["orders"]) if body else None
     c.check("scope: ops lists every order", ids == ["ord-direct", "ord-p7", "ord-p8"], f"{ids}")
 
-    for other in ["ord-p8", "ord-direct"]:
-        trace = ORDERS[other][1]
+    for other, trace in [("ord-p8", ORDERS["ord-p8"][1]), ("ord-direct", ORDERS["ord-direct"][1]),
+                         ("the mixed", MIXED_TRACE)]:
         for prefix in ["/api/traces/", "/api/v2/traces/"]:
             status, body = get_json(api, prefix + trace, "acme")
             c.check(f"scope: P-7 reading {other}'s trace via {prefix} gets 404 not found",
                     status == 404 and "not found" in body["error"]["message"], f"{status} {body}")
         status, _ = get_json(api, f"/api/traces/{trace}", "support-1")
         c.check(f"scope: support reads {other}'s trace", status == 200)
+
+    c.check("scope: P-8 does not see the mixed trace either",
+            get(api, f"/api/traces/{MIXED_TRACE}", "globex")[0] == 404)
+    c.check("scope: P-8 reads its own trace",
+            get(api, f"/api/traces/{ORDERS['ord-p8'][1]}", "globex")[0] == 200)
 
     status, body = get_json(api, "/api/search?limit=50", "acme")
     found = sorted(t["traceID"] for t in body["traces"]) if body else None
@@ -296,8 +302,8 @@ def check_partner_scope(c, api):
     c.check("scope: P-7's search by P-8's order id finds nothing",
             body is not None and body["traces"] == [], f"{body}")
     status, body = get_json(api, "/api/search?limit=50", "ops-1")
-    c.check("scope: ops' search finds all three traces",
-            body is not None and len(body["traces"]) == 3, f"{body}")
+    c.check("scope: ops' search finds all four traces",
+            body is not None and len(body["traces"]) == 4, f"{body}")
 
     for tag, want in [("order_id", ["ord-p7"]), ("partner_id", ["P-7"])]:
         status, body = get_json(api, f"/api/search/tag/{tag}/values", "acme")
@@ -494,6 +500,14 @@ def main():
                         f"got {status}")
             status, _, _ = get(api, "/api/v1/orders/ord-p7", "ops-1", {"Host": "evil.example"})
             c.check("closed: a foreign Host is refused with 421", status == 421, f"got {status}")
+            # One trace that carries an order of each partner: neither partner may see it.
+            mixed = export_body("crm-api", [
+                span(MIXED_TRACE, MIXED_TRACE[:15] + "1", "crm.batch", now, {"order_id": "ord-p7"}),
+                span(MIXED_TRACE, MIXED_TRACE[:15] + "2", "crm.batch", now, {"order_id": "ord-p8"}),
+            ])
+            status = request(otlp, "POST", "/v1/traces",
+                             {"Content-Type": "application/json", **bearer("exporters")}, mixed)[0]
+            c.check("setup: a trace of both partners' orders exported", status == 200)
             check_roles(c, api)
             check_partner_scope(c, api)
             check_operator_ids(c, api)
