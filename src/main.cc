@@ -69,6 +69,9 @@ int main(int argc, char** argv) {
   if (!valid.ok()) return Fail(std::string(valid.message()));
   spdlog::set_level(spdlog::level::from_str(config.log_level));
 
+  // A peer that closes a TLS connection must not kill the process: OpenSSL's socket BIO writes
+  // with write(), not send(MSG_NOSIGNAL), in httplib's TLS clients (the Alertmanager client).
+  std::signal(SIGPIPE, SIG_IGN);
   // Block the stop signals and SIGHUP in every thread; this one waits for them.
   sigset_t signals;
   sigemptyset(&signals);

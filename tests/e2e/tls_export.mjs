@@ -1,8 +1,10 @@
 // Exports one span through the official OpenTelemetry JS exporter over TLS, for
 // tests/tls/tls_e2e_test.py. Not a test file itself (node --test only picks up *.test.mjs).
 //
-//   node tls_export.mjs --protocol grpc|http --url URL --ca CA.pem [--cert C.pem --key K.pem]
+//   node tls_export.mjs --protocol grpc|http --url URL [--ca CA.pem] [--cert C.pem --key K.pem]
 //        --trace-id HEX32
+//
+// Without --ca, Node's own trust decides: its CAs plus NODE_EXTRA_CA_CERTS.
 //
 // Exits 0 when the export succeeded, 1 (with the error on stderr) when it failed.
 import { readFileSync } from 'node:fs';
@@ -29,7 +31,7 @@ const { values } = parseArgs({
   },
 });
 
-const ca = readFileSync(values.ca);
+const ca = values.ca ? readFileSync(values.ca) : undefined;
 const cert = values.cert ? readFileSync(values.cert) : undefined;
 const key = values.key ? readFileSync(values.key) : undefined;
 
@@ -38,12 +40,12 @@ const exporter =
     ? new GrpcTraceExporter({
         url: values.url,
         timeoutMillis: 5000,
-        credentials: credentials.createSsl(ca, key ?? null, cert ?? null),
+        credentials: credentials.createSsl(ca ?? null, key ?? null, cert ?? null),
       })
     : new ProtoTraceExporter({
         url: values.url,
         timeoutMillis: 5000,
-        httpAgentOptions: { ca, cert, key },
+        httpAgentOptions: ca ? { ca, cert, key } : { cert, key },
       });
 
 // Remembers the exporter's result: the SDK's own error handler would only log it.

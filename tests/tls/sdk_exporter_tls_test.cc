@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -29,6 +30,9 @@ using ::testing::HasSubstr;
 class SdkExporterTlsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    // As the services' main() does: a refused TLS client writes to a closed socket through
+    // OpenSSL's write(), which raises SIGPIPE.
+    std::signal(SIGPIPE, SIG_IGN);
     std::string pattern = ::testing::TempDir() + "ordertrace_sdk_tls_XXXXXX";
     ASSERT_NE(mkdtemp(pattern.data()), nullptr);
     dir_ = new std::string(pattern);
