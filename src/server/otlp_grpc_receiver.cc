@@ -77,8 +77,9 @@ CredentialFiles FilesIn(const std::string& directory, bool client_ca) {
           client_ca ? (dir / "client_ca.pem").string() : ""};
 }
 
-// The certificate first and the key right after: gRPC's watcher, reading between the two, could
-// see a pair that does not match and keeps its old one until the next poll.
+// The certificate first and the key right after. Two renames are not one step: a poll of gRPC's
+// watcher that falls between them (microseconds, once a second) reads a pair that does not match,
+// and the next poll reads the matching one.
 absl::Status WriteCredentialFiles(const CredentialFiles& files,
                                   const http::TlsCredentials& credentials) {
   if (absl::Status s = ReplaceFile(files.certificate_chain, credentials.certificate_chain_pem);
