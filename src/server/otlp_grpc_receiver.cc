@@ -1,6 +1,7 @@
 #include "server/otlp_grpc_receiver.h"
 
 #include <fcntl.h>
+#include <grpc/support/log.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/security/tls_certificate_provider.h>
@@ -15,7 +16,9 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <mutex>
 #include <string>
+#include <string_view>
 
 #include "auth/access_policy.h"
 #include "google/protobuf/any.pb.h"
@@ -63,6 +66,22 @@ absl::Status ReplaceFile(const std::string& path, const std::string& bytes) {
     return absl::UnavailableError("cannot write " + path + " (" + std::strerror(errno) + ")");
   }
   return absl::OkStatus();
+}
+
+// gRPC core writes every failed TLS handshake (plain HTTP/2, a scanner, a missing client
+// certificate) to stderr as an error line of its own format: a port scan would flood the log.
+// Its lines go through spdlog instead, failed handshakes at debug.
+void LogGrpcThroughSpdlog(gpr_log_func_args* args) {
+  const std::string_view message = args->message != nullptr ? args->message : "";
+  if (message.find("Handshake failed") != std::string_view::npos) {
+    spdlog::debug("OTLP/gRPC receiver: {}", message);
+  } else if (args->severity == GPR_LOG_SEVERITY_ERROR) {
+    spdlog::error("gRPC: {}", message);
+  } else if (args->severity == GPR_LOG_SEVERITY_INFO) {
+    spdlog::info("gRPC: {}", message);
+  } else {
+    spdlog::debug("gRPC: {}", message);
+  }
 }
 
 struct CredentialFiles {
@@ -218,6 +237,8 @@ OtlpGrpcReceiver::~OtlpGrpcReceiver() { Shutdown(); }
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> OtlpGrpcReceiver::Credentials() {
   if (!options_.tls.has_value()) return grpc::InsecureServerCredentials();
+  static std::once_flag log_function_set;
+  std::call_once(log_function_set, [] { gpr_set_log_function(LogGrpcThroughSpdlog); });
   const http::TlsCredentials& tls = *options_.tls;
   const bool client_ca = !tls.client_ca_pem.empty();
   std::error_code ec;
