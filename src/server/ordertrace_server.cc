@@ -235,6 +235,12 @@ absl::Status OrdertraceServer::Start() {
   retention_->Start();
   if (!config_.forward.endpoint.empty()) {
     forward::OtlpForwarderOptions forward_options = config_.forward;
+    // What is stored is scrubbed already (ingest); operator ids are stored in clear for ops,
+    // and leave only as their HMAC.
+    const scrub::OperatorIdHasher* hasher = operator_hasher_.get();
+    forward_options.before_send = [hasher](model::TraceBatch& batch) {
+      hasher->HashOperatorIds(batch);
+    };
     absl::StatusOr<std::unique_ptr<forward::OtlpForwarder>> forwarder =
         forward::OtlpForwarder::Create(*store_, std::move(forward_options));
     if (!forwarder.ok()) return forwarder.status();

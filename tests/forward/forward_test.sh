@@ -8,7 +8,8 @@
 #  5. A Python endpoint that records requests: the configured headers arrive, the body is OTLP
 #     protobuf (decoded by the wire format), operator_id is not in it in clear, a 429 with
 #     Retry-After: 1 is waited out and counted.
-#  6. TLS: the same over https to the recorder, with a CA made by tests/support/make_test_ca.sh.
+#  6. TLS: B serves TLS with a CA made by tests/support/make_test_ca.sh; A forwards over https
+#     and over gRPC with SSL credentials trusting it; without the CA nothing is sent.
 #
 # Usage: tests/forward/forward_test.sh [path/to/ordertrace]
 # Needs bash, curl, jq, openssl, python3. Loopback only; about 30-40 s, bounded at 90 s.
@@ -58,10 +59,12 @@ trap 'exit 130' INT TERM
 source "$here/../support/ordertrace_server.sh"
 
 mkdir -p "$root/a" "$root/b"
+b_cacert="" # the CA B's certificate is checked against, once B serves TLS
 ports_a="$(free_ports)"
 ports_b="$(free_ports)"
 read -r b_grpc b_http _ <<< "$ports_b"
 
+# config_b [EXTRA_YAML]
 config_b() {
   cat > "$root/b/ordertrace.yaml" << EOF
 data_dir: $root/b/data
@@ -69,6 +72,7 @@ store:
   min_free_mb: 0
 sampling:
   enabled: false
+${1:-}
 EOF
 }
 
@@ -95,7 +99,8 @@ start_a() {
   pid_a=$server_pid a_otlp=$otlp_url a_api=$api_url
 }
 start_b() {
-  work="$root/b" server_ports="$ports_b" start_server || fail "B did not start"
+  work="$root/b" server_ports="$ports_b" server_cacert="$b_cacert" start_server ||
+    fail "B did not start"
   pid_b=$server_pid b_api=$api_url
 }
 
@@ -123,7 +128,8 @@ send_spans() {
 
 # spans_in_b STEP: how many spans of trace_of STEP B serves.
 spans_in_b() {
-  curl -sS --max-time 2 "$b_api/api/traces/$(trace_of "$1")" 2> /dev/null |
+  curl -sS --max-time 2 ${b_cacert:+--cacert "$b_cacert"} "$b_api/api/traces/$(trace_of "$1")" \
+    2> /dev/null |
     jq '[(.batches // [])[].scopeSpans[]?.spans[]?] | length' 2> /dev/null || echo 0
 }
 
@@ -264,25 +270,33 @@ check "the 429 is counted" test "$(metric 'ordertrace_forward_requests_total{cod
 stop pid_a
 stop pid_rec
 
-# 6. TLS: https to the recorder, trusting the test CA.
+# 6. TLS: B serves TLS with a certificate from a CA made here; A trusts that CA.
 ca="$root/ca"
 bash "$here/../support/make_test_ca.sh" "$ca" || fail "make_test_ca.sh failed"
-tls_rec="$root/tls-rec"
-recorder "$tls_rec" --cert "$ca/server.pem" --key "$ca/server.key"
-config_a "https://127.0.0.1:$rec_port/v1/traces" http/protobuf "  ca_file: $ca/ca.pem"
+config_b "tls:
+  cert_file: $ca/server.pem
+  key_file: $ca/server.key"
+b_cacert="$ca/ca.pem"
+start_b
+config_a "https://127.0.0.1:$b_http/v1/traces" http/protobuf "  ca_file: $ca/ca.pem"
 start_a
 check "step 7 accepted by A" is_200 "$(send_spans 7)"
-check "TLS: the forward reaches an https endpoint trusting forward.ca_file" recorded "$tls_rec" 1 15
-check "TLS: the body is OTLP protobuf" body_is_otlp "$tls_rec" 1 7
+check "TLS: OTLP/HTTP over https to B, trusting forward.ca_file" arrives 7 15
 stop pid_a
-# The same endpoint without the CA: the certificate is refused, nothing is sent, it is retried.
-config_a "https://127.0.0.1:$rec_port/v1/traces" http/protobuf
-rm -f "$tls_rec"/*.bin "$tls_rec"/*.json
+config_a "127.0.0.1:$b_grpc" grpc "  tls: true
+  ca_file: $ca/ca.pem"
 start_a
 check "step 8 accepted by A" is_200 "$(send_spans 8)"
-sleep 1.5
-check "TLS: an untrusted certificate gets nothing sent" test ! -e "$tls_rec/1.bin"
-check "TLS: and the spans stay queued" positive "$(metric ordertrace_forward_queue_bytes)"
+check "TLS: OTLP/gRPC with SSL credentials to B" arrives 8 15
+stop pid_a
+# Without the CA, B's certificate is refused: nothing is sent, the spans stay queued.
+config_a "https://127.0.0.1:$b_http/v1/traces" http/protobuf
+start_a
+check "step 9 accepted by A" is_200 "$(send_spans 9)"
+check "TLS: an untrusted certificate fails the attempt (code error)" \
+  metric_positive 'ordertrace_forward_requests_total{code="error"}'
+check "TLS: nothing reaches B" test "$(spans_in_b 9)" = 0
+check "TLS: the spans stay queued" metric_positive ordertrace_forward_queue_bytes
 
 echo "$e2e_name: $passed passed, $failed failed (${SECONDS}s)"
 ((failed == 0))
