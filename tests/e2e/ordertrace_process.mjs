@@ -2,6 +2,7 @@
 // tests. Not a test file itself (node --test only picks up *.test.mjs here).
 import { spawn } from 'node:child_process';
 import { accessSync, constants as fsConstants, mkdtempSync, rmSync } from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -53,8 +54,9 @@ function sleep(ms) {
 
 // A running ordertrace. Call stop() when done, also after a failure.
 class OrdertraceProcess {
-  constructor(child, ports, dataDir) {
+  constructor(child, ports, dataDir, ca) {
     this.child = child;
+    this.ca = ca;  // the CA the server's certificate chains to; undefined: plain HTTP
     this.grpcPort = ports[0];
     this.otlpHttpPort = ports[1];
     this.apiPort = ports[2];
@@ -70,14 +72,36 @@ class OrdertraceProcess {
     process.once('exit', this.onExit);
   }
 
+  get scheme() {
+    return this.ca ? 'https' : 'http';
+  }
   get apiUrl() {
-    return `http://${kHost}:${this.apiPort}`;
+    return `${this.scheme}://${kHost}:${this.apiPort}`;
   }
   get otlpHttpUrl() {
-    return `http://${kHost}:${this.otlpHttpPort}/v1/traces`;
+    return `${this.scheme}://${kHost}:${this.otlpHttpPort}/v1/traces`;
   }
   get otlpGrpcUrl() {
-    return `http://${kHost}:${this.grpcPort}`;
+    return `${this.scheme}://${kHost}:${this.grpcPort}`;
+  }
+
+  // GET `path` on the API: { status, body }. Over TLS it trusts only this.ca (fetch cannot be
+  // given a CA).
+  async get(path, timeoutMs = 1000) {
+    if (!this.ca) {
+      const res = await fetch(`${this.apiUrl}${path}`, { signal: AbortSignal.timeout(timeoutMs) });
+      return { status: res.status, body: await res.text() };
+    }
+    return new Promise((resolve, reject) => {
+      const req = https.get(`${this.apiUrl}${path}`, { ca: this.ca, timeout: timeoutMs }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode, body }));
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', reject);
+    });
   }
 
   // Resolves once GET /readyz answers 200; rejects when the process exits or time runs out.
@@ -92,8 +116,7 @@ class OrdertraceProcess {
             `ready:\n${this.output}`);
       }
       try {
-        const res = await fetch(`${this.apiUrl}/readyz`, { signal: AbortSignal.timeout(1000) });
-        await res.arrayBuffer();
+        const res = await this.get('/readyz');
         if (res.status === 200) return;
       } catch {
         // Not listening yet.
@@ -117,8 +140,10 @@ class OrdertraceProcess {
 }
 
 // Starts ordertrace and waits until it is ready. Retries on fresh ports when a start fails
-// (another process may have taken a port between probing and binding).
-export async function startOrdertrace() {
+// (another process may have taken a port between probing and binding). `config`: an
+// ordertrace.yaml to start with; `ca`: the CA (PEM) its `tls:` certificate chains to, which
+// makes the URLs https.
+export async function startOrdertrace({ config, ca } = {}) {
   const bin = ordertraceBinary();
   let lastError;
   for (let attempt = 0; attempt < kStartAttempts; ++attempt) {
@@ -131,9 +156,10 @@ export async function startOrdertrace() {
         '--otlp-grpc-listen', `${kHost}:${ports[0]}`,
         '--otlp-http-listen', `${kHost}:${ports[1]}`,
         '--http-listen', `${kHost}:${ports[2]}`,
+        ...(config ? ['--config', config] : []),
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] });
-    const server = new OrdertraceProcess(child, ports, dataDir);
+    const server = new OrdertraceProcess(child, ports, dataDir, ca);
     try {
       await server.waitReady();
       return server;
