@@ -726,6 +726,13 @@ class ServicesFlowTest : public ::testing::Test {
         EXPECT_EQ(s.Attr("partner_id"), o.partner_id);
       }
       EXPECT_FALSE(s.Has("error_code")) << s.Attr("error_code");
+      // Only the manufacturing approval names its operator; ordertrace adds the hash beside it.
+      if (kLifecycle[i].status == kManufacturingStarted) {
+        EXPECT_EQ(s.Attr("operator_id"), "operator-" + o.customer_id);
+        EXPECT_EQ(s.Attr("operator_id.hash").rfind("hmac:", 0), 0u) << s.Attr("operator_id.hash");
+      } else {
+        EXPECT_FALSE(s.Has("operator_id")) << s.Attr("operator_id");
+      }
     }
   }
 

@@ -43,7 +43,7 @@ std::unique_ptr<sdk::Span> StartOperationSpan(const sdk::Tracer& tracer, std::st
                                               const sdk::SpanContext& order_root);
 
 // Sets the design's transition attributes on `span`: order_id, prev_status, new_status,
-// event_version, partner_id (when there is one).
+// event_version, partner_id and operator_id (when there is one: the manufacturing approval's).
 void SetTransitionAttributes(sdk::Span& span, const StatusEvent& event);
 
 // Records a failed operation on `span` the way the design asks (error_code, error_message) and

@@ -3,6 +3,7 @@
 // WAL, the store, a metric label, an alert, an API answer or the forward. Thread-safe.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -42,6 +43,9 @@ struct PiiRule {
   // one of `key_needs` (lowercase words, compared ignoring case) cannot match `key_pattern`.
   char value_needs_char = '\0';
   int value_min_digits = 0;
+  // A cheap test text must pass before `value_pattern` runs (null: none); it must accept every
+  // text the pattern can match in.
+  bool (*value_may_match)(std::string_view text) = nullptr;
   std::vector<std::string> key_needs;
 };
 
@@ -50,6 +54,12 @@ struct PiiRule {
 // e.g. +49 30 1234567, +1 (415) 555-0100; national numbers of 10 digits written in groups,
 // (415) 555-0100, 415-555-0100; keys phone, *.phone*), in that order.
 std::vector<PiiRule> DefaultPiiRules();
+
+// The default phone rule's prefilter: true when `text` holds a '+' before a digit, a '(' before
+// three digits and a ')', or a run of exactly three digits (after no letter or digit) before a
+// '.' or '-' and a digit. Every match of the default phone pattern passes it; UUIDs, dates and
+// order ids mostly do not.
+bool MayHoldPhoneNumber(std::string_view text);
 
 struct PiiScrubberOptions {
   bool enabled = true;  // off: Scrub changes nothing
@@ -94,6 +104,10 @@ class PiiScrubber {
   // Constant after construction.
   const bool enabled_;
   std::vector<CompiledRule> rules_;
+  // Every rule's key_needs words (lowercase, at most 32), and for each byte the words that
+  // start with it in either case, as bits: one pass over a key finds them all.
+  std::vector<std::string> key_needs_;
+  std::array<uint32_t, 256> need_starts_;
   // One per rule; relaxed atomics (counts only).
   std::unique_ptr<std::atomic<uint64_t>[]> counts_;
 };

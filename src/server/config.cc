@@ -514,6 +514,7 @@ absl::Status ApplyPiiRules(YAML::Node pii, scrub::PiiScrubberOptions& options) {
         rule.value_pattern = value;
         rule.value_needs_char = '\0';
         rule.value_min_digits = 0;
+        rule.value_may_match = nullptr;
       } else if (key == "action") {
         if (value == "remove") {
           rule.action = scrub::PiiAction::kRemove;
