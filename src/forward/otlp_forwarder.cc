@@ -114,6 +114,12 @@ void OtlpForwarder::Run() {
       if (!Wait(options_.poll_interval)) return;
       continue;
     }
+    if (batch->spans == 0) {
+      // Blocks retention removed before they were sent (or unreadable): nothing to send.
+      Delete(batch->end_seq);
+      cursor_ = std::max(cursor_, batch->end_seq);
+      continue;
+    }
     if (!Deliver(*batch)) return;
   }
 }

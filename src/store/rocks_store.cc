@@ -188,9 +188,12 @@ constexpr size_t kPendingKeySize = 28;
 constexpr uint32_t kKeptPart = 0xffffffff;
 const std::string kDecidedBelowKey(1, '\0');
 
-// The forward_queue family: seq(8) -> TracesData. The deleted-below mark sorts before every
-// entry (seqs start at 1), so the DeleteRange of acknowledged entries never covers it.
+// The forward_queue family: seq(8) -> the span block's key(32) and its size(4). The entry
+// points at the stored block rather than copying it: the spans are written once, and queuing
+// costs ingest a 44-byte row per block. The deleted-below mark sorts before every entry (seqs
+// start at 1).
 constexpr size_t kForwardKeySize = 8;
+constexpr size_t kForwardValueSize = 36;
 const std::string kForwardDeletedBelowKey(1, '\0');
 
 std::string ForwardKey(uint64_t seq) {
@@ -198,6 +201,14 @@ std::string ForwardKey(uint64_t seq) {
   key.reserve(kForwardKeySize);
   PutBigEndian(key, seq);
   return key;
+}
+
+// The block size a forward entry records; 0 for a malformed entry.
+uint64_t ForwardSizeOf(std::string_view value) {
+  if (value.size() != kForwardValueSize) return 0;
+  uint32_t size = 0;
+  for (size_t i = 32; i < 36; ++i) size = size << 8 | static_cast<uint8_t>(value[i]);
+  return size;
 }
 
 std::string PendingKey(uint64_t buffering, const model::TraceId& trace, uint32_t part) {
@@ -352,7 +363,7 @@ class RocksStore final : public Store {
     uint64_t queue_bytes = 0;
     if (queue) {
       for (const SpanBlock& block : writes.blocks) queue_bytes += block.encoded.size();
-      bytes += queue_bytes + writes.blocks.size() * (kForwardKeySize + kPerEntry);
+      bytes += writes.blocks.size() * (kForwardKeySize + kForwardValueSize + kPerEntry);
       std::lock_guard<std::mutex> lock(forward_mu_);
       queue_start = forward_next_;
       forward_next_ += writes.blocks.size();
@@ -367,16 +378,20 @@ class RocksStore final : public Store {
     rocksdb::WriteBatch batch(bytes);
     if (!writes.blocks.empty()) {
       uint64_t seq = next_seq_.fetch_add(writes.blocks.size());
+      uint64_t queued = queue_start;
       for (const SpanBlock& block : writes.blocks) {
         uint64_t bucket = BucketOf(block.time_unix_nano);
-        batch.Put(blocks(), BlockKey(bucket, seq, block.trace_id), block.encoded);
+        std::string block_key = BlockKey(bucket, seq, block.trace_id);
+        batch.Put(blocks(), block_key, block.encoded);
         batch.Put(trace_index(), TraceIndexKey(block.trace_id, bucket, seq), rocksdb::Slice());
-        ++seq;
-      }
-      if (queue) {
-        for (size_t i = 0; i < writes.blocks.size(); ++i) {
-          batch.Put(forward(), ForwardKey(queue_start + i), writes.blocks[i].encoded);
+        if (queue) {
+          const uint32_t size = static_cast<uint32_t>(block.encoded.size());
+          for (int shift = 24; shift >= 0; shift -= 8) {
+            block_key.push_back(static_cast<char>(size >> shift));
+          }
+          batch.Put(forward(), ForwardKey(queued++), block_key);
         }
+        ++seq;
       }
     }
     // Orders go in key order: a memtable insert starts its search where the previous one
@@ -434,10 +449,18 @@ class RocksStore final : public Store {
     for (it->Seek(ForwardKey(start)); it->Valid() && out.size() < max_entries; it->Next()) {
       std::string_view key = it->key().ToStringView();
       if (key.size() != kForwardKeySize) continue;
-      const size_t size = it->value().size();
+      const std::string_view value = it->value().ToStringView();
+      const uint64_t size = ForwardSizeOf(value);
       if (!out.empty() && bytes + size > max_bytes) break;
       bytes += size;
-      out.push_back(ForwardEntry{GetBigEndian(key), it->value().ToString()});
+      ForwardEntry entry{GetBigEndian(key), std::string()};
+      if (size > 0) {
+        // A block retention removed before it was sent reads as empty (NotFound).
+        rocksdb::Status s =
+            db_->Get(rocksdb::ReadOptions(), blocks(), value.substr(0, 32), &entry.encoded);
+        if (!s.ok() && !s.IsNotFound()) return ToStatus(s, "forward queue block read");
+      }
+      out.push_back(std::move(entry));
     }
     if (!it->status().ok()) return ToStatus(it->status(), "forward queue read");
     return out;
@@ -463,7 +486,7 @@ class RocksStore final : public Store {
       std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, forward()));
       for (it->Seek(begin); it->Valid(); it->Next()) {
         if (it->key().size() != kForwardKeySize) continue;
-        removed += it->value().size();
+        removed += ForwardSizeOf(it->value().ToStringView());
         batch.Delete(forward(), it->key());
       }
       if (!it->status().ok()) return ToStatus(it->status(), "forward queue scan");
@@ -949,7 +972,7 @@ class RocksStore final : public Store {
     for (it->Seek(ForwardKey(std::max<uint64_t>(deleted_below, 1))); it->Valid(); it->Next()) {
       if (it->key().size() != kForwardKeySize) continue;
       last = GetBigEndian(it->key().ToStringView());
-      bytes += it->value().size();
+      bytes += ForwardSizeOf(it->value().ToStringView());
       ++entries;
     }
     if (!it->status().ok()) {

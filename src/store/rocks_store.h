@@ -11,9 +11,9 @@
 //   sampler_pending  buffering(8) trace_id(16) part(4) -> deadline(8) + TracesData (detail
 //                 waiting for the sampler); part ffffffff -> "" marks a buffering decided keep;
 //                 \x00 -> decided_below(8). Bufferings below it go with one DeleteRange.
-//   forward_queue seq(8) -> TracesData (span blocks queued for the OTLP forward, written with
-//                 the blocks); \x00 -> deleted_below(8), where reading starts. Entries sent (or
-//                 dropped) are deleted key by key.
+//   forward_queue seq(8) -> span_blocks key(32) size(4) (blocks queued for the OTLP forward,
+//                 written with them; the block itself is not copied); \x00 -> deleted_below(8),
+//                 where reading starts. Entries sent (or dropped) are deleted key by key.
 // Column families are found by name. Disk space: writes are refused (kUnavailable) while the
 // data folder's file system has less than `min_free_bytes` free, so that RocksDB itself never
 // meets a full disk (RocksDB 7.8, built with assertions, aborts in WritableFileWriter::

@@ -1129,6 +1129,20 @@ TEST_F(RocksStoreTest, ForwardQueueReadsStopAtTheEntryAndByteBoundsButTakeOneLar
   EXPECT_EQ(rest->front().encoded, std::string(10, 'b'));
 }
 
+TEST_F(RocksStoreTest, AQueuedBlockThatRetentionRemovedReadsAsEmptyAndStillCounts) {
+  store_.reset();
+  Open(/*forward_queue=*/true);
+  WriteBlocks({{TraceIdOf(1), Hour(1), "old"}});
+  WriteBlocks({{TraceIdOf(2), Hour(5), "new"}});
+  ASSERT_TRUE(store_->ApplyRetention(Hour(3), 0).ok());
+  EXPECT_THAT(ForwardContents(*store_), ElementsAre("", "new"));
+  EXPECT_EQ(store_->ForwardQueueBytes(), 6u);  // until the entry is deleted
+  absl::StatusOr<std::vector<ForwardEntry>> entries = store_->ReadForwardQueue(0, 10, 1 << 20);
+  ASSERT_TRUE(entries.ok());
+  ASSERT_TRUE(store_->DeleteForwardQueue(entries->back().seq + 1).ok());
+  EXPECT_EQ(store_->ForwardQueueBytes(), 0u);
+}
+
 TEST_F(RocksStoreTest, WithoutTheForwardNothingIsQueuedAndAnEarlierQueueIsDropped) {
   WriteBlocks({{TraceIdOf(1), Hour(1), "a"}});
   EXPECT_THAT(ForwardContents(*store_), IsEmpty());

@@ -74,8 +74,10 @@ struct WriteSet {
 // One entry of the forward queue (store::RocksStoreOptions::forward_queue): a span block
 // queued for the OTLP forward in the same write that stored it.
 struct ForwardEntry {
-  uint64_t seq = 0;     // the queue's order: rising with every block queued, never 0
-  std::string encoded;  // TracesData, the stored block's bytes
+  uint64_t seq = 0;  // the queue's order: rising with every block queued, never 0
+  // TracesData, the stored block's bytes; empty when retention removed the block before it
+  // was sent.
+  std::string encoded;
 };
 
 struct OrderFilter {
@@ -194,7 +196,7 @@ class Store {
   }
   // Removes every entry below `end_seq` (acknowledged, or dropped). One thread at a time.
   virtual absl::Status DeleteForwardQueue(uint64_t end_seq) { return absl::OkStatus(); }
-  // Bytes of the entries queued (their encoded blocks).
+  // Bytes of the blocks the queued entries stand for.
   virtual uint64_t ForwardQueueBytes() const { return 0; }
 
   // Removes span blocks older than `span_cutoff_unix_nano`, whole time buckets at a time,
