@@ -4,7 +4,8 @@
 #  1. OTLP/HTTP: spans sent to A appear in B (B's /api/traces).
 #  2. B down while spans are sent to A (acknowledged, queued), B up: all arrive.
 #  3. kill -9 A with spans queued (B down), restart A, B up: all arrive.
-#  4. OTLP/gRPC: the same forward over gRPC, and again across B down and up.
+#  4. OTLP/gRPC: the same forward over gRPC, and again across B down and up. With tail sampling
+#     on A: kept spans go on, detail released later goes on, dropped detail never.
 #  5. A Python endpoint that records requests: the configured headers arrive, the body is OTLP
 #     protobuf (decoded by the wire format), operator_id is not in it in clear, a 429 with
 #     Retry-After: 1 is waited out and counted.
@@ -12,7 +13,9 @@
 #     and over gRPC with SSL credentials trusting it; without the CA nothing is sent.
 #
 # Usage: tests/forward/forward_test.sh [path/to/ordertrace]
-# Needs bash, curl, jq, openssl, python3. Loopback only; about 30-40 s, bounded at 90 s.
+# Needs bash, curl, jq, openssl, python3. Loopback only; about 15 s, bounded at 90 s.
+# pid_a, pid_b and pid_rec are read through stop's indirection (${!1}).
+# shellcheck disable=SC2034
 set -euo pipefail
 
 e2e_name=forward
@@ -83,7 +86,7 @@ data_dir: $root/a/data
 store:
   min_free_mb: 0
 sampling:
-  enabled: false
+  ${a_sampling:-enabled: false}
 forward:
   endpoint: $1
   protocol: $2
@@ -124,6 +127,38 @@ send_spans() {
     --data-binary "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\",\
 \"value\":{\"stringValue\":\"forward-test\"}}]},\"scopeSpans\":[{\"spans\":[$spans]}]}]}" \
     "$a_otlp" 2> /dev/null || echo 000
+}
+
+# span_json TRACE SPAN_ID NAME STATUS_CODE [PARENT]: one span of 1 ms ending now, as OTLP/JSON.
+span_json() {
+  local end parent=""
+  end="$(date +%s%N)"
+  [[ -n "${5:-}" ]] && parent="\"parentSpanId\":\"$5\","
+  echo "{\"traceId\":\"$1\",\"spanId\":\"$2\",$parent\"name\":\"$3\",\
+\"startTimeUnixNano\":\"$((end - 1000000))\",\"endTimeUnixNano\":\"$end\",\"status\":{\"code\":$4}}"
+}
+
+# send_json SPAN_JSON...: the spans to A in one request; prints the HTTP code.
+send_json() {
+  local spans
+  spans="$(IFS=,; echo "$*")"
+  curl -sS -o /dev/null -w '%{http_code}' --max-time 5 -H 'Content-Type: application/json' \
+    --data-binary "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\",\
+\"value\":{\"stringValue\":\"forward-test\"}}]},\"scopeSpans\":[{\"spans\":[$spans]}]}]}" \
+    "$a_otlp" 2> /dev/null || echo 000
+}
+
+# spans_in_b_are STEP N: B serves exactly N spans of trace_of STEP.
+spans_in_b_are() { [[ "$(spans_in_b "$1")" == "$2" ]]; }
+
+# eventually SECONDS COMMAND...: COMMAND succeeds within SECONDS (of the budget).
+eventually() {
+  local deadline=$((SECONDS + $(budget "$1")))
+  while ((SECONDS < deadline)); do
+    "${@:2}" && return 0
+    sleep 0.2
+  done
+  "${@:2}"
 }
 
 # spans_in_b STEP: how many spans of trace_of STEP B serves.
@@ -202,6 +237,28 @@ sleep 1
 start_b
 check "OTLP/gRPC: B down, then up: all arrive" arrives 5 20
 check "gRPC answers counted by code" metric_positive 'ordertrace_forward_requests_total{code="OK"}'
+
+# 4b. Tail sampling on A (detail kept only for a reason, decided within 2 s): the root span goes
+# on at once, held detail goes on once a failed span keeps its trace, dropped detail never.
+stop pid_a
+a_sampling="enabled: true
+  ratio: 0
+  decision_wait: 2s"
+config_a "127.0.0.1:$b_grpc" grpc
+a_sampling=""
+start_a
+kept="$(trace_of 11)" dropped="$(trace_of 12)"
+check "a root and a detail span of two traces accepted by A" is_200 "$(send_json \
+  "$(span_json "$kept" 00000000000000a1 root 0)" \
+  "$(span_json "$kept" 00000000000000a2 detail 0 00000000000000a1)" \
+  "$(span_json "$dropped" 00000000000000b1 root 0)" \
+  "$(span_json "$dropped" 00000000000000b2 detail 0 00000000000000b1)")"
+check "roots go on at once, held detail does not" eventually 10 spans_in_b_are 11 1
+check "a failed span of the first trace accepted" is_200 "$(send_json \
+  "$(span_json "$kept" 00000000000000a3 failed 2 00000000000000a1)")"
+check "the detail the sampler releases then goes on too" eventually 10 spans_in_b_are 11 3
+sleep 2.5 # the second trace's decision time passes: its detail is dropped
+check "dropped detail is never forwarded" spans_in_b_are 12 1
 stop pid_a
 stop pid_b
 

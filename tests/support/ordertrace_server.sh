@@ -14,7 +14,7 @@ print(" ".join(str(x.getsockname()[1]) for x in s))'
 
 # start_server: starts ordertrace with $work/ordertrace.yaml on free ports (or on
 # $server_ports, "GRPC HTTP API", when set: a restart on the same ports) and waits (20 s at
-# most) for /readyz. Sets server_pid, otlp_url (…/v1/traces), otlp_grpc (host:port) and api_url.
+# most) for /readyz. Sets server_pid, otlp_url (…/v1/traces) and api_url.
 # With $server_cacert set (a PEM CA file) the server is taken to serve TLS: https:// URLs, and
 # /readyz asked over TLS trusting that CA. Returns 1, with the log's tail on stderr, when it
 # exits or does not answer in time.
@@ -26,7 +26,6 @@ start_server() {
     tls=(--cacert "$server_cacert")
   fi
   read -r grpc http api <<< "${server_ports:-$(free_ports)}"
-  otlp_grpc="127.0.0.1:$grpc"
   "$bin" --config "$work/ordertrace.yaml" --otlp-grpc-listen "127.0.0.1:$grpc" \
     --otlp-http-listen "127.0.0.1:$http" --http-listen "127.0.0.1:$api" >> "$work/server.log" 2>&1 &
   server_pid=$!
