@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <limits>
@@ -561,7 +562,17 @@ absl::Status ApplyForwardHeaders(YAML::Node forward, forward::OtlpForwarderOptio
     if (!entry.second.IsScalar()) {
       return absl::InvalidArgumentError("forward.headers." + name + " must be a single value");
     }
-    const std::string value = entry.second.Scalar();
+    std::string value = entry.second.Scalar();
+    // "${NAME}" is read from the environment, so that credentials need not sit in the file.
+    if (value.size() > 3 && value.rfind("${", 0) == 0 && value.back() == '}') {
+      const std::string variable = value.substr(2, value.size() - 3);
+      const char* from_env = std::getenv(variable.c_str());
+      if (from_env == nullptr) {
+        return absl::InvalidArgumentError("forward.headers." + name + ": environment variable " +
+                                          variable + " is not set");
+      }
+      value = from_env;
+    }
     if (value.find_first_of("\r\n") != std::string::npos) {
       return absl::InvalidArgumentError("forward.headers." + name + " must be one line");
     }

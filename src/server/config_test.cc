@@ -354,6 +354,22 @@ TEST_F(ConfigTest, TheForwardSectionIsRead) {
   EXPECT_TRUE(Validate(*config).ok()) << Validate(*config);
 }
 
+TEST_F(ConfigTest, AForwardHeaderValueCanComeFromTheEnvironment) {
+  setenv("ORDERTRACE_TEST_FORWARD_AUTH", "Basic c2VjcmV0", 1);
+  absl::StatusOr<ServerConfig> config = Load(
+      "forward:\n  headers:\n    Authorization: ${ORDERTRACE_TEST_FORWARD_AUTH}\n"
+      "    X-Scope-OrgID: alexandrite\n");
+  unsetenv("ORDERTRACE_TEST_FORWARD_AUTH");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->forward.headers.at("Authorization"), "Basic c2VjcmV0");
+  EXPECT_EQ(config->forward.headers.at("X-Scope-OrgID"), "alexandrite");
+  const std::string unset =
+      "forward:\n  headers:\n    Authorization: ${ORDERTRACE_TEST_UNSET_VAR}\n";
+  EXPECT_THAT(test_support::LoadRefusal(Load(unset), unset),
+              HasSubstr("forward.headers.Authorization: environment variable "
+                        "ORDERTRACE_TEST_UNSET_VAR is not set"));
+}
+
 TEST_F(ConfigTest, BadForwardSettingsAreRefusedNamingTheKey) {
   for (const auto& [yaml, expected] : std::vector<std::pair<std::string, std::string>>{
            {"forward:\n  protocol: http/json\n", "forward.protocol: must be http/protobuf or grpc"},
