@@ -173,7 +173,9 @@ class PiiScrubber::Pass {
     // One pass over the key finds every rule's key_needs word (keys are short and most spans
     // carry a dozen: a pass per word and rule was most of the scrubber's cost on clean spans).
     uint32_t found = 0;
+    int digits = 0;  // counted in the same pass, for the rules' value_min_digits
     for (size_t at = 0; at < key.size(); ++at) {
+      if (IsDigit(key[at])) ++digits;
       uint32_t starting = scrubber_.need_starts_[static_cast<unsigned char>(key[at])];
       while (starting != 0) {
         const int bit = __builtin_ctz(starting);
@@ -183,7 +185,6 @@ class PiiScrubber::Pass {
         }
       }
     }
-    int digits = -1;
     for (size_t i = 0; i < rules_.size(); ++i) {
       const CompiledRule& r = rules_[i];
       if (r.key != nullptr && (r.key_need_bits == 0 || (found & r.key_need_bits) != 0) &&
@@ -195,10 +196,7 @@ class PiiScrubber::Pass {
             key.find(r.rule.value_needs_char) == std::string::npos) {
           continue;
         }
-        if (r.rule.value_min_digits > 0) {
-          if (digits < 0) digits = CountDigits(key, max_digits_);
-          if (digits < r.rule.value_min_digits) continue;
-        }
+        if (digits < r.rule.value_min_digits) continue;
         if (r.rule.value_may_match != nullptr && !r.rule.value_may_match(key)) continue;
         if (re2::RE2::PartialMatch(key, *r.value)) return {static_cast<int>(i), true};
       }
