@@ -137,7 +137,7 @@ uint64_t OtlpForwarder::DropPastBound() {
     if (!entries.ok() || entries->empty()) break;
     for (const store::ForwardEntry& entry : *entries) {
       if (dropped_bytes >= excess) break;
-      dropped_bytes += entry.encoded.size();
+      dropped_bytes += entry.bytes;
       spans += CountSpans(entry.encoded);
       end = entry.seq + 1;
     }

@@ -453,7 +453,7 @@ class RocksStore final : public Store {
       const uint64_t size = ForwardSizeOf(value);
       if (!out.empty() && bytes + size > max_bytes) break;
       bytes += size;
-      ForwardEntry entry{GetBigEndian(key), std::string()};
+      ForwardEntry entry{GetBigEndian(key), std::string(), size};
       if (size > 0) {
         // A block retention removed before it was sent reads as empty (NotFound).
         rocksdb::Status s =

@@ -1139,6 +1139,8 @@ TEST_F(RocksStoreTest, AQueuedBlockThatRetentionRemovedReadsAsEmptyAndStillCount
   EXPECT_EQ(store_->ForwardQueueBytes(), 6u);  // until the entry is deleted
   absl::StatusOr<std::vector<ForwardEntry>> entries = store_->ReadForwardQueue(0, 10, 1 << 20);
   ASSERT_TRUE(entries.ok());
+  ASSERT_EQ(entries->size(), 2u);
+  EXPECT_EQ((*entries)[0].bytes, 3u);  // as queued, though the block is gone
   ASSERT_TRUE(store_->DeleteForwardQueue(entries->back().seq + 1).ok());
   EXPECT_EQ(store_->ForwardQueueBytes(), 0u);
 }

@@ -78,6 +78,7 @@ struct ForwardEntry {
   // TracesData, the stored block's bytes; empty when retention removed the block before it
   // was sent.
   std::string encoded;
+  uint64_t bytes = 0;  // the block's size as queued (what ForwardQueueBytes counts)
 };
 
 struct OrderFilter {
