@@ -551,10 +551,9 @@ absl::Status ApplyForwardHeaders(YAML::Node forward, forward::OtlpForwarderOptio
   options.headers.clear();
   for (const auto& entry : headers) {
     const std::string name = entry.first.as<std::string>();
-    const bool name_ok =
-        !name.empty() && std::all_of(name.begin(), name.end(), [](char ch) {
-          return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_';
-        });
+    const bool name_ok = !name.empty() && std::all_of(name.begin(), name.end(), [](char ch) {
+      return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_';
+    });
     if (!name_ok) {
       return absl::InvalidArgumentError("forward.headers: '" + name +
                                         "' is not a header name (letters, digits, - and _)");
@@ -695,7 +694,8 @@ absl::Status ValidateForward(const forward::OtlpForwarderOptions& f) {
         "neither)");
   }
   if (f.initial_backoff > f.max_backoff) {
-    return absl::InvalidArgumentError("forward.initial_backoff must not exceed forward.max_backoff");
+    return absl::InvalidArgumentError(
+        "forward.initial_backoff must not exceed forward.max_backoff");
   }
   if (f.protocol == forward::OtlpForwarderOptions::Protocol::kGrpc) return absl::OkStatus();
   const bool https = f.endpoint.rfind("https://", 0) == 0;
@@ -751,7 +751,9 @@ struct RangeRule {
   Unit unit = Unit::kCount;
 };
 
-uint64_t NanosOf(std::chrono::milliseconds d) { return static_cast<uint64_t>(d.count()) * 1'000'000; }
+uint64_t NanosOf(std::chrono::milliseconds d) {
+  return static_cast<uint64_t>(d.count()) * 1'000'000;
+}
 
 // The ranges of the numbers this file reads; what no sane deployment needs is refused at start
 // rather than found as an abort, an overflow or a silent no-op later.
