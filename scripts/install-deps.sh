@@ -9,6 +9,7 @@ PACKAGES=(
   librocksdb-dev libcpp-httplib-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
   libspdlog-dev libfmt-dev libssl-dev zlib1g-dev libboost-dev libsqlite3-dev librabbitmq-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libre2-dev  # src/scrub: the PII rules
   rabbitmq-server prometheus prometheus-alertmanager
   nodejs npm curl jq python3 procps psmisc
   openssl  # tests/support/make_test_ca.sh: the TLS tests' CA
