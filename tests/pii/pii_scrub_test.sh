@@ -73,9 +73,11 @@ collect_answers() {
   local out="$bodies/answers" tag
   : > "$out"
   for tag in "$@"; do
-    curl -sS --max-time 5 "$api_url/api/v1/orders/$(cat "$bodies/$tag.order")" >> "$out"
-    curl -sS --max-time 5 "$api_url/api/traces/$(cat "$bodies/$tag.trace")" >> "$out"
-    curl -sS --max-time 5 "$api_url/api/v2/traces/$(cat "$bodies/$tag.trace")" >> "$out"
+    {
+      curl -sS --max-time 5 "$api_url/api/v1/orders/$(cat "$bodies/$tag.order")"
+      curl -sS --max-time 5 "$api_url/api/traces/$(cat "$bodies/$tag.trace")"
+      curl -sS --max-time 5 "$api_url/api/v2/traces/$(cat "$bodies/$tag.trace")"
+    } >> "$out"
   done
   {
     curl -sS --max-time 5 "$api_url/api/v1/orders"
