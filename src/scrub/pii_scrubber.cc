@@ -103,6 +103,21 @@ int CountDigits(std::string_view text, int enough) {
   return digits;
 }
 
+// Whether `re` finds an empty match in a few probes (x*, \b, a|): such a pattern "matches"
+// everywhere.
+bool MatchesEmpty(const re2::RE2& re) {
+  for (std::string_view probe : {std::string_view(""), std::string_view("a"),
+                                 std::string_view(" a"), std::string_view("1")}) {
+    re2::StringPiece match;
+    if (re.Match(re2::StringPiece(probe.data(), probe.size()), 0, probe.size(),
+                 re2::RE2::UNANCHORED, &match, 1) &&
+        match.empty()) {
+      return true;
+    }
+  }
+  return false;
+}
+
 absl::Status CheckPattern(const PiiRule& rule, const std::string& pattern, const char* which,
                           std::unique_ptr<re2::RE2>& out) {
   if (pattern.empty()) return absl::OkStatus();
@@ -312,6 +327,11 @@ absl::StatusOr<std::unique_ptr<PiiScrubber>> PiiScrubber::Create(PiiScrubberOpti
     if (absl::Status s = CheckPattern(rule, rule.value_pattern, "value_pattern", c.value);
         !s.ok()) {
       return s;
+    }
+    // A value pattern that can match nothing at all would mask between every two characters.
+    if (c.value != nullptr && MatchesEmpty(*c.value)) {
+      return absl::InvalidArgumentError("pii rule '" + rule.name +
+                                        "': value_pattern matches the empty string");
     }
     // RE2 rewrite strings treat '\' as an escape: a rule name never needs one.
     if (rule.name.find('\\') != std::string::npos) {

@@ -353,6 +353,13 @@ TEST(PiiScrubberTest, BadRulesAreRefusedByName) {
   PiiScrubberOptions bad_key;
   bad_key.rules = {Rule("k", "[z-a]", "")};
   EXPECT_THAT(PiiScrubber::Create(bad_key).status().message(), HasSubstr("key_pattern"));
+  PiiScrubberOptions matches_nothing;
+  for (const char* pattern : {"x*", "\\b", "abc|", "^"}) {
+    matches_nothing.rules = {Rule("empty", "", pattern)};
+    EXPECT_THAT(PiiScrubber::Create(matches_nothing).status().message(),
+                HasSubstr("matches the empty string"))
+        << pattern;
+  }
   PiiScrubberOptions empty;
   empty.rules = {Rule("nothing", "", "")};
   EXPECT_FALSE(PiiScrubber::Create(empty).ok());
