@@ -397,7 +397,6 @@ std::string PiiScrubber::ScrubText(std::string_view text) const {
   if (!enabled_) return out;
   Pass pass(*this);
   pass.Name(out);
-  pass.Flush(counts_.get());
   return out;
 }
 

@@ -88,7 +88,8 @@ class PiiScrubber {
   // number of removals and masks. Thread-safe; spans without PII cost a scan for '@' and digits.
   uint64_t Scrub(model::TraceBatch& batch) const;
 
-  // The same for one string (masking only): for tests and for text outside spans.
+  // The same for one string (masking only): for tests and for text outside spans (the audit
+  // log's request targets). Not counted: the counts are of what ingest removed.
   std::string ScrubText(std::string_view text) const;
 
   // Removals and masks per rule since construction, in rule order. Thread-safe.

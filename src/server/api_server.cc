@@ -153,6 +153,43 @@ absl::Status MarkGapDetected(gaps::GapStore& history, model::TraceBatch& trace) 
   return absl::OkStatus();
 }
 
+// The request as the audit log keeps it: the decoded path, and the query with the values of
+// parameters and search tags that name what was read (ids, states, times), while any other
+// value (a tag such as customer.email=...) is written as "*": a query may carry what ingest
+// never stores.
+std::string AuditTarget(const http::Request& req) {
+  static const std::set<std::string, std::less<>> kKeptParams = {
+      "state",  "kind", "stage", "partner_id",  "order_id",    "status", "limit",
+      "cursor", "from", "to",    "minDuration", "maxDuration", "start",  "end"};
+  static const std::set<std::string, std::less<>> kKeptTags = {
+      "order_id", "partner_id",       "service.name", "name",        "span.name",
+      "status",   "operator_id.hash", "new_status",   "prev_status", "current_status"};
+  std::string out = req.path;
+  char separator = '?';
+  for (const auto& [name, value] : req.query) {
+    out.push_back(separator);
+    separator = '&';
+    out += name;
+    out.push_back('=');
+    if (name == "tags") {
+      absl::StatusOr<std::vector<std::pair<std::string, std::string>>> tags =
+          ParseLogfmtTags(value);
+      if (!tags.ok()) {
+        out.push_back('*');
+        continue;
+      }
+      for (size_t i = 0; i < tags->size(); ++i) {
+        const auto& [key, tag_value] = (*tags)[i];
+        if (i > 0) out.push_back(' ');
+        out += key + "=" + (kKeptTags.count(key) != 0 ? tag_value : std::string("*"));
+      }
+    } else {
+      out += kKeptParams.count(name) != 0 ? value : std::string("*");
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<uint64_t> ParseTimeParam(std::string_view text) {
@@ -341,8 +378,7 @@ void ApiServer::Audit(const http::Request& req, const http::Response& res, const
   }
   entry.refusal = reader.refusal;
   entry.method = req.method;
-  // Decoded, so that the PII rules (the audit log's redactor) see "@" rather than "%40".
-  entry.target = http::PercentDecode(req.target, /*plus_as_space=*/false);
+  entry.target = AuditTarget(req);
   entry.order_id = reader.order_id;
   entry.trace_id = reader.trace_id;
   entry.status = res.status;

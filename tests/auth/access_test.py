@@ -453,6 +453,10 @@ def check_audit(c, work):
     c.check("audit: refused tokens are recorded (no token name, the reason)",
             len(refused) >= 300 and all(l["token"] == "" and l["status"] == 401
                                         for l in refused), f"{len(refused)}")
+    searches = [l["target"] for l in lines if "customer.email" in l.get("target", "")]
+    c.check("audit: a search by e-mail address is logged without the address",
+            searches and all("jane" not in t and "customer.email=*" in t for t in searches),
+            f"{searches}")
     traces = [l for l in lines if l.get("trace_id") == ORDERS["ord-p8"][1]]
     c.check("audit: trace reads name the trace", len(traces) > 0)
     text = open(path).read()
@@ -511,6 +515,9 @@ def main():
             check_roles(c, api)
             check_partner_scope(c, api)
             check_operator_ids(c, api)
+            q = urllib.parse.quote('customer.email="jane.doe@example.com" order_id=ord-p7')
+            c.check("setup: a search by e-mail address is answered",
+                    get(api, f"/api/search?tags={q}", "support-1")[0] == 200)
             check_hostile_tokens(c, api, work)
             check_ingest_roles(c, otlp)
             c.check("alive: the server is still running", proc.poll() is None)

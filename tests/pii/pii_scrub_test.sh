@@ -9,7 +9,8 @@
 #  3. operator_id gained operator_id.hash, and <data_dir>/operator_id.key is 0600;
 #  4. after a clean stop, a byte scan of the whole work folder (RocksDB files, WAL, log) finds
 #     none of them, and finds the markers (the scan does see what is stored);
-#  5. started again (the same hash for the same operator), more spans, kill -9, scan again.
+#  5. a search by each PII string is answered, and the audit log (in the data folder) keeps none;
+#  6. started again (the same hash for the same operator), more spans, kill -9, scan again.
 # Levels past 1 of the store are LZ4-compressed, where a byte scan would see little: each scan
 # runs while the spans it looks for are in the WAL or level 0 (uncompressed), and the markers
 # sent beside the PII must be found by the same scan, so that finding no PII means something.
@@ -77,6 +78,13 @@ collect_answers() {
       curl -sS --max-time 5 "$api_url/api/v1/orders/$(cat "$bodies/$tag.order")"
       curl -sS --max-time 5 "$api_url/api/traces/$(cat "$bodies/$tag.trace")"
       curl -sS --max-time 5 "$api_url/api/v2/traces/$(cat "$bodies/$tag.trace")"
+      # A search for each PII string: its answer finds nothing, and the audit log (in the data
+      # folder, byte-scanned below) must not keep the query in clear.
+      while IFS= read -r line; do
+        [[ -n "$line" ]] || continue
+        curl -sS --max-time 5 -G "$api_url/api/search" \
+          --data-urlencode "tags=customer.email=\"${line//\"/}\""
+      done < "$bodies/$tag.pii"
     } >> "$out"
   done
   {
