@@ -111,7 +111,8 @@ nonce="$(printf '%08x' "$((RANDOM * 32768 + RANDOM))")"
 # trace_of STEP: the trace id of a step's spans.
 trace_of() { printf '%s%024x' "$nonce" "$1"; }
 
-# send_spans STEP: kSpans spans of trace_of STEP to A (OTLP/JSON), each with an operator_id.
+# send_spans STEP: kSpans spans of trace_of STEP to A (OTLP/JSON), each with an operator_id, an
+# e-mail address and a phone number (which ingest removes: they must never be forwarded).
 # Prints the HTTP code.
 send_spans() {
   local trace spans="" end i
@@ -121,7 +122,9 @@ send_spans() {
     spans+="${spans:+,}{\"traceId\":\"$trace\",\"spanId\":\"$(printf '%016x' "$i")\",\
 \"name\":\"step$1.span$i\",\"startTimeUnixNano\":\"$((end - 1000000))\",\
 \"endTimeUnixNano\":\"$end\",\"attributes\":[{\"key\":\"operator_id\",\
-\"value\":{\"stringValue\":\"OP-clear-4711\"}}]}"
+\"value\":{\"stringValue\":\"OP-clear-4711\"}},{\"key\":\"customer.email\",\
+\"value\":{\"stringValue\":\"jane.forward@example.com\"}},{\"key\":\"note\",\
+\"value\":{\"stringValue\":\"call +49 30 7654321 before noon\"}}]}"
   done
   curl -sS -o /dev/null -w '%{http_code}' --max-time 5 -H 'Content-Type: application/json' \
     --data-binary "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\",\
@@ -321,6 +324,8 @@ check "Content-Type is application/x-protobuf" header_is "$rec" 2 content-type \
 check "POSTed to the endpoint's path" test "$(jq -r .path "$rec/2.json")" == /v1/traces
 check "the body is OTLP protobuf with every span" body_is_otlp "$rec" 2 6
 check "operator_id is hashed in what is forwarded" operator_ids_hashed "$rec" 2
+check "no e-mail address or phone number is forwarded" \
+  bash -c '! grep -a -q -e "jane.forward@example.com" -e "7654321" "$1"/*.bin' _ "$rec"
 waited="$(jq -n --slurpfile a "$rec/1.json" --slurpfile b "$rec/2.json" '$b[0].time - $a[0].time')"
 check "Retry-After: 1 was waited out (${waited}s)" awk -v w="$waited" 'BEGIN { exit !(w >= 0.9) }'
 check "the 429 is counted" test "$(metric 'ordertrace_forward_requests_total{code="429"}')" = 1
