@@ -35,6 +35,7 @@
 namespace ordertrace::server {
 namespace {
 
+using test_support::AddAttribute;
 using test_support::AddRootSpan;
 using test_support::AddTransition;
 using test_support::AlertmanagerProcess;
@@ -363,6 +364,45 @@ TEST_F(GapsE2eTest, StuckOrderRaisesAlertAndTheMissingStatusResolvesIt) {
   roots = RootSpans(ApiJson("/api/traces/" + order.TraceHex()));
   ASSERT_EQ(roots.size(), 1u);
   EXPECT_TRUE(HasGapDetected(roots[0]));
+}
+
+// Issue 16: PII removed at ingest never reaches an alert, wherever it was sent: the span and
+// service names an alert's detail is made of, status messages and attributes.
+TEST_F(GapsE2eTest, AnAlertCarriesNoPiiSentInTheSpansOfItsOrder) {
+  const TestOrder order = MakeOrder(7);
+  pb_collector::ExportTraceServiceRequest request =
+      SubmittedRequest(order, NowUnixNano() - 3600 * kSecond);
+  constexpr char kEmail[] = "jane.alert@example.com";
+  constexpr char kPhone[] = "+49 30 7654321";
+  // What an alert is made of: the service's name (its label and the gap's detail) and the
+  // partner (a label), here carrying an address and a number, which ingest masks and removes.
+  auto rewrite = [](auto& attributes, const std::string& key, const std::string& value) {
+    for (auto& kv : attributes) {
+      if (kv.key() == key) kv.mutable_value()->set_string_value(value);
+    }
+  };
+  for (auto& resource_spans : *request.mutable_resource_spans()) {
+    auto& resource_attributes = *resource_spans.mutable_resource()->mutable_attributes();
+    rewrite(resource_attributes, "service.name", std::string("shop-api ") + kEmail);
+    AddAttribute(&resource_attributes, "owner", kEmail);
+    for (auto& scope_spans : *resource_spans.mutable_scope_spans()) {
+      for (auto& span : *scope_spans.mutable_spans()) {
+        span.set_name(span.name() + " for " + kEmail);
+        span.mutable_status()->set_message(std::string("call ") + kPhone);
+        rewrite(*span.mutable_attributes(), "partner_id", kPhone);
+        AddAttribute(span.mutable_attributes(), "customer.email", kEmail);
+        AddAttribute(span.mutable_attributes(), "note", std::string("phone ") + kPhone);
+      }
+    }
+  }
+  ASSERT_NO_FATAL_FAILURE(Ingest(request));
+  std::optional<json> alert = WaitForActiveAlert(GapId(order, "SUBMITTED"));
+  ASSERT_TRUE(alert.has_value()) << "the overdue order raised no alert";
+  const std::string text = alert->dump();
+  EXPECT_EQ(text.find(kEmail), std::string::npos) << text;
+  EXPECT_EQ(text.find("7654321"), std::string::npos) << text;
+  EXPECT_NE(text.find(order.order_id), std::string::npos) << "the alert names its order";
+  EXPECT_NE(text.find("shop-api [email]"), std::string::npos) << "and its masked service";
 }
 
 TEST_F(GapsE2eTest, DeadlineAheadFiresWhenItPassesNotBefore) {
