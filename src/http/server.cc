@@ -85,6 +85,7 @@ struct Server::Shared {
   std::atomic<uint64_t> refused_busy{0};
   std::atomic<uint64_t> refused_over_budget{0};
   std::atomic<uint64_t> refused_too_large{0};
+  std::atomic<uint64_t> refused_by_head{0};
   std::atomic<uint64_t> refused_malformed{0};
   std::atomic<uint64_t> timeouts{0};
   std::atomic<uint64_t> handler_errors{0};
@@ -215,6 +216,13 @@ class Server::Connection : public std::enable_shared_from_this<Connection<Stream
   void Admit() {
     keep_alive_ = parser_->get().keep_alive();
     version_ = parser_->get().version();
+    if (options_.check_head) {
+      if (std::optional<HeadRefusal> refused = options_.check_head(request_)) {
+        ++shared_->refused_by_head;
+        return Refuse(refused->status, refused->message, !parser_->is_done(),
+                      std::move(refused->headers));
+      }
+    }
     if (parser_->is_done()) return Dispatch();  // no body
     if (shared_->workers.queued() >= options_.max_queued_requests) {
       ++shared_->refused_busy;
@@ -362,11 +370,12 @@ class Server::Connection : public std::enable_shared_from_this<Connection<Stream
   }
 
   // Refusals at the edge: the answer, then the connection closes.
-  void Refuse(int status, const std::string& message, bool body_unread) {
+  void Refuse(int status, const std::string& message, bool body_unread, HeaderList headers = {}) {
     ReleaseReservation();
     parser_.reset();
     Response response;
     WriteRefusal(request_, response, status, message);
+    for (auto& header : headers) response.headers.push_back(std::move(header));
     Respond(std::move(response), body_unread ? After::kDrainThenClose : After::kClose);
   }
 
@@ -594,6 +603,7 @@ ServerStats Server::Stats() const {
   stats.refused_busy = s.refused_busy.load();
   stats.refused_over_budget = s.refused_over_budget.load();
   stats.refused_too_large = s.refused_too_large.load();
+  stats.refused_by_head = s.refused_by_head.load();
   stats.refused_malformed = s.refused_malformed.load();
   stats.timeouts = s.timeouts.load();
   stats.handler_errors = s.handler_errors.load();

@@ -10,7 +10,8 @@
 //  1. The connection waits for the request's first byte up to `idle_timeout`, then for the
 //     whole head up to `header_timeout` (a slowloris is cut there), within `max_header_bytes`
 //     (past it: 431).
-//  2. Admission, before any body byte is read: a body over `max_body_bytes` gets 413; when the
+//  2. Admission, before any body byte is read: the listener's own `check_head` (a bearer
+//     token, say) may refuse it; a body over `max_body_bytes` gets 413; when the
 //     handlers' queue is full, 503; when the bodies in flight would pass `max_inflight_bytes`,
 //     429. Both refusals carry Retry-After. "Expect: 100-continue" is answered only once the
 //     request is admitted.
@@ -34,6 +35,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -48,6 +50,13 @@ class io_context;
 }
 
 namespace ordertrace::http {
+
+// A refusal decided from a request's head alone (ServerOptions::check_head).
+struct HeadRefusal {
+  int status = 401;
+  std::string message;
+  HeaderList headers;  // added to the answer (e.g. WWW-Authenticate)
+};
 
 struct ServerOptions {
   // Names the listener in logs and start-up errors ("OTLP/HTTP receiver").
@@ -70,6 +79,10 @@ struct ServerOptions {
   // Set: every connection is TLS, with the context the provider holds when it is accepted (a
   // reload reaches new connections only). Null: plain TCP.
   std::shared_ptr<TlsContextProvider> tls;
+  // Checked on each request's head before admission (null: none). A refusal is answered like
+  // the server's own and the body is never read, so a client refused for its credentials costs
+  // no body budget. Runs on an I/O thread: it must be quick and never block.
+  std::function<std::optional<HeadRefusal>(const Request& head)> check_head;
 };
 
 // Counters since start, and the gauges now.
@@ -81,6 +94,7 @@ struct ServerStats {
   uint64_t refused_over_budget = 0;     // 429: bodies in flight at the budget
   uint64_t refused_too_large = 0;       // 413 and 431
   uint64_t refused_malformed = 0;       // 400: not HTTP/1.x
+  uint64_t refused_by_head = 0;         // refused by check_head (e.g. 401 for a token)
   uint64_t timeouts = 0;                // header or body not read in time
   uint64_t handler_errors = 0;          // an exception, answered 500
   uint64_t tls_handshake_failures = 0;  // not TLS, no or a bad client certificate, too slow

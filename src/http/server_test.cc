@@ -639,6 +639,38 @@ TEST_F(ServerTest, ThrowingHandlerIs500GenericAndTheServerGoesOn) {
   }
 }
 
+// A listener's own check on the head (ordertrace's OTLP/HTTP checks the bearer token there): a
+// refused client is answered before its body, which costs no body budget and reaches no handler.
+TEST_F(ServerTest, CheckHeadRefusesBeforeTheBodyWithItsStatusAndHeaders) {
+  ServerOptions options;
+  options.max_inflight_bytes = 64 << 10;
+  options.check_head = [](const Request& head) -> std::optional<HeadRefusal> {
+    if (head.Header("Authorization") == "Bearer good") return std::nullopt;
+    return HeadRefusal{401, "a bearer token is required", {{"WWW-Authenticate", "Bearer"}}};
+  };
+  StartServer(options);
+  // Many refused heads announcing bodies far past the budget, their bodies never sent: each is
+  // answered at once, none holds a byte of the budget.
+  for (int i = 0; i < 20; ++i) {
+    auto refused_client = Connect();
+    ASSERT_TRUE(refused_client->Send(PostHead(50'000)));
+    std::optional<RawResponse> refused = refused_client->ReadResponse(1s);
+    ASSERT_TRUE(refused) << "no answer before the body";
+    EXPECT_EQ(refused->status, 401);
+    EXPECT_EQ(refused->Header("WWW-Authenticate"), "Bearer");
+    EXPECT_TRUE(IsJsonWithError(refused->body));
+  }
+  EXPECT_EQ(server_->Stats().refused_by_head, 20u);
+  EXPECT_EQ(server_->Stats().refused_over_budget, 0u);
+  EXPECT_EQ(server_->Stats().requests, 0u);
+  auto admitted = Connect();
+  ASSERT_TRUE(admitted->Send(PostHead(5, "Authorization: Bearer good\r\n") + "abcde"));
+  std::optional<RawResponse> answer = admitted->ReadResponse();
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->status, 200);
+  EXPECT_EQ(answer->body, "size=5 head=abcde");
+}
+
 TEST_F(ServerTest, ExpectContinueIsAnsweredOnlyWhenAdmitted) {
   ServerOptions options;
   options.max_body_bytes = 1000;

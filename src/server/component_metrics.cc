@@ -268,7 +268,8 @@ void RegisterHttpMetrics(metrics::Registry& registry, std::vector<HttpListenerSo
       {"ordertrace_http_requests_refused_total",
        "Requests refused before a handler ran: busy (503, the queue was full or waited too "
        "long), over_budget (429, request bytes in flight at http.max_inflight_mb), too_large "
-       "(413/431), malformed (400).",
+       "(413/431), malformed (400), credentials (401/403 on the head, before the body: OTLP/HTTP "
+       "with auth.tokens).",
        {"listener", "reason"}});
   auto& timeouts = registry.AddCounter(
       {"ordertrace_http_timeouts_total",
@@ -302,6 +303,7 @@ void RegisterHttpMetrics(metrics::Registry& registry, std::vector<HttpListenerSo
       refused_v.push_back({{name, "over_budget"}, static_cast<double>(s.refused_over_budget)});
       refused_v.push_back({{name, "too_large"}, static_cast<double>(s.refused_too_large)});
       refused_v.push_back({{name, "malformed"}, static_cast<double>(s.refused_malformed)});
+      refused_v.push_back({{name, "credentials"}, static_cast<double>(s.refused_by_head)});
       timeouts_v.push_back({{name}, static_cast<double>(s.timeouts)});
       errors_v.push_back({{name}, static_cast<double>(s.handler_errors)});
       queued_v.push_back({{name}, static_cast<double>(s.queued_requests)});

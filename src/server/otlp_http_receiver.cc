@@ -38,6 +38,10 @@ Encoding EncodingOf(const http::Request& req) {
 // The google.rpc code an HTTP refusal carries.
 absl::StatusCode RpcCodeFor(int http_status) {
   switch (http_status) {
+    case 401:
+      return absl::StatusCode::kUnauthenticated;
+    case 403:
+      return absl::StatusCode::kPermissionDenied;
     case 408:
       return absl::StatusCode::kDeadlineExceeded;
     case 404:
@@ -129,34 +133,37 @@ OtlpHttpReceiver::OtlpHttpReceiver(ingest::Ingester& ingester, otlp::DecodeBudge
   auto router = std::make_shared<http::Router>();
   router->SetErrorWriter(WriteRefusal);
   router->Post("/v1/traces", [this](http::Request& req, http::Response& res) { Export(req, res); });
+  http::ServerOptions edge = EdgeOptions(options_);
+  edge.check_head = [this](const http::Request& head) { return CheckToken(head); };
   http_ = std::make_unique<http::Server>(
-      EdgeOptions(options_),
+      std::move(edge),
       [router](http::Request& req, http::Response& res) { router->Handle(req, res); },
       WriteRefusal);
 }
 
-bool OtlpHttpReceiver::Authorized(const http::Request& req, http::Response& res,
-                                  Encoding encoding) {
-  if (options_.tokens == nullptr || !options_.tokens->enabled()) return true;
+// The token, checked on the head: a client without a valid ingest token is answered before a
+// byte of its body is read, so it costs no body budget.
+std::optional<http::HeadRefusal> OtlpHttpReceiver::CheckToken(const http::Request& head) const {
+  if (options_.tokens == nullptr || !options_.tokens->enabled()) return std::nullopt;
   auth::Authentication found =
-      options_.tokens->Authenticate(req.Header("Authorization"), "OTLP/HTTP");
+      options_.tokens->Authenticate(head.Header("Authorization"), "OTLP/HTTP");
   if (!found.principal) {
-    SetError(res, encoding, 401, absl::StatusCode::kUnauthenticated, found.message);
-    res.SetHeader("WWW-Authenticate", "Bearer realm=\"ordertrace\"");
-    return false;
+    return http::HeadRefusal{
+        401, found.message, {{"WWW-Authenticate", "Bearer realm=\"ordertrace\""}}};
   }
   if (!auth::Allows(found.principal->role, auth::Access::kIngest)) {
     options_.tokens->CountForbidden(*found.principal, "OTLP/HTTP");
-    SetError(res, encoding, 403, absl::StatusCode::kPermissionDenied,
-             "the token '" + found.principal->token_name + "' (" +
-                 std::string(auth::RoleName(found.principal->role)) +
-                 ") may not export spans: that takes the ingest role");
-    return false;
+    return http::HeadRefusal{403,
+                             "the token '" + found.principal->token_name + "' (" +
+                                 std::string(auth::RoleName(found.principal->role)) +
+                                 ") may not export spans: that takes the ingest role",
+                             {}};
   }
-  return true;
+  return std::nullopt;
 }
 
-// The steps of an export: check the media type, coding and token, decompress, reserve the decode's
+// The steps of an export (the token was checked on the head): check the media type and
+// coding, decompress, reserve the decode's
 // memory, decode, ingest, answer with what was refused span by span.
 void OtlpHttpReceiver::Export(http::Request& req, http::Response& res) {
   ++counters_->requests;
@@ -168,7 +175,6 @@ void OtlpHttpReceiver::Export(http::Request& req, http::Response& res) {
     ++counters_->requests_malformed;
     return;
   }
-  if (!Authorized(req, res, encoding)) return;
   std::optional<std::string> body = DecompressedBody(req, res, encoding);
   if (!body.has_value()) return;
   absl::StatusOr<otlp::DecodeBudget::Lease> lease =

@@ -61,8 +61,8 @@ class OtlpHttpReceiver {
   struct Counters;
 
   void Export(http::Request& request, http::Response& response);
-  // Whether the request's token may export; if not, the refusal is answered.
-  bool Authorized(const http::Request& request, http::Response& response, Encoding encoding);
+  // The refusal of a head whose token may not export (none: it may).
+  std::optional<http::HeadRefusal> CheckToken(const http::Request& head) const;
   // The body decompressed, or the error answered.
   std::optional<std::string> DecompressedBody(http::Request& request, http::Response& response,
                                               Encoding encoding);

@@ -256,6 +256,20 @@ def check_ingest_roles(c, otlp):
         status = request(otlp, "POST", "/v1/traces", h, body)[0]
         c.check(f"roles: OTLP/HTTP export as {who or 'no token'} -> {want}", status == want,
                 f"got {status}")
+    # Refused on the head: a client without a token announcing 8 MB is answered before it sends
+    # a byte of them.
+    sock = socket.create_connection((HOST, otlp), timeout=5)
+    try:
+        sock.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Content-Type: application/x-protobuf\r\nContent-Length: 8000000\r\n\r\n")
+        answer = sock.recv(4096).decode(errors="replace")
+    except OSError as e:
+        answer = str(e)
+    finally:
+        sock.close()
+    c.check("roles: OTLP/HTTP without a token is answered 401 before its body is sent",
+            answer.startswith("HTTP/1.1 401") and "WWW-Authenticate: Bearer" in answer,
+            answer[:200])
 
 
 def check_partner_scope(c, api):
