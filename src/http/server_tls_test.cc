@@ -73,16 +73,14 @@ class PlainSocket {
 class ServerTlsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    std::string pattern = ::testing::TempDir() + "ordertrace_server_tls_test_XXXXXX";
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = new std::string(pattern);
-    ASSERT_TRUE(test::MakeTestCa(*dir_));
+    ca_ = new test::TestCaFolder("ordertrace_server_tls_test");
+    ASSERT_TRUE(ca_->made());
   }
   static void TearDownTestSuite() {
-    std::filesystem::remove_all(*dir_);
-    delete dir_;
+    delete ca_;
+    ca_ = nullptr;
   }
-  static std::string File(const std::string& name) { return *dir_ + "/" + name; }
+  static std::string File(const std::string& name) { return ca_->File(name); }
 
   void TearDown() override {
     if (server_) server_->Shutdown();
@@ -123,14 +121,14 @@ class ServerTlsTest : public ::testing::Test {
     return options;
   }
 
-  static std::string* dir_;
+  static test::TestCaFolder* ca_;
   Router router_;
   std::shared_ptr<TlsContextProvider> provider_;
   std::unique_ptr<Server> server_;
   int port_ = 0;
 };
 
-std::string* ServerTlsTest::dir_ = nullptr;
+test::TestCaFolder* ServerTlsTest::ca_ = nullptr;
 
 TEST_F(ServerTlsTest, RequestsAreServedOverTlsAndKeptAlive) {
   StartServer({}, Credentials("server"));

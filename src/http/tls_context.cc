@@ -105,19 +105,6 @@ std::string Describe(X509* certificate) {
   return subject + ", serial " + serial + ", not after " + BioText(expiry.get());
 }
 
-std::string Sha256Fingerprint(X509* certificate) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  X509_digest(certificate, EVP_sha256(), digest, &length);
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string text;
-  for (unsigned int i = 0; i < length; ++i) {
-    text += kHex[digest[i] >> 4];
-    text += kHex[digest[i] & 15];
-  }
-  return text;
-}
-
 }  // namespace
 
 absl::StatusOr<TlsCredentials> LoadTlsCredentials(const TlsOptions& options) {
@@ -234,6 +221,19 @@ bool TlsContextProvider::RequiresClientCertificate() const {
 std::string TlsContextProvider::ServedFingerprint() const {
   std::lock_guard<std::mutex> lock(mu_);
   return fingerprint_;
+}
+
+std::string Sha256Fingerprint(X509* certificate) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  X509_digest(certificate, EVP_sha256(), digest, &length);
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string text;
+  for (unsigned int i = 0; i < length; ++i) {
+    text += kHex[digest[i] >> 4];
+    text += kHex[digest[i] & 15];
+  }
+  return text;
 }
 
 }  // namespace ordertrace::http

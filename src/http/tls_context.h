@@ -16,6 +16,8 @@
 #include "absl/status/statusor.h"
 #include "http/tls_options.h"
 
+struct x509_st;  // OpenSSL's X509
+
 namespace boost::asio::ssl {
 class context;
 }
@@ -82,5 +84,9 @@ class TlsContextProvider {
   std::string fingerprint_;                             // guarded by mu_
   bool requires_client_certificate_ = false;            // guarded by mu_
 };
+
+// The SHA-256 fingerprint of a certificate, in upper-case hex (as `openssl x509 -fingerprint
+// -sha256` prints it, without colons).
+std::string Sha256Fingerprint(x509_st* certificate);
 
 }  // namespace ordertrace::http

@@ -19,25 +19,23 @@ using ::testing::HasSubstr;
 class TlsContextTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    std::string pattern = ::testing::TempDir() + "ordertrace_tls_context_test_XXXXXX";
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = new std::string(pattern);
-    ASSERT_TRUE(test::MakeTestCa(*dir_));
+    ca_ = new test::TestCaFolder("ordertrace_tls_context_test");
+    ASSERT_TRUE(ca_->made());
   }
   static void TearDownTestSuite() {
-    std::filesystem::remove_all(*dir_);
-    delete dir_;
+    delete ca_;
+    ca_ = nullptr;
   }
-  static std::string File(const std::string& name) { return *dir_ + "/" + name; }
+  static std::string File(const std::string& name) { return ca_->File(name); }
   static TlsOptions Options(const std::string& cert, const std::string& key,
                             const std::string& client_ca = "") {
     return {File(cert), File(key), client_ca.empty() ? "" : File(client_ca)};
   }
 
-  static std::string* dir_;
+  static test::TestCaFolder* ca_;
 };
 
-std::string* TlsContextTest::dir_ = nullptr;
+test::TestCaFolder* TlsContextTest::ca_ = nullptr;
 
 TEST_F(TlsContextTest, LoadsAMatchingPairAndDescribesTheLeaf) {
   absl::StatusOr<TlsCredentials> credentials =

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -14,8 +15,11 @@
 
 #include <csignal>
 #include <cstdlib>
+#include <filesystem>
 #include <optional>
 #include <string>
+
+#include "http/tls_context.h"
 
 namespace ordertrace::http::test {
 
@@ -25,6 +29,28 @@ inline bool MakeTestCa(const std::string& dir) {
       std::string("bash ") + ORDERTRACE_SOURCE_DIR "/tests/support/make_test_ca.sh '" + dir + "'";
   return std::system(command.c_str()) == 0;
 }
+
+// A fresh folder under the test temp dir holding a test CA (MakeTestCa), removed with it.
+class TestCaFolder {
+ public:
+  explicit TestCaFolder(const std::string& prefix) {
+    std::string pattern = ::testing::TempDir() + prefix + "_XXXXXX";
+    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
+    made_ = !path_.empty() && MakeTestCa(path_);
+  }
+  ~TestCaFolder() {
+    if (!path_.empty()) std::filesystem::remove_all(path_);
+  }
+  TestCaFolder(const TestCaFolder&) = delete;
+  TestCaFolder& operator=(const TestCaFolder&) = delete;
+
+  bool made() const { return made_; }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+  bool made_ = false;
+};
 
 struct TlsClientOptions {
   std::string ca_file;    // verifies the server (and its name, 127.0.0.1)
@@ -108,17 +134,9 @@ class TlsTestClient {
     if (ssl_ == nullptr) return "";
     X509* peer = SSL_get1_peer_certificate(ssl_);
     if (peer == nullptr) return "";
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int length = 0;
-    X509_digest(peer, EVP_sha256(), digest, &length);
+    std::string fingerprint = Sha256Fingerprint(peer);
     X509_free(peer);
-    static constexpr char kHex[] = "0123456789ABCDEF";
-    std::string text;
-    for (unsigned int i = 0; i < length; ++i) {
-      text += kHex[digest[i] >> 4];
-      text += kHex[digest[i] & 15];
-    }
-    return text;
+    return fingerprint;
   }
 
  private:
