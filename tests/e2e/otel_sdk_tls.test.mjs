@@ -12,14 +12,12 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { credentials } from '@grpc/grpc-js';
-import { ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api';
 import { ExportResultCode } from '@opentelemetry/core';
 import { OTLPTraceExporter as GrpcTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { OTLPTraceExporter as JsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BasicTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 
+import { exportOneSpan } from './export_one_span.mjs';
 import { startOrdertrace } from './ordertrace_process.mjs';
 
 process.env.no_grpc_proxy = '127.0.0.1';
@@ -27,39 +25,6 @@ process.env.no_grpc_proxy = '127.0.0.1';
 const kExportTimeoutMs = 10_000;
 const kPollTimeoutMs = 10_000;
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-
-// Exports one span of trace `traceId` through `exporter`; resolves to the export's result.
-async function exportOneSpan(exporter, traceId, name) {
-  let result = null;
-  const recording = {
-    export(spans, done) {
-      exporter.export(spans, (r) => {
-        result = r;
-        done(r);
-      });
-    },
-    shutdown: () => exporter.shutdown(),
-  };
-  const provider = new BasicTracerProvider({
-    resource: resourceFromAttributes({ 'service.name': 'tls-e2e' }),
-    spanProcessors: [new SimpleSpanProcessor(recording)],
-  });
-  const parent = trace.setSpanContext(ROOT_CONTEXT, {
-    traceId,
-    spanId: randomBytes(8).toString('hex'),
-    traceFlags: 1,
-    isRemote: true,
-  });
-  provider.getTracer('tls-e2e').startSpan(name, { kind: SpanKind.SERVER }, parent).end();
-  try {
-    await provider.forceFlush();
-    await provider.shutdown();
-  } catch (e) {
-    // A failed export also rejects the flush; the result recorded above tells what happened.
-    result ??= { code: ExportResultCode.FAILED, error: e };
-  }
-  return result;
-}
 
 describe('the OpenTelemetry JS SDK over TLS', () => {
   let server;

@@ -11,12 +11,11 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 import { credentials } from '@grpc/grpc-js';
-import { ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api';
 import { ExportResultCode } from '@opentelemetry/core';
 import { OTLPTraceExporter as GrpcTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BasicTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+
+import { exportOneSpan } from './export_one_span.mjs';
 
 process.env.no_grpc_proxy = '127.0.0.1';
 
@@ -48,33 +47,7 @@ const exporter =
         httpAgentOptions: ca ? { ca, cert, key } : { cert, key },
       });
 
-// Remembers the exporter's result: the SDK's own error handler would only log it.
-let result = null;
-const recording = {
-  export(spans, done) {
-    exporter.export(spans, (r) => {
-      result = r;
-      done(r);
-    });
-  },
-  shutdown: () => exporter.shutdown(),
-};
-
-const provider = new BasicTracerProvider({
-  resource: resourceFromAttributes({ 'service.name': 'tls-e2e' }),
-  spanProcessors: [new SimpleSpanProcessor(recording)],
-});
-const tracer = provider.getTracer('tls-e2e');
-// A remote parent with the trace id the caller chose, so that it can look the trace up.
-const parent = trace.setSpanContext(ROOT_CONTEXT, {
-  traceId: values['trace-id'],
-  spanId: '00f067aa0ba902b7',
-  traceFlags: 1,
-  isRemote: true,
-});
-tracer.startSpan('tls.export', { kind: SpanKind.SERVER }, parent).end();
-await provider.forceFlush();
-await provider.shutdown();
+const result = await exportOneSpan(exporter, values['trace-id'], 'tls.export');
 if (result?.code !== ExportResultCode.SUCCESS) {
   console.error(`export failed: ${result?.error?.message ?? 'no result'}`);
   process.exit(1);
