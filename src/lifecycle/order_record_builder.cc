@@ -97,14 +97,17 @@ void ApplyTransition(const Span& span, const Resource& resource, const std::stri
   auto it = std::find_if(statuses.begin(), statuses.end(),
                          [&](const StatusReached& s) { return s.status == reached.status; });
   if (it != statuses.end()) {
-    // The same status told twice: the earliest report is the status's, the other one is kept
-    // as a revisit. One span told twice is neither: its smallest report stays.
-    const bool same_span = it->span_id == reached.span_id;
-    if (ReportKey(reached) >= ReportKey(*it)) {
-      if (!same_span) AddRevisit(std::move(reached), record);
-      return;
-    }
-    if (!same_span) AddRevisit(std::move(*it), record);
+    // The same status told twice: the earliest report is the status's, the other one goes to
+    // the revisits. The reports are a set: one told again unchanged adds nothing. A span told
+    // again with other content is another report (it was "one span, its smallest report"
+    // before, which dropped reports in an order that depended on arrival: found by
+    // fuzz/order_fold_fuzzer). So the revisits are the per-key earliest of every report but the
+    // status's first, a set that only grows whatever the order, which keeps the cap exact.
+    const auto incoming = ReportKey(reached);
+    const auto first = ReportKey(*it);
+    if (incoming == first) return;
+    if (incoming > first) return AddRevisit(std::move(reached), record);
+    AddRevisit(std::move(*it), record);
     statuses.erase(it);
   }
   // Kept sorted by inserting in place (sorting the whole list per transition was a visible
