@@ -448,8 +448,8 @@ absl::Status ApplyAuthTokens(YAML::Node auth, auth::AuthOptions& options) {
         std::optional<auth::Role> role = auth::ParseRole(value);
         if (!role) {
           return absl::InvalidArgumentError(
-              where + ".role must be support, dev, ops, partner_readonly or ingest, got '" +
-              value + "'");
+              where + ".role must be support, dev, ops, partner_readonly or ingest, got '" + value +
+              "'");
         }
         token.role = *role;
       } else if (key == "partner_id") {
@@ -859,11 +859,11 @@ absl::Status Validate(const ServerConfig& c) {
     // Closed by default: nothing off loopback unless TLS and tokens guard it
     // (docs/security.md).
     if (!IsLoopbackHost(parsed->host) && (!c.tls.enabled() || c.auth.tokens.empty())) {
-      const char* missing = !c.tls.enabled() && c.auth.tokens.empty() ? "TLS (tls.cert_file, "
-                                                                          "tls.key_file) and "
-                                                                          "tokens (auth.tokens)"
-                            : !c.tls.enabled() ? "TLS (tls.cert_file, tls.key_file)"
-                                               : "tokens (auth.tokens)";
+      std::string missing;
+      if (!c.tls.enabled()) missing = "TLS (tls.cert_file, tls.key_file)";
+      if (c.auth.tokens.empty()) {
+        missing += std::string(missing.empty() ? "" : " and ") + "tokens (auth.tokens)";
+      }
       return absl::InvalidArgumentError(std::string(name) + " " + address +
                                         " is off loopback without " + missing +
                                         ": configure them or listen on 127.0.0.1 or [::1] "

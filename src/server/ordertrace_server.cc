@@ -270,7 +270,9 @@ absl::Status OrdertraceServer::Start() {
     }
     // A search by an e-mail address must not put it in the log.
     const scrub::PiiScrubber* scrubber = scrubber_.get();
-    audit_options.redact = [scrubber](std::string& target) { target = scrubber->ScrubText(target); };
+    audit_options.redact = [scrubber](std::string& target) {
+      target = scrubber->ScrubText(target);
+    };
     absl::StatusOr<std::unique_ptr<auth::AuditLog>> audit =
         auth::AuditLog::Open(std::move(audit_options));
     if (!audit.ok()) return audit.status();
