@@ -13,6 +13,7 @@ PACKAGES=(
   rabbitmq-server prometheus prometheus-alertmanager
   nodejs npm curl jq python3 procps psmisc
   openssl  # tests/support/make_test_ca.sh: the TLS tests' CA
+  python3-yaml  # tests/deploy/grafana_test.py: reads the Grafana provisioning YAML
   chromium  # tests/console: the console's browser tests (driven by playwright-core)
 )
 
