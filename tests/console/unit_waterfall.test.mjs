@@ -171,3 +171,13 @@ test('layoutWaterfall: spans a day apart stay readable, rows at fixed heights, l
   assert.equal(consumeRow.critical, true);
   assert.ok(layout.ticks.length >= 2);
 });
+
+test('foldTime gives a short burst after a long fold a readable share of the axis', () => {
+  // 10 minutes of work, 2 hours idle, then 1 second of work.
+  const axis = foldTime([[0, 600_000], [7_800_000, 7_801_000]], { minClusterShare: 0.15, foldWidth: 0.04 });
+  assert.equal(axis.folds.length, 1);
+  const burst = axis.toX(7_801_000) - axis.toX(7_800_000);
+  assert.ok(burst >= 0.14, `the burst takes ${burst} of the axis`);
+  assert.ok(axis.toX(600_000) > 0.75);
+  assert.equal(axis.toX(7_801_000), 1);
+});

@@ -254,9 +254,10 @@ export function mergeIntervals(intervals) {
 
 // A time axis on which idle stretches (no span running) longer than a threshold are folded to a
 // small fixed width, so spans minutes or days apart stay readable. The threshold is
-// max(minFoldMs, foldShare x the busy time); a folded stretch takes foldWidth of the axis.
+// max(minFoldMs, foldShare x the busy time); a folded stretch takes foldWidth of the axis, and
+// each busy stretch between folds at least minClusterShare.
 // Returns {start, end, folds:[{fromMs, toMs, durationMs, x0, x1}], toX(ms) -> 0..1, segments}.
-export function foldTime(intervals, { minFoldMs = 1000, foldShare = 0.1, foldWidth = 0.03 } = {}) {
+export function foldTime(intervals, { minFoldMs = 1000, foldShare = 0.1, foldWidth = 0.04, minClusterShare = 0.15 } = {}) {
   const busy = mergeIntervals(intervals);
   if (!busy.length) return { start: 0, end: 0, folds: [], segments: [], toX: () => 0 };
   const start = busy[0][0];
@@ -276,14 +277,39 @@ export function foldTime(intervals, { minFoldMs = 1000, foldShare = 0.1, foldWid
     pieces.push({ from: Math.max(a, cursor), to: b, folded: false });
     cursor = Math.max(cursor, b);
   }
+  // Busy clusters (the pieces between folds) keep their time to scale inside, but each gets at
+  // least minClusterShare of the axis, so a second of work after a two-hour fold is not a hair.
   const foldCount = pieces.filter((p) => p.folded).length;
-  const realMs = pieces.filter((p) => !p.folded).reduce((sum, p) => sum + (p.to - p.from), 0);
   const foldTotal = Math.min(0.5, foldCount * foldWidth);
   const realWidth = 1 - foldTotal;
   const each = foldCount ? foldTotal / foldCount : 0;
+  const clusters = [];
+  for (const p of pieces) {
+    if (p.folded) continue;
+    const last = clusters[clusters.length - 1];
+    const prev = pieces[pieces.indexOf(p) - 1];
+    if (last && prev && !prev.folded) last.ms += p.to - p.from, last.pieces.push(p);
+    else clusters.push({ ms: p.to - p.from, pieces: [p] });
+  }
+  const realMs = clusters.reduce((sum, c) => sum + c.ms, 0);
+  const minShare = clusters.length > 1 ? Math.min(minClusterShare, 1 / clusters.length) : 0;
+  const share = clusters.map((c) => (realMs > 0 ? c.ms / realMs : 1 / clusters.length));
+  const small = share.map((v) => v < minShare);
+  const smallCount = small.filter(Boolean).length;
+  const bigShare = share.reduce((sum, v, i) => sum + (small[i] ? 0 : v), 0);
+  clusters.forEach((c, i) => {
+    const fraction = small[i] ? minShare : bigShare > 0 ? (share[i] / bigShare) * (1 - smallCount * minShare) : 0;
+    c.width = fraction * realWidth;
+  });
+  const widthOf = new Map();
+  for (const c of clusters) {
+    for (const p of c.pieces) {
+      widthOf.set(p, c.ms > 0 ? ((p.to - p.from) / c.ms) * c.width : c.width / c.pieces.length);
+    }
+  }
   let x = 0;
   const segments = pieces.map((p) => {
-    const w = p.folded ? each : realMs > 0 ? ((p.to - p.from) / realMs) * realWidth : realWidth / pieces.length;
+    const w = p.folded ? each : widthOf.get(p);
     const seg = { fromMs: p.from, toMs: p.to, folded: p.folded, x0: x, x1: x + w };
     x += w;
     return seg;
