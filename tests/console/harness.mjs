@@ -219,3 +219,23 @@ export async function postSpans(url, body, token) {
   const text = await res.text();
   assert.equal(res.status, 200, `OTLP export answered ${res.status}: ${text.slice(0, 300)}`);
 }
+
+// Runs `fn`, then keeps a screenshot of `page` as NAME.png; when `fn` throws, as
+// NAME-FAILED.png (what the page showed when the check failed), and rethrows.
+export async function checked(page, name, fn) {
+  let result;
+  try {
+    result = await fn();
+  } catch (e) {
+    await screenshot(page, `${name}-FAILED`).catch(() => {});
+    throw e;
+  }
+  await screenshot(page, name);
+  return result;
+}
+
+// The data-order-id of every [data-testid=order-row] (or other testid) inside `container`.
+export async function attrList(page, selector, attr) {
+  return page.locator(selector).evaluateAll(
+    (els, a) => els.map((e) => e.getAttribute(a)), attr);
+}
