@@ -42,6 +42,10 @@ int main(int argc, char** argv) {
       app.add_option("--otlp-http-listen", otlp_http_listen, "OTLP/HTTP address [127.0.0.1:4318]");
   CLI::Option* http_flag =
       app.add_option("--http-listen", http_listen, "HTTP API address [127.0.0.1:8686]");
+  std::string console_dir;
+  app.add_option("--console-dir", console_dir,
+                 "Serve the console from this folder (the repository's web/) instead of the copy "
+                 "built in [built in]");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off [info]");
   std::string alertmanager_url;
   app.add_option("--alertmanager-url", alertmanager_url,
@@ -64,6 +68,7 @@ int main(int argc, char** argv) {
   if (otlp_http_flag->count() > 0) config.otlp_http_listen = otlp_http_listen;
   if (http_flag->count() > 0) config.http_listen = http_listen;
   if (!log_level.empty()) config.log_level = log_level;
+  if (!console_dir.empty()) config.console_dir = console_dir;
   if (!alertmanager_url.empty()) config.alertmanager_url = alertmanager_url;
   absl::Status valid = ordertrace::server::Validate(config);
   if (!valid.ok()) return Fail(std::string(valid.message()));

@@ -10,6 +10,9 @@ enum class Access {
   kReadOrders,      // order views, lists, gaps, traces, search, tag values (partners: theirs)
   kReadSla,         // SLA aggregates (partners: theirs)
   kReadMetrics,     // /metrics: every partner's figures, so never a partner's
+  kReadCharts,      // the console's charts (/api/v1/charts): every partner's figures and
+                    // exemplars, so never a partner's (partners read their SLA figures)
+  kIdentify,        // /api/v1/whoami: who the token is (every role)
   kIngest,          // OTLP export
   kSeeOperatorIds,  // operator_id in clear; everyone else sees its HMAC
 };
@@ -24,6 +27,10 @@ constexpr bool Allows(Role role, Access access) {
              role == Role::kPartnerReadonly;
     case Access::kReadMetrics:
       return role == Role::kDev || role == Role::kOps;
+    case Access::kReadCharts:
+      return role == Role::kSupport || role == Role::kDev || role == Role::kOps;
+    case Access::kIdentify:
+      return true;
     case Access::kIngest:
       return role == Role::kIngest;
     case Access::kSeeOperatorIds:

@@ -123,7 +123,46 @@ void EncodeLabels(const std::vector<std::string>& names, std::span<const std::st
   }
 }
 
+// The inverse of EncodeLabels: `a="x",b="y\"z"` back to its pairs.
+LabelPairs DecodeLabels(std::string_view key) {
+  LabelPairs labels;
+  size_t i = 0;
+  while (i < key.size()) {
+    size_t eq = key.find("=\"", i);
+    if (eq == std::string_view::npos) break;
+    std::string name(key.substr(i, eq - i));
+    std::string value;
+    size_t j = eq + 2;
+    for (; j < key.size() && key[j] != '"'; ++j) {
+      if (key[j] == '\\' && j + 1 < key.size()) {
+        ++j;
+        value += key[j] == 'n' ? '\n' : key[j];
+      } else {
+        value += key[j];
+      }
+    }
+    labels.emplace_back(std::move(name), std::move(value));
+    i = j + 1;              // past the closing quote
+    if (i < key.size()) ++i;  // past the comma
+  }
+  return labels;
+}
+
 }  // namespace
+
+std::optional<double> EstimateQuantile(const std::vector<double>& bounds,
+                                       const std::vector<uint64_t>& cumulative, double q) {
+  if (cumulative.empty() || cumulative.back() == 0 || bounds.empty()) return std::nullopt;
+  const double rank = q * static_cast<double>(cumulative.back());
+  size_t b = 0;
+  while (b < cumulative.size() && static_cast<double>(cumulative[b]) < rank) ++b;
+  if (b >= bounds.size()) return bounds.back();
+  const double lower = b == 0 ? 0.0 : bounds[b - 1];
+  const double below = b == 0 ? 0.0 : static_cast<double>(cumulative[b - 1]);
+  const double in_bucket = static_cast<double>(cumulative[b]) - below;
+  if (in_bucket <= 0) return bounds[b];
+  return lower + (bounds[b] - lower) * (rank - below) / in_bucket;
+}
 
 SeriesKey::SeriesKey(const std::vector<std::string>& label_names,
                      std::span<const std::string_view> label_values) {
@@ -229,6 +268,15 @@ void ScalarFamily::ReplaceAll(
     std::vector<std::string_view> views(labels.begin(), labels.end());
     ApplyLocked(KeyFor(views), value, /*set=*/false);
   }
+}
+
+std::vector<ScalarSample> ScalarFamily::Snapshot() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<ScalarSample> samples;
+  for (const auto* entry : Sorted(values_)) {
+    samples.push_back(ScalarSample{DecodeLabels(entry->first), entry->second});
+  }
+  return samples;
 }
 
 void ScalarFamily::RenderValues(Format format, std::string_view type, std::string& out) const {
@@ -346,6 +394,29 @@ void Histogram::RecordLocked(Series& series, double value, const Exemplar* exemp
   }
 }
 
+HistogramFigures Histogram::Snapshot() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  HistogramFigures figures;
+  figures.label_names = options_.label_names;
+  figures.bounds = bounds_;
+  for (const auto* entry : Sorted(series_)) {
+    const Series& series = entry->second;
+    HistogramSample sample;
+    sample.labels = DecodeLabels(entry->first);
+    uint64_t cumulative = 0;
+    for (size_t b = 0; b <= bounds_.size(); ++b) {
+      cumulative += series.counts[b];
+      sample.cumulative.push_back(cumulative);
+      sample.exemplars.push_back(series.has_exemplar[b] ? std::optional(series.exemplars[b])
+                                                        : std::nullopt);
+    }
+    sample.sum = series.sum;
+    sample.count = series.count;
+    figures.series.push_back(std::move(sample));
+  }
+  return figures;
+}
+
 void Histogram::Render(Format format, std::string& out) const {
   std::lock_guard<std::mutex> lock(mu_);
   AppendHeader(out, format, "histogram");
@@ -435,8 +506,28 @@ uint64_t Registry::OverflowCount(std::string_view family) const {
   return it == overflow_->values_.end() ? 0 : static_cast<uint64_t>(it->second);
 }
 
-std::string Registry::Render(Format format) const {
+void Registry::RunScrapeHooks() const {
   for (const auto& hook : hooks_) hook();
+}
+
+std::optional<std::vector<ScalarSample>> Registry::ScalarSnapshot(std::string_view name) const {
+  for (const auto& family : families_) {
+    const auto* scalar = dynamic_cast<const ScalarFamily*>(family.get());
+    if (scalar != nullptr && family->name() == name) return scalar->Snapshot();
+  }
+  return std::nullopt;
+}
+
+std::optional<HistogramFigures> Registry::HistogramSnapshot(std::string_view name) const {
+  for (const auto& family : families_) {
+    const auto* histogram = dynamic_cast<const Histogram*>(family.get());
+    if (histogram != nullptr && family->name() == name) return histogram->Snapshot();
+  }
+  return std::nullopt;
+}
+
+std::string Registry::Render(Format format) const {
+  RunScrapeHooks();
   std::string out;
   out.reserve(16 * 1024);
   for (const auto& family : families_) family->Render(format, out);

@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -53,6 +54,37 @@ struct FamilyOptions {
 
 class Registry;
 class SeriesKey;
+
+// A series' labels as name/value pairs, in the family's label order (the overflow series has
+// the one label otel_metric_overflow="true").
+using LabelPairs = std::vector<std::pair<std::string, std::string>>;
+
+// A counter's or gauge's series, copied out (Registry::ScalarSnapshot).
+struct ScalarSample {
+  LabelPairs labels;
+  double value = 0;
+};
+
+// A histogram's series, copied out (Registry::HistogramSnapshot).
+struct HistogramSample {
+  LabelPairs labels;
+  std::vector<uint64_t> cumulative;  // per bucket of HistogramFigures::bounds, then +Inf
+  std::vector<std::optional<Exemplar>> exemplars;  // the latest per bucket
+  double sum = 0;
+  uint64_t count = 0;
+};
+
+struct HistogramFigures {
+  std::vector<std::string> label_names;
+  std::vector<double> bounds;  // ascending upper bounds, +Inf implied
+  std::vector<HistogramSample> series;
+};
+
+// The value under which a share `q` (0..1) of a histogram's observations fall, interpolated
+// linearly inside the bucket as Prometheus' histogram_quantile does; nullopt without
+// observations; the highest finite bound when it falls in the +Inf bucket.
+std::optional<double> EstimateQuantile(const std::vector<double>& bounds,
+                                       const std::vector<uint64_t>& cumulative, double q);
 
 // A series' change among several applied together (Counter::AddEach, Gauge::AddEach).
 struct KeyedDelta {
@@ -124,6 +156,7 @@ class ScalarFamily : public Family {
   // Adds each delta, in order, under one lock.
   void ApplyEach(std::span<const KeyedDelta> deltas);
   void RenderValues(Format format, std::string_view type, std::string& out) const;
+  std::vector<ScalarSample> Snapshot() const;
 
  private:
   // Caller holds mu_; tells whether the value went to the overflow series.
@@ -207,6 +240,7 @@ class Histogram final : public Family {
   };
   Histogram(FamilyOptions options, Registry& registry, std::vector<double> bounds);
   void Render(Format format, std::string& out) const override;
+  HistogramFigures Snapshot() const;
 
   const std::vector<double> bounds_;  // ascending upper bounds, +Inf implied
   void ObserveLocked(std::string_view key, double value, const Exemplar* exemplar, bool& overflowed,
@@ -236,6 +270,13 @@ class Registry {
   void AddScrapeHook(std::function<void()> hook);
 
   std::string Render(Format format) const;
+
+  // Runs the scrape hooks, as Render does: call before the snapshots to read current figures.
+  void RunScrapeHooks() const;
+  // A copy of one family's series, for views that read the figures instead of a scraper (the
+  // console's charts); nullopt when no family of that kind has the name.
+  std::optional<std::vector<ScalarSample>> ScalarSnapshot(std::string_view name) const;
+  std::optional<HistogramFigures> HistogramSnapshot(std::string_view name) const;
 
   // Observations folded into an overflow series, by family (tests and /metrics).
   uint64_t OverflowCount(std::string_view family) const;

@@ -13,6 +13,7 @@
 #include "otlp/json_codec.h"
 #include "otlp/proto_codec.h"
 #include "server/api_json.h"
+#include "server/charts_json.h"
 #include "server/config.h"
 #include "server/status_mapping.h"
 
@@ -281,7 +282,7 @@ struct ApiServer::Reader {
 ApiServer::ApiServer(query::OrderQuery& orders, query::TraceQuery& traces,
                      std::function<bool()> ready, http::ServerOptions http_options,
                      const gaps::GapDetector* gaps, gaps::GapStore* gap_history,
-                     const metrics::Registry* metrics, ApiAccess access)
+                     const metrics::Registry* metrics, ApiAccess access, ApiConsole console)
     : orders_(orders),
       traces_(traces),
       ready_(std::move(ready)),
@@ -289,12 +290,15 @@ ApiServer::ApiServer(query::OrderQuery& orders, query::TraceQuery& traces,
       gap_history_(gap_history),
       metrics_(metrics),
       access_(std::move(access)),
+      console_(std::move(console)),
       router_(std::make_unique<http::Router>()) {
   router_->SetErrorWriter(WriteError);
   Routes();
   OrderRoutes();
   TraceRoutes();
   if (gap_history_ != nullptr) GapRoutes();
+  ConsoleApiRoutes();
+  if (console_.files != nullptr && !console_.files->empty()) ConsoleRoutes();
   if (metrics_ != nullptr) {
     // OpenMetrics (with exemplars) for scrapers that ask for it, Prometheus text otherwise.
     Guarded("/metrics", auth::Access::kReadMetrics,
@@ -412,6 +416,58 @@ void ApiServer::GapRoutes() {
             json next = page->next_cursor.empty() ? json() : json(page->next_cursor);
             Reply(res, 200, {{"gaps", list}, {"count", list.size()}, {"next_cursor", next}});
           });
+}
+
+void ApiServer::ConsoleApiRoutes() {
+  // Who the token is and what it may read: the console's login checks a token with it and
+  // shows only what the role may open.
+  Guarded("/api/v1/whoami", auth::Access::kIdentify,
+          [this](http::Request&, http::Response& res, Reader& reader) {
+            const auth::Principal& who = *reader.who;
+            const bool tokens_on = access_.tokens != nullptr && access_.tokens->enabled();
+            auto text_or_null = [](const std::string& s) { return s.empty() ? json() : json(s); };
+            Reply(res, 200,
+                  {{"auth", tokens_on},
+                   {"token_name", tokens_on ? text_or_null(who.token_name) : json()},
+                   {"role", std::string(auth::RoleName(who.role))},
+                   {"partner_id", text_or_null(who.partner_id)},
+                   {"may",
+                    {{"orders", auth::Allows(who.role, auth::Access::kReadOrders)},
+                     {"sla", auth::Allows(who.role, auth::Access::kReadSla)},
+                     {"charts", metrics_ != nullptr &&
+                                    auth::Allows(who.role, auth::Access::kReadCharts)},
+                     {"metrics", metrics_ != nullptr &&
+                                     auth::Allows(who.role, auth::Access::kReadMetrics)}}}});
+          });
+  if (metrics_ == nullptr) return;
+  Guarded("/api/v1/charts", auth::Access::kReadCharts,
+          [this](http::Request&, http::Response& res, Reader&) {
+            Reply(res, 200, ChartsJson(*metrics_, console_.history));
+          });
+}
+
+void ApiServer::ConsoleRoutes() {
+  auto send = [files = console_.files](http::Response& res, std::string_view path) {
+    std::optional<ConsoleFile> file = files->Read(path);
+    if (!file) return ReplyError(res, 404, "no console file '" + std::string(path) + "'");
+    // The console builds its pages from API data with DOM calls only; the policy makes sure
+    // nothing else runs or loads (no inline script, no other origin).
+    res.SetHeader("Content-Security-Policy",
+                  "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                  "script-src 'self'; object-src 'none'; base-uri 'none'; "
+                  "frame-ancestors 'none'; form-action 'self'");
+    res.SetHeader("X-Content-Type-Options", "nosniff");
+    res.SetHeader("Referrer-Policy", "no-referrer");
+    res.SetHeader("Cache-Control", "no-cache");
+    res.SetContent(std::move(file->content), std::move(file->content_type));
+  };
+  // Every console route is the one page; it reads its route from the address.
+  for (const char* page : {"/", "/orders/{*}", "/traces/{*}", "/gaps", "/charts", "/login"}) {
+    router_->Get(page, [send](http::Request&, http::Response& res) { send(res, "index.html"); });
+  }
+  router_->Get("/assets/{*}", [send](http::Request& req, http::Response& res) {
+    send(res, "assets/" + req.PathParam(0));
+  });
 }
 
 void ApiServer::Routes() {

@@ -19,7 +19,9 @@
 #include "query/order_query.h"
 #include "query/sla_report.h"
 #include "query/trace_query.h"
+#include "metrics/history.h"
 #include "scrub/operator_id_hasher.h"
+#include "server/console_files.h"
 #include "server/listen_address.h"
 
 namespace ordertrace::server {
@@ -39,6 +41,16 @@ struct ApiAccess {
   query::SlaReportOptions sla;
 };
 
+// The console on the API port (borrowed pointers, may be null; they must outlive the server).
+struct ApiConsole {
+  // Served at `/`, `/orders/{id}`, `/traces/{id}`, `/gaps`, `/charts`, `/login` (index.html)
+  // and `/assets/*`, to anyone the Host check lets in: the files hold no data, every figure
+  // they show comes from the API with the reader's token. Null: no console.
+  std::shared_ptr<const ConsoleFiles> files;
+  // The figures over time in /api/v1/charts.
+  const metrics::MetricHistory* history = nullptr;
+};
+
 class ApiServer {
  public:
   // `ready` says whether ordertrace accepts spans (for /readyz and /ready). `gaps` (may be null)
@@ -50,11 +62,11 @@ class ApiServer {
   // an unknown token is answered 401, a role that may not 403; a partner sees only its own
   // orders, traces, gaps, tag values and SLA figures, and anything else answers as if it did not
   // exist. `http_options` sets the listener's connections, deadlines and admission (its `name`
-  // is set here).
+  // is set here). `console` adds the console's pages and GET /api/v1/charts (with `metrics`).
   ApiServer(query::OrderQuery& orders, query::TraceQuery& traces, std::function<bool()> ready,
             http::ServerOptions http_options, const gaps::GapDetector* gaps = nullptr,
             gaps::GapStore* gap_history = nullptr, const metrics::Registry* metrics = nullptr,
-            ApiAccess access = {});
+            ApiAccess access = {}, ApiConsole console = {});
   ~ApiServer();
 
   absl::StatusOr<int> Start(const ListenAddress& address);
@@ -76,6 +88,10 @@ class ApiServer {
   void OrderRoutes();
   void TraceRoutes();
   void GapRoutes();
+  // GET /api/v1/whoami and, with metrics, /api/v1/charts.
+  void ConsoleApiRoutes();
+  // The console's pages and assets.
+  void ConsoleRoutes();
 
   query::OrderQuery& orders_;
   query::TraceQuery& traces_;
@@ -84,6 +100,7 @@ class ApiServer {
   gaps::GapStore* const gap_history_;
   const metrics::Registry* const metrics_;
   const ApiAccess access_;
+  const ApiConsole console_;
   std::unique_ptr<http::Router> router_;
   std::unique_ptr<http::Server> http_;
 };

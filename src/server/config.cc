@@ -177,6 +177,8 @@ std::map<std::string, Setter> KnownKeys(ServerConfig& c) {
       {"alertmanager.ca_file", Text(c.alertmanager_ca_file)},
       {"alertmanager.cert_file", Text(c.alertmanager_cert_file)},
       {"alertmanager.key_file", Text(c.alertmanager_key_file)},
+      {"console.enabled", Boolean(c.console_enabled)},
+      {"console.dir", Text(c.console_dir)},
       {"audit.enabled", Boolean(c.audit_enabled)},
       {"audit.file", Text(c.audit.path)},
       {"audit.max_mb", Megabytes(c.audit.max_bytes)},

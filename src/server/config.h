@@ -53,6 +53,12 @@ struct ServerConfig {
   // `client_ca_file` makes the OTLP listeners require client certificates, not the API.
   http::TlsOptions tls;
 
+  // The console on the API port (the `console:` section): on by default, from the copy built
+  // into the binary; `console.dir` serves the repository's web/ from disk instead (console
+  // development: edits show on reload).
+  bool console_enabled = true;
+  std::string console_dir;
+
   ingest::IngesterOptions ingest;
   // `ingest.max_span_age`; 0: retention.spans (MaxSpanAgeNanos).
   uint64_t max_span_age_nanos = 0;

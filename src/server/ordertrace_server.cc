@@ -295,9 +295,11 @@ absl::Status OrdertraceServer::Start() {
     if (rule == nullptr) return std::nullopt;
     return model->SlaNanos(*rule, partner);
   };
+  absl::StatusOr<ApiConsole> console = MakeConsole();
+  if (!console.ok()) return console.status();
   api_ = std::make_unique<ApiServer>(
       *order_query_, *trace_query_, [this] { return ready_.load(); }, std::move(api_http),
-      gaps_.get(), gap_store_.get(), metrics_.get(), std::move(access));
+      gaps_.get(), gap_store_.get(), metrics_.get(), std::move(access), *std::move(console));
   decode_budget_ = std::make_unique<otlp::DecodeBudget>(config_.decode_budget);
   RegisterDecodeBudgetMetrics(*metrics_, *decode_budget_);
   OtlpGrpcReceiverOptions grpc_options{config_.max_request_bytes, config_.retry_after_seconds,
@@ -331,7 +333,32 @@ absl::Status OrdertraceServer::Start() {
                grpc_address->host, ports_.otlp_grpc, otlp_http_address->host, ports_.otlp_http,
                config_.tls.enabled() ? "https" : "http", http_address->host, ports_.http,
                config_.data_dir);
+  if (config_.console_enabled) {
+    spdlog::info("console: {}://{}:{}/ ({})", config_.tls.enabled() ? "https" : "http",
+                 http_address->host, ports_.http,
+                 config_.console_dir.empty() ? std::string("built in") : config_.console_dir);
+  }
   return absl::OkStatus();
+}
+
+absl::StatusOr<ApiConsole> OrdertraceServer::MakeConsole() {
+  ApiConsole console;
+  if (!config_.console_enabled) return console;
+  if (config_.console_dir.empty()) {
+    console.files = ConsoleFiles::Embedded();
+  } else {
+    absl::StatusOr<std::shared_ptr<const ConsoleFiles>> files =
+        ConsoleFiles::FromDirectory(config_.console_dir);
+    if (!files.ok()) return files.status();
+    console.files = *std::move(files);
+  }
+  if (console.files->empty()) {
+    spdlog::warn("console: this build holds no console files (web/ was missing when it was built)");
+  }
+  history_ = std::make_unique<metrics::MetricHistory>(*metrics_, metrics::ConsoleHistoryOptions());
+  history_->Start();
+  console.history = history_.get();
+  return console;
 }
 
 absl::Status OrdertraceServer::ReloadTls() {
@@ -369,10 +396,12 @@ void OrdertraceServer::Shutdown() {
   if (forwarder_) forwarder_->Shutdown();
   if (gaps_) gaps_->Shutdown();
   if (api_) api_->Shutdown();
+  if (history_) history_->Stop();
   if (retention_) retention_->Shutdown();
   otlp_http_.reset();
   grpc_.reset();
   api_.reset();
+  history_.reset();
   audit_.reset();
   tokens_.reset();
   trace_query_.reset();

@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "model/clock.h"
 #include "server/config.h"
 
@@ -27,6 +28,7 @@ class GapSink;
 class AlertmanagerClient;
 }  // namespace ordertrace::gaps
 namespace ordertrace::metrics {
+class MetricHistory;
 class Registry;
 class TraceMetrics;
 }  // namespace ordertrace::metrics
@@ -50,6 +52,7 @@ namespace ordertrace::server {
 class OtlpHttpReceiver;
 class OtlpGrpcReceiver;
 class ApiServer;
+struct ApiConsole;
 
 struct BoundPorts {
   int otlp_grpc = 0;
@@ -78,6 +81,10 @@ class OrdertraceServer {
   static const model::Clock& DefaultClock();
 
  private:
+  // The console's files (built in, or `console.dir`) and the figures it charts over time;
+  // nothing when `console.enabled` is off.
+  absl::StatusOr<ApiConsole> MakeConsole();
+
   const ServerConfig config_;
   const model::Clock& clock_;
   BoundPorts ports_;
@@ -107,6 +114,7 @@ class OrdertraceServer {
   std::unique_ptr<OtlpHttpReceiver> otlp_http_;
   std::unique_ptr<auth::TokenAuthenticator> tokens_;
   std::unique_ptr<auth::AuditLog> audit_;  // null when audit.enabled is off
+  std::unique_ptr<metrics::MetricHistory> history_;  // null without the console
   std::unique_ptr<ApiServer> api_;
 
   // TLS (null without a `tls:` section): one context provider per HTTP listener, the API's
