@@ -94,7 +94,7 @@ test('countPerStage shows an incident as one large count', () => {
   const gaps = [{ stage: 'SUBMITTED' }, { stage: 'PACKAGING' }, { stage: 'SUBMITTED' }, { stage: 'SUBMITTED' }, {}];
   assert.deepEqual(countPerStage(gaps), [
     { stage: 'SUBMITTED', count: 3 },
-    { stage: '(none)', count: 1 },
+    { stage: '', count: 1 },
     { stage: 'PACKAGING', count: 1 },
   ]);
 });

@@ -74,6 +74,7 @@ test('parseTraces flattens batches, keeps service, times in ms, errors, and drop
   assert.equal(consume.service, 'crm-api');
   assert.equal(consume.kind, 'consumer');
   assert.equal(consume.error, true);
+  assert.equal(typeof consume.endNs, 'bigint');
   assert.equal(consume.start, 1765036800000 + DAY + 302070);
   assert.equal(consume.attributes.queue, 'price');
   assert.equal(consume.links[0].spanId, sid(6));
@@ -93,18 +94,41 @@ test('messageLinks joins each consume to its publish by the link, with queue and
   assert.equal(links[0].producerName, 'mq.publish.status');
 });
 
-test('messageLinks joins a consumer whose parent is the producer, ignores links to spans not fetched', () => {
+test('messageLinks joins a consumer whose parent is the producer; only consumers, only to producers', () => {
   const spans = parseTraces({ batches: [batch('a', [
     span(1, 'publish', 4, 0, 1),
     span(2, 'consume', 5, 5, 6, { parent: 1 }),
     span(3, 'consume', 5, 5, 6, { links: [99] }),
+    span(4, 'server linking a publish', 2, 5, 6, { links: [1] }),
+    span(5, 'consume linking a server span', 5, 7, 8, { links: [4] }),
   ])] });
   assert.deepEqual(messageLinks(spans).map((l) => [l.from, l.to]), [[sid(1), sid(2)]]);
 });
 
-test('criticalPath follows the message that ends last, not the root child list', () => {
+test('criticalPath: from the root, the child or linked consumer finishing last, repeatedly', () => {
+  // The consumes are children of the root: the last one (a day later) is the root's last child.
   const path = criticalPath(parseTraces(orderTrace()));
-  assert.deepEqual([...path], [1, 2, 3, 4, 5, 6, 7, 8].map(sid));
+  assert.deepEqual([...path], [1, 7, 8].map(sid));
+  // Without the parent, a consume continues its publish's chain through the link.
+  const t = orderTrace();
+  for (const b of t.batches) for (const s of b.scopeSpans[0].spans) if (s.name.startsWith('mq.consume')) s.parentSpanId = '';
+  const linked = criticalPath(parseTraces(t));
+  assert.ok(linked.has(sid(7)) && linked.has(sid(8)) && linked.has(sid(6)) && linked.has(sid(5)), [...linked].join(','));
+});
+
+test('criticalPath unites the paths of every root and compares ends in nanoseconds', () => {
+  const spans = parseTraces({ batches: [batch('a', [
+    span(1, 'root a', 2, 0, 10),
+    span(2, 'child a', 1, 1, 5, { parent: 1 }),
+    span(3, 'root b', 2, 20, 30),
+  ])] });
+  assert.deepEqual([...criticalPath(spans)].sort(), [sid(1), sid(2), sid(3)]);
+  const close = parseTraces({ batches: [batch('a', [
+    span(1, 'root', 2, 0, 10),
+    { ...span(2, 'ends 1 ns earlier', 1, 1, 5, { parent: 1 }), endTimeUnixNano: String(BASE + 5_000_000n) },
+    { ...span(3, 'ends 1 ns later', 1, 1, 5, { parent: 1 }), endTimeUnixNano: String(BASE + 5_000_001n) },
+  ])] });
+  assert.deepEqual([...criticalPath(close)], [sid(1), sid(3)]);
 });
 
 test('criticalPath picks the branch finishing last and survives cycles', () => {
@@ -116,7 +140,7 @@ test('criticalPath picks the branch finishing last and survives cycles', () => {
   ])] });
   assert.deepEqual([...criticalPath(spans)], [sid(1), sid(3), sid(4)]);
   const cyclic = parseTraces({ batches: [batch('a', [span(1, 'x', 1, 0, 1, { parent: 2 }), span(2, 'y', 1, 0, 2, { parent: 1 })])] });
-  assert.ok(criticalPath(cyclic).size >= 1);
+  assert.equal(criticalPath(cyclic).size, 0); // no root: nothing to start from, and no endless walk
   assert.equal(criticalPath([]).size, 0);
 });
 

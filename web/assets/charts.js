@@ -19,10 +19,7 @@ const TOP = 26;
 export function barChart(rows, { title, mode = 'absolute', onOpen, testid, emptyText = 'No observations yet.' } = {}) {
   const figure = h('figure', { class: 'chart', testid });
   figure.append(h('figcaption', null, title));
-  if (!rows.length) {
-    figure.append(h('p', { class: 'muted' }, emptyText));
-    return figure;
-  }
+  if (!rows.length) return emptyChart(figure, emptyText);
   const height = TOP + rows.length * ROW_H + 8;
   const plotX0 = LABEL_W;
   const plotX1 = WIDTH - RIGHT_PAD;
@@ -102,10 +99,7 @@ export function lineChart(series, { title, testid, stepSeconds } = {}) {
   const figure = h('figure', { class: 'chart', testid });
   figure.append(h('figcaption', null, title));
   const all = series.flatMap((s) => s.points);
-  if (!all.length) {
-    figure.append(h('p', { class: 'muted' }, 'No points yet.'));
-    return figure;
-  }
+  if (!all.length) return emptyChart(figure, 'No points yet.');
   const height = 240;
   const x0 = 48;
   const x1 = WIDTH - RIGHT_PAD;
@@ -139,6 +133,14 @@ export function lineChart(series, { title, testid, stepSeconds } = {}) {
   figure.append(h('p', { class: 'muted small' }, `UTC; one point per ${formatDuration(stepSeconds || 60)}.`));
   const times = [...new Set(all.map((p) => p.t))].sort((a, b) => a - b);
   figure.append(dataTable(['time (UTC)', ...series.map((s) => s.label)], times.map((t) => [formatUtc(t), ...series.map((s) => String(s.points.find((p) => p.t === t)?.v ?? 0))])));
+  return figure;
+}
+
+// An empty frame, so every chart has its SVG even before the first observation.
+function emptyChart(figure, text) {
+  figure.append(h('div', { class: 'chart-scroll' }, svg('svg', { viewBox: `0 0 ${WIDTH} 60`, class: 'chart-svg empty', role: 'img', 'aria-label': text },
+    svg('rect', { x: 0.5, y: 0.5, width: WIDTH - 1, height: 59, class: 'frame' }),
+    svg('text', { x: WIDTH / 2, y: 35, 'text-anchor': 'middle', class: 'tick' }, text))));
   return figure;
 }
 

@@ -136,11 +136,11 @@ export function sortGapsByAge(gaps) {
 }
 
 // Gaps per stage, biggest first: [{stage, count}]. An incident (many orders stuck at one stage)
-// shows as one large count.
+// shows as one large count. A gap without a stage (a silent service) counts under "".
 export function countPerStage(gaps) {
   const counts = new Map();
   for (const g of gaps) {
-    const stage = g.stage || '(none)';
+    const stage = g.stage || '';
     counts.set(stage, (counts.get(stage) || 0) + 1);
   }
   return [...counts.entries()]

@@ -16,7 +16,7 @@ export async function runSearch(input, signal) {
       const found = await apiFind(`/api/traces/${id}`, { signal });
       if (found) return { kind: 'trace', path: `/traces/${id}` };
     } else if (attempt === 'partner') {
-      const found = await apiFind(`/api/v1/orders?partner_id=${enc(query)}&limit=200`, { signal });
+      const found = await apiFind(`/api/v1/orders?partner_id=${enc(query)}&limit=1000`, { signal });
       if (found && found.orders && found.orders.length) return { kind: 'partner', partner: query, orders: found.orders };
     }
   }

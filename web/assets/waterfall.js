@@ -54,6 +54,14 @@ export function idToHex(id) {
   }
 }
 
+function toBigInt(v) {
+  try {
+    return BigInt(v ?? 0);
+  } catch {
+    return 0n;
+  }
+}
+
 function isErrorStatus(status) {
   if (!status) return false;
   return status.code === 2 || status.code === 'STATUS_CODE_ERROR';
@@ -104,7 +112,10 @@ export function parseTraces(bodies) {
               attributes: attributesToObject(l.attributes),
             })),
             status: { code: status.code ?? 0, message: status.message || '' },
-            error: isErrorStatus(status) || attributes.error_code !== undefined || attributes.error === true,
+            // An error is what the span's status says; an error_code attribute alone is shown in
+            // the detail, not counted (the order record reads the same status).
+            error: isErrorStatus(status),
+            endNs: toBigInt(s.endTimeUnixNano),
           });
         }
       }
@@ -142,33 +153,29 @@ function depthOf(spans) {
   return depth;
 }
 
-// RabbitMQ hops: a consumer that links to (or is the child of) a producer span in the set.
+// RabbitMQ hops: a CONSUMER span that links to (or is the child of) a PRODUCER span in the set.
 // Each: {from: producer span id, to: consumer span id, queue, waitedMs (consume start minus
-// publish start), producerName}. A link to a span not fetched is ignored.
+// publish start), producerName}. A link to a span not fetched, or to a span of another kind, is
+// not a hop.
 export function messageLinks(spans) {
   const byId = new Map(spans.map((s) => [s.spanId, s]));
   const out = [];
   const seen = new Set();
-  const add = (producer, consumer) => {
-    const key = producer.spanId + '>' + consumer.spanId;
-    if (seen.has(key) || producer === consumer) return;
-    seen.add(key);
-    out.push({
-      from: producer.spanId,
-      to: consumer.spanId,
-      queue: queueOf(consumer) ?? queueOf(producer),
-      waitedMs: Math.max(0, consumer.start - producer.start),
-      producerName: producer.name,
-    });
-  };
   for (const s of spans) {
-    for (const l of s.links) {
-      const target = byId.get(l.spanId);
-      if (target && (target.kind === 'producer' || s.kind === 'consumer')) add(target, s);
-    }
-    if (s.kind === 'consumer') {
-      const parent = byId.get(s.parentSpanId);
-      if (parent && parent.kind === 'producer') add(parent, s);
+    if (s.kind !== 'consumer') continue;
+    const targets = [...s.links.map((l) => l.spanId), s.parentSpanId].filter(Boolean);
+    for (const t of targets) {
+      const producer = byId.get(t);
+      const key = t + '>' + s.spanId;
+      if (!producer || producer.kind !== 'producer' || producer === s || seen.has(key)) continue;
+      seen.add(key);
+      out.push({
+        from: producer.spanId,
+        to: s.spanId,
+        queue: queueOf(s) ?? queueOf(producer),
+        waitedMs: Math.max(0, s.start - producer.start),
+        producerName: producer.name,
+      });
     }
   }
   return out;
@@ -180,62 +187,30 @@ function queueOf(span) {
   return q === undefined || q === null || q === '' ? null : String(q);
 }
 
-// The critical path: from the root whose work ends last, repeatedly the child (or linked
-// consumer) whose own subtree ends last, i.e. the chain of spans that decides when the order's
-// work ended. Returns the set of span ids on it.
-export function criticalPath(spans, links = messageLinks(spans)) {
-  const byId = new Map(spans.map((s) => [s.spanId, s]));
-  const next = new Map(spans.map((s) => [s.spanId, []]));
-  const hasIncoming = new Set();
+// The critical path, as the console's contract defines it: from each root (a span whose parent
+// is not in the set), repeatedly the child or linked consumer that finishes last, until a span
+// with none (or one already on the path). A consumer counts as the next step of both its parent
+// and the producers it links to. Returns the set of span ids on it.
+export function criticalPath(spans) {
+  const ids = new Set(spans.map((s) => s.spanId));
+  const next = new Map();
   for (const s of spans) {
-    if (s.parentSpanId && byId.has(s.parentSpanId) && s.parentSpanId !== s.spanId) {
-      next.get(s.parentSpanId).push(s);
+    const from = new Set();
+    if (s.parentSpanId && ids.has(s.parentSpanId)) from.add(s.parentSpanId);
+    if (s.kind === 'consumer') for (const l of s.links) if (ids.has(l.spanId)) from.add(l.spanId);
+    for (const f of from) {
+      if (!next.has(f)) next.set(f, []);
+      next.get(f).push(s);
     }
   }
-  // A linked consumer continues its producer's work; it leaves its structural parent's children,
-  // so the path follows the message, not the order root's long list of children.
-  const linkedTo = new Map();
-  for (const l of links) {
-    if (!byId.has(l.from) || !byId.has(l.to)) continue;
-    linkedTo.set(l.to, l.from);
-  }
-  for (const [to, from] of linkedTo) {
-    const consumer = byId.get(to);
-    const parentKids = next.get(consumer.parentSpanId);
-    if (parentKids && consumer.parentSpanId !== from) {
-      next.set(consumer.parentSpanId, parentKids.filter((k) => k.spanId !== to));
-    }
-    if (!next.get(from).includes(consumer)) next.get(from).push(consumer);
-  }
-  for (const kids of next.values()) for (const k of kids) hasIncoming.add(k.spanId);
-
-  // Latest end within each span's subtree (memoised, cycle-safe).
-  const subtreeEnd = new Map();
-  const endOf = (s, onStack) => {
-    if (subtreeEnd.has(s.spanId)) return subtreeEnd.get(s.spanId);
-    onStack.add(s.spanId);
-    let e = s.end;
-    for (const k of next.get(s.spanId)) if (!onStack.has(k.spanId)) e = Math.max(e, endOf(k, onStack));
-    onStack.delete(s.spanId);
-    subtreeEnd.set(s.spanId, e);
-    return e;
-  };
-  for (const s of spans) endOf(s, new Set());
-
-  const roots = spans.filter((s) => !hasIncoming.has(s.spanId));
-  const pool = roots.length ? roots : spans;
-  if (!pool.length) return new Set();
-  let cur = pool.reduce((best, s) =>
-    subtreeEnd.get(s.spanId) > subtreeEnd.get(best.spanId) ||
-    (subtreeEnd.get(s.spanId) === subtreeEnd.get(best.spanId) && s.start < best.start) ? s : best);
+  const endOf = (s) => (typeof s.endNs === 'bigint' ? s.endNs : BigInt(Math.round(s.end * 1000)) * 1000n);
   const path = new Set();
-  while (cur && !path.has(cur.spanId)) {
-    path.add(cur.spanId);
-    const kids = next.get(cur.spanId).filter((k) => !path.has(k.spanId));
-    if (!kids.length) break;
-    cur = kids.reduce((best, k) =>
-      subtreeEnd.get(k.spanId) > subtreeEnd.get(best.spanId) ||
-      (subtreeEnd.get(k.spanId) === subtreeEnd.get(best.spanId) && k.start > best.start) ? k : best);
+  for (const root of spans.filter((s) => !s.parentSpanId || !ids.has(s.parentSpanId))) {
+    let at = root;
+    while (at && !path.has(at.spanId)) {
+      path.add(at.spanId);
+      at = (next.get(at.spanId) || []).reduce((best, s) => (!best || endOf(s) > endOf(best) ? s : best), null);
+    }
   }
   return path;
 }
@@ -341,7 +316,7 @@ export function layoutWaterfall(spans, options = {}) {
   const groups = groupByService(spans);
   const axis = foldTime(spans.map((s) => [s.start, s.end]), options);
   const links = messageLinks(spans);
-  const critical = criticalPath(spans, links);
+  const critical = criticalPath(spans);
   const incoming = new Map(links.map((l) => [l.to, l]));
   const rows = [];
   const rowOf = new Map();

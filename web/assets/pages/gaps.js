@@ -9,7 +9,8 @@ const MAX_GAPS = 2000;
 const STAGES = ['INITIATED', 'FILE_UPLOADED', 'SUBMITTED', 'PRICE_CALCULATION_STARTED', 'PRICE_CALCULATED',
   'MANUFACTURING_APPROVED', 'MANUFACTURING_STARTED', 'MANUFACTURING_COMPLETED', 'PACKAGING', 'SHIPPED', 'CLOSED'];
 
-async function fetchOpenGaps(filters, signal) {
+// Every open gap matching `filters`, following next_cursor up to MAX_GAPS.
+export async function fetchOpenGaps(filters, signal) {
   const params = new URLSearchParams({ state: 'open', limit: '500' });
   for (const [k, v] of Object.entries(filters)) if (v) params.set(k, v);
   const all = [];
@@ -76,6 +77,13 @@ export async function render(ctx) {
   }
   const now = ctx.now();
   const gaps = fmt.sortGapsByAge(result.gaps);
+  const stageSelect = form.elements.stage;
+  for (const g of gaps) {
+    if (g.stage && !stages.has(g.stage)) {
+      stages.add(g.stage);
+      stageSelect.append(h('option', { value: g.stage }, g.stage));
+    }
+  }
   const counts = fmt.countPerStage(gaps);
   const max = counts.length ? counts[0].count : 1;
   out.replaceChildren();
@@ -88,8 +96,8 @@ export async function render(ctx) {
         const params = new URLSearchParams(ctx.query);
         params.set('stage', c.stage);
         return h('li', { testid: 'stage-count', 'data-stage': c.stage, 'data-count': c.count },
-          h('a', { href: `/gaps?${params}`, 'aria-label': `${c.count} stuck at ${c.stage}: show only these` },
-            h('span', { class: 'sc-stage' }, c.stage), h('span', { class: 'sc-track' }, bar), h('span', { class: 'sc-count' }, String(c.count))));
+          h('a', { href: `/gaps?${params}`, 'aria-label': `${c.count} stuck at ${c.stage || 'no stage'}: show only these` },
+            h('span', { class: 'sc-stage' }, c.stage || '(no stage: a service)'), h('span', { class: 'sc-track' }, bar), h('span', { class: 'sc-count' }, String(c.count))));
       }))
       : h('p', { class: 'muted ok', testid: 'gaps-per-stage' }, 'Nothing is stuck.')));
   if (result.truncated) out.append(h('p', { class: 'warn' }, `Showing the first ${MAX_GAPS} open gaps; narrow the filters to see the rest.`));

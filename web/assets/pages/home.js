@@ -3,6 +3,7 @@ import { apiGet, enc } from '../api.js';
 import { h, timeAgo, loading, errorBox, section } from '../dom.js';
 import * as fmt from '../format.js';
 import { runSearch } from '../search.js';
+import { fetchOpenGaps } from './gaps.js';
 
 export function orderLink(id) {
   return h('a', { href: `/orders/${enc(id)}`, testid: 'order-link', 'data-order-id': id, class: 'mono' }, id);
@@ -81,13 +82,14 @@ export async function render(ctx) {
   const now = ctx.now();
   const [orders, gaps] = await Promise.allSettled([
     apiGet('/api/v1/orders?limit=20', { signal: ctx.signal }),
-    apiGet('/api/v1/gaps?state=open&limit=200', { signal: ctx.signal }),
+    fetchOpenGaps({}, ctx.signal),
   ]);
   if (ctx.signal.aborted) return;
   const openIds = new Set(gaps.status === 'fulfilled' ? gaps.value.gaps.map((g) => g.order_id) : []);
+  const seen = new Set();
   recent.lastChild.remove();
   if (orders.status === 'fulfilled') {
-    const list = [...orders.value.orders].sort((a, b) => (fmt.isoToMs(b.first_seen) ?? 0) - (fmt.isoToMs(a.first_seen) ?? 0));
+    const list = orders.value.orders; // newest first, as the API sorts them
     recent.append(ordersTable(list, now, { caption: 'Newest orders', stuckIds: openIds }));
   } else {
     recent.append(errorBox(orders.reason, 'the orders'));
@@ -95,12 +97,9 @@ export async function render(ctx) {
   stuck.lastChild.remove();
   if (gaps.status === 'fulfilled') {
     // One row per order: its oldest open gap.
-    const seen = new Set();
-    const list = fmt.sortGapsByAge(gaps.value.gaps).filter((g) => !g.order_id || (!seen.has(g.order_id) && seen.add(g.order_id))).slice(0, 15);
+    const list = fmt.sortGapsByAge(gaps.value.gaps).filter((g) => !seen.has(g.order_id) && seen.add(g.order_id));
+    if (list.length) stuck.append(h('p', { class: 'muted' }, `${list.length} order${list.length === 1 ? '' : 's'} stuck, longest first. `, h('a', { href: '/gaps' }, 'Filter them, with counts per stage →')));
     stuck.append(stuckTable(list, now));
-    if (gaps.value.gaps.length > list.length || gaps.value.next_cursor) {
-      stuck.append(h('p', null, h('a', { href: '/gaps' }, 'All stuck orders, with counts per stage →')));
-    }
   } else {
     stuck.append(errorBox(gaps.reason, 'the stuck orders'));
   }
