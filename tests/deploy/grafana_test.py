@@ -19,8 +19,10 @@
                 (only when ordertrace answers TraceQL: until then SKIP)
   promtool      Prometheus 2.42's parser reads every expression (`promtool check rules` on
                 them as recording rules; SKIP without promtool)
-  self-test     the checks fail on a bogus metric name, a bogus label, a duplicate panel id, a
-                panel past column 24 and an unprovisioned data source uid
+  self-test     the checks fail on a bogus metric name, a bogus label, a histogram without
+                _bucket, a duplicate panel id, a panel past column 24, an unprovisioned data
+                source uid, a repeated refId, an unescaped $ in provisioning and a broken
+                expression
 
 One PASS/FAIL/SKIP line per check; the exit status is non-zero when any check failed.
 
@@ -866,6 +868,16 @@ def static_checks(c):
     c.check("provisioning: uids ordertrace-prometheus and ordertrace-tempo",
             uids.get("ordertrace-prometheus") == "prometheus" and
             uids.get("ordertrace-tempo") == "tempo", f"{uids}")
+    bogus = copy.deepcopy(datasources_doc)
+    for ds in bogus["datasources"]:
+        if ds["type"] == "prometheus":
+            ds["jsonData"]["exemplarTraceIdDestinations"][0]["datasourceUid"] = "no-such-uid"
+        if ds["type"] == "tempo":
+            ds["jsonData"]["tracesToMetrics"]["queries"][0]["query"] = "rate(x{$__tags}[5m])"
+    problems = check_datasources(bogus)[0]
+    c.check("self-test: exemplars to an unprovisioned uid, and an unescaped $, fail the check",
+            any("no-such-uid" in p for p in problems) and
+            any("environment variables ['__tags']" in p for p in problems), f"{problems}")
     with open(PROVIDERS_YAML) as f:
         problems = check_providers(yaml.safe_load(f))
     c.check("provisioning: dashboard provider", not problems, "; ".join(problems))
@@ -941,11 +953,11 @@ def self_test(c, dashboards, uids, exposition, documented):
     panels[3]["datasource"] = {"type": "prometheus", "uid": "not-provisioned"}
     panels[4]["targets"].append(dict(panels[4]["targets"][0]))
     problems = check_dashboard_structure(bogus, uids)
-    for what, needle in (("duplicate panel id", "id used twice"),
-                         ("panel past column 24", "outside the 24 columns"),
-                         ("unprovisioned data source", "not a provisioned data source"),
-                         ("repeated refId", "missing or repeated")):
-        c.check(f"self-test: a {what} fails the structure check",
+    for what, needle in (("a duplicate panel id", "id used twice"),
+                         ("a panel past column 24", "outside the 24 columns"),
+                         ("an unprovisioned data source", "not a provisioned data source"),
+                         ("a repeated refId", "missing or repeated")):
+        c.check(f"self-test: {what} fails the structure check",
                 any(needle in p for p in problems), f"{problems}")
 
 
