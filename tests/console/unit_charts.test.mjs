@@ -69,3 +69,13 @@ test('timeSeries sorts points by time and reads each key, missing as 0', () => {
 test('linePath writes an SVG path', () => {
   assert.equal(linePath([{ x: 0, y: 1 }, { x: 2.25, y: 3 }]), 'M0 1 L2.3 3');
 });
+
+test('durationTicks steps on clock units above a second', async () => {
+  const { durationTicks } = await import('../../web/assets/scales.js');
+  assert.deepEqual(durationTicks(1800, 4), [0, 600, 1200, 1800]);
+  assert.deepEqual(durationTicks(1700, 5), [0, 600, 1200, 1800]);
+  assert.deepEqual(durationTicks(2.2, 4), [0, 1, 2, 3]);
+  assert.deepEqual(durationTicks(0.004, 4), [0, 0.001, 0.002, 0.003, 0.004]);
+  assert.deepEqual(durationTicks(0), [0]);
+  assert.deepEqual(durationTicks(3 * 86400, 3), [0, 86400, 172800, 259200]);
+});

@@ -4,11 +4,12 @@
 // CSP forbids, and more code than this file. Scales and chart models live in scales.js (pure,
 // unit-tested); this module only draws.
 import { svg, h } from './dom.js';
-import { linearScale, niceTicks, barMax, linePath } from './scales.js';
+import { linearScale, niceTicks, durationTicks, barMax, linePath } from './scales.js';
 import { formatDuration, formatUtc } from './format.js';
 
+// Charts are drawn at their natural width (1 SVG unit = 1 CSS px, never scaled up), so text stays
+// at its CSS size; narrower screens scroll the chart sideways.
 const WIDTH = 760;
-const LABEL_W = 240;
 const RIGHT_PAD = 24;
 const ROW_H = 44;
 const TOP = 26;
@@ -16,10 +17,12 @@ const TOP = 26;
 // rows: from scales.barSeries. options: {title, mode: 'absolute'|'sla', onOpen(traceId), testid}.
 // In 'sla' mode every row is drawn as a share of its own SLA (100% = the SLA), so stages of
 // seconds and of hours compare on one axis; a row without SLA falls back to its own p95 scale.
-export function barChart(rows, { title, mode = 'absolute', onOpen, testid, emptyText = 'No observations yet.' } = {}) {
+export function barChart(rows, { title, mode = 'absolute', onOpen, testid, emptyText = 'No observations yet.', width = WIDTH, labelWidth = 240 } = {}) {
+  const WIDTH = width;
+  const LABEL_W = labelWidth;
   const figure = h('figure', { class: 'chart', testid });
   figure.append(h('figcaption', null, title));
-  if (!rows.length) return emptyChart(figure, emptyText);
+  if (!rows.length) return emptyChart(figure, emptyText, width);
   const height = TOP + rows.length * ROW_H + 8;
   const plotX0 = LABEL_W;
   const plotX1 = WIDTH - RIGHT_PAD;
@@ -38,7 +41,7 @@ export function barChart(rows, { title, mode = 'absolute', onOpen, testid, empty
   const root = svg('svg', { viewBox: `0 0 ${WIDTH} ${height}`, class: 'chart-svg', role: 'img', 'aria-label': `${title}: ${rows.length} rows; details in the table below` });
 
   // Grid and axis labels.
-  const ticks = mode === 'sla' ? niceTicks(0, domainMax, 5) : niceTicks(0, domainMax, 5);
+  const ticks = mode === 'sla' ? niceTicks(0, domainMax, 5) : durationTicks(domainMax, WIDTH < 700 ? 4 : 6);
   for (const t of ticks) {
     if (t > domainMax) continue;
     const tx = x(t);
@@ -54,7 +57,8 @@ export function barChart(rows, { title, mode = 'absolute', onOpen, testid, empty
     const y = TOP + i * ROW_H;
     const g = svg('g', { class: 'bar-row' });
     g.append(svg('text', { x: 8, y: y + 16, class: 'cat' }, r.category));
-    const values = `p50 ${formatDuration(r.p50)} · p95 ${formatDuration(r.p95)}${r.sla !== null ? ` · SLA ${formatDuration(r.sla)}` : ''} · n=${r.count}`;
+    // The SLA is in the text when the bars are shares of it; else it is the red mark.
+    const values = `p50 ${formatDuration(r.p50)} · p95 ${formatDuration(r.p95)}${mode === 'sla' && r.sla !== null ? ` · SLA ${formatDuration(r.sla)}` : ''} · n=${r.count}`;
     g.append(svg('text', { x: 8, y: y + 32, class: 'sub' }, values));
     const ownMax = mode === 'sla' && !r.sla ? Math.max(r.p95 ?? 0, r.p50 ?? 0) : null;
     const pos = (v) => {
@@ -89,17 +93,20 @@ export function barChart(rows, { title, mode = 'absolute', onOpen, testid, empty
     }
     root.append(g);
   });
+  root.style.maxWidth = `${WIDTH}px`;
+  root.style.minWidth = `${Math.min(WIDTH, 560)}px`;
   figure.append(h('div', { class: 'chart-scroll' }, root));
   figure.append(dataTable(['', 'p50', 'p95', 'SLA', 'count'], rows.map((r) => [r.category, formatDuration(r.p50), formatDuration(r.p95), r.sla === null ? '—' : formatDuration(r.sla), String(r.count)])));
   return figure;
 }
 
 // series: [{key, label, cls, points:[{t, v}]}] from scales.timeSeries.
-export function lineChart(series, { title, testid, stepSeconds } = {}) {
+export function lineChart(series, { title, testid, stepSeconds, width = WIDTH } = {}) {
+  const WIDTH = width;
   const figure = h('figure', { class: 'chart', testid });
   figure.append(h('figcaption', null, title));
   const all = series.flatMap((s) => s.points);
-  if (!all.length) return emptyChart(figure, 'No points yet.');
+  if (!all.length) return emptyChart(figure, 'No points yet.', width);
   const height = 240;
   const x0 = 48;
   const x1 = WIDTH - RIGHT_PAD;
@@ -117,9 +124,16 @@ export function lineChart(series, { title, testid, stepSeconds } = {}) {
     root.append(svg('text', { x: x0 - 6, y: y(t) + 4, class: 'tick', 'text-anchor': 'end' }, String(t)));
   }
   const xTickCount = 5;
+  // Minutes when the range is long, seconds when it is short; the date when it spans days.
+  const span = tMax - tMin;
+  const clock = (t) => {
+    const iso = new Date(t).toISOString();
+    if (span > 2 * 86_400_000) return iso.slice(5, 16).replace('T', ' ');
+    return span < 15 * 60_000 ? iso.slice(11, 19) : iso.slice(11, 16);
+  };
   for (let i = 0; i <= xTickCount; i++) {
-    const t = tMin + ((tMax - tMin) * i) / xTickCount;
-    root.append(svg('text', { x: x(t), y: height - 8, class: 'tick', 'text-anchor': i === 0 ? 'start' : i === xTickCount ? 'end' : 'middle' }, new Date(t).toISOString().slice(11, 16)));
+    const t = tMin + (span * i) / xTickCount;
+    root.append(svg('text', { x: x(t), y: height - 8, class: 'tick', 'text-anchor': i === 0 ? 'start' : i === xTickCount ? 'end' : 'middle' }, clock(t)));
   }
   for (const s of series) {
     const pts = s.points.map((p) => ({ x: x(p.t), y: y(p.v) }));
@@ -128,6 +142,7 @@ export function lineChart(series, { title, testid, stepSeconds } = {}) {
       if (p.v > 0) root.append(svg('circle', { cx: pts[i].x, cy: pts[i].y, r: 2.5, class: `dot ${s.cls}` }, svg('title', null, `${s.label}: ${p.v} at ${formatUtc(p.t)}`)));
     });
   }
+  root.style.maxWidth = `${WIDTH}px`;
   figure.append(h('ul', { class: 'legend-list' }, series.map((s) => h('li', null, h('span', { class: `swatch ${s.cls}`, 'aria-hidden': 'true' }), s.label))));
   figure.append(h('div', { class: 'chart-scroll' }, root));
   figure.append(h('p', { class: 'muted small' }, `UTC; one point per ${formatDuration(stepSeconds || 60)}.`));
@@ -137,10 +152,10 @@ export function lineChart(series, { title, testid, stepSeconds } = {}) {
 }
 
 // An empty frame, so every chart has its SVG even before the first observation.
-function emptyChart(figure, text) {
-  figure.append(h('div', { class: 'chart-scroll' }, svg('svg', { viewBox: `0 0 ${WIDTH} 60`, class: 'chart-svg empty', role: 'img', 'aria-label': text },
-    svg('rect', { x: 0.5, y: 0.5, width: WIDTH - 1, height: 59, class: 'frame' }),
-    svg('text', { x: WIDTH / 2, y: 35, 'text-anchor': 'middle', class: 'tick' }, text))));
+function emptyChart(figure, text, width = WIDTH) {
+  figure.append(h('div', { class: 'chart-scroll' }, svg('svg', { viewBox: `0 0 ${width} 60`, class: 'chart-svg empty', role: 'img', 'aria-label': text },
+    svg('rect', { x: 0.5, y: 0.5, width: width - 1, height: 59, class: 'frame' }),
+    svg('text', { x: width / 2, y: 35, 'text-anchor': 'middle', class: 'tick' }, text))));
   return figure;
 }
 

@@ -28,6 +28,23 @@ export function niceTicks(lo, hi, count = 5) {
   return ticks;
 }
 
+const DURATION_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800];
+
+// Ticks for a duration axis in seconds: below a second as niceTicks does; above, steps people
+// read on a clock (15 s, 5 min, 1 h, 6 h, 1 d), about `count` of them, covering [0, hi].
+export function durationTicks(hi, count = 5) {
+  if (!Number.isFinite(hi) || hi <= 0) return [0];
+  if (hi / count < 1) return niceTicks(0, hi, count);
+  const raw = hi / count;
+  const step = DURATION_STEPS.find((s) => s >= raw) ?? Math.ceil(raw / 604800) * 604800;
+  const ticks = [];
+  for (let v = 0; v < hi + step; v += step) {
+    ticks.push(v);
+    if (v >= hi) break;
+  }
+  return ticks;
+}
+
 // Evenly spaced bands for categories: {x(category) -> left edge, bandwidth}.
 export function bandScale(categories, [r0, r1], padding = 0.2) {
   const n = Math.max(1, categories.length);

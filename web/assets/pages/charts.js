@@ -41,7 +41,7 @@ async function partnerView(ctx) {
   box.replaceChildren(h('section', { class: 'card', testid: 'partner-sla', 'aria-labelledby': 'h-psla' },
     h('h2', { id: 'h-psla' }, `Partner ${report.partner_id || ctx.session?.partner_id || ''}: ${report.orders} order${report.orders === 1 ? '' : 's'}`),
     h('p', { class: 'muted' }, 'As of ', timeAgo(fmt.isoToMs(report.as_of), now, fmt), report.truncated ? ' (the newest orders only)' : ''),
-    barChart(rows, { title: 'Time in each stage, p50 and p95, as a share of its SLA', mode: 'sla' }),
+    barChart(rows, { title: 'Time in each stage, p50 and p95, as a share of its SLA', mode: 'sla', width: 1000, labelWidth: 300 }),
     h('div', { class: 'table-wrap' }, h('table', { class: 'list' },
       h('thead', null, h('tr', null, ['Stage', 'SLA', 'Completed', 'Within SLA', 'p50', 'p95', 'Max', 'In it now', 'Over SLA now'].map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', null, (report.stages || []).map((s) => h('tr', { 'data-stage': s.stage },
@@ -94,14 +94,14 @@ export async function render(ctx) {
     h('p', { class: 'lead' }, 'From ordertrace\u2019s own figures, as of ', timeAgo(fmt.isoToMs(charts.as_of), now, fmt),
       '. A dot is an exemplar: a real order at that value; click it or press Enter to open its trace.'),
     section('Stage durations against their SLA', null,
-      barChart(stageRows, { title: 'Time from one status to the next: p50 (dark) and p95 (light), as a share of the stage SLA (100% line)', mode: 'sla', onOpen: open, testid: 'chart-stage-duration' })),
+      barChart(stageRows, { title: 'Time from one status to the next: p50 (dark) and p95 (light), as a share of the stage SLA (100% line)', mode: 'sla', onOpen: open, testid: 'chart-stage-duration', width: 1200, labelWidth: 400 })),
     h('div', { class: 'two-col' },
       section('Price calculation', null,
-        barChart(priceRows, { title: `By complexity class${sla.price_calc ? `; SLA ${fmt.formatDuration(sla.price_calc)} (red mark)` : ''}`, onOpen: open, testid: 'chart-price-calc' })),
+        barChart(priceRows, { title: `By complexity class${sla.price_calc ? `; SLA ${fmt.formatDuration(sla.price_calc)} (red mark)` : ''}`, onOpen: open, testid: 'chart-price-calc', width: 580, labelWidth: 250 })),
       section('RabbitMQ: publish to consume', null,
-        barChart(queueRows, { title: 'Latency by queue', onOpen: open, testid: 'chart-queue-latency' }))),
+        barChart(queueRows, { title: 'Latency by queue', onOpen: open, testid: 'chart-queue-latency', width: 580, labelWidth: 250 }))),
     section('Gaps and errors over time', null,
       lineChart(lines.map((l, i) => ({ ...l, label: labels[l.key], cls: `s${i}` })), {
-        title: 'Gaps opened and order errors per step; open gaps at each step', testid: 'chart-over-time', stepSeconds: charts.over_time?.step_seconds,
+        title: 'Gaps opened and order errors per step; open gaps at each step', testid: 'chart-over-time', stepSeconds: charts.over_time?.step_seconds, width: 1200,
       })));
 }

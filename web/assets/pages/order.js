@@ -27,7 +27,10 @@ function glance(o, openGaps, now) {
     const g = openGaps[0];
     stopped = [h('span', { class: 'pill tone-stuck' }, 'stuck'), ' at ', h('strong', null, g.stage || o.current_status || '?'),
       place ? ` (${place})` : g.service ? ` (service ${g.service})` : '',
-      ` — waiting for ${[].concat(g.expected || []).join(' or ') || 'the next step'} since `, timeAgo(fmt.isoToMs(g.since), now, fmt),
+      g.kind === 'message_not_consumed'
+        ? ` — a message on ${g.queue || 'its queue'} not consumed since `
+        : ` — waiting for ${[].concat(g.expected || []).join(' or ') || 'the next step'} since `,
+      timeAgo(fmt.isoToMs(g.since), now, fmt),
       openGaps.length > 1 ? ` (+${openGaps.length - 1} more open gap${openGaps.length > 2 ? 's' : ''})` : ''];
   } else if (fmt.TERMINAL_STATUSES.has(o.current_status)) {
     stopped = [h('span', { class: 'pill tone-done' }, 'finished'), place ? ` last in ${place}` : ''];
