@@ -561,7 +561,12 @@ std::string AlertmanagerClient::RenderLocked(const Entry& entry, uint64_t now) c
                                                                 : options_.default_severity);
   label("gap_id", gap.id);
 
+  // The link a person follows is the console's page (the order at a glance, or the stuck
+  // orders filtered to silent sources); `api` is the same answer as JSON, for scripts.
   const std::string link =
+      source ? options_.external_url + "/gaps?kind=" + std::string(kSourceSilent)
+             : options_.external_url + "/orders/" + EscapePathSegment(gap.order_id);
+  const std::string api_link =
       source ? options_.external_url + "/api/v1/gaps?kind=" + std::string(kSourceSilent)
              : options_.external_url + "/api/v1/orders/" + EscapePathSegment(gap.order_id);
   const std::string summary = Summary(gap);
@@ -573,6 +578,7 @@ std::string AlertmanagerClient::RenderLocked(const Entry& entry, uint64_t now) c
   annotate("summary", summary);
   annotate("description", gap.detail.empty() ? summary : gap.detail);
   annotate("link", link);
+  annotate("api", api_link);
   if (gap.trace_id.IsValid()) annotate("trace_id", gap.trace_id.ToHex());
   annotate("service", gap.service);
   annotate("queue", gap.queue);

@@ -188,7 +188,8 @@ TEST_F(AlertmanagerClientTest, OpenedGapIsPostedOnceWithLabelsAnnotationsAndTime
                                    {"gap_id", gap.id}}));
   const json& annotations = alert["annotations"];
   EXPECT_EQ(annotations["order_id"], "A 1/x");
-  EXPECT_EQ(annotations["link"], "http://ordertrace.example:8686/api/v1/orders/A%201%2Fx");
+  EXPECT_EQ(annotations["link"], "http://ordertrace.example:8686/orders/A%201%2Fx");
+  EXPECT_EQ(annotations["api"], "http://ordertrace.example:8686/api/v1/orders/A%201%2Fx");
   EXPECT_EQ(alert["generatorURL"], annotations["link"]);
   EXPECT_EQ(annotations["trace_id"], "ab" + std::string(28, '0') + "01");
   EXPECT_EQ(annotations["description"], gap.detail);

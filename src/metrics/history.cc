@@ -33,12 +33,13 @@ void MetricHistory::Stop() {
 }
 
 void MetricHistory::Run() {
+  Sample();  // at once, so that the first step has a base to count increases from
   std::unique_lock<std::mutex> lock(mu_);
-  while (!stopping_) {
+  while (!wake_.wait_for(lock, std::chrono::seconds(options_.step_seconds),
+                         [this] { return stopping_; })) {
     lock.unlock();
     Sample();
     lock.lock();
-    wake_.wait_for(lock, std::chrono::seconds(options_.step_seconds), [this] { return stopping_; });
   }
 }
 

@@ -42,7 +42,7 @@ class MetricHistory {
   MetricHistory(const Registry& registry, MetricHistoryOptions options);
   ~MetricHistory();
 
-  // Samples every step on a thread of its own until Stop.
+  // Samples at once, then every step, on a thread of its own until Stop.
   void Start();
   void Stop();
 

@@ -159,11 +159,12 @@ TEST_F(AlertmanagerTest, OpenedGapFiresRoutedAndInhibitedAndResolvedGapEnds) {
                                       {"gap_id", overdue.id}}));
   const json& annotations = (*alert)["annotations"];
   EXPECT_EQ(annotations["order_id"], "AM-1");
-  EXPECT_EQ(annotations["link"], "http://ordertrace.test:8686/api/v1/orders/AM-1");
+  EXPECT_EQ(annotations["link"], "http://ordertrace.test:8686/orders/AM-1");
+  EXPECT_EQ(annotations["api"], "http://ordertrace.test:8686/api/v1/orders/AM-1");
   EXPECT_EQ(annotations["trace_id"], "7e" + std::string(28, '0') + "42");
   EXPECT_EQ(annotations["description"], overdue.detail);
   EXPECT_THAT(annotations["summary"].get<std::string>(), ::testing::HasSubstr("Order AM-1"));
-  EXPECT_EQ((*alert)["generatorURL"], "http://ordertrace.test:8686/api/v1/orders/AM-1");
+  EXPECT_EQ((*alert)["generatorURL"], "http://ordertrace.test:8686/orders/AM-1");
   EXPECT_EQ((*alert)["startsAt"], FormatRfc3339(overdue.deadline_unix_nano));
   EXPECT_GT((*alert)["endsAt"].get<std::string>(), FormatRfc3339(clock_.NowUnixNano()));
   // Routed by deploy/alertmanager/alertmanager.yml: the partner desk and, by severity, ops.

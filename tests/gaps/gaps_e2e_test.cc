@@ -321,9 +321,11 @@ TEST_F(GapsE2eTest, StuckOrderRaisesAlertAndTheMissingStatusResolvesIt) {
                                       {"severity", "warning"},
                                       {"gap_id", gap_id}}));
   const json& annotations = (*alert)["annotations"];
-  const std::string link = std::string(kExternalUrl) + "/api/v1/orders/" + order.order_id;
+  // The link opens the order's console page; `api` is its JSON.
+  const std::string link = std::string(kExternalUrl) + "/orders/" + order.order_id;
   EXPECT_EQ(annotations["order_id"], order.order_id);
   EXPECT_EQ(annotations["link"], link);
+  EXPECT_EQ(annotations["api"], std::string(kExternalUrl) + "/api/v1/orders/" + order.order_id);
   EXPECT_EQ(annotations["trace_id"], order.TraceHex());
   EXPECT_THAT(annotations["summary"].get<std::string>(), ::testing::HasSubstr(order.order_id));
   EXPECT_EQ((*alert)["generatorURL"], link);
