@@ -29,7 +29,13 @@ describe('console home and search', () => {
     }
 
     await checked(page, 'home', async () => {
-      await gotoConsole(page, '/');
+      const res = await gotoConsole(page, '/');
+      // The server's Content-Security-Policy, as the contract gives it.
+      const csp = (await res.allHeaders())['content-security-policy'] ?? '';
+      for (const part of ["default-src 'self'", "script-src 'self'", "style-src 'self'",
+        "object-src 'none'", "frame-ancestors 'none'"]) {
+        assert.ok(csp.includes(part), `the console's CSP lacks ${part}: "${csp}"`);
+      }
       await page.locator(`${tid('recent-orders')} ${tid('order-row')}`).first().waitFor();
       await page.locator(`${tid('stuck-orders')} ${tid('order-row')}`).first().waitFor();
 

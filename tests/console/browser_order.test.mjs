@@ -239,6 +239,13 @@ describe('order page of a stuck order', () => {
       const row = await tabTo(page, `${tid('span-row')}`);
       assert.ok(row, 'Tab never reaches a span row');
       const id = await row.evaluate((e) => e.getAttribute('data-span-id'));
+      // Focus visible: an outline or a ring on the focused row.
+      const focus = await row.evaluate((e) => {
+        const st = getComputedStyle(e);
+        return { outline: st.outlineStyle, width: st.outlineWidth, shadow: st.boxShadow };
+      });
+      assert.ok((focus.outline !== 'none' && focus.width !== '0px') || focus.shadow !== 'none',
+        `the focused span row shows no focus (${JSON.stringify(focus)})`);
       await page.keyboard.press('Enter');
       await assertDetailShows(spans.find((s) => s.spanId === id));
     });
@@ -256,6 +263,12 @@ describe('order page of a stuck order', () => {
         }));
         assert.ok(width.doc <= 392 && width.body <= 392,
           `the page is ${width.doc}px (body ${width.body}px) wide at 390px`);
+        // The waterfall scrolls sideways inside its own box instead.
+        const wf = await phone.locator(tid('waterfall')).evaluate((e) => ({
+          overflowX: getComputedStyle(e).overflowX, width: e.getBoundingClientRect().width,
+        }));
+        assert.ok(['auto', 'scroll'].includes(wf.overflowX) && wf.width <= 390,
+          `the waterfall does not scroll inside the page at 390px (${JSON.stringify(wf)})`);
       });
       assertNoProblems(phone);
     } finally {
