@@ -116,6 +116,8 @@ bash scripts/build.sh ordertrace shop-api crm-api mes-api order-sim || rc=$?
 step "Starting RabbitMQ, ordertrace, the services, Alertmanager and Prometheus (state in ./$kState)"
 started=1
 system_start || fail "starting the system failed (see the line above); everything started is being stopped"
+echo
+echo "  Console: $SYSTEM_API_URL/   (open it now: orders appear as order-sim drives them)"
 
 sim=build/services/order-sim
 truth="$SYSTEM_STATE/truth.jsonl"
@@ -136,6 +138,8 @@ esac
 [[ -s $truth ]] || fail "the simulation wrote no ground truth ($truth); read $sim_log"
 
 step "Where to look"
+echo "  Console: $SYSTEM_API_URL/   (search an order, stuck orders at /gaps, charts at /charts)"
+echo
 system_describe
 # A real faulted order that stopped where its fault left it, preferring the kinds that stop an
 # order between services (else any faulted order).
@@ -150,7 +154,8 @@ if [[ -n $example ]]; then
   read -r example_id example_kind <<< "$example"
   echo
   echo "  An order that order-sim broke on purpose ($example_kind):"
-  echo "    curl -s $SYSTEM_API_URL/api/v1/orders/$example_id | jq"
+  echo "    $SYSTEM_API_URL/orders/$(jq -rn --arg id "$example_id" '$id | @uri')"
+  echo "    as JSON: curl -s $SYSTEM_API_URL/api/v1/orders/$example_id | jq"
   curl -fsS --max-time 5 "$SYSTEM_API_URL/api/v1/orders/$example_id" 2> /dev/null |
     jq -r '"    -> status \(.current_status); last success \(.last_success.span_name // "none") in \(.last_success.service // "?"); stopped in \(.where.service // "?")\(if .where.queue then ", queue " + .where.queue else "" end)"' \
       2> /dev/null || echo "    (ordertrace does not know it yet)"

@@ -300,6 +300,9 @@ system__start_ordertrace() {
 lifecycle:
   time_scale: $SYSTEM_TIME_SCALE
   grace: $SYSTEM_GRACE
+# Alerts link to the console's order page on this run's API port.
+alertmanager:
+  external_url: $SYSTEM_API_URL
 EOF
   system_spawn ordertrace "$SYSTEM_ORDERTRACE_BIN" --config "$config" \
     --data-dir "$SYSTEM_STATE/ordertrace-data" \
@@ -454,6 +457,7 @@ system_check_alive() {
 # Prints where to look.
 system_describe() {
   cat << EOF
+  ordertrace console $SYSTEM_API_URL/   (an order: $SYSTEM_API_URL/orders/ORDER_ID)
   ordertrace API    $SYSTEM_API_URL/api/v1/orders?limit=10   (an order: $SYSTEM_API_URL/api/v1/orders/ORDER_ID)
   ordertrace OTLP   gRPC $SYSTEM_HOST:$SYSTEM_PORT_OTLP_GRPC, HTTP $SYSTEM_OTLP_HTTP_URL
   shop-api          $SYSTEM_SHOP_URL/api/orders/ORDER_ID
