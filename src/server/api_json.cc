@@ -1,6 +1,9 @@
 #include "server/api_json.h"
 
+#include <algorithm>
 #include <ctime>
+#include <map>
+#include <vector>
 
 namespace ordertrace::server {
 namespace {
@@ -173,6 +176,21 @@ json GapJson(const gaps::Gap& gap) {
            gap.detected_at_unix_nano >= gap.deadline_unix_nano
                ? static_cast<double>(gap.detected_at_unix_nano - gap.deadline_unix_nano) / 1e9
                : 0.0}};
+}
+
+json GapCountsJson(const gaps::GapCounts& counts) {
+  auto largest_first = [](const std::map<std::string, size_t>& by, const char* name) {
+    std::vector<std::pair<std::string, size_t>> sorted(by.begin(), by.end());
+    std::stable_sort(sorted.begin(), sorted.end(),
+                     [](const auto& a, const auto& b) { return a.second > b.second; });
+    json list = json::array();
+    for (const auto& [key, count] : sorted) list.push_back({{name, key}, {"count", count}});
+    return list;
+  };
+  return {{"total", counts.total},
+          {"complete", counts.complete},
+          {"by_stage", largest_first(counts.by_stage, "stage")},
+          {"by_kind", largest_first(counts.by_kind, "kind")}};
 }
 
 }  // namespace ordertrace::server

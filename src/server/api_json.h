@@ -6,6 +6,7 @@
 #include <string>
 
 #include "gaps/gap.h"
+#include "gaps/gap_counts.h"
 #include "model/order_record.h"
 #include "query/order_query.h"
 #include "query/trace_query.h"
@@ -23,5 +24,8 @@ nlohmann::json SlaReportJson(const query::SlaReport& report);
 nlohmann::json ErrorJson(int http_status, const std::string& message);
 // A gap as GET /api/v1/gaps and the order view show it; `external_url` makes the order link.
 nlohmann::json GapJson(const gaps::Gap& gap);
+// GET /api/v1/gaps/counts: {total, complete, by_stage: [{stage, count}], by_kind: [...]},
+// largest count first.
+nlohmann::json GapCountsJson(const gaps::GapCounts& counts);
 
 }  // namespace ordertrace::server

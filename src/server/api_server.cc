@@ -23,6 +23,8 @@ namespace {
 using nlohmann::json;
 
 constexpr size_t kMaxListLimit = 1000;
+// /api/v1/gaps/counts counts at most this many gaps (then says it stopped).
+constexpr size_t kMaxCountedGaps = 200000;
 constexpr size_t kMaxSearchLimit = 1000;
 
 void Reply(http::Response& res, int status, const json& body) {
@@ -395,13 +397,9 @@ void ApiServer::GapRoutes() {
             absl::StatusOr<gaps::GapHistoryQuery> query = GapHistoryQueryOf(req);
             if (!query.ok()) return ReplyError(res, 400, std::string(query.status().message()));
             reader.order_id = query->order_id;
-            if (reader.scope != nullptr) {
-              // Another partner's gaps do not exist for this one.
-              if (!query->partner_id.empty() && query->partner_id != reader.scope->partner_id()) {
-                return Reply(res, 200,
-                             {{"gaps", json::array()}, {"count", 0}, {"next_cursor", json()}});
-              }
-              query->partner_id = reader.scope->partner_id();
+            if (!ScopeGapQuery(reader, *query)) {
+              return Reply(res, 200,
+                           {{"gaps", json::array()}, {"count", 0}, {"next_cursor", json()}});
             }
             absl::StatusOr<gaps::GapPage> page = gap_history_->Query(*query);
             if (!page.ok()) {
@@ -416,6 +414,30 @@ void ApiServer::GapRoutes() {
             json next = page->next_cursor.empty() ? json() : json(page->next_cursor);
             Reply(res, 200, {{"gaps", list}, {"count", list.size()}, {"next_cursor", next}});
           });
+  // The same filters, counted per stage and kind: an incident (many orders stuck at one stage)
+  // reads as one line however many gaps it holds.
+  Guarded("/api/v1/gaps/counts", auth::Access::kReadOrders,
+          [this](http::Request& req, http::Response& res, Reader& reader) {
+            absl::StatusOr<gaps::GapHistoryQuery> query = GapHistoryQueryOf(req);
+            if (!query.ok()) return ReplyError(res, 400, std::string(query.status().message()));
+            reader.order_id = query->order_id;
+            gaps::GapCounts counts;
+            if (ScopeGapQuery(reader, *query)) {
+              absl::StatusOr<gaps::GapCounts> counted =
+                  gaps::CountGaps(*gap_history_, *query, kMaxCountedGaps);
+              if (!counted.ok()) return ReplyStoreError(res, counted.status());
+              counts = *std::move(counted);
+            }
+            Reply(res, 200, GapCountsJson(counts));
+          });
+}
+
+bool ApiServer::ScopeGapQuery(const Reader& reader, gaps::GapHistoryQuery& query) const {
+  if (reader.scope == nullptr) return true;
+  // Another partner's gaps do not exist for this one.
+  if (!query.partner_id.empty() && query.partner_id != reader.scope->partner_id()) return false;
+  query.partner_id = reader.scope->partner_id();
+  return true;
 }
 
 void ApiServer::ConsoleApiRoutes() {
@@ -507,6 +529,7 @@ void ApiServer::OrderRoutes() {
               return;
             }
             json body = OrderJson(**view);
+            AddStageSlas(**view, body["timeline"]);
             if (gaps_ != nullptr) {
               json open = json::array();
               for (const gaps::Gap& gap : gaps_->OpenGapsOf(order_id)) {
@@ -519,6 +542,11 @@ void ApiServer::OrderRoutes() {
 
   Guarded("/api/v1/orders", auth::Access::kReadOrders,
           [this](http::Request& req, http::Response& res, Reader& reader) {
+            const std::string stuck = req.Param("stuck");
+            if (!stuck.empty() && stuck != "true" && stuck != "false") {
+              return ReplyError(res, 400, "stuck must be true or false");
+            }
+            if (stuck == "true") return ListStuckOrders(req, res, reader);
             store::OrderFilter filter;
             filter.status = req.Param("status");
             filter.partner_id = req.Param("partner_id");
@@ -556,6 +584,106 @@ void ApiServer::OrderRoutes() {
             if (!report.ok()) return ReplyStoreError(res, report.status());
             Reply(res, 200, SlaReportJson(*report));
           });
+}
+
+namespace {
+
+// The TraceQL filter of a search (`q=`) for a reader. As with tags=, a condition on operator_id
+// compares with its hash unless the reader sees clear ids and does not give a hash.
+absl::StatusOr<query::traceql::Filter> ReaderTraceQl(const std::string& q, bool sees_operator_ids) {
+  absl::StatusOr<query::traceql::Filter> filter = query::traceql::Filter::Parse(q);
+  if (!filter.ok()) return filter;
+  for (query::traceql::Condition& c : filter->mutable_conditions()) {
+    if (c.field.intrinsic != query::traceql::Intrinsic::kNone ||
+        c.field.attribute != scrub::kOperatorIdAttribute) {
+      continue;
+    }
+    if (!sees_operator_ids || c.value.text.rfind("hmac:", 0) == 0) {
+      c.field.attribute = std::string(scrub::kOperatorIdHashAttribute);
+    }
+  }
+  return filter;
+}
+
+// Tempo's v2 tag scopes: `all` (the default) lists resource, span and intrinsic tags; event,
+// link and instrumentation exist in Tempo and hold nothing here.
+absl::StatusOr<json> ScopedTagsJson(
+    const std::string& scope, const std::function<absl::StatusOr<query::ScopedTagNames>()>& read) {
+  static const std::set<std::string, std::less<>> kEmptyScopes = {"event", "link",
+                                                                  "instrumentation"};
+  const bool all = scope.empty() || scope == "all";
+  json scopes = json::array();
+  if (kEmptyScopes.count(scope) != 0) {
+    scopes.push_back({{"name", scope}, {"tags", json::array()}});
+    return scopes;
+  }
+  if (!all && scope != "resource" && scope != "span" && scope != "intrinsic") {
+    return absl::InvalidArgumentError(
+        "scope must be resource, span, intrinsic, event, link, instrumentation or all");
+  }
+  if (all || scope == "resource" || scope == "span") {
+    absl::StatusOr<query::ScopedTagNames> names = read();
+    if (!names.ok()) return names.status();
+    if (all || scope == "resource") {
+      scopes.push_back({{"name", "resource"}, {"tags", names->resource}});
+    }
+    if (all || scope == "span") scopes.push_back({{"name", "span"}, {"tags", names->span}});
+  }
+  if (all || scope == "intrinsic") {
+    scopes.push_back(
+        {{"name", "intrinsic"},
+         {"tags", json::array({"duration", "kind", "name", "status", "statusMessage"})}});
+  }
+  return scopes;
+}
+
+}  // namespace
+
+void ApiServer::AddStageSlas(const query::OrderView& view, json& timeline) const {
+  if (!access_.sla.sla) return;
+  size_t i = 0;
+  for (const lifecycle::Stage& stage : view.timeline) {
+    if (i >= timeline.size()) break;
+    std::optional<uint64_t> sla = access_.sla.sla(stage.status, view.record.partner_id);
+    json& entry = timeline[i++];
+    entry["sla_seconds"] = sla ? json(static_cast<double>(*sla) / 1e9) : json();
+    entry["over_sla"] = sla.has_value() && stage.duration_nanos > *sla;
+  }
+}
+
+void ApiServer::ListStuckOrders(http::Request& req, http::Response& res, Reader& reader) {
+  // The orders with an open gap, the most recently stuck first: the gap index answers this
+  // without reading every order.
+  if (gap_history_ == nullptr) return ReplyError(res, 400, "stuck= needs the gap detector");
+  absl::StatusOr<uint64_t> limit = UintParam(req, "limit", 100);
+  if (!limit.ok() || *limit == 0 || *limit > kMaxListLimit) {
+    return ReplyError(res, 400, "limit must be an integer from 1 to " + std::to_string(kMaxListLimit));
+  }
+  gaps::GapHistoryQuery query;
+  query.state = gaps::GapHistoryQuery::State::kOpen;
+  query.partner_id = req.Param("partner_id");
+  const std::string status = req.Param("status");
+  json orders = json::array();
+  std::set<std::string> listed;
+  if (ScopeGapQuery(reader, query)) {
+    do {
+      query.limit = kMaxListLimit;
+      absl::StatusOr<gaps::GapPage> page = gap_history_->Query(query);
+      if (!page.ok()) return ReplyStoreError(res, page.status());
+      for (const gaps::Gap& gap : page->gaps) {
+        if (gap.order_id.empty() || !listed.insert(gap.order_id).second) continue;
+        absl::StatusOr<std::optional<query::OrderView>> view = orders_.GetOrder(gap.order_id);
+        if (!view.ok()) return ReplyStoreError(res, view.status());
+        if (!view->has_value()) continue;
+        const model::StatusReached* current = (*view)->record.CurrentStatus();
+        if (!status.empty() && (current == nullptr || current->status != status)) continue;
+        orders.push_back(OrderSummaryJson((*view)->record));
+        if (orders.size() == *limit) break;
+      }
+      query.cursor = page->next_cursor;
+    } while (!query.cursor.empty() && orders.size() < *limit && listed.size() < kMaxCountedGaps);
+  }
+  Reply(res, 200, {{"orders", orders}, {"count", orders.size()}});
 }
 
 void ApiServer::TraceRoutes() {
@@ -613,10 +741,16 @@ void ApiServer::TraceRoutes() {
       "/api/search", auth::Access::kReadOrders,
       [this](http::Request& req, http::Response& res, Reader& reader) {
         query::TraceSearch search;
+        // Tempo's `spss` (spans per span set) is accepted and ignored: no span sets are sent.
         if (req.HasParam("q") && !req.Param("q").empty()) {
-          ReplyError(res, 400,
-                     "TraceQL (q=) is not supported; use tags=, minDuration=, maxDuration=");
-          return;
+          if (!req.Param("tags").empty()) {
+            return ReplyError(res, 400, "give either q= (TraceQL) or tags=, not both");
+          }
+          absl::StatusOr<query::traceql::Filter> filter =
+              ReaderTraceQl(req.Param("q"), reader.sees_operator_ids);
+          if (!filter.ok()) return ReplyError(res, 400, std::string(filter.status().message()));
+          reader.order_id = filter->PinnedValue(lifecycle::kOrderIdKey).value_or("");
+          search.traceql = std::move(*filter);
         }
         absl::StatusOr<std::vector<std::pair<std::string, std::string>>> tags =
             ParseLogfmtTags(req.Param("tags"));
@@ -655,11 +789,13 @@ void ApiServer::TraceRoutes() {
         search.start_unix_nano = *start * model::kNanosPerSecond;
         search.end_unix_nano = *end * model::kNanosPerSecond;
         search.scope = reader.scope.get();
-        absl::StatusOr<std::vector<query::TraceSummary>> found = traces_.Search(search);
+        query::SearchStats stats;
+        absl::StatusOr<std::vector<query::TraceSummary>> found = traces_.Search(search, &stats);
         if (!found.ok()) return ReplyStoreError(res, found.status());
         json traces = json::array();
         for (const query::TraceSummary& s : *found) traces.push_back(TraceSummaryJson(s));
-        Reply(res, 200, {{"traces", traces}, {"metrics", {{"inspectedTraces", found->size()}}}});
+        Reply(res, 200,
+              {{"traces", traces}, {"metrics", {{"inspectedTraces", stats.inspected_traces}}}});
       });
 
   Guarded("/api/search/tags", auth::Access::kReadOrders,
@@ -680,6 +816,41 @@ void ApiServer::TraceRoutes() {
               values->assign(hashed.begin(), hashed.end());
             }
             Reply(res, 200, {{"tagValues", *values}});
+          });
+
+  Guarded("/api/v2/search/tags", auth::Access::kReadOrders,
+          [this](http::Request& req, http::Response& res, Reader& reader) {
+            absl::StatusOr<json> scopes = ScopedTagsJson(
+                req.Param("scope"), [&] { return traces_.TagNamesByScope(reader.scope.get()); });
+            if (!scopes.ok()) {
+              if (scopes.status().code() == absl::StatusCode::kInvalidArgument) {
+                return ReplyError(res, 400, std::string(scopes.status().message()));
+              }
+              return ReplyStoreError(res, scopes.status());
+            }
+            Reply(res, 200, {{"scopes", *scopes}});
+          });
+  Guarded("/api/v2/search/tag/{}/values", auth::Access::kReadOrders,
+          [this](http::Request& req, http::Response& res, Reader& reader) {
+            absl::StatusOr<query::traceql::Field> field =
+                query::traceql::ParseField(req.PathParam(0));
+            if (!field.ok()) return ReplyError(res, 400, std::string(field.status().message()));
+            absl::StatusOr<std::vector<query::TypedTagValue>> values =
+                traces_.TypedTagValues(*field, reader.scope.get());
+            if (!values.ok()) return ReplyStoreError(res, values.status());
+            if (field->intrinsic == query::traceql::Intrinsic::kNone &&
+                field->attribute == scrub::kOperatorIdAttribute && !reader.sees_operator_ids) {
+              std::set<query::TypedTagValue> hashed;
+              for (const query::TypedTagValue& v : *values) {
+                hashed.insert({"string", access_.operator_ids->Hash(v.value)});
+              }
+              values->assign(hashed.begin(), hashed.end());
+            }
+            json list = json::array();
+            for (const query::TypedTagValue& v : *values) {
+              list.push_back({{"type", v.type}, {"value", v.value}});
+            }
+            Reply(res, 200, {{"tagValues", list}});
           });
 }
 

@@ -7,6 +7,8 @@
 #include <memory>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "absl/status/statusor.h"
 #include "auth/access_policy.h"
 #include "auth/audit_log.h"
@@ -86,8 +88,15 @@ class ApiServer {
 
   void Routes();
   void OrderRoutes();
+  // Each timeline entry gets the SLA of its status for the order's partner and whether it
+  // took longer (`sla_seconds`, `over_sla`).
+  void AddStageSlas(const query::OrderView& view, nlohmann::json& timeline) const;
+  // GET /api/v1/orders?stuck=true: the orders with an open gap.
+  void ListStuckOrders(http::Request& req, http::Response& res, Reader& reader);
   void TraceRoutes();
   void GapRoutes();
+  // Narrows a gap query to the reader's partner; false when it asked for another partner's.
+  bool ScopeGapQuery(const Reader& reader, gaps::GapHistoryQuery& query) const;
   // GET /api/v1/whoami and, with metrics, /api/v1/charts.
   void ConsoleApiRoutes();
   // The console's pages and assets.

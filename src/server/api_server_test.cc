@@ -59,9 +59,16 @@ class ApiServerGapsTest : public testing::Test {
     traces_ = std::make_unique<query::TraceQuery>(*store_, clock_);
     http::ServerOptions http_options;
     http_options.worker_threads = 2;
-    api_ = std::make_unique<ApiServer>(
-        *orders_, *traces_, [] { return true; }, std::move(http_options), nullptr, &history_,
-        nullptr, ApiAccess{{"ordertrace.internal"}});
+    ApiAccess access{{"ordertrace.internal"}};
+    // INITIATED has a 30 s SLA (90 s for partner-b), the other statuses none.
+    access.sla.sla = [](std::string_view status,
+                        std::string_view partner) -> std::optional<uint64_t> {
+      if (status != "INITIATED") return std::nullopt;
+      return (partner == "partner-b" ? 90 : 30) * kSecond;
+    };
+    api_ = std::make_unique<ApiServer>(*orders_, *traces_, [] { return true; },
+                                       std::move(http_options), nullptr, &history_, nullptr,
+                                       std::move(access));
     absl::StatusOr<ListenAddress> address = ParseListenAddress("127.0.0.1:0");
     ASSERT_TRUE(address.ok());
     absl::StatusOr<int> port = api_->Start(*address);
@@ -256,6 +263,90 @@ TEST_F(ApiServerGapsTest, RefusesHostsThatAreNotItsNames) {
     ASSERT_TRUE(res) << host;
     EXPECT_EQ(res->status, 200) << host;
   }
+}
+
+}  // namespace
+}  // namespace ordertrace::server
+
+namespace ordertrace::server {
+namespace {
+
+// Stores a record of `order_id` that reached `statuses` one minute apart from kT0.
+void StoreOrder(store::Store& store, const std::string& order_id, const std::string& partner,
+                std::vector<std::string> statuses) {
+  model::OrderRecord record;
+  record.order_id = order_id;
+  record.partner_id = partner;
+  record.trace_id.bytes[0] = 1;
+  uint64_t at = kT0;
+  for (const std::string& status : statuses) {
+    model::StatusReached reached;
+    reached.status = status;
+    reached.at_unix_nano = at;
+    reached.service = "crm-api";
+    record.statuses.push_back(reached);
+    at += 60 * kSecond;
+  }
+  record.first_seen_unix_nano = kT0;
+  record.last_seen_unix_nano = at;
+  store::WriteSet writes;
+  writes.orders.push_back({std::nullopt, record});
+  ASSERT_TRUE(store.Write(writes).ok());
+}
+
+TEST_F(ApiServerGapsTest, CountsOpenGapsPerStageAndKindLargestFirst) {
+  std::vector<gaps::Gap> puts = {MakeGap("o1", "SUBMITTED", kT0), MakeGap("o2", "SUBMITTED", kT0),
+                                 MakeGap("o3", "SUBMITTED", kT0 + 1),
+                                 MakeGap("o4", "PACKAGING", kT0),
+                                 MakeGap("o5", "PACKAGING", kT0, /*open=*/false)};
+  puts[3].kind = "message_not_consumed";
+  puts[3].id = "o4/message_not_consumed/PACKAGING";
+  ASSERT_TRUE(history_.Apply(puts, {}).ok());
+  auto [status, body] = Get("/api/v1/gaps/counts?state=open");
+  ASSERT_EQ(status, 200) << body;
+  EXPECT_EQ(body["total"], 4);
+  EXPECT_EQ(body["complete"], true);
+  EXPECT_EQ(body["by_stage"], json::parse(R"([{"stage":"SUBMITTED","count":3},
+                                               {"stage":"PACKAGING","count":1}])"));
+  EXPECT_EQ(body["by_kind"], json::parse(R"([{"kind":"missing_transition","count":3},
+                                              {"kind":"message_not_consumed","count":1}])"));
+  auto [all_status, all] = Get("/api/v1/gaps/counts?state=all&stage=PACKAGING");
+  ASSERT_EQ(all_status, 200);
+  EXPECT_EQ(all["total"], 2);
+  EXPECT_EQ(Get("/api/v1/gaps/counts?state=stuck").first, 400);
+}
+
+TEST_F(ApiServerGapsTest, StuckOrdersAreThoseWithAnOpenGap) {
+  StoreOrder(*store_, "o1", "partner-a", {"INITIATED", "SUBMITTED"});
+  StoreOrder(*store_, "o2", "partner-a", {"INITIATED"});
+  StoreOrder(*store_, "o3", "partner-a", {"INITIATED", "SUBMITTED"});
+  ASSERT_TRUE(history_
+                  .Apply({MakeGap("o1", "SUBMITTED", kT0), MakeGap("o3", "SUBMITTED", kT0, false),
+                          MakeGap("gone", "SUBMITTED", kT0)},
+                         {})
+                  .ok());
+  auto [status, body] = Get("/api/v1/orders?stuck=true");
+  ASSERT_EQ(status, 200) << body;
+  ASSERT_EQ(body["count"], 1);  // o3's gap is resolved; "gone" has no record
+  EXPECT_EQ(body["orders"][0]["order_id"], "o1");
+  EXPECT_EQ(Get("/api/v1/orders?stuck=true&status=INITIATED").second["count"], 0);
+  EXPECT_EQ(Get("/api/v1/orders?stuck=false").second["count"], 3);
+  EXPECT_EQ(Get("/api/v1/orders?stuck=maybe").first, 400);
+}
+
+TEST_F(ApiServerGapsTest, EachTimelineStageCarriesItsSlaForThePartner) {
+  StoreOrder(*store_, "late", "partner-a", {"INITIATED", "SUBMITTED"});
+  StoreOrder(*store_, "fine", "partner-b", {"INITIATED", "SUBMITTED"});
+  auto [status, late] = Get("/api/v1/orders/late");
+  ASSERT_EQ(status, 200) << late;
+  ASSERT_EQ(late["timeline"].size(), 2u);
+  EXPECT_EQ(late["timeline"][0]["sla_seconds"], 30.0);
+  EXPECT_EQ(late["timeline"][0]["over_sla"], true);  // 60 s in INITIATED
+  EXPECT_TRUE(late["timeline"][1]["sla_seconds"].is_null());
+  EXPECT_EQ(late["timeline"][1]["over_sla"], false);
+  json fine = Get("/api/v1/orders/fine").second;
+  EXPECT_EQ(fine["timeline"][0]["sla_seconds"], 90.0);
+  EXPECT_EQ(fine["timeline"][0]["over_sla"], false);
 }
 
 }  // namespace
