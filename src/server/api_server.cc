@@ -464,7 +464,7 @@ void ApiServer::ConsoleApiRoutes() {
   if (metrics_ == nullptr) return;
   Guarded("/api/v1/charts", auth::Access::kReadCharts,
           [this](http::Request&, http::Response& res, Reader&) {
-            Reply(res, 200, ChartsJson(*metrics_, console_.history));
+            Reply(res, 200, ChartsJson(*metrics_, console_.history, access_.sla.statuses));
           });
 }
 

@@ -82,7 +82,8 @@ json OverTimeJson(const metrics::MetricHistory* history) {
 
 }  // namespace
 
-json ChartsJson(const metrics::Registry& registry, const metrics::MetricHistory* history) {
+json ChartsJson(const metrics::Registry& registry, const metrics::MetricHistory* history,
+               const std::vector<std::string>& stages) {
   registry.RunScrapeHooks();
   json histograms = json::array();
   for (const char* name : kChartedHistograms) {
@@ -90,6 +91,7 @@ json ChartsJson(const metrics::Registry& registry, const metrics::MetricHistory*
     if (figures) histograms.push_back(HistogramJson(name, *figures));
   }
   return {{"as_of", TimeJson(registry.NowUnixNano())},
+          {"stages", stages},
           {"histograms", histograms},
           {"sla_seconds", SlaJson(registry)},
           {"over_time", OverTimeJson(history)}};

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 #include "metrics/history.h"
 #include "metrics/registry.h"
@@ -16,7 +18,9 @@ namespace ordertrace::server {
 inline constexpr const char* kChartedHistograms[] = {
     "stage_duration_seconds", "price_calc_duration_seconds", "publish_to_consume_latency_seconds"};
 
-// `history` may be null (then over_time has no points).
-nlohmann::json ChartsJson(const metrics::Registry& registry, const metrics::MetricHistory* history);
+// `history` may be null (then over_time has no points). `stages` are the lifecycle's statuses in
+// order, for the charts' order of stages.
+nlohmann::json ChartsJson(const metrics::Registry& registry, const metrics::MetricHistory* history,
+                          const std::vector<std::string>& stages);
 
 }  // namespace ordertrace::server

@@ -7,8 +7,8 @@ import * as fmt from '../format.js';
 import { barSeries, timeSeries } from '../scales.js';
 import { barChart, lineChart } from '../charts.js';
 
-const STAGE_ORDER = ['INITIATED', 'FILE_UPLOADED', 'SUBMITTED', 'PRICE_CALCULATION_STARTED', 'PRICE_CALCULATED',
-  'MANUFACTURING_APPROVED', 'MANUFACTURING_STARTED', 'MANUFACTURING_COMPLETED', 'PACKAGING', 'SHIPPED', 'CLOSED'];
+// The lifecycle's statuses in order, as /api/v1/charts names them (set by render).
+let stageOrder = [];
 const CLASS_ORDER = ['low', 'simple', 'medium', 'high', 'complex', 'very_complex', 'extreme'];
 
 function histogram(charts, name) {
@@ -16,7 +16,7 @@ function histogram(charts, name) {
 }
 
 function stageRank(label) {
-  const i = STAGE_ORDER.indexOf(label.split(' → ')[0]);
+  const i = stageOrder.indexOf(label.split(' → ')[0]);
   return i < 0 ? 99 : i;
 }
 
@@ -63,6 +63,7 @@ export async function render(ctx) {
   let charts;
   try {
     charts = await apiGet('/api/v1/charts', { signal: ctx.signal });
+    stageOrder = charts.stages || [];
   } catch (e) {
     if (e.name === 'AbortError') return;
     if (e instanceof ApiError && e.status === 403) {

@@ -6,8 +6,31 @@ import * as fmt from '../format.js';
 import { orderLink } from './home.js';
 
 const MAX_GAPS = 2000;
-const STAGES = ['INITIATED', 'FILE_UPLOADED', 'SUBMITTED', 'PRICE_CALCULATION_STARTED', 'PRICE_CALCULATED',
-  'MANUFACTURING_APPROVED', 'MANUFACTURING_STARTED', 'MANUFACTURING_COMPLETED', 'PACKAGING', 'SHIPPED', 'CLOSED'];
+
+// The lifecycle's statuses in order (from /api/v1/sla), for the stage filter; none when they
+// cannot be read (the filter then offers the stages the gaps name).
+async function lifecycleStages(signal) {
+  try {
+    const report = await apiGet('/api/v1/sla', { signal });
+    return (report.stages || []).map((s) => s.stage);
+  } catch (e) {
+    if (e.name === 'AbortError') throw e;
+    return [];
+  }
+}
+
+// Open gaps matching `filters` counted per stage by the server (however many there are), or
+// null when it cannot count them (the page then counts the gaps it listed).
+async function countOpenGaps(filters, signal) {
+  const params = new URLSearchParams({ state: 'open' });
+  for (const [k, v] of Object.entries(filters)) if (v) params.set(k, v);
+  try {
+    return await apiGet(`/api/v1/gaps/counts?${params}`, { signal });
+  } catch (e) {
+    if (e.name === 'AbortError') throw e;
+    return null;
+  }
+}
 
 // Every open gap matching `filters`, following next_cursor up to MAX_GAPS.
 export async function fetchOpenGaps(filters, signal) {
@@ -40,7 +63,7 @@ export async function render(ctx) {
   const filters = { kind: ctx.query.get('kind') || '', stage: ctx.query.get('stage') || '', partner_id: ctx.query.get('partner_id') || '' };
   ctx.root.append(h('h1', null, 'Stuck orders'),
     h('p', { class: 'lead' }, 'Open gaps: orders whose next status did not come within its SLA, messages not consumed, statuses that disagree. Longest stuck first.'));
-  const stages = new Set(STAGES);
+  const stages = new Set(await lifecycleStages(ctx.signal).catch(() => []));
   if (filters.stage) stages.add(filters.stage);
   const partnerLocked = !!ctx.session?.partner_id;
   const form = h('form', { class: 'filters', 'aria-label': 'Filter stuck orders' },
@@ -68,8 +91,9 @@ export async function render(ctx) {
   const out = h('div', { 'aria-live': 'polite' }, loading('Loading open gaps…'));
   ctx.root.append(out);
   let result;
+  let serverCounts;
   try {
-    result = await fetchOpenGaps(filters, ctx.signal);
+    [result, serverCounts] = await Promise.all([fetchOpenGaps(filters, ctx.signal), countOpenGaps(filters, ctx.signal)]);
   } catch (e) {
     if (e.name === 'AbortError') return;
     out.replaceChildren(errorBox(e, 'the open gaps'));
@@ -84,11 +108,14 @@ export async function render(ctx) {
       stageSelect.append(h('option', { value: g.stage }, g.stage));
     }
   }
-  const counts = fmt.countPerStage(gaps);
+  // The server's counts cover every open gap, also past the MAX_GAPS listed here.
+  const counts = serverCounts ? serverCounts.by_stage : fmt.countPerStage(gaps);
+  const total = serverCounts ? serverCounts.total : gaps.length;
+  const more = serverCounts ? !serverCounts.complete : result.truncated;
   const max = counts.length ? counts[0].count : 1;
   out.replaceChildren();
   out.append(h('section', { class: 'card', 'aria-labelledby': 'h-per-stage' },
-    h('h2', { id: 'h-per-stage' }, `${gaps.length}${result.truncated ? '+' : ''} open gap${gaps.length === 1 ? '' : 's'}, per stage`),
+    h('h2', { id: 'h-per-stage' }, `${total}${more ? '+' : ''} open gap${total === 1 ? '' : 's'}, per stage`),
     counts.length
       ? h('ul', { class: 'stage-counts', testid: 'gaps-per-stage' }, counts.map((c) => {
         const bar = h('span', { class: 'sc-bar', 'aria-hidden': 'true' });

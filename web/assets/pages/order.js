@@ -122,6 +122,13 @@ function messagesTable(messages, now) {
 }
 
 async function slaFor(o, ctx) {
+  // The API gives each stage the SLA that applies to this order's partner; older servers did
+  // not, and then the lifecycle's figures from /api/v1/sla stand in.
+  if ((o.timeline || []).some((s) => 'sla_seconds' in s)) {
+    const out = {};
+    for (const s of o.timeline) if (s.sla_seconds !== null && s.sla_seconds !== undefined) out[s.status] = Number(s.sla_seconds);
+    return out;
+  }
   if (ctx.session?.may && ctx.session.may.sla === false) return null;
   try {
     const path = o.partner_id ? `/api/v1/sla?partner_id=${enc(o.partner_id)}` : '/api/v1/sla';
