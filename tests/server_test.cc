@@ -250,6 +250,36 @@ class ServerTest : public ::testing::Test {
 
 // OTLP/HTTP
 
+TEST_F(ServerTest, TheConsoleIsServedAtTheRootFromTheBuiltInCopy) {
+  StartServer();
+  httplib::Result page = ApiClient()->Get("/orders/A-1");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_THAT(page->body, ::testing::HasSubstr("/assets/app.js"));
+  httplib::Result app = ApiClient()->Get("/assets/app.js");
+  ASSERT_TRUE(app);
+  EXPECT_EQ(app->status, 200);
+  EXPECT_THAT(app->get_header_value("Content-Type"), ::testing::HasSubstr("javascript"));
+}
+
+TEST_F(ServerTest, TheConsoleCanBeTurnedOff) {
+  StartServer([](ServerConfig& c) { c.console_enabled = false; });
+  httplib::Result page = ApiClient()->Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 404);
+  EXPECT_EQ(ApiClient()->Get("/api/v1/whoami")->status, 200);  // the API stays
+}
+
+TEST_F(ServerTest, AConsoleFolderWithoutIndexStopsTheStart) {
+  ServerConfig config = LoopbackConfig(data_dir_.path());
+  config.console_dir = data_dir_.path() + "/no-such-web";
+  OrdertraceServer server(std::move(config));
+  absl::Status started = server.Start();
+  EXPECT_FALSE(started.ok());
+  EXPECT_THAT(std::string(started.message()), ::testing::HasSubstr("index.html"));
+  server.Shutdown();
+}
+
 TEST_F(ServerTest, OtlpHttpProtobufExportIsAcknowledgedAndStoredAsOrder) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   ExpectProtobufSuccess(PostProtobuf(OrderRequest().SerializeAsString()));

@@ -188,6 +188,17 @@ TEST_F(ConfigTest, AllowedHostsAreReadLowerCased) {
   EXPECT_FALSE(Load("http:\n  allowed_hosts: ops\n").ok()) << "a list, not a name";
 }
 
+TEST_F(ConfigTest, TheConsoleIsOnAndBuiltInByDefault) {
+  EXPECT_TRUE(ServerConfig{}.console_enabled);
+  EXPECT_TRUE(ServerConfig{}.console_dir.empty());
+  absl::StatusOr<ServerConfig> config = Load("console:\n  enabled: false\n  dir: /srv/web\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_FALSE(config->console_enabled);
+  EXPECT_EQ(config->console_dir, "/srv/web");
+  EXPECT_FALSE(Load("console:\n  enabled: maybe\n").ok());
+  EXPECT_FALSE(Load("console:\n  directory: /srv/web\n").ok()) << "an unknown key";
+}
+
 TEST_F(ConfigTest, TlsFilesAreRead) {
   absl::StatusOr<ServerConfig> config = Load(R"(tls:
   cert_file: /etc/ordertrace/server.pem
