@@ -48,7 +48,21 @@ bool SpanMatches(const model::Span& span, const model::Resource& resource,
   for (const auto& [key, value] : search.tags) {
     if (!TagHolds(span, resource, key, value)) return false;
   }
-  return true;
+  return !search.traceql || search.traceql->Matches(span, resource);
+}
+
+// Whether a block must be decoded to tell: not when nothing is asked of its spans.
+bool FiltersSpans(const TraceSearch& search) {
+  return !search.tags.empty() || (search.traceql && !search.traceql->MatchesEverything());
+}
+
+// The order id the search pins, whose order record names the candidate traces.
+std::optional<std::string> PinnedOrderId(const TraceSearch& search) {
+  for (const auto& [key, value] : search.tags) {
+    if (key == lifecycle::kOrderIdKey) return value;
+  }
+  if (search.traceql) return search.traceql->PinnedValue(lifecycle::kOrderIdKey);
+  return std::nullopt;
 }
 
 bool BatchMatches(const model::TraceBatch& batch, const TraceSearch& search) {
@@ -164,13 +178,20 @@ absl::StatusOr<std::optional<TraceSummary>> TraceQuery::Summarize(const model::T
   return std::optional<TraceSummary>(SummarizeTrace(trace_id, **trace));
 }
 
-absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& search) {
+absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& search,
+                                                             SearchStats* stats) {
+  SearchStats local_stats;
+  SearchStats& read = stats != nullptr ? *stats : local_stats;
+  read = SearchStats{};
   uint64_t now = clock_.NowUnixNano();
   uint64_t end = search.end_unix_nano != 0 ? search.end_unix_nano : now;
   uint64_t start = search.start_unix_nano != 0 ? search.start_unix_nano
                                                : (end > options_.default_search_window_nanos
                                                       ? end - options_.default_search_window_nanos
                                                       : 0);
+  const std::optional<std::string> order_id = PinnedOrderId(search);
+  // An order is found whatever its age unless the request set a window itself.
+  const bool windowed = !order_id || search.start_unix_nano != 0 || search.end_unix_nano != 0;
 
   std::vector<TraceSummary> results;
   std::set<model::TraceId> considered;
@@ -178,7 +199,7 @@ absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& 
   // Keeps a trace that passes the window and duration filters; false once `limit` is reached.
   auto keep = [&](const TraceSummary& s) {
     // The store scans whole buckets; keep traces that started inside the window.
-    if (s.start_unix_nano < start || s.start_unix_nano > end) return true;
+    if (windowed && (s.start_unix_nano < start || s.start_unix_nano > end)) return true;
     if (s.duration_nanos < search.min_duration_nanos) return true;
     if (search.max_duration_nanos != 0 && s.duration_nanos > search.max_duration_nanos) {
       return true;
@@ -196,6 +217,7 @@ absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& 
   auto consider = [&](const model::TraceId& trace_id) {
     if (!considered.insert(trace_id).second) return true;
     if (!in_scope(trace_id)) return error.ok();
+    ++read.inspected_traces;
     absl::StatusOr<std::optional<TraceSummary>> summary = Summarize(trace_id);
     if (!summary.ok()) {
       error = summary.status();
@@ -204,13 +226,14 @@ absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& 
     return !summary->has_value() || keep(**summary);
   };
 
-  // With an order id among the tags the order index names the candidate traces: no scan.
-  for (const auto& [key, value] : search.tags) {
-    if (key != lifecycle::kOrderIdKey) continue;
-    absl::StatusOr<std::optional<model::OrderRecord>> order = store_.GetOrder(value);
+  // With an order id pinned the order index names the candidate traces: no scan.
+  if (order_id) {
+    absl::StatusOr<std::optional<model::OrderRecord>> order = store_.GetOrder(*order_id);
     if (!order.ok()) return order.status();
     if (order->has_value()) {
       for (const model::TraceId& trace_id : (*order)->trace_ids) {
+        if (!considered.insert(trace_id).second) continue;
+        ++read.inspected_traces;
         absl::StatusOr<std::optional<model::TraceBatch>> trace = GetTrace(trace_id);
         if (!trace.ok()) return trace.status();
         if (!trace->has_value() || !BatchMatches(**trace, search)) continue;
@@ -224,12 +247,16 @@ absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& 
     return NewestFirst(std::move(results));
   }
 
-  size_t scanned = 0;
+  const bool filters_spans = FiltersSpans(search);
   absl::Status scan =
       store_.ScanBlocks(start, end, [&](const model::TraceId& trace_id, std::string_view encoded) {
-        if (++scanned > options_.max_scanned_blocks) return false;
+        if (read.scanned_blocks >= options_.max_scanned_blocks) {
+          read.scan_limit_reached = true;
+          return false;
+        }
+        ++read.scanned_blocks;
         if (considered.count(trace_id) != 0) return true;
-        if (!search.tags.empty()) {
+        if (filters_spans) {
           absl::StatusOr<otlp::DecodedRequest> block = otlp::DecodeProtobufRequest(encoded);
           if (!block.ok() || !BatchMatches(block->batch, search)) return true;
         }
@@ -305,6 +332,82 @@ absl::StatusOr<std::vector<std::string>> TraceQuery::TagValues(const std::string
       scope);
   if (!s.ok()) return s;
   return std::vector<std::string>(values.begin(), values.end());
+}
+
+absl::StatusOr<ScopedTagNames> TraceQuery::TagNamesByScope(TraceScope* scope) {
+  std::set<std::string> resource_names;
+  std::set<std::string> span_names;
+  absl::Status s = VisitRecentSpans(
+      [&](const model::Span& span, const model::Resource& resource) {
+        for (const model::KeyValue& kv : resource.attributes) resource_names.insert(kv.key);
+        for (const model::KeyValue& kv : span.attributes) span_names.insert(kv.key);
+        return resource_names.size() + span_names.size() < kMaxTagValues;
+      },
+      scope);
+  if (!s.ok()) return s;
+  return ScopedTagNames{{resource_names.begin(), resource_names.end()},
+                        {span_names.begin(), span_names.end()}};
+}
+
+namespace {
+
+// An attribute value as Tempo's v2 tag values type it; nullopt for arrays, maps and bytes.
+std::optional<TypedTagValue> Typed(const model::AnyValue& v) {
+  switch (v.type) {
+    case model::AnyValue::Type::kString:
+      return TypedTagValue{"string", v.string_value};
+    case model::AnyValue::Type::kInt:
+      return TypedTagValue{"int", v.AsText()};
+    case model::AnyValue::Type::kDouble:
+      return TypedTagValue{"float", v.AsText()};
+    case model::AnyValue::Type::kBool:
+      return TypedTagValue{"bool", v.AsText()};
+    default:
+      return std::nullopt;
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<TypedTagValue>> TraceQuery::TypedTagValues(const traceql::Field& field,
+                                                                      TraceScope* scope) {
+  std::set<TypedTagValue> values;
+  if (field.intrinsic == traceql::Intrinsic::kDuration) return std::vector<TypedTagValue>();
+  auto add = [&](const model::AnyValue* v) {
+    if (v == nullptr) return;
+    if (std::optional<TypedTagValue> typed = Typed(*v)) values.insert(std::move(*typed));
+  };
+  absl::Status s = VisitRecentSpans(
+      [&](const model::Span& span, const model::Resource& resource) {
+        switch (field.intrinsic) {
+          case traceql::Intrinsic::kName:
+            values.insert({"string", span.name});
+            break;
+          case traceql::Intrinsic::kStatusMessage:
+            if (!span.status.message.empty()) values.insert({"string", span.status.message});
+            break;
+          case traceql::Intrinsic::kStatus:
+            values.insert({"keyword", std::string(traceql::StatusName(span.status.code))});
+            break;
+          case traceql::Intrinsic::kKind:
+            values.insert({"keyword", std::string(traceql::KindName(span.kind))});
+            break;
+          case traceql::Intrinsic::kDuration:
+            break;
+          case traceql::Intrinsic::kNone:
+            if (field.scope != traceql::Scope::kResource) {
+              add(model::FindAttribute(span.attributes, field.attribute));
+            }
+            if (field.scope != traceql::Scope::kSpan) {
+              add(model::FindAttribute(resource.attributes, field.attribute));
+            }
+            break;
+        }
+        return values.size() < kMaxTagValues;
+      },
+      scope);
+  if (!s.ok()) return s;
+  return std::vector<TypedTagValue>(values.begin(), values.end());
 }
 
 }  // namespace ordertrace::query

@@ -6,6 +6,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "model/clock.h"
 #include "model/span.h"
 #include "query/partner_scope.h"
+#include "query/traceql.h"
 #include "store/store.h"
 
 namespace ordertrace::query {
@@ -21,10 +23,15 @@ struct TraceSearch {
   // Every tag must hold on one span (its attributes, its resource's, or the special keys
   // `name` / `span.name` for the span name and `status` for error/ok/unset).
   std::vector<std::pair<std::string, std::string>> tags;
+  // A TraceQL spanset filter that the same span must satisfy too (nullopt: none). When it pins
+  // `order_id` with `=` under `&&` only, the order index names the candidate traces.
+  std::optional<traceql::Filter> traceql;
   uint64_t min_duration_nanos = 0;
   uint64_t max_duration_nanos = 0;  // 0: no upper bound
-  uint64_t start_unix_nano = 0;     // 0: `default_window` before now
-  uint64_t end_unix_nano = 0;       // 0: now
+  // 0: `default_window` before now; but a search by order id with neither start nor end set
+  // finds the order's traces whatever their age.
+  uint64_t start_unix_nano = 0;
+  uint64_t end_unix_nano = 0;  // 0: now
   size_t limit = 20;
   // Only traces this scope sees (borrowed for the call; null: every trace).
   TraceScope* scope = nullptr;
@@ -37,6 +44,29 @@ struct TraceSummary {
   uint64_t start_unix_nano = 0;
   uint64_t duration_nanos = 0;
   size_t span_count = 0;
+};
+
+// What one search read.
+struct SearchStats {
+  size_t scanned_blocks = 0;    // blocks the scan visited (never above max_scanned_blocks)
+  size_t inspected_traces = 0;  // candidate traces read whole
+  bool scan_limit_reached = false;
+};
+
+// Attribute keys by where they were seen.
+struct ScopedTagNames {
+  std::vector<std::string> resource;
+  std::vector<std::string> span;
+};
+
+// A value of a tag with its TraceQL type, as Tempo's v2 tag values name it: "string", "int",
+// "float", "bool", or "keyword" (status and kind).
+struct TypedTagValue {
+  std::string type;
+  std::string value;
+  friend bool operator<(const TypedTagValue& a, const TypedTagValue& b) {
+    return std::tie(a.value, a.type) < std::tie(b.value, b.type);
+  }
 };
 
 struct TraceQueryOptions {
@@ -53,13 +83,22 @@ class TraceQuery {
   // grouped by resource and scope. nullopt when the store has no span of it.
   absl::StatusOr<std::optional<model::TraceBatch>> GetTrace(const model::TraceId& trace_id);
 
-  absl::StatusOr<std::vector<TraceSummary>> Search(const TraceSearch& search);
+  // Traces with a span that satisfies every tag and the TraceQL filter, newest first. `stats`
+  // (optional) is filled with what the search read.
+  absl::StatusOr<std::vector<TraceSummary>> Search(const TraceSearch& search,
+                                                   SearchStats* stats = nullptr);
 
   // Attribute keys (span and resource) seen in recent blocks, and the values of one key.
   // With a scope, only the spans of traces it sees count.
   absl::StatusOr<std::vector<std::string>> TagNames(TraceScope* scope = nullptr);
   absl::StatusOr<std::vector<std::string>> TagValues(const std::string& tag,
                                                      TraceScope* scope = nullptr);
+  // The same, split by scope (Tempo's v2 tags); intrinsics are not listed.
+  absl::StatusOr<ScopedTagNames> TagNamesByScope(TraceScope* scope = nullptr);
+  // The values of a TraceQL field (`resource.x`, `span.x`, `.x`, `name`, `status`, `kind`,
+  // `statusMessage`) with their types, sorted by value; `duration` has none.
+  absl::StatusOr<std::vector<TypedTagValue>> TypedTagValues(const traceql::Field& field,
+                                                            TraceScope* scope = nullptr);
 
  private:
   absl::StatusOr<std::optional<TraceSummary>> Summarize(const model::TraceId& trace_id);

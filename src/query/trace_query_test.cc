@@ -166,5 +166,198 @@ TEST_F(TraceQueryTest, ScanSearchFiltersByTagsAndDuration) {
   EXPECT_THAT(Found(query, old_window), IsEmpty());
 }
 
+traceql::Filter TraceQl(const std::string& query) {
+  absl::StatusOr<traceql::Filter> filter = traceql::Filter::Parse(query);
+  EXPECT_TRUE(filter.ok()) << query << ": " << filter.status();
+  return filter.ok() ? *filter : *traceql::Filter::Parse("{ false }");
+}
+
+// The trace of OrderTrace moved `age` back in time.
+model::TraceBatch AgedOrderTrace(uint8_t trace, const std::string& order_id, uint64_t age) {
+  model::TraceBatch batch = OrderTrace(trace, order_id, 3);
+  for (model::ResourceSpans& rs : batch.resource_spans) {
+    for (model::ScopeSpans& ss : rs.scope_spans) {
+      for (model::Span& span : ss.spans) {
+        span.start_time_unix_nano -= age;
+        span.end_time_unix_nano -= age;
+      }
+    }
+  }
+  return batch;
+}
+
+TEST_F(TraceQueryTest, TraceQlSearchScansAndEverySpanIsJudgedAlone) {
+  ASSERT_TRUE(ingester_->Ingest(OrderTrace(1, "A-1", 2)).ok());
+  ASSERT_TRUE(ingester_->Ingest(OrderTrace(2, "A-2", 10)).ok());
+  TraceQuery query(*store_, clock_);
+
+  TraceSearch search;
+  search.traceql = TraceQl(R"({ name = "shop.submit" && resource.service.name = "shop-api" })");
+  EXPECT_THAT(Found(query, search), SizeIs(2));
+  search.traceql = TraceQl(R"({ name = "shop.submit" && .order_id =~ "A-[2-9]" })");
+  EXPECT_THAT(Found(query, search), ElementsAre(TraceIdOf(2).ToHex()));
+  // No one span is both the root and the child.
+  search.traceql = TraceQl(R"({ name = "order.root" && name = "shop.submit" })");
+  EXPECT_THAT(Found(query, search), IsEmpty());
+  search.traceql = TraceQl("{ duration > 5s }");
+  EXPECT_THAT(Found(query, search), ElementsAre(TraceIdOf(2).ToHex()));
+  search.traceql = TraceQl("{}");
+  EXPECT_THAT(Found(query, search), SizeIs(2));
+  // Tags and TraceQL together: the same span must satisfy both.
+  search.traceql = TraceQl(R"({ .order_id = "A-1" || .order_id = "A-2" })");
+  search.tags = {{"name", "order.root"}};
+  EXPECT_THAT(Found(query, search), SizeIs(2));
+  search.tags = {{"name", "crm.close"}};
+  EXPECT_THAT(Found(query, search), IsEmpty());
+}
+
+// As with tags=, a TraceQL filter pinning order_id reads the order index, not the scan; an
+// order_id under || still needs the scan.
+TEST_F(TraceQueryTest, TraceQlOrderIdUsesTheOrderIndex) {
+  ASSERT_TRUE(ingester_->Ingest(OrderTrace(1, "A-1", 3)).ok());
+  ASSERT_TRUE(ingester_->Ingest(OrderTrace(2, "A-2", 3)).ok());
+  TraceQueryOptions no_scan;
+  no_scan.max_scanned_blocks = 0;
+  TraceQuery query(*store_, clock_, no_scan);
+
+  for (const char* q :
+       {R"({ .order_id = "A-2" })", R"({ span.order_id = "A-2" && kind = unspecified })",
+        R"({ name = "shop.submit" && (span.order_id = "A-2") })"}) {
+    TraceSearch search;
+    search.traceql = TraceQl(q);
+    SearchStats stats;
+    auto found = query.Search(search, &stats);
+    ASSERT_TRUE(found.ok()) << found.status();
+    ASSERT_THAT(*found, SizeIs(1)) << q;
+    EXPECT_EQ((*found)[0].trace_id, TraceIdOf(2)) << q;
+    EXPECT_EQ(stats.scanned_blocks, 0u);
+    EXPECT_EQ(stats.inspected_traces, 1u);
+  }
+  TraceSearch pinned_but_false;
+  pinned_but_false.traceql = TraceQl(R"({ .order_id = "A-2" && name = "crm.close" })");
+  EXPECT_THAT(Found(query, pinned_but_false), IsEmpty());
+  TraceSearch resource_scope;  // the index names the trace; the condition still decides
+  resource_scope.traceql = TraceQl(R"({ resource.order_id = "A-2" })");
+  EXPECT_THAT(Found(query, resource_scope), IsEmpty());
+  TraceSearch either;
+  either.traceql = TraceQl(R"({ .order_id = "A-1" || .order_id = "A-2" })");
+  SearchStats stats;
+  auto found = query.Search(either, &stats);
+  ASSERT_TRUE(found.ok());
+  EXPECT_THAT(*found, IsEmpty());
+  EXPECT_TRUE(stats.scan_limit_reached);
+}
+
+// A store with more blocks than max_scanned_blocks: a search visits exactly the limit, whatever
+// it asks and however many it would find.
+TEST_F(TraceQueryTest, ScanNeverPassesMaxScannedBlocks) {
+  constexpr size_t kTraces = 12;
+  for (uint8_t i = 1; i <= kTraces; ++i) {
+    ASSERT_TRUE(ingester_->Ingest(OrderTrace(i, "B-" + std::to_string(i), 3)).ok());
+  }
+  TraceQueryOptions options;
+  options.max_scanned_blocks = 5;
+  TraceQuery query(*store_, clock_, options);
+
+  TraceQueryOptions unlimited;
+  TraceQuery whole(*store_, clock_, unlimited);
+  TraceSearch all;
+  all.limit = 100;
+  SearchStats whole_stats;
+  ASSERT_TRUE(whole.Search(all, &whole_stats).ok());
+  ASSERT_GT(whole_stats.scanned_blocks, options.max_scanned_blocks);
+
+  for (const char* q : {"{}", R"({ name = "nothing" })", R"({ .order_id =~ "B-.*" })",
+                        R"({ .order_id = "B-1" || .order_id = "B-12" })"}) {
+    TraceSearch search;
+    search.limit = 100;
+    search.traceql = TraceQl(q);
+    SearchStats stats;
+    auto found = query.Search(search, &stats);
+    ASSERT_TRUE(found.ok()) << found.status();
+    EXPECT_EQ(stats.scanned_blocks, options.max_scanned_blocks) << q;
+    EXPECT_TRUE(stats.scan_limit_reached) << q;
+    EXPECT_LE(found->size(), options.max_scanned_blocks) << q;
+  }
+  TraceSearch everything;
+  everything.limit = 100;
+  everything.traceql = TraceQl("{}");
+  EXPECT_THAT(Found(query, everything), SizeIs(options.max_scanned_blocks));
+}
+
+// An order is found by its id whatever its age when the search gives no window; with one, the
+// window holds. A scan keeps to the default window.
+TEST_F(TraceQueryTest, OldOrderIsFoundByOrderIdWithoutAWindow) {
+  constexpr uint64_t kThreeDays = 3 * 24 * 3600 * kSecond;
+  ASSERT_TRUE(ingester_->Ingest(AgedOrderTrace(1, "OLD-1", kThreeDays)).ok());
+  ASSERT_TRUE(ingester_->Ingest(OrderTrace(2, "NEW-1", 3)).ok());
+  TraceQuery query(*store_, clock_);
+
+  TraceSearch by_tag;
+  by_tag.tags = {{"order_id", "OLD-1"}};
+  EXPECT_THAT(Found(query, by_tag), ElementsAre(TraceIdOf(1).ToHex()));
+  TraceSearch by_traceql;
+  by_traceql.traceql = TraceQl(R"({ .order_id = "OLD-1" })");
+  EXPECT_THAT(Found(query, by_traceql), ElementsAre(TraceIdOf(1).ToHex()));
+
+  // An explicit window that does not hold the order's start: not found.
+  for (TraceSearch* search : {&by_tag, &by_traceql}) {
+    TraceSearch last_hour = *search;
+    last_hour.start_unix_nano = kNow - 3600 * kSecond;
+    last_hour.end_unix_nano = kNow;
+    EXPECT_THAT(Found(query, last_hour), IsEmpty());
+    TraceSearch start_only = *search;
+    start_only.start_unix_nano = kNow - 3600 * kSecond;
+    EXPECT_THAT(Found(query, start_only), IsEmpty());
+    TraceSearch around_it = *search;
+    around_it.start_unix_nano = kNow - kThreeDays - 3600 * kSecond;
+    around_it.end_unix_nano = kNow - kThreeDays + 3600 * kSecond;
+    EXPECT_THAT(Found(query, around_it), ElementsAre(TraceIdOf(1).ToHex()));
+  }
+
+  // Without the order id the scan keeps to the default 24 h.
+  TraceSearch by_name;
+  by_name.traceql = TraceQl(R"({ name = "order.root" })");
+  EXPECT_THAT(Found(query, by_name), ElementsAre(TraceIdOf(2).ToHex()));
+}
+
+TEST_F(TraceQueryTest, TagNamesByScopeAndTypedValues) {
+  model::TraceBatch batch = OrderTrace(1, "A-1", 3);
+  model::Span& child = batch.resource_spans[0].scope_spans[0].spans[1];
+  child.attributes.push_back({"http.status_code", model::AnyValue::Int(503)});
+  child.attributes.push_back({"ratio", model::AnyValue::Double(0.5)});
+  child.attributes.push_back({"retried", model::AnyValue::Bool(true)});
+  child.status.code = model::StatusCode::kError;
+  child.kind = model::SpanKind::kServer;
+  ASSERT_TRUE(ingester_->Ingest(batch).ok());
+  TraceQuery query(*store_, clock_);
+
+  auto names = query.TagNamesByScope();
+  ASSERT_TRUE(names.ok()) << names.status();
+  EXPECT_THAT(names->resource, ElementsAre("service.name"));
+  EXPECT_THAT(names->span, ::testing::IsSupersetOf({"order_id", "http.status_code", "ratio"}));
+
+  auto values = [&](const char* tag) {
+    std::vector<std::string> out;
+    auto typed = query.TypedTagValues(*traceql::ParseField(tag));
+    EXPECT_TRUE(typed.ok()) << typed.status();
+    if (typed.ok()) {
+      for (const TypedTagValue& v : *typed) out.push_back(v.type + ":" + v.value);
+    }
+    return out;
+  };
+  EXPECT_THAT(values("resource.service.name"), ElementsAre("string:shop-api"));
+  EXPECT_THAT(values("span.service.name"), IsEmpty());
+  EXPECT_THAT(values(".service.name"), ElementsAre("string:shop-api"));
+  EXPECT_THAT(values(".order_id"), ElementsAre("string:A-1"));
+  EXPECT_THAT(values("span.http.status_code"), ElementsAre("int:503"));
+  EXPECT_THAT(values("span.ratio"), ElementsAre("float:0.5"));
+  EXPECT_THAT(values("span.retried"), ElementsAre("bool:true"));
+  EXPECT_THAT(values("name"), ElementsAre("string:order.root", "string:shop.submit"));
+  EXPECT_THAT(values("status"), ElementsAre("keyword:error", "keyword:unset"));
+  EXPECT_THAT(values("kind"), ElementsAre("keyword:server", "keyword:unspecified"));
+  EXPECT_THAT(values("duration"), IsEmpty());
+}
+
 }  // namespace
 }  // namespace ordertrace::query
