@@ -464,7 +464,8 @@ void ApiServer::ConsoleApiRoutes() {
   if (metrics_ == nullptr) return;
   Guarded("/api/v1/charts", auth::Access::kReadCharts,
           [this](http::Request&, http::Response& res, Reader&) {
-            Reply(res, 200, ChartsJson(*metrics_, console_.history, access_.sla.statuses));
+            Reply(res, 200, ChartsJson(*metrics_, {console_.history, access_.sla.statuses,
+                                                    console_.message_sla_nanos}));
           });
 }
 

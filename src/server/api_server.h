@@ -51,6 +51,9 @@ struct ApiConsole {
   std::shared_ptr<const ConsoleFiles> files;
   // The figures over time in /api/v1/charts.
   const metrics::MetricHistory* history = nullptr;
+  // How long a RabbitMQ message may wait for its consumer (time-scaled), drawn on the
+  // publish-to-consume chart; 0: none.
+  uint64_t message_sla_nanos = 0;
 };
 
 class ApiServer {

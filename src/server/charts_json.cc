@@ -55,7 +55,7 @@ json HistogramJson(const std::string& name, const metrics::HistogramFigures& fig
   return {{"name", name}, {"label_names", figures.label_names}, {"series", series_list}};
 }
 
-json SlaJson(const metrics::Registry& registry) {
+json SlaJson(const metrics::Registry& registry, uint64_t message_sla_nanos) {
   json stages = json::object();
   if (auto samples = registry.ScalarSnapshot("stage_sla_seconds")) {
     for (const metrics::ScalarSample& s : *samples) {
@@ -66,7 +66,8 @@ json SlaJson(const metrics::Registry& registry) {
   if (auto samples = registry.ScalarSnapshot("price_calc_sla_seconds")) {
     if (!samples->empty()) price_calc = samples->front().value;
   }
-  return {{"stages", stages}, {"price_calc", price_calc}};
+  json message = message_sla_nanos != 0 ? json(static_cast<double>(message_sla_nanos) / 1e9) : json();
+  return {{"stages", stages}, {"price_calc", price_calc}, {"message", message}};
 }
 
 json OverTimeJson(const metrics::MetricHistory* history) {
@@ -82,8 +83,7 @@ json OverTimeJson(const metrics::MetricHistory* history) {
 
 }  // namespace
 
-json ChartsJson(const metrics::Registry& registry, const metrics::MetricHistory* history,
-               const std::vector<std::string>& stages) {
+json ChartsJson(const metrics::Registry& registry, const ChartContext& context) {
   registry.RunScrapeHooks();
   json histograms = json::array();
   for (const char* name : kChartedHistograms) {
@@ -91,10 +91,10 @@ json ChartsJson(const metrics::Registry& registry, const metrics::MetricHistory*
     if (figures) histograms.push_back(HistogramJson(name, *figures));
   }
   return {{"as_of", TimeJson(registry.NowUnixNano())},
-          {"stages", stages},
+          {"stages", context.stages},
           {"histograms", histograms},
-          {"sla_seconds", SlaJson(registry)},
-          {"over_time", OverTimeJson(history)}};
+          {"sla_seconds", SlaJson(registry, context.message_sla_nanos)},
+          {"over_time", OverTimeJson(context.history)}};
 }
 
 }  // namespace ordertrace::server

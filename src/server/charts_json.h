@@ -18,9 +18,13 @@ namespace ordertrace::server {
 inline constexpr const char* kChartedHistograms[] = {
     "stage_duration_seconds", "price_calc_duration_seconds", "publish_to_consume_latency_seconds"};
 
-// `history` may be null (then over_time has no points). `stages` are the lifecycle's statuses in
-// order, for the charts' order of stages.
-nlohmann::json ChartsJson(const metrics::Registry& registry, const metrics::MetricHistory* history,
-                          const std::vector<std::string>& stages);
+// What the charts draw besides the registry's figures.
+struct ChartContext {
+  const metrics::MetricHistory* history = nullptr;  // null: over_time has no points
+  std::vector<std::string> stages;  // the lifecycle's statuses in order, for the stages' order
+  uint64_t message_sla_nanos = 0;   // 0: the queue chart has no SLA mark
+};
+
+nlohmann::json ChartsJson(const metrics::Registry& registry, const ChartContext& context);
 
 }  // namespace ordertrace::server

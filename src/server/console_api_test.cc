@@ -88,7 +88,8 @@ class ConsoleApiTest : public testing::Test {
     http_options.worker_threads = 2;
     api_ = std::make_unique<ApiServer>(*orders_, *traces_, [] { return true; },
                                        std::move(http_options), nullptr, nullptr, &registry_,
-                                       std::move(access), ApiConsole{*files, history_.get()});
+                                       std::move(access),
+                                       ApiConsole{*files, history_.get(), 90'000'000'000});
     absl::StatusOr<ListenAddress> address = ParseListenAddress("127.0.0.1:0");
     ASSERT_TRUE(address.ok());
     absl::StatusOr<int> port = api_->Start(*address);
@@ -214,6 +215,7 @@ TEST_F(ConsoleApiTest, ChartsCarryQuantilesExemplarsSlasAndTheFiguresOverTime) {
   EXPECT_EQ(series["exemplars"][0]["trace_id"], TraceIdOf(7).ToHex());
   EXPECT_DOUBLE_EQ(series["exemplars"][0]["value"].get<double>(), 50.0);
   EXPECT_EQ(charts["sla_seconds"]["stages"], json({{"SUBMITTED", 30.0}}));
+  EXPECT_EQ(charts["sla_seconds"]["message"], 90.0);
   const json& points = charts["over_time"]["points"];
   ASSERT_EQ(points.size(), 2u);
   EXPECT_EQ(points[0]["order_errors"], 0.0);

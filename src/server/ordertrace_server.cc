@@ -358,6 +358,7 @@ absl::StatusOr<ApiConsole> OrdertraceServer::MakeConsole() {
   history_ = std::make_unique<metrics::MetricHistory>(*metrics_, metrics::ConsoleHistoryOptions());
   history_->Start();
   console.history = history_.get();
+  console.message_sla_nanos = lifecycle_->MessageSlaNanos();
   return console;
 }
 

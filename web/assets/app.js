@@ -57,7 +57,10 @@ function safeDecode(text) {
 
 async function route() {
   if (state.abort) state.abort.abort();
-  state.abort = new AbortController();
+  // This call's own controller: a later navigation aborts it, and this call then stops at its
+  // next step instead of drawing a page over the newer one.
+  const controller = new AbortController();
+  state.abort = controller;
   const { pathname, search } = location;
   const found = matchRoute(pathname);
   const root = clear(main());
@@ -69,7 +72,7 @@ async function route() {
   }
   if (found.page !== login && !state.session) {
     const ok = await loadSession();
-    if (!ok) return;
+    if (!ok || controller.signal.aborted) return;
   }
   markNav(pathname);
   document.title = `${found.title} · ordertrace`;
@@ -78,7 +81,7 @@ async function route() {
     params: found.params,
     query: new URLSearchParams(search),
     session: state.session,
-    signal: state.abort.signal,
+    signal: controller.signal,
     navigate,
     now: () => Date.now(),
     onLogin: (session) => {
@@ -94,6 +97,7 @@ async function route() {
     if (e instanceof ApiError && e.status === 401) return; // the login page is on its way
     root.append(errorBox(e));
   }
+  if (controller.signal.aborted) return;
   // Move focus to the page's heading so keyboard and screen-reader users land on the new page.
   const heading = root.querySelector('h1');
   if (heading && document.activeElement?.closest('#main') == null && !ctx.keepFocus) {

@@ -87,6 +87,7 @@ export async function render(ctx) {
   });
   const queueRows = barSeries(histogram(charts, 'publish_to_consume_latency_seconds'), {
     labelOf: (l) => l.queue || '(no queue)',
+    slaOf: () => sla.message ?? null,
   });
   const lines = timeSeries(charts.over_time, ['gaps_detected', 'open_gaps', 'order_errors']);
   const labels = { gaps_detected: 'gaps opened', open_gaps: 'open gaps', order_errors: 'order errors' };
@@ -100,7 +101,7 @@ export async function render(ctx) {
       section('Price calculation', null,
         barChart(priceRows, { title: `By complexity class${sla.price_calc ? `; SLA ${fmt.formatDuration(sla.price_calc)} (red mark)` : ''}`, onOpen: open, testid: 'chart-price-calc', width: 580, labelWidth: 250 })),
       section('RabbitMQ: publish to consume', null,
-        barChart(queueRows, { title: 'Latency by queue', onOpen: open, testid: 'chart-queue-latency', width: 580, labelWidth: 250 }))),
+        barChart(queueRows, { title: `Latency by queue${sla.message ? `; a message may wait ${fmt.formatDuration(sla.message)} (red mark)` : ''}`, onOpen: open, testid: 'chart-queue-latency', width: 580, labelWidth: 250 }))),
     section('Gaps and errors over time', null,
       lineChart(lines.map((l, i) => ({ ...l, label: labels[l.key], cls: `s${i}` })), {
         title: 'Gaps opened and order errors per step; open gaps at each step', testid: 'chart-over-time', stepSeconds: charts.over_time?.step_seconds, width: 1200,
