@@ -20,9 +20,9 @@
 namespace ordertrace::metrics {
 
 struct WatchedFigure {
-  std::string name;    // as the points name it
-  std::string family;  // a counter or gauge of the registry
-  bool counter = true; // counters give increases per step, gauges their value
+  std::string name;     // as the points name it
+  std::string family;   // a counter or gauge of the registry
+  bool counter = true;  // counters give increases per step, gauges their value
 };
 
 struct MetricHistoryOptions {

@@ -27,8 +27,7 @@ TEST(RegistrySnapshotTest, CopiesSeriesWithTheirLabelsDecoded) {
   std::optional<std::vector<ScalarSample>> samples = registry.ScalarSnapshot("open_gaps");
   ASSERT_TRUE(samples.has_value());
   ASSERT_EQ(samples->size(), 1u);
-  EXPECT_EQ((*samples)[0].labels,
-            (LabelPairs{{"kind", "missing \"x\""}, {"stage", "A\\B"}}));
+  EXPECT_EQ((*samples)[0].labels, (LabelPairs{{"kind", "missing \"x\""}, {"stage", "A\\B"}}));
   EXPECT_EQ((*samples)[0].value, 2);
   EXPECT_FALSE(registry.ScalarSnapshot("nope").has_value());
   EXPECT_FALSE(registry.HistogramSnapshot("open_gaps").has_value());  // not a histogram
@@ -78,7 +77,7 @@ TEST(MetricHistoryTest, StartsAndStopsItsThread) {
   Registry registry;
   MetricHistory history(registry, ConsoleHistoryOptions());
   history.Start();
-  history.Stop();  // returns without waiting a step
+  history.Stop();                          // returns without waiting a step
   EXPECT_GE(history.Points().size(), 1u);  // the thread samples once at start
 }
 

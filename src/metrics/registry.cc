@@ -142,7 +142,7 @@ LabelPairs DecodeLabels(std::string_view key) {
       }
     }
     labels.emplace_back(std::move(name), std::move(value));
-    i = j + 1;              // past the closing quote
+    i = j + 1;                // past the closing quote
     if (i < key.size()) ++i;  // past the comma
   }
   return labels;

@@ -392,28 +392,28 @@ void ApiServer::Audit(const http::Request& req, const http::Response& res, const
 }
 
 void ApiServer::GapRoutes() {
-  Guarded("/api/v1/gaps", auth::Access::kReadOrders,
-          [this](http::Request& req, http::Response& res, Reader& reader) {
-            absl::StatusOr<gaps::GapHistoryQuery> query = GapHistoryQueryOf(req);
-            if (!query.ok()) return ReplyError(res, 400, std::string(query.status().message()));
-            reader.order_id = query->order_id;
-            if (!ScopeGapQuery(reader, *query)) {
-              return Reply(res, 200,
-                           {{"gaps", json::array()}, {"count", 0}, {"next_cursor", json()}});
-            }
-            absl::StatusOr<gaps::GapPage> page = gap_history_->Query(*query);
-            if (!page.ok()) {
-              // A cursor this server did not hand out is the client's error, not a failed query.
-              if (page.status().code() == absl::StatusCode::kInvalidArgument) {
-                return ReplyError(res, 400, std::string(page.status().message()));
-              }
-              return ReplyStoreError(res, page.status());
-            }
-            json list = json::array();
-            for (const gaps::Gap& gap : page->gaps) list.push_back(GapJson(gap));
-            json next = page->next_cursor.empty() ? json() : json(page->next_cursor);
-            Reply(res, 200, {{"gaps", list}, {"count", list.size()}, {"next_cursor", next}});
-          });
+  Guarded(
+      "/api/v1/gaps", auth::Access::kReadOrders,
+      [this](http::Request& req, http::Response& res, Reader& reader) {
+        absl::StatusOr<gaps::GapHistoryQuery> query = GapHistoryQueryOf(req);
+        if (!query.ok()) return ReplyError(res, 400, std::string(query.status().message()));
+        reader.order_id = query->order_id;
+        if (!ScopeGapQuery(reader, *query)) {
+          return Reply(res, 200, {{"gaps", json::array()}, {"count", 0}, {"next_cursor", json()}});
+        }
+        absl::StatusOr<gaps::GapPage> page = gap_history_->Query(*query);
+        if (!page.ok()) {
+          // A cursor this server did not hand out is the client's error, not a failed query.
+          if (page.status().code() == absl::StatusCode::kInvalidArgument) {
+            return ReplyError(res, 400, std::string(page.status().message()));
+          }
+          return ReplyStoreError(res, page.status());
+        }
+        json list = json::array();
+        for (const gaps::Gap& gap : page->gaps) list.push_back(GapJson(gap));
+        json next = page->next_cursor.empty() ? json() : json(page->next_cursor);
+        Reply(res, 200, {{"gaps", list}, {"count", list.size()}, {"next_cursor", next}});
+      });
   // The same filters, counted per stage and kind: an incident (many orders stuck at one stage)
   // reads as one line however many gaps it holds.
   Guarded("/api/v1/gaps/counts", auth::Access::kReadOrders,
@@ -443,29 +443,31 @@ bool ApiServer::ScopeGapQuery(const Reader& reader, gaps::GapHistoryQuery& query
 void ApiServer::ConsoleApiRoutes() {
   // Who the token is and what it may read: the console's login checks a token with it and
   // shows only what the role may open.
-  Guarded("/api/v1/whoami", auth::Access::kIdentify,
-          [this](http::Request&, http::Response& res, Reader& reader) {
-            const auth::Principal& who = *reader.who;
-            const bool tokens_on = access_.tokens != nullptr && access_.tokens->enabled();
-            auto text_or_null = [](const std::string& s) { return s.empty() ? json() : json(s); };
-            Reply(res, 200,
-                  {{"auth", tokens_on},
-                   {"token_name", tokens_on ? text_or_null(who.token_name) : json()},
-                   {"role", std::string(auth::RoleName(who.role))},
-                   {"partner_id", text_or_null(who.partner_id)},
-                   {"may",
-                    {{"orders", auth::Allows(who.role, auth::Access::kReadOrders)},
-                     {"sla", auth::Allows(who.role, auth::Access::kReadSla)},
-                     {"charts", metrics_ != nullptr &&
-                                    auth::Allows(who.role, auth::Access::kReadCharts)},
-                     {"metrics", metrics_ != nullptr &&
-                                     auth::Allows(who.role, auth::Access::kReadMetrics)}}}});
-          });
+  Guarded(
+      "/api/v1/whoami", auth::Access::kIdentify,
+      [this](http::Request&, http::Response& res, Reader& reader) {
+        const auth::Principal& who = *reader.who;
+        const bool tokens_on = access_.tokens != nullptr && access_.tokens->enabled();
+        auto text_or_null = [](const std::string& s) { return s.empty() ? json() : json(s); };
+        Reply(
+            res, 200,
+            {{"auth", tokens_on},
+             {"token_name", tokens_on ? text_or_null(who.token_name) : json()},
+             {"role", std::string(auth::RoleName(who.role))},
+             {"partner_id", text_or_null(who.partner_id)},
+             {"may",
+              {{"orders", auth::Allows(who.role, auth::Access::kReadOrders)},
+               {"sla", auth::Allows(who.role, auth::Access::kReadSla)},
+               {"charts", metrics_ != nullptr && auth::Allows(who.role, auth::Access::kReadCharts)},
+               {"metrics",
+                metrics_ != nullptr && auth::Allows(who.role, auth::Access::kReadMetrics)}}}});
+      });
   if (metrics_ == nullptr) return;
   Guarded("/api/v1/charts", auth::Access::kReadCharts,
           [this](http::Request&, http::Response& res, Reader&) {
-            Reply(res, 200, ChartsJson(*metrics_, {console_.history, access_.sla.statuses,
-                                                    console_.message_sla_nanos}));
+            Reply(res, 200,
+                  ChartsJson(*metrics_,
+                             {console_.history, access_.sla.statuses, console_.message_sla_nanos}));
           });
 }
 
@@ -658,7 +660,8 @@ void ApiServer::ListStuckOrders(http::Request& req, http::Response& res, Reader&
   if (gap_history_ == nullptr) return ReplyError(res, 400, "stuck= needs the gap detector");
   absl::StatusOr<uint64_t> limit = UintParam(req, "limit", 100);
   if (!limit.ok() || *limit == 0 || *limit > kMaxListLimit) {
-    return ReplyError(res, 400, "limit must be an integer from 1 to " + std::to_string(kMaxListLimit));
+    return ReplyError(res, 400,
+                      "limit must be an integer from 1 to " + std::to_string(kMaxListLimit));
   }
   gaps::GapHistoryQuery query;
   query.state = gaps::GapHistoryQuery::State::kOpen;
@@ -738,66 +741,66 @@ void ApiServer::TraceRoutes() {
             get_trace(req, res, reader, true);
           });
 
-  Guarded(
-      "/api/search", auth::Access::kReadOrders,
-      [this](http::Request& req, http::Response& res, Reader& reader) {
-        query::TraceSearch search;
-        // Tempo's `spss` (spans per span set) is accepted and ignored: no span sets are sent.
-        if (req.HasParam("q") && !req.Param("q").empty()) {
-          if (!req.Param("tags").empty()) {
-            return ReplyError(res, 400, "give either q= (TraceQL) or tags=, not both");
-          }
-          absl::StatusOr<query::traceql::Filter> filter =
-              ReaderTraceQl(req.Param("q"), reader.sees_operator_ids);
-          if (!filter.ok()) return ReplyError(res, 400, std::string(filter.status().message()));
-          reader.order_id = filter->PinnedValue(lifecycle::kOrderIdKey).value_or("");
-          search.traceql = std::move(*filter);
-        }
-        absl::StatusOr<std::vector<std::pair<std::string, std::string>>> tags =
-            ParseLogfmtTags(req.Param("tags"));
-        if (!tags.ok()) return ReplyError(res, 400, std::string(tags.status().message()));
-        search.tags = std::move(*tags);
-        for (auto& [key, value] : search.tags) {
-          if (key == lifecycle::kOrderIdKey) reader.order_id = value;
-          // Everyone finds an operator by the hash; only ops by the clear id.
-          if (key == scrub::kOperatorIdAttribute &&
-              (!reader.sees_operator_ids || value.rfind("hmac:", 0) == 0)) {
-            key = std::string(scrub::kOperatorIdHashAttribute);
-          }
-        }
-        absl::StatusOr<uint64_t> min_d = DurationParam(req, "minDuration");
-        absl::StatusOr<uint64_t> max_d = DurationParam(req, "maxDuration");
-        absl::StatusOr<uint64_t> limit = UintParam(req, "limit", 20);
-        absl::StatusOr<uint64_t> start = UintParam(req, "start", 0);
-        absl::StatusOr<uint64_t> end = UintParam(req, "end", 0);
-        for (const absl::StatusOr<uint64_t>* p : {&min_d, &max_d, &limit, &start, &end}) {
-          if (!p->ok()) return ReplyError(res, 400, std::string(p->status().message()));
-        }
-        if (*limit == 0 || *limit > kMaxSearchLimit) {
-          return ReplyError(res, 400, "limit must be from 1 to " + std::to_string(kMaxSearchLimit));
-        }
-        search.min_duration_nanos = *min_d;
-        search.max_duration_nanos = *max_d;
-        search.limit = *limit;
-        // Tempo: unix seconds. Past what nanoseconds can hold (year 2554) the range means
-        // nothing: an error, not a multiplication that wraps to an empty answer.
-        constexpr uint64_t kMaxSeconds = UINT64_MAX / model::kNanosPerSecond;
-        if (*start > kMaxSeconds || *end > kMaxSeconds) {
-          return ReplyError(res, 400,
-                            "start and end are unix seconds up to " + std::to_string(kMaxSeconds));
-        }
-        if (*end != 0 && *start > *end) return ReplyError(res, 400, "start is after end");
-        search.start_unix_nano = *start * model::kNanosPerSecond;
-        search.end_unix_nano = *end * model::kNanosPerSecond;
-        search.scope = reader.scope.get();
-        query::SearchStats stats;
-        absl::StatusOr<std::vector<query::TraceSummary>> found = traces_.Search(search, &stats);
-        if (!found.ok()) return ReplyStoreError(res, found.status());
-        json traces = json::array();
-        for (const query::TraceSummary& s : *found) traces.push_back(TraceSummaryJson(s));
-        Reply(res, 200,
-              {{"traces", traces}, {"metrics", {{"inspectedTraces", stats.inspected_traces}}}});
-      });
+  Guarded("/api/search", auth::Access::kReadOrders,
+          [this](http::Request& req, http::Response& res, Reader& reader) {
+            query::TraceSearch search;
+            // Tempo's `spss` (spans per span set) is accepted and ignored: no span sets are sent.
+            if (req.HasParam("q") && !req.Param("q").empty()) {
+              if (!req.Param("tags").empty()) {
+                return ReplyError(res, 400, "give either q= (TraceQL) or tags=, not both");
+              }
+              absl::StatusOr<query::traceql::Filter> filter =
+                  ReaderTraceQl(req.Param("q"), reader.sees_operator_ids);
+              if (!filter.ok()) return ReplyError(res, 400, std::string(filter.status().message()));
+              reader.order_id = filter->PinnedValue(lifecycle::kOrderIdKey).value_or("");
+              search.traceql = std::move(*filter);
+            }
+            absl::StatusOr<std::vector<std::pair<std::string, std::string>>> tags =
+                ParseLogfmtTags(req.Param("tags"));
+            if (!tags.ok()) return ReplyError(res, 400, std::string(tags.status().message()));
+            search.tags = std::move(*tags);
+            for (auto& [key, value] : search.tags) {
+              if (key == lifecycle::kOrderIdKey) reader.order_id = value;
+              // Everyone finds an operator by the hash; only ops by the clear id.
+              if (key == scrub::kOperatorIdAttribute &&
+                  (!reader.sees_operator_ids || value.rfind("hmac:", 0) == 0)) {
+                key = std::string(scrub::kOperatorIdHashAttribute);
+              }
+            }
+            absl::StatusOr<uint64_t> min_d = DurationParam(req, "minDuration");
+            absl::StatusOr<uint64_t> max_d = DurationParam(req, "maxDuration");
+            absl::StatusOr<uint64_t> limit = UintParam(req, "limit", 20);
+            absl::StatusOr<uint64_t> start = UintParam(req, "start", 0);
+            absl::StatusOr<uint64_t> end = UintParam(req, "end", 0);
+            for (const absl::StatusOr<uint64_t>* p : {&min_d, &max_d, &limit, &start, &end}) {
+              if (!p->ok()) return ReplyError(res, 400, std::string(p->status().message()));
+            }
+            if (*limit == 0 || *limit > kMaxSearchLimit) {
+              return ReplyError(res, 400,
+                                "limit must be from 1 to " + std::to_string(kMaxSearchLimit));
+            }
+            search.min_duration_nanos = *min_d;
+            search.max_duration_nanos = *max_d;
+            search.limit = *limit;
+            // Tempo: unix seconds. Past what nanoseconds can hold (year 2554) the range means
+            // nothing: an error, not a multiplication that wraps to an empty answer.
+            constexpr uint64_t kMaxSeconds = UINT64_MAX / model::kNanosPerSecond;
+            if (*start > kMaxSeconds || *end > kMaxSeconds) {
+              return ReplyError(
+                  res, 400, "start and end are unix seconds up to " + std::to_string(kMaxSeconds));
+            }
+            if (*end != 0 && *start > *end) return ReplyError(res, 400, "start is after end");
+            search.start_unix_nano = *start * model::kNanosPerSecond;
+            search.end_unix_nano = *end * model::kNanosPerSecond;
+            search.scope = reader.scope.get();
+            query::SearchStats stats;
+            absl::StatusOr<std::vector<query::TraceSummary>> found = traces_.Search(search, &stats);
+            if (!found.ok()) return ReplyStoreError(res, found.status());
+            json traces = json::array();
+            for (const query::TraceSummary& s : *found) traces.push_back(TraceSummaryJson(s));
+            Reply(res, 200,
+                  {{"traces", traces}, {"metrics", {{"inspectedTraces", stats.inspected_traces}}}});
+          });
 
   Guarded("/api/search/tags", auth::Access::kReadOrders,
           [this](http::Request&, http::Response& res, Reader& reader) {

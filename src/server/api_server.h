@@ -5,9 +5,8 @@
 #include <atomic>
 #include <functional>
 #include <memory>
-#include <thread>
-
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "absl/status/statusor.h"
 #include "auth/access_policy.h"
@@ -17,11 +16,11 @@
 #include "gaps/gap_store.h"
 #include "http/router.h"
 #include "http/server.h"
+#include "metrics/history.h"
 #include "metrics/registry.h"
 #include "query/order_query.h"
 #include "query/sla_report.h"
 #include "query/trace_query.h"
-#include "metrics/history.h"
 #include "scrub/operator_id_hasher.h"
 #include "server/console_files.h"
 #include "server/listen_address.h"

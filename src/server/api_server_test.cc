@@ -66,9 +66,9 @@ class ApiServerGapsTest : public testing::Test {
       if (status != "INITIATED") return std::nullopt;
       return (partner == "partner-b" ? 90 : 30) * kSecond;
     };
-    api_ = std::make_unique<ApiServer>(*orders_, *traces_, [] { return true; },
-                                       std::move(http_options), nullptr, &history_, nullptr,
-                                       std::move(access));
+    api_ = std::make_unique<ApiServer>(
+        *orders_, *traces_, [] { return true; }, std::move(http_options), nullptr, &history_,
+        nullptr, std::move(access));
     absl::StatusOr<ListenAddress> address = ParseListenAddress("127.0.0.1:0");
     ASSERT_TRUE(address.ok());
     absl::StatusOr<int> port = api_->Start(*address);

@@ -66,7 +66,8 @@ json SlaJson(const metrics::Registry& registry, uint64_t message_sla_nanos) {
   if (auto samples = registry.ScalarSnapshot("price_calc_sla_seconds")) {
     if (!samples->empty()) price_calc = samples->front().value;
   }
-  json message = message_sla_nanos != 0 ? json(static_cast<double>(message_sla_nanos) / 1e9) : json();
+  json message =
+      message_sla_nanos != 0 ? json(static_cast<double>(message_sla_nanos) / 1e9) : json();
   return {{"stages", stages}, {"price_calc", price_calc}, {"message", message}};
 }
 

@@ -67,8 +67,8 @@ class ConsoleApiTest : public testing::Test {
     registry_.AddGauge({"stage_sla_seconds", "sla", {"stage"}}).Set({"SUBMITTED"}, 30);
     metrics::Counter& errors =
         registry_.AddCounter({"order_errors_total", "errors", {"service", "error_code"}});
-    history_ = std::make_unique<metrics::MetricHistory>(registry_,
-                                                        metrics::ConsoleHistoryOptions());
+    history_ =
+        std::make_unique<metrics::MetricHistory>(registry_, metrics::ConsoleHistoryOptions());
     history_->Sample();
     errors.Add({"mes-api", "TIMEOUT"}, 3);
     history_->Sample();
@@ -86,10 +86,9 @@ class ConsoleApiTest : public testing::Test {
     access.tokens = tokens_.get();
     http::ServerOptions http_options;
     http_options.worker_threads = 2;
-    api_ = std::make_unique<ApiServer>(*orders_, *traces_, [] { return true; },
-                                       std::move(http_options), nullptr, nullptr, &registry_,
-                                       std::move(access),
-                                       ApiConsole{*files, history_.get(), 90'000'000'000});
+    api_ = std::make_unique<ApiServer>(
+        *orders_, *traces_, [] { return true; }, std::move(http_options), nullptr, nullptr,
+        &registry_, std::move(access), ApiConsole{*files, history_.get(), 90'000'000'000});
     absl::StatusOr<ListenAddress> address = ParseListenAddress("127.0.0.1:0");
     ASSERT_TRUE(address.ok());
     absl::StatusOr<int> port = api_->Start(*address);
@@ -128,8 +127,8 @@ class ConsoleApiTest : public testing::Test {
 
 TEST_F(ConsoleApiTest, EveryConsoleRouteAnswersTheOnePageWithItsPolicy) {
   Start(/*with_tokens=*/false);
-  for (const char* route : {"/", "/orders/A-1", "/orders/with%2Fslash", "/traces/abc", "/gaps",
-                            "/charts", "/login"}) {
+  for (const char* route :
+       {"/", "/orders/A-1", "/orders/with%2Fslash", "/traces/abc", "/gaps", "/charts", "/login"}) {
     httplib::Result res = Get(route);
     ASSERT_TRUE(res) << route;
     EXPECT_EQ(res->status, 200) << route;
@@ -176,8 +175,8 @@ TEST_F(ConsoleApiTest, WhoamiSaysWhoTheTokenIsAndWhatItMayOpen) {
   EXPECT_EQ(who["token_name"], "acme");
   EXPECT_EQ(who["role"], "partner_readonly");
   EXPECT_EQ(who["partner_id"], "P-7");
-  EXPECT_EQ(who["may"], json({{"orders", true}, {"sla", true}, {"charts", false},
-                              {"metrics", false}}));
+  EXPECT_EQ(who["may"],
+            json({{"orders", true}, {"sla", true}, {"charts", false}, {"metrics", false}}));
   json support = json::parse(Get("/api/v1/whoami", "support-secret")->body);
   EXPECT_EQ(support["role"], "support");
   EXPECT_EQ(support["may"]["charts"], true);

@@ -113,7 +113,7 @@ class OrdertraceServer {
   std::unique_ptr<OtlpGrpcReceiver> grpc_;
   std::unique_ptr<OtlpHttpReceiver> otlp_http_;
   std::unique_ptr<auth::TokenAuthenticator> tokens_;
-  std::unique_ptr<auth::AuditLog> audit_;  // null when audit.enabled is off
+  std::unique_ptr<auth::AuditLog> audit_;            // null when audit.enabled is off
   std::unique_ptr<metrics::MetricHistory> history_;  // null without the console
   std::unique_ptr<ApiServer> api_;
 
