@@ -79,3 +79,12 @@ test('durationTicks steps on clock units above a second', async () => {
   assert.deepEqual(durationTicks(0), [0]);
   assert.deepEqual(durationTicks(3 * 86400, 3), [0, 86400, 172800, 259200]);
 });
+
+test('fitLabel cuts a long label to its column with an ellipsis and keeps a short one', async () => {
+  const { fitLabel } = await import('../../web/assets/scales.js');
+  assert.equal(fitLabel('PACKAGING → SHIPPED', 400), 'PACKAGING → SHIPPED');
+  const cut = fitLabel('MANUFACTURING_STARTED → MANUFACTURING_COMPLETED', 384);
+  assert.ok(cut.endsWith('…'), cut);
+  assert.ok(cut.length * 8.4 <= 384, `${cut} is wider than its column`);
+  assert.equal(fitLabel('abcdefgh', 10), 'abc…'); // never shorter than four characters
+});

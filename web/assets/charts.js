@@ -4,7 +4,7 @@
 // CSP forbids, and more code than this file. Scales and chart models live in scales.js (pure,
 // unit-tested); this module only draws.
 import { svg, h } from './dom.js';
-import { linearScale, niceTicks, durationTicks, barMax, linePath } from './scales.js';
+import { linearScale, niceTicks, durationTicks, barMax, linePath, fitLabel } from './scales.js';
 import { formatDuration, formatUtc } from './format.js';
 
 // Charts are drawn at their natural width (1 SVG unit = 1 CSS px, never scaled up), so text stays
@@ -56,7 +56,11 @@ export function barChart(rows, { title, mode = 'absolute', onOpen, testid, empty
   rows.forEach((r, i) => {
     const y = TOP + i * ROW_H;
     const g = svg('g', { class: 'bar-row' });
-    g.append(svg('text', { x: 8, y: y + 16, class: 'cat' }, r.category));
+    // Long names (two stage names and an arrow) are cut to the label column, whole in the title.
+    const shown = fitLabel(r.category, LABEL_W - 16);
+    const label = svg('text', { x: 8, y: y + 16, class: 'cat' }, shown);
+    if (shown !== r.category) label.append(svg('title', null, r.category));
+    g.append(label);
     // The SLA is in the text when the bars are shares of it; else it is the red mark.
     const values = `p50 ${formatDuration(r.p50)} · p95 ${formatDuration(r.p95)}${mode === 'sla' && r.sla !== null ? ` · SLA ${formatDuration(r.sla)}` : ''} · n=${r.count}`;
     g.append(svg('text', { x: 8, y: y + 32, class: 'sub' }, values));

@@ -114,3 +114,10 @@ export function linePath(points) {
 function round(v) {
   return Math.round(v * 10) / 10;
 }
+
+// `text` cut to fit `maxPx` at about `charPx` pixels per character (SVG text does not wrap),
+// ending in an ellipsis when cut; callers put the whole text in a <title> for the cut ones.
+export function fitLabel(text, maxPx, charPx = 8.4) {
+  const max = Math.max(4, Math.floor(maxPx / charPx));
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
