@@ -59,26 +59,15 @@ mkdir -p "$artifacts"
 rm -f "$artifacts"/*.png "$artifacts"/*.txt
 e2e_name=console_e2e
 # shellcheck source=tests/support/e2e_checks.sh
-source "$root/tests/support/e2e_checks.sh" # passed, failed, fail, check, budget
+source "$root/tests/support/e2e_checks.sh" # passed, failed, fail, check, budget, e2e_bounded...
 seed="${CONSOLE_E2E_SEED:-$RANDOM}"
-child="" # the bounded command running, if any
 
 cleanup() {
   local rc=$?
   trap '' INT TERM
-  if [[ -n $child ]]; then
-    kill -TERM "$child" 2> /dev/null || true # timeout passes it on
-    wait "$child" 2> /dev/null || true
-  fi
+  e2e_stop_child
   system_stop || true
-  if ((rc != 0)) && [[ -n $SYSTEM_LOGS && -d $SYSTEM_LOGS ]]; then
-    local log
-    for log in "$SYSTEM_LOGS"/*.log; do
-      [[ -s $log ]] || continue
-      echo "--- last lines of $log ---" >&2
-      tail -n 8 "$log" >&2
-    done
-  fi
+  if ((rc != 0)); then e2e_show_logs "$SYSTEM_LOGS"; fi
   echo "console_e2e: screenshots in $artifacts/"
   if [[ ${CONSOLE_E2E_KEEP:-0} == 1 ]]; then
     echo "console_e2e: kept $work" >&2
@@ -89,18 +78,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'echo "console_e2e: interrupted" >&2; exit 130' INT TERM
-
-# bounded SECONDS LOG COMMAND...: COMMAND for at most SECONDS, output to LOG; its exit code (124
-# or 137 when out of time). In the background with `wait`, so that a signal runs the trap at once.
-bounded() {
-  local seconds=$1 log=$2 rc=0
-  shift 2
-  timeout --kill-after=5 "$seconds" "$@" > "$log" 2>&1 &
-  child=$!
-  wait "$child" || rc=$?
-  child=""
-  return $rc
-}
 
 echo "console_e2e: seed $seed (CONSOLE_E2E_SEED=$seed repeats it)"
 export RABBITMQ_START_TIMEOUT=45
@@ -119,7 +96,7 @@ truth="$work/truth.jsonl"
 seconds="$(budget 90)" || fail "out of time before order-sim run"
 started=$SECONDS
 rc=0
-bounded "$seconds" "$work/sim-run.log" "$build/services/order-sim" run --orders 9 \
+e2e_bounded "$seconds" "$work/sim-run.log" "$work/sim-run.log" "$build/services/order-sim" run --orders 9 \
   --faults lost_price_request:0.34 --partner-share 0.6 --time-scale "$kTimeScale" \
   --truth "$truth" --shop "$SYSTEM_SHOP_URL" --crm "$SYSTEM_CRM_URL" --mes "$SYSTEM_MES_URL" \
   --seed "$seed" --max-polygons 100000 || rc=$?
@@ -185,11 +162,8 @@ echo "console_e2e: node --test ${tests[*]} (at most ${seconds}s)"
 rc=0
 export CONSOLE_SYSTEM="$work/system.json"
 # Foreground output matters here (the TAP lines); still bounded and in the background.
-timeout --kill-after=5 "$seconds" node --test --test-concurrency=1 --test-timeout=90000 \
-  --test-reporter=spec "${tests[@]}" &
-child=$!
-wait "$child" || rc=$?
-child=""
+e2e_bounded "$seconds" - - node --test --test-concurrency=1 --test-timeout=90000 \
+  --test-reporter=spec "${tests[@]}" || rc=$?
 case $rc in
   0) passed=$((passed + 1)) ;;
   124 | 137) fail "the browser tests did not finish within ${seconds}s" ;;

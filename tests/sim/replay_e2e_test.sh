@@ -50,10 +50,9 @@ source "$root/scripts/system.sh"
 work="$(mktemp -d "${TMPDIR:-/tmp}/ordertrace-replay.XXXXXX")"
 e2e_name=gap_replay
 # shellcheck source=tests/support/e2e_checks.sh
-source "$root/tests/support/e2e_checks.sh" # passed, failed, fail, check, budget
+source "$root/tests/support/e2e_checks.sh" # passed, failed, fail, check, budget, e2e_bounded...
 seed="${REPLAY_E2E_SEED:-$RANDOM}"
 day_end=$(($(date +%s) - 3600))
-child="" # the order-sim command running, if any
 
 stop_run() { # stops what the current delivery started; non-zero when ordertrace did not stop cleanly
   local rc=0
@@ -67,19 +66,9 @@ stop_run() { # stops what the current delivery started; non-zero when ordertrace
 cleanup() {
   local rc=$?
   trap '' INT TERM
-  if [[ -n $child ]]; then
-    kill -TERM "$child" 2> /dev/null || true
-    wait "$child" 2> /dev/null || true
-  fi
+  e2e_stop_child
   stop_run || true
-  if ((rc != 0)) && [[ -n $SYSTEM_LOGS && -d $SYSTEM_LOGS ]]; then
-    local log
-    for log in "$SYSTEM_LOGS"/*.log; do
-      [[ -s $log ]] || continue
-      echo "--- last lines of $log ---" >&2
-      tail -n 8 "$log" >&2
-    done
-  fi
+  if ((rc != 0)); then e2e_show_logs "$SYSTEM_LOGS"; fi
   if [[ ${REPLAY_E2E_KEEP:-0} == 1 ]]; then
     echo "gap_replay: kept $work" >&2
   else
@@ -90,18 +79,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "gap_replay: interrupted" >&2; exit 130' INT TERM
 
-# bounded SECONDS OUTFILE COMMAND...: runs COMMAND for at most SECONDS, output to OUTFILE; returns
-# its exit code (124 or 137 when it ran out of time). In the background with `wait`, so that a
-# signal to this script runs its trap at once.
-bounded() {
-  local seconds=$1 out=$2 rc=0
-  shift 2
-  timeout --kill-after=5 "$seconds" "$@" > "$out" 2>&1 &
-  child=$!
-  wait "$child" || rc=$?
-  child=""
-  return $rc
-}
 
 # metric NAME: the value of an unlabelled series in ordertrace's /metrics; empty when absent.
 metric() {
@@ -226,7 +203,7 @@ deliver() {
 
   seconds="$(budget 150)" || fail "($name) out of time before the replay (budget ${kBudgetSeconds}s)"
   local started=$SECONDS
-  bounded "$seconds" "$work/$name-replay.log" "$sim" replay --orders "$kOrders" --seed "$seed" \
+  e2e_bounded "$seconds" "$work/$name-replay.log" "$work/$name-replay.log" "$sim" replay --orders "$kOrders" --seed "$seed" \
     --day-end "$day_end" --truth "$work/truth.jsonl" --endpoint "$SYSTEM_OTLP_HTTP_URL" "$@" || rc=$?
   replay_done=$SECONDS
   sed 's/^/    /' "$work/$name-replay.log" | tail -n 6
@@ -239,7 +216,7 @@ deliver() {
 
   seconds="$(budget 60)" || fail "($name) out of time before order-sim score"
   rc=0
-  bounded "$seconds" "$work/$name-score.log" "$sim" score --truth "$work/truth.jsonl" \
+  e2e_bounded "$seconds" "$work/$name-score.log" "$work/$name-score.log" "$sim" score --truth "$work/truth.jsonl" \
     --ordertrace "$SYSTEM_API_URL" --json --settle 5 --gaps-out "$work/$name-gaps.json" || rc=$?
   ((rc == 0)) || fail "($name) order-sim score exited with code $rc: $(tail -n 2 "$work/$name-score.log")"
   json="$work/$name-score.json"

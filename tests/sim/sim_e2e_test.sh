@@ -46,27 +46,16 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/ordertrace-sim.XXXXXX")"
 chmod 755 "$work" # the rabbitmq user must reach $work/state/rabbitmq
 e2e_name=sim_e2e
 # shellcheck source=tests/support/e2e_checks.sh
-source "$root/tests/support/e2e_checks.sh" # passed, failed, fail, check, budget
+source "$root/tests/support/e2e_checks.sh" # passed, failed, fail, check, budget, e2e_bounded...
 seed="${SIM_E2E_SEED:-$RANDOM}"
 
-child="" # the order-sim command running, if any
 
 cleanup() {
   local rc=$?
   trap '' INT TERM
-  if [[ -n $child ]]; then
-    kill -TERM "$child" 2> /dev/null || true # timeout passes it on to order-sim
-    wait "$child" 2> /dev/null || true
-  fi
+  e2e_stop_child
   system_stop || true
-  if ((rc != 0)) && [[ -n $SYSTEM_LOGS && -d $SYSTEM_LOGS ]]; then
-    local log
-    for log in "$SYSTEM_LOGS"/*.log; do
-      [[ -s $log ]] || continue
-      echo "--- last lines of $log ---" >&2
-      tail -n 8 "$log" >&2
-    done
-  fi
+  if ((rc != 0)); then e2e_show_logs "$SYSTEM_LOGS"; fi
   if [[ ${SIM_E2E_KEEP:-0} == 1 ]]; then
     echo "sim_e2e: kept $work" >&2
   else
@@ -77,22 +66,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "sim_e2e: interrupted" >&2; exit 130' INT TERM
 
-# bounded SECONDS OUTFILE ERRFILE COMMAND...: runs COMMAND for at most SECONDS; returns its exit
-# code (124 or 137 when it ran out of time). In the background, with `wait`, so that a signal to
-# this script runs its trap at once instead of after COMMAND.
-bounded() {
-  local seconds=$1 out=$2 err=$3 rc=0
-  shift 3
-  if [[ $out == "$err" ]]; then
-    timeout --kill-after=5 "$seconds" "$@" > "$out" 2>&1 &
-  else
-    timeout --kill-after=5 "$seconds" "$@" > "$out" 2> "$err" &
-  fi
-  child=$!
-  wait "$child" || rc=$?
-  child=""
-  return $rc
-}
 
 # Renders order-sim's JSON score as a table, like `order-sim score` without --json.
 print_score() {
@@ -118,7 +91,7 @@ simulate() {
   seconds="$(budget "$3")" || fail "out of time before ($name) order-sim run (budget ${kBudgetSeconds}s)"
   shift 3
   echo "sim_e2e: ($name) order-sim run --orders $orders $* (at most ${seconds}s)"
-  bounded "$seconds" "$work/$name-run.log" "$work/$name-run.log" \
+  e2e_bounded "$seconds" "$work/$name-run.log" "$work/$name-run.log" \
     "$sim" run --orders "$orders" --time-scale "$kTimeScale" --truth "$work/$name.jsonl" \
     --shop "$SYSTEM_SHOP_URL" --crm "$SYSTEM_CRM_URL" --mes "$SYSTEM_MES_URL" --seed "$seed" "$@" ||
     rc=$?
@@ -134,7 +107,7 @@ simulate() {
 score() {
   local name=$1 seconds rc=0
   seconds="$(budget "$2")" || fail "out of time before ($name) order-sim score (budget ${kBudgetSeconds}s)"
-  bounded "$seconds" "$work/$name-score.json" "$work/$name-score.err" \
+  e2e_bounded "$seconds" "$work/$name-score.json" "$work/$name-score.err" \
     "$sim" score --truth "$work/$name.jsonl" --ordertrace "$SYSTEM_API_URL" --json || rc=$?
   ((rc == 0)) || fail "($name) order-sim score exited with code $rc: $(tail -n 1 "$work/$name-score.err")"
   jq -e 'type == "object"' "$work/$name-score.json" > /dev/null 2>&1 ||
