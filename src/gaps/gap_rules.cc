@@ -328,17 +328,36 @@ Gap OverdueStageGap(const LifecycleModel& model, const OrderRecord& record,
   return gap;
 }
 
+namespace {
+
+// The status a message belongs to: the one its publishing operation reached (a service
+// publishes within the transition, before that span ends), else the one the order was in when
+// the message was published.
+const StatusReached* StatusOfMessage(const KnownList& known, const MessageHop* hop,
+                                     uint64_t published_unix_nano) {
+  if (hop != nullptr && hop->published_by.IsValid()) {
+    for (const Known& k : known) {
+      if (k.reached->span_id == hop->published_by) return k.reached;
+    }
+  }
+  return StatusAt(known, published_unix_nano);
+}
+
+}  // namespace
+
 Gap UnconsumedMessageGap(const LifecycleModel& model, const OrderRecord& record,
                          const MessageDeadline& deadline) {
-  // The stage is the status the order was in when the message was published: a function of
-  // the record, not of the moment the gap was found.
+  // The stage is the status the message belongs to: a function of the record, not of the
+  // moment the gap was found.
+  const MessageHop* hop = nullptr;
+  for (const MessageHop& m : record.messages) {
+    if (m.message_id == deadline.message_id) hop = &m;
+  }
   const auto known = KnownStatuses(model, record);
-  const StatusReached* in = StatusAt(known, deadline.published_unix_nano);
+  const StatusReached* in = StatusOfMessage(known, hop, deadline.published_unix_nano);
   Gap gap =
       MakeGap(record, kMessageNotConsumed, in != nullptr ? in->status : "", deadline.message_id);
-  for (const MessageHop& hop : record.messages) {
-    if (hop.message_id == deadline.message_id) gap.queue = hop.queue;
-  }
+  if (hop != nullptr) gap.queue = hop->queue;
   gap.since_unix_nano = deadline.published_unix_nano;
   gap.deadline_unix_nano = deadline.deadline_unix_nano;
   gap.detail = absl::StrCat("message ", deadline.message_id, " to ", gap.queue,

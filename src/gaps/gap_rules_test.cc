@@ -210,6 +210,33 @@ TEST_F(GapRulesTest, MessageConsumedAfterItsDeadlineIsSettledInThePublishStage) 
   EXPECT_THAT(Evaluate(record).settled, IsEmpty());
 }
 
+TEST_F(GapRulesTest, AMessagePublishedByATransitionBelongsToItsStatus) {
+  // The services publish within the transition's span, which ends (and so reaches SUBMITTED)
+  // a moment after the publish started: the message is SUBMITTED's, not FILE_UPLOADED's.
+  OrderRecord record =
+      Order({{"INITIATED", kT}, {"FILE_UPLOADED", kT + kMinute}, {"SUBMITTED", kT + 2 * kMinute}});
+  for (size_t i = 0; i < record.statuses.size(); ++i) record.statuses[i].span_id.bytes[7] = i + 1;
+  MessageHop hop;
+  hop.message_id = "msg-1";
+  hop.queue = "mes.price.requests";
+  hop.published_at_unix_nano = kT + 2 * kMinute - 57'000;  // 57 us before the span ended
+  hop.published_by = record.statuses[2].span_id;
+  record.messages = {hop};
+  OrderGaps gaps = Evaluate(record);
+  ASSERT_THAT(gaps.settled, IsEmpty());
+  ASSERT_THAT(gaps.messages, SizeIs(1));
+  // The gap as the detector opens it past the deadline.
+  Gap gap = UnconsumedMessageGap(*model_, record, gaps.messages[0]);
+  EXPECT_EQ(gap.stage, "SUBMITTED");
+  EXPECT_EQ(gap.since_unix_nano, hop.published_at_unix_nano);
+
+  // Published by an operation that reached no status: the status at the publish time.
+  record.messages[0].published_by.bytes[0] = 0x77;
+  EXPECT_EQ(UnconsumedMessageGap(*model_, record, gaps.messages[0]).stage, "FILE_UPLOADED");
+  record.messages[0].published_by = {};
+  EXPECT_EQ(UnconsumedMessageGap(*model_, record, gaps.messages[0]).stage, "FILE_UPLOADED");
+}
+
 TEST_F(GapRulesTest, ConflictsAreResolvedByTheTerminalStatus) {
   // MANUFACTURING_COMPLETED -> SHIPPED skips PACKAGING; open until CLOSED.
   std::vector<std::pair<std::string, uint64_t>> statuses;

@@ -229,9 +229,19 @@ void ApplyMessage(const Span& span, const Resource& resource, OrderRecord& recor
   // The earliest start wins. 0 marks "no such span seen", so a span starting at 0 (which
   // ingest refuses, but the fold must not depend on that) tells nothing: taking it would make
   // the next span's start replace it or not depending on arrival order.
-  uint64_t& at = consumer ? hop.consumed_at_unix_nano : hop.published_at_unix_nano;
   const uint64_t start = span.start_time_unix_nano;
-  if (start != 0 && (at == 0 || start < at)) at = start;
+  if (consumer) {
+    uint64_t& at = hop.consumed_at_unix_nano;
+    if (start != 0 && (at == 0 || start < at)) at = start;
+  } else if (start != 0) {
+    // The publishing operation comes with the earliest publish: the smallest (start, parent)
+    // of the producer spans, so two reports starting at once agree whatever their order.
+    uint64_t& at = hop.published_at_unix_nano;
+    if (at == 0 || start < at || (start == at && span.parent_span_id < hop.published_by)) {
+      at = start;
+      hop.published_by = span.parent_span_id;
+    }
+  }
   if (consumer)
     hop.retry_count = std::max(hop.retry_count, IntAttr(span, model::kRetryCountKey, 0));
 

@@ -195,7 +195,8 @@ std::vector<std::string> Describe(const std::vector<model::MessageHop>& messages
     out.push_back(m.message_id + " queue=" + m.queue +
                   " published=" + std::to_string(m.published_at_unix_nano) +
                   " consumed=" + std::to_string(m.consumed_at_unix_nano) +
-                  " retries=" + std::to_string(m.retry_count));
+                  " retries=" + std::to_string(m.retry_count) +
+                  " by=" + (m.published_by.IsValid() ? m.published_by.ToHex() : "-"));
   }
   return out;
 }
@@ -680,6 +681,28 @@ TEST(OrderRecordBuilderTest, MessageSpanStartingAtZeroDoesNotDependOnArrivalOrde
   const OrderRecord forwards = Build(spans);
   ASSERT_EQ(forwards.messages.size(), 1u);
   EXPECT_EQ(forwards.messages[0].consumed_at_unix_nano, AtMs(300));
+  std::vector<Emitted> reversed(spans.rbegin(), spans.rend());
+  EXPECT_EQ(Describe(Build(reversed).messages), Describe(forwards.messages));
+}
+
+// The operation that published a message is the parent of its earliest producer span (ties:
+// the smallest parent), whatever the order the reports arrive in.
+TEST(OrderRecordBuilderTest, AMessageKeepsTheOperationThatPublishedItFirst) {
+  const model::Attributes attrs = {Str("order_id", kOrder), Str("messaging.system", "rabbitmq"),
+                                   Str("message_id", "m-1"), Str("queue", "q")};
+  auto publish = [&](uint16_t id, uint16_t parent, uint64_t start_ms) {
+    Span span = MakeSpan(1, id, "publish", SpanKind::kProducer, start_ms, start_ms + 5, attrs);
+    span.parent_span_id = SpanIdOf(parent);
+    return Emitted{Service("shop-api"), span};
+  };
+  const std::vector<Emitted> spans = {publish(1, 40, 500), publish(2, 30, 200), publish(3, 20, 200),
+                                      publish(4, 10, 900)};
+  const OrderRecord forwards = Build(spans);
+  ASSERT_EQ(forwards.messages.size(), 1u);
+  EXPECT_EQ(forwards.messages[0].published_at_unix_nano, AtMs(200));
+  EXPECT_EQ(forwards.messages[0].published_by, SpanIdOf(20));
+  std::vector<Emitted> shuffled = {spans[3], spans[1], spans[0], spans[2]};
+  EXPECT_EQ(Describe(Build(shuffled).messages), Describe(forwards.messages));
   std::vector<Emitted> reversed(spans.rbegin(), spans.rend());
   EXPECT_EQ(Describe(Build(reversed).messages), Describe(forwards.messages));
 }

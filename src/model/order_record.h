@@ -51,6 +51,9 @@ struct MessageHop {
   uint64_t published_at_unix_nano = 0;  // 0: no producer span seen
   uint64_t consumed_at_unix_nano = 0;   // 0: no consumer span seen
   int64_t retry_count = 0;              // highest seen on a consumer span
+  // The parent of the producer span that gave `published_at`: the operation that published the
+  // message (a service's transition span, whose status the message belongs to). Invalid: none.
+  SpanId published_by;
 
   uint64_t LastActivity() const {
     return consumed_at_unix_nano > published_at_unix_nano ? consumed_at_unix_nano

@@ -103,18 +103,22 @@ uint8_t* WriteOperation(const model::Operation& op, uint8_t* p) {
 }
 
 // MessageHop: message_id 1, queue 2, published_at_unix_nano 3, consumed_at_unix_nano 4,
-// retry_count 5 (int64: a negative count takes ten bytes, as libprotobuf writes it).
+// retry_count 5 (int64: a negative count takes ten bytes, as libprotobuf writes it),
+// published_by_span_id 6 (left out when there is none).
 size_t HopSize(const model::MessageHop& m) {
   return TextSize(1, m.message_id) + TextSize(2, m.queue) +
          Fixed64Size(3, m.published_at_unix_nano) + Fixed64Size(4, m.consumed_at_unix_nano) +
-         VarintFieldSize(5, static_cast<uint64_t>(m.retry_count));
+         VarintFieldSize(5, static_cast<uint64_t>(m.retry_count)) +
+         (m.published_by.IsValid() ? TextSize(6, m.published_by.AsBytes()) : 0);
 }
 uint8_t* WriteHop(const model::MessageHop& m, uint8_t* p) {
   p = WriteText(1, m.message_id, p);
   p = WriteText(2, m.queue, p);
   p = WriteFixed64(3, m.published_at_unix_nano, p);
   p = WriteFixed64(4, m.consumed_at_unix_nano, p);
-  return WriteVarintField(5, static_cast<uint64_t>(m.retry_count), p);
+  p = WriteVarintField(5, static_cast<uint64_t>(m.retry_count), p);
+  if (m.published_by.IsValid()) p = WriteText(6, m.published_by.AsBytes(), p);
+  return p;
 }
 
 // OrderRecord: order_id 1, trace_id 2, trace_ids 3, partner_id 4, first_seen_unix_nano 5,
@@ -220,6 +224,7 @@ absl::StatusOr<model::OrderRecord> DecodeOrderRecord(std::string_view bytes) {
     hop.published_at_unix_nano = m.published_at_unix_nano();
     hop.consumed_at_unix_nano = m.consumed_at_unix_nano();
     hop.retry_count = m.retry_count();
+    hop.published_by = IdFrom<model::SpanId>(m.published_by_span_id());
     r.messages.push_back(std::move(hop));
   }
   return r;

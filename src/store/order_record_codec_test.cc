@@ -53,6 +53,8 @@ std::string SerializedByLibprotobuf(const model::OrderRecord& r) {
     o->set_published_at_unix_nano(m.published_at_unix_nano);
     o->set_consumed_at_unix_nano(m.consumed_at_unix_nano);
     o->set_retry_count(m.retry_count);
+    if (m.published_by.IsValid())
+      o->set_published_by_span_id(std::string(m.published_by.AsBytes()));
   }
   for (const model::StatusReached& s : r.revisits) fill_status(s, out.add_revisits());
   return out.SerializeAsString();
@@ -137,6 +139,7 @@ model::OrderRecord RandomRecord(std::mt19937_64& rng) {
     m.consumed_at_unix_nano = RandomNumber(rng);
     const int64_t counts[] = {0, 1, 3, 300, -1, std::numeric_limits<int64_t>::min()};
     m.retry_count = counts[rng() % std::size(counts)];
+    if (rng() % 2 == 0) m.published_by.bytes[rng() % 8] = static_cast<uint8_t>(1 + rng() % 255);
     r.messages.push_back(std::move(m));
   }
   return r;
