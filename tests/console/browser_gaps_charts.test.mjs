@@ -68,6 +68,29 @@ describe('stuck orders and charts', () => {
     assertNoProblems(page);
   });
 
+  test('one lost price request is one incident at one stage: every gap of a stuck order at SUBMITTED', async () => {
+    // lost_price_request: the order waits at SUBMITTED for the price calculation, and its price
+    // request waits in mes.price.requests. The request is published by the submit itself, so its
+    // gap belongs to SUBMITTED too (not to the status before, whose time the publish precedes).
+    const gaps = await openGaps();
+    await checked(page, 'gaps-one-incident', async () => {
+      await gotoConsole(page, '/gaps');
+      await page.locator(`${tid('gaps-table')} ${tid('gap-row')}`).first().waitFor();
+      const rows = await gapRows(page);
+      for (const id of system().stuck_orders) {
+        const own = gaps.filter((g) => g.order_id === id);
+        assert.ok(own.some((g) => g.kind === 'missing_transition' && g.stage === 'SUBMITTED'),
+          `${id}: no missing_transition gap at SUBMITTED: ${JSON.stringify(own.map(gapKey))}`);
+        for (const g of own) {
+          assert.equal(g.stage, 'SUBMITTED', `${id}: its ${g.kind} gap is at ${g.stage}`);
+        }
+        assert.deepEqual([...new Set(rows.filter((r) => r.order === id).map((r) => r.stage))], ['SUBMITTED'],
+          `${id}: the page shows its gaps at other stages`);
+      }
+    });
+    assertNoProblems(page);
+  });
+
   test('/gaps filters by kind and stage, in the page URL', async () => {
     const gaps = await openGaps();
     const { kind, stage } = gaps.find((g) => g.order_id === system().stuck_orders[0]);
