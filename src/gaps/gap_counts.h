@@ -14,7 +14,9 @@ namespace ordertrace::gaps {
 
 struct GapCounts {
   size_t total = 0;
-  std::map<std::string, size_t> by_stage;  // "" for gaps about no stage (a silent source)
+  size_t orders = 0;                              // distinct orders among them
+  std::map<std::string, size_t> by_stage;         // "" for gaps about no stage (a silent source)
+  std::map<std::string, size_t> orders_by_stage;  // distinct orders with a gap at the stage
   std::map<std::string, size_t> by_kind;
   // False when counting stopped at `max_gaps`: the figures are lower bounds.
   bool complete = true;

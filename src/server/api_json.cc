@@ -187,9 +187,15 @@ json GapCountsJson(const gaps::GapCounts& counts) {
     for (const auto& [key, count] : sorted) list.push_back({{name, key}, {"count", count}});
     return list;
   };
+  json by_stage = largest_first(counts.by_stage, "stage");
+  for (json& entry : by_stage) {
+    auto orders = counts.orders_by_stage.find(entry["stage"].get<std::string>());
+    entry["orders"] = orders == counts.orders_by_stage.end() ? 0 : orders->second;
+  }
   return {{"total", counts.total},
+          {"orders", counts.orders},
           {"complete", counts.complete},
-          {"by_stage", largest_first(counts.by_stage, "stage")},
+          {"by_stage", by_stage},
           {"by_kind", largest_first(counts.by_kind, "kind")}};
 }
 

@@ -24,8 +24,8 @@ nlohmann::json SlaReportJson(const query::SlaReport& report);
 nlohmann::json ErrorJson(int http_status, const std::string& message);
 // A gap as GET /api/v1/gaps and the order view show it; `external_url` makes the order link.
 nlohmann::json GapJson(const gaps::Gap& gap);
-// GET /api/v1/gaps/counts: {total, complete, by_stage: [{stage, count}], by_kind: [...]},
-// largest count first.
+// GET /api/v1/gaps/counts: {total, orders, complete, by_stage: [{stage, count, orders}],
+// by_kind: [{kind, count}]}, largest count first.
 nlohmann::json GapCountsJson(const gaps::GapCounts& counts);
 
 }  // namespace ordertrace::server

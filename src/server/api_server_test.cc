@@ -299,17 +299,22 @@ TEST_F(ApiServerGapsTest, CountsOpenGapsPerStageAndKindLargestFirst) {
                                  MakeGap("o3", "SUBMITTED", kT0 + 1),
                                  MakeGap("o4", "PACKAGING", kT0),
                                  MakeGap("o5", "PACKAGING", kT0, /*open=*/false)};
+  // o3's gap is o1's second, about its message: one order stuck twice at SUBMITTED.
+  puts[2].order_id = "o1";
+  puts[2].kind = "message_not_consumed";
+  puts[2].id = "o1/message_not_consumed//m-1";
   puts[3].kind = "message_not_consumed";
   puts[3].id = "o4/message_not_consumed/PACKAGING";
   ASSERT_TRUE(history_.Apply(puts, {}).ok());
   auto [status, body] = Get("/api/v1/gaps/counts?state=open");
   ASSERT_EQ(status, 200) << body;
   EXPECT_EQ(body["total"], 4);
+  EXPECT_EQ(body["orders"], 3);
   EXPECT_EQ(body["complete"], true);
-  EXPECT_EQ(body["by_stage"], json::parse(R"([{"stage":"SUBMITTED","count":3},
-                                               {"stage":"PACKAGING","count":1}])"));
-  EXPECT_EQ(body["by_kind"], json::parse(R"([{"kind":"missing_transition","count":3},
-                                              {"kind":"message_not_consumed","count":1}])"));
+  EXPECT_EQ(body["by_stage"], json::parse(R"([{"stage":"SUBMITTED","count":3,"orders":2},
+                                               {"stage":"PACKAGING","count":1,"orders":1}])"));
+  EXPECT_EQ(body["by_kind"], json::parse(R"([{"kind":"message_not_consumed","count":2},
+                                              {"kind":"missing_transition","count":2}])"));
   auto [all_status, all] = Get("/api/v1/gaps/counts?state=all&stage=PACKAGING");
   ASSERT_EQ(all_status, 200);
   EXPECT_EQ(all["total"], 2);

@@ -111,11 +111,12 @@ export async function render(ctx) {
   // The server's counts cover every open gap, also past the MAX_GAPS listed here.
   const counts = serverCounts ? serverCounts.by_stage : fmt.countPerStage(gaps);
   const total = serverCounts ? serverCounts.total : gaps.length;
+  const orderCount = serverCounts ? serverCounts.orders : new Set(gaps.map((g) => g.order_id).filter(Boolean)).size;
   const more = serverCounts ? !serverCounts.complete : result.truncated;
   const max = counts.length ? counts[0].count : 1;
   out.replaceChildren();
   out.append(h('section', { class: 'card', 'aria-labelledby': 'h-per-stage' },
-    h('h2', { id: 'h-per-stage' }, `${total}${more ? '+' : ''} open gap${total === 1 ? '' : 's'}, per stage`),
+    h('h2', { id: 'h-per-stage' }, `${total}${more ? '+' : ''} open gap${total === 1 ? '' : 's'} of ${orderCount} order${orderCount === 1 ? '' : 's'}, per stage`),
     counts.length
       ? h('ul', { class: 'stage-counts', testid: 'gaps-per-stage' }, counts.map((c) => {
         const bar = h('span', { class: 'sc-bar', 'aria-hidden': 'true' });
@@ -123,8 +124,9 @@ export async function render(ctx) {
         const params = new URLSearchParams(ctx.query);
         params.set('stage', c.stage);
         return h('li', { testid: 'stage-count', 'data-stage': c.stage, 'data-count': c.count },
-          h('a', { href: `/gaps?${params}`, 'aria-label': `${c.count} stuck at ${c.stage || 'no stage'}: show only these` },
-            h('span', { class: 'sc-stage' }, c.stage || '(no stage: a service)'), h('span', { class: 'sc-track' }, bar), h('span', { class: 'sc-count' }, String(c.count))));
+          h('a', { href: `/gaps?${params}`, 'aria-label': `${c.count} gaps${c.orders !== undefined ? ` of ${c.orders} orders` : ''} at ${c.stage || 'no stage'}: show only these` },
+            h('span', { class: 'sc-stage' }, c.stage || '(no stage: a service)'), h('span', { class: 'sc-track' }, bar), h('span', { class: 'sc-count' }, String(c.count),
+              c.orders !== undefined && c.orders !== c.count ? h('span', { class: 'muted small' }, ` (${c.orders} order${c.orders === 1 ? '' : 's'})`) : null)));
       }))
       : h('p', { class: 'muted ok', testid: 'gaps-per-stage' }, 'Nothing is stuck.')));
   if (result.truncated) out.append(h('p', { class: 'warn' }, `Showing the first ${MAX_GAPS} open gaps; narrow the filters to see the rest.`));
