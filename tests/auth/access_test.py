@@ -22,19 +22,19 @@ One PASS/FAIL line per check; the exit status is non-zero when any check failed.
 Usage: access_test.py path/to/ordertrace      (python3 standard library only)
 """
 
+import functools
 import hashlib
-import http.client
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 
-HOST = "127.0.0.1"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from ordertrace_harness import (HOST, auth_tokens_yaml, export_body,  # noqa: E402
+                                http_request, otlp_span, post_otlp_json, run_with_ordertrace)
 
 TOKENS = {
     "ops-1": ("ops", None, "ops-secret-token-1"),
@@ -50,46 +50,8 @@ def token(name):
     return TOKENS[name][2]
 
 
-class Checks:
-    def __init__(self):
-        self.failed = 0
-        self.passed = 0
-
-    def check(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-            print(f"PASS {name}", flush=True)
-        else:
-            self.failed += 1
-            print(f"FAIL {name} {detail}", flush=True)
-        return ok
-
-
-def free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind((HOST, 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-def request(port, method, path, headers=None, body=None, timeout=10):
-    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
-    try:
-        conn.putrequest(method, path, skip_accept_encoding=True,
-                        skip_host="Host" in (headers or {}))
-        for k, v in (headers or {}).items():
-            conn.putheader(k, v)
-        if body is not None:
-            conn.putheader("Content-Length", str(len(body)))
-        conn.endheaders(body)
-        res = conn.getresponse()
-        data = res.read()
-        return res.status, dict(res.getheaders()), data
-    finally:
-        conn.close()
+# No Accept-Encoding header: the answers are checked as the server sends them.
+request = functools.partial(http_request, skip_accept_encoding=True)
 
 
 def bearer(name):
@@ -112,28 +74,12 @@ def get_json(port, path, who):
 
 
 def span(trace_hex, span_hex, name, start_ns, attrs, parent=None):
-    out = {
-        "traceId": trace_hex,
-        "spanId": span_hex,
-        "name": name,
-        "kind": 2,
-        "startTimeUnixNano": str(start_ns),
-        "endTimeUnixNano": str(start_ns + 5_000_000),
-        "attributes": [{"key": k, "value": {"stringValue": v}} for k, v in attrs.items()],
-    }
-    if parent:
-        out["parentSpanId"] = parent
-    return out
+    """A server span of 5 ms (string attributes)."""
+    return otlp_span(trace_hex, span_hex, name, start_ns, attrs, parent_span_id=parent)
 
 
-def export_body(service, spans):
-    return json.dumps({
-        "resourceSpans": [{
-            "resource": {"attributes": [{"key": "service.name",
-                                         "value": {"stringValue": service}}]},
-            "scopeSpans": [{"scope": {"name": "access-test"}, "spans": spans}],
-        }]
-    }).encode()
+def export(service, spans):
+    return export_body(service, spans, scope="access-test")
 
 
 # Three orders: one per partner and a direct one. Each order is one trace.
@@ -161,52 +107,15 @@ def order_spans(order_id, now_ns):
     return spans
 
 
-def write_config(work):
-    lines = ["auth:", "  tokens:"]
-    for name, (role, partner, secret) in TOKENS.items():
-        digest = hashlib.sha256(secret.encode()).hexdigest()
-        entry = f"    - {{name: {name}, role: {role}, sha256: {digest}"
-        if partner:
-            entry += f", partner_id: {partner}"
-        lines.append(entry + "}")
-    lines += [
+def config_yaml(work):
+    return auth_tokens_yaml(TOKENS) + "\n".join([
         f"data_dir: {work}/data",
         "log_level: info",
         "audit:",
         f"  file: {work}/audit.log",
         "sampling:",
         "  enabled: false",
-    ]
-    path = os.path.join(work, "ordertrace.yaml")
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    return path
-
-
-def start(binary, config, work, extra=()):
-    grpc, otlp, api = free_ports(3)
-    log = open(os.path.join(work, "server.log"), "ab")
-    proc = subprocess.Popen(
-        [binary, "--config", config, "--otlp-grpc-listen", f"{HOST}:{grpc}",
-         "--otlp-http-listen", f"{HOST}:{otlp}", "--http-listen", f"{HOST}:{api}", *extra],
-        stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("ordertrace exited at start: " + tail(work))
-        try:
-            if request(api, "GET", "/readyz", timeout=1)[0] == 200:
-                return proc, otlp, api
-        except OSError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("ordertrace did not become ready: " + tail(work))
-
-
-def tail(work):
-    with open(os.path.join(work, "server.log"), "rb") as f:
-        return f.read()[-2000:].decode(errors="replace")
+    ]) + "\n"
 
 
 def check_roles(c, api):
@@ -246,8 +155,8 @@ def check_roles(c, api):
 
 def check_ingest_roles(c, otlp):
     """OTLP export: the ingest role only (run last: it adds an order)."""
-    body = export_body("shop-api", [span("a" * 32, "a" * 16, "probe", time.time_ns(),
-                                         {"order_id": "ord-probe"})])
+    body = export("shop-api", [span("a" * 32, "a" * 16, "probe", time.time_ns(),
+                                    {"order_id": "ord-probe"})])
     for who, want in {None: 401, "ops-1": 403, "dev-1": 403, "support-1": 403, "acme": 403,
                       "exporters": 200}.items():
         h = {"Content-Type": "application/json"}
@@ -418,14 +327,8 @@ def check_hostile_tokens(c, api, work):
         "lowercase scheme (valid)": "bearer " + token("ops-1"),
     }
     for name, value in cases.items():
-        conn = http.client.HTTPConnection(HOST, api, timeout=10)
-        try:
-            conn.putrequest("GET", "/api/v1/orders", skip_accept_encoding=True)
-            conn.putheader("Authorization", value.encode("latin-1"))
-            conn.endheaders()
-            status = conn.getresponse().status
-        finally:
-            conn.close()
+        status = request(api, "GET", "/api/v1/orders",
+                         {"Authorization": value.encode("latin-1")})[0]
         want = 200 if name.startswith("lowercase") else 401
         c.check(f"hostile token: {name} -> {want}", status == want, f"got {status}")
 
@@ -498,55 +401,43 @@ def check_closed_by_default(c, binary, work):
             f"rc={proc.returncode} {out[-300:]}")
 
 
+def ingest(otlp, body):
+    """Exports with the ingest token (and no Accept-Encoding, as every request here)."""
+    return post_otlp_json(otlp, body, token("exporters"), skip_accept_encoding=True)[0]
+
+
+def run(c, server):
+    otlp, api = server.otlp_http, server.api
+    now = time.time_ns()
+    for order_id in ORDERS:
+        status = ingest(otlp, export("shop-api", order_spans(order_id, now)))
+        c.check(f"setup: {order_id} exported with the ingest token", status == 200,
+                f"got {status}")
+    status, _, _ = get(api, "/api/v1/orders/ord-p7", "ops-1", {"Host": "evil.example"})
+    c.check("closed: a foreign Host is refused with 421", status == 421, f"got {status}")
+    # One trace that carries an order of each partner: neither partner may see it.
+    mixed = export("crm-api", [
+        span(MIXED_TRACE, MIXED_TRACE[:15] + "1", "crm.batch", now, {"order_id": "ord-p7"}),
+        span(MIXED_TRACE, MIXED_TRACE[:15] + "2", "crm.batch", now, {"order_id": "ord-p8"}),
+    ])
+    c.check("setup: a trace of both partners' orders exported", ingest(otlp, mixed) == 200)
+    check_roles(c, api)
+    check_partner_scope(c, api)
+    check_operator_ids(c, api)
+    q = urllib.parse.quote('customer.email="jane.doe@example.com" order_id=ord-p7')
+    c.check("setup: a search by e-mail address is answered",
+            get(api, f"/api/search?tags={q}", "support-1")[0] == 200)
+    check_hostile_tokens(c, api, server.work)
+    check_ingest_roles(c, otlp)
+
+
+def after_stop(c, server):
+    check_audit(c, server.work)
+    check_closed_by_default(c, server.binary, server.work)
+
+
 def main():
-    if len(sys.argv) != 2:
-        print(__doc__)
-        return 2
-    binary = os.path.abspath(sys.argv[1])
-    c = Checks()
-    with tempfile.TemporaryDirectory(prefix="ordertrace-access-") as work:
-        config = write_config(work)
-        proc, otlp, api = start(binary, config, work)
-        try:
-            now = time.time_ns()
-            for order_id in ORDERS:
-                body = export_body("shop-api", order_spans(order_id, now))
-                status = request(otlp, "POST", "/v1/traces",
-                                 {"Content-Type": "application/json", **bearer("exporters")},
-                                 body)[0]
-                c.check(f"setup: {order_id} exported with the ingest token", status == 200,
-                        f"got {status}")
-            status, _, _ = get(api, "/api/v1/orders/ord-p7", "ops-1", {"Host": "evil.example"})
-            c.check("closed: a foreign Host is refused with 421", status == 421, f"got {status}")
-            # One trace that carries an order of each partner: neither partner may see it.
-            mixed = export_body("crm-api", [
-                span(MIXED_TRACE, MIXED_TRACE[:15] + "1", "crm.batch", now, {"order_id": "ord-p7"}),
-                span(MIXED_TRACE, MIXED_TRACE[:15] + "2", "crm.batch", now, {"order_id": "ord-p8"}),
-            ])
-            status = request(otlp, "POST", "/v1/traces",
-                             {"Content-Type": "application/json", **bearer("exporters")}, mixed)[0]
-            c.check("setup: a trace of both partners' orders exported", status == 200)
-            check_roles(c, api)
-            check_partner_scope(c, api)
-            check_operator_ids(c, api)
-            q = urllib.parse.quote('customer.email="jane.doe@example.com" order_id=ord-p7')
-            c.check("setup: a search by e-mail address is answered",
-                    get(api, f"/api/search?tags={q}", "support-1")[0] == 200)
-            check_hostile_tokens(c, api, work)
-            check_ingest_roles(c, otlp)
-            c.check("alive: the server is still running", proc.poll() is None)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        check_audit(c, work)
-        check_closed_by_default(c, binary, work)
-        if c.failed:
-            print(tail(work))
-    print(f"{c.passed} passed, {c.failed} failed", flush=True)
-    return 1 if c.failed else 0
+    return run_with_ordertrace(__doc__, "ordertrace-access-", config_yaml, run, after_stop)
 
 
 if __name__ == "__main__":

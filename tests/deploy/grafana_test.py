@@ -30,11 +30,9 @@ Usage: grafana_test.py path/to/ordertrace     (python3 standard library and pyth
 """
 
 import copy
-import http.client
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,31 +45,16 @@ except ImportError:
     print("grafana_test: PyYAML missing (apt-get install python3-yaml)", file=sys.stderr)
     sys.exit(2)
 
-HOST = "127.0.0.1"
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
+from ordertrace_harness import (HOST, Checks, Ordertrace, export_json,  # noqa: E402
+                                free_ports, http_request, otlp_span, post_otlp_json,
+                                resource_spans)
 GRAFANA = os.path.join(ROOT, "deploy", "grafana")
 DASHBOARD_DIR = os.path.join(GRAFANA, "dashboards")
 DATASOURCES_YAML = os.path.join(GRAFANA, "provisioning", "datasources", "ordertrace.yaml")
 PROVIDERS_YAML = os.path.join(GRAFANA, "provisioning", "dashboards", "ordertrace.yaml")
 METRICS_DOC = os.path.join(ROOT, "docs", "metrics.md")
-
-
-class Checks:
-    def __init__(self):
-        self.failed = 0
-        self.passed = 0
-
-    def check(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-            print(f"PASS {name}", flush=True)
-        else:
-            self.failed += 1
-            print(f"FAIL {name} {detail}", flush=True)
-        return ok
-
-    def skip(self, name, why):
-        print(f"SKIP {name}: {why}", flush=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -679,27 +662,9 @@ def promql_for_prometheus(expr, variables):
 # ---------------------------------------------------------------------------------------------
 # A real ordertrace, fed realistic orders
 
-def free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind((HOST, 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-def request(port, method, path, headers=None, body=None, timeout=10):
-    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        res = conn.getresponse()
-        return res.status, res.read()
-    finally:
-        conn.close()
-
-
-KINDS = {"internal": 1, "server": 2, "client": 3, "producer": 4, "consumer": 5}
+def request(port, method, path, headers=None, body=None):
+    status, _, data = http_request(port, method, path, headers, body)
+    return status, data
 
 
 class Order:
@@ -717,17 +682,10 @@ class Order:
         attrs = {"order_id": self.order_id, **attrs}
         if self.partner:
             attrs["partner_id"] = self.partner
-        s = {
-            "traceId": self.trace, "spanId": f"{self.n:016x}", "name": name,
-            "kind": KINDS[kind], "startTimeUnixNano": str(int(start_s * 1e9)),
-            "endTimeUnixNano": str(int((start_s + seconds) * 1e9)),
-            "attributes": [{"key": k, "value": {"intValue": str(v)} if isinstance(v, int)
-                            else {"stringValue": str(v)}} for k, v in attrs.items()],
-        }
-        if self.n > 1:
-            s["parentSpanId"] = f"{1:016x}"
-        if error:
-            s["status"] = {"code": 2, "message": error}
+        s = otlp_span(self.trace, f"{self.n:016x}", name, int(start_s * 1e9), attrs,
+                      end_ns=int((start_s + seconds) * 1e9), kind=kind,
+                      parent_span_id=f"{1:016x}" if self.n > 1 else None,
+                      status_code=2 if error else None, status_message=error)
         self.spans.setdefault(service, []).append(s)
         return s
 
@@ -803,42 +761,18 @@ def export(otlp_port, orders):
     for o in orders:
         for service, spans in o.spans.items():
             by_service.setdefault(service, []).extend(spans)
-    body = json.dumps({"resourceSpans": [
-        {"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": svc}}]},
-         "scopeSpans": [{"scope": {"name": "grafana-test"}, "spans": spans}]}
-        for svc, spans in by_service.items()]}).encode()
-    return request(otlp_port, "POST", "/v1/traces", {"Content-Type": "application/json"}, body)
+    body = export_json(resource_spans(svc, spans, scope="grafana-test")
+                       for svc, spans in by_service.items())
+    status, _, data = post_otlp_json(otlp_port, body)
+    return status, data
 
 
 def start_ordertrace(binary, work):
     grpc, otlp, api, dead = free_ports(4)
-    config = os.path.join(work, "ordertrace.yaml")
-    with open(config, "w") as f:
-        # Alertmanager on a closed port: the alertmanager_* families exist (posts fail).
-        f.write(f"data_dir: {work}/data\nlog_level: warn\n"
-                f"alertmanager:\n  url: http://{HOST}:{dead}\n")
-    log = open(os.path.join(work, "server.log"), "ab")
-    proc = subprocess.Popen(
-        [binary, "--config", config, "--otlp-grpc-listen", f"{HOST}:{grpc}",
-         "--otlp-http-listen", f"{HOST}:{otlp}", "--http-listen", f"{HOST}:{api}"],
-        stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("ordertrace exited at start: " + tail(work))
-        try:
-            if request(api, "GET", "/readyz", timeout=1)[0] == 200:
-                return proc, otlp, api
-        except OSError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("ordertrace did not become ready: " + tail(work))
-
-
-def tail(work):
-    with open(os.path.join(work, "server.log"), "rb") as f:
-        return f.read()[-2000:].decode(errors="replace")
+    # Alertmanager on a closed port: the alertmanager_* families exist (posts fail).
+    return Ordertrace(binary, work, f"data_dir: {work}/data\nlog_level: warn\n"
+                      f"alertmanager:\n  url: http://{HOST}:{dead}\n",
+                      ports=(grpc, otlp, api), ready_timeout=30, stop_timeout=15).start()
 
 
 def scrape(api, openmetrics=False):
@@ -964,7 +898,8 @@ def self_test(c, dashboards, uids, exposition, documented):
 def live_checks(c, binary, datasources_doc, dashboards, uids):
     documented = documented_names()
     work = tempfile.mkdtemp(prefix="grafana_test.")
-    proc, otlp, api = start_ordertrace(binary, work)
+    server = start_ordertrace(binary, work)
+    otlp, api = server.otlp_http, server.api
     try:
         now = time.time()
         orders = realistic_orders(now)
@@ -1049,12 +984,7 @@ def live_checks(c, binary, datasources_doc, dashboards, uids):
                             f"{status} {body[:300]}")
         self_test(c, dashboards, uids, exposition, documented)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        server.stop()
         if c.failed:
             print(f"server log in {work}", flush=True)
         else:
@@ -1068,8 +998,8 @@ def main():
     c = Checks()
     datasources_doc, dashboards, uids = static_checks(c)
     live_checks(c, sys.argv[1], datasources_doc, dashboards, uids)
-    print(f"grafana_test: {c.passed} passed, {c.failed} failed", flush=True)
-    return 1 if c.failed else 0
+    print(c.summary("grafana_test"), flush=True)
+    return c.exit_code()
 
 
 if __name__ == "__main__":

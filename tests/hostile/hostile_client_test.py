@@ -41,7 +41,9 @@ import tempfile
 import threading
 import time
 
-HOST = "127.0.0.1"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from ordertrace_harness import HOST, Checks, free_ports  # noqa: E402
+
 READY_SECONDS = 20
 
 # The test config (every figure in MiB or seconds). The RSS ceiling is derived from it below.
@@ -74,22 +76,6 @@ ANSWER_DEADLINE_S = 30
 
 def log(message):
     print(message, flush=True)
-
-
-class Checks:
-    """Counts and prints one PASS/FAIL line per check."""
-
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-        else:
-            self.failed += 1
-        log(f"{'PASS' if ok else 'FAIL'} {name}{': ' + detail if detail else ''}")
-        return ok
 
 
 # --- HTTP over raw sockets ------------------------------------------------------------------
@@ -345,18 +331,6 @@ def small_export(rng):
 
 # --- the process ----------------------------------------------------------------------------
 
-def free_ports(count):
-    socks = []
-    for _ in range(count):
-        s = socket.socket()
-        s.bind((HOST, 0))
-        socks.append(s)
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def config_text(data_dir, ports, extra=""):
     grpc, otlp, api = ports
     return f"""data_dir: {data_dir}
@@ -477,7 +451,7 @@ class Suite:
     def __init__(self, binary, work):
         self.binary = binary
         self.work = work
-        self.checks = Checks()
+        self.checks = Checks(details_on_pass=True)  # the PASS lines carry the figures measured
         self.server = Ordertrace(binary, work)
         self.rng = random.Random(15)
         self.order_id = f"hostile-{os.getpid()}-{random.randrange(1 << 30):08x}"
@@ -822,9 +796,10 @@ class Suite:
         if self.checks.failed:
             log("--- last lines of the server log ---")
             log(self.server.tail_log())
-        log(f"hostile clients: {self.checks.passed} passed, {self.checks.failed} failed, "
-            f"{time.monotonic() - started:.0f}s, peak RSS {sampler.overall_peak_kib // 1024} MiB")
-        return 1 if self.checks.failed else 0
+        log(self.checks.summary("hostile clients",
+                                f", {time.monotonic() - started:.0f}s, "
+                                f"peak RSS {sampler.overall_peak_kib // 1024} MiB"))
+        return self.checks.exit_code()
 
 
 def main():

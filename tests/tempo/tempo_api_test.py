@@ -27,20 +27,16 @@ One PASS/FAIL line per check; the exit status is non-zero when any check failed.
 Usage: tempo_api_test.py path/to/ordertrace      (python3 standard library only)
 """
 
-import hashlib
-import http.client
 import json
 import os
 import re
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 
-HOST = "127.0.0.1"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from ordertrace_harness import (auth_tokens_yaml, export_body, http_request,  # noqa: E402
+                                otlp_span, post_otlp_json, run_with_ordertrace)
 
 TOKENS = {
     "ops-1": ("ops", None, "ops-token-tempo-1"),
@@ -60,39 +56,9 @@ OPERATOR = "op-42"
 THREE_DAYS_NS = 3 * 24 * 3600 * 1_000_000_000
 
 
-class Checks:
-    def __init__(self):
-        self.failed = 0
-        self.passed = 0
-
-    def check(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-            print(f"PASS {name}", flush=True)
-        else:
-            self.failed += 1
-            print(f"FAIL {name} {detail}", flush=True)
-        return ok
-
-
-def free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind((HOST, 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-def request(port, method, path, headers=None, body=None, timeout=10):
-    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        res = conn.getresponse()
-        return res.status, res.read()
-    finally:
-        conn.close()
+def request(port, method, path, headers=None, body=None):
+    status, _, data = http_request(port, method, path, headers, body)
+    return status, data
 
 
 def get(port, path, who="ops-1"):
@@ -113,22 +79,10 @@ def search_q(port, traceql, who="ops-1", extra=""):
 
 
 def span(trace_hex, n, name, start_ns, attrs, parent=None, status=None):
-    out = {
-        "traceId": trace_hex,
-        "spanId": trace_hex[:15] + str(n),
-        "name": name,
-        "kind": 2,
-        "startTimeUnixNano": str(start_ns),
-        "endTimeUnixNano": str(start_ns + 5_000_000),
-        "attributes": [{"key": k, "value": ({"intValue": str(v)} if isinstance(v, int)
-                                            else {"stringValue": v})}
-                       for k, v in attrs.items()],
-    }
-    if parent:
-        out["parentSpanId"] = trace_hex[:15] + str(parent)
-    if status:
-        out["status"] = {"code": status}
-    return out
+    """A server span of 5 ms; its id (and its parent's) is the trace's first 15 digits and n."""
+    return otlp_span(trace_hex, trace_hex[:15] + str(n), name, start_ns, attrs,
+                     parent_span_id=trace_hex[:15] + str(parent) if parent else None,
+                     status_code=status)
 
 
 def order_body(order_id, now_ns):
@@ -146,52 +100,13 @@ def order_body(order_id, now_ns):
         error = 2
     spans = [span(trace, 1, "shop.init", start, root),
              span(trace, 2, "shop.submit", start + 10_000_000, child, parent=1, status=error)]
-    return json.dumps({"resourceSpans": [{
-        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "shop-api"}},
-                                    {"key": "deployment", "value": {"stringValue": "tempo-e2e"}}]},
-        "scopeSpans": [{"scope": {"name": "tempo-test"}, "spans": spans}],
-    }]}).encode()
+    return export_body("shop-api", spans, resource_attributes={"deployment": "tempo-e2e"},
+                       scope="tempo-test")
 
 
-def write_config(work):
-    lines = ["auth:", "  tokens:"]
-    for name, (role, partner, secret) in TOKENS.items():
-        digest = hashlib.sha256(secret.encode()).hexdigest()
-        entry = f"    - {{name: {name}, role: {role}, sha256: {digest}"
-        if partner:
-            entry += f", partner_id: {partner}"
-        lines.append(entry + "}")
-    lines += [f"data_dir: {work}/data", "log_level: info", "sampling:", "  enabled: false"]
-    path = os.path.join(work, "ordertrace.yaml")
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    return path
-
-
-def tail(work):
-    with open(os.path.join(work, "server.log"), "rb") as f:
-        return f.read()[-2000:].decode(errors="replace")
-
-
-def start(binary, config, work):
-    grpc, otlp, api = free_ports(3)
-    log = open(os.path.join(work, "server.log"), "ab")
-    proc = subprocess.Popen(
-        [binary, "--config", config, "--otlp-grpc-listen", f"{HOST}:{grpc}",
-         "--otlp-http-listen", f"{HOST}:{otlp}", "--http-listen", f"{HOST}:{api}"],
-        stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("ordertrace exited at start: " + tail(work))
-        try:
-            if request(api, "GET", "/readyz", timeout=1)[0] == 200:
-                return proc, otlp, api
-        except OSError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("ordertrace did not become ready: " + tail(work))
+def config_yaml(work):
+    return auth_tokens_yaml(TOKENS) + (f"data_dir: {work}/data\nlog_level: info\n"
+                                       "sampling:\n  enabled: false\n")
 
 
 def is_summary(t):
@@ -390,38 +305,20 @@ def check_partner(c, api):
                 status == 200 and body is not None and len(body["traces"]) == 3, f"{body}")
 
 
+def run(c, server):
+    otlp, api = server.otlp_http, server.api
+    now = time.time_ns()
+    for order_id in ORDERS:
+        status, _, data = post_otlp_json(otlp, order_body(order_id, now), TOKENS["exporters"][2])
+        c.check(f"setup: {order_id} exported", status == 200, f"{status} {data[:200]}")
+    check_endpoints(c, api)
+    check_traceql_refusals(c, api)
+    check_old_order(c, api)
+    check_partner(c, api)
+
+
 def main():
-    if len(sys.argv) != 2:
-        print(__doc__)
-        return 2
-    binary = os.path.abspath(sys.argv[1])
-    c = Checks()
-    with tempfile.TemporaryDirectory(prefix="ordertrace-tempo-") as work:
-        config = write_config(work)
-        proc, otlp, api = start(binary, config, work)
-        try:
-            now = time.time_ns()
-            for order_id in ORDERS:
-                status, data = request(otlp, "POST", "/v1/traces",
-                                       {"Content-Type": "application/json",
-                                        "Authorization": "Bearer " + TOKENS["exporters"][2]},
-                                       order_body(order_id, now))
-                c.check(f"setup: {order_id} exported", status == 200, f"{status} {data[:200]}")
-            check_endpoints(c, api)
-            check_traceql_refusals(c, api)
-            check_old_order(c, api)
-            check_partner(c, api)
-            c.check("alive: the server is still running", proc.poll() is None)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        if c.failed:
-            print(tail(work))
-    print(f"{c.passed} passed, {c.failed} failed", flush=True)
-    return 1 if c.failed else 0
+    return run_with_ordertrace(__doc__, "ordertrace-tempo-", config_yaml, run)
 
 
 if __name__ == "__main__":

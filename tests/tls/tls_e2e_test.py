@@ -37,7 +37,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 E2E = REPO / "tests" / "e2e"
-HOST = "127.0.0.1"
+sys.path.insert(0, str(REPO / "tests" / "support"))
+from ordertrace_harness import HOST, free_ports  # noqa: E402
 
 failures = []
 
@@ -47,16 +48,6 @@ def check(condition, what):
     if not condition:
         failures.append(what)
     return condition
-
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind((HOST, 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def fingerprint_of_pem(path):
