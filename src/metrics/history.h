@@ -42,7 +42,8 @@ class MetricHistory {
   MetricHistory(const Registry& registry, MetricHistoryOptions options);
   ~MetricHistory();
 
-  // Samples at once, then every step, on a thread of its own until Stop.
+  // Samples at once, then every step, on a thread of its own until Stop. Sampling runs the
+  // registry's scrape hooks: start it once every part has added its hooks.
   void Start();
   void Stop();
 

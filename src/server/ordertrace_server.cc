@@ -329,6 +329,7 @@ absl::Status OrdertraceServer::Start() {
   ports_.otlp_http = *otlp_http_port;
 
   ready_ = true;
+  if (history_) history_->Start();
   spdlog::info("ordertrace ready: OTLP/gRPC {}:{}, OTLP/HTTP {}:{}, API {}://{}:{} (data in {})",
                grpc_address->host, ports_.otlp_grpc, otlp_http_address->host, ports_.otlp_http,
                config_.tls.enabled() ? "https" : "http", http_address->host, ports_.http,
@@ -355,8 +356,9 @@ absl::StatusOr<ApiConsole> OrdertraceServer::MakeConsole() {
   if (console.files->empty()) {
     spdlog::warn("console: this build holds no console files (web/ was missing when it was built)");
   }
+  // Started at the end of Start: its samples run the registry's scrape hooks, which other parts
+  // are still adding until then.
   history_ = std::make_unique<metrics::MetricHistory>(*metrics_, metrics::ConsoleHistoryOptions());
-  history_->Start();
   console.history = history_.get();
   console.message_sla_nanos = lifecycle_->MessageSlaNanos();
   return console;

@@ -397,8 +397,12 @@ function assertOrder(order, { orderId, messageId, traceId, spans }) {
   assert.equal(order.first_seen, isoOf(root.startTime));
   assert.equal(order.last_seen, isoOf(root.endTime));
 
+  // The default lifecycle's SLAs (ordertrace.yaml, lifecycle.stages); this order is fast.
+  const kSlaSeconds = { INITIATED: 1800, SUBMITTED: 600, PRICE_CALCULATED: 7200 };
   const stage = (span, service, prev, version, next) => ({
     status: span.attributes.new_status,
+    sla_seconds: kSlaSeconds[span.attributes.new_status],
+    over_sla: false,
     reached_at: isoOf(span.endTime),
     left_at: next ? isoOf(next.endTime) : null,
     current: !next,
