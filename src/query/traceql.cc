@@ -8,6 +8,7 @@
 
 #include <re2/re2.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -53,18 +54,29 @@ struct Word {
   std::string_view text;
   Intrinsic intrinsic;
 };
-constexpr Word kIntrinsics[] = {
+// Unscoped, and after `span:`.
+constexpr Word kSpanIntrinsics[] = {
     {"name", Intrinsic::kName},
     {"status", Intrinsic::kStatus},
     {"statusMessage", Intrinsic::kStatusMessage},
     {"duration", Intrinsic::kDuration},
     {"kind", Intrinsic::kKind},
 };
+// Unscoped (the words Grafana's search builder writes).
+constexpr Word kTraceIntrinsics[] = {
+    {"traceDuration", Intrinsic::kTraceDuration},
+    {"rootName", Intrinsic::kRootName},
+    {"rootServiceName", Intrinsic::kRootServiceName},
+};
+// After `trace:` (Tempo 2.5's scoped spellings of the same three).
+constexpr Word kTraceScopedIntrinsics[] = {
+    {"duration", Intrinsic::kTraceDuration},
+    {"rootName", Intrinsic::kRootName},
+    {"rootService", Intrinsic::kRootServiceName},
+};
 // Tempo's intrinsics and scopes this subset does not evaluate: named in the refusal.
 constexpr std::string_view kOtherIntrinsics[] = {
-    "traceDuration",  "rootName",       "rootServiceName",
-    "nestedSetLeft",  "nestedSetRight", "nestedSetParent",
-    "childCount",     "parent",         "id",
+    "nestedSetLeft",  "nestedSetRight", "nestedSetParent", "childCount", "parent", "id",
     "instrumentation"};
 constexpr std::string_view kOtherScopes[] = {"event", "link", "instrumentation", "parent", "trace"};
 
@@ -107,6 +119,22 @@ std::string_view OpText(Op op) {
 }
 
 bool IsRegex(Op op) { return op == Op::kRegex || op == Op::kNotRegex; }
+
+std::optional<Intrinsic> Lookup(std::string_view name, const Word* begin, const Word* end) {
+  for (const Word* w = begin; w != end; ++w) {
+    if (name == w->text) return w->intrinsic;
+  }
+  return std::nullopt;
+}
+template <size_t N>
+std::optional<Intrinsic> Lookup(std::string_view name, const Word (&words)[N]) {
+  return Lookup(name, words, words + N);
+}
+
+bool ComparesAsText(Intrinsic intrinsic) {
+  return intrinsic == Intrinsic::kName || intrinsic == Intrinsic::kStatusMessage ||
+         intrinsic == Intrinsic::kRootName || intrinsic == Intrinsic::kRootServiceName;
+}
 
 }  // namespace
 
@@ -316,8 +344,7 @@ class Parser {
     }
     if (IsRegex(c.op)) {
       if (type != T::kString) return Error(value_at, op + " takes a quoted regular expression");
-      if (c.field.intrinsic != Intrinsic::kNone && c.field.intrinsic != Intrinsic::kName &&
-          c.field.intrinsic != Intrinsic::kStatusMessage) {
+      if (c.field.intrinsic != Intrinsic::kNone && !ComparesAsText(c.field.intrinsic)) {
         return Unsupported(c.offset, "operator " + op + " on this intrinsic");
       }
       return CompileRegex(c, value_at);
@@ -325,6 +352,8 @@ class Parser {
     switch (c.field.intrinsic) {
       case Intrinsic::kName:
       case Intrinsic::kStatusMessage:
+      case Intrinsic::kRootName:
+      case Intrinsic::kRootServiceName:
         if (type != T::kString) return Error(value_at, "this intrinsic compares with a string");
         break;
       case Intrinsic::kStatus:
@@ -346,6 +375,7 @@ class Parser {
         }
         break;
       case Intrinsic::kDuration:
+      case Intrinsic::kTraceDuration:
         if (type != T::kDuration && type != T::kInt && type != T::kDouble) {
           return Error(value_at, "duration compares with a duration such as 150ms");
         }
@@ -393,7 +423,7 @@ class Parser {
       if (AtEnd()) return Error(at, "expected a field, found the end of the query");
       return Error(at,
                    "expected a field (resource.x, span.x, .x, name, status, statusMessage, "
-                   "duration, kind), found " +
+                   "duration, kind, traceDuration, rootName, rootServiceName), found " +
                        Quote(q_.substr(at, 1)));
     }
     if (Peek() == '.') {
@@ -411,22 +441,24 @@ class Parser {
       }
       return ReadAttribute(std::move(field), at);
     }
-    std::string name(word);
+    std::string_view name = word;
+    std::optional<Intrinsic> intrinsic;
     if (Peek() == ':') {
-      // span:name and friends (Tempo 2.5's scoped intrinsics); trace:, event:, link: are not.
+      // Tempo 2.5's scoped intrinsics: span:name and friends, trace:duration, trace:rootName,
+      // trace:rootService; event:, link: and the other trace: ones are not evaluated here.
       ++pos_;
-      std::string_view rest = ReadWord();
-      if (word != "span" || rest.empty()) {
-        return Unsupported(at, "intrinsic " + Quote(q_.substr(at, pos_ - at)));
-      }
-      name = std::string(rest);
+      name = ReadWord();
+      if (word == "span") intrinsic = Lookup(name, kSpanIntrinsics);
+      if (word == "trace") intrinsic = Lookup(name, kTraceScopedIntrinsics);
+      if (!intrinsic) return Unsupported(at, "intrinsic " + Quote(q_.substr(at, pos_ - at)));
+    } else {
+      intrinsic = Lookup(name, kSpanIntrinsics);
+      if (!intrinsic) intrinsic = Lookup(name, kTraceIntrinsics);
     }
     if (Peek() == '(') return Unsupported(at, "function " + Quote(q_.substr(at, pos_ - at)));
-    for (const Word& w : kIntrinsics) {
-      if (name == w.text) {
-        field.intrinsic = w.intrinsic;
-        return field;
-      }
+    if (intrinsic) {
+      field.intrinsic = *intrinsic;
+      return field;
     }
     for (std::string_view other : kOtherIntrinsics) {
       if (name == other) return Unsupported(at, "intrinsic " + Quote(q_.substr(at, pos_ - at)));
@@ -497,7 +529,7 @@ class Parser {
       }
       if (v.type == Value::Type::kNil) {
         bool field_like = Peek() == '.' || Peek() == ':' || word == "resource" || word == "span";
-        for (const Word& w : kIntrinsics) field_like = field_like || word == w.text;
+        field_like = field_like || Lookup(word, kSpanIntrinsics) || Lookup(word, kTraceIntrinsics);
         if (!word.empty() && field_like) return Unsupported(at, "comparing two fields");
         return Error(at,
                      "expected a value (a quoted string, a number, a duration, true or false), "
@@ -731,6 +763,11 @@ absl::StatusOr<Field> ParseField(std::string_view text) {
   return Parser(text, limits, unused).ParseFieldOnly();
 }
 
+bool IsTraceIntrinsic(Intrinsic intrinsic) {
+  return intrinsic == Intrinsic::kTraceDuration || intrinsic == Intrinsic::kRootName ||
+         intrinsic == Intrinsic::kRootServiceName;
+}
+
 std::string_view StatusName(model::StatusCode code) {
   for (const StatusWord& s : kStatuses) {
     if (s.code == code) return s.text;
@@ -826,7 +863,16 @@ bool CompareAttribute(const model::AnyValue& v, const Condition& c) {
   return false;
 }
 
-bool ConditionHolds(const Condition& c, const model::Span& span, const model::Resource& resource) {
+// Nanoseconds against a duration, an integer or a float literal.
+bool CompareNanos(uint64_t nanos, const Condition& c) {
+  const int64_t clamped =
+      static_cast<int64_t>(std::min<uint64_t>(nanos, std::numeric_limits<int64_t>::max()));
+  return c.value.type == Value::Type::kDouble ? CompareDouble(static_cast<double>(clamped), c)
+                                              : CompareInt(clamped, c);
+}
+
+bool ConditionHolds(const Condition& c, const model::Span& span, const model::Resource& resource,
+                    const TraceFacts* trace) {
   switch (c.field.intrinsic) {
     case Intrinsic::kName:
       return CompareText(span.name, c);
@@ -836,15 +882,17 @@ bool ConditionHolds(const Condition& c, const model::Span& span, const model::Re
       return (span.status.code == c.value.status) == (c.op == Op::kEqual);
     case Intrinsic::kKind:
       return (span.kind == c.value.kind) == (c.op == Op::kEqual);
-    case Intrinsic::kDuration: {
-      const uint64_t nanos = span.end_time_unix_nano > span.start_time_unix_nano
-                                 ? span.end_time_unix_nano - span.start_time_unix_nano
-                                 : 0;
-      const int64_t clamped =
-          static_cast<int64_t>(std::min<uint64_t>(nanos, std::numeric_limits<int64_t>::max()));
-      return c.value.type == Value::Type::kDouble ? CompareDouble(static_cast<double>(clamped), c)
-                                                  : CompareInt(clamped, c);
-    }
+    case Intrinsic::kDuration:
+      return CompareNanos(span.end_time_unix_nano > span.start_time_unix_nano
+                              ? span.end_time_unix_nano - span.start_time_unix_nano
+                              : 0,
+                          c);
+    case Intrinsic::kTraceDuration:
+      return trace != nullptr && CompareNanos(trace->duration_nanos, c);
+    case Intrinsic::kRootName:
+      return trace != nullptr && CompareText(trace->root_name, c);
+    case Intrinsic::kRootServiceName:
+      return trace != nullptr && CompareText(trace->root_service_name, c);
     case Intrinsic::kNone:
       break;
   }
@@ -865,8 +913,8 @@ bool ConditionHolds(const Condition& c, const model::Span& span, const model::Re
 
 }  // namespace
 
-bool Filter::Evaluate(size_t index, const model::Span& span,
-                      const model::Resource& resource) const {
+bool Filter::Evaluate(size_t index, const model::Span& span, const model::Resource& resource,
+                      const TraceFacts* trace) const {
   const Node& node = nodes_[index];
   switch (node.kind) {
     case Node::Kind::kTrue:
@@ -874,34 +922,40 @@ bool Filter::Evaluate(size_t index, const model::Span& span,
     case Node::Kind::kFalse:
       return false;
     case Node::Kind::kCondition:
-      return ConditionHolds(conditions_[node.condition], span, resource);
+      return ConditionHolds(conditions_[node.condition], span, resource, trace);
     case Node::Kind::kAnd:
       for (size_t child : node.children) {
-        if (!Evaluate(child, span, resource)) return false;
+        if (!Evaluate(child, span, resource, trace)) return false;
       }
       return true;
     case Node::Kind::kOr:
       for (size_t child : node.children) {
-        if (Evaluate(child, span, resource)) return true;
+        if (Evaluate(child, span, resource, trace)) return true;
       }
       return false;
   }
   return false;
 }
 
-bool Filter::Matches(const model::Span& span, const model::Resource& resource) const {
-  return !nodes_.empty() && Evaluate(root_, span, resource);
+bool Filter::Matches(const model::Span& span, const model::Resource& resource,
+                     const TraceFacts* trace) const {
+  return !nodes_.empty() && Evaluate(root_, span, resource, trace);
 }
 
-bool Filter::MatchesAny(const model::TraceBatch& batch) const {
+bool Filter::MatchesAny(const model::TraceBatch& batch, const TraceFacts* trace) const {
   for (const model::ResourceSpans& rs : batch.resource_spans) {
     for (const model::ScopeSpans& ss : rs.scope_spans) {
       for (const model::Span& span : ss.spans) {
-        if (Matches(span, rs.resource)) return true;
+        if (Matches(span, rs.resource, trace)) return true;
       }
     }
   }
   return false;
+}
+
+bool Filter::NeedsTraceFacts() const {
+  return std::any_of(conditions_.begin(), conditions_.end(),
+                     [](const Condition& c) { return IsTraceIntrinsic(c.field.intrinsic); });
 }
 
 bool Filter::MatchesEverything() const {

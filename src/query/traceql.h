@@ -1,7 +1,9 @@
 // TraceQL, the subset Grafana's Tempo search builder writes: one spanset filter `{ ... }` whose
-// conditions compare a span's attributes, its resource's, or the intrinsics `name`, `status`,
-// `statusMessage`, `duration` and `kind` with a value, joined by `&&` and `||` with
-// parentheses. A trace matches when one of its spans satisfies the whole filter. Anything
+// conditions compare a span's attributes, its resource's, the span intrinsics `name`, `status`,
+// `statusMessage`, `duration` and `kind`, or the trace intrinsics `traceDuration`, `rootName` and
+// `rootServiceName` (also `trace:duration`, `trace:rootName`, `trace:rootService`) with a value,
+// joined by `&&` and `||` with parentheses. A trace matches when one of its spans satisfies the
+// whole filter; a trace intrinsic has the same value on every span of the trace. Anything
 // outside the subset (pipelines but `| select(...)`, structural operators, several spansets,
 // arithmetic, metrics functions) is refused by Parse with a message naming the part and its
 // byte offset. docs/metrics.md ("TraceQL subset") has the grammar and the limits.
@@ -38,7 +40,29 @@ struct Limits {
 // Where an attribute is looked up: `span.x`, `resource.x`, or `.x` (either).
 enum class Scope { kSpanOrResource, kSpan, kResource };
 
-enum class Intrinsic { kNone, kName, kStatus, kStatusMessage, kDuration, kKind };
+enum class Intrinsic {
+  kNone,
+  kName,
+  kStatus,
+  kStatusMessage,
+  kDuration,
+  kKind,
+  // Of the whole trace (TraceFacts), the same for each of its spans.
+  kTraceDuration,
+  kRootName,
+  kRootServiceName,
+};
+
+// Whether the intrinsic describes the trace rather than the span.
+bool IsTraceIntrinsic(Intrinsic intrinsic);
+
+// What the trace intrinsics compare, as query::SummarizeTrace defines them: the root span's
+// name and service, and the time from the first span's start to the last span's end.
+struct TraceFacts {
+  std::string root_name;
+  std::string root_service_name;
+  uint64_t duration_nanos = 0;
+};
 
 enum class Op { kEqual, kNotEqual, kRegex, kNotRegex, kGreater, kGreaterEqual, kLess, kLessEqual };
 
@@ -75,10 +99,15 @@ class Filter {
   // kInvalidArgument "TraceQL: ... at offset N" for a query outside the subset or the limits.
   static absl::StatusOr<Filter> Parse(std::string_view query, const Limits& limits = {});
 
-  // Whether the span, with its resource, satisfies the filter.
-  bool Matches(const model::Span& span, const model::Resource& resource) const;
+  // Whether the span, with its resource and its trace's facts, satisfies the filter. Without
+  // facts (null) a condition on a trace intrinsic does not hold, whatever its operator.
+  bool Matches(const model::Span& span, const model::Resource& resource,
+               const TraceFacts* trace = nullptr) const;
   // Whether one span of the batch does.
-  bool MatchesAny(const model::TraceBatch& batch) const;
+  bool MatchesAny(const model::TraceBatch& batch, const TraceFacts* trace = nullptr) const;
+  // Whether a condition names a trace intrinsic: then only the whole trace's facts can tell,
+  // never one stored block of it.
+  bool NeedsTraceFacts() const;
   // `{}` and `{ true }`: every span matches.
   bool MatchesEverything() const;
 
@@ -99,7 +128,8 @@ class Filter {
     size_t condition = 0;          // kCondition: index in conditions_
     std::vector<size_t> children;  // kAnd, kOr: indexes in nodes_
   };
-  bool Evaluate(size_t node, const model::Span& span, const model::Resource& resource) const;
+  bool Evaluate(size_t node, const model::Span& span, const model::Resource& resource,
+                const TraceFacts* trace) const;
   void CollectPins(size_t node, std::vector<size_t>& pinned) const;
 
   std::vector<Condition> conditions_;
@@ -108,7 +138,8 @@ class Filter {
 };
 
 // A TraceQL identifier as the tag endpoints take it: `resource.service.name`, `span.x`, `.x`,
-// or an intrinsic (`name`, `status`, `statusMessage`, `duration`, `kind`).
+// or an intrinsic (`name`, `status`, `statusMessage`, `duration`, `kind`, `traceDuration`,
+// `rootName`, `rootServiceName`, and their `span:` and `trace:` spellings).
 absl::StatusOr<Field> ParseField(std::string_view text);
 
 // Tempo's words for a status and a kind ("error", "server", ...).

@@ -154,6 +154,77 @@ TEST(TraceQlEval, Intrinsics) {
   EXPECT_TRUE(Matches("{ span:duration > 149ms }"));
 }
 
+TEST(TraceQlParse, TraceIntrinsicsInBothSpellings) {
+  struct Case {
+    const char* query;
+    Intrinsic intrinsic;
+  };
+  const Case cases[] = {
+      {"{ traceDuration > 5s }", Intrinsic::kTraceDuration},
+      {"{ trace:duration <= 1h }", Intrinsic::kTraceDuration},
+      {R"({ rootName = "order.root" })", Intrinsic::kRootName},
+      {R"({ trace:rootName !~ ".*perf.*" })", Intrinsic::kRootName},
+      {R"({ rootServiceName =~ "shop-.*" })", Intrinsic::kRootServiceName},
+      {R"({ trace:rootService != "crm" })", Intrinsic::kRootServiceName},
+  };
+  for (const Case& c : cases) {
+    absl::StatusOr<Filter> filter = Filter::Parse(c.query);
+    ASSERT_TRUE(filter.ok()) << c.query << ": " << filter.status();
+    ASSERT_EQ(filter->conditions().size(), 1u) << c.query;
+    EXPECT_EQ(filter->conditions()[0].field.intrinsic, c.intrinsic) << c.query;
+    EXPECT_TRUE(filter->NeedsTraceFacts()) << c.query;
+  }
+  for (const char* q :
+       {"{}", R"({ name = "x" || .a = 1 })", "{ duration > 1s }", R"({ span:name = "x" })"}) {
+    absl::StatusOr<Filter> filter = Filter::Parse(q);
+    ASSERT_TRUE(filter.ok()) << q;
+    EXPECT_FALSE(filter->NeedsTraceFacts()) << q;
+  }
+  // A trace intrinsic anywhere (under || too) needs the facts.
+  EXPECT_TRUE(Filter::Parse(R"({ name = "x" || (.a = 1 && rootName = "y") })")->NeedsTraceFacts());
+}
+
+// The sample span in a 2 s trace whose root is shop-api's "order.root".
+bool MatchesInTrace(const std::string& query) {
+  absl::StatusOr<Filter> filter = Filter::Parse(query);
+  EXPECT_TRUE(filter.ok()) << query << ": " << filter.status();
+  if (!filter.ok()) return false;
+  Sample s;
+  const TraceFacts trace{"order.root", "shop-api", 2'000 * kMs};
+  return filter->Matches(s.span, s.resource, &trace);
+}
+
+TEST(TraceQlEval, TraceIntrinsicsCompareTheTraceNotTheSpan) {
+  EXPECT_TRUE(MatchesInTrace("{ traceDuration > 1s }"));
+  EXPECT_TRUE(MatchesInTrace("{ trace:duration = 2s }"));
+  EXPECT_TRUE(MatchesInTrace("{ traceDuration >= 2000ms && traceDuration <= 2000000us }"));
+  EXPECT_TRUE(MatchesInTrace("{ traceDuration != 150ms }"));
+  EXPECT_FALSE(MatchesInTrace("{ traceDuration < 2.5 }"));  // a bare number is nanoseconds
+  EXPECT_TRUE(MatchesInTrace("{ traceDuration > 1.5e9 }"));
+  EXPECT_FALSE(MatchesInTrace("{ traceDuration > 2s }"));
+  EXPECT_FALSE(MatchesInTrace("{ traceDuration < 150ms }"));
+  // The span's own 150 ms is not the trace's 2 s.
+  EXPECT_FALSE(MatchesInTrace("{ trace:duration = 150ms }"));
+  EXPECT_TRUE(MatchesInTrace("{ duration = 150ms && traceDuration = 2s }"));
+
+  EXPECT_TRUE(MatchesInTrace(R"({ rootName = "order.root" })"));
+  EXPECT_FALSE(MatchesInTrace(R"({ rootName = "shop.submit" })"));  // the span's own name
+  EXPECT_TRUE(MatchesInTrace(R"({ trace:rootName =~ "order\\..*" })"));
+  EXPECT_TRUE(MatchesInTrace(R"({ rootName !~ ".*perf.*" })"));
+  EXPECT_TRUE(MatchesInTrace(R"({ rootServiceName = "shop-api" })"));
+  EXPECT_TRUE(MatchesInTrace(R"({ trace:rootService != "crm" })"));
+  EXPECT_FALSE(MatchesInTrace(R"({ rootServiceName != "shop-api" })"));
+  EXPECT_FALSE(MatchesInTrace(R"({ rootServiceName =~ "crm|billing" })"));
+  EXPECT_TRUE(MatchesInTrace(R"({ rootServiceName = "crm" || name = "shop.submit" })"));
+  EXPECT_FALSE(MatchesInTrace(R"({ rootServiceName = "shop-api" && status = ok })"));
+
+  // Without the facts no trace condition holds, not even a negated one; span conditions still do.
+  EXPECT_FALSE(Matches("{ traceDuration > 1s }"));
+  EXPECT_FALSE(Matches(R"({ rootServiceName != "crm" })"));
+  EXPECT_FALSE(Matches(R"({ rootName !~ "x" })"));
+  EXPECT_TRUE(Matches(R"({ rootName = "x" || name = "shop.submit" })"));
+}
+
 TEST(TraceQlEval, AndBindsTighterThanOrAndParenthesesRegroup) {
   // true || (false && false) = true; (true || false) && false = false.
   EXPECT_TRUE(Matches(R"({ name = "shop.submit" || kind = client && status = ok })"));
@@ -207,9 +278,12 @@ TEST(TraceQlParse, UnsupportedPartsAreNamedWithTheirOffset) {
       {"{ .a = 1 } || { .b = 2 }", "combining spansets with '||' not supported at offset 11"},
       {"rate()", "function or keyword 'rate' not supported at offset 0"},
       {"{ .a = 1 } | rate()", "pipeline stage 'rate' not supported at offset 13"},
-      {"{ traceDuration > 1s }", "intrinsic 'traceDuration' not supported at offset 2"},
-      {"{ rootServiceName = \"x\" }", "intrinsic 'rootServiceName' not supported at offset 2"},
-      {"{ trace:duration > 1s }", "intrinsic 'trace:duration' not supported at offset 2"},
+      {"{ trace:id = \"x\" }", "intrinsic 'trace:id' not supported at offset 2"},
+      {"{ trace:rootServiceName = \"x\" }",
+       "intrinsic 'trace:rootServiceName' not supported at offset 2"},
+      {"{ span:rootName = \"x\" }", "intrinsic 'span:rootName' not supported at offset 2"},
+      {"{ traceDuration =~ \"1s\" }", "operator '=~' on this intrinsic not supported at offset 2"},
+      {"{ childCount > 1 }", "intrinsic 'childCount' not supported at offset 2"},
       {"{ event.name = \"x\" }", "attribute scope 'event.' not supported at offset 2"},
       {"{ link.x = 1 }", "attribute scope 'link.' not supported at offset 2"},
       {"{ .a + 1 = 2 }", "arithmetic '+' not supported at offset 5"},
@@ -259,6 +333,11 @@ TEST(TraceQlParse, MalformedQueriesSayWhatWasExpected) {
       {"{ kind = 1 }", "kind compares with server, client"},
       {"{ name = 1 }", "this intrinsic compares with a string at offset 9"},
       {"{ duration > \"1s\" }", "duration compares with a duration such as 150ms"},
+      {"{ traceDuration > \"1s\" }", "duration compares with a duration such as 150ms"},
+      {"{ trace:duration > ok }", "a status (error, ok, unset) compares with status only"},
+      {"{ rootServiceName = 1 }", "this intrinsic compares with a string at offset 20"},
+      {"{ rootName = server }", "a span kind compares with kind only"},
+      {"{ trace:rootService = nil }", "nil compares with an attribute by = or != only"},
       {"{ .a =~ 1 }", "'=~' takes a quoted regular expression at offset 8"},
       {"{ .a =~ \"(\" }", "invalid regular expression"},
       {"{ duration > 5x }", "unexpected character after the number"},
@@ -285,6 +364,10 @@ TEST(TraceQlParse, ParseFieldTakesTempoIdentifiers) {
   EXPECT_EQ(f->intrinsic, Intrinsic::kStatus);
   EXPECT_EQ(ParseField("kind")->intrinsic, Intrinsic::kKind);
   EXPECT_EQ(ParseField("name")->intrinsic, Intrinsic::kName);
+  EXPECT_EQ(ParseField("traceDuration")->intrinsic, Intrinsic::kTraceDuration);
+  EXPECT_EQ(ParseField("trace:rootService")->intrinsic, Intrinsic::kRootServiceName);
+  EXPECT_EQ(ParseField("rootName")->intrinsic, Intrinsic::kRootName);
+  EXPECT_FALSE(ParseField("trace:id").ok());
   EXPECT_FALSE(ParseField("service.name").ok());
   EXPECT_FALSE(ParseField("resource.").ok());
   EXPECT_FALSE(ParseField(".a b").ok());
