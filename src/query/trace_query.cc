@@ -44,11 +44,22 @@ bool TagHolds(const model::Span& span, const model::Resource& resource, const st
 }
 
 bool SpanMatches(const model::Span& span, const model::Resource& resource,
-                 const TraceSearch& search) {
+                 const TraceSearch& search, const traceql::TraceFacts* trace) {
   for (const auto& [key, value] : search.tags) {
     if (!TagHolds(span, resource, key, value)) return false;
   }
-  return !search.traceql || search.traceql->Matches(span, resource);
+  return !search.traceql || search.traceql->Matches(span, resource, trace);
+}
+
+// Whether the TraceQL filter asks about the whole trace (traceDuration, rootName,
+// rootServiceName): then no one stored block can tell, only the merged trace.
+bool NeedsTraceFacts(const TraceSearch& search) {
+  return search.traceql && search.traceql->NeedsTraceFacts();
+}
+
+traceql::TraceFacts FactsOf(const TraceSummary& summary) {
+  return traceql::TraceFacts{summary.root_span_name, summary.root_service_name,
+                             summary.duration_nanos};
 }
 
 // Whether a block must be decoded to tell: not when nothing is asked of its spans.
@@ -65,11 +76,13 @@ std::optional<std::string> PinnedOrderId(const TraceSearch& search) {
   return std::nullopt;
 }
 
-bool BatchMatches(const model::TraceBatch& batch, const TraceSearch& search) {
+// `trace`: the facts of the batch's whole trace, or null when the search needs none.
+bool BatchMatches(const model::TraceBatch& batch, const TraceSearch& search,
+                  const traceql::TraceFacts* trace = nullptr) {
   for (const model::ResourceSpans& rs : batch.resource_spans) {
     for (const model::ScopeSpans& ss : rs.scope_spans) {
       for (const model::Span& span : ss.spans) {
-        if (SpanMatches(span, rs.resource, search)) return true;
+        if (SpanMatches(span, rs.resource, search, trace)) return true;
       }
     }
   }
@@ -171,13 +184,6 @@ absl::StatusOr<std::optional<model::TraceBatch>> TraceQuery::GetTrace(
   return std::optional<model::TraceBatch>(std::move(merged));
 }
 
-absl::StatusOr<std::optional<TraceSummary>> TraceQuery::Summarize(const model::TraceId& trace_id) {
-  absl::StatusOr<std::optional<model::TraceBatch>> trace = GetTrace(trace_id);
-  if (!trace.ok()) return trace.status();
-  if (!trace->has_value()) return std::optional<TraceSummary>();
-  return std::optional<TraceSummary>(SummarizeTrace(trace_id, **trace));
-}
-
 absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& search,
                                                              SearchStats* stats) {
   SearchStats local_stats;
@@ -190,6 +196,7 @@ absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& 
                                                       ? end - options_.default_search_window_nanos
                                                       : 0);
   const std::optional<std::string> order_id = PinnedOrderId(search);
+  const bool needs_trace_facts = NeedsTraceFacts(search);
   // An order is found whatever its age unless the request set a window itself.
   const bool windowed = !order_id || search.start_unix_nano != 0 || search.end_unix_nano != 0;
 
@@ -214,16 +221,24 @@ absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& 
     if (!sees.ok()) error = sees.status();
     return sees.ok() && *sees;
   };
+  // Reads a trace the scan named, once; with trace facts needed, the whole trace is judged here
+  // (the block alone could not be).
   auto consider = [&](const model::TraceId& trace_id) {
     if (!considered.insert(trace_id).second) return true;
     if (!in_scope(trace_id)) return error.ok();
     ++read.inspected_traces;
-    absl::StatusOr<std::optional<TraceSummary>> summary = Summarize(trace_id);
-    if (!summary.ok()) {
-      error = summary.status();
+    absl::StatusOr<std::optional<model::TraceBatch>> trace = GetTrace(trace_id);
+    if (!trace.ok()) {
+      error = trace.status();
       return false;
     }
-    return !summary->has_value() || keep(**summary);
+    if (!trace->has_value()) return true;
+    const TraceSummary summary = SummarizeTrace(trace_id, **trace);
+    if (needs_trace_facts) {
+      const traceql::TraceFacts facts = FactsOf(summary);
+      if (!BatchMatches(**trace, search, &facts)) return true;
+    }
+    return keep(summary);
   };
 
   // With an order id pinned the order index names the candidate traces: no scan.
@@ -236,18 +251,27 @@ absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& 
         ++read.inspected_traces;
         absl::StatusOr<std::optional<model::TraceBatch>> trace = GetTrace(trace_id);
         if (!trace.ok()) return trace.status();
-        if (!trace->has_value() || !BatchMatches(**trace, search)) continue;
+        if (!trace->has_value()) continue;
+        std::optional<TraceSummary> summary;
+        if (needs_trace_facts) {
+          summary = SummarizeTrace(trace_id, **trace);
+          const traceql::TraceFacts facts = FactsOf(*summary);
+          if (!BatchMatches(**trace, search, &facts)) continue;
+        } else if (!BatchMatches(**trace, search)) {
+          continue;
+        }
         if (!in_scope(trace_id)) {
           if (!error.ok()) return error;
           continue;
         }
-        if (!keep(SummarizeTrace(trace_id, **trace))) break;
+        if (!keep(summary ? *summary : SummarizeTrace(trace_id, **trace))) break;
       }
     }
     return NewestFirst(std::move(results));
   }
 
-  const bool filters_spans = FiltersSpans(search);
+  // A block is judged alone unless the filter needs the whole trace; then `consider` judges it.
+  const bool filters_spans = FiltersSpans(search) && !needs_trace_facts;
   absl::Status scan =
       store_.ScanBlocks(start, end, [&](const model::TraceId& trace_id, std::string_view encoded) {
         if (read.scanned_blocks >= options_.max_scanned_blocks) {
@@ -372,7 +396,10 @@ std::optional<TypedTagValue> Typed(const model::AnyValue& v) {
 absl::StatusOr<std::vector<TypedTagValue>> TraceQuery::TypedTagValues(const traceql::Field& field,
                                                                       TraceScope* scope) {
   std::set<TypedTagValue> values;
-  if (field.intrinsic == traceql::Intrinsic::kDuration) return std::vector<TypedTagValue>();
+  if (field.intrinsic == traceql::Intrinsic::kDuration ||
+      field.intrinsic == traceql::Intrinsic::kTraceDuration) {
+    return std::vector<TypedTagValue>();
+  }
   auto add = [&](const model::AnyValue* v) {
     if (v == nullptr) return;
     if (std::optional<TypedTagValue> typed = Typed(*v)) values.insert(std::move(*typed));
@@ -392,7 +419,17 @@ absl::StatusOr<std::vector<TypedTagValue>> TraceQuery::TypedTagValues(const trac
           case traceql::Intrinsic::kKind:
             values.insert({"keyword", std::string(traceql::KindName(span.kind))});
             break;
+          // A parentless span is its trace's root (a trace whose root is lost is not listed).
+          case traceql::Intrinsic::kRootName:
+            if (!span.parent_span_id.IsValid()) values.insert({"string", span.name});
+            break;
+          case traceql::Intrinsic::kRootServiceName:
+            if (!span.parent_span_id.IsValid()) {
+              values.insert({"string", model::ServiceName(resource)});
+            }
+            break;
           case traceql::Intrinsic::kDuration:
+          case traceql::Intrinsic::kTraceDuration:
             break;
           case traceql::Intrinsic::kNone:
             if (field.scope != traceql::Scope::kResource) {

@@ -24,7 +24,9 @@ struct TraceSearch {
   // `name` / `span.name` for the span name and `status` for error/ok/unset).
   std::vector<std::pair<std::string, std::string>> tags;
   // A TraceQL spanset filter that the same span must satisfy too (nullopt: none). When it pins
-  // `order_id` with `=` under `&&` only, the order index names the candidate traces.
+  // `order_id` with `=` under `&&` only, the order index names the candidate traces. When it
+  // asks about the trace (traceDuration, rootName, rootServiceName) each candidate trace is
+  // read whole and judged with its SummarizeTrace facts instead of block by block.
   std::optional<traceql::Filter> traceql;
   uint64_t min_duration_nanos = 0;
   uint64_t max_duration_nanos = 0;  // 0: no upper bound
@@ -96,12 +98,12 @@ class TraceQuery {
   // The same, split by scope (Tempo's v2 tags); intrinsics are not listed.
   absl::StatusOr<ScopedTagNames> TagNamesByScope(TraceScope* scope = nullptr);
   // The values of a TraceQL field (`resource.x`, `span.x`, `.x`, `name`, `status`, `kind`,
-  // `statusMessage`) with their types, sorted by value; `duration` has none.
+  // `statusMessage`, and `rootName` / `rootServiceName` from parentless spans) with their types,
+  // sorted by value; `duration` and `traceDuration` have none.
   absl::StatusOr<std::vector<TypedTagValue>> TypedTagValues(const traceql::Field& field,
                                                             TraceScope* scope = nullptr);
 
  private:
-  absl::StatusOr<std::optional<TraceSummary>> Summarize(const model::TraceId& trace_id);
   // Calls `visit` for spans of the recent search window, a bounded number of blocks, until it
   // returns false.
   absl::Status VisitRecentSpans(

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -357,6 +358,154 @@ TEST_F(TraceQueryTest, TagNamesByScopeAndTypedValues) {
   EXPECT_THAT(values("status"), ElementsAre("keyword:error", "keyword:unset"));
   EXPECT_THAT(values("kind"), ElementsAre("keyword:server", "keyword:unspecified"));
   EXPECT_THAT(values("duration"), IsEmpty());
+  EXPECT_THAT(values("rootName"), ElementsAre("string:order.root"));
+  EXPECT_THAT(values("trace:rootService"), ElementsAre("string:shop-api"));
+  EXPECT_THAT(values("traceDuration"), IsEmpty());
+}
+
+// Trace `trace` of order `order_id` stored as two blocks: shop-api's root "order.root", 1 s
+// long, then pricing's child "price.lookup", 1 s long, starting 9 s after the root. No block
+// alone holds both services or spans more than 1 s; the trace lasts 10 s.
+void IngestSplitTrace(ingest::Ingester& ingester, uint8_t trace, const std::string& order_id) {
+  const uint64_t start = kNow - 70 * kSecond;
+  model::Span root;
+  root.trace_id = TraceIdOf(trace);
+  root.span_id.bytes[0] = trace;
+  root.span_id.bytes[7] = 1;
+  root.name = "order.root";
+  root.start_time_unix_nano = start;
+  root.end_time_unix_nano = start + kSecond;
+  root.attributes = {Str("order_id", order_id)};
+  model::Span child = root;
+  child.span_id.bytes[7] = 2;
+  child.parent_span_id = root.span_id;
+  child.name = "price.lookup";
+  child.start_time_unix_nano = start + 9 * kSecond;
+  child.end_time_unix_nano = start + 10 * kSecond;
+  for (const auto& [service, span] : {std::pair{"shop-api", root}, std::pair{"pricing", child}}) {
+    model::ResourceSpans rs;
+    rs.resource.attributes = {Str("service.name", service)};
+    rs.scope_spans.push_back(model::ScopeSpans{{}, "", {span}});
+    model::TraceBatch batch;
+    batch.resource_spans.push_back(std::move(rs));
+    ASSERT_TRUE(ingester.Ingest(batch).ok());
+  }
+}
+
+// OrderTrace with its spans in `service`.
+model::TraceBatch OrderTraceOf(const std::string& service, uint8_t trace,
+                               const std::string& order_id, uint64_t seconds) {
+  model::TraceBatch batch = OrderTrace(trace, order_id, seconds);
+  batch.resource_spans[0].resource.attributes = {Str("service.name", service)};
+  return batch;
+}
+
+// traceDuration, rootName and rootServiceName describe the whole trace: the scan reads each
+// candidate trace whole (once, however many blocks it has) and judges it with its summary.
+TEST_F(TraceQueryTest, TraceIntrinsicsAreJudgedOnTheWholeTraceByTheScan) {
+  IngestSplitTrace(*ingester_, 1, "C-1");
+  ASSERT_TRUE(ingester_->Ingest(OrderTraceOf("back-office", 2, "C-2", 2)).ok());
+  TraceQuery query(*store_, clock_);
+
+  struct Case {
+    const char* query;
+    std::vector<std::string> found;
+  };
+  const std::string split = TraceIdOf(1).ToHex();
+  const std::string office = TraceIdOf(2).ToHex();
+  const Case cases[] = {
+      {"{ traceDuration > 5s }", {split}},
+      {"{ trace:duration > 5s }", {split}},
+      {"{ traceDuration < 5s }", {office}},
+      {"{ duration > 5s }", {}},  // no span is that long
+      {R"({ rootServiceName = "shop-api" })", {split}},
+      {R"({ trace:rootService = "back-office" })", {office}},
+      {R"({ rootServiceName =~ ".*-.*" })", {office, split}},
+      {R"({ rootServiceName != "shop-api" })", {office}},
+      // A pricing span in a trace shop-api began: no block holds both.
+      {R"({ rootServiceName = "shop-api" && resource.service.name = "pricing" })", {split}},
+      {R"({ trace:rootName = "order.root" && name = "price.lookup" })", {split}},
+      {R"({ rootName = "price.lookup" })", {}},
+      {R"({ traceDuration > 5s && name = "shop.submit" })", {}},
+      {R"({ traceDuration > 5s || name = "shop.submit" })", {office, split}},
+  };
+  for (const Case& c : cases) {
+    TraceSearch search;
+    search.traceql = TraceQl(c.query);
+    SearchStats stats;
+    auto found = query.Search(search, &stats);
+    ASSERT_TRUE(found.ok()) << c.query << ": " << found.status();
+    std::vector<std::string> ids;
+    for (const TraceSummary& s : *found) ids.push_back(s.trace_id.ToHex());
+    std::sort(ids.begin(), ids.end());
+    std::vector<std::string> expected = c.found;
+    std::sort(expected.begin(), expected.end());
+    EXPECT_EQ(ids, expected) << c.query;
+    // Three blocks, two traces, each read once; a span filter still judges block by block.
+    EXPECT_EQ(stats.scanned_blocks, 3u) << c.query;
+    EXPECT_EQ(stats.inspected_traces, search.traceql->NeedsTraceFacts() ? 2u : 0u) << c.query;
+  }
+
+  // Tags and the trace intrinsics: the same span satisfies both.
+  TraceSearch tagged;
+  tagged.traceql = TraceQl(R"({ rootServiceName = "shop-api" })");
+  tagged.tags = {{"name", "price.lookup"}};
+  EXPECT_THAT(Found(query, tagged), ElementsAre(split));
+  tagged.tags = {{"name", "shop.submit"}};
+  EXPECT_THAT(Found(query, tagged), IsEmpty());
+}
+
+TEST_F(TraceQueryTest, TraceIntrinsicsKeepToMaxScannedBlocks) {
+  IngestSplitTrace(*ingester_, 1, "C-1");
+  for (uint8_t i = 2; i <= 6; ++i) {
+    ASSERT_TRUE(ingester_->Ingest(OrderTraceOf("shop-api", i, "C-" + std::to_string(i), 2)).ok());
+  }
+  TraceQueryOptions options;
+  options.max_scanned_blocks = 3;
+  TraceQuery query(*store_, clock_, options);
+  TraceSearch search;
+  search.limit = 100;
+  search.traceql = TraceQl(R"({ rootServiceName = "shop-api" })");
+  SearchStats stats;
+  auto found = query.Search(search, &stats);
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(stats.scanned_blocks, 3u);
+  EXPECT_TRUE(stats.scan_limit_reached);
+  EXPECT_LE(stats.inspected_traces, 3u);
+  EXPECT_THAT(*found, SizeIs(stats.inspected_traces));
+}
+
+// A filter pinning order_id reads the order index; the trace intrinsics are then judged on the
+// order's whole traces, still without a scan.
+TEST_F(TraceQueryTest, TraceIntrinsicsWithAPinnedOrderUseTheOrderIndex) {
+  IngestSplitTrace(*ingester_, 1, "C-1");
+  ASSERT_TRUE(ingester_->Ingest(OrderTraceOf("back-office", 2, "C-2", 2)).ok());
+  TraceQueryOptions no_scan;
+  no_scan.max_scanned_blocks = 0;
+  TraceQuery query(*store_, clock_, no_scan);
+
+  for (const char* q : {R"({ .order_id = "C-1" && traceDuration > 5s })",
+                        R"({ .order_id = "C-1" && rootServiceName = "shop-api" &&
+                             resource.service.name = "pricing" })",
+                        R"({ span.order_id = "C-1" && trace:rootName = "order.root" })"}) {
+    TraceSearch search;
+    search.traceql = TraceQl(q);
+    SearchStats stats;
+    auto found = query.Search(search, &stats);
+    ASSERT_TRUE(found.ok()) << found.status();
+    ASSERT_THAT(*found, SizeIs(1)) << q;
+    EXPECT_EQ((*found)[0].trace_id, TraceIdOf(1)) << q;
+    EXPECT_EQ((*found)[0].duration_nanos, 10 * kSecond) << q;
+    EXPECT_EQ(stats.scanned_blocks, 0u) << q;
+    EXPECT_EQ(stats.inspected_traces, 1u) << q;
+  }
+  for (const char* q : {R"({ .order_id = "C-1" && traceDuration < 5s })",
+                        R"({ .order_id = "C-1" && rootServiceName = "pricing" })",
+                        R"({ .order_id = "C-2" && rootServiceName = "shop-api" })"}) {
+    TraceSearch search;
+    search.traceql = TraceQl(q);
+    EXPECT_THAT(Found(query, search), IsEmpty()) << q;
+  }
 }
 
 }  // namespace
