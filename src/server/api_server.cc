@@ -635,7 +635,8 @@ absl::StatusOr<json> ScopedTagsJson(
   if (all || scope == "intrinsic") {
     scopes.push_back(
         {{"name", "intrinsic"},
-         {"tags", json::array({"duration", "kind", "name", "status", "statusMessage"})}});
+         {"tags", json::array({"duration", "kind", "name", "rootName", "rootServiceName", "status",
+                               "statusMessage", "traceDuration"})}});
   }
   return scopes;
 }
