@@ -163,6 +163,20 @@ def check_endpoints(c, api):
                                  "duration < 1s } | select(span.order_id)")
     c.check("search q=: numbers, kind, duration and select()",
             status == 200 and trace_ids(body) == [ORDERS["ord-direct"][1]], f"{status} {body}")
+    # Trace-level intrinsics, which Grafana's builder writes: each recent order's trace has its
+    # root shop.init in shop-api and lasts 15 ms (the child starts 10 ms in and lasts 5 ms).
+    recent = sorted(ORDERS[o][1] for o in ("ord-p7", "ord-p8", "ord-direct"))
+    status, body = search_q(api, '{ rootName = "shop.init" && rootServiceName = "shop-api" && '
+                                 'traceDuration > 12ms }', extra="&limit=20")
+    c.check("search q=: rootName, rootServiceName and traceDuration of the whole trace",
+            status == 200 and trace_ids(body) == recent, f"{status} {body}")
+    status, body = search_q(api, "{ traceDuration > 1s }")
+    c.check("search q=: no trace lasts more than a second",
+            status == 200 and trace_ids(body) == [], f"{status} {body}")
+    status, body = search_q(api, '{ trace:rootService = "shop-api" && '
+                                 "span.http.status_code >= 500 }")
+    c.check("search q=: a trace field beside a span field (trace:rootService)",
+            status == 200 and trace_ids(body) == [ORDERS["ord-direct"][1]], f"{status} {body}")
     status, body = search_q(api, '{ .order_id =~ "ord-p[78]" || name = "nothing" }')
     c.check("search q=: regex under ||",
             status == 200 and trace_ids(body) == sorted([ORDERS["ord-p7"][1],
@@ -239,7 +253,7 @@ def check_traceql_refusals(c, api):
         ("{ .a = 1 } | count() > 1", "pipeline stage 'count' not supported at offset 13"),
         ("{ .a = 1 } >> { .b = 2 }", "structural operator '>>' not supported at offset 11"),
         ("{ .a = 1 } && { .b = 2 }", "combining spansets with '&&' not supported at offset 11"),
-        ("{ traceDuration > 1s }", "intrinsic 'traceDuration' not supported at offset 2"),
+        ("{ childCount > 1 }", "intrinsic 'childCount' not supported at offset 2"),
         ("{ status = error } | rate()", "pipeline stage 'rate' not supported at offset 21"),
         ("{ .a = ", "expected a value"),
         ("{" + "(" * 40 + ".a = 1" + ")" * 40 + "}", "nesting deeper than 32"),
