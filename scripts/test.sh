@@ -1,9 +1,37 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs every test: unit tests, the OpenTelemetry JS SDK
-# end-to-end tests, the kill -9 restart test (all through ctest), then a short fuzz run of
-# the OTLP decoders.
+# Installs what is missing, builds, and runs every test: unit tests, the end-to-end tests with
+# the real components (RabbitMQ, Alertmanager, Prometheus, Chromium, the OpenTelemetry JS SDK),
+# the kill -9 restart tests (all through ctest), then a short fuzz run of the decoders and the
+# order fold.
+#
+#   bash scripts/test.sh           everything (what CI runs)
+#   bash scripts/test.sh --unit    the unit tests only (ctest -L unit: no component started, no
+#                                  npm install); builds only their targets
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# The test executables `ctest -L unit` runs (each part's tests and the in-process server tests).
+readonly kUnitTargets=(ordertrace_unit_tests ordertrace_http_tests ordertrace_sdk_tests
+  services_unit_tests ordertrace_server_tests ordertrace_tls_tests
+  ordertrace_sampling_metrics_tests ordertrace_gap_determinism_tests)
+
+case "${1:-}" in
+  "") ;;
+  --unit)
+    bash scripts/install-deps.sh
+    bash scripts/build.sh "${kUnitTargets[@]}"
+    (cd build && ctest -L unit --output-on-failure --timeout 300 -j"${JOBS:-2}")
+    exit 0
+    ;;
+  -h | --help)
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    exit 0
+    ;;
+  *)
+    echo "test.sh: unknown option '$1' (try --help)" >&2
+    exit 2
+    ;;
+esac
 
 bash scripts/install-deps.sh
 (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)

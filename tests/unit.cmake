@@ -31,7 +31,7 @@ target_include_directories(ordertrace_unit_tests PRIVATE ${PROJECT_SOURCE_DIR})
 # definition on the target would rebuild every test).
 set_source_files_properties(${PROJECT_SOURCE_DIR}/src/gaps/alertmanager_client_test.cc
   PROPERTIES COMPILE_DEFINITIONS ORDERTRACE_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
-gtest_discover_tests(ordertrace_unit_tests DISCOVERY_TIMEOUT 60)
+gtest_discover_tests(ordertrace_unit_tests DISCOVERY_TIMEOUT 60 PROPERTIES LABELS unit)
 
 # The HTTP layer's tests: ordertrace_http alone (and httplib as the client).
 file(GLOB ORDERTRACE_HTTP_TEST_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/http/*_test.cc)
