@@ -1,4 +1,4 @@
-// Gap detector benchmark (issues 5 and 14): prints figures, asserts nothing (see
+// Gap detector benchmark: prints figures, asserts nothing (see
 // docs/benchmarks.md).
 //
 // memory:   --orders open orders (36-character UUID ids, spread over every stage of the default

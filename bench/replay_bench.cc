@@ -1,4 +1,4 @@
-// Replay benchmark (issue 14, "Speed"): a business day of order spans, all in the past, sent
+// Replay benchmark (docs/benchmarks.md): a business day of order spans, all in the past, sent
 // over OTLP/HTTP protobuf to a real ordertrace twice per round: once in event-time order and
 // once shuffled across requests. Prints each run's spans/s, the shuffled / in-order ratio of
 // each round and its median, and the server's peak resident set. Asserts nothing (see

@@ -1,4 +1,4 @@
-// What PII scrubbing costs per span at ingest (issue 16): Google Benchmark over realistic order
+// What PII scrubbing costs per span at ingest: Google Benchmark over realistic order
 // spans (bench/order_span_generator: the attributes the services really set, no PII), and the
 // same spans with an e-mail address and a phone number added to each. items_per_second are
 // spans per second of CPU (1e9 / it = ns per span).

@@ -1,4 +1,4 @@
-// End to end (issue 6): an embedded OrdertraceServer receives orders' spans as OTLP/HTTP
+// End to end: an embedded OrdertraceServer receives orders' spans as OTLP/HTTP
 // protobuf; what /metrics serves over HTTP (Prometheus text or OpenMetrics with exemplars, by
 // the Accept header; series bound and overflow; metrics switched off), which spans the tail
 // sampler lets the store keep as GET /api/traces/{id} shows them (lifecycle always, detail by

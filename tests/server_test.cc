@@ -543,7 +543,7 @@ TEST_F(ServerTest, GrpcExportSucceedsAndStoresOrder) {
   EXPECT_EQ(order["current_status"], "FILE_UPLOADED");
 }
 
-// Issue 16: with tokens, OTLP/gRPC takes the ingest role's token from the `authorization`
+// With tokens (docs/security.md), OTLP/gRPC takes the ingest role's token from the `authorization`
 // metadata, before a byte of the request is decoded.
 TEST_F(ServerTest, GrpcExportNeedsTheIngestRolesBearerToken) {
   ASSERT_NO_FATAL_FAILURE(StartServer([](ServerConfig& config) {

@@ -1,5 +1,5 @@
 // Faults made on purpose inside the services, for the order simulator's demos and for measuring
-// ordertrace's detection (issue 4). The switch exists only when a service runs with
+// ordertrace's detection. The switch exists only when a service runs with
 // `--demo-faults on`; then order-sim arms a fault for one order through
 // `POST /api/demo/faults`, and the service's own code misbehaves at that point, exactly once:
 // spans are never edited, they show what really happened.

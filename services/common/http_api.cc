@@ -95,7 +95,7 @@ void SetTransitionAttributes(sdk::Span& span, const StatusEvent& event) {
   span.SetAttribute(model::kNewStatusKey, event.new_status);
   span.SetAttribute(model::kEventVersionKey, event.event_version);
   if (!event.partner_id.empty()) span.SetAttribute(model::kPartnerIdKey, event.partner_id);
-  // Who approved manufacturing: ordertrace hashes it for every role but ops (issue 16).
+  // Who approved manufacturing: ordertrace hashes it for every role but ops (docs/security.md).
   if (!event.operator_id.empty()) span.SetAttribute("operator_id", event.operator_id);
 }
 

@@ -122,8 +122,8 @@ TEST_F(ServiceOptionsTest, FlagsSetEverySetting) {
   EXPECT_TRUE(options.demo_faults);
 }
 
-// The exporter's TLS trust and headers (issue 16): a bearer token reaches an ordertrace that
-// asks for one, over https verified against a private CA.
+// The exporter's TLS trust and headers (docs/security.md, "TLS"): a bearer token reaches an
+// ordertrace that asks for one, over https verified against a private CA.
 TEST_F(ServiceOptionsTest, OtlpCaFileAndRepeatedHeadersAreRead) {
   const std::string ca = WriteYaml("not read as YAML, only checked to be readable\n");
   ServiceOptions options;

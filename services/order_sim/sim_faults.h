@@ -1,4 +1,4 @@
-// The faults order-sim causes (issue 4): what each is called, which service makes it through its
+// The faults order-sim causes: what each is called, which service makes it through its
 // demo fault switch, where the order stops because of it, and what ordertrace must show for the
 // fault to count as found. Constants and pure functions; thread-safe.
 #pragma once

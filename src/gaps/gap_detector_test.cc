@@ -444,7 +444,7 @@ TEST_F(GapDetectorTest, MissingTransitionResolvesWhenTheNextStatusArrives) {
   ASSERT_THAT(stored, SizeIs(1));
   const Gap& gap = stored[0];
   EXPECT_EQ(gap.id, GapId("ord-1", kMissingTransition, "SUBMITTED"));
-  // Changed by issue 14: resolved_at is the resolving span's event time, not the arrival.
+  // resolved_at is the resolving span's event time, not the arrival.
   EXPECT_EQ(gap.resolved_at_unix_nano, started_at);
   EXPECT_EQ(gap.resolved_by, "PRICE_CALCULATION_STARTED");
   EXPECT_EQ(gap.detected_at_unix_nano, detected);
@@ -540,8 +540,8 @@ TEST_F(GapDetectorTest, DayOldSubmittedIsHeldUntilIdleAfterThenOpens) {
   Feed(Order("ord-old", ChainTo("SUBMITTED", since)));
   EXPECT_EQ(detector_->NextDeadline(), since + kSubmittedSla + kGrace);
 
-  // Changed by issue 14: overdue on arrival is no longer enough. Right after start, and while
-  // shop-api may still be flushing a backlog, the deadline is held, not judged.
+  // Overdue on arrival is not enough (docs/gaps.md, "When ordertrace decides"). Right after
+  // start, and while shop-api may still be flushing a backlog, the deadline is held, not judged.
   EXPECT_EQ(detector_->FireDue(), 0u);
   EXPECT_EQ(detector_->Stats().held, 1u);
   clock_.Advance(kIdleAfter - 1);
@@ -683,7 +683,7 @@ TEST_F(GapDetectorTest, MessageConsumedAfterItsDeadlineResolvesTheGap) {
   EXPECT_THAT(StoredOpen(), IsEmpty());
   ASSERT_THAT(sink_->resolved(), SizeIs(1));
   EXPECT_EQ(sink_->resolved()[0].message_id, "msg-7");
-  // Changed by issue 14: resolved when the consumer took it (event time), by "consumed".
+  // Resolved when the consumer took it (event time), by "consumed".
   EXPECT_EQ(sink_->resolved()[0].resolved_at_unix_nano, consumed);
   EXPECT_EQ(sink_->resolved()[0].resolved_by, "consumed");
   EXPECT_EQ(OpenCount(kMessageNotConsumed, "PRICE_CALCULATED"), 0u);
@@ -720,8 +720,8 @@ TEST_F(GapDetectorTest, ForbiddenTransitionOpensOnceTheEvidenceIsIn) {
                        Reached("SUBMITTED", "INITIATED", kNow - 50 * kMinute, 2),
                        Reached("EXPRESS_REVIEW", "SUBMITTED", kNow - 40 * kMinute, 3),
                        Reached("MANUAL_REVIEW", "EXPRESS_REVIEW", moved_at, 4, "review-svc")}));
-  // Changed by issue 14: a conflict opens once every source has reported past it (a status
-  // between may still be on its way), not at once.
+  // A conflict opens once every source has reported past it (a status between may still be on
+  // its way), not at once.
   EXPECT_THAT(detector_->OpenGapsOf("ord-1"), IsEmpty());
   EXPECT_GT(detector_->Stats().held, 0u);
   Settle();
@@ -790,8 +790,8 @@ TEST_F(GapDetectorTest, SkipIntoTheTerminalStatusIsRecordedResolvedAndNotAnnounc
   EXPECT_EQ(gaps[0].stage, "SHIPPED");
   EXPECT_EQ(gaps[0].resolved_by, "CLOSED");
   EXPECT_EQ(gaps[0].resolved_at_unix_nano, kNow - kSecond);
-  // Changed by issue 14: a conflict seen in the same record as CLOSED is recorded resolved,
-  // counted, and not announced (it was announced open and resolved at once before).
+  // A conflict seen in the same record as CLOSED is recorded resolved, counted, and not
+  // announced.
   EXPECT_FALSE(gaps[0].paged);
   EXPECT_THAT(sink_->opened(), IsEmpty());
   EXPECT_THAT(sink_->resolved(), IsEmpty());
@@ -1049,8 +1049,8 @@ TEST_F(GapDetectorTest, DeadlineThatPassedWhileDownIsJudgedOnceTheStartupHoldEnd
   Restart();
   ASSERT_TRUE(detector_->Recover().ok());
   detector_->RestoreOrder(order);  // rebuilt from the store
-  // Changed by issue 14: exporters may still flush what they queued while ordertrace was down,
-  // so nothing is judged on the wall clock for idle_after after the start.
+  // Exporters may still flush what they queued while ordertrace was down, so nothing is judged
+  // on the wall clock for idle_after after the start.
   EXPECT_EQ(detector_->FireDue(), 0u);
   EXPECT_EQ(detector_->Stats().held, 1u);
   clock_.Advance(kIdleAfter);
@@ -1162,7 +1162,7 @@ TEST_F(GapDetectorTest, StoreAnswersFiltersNewestSinceFirst) {
     return query;
   };
   const auto kAll = GapHistoryQuery::State::kAll;
-  // Changed by issue 14: newest first is by `since` (event time), not by detection.
+  // Newest first is by `since` (event time), not by detection.
   EXPECT_THAT(orders({}), ElementsAre("ord-b", "ord-c", "ord-a"));
   EXPECT_THAT(orders(where(GapHistoryQuery::State::kResolved)), ElementsAre("ord-d"));
   EXPECT_THAT(orders(where(kAll)), ElementsAre("ord-b", "ord-c", "ord-a", "ord-d"));
@@ -1278,8 +1278,8 @@ TEST_F(GapDetectorTest, ManyOrdersEachFireOnce) {
   EXPECT_EQ(OpenCount(kMissingTransition, "SUBMITTED"), static_cast<uint64_t>(kOrders));
 }
 
-// Issue 14: breaches already over, withdrawals, conflicts whatever arrived together, restarts,
-// silent sources, a failing store.
+// Breaches already over, withdrawals, conflicts whatever arrived together, restarts, silent
+// sources, a failing store (docs/gaps.md).
 
 TEST_F(GapDetectorTest, OverrunFoundAlreadyOverIsRecordedNotPaged) {
   const uint64_t t = kNow - kHour - kMinute;  // FILE_UPLOADED's own deadline is still ahead
@@ -1391,7 +1391,7 @@ TEST_F(GapDetectorTest, StatusBackAfterClosedIsFoundOnceInOneRecordOrTwo) {
 
 // The same through the record builder, from spans. Disabled: lifecycle/order_record_builder.cc
 // keeps the earliest report of a status ("the earliest report wins"), so the second SHIPPED
-// never reaches the record, in one request or two, and no gap is found (issue 14 item 4).
+// never reaches the record, in one request or two, and no gap is found.
 model::Span TransitionSpan(const std::string& order_id, const std::string& status,
                            const std::string& prev, int64_t version, uint64_t end) {
   model::Span span;
@@ -1695,7 +1695,7 @@ TEST(GapCodecTest, MissingOptionalFieldsDefaultAndUnknownOnesAreIgnored) {
   EXPECT_FALSE(decoded->trace_id.IsValid());
   EXPECT_FALSE(decoded->last_success.has_value());
   EXPECT_TRUE(decoded->IsOpen());
-  EXPECT_TRUE(decoded->paged);  // written before issue 14: every gap stored was announced
+  EXPECT_TRUE(decoded->paged);  // older gaps have no `paged`: all were announced
 }
 
 // Gaps written before resolved_by existed were resolved when they had a resolution time.

@@ -1,4 +1,4 @@
-// The order lifecycle ordertrace checks orders against (issue 5, "The lifecycle model"): the
+// The order lifecycle ordertrace checks orders against (docs/gaps.md): the
 // statuses, the allowed transitions, the terminal statuses, and for each stage the status(es)
 // expected next with an SLA, with overrides per partner. Built once from options (defaults: the
 // Alexandrite design) and validated: a model that contradicts itself is refused.

@@ -1,6 +1,7 @@
 // Attributes ordertrace adds to stored spans, derived from the span and its order's record
-// (issue 6): how long a stage, a transition, a message's trip and the price calculation took,
-// so that a trace shows them without arithmetic. Values are seconds (doubles).
+// (docs/metrics.md, "Derived span attributes"): how long a stage, a transition, a message's
+// trip and the price calculation took, so that a trace shows them without arithmetic. Values
+// are seconds (doubles).
 #pragma once
 
 #include <string_view>

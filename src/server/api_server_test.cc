@@ -177,7 +177,7 @@ TEST_F(ApiServerGapsTest, BadParametersAreRefusedWithTheErrorShape) {
   }
 }
 
-// Issue 15: any unmatched path with a non-UTF-8 byte aborted the process (the 404 handler
+// Any unmatched path with a non-UTF-8 byte once aborted the process (the 404 handler
 // dumped the path into JSON, the exception escaped httplib's guard), and an order id with one
 // answered 500 with the JSON library's text. Each is a clear answer, and the server stays up.
 TEST_F(ApiServerGapsTest, PathsWithBytesThatAreNotUtf8AreAnsweredAndTheServerStaysUp) {

@@ -298,7 +298,7 @@ TEST_F(ConfigLifecycleTest, ValidateRefusesAContradictoryModelNamingTheCulprit) 
       ValidateError("lifecycle:\n  stages:\n    SUBMITTED: {expected: [PRICE_CALCULATED]}\n"),
       AllOf(HasSubstr("lifecycle"), HasSubstr("SUBMITTED -> PRICE_CALCULATED")));
   EXPECT_THAT(ValidateError("lifecycle:\n  transitions: [\"A -> B\"]\n"), HasSubstr("A -> B"));
-  // Issue 15: a thread count past what a process may start aborted it at start.
+  // A thread count past what a process may start is refused, not an abort at start.
   EXPECT_THAT(ValidateError("ingest:\n  http_threads: 100000\n"),
               HasSubstr("ingest.http_threads must be from 1 to 512"));
   EXPECT_THAT(ValidateError("lifecycle:\n  watermarks:\n    silent_after: 1s\n"),

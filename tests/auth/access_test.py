@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Tokens, roles and partner scoping against the real ordertrace process (issue 16).
+"""Tokens, roles and partner scoping against the real ordertrace process.
 
 Starts `ordertrace` on free 127.0.0.1 ports with a config holding one token per role (two
 partners), exports orders of partner P-7, partner P-8 and a direct order over OTLP/JSON with the

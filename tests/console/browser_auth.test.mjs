@@ -1,4 +1,4 @@
-// The console with tokens on (issue 17 with issue 16's roles), against an ordertrace of its own
+// The console with tokens on (docs/console.md, "Signing in"), against an ordertrace of its own
 // started with auth.tokens (docs/security.md) and fed synthetic orders of two partners over
 // OTLP/JSON with the ingest token: the login form, a wrong token, the token kept in sessionStorage
 // and never in a URL, logout, and a partner who cannot reach the other partner's order or trace

@@ -1,4 +1,4 @@
-// /gaps and /charts (issue 17) against the whole system run.sh started: the stuck orders and the
+// /gaps and /charts against the whole system run.sh started: the stuck orders and the
 // count per stage as GET /api/v1/gaps?state=open says, the filters in the URL, the charts drawn
 // from GET /api/v1/charts, and an exemplar point that opens its trace (by click and by keyboard).
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// The console's first page and its search (issue 17), in headless chromium against the whole
+// The console's first page and its search (docs/console.md), in headless chromium against the whole
 // system run.sh started: recent orders as the API lists them, the stuck orders order-sim made,
 // and a search by order id, trace id, partner id and an unknown id.
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// The order page of an order stuck for real (issue 17): order-sim lost its price request, so it
+// The order page of an order stuck for real: order-sim lost its price request, so it
 // stopped at SUBMITTED with the request in mes.price.requests. Its status, where it stopped, the
 // timeline against the SLAs, its open gaps, and the waterfall of the real services' spans, where
 // each RabbitMQ consume span is joined to its publish span; a span opens by click and by keyboard;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The console's browser tests (issue 17), in Debian's headless chromium driven by playwright-core.
+# The console's browser tests, in Debian's headless chromium driven by playwright-core.
 #
 # Starts the whole system on free loopback ports (scripts/system.sh: RabbitMQ, ordertrace,
 # shop-api, crm-api, mes-api), drives a few orders through it with order-sim, some given a fault

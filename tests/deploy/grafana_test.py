@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""deploy/grafana checked without Grafana (issue 17): Grafana is not packaged here.
+"""deploy/grafana checked without Grafana: Grafana is not packaged here.
 
   provisioning  the data-source and dashboard-provider YAML (PyYAML, Debian's python3-yaml) has
                 the fields Grafana's provisioning reads; every data-source uid a field names is

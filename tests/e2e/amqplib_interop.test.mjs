@@ -1,4 +1,4 @@
-// Interop (issue 3): a price request published by Node's `amqplib` under the official
+// Interop: a price request published by Node's `amqplib` under the official
 // OpenTelemetry amqplib instrumentation is continued by the C++ mes-api in the same trace.
 //
 // The test starts its own RabbitMQ (scripts/rabbitmq.sh, needs root), ordertrace and mes-api on

@@ -1,4 +1,4 @@
-// End to end over TLS (issue 16): the official OpenTelemetry JS SDK's three OTLP exporters
+// End to end over TLS (docs/security.md): the official OpenTelemetry JS SDK's three OTLP exporters
 // (protobuf and JSON over HTTPS, gRPC with TLS credentials) send spans to a real ordertrace
 // serving TLS with a CA made at test time (tests/support/make_test_ca.sh); the spans are read
 // back through the API over https. An exporter that does not trust the CA exports nothing.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The OTLP forward (issue 16, item 7), with two real ordertrace processes: A forwards what it
-# stores to B.
+# The OTLP forward (docs/architecture.md, "Forward"), with two real ordertrace processes: A
+# forwards what it stores to B.
 #  1. OTLP/HTTP: spans sent to A appear in B (B's /api/traces).
 #  2. B down while spans are sent to A (acknowledged, queued), B up: all arrive.
 #  3. kill -9 A with spans queued (B down), restart A, B up: all arrive.

@@ -1,4 +1,4 @@
-// Issue 14, item 1: gaps are a function of the spans. The same spans, delivered in many random
+// Gaps are a function of the spans. The same spans, delivered in many random
 // orders and batchings (as exporters flushing backlogs, a replay, live traffic with disorder),
 // with clean restarts and kill -9 restarts of the detector between batches, end with the same
 // set of gaps (order, kind, stage, since, deadline, resolution and what resolved it) as one

@@ -1,4 +1,4 @@
-// End to end (issue 5): an embedded OrdertraceServer receives OTLP/HTTP protobuf spans of
+// End to end (docs/gaps.md): an embedded OrdertraceServer receives OTLP/HTTP protobuf spans of
 // orders built here, finds the stuck ones, and raises and resolves their alerts in a real
 // Alertmanager 0.25 (Debian's prometheus-alertmanager) that runs deploy/alertmanager's config
 // alone (--cluster.listen-address=) on a free loopback port with a private storage folder.
@@ -368,8 +368,8 @@ TEST_F(GapsE2eTest, StuckOrderRaisesAlertAndTheMissingStatusResolvesIt) {
   EXPECT_TRUE(HasGapDetected(roots[0]));
 }
 
-// Issue 16: PII removed at ingest never reaches an alert, wherever it was sent: the span and
-// service names an alert's detail is made of, status messages and attributes.
+// PII removed at ingest (docs/security.md) never reaches an alert, wherever it was sent: the
+// span and service names an alert's detail is made of, status messages and attributes.
 TEST_F(GapsE2eTest, AnAlertCarriesNoPiiSentInTheSpansOfItsOrder) {
   const TestOrder order = MakeOrder(7);
   pb_collector::ExportTraceServiceRequest request =
@@ -419,7 +419,7 @@ TEST_F(GapsE2eTest, DeadlineAheadFiresWhenItPassesNotBefore) {
   ASSERT_TRUE(gap.is_object()) << "no open gap for " << order.order_id;
   EXPECT_EQ(ParseApiTime(gap["deadline"]), deadline);
   EXPECT_GE(ParseApiTime(gap["detected_at"]), deadline);
-  // Issue 5: "a gap fires within 1 s of its deadline".
+  // The detection target: a gap fires within 1 s of its deadline.
   EXPECT_LT(gap["detection_delay_seconds"].get<double>(), 1.0);
   EXPECT_TRUE(WaitForActiveAlert(GapId(order, "SUBMITTED")).has_value());
 }
@@ -517,9 +517,10 @@ TEST_F(GapsE2eTest, RestartKeepsOpenGapsAndFiresDeadlinesThatPassedWhileDown) {
   EXPECT_EQ((*raised)["annotations"]["order_id"], late.order_id);
 }
 
-// Issue 14: a backlog flushed after an outage (every span hours old) pages nothing it answers
-// itself. An order whose next status came in time has no gap at all; one whose next status came
-// after its deadline has a gap recorded already resolved, by that status, never paged.
+// A backlog flushed after an outage (every span hours old) pages nothing it answers itself
+// (docs/gaps.md, "When ordertrace decides"). An order whose next status came in time has no gap
+// at all; one whose next status came after its deadline has a gap recorded already resolved, by
+// that status, never paged.
 TEST_F(GapsE2eTest, BacklogFlushedAfterAnOutagePagesNothingItAnswers) {
   const TestOrder in_time = MakeOrder(30);
   const TestOrder overran = MakeOrder(31);

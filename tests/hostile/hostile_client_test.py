@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Hostile clients against the real ordertrace process, on loopback (issue 15).
+"""Hostile clients against the real ordertrace process, on loopback.
 
 Starts `ordertrace` on free 127.0.0.1 ports with a temporary data folder and a small config,
 acknowledges one order over OTLP/JSON, then runs each case bounded in time:
 
-  issue_requests     the HTTP rows of issue 15's table: GET /%FF on both ports (404 JSON),
+  issue_requests     malformed and oversized HTTP requests: GET /%FF on both ports (404 JSON),
                      /api/v1/orders/%FF (404), /api/search?end=2^64-1 (400), a chunked OTLP
                      body and a Content-Length over ingest.max_request_mb (413 each)
   bad_config         ingest.http_threads: 100000 and --data-dir "" refused at start with one

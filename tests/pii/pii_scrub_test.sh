@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# PII never stored, served or counted (issue 16, item 3), against the real process: spans with
+# PII never stored, served or counted (docs/security.md), against the real process: spans with
 # e-mail addresses and phone numbers in every place (span, event, link, resource and scope
 # attributes, nested arrays and kvlists, span and event names, status messages, attribute keys)
 # sent over OTLP/HTTP protobuf and JSON (tests/pii/make_pii_export.py). Then:

@@ -1,4 +1,4 @@
-// Integration (issue 6): a real Prometheus 2.42 (Debian's prometheus, exemplar storage on)
+// Integration (docs/metrics.md): a real Prometheus 2.42 (Debian's prometheus, exemplar storage on)
 // scrapes an embedded OrdertraceServer that received orders' spans as OTLP/HTTP protobuf.
 // PromQL's histogram_quantile over stage_duration_seconds gives the value the spans imply;
 // its _count and _sum match them; the exemplars API returns trace ids of those orders, and

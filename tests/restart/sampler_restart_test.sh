@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Detail spans waiting for the tail sampler survive kill -9 (issue 15): two traces, each a root
+# Detail spans waiting for the tail sampler survive kill -9: two traces, each a root
 # span (always kept) and a detail span the sampler holds (ratio 0); kill -9 while both wait;
 # restart. A failed span of the first trace, before its deadline, must keep the detail
 # acknowledged before the crash (readable at /api/traces/{id}); the second trace's detail,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Gap replay, end to end (issue 14): one simulated business day (order-sim replay: 20,000 orders
+# Gap replay, end to end (docs/gaps.md): one simulated business day (order-sim replay: 20,000 orders
 # by default, 6% with faults of every kind, ended an hour ago, real business time) sent into
 # ordertrace twice, each time with a fresh data folder and a fresh Alertmanager 0.25 (Debian's
 # prometheus-alertmanager, deploy/alertmanager's config), on free loopback ports:

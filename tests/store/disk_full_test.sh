@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Disk full is a degraded mode, not a crash (issue 15). On a 64 MiB tmpfs mounted for the test,
+# Disk full is a degraded mode, not a crash. On a 64 MiB tmpfs mounted for the test,
 # with a filler file beside the data folder: ingest until the store refuses, then check that
 # ingest answers 503 with Retry-After and no path, reads still answer, the
 # ordertrace_store_out_of_space gauge is 1 and the server lives; restart it while still full

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The Tempo API endpoints Grafana's Tempo data source calls, against the real ordertrace (issue 17).
+"""The Tempo API endpoints Grafana's Tempo data source calls, against the real ordertrace.
 
 Starts `ordertrace` on free 127.0.0.1 ports with a temporary data folder and tokens (ops,
 support, two partners, ingest), exports four orders over OTLP/JSON (one per partner, a direct one

@@ -1,4 +1,4 @@
-// The services' exporter over TLS (issue 16): the SDK's OtlpHttpExporter, configured as
+// The services' exporter over TLS (docs/security.md): the SDK's OtlpHttpExporter, configured as
 // ServiceRuntime configures it from --otlp-ca-file and --otlp-header, exports to an embedded
 // ordertrace serving TLS with a CA made at test time (tests/support/make_test_ca.sh); the spans
 // are read back through the API over https. With tls.client_ca_file, an exporter without a

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""TLS on the real ordertrace binary (issue 16, item 5), with a CA made at test time.
+"""TLS on the real ordertrace binary (docs/security.md), with a CA made at test time.
 
   tests/tls/tls_e2e_test.py path/to/ordertrace
 
