@@ -221,6 +221,13 @@ absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& 
     if (!sees.ok()) error = sees.status();
     return sees.ok() && *sees;
   };
+  // Whether the whole trace satisfies the search, given its summary (whose facts the trace-level
+  // conditions read).
+  auto whole_trace_matches = [&](const model::TraceBatch& trace, const TraceSummary& summary) {
+    if (!needs_trace_facts) return BatchMatches(trace, search);
+    const traceql::TraceFacts facts = FactsOf(summary);
+    return BatchMatches(trace, search, &facts);
+  };
   // Reads a trace the scan named, once; with trace facts needed, the whole trace is judged here
   // (the block alone could not be).
   auto consider = [&](const model::TraceId& trace_id) {
@@ -234,10 +241,7 @@ absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& 
     }
     if (!trace->has_value()) return true;
     const TraceSummary summary = SummarizeTrace(trace_id, **trace);
-    if (needs_trace_facts) {
-      const traceql::TraceFacts facts = FactsOf(summary);
-      if (!BatchMatches(**trace, search, &facts)) return true;
-    }
+    if (needs_trace_facts && !whole_trace_matches(**trace, summary)) return true;
     return keep(summary);
   };
 
@@ -252,19 +256,13 @@ absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& 
         absl::StatusOr<std::optional<model::TraceBatch>> trace = GetTrace(trace_id);
         if (!trace.ok()) return trace.status();
         if (!trace->has_value()) continue;
-        std::optional<TraceSummary> summary;
-        if (needs_trace_facts) {
-          summary = SummarizeTrace(trace_id, **trace);
-          const traceql::TraceFacts facts = FactsOf(*summary);
-          if (!BatchMatches(**trace, search, &facts)) continue;
-        } else if (!BatchMatches(**trace, search)) {
-          continue;
-        }
+        const TraceSummary summary = SummarizeTrace(trace_id, **trace);
+        if (!whole_trace_matches(**trace, summary)) continue;
         if (!in_scope(trace_id)) {
           if (!error.ok()) return error;
           continue;
         }
-        if (!keep(summary ? *summary : SummarizeTrace(trace_id, **trace))) break;
+        if (!keep(summary)) break;
       }
     }
     return NewestFirst(std::move(results));
