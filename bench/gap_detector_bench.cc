@@ -45,9 +45,9 @@
 #include "gaps/gap_detector.h"
 #include "gaps/lifecycle_model.h"
 #include "gaps/memory_gap_store.h"
-#include "model/clock.h"
+#include "base/clock.h"
 #include "model/order_record.h"
-#include "model/span.h"
+#include "base/span.h"
 
 namespace {
 
@@ -165,7 +165,7 @@ const model::OrderRecord& Fill(StageTemplate& t, std::string order_id, std::stri
   r.partner_id = std::move(partner_id);
   const size_t n = r.statuses.size();
   for (size_t i = 0; i < n; ++i) {
-    r.statuses[i].at_unix_nano = at - (n - 1 - i) * model::kNanosPerSecond;
+    r.statuses[i].at_unix_nano = at - (n - 1 - i) * base::kNanosPerSecond;
   }
   r.first_seen_unix_nano = r.statuses.front().at_unix_nano;
   r.last_seen_unix_nano = at;
@@ -193,13 +193,13 @@ const model::OrderRecord& MoveOn(StageTemplate& next, const model::OrderRecord& 
 
 // One span from each service that reports the templates' statuses, ending `now`: what a live
 // exporter's request tells the detector's source watermarks.
-model::TraceBatch LiveReport(uint64_t now) {
-  model::TraceBatch batch;
+base::TraceBatch LiveReport(uint64_t now) {
+  base::TraceBatch batch;
   for (const char* service : {"shop-api", "mes-api"}) {
-    model::ResourceSpans rs;
-    rs.resource.attributes.push_back({"service.name", model::AnyValue::String(service)});
-    model::ScopeSpans ss;
-    model::Span span;
+    base::ResourceSpans rs;
+    rs.resource.attributes.push_back({"service.name", base::AnyValue::String(service)});
+    base::ScopeSpans ss;
+    base::Span span;
     span.name = "heartbeat";
     span.start_time_unix_nano = now - 1'000'000;
     span.end_time_unix_nano = now;
@@ -305,7 +305,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", model.status().ToString().c_str());
     return 1;
   }
-  model::SystemClock clock;
+  base::SystemClock clock;
   RecordMap records;
   LatenessSink sink;
   // The lateness phase's orders: a stream apart from the memory phase's ids (seed) and
@@ -360,7 +360,7 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < orders; ++i) {
       before = open_order(i, ids, attrs);
       const size_t stage = i % templates.size();
-      const uint64_t left_at = before.statuses.back().at_unix_nano + model::kNanosPerSecond;
+      const uint64_t left_at = before.statuses.back().at_unix_nano + base::kNanosPerSecond;
       if (stage + 1 == templates.size()) {
         // Its current status reported again a second later: re-armed, same stage.
         detector.OnOrderChanged(&before, MoveOn(templates[stage], before, left_at));
@@ -465,7 +465,7 @@ int main(int argc, char** argv) {
   if (per_second && !detected_at.empty()) {
     std::vector<std::pair<size_t, int64_t>> seconds_seen;  // (gaps, max lateness) per second
     for (size_t i = 0; i < detected_at.size(); ++i) {
-      size_t second = (detected_at[i] - detected_at.front()) / model::kNanosPerSecond;
+      size_t second = (detected_at[i] - detected_at.front()) / base::kNanosPerSecond;
       if (seconds_seen.size() <= second) seconds_seen.resize(second + 1);
       ++seconds_seen[second].first;
       seconds_seen[second].second = std::max(seconds_seen[second].second, lateness[i]);
@@ -475,7 +475,7 @@ int main(int argc, char** argv) {
                   seconds_seen[second].first,
                   static_cast<size_t>(
                       std::lower_bound(detected_at.begin(), detected_at.end(),
-                                       detected_at.front() + second * model::kNanosPerSecond) -
+                                       detected_at.front() + second * base::kNanosPerSecond) -
                       detected_at.begin()),
                   static_cast<double>(seconds_seen[second].second) / kNanosPerMs);
     }

@@ -25,7 +25,7 @@
 #include "bench/order_span_generator.h"
 #include "bench/ordertrace_process.h"
 #include "lifecycle/order_record_builder.h"
-#include "model/clock.h"
+#include "base/clock.h"
 #include "otlp/proto_codec.h"
 #include "store/rocks_store.h"
 
@@ -114,11 +114,11 @@ void SeedOrders(const std::string& store_path, size_t orders) {
     std::exit(1);
   }
   bench::OrderSpanGenerator gen(7,
-                                model::SystemClock().NowUnixNano() - 3600 * model::kNanosPerSecond);
+                                base::SystemClock().NowUnixNano() - 3600 * base::kNanosPerSecond);
   const size_t kSpansPerOrder = bench::OrderSpanGenerator::kSpansPerOrder;
   const size_t kOrdersPerWrite = 2000;
   for (size_t done = 0; done < orders; done += kOrdersPerWrite) {
-    model::TraceBatch batch = gen.NextBatch(kSpansPerOrder * kOrdersPerWrite);
+    base::TraceBatch batch = gen.NextBatch(kSpansPerOrder * kOrdersPerWrite);
     std::map<std::string, store::OrderUpdate> updates;
     for (const auto& rs : batch.resource_spans) {
       for (const auto& ss : rs.scope_spans) {
@@ -167,7 +167,7 @@ int main(int argc, char** argv) {
 
   // Payloads: distinct spans throughout, so nothing is a replay.
   bench::OrderSpanGenerator gen(42,
-                                model::SystemClock().NowUnixNano() - 600 * model::kNanosPerSecond);
+                                base::SystemClock().NowUnixNano() - 600 * base::kNanosPerSecond);
   std::vector<std::string> payloads;
   size_t bytes = 0;
   for (size_t sent = 0; sent < total_spans; sent += batch_spans) {

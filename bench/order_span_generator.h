@@ -7,7 +7,7 @@
 #include <random>
 #include <string>
 
-#include "model/span.h"
+#include "base/span.h"
 
 namespace ordertrace::bench {
 
@@ -27,11 +27,11 @@ class OrderSpanGenerator {
 
   // A batch of `span_count` spans from consecutive orders, grouped by service as an SDK's
   // exporter would send them.
-  model::TraceBatch NextBatch(size_t span_count);
+  base::TraceBatch NextBatch(size_t span_count);
 
   // The next span (of the order being emitted, step by step), and its service's name. Spans
   // come order after order; each order's spans start no earlier than the order does.
-  model::Span NextSpan(std::string& service);
+  base::Span NextSpan(std::string& service);
 
   // When the next order NextSpan starts begins. Between orders (after a multiple of
   // kSpansPerOrder spans) no span still to come starts earlier.
@@ -45,11 +45,11 @@ class OrderSpanGenerator {
   OrderTiming timing_;
   uint64_t next_order_ = 0;
   // The order being emitted and how far along its lifecycle it is.
-  model::TraceId trace_;
+  base::TraceId trace_;
   std::string order_id_;
   std::string partner_id_;
   size_t step_ = 0;
-  model::SpanId root_;
+  base::SpanId root_;
 };
 
 }  // namespace ordertrace::bench

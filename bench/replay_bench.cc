@@ -45,7 +45,7 @@
 
 #include "bench/order_span_generator.h"
 #include "bench/ordertrace_process.h"
-#include "model/clock.h"
+#include "base/clock.h"
 #include "otlp/proto_codec.h"
 
 namespace {
@@ -59,7 +59,7 @@ double MiB(uint64_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
 // Spans of one service, about to become one request.
 struct ServiceBatch {
   std::string service;
-  std::vector<model::Span> spans;
+  std::vector<base::Span> spans;
 };
 
 // Cuts a stream of spans into requests: each service fills its own batch and it is encoded when
@@ -68,8 +68,8 @@ class RequestCutter {
  public:
   explicit RequestCutter(size_t batch_spans) : batch_spans_(batch_spans) {}
 
-  void Add(const std::string& service, model::Span span) {
-    std::vector<model::Span>& spans = filling_[service];
+  void Add(const std::string& service, base::Span span) {
+    std::vector<base::Span>& spans = filling_[service];
     spans.push_back(std::move(span));
     if (spans.size() >= batch_spans_) Cut(service, spans);
   }
@@ -84,22 +84,22 @@ class RequestCutter {
   size_t orders_touched() const { return orders_touched_; }
 
  private:
-  void Cut(const std::string& service, std::vector<model::Span>& spans) {
-    model::TraceBatch batch;
-    model::ResourceSpans rs;
+  void Cut(const std::string& service, std::vector<base::Span>& spans) {
+    base::TraceBatch batch;
+    base::ResourceSpans rs;
     // The resource and scope the generator's services export under.
-    rs.resource.attributes.push_back({"service.name", model::AnyValue::String(service)});
-    rs.resource.attributes.push_back({"service.version", model::AnyValue::String("1.4.2")});
+    rs.resource.attributes.push_back({"service.name", base::AnyValue::String(service)});
+    rs.resource.attributes.push_back({"service.version", base::AnyValue::String("1.4.2")});
     rs.resource.attributes.push_back(
-        {"deployment.environment", model::AnyValue::String("production")});
-    model::ScopeSpans ss;
+        {"deployment.environment", base::AnyValue::String("production")});
+    base::ScopeSpans ss;
     ss.scope.name = "alexandrite.tracing";
     ss.scope.version = "0.1.0";
     ss.spans = std::move(spans);
     spans_ += ss.spans.size();
     // Each order a request touches is a record read, folded and written.
     std::vector<std::string_view> orders;
-    for (const model::Span& span : ss.spans) {
+    for (const base::Span& span : ss.spans) {
       if (!span.attributes.empty()) orders.push_back(span.attributes.front().value.string_value);
     }
     std::sort(orders.begin(), orders.end());
@@ -111,7 +111,7 @@ class RequestCutter {
   }
 
   const size_t batch_spans_;
-  std::map<std::string, std::vector<model::Span>> filling_;
+  std::map<std::string, std::vector<base::Span>> filling_;
   std::vector<std::string> payloads_;
   size_t spans_ = 0;
   size_t orders_touched_ = 0;
@@ -123,7 +123,7 @@ class WindowShuffler {
   WindowShuffler(size_t window_spans, uint64_t seed, RequestCutter& cutter)
       : window_spans_(std::max<size_t>(window_spans, 1)), rng_(seed), cutter_(cutter) {}
 
-  void Add(const std::string& service, const model::Span& span) {
+  void Add(const std::string& service, const base::Span& span) {
     window_.emplace_back(service, span);
     if (window_.size() >= window_spans_) Flush();
   }
@@ -137,7 +137,7 @@ class WindowShuffler {
   const size_t window_spans_;
   std::mt19937_64 rng_;
   RequestCutter& cutter_;
-  std::vector<std::pair<std::string, model::Span>> window_;
+  std::vector<std::pair<std::string, base::Span>> window_;
 };
 
 struct Day {
@@ -161,7 +161,7 @@ Day MakeDay(size_t orders, uint64_t base, bench::OrderTiming timing, size_t wind
     uint64_t end;
     uint64_t seq;  // ties keep generation order
     std::string service;
-    model::Span span;
+    base::Span span;
   };
   auto later = [](const Pending* a, const Pending* b) {
     return a->end != b->end ? a->end > b->end : a->seq > b->seq;
@@ -353,17 +353,17 @@ int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   std::printf("load average at start: %s\n", LoadAverage().c_str());
 
-  const uint64_t now = model::SystemClock().NowUnixNano();
+  const uint64_t now = base::SystemClock().NowUnixNano();
   const uint64_t day = static_cast<uint64_t>(day_hours * 3600e9);
   bench::OrderTiming timing;
   timing.order_interval_nanos = std::max<uint64_t>(day / orders, 1);
-  timing.step_interval_nanos = step_seconds * model::kNanosPerSecond;
+  timing.step_interval_nanos = step_seconds * base::kNanosPerSecond;
   const uint64_t base =
-      now - end_ago_seconds * model::kNanosPerSecond - orders * timing.order_interval_nanos;
+      now - end_ago_seconds * base::kNanosPerSecond - orders * timing.order_interval_nanos;
   const auto g0 = SteadyClock::now();
   const Day replay = MakeDay(orders, base, timing, window, batch, seed);
   const double lead_out =
-      static_cast<double>(model::SystemClock().NowUnixNano() - replay.last_end) / 1e9;
+      static_cast<double>(base::SystemClock().NowUnixNano() - replay.last_end) / 1e9;
   std::printf(
       "day: %zu orders, %zu spans (%.0f bytes/span on the wire), event time %.2f h, the last "
       "span %.0f s ago; requests: %zu in order, %zu shuffled (window %zu, batch %zu); made in "

@@ -18,17 +18,17 @@ namespace {
 constexpr size_t kBatchSpans = 512;
 constexpr uint64_t kBase = 1'765'000'000'000'000'000ULL;
 
-model::TraceBatch CleanBatch() { return OrderSpanGenerator(7, kBase).NextBatch(kBatchSpans); }
+base::TraceBatch CleanBatch() { return OrderSpanGenerator(7, kBase).NextBatch(kBatchSpans); }
 
 // Order ids as the services make them (UUIDs: enough digits for the phone rule's digit test).
-model::TraceBatch CleanBatchWithUuidOrderIds() {
-  model::TraceBatch batch = CleanBatch();
+base::TraceBatch CleanBatchWithUuidOrderIds() {
+  base::TraceBatch batch = CleanBatch();
   for (auto& rs : batch.resource_spans) {
     for (auto& ss : rs.scope_spans) {
       for (auto& span : ss.spans) {
         for (auto& kv : span.attributes) {
           if (kv.key == "order_id") {
-            kv.value = model::AnyValue::String("6f1c1f5e-0c1a-4c39-9d55-0d8a6f0e2b11");
+            kv.value = base::AnyValue::String("6f1c1f5e-0c1a-4c39-9d55-0d8a6f0e2b11");
           }
         }
       }
@@ -37,25 +37,25 @@ model::TraceBatch CleanBatchWithUuidOrderIds() {
   return batch;
 }
 
-model::TraceBatch BatchWithPii() {
-  model::TraceBatch batch = CleanBatch();
+base::TraceBatch BatchWithPii() {
+  base::TraceBatch batch = CleanBatch();
   for (auto& rs : batch.resource_spans) {
     for (auto& ss : rs.scope_spans) {
       for (auto& span : ss.spans) {
-        span.attributes.push_back({"customer.email", model::AnyValue::String("jo@example.com")});
-        span.attributes.push_back({"note", model::AnyValue::String("call +49 30 1234567 after 5")});
+        span.attributes.push_back({"customer.email", base::AnyValue::String("jo@example.com")});
+        span.attributes.push_back({"note", base::AnyValue::String("call +49 30 1234567 after 5")});
       }
     }
   }
   return batch;
 }
 
-void Scrub(benchmark::State& state, model::TraceBatch (*make)()) {
+void Scrub(benchmark::State& state, base::TraceBatch (*make)()) {
   std::unique_ptr<scrub::PiiScrubber> scrubber = *scrub::PiiScrubber::Create({});
-  const model::TraceBatch original = make();
+  const base::TraceBatch original = make();
   for (auto _ : state) {
     state.PauseTiming();
-    model::TraceBatch batch = original;
+    base::TraceBatch batch = original;
     state.ResumeTiming();
     benchmark::DoNotOptimize(scrubber->Scrub(batch));
   }
@@ -70,10 +70,10 @@ void BM_ScrubSpansWithPii(benchmark::State& state) { Scrub(state, BatchWithPii);
 
 void BM_AddOperatorIdHashes(benchmark::State& state) {
   scrub::OperatorIdHasher hasher("bench-secret-0123456789");
-  const model::TraceBatch original = CleanBatch();
+  const base::TraceBatch original = CleanBatch();
   for (auto _ : state) {
     state.PauseTiming();
-    model::TraceBatch batch = original;
+    base::TraceBatch batch = original;
     state.ResumeTiming();
     benchmark::DoNotOptimize(hasher.AddOperatorIdHashes(batch));
   }

@@ -15,7 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view body(reinterpret_cast<const char*>(data), size);
   auto decoded = ordertrace::otlp::DecodeProtobufRequest(body);
   if (!decoded.ok()) return 0;
-  std::vector<std::pair<const ordertrace::model::Span*, const ordertrace::model::Resource*>> spans;
+  std::vector<std::pair<const ordertrace::base::Span*, const ordertrace::base::Resource*>> spans;
   for (const auto& resource_spans : decoded->batch.resource_spans) {
     for (const auto& scope_spans : resource_spans.scope_spans) {
       for (const auto& span : scope_spans.spans) {

@@ -31,14 +31,14 @@ IdT Fill(std::mt19937_64& engine) {
 
 RandomIdGenerator::RandomIdGenerator() : engine_(SeededEngine()) {}
 
-model::TraceId RandomIdGenerator::NewTraceId() {
+base::TraceId RandomIdGenerator::NewTraceId() {
   std::lock_guard<std::mutex> lock(mu_);
-  return Fill<model::TraceId>(engine_);
+  return Fill<base::TraceId>(engine_);
 }
 
-model::SpanId RandomIdGenerator::NewSpanId() {
+base::SpanId RandomIdGenerator::NewSpanId() {
   std::lock_guard<std::mutex> lock(mu_);
-  return Fill<model::SpanId>(engine_);
+  return Fill<base::SpanId>(engine_);
 }
 
 }  // namespace ordertrace::sdk

@@ -4,7 +4,7 @@
 #include <mutex>
 #include <random>
 
-#include "model/ids.h"
+#include "base/ids.h"
 
 namespace ordertrace::sdk {
 
@@ -13,8 +13,8 @@ class IdGenerator {
  public:
   virtual ~IdGenerator() = default;
   // Never returns the all-zero (invalid) id.
-  virtual model::TraceId NewTraceId() = 0;
-  virtual model::SpanId NewSpanId() = 0;
+  virtual base::TraceId NewTraceId() = 0;
+  virtual base::SpanId NewSpanId() = 0;
 };
 
 // Random ids from a 64-bit Mersenne Twister seeded from std::random_device. All 16 trace id
@@ -23,8 +23,8 @@ class IdGenerator {
 class RandomIdGenerator final : public IdGenerator {
  public:
   RandomIdGenerator();
-  model::TraceId NewTraceId() override;
-  model::SpanId NewSpanId() override;
+  base::TraceId NewTraceId() override;
+  base::SpanId NewSpanId() override;
 
  private:
   std::mutex mu_;

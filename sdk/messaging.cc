@@ -3,16 +3,16 @@
 namespace ordertrace::sdk {
 namespace {
 
-void Put(model::Attributes& attributes, std::string_view key, std::string_view value) {
+void Put(base::Attributes& attributes, std::string_view key, std::string_view value) {
   attributes.push_back(
-      model::KeyValue{std::string(key), model::AnyValue::String(std::string(value))});
+      base::KeyValue{std::string(key), base::AnyValue::String(std::string(value))});
 }
 
 // The attributes both sides share.
-model::Attributes CommonAttributes(std::string_view operation, std::string_view exchange,
+base::Attributes CommonAttributes(std::string_view operation, std::string_view exchange,
                                    std::string_view routing_key, std::string_view queue,
                                    std::string_view message_id, std::string_view order_id) {
-  model::Attributes attributes;
+  base::Attributes attributes;
   Put(attributes, kMessagingSystemKey, "rabbitmq");
   Put(attributes, kMessagingOperationKey, operation);
   // The default exchange is the empty string, as the convention says.
@@ -32,7 +32,7 @@ model::Attributes CommonAttributes(std::string_view operation, std::string_view 
 std::unique_ptr<Span> StartPublishSpan(const Tracer& tracer, std::string_view name,
                                        const RabbitMqPublish& message) {
   StartSpanOptions options;
-  options.kind = model::SpanKind::kProducer;
+  options.kind = base::SpanKind::kProducer;
   options.parent = message.parent;
   options.attributes = CommonAttributes("publish", message.exchange, message.routing_key,
                                         message.queue, message.message_id, message.order_id);
@@ -42,16 +42,16 @@ std::unique_ptr<Span> StartPublishSpan(const Tracer& tracer, std::string_view na
 std::unique_ptr<Span> StartConsumeSpan(const Tracer& tracer, std::string_view name,
                                        const RabbitMqConsume& message) {
   StartSpanOptions options;
-  options.kind = model::SpanKind::kConsumer;
+  options.kind = base::SpanKind::kConsumer;
   options.parent = message.parent;
   options.attributes = CommonAttributes("process", message.exchange, message.routing_key,
                                         message.queue, message.message_id, message.order_id);
   options.attributes.push_back(
-      model::KeyValue{kRetryCountKey, model::AnyValue::Int(message.retry_count)});
+      base::KeyValue{kRetryCountKey, base::AnyValue::Int(message.retry_count)});
   if (message.delivery_tag.has_value()) {
     options.attributes.push_back(
-        model::KeyValue{kMessagingDeliveryTagKey,
-                        model::AnyValue::Int(static_cast<int64_t>(*message.delivery_tag))});
+        base::KeyValue{kMessagingDeliveryTagKey,
+                        base::AnyValue::Int(static_cast<int64_t>(*message.delivery_tag))});
   }
   if (message.producer.has_value() && message.producer->IsValid()) {
     options.links.push_back(SpanLink{*message.producer, {}});

@@ -12,23 +12,23 @@
 #include <string>
 #include <string_view>
 
-#include "model/attribute_names.h"
+#include "base/attribute_names.h"
 #include "sdk/trace_context.h"
 #include "sdk/tracer.h"
 
 namespace ordertrace::sdk {
 
 // Attribute names (shared with ordertrace's order model).
-using model::kMessageIdKey;
-using model::kMessagingDeliveryTagKey;
-using model::kMessagingDestinationNameKey;
-using model::kMessagingMessageIdKey;
-using model::kMessagingOperationKey;
-using model::kMessagingRoutingKeyKey;
-using model::kMessagingSystemKey;
-using model::kOrderIdKey;
-using model::kQueueKey;
-using model::kRetryCountKey;
+using base::kMessageIdKey;
+using base::kMessagingDeliveryTagKey;
+using base::kMessagingDestinationNameKey;
+using base::kMessagingMessageIdKey;
+using base::kMessagingOperationKey;
+using base::kMessagingRoutingKeyKey;
+using base::kMessagingSystemKey;
+using base::kOrderIdKey;
+using base::kQueueKey;
+using base::kRetryCountKey;
 
 // What a publisher knows about the message it sends.
 struct RabbitMqPublish {

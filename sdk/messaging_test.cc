@@ -15,7 +15,7 @@ using ::testing::SizeIs;
 
 class RecordingProcessor final : public SpanProcessor {
  public:
-  explicit RecordingProcessor(std::vector<model::Span>* out) : out_(out) {}
+  explicit RecordingProcessor(std::vector<base::Span>* out) : out_(out) {}
   void OnEnd(SpanData&& span) override {
     std::lock_guard<std::mutex> lock(mu_);
     out_->push_back(std::move(span.span));
@@ -25,11 +25,11 @@ class RecordingProcessor final : public SpanProcessor {
 
  private:
   std::mutex mu_;
-  std::vector<model::Span>* const out_;
+  std::vector<base::Span>* const out_;
 };
 
-std::string Attr(const model::Span& span, std::string_view key) {
-  const model::AnyValue* value = model::FindAttribute(span.attributes, key);
+std::string Attr(const base::Span& span, std::string_view key) {
+  const base::AnyValue* value = base::FindAttribute(span.attributes, key);
   return value == nullptr ? "<missing>" : value->AsText();
 }
 
@@ -44,8 +44,8 @@ class MessagingTest : public ::testing::Test {
       : shop_(Options("shop-api"), std::make_unique<RecordingProcessor>(&shop_spans_)),
         mes_(Options("mes-api"), std::make_unique<RecordingProcessor>(&mes_spans_)) {}
 
-  std::vector<model::Span> shop_spans_;
-  std::vector<model::Span> mes_spans_;
+  std::vector<base::Span> shop_spans_;
+  std::vector<base::Span> mes_spans_;
   TracerProvider shop_;
   TracerProvider mes_;
 };
@@ -81,9 +81,9 @@ TEST_F(MessagingTest, PublishThenConsumeAcrossRabbitMqIsALinkNotAParent) {
   StartConsumeSpan(mes_.GetTracer("mes-api"), "mq.consume.price", consume)->End();
 
   ASSERT_THAT(shop_spans_, SizeIs(2));
-  const model::Span& p = shop_spans_[0];
+  const base::Span& p = shop_spans_[0];
   EXPECT_EQ(p.name, "mq.publish.price");
-  EXPECT_EQ(p.kind, model::SpanKind::kProducer);
+  EXPECT_EQ(p.kind, base::SpanKind::kProducer);
   EXPECT_EQ(p.parent_span_id, request->GetContext().span_id);
   EXPECT_EQ(Attr(p, "messaging.system"), "rabbitmq");
   EXPECT_EQ(Attr(p, "messaging.operation"), "publish");
@@ -96,9 +96,9 @@ TEST_F(MessagingTest, PublishThenConsumeAcrossRabbitMqIsALinkNotAParent) {
   EXPECT_EQ(Attr(p, "retry_count"), "<missing>");
 
   ASSERT_THAT(mes_spans_, SizeIs(1));
-  const model::Span& c = mes_spans_[0];
+  const base::Span& c = mes_spans_[0];
   EXPECT_EQ(c.name, "mq.consume.price");
-  EXPECT_EQ(c.kind, model::SpanKind::kConsumer);
+  EXPECT_EQ(c.kind, base::SpanKind::kConsumer);
   EXPECT_FALSE(c.parent_span_id.IsValid());
   ASSERT_THAT(c.links, SizeIs(1));
   EXPECT_EQ(c.links[0].trace_id, p.trace_id);
@@ -120,7 +120,7 @@ TEST_F(MessagingTest, DefaultExchangeAndMissingContextStillMakeAConsumerSpan) {
   consume.producer = ExtractAmqpHeaders({{"traceparent", "garbage"}}).context;
   StartConsumeSpan(mes_.GetTracer("crm-api"), "mq.consume.status", consume)->End();
   ASSERT_THAT(mes_spans_, SizeIs(1));
-  const model::Span& c = mes_spans_[0];
+  const base::Span& c = mes_spans_[0];
   EXPECT_TRUE(c.links.empty());
   EXPECT_EQ(Attr(c, "messaging.destination.name"), "");  // the default exchange
   EXPECT_EQ(Attr(c, "messaging.rabbitmq.destination.routing_key"), "<missing>");

@@ -105,20 +105,20 @@ class FakeCollector {
 };
 
 std::vector<SpanData> OrderSpans(int n) {
-  auto resource = std::make_shared<const model::Resource>(
-      model::Resource{{{"service.name", model::AnyValue::String("shop-api")}}, 0});
-  auto scope = std::make_shared<const model::InstrumentationScope>(
-      model::InstrumentationScope{"shop", "1.0", {}, 0});
+  auto resource = std::make_shared<const base::Resource>(
+      base::Resource{{{"service.name", base::AnyValue::String("shop-api")}}, 0});
+  auto scope = std::make_shared<const base::InstrumentationScope>(
+      base::InstrumentationScope{"shop", "1.0", {}, 0});
   std::vector<SpanData> spans;
   for (int i = 0; i < n; ++i) {
     SpanData data;
     data.span.trace_id.bytes[15] = 1;
     data.span.span_id.bytes[7] = static_cast<uint8_t>(i + 1);
     data.span.name = "shop.submit." + std::to_string(i);
-    data.span.kind = model::SpanKind::kServer;
+    data.span.kind = base::SpanKind::kServer;
     data.span.start_time_unix_nano = 1'700'000'000'000'000'000ULL;
     data.span.end_time_unix_nano = data.span.start_time_unix_nano + 1000;
-    data.span.attributes = {{"order_id", model::AnyValue::String("A-" + std::to_string(i))}};
+    data.span.attributes = {{"order_id", base::AnyValue::String("A-" + std::to_string(i))}};
     data.resource = resource;
     data.scope = scope;
     spans.push_back(std::move(data));
@@ -149,7 +149,7 @@ std::vector<std::string> DecodedNames(const std::string& body) {
   std::vector<std::string> names;
   if (!decoded.ok()) return names;
   for (const auto& rs : decoded->batch.resource_spans) {
-    EXPECT_EQ(model::ServiceName(rs.resource), "shop-api");
+    EXPECT_EQ(base::ServiceName(rs.resource), "shop-api");
     for (const auto& ss : rs.scope_spans) {
       for (const auto& span : ss.spans) names.push_back(span.name);
     }
@@ -176,10 +176,10 @@ TEST(OtlpHttpExporterTest, PostsProtobufThatDecodesBackToTheSpans) {
               ElementsAre("shop.submit.0", "shop.submit.1", "shop.submit.2"));
   absl::StatusOr<otlp::DecodedRequest> decoded = otlp::DecodeProtobufRequest(requests[0].body);
   ASSERT_TRUE(decoded.ok());
-  const model::Span& first = decoded->batch.resource_spans.at(0).scope_spans.at(0).spans.at(0);
+  const base::Span& first = decoded->batch.resource_spans.at(0).scope_spans.at(0).spans.at(0);
   EXPECT_EQ(first.trace_id, spans[0].span.trace_id);
   EXPECT_EQ(first.span_id, spans[0].span.span_id);
-  EXPECT_EQ(model::FindAttribute(first.attributes, "order_id")->AsText(), "A-0");
+  EXPECT_EQ(base::FindAttribute(first.attributes, "order_id")->AsText(), "A-0");
   EXPECT_EQ(decoded->batch.resource_spans.at(0).scope_spans.at(0).scope.name, "shop");
 
   OtlpHttpExporterStats stats = exporter->stats();

@@ -18,7 +18,7 @@ uint64_t UpperBound(double ratio) {
 
 // The trace id's lower 8 bytes, big-endian, without the top bit: the part W3C Trace Context
 // level 2 calls random, read the way OpenTelemetry's Go and Java SDKs read it.
-uint64_t RandomPart(const model::TraceId& trace_id) {
+uint64_t RandomPart(const base::TraceId& trace_id) {
   uint64_t value = 0;
   for (size_t i = 8; i < 16; ++i) value = value << 8 | trace_id.bytes[i];
   return value >> 1;
@@ -31,8 +31,8 @@ TraceIdRatioBasedSampler::TraceIdRatioBasedSampler(double ratio)
       upper_bound_(UpperBound(ratio)) {}
 
 SamplingDecision TraceIdRatioBasedSampler::ShouldSample(const std::optional<SpanContext>&,
-                                                        const model::TraceId& trace_id,
-                                                        std::string_view, model::SpanKind) const {
+                                                        const base::TraceId& trace_id,
+                                                        std::string_view, base::SpanKind) const {
   return RandomPart(trace_id) < upper_bound_ ? SamplingDecision::kRecordAndSample
                                              : SamplingDecision::kDrop;
 }
@@ -46,9 +46,9 @@ std::string TraceIdRatioBasedSampler::Description() const {
 ParentBasedSampler::ParentBasedSampler(std::unique_ptr<Sampler> root) : root_(std::move(root)) {}
 
 SamplingDecision ParentBasedSampler::ShouldSample(const std::optional<SpanContext>& parent,
-                                                  const model::TraceId& trace_id,
+                                                  const base::TraceId& trace_id,
                                                   std::string_view name,
-                                                  model::SpanKind kind) const {
+                                                  base::SpanKind kind) const {
   if (parent.has_value() && parent->IsValid()) {
     return parent->IsSampled() ? SamplingDecision::kRecordAndSample : SamplingDecision::kDrop;
   }

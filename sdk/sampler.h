@@ -8,8 +8,8 @@
 #include <string>
 #include <string_view>
 
-#include "model/ids.h"
-#include "model/span.h"
+#include "base/ids.h"
+#include "base/span.h"
 #include "sdk/trace_context.h"
 
 namespace ordertrace::sdk {
@@ -25,16 +25,16 @@ class Sampler {
   virtual ~Sampler() = default;
   // `parent` is the parent's context when the span has a valid one.
   virtual SamplingDecision ShouldSample(const std::optional<SpanContext>& parent,
-                                        const model::TraceId& trace_id, std::string_view name,
-                                        model::SpanKind kind) const = 0;
+                                        const base::TraceId& trace_id, std::string_view name,
+                                        base::SpanKind kind) const = 0;
   // A description in OpenTelemetry's format, e.g. "TraceIdRatioBased{0.100000}".
   virtual std::string Description() const = 0;
 };
 
 class AlwaysOnSampler final : public Sampler {
  public:
-  SamplingDecision ShouldSample(const std::optional<SpanContext>&, const model::TraceId&,
-                                std::string_view, model::SpanKind) const override {
+  SamplingDecision ShouldSample(const std::optional<SpanContext>&, const base::TraceId&,
+                                std::string_view, base::SpanKind) const override {
     return SamplingDecision::kRecordAndSample;
   }
   std::string Description() const override { return "AlwaysOnSampler"; }
@@ -42,8 +42,8 @@ class AlwaysOnSampler final : public Sampler {
 
 class AlwaysOffSampler final : public Sampler {
  public:
-  SamplingDecision ShouldSample(const std::optional<SpanContext>&, const model::TraceId&,
-                                std::string_view, model::SpanKind) const override {
+  SamplingDecision ShouldSample(const std::optional<SpanContext>&, const base::TraceId&,
+                                std::string_view, base::SpanKind) const override {
     return SamplingDecision::kDrop;
   }
   std::string Description() const override { return "AlwaysOffSampler"; }
@@ -57,8 +57,8 @@ class TraceIdRatioBasedSampler final : public Sampler {
  public:
   explicit TraceIdRatioBasedSampler(double ratio);
   SamplingDecision ShouldSample(const std::optional<SpanContext>& parent,
-                                const model::TraceId& trace_id, std::string_view name,
-                                model::SpanKind kind) const override;
+                                const base::TraceId& trace_id, std::string_view name,
+                                base::SpanKind kind) const override;
   std::string Description() const override;
 
  private:
@@ -71,8 +71,8 @@ class ParentBasedSampler final : public Sampler {
  public:
   explicit ParentBasedSampler(std::unique_ptr<Sampler> root);
   SamplingDecision ShouldSample(const std::optional<SpanContext>& parent,
-                                const model::TraceId& trace_id, std::string_view name,
-                                model::SpanKind kind) const override;
+                                const base::TraceId& trace_id, std::string_view name,
+                                base::SpanKind kind) const override;
   std::string Description() const override;
 
  private:

@@ -9,16 +9,16 @@ namespace {
 
 // A trace id whose lower 8 bytes are `low` (big-endian); the upper 8 are fixed noise that the
 // sampler must ignore.
-model::TraceId TraceIdWithLow(uint64_t low) {
-  model::TraceId id;
+base::TraceId TraceIdWithLow(uint64_t low) {
+  base::TraceId id;
   for (size_t i = 0; i < 8; ++i) id.bytes[i] = static_cast<uint8_t>(0xa5 ^ i);
   for (size_t i = 0; i < 8; ++i) id.bytes[15 - i] = static_cast<uint8_t>(low >> (8 * i));
   return id;
 }
 
-bool Samples(const Sampler& sampler, const model::TraceId& id,
+bool Samples(const Sampler& sampler, const base::TraceId& id,
              const std::optional<SpanContext>& parent = std::nullopt) {
-  return sampler.ShouldSample(parent, id, "span", model::SpanKind::kInternal) ==
+  return sampler.ShouldSample(parent, id, "span", base::SpanKind::kInternal) ==
          SamplingDecision::kRecordAndSample;
 }
 
@@ -48,7 +48,7 @@ TEST(TraceIdRatioBasedSamplerTest, DecisionDependsOnlyOnTheTraceId) {
   TraceIdRatioBasedSampler b(0.5);
   std::mt19937_64 engine(42);
   for (int i = 0; i < 1000; ++i) {
-    model::TraceId id = TraceIdWithLow(engine());
+    base::TraceId id = TraceIdWithLow(engine());
     bool first = Samples(a, id);
     EXPECT_EQ(Samples(a, id), first);
     EXPECT_EQ(Samples(b, id), first);  // another service decides the same
@@ -63,7 +63,7 @@ TEST(TraceIdRatioBasedSamplerTest, HalfSamplesAboutHalfOfRandomIds) {
   int sampled_tenth = 0;
   constexpr int kIds = 20000;
   for (int i = 0; i < kIds; ++i) {
-    model::TraceId id = TraceIdWithLow(engine());
+    base::TraceId id = TraceIdWithLow(engine());
     sampled_half += Samples(half, id);
     sampled_tenth += Samples(tenth, id);
   }
@@ -90,7 +90,7 @@ TEST(ParentBasedSamplerTest, FollowsTheParentsSampledFlag) {
   // an unsampled parent's child is dropped.
   std::unique_ptr<Sampler> never = MakeParentBasedTraceIdRatioSampler(0.0);
   std::unique_ptr<Sampler> always = MakeParentBasedTraceIdRatioSampler(1.0);
-  model::TraceId id = TraceIdWithLow(0);
+  base::TraceId id = TraceIdWithLow(0);
   EXPECT_TRUE(Samples(*never, id, Parent(true)));
   EXPECT_FALSE(Samples(*always, id, Parent(false)));
 }

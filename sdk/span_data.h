@@ -5,7 +5,7 @@
 #include <memory>
 #include <span>
 
-#include "model/span.h"
+#include "base/span.h"
 
 namespace ordertrace::sdk {
 
@@ -13,13 +13,13 @@ namespace ordertrace::sdk {
 // resource and scope are shared by every span of a tracer provider and tracer, and live as long
 // as the last span that refers to them.
 struct SpanData {
-  model::Span span;
-  std::shared_ptr<const model::Resource> resource;
-  std::shared_ptr<const model::InstrumentationScope> scope;
+  base::Span span;
+  std::shared_ptr<const base::Resource> resource;
+  std::shared_ptr<const base::InstrumentationScope> scope;
 };
 
 // Groups spans by resource, then by scope, in order of first appearance, ready for
 // otlp::EncodeProtobuf. Spans without a resource or scope go under an empty one.
-model::TraceBatch ToTraceBatch(std::span<const SpanData> spans);
+base::TraceBatch ToTraceBatch(std::span<const SpanData> spans);
 
 }  // namespace ordertrace::sdk

@@ -10,8 +10,8 @@ namespace {
 // Layout of a version 00 traceparent: "vv-<32>-<16>-ff".
 constexpr size_t kVersionLength = 2;
 constexpr size_t kTraceIdOffset = 3;
-constexpr size_t kSpanIdOffset = kTraceIdOffset + 2 * model::TraceId::kSize + 1;  // 36
-constexpr size_t kFlagsOffset = kSpanIdOffset + 2 * model::SpanId::kSize + 1;     // 53
+constexpr size_t kSpanIdOffset = kTraceIdOffset + 2 * base::TraceId::kSize + 1;  // 36
+constexpr size_t kFlagsOffset = kSpanIdOffset + 2 * base::SpanId::kSize + 1;     // 53
 constexpr size_t kTraceparentLength = kFlagsOffset + 2;                           // 55
 
 // W3C limits for tracestate keys (simple-key: 256; tenant@system: 241 and 14).
@@ -155,12 +155,12 @@ absl::StatusOr<SpanContext> ParseTraceparent(std::string_view traceparent) {
     return Invalid("fields not separated by '-'");
   }
 
-  std::optional<model::TraceId> trace_id = ParseLowerHexId<model::TraceId>(
-      traceparent.substr(kTraceIdOffset, 2 * model::TraceId::kSize));
+  std::optional<base::TraceId> trace_id = ParseLowerHexId<base::TraceId>(
+      traceparent.substr(kTraceIdOffset, 2 * base::TraceId::kSize));
   if (!trace_id) return Invalid("trace-id is not 32 lower-case hex digits");
   if (!trace_id->IsValid()) return Invalid("trace-id is all zero");
-  std::optional<model::SpanId> span_id =
-      ParseLowerHexId<model::SpanId>(traceparent.substr(kSpanIdOffset, 2 * model::SpanId::kSize));
+  std::optional<base::SpanId> span_id =
+      ParseLowerHexId<base::SpanId>(traceparent.substr(kSpanIdOffset, 2 * base::SpanId::kSize));
   if (!span_id) return Invalid("parent-id is not 16 lower-case hex digits");
   if (!span_id->IsValid()) return Invalid("parent-id is all zero");
   std::string_view flags = traceparent.substr(kFlagsOffset, 2);

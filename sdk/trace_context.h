@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "model/ids.h"
+#include "base/ids.h"
 
 namespace ordertrace::sdk {
 
@@ -66,8 +66,8 @@ class TraceState {
 // What identifies a span to other spans and processes. Invalid (the default) when either id is
 // all zero.
 struct SpanContext {
-  model::TraceId trace_id;
-  model::SpanId span_id;
+  base::TraceId trace_id;
+  base::SpanId span_id;
   uint8_t trace_flags = 0;
   TraceState trace_state;
   // True when the context came from another process (extracted from a carrier).

@@ -11,11 +11,11 @@ namespace internal {
 // What a provider shares with its tracers and spans: shared, because a span may end after the
 // provider is gone (its processor then drops it).
 struct TracerSharedState {
-  std::shared_ptr<const model::Resource> resource;
+  std::shared_ptr<const base::Resource> resource;
   std::unique_ptr<Sampler> sampler;
   std::unique_ptr<IdGenerator> id_generator;
-  std::unique_ptr<model::SystemClock> own_clock;  // set when no clock was injected
-  const model::Clock* clock = nullptr;
+  std::unique_ptr<base::SystemClock> own_clock;  // set when no clock was injected
+  const base::Clock* clock = nullptr;
   SpanLimits limits;
   std::unique_ptr<SpanProcessor> processor;
   std::atomic<bool> shut_down{false};
@@ -42,23 +42,23 @@ uint32_t OtlpFlags(uint8_t trace_flags, bool remote) {
 }
 
 // Sets `key` in `attributes`, replacing an existing one; false when it had to be dropped.
-bool PutAttribute(model::Attributes& attributes, std::string_view key, model::AnyValue value,
+bool PutAttribute(base::Attributes& attributes, std::string_view key, base::AnyValue value,
                   size_t limit) {
-  for (model::KeyValue& kv : attributes) {
+  for (base::KeyValue& kv : attributes) {
     if (kv.key == key) {
       kv.value = std::move(value);
       return true;
     }
   }
   if (attributes.size() >= limit) return false;
-  attributes.push_back(model::KeyValue{std::string(key), std::move(value)});
+  attributes.push_back(base::KeyValue{std::string(key), std::move(value)});
   return true;
 }
 
 // Copies at most `limit` attributes; returns how many were left out.
-uint32_t CopyLimited(model::Attributes&& from, size_t limit, model::Attributes& to) {
+uint32_t CopyLimited(base::Attributes&& from, size_t limit, base::Attributes& to) {
   uint32_t dropped = 0;
-  for (model::KeyValue& kv : from) {
+  for (base::KeyValue& kv : from) {
     if (!PutAttribute(to, kv.key, std::move(kv.value), limit)) ++dropped;
   }
   return dropped;
@@ -66,15 +66,15 @@ uint32_t CopyLimited(model::Attributes&& from, size_t limit, model::Attributes& 
 
 }  // namespace
 
-model::Resource MakeResource(std::string_view service_name, model::Attributes extra) {
-  model::Resource resource;
+base::Resource MakeResource(std::string_view service_name, base::Attributes extra) {
+  base::Resource resource;
   resource.attributes.push_back(
-      model::KeyValue{"service.name", model::AnyValue::String(std::string(service_name))});
+      base::KeyValue{"service.name", base::AnyValue::String(std::string(service_name))});
   resource.attributes.push_back(
-      model::KeyValue{"telemetry.sdk.name", model::AnyValue::String("ordertrace-sdk")});
+      base::KeyValue{"telemetry.sdk.name", base::AnyValue::String("ordertrace-sdk")});
   resource.attributes.push_back(
-      model::KeyValue{"telemetry.sdk.language", model::AnyValue::String("cpp")});
-  for (model::KeyValue& kv : extra) {
+      base::KeyValue{"telemetry.sdk.language", base::AnyValue::String("cpp")});
+  for (base::KeyValue& kv : extra) {
     PutAttribute(resource.attributes, kv.key, std::move(kv.value), SIZE_MAX);
   }
   return resource;
@@ -83,7 +83,7 @@ model::Resource MakeResource(std::string_view service_name, model::Attributes ex
 // Span
 
 Span::Span(std::shared_ptr<internal::TracerSharedState> state,
-           std::shared_ptr<const model::InstrumentationScope> scope, SpanContext context,
+           std::shared_ptr<const base::InstrumentationScope> scope, SpanContext context,
            bool recording)
     : state_(std::move(state)),
       scope_(std::move(scope)),
@@ -97,38 +97,38 @@ bool Span::IsRecording() const {
   return recording_;
 }
 
-void Span::SetAttributeLocked(std::string_view key, model::AnyValue value) {
+void Span::SetAttributeLocked(std::string_view key, base::AnyValue value) {
   if (!PutAttribute(data_.attributes, key, std::move(value), state_->limits.max_attributes)) {
     ++data_.dropped_attributes_count;
   }
 }
 
-void Span::SetAttribute(std::string_view key, model::AnyValue value) {
+void Span::SetAttribute(std::string_view key, base::AnyValue value) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!recording_) return;
   SetAttributeLocked(key, std::move(value));
 }
 
 void Span::SetAttribute(std::string_view key, std::string_view value) {
-  SetAttribute(key, model::AnyValue::String(std::string(value)));
+  SetAttribute(key, base::AnyValue::String(std::string(value)));
 }
 void Span::SetAttribute(std::string_view key, const char* value) {
-  SetAttribute(key, model::AnyValue::String(value));
+  SetAttribute(key, base::AnyValue::String(value));
 }
 void Span::SetAttribute(std::string_view key, int64_t value) {
-  SetAttribute(key, model::AnyValue::Int(value));
+  SetAttribute(key, base::AnyValue::Int(value));
 }
 void Span::SetAttribute(std::string_view key, int value) {
-  SetAttribute(key, model::AnyValue::Int(value));
+  SetAttribute(key, base::AnyValue::Int(value));
 }
 void Span::SetAttribute(std::string_view key, bool value) {
-  SetAttribute(key, model::AnyValue::Bool(value));
+  SetAttribute(key, base::AnyValue::Bool(value));
 }
 void Span::SetAttribute(std::string_view key, double value) {
-  SetAttribute(key, model::AnyValue::Double(value));
+  SetAttribute(key, base::AnyValue::Double(value));
 }
 
-void Span::AddEvent(std::string_view name, model::Attributes attributes,
+void Span::AddEvent(std::string_view name, base::Attributes attributes,
                     std::optional<uint64_t> time_unix_nano) {
   uint64_t at = time_unix_nano.value_or(state_->clock->NowUnixNano());
   std::lock_guard<std::mutex> lock(mu_);
@@ -137,33 +137,33 @@ void Span::AddEvent(std::string_view name, model::Attributes attributes,
     ++data_.dropped_events_count;
     return;
   }
-  model::SpanEvent& event = data_.events.emplace_back();
+  base::SpanEvent& event = data_.events.emplace_back();
   event.time_unix_nano = at;
   event.name = std::string(name);
   event.dropped_attributes_count =
       CopyLimited(std::move(attributes), state_->limits.max_attributes_per_event, event.attributes);
 }
 
-void Span::SetStatus(model::StatusCode code, std::string_view description) {
+void Span::SetStatus(base::StatusCode code, std::string_view description) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (!recording_ || code == model::StatusCode::kUnset) return;
-  if (data_.status.code == model::StatusCode::kOk) return;  // final
+  if (!recording_ || code == base::StatusCode::kUnset) return;
+  if (data_.status.code == base::StatusCode::kOk) return;  // final
   data_.status.code = code;
-  data_.status.message = code == model::StatusCode::kError ? std::string(description) : "";
+  data_.status.message = code == base::StatusCode::kError ? std::string(description) : "";
 }
 
 void Span::RecordError(std::string_view code, std::string_view message) {
-  model::Attributes exception;
-  exception.push_back({"exception.type", model::AnyValue::String(std::string(code))});
-  exception.push_back({"exception.message", model::AnyValue::String(std::string(message))});
+  base::Attributes exception;
+  exception.push_back({"exception.type", base::AnyValue::String(std::string(code))});
+  exception.push_back({"exception.message", base::AnyValue::String(std::string(message))});
   AddEvent("exception", std::move(exception));
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!recording_) return;
-    SetAttributeLocked(kErrorCodeKey, model::AnyValue::String(std::string(code)));
-    SetAttributeLocked(kErrorMessageKey, model::AnyValue::String(std::string(message)));
+    SetAttributeLocked(kErrorCodeKey, base::AnyValue::String(std::string(code)));
+    SetAttributeLocked(kErrorMessageKey, base::AnyValue::String(std::string(message)));
   }
-  SetStatus(model::StatusCode::kError, message);
+  SetStatus(base::StatusCode::kError, message);
 }
 
 void Span::End(std::optional<uint64_t> end_time_unix_nano) {
@@ -185,7 +185,7 @@ void Span::End(std::optional<uint64_t> end_time_unix_nano) {
 // Tracer
 
 Tracer::Tracer(std::shared_ptr<internal::TracerSharedState> state,
-               std::shared_ptr<const model::InstrumentationScope> scope)
+               std::shared_ptr<const base::InstrumentationScope> scope)
     : state_(std::move(state)), scope_(std::move(scope)) {}
 
 std::unique_ptr<Span> Tracer::StartSpan(std::string_view name, StartSpanOptions options) const {
@@ -204,7 +204,7 @@ std::unique_ptr<Span> Tracer::StartSpan(std::string_view name, StartSpanOptions 
   std::unique_ptr<Span> span(new Span(state_, scope_, context, sampled));
   if (!sampled) return span;
 
-  model::Span& data = span->data_;  // not shared yet: no lock needed
+  base::Span& data = span->data_;  // not shared yet: no lock needed
   data.trace_id = context.trace_id;
   data.span_id = context.span_id;
   data.trace_state = context.trace_state.ToHeader();
@@ -221,7 +221,7 @@ std::unique_ptr<Span> Tracer::StartSpan(std::string_view name, StartSpanOptions 
       ++data.dropped_links_count;
       continue;
     }
-    model::SpanLink& out = data.links.emplace_back();
+    base::SpanLink& out = data.links.emplace_back();
     out.trace_id = link.context.trace_id;
     out.span_id = link.context.span_id;
     out.trace_state = link.context.trace_state.ToHeader();
@@ -237,7 +237,7 @@ std::unique_ptr<Span> Tracer::StartSpan(std::string_view name, StartSpanOptions 
 TracerProvider::TracerProvider(TracerProviderOptions options,
                                std::unique_ptr<SpanProcessor> processor)
     : state_(std::make_shared<internal::TracerSharedState>()) {
-  state_->resource = std::make_shared<const model::Resource>(std::move(options.resource));
+  state_->resource = std::make_shared<const base::Resource>(std::move(options.resource));
   state_->sampler = options.sampler != nullptr
                         ? std::move(options.sampler)
                         : std::make_unique<ParentBasedSampler>(std::make_unique<AlwaysOnSampler>());
@@ -246,7 +246,7 @@ TracerProvider::TracerProvider(TracerProviderOptions options,
   if (options.clock != nullptr) {
     state_->clock = options.clock;
   } else {
-    state_->own_clock = std::make_unique<model::SystemClock>();
+    state_->own_clock = std::make_unique<base::SystemClock>();
     state_->clock = state_->own_clock.get();
   }
   state_->limits = options.limits;
@@ -257,7 +257,7 @@ TracerProvider::TracerProvider(TracerProviderOptions options,
 TracerProvider::~TracerProvider() { Shutdown(std::chrono::seconds(5)).IgnoreError(); }
 
 Tracer TracerProvider::GetTracer(std::string_view name, std::string_view version) {
-  auto scope = std::make_shared<model::InstrumentationScope>();
+  auto scope = std::make_shared<base::InstrumentationScope>();
   scope->name = std::string(name);
   scope->version = std::string(version);
   return Tracer(state_, std::move(scope));
@@ -272,6 +272,6 @@ absl::Status TracerProvider::Shutdown(std::chrono::milliseconds timeout) {
   return state_->processor->Shutdown(timeout);
 }
 
-const model::Resource& TracerProvider::resource() const { return *state_->resource; }
+const base::Resource& TracerProvider::resource() const { return *state_->resource; }
 
 }  // namespace ordertrace::sdk

@@ -17,9 +17,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "model/attribute_names.h"
-#include "model/clock.h"
-#include "model/span.h"
+#include "base/attribute_names.h"
+#include "base/clock.h"
+#include "base/span.h"
 #include "sdk/id_generator.h"
 #include "sdk/sampler.h"
 #include "sdk/span_processor.h"
@@ -28,8 +28,8 @@
 namespace ordertrace::sdk {
 
 // Attribute names the design asks for on failures (RecordError).
-using model::kErrorCodeKey;
-using model::kErrorMessageKey;
+using base::kErrorCodeKey;
+using base::kErrorMessageKey;
 
 // OpenTelemetry's span limits; what is over them is dropped and counted in the span.
 struct SpanLimits {
@@ -41,33 +41,33 @@ struct SpanLimits {
 };
 
 // A resource naming the service, as OpenTelemetry's `service.name`, plus `extra` attributes.
-model::Resource MakeResource(std::string_view service_name, model::Attributes extra = {});
+base::Resource MakeResource(std::string_view service_name, base::Attributes extra = {});
 
 struct TracerProviderOptions {
   // Should carry `service.name` (see MakeResource).
-  model::Resource resource;
+  base::Resource resource;
   // Null: ParentBased{root=AlwaysOn}, OpenTelemetry's default.
   std::unique_ptr<Sampler> sampler;
   // Null: RandomIdGenerator.
   std::unique_ptr<IdGenerator> id_generator;
   // Null: the system clock. Borrowed; must outlive the provider and every span.
-  const model::Clock* clock = nullptr;
+  const base::Clock* clock = nullptr;
   SpanLimits limits;
 };
 
 // A link to another span's context, e.g. from a consumer to the producer of its message.
 struct SpanLink {
   SpanContext context;
-  model::Attributes attributes;
+  base::Attributes attributes;
 };
 
 struct StartSpanOptions {
-  model::SpanKind kind = model::SpanKind::kInternal;
+  base::SpanKind kind = base::SpanKind::kInternal;
   // The parent; none, or an invalid context, starts a new trace.
   std::optional<SpanContext> parent;
   // Links with an invalid context are ignored.
   std::vector<SpanLink> links;
-  model::Attributes attributes;
+  base::Attributes attributes;
   // Unset: now.
   std::optional<uint64_t> start_time_unix_nano;
 };
@@ -91,7 +91,7 @@ class Span {
   bool IsRecording() const;
 
   // Sets an attribute, replacing one with the same key. Ignored once ended.
-  void SetAttribute(std::string_view key, model::AnyValue value);
+  void SetAttribute(std::string_view key, base::AnyValue value);
   void SetAttribute(std::string_view key, std::string_view value);
   void SetAttribute(std::string_view key, const char* value);
   void SetAttribute(std::string_view key, int64_t value);
@@ -100,12 +100,12 @@ class Span {
   void SetAttribute(std::string_view key, double value);
 
   // Adds a timestamped event (now when `time_unix_nano` is unset).
-  void AddEvent(std::string_view name, model::Attributes attributes = {},
+  void AddEvent(std::string_view name, base::Attributes attributes = {},
                 std::optional<uint64_t> time_unix_nano = std::nullopt);
 
   // OpenTelemetry's rules: kUnset is ignored, kOk is final, the description is kept for
   // kError only.
-  void SetStatus(model::StatusCode code, std::string_view description = "");
+  void SetStatus(base::StatusCode code, std::string_view description = "");
 
   // Records a failure the way the design asks: attributes `error_code` and `error_message`,
   // an "exception" event (exception.type, exception.message), and status ERROR.
@@ -118,19 +118,19 @@ class Span {
  private:
   friend class Tracer;
   Span(std::shared_ptr<internal::TracerSharedState> state,
-       std::shared_ptr<const model::InstrumentationScope> scope, SpanContext context,
+       std::shared_ptr<const base::InstrumentationScope> scope, SpanContext context,
        bool recording);
 
-  void SetAttributeLocked(std::string_view key, model::AnyValue value);
+  void SetAttributeLocked(std::string_view key, base::AnyValue value);
 
   // Constant after construction.
   const std::shared_ptr<internal::TracerSharedState> state_;
-  const std::shared_ptr<const model::InstrumentationScope> scope_;
+  const std::shared_ptr<const base::InstrumentationScope> scope_;
   const SpanContext context_;
 
   mutable std::mutex mu_;
   bool recording_;    // guarded by mu_; false once ended
-  model::Span data_;  // guarded by mu_
+  base::Span data_;  // guarded by mu_
 };
 
 // Makes spans for one instrumentation scope. A cheap, copyable handle; thread-safe.
@@ -140,15 +140,15 @@ class Tracer {
   // recorded. With a valid parent the span joins the parent's trace and inherits its tracestate.
   std::unique_ptr<Span> StartSpan(std::string_view name, StartSpanOptions options = {}) const;
 
-  const model::InstrumentationScope& scope() const { return *scope_; }
+  const base::InstrumentationScope& scope() const { return *scope_; }
 
  private:
   friend class TracerProvider;
   Tracer(std::shared_ptr<internal::TracerSharedState> state,
-         std::shared_ptr<const model::InstrumentationScope> scope);
+         std::shared_ptr<const base::InstrumentationScope> scope);
 
   std::shared_ptr<internal::TracerSharedState> state_;
-  std::shared_ptr<const model::InstrumentationScope> scope_;
+  std::shared_ptr<const base::InstrumentationScope> scope_;
 };
 
 // Owns the resource, sampler, id generator and span processor of one service. Thread-safe.
@@ -169,7 +169,7 @@ class TracerProvider {
   // Shuts the processor down once; later calls return OK and do nothing.
   absl::Status Shutdown(std::chrono::milliseconds timeout);
 
-  const model::Resource& resource() const;
+  const base::Resource& resource() const;
 
  private:
   std::shared_ptr<internal::TracerSharedState> state_;

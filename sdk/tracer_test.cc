@@ -42,8 +42,8 @@ class RecordingProcessor final : public SpanProcessor {
   std::vector<SpanData> spans_;
 };
 
-std::string Attr(const model::Attributes& attributes, std::string_view key) {
-  const model::AnyValue* value = model::FindAttribute(attributes, key);
+std::string Attr(const base::Attributes& attributes, std::string_view key) {
+  const base::AnyValue* value = base::FindAttribute(attributes, key);
   return value == nullptr ? "<missing>" : value->AsText();
 }
 
@@ -54,7 +54,7 @@ class TracerTest : public ::testing::Test {
     processor_ = processor.get();
     TracerProviderOptions options;
     options.resource =
-        MakeResource("shop-api", {{"deployment.environment", model::AnyValue::String("test")}});
+        MakeResource("shop-api", {{"deployment.environment", base::AnyValue::String("test")}});
     options.clock = &clock_;
     options.sampler = MakeParentBasedTraceIdRatioSampler(ratio);
     options.limits.max_attributes = 8;
@@ -63,7 +63,7 @@ class TracerTest : public ::testing::Test {
     provider_ = std::make_unique<TracerProvider>(std::move(options), std::move(processor));
   }
 
-  model::ManualClock clock_{kStart};
+  base::ManualClock clock_{kStart};
   std::atomic<int> shutdowns_{0};
   RecordingProcessor* processor_;
   std::unique_ptr<TracerProvider> provider_;
@@ -83,16 +83,16 @@ TEST_F(TracerTest, RootSpanHasNewIdsTimesAndResource) {
 
   std::vector<SpanData> spans = processor_->spans();
   ASSERT_THAT(spans, SizeIs(1));
-  const model::Span& s = spans[0].span;
+  const base::Span& s = spans[0].span;
   EXPECT_EQ(s.name, "shop.submit");
   EXPECT_EQ(s.trace_id, context.trace_id);
   EXPECT_EQ(s.span_id, context.span_id);
   EXPECT_FALSE(s.parent_span_id.IsValid());
-  EXPECT_EQ(s.kind, model::SpanKind::kInternal);
+  EXPECT_EQ(s.kind, base::SpanKind::kInternal);
   EXPECT_EQ(s.start_time_unix_nano, kStart);
   EXPECT_EQ(s.end_time_unix_nano, kStart + 250);
   EXPECT_EQ(s.flags, 0x101u);  // sampled; parent's remoteness known (no parent: not remote)
-  EXPECT_EQ(model::ServiceName(*spans[0].resource), "shop-api");
+  EXPECT_EQ(base::ServiceName(*spans[0].resource), "shop-api");
   EXPECT_EQ(Attr(spans[0].resource->attributes, "deployment.environment"), "test");
   EXPECT_EQ(spans[0].scope->name, "shop");
   EXPECT_EQ(spans[0].scope->version, "1.2");
@@ -104,7 +104,7 @@ TEST_F(TracerTest, ChildJoinsParentsTraceAndInheritsTracestate) {
       *ParseTraceContext("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "vendor=x");
   StartSpanOptions options;
   options.parent = remote;
-  options.kind = model::SpanKind::kServer;
+  options.kind = base::SpanKind::kServer;
   std::unique_ptr<Span> child = tracer.StartSpan("shop.init", options);
   EXPECT_EQ(child->GetContext().trace_id, remote.trace_id);
   EXPECT_NE(child->GetContext().span_id, remote.span_id);
@@ -113,17 +113,17 @@ TEST_F(TracerTest, ChildJoinsParentsTraceAndInheritsTracestate) {
 
   std::vector<SpanData> spans = processor_->spans();
   ASSERT_THAT(spans, SizeIs(1));
-  const model::Span& s = spans[0].span;
+  const base::Span& s = spans[0].span;
   EXPECT_EQ(s.parent_span_id, remote.span_id);
   EXPECT_EQ(s.trace_state, "vendor=x");
-  EXPECT_EQ(s.kind, model::SpanKind::kServer);
+  EXPECT_EQ(s.kind, base::SpanKind::kServer);
   EXPECT_EQ(s.flags, 0x301u);  // sampled, parent remote
 }
 
 TEST_F(TracerTest, AttributesEventsStatusAndLimits) {
   Tracer tracer = provider_->GetTracer("mes");
   StartSpanOptions options;
-  options.attributes = {{"order_id", model::AnyValue::String("A-1")}};
+  options.attributes = {{"order_id", base::AnyValue::String("A-1")}};
   options.start_time_unix_nano = kStart - 1000;
   std::unique_ptr<Span> span = tracer.StartSpan("mes.price.calc", options);
   span->SetAttribute("polygon_count", int64_t{120000});
@@ -132,19 +132,19 @@ TEST_F(TracerTest, AttributesEventsStatusAndLimits) {
   span->SetAttribute("ratio", 0.5);
   span->SetAttribute("order_id", std::string_view("A-2"));  // replaces, does not add
   for (int i = 0; i < 10; ++i) span->SetAttribute("extra" + std::to_string(i), i);
-  span->AddEvent("phase.mesh", {{"step", model::AnyValue::Int(1)}}, kStart + 5);
+  span->AddEvent("phase.mesh", {{"step", base::AnyValue::Int(1)}}, kStart + 5);
   span->AddEvent("phase.material");
   span->AddEvent("over.the.limit");
-  span->SetStatus(model::StatusCode::kUnset);  // ignored
-  span->SetStatus(model::StatusCode::kOk, "ignored description");
-  span->SetStatus(model::StatusCode::kError, "too late: OK is final");
+  span->SetStatus(base::StatusCode::kUnset);  // ignored
+  span->SetStatus(base::StatusCode::kOk, "ignored description");
+  span->SetStatus(base::StatusCode::kError, "too late: OK is final");
   span->End(kStart + 99);
   span->SetAttribute("after_end", true);  // ignored
   span->End(kStart + 500);                // ignored
 
   std::vector<SpanData> spans = processor_->spans();
   ASSERT_THAT(spans, SizeIs(1));
-  const model::Span& s = spans[0].span;
+  const base::Span& s = spans[0].span;
   EXPECT_EQ(s.start_time_unix_nano, kStart - 1000);
   EXPECT_EQ(s.end_time_unix_nano, kStart + 99);
   EXPECT_EQ(Attr(s.attributes, "order_id"), "A-2");
@@ -161,7 +161,7 @@ TEST_F(TracerTest, AttributesEventsStatusAndLimits) {
   EXPECT_EQ(Attr(s.events[0].attributes, "step"), "1");
   EXPECT_EQ(s.events[1].time_unix_nano, kStart);
   EXPECT_EQ(s.dropped_events_count, 1u);
-  EXPECT_EQ(s.status.code, model::StatusCode::kOk);
+  EXPECT_EQ(s.status.code, base::StatusCode::kOk);
   EXPECT_EQ(s.status.message, "");
 }
 
@@ -171,10 +171,10 @@ TEST_F(TracerTest, RecordErrorSetsDesignAttributesEventAndErrorStatus) {
   span->End();
   std::vector<SpanData> spans = processor_->spans();
   ASSERT_THAT(spans, SizeIs(1));
-  const model::Span& s = spans[0].span;
+  const base::Span& s = spans[0].span;
   EXPECT_EQ(Attr(s.attributes, "error_code"), "DB_TIMEOUT");
   EXPECT_EQ(Attr(s.attributes, "error_message"), "approval insert timed out");
-  EXPECT_EQ(s.status.code, model::StatusCode::kError);
+  EXPECT_EQ(s.status.code, base::StatusCode::kError);
   EXPECT_EQ(s.status.message, "approval insert timed out");
   ASSERT_THAT(s.events, SizeIs(1));
   EXPECT_EQ(s.events[0].name, "exception");
@@ -188,12 +188,12 @@ TEST_F(TracerTest, LinksKeepValidContextsUpToTheLimit) {
   other.span_id.bytes[0] = 0x77;
   StartSpanOptions options;
   options.links = {SpanLink{SpanContext{}, {}},  // invalid: ignored, not counted
-                   SpanLink{producer, {{"why", model::AnyValue::String("rabbitmq")}}},
+                   SpanLink{producer, {{"why", base::AnyValue::String("rabbitmq")}}},
                    SpanLink{other, {}}};
   provider_->GetTracer("mes").StartSpan("mq.consume.price", options)->End();
   std::vector<SpanData> spans = processor_->spans();
   ASSERT_THAT(spans, SizeIs(1));
-  const model::Span& s = spans[0].span;
+  const base::Span& s = spans[0].span;
   ASSERT_THAT(s.links, SizeIs(1));
   EXPECT_EQ(s.links[0].trace_id, producer.trace_id);
   EXPECT_EQ(s.links[0].span_id, producer.span_id);
@@ -219,8 +219,8 @@ TEST_F(TracerTest, SpansFromManyThreadsHaveDistinctIds) {
   for (auto& t : threads) t.join();
   std::vector<SpanData> spans = processor_->spans();
   ASSERT_THAT(spans, SizeIs(1000));
-  std::set<model::SpanId> span_ids;
-  std::set<model::TraceId> trace_ids;
+  std::set<base::SpanId> span_ids;
+  std::set<base::TraceId> trace_ids;
   for (const SpanData& d : spans) {
     span_ids.insert(d.span.span_id);
     trace_ids.insert(d.span.trace_id);

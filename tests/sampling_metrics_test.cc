@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "model/ids.h"
+#include "base/ids.h"
 #include "sampling/tail_sampler.h"
 #include "server/config.h"
 #include "server/ordertrace_server.h"
@@ -80,8 +80,8 @@ constexpr uint8_t kLateDetailSpan = 7;
 TestOrder OrderWithRatioDecision(uint8_t n, bool kept, double ratio) {
   TestOrder order = MakeOrder(n);
   for (int lead = 0; lead < 256; ++lead) {
-    order.trace_id[model::TraceId::kSize - 7] = static_cast<char>(lead);
-    if (sampling::RatioKeeps(*model::TraceId::FromBytes(order.trace_id), ratio) == kept) {
+    order.trace_id[base::TraceId::kSize - 7] = static_cast<char>(lead);
+    if (sampling::RatioKeeps(*base::TraceId::FromBytes(order.trace_id), ratio) == kept) {
       return order;
     }
   }

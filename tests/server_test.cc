@@ -28,7 +28,7 @@
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 #include "opentelemetry/proto/trace/v1/trace.pb.h"
 #include "server/config.h"
-#include "server/listen_address.h"
+#include "base/listen_address.h"
 #include "server/ordertrace_server.h"
 #include "tests/support/embedded_server.h"
 #include "tests/support/otlp_spans.h"
@@ -1071,10 +1071,10 @@ TEST_F(ConfigTest, LoadConfigFileRejectsMegabytesThatOverflow) {
 TEST(ParseDurationNanosTest, ParsesUnitsAndCompounds) {
   absl::StatusOr<uint64_t> d = ParseDurationNanos("1h30m");
   ASSERT_TRUE(d.ok()) << d.status();
-  EXPECT_EQ(*d, 5400 * model::kNanosPerSecond);
+  EXPECT_EQ(*d, 5400 * base::kNanosPerSecond);
   EXPECT_EQ(ParseDurationNanos("250ms").value_or(0), 250'000'000u);
-  EXPECT_EQ(ParseDurationNanos("90").value_or(0), 90 * model::kNanosPerSecond);
-  EXPECT_EQ(ParseDurationNanos("14d").value_or(0), 14 * 86400 * model::kNanosPerSecond);
+  EXPECT_EQ(ParseDurationNanos("90").value_or(0), 90 * base::kNanosPerSecond);
+  EXPECT_EQ(ParseDurationNanos("14d").value_or(0), 14 * 86400 * base::kNanosPerSecond);
 }
 
 TEST(ParseDurationNanosTest, RejectsMalformedDurations) {
@@ -1092,7 +1092,7 @@ TEST(ParseDurationNanosTest, RejectsDurationsThatOverflowNanoseconds) {
 }
 
 TEST(ParseListenAddressTest, ParsesBracketedIpv6) {
-  absl::StatusOr<ListenAddress> address = ParseListenAddress("[::1]:4318");
+  absl::StatusOr<base::ListenAddress> address = base::ParseListenAddress("[::1]:4318");
   ASSERT_TRUE(address.ok()) << address.status();
   EXPECT_EQ(address->host, "::1");
   EXPECT_EQ(address->port, 4318);
@@ -1102,7 +1102,7 @@ TEST(ParseListenAddressTest, ParsesBracketedIpv6) {
 TEST(ParseListenAddressTest, RejectsMissingPortMissingHostAndOutOfRangePort) {
   for (const char* text : {"nohost", "127.0.0.1:99999", ":4318", "127.0.0.1:", "::1:4318",
                            "127.0.0.1:-1", "127.0.0.1:43x"}) {
-    EXPECT_FALSE(ParseListenAddress(text).ok()) << "'" << text << "'";
+    EXPECT_FALSE(base::ParseListenAddress(text).ok()) << "'" << text << "'";
   }
 }
 

@@ -1,6 +1,6 @@
 #include "services/common/http_api.h"
 
-#include "model/attribute_names.h"
+#include "base/attribute_names.h"
 
 namespace ordertrace::services {
 namespace {
@@ -77,7 +77,7 @@ std::unique_ptr<sdk::Span> StartOperationSpan(const sdk::Tracer& tracer, std::st
                                               std::string_view route, const http::Request& request,
                                               const sdk::SpanContext& order_root) {
   sdk::StartSpanOptions options;
-  options.kind = model::SpanKind::kServer;
+  options.kind = base::SpanKind::kServer;
   if (order_root.IsValid()) options.parent = order_root;
   if (std::optional<sdk::SpanContext> caller = CallerContext(request); caller.has_value()) {
     options.links.push_back(sdk::SpanLink{*caller, {}});
@@ -90,11 +90,11 @@ std::unique_ptr<sdk::Span> StartOperationSpan(const sdk::Tracer& tracer, std::st
 }
 
 void SetTransitionAttributes(sdk::Span& span, const StatusEvent& event) {
-  span.SetAttribute(model::kOrderIdKey, event.order_id);
-  if (!event.prev_status.empty()) span.SetAttribute(model::kPrevStatusKey, event.prev_status);
-  span.SetAttribute(model::kNewStatusKey, event.new_status);
-  span.SetAttribute(model::kEventVersionKey, event.event_version);
-  if (!event.partner_id.empty()) span.SetAttribute(model::kPartnerIdKey, event.partner_id);
+  span.SetAttribute(base::kOrderIdKey, event.order_id);
+  if (!event.prev_status.empty()) span.SetAttribute(base::kPrevStatusKey, event.prev_status);
+  span.SetAttribute(base::kNewStatusKey, event.new_status);
+  span.SetAttribute(base::kEventVersionKey, event.event_version);
+  if (!event.partner_id.empty()) span.SetAttribute(base::kPartnerIdKey, event.partner_id);
   // Who approved manufacturing: ordertrace hashes it for every role but ops (docs/security.md).
   if (!event.operator_id.empty()) span.SetAttribute("operator_id", event.operator_id);
 }

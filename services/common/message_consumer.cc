@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "model/clock.h"
+#include "base/clock.h"
 #include "sdk/amqp_carrier.h"
 #include "sdk/messaging.h"
 #include "services/common/messages.h"
@@ -122,7 +122,7 @@ absl::Status MessageConsumer::ConsumeUntilFailure(amqp::AmqpConnection& connecti
 
 absl::StatusOr<std::pair<int64_t, bool>> MessageConsumer::CountDelivery(
     const std::string& message_id) {
-  uint64_t now = model::SystemClock().NowUnixNano();
+  uint64_t now = base::SystemClock().NowUnixNano();
   return db_.Run([&](SqliteDb& db) -> absl::StatusOr<std::pair<int64_t, bool>> {
     absl::StatusOr<std::vector<SqlRow>> rows = db.Query(
         "INSERT INTO inbox (queue, message_id, deliveries, handled, first_seen_unix_nano)"
@@ -237,7 +237,7 @@ absl::Status MessageConsumer::Settle(amqp::AmqpConnection& connection,
                 .status();
         if (status.ok() && count % kPruneEvery == 0) {
           int64_t cutoff =
-              static_cast<int64_t>(model::SystemClock().NowUnixNano() - kInboxRetentionNanos);
+              static_cast<int64_t>(base::SystemClock().NowUnixNano() - kInboxRetentionNanos);
           status = db.Execute("DELETE FROM inbox WHERE handled = 1 AND first_seen_unix_nano < ?1",
                               {cutoff})
                        .status();

@@ -2,7 +2,7 @@
 
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
-#include "model/clock.h"
+#include "base/clock.h"
 #include "services/common/order_lifecycle.h"
 
 namespace ordertrace::services {
@@ -10,7 +10,7 @@ namespace {
 
 constexpr char kCurrentStatusPayload[] = "current_status";
 
-int64_t NowNanos() { return static_cast<int64_t>(model::SystemClock().NowUnixNano()); }
+int64_t NowNanos() { return static_cast<int64_t>(base::SystemClock().NowUnixNano()); }
 
 SqlValue OptionalInt(const std::optional<int64_t>& value) {
   return value.has_value() ? SqlValue(*value) : SqlValue();

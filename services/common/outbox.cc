@@ -6,7 +6,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "model/clock.h"
+#include "base/clock.h"
 #include "sdk/amqp_carrier.h"
 #include "sdk/messaging.h"
 #include "services/amqp/amqp_connection.h"
@@ -41,7 +41,7 @@ absl::Status Outbox::Add(SqliteDb& db, const OutboxMessage& message) {
           {message_id, message.exchange, message.routing_key, message.queue, message.span_name,
            message.order_id, sdk::FormatTraceparent(message.parent),
            sdk::FormatTraceparent(message.order_root), message.body,
-           static_cast<int64_t>(model::SystemClock().NowUnixNano())})
+           static_cast<int64_t>(base::SystemClock().NowUnixNano())})
       .status();
 }
 
@@ -116,9 +116,9 @@ void OutboxRelay::Run() {
     failed_attempts_.fetch_add(1);
     if (head_span != nullptr) {
       head_span->AddEvent("publish attempt failed",
-                          {model::KeyValue{"exception.message",
-                                           model::AnyValue::String(std::string(status.message()))},
-                           model::KeyValue{"attempt", model::AnyValue::Int(head_failures)}});
+                          {base::KeyValue{"exception.message",
+                                           base::AnyValue::String(std::string(status.message()))},
+                           base::KeyValue{"attempt", base::AnyValue::Int(head_failures)}});
     }
     spdlog::warn("outbox: publish failed ({}); retrying in {} ms", std::string(status.message()),
                  backoff.count());
@@ -216,7 +216,7 @@ void OutboxRelay::Run() {
                       std::string(deleted.message()));
       }
       head_span->SetAttribute(sdk::kRetryCountKey, head_failures);
-      head_span->SetStatus(model::StatusCode::kOk);
+      head_span->SetStatus(base::StatusCode::kOk);
       head_span->End();
       head_span.reset();
       head.reset();

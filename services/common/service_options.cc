@@ -17,7 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "server/listen_address.h"
+#include "base/listen_address.h"
 
 namespace ordertrace::services {
 namespace {
@@ -87,7 +87,7 @@ int ParseServiceOptions(const ServiceIdentity& identity, int argc, char** argv,
       {"http_listen", own_prefix + "HTTP_LISTEN",
        absl::StrCat("HTTP API address HOST:PORT [", identity.default_http_listen, "]"),
        [](const std::string& v, ServiceOptions& o) -> std::string {
-         absl::StatusOr<server::ListenAddress> address = server::ParseListenAddress(v);
+         absl::StatusOr<base::ListenAddress> address = base::ParseListenAddress(v);
          if (!address.ok()) return "http_listen: " + std::string(address.status().message());
          o.http_listen = v;
          return "";

@@ -5,10 +5,10 @@
 #include <csignal>
 #include <iostream>
 
-#include "model/attribute_names.h"
+#include "base/attribute_names.h"
 #include "sdk/batch_span_processor.h"
 #include "sdk/otlp_http_exporter.h"
-#include "server/listen_address.h"
+#include "base/listen_address.h"
 #include "services/common/http_api.h"
 
 namespace ordertrace::services {
@@ -46,7 +46,7 @@ absl::StatusOr<std::unique_ptr<sdk::TracerProvider>> MakeTracerProvider(
   sdk::TracerProviderOptions provider_options;
   provider_options.resource = sdk::MakeResource(
       identity.name,
-      {model::KeyValue{"service.namespace", model::AnyValue::String("alexandrite")}});
+      {base::KeyValue{"service.namespace", base::AnyValue::String("alexandrite")}});
   std::unique_ptr<sdk::SpanProcessor> processor;
   if (!options.otlp_endpoint.empty()) {
     sdk::OtlpHttpExporterOptions exporter_options;
@@ -150,11 +150,11 @@ void ServiceRuntime::ConsumeStatusEvents() {
                 if (!event.ok()) return HandlerOutcome::Failed(event.status());
                 // Not the transition attributes: only the span that makes a transition carries
                 // new_status, so ordertrace counts each transition once.
-                span.SetAttribute(model::kOrderIdKey, event->order_id);
-                span.SetAttribute(model::kEventVersionKey, event->event_version);
+                span.SetAttribute(base::kOrderIdKey, event->order_id);
+                span.SetAttribute(base::kEventVersionKey, event->event_version);
                 span.SetAttribute("status_event.new_status", event->new_status);
                 if (!event->partner_id.empty()) {
-                  span.SetAttribute(model::kPartnerIdKey, event->partner_id);
+                  span.SetAttribute(base::kPartnerIdKey, event->partner_id);
                 }
                 if (faults_ != nullptr &&
                     faults_->Take(event->order_id, kFaultMissedStatusWrite, event->new_status)) {
@@ -191,8 +191,8 @@ absl::StatusOr<TransitionResult> ServiceRuntime::RunHttpTransition(
     FailOperation(*span, response, missing);
     return missing;
   }
-  span->SetAttribute(model::kOrderIdKey, order_id);
-  if (!(*known)->partner_id.empty()) span->SetAttribute(model::kPartnerIdKey, (*known)->partner_id);
+  span->SetAttribute(base::kOrderIdKey, order_id);
+  if (!(*known)->partner_id.empty()) span->SetAttribute(base::kPartnerIdKey, (*known)->partner_id);
   TransitionDetails effective = details;
   if (faults_ != nullptr && faults_->Take(order_id, kFaultSkippedStatus, new_status)) {
     effective.allow_skipping_one = true;  // demo fault: the lifecycle check lets one status go
@@ -203,7 +203,7 @@ absl::StatusOr<TransitionResult> ServiceRuntime::RunHttpTransition(
   });
   if (!result.ok()) {
     if (std::string current = CurrentStatusOf(result.status()); !current.empty()) {
-      span->SetAttribute(model::kCurrentStatusKey, current);
+      span->SetAttribute(base::kCurrentStatusKey, current);
     }
     FailOperation(*span, response, result.status());
     return result.status();
@@ -224,9 +224,9 @@ void ServiceRuntime::RefuseHttpRequest(const http::Request& request, http::Respo
   std::unique_ptr<sdk::Span> span = StartOperationSpan(
       tracer_, span_name, route, request, found ? (*known)->order_root : sdk::SpanContext{});
   if (found) {
-    span->SetAttribute(model::kOrderIdKey, order_id);
+    span->SetAttribute(base::kOrderIdKey, order_id);
     if (!(*known)->partner_id.empty()) {
-      span->SetAttribute(model::kPartnerIdKey, (*known)->partner_id);
+      span->SetAttribute(base::kPartnerIdKey, (*known)->partner_id);
     }
   }
   FailOperation(*span, response, status);
@@ -234,7 +234,7 @@ void ServiceRuntime::RefuseHttpRequest(const http::Request& request, http::Respo
 
 absl::Status ServiceRuntime::Start() {
   if (started_) return absl::FailedPreconditionError("already started");
-  absl::StatusOr<server::ListenAddress> address = server::ParseListenAddress(options_.http_listen);
+  absl::StatusOr<base::ListenAddress> address = base::ParseListenAddress(options_.http_listen);
   if (!address.ok()) return address.status();
   absl::StatusOr<int> port = http_->Start(*address);
   if (!port.ok()) return port.status();

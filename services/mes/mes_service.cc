@@ -6,7 +6,7 @@
 #include <charconv>
 #include <cstdlib>
 
-#include "model/attribute_names.h"
+#include "base/attribute_names.h"
 #include "services/common/http_api.h"
 #include "services/common/messages.h"
 #include "services/common/order_lifecycle.h"
@@ -113,10 +113,10 @@ HandlerOutcome MesService::HandlePriceRequest(const ReceivedMessage& message,
                                               sdk::Span& consume_span, SettleMessage settle) {
   absl::StatusOr<PriceRequest> request = DecodePriceRequest(message.delivery.body);
   if (!request.ok()) return HandlerOutcome::Failed(request.status());
-  consume_span.SetAttribute(model::kOrderIdKey, request->order_id);
+  consume_span.SetAttribute(base::kOrderIdKey, request->order_id);
   consume_span.SetAttribute("polygon_count", request->polygon_count);
   if (!request->partner_id.empty()) {
-    consume_span.SetAttribute(model::kPartnerIdKey, request->partner_id);
+    consume_span.SetAttribute(base::kPartnerIdKey, request->partner_id);
   }
 
   // The request itself says the order was SUBMITTED (its status event may come later on the
@@ -190,7 +190,7 @@ void MesService::Calculate(const std::string& order_id, int64_t polygon_count,
   sdk::StartSpanOptions options;
   options.parent = parent;
   std::unique_ptr<sdk::Span> calc = runtime.tracer().StartSpan("mes.price.calc", options);
-  calc->SetAttribute(model::kOrderIdKey, order_id);
+  calc->SetAttribute(base::kOrderIdKey, order_id);
   calc->SetAttribute("polygon_count", polygon_count);
   calc->SetAttribute("complexity_class", complexity);
   const double scale = runtime.options().time_scale;
@@ -273,7 +273,7 @@ void MesService::AddRoutes() {
     }
     // The problem query gets its own short DB span, as the design asks.
     sdk::StartSpanOptions db_options;
-    db_options.kind = model::SpanKind::kClient;
+    db_options.kind = base::SpanKind::kClient;
     db_options.parent = span->GetContext();
     std::unique_ptr<sdk::Span> select = runtime.tracer().StartSpan("SELECT orders", db_options);
     select->SetAttribute("db.system", "sqlite");

@@ -7,7 +7,7 @@
 #include <tuple>
 #include <utility>
 
-#include "model/attribute_names.h"
+#include "base/attribute_names.h"
 #include "services/common/fault_switch.h"
 #include "services/common/order_lifecycle.h"
 #include "services/order_sim/sim_faults.h"
@@ -76,10 +76,10 @@ uint64_t Mix(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-model::SpanId SpanIdOf(const ReplayOrder& order, int index) {
+base::SpanId SpanIdOf(const ReplayOrder& order, int index) {
   uint64_t value = Mix(order.span_id_seed + static_cast<uint64_t>(index));
   if (value == 0) value = 1;
-  model::SpanId id;
+  base::SpanId id;
   for (int i = 0; i < 8; ++i) id.bytes[i] = static_cast<uint8_t>(value >> (56 - 8 * i));
   return id;
 }
@@ -112,7 +112,7 @@ class OrderBuilder {
   // when -1): an HTTP operation (SERVER) unless `kind` says otherwise.
   int Transition(std::string_view name, ReplayService service, uint64_t at,
                  std::string_view new_status, int parent = 0,
-                 model::SpanKind kind = model::SpanKind::kServer) {
+                 base::SpanKind kind = base::SpanKind::kServer) {
     ReplaySpanPlan plan;
     plan.name = name;
     plan.service = service;
@@ -134,7 +134,7 @@ class OrderBuilder {
     ReplaySpanPlan plan;
     plan.name = name;
     plan.service = service;
-    plan.kind = model::SpanKind::kProducer;
+    plan.kind = base::SpanKind::kProducer;
     plan.start_unix_nano = at;
     plan.end_unix_nano = at + Millis(1, 6);  // the broker's confirm
     plan.parent = parent;
@@ -147,7 +147,7 @@ class OrderBuilder {
     ReplaySpanPlan plan;
     plan.name = name;
     plan.service = service;
-    plan.kind = model::SpanKind::kConsumer;
+    plan.kind = base::SpanKind::kConsumer;
     plan.start_unix_nano = at;
     plan.end_unix_nano = at + Millis(2, 20);
     plan.parent = 0;
@@ -180,7 +180,7 @@ uint64_t OrderBuilder::Build() {
   ReplaySpanPlan root;
   root.name = "order.root";
   root.service = ReplayService::kShop;
-  root.kind = model::SpanKind::kServer;
+  root.kind = base::SpanKind::kServer;
   root.start_unix_nano = kSecond;  // room for the spans' own durations before their ends
   Add(root);
   const uint64_t initiated_at = root.start_unix_nano + Millis(5, 40);
@@ -216,7 +216,7 @@ uint64_t OrderBuilder::Build() {
                               consumed_at, crash ? 1 : 0);
   const uint64_t started_at = consumed_at + Millis(1, 15);
   Transition("mes.price.start", ReplayService::kMes, started_at, kPriceCalculationStarted, consume,
-             model::SpanKind::kInternal);
+             base::SpanKind::kInternal);
   if (Has(kFaultCalculatorHang)) {
     return Stop(started_at, StageDeadline(started_at), "the price calculator hung");
   }
@@ -226,7 +226,7 @@ uint64_t OrderBuilder::Build() {
       started_at + (Has(kFaultCalculatorSlow) ? Minutes(40, 90) : Minutes(2, 20));
   const uint64_t calc_start = started_at + Millis(1, 5);
   const int calc = Transition("mes.price.calc", ReplayService::kMes, calculated_at,
-                              kPriceCalculated, 0, model::SpanKind::kInternal);
+                              kPriceCalculated, 0, base::SpanKind::kInternal);
   order_.spans[calc].start_unix_nano = calc_start;
   static constexpr std::pair<std::string_view, double> kPhases[] = {
       {"mes.price.calc.mesh_analysis", 0.3},
@@ -263,7 +263,7 @@ uint64_t OrderBuilder::Build() {
     ReplaySpanPlan refused;
     refused.name = "crm.approve.manufacturing";
     refused.service = ReplayService::kCrm;
-    refused.kind = model::SpanKind::kServer;
+    refused.kind = base::SpanKind::kServer;
     refused.end_unix_nano = approved_at;
     refused.start_unix_nano = approved_at - Millis(3, 30);
     refused.parent = 0;
@@ -309,11 +309,11 @@ uint64_t OrderBuilder::Build() {
   return t;
 }
 
-model::KeyValue Str(std::string_view key, std::string_view value) {
-  return model::KeyValue{std::string(key), model::AnyValue::String(std::string(value))};
+base::KeyValue Str(std::string_view key, std::string_view value) {
+  return base::KeyValue{std::string(key), base::AnyValue::String(std::string(value))};
 }
-model::KeyValue Int(std::string_view key, int64_t value) {
-  return model::KeyValue{std::string(key), model::AnyValue::Int(value)};
+base::KeyValue Int(std::string_view key, int64_t value) {
+  return base::KeyValue{std::string(key), base::AnyValue::Int(value)};
 }
 
 }  // namespace
@@ -452,10 +452,10 @@ absl::StatusOr<ReplayDay> ReplayDay::Generate(const ReplayDayOptions& options) {
   return day;
 }
 
-model::Span ReplayDay::MakeSpan(ReplaySpanRef ref) const {
+base::Span ReplayDay::MakeSpan(ReplaySpanRef ref) const {
   const ReplayOrder& order = orders_[ref.order];
   const ReplaySpanPlan& plan = order.spans[ref.span];
-  model::Span span;
+  base::Span span;
   span.trace_id = order.trace_id;
   span.span_id = SpanIdOf(order, static_cast<int>(ref.span));
   if (plan.parent >= 0) span.parent_span_id = SpanIdOf(order, plan.parent);
@@ -464,19 +464,19 @@ model::Span ReplayDay::MakeSpan(ReplaySpanRef ref) const {
   span.kind = plan.kind;
   span.start_time_unix_nano = plan.start_unix_nano;
   span.end_time_unix_nano = plan.end_unix_nano;
-  model::Attributes& attributes = span.attributes;
+  base::Attributes& attributes = span.attributes;
   attributes.reserve(12);
-  attributes.push_back(Str(model::kOrderIdKey, order.truth.order_id));
+  attributes.push_back(Str(base::kOrderIdKey, order.truth.order_id));
   if (!order.truth.partner_id.empty()) {
-    attributes.push_back(Str(model::kPartnerIdKey, order.truth.partner_id));
+    attributes.push_back(Str(base::kPartnerIdKey, order.truth.partner_id));
   }
   if (!plan.new_status.empty()) {
     if (!plan.prev_status.empty())
-      attributes.push_back(Str(model::kPrevStatusKey, plan.prev_status));
-    attributes.push_back(Str(model::kNewStatusKey, plan.new_status));
-    attributes.push_back(Int(model::kEventVersionKey, plan.event_version));
+      attributes.push_back(Str(base::kPrevStatusKey, plan.prev_status));
+    attributes.push_back(Str(base::kNewStatusKey, plan.new_status));
+    attributes.push_back(Int(base::kEventVersionKey, plan.event_version));
   }
-  if (plan.kind == model::SpanKind::kServer) {
+  if (plan.kind == base::SpanKind::kServer) {
     attributes.push_back(Str("http.request.method", "POST"));
     attributes.push_back(Int("http.response.status_code", plan.error ? 409 : 200));
   }
@@ -485,18 +485,18 @@ model::Span ReplayDay::MakeSpan(ReplaySpanRef ref) const {
   }
   if (plan.message >= 0) {
     const ReplayMessage& message = order.messages[plan.message];
-    const bool consumer = plan.kind == model::SpanKind::kConsumer;
-    attributes.push_back(Str(model::kMessagingSystemKey, "rabbitmq"));
-    attributes.push_back(Str(model::kMessagingOperationKey, consumer ? "process" : "publish"));
-    attributes.push_back(Str(model::kMessagingDestinationNameKey, message.exchange));
-    attributes.push_back(Str(model::kMessagingRoutingKeyKey, message.routing_key));
-    attributes.push_back(Str(model::kMessagingMessageIdKey, message.message_id));
-    attributes.push_back(Str(model::kMessageIdKey, message.message_id));
-    attributes.push_back(Str(model::kQueueKey, message.queue));
-    if (consumer) attributes.push_back(Int(model::kRetryCountKey, plan.retry_count));
+    const bool consumer = plan.kind == base::SpanKind::kConsumer;
+    attributes.push_back(Str(base::kMessagingSystemKey, "rabbitmq"));
+    attributes.push_back(Str(base::kMessagingOperationKey, consumer ? "process" : "publish"));
+    attributes.push_back(Str(base::kMessagingDestinationNameKey, message.exchange));
+    attributes.push_back(Str(base::kMessagingRoutingKeyKey, message.routing_key));
+    attributes.push_back(Str(base::kMessagingMessageIdKey, message.message_id));
+    attributes.push_back(Str(base::kMessageIdKey, message.message_id));
+    attributes.push_back(Str(base::kQueueKey, message.queue));
+    if (consumer) attributes.push_back(Int(base::kRetryCountKey, plan.retry_count));
   }
   if (plan.link >= 0) {
-    model::SpanLink link;
+    base::SpanLink link;
     link.trace_id = order.trace_id;
     link.span_id = SpanIdOf(order, plan.link);
     link.flags = 1;
@@ -506,16 +506,16 @@ model::Span ReplayDay::MakeSpan(ReplaySpanRef ref) const {
     const std::string message = "order " + order.truth.order_id + " is " +
                                 std::string(plan.current_status) + ", not " +
                                 std::string(PreviousStatus(kManufacturingApproved));
-    attributes.push_back(Str(model::kErrorCodeKey, "ILLEGAL_TRANSITION"));
-    attributes.push_back(Str(model::kErrorMessageKey, message));
-    attributes.push_back(Str(model::kCurrentStatusKey, plan.current_status));
-    model::SpanEvent exception;
+    attributes.push_back(Str(base::kErrorCodeKey, "ILLEGAL_TRANSITION"));
+    attributes.push_back(Str(base::kErrorMessageKey, message));
+    attributes.push_back(Str(base::kCurrentStatusKey, plan.current_status));
+    base::SpanEvent exception;
     exception.time_unix_nano = plan.end_unix_nano;
     exception.name = "exception";
     exception.attributes = {Str("exception.type", "ILLEGAL_TRANSITION"),
                             Str("exception.message", message)};
     span.events.push_back(std::move(exception));
-    span.status.code = model::StatusCode::kError;
+    span.status.code = base::StatusCode::kError;
     span.status.message = message;
   }
   return span;

@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "model/ids.h"
-#include "model/span.h"
+#include "base/ids.h"
+#include "base/span.h"
 #include "services/order_sim/truth.h"
 
 namespace ordertrace::services::sim {
@@ -54,11 +54,11 @@ struct ReplayMessage {
   std::string_view queue;
 };
 
-// One span of an order, as planned: enough to make the model::Span (MakeSpan).
+// One span of an order, as planned: enough to make the base::Span (MakeSpan).
 struct ReplaySpanPlan {
   std::string_view name;
   ReplayService service = ReplayService::kShop;
-  model::SpanKind kind = model::SpanKind::kInternal;
+  base::SpanKind kind = base::SpanKind::kInternal;
   uint64_t start_unix_nano = 0;
   uint64_t end_unix_nano = 0;  // the span's event time
   int parent = -1;             // index of the parent in the order's spans; -1: a root
@@ -78,7 +78,7 @@ struct ReplaySpanPlan {
 
 struct ReplayOrder {
   TruthRecord truth;
-  model::TraceId trace_id;
+  base::TraceId trace_id;
   std::vector<ReplaySpanPlan> spans;  // in the order they happened
   std::vector<ReplayMessage> messages;
   uint64_t span_id_seed = 0;  // span i's id derives from it
@@ -106,7 +106,7 @@ class ReplayDay {
   // The span as its service exports it: ids, parent and link, kind, times, status and the
   // attributes the services set (order_id, partner_id, new_status, prev_status, event_version,
   // messaging.*, queue, message_id, retry_count, error_code, error_message, current_status...).
-  model::Span MakeSpan(ReplaySpanRef ref) const;
+  base::Span MakeSpan(ReplaySpanRef ref) const;
   ReplayService ServiceOf(ReplaySpanRef ref) const {
     return orders_[ref.order].spans[ref.span].service;
   }

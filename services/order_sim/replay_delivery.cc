@@ -17,19 +17,19 @@ namespace {
 
 // The resource and scope each service's spans are exported under, as ServiceRuntime sets them.
 struct ServiceIdentityData {
-  std::shared_ptr<const model::Resource> resource;
-  std::shared_ptr<const model::InstrumentationScope> scope;
+  std::shared_ptr<const base::Resource> resource;
+  std::shared_ptr<const base::InstrumentationScope> scope;
 };
 
 std::vector<ServiceIdentityData> ServiceIdentities() {
   std::vector<ServiceIdentityData> identities;
   for (int i = 0; i < kReplayServiceCount; ++i) {
     std::string_view name = ReplayServiceName(static_cast<ReplayService>(i));
-    auto scope = std::make_shared<model::InstrumentationScope>();
+    auto scope = std::make_shared<base::InstrumentationScope>();
     scope->name = std::string(name);
     identities.push_back(
-        {std::make_shared<const model::Resource>(sdk::MakeResource(
-             name, {model::KeyValue{"service.namespace", model::AnyValue::String("alexandrite")}})),
+        {std::make_shared<const base::Resource>(sdk::MakeResource(
+             name, {base::KeyValue{"service.namespace", base::AnyValue::String("alexandrite")}})),
          std::move(scope)});
   }
   return identities;
@@ -83,7 +83,7 @@ std::vector<ReplayRequest> PlanRequests(const ReplayDay& day,
   return requests;
 }
 
-model::TraceBatch RequestBatch(const ReplayDay& day, const ReplayRequest& request) {
+base::TraceBatch RequestBatch(const ReplayDay& day, const ReplayRequest& request) {
   const std::vector<ServiceIdentityData> identities = ServiceIdentities();
   std::vector<sdk::SpanData> spans =
       SpanDataOf(day, request, identities[static_cast<int>(request.service)]);

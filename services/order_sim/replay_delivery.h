@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "model/span.h"
+#include "base/span.h"
 #include "services/order_sim/replay.h"
 
 namespace ordertrace::services::sim {
@@ -46,7 +46,7 @@ std::vector<ReplayRequest> PlanRequests(const ReplayDay& day, const ReplayBatchi
 
 // A request as its service's exporter sends it: one ResourceSpans (the service's resource:
 // service.name, service.namespace=alexandrite, telemetry.sdk.*) with one scope.
-model::TraceBatch RequestBatch(const ReplayDay& day, const ReplayRequest& request);
+base::TraceBatch RequestBatch(const ReplayDay& day, const ReplayRequest& request);
 
 struct ReplaySendOptions {
   std::string endpoint = "http://127.0.0.1:4318/v1/traces";

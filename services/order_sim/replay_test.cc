@@ -32,10 +32,10 @@ model::OrderRecord Fold(const ReplayDay& day, uint32_t order) {
   model::OrderRecord record;
   record.order_id = day.orders()[order].truth.order_id;
   for (uint32_t s = 0; s < day.orders()[order].spans.size(); ++s) {
-    model::Resource resource;
+    base::Resource resource;
     resource.attributes.push_back(
         {"service.name",
-         model::AnyValue::String(std::string(ReplayServiceName(day.ServiceOf({order, s}))))});
+         base::AnyValue::String(std::string(ReplayServiceName(day.ServiceOf({order, s}))))});
     lifecycle::ApplySpan(day.MakeSpan({order, s}), resource, record);
   }
   return record;
@@ -63,7 +63,7 @@ TEST(ReplayDayTest, SameSeedSameDayAnotherSeedAnotherDay) {
   }
   for (size_t i = 0; i < a->span_count(); ++i) {
     const ReplaySpanRef ra = a->timeline()[i], rb = b->timeline()[i];
-    model::Span sa = a->MakeSpan(ra), sb = b->MakeSpan(rb);
+    base::Span sa = a->MakeSpan(ra), sb = b->MakeSpan(rb);
     ASSERT_EQ(sa.span_id, sb.span_id);
     EXPECT_EQ(sa.trace_id, sb.trace_id);
     EXPECT_EQ(sa.name, sb.name);
@@ -245,10 +245,10 @@ TEST(PlanRequestsTest, EverySpanOnceOneServiceARequestInOrderPerService) {
   }
   EXPECT_EQ(seen.size(), day->span_count());
 
-  model::TraceBatch batch = RequestBatch(*day, requests.front());
+  base::TraceBatch batch = RequestBatch(*day, requests.front());
   ASSERT_EQ(batch.resource_spans.size(), 1u);
-  const model::AnyValue* name =
-      model::FindAttribute(batch.resource_spans[0].resource.attributes, "service.name");
+  const base::AnyValue* name =
+      base::FindAttribute(batch.resource_spans[0].resource.attributes, "service.name");
   ASSERT_NE(name, nullptr);
   EXPECT_EQ(name->AsText(), ReplayServiceName(requests.front().service));
 }

@@ -1,6 +1,6 @@
 #include "services/shop/shop_service.h"
 
-#include "model/attribute_names.h"
+#include "base/attribute_names.h"
 #include "services/common/http_api.h"
 #include "services/common/messages.h"
 #include "services/common/order_lifecycle.h"
@@ -77,16 +77,16 @@ void ShopService::AddRoutes() {
     // The order's one trace starts here.
     sdk::StartSpanOptions root_options;
     root_options.attributes.push_back(
-        model::KeyValue{model::kOrderIdKey, model::AnyValue::String(order.order_id)});
+        base::KeyValue{base::kOrderIdKey, base::AnyValue::String(order.order_id)});
     if (!order.partner_id.empty()) {
       root_options.attributes.push_back(
-          model::KeyValue{model::kPartnerIdKey, model::AnyValue::String(order.partner_id)});
+          base::KeyValue{base::kPartnerIdKey, base::AnyValue::String(order.partner_id)});
     }
     std::unique_ptr<sdk::Span> root = tracer.StartSpan("order.root", std::move(root_options));
     order.order_root = root->GetContext();
     std::unique_ptr<sdk::Span> span =
         StartOperationSpan(tracer, "shop.init", "/api/orders", request, order.order_root);
-    span->SetAttribute(model::kOrderIdKey, order.order_id);
+    span->SetAttribute(base::kOrderIdKey, order.order_id);
     if (runtime.faults() != nullptr && !order.partner_id.empty() &&
         runtime.faults()->Take(order.customer_id, kFaultPartnerOrderDropped)) {
       // Demo fault: the partner's request is accepted and answered, then the order is dropped

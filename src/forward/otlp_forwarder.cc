@@ -191,7 +191,7 @@ std::optional<OtlpForwarder::Batch> OtlpForwarder::NextBatch() {
   }
   // Rewritten spans are encoded again from the model: decoded without their received bytes,
   // so that nothing the hook replaced can slip out as it came.
-  model::TraceBatch spans;
+  base::TraceBatch spans;
   for (size_t i = 0; i < taken; ++i) {
     absl::StatusOr<otlp::DecodedRequest> decoded =
         otlp::DecodeProtobufRequest(std::string_view((*entries)[i].encoded));
@@ -200,7 +200,7 @@ std::optional<OtlpForwarder::Batch> OtlpForwarder::NextBatch() {
                     decoded.status().ToString());
       continue;
     }
-    for (model::ResourceSpans& rs : decoded->batch.resource_spans) {
+    for (base::ResourceSpans& rs : decoded->batch.resource_spans) {
       spans.resource_spans.push_back(std::move(rs));
     }
   }

@@ -33,7 +33,7 @@
 
 #include "absl/status/statusor.h"
 #include "forward/forward_transport.h"
-#include "model/span.h"
+#include "base/span.h"
 #include "store/store.h"
 
 namespace ordertrace::forward {
@@ -65,7 +65,7 @@ struct OtlpForwarderOptions {
   std::chrono::milliseconds poll_interval = std::chrono::milliseconds(100);
   // Called on each batch, on the forwarder's thread, before it is sent (operator ids hashed);
   // null: the stored bytes are sent as they are.
-  std::function<void(model::TraceBatch&)> before_send;
+  std::function<void(base::TraceBatch&)> before_send;
 };
 
 // Counters since start.

@@ -81,21 +81,21 @@ SendResult Rejected() { return {SendResult::Outcome::kRejected, "400", {}, "bad 
 
 // Spans named by `names`, one trace, as a stored block holds them.
 store::SpanBlock BlockOf(const std::vector<std::string>& names, uint8_t trace = 1) {
-  model::TraceBatch batch;
+  base::TraceBatch batch;
   batch.resource_spans.emplace_back();
   batch.resource_spans[0].resource.attributes.push_back(
-      {"service.name", model::AnyValue::String("shop-api")});
+      {"service.name", base::AnyValue::String("shop-api")});
   batch.resource_spans[0].scope_spans.emplace_back();
   uint8_t next_id = 1;
   for (const std::string& name : names) {
-    model::Span span;
+    base::Span span;
     span.trace_id.bytes[0] = 0x42;
     span.trace_id.bytes[15] = trace;
     span.span_id.bytes[7] = next_id++;
     span.name = name;
     span.start_time_unix_nano = 1'700'000'000'000'000'000ULL;
     span.end_time_unix_nano = span.start_time_unix_nano + 1000;
-    span.attributes.push_back({"operator_id", model::AnyValue::String("OP-" + name)});
+    span.attributes.push_back({"operator_id", base::AnyValue::String("OP-" + name)});
     batch.resource_spans[0].scope_spans[0].spans.push_back(std::move(span));
   }
   store::SpanBlock block;
@@ -342,12 +342,12 @@ TEST_F(OtlpForwarderTest, TheBoundHoldsWhileTheEndpointIsDownAndTheRestArrivesAf
 }
 
 TEST_F(OtlpForwarderTest, BeforeSendRewritesEachBatchAndOnlyTheRewrittenSpansGo) {
-  options_.before_send = [](model::TraceBatch& batch) {
+  options_.before_send = [](base::TraceBatch& batch) {
     for (auto& rs : batch.resource_spans) {
       for (auto& ss : rs.scope_spans) {
         for (auto& span : ss.spans) {
           for (auto& kv : span.attributes) {
-            if (kv.key == "operator_id") kv.value = model::AnyValue::String("hmac:0000");
+            if (kv.key == "operator_id") kv.value = base::AnyValue::String("hmac:0000");
           }
         }
       }

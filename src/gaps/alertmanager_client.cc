@@ -190,7 +190,7 @@ std::map<std::string, std::string, std::less<>> DefaultSeverityByKind() {
 }
 
 std::string FormatRfc3339(uint64_t unix_nano) {
-  const time_t seconds = static_cast<time_t>(unix_nano / model::kNanosPerSecond);
+  const time_t seconds = static_cast<time_t>(unix_nano / base::kNanosPerSecond);
   const unsigned millis = static_cast<unsigned>(unix_nano / kNanosPerMilli % 1000);
   struct tm tm {};
   gmtime_r(&seconds, &tm);
@@ -231,14 +231,14 @@ absl::StatusOr<std::unique_ptr<AlertTransport>> NewHttpAlertTransport(
 }
 
 absl::StatusOr<std::unique_ptr<AlertmanagerClient>> AlertmanagerClient::Create(
-    AlertmanagerClientOptions options, const model::Clock& clock) {
+    AlertmanagerClientOptions options, const base::Clock& clock) {
   auto transport = NewHttpAlertTransport(options.url, options.tls);
   if (!transport.ok()) return transport.status();
   return Create(std::move(options), clock, std::move(*transport));
 }
 
 absl::StatusOr<std::unique_ptr<AlertmanagerClient>> AlertmanagerClient::Create(
-    AlertmanagerClientOptions options, const model::Clock& clock,
+    AlertmanagerClientOptions options, const base::Clock& clock,
     std::unique_ptr<AlertTransport> transport) {
   if (absl::Status status = ValidateOptions(options); !status.ok()) return status;
   if (transport == nullptr) return absl::InvalidArgumentError("alertmanager: no transport");
@@ -249,7 +249,7 @@ absl::StatusOr<std::unique_ptr<AlertmanagerClient>> AlertmanagerClient::Create(
       new AlertmanagerClient(std::move(options), clock, std::move(transport)));
 }
 
-AlertmanagerClient::AlertmanagerClient(AlertmanagerClientOptions options, const model::Clock& clock,
+AlertmanagerClient::AlertmanagerClient(AlertmanagerClientOptions options, const base::Clock& clock,
                                        std::unique_ptr<AlertTransport> transport)
     : options_(std::move(options)), clock_(clock), transport_(std::move(transport)) {
   sender_ = std::thread([this] { SenderLoop(); });

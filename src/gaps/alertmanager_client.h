@@ -52,7 +52,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "gaps/gap.h"
-#include "model/clock.h"
+#include "base/clock.h"
 
 namespace ordertrace::gaps {
 
@@ -141,10 +141,10 @@ class AlertmanagerClient final : public GapSink {
   // Starts the sender thread. `clock` must outlive the client. kInvalidArgument for a bad URL
   // or options that contradict each other (alert_lifetime not above resend_interval, ...).
   static absl::StatusOr<std::unique_ptr<AlertmanagerClient>> Create(
-      AlertmanagerClientOptions options, const model::Clock& clock);
+      AlertmanagerClientOptions options, const base::Clock& clock);
   // As above, with the given transport (tests); options.url is then not used.
   static absl::StatusOr<std::unique_ptr<AlertmanagerClient>> Create(
-      AlertmanagerClientOptions options, const model::Clock& clock,
+      AlertmanagerClientOptions options, const base::Clock& clock,
       std::unique_ptr<AlertTransport> transport);
 
   ~AlertmanagerClient() override;
@@ -181,7 +181,7 @@ class AlertmanagerClient final : public GapSink {
     std::vector<std::pair<std::string, uint64_t>> ids;  // gap id, version sent
   };
 
-  AlertmanagerClient(AlertmanagerClientOptions options, const model::Clock& clock,
+  AlertmanagerClient(AlertmanagerClientOptions options, const base::Clock& clock,
                      std::unique_ptr<AlertTransport> transport);
 
   void SenderLoop();
@@ -207,7 +207,7 @@ class AlertmanagerClient final : public GapSink {
 
   // Constant after construction.
   const AlertmanagerClientOptions options_;
-  const model::Clock& clock_;
+  const base::Clock& clock_;
   const std::unique_ptr<AlertTransport> transport_;  // used by the sender thread only
 
   mutable std::mutex mu_;

@@ -19,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-#include "model/clock.h"
+#include "base/clock.h"
 
 namespace ordertrace::gaps {
 namespace {
@@ -29,7 +29,7 @@ using ::testing::IsEmpty;
 using ::testing::UnorderedElementsAre;
 using json = nlohmann::json;
 
-constexpr uint64_t kSecond = model::kNanosPerSecond;
+constexpr uint64_t kSecond = base::kNanosPerSecond;
 constexpr uint64_t kNow = 1'704'067'200ULL * kSecond + 12 * 3600 * kSecond;  // 2024-01-01T12:00Z
 constexpr auto kWait = std::chrono::seconds(10);  // bound of every wait for the sender thread
 
@@ -159,7 +159,7 @@ class AlertmanagerClientTest : public ::testing::Test {
   // Lets the sender run many rounds; for checks that something did NOT happen.
   static void LetSenderRun() { std::this_thread::sleep_for(std::chrono::milliseconds(100)); }
 
-  model::ManualClock clock_{kNow};
+  base::ManualClock clock_{kNow};
   std::shared_ptr<FakeAlertmanager> am_ = std::make_shared<FakeAlertmanager>();
   std::unique_ptr<AlertmanagerClient> client_;
 };
@@ -466,7 +466,7 @@ TEST_F(AlertmanagerClientTest, ShutdownReturnsWhileAlertmanagerIsDown) {
 }
 
 TEST(AlertmanagerClientOptionsTest, CreateRefusesBadOptions) {
-  model::ManualClock clock(kNow);
+  base::ManualClock clock(kNow);
   auto create = [&](AlertmanagerClientOptions options) {
     return AlertmanagerClient::Create(std::move(options), clock).status();
   };
@@ -571,7 +571,7 @@ class HttpAlertmanagerStub {
 };
 
 TEST(AlertmanagerClientHttpTest, PostsJsonToApiV2AlertsAndRetriesAcrossARestart) {
-  model::SystemClock clock;
+  base::SystemClock clock;
   auto stub = std::make_unique<HttpAlertmanagerStub>("/am");
   const int port = stub->port();
   ASSERT_GT(port, 0);
@@ -627,7 +627,7 @@ TEST(AlertmanagerClientHttpTest, PostsOverHttpsVerifyingTheServerAndPresentingAC
   auto file = [&](const std::string& name) { return dir + "/" + name; };
   HttpAlertmanagerStub stub("", 0, file("server.pem"), file("server.key"), file("ca.pem"));
   ASSERT_GT(stub.port(), 0);
-  model::SystemClock clock;
+  base::SystemClock clock;
   auto client_with = [&](AlertmanagerTlsOptions tls) {
     AlertmanagerClientOptions options;
     options.url = "https://127.0.0.1:" + std::to_string(stub.port());

@@ -11,7 +11,7 @@
 #include <tuple>
 #include <vector>
 
-#include "model/ids.h"
+#include "base/ids.h"
 #include "model/order_record.h"
 
 namespace ordertrace::gaps {
@@ -41,7 +41,7 @@ struct Gap {
   std::string queue;                  // the queue, for message gaps
   std::string message_id;
   std::string detail;  // one sentence for people
-  model::TraceId trace_id;
+  base::TraceId trace_id;
   std::optional<model::Operation> last_success;
   // Event time (the spans' own clocks), so that they do not depend on when spans arrived:
   uint64_t since_unix_nano = 0;        // when the stage was reached / the message published

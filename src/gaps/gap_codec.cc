@@ -65,7 +65,7 @@ absl::StatusOr<Gap> DecodeGap(const std::string& encoded) {
     gap.queue = document.value("queue", "");
     gap.message_id = document.value("message_id", "");
     gap.detail = document.value("detail", "");
-    gap.trace_id = IdFromHex<model::TraceId>(document, "trace_id");
+    gap.trace_id = IdFromHex<base::TraceId>(document, "trace_id");
     gap.since_unix_nano = document.value("since", uint64_t{0});
     gap.deadline_unix_nano = document.value("deadline", uint64_t{0});
     gap.detected_at_unix_nano = document.value("detected_at", uint64_t{0});
@@ -80,8 +80,8 @@ absl::StatusOr<Gap> DecodeGap(const std::string& encoded) {
       operation.span_name = op.value("span_name", "");
       operation.service = op.value("service", "");
       operation.at_unix_nano = op.value("at", uint64_t{0});
-      operation.trace_id = IdFromHex<model::TraceId>(op, "trace_id");
-      operation.span_id = IdFromHex<model::SpanId>(op, "span_id");
+      operation.trace_id = IdFromHex<base::TraceId>(op, "trace_id");
+      operation.span_id = IdFromHex<base::SpanId>(op, "span_id");
       gap.last_success = operation;
     }
     return gap;

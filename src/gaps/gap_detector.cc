@@ -29,7 +29,7 @@ std::string GapId(std::string_view order_id, std::string_view kind, std::string_
   return id;
 }
 
-GapDetector::GapDetector(const LifecycleModel& model, const model::Clock& clock, OrderLookup lookup,
+GapDetector::GapDetector(const LifecycleModel& model, const base::Clock& clock, OrderLookup lookup,
                          GapStore* store, GapSink* sink, GapDetectorOptions options)
     : model_(model),
       clock_(clock),
@@ -127,21 +127,21 @@ void GapDetector::OnOrderChanged(const model::OrderRecord* before,
   if (wake) wake_.notify_all();
 }
 
-void GapDetector::OnSpansArrived(const model::TraceBatch& batch) {
+void GapDetector::OnSpansArrived(const base::TraceBatch& batch) {
   Events events;
   bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     const uint64_t now = clock_.NowUnixNano();
-    for (const model::ResourceSpans& rs : batch.resource_spans) {
-      const std::string_view service = model::ServiceNameView(rs.resource);
+    for (const base::ResourceSpans& rs : batch.resource_spans) {
+      const std::string_view service = base::ServiceNameView(rs.resource);
       const uint64_t late_before = sources_.LateBefore(service);
       // A span stamped further ahead than max_future (a wrong clock, a hostile timestamp) is
       // counted but moves nothing; the request's other spans still do.
       const uint64_t future = AddSaturating(now, sources_.options().max_future_nanos);
       uint64_t max_end = 0, spans = 0, late = 0;
-      for (const model::ScopeSpans& ss : rs.scope_spans) {
-        for (const model::Span& span : ss.spans) {
+      for (const base::ScopeSpans& ss : rs.scope_spans) {
+        for (const base::Span& span : ss.spans) {
           if (span.end_time_unix_nano <= future) {
             max_end = std::max(max_end, span.end_time_unix_nano);
           }

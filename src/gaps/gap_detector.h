@@ -48,9 +48,9 @@
 #include "gaps/lifecycle_model.h"
 #include "gaps/open_gaps.h"
 #include "gaps/source_watermarks.h"
-#include "model/clock.h"
+#include "base/clock.h"
 #include "model/order_record.h"
-#include "model/span.h"
+#include "base/span.h"
 
 namespace ordertrace::gaps {
 
@@ -105,7 +105,7 @@ class GapDetector {
  public:
   // `model` and `clock` are borrowed and must outlive the detector; `store` and `sink` may be
   // null (no persistence, no alerts).
-  GapDetector(const LifecycleModel& model, const model::Clock& clock, OrderLookup lookup,
+  GapDetector(const LifecycleModel& model, const base::Clock& clock, OrderLookup lookup,
               GapStore* store, GapSink* sink, GapDetectorOptions options = {});
   ~GapDetector();  // Shutdown()
   GapDetector(const GapDetector&) = delete;
@@ -127,7 +127,7 @@ class GapDetector {
 
   // The spans of a request arrived (after OnOrderChanged for the records they changed): moves
   // their sources' watermarks.
-  void OnSpansArrived(const model::TraceBatch& batch);
+  void OnSpansArrived(const base::TraceBatch& batch);
 
   // Judges the deadlines that have passed and whose evidence is in, and reports silent
   // sources; returns how many gaps opened.
@@ -247,7 +247,7 @@ class GapDetector {
 
   // Constant after construction.
   const LifecycleModel& model_;
-  const model::Clock& clock_;
+  const base::Clock& clock_;
   const OrderLookup lookup_;
   GapStore* const store_;
   GapSink* const sink_;

@@ -19,7 +19,7 @@
 #include "gaps/gap_codec.h"
 #include "gaps/memory_gap_store.h"
 #include "lifecycle/order_record_builder.h"
-#include "model/clock.h"
+#include "base/clock.h"
 
 namespace ordertrace::gaps {
 namespace {
@@ -33,7 +33,7 @@ using ::testing::IsEmpty;
 using ::testing::SizeIs;
 using ::testing::UnorderedElementsAre;
 
-constexpr uint64_t kSecond = model::kNanosPerSecond;
+constexpr uint64_t kSecond = base::kNanosPerSecond;
 constexpr uint64_t kMinute = 60 * kSecond;
 constexpr uint64_t kHour = 60 * kMinute;
 constexpr uint64_t kDay = 24 * kHour;
@@ -48,8 +48,8 @@ constexpr uint64_t kMessageSla = 5 * kMinute;
 constexpr uint64_t kIdleAfter = 5 * kSecond;
 constexpr uint64_t kSilentAfter = 120 * kSecond;
 
-model::TraceId TraceIdOf(const std::string& order_id) {
-  model::TraceId id;
+base::TraceId TraceIdOf(const std::string& order_id) {
+  base::TraceId id;
   id.bytes[0] = 0x7a;
   for (size_t i = 0; i < order_id.size() && i + 1 < id.bytes.size(); ++i) {
     id.bytes[i + 1] = static_cast<uint8_t>(order_id[i]);
@@ -136,11 +136,11 @@ MessageHop Hop(std::string message_id, std::string queue, uint64_t published,
 }
 
 // One request's spans from `service`, the latest ending at `end`.
-model::TraceBatch SpansFrom(const std::string& service, uint64_t end) {
-  model::TraceBatch batch;
-  model::ResourceSpans& rs = batch.resource_spans.emplace_back();
-  rs.resource.attributes.push_back({"service.name", model::AnyValue::String(service)});
-  model::Span span;
+base::TraceBatch SpansFrom(const std::string& service, uint64_t end) {
+  base::TraceBatch batch;
+  base::ResourceSpans& rs = batch.resource_spans.emplace_back();
+  rs.resource.attributes.push_back({"service.name", base::AnyValue::String(service)});
+  base::Span span;
   span.name = "Work";
   span.start_time_unix_nano = end - kSecond;
   span.end_time_unix_nano = end;
@@ -364,7 +364,7 @@ class GapDetectorTest : public testing::Test {
     return Count(detector_->Stats().open, kind, stage);
   }
 
-  model::ManualClock clock_{kNow};
+  base::ManualClock clock_{kNow};
   FakeOrders orders_;
   CountingGapStore store_;
   GapDetectorOptions options_;
@@ -1392,24 +1392,24 @@ TEST_F(GapDetectorTest, StatusBackAfterClosedIsFoundOnceInOneRecordOrTwo) {
 // The same through the record builder, from spans. Disabled: lifecycle/order_record_builder.cc
 // keeps the earliest report of a status ("the earliest report wins"), so the second SHIPPED
 // never reaches the record, in one request or two, and no gap is found.
-model::Span TransitionSpan(const std::string& order_id, const std::string& status,
+base::Span TransitionSpan(const std::string& order_id, const std::string& status,
                            const std::string& prev, int64_t version, uint64_t end) {
-  model::Span span;
+  base::Span span;
   span.name = "Set" + status;
   span.span_id.bytes[0] = static_cast<uint8_t>(version);
   span.trace_id = TraceIdOf(order_id);
   span.start_time_unix_nano = end - kSecond;
   span.end_time_unix_nano = end;
-  span.attributes = {{"order_id", model::AnyValue::String(order_id)},
-                     {"new_status", model::AnyValue::String(status)},
-                     {"event_version", model::AnyValue::Int(version)}};
-  if (!prev.empty()) span.attributes.push_back({"prev_status", model::AnyValue::String(prev)});
+  span.attributes = {{"order_id", base::AnyValue::String(order_id)},
+                     {"new_status", base::AnyValue::String(status)},
+                     {"event_version", base::AnyValue::Int(version)}};
+  if (!prev.empty()) span.attributes.push_back({"prev_status", base::AnyValue::String(prev)});
   return span;
 }
 
 TEST_F(GapDetectorTest, StatusBackAfterClosedFromSpansIsFoundInOneRequestOrTwo) {
-  model::Resource mes;
-  mes.attributes = {{"service.name", model::AnyValue::String("mes")}};
+  base::Resource mes;
+  mes.attributes = {{"service.name", base::AnyValue::String("mes")}};
   const std::vector<std::string> lifecycle = DefaultLifecycleModelOptions().statuses;
   auto fold = [&](const std::string& order_id, bool again, OrderRecord record) {
     record.order_id = order_id;
@@ -1574,7 +1574,7 @@ GapDetectorOptions LongSleep() {
 TEST(GapDetectorThreadTest, StartFiresADeadlineFromItsThreadAndShutdownStopsIt) {
   absl::StatusOr<LifecycleModel> model = LifecycleModel::Create(DefaultLifecycleModelOptions());
   ASSERT_TRUE(model.ok());
-  model::SystemClock clock;
+  base::SystemClock clock;
   FakeOrders orders;
   RecordingSink sink;
   GapDetector detector(*model, clock, orders.Lookup(), nullptr, &sink, LongSleep());
@@ -1607,7 +1607,7 @@ TEST(GapDetectorThreadTest, StartFiresADeadlineFromItsThreadAndShutdownStopsIt) 
 TEST(GapDetectorThreadTest, DestructorStopsARunningThread) {
   absl::StatusOr<LifecycleModel> model = LifecycleModel::Create(DefaultLifecycleModelOptions());
   ASSERT_TRUE(model.ok());
-  model::SystemClock clock;
+  base::SystemClock clock;
   FakeOrders orders;
   const auto start = std::chrono::steady_clock::now();
   {

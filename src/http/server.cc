@@ -463,7 +463,7 @@ class Server::Listener : public std::enable_shared_from_this<Listener> {
   Listener(asio::io_context& io, std::shared_ptr<Shared> shared)
       : io_(io), shared_(std::move(shared)), acceptor_(asio::make_strand(io)), retry_(io) {}
 
-  absl::StatusOr<int> Bind(const server::ListenAddress& address) {
+  absl::StatusOr<int> Bind(const base::ListenAddress& address) {
     absl::StatusOr<tcp::endpoint> endpoint = Resolve(address);
     if (!endpoint.ok()) return endpoint.status();
     beast::error_code ec;
@@ -486,7 +486,7 @@ class Server::Listener : public std::enable_shared_from_this<Listener> {
   }
 
  private:
-  absl::StatusOr<tcp::endpoint> Resolve(const server::ListenAddress& address) {
+  absl::StatusOr<tcp::endpoint> Resolve(const base::ListenAddress& address) {
     beast::error_code ec;
     asio::ip::address ip = asio::ip::make_address(address.host, ec);
     if (!ec) return tcp::endpoint(ip, static_cast<uint16_t>(address.port));
@@ -557,7 +557,7 @@ Server::Server(ServerOptions options, std::function<void(Request&, Response&)> h
 
 Server::~Server() { Shutdown(); }
 
-absl::StatusOr<int> Server::Start(const server::ListenAddress& address) {
+absl::StatusOr<int> Server::Start(const base::ListenAddress& address) {
   const size_t threads = std::max<size_t>(1, shared_->options.io_threads);
   io_ = std::make_unique<asio::io_context>(static_cast<int>(threads));
   listener_ = std::make_shared<Listener>(*io_, shared_);

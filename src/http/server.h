@@ -43,7 +43,7 @@
 #include "absl/status/statusor.h"
 #include "http/message.h"
 #include "http/tls_context.h"
-#include "server/listen_address.h"
+#include "base/listen_address.h"
 
 namespace boost::asio {
 class io_context;
@@ -121,7 +121,7 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   // Binds (port 0: any free port) and starts serving; returns the bound port.
-  absl::StatusOr<int> Start(const server::ListenAddress& address);
+  absl::StatusOr<int> Start(const base::ListenAddress& address);
   // Stops accepting, finishes the running handlers, closes every connection. Idempotent.
   void Shutdown();
 

@@ -15,7 +15,7 @@
 
 namespace ordertrace::ingest {
 
-std::vector<store::SpanBlock> BlocksByTrace(const model::TraceBatch& batch,
+std::vector<store::SpanBlock> BlocksByTrace(const base::TraceBatch& batch,
                                             uint64_t now_unix_nano) {
   std::vector<store::SpanBlock> blocks;
   for (otlp::EncodedTrace& part : otlp::EncodeProtobufByTrace(batch)) {
@@ -32,13 +32,13 @@ store::PendingChanges PendingChangesOf(sampling::PendingDelta&& delta) {
   changes.kept = std::move(delta.kept);
   changes.decided_below = delta.decided_below;
   if (delta.parts.empty()) return changes;
-  const model::TraceBatch buffered = std::move(delta.buffered);
+  const base::TraceBatch buffered = std::move(delta.buffered);
   std::sort(delta.parts.begin(), delta.parts.end(),
             [](const auto& a, const auto& b) { return a.trace_id < b.trace_id; });
   for (otlp::EncodedTrace& trace : otlp::EncodeProtobufByTrace(buffered)) {
     auto part = std::lower_bound(
         delta.parts.begin(), delta.parts.end(), trace.trace_id,
-        [](const sampling::BufferedPart& p, const model::TraceId& id) { return p.trace_id < id; });
+        [](const sampling::BufferedPart& p, const base::TraceId& id) { return p.trace_id < id; });
     if (part == delta.parts.end() || part->trace_id != trace.trace_id) continue;
     changes.puts.push_back(store::PendingBlock{part->buffering, trace.trace_id, part->part,
                                                part->deadline_unix_nano, std::move(trace.encoded)});
@@ -46,7 +46,7 @@ store::PendingChanges PendingChangesOf(sampling::PendingDelta&& delta) {
   return changes;
 }
 
-Ingester::Ingester(store::Store& store, const model::Clock& clock, IngesterOptions options,
+Ingester::Ingester(store::Store& store, const base::Clock& clock, IngesterOptions options,
                    IngestConsumers consumers)
     : store_(store), clock_(clock), options_(std::move(options)), consumers_(consumers) {
   writer_ = std::thread([this] { WriterLoop(); });
@@ -54,7 +54,7 @@ Ingester::Ingester(store::Store& store, const model::Clock& clock, IngesterOptio
 
 Ingester::~Ingester() { Shutdown(); }
 
-absl::Status Ingester::Ingest(model::TraceBatch batch, RejectedSpans* rejected) {
+absl::Status Ingester::Ingest(base::TraceBatch batch, RejectedSpans* rejected) {
   // First, so that nothing below (refusal messages, WAL, metric labels, sampler, records) ever
   // holds what the scrubber removes; the hash is added after, so that it is of a clean value.
   if (consumers_.scrubber != nullptr) consumers_.scrubber->Scrub(batch);
@@ -84,8 +84,8 @@ absl::Status Ingester::Ingest(model::TraceBatch batch, RejectedSpans* rejected) 
   absl::Status status = folded.get();
   // Taken out of the Pending, which the writer thread may be the last to let go: the spans are
   // freed here, by the thread that allocated them.
-  const model::TraceBatch kept = std::move(pending->batch);
-  std::vector<model::Span>().swap(pending->dropped_spans);  // freed now, before the write
+  const base::TraceBatch kept = std::move(pending->batch);
+  std::vector<base::Span>().swap(pending->dropped_spans);  // freed now, before the write
   if (!status.ok()) return status;
   // Span blocks are encoded and written on the caller's thread: RocksDB merges concurrent
   // writers into one log write, and the writer thread keeps only what must be serial. The
@@ -171,7 +171,7 @@ void Ingester::WriteReleased() {
   if (consumers_.sampler == nullptr) return;
   consumers_.sampler->ExpirePending();
   sampling::PendingDelta delta;
-  model::TraceBatch released = consumers_.sampler->TakeReleased(&delta);
+  base::TraceBatch released = consumers_.sampler->TakeReleased(&delta);
   size_t spans = released.SpanCount();
   if (spans == 0 && delta.empty()) return;
   absl::Status written = store_.Write(store::WriteSet{
@@ -217,9 +217,9 @@ void Ingester::Commit(std::vector<std::shared_ptr<Pending>>& group) {
   absl::Status status = absl::OkStatus();
   for (auto& pending : group) {
     span_orders.reserve(span_orders.size() + pending->span_count);
-    for (const model::ResourceSpans& rs : pending->batch.resource_spans) {
-      for (const model::ScopeSpans& ss : rs.scope_spans) {
-        for (const model::Span& span : ss.spans) {
+    for (const base::ResourceSpans& rs : pending->batch.resource_spans) {
+      for (const base::ScopeSpans& ss : rs.scope_spans) {
+        for (const base::Span& span : ss.spans) {
           std::optional<std::string> order_id = lifecycle::OrderIdOf(span, rs.resource);
           if (!order_id) {
             span_orders.push_back(nullptr);
@@ -330,10 +330,10 @@ void Ingester::Process(std::vector<std::shared_ptr<Pending>>& group,
                        const std::vector<const GroupOrder*>& span_orders) {
   size_t next_span = 0;
   for (auto& pending : group) {
-    for (model::ResourceSpans& rs : pending->batch.resource_spans) {
-      for (model::ScopeSpans& ss : rs.scope_spans) {
+    for (base::ResourceSpans& rs : pending->batch.resource_spans) {
+      for (base::ScopeSpans& ss : rs.scope_spans) {
         if (consumers_.metrics != nullptr) consumers_.metrics->OnSpans(rs.resource, ss);
-        for (model::Span& span : ss.spans) {
+        for (base::Span& span : ss.spans) {
           const GroupOrder* order = span_orders[next_span++];
           if (order == nullptr || order->current == nullptr) continue;
           if (!lifecycle::MayDeriveAttributes(span, options_.price_calc_span)) continue;

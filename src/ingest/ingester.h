@@ -19,8 +19,8 @@
 #include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
 #include "ingest/span_limits.h"
-#include "model/clock.h"
-#include "model/span.h"
+#include "base/clock.h"
+#include "base/span.h"
 #include "sampling/tail_sampler.h"
 #include "store/store.h"
 
@@ -63,7 +63,7 @@ class OrderObserver {
   virtual void OnOrderUpdated(const model::OrderRecord* before,
                               const model::OrderRecord& after) = 0;
   // A request's spans, after OnOrderUpdated for every record the group they came in changed.
-  virtual void OnSpansArrived(const model::TraceBatch& batch) = 0;
+  virtual void OnSpansArrived(const base::TraceBatch& batch) = 0;
 };
 
 // What ingest feeds besides the store; each borrowed, may be null, must outlive the ingester.
@@ -97,7 +97,7 @@ struct IngesterStats {
 
 class Ingester {
  public:
-  Ingester(store::Store& store, const model::Clock& clock, IngesterOptions options = {},
+  Ingester(store::Store& store, const base::Clock& clock, IngesterOptions options = {},
            IngestConsumers consumers = {});
   ~Ingester();
   Ingester(const Ingester&) = delete;
@@ -108,7 +108,7 @@ class Ingester {
   // kUnavailable: shutting down; other errors come from the store. Spans that break
   // `options.limits` are refused alone, before queuing: counted and described in `rejected`
   // (for partial_success; may be null), the others stored.
-  absl::Status Ingest(model::TraceBatch batch, RejectedSpans* rejected = nullptr);
+  absl::Status Ingest(base::TraceBatch batch, RejectedSpans* rejected = nullptr);
 
   // Finishes queued work, then refuses new work. Idempotent.
   void Shutdown();
@@ -117,10 +117,10 @@ class Ingester {
 
  private:
   struct Pending {
-    model::TraceBatch batch;  // in: as received; out: what the sampler keeps for the store
+    base::TraceBatch batch;  // in: as received; out: what the sampler keeps for the store
     // The spans the sampler did not keep: destroyed by the receiving thread, which allocated
     // them (see TailSampler::Admit).
-    std::vector<model::Span> dropped_spans;
+    std::vector<base::Span> dropped_spans;
     // The detail the sampler buffered (stored with `batch`, so that a restart finds it).
     sampling::PendingDelta pending_detail;
     size_t span_count = 0;
@@ -153,7 +153,7 @@ class Ingester {
 
   // Constant after construction.
   store::Store& store_;
-  const model::Clock& clock_;
+  const base::Clock& clock_;
   const IngesterOptions options_;
   const IngestConsumers consumers_;
 
@@ -179,7 +179,7 @@ class Ingester {
 
 // Splits a batch into one encoded block per trace (keeping resource and scope), each timed by
 // its latest span end, clamped to `now` (a clock running ahead must not dodge retention).
-std::vector<store::SpanBlock> BlocksByTrace(const model::TraceBatch& batch, uint64_t now_unix_nano);
+std::vector<store::SpanBlock> BlocksByTrace(const base::TraceBatch& batch, uint64_t now_unix_nano);
 
 // The store's form of what the sampler reported (its buffered spans encoded one block per
 // trace); the buffered spans are freed by the calling thread.

@@ -20,7 +20,7 @@
 #include "lifecycle/derived_attributes.h"
 #include "metrics/registry.h"
 #include "metrics/trace_metrics.h"
-#include "model/clock.h"
+#include "base/clock.h"
 #include "otlp/proto_codec.h"
 #include "sampling/tail_sampler.h"
 #include "scrub/operator_id_hasher.h"
@@ -34,63 +34,63 @@ using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
 
-constexpr uint64_t kSecond = model::kNanosPerSecond;
+constexpr uint64_t kSecond = base::kNanosPerSecond;
 constexpr uint64_t kNow = 1'704'067'200ULL * kSecond + 12 * 3600 * kSecond;
 
-model::TraceId TraceIdOf(uint8_t n) {
-  model::TraceId id;
+base::TraceId TraceIdOf(uint8_t n) {
+  base::TraceId id;
   id.bytes[0] = 0x5e;
   id.bytes[15] = n;
   return id;
 }
 
-model::KeyValue Str(std::string key, std::string value) {
-  return model::KeyValue{std::move(key), model::AnyValue::String(std::move(value))};
+base::KeyValue Str(std::string key, std::string value) {
+  return base::KeyValue{std::move(key), base::AnyValue::String(std::move(value))};
 }
 
-model::Resource Service(const std::string& name) {
-  model::Resource r;
+base::Resource Service(const std::string& name) {
+  base::Resource r;
   r.attributes = {Str("service.name", name)};
   return r;
 }
 
-model::Span MakeSpan(uint8_t trace, uint8_t id, std::string name, uint64_t end,
-                     model::Attributes attributes = {}) {
-  model::Span s;
+base::Span MakeSpan(uint8_t trace, uint8_t id, std::string name, uint64_t end,
+                     base::Attributes attributes = {}) {
+  base::Span s;
   s.trace_id = TraceIdOf(trace);
   s.span_id.bytes[0] = 0x99;
   s.span_id.bytes[7] = id;
   s.name = std::move(name);
-  s.kind = model::SpanKind::kServer;
+  s.kind = base::SpanKind::kServer;
   s.start_time_unix_nano = end == 0 ? 0 : end - kSecond;
   s.end_time_unix_nano = end;
   s.attributes = std::move(attributes);
   return s;
 }
 
-model::Span Transition(uint8_t trace, uint8_t id, const std::string& order,
+base::Span Transition(uint8_t trace, uint8_t id, const std::string& order,
                        const std::string& status, int64_t version, uint64_t end) {
   return MakeSpan(trace, id, "Set" + status, end,
                   {Str("order_id", order), Str("new_status", status),
-                   model::KeyValue{"event_version", model::AnyValue::Int(version)}});
+                   base::KeyValue{"event_version", base::AnyValue::Int(version)}});
 }
 
-model::ScopeSpans Scope(std::string name, std::vector<model::Span> spans) {
-  model::ScopeSpans ss;
+base::ScopeSpans Scope(std::string name, std::vector<base::Span> spans) {
+  base::ScopeSpans ss;
   ss.scope.name = std::move(name);
   ss.schema_url = "https://opentelemetry.io/schemas/1.21.0";
   ss.spans = std::move(spans);
   return ss;
 }
 
-model::TraceBatch Batch(model::Resource resource, std::vector<model::ScopeSpans> scopes) {
-  model::TraceBatch batch;
-  batch.resource_spans.push_back(model::ResourceSpans{std::move(resource), "", std::move(scopes)});
+base::TraceBatch Batch(base::Resource resource, std::vector<base::ScopeSpans> scopes) {
+  base::TraceBatch batch;
+  batch.resource_spans.push_back(base::ResourceSpans{std::move(resource), "", std::move(scopes)});
   return batch;
 }
 
 // A batch of one order's first two steps plus a span of another trace without an order.
-model::TraceBatch OrderBatch() {
+base::TraceBatch OrderBatch() {
   return Batch(Service("shop-api"),
                {Scope("shop", {Transition(1, 1, "ord-1", "INITIATED", 1, kNow - 30 * kSecond),
                                Transition(1, 2, "ord-1", "SUBMITTED", 2, kNow - 20 * kSecond),
@@ -98,13 +98,13 @@ model::TraceBatch OrderBatch() {
 }
 
 // A later request for ord-1, from crm-api in another trace: its price is calculated.
-model::TraceBatch PriceCalculatedBatch() {
+base::TraceBatch PriceCalculatedBatch() {
   return Batch(
       Service("crm-api"),
       {Scope("crm", {Transition(3, 4, "ord-1", "PRICE_CALCULATED", 3, kNow - 5 * kSecond)})});
 }
 
-std::vector<std::string> SpanNames(const model::TraceBatch& batch) {
+std::vector<std::string> SpanNames(const base::TraceBatch& batch) {
   std::vector<std::string> names;
   for (const auto& rs : batch.resource_spans) {
     for (const auto& ss : rs.scope_spans) {
@@ -142,8 +142,8 @@ class IngesterTest : public testing::Test {
   }
 
   // The spans stored for a trace, decoded from its blocks.
-  std::vector<model::TraceBatch> StoredBlocks(uint8_t trace) {
-    std::vector<model::TraceBatch> out;
+  std::vector<base::TraceBatch> StoredBlocks(uint8_t trace) {
+    std::vector<base::TraceBatch> out;
     absl::StatusOr<std::vector<std::string>> blocks = store_->ReadTrace(TraceIdOf(trace));
     EXPECT_TRUE(blocks.ok()) << blocks.status();
     if (!blocks.ok()) return out;
@@ -163,21 +163,21 @@ class IngesterTest : public testing::Test {
 
   std::string dir_;
   std::unique_ptr<store::Store> store_;
-  model::ManualClock clock_{kNow};
+  base::ManualClock clock_{kNow};
 };
 
 TEST_F(IngesterTest, StoresSpansByTraceAndUpdatesTheOrder) {
   Ingester ingester(*store_, clock_);
   ASSERT_TRUE(ingester.Ingest(OrderBatch()).ok());
 
-  std::vector<model::TraceBatch> order_trace = StoredBlocks(1);
+  std::vector<base::TraceBatch> order_trace = StoredBlocks(1);
   ASSERT_THAT(order_trace, SizeIs(1));
   EXPECT_THAT(SpanNames(order_trace[0]), ElementsAre("SetINITIATED", "SetSUBMITTED"));
   ASSERT_THAT(order_trace[0].resource_spans, SizeIs(1));
-  EXPECT_EQ(model::ServiceName(order_trace[0].resource_spans[0].resource), "shop-api");
+  EXPECT_EQ(base::ServiceName(order_trace[0].resource_spans[0].resource), "shop-api");
   EXPECT_EQ(order_trace[0].resource_spans[0].scope_spans[0].scope.name, "shop");
 
-  std::vector<model::TraceBatch> other_trace = StoredBlocks(2);
+  std::vector<base::TraceBatch> other_trace = StoredBlocks(2);
   ASSERT_THAT(other_trace, SizeIs(1));
   EXPECT_THAT(SpanNames(other_trace[0]), ElementsAre("GET /health"));
 
@@ -204,7 +204,7 @@ class RecordingObserver : public OrderObserver {
     ids_.push_back(after.order_id);
     events_.push_back((before != nullptr ? "update " : "new ") + after.order_id);
   }
-  void OnSpansArrived(const model::TraceBatch& batch) override {
+  void OnSpansArrived(const base::TraceBatch& batch) override {
     std::lock_guard<std::mutex> lock(mu_);
     events_.push_back("spans " + std::to_string(batch.SpanCount()));
   }
@@ -230,7 +230,7 @@ TEST_F(IngesterTest, ChangedOrdersAreReportedInOrderIdOrder) {
   IngestConsumers consumers;
   consumers.observer = &observer;
   Ingester ingester(*store_, clock_, IngesterOptions{}, consumers);
-  std::vector<model::Span> spans;
+  std::vector<base::Span> spans;
   const std::vector<std::string> ids = {"ord-q", "ord-c", "ord-x", "ord-a", "ord-m", "ord-k"};
   for (size_t i = 0; i < ids.size(); ++i) {
     spans.push_back(Transition(static_cast<uint8_t>(10 + i), static_cast<uint8_t>(i + 1), ids[i],
@@ -377,7 +377,7 @@ class BlockingObserver : public OrderObserver {
     cv_.notify_all();
     cv_.wait(lock, [this] { return open_; });
   }
-  void OnSpansArrived(const model::TraceBatch&) override {}
+  void OnSpansArrived(const base::TraceBatch&) override {}
   void WaitUntilEntered() {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [this] { return entered_; });
@@ -418,8 +418,8 @@ TEST_F(IngesterTest, RequestPastTheByteBoundIsRefusedWhileOthersWait) {
 
 TEST_F(IngesterTest, SpansOutsideTheLimitsAreRefusedAloneAndReported) {
   Ingester ingester(*store_, clock_);
-  model::TraceBatch batch = OrderBatch();
-  model::ScopeSpans& scope = batch.resource_spans[0].scope_spans[0];
+  base::TraceBatch batch = OrderBatch();
+  base::ScopeSpans& scope = batch.resource_spans[0].scope_spans[0];
   scope.spans.push_back(Transition(4, 7, "ord-old", "INITIATED", 1, 5 * kSecond));
   scope.spans.push_back(Transition(5, 8, std::string(300, 'x'), "INITIATED", 1, kNow));
   RejectedSpans rejected;
@@ -435,7 +435,7 @@ TEST_F(IngesterTest, SpansOutsideTheLimitsAreRefusedAloneAndReported) {
   EXPECT_EQ(stats.spans_refused[static_cast<size_t>(RefusalReason::kOrderIdTooLong)], 1u);
 
   // Without a report to fill, they are refused all the same.
-  model::TraceBatch old_only = Batch(
+  base::TraceBatch old_only = Batch(
       Service("shop-api"), {Scope("shop", {Transition(6, 9, "ord-old", "INITIATED", 1, kSecond)})});
   EXPECT_TRUE(ingester.Ingest(std::move(old_only)).ok());
   EXPECT_EQ(Order("ord-old"), std::nullopt);
@@ -444,7 +444,7 @@ TEST_F(IngesterTest, SpansOutsideTheLimitsAreRefusedAloneAndReported) {
 
 // A clock that holds its caller until released, after `free_readings` readings: with one, it
 // parks an Ingest call once its request is folded (the span checks read the clock first).
-class GateClock final : public model::Clock {
+class GateClock final : public base::Clock {
  public:
   explicit GateClock(int free_readings = 0) : free_readings_(free_readings) {}
   uint64_t NowUnixNano() const override {
@@ -506,13 +506,13 @@ TEST_F(IngesterTest, ShutdownDuringIngestStillAnswersTheCaller) {
 }
 
 TEST(BlocksByTraceTest, SplitsAMixedBatchIntoOneBlockPerTrace) {
-  model::TraceBatch batch;
-  model::ResourceSpans shop{Service("shop-api"), "shop-schema", {}};
+  base::TraceBatch batch;
+  base::ResourceSpans shop{Service("shop-api"), "shop-schema", {}};
   shop.scope_spans.push_back(Scope("shop.http", {MakeSpan(1, 1, "t1-a", kNow - 10 * kSecond),
                                                  MakeSpan(2, 2, "t2-a", kNow - 8 * kSecond)}));
   shop.scope_spans.push_back(Scope("shop.db", {MakeSpan(1, 3, "t1-b", kNow - 5 * kSecond)}));
   batch.resource_spans.push_back(shop);
-  model::ResourceSpans crm{Service("crm-api"), "", {}};
+  base::ResourceSpans crm{Service("crm-api"), "", {}};
   // CRM's clock runs an hour ahead; a span without an end time counts as now.
   crm.scope_spans.push_back(
       Scope("crm", {MakeSpan(2, 4, "t2-b", kNow + 3600 * kSecond), MakeSpan(3, 5, "t3-a", 0)}));
@@ -521,8 +521,8 @@ TEST(BlocksByTraceTest, SplitsAMixedBatchIntoOneBlockPerTrace) {
   std::vector<store::SpanBlock> blocks = BlocksByTrace(batch, kNow);
 
   ASSERT_THAT(blocks, SizeIs(3));
-  std::map<model::TraceId, model::TraceBatch> by_trace;
-  std::map<model::TraceId, uint64_t> times;
+  std::map<base::TraceId, base::TraceBatch> by_trace;
+  std::map<base::TraceId, uint64_t> times;
   for (const store::SpanBlock& block : blocks) {
     absl::StatusOr<otlp::DecodedRequest> decoded = otlp::DecodeProtobufRequest(block.encoded);
     ASSERT_TRUE(decoded.ok()) << decoded.status();
@@ -537,9 +537,9 @@ TEST(BlocksByTraceTest, SplitsAMixedBatchIntoOneBlockPerTrace) {
   }
   ASSERT_EQ(by_trace.size(), 3u) << "one block per trace";
 
-  const model::TraceBatch& t1 = by_trace[TraceIdOf(1)];
+  const base::TraceBatch& t1 = by_trace[TraceIdOf(1)];
   ASSERT_THAT(t1.resource_spans, SizeIs(1));
-  EXPECT_EQ(model::ServiceName(t1.resource_spans[0].resource), "shop-api");
+  EXPECT_EQ(base::ServiceName(t1.resource_spans[0].resource), "shop-api");
   EXPECT_EQ(t1.resource_spans[0].schema_url, "shop-schema");
   ASSERT_THAT(t1.resource_spans[0].scope_spans, SizeIs(2));
   EXPECT_EQ(t1.resource_spans[0].scope_spans[0].scope.name, "shop.http");
@@ -547,33 +547,33 @@ TEST(BlocksByTraceTest, SplitsAMixedBatchIntoOneBlockPerTrace) {
   EXPECT_THAT(SpanNames(t1), ElementsAre("t1-a", "t1-b"));
   EXPECT_EQ(times[TraceIdOf(1)], kNow - 5 * kSecond) << "the latest span end";
 
-  const model::TraceBatch& t2 = by_trace[TraceIdOf(2)];
+  const base::TraceBatch& t2 = by_trace[TraceIdOf(2)];
   ASSERT_THAT(t2.resource_spans, SizeIs(2));
-  EXPECT_EQ(model::ServiceName(t2.resource_spans[0].resource), "shop-api");
-  EXPECT_EQ(model::ServiceName(t2.resource_spans[1].resource), "crm-api");
+  EXPECT_EQ(base::ServiceName(t2.resource_spans[0].resource), "shop-api");
+  EXPECT_EQ(base::ServiceName(t2.resource_spans[1].resource), "crm-api");
   EXPECT_EQ(t2.resource_spans[0].scope_spans[0].scope.name, "shop.http");
   EXPECT_EQ(t2.resource_spans[1].scope_spans[0].scope.name, "crm");
   EXPECT_THAT(SpanNames(t2), ElementsAre("t2-a", "t2-b"));
   EXPECT_EQ(times[TraceIdOf(2)], kNow) << "clamped to now";
 
-  const model::TraceBatch& t3 = by_trace[TraceIdOf(3)];
+  const base::TraceBatch& t3 = by_trace[TraceIdOf(3)];
   EXPECT_THAT(SpanNames(t3), ElementsAre("t3-a"));
   EXPECT_EQ(times[TraceIdOf(3)], kNow);
 }
 
 TEST(BlocksByTraceTest, EmptyBatchHasNoBlocks) {
-  EXPECT_THAT(BlocksByTrace(model::TraceBatch(), kNow), IsEmpty());
+  EXPECT_THAT(BlocksByTrace(base::TraceBatch(), kNow), IsEmpty());
 }
 
-std::optional<double> DoubleAttr(const model::Span& span, std::string_view key) {
-  const model::AnyValue* v = model::FindAttribute(span.attributes, key);
-  if (v == nullptr || v->type != model::AnyValue::Type::kDouble) return std::nullopt;
+std::optional<double> DoubleAttr(const base::Span& span, std::string_view key) {
+  const base::AnyValue* v = base::FindAttribute(span.attributes, key);
+  if (v == nullptr || v->type != base::AnyValue::Type::kDouble) return std::nullopt;
   return v->double_value;
 }
 
 // Order ord-1 reaching INITIATED (trace 1) and a short detail span of the same trace.
-model::TraceBatch TransitionWithDetail(const std::string& detail_name, model::SpanKind kind) {
-  model::Span detail = MakeSpan(1, 7, detail_name, kNow - 19 * kSecond);
+base::TraceBatch TransitionWithDetail(const std::string& detail_name, base::SpanKind kind) {
+  base::Span detail = MakeSpan(1, 7, detail_name, kNow - 19 * kSecond);
   detail.kind = kind;
   detail.parent_span_id.bytes[7] = 1;
   return Batch(
@@ -581,7 +581,7 @@ model::TraceBatch TransitionWithDetail(const std::string& detail_name, model::Sp
       {Scope("mes", {Transition(1, 1, "ord-1", "INITIATED", 1, kNow - 30 * kSecond), detail})});
 }
 
-model::Span WithPrev(model::Span span, const std::string& prev) {
+base::Span WithPrev(base::Span span, const std::string& prev) {
   span.attributes.push_back(Str("prev_status", prev));
   return span;
 }
@@ -606,8 +606,8 @@ TEST_F(IngesterTest, StoredSpansCarryTheDerivedStageDuration) {
                                                                    3, kNow - 5 * kSecond),
                                                         "SUBMITTED")})}))
                   .ok());
-  std::map<std::string, model::Span> stored;
-  for (const model::TraceBatch& block : StoredBlocks(1)) {
+  std::map<std::string, base::Span> stored;
+  for (const base::TraceBatch& block : StoredBlocks(1)) {
     for (const auto& rs : block.resource_spans) {
       for (const auto& ss : rs.scope_spans) {
         for (const auto& span : ss.spans) stored[span.name] = span;
@@ -631,7 +631,7 @@ TEST_F(IngesterTest, MetricsSeeEverySpanTheSamplerDrops) {
   Ingester ingester(*store_, clock_, {}, IngestConsumers{nullptr, &trace_metrics, &sampler});
 
   ASSERT_TRUE(
-      ingester.Ingest(TransitionWithDetail("SELECT orders", model::SpanKind::kClient)).ok());
+      ingester.Ingest(TransitionWithDetail("SELECT orders", base::SpanKind::kClient)).ok());
   // The detail span waits for its decision; after the wait it is dropped, never stored.
   clock_.Advance(2 * kSecond);
   for (int i = 0; i < 100 && sampler.Stats().pending_spans > 0; ++i) {
@@ -666,7 +666,7 @@ TEST_F(IngesterTest, PiiIsRemovedBeforeStorageAndMetricsAndOperatorIdsGainTheirH
   consumers.operator_hasher = &hasher;
   Ingester ingester(*store_, clock_, {}, consumers);
 
-  model::Span span = Transition(1, 1, "ord-1", "INITIATED", 1, kNow - 30 * kSecond);
+  base::Span span = Transition(1, 1, "ord-1", "INITIATED", 1, kNow - 30 * kSecond);
   span.name = "mail jo@example.com";
   span.attributes.push_back(Str("customer.email", "jo@example.com"));
   span.attributes.push_back(Str("operator_id", "op-17"));
@@ -680,14 +680,14 @@ TEST_F(IngesterTest, PiiIsRemovedBeforeStorageAndMetricsAndOperatorIdsGainTheirH
   ASSERT_TRUE(blocks.ok());
   ASSERT_THAT(*blocks, SizeIs(1));
   EXPECT_THAT((*blocks)[0], testing::Not(testing::HasSubstr("jo@example.com")));
-  std::vector<model::TraceBatch> stored = StoredBlocks(1);
-  const model::Span& kept = stored[0].resource_spans[0].scope_spans[0].spans[0];
+  std::vector<base::TraceBatch> stored = StoredBlocks(1);
+  const base::Span& kept = stored[0].resource_spans[0].scope_spans[0].spans[0];
   EXPECT_EQ(kept.name, "mail [email]");
-  EXPECT_EQ(model::FindAttribute(kept.attributes, "customer.email"), nullptr);
-  ASSERT_NE(model::FindAttribute(kept.attributes, "operator_id"), nullptr);
-  EXPECT_EQ(model::FindAttribute(kept.attributes, "operator_id")->string_value, "op-17");
-  ASSERT_NE(model::FindAttribute(kept.attributes, "operator_id.hash"), nullptr);
-  EXPECT_EQ(model::FindAttribute(kept.attributes, "operator_id.hash")->string_value,
+  EXPECT_EQ(base::FindAttribute(kept.attributes, "customer.email"), nullptr);
+  ASSERT_NE(base::FindAttribute(kept.attributes, "operator_id"), nullptr);
+  EXPECT_EQ(base::FindAttribute(kept.attributes, "operator_id")->string_value, "op-17");
+  ASSERT_NE(base::FindAttribute(kept.attributes, "operator_id.hash"), nullptr);
+  EXPECT_EQ(base::FindAttribute(kept.attributes, "operator_id.hash")->string_value,
             hasher.Hash("op-17"));
   ASSERT_TRUE(Order("ord-1").has_value());
   const std::string exposition = registry.Render(metrics::Format::kPrometheusText);
@@ -702,7 +702,7 @@ TEST_F(IngesterTest, DetailOfAStuckOrderIsWrittenWhenReleased) {
   sampling_options.decision_wait_nanos = 60 * kSecond;
   sampling::TailSampler sampler(sampling_options, clock_);
   Ingester ingester(*store_, clock_, {}, IngestConsumers{nullptr, nullptr, &sampler});
-  ASSERT_TRUE(ingester.Ingest(TransitionWithDetail("calc.phase", model::SpanKind::kInternal)).ok());
+  ASSERT_TRUE(ingester.Ingest(TransitionWithDetail("calc.phase", base::SpanKind::kInternal)).ok());
   ASSERT_EQ(sampler.Stats().pending_spans, 1u);
   sampler.ForceKeep(TraceIdOf(1));  // what the gap detector does for a stuck order
   size_t stored = 0;

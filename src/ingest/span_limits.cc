@@ -5,13 +5,13 @@
 #include <utility>
 #include <vector>
 
-#include "model/attribute_names.h"
-#include "model/clock.h"
+#include "base/attribute_names.h"
+#include "base/clock.h"
 
 namespace ordertrace::ingest {
 namespace {
 
-constexpr uint64_t kMinute = 60 * model::kNanosPerSecond;
+constexpr uint64_t kMinute = 60 * base::kNanosPerSecond;
 constexpr uint64_t kHour = 60 * kMinute;
 constexpr uint64_t kDay = 24 * kHour;
 
@@ -20,11 +20,11 @@ std::string Duration(uint64_t nanos) {
   if (nanos >= kDay && nanos % kDay == 0) return std::to_string(nanos / kDay) + "d";
   if (nanos >= kHour && nanos % kHour == 0) return std::to_string(nanos / kHour) + "h";
   if (nanos >= kMinute && nanos % kMinute == 0) return std::to_string(nanos / kMinute) + "m";
-  return std::to_string(nanos / model::kNanosPerSecond) + "s";
+  return std::to_string(nanos / base::kNanosPerSecond) + "s";
 }
 
 std::string Rfc3339(uint64_t unix_nano) {
-  const auto seconds = static_cast<std::time_t>(unix_nano / model::kNanosPerSecond);
+  const auto seconds = static_cast<std::time_t>(unix_nano / base::kNanosPerSecond);
   std::tm utc{};
   char text[40] = "";
   if (gmtime_r(&seconds, &utc) != nullptr) {
@@ -35,15 +35,15 @@ std::string Rfc3339(uint64_t unix_nano) {
 
 // The length of a value as the limit counts it: its text, or its elements' lengths together.
 // Stops counting once past `limit`.
-size_t ValueLength(const model::AnyValue& value, size_t limit) {
-  using T = model::AnyValue::Type;
+size_t ValueLength(const base::AnyValue& value, size_t limit) {
+  using T = base::AnyValue::Type;
   switch (value.type) {
     case T::kString:
     case T::kBytes:
       return value.string_value.size();
     case T::kArray: {
       size_t total = 0;
-      for (const model::AnyValue& element : value.array_values) {
+      for (const base::AnyValue& element : value.array_values) {
         total += ValueLength(element, limit);
         if (total > limit) break;
       }
@@ -51,7 +51,7 @@ size_t ValueLength(const model::AnyValue& value, size_t limit) {
     }
     case T::kKvList: {
       size_t total = 0;
-      for (const model::KeyValue& kv : value.kvlist_values) {
+      for (const base::KeyValue& kv : value.kvlist_values) {
         total += kv.key.size() + ValueLength(kv.value, limit);
         if (total > limit) break;
       }
@@ -62,35 +62,35 @@ size_t ValueLength(const model::AnyValue& value, size_t limit) {
   }
 }
 
-size_t ValueBytes(const model::AnyValue& value) {
+size_t ValueBytes(const base::AnyValue& value) {
   size_t bytes = value.string_value.capacity() > 15 ? value.string_value.capacity() : 0;
-  for (const model::AnyValue& element : value.array_values) {
-    bytes += sizeof(model::AnyValue) + ValueBytes(element);
+  for (const base::AnyValue& element : value.array_values) {
+    bytes += sizeof(base::AnyValue) + ValueBytes(element);
   }
-  for (const model::KeyValue& kv : value.kvlist_values) {
-    bytes += sizeof(model::KeyValue) + kv.key.size() + ValueBytes(kv.value);
+  for (const base::KeyValue& kv : value.kvlist_values) {
+    bytes += sizeof(base::KeyValue) + kv.key.size() + ValueBytes(kv.value);
   }
   return bytes;
 }
 
-size_t AttributesBytes(const model::Attributes& attributes) {
-  size_t bytes = attributes.capacity() * sizeof(model::KeyValue);
-  for (const model::KeyValue& kv : attributes) {
+size_t AttributesBytes(const base::Attributes& attributes) {
+  size_t bytes = attributes.capacity() * sizeof(base::KeyValue);
+  for (const base::KeyValue& kv : attributes) {
     bytes += (kv.key.size() > 15 ? kv.key.size() : 0) + ValueBytes(kv.value);
   }
   return bytes;
 }
 
 // Why `attributes` (named `where` in the reason) break the limits, or "".
-std::string AttributesProblem(const model::Attributes& attributes, const SpanLimits& limits,
+std::string AttributesProblem(const base::Attributes& attributes, const SpanLimits& limits,
                               std::string_view where) {
-  for (const model::KeyValue& kv : attributes) {
+  for (const base::KeyValue& kv : attributes) {
     if (kv.key.size() > limits.max_attribute_key_bytes) {
       return std::string(where) + " attribute key '" + kv.key.substr(0, 32) + "...' is " +
              std::to_string(kv.key.size()) + " bytes, over the limit of " +
              std::to_string(limits.max_attribute_key_bytes) + " (ingest.max_attribute_key_bytes)";
     }
-    if (kv.key == model::kOrderIdKey && kv.value.string_value.size() > limits.max_order_id_bytes) {
+    if (kv.key == base::kOrderIdKey && kv.value.string_value.size() > limits.max_order_id_bytes) {
       return std::string(where) + " attribute order_id is " +
              std::to_string(kv.value.string_value.size()) + " bytes, over the limit of " +
              std::to_string(limits.max_order_id_bytes) + " (ingest.max_order_id_bytes)";
@@ -111,7 +111,7 @@ RefusalReason AttributeReason(const std::string& problem) {
 }
 
 // Why `span` breaks the time window, or "".
-std::string TimeProblem(const model::Span& span, const SpanLimits& limits, uint64_t now,
+std::string TimeProblem(const base::Span& span, const SpanLimits& limits, uint64_t now,
                         RefusalReason& reason) {
   const uint64_t oldest = now > limits.max_span_age_nanos ? now - limits.max_span_age_nanos : 0;
   const uint64_t newest = now > UINT64_MAX - limits.max_span_future_nanos
@@ -135,7 +135,7 @@ std::string TimeProblem(const model::Span& span, const SpanLimits& limits, uint6
 }
 
 // Why `span` is refused, or "".
-std::string SpanProblem(const model::Span& span, const SpanLimits& limits, uint64_t now,
+std::string SpanProblem(const base::Span& span, const SpanLimits& limits, uint64_t now,
                         RefusalReason& reason) {
   std::string problem = TimeProblem(span, limits, now, reason);
   if (!problem.empty()) return problem;
@@ -167,34 +167,34 @@ const char* RefusalReasonName(RefusalReason reason) {
   }
 }
 
-size_t ApproximateBytes(const model::Span& span) {
-  size_t bytes = sizeof(model::Span) + AttributesBytes(span.attributes);
+size_t ApproximateBytes(const base::Span& span) {
+  size_t bytes = sizeof(base::Span) + AttributesBytes(span.attributes);
   if (span.name.size() > 15) bytes += span.name.size();
   if (span.trace_state.size() > 15) bytes += span.trace_state.size();
-  for (const model::SpanEvent& event : span.events) {
-    bytes += sizeof(model::SpanEvent) + event.name.size() + AttributesBytes(event.attributes);
+  for (const base::SpanEvent& event : span.events) {
+    bytes += sizeof(base::SpanEvent) + event.name.size() + AttributesBytes(event.attributes);
   }
-  for (const model::SpanLink& link : span.links) {
-    bytes += sizeof(model::SpanLink) + link.trace_state.size() + AttributesBytes(link.attributes);
+  for (const base::SpanLink& link : span.links) {
+    bytes += sizeof(base::SpanLink) + link.trace_state.size() + AttributesBytes(link.attributes);
   }
   return bytes + span.status.message.size();
 }
 
-CheckedBatch CheckSpans(model::TraceBatch& batch, const SpanLimits& limits, uint64_t now_unix_nano,
+CheckedBatch CheckSpans(base::TraceBatch& batch, const SpanLimits& limits, uint64_t now_unix_nano,
                         RejectedSpans& rejected) {
   CheckedBatch out;
   const std::string* counted_body = nullptr;  // a request's spans share one body
-  auto refuse = [&](const model::Span& span, RefusalReason reason, const std::string& problem) {
+  auto refuse = [&](const base::Span& span, RefusalReason reason, const std::string& problem) {
     ++out.refused[static_cast<size_t>(reason)];
     rejected.Add("span " + span.span_id.ToHex() + ": " + problem);
   };
-  for (model::ResourceSpans& rs : batch.resource_spans) {
+  for (base::ResourceSpans& rs : batch.resource_spans) {
     std::string resource_problem = AttributesProblem(rs.resource.attributes, limits, "resource");
-    for (model::ScopeSpans& ss : rs.scope_spans) {
+    for (base::ScopeSpans& ss : rs.scope_spans) {
       std::string scope_problem = resource_problem.empty()
                                       ? AttributesProblem(ss.scope.attributes, limits, "scope")
                                       : resource_problem;
-      std::erase_if(ss.spans, [&](const model::Span& span) {
+      std::erase_if(ss.spans, [&](const base::Span& span) {
         if (!scope_problem.empty()) {
           refuse(span, AttributeReason(scope_problem), scope_problem);
           return true;
@@ -206,17 +206,17 @@ CheckedBatch CheckSpans(model::TraceBatch& batch, const SpanLimits& limits, uint
         return true;
       });
       out.spans += ss.spans.size();
-      for (const model::Span& span : ss.spans) out.bytes += ApproximateBytes(span);
+      for (const base::Span& span : ss.spans) out.bytes += ApproximateBytes(span);
     }
-    std::erase_if(rs.scope_spans, [](const model::ScopeSpans& ss) { return ss.spans.empty(); });
-    out.bytes += sizeof(model::ResourceSpans) + AttributesBytes(rs.resource.attributes);
+    std::erase_if(rs.scope_spans, [](const base::ScopeSpans& ss) { return ss.spans.empty(); });
+    out.bytes += sizeof(base::ResourceSpans) + AttributesBytes(rs.resource.attributes);
     if (rs.wire_body != nullptr && rs.wire_body.get() != counted_body) {
       counted_body = rs.wire_body.get();
       out.bytes += counted_body->size();
     }
   }
   std::erase_if(batch.resource_spans,
-                [](const model::ResourceSpans& rs) { return rs.scope_spans.empty(); });
+                [](const base::ResourceSpans& rs) { return rs.scope_spans.empty(); });
   return out;
 }
 

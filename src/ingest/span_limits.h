@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-#include "model/span.h"
+#include "base/span.h"
 
 namespace ordertrace::ingest {
 
@@ -47,10 +47,10 @@ struct CheckedBatch {
 
 // Removes the spans of `batch` that break `limits` at `now_unix_nano` (and scopes and resources
 // left empty), adding each to `rejected`, and measures what is left.
-CheckedBatch CheckSpans(model::TraceBatch& batch, const SpanLimits& limits, uint64_t now_unix_nano,
+CheckedBatch CheckSpans(base::TraceBatch& batch, const SpanLimits& limits, uint64_t now_unix_nano,
                         RejectedSpans& rejected);
 
 // About how many bytes of memory `span` holds (its objects and their text).
-size_t ApproximateBytes(const model::Span& span);
+size_t ApproximateBytes(const base::Span& span);
 
 }  // namespace ordertrace::ingest

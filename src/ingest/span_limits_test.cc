@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "model/clock.h"
+#include "base/clock.h"
 
 namespace ordertrace::ingest {
 namespace {
@@ -16,12 +16,12 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
 
-constexpr uint64_t kSecond = model::kNanosPerSecond;
+constexpr uint64_t kSecond = base::kNanosPerSecond;
 constexpr uint64_t kDay = 86400 * kSecond;
 constexpr uint64_t kNow = 1'704'067'200ULL * kSecond;  // 2024-01-01T00:00:00Z
 
-model::Span SpanAt(uint8_t id, uint64_t start, model::Attributes attributes = {}) {
-  model::Span span;
+base::Span SpanAt(uint8_t id, uint64_t start, base::Attributes attributes = {}) {
+  base::Span span;
   span.trace_id.bytes[0] = 1;
   span.span_id.bytes[7] = id;
   span.name = "span-" + std::to_string(id);
@@ -31,22 +31,22 @@ model::Span SpanAt(uint8_t id, uint64_t start, model::Attributes attributes = {}
   return span;
 }
 
-model::KeyValue Str(std::string key, std::string value) {
-  return {std::move(key), model::AnyValue::String(std::move(value))};
+base::KeyValue Str(std::string key, std::string value) {
+  return {std::move(key), base::AnyValue::String(std::move(value))};
 }
 
-model::TraceBatch BatchOf(std::vector<model::Span> spans, model::Attributes resource = {}) {
-  model::TraceBatch batch;
-  model::ResourceSpans rs;
+base::TraceBatch BatchOf(std::vector<base::Span> spans, base::Attributes resource = {}) {
+  base::TraceBatch batch;
+  base::ResourceSpans rs;
   rs.resource.attributes = std::move(resource);
-  model::ScopeSpans ss;
+  base::ScopeSpans ss;
   ss.spans = std::move(spans);
   rs.scope_spans.push_back(std::move(ss));
   batch.resource_spans.push_back(std::move(rs));
   return batch;
 }
 
-std::vector<std::string> Names(const model::TraceBatch& batch) {
+std::vector<std::string> Names(const base::TraceBatch& batch) {
   std::vector<std::string> names;
   for (const auto& rs : batch.resource_spans) {
     for (const auto& ss : rs.scope_spans) {
@@ -61,7 +61,7 @@ size_t Refused(const CheckedBatch& checked, RefusalReason reason) {
 }
 
 TEST(SpanLimitsTest, RefusesSpansOutsideTheTimeWindowOneByOneNamingTheReason) {
-  model::TraceBatch batch = BatchOf({SpanAt(1, kNow - kSecond), SpanAt(2, 0),
+  base::TraceBatch batch = BatchOf({SpanAt(1, kNow - kSecond), SpanAt(2, 0),
                                      SpanAt(3, kNow - 15 * kDay), SpanAt(4, UINT64_MAX - kSecond),
                                      SpanAt(5, kNow + 2 * kDay), SpanAt(6, kNow + 3600 * kSecond)});
   RejectedSpans rejected;
@@ -82,7 +82,7 @@ TEST(SpanLimitsTest, TheWindowFollowsTheLimitsGiven) {
   SpanLimits limits;
   limits.max_span_age_nanos = kDay;
   limits.max_span_future_nanos = 60 * kSecond;
-  model::TraceBatch batch = BatchOf({SpanAt(1, kNow - 2 * kDay), SpanAt(2, kNow + 120 * kSecond)});
+  base::TraceBatch batch = BatchOf({SpanAt(1, kNow - 2 * kDay), SpanAt(2, kNow + 120 * kSecond)});
   RejectedSpans rejected;
   CheckSpans(batch, limits, kNow, rejected);
   EXPECT_THAT(Names(batch), IsEmpty());
@@ -99,7 +99,7 @@ TEST(SpanLimitsTest, TheWindowFollowsTheLimitsGiven) {
 TEST(SpanLimitsTest, RefusesAnOrderIdOverItsLimitOnTheSpanOrItsResource) {
   SpanLimits limits;
   const std::string long_id(limits.max_order_id_bytes + 1, 'o');
-  model::TraceBatch batch =
+  base::TraceBatch batch =
       BatchOf({SpanAt(1, kNow, {Str("order_id", long_id)}),
                SpanAt(2, kNow, {Str("order_id", std::string(limits.max_order_id_bytes, 'o'))})});
   RejectedSpans rejected;
@@ -120,13 +120,13 @@ TEST(SpanLimitsTest, RefusesAttributeKeysAndValuesOverTheirLimitsWhereverTheyAre
   SpanLimits limits;
   limits.max_attribute_key_bytes = 8;
   limits.max_attribute_value_bytes = 10;
-  model::AnyValue array;
-  array.type = model::AnyValue::Type::kArray;
-  for (int i = 0; i < 3; ++i) array.array_values.push_back(model::AnyValue::String("abcd"));
-  model::Span in_event = SpanAt(4, kNow);
+  base::AnyValue array;
+  array.type = base::AnyValue::Type::kArray;
+  for (int i = 0; i < 3; ++i) array.array_values.push_back(base::AnyValue::String("abcd"));
+  base::Span in_event = SpanAt(4, kNow);
   in_event.events.push_back({kNow, "e", {Str("k", std::string(11, 'v'))}, 0});
 
-  model::TraceBatch batch =
+  base::TraceBatch batch =
       BatchOf({SpanAt(1, kNow, {Str("long-key-x", "v")}), SpanAt(2, kNow, {{"arr", array}}),
                SpanAt(3, kNow, {Str("k", std::string(10, 'v'))}), std::move(in_event)});
   RejectedSpans rejected;
@@ -139,12 +139,12 @@ TEST(SpanLimitsTest, RefusesAttributeKeysAndValuesOverTheirLimitsWhereverTheyAre
 }
 
 TEST(SpanLimitsTest, MeasuresWhatTheKeptSpansHold) {
-  model::TraceBatch small = BatchOf({SpanAt(1, kNow)});
-  model::TraceBatch large = BatchOf({SpanAt(1, kNow, {Str("big", std::string(100'000, 'x'))})});
+  base::TraceBatch small = BatchOf({SpanAt(1, kNow)});
+  base::TraceBatch large = BatchOf({SpanAt(1, kNow, {Str("big", std::string(100'000, 'x'))})});
   RejectedSpans rejected;
   const size_t small_bytes = CheckSpans(small, SpanLimits{}, kNow, rejected).bytes;
   const size_t large_bytes = CheckSpans(large, SpanLimits{}, kNow, rejected).bytes;
-  EXPECT_GE(small_bytes, sizeof(model::Span));
+  EXPECT_GE(small_bytes, sizeof(base::Span));
   EXPECT_GE(large_bytes, small_bytes + 100'000);
   EXPECT_EQ(rejected.count, 0);
 }

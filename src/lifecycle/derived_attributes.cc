@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <array>
 
-#include "model/attribute_names.h"
+#include "base/attribute_names.h"
 
 namespace ordertrace::lifecycle {
 namespace {
@@ -15,9 +15,9 @@ const model::StatusReached* Reached(const model::OrderRecord& record, std::strin
   return nullptr;
 }
 
-std::string_view StringAttr(const model::Span& span, std::string_view key) {
-  const model::AnyValue* value = model::FindAttribute(span.attributes, key);
-  return value != nullptr && value->type == model::AnyValue::Type::kString
+std::string_view StringAttr(const base::Span& span, std::string_view key) {
+  const base::AnyValue* value = base::FindAttribute(span.attributes, key);
+  return value != nullptr && value->type == base::AnyValue::Type::kString
              ? std::string_view(value->string_value)
              : std::string_view();
 }
@@ -29,9 +29,9 @@ double Seconds(uint64_t from, uint64_t to) { return static_cast<double>(to - fro
 // list grows once, by exactly what is added.
 class Additions {
  public:
-  explicit Additions(model::Span& span) : span_(span) {}
+  explicit Additions(base::Span& span) : span_(span) {}
   void AddIfAbsent(const char* key, double seconds) {
-    if (model::FindAttribute(span_.attributes, key) != nullptr) return;
+    if (base::FindAttribute(span_.attributes, key) != nullptr) return;
     added_[count_++] = Added{key, seconds};
   }
   void Apply() {
@@ -39,7 +39,7 @@ class Additions {
     span_.attributes.reserve(span_.attributes.size() + count_);
     for (size_t i = 0; i < count_; ++i) {
       span_.attributes.push_back(
-          model::KeyValue{added_[i].key, model::AnyValue::Double(added_[i].seconds)});
+          base::KeyValue{added_[i].key, base::AnyValue::Double(added_[i].seconds)});
     }
   }
 
@@ -48,7 +48,7 @@ class Additions {
     const char* key;
     double seconds;
   };
-  model::Span& span_;
+  base::Span& span_;
   std::array<Added, 4> added_;  // one per derived attribute
   size_t count_ = 0;
 };
@@ -62,33 +62,33 @@ std::optional<double> StageSeconds(const model::OrderRecord& record, std::string
   return Seconds(a->at_unix_nano, to.at_unix_nano);
 }
 
-bool MayDeriveAttributes(const model::Span& span, std::string_view price_calc_span) {
-  return span.kind == model::SpanKind::kConsumer ||
+bool MayDeriveAttributes(const base::Span& span, std::string_view price_calc_span) {
+  return span.kind == base::SpanKind::kConsumer ||
          (!price_calc_span.empty() && span.name == price_calc_span) ||
-         model::FindAttribute(span.attributes, model::kNewStatusKey) != nullptr;
+         base::FindAttribute(span.attributes, base::kNewStatusKey) != nullptr;
 }
 
-void AddDerivedAttributes(model::Span& span, const model::OrderRecord& record,
+void AddDerivedAttributes(base::Span& span, const model::OrderRecord& record,
                           std::string_view price_calc_span) {
   bool ended = span.end_time_unix_nano >= span.start_time_unix_nano;
   Additions additions(span);
-  const std::string_view new_status = StringAttr(span, model::kNewStatusKey);
-  if (!new_status.empty() && span.status.code != model::StatusCode::kError) {
+  const std::string_view new_status = StringAttr(span, base::kNewStatusKey);
+  if (!new_status.empty() && span.status.code != base::StatusCode::kError) {
     if (ended) {
       additions.AddIfAbsent(kStatusTransitionLatencyKey,
                             Seconds(span.start_time_unix_nano, span.end_time_unix_nano));
     }
     const model::StatusReached* reached = Reached(record, new_status);
-    const std::string_view prev = StringAttr(span, model::kPrevStatusKey);
+    const std::string_view prev = StringAttr(span, base::kPrevStatusKey);
     if (reached != nullptr && reached->span_id == span.span_id && !prev.empty()) {
       if (std::optional<double> stage = StageSeconds(record, prev, *reached)) {
         additions.AddIfAbsent(kStageDurationKey, *stage);
       }
     }
   }
-  if (span.kind == model::SpanKind::kConsumer) {
-    std::string_view message_id = StringAttr(span, model::kMessageIdKey);
-    if (message_id.empty()) message_id = StringAttr(span, model::kMessagingMessageIdKey);
+  if (span.kind == base::SpanKind::kConsumer) {
+    std::string_view message_id = StringAttr(span, base::kMessageIdKey);
+    if (message_id.empty()) message_id = StringAttr(span, base::kMessagingMessageIdKey);
     if (!message_id.empty()) {
       auto hop =
           std::find_if(record.messages.begin(), record.messages.end(),

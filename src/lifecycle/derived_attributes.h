@@ -7,7 +7,7 @@
 #include <string_view>
 
 #include "model/order_record.h"
-#include "model/span.h"
+#include "base/span.h"
 
 namespace ordertrace::lifecycle {
 
@@ -22,12 +22,12 @@ inline constexpr char kCalcDurationKey[] = "calc_duration";
 //   span's prev_status (known from the record, whichever span arrived first);
 // - publish_to_consume_latency: a consumer span's start minus its message's publish;
 // - calc_duration: the price calculation span's (named `price_calc_span`) duration.
-void AddDerivedAttributes(model::Span& span, const model::OrderRecord& record,
+void AddDerivedAttributes(base::Span& span, const model::OrderRecord& record,
                           std::string_view price_calc_span);
 
 // Whether AddDerivedAttributes could add anything to `span` (a cheap test, so that ingest looks
 // up the order only for spans that need it).
-bool MayDeriveAttributes(const model::Span& span, std::string_view price_calc_span);
+bool MayDeriveAttributes(const base::Span& span, std::string_view price_calc_span);
 
 // The same figures, for metrics: the seconds between reaching `from` and `to` (one of the
 // record's statuses, already found), when `from` is in the record and reached no later.

@@ -2,37 +2,37 @@
 
 #include <gtest/gtest.h>
 
-#include "model/attribute_names.h"
-#include "model/clock.h"
+#include "base/attribute_names.h"
+#include "base/clock.h"
 
 namespace ordertrace::lifecycle {
 namespace {
 
-constexpr uint64_t kBase = 1'700'000'000ULL * model::kNanosPerSecond;
-constexpr uint64_t kSecond = model::kNanosPerSecond;
+constexpr uint64_t kBase = 1'700'000'000ULL * base::kNanosPerSecond;
+constexpr uint64_t kSecond = base::kNanosPerSecond;
 
-model::SpanId SpanIdOf(uint8_t n) {
-  model::SpanId id;
+base::SpanId SpanIdOf(uint8_t n) {
+  base::SpanId id;
   id.bytes[0] = 0x01;
   id.bytes[7] = n;
   return id;
 }
 
-std::optional<double> DoubleAttr(const model::Span& span, std::string_view key) {
-  const model::AnyValue* v = model::FindAttribute(span.attributes, key);
-  if (v == nullptr || v->type != model::AnyValue::Type::kDouble) return std::nullopt;
+std::optional<double> DoubleAttr(const base::Span& span, std::string_view key) {
+  const base::AnyValue* v = base::FindAttribute(span.attributes, key);
+  if (v == nullptr || v->type != base::AnyValue::Type::kDouble) return std::nullopt;
   return v->double_value;
 }
 
-model::Span Transition(const std::string& prev, const std::string& next, uint64_t start,
+base::Span Transition(const std::string& prev, const std::string& next, uint64_t start,
                        uint64_t end, uint8_t id) {
-  model::Span s;
+  base::Span s;
   s.span_id = SpanIdOf(id);
   s.name = "t";
   s.start_time_unix_nano = start;
   s.end_time_unix_nano = end;
-  s.attributes.push_back({model::kPrevStatusKey, model::AnyValue::String(prev)});
-  s.attributes.push_back({model::kNewStatusKey, model::AnyValue::String(next)});
+  s.attributes.push_back({base::kPrevStatusKey, base::AnyValue::String(prev)});
+  s.attributes.push_back({base::kNewStatusKey, base::AnyValue::String(next)});
   return s;
 }
 
@@ -52,7 +52,7 @@ model::OrderRecord RecordWith(uint64_t submitted_at, uint64_t started_at) {
 }
 
 TEST(DerivedAttributes, StageAndTransitionLatencyOnTheReachingSpan) {
-  model::Span span = Transition("SUBMITTED", "PRICE_CALCULATION_STARTED", kBase + 299 * kSecond,
+  base::Span span = Transition("SUBMITTED", "PRICE_CALCULATION_STARTED", kBase + 299 * kSecond,
                                 kBase + 300 * kSecond, 2);
   AddDerivedAttributes(span, RecordWith(kBase, kBase + 300 * kSecond), "mes.price.calc");
   EXPECT_EQ(DoubleAttr(span, kStageDurationKey), 300.0);
@@ -62,12 +62,12 @@ TEST(DerivedAttributes, StageAndTransitionLatencyOnTheReachingSpan) {
 
 TEST(DerivedAttributes, NoStageWhenTheSpanDidNotReachTheStatusOrPrevIsUnknown) {
   // A duplicate transition span (another span reached the status first).
-  model::Span late = Transition("SUBMITTED", "PRICE_CALCULATION_STARTED", kBase, kBase + 1, 9);
+  base::Span late = Transition("SUBMITTED", "PRICE_CALCULATION_STARTED", kBase, kBase + 1, 9);
   AddDerivedAttributes(late, RecordWith(kBase, kBase + 300 * kSecond), "");
   EXPECT_FALSE(DoubleAttr(late, kStageDurationKey));
   model::OrderRecord only_second = RecordWith(kBase, kBase + 300 * kSecond);
   only_second.statuses.erase(only_second.statuses.begin());
-  model::Span span = Transition("SUBMITTED", "PRICE_CALCULATION_STARTED", kBase, kBase + 1, 2);
+  base::Span span = Transition("SUBMITTED", "PRICE_CALCULATION_STARTED", kBase, kBase + 1, 2);
   AddDerivedAttributes(span, only_second, "");
   EXPECT_FALSE(DoubleAttr(span, kStageDurationKey));
   EXPECT_TRUE(DoubleAttr(span, kStatusTransitionLatencyKey));
@@ -79,17 +79,17 @@ TEST(DerivedAttributes, PublishToConsumeOnTheConsumer) {
   hop.message_id = "m-1";
   hop.published_at_unix_nano = kBase;
   r.messages = {hop};
-  model::Span consume;
-  consume.kind = model::SpanKind::kConsumer;
+  base::Span consume;
+  consume.kind = base::SpanKind::kConsumer;
   consume.start_time_unix_nano = kBase + 2 * kSecond;
   consume.end_time_unix_nano = kBase + 3 * kSecond;
-  consume.attributes.push_back({model::kMessagingMessageIdKey, model::AnyValue::String("m-1")});
+  consume.attributes.push_back({base::kMessagingMessageIdKey, base::AnyValue::String("m-1")});
   AddDerivedAttributes(consume, r, "");
   EXPECT_EQ(DoubleAttr(consume, kPublishToConsumeLatencyKey), 2.0);
 }
 
 TEST(DerivedAttributes, CalcDurationAndNeverReplacesAnAttribute) {
-  model::Span calc;
+  base::Span calc;
   calc.name = "mes.price.calc";
   calc.start_time_unix_nano = kBase;
   calc.end_time_unix_nano = kBase + 90 * kSecond;

@@ -7,24 +7,24 @@
 namespace ordertrace::lifecycle {
 namespace {
 
-using model::AnyValue;
+using base::AnyValue;
 using model::MessageHop;
 using model::Operation;
 using model::OrderRecord;
-using model::Resource;
-using model::Span;
+using base::Resource;
+using base::Span;
 using model::StatusReached;
 
 // The text of attribute `key` on the span, else on the resource; empty when absent.
 std::string Attr(const Span& span, const Resource& resource, std::string_view key) {
-  const AnyValue* v = model::FindAttribute(span.attributes, key);
-  if (v == nullptr) v = model::FindAttribute(resource.attributes, key);
+  const AnyValue* v = base::FindAttribute(span.attributes, key);
+  if (v == nullptr) v = base::FindAttribute(resource.attributes, key);
   return v == nullptr ? std::string() : v->AsText();
 }
 
 // An integer attribute, accepting ints and numeric strings; `fallback` otherwise.
 int64_t IntAttr(const Span& span, std::string_view key, int64_t fallback) {
-  const AnyValue* v = model::FindAttribute(span.attributes, key);
+  const AnyValue* v = base::FindAttribute(span.attributes, key);
   if (v == nullptr) return fallback;
   if (v->type == AnyValue::Type::kInt) return v->int_value;
   if (v->type == AnyValue::Type::kDouble) return static_cast<int64_t>(v->double_value);
@@ -132,7 +132,7 @@ enum class Replaces { kNo, kYes, kCompareContent };
 // Whether a span ending at `at` with id `span_id` takes `slot`: yes when later, no when
 // earlier; the same time and id needs its content compared.
 Replaces ReplacesSlot(const std::optional<Operation>& slot, uint64_t at,
-                      const model::SpanId& span_id) {
+                      const base::SpanId& span_id) {
   if (!slot) return Replaces::kYes;
   auto incoming = std::tie(at, span_id);
   auto held = std::tie(slot->at_unix_nano, slot->span_id);
@@ -152,17 +152,17 @@ struct DecidingAttributes {
 
 DecidingAttributes FindDecidingAttributes(const Span& span) {
   DecidingAttributes found;
-  // The first of duplicate keys counts, as in model::FindAttribute.
+  // The first of duplicate keys counts, as in base::FindAttribute.
   auto take = [](const AnyValue*& slot, const AnyValue& value) {
     if (slot == nullptr) slot = &value;
   };
   // As string_views, so that a comparison checks the length first (std::string against a
   // C string compares the bytes first).
   constexpr std::string_view kPartner = kPartnerIdKey, kErrorCode = kErrorCodeKey,
-                             kNewStatus = kNewStatusKey, kSystem = model::kMessagingSystemKey,
-                             kMessageId = model::kMessageIdKey,
-                             kMessagingMessageId = model::kMessagingMessageIdKey;
-  for (const model::KeyValue& kv : span.attributes) {
+                             kNewStatus = kNewStatusKey, kSystem = base::kMessagingSystemKey,
+                             kMessageId = base::kMessageIdKey,
+                             kMessagingMessageId = base::kMessagingMessageIdKey;
+  for (const base::KeyValue& kv : span.attributes) {
     const std::string_view key = kv.key;
     if (key == kPartner) {
       take(found.partner_id, kv.value);
@@ -180,7 +180,7 @@ DecidingAttributes FindDecidingAttributes(const Span& span) {
 // `on_span` (from FindDecidingAttributes) when set, else the resource's attribute `key`.
 const AnyValue* SpanOrResource(const AnyValue* on_span, const Resource& resource,
                                std::string_view key) {
-  return on_span != nullptr ? on_span : model::FindAttribute(resource.attributes, key);
+  return on_span != nullptr ? on_span : base::FindAttribute(resource.attributes, key);
 }
 
 // Whether `v` is set with non-empty text.
@@ -199,14 +199,14 @@ bool HasText(const AnyValue* v) {
 }
 
 void ApplyMessage(const Span& span, const Resource& resource, OrderRecord& record) {
-  std::string message_id = FirstNonEmpty(Attr(span, resource, model::kMessageIdKey),
-                                         Attr(span, resource, model::kMessagingMessageIdKey));
+  std::string message_id = FirstNonEmpty(Attr(span, resource, base::kMessageIdKey),
+                                         Attr(span, resource, base::kMessagingMessageIdKey));
   if (message_id.empty()) return;
-  bool consumer = span.kind == model::SpanKind::kConsumer;
-  bool producer = span.kind == model::SpanKind::kProducer;
+  bool consumer = span.kind == base::SpanKind::kConsumer;
+  bool producer = span.kind == base::SpanKind::kProducer;
   if (!consumer && !producer) {
-    std::string op = Attr(span, resource, model::kMessagingOperationKey);
-    if (op.empty()) op = Attr(span, resource, model::kMessagingOperationTypeKey);
+    std::string op = Attr(span, resource, base::kMessagingOperationKey);
+    if (op.empty()) op = Attr(span, resource, base::kMessagingOperationTypeKey);
     consumer = op == "receive" || op == "process" || op == "deliver";
     producer = op == "publish" || op == "send" || op == "create";
   }
@@ -222,8 +222,8 @@ void ApplyMessage(const Span& span, const Resource& resource, OrderRecord& recor
     hop = std::move(*it);
     messages.erase(it);
   }
-  std::string queue = FirstNonEmpty(Attr(span, resource, model::kQueueKey),
-                                    Attr(span, resource, model::kMessagingDestinationNameKey));
+  std::string queue = FirstNonEmpty(Attr(span, resource, base::kQueueKey),
+                                    Attr(span, resource, base::kMessagingDestinationNameKey));
   // The smallest name seen wins, so the result does not depend on arrival order.
   if (!queue.empty() && (hop.queue.empty() || queue < hop.queue)) hop.queue = std::move(queue);
   // The earliest start wins. 0 marks "no such span seen", so a span starting at 0 (which
@@ -243,7 +243,7 @@ void ApplyMessage(const Span& span, const Resource& resource, OrderRecord& recor
     }
   }
   if (consumer)
-    hop.retry_count = std::max(hop.retry_count, IntAttr(span, model::kRetryCountKey, 0));
+    hop.retry_count = std::max(hop.retry_count, IntAttr(span, base::kRetryCountKey, 0));
 
   // Kept in publish order by inserting the changed hop in place.
   auto publish_order = [](const MessageHop& a, const MessageHop& b) {
@@ -307,12 +307,12 @@ void ApplySpan(const Span& span, const Resource& resource, OrderRecord& record) 
   }
 
   const bool has_error_code = HasText(SpanOrResource(deciding.error_code, resource, kErrorCodeKey));
-  const bool failed = span.status.code == model::StatusCode::kError || has_error_code;
+  const bool failed = span.status.code == base::StatusCode::kError || has_error_code;
   // Strings are copied only for what the record keeps, into the slot's own strings (a span
   // that is later than the last one, as most are, reuses their memory).
   auto fill_operation = [&](Operation& op) {
     op.span_name.assign(span.name);
-    op.service.assign(model::ServiceNameView(resource));
+    op.service.assign(base::ServiceNameView(resource));
     op.at_unix_nano = span.end_time_unix_nano;
     op.trace_id = span.trace_id;
     op.span_id = span.span_id;
@@ -323,7 +323,7 @@ void ApplySpan(const Span& span, const Resource& resource, OrderRecord& record) 
     if (!failed) return;
     if (has_error_code) op.error_code = Attr(span, resource, kErrorCodeKey);
     op.error_message = FirstNonEmpty(Attr(span, resource, kErrorMessageKey), span.status.message);
-    op.reported_status = Attr(span, resource, model::kCurrentStatusKey);
+    op.reported_status = Attr(span, resource, base::kCurrentStatusKey);
     op.attempted_status = Attr(span, resource, kNewStatusKey);
   };
   auto offer = [&](std::optional<Operation>& slot) {
@@ -347,7 +347,7 @@ void ApplySpan(const Span& span, const Resource& resource, OrderRecord& record) 
   } else {
     offer(record.last_success);
     if (HasText(SpanOrResource(deciding.new_status, resource, kNewStatusKey))) {
-      ApplyTransition(span, resource, std::string(model::ServiceNameView(resource)), record);
+      ApplyTransition(span, resource, std::string(base::ServiceNameView(resource)), record);
     }
   }
 

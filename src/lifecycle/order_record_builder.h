@@ -7,20 +7,20 @@
 #include <string>
 #include <string_view>
 
-#include "model/attribute_names.h"
+#include "base/attribute_names.h"
 #include "model/order_record.h"
-#include "model/span.h"
+#include "base/span.h"
 
 namespace ordertrace::lifecycle {
 
 // The attribute names the order model reads (from the span, else from its resource).
-using model::kErrorCodeKey;
-using model::kErrorMessageKey;
-using model::kEventVersionKey;
-using model::kNewStatusKey;
-using model::kOrderIdKey;
-using model::kPartnerIdKey;
-using model::kPrevStatusKey;
+using base::kErrorCodeKey;
+using base::kErrorMessageKey;
+using base::kEventVersionKey;
+using base::kNewStatusKey;
+using base::kOrderIdKey;
+using base::kPartnerIdKey;
+using base::kPrevStatusKey;
 
 // Order ids are 1 to kMaxOrderIdLength bytes without control characters; spans carrying
 // anything else are stored but belong to no order (the API could not name it).
@@ -29,10 +29,10 @@ bool IsValidOrderId(std::string_view order_id);
 
 // The order a span belongs to: its `order_id` attribute, else its resource's; nullopt when
 // neither carries a valid one.
-std::optional<std::string> OrderIdOf(const model::Span& span, const model::Resource& resource);
+std::optional<std::string> OrderIdOf(const base::Span& span, const base::Resource& resource);
 
 // Folds `span` (emitted by `resource`) into `record`. `record.order_id` must be set.
-void ApplySpan(const model::Span& span, const model::Resource& resource,
+void ApplySpan(const base::Span& span, const base::Resource& resource,
                model::OrderRecord& record);
 
 }  // namespace ordertrace::lifecycle

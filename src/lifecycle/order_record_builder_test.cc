@@ -9,34 +9,34 @@
 #include <string>
 #include <vector>
 
-#include "model/clock.h"
+#include "base/clock.h"
 
 namespace ordertrace::lifecycle {
 namespace {
 
-using model::AnyValue;
-using model::KeyValue;
+using base::AnyValue;
+using base::KeyValue;
 using model::OrderRecord;
-using model::Resource;
-using model::Span;
-using model::SpanKind;
+using base::Resource;
+using base::Span;
+using base::SpanKind;
 using ::testing::ElementsAre;
 using ::testing::Optional;
 
-constexpr uint64_t kBase = 1'700'000'000ULL * model::kNanosPerSecond;
+constexpr uint64_t kBase = 1'700'000'000ULL * base::kNanosPerSecond;
 constexpr uint64_t kNanosPerMilli = 1'000'000ULL;
 
 uint64_t AtMs(uint64_t ms) { return kBase + ms * kNanosPerMilli; }
 
-model::TraceId TraceIdOf(uint8_t n) {
-  model::TraceId id;
+base::TraceId TraceIdOf(uint8_t n) {
+  base::TraceId id;
   id.bytes[0] = 0x4f;
   id.bytes[15] = n;
   return id;
 }
 
-model::SpanId SpanIdOf(uint16_t n) {
-  model::SpanId id;
+base::SpanId SpanIdOf(uint16_t n) {
+  base::SpanId id;
   id.bytes[0] = 0x01;
   id.bytes[6] = static_cast<uint8_t>(n >> 8);
   id.bytes[7] = static_cast<uint8_t>(n);
@@ -63,7 +63,7 @@ struct Emitted {
 };
 
 Span MakeSpan(uint8_t trace, uint16_t id, std::string name, SpanKind kind, uint64_t start_ms,
-              uint64_t end_ms, model::Attributes attributes) {
+              uint64_t end_ms, base::Attributes attributes) {
   Span s;
   s.trace_id = TraceIdOf(trace);
   s.span_id = SpanIdOf(id);
@@ -87,7 +87,7 @@ std::vector<Emitted> OrderLifecycle() {
   const Resource mes = Service("mes-api");
   auto transition = [](uint8_t trace, uint16_t id, std::string name, uint64_t start_ms,
                        uint64_t end_ms, std::string prev, std::string next, int64_t version) {
-    model::Attributes attrs = {Str("order_id", kOrder), Str("new_status", next),
+    base::Attributes attrs = {Str("order_id", kOrder), Str("new_status", next),
                                Int("event_version", version)};
     if (!prev.empty()) attrs.push_back(Str("prev_status", prev));
     return MakeSpan(trace, id, std::move(name), SpanKind::kServer, start_ms, end_ms,
@@ -95,8 +95,8 @@ std::vector<Emitted> OrderLifecycle() {
   };
   auto message = [](uint8_t trace, uint16_t id, std::string name, SpanKind kind, uint64_t start_ms,
                     uint64_t end_ms, std::string message_id, std::string queue,
-                    model::Attributes extra) {
-    model::Attributes attrs = {Str("order_id", kOrder), Str("messaging.system", "rabbitmq"),
+                    base::Attributes extra) {
+    base::Attributes attrs = {Str("order_id", kOrder), Str("messaging.system", "rabbitmq"),
                                Str("messaging.message.id", message_id), Str("queue", queue)};
     for (KeyValue& kv : extra) attrs.push_back(std::move(kv));
     return MakeSpan(trace, id, std::move(name), kind, start_ms, end_ms, std::move(attrs));
@@ -124,7 +124,7 @@ std::vector<Emitted> OrderLifecycle() {
     Span failed = MakeSpan(kShopTrace, 7, "CalculatePrice", SpanKind::kInternal, 11'550, 12'550,
                            {Str("order_id", kOrder), Str("error_code", "PRICE_ENGINE_TIMEOUT"),
                             Str("error_message", "pricing engine timed out after 1s")});
-    failed.status.code = model::StatusCode::kError;
+    failed.status.code = base::StatusCode::kError;
     failed.status.message = "deadline exceeded";
     spans.push_back({crm, failed});
   }
@@ -183,9 +183,9 @@ std::vector<std::string> StatusNames(const OrderRecord& r) {
   return out;
 }
 
-std::vector<std::string> Hex(const std::vector<model::TraceId>& ids) {
+std::vector<std::string> Hex(const std::vector<base::TraceId>& ids) {
   std::vector<std::string> out;
-  for (const model::TraceId& id : ids) out.push_back(id.ToHex());
+  for (const base::TraceId& id : ids) out.push_back(id.ToHex());
   return out;
 }
 
@@ -355,7 +355,7 @@ TEST(OrderRecordBuilderTest, OneSpanIdToldTwiceWithOtherContentDoesNotDependOnAr
   Span late = early;
   late.end_time_unix_nano = AtMs(54);
   Span failed = early;
-  failed.status.code = model::StatusCode::kError;
+  failed.status.code = base::StatusCode::kError;
   failed.status.message = "first message";
   Span failed_again = failed;
   failed_again.status.message = "second message";
@@ -466,7 +466,7 @@ TEST(OrderRecordBuilderTest, FailedTransitionDoesNotMoveTheStatus) {
   Span failed = MakeSpan(1, 3, "PriceCalculated", SpanKind::kServer, 40, 50,
                          {Str("order_id", kOrder), Str("new_status", "PRICE_CALCULATED"),
                           Str("prev_status", "SUBMITTED"), Int("event_version", 3)});
-  failed.status.code = model::StatusCode::kError;
+  failed.status.code = base::StatusCode::kError;
   failed.status.message = "price rules missing for platinum";
   ApplySpan(failed, Service("crm-api"), r);
 
@@ -488,7 +488,7 @@ TEST(OrderRecordBuilderTest, FailedTransitionNamesTheStatusItTriedToReach) {
   Span shipped = MakeSpan(2, 4, "mes.shipped", SpanKind::kServer, 60, 70,
                           {Str("order_id", kOrder), Str("new_status", "SHIPPED"),
                            Str("prev_status", "PACKAGING"), Int("event_version", 9)});
-  shipped.status.code = model::StatusCode::kError;
+  shipped.status.code = base::StatusCode::kError;
   ApplySpan(shipped, Service("mes-api"), r);
   ASSERT_TRUE(r.last_error.has_value());
   EXPECT_EQ(r.last_error->attempted_status, "SHIPPED");
@@ -496,7 +496,7 @@ TEST(OrderRecordBuilderTest, FailedTransitionNamesTheStatusItTriedToReach) {
 
   // A later failure that attempted no transition does not keep the earlier one's status.
   Span lookup = MakeSpan(2, 5, "mes.lookup", SpanKind::kServer, 80, 90, {Str("order_id", kOrder)});
-  lookup.status.code = model::StatusCode::kError;
+  lookup.status.code = base::StatusCode::kError;
   ApplySpan(lookup, Service("mes-api"), r);
   EXPECT_EQ(r.last_error->span_name, "mes.lookup");
   EXPECT_EQ(r.last_error->attempted_status, "");
@@ -526,7 +526,7 @@ TEST(OrderRecordBuilderTest, ALaterErrorKeepsNothingOfTheErrorBefore) {
   ASSERT_EQ(r.last_error->reported_status, "INITIATED");
 
   Span second = MakeSpan(1, 4, "Calculate", SpanKind::kInternal, 60, 70, {Str("order_id", kOrder)});
-  second.status.code = model::StatusCode::kError;
+  second.status.code = base::StatusCode::kError;
   ApplySpan(second, Service("mes-api"), r);
 
   ASSERT_TRUE(r.last_error.has_value());
@@ -630,7 +630,7 @@ TEST(OrderRecordBuilderTest, MessagesPastTheCapDoNotDependOnArrivalOrder) {
   const uint16_t messages = OrderRecord::kMaxMessages + 6;
   for (uint16_t i = 0; i < messages; ++i) {
     std::string id = "msg-" + std::to_string(1000 + i);
-    model::Attributes attrs = {Str("order_id", kOrder), Str("messaging.system", "rabbitmq"),
+    base::Attributes attrs = {Str("order_id", kOrder), Str("messaging.system", "rabbitmq"),
                                Str("messaging.message.id", id), Str("queue", "q")};
     spans.push_back({Service("crm-api"), MakeSpan(1, 2 * i + 1, "publish", SpanKind::kProducer,
                                                   1'000 * i, 1'000 * i + 5, attrs)});
@@ -670,7 +670,7 @@ TEST(OrderRecordBuilderTest, SpanWithoutStartTimeDoesNotDependOnArrivalOrder) {
 // A consumer span of a message starting at 0 (found by fuzz/order_fold_fuzzer): 0 marks "no
 // consumer seen", so it must tell nothing rather than win or lose by arrival order.
 TEST(OrderRecordBuilderTest, MessageSpanStartingAtZeroDoesNotDependOnArrivalOrder) {
-  const model::Attributes attrs = {Str("order_id", kOrder), Str("messaging.system", "rabbitmq"),
+  const base::Attributes attrs = {Str("order_id", kOrder), Str("messaging.system", "rabbitmq"),
                                    Str("message_id", "m-1"), Str("queue", "q")};
   Span at_zero = MakeSpan(1, 1, "process", SpanKind::kConsumer, 0, 100, attrs);
   at_zero.start_time_unix_nano = 0;
@@ -688,7 +688,7 @@ TEST(OrderRecordBuilderTest, MessageSpanStartingAtZeroDoesNotDependOnArrivalOrde
 // The operation that published a message is the parent of its earliest producer span (ties:
 // the smallest parent), whatever the order the reports arrive in.
 TEST(OrderRecordBuilderTest, AMessageKeepsTheOperationThatPublishedItFirst) {
-  const model::Attributes attrs = {Str("order_id", kOrder), Str("messaging.system", "rabbitmq"),
+  const base::Attributes attrs = {Str("order_id", kOrder), Str("messaging.system", "rabbitmq"),
                                    Str("message_id", "m-1"), Str("queue", "q")};
   auto publish = [&](uint16_t id, uint16_t parent, uint64_t start_ms) {
     Span span = MakeSpan(1, id, "publish", SpanKind::kProducer, start_ms, start_ms + 5, attrs);

@@ -5,13 +5,13 @@
 #include <string>
 
 #include "lifecycle/order_record_builder.h"
-#include "model/clock.h"
+#include "base/clock.h"
 
 namespace ordertrace::lifecycle {
 namespace {
 
-constexpr uint64_t kBase = 1'700'000'000ULL * model::kNanosPerSecond;
-constexpr uint64_t kSecond = model::kNanosPerSecond;
+constexpr uint64_t kBase = 1'700'000'000ULL * base::kNanosPerSecond;
+constexpr uint64_t kSecond = base::kNanosPerSecond;
 
 model::StatusReached Reached(std::string status, uint64_t at, int64_t version = -1) {
   model::StatusReached s;
@@ -61,7 +61,7 @@ TEST(OrderTimelineTest, StagesLastUntilTheNextStatusAndTheCurrentUntilNow) {
 TEST(OrderTimelineTest, CurrentStageGrowsWithNow) {
   model::OrderRecord record;
   record.statuses = {Reached("INITIATED", kBase)};
-  model::ManualClock clock(kBase + 5 * kSecond);
+  base::ManualClock clock(kBase + 5 * kSecond);
   EXPECT_EQ(Timeline(record, clock.NowUnixNano())[0].duration_nanos, 5 * kSecond);
   clock.Advance(3600 * kSecond);
   EXPECT_EQ(Timeline(record, clock.NowUnixNano())[0].duration_nanos, 3605 * kSecond);
@@ -86,18 +86,18 @@ TEST(OrderTimelineTest, SkewedClocksNeverGiveNegativeDurations) {
 TEST(OrderTimelineTest, FollowsTheRecordTheBuilderMakes) {
   model::OrderRecord record;
   record.order_id = "ord-7";
-  model::Resource shop;
-  shop.attributes = {{"service.name", model::AnyValue::String("shop-api")}};
+  base::Resource shop;
+  shop.attributes = {{"service.name", base::AnyValue::String("shop-api")}};
   auto transition = [&](uint8_t id, const char* status, uint64_t end) {
-    model::Span span;
+    base::Span span;
     span.trace_id.bytes[0] = 1;
     span.span_id.bytes[0] = id;
     span.name = status;
     span.start_time_unix_nano = end - kSecond;
     span.end_time_unix_nano = end;
-    span.attributes = {{"order_id", model::AnyValue::String("ord-7")},
-                       {"new_status", model::AnyValue::String(status)},
-                       {"event_version", model::AnyValue::Int(id)}};
+    span.attributes = {{"order_id", base::AnyValue::String("ord-7")},
+                       {"new_status", base::AnyValue::String(status)},
+                       {"event_version", base::AnyValue::Int(id)}};
     ApplySpan(span, shop, record);
   };
   transition(2, "SUBMITTED", kBase + 60 * kSecond);

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "model/clock.h"
+#include "base/clock.h"
 
 namespace ordertrace::metrics {
 namespace {
@@ -20,7 +20,7 @@ TEST(EstimateQuantileTest, InterpolatesInsideTheBucketAsHistogramQuantileDoes) {
 }
 
 TEST(RegistrySnapshotTest, CopiesSeriesWithTheirLabelsDecoded) {
-  model::ManualClock clock(1'000);
+  base::ManualClock clock(1'000);
   Registry registry(clock);
   Gauge& gauge = registry.AddGauge({"open_gaps", "open", {"kind", "stage"}});
   gauge.Set({"missing \"x\"", "A\\B"}, 2);
@@ -34,7 +34,7 @@ TEST(RegistrySnapshotTest, CopiesSeriesWithTheirLabelsDecoded) {
 }
 
 TEST(MetricHistoryTest, CountersGiveTheirIncreasePerStepAndGaugesTheirValue) {
-  model::ManualClock clock(1'000);
+  base::ManualClock clock(1'000);
   Registry registry(clock);
   Counter& errors = registry.AddCounter({"order_errors_total", "e", {"service"}});
   Gauge& open = registry.AddGauge({"open_gaps", "o", {"stage"}});

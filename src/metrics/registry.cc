@@ -453,12 +453,12 @@ void Histogram::Render(Format format, std::string& out) const {
   }
 }
 
-const model::Clock& Registry::DefaultClock() {
-  static const model::SystemClock clock;
+const base::Clock& Registry::DefaultClock() {
+  static const base::SystemClock clock;
   return clock;
 }
 
-Registry::Registry(const model::Clock& clock) : clock_(clock) {
+Registry::Registry(const base::Clock& clock) : clock_(clock) {
   overflow_ = &AddCounter({"ordertrace_metric_series_overflow_total",
                            "Observations folded into a family's overflow series because the "
                            "family reached its series bound.",

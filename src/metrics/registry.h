@@ -23,8 +23,8 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "model/clock.h"
-#include "model/ids.h"
+#include "base/clock.h"
+#include "base/ids.h"
 
 namespace ordertrace::metrics {
 
@@ -39,8 +39,8 @@ std::string_view ContentType(Format format);
 // registry's clock), not the span's: spans arrive out of order, and Prometheus refuses an
 // exemplar older than the last one it stored for the series.
 struct Exemplar {
-  model::TraceId trace_id;
-  model::SpanId span_id;  // optional
+  base::TraceId trace_id;
+  base::SpanId span_id;  // optional
   double value = 0;
   uint64_t time_unix_nano = 0;  // set by Histogram::Observe
 };
@@ -257,8 +257,8 @@ class Histogram final : public Family {
 class Registry {
  public:
   // `clock` (borrowed) stamps exemplars.
-  explicit Registry(const model::Clock& clock = DefaultClock());
-  static const model::Clock& DefaultClock();
+  explicit Registry(const base::Clock& clock = DefaultClock());
+  static const base::Clock& DefaultClock();
   Registry(const Registry&) = delete;
   Registry& operator=(const Registry&) = delete;
 
@@ -286,7 +286,7 @@ class Registry {
   uint64_t NowUnixNano() const { return clock_.NowUnixNano(); }
 
  private:
-  const model::Clock& clock_;
+  const base::Clock& clock_;
   std::vector<std::unique_ptr<Family>> families_;  // fixed once serving starts
   std::vector<std::function<void()>> hooks_;
   Counter* overflow_ = nullptr;

@@ -12,8 +12,8 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-model::TraceId TraceIdOf(uint8_t n) {
-  model::TraceId id;
+base::TraceId TraceIdOf(uint8_t n) {
+  base::TraceId id;
   id.bytes[0] = 0xab;
   id.bytes[15] = n;
   return id;
@@ -79,10 +79,10 @@ TEST(Registry, HistogramBucketsAreCumulativeWithSumAndCount) {
 }
 
 TEST(Registry, ExemplarsOnlyInOpenMetricsAndLatestPerBucket) {
-  model::ManualClock clock(1'700'000'000'000'000'000ULL);
+  base::ManualClock clock(1'700'000'000'000'000'000ULL);
   Registry registry(clock);
   Histogram& h = registry.AddHistogram({"stage_seconds", "Stage.", {}}, {1, 10});
-  model::SpanId span;
+  base::SpanId span;
   span.bytes[7] = 9;
   // The spans' own times play no part: exemplars are stamped when observed.
   Exemplar first{TraceIdOf(1), span, 0.5, 5};
@@ -102,10 +102,10 @@ TEST(Registry, ExemplarsOnlyInOpenMetricsAndLatestPerBucket) {
 }
 
 TEST(Registry, ExemplarWithoutSpanIdHasOnlyTheTrace) {
-  model::ManualClock clock(2'000'000'000ULL);
+  base::ManualClock clock(2'000'000'000ULL);
   Registry registry(clock);
   Histogram& h = registry.AddHistogram({"hop_seconds", "Hop.", {}}, {1});
-  Exemplar e{TraceIdOf(3), model::SpanId{}, 0.1, 2'000'000'000ULL};
+  Exemplar e{TraceIdOf(3), base::SpanId{}, 0.1, 2'000'000'000ULL};
   h.Observe({}, 0.1, &e);
   EXPECT_THAT(registry.Render(Format::kOpenMetrics),
               HasSubstr("# {trace_id=\"" + TraceIdOf(3).ToHex() + "\"} 0.1 2.000\n"));

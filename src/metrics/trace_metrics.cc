@@ -6,7 +6,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "lifecycle/derived_attributes.h"
 #include "lifecycle/order_record_builder.h"
-#include "model/attribute_names.h"
+#include "base/attribute_names.h"
 
 namespace ordertrace::metrics {
 namespace {
@@ -15,9 +15,9 @@ constexpr char kComplexityClassKey[] = "complexity_class";
 // Partner label of orders placed directly, without a partner.
 constexpr std::string_view kDirect = "direct";
 
-std::string_view StringAttr(const model::Attributes& attributes, std::string_view key) {
-  const model::AnyValue* value = model::FindAttribute(attributes, key);
-  return value != nullptr && value->type == model::AnyValue::Type::kString
+std::string_view StringAttr(const base::Attributes& attributes, std::string_view key) {
+  const base::AnyValue* value = base::FindAttribute(attributes, key);
+  return value != nullptr && value->type == base::AnyValue::Type::kString
              ? std::string_view(value->string_value)
              : std::string_view();
 }
@@ -93,28 +93,28 @@ void TraceMetrics::DeltaTally::Add(const SeriesKey& key, double delta) {
   }
 }
 
-std::string_view SpanKindName(model::SpanKind kind) {
+std::string_view SpanKindName(base::SpanKind kind) {
   switch (kind) {
-    case model::SpanKind::kInternal:
+    case base::SpanKind::kInternal:
       return "SPAN_KIND_INTERNAL";
-    case model::SpanKind::kServer:
+    case base::SpanKind::kServer:
       return "SPAN_KIND_SERVER";
-    case model::SpanKind::kClient:
+    case base::SpanKind::kClient:
       return "SPAN_KIND_CLIENT";
-    case model::SpanKind::kProducer:
+    case base::SpanKind::kProducer:
       return "SPAN_KIND_PRODUCER";
-    case model::SpanKind::kConsumer:
+    case base::SpanKind::kConsumer:
       return "SPAN_KIND_CONSUMER";
     default:
       return "SPAN_KIND_UNSPECIFIED";
   }
 }
 
-std::string_view StatusCodeName(model::StatusCode code) {
+std::string_view StatusCodeName(base::StatusCode code) {
   switch (code) {
-    case model::StatusCode::kOk:
+    case base::StatusCode::kOk:
       return "STATUS_CODE_OK";
-    case model::StatusCode::kError:
+    case base::StatusCode::kError:
       return "STATUS_CODE_ERROR";
     default:
       return "STATUS_CODE_UNSET";
@@ -186,8 +186,8 @@ TraceMetrics::TraceMetrics(Registry& registry, TraceMetricsOptions options, SlaL
                                          {},
                                          1})) {}
 
-void TraceMetrics::OnSpans(const model::Resource& resource, const model::ScopeSpans& scope_spans) {
-  std::string_view service = model::ServiceNameView(resource);
+void TraceMetrics::OnSpans(const base::Resource& resource, const base::ScopeSpans& scope_spans) {
+  std::string_view service = base::ServiceNameView(resource);
   // Spans of one scope mostly repeat a few (name, kind, status) triples: count them here and
   // touch each series once, instead of encoding labels and locking per span. The scratch map
   // and its vectors keep their memory from call to call.
@@ -197,7 +197,7 @@ void TraceMetrics::OnSpans(const model::Resource& resource, const model::ScopeSp
   }
   touched_.clear();
   if (groups_.size() > 256) groups_.clear();  // a burst of names must not stay resident
-  for (const model::Span& span : scope_spans.spans) {
+  for (const base::Span& span : scope_spans.spans) {
     auto named = groups_.find(absl::string_view(span.name.data(), span.name.size()));
     if (named == groups_.end()) named = groups_.try_emplace(span.name).first;
     // OTLP enums are open: a value past the known ones counts as UNSPECIFIED / UNSET, as
@@ -215,13 +215,13 @@ void TraceMetrics::OnSpans(const model::Resource& resource, const model::ScopeSp
     Exemplar exemplar{span.trace_id, span.span_id, seconds, 0};
     group.durations.push_back(exemplar);
 
-    if (span.name == options_.price_calc_span && span.status.code != model::StatusCode::kError) {
+    if (span.name == options_.price_calc_span && span.status.code != base::StatusCode::kError) {
       std::string_view complexity = StringAttr(span.attributes, kComplexityClassKey);
       const std::string_view calc_labels[] = {complexity.empty() ? "unknown" : complexity};
       price_calc_.Observe(calc_labels, seconds, &exemplar);
     }
-    std::string_view error_code = StringAttr(span.attributes, model::kErrorCodeKey);
-    if ((span.status.code == model::StatusCode::kError || !error_code.empty()) &&
+    std::string_view error_code = StringAttr(span.attributes, base::kErrorCodeKey);
+    if ((span.status.code == base::StatusCode::kError || !error_code.empty()) &&
         lifecycle::OrderIdOf(span, resource).has_value()) {
       const std::string_view error_labels[] = {service,
                                                error_code.empty() ? "unspecified" : error_code};
@@ -233,8 +233,8 @@ void TraceMetrics::OnSpans(const model::Resource& resource, const model::ScopeSp
     if (!group.key || group.key_service != service) {
       const std::string_view labels[] = {
           service, *touched.name,
-          SpanKindName(static_cast<model::SpanKind>(touched.slot / kStatusCodes)),
-          StatusCodeName(static_cast<model::StatusCode>(touched.slot % kStatusCodes))};
+          SpanKindName(static_cast<base::SpanKind>(touched.slot / kStatusCodes)),
+          StatusCodeName(static_cast<base::StatusCode>(touched.slot % kStatusCodes))};
       // One encoding of the labels for both families (they have the same label names).
       group.key.emplace(calls_.label_names(), labels);
       group.key_service.assign(service);
@@ -342,7 +342,7 @@ void TraceMetrics::TallyOrderChange(const model::OrderRecord* before,
     double seconds = Seconds(hop.consumed_at_unix_nano - hop.published_at_unix_nano);
     hop_observations_.push_back(KeyedObservation{
         &queue_keys_.Get({hop.queue.empty() ? std::string_view("unknown") : hop.queue}),
-        Exemplar{after.trace_id, model::SpanId{}, seconds, 0}});
+        Exemplar{after.trace_id, base::SpanId{}, seconds, 0}});
   }
   const model::StatusReached* old_status = before == nullptr ? nullptr : before->CurrentStatus();
   const model::StatusReached* new_status = after.CurrentStatus();

@@ -25,7 +25,7 @@
 #include "absl/container/node_hash_map.h"
 #include "metrics/registry.h"
 #include "model/order_record.h"
-#include "model/span.h"
+#include "base/span.h"
 
 namespace ordertrace::metrics {
 
@@ -57,7 +57,7 @@ class TraceMetrics {
   TraceMetrics(Registry& registry, TraceMetricsOptions options, SlaLookup sla);
 
   // Every span, a scope's spans at a time (they share the resource: the service).
-  void OnSpans(const model::Resource& resource, const model::ScopeSpans& scope_spans);
+  void OnSpans(const base::Resource& resource, const base::ScopeSpans& scope_spans);
   // A changed order record; `before` is null for a new order.
   struct OrderChange {
     const model::OrderRecord* before;
@@ -158,8 +158,8 @@ class TraceMetrics {
     std::optional<SeriesKey> key;
     std::string key_service;
   };
-  static constexpr size_t kKinds = 6;        // model::SpanKind's values
-  static constexpr size_t kStatusCodes = 3;  // model::StatusCode's values
+  static constexpr size_t kKinds = 6;        // base::SpanKind's values
+  static constexpr size_t kStatusCodes = 3;  // base::StatusCode's values
   // Node map: `touched_` points into it.
   absl::node_hash_map<std::string, std::array<SpanGroup, kKinds * kStatusCodes>> groups_;
   // The groups a call touched, in the order their first span came: series are created in span
@@ -187,7 +187,7 @@ class TraceMetrics {
   std::vector<KeyedObservation> hop_observations_;
 };
 
-std::string_view SpanKindName(model::SpanKind kind);
-std::string_view StatusCodeName(model::StatusCode code);
+std::string_view SpanKindName(base::SpanKind kind);
+std::string_view StatusCodeName(base::StatusCode code);
 
 }  // namespace ordertrace::metrics

@@ -3,8 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "model/attribute_names.h"
-#include "model/clock.h"
+#include "base/attribute_names.h"
+#include "base/clock.h"
 
 namespace ordertrace::metrics {
 namespace {
@@ -12,31 +12,31 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-constexpr uint64_t kBase = 1'700'000'000ULL * model::kNanosPerSecond;
-constexpr uint64_t kSecond = model::kNanosPerSecond;
+constexpr uint64_t kBase = 1'700'000'000ULL * base::kNanosPerSecond;
+constexpr uint64_t kSecond = base::kNanosPerSecond;
 
-model::TraceId TraceIdOf(uint8_t n) {
-  model::TraceId id;
+base::TraceId TraceIdOf(uint8_t n) {
+  base::TraceId id;
   id.bytes[0] = 0x4f;
   id.bytes[15] = n;
   return id;
 }
 
-model::SpanId SpanIdOf(uint8_t n) {
-  model::SpanId id;
+base::SpanId SpanIdOf(uint8_t n) {
+  base::SpanId id;
   id.bytes[0] = 0x01;
   id.bytes[7] = n;
   return id;
 }
 
-model::Resource ResourceOf(const std::string& service) {
-  model::Resource r;
-  r.attributes.push_back({"service.name", model::AnyValue::String(service)});
+base::Resource ResourceOf(const std::string& service) {
+  base::Resource r;
+  r.attributes.push_back({"service.name", base::AnyValue::String(service)});
   return r;
 }
 
-model::Span SpanOf(const std::string& name, model::SpanKind kind, uint64_t start, uint64_t end) {
-  model::Span s;
+base::Span SpanOf(const std::string& name, base::SpanKind kind, uint64_t start, uint64_t end) {
+  base::Span s;
   s.trace_id = TraceIdOf(1);
   s.span_id = SpanIdOf(1);
   s.name = name;
@@ -59,8 +59,8 @@ model::StatusReached Reached(const std::string& status, const std::string& prev,
 class TraceMetricsTest : public ::testing::Test {
  protected:
   // One span in a scope of its own.
-  void OnSpan(const model::Span& span, const model::Resource& resource) {
-    model::ScopeSpans scope;
+  void OnSpan(const base::Span& span, const base::Resource& resource) {
+    base::ScopeSpans scope;
     scope.spans = {span};
     metrics_.OnSpans(resource, scope);
   }
@@ -77,8 +77,8 @@ class TraceMetricsTest : public ::testing::Test {
 };
 
 TEST_F(TraceMetricsTest, SpanMetricsInTheConnectorsShape) {
-  model::Span span = SpanOf("shop.submit", model::SpanKind::kServer, kBase, kBase + 30'000'000);
-  span.status.code = model::StatusCode::kOk;
+  base::Span span = SpanOf("shop.submit", base::SpanKind::kServer, kBase, kBase + 30'000'000);
+  span.status.code = base::StatusCode::kOk;
   OnSpan(span, ResourceOf("shop-api"));
   OnSpan(span, ResourceOf("shop-api"));
   std::string text = Text();
@@ -97,14 +97,14 @@ TEST_F(TraceMetricsTest, SpanMetricsInTheConnectorsShape) {
 }
 
 TEST_F(TraceMetricsTest, AScopesSpansCountPerSeriesWithAnExemplarPerBucket) {
-  model::ScopeSpans scope;
+  base::ScopeSpans scope;
   for (int i = 0; i < 5; ++i) {
-    model::Span span = SpanOf("mq.publish.price", model::SpanKind::kProducer, kBase,
+    base::Span span = SpanOf("mq.publish.price", base::SpanKind::kProducer, kBase,
                               kBase + (i < 3 ? 1'000'000 : 3'000'000'000ULL));
     span.span_id = SpanIdOf(static_cast<uint8_t>(10 + i));
     scope.spans.push_back(span);
   }
-  scope.spans.push_back(SpanOf("mq.consume.price", model::SpanKind::kConsumer, kBase, kBase + 1));
+  scope.spans.push_back(SpanOf("mq.consume.price", base::SpanKind::kConsumer, kBase, kBase + 1));
   metrics_.OnSpans(ResourceOf("shop-api"), scope);
   const std::string labels =
       "service_name=\"shop-api\",span_name=\"mq.publish.price\",span_kind=\"SPAN_KIND_PRODUCER\","
@@ -128,7 +128,7 @@ TEST_F(TraceMetricsTest, AScopesSpansCountPerSeriesWithAnExemplarPerBucket) {
 // A span name sent by two services, call after call, counts under each service (the series key
 // a name's group keeps is for one service at a time).
 TEST_F(TraceMetricsTest, OneSpanNameFromTwoServicesCountsUnderEach) {
-  const model::Span span = SpanOf("health.check", model::SpanKind::kServer, kBase, kBase + 1);
+  const base::Span span = SpanOf("health.check", base::SpanKind::kServer, kBase, kBase + 1);
   for (int i = 0; i < 3; ++i) {
     OnSpan(span, ResourceOf("shop-api"));
     OnSpan(span, ResourceOf("crm-api"));
@@ -144,29 +144,29 @@ TEST_F(TraceMetricsTest, OneSpanNameFromTwoServicesCountsUnderEach) {
 }
 
 TEST_F(TraceMetricsTest, UnknownEnumValuesCountAsUnspecified) {
-  model::Span span = SpanOf("odd", static_cast<model::SpanKind>(9), kBase, kBase + 1);
-  span.status.code = static_cast<model::StatusCode>(7);
+  base::Span span = SpanOf("odd", static_cast<base::SpanKind>(9), kBase, kBase + 1);
+  span.status.code = static_cast<base::StatusCode>(7);
   OnSpan(span, ResourceOf("shop-api"));
   EXPECT_THAT(Text(), HasSubstr("span_name=\"odd\",span_kind=\"SPAN_KIND_UNSPECIFIED\","
                                 "status_code=\"STATUS_CODE_UNSET\"} 1\n"));
 }
 
 TEST_F(TraceMetricsTest, UnknownServiceAndUnsetStatus) {
-  OnSpan(SpanOf("x", model::SpanKind::kInternal, kBase, kBase + 1), model::Resource{});
+  OnSpan(SpanOf("x", base::SpanKind::kInternal, kBase, kBase + 1), base::Resource{});
   EXPECT_THAT(Text(), HasSubstr("traces_span_metrics_calls_total{service_name=\"unknown_service\","
                                 "span_name=\"x\",span_kind=\"SPAN_KIND_INTERNAL\","
                                 "status_code=\"STATUS_CODE_UNSET\"} 1\n"));
 }
 
 TEST_F(TraceMetricsTest, PriceCalculationByComplexityClass) {
-  model::Span calc =
-      SpanOf("mes.price.calc", model::SpanKind::kInternal, kBase, kBase + 90 * kSecond);
-  calc.attributes.push_back({"complexity_class", model::AnyValue::String("high")});
+  base::Span calc =
+      SpanOf("mes.price.calc", base::SpanKind::kInternal, kBase, kBase + 90 * kSecond);
+  calc.attributes.push_back({"complexity_class", base::AnyValue::String("high")});
   OnSpan(calc, ResourceOf("mes-api"));
-  model::Span plain = SpanOf("mes.price.calc", model::SpanKind::kInternal, kBase, kBase + kSecond);
+  base::Span plain = SpanOf("mes.price.calc", base::SpanKind::kInternal, kBase, kBase + kSecond);
   OnSpan(plain, ResourceOf("mes-api"));
-  model::Span failed = plain;
-  failed.status.code = model::StatusCode::kError;
+  base::Span failed = plain;
+  failed.status.code = base::StatusCode::kError;
   OnSpan(failed, ResourceOf("mes-api"));  // a failed calculation is no duration
   std::string text = Text();
   EXPECT_THAT(
@@ -180,17 +180,17 @@ TEST_F(TraceMetricsTest, PriceCalculationByComplexityClass) {
 }
 
 TEST_F(TraceMetricsTest, OrderErrorsByServiceAndCode) {
-  model::Span refused =
-      SpanOf("crm.approve.manufacturing", model::SpanKind::kServer, kBase, kBase + 1);
-  refused.status.code = model::StatusCode::kError;
+  base::Span refused =
+      SpanOf("crm.approve.manufacturing", base::SpanKind::kServer, kBase, kBase + 1);
+  refused.status.code = base::StatusCode::kError;
   refused.attributes.push_back(
-      {model::kErrorCodeKey, model::AnyValue::String("ILLEGAL_TRANSITION")});
-  refused.attributes.push_back({model::kOrderIdKey, model::AnyValue::String("ord-1")});
+      {base::kErrorCodeKey, base::AnyValue::String("ILLEGAL_TRANSITION")});
+  refused.attributes.push_back({base::kOrderIdKey, base::AnyValue::String("ord-1")});
   OnSpan(refused, ResourceOf("crm-api"));
-  model::Span bare = SpanOf("x", model::SpanKind::kServer, kBase, kBase + 1);
-  bare.status.code = model::StatusCode::kError;
+  base::Span bare = SpanOf("x", base::SpanKind::kServer, kBase, kBase + 1);
+  bare.status.code = base::StatusCode::kError;
   OnSpan(bare, ResourceOf("shop-api"));  // not an order's span: not an order error
-  bare.attributes.push_back({model::kOrderIdKey, model::AnyValue::String("ord-2")});
+  bare.attributes.push_back({base::kOrderIdKey, base::AnyValue::String("ord-2")});
   OnSpan(bare, ResourceOf("shop-api"));
   std::string text = Text();
   EXPECT_THAT(
@@ -297,7 +297,7 @@ TEST(TraceMetricsBatchTest, AGroupOfChangesCountsAsTheChangesOneByOne) {
         Reached("PRICE_CALCULATION_STARTED", "SUBMITTED", kBase + (30 + 60 * i) * kSecond, 2));
     after.messages[0].consumed_at_unix_nano = kBase + (i + 1) * 100'000'000;
   }
-  model::ManualClock clock(kBase);
+  base::ManualClock clock(kBase);
   Registry one_by_one_registry(clock), batched_registry(clock);
   TraceMetrics one_by_one(one_by_one_registry, TraceMetricsOptions{}, sla);
   TraceMetrics batched(batched_registry, TraceMetricsOptions{}, sla);
@@ -433,8 +433,8 @@ TEST(TraceMetricsSeriesBoundTest, SlaGaugesKeepEveryStagePastMaxSeries) {
 }
 
 TEST_F(TraceMetricsTest, OrderIdsNeverBecomeLabels) {
-  model::Span span = SpanOf("shop.submit", model::SpanKind::kServer, kBase, kBase + 1);
-  span.attributes.push_back({model::kOrderIdKey, model::AnyValue::String("ord-secret-77")});
+  base::Span span = SpanOf("shop.submit", base::SpanKind::kServer, kBase, kBase + 1);
+  span.attributes.push_back({base::kOrderIdKey, base::AnyValue::String("ord-secret-77")});
   OnSpan(span, ResourceOf("shop-api"));
   EXPECT_THAT(Text(), Not(HasSubstr("ord-secret-77")));
 }

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "model/ids.h"
+#include "base/ids.h"
 
 namespace ordertrace::model {
 
@@ -20,7 +20,7 @@ struct StatusReached {
   int64_t event_version = -1;  // -1: the span carried none
   std::string service;
   std::string span_name;
-  SpanId span_id;
+  base::SpanId span_id;
 
   friend bool operator==(const StatusReached&, const StatusReached&) = default;
 };
@@ -30,8 +30,8 @@ struct Operation {
   std::string span_name;
   std::string service;
   uint64_t at_unix_nano = 0;  // the span's end
-  TraceId trace_id;
-  SpanId span_id;
+  base::TraceId trace_id;
+  base::SpanId span_id;
   std::string error_code;     // errors only
   std::string error_message;  // errors only
   // Errors only: the status the failing service believed the order to be in (the span's
@@ -53,7 +53,7 @@ struct MessageHop {
   int64_t retry_count = 0;              // highest seen on a consumer span
   // The parent of the producer span that gave `published_at`: the operation that published the
   // message (a service's transition span, whose status the message belongs to). Invalid: none.
-  SpanId published_by;
+  base::SpanId published_by;
 
   uint64_t LastActivity() const {
     return consumed_at_unix_nano > published_at_unix_nano ? consumed_at_unix_nano
@@ -69,8 +69,8 @@ struct OrderRecord {
   static constexpr size_t kMaxRevisits = 8;
 
   std::string order_id;
-  TraceId trace_id;                // the trace of the order's earliest span
-  std::vector<TraceId> trace_ids;  // traces seen for the order, sorted; the smallest kMaxTraceIds
+  base::TraceId trace_id;                // the trace of the order's earliest span
+  std::vector<base::TraceId> trace_ids;  // traces seen for the order, sorted; the smallest kMaxTraceIds
   std::string partner_id;          // empty for direct orders
   uint64_t first_seen_unix_nano = 0;    // earliest span start
   uint64_t last_seen_unix_nano = 0;     // latest span end

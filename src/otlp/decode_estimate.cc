@@ -2,7 +2,7 @@
 
 #include <cstdint>
 
-#include "model/span.h"
+#include "base/span.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 
 namespace ordertrace::otlp {
@@ -38,17 +38,17 @@ constexpr size_t kPointer = 2 * sizeof(void*);
 // and, for most, the model's object it is converted to.
 constexpr size_t kCost[] = {
     sizeof(pb_collector::ExportTraceServiceRequest),
-    sizeof(pb_trace::ResourceSpans) + kPointer + sizeof(model::ResourceSpans),
+    sizeof(pb_trace::ResourceSpans) + kPointer + sizeof(base::ResourceSpans),
     sizeof(pb_resource::Resource),
-    sizeof(pb_trace::ScopeSpans) + kPointer + sizeof(model::ScopeSpans),
+    sizeof(pb_trace::ScopeSpans) + kPointer + sizeof(base::ScopeSpans),
     sizeof(pb_common::InstrumentationScope),
     // The model reserves room for three derived attributes per span.
-    sizeof(pb_trace::Span) + kPointer + sizeof(model::Span) + 3 * sizeof(model::KeyValue),
-    sizeof(pb_trace::Span::Event) + kPointer + sizeof(model::SpanEvent),
-    sizeof(pb_trace::Span::Link) + kPointer + sizeof(model::SpanLink),
+    sizeof(pb_trace::Span) + kPointer + sizeof(base::Span) + 3 * sizeof(base::KeyValue),
+    sizeof(pb_trace::Span::Event) + kPointer + sizeof(base::SpanEvent),
+    sizeof(pb_trace::Span::Link) + kPointer + sizeof(base::SpanLink),
     sizeof(pb_trace::Status),
-    sizeof(pb_common::KeyValue) + kPointer + sizeof(model::KeyValue),
-    sizeof(pb_common::AnyValue) + kPointer + sizeof(model::AnyValue),
+    sizeof(pb_common::KeyValue) + kPointer + sizeof(base::KeyValue),
+    sizeof(pb_common::AnyValue) + kPointer + sizeof(base::AnyValue),
     sizeof(pb_common::ArrayValue),
     sizeof(pb_common::KeyValueList),
 };
@@ -223,7 +223,7 @@ class WireEstimate {
 constexpr size_t kJsonValue = 16;
 constexpr size_t kJsonMember = 48 + sizeof(std::string) + kMallocOverhead;
 constexpr size_t kJsonContainer = 48 + kMallocOverhead;
-constexpr size_t kJsonModelObject = sizeof(pb_common::KeyValue) + sizeof(model::KeyValue);
+constexpr size_t kJsonModelObject = sizeof(pb_common::KeyValue) + sizeof(base::KeyValue);
 
 }  // namespace
 

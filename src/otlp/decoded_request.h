@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "model/span.h"
+#include "base/span.h"
 
 namespace ordertrace::otlp {
 
@@ -12,7 +12,7 @@ namespace ordertrace::otlp {
 // trace id is not 16 non-zero bytes, its span id not 8 non-zero bytes, its parent id neither
 // empty nor 8 bytes, or its name empty; OTLP answers that with `partial_success`.
 struct DecodedRequest {
-  model::TraceBatch batch;
+  base::TraceBatch batch;
   int64_t rejected_spans = 0;
   std::string rejection_message;  // the first reason, for partial_success.error_message
 

@@ -141,11 +141,11 @@ constexpr std::array<const char*, 6> kSpanKindNames = {
 constexpr std::array<const char*, 3> kStatusCodeNames = {"STATUS_CODE_UNSET", "STATUS_CODE_OK",
                                                          "STATUS_CODE_ERROR"};
 
-model::Attributes AttributesFrom(const json& list);
+base::Attributes AttributesFrom(const json& list);
 
-model::AnyValue AnyValueFrom(const json& v) {
-  using T = model::AnyValue::Type;
-  model::AnyValue out;
+base::AnyValue AnyValueFrom(const json& v) {
+  using T = base::AnyValue::Type;
+  base::AnyValue out;
   if (!v.is_object()) throw ShapeError{"an attribute value must be an object"};
   if (const json* f = Field(v, "stringValue", "string_value")) {
     if (!f->is_string()) throw ShapeError{"stringValue must be a string"};
@@ -194,13 +194,13 @@ model::AnyValue AnyValueFrom(const json& v) {
   return out;
 }
 
-model::Attributes AttributesFrom(const json& list) {
+base::Attributes AttributesFrom(const json& list) {
   if (!list.is_array()) throw ShapeError{"attributes must be an array"};
-  model::Attributes out;
+  base::Attributes out;
   out.reserve(list.size());
   for (const json& kv : list) {
     if (!kv.is_object()) throw ShapeError{"an attribute must be an object"};
-    model::KeyValue item;
+    base::KeyValue item;
     item.key = StringField(kv, "key");
     if (const json* v = Field(kv, "value")) item.value = AnyValueFrom(*v);
     out.push_back(std::move(item));
@@ -208,7 +208,7 @@ model::Attributes AttributesFrom(const json& list) {
   return out;
 }
 
-model::Attributes AttributesField(const json& obj) {
+base::Attributes AttributesField(const json& obj) {
   return AttributesFrom(ArrayField(obj, "attributes", "attributes"));
 }
 
@@ -224,7 +224,7 @@ bool HexIdField(const json& obj, const char* camel, const char* snake, IdT& out)
 }
 
 // Converts one span; false (with a reason) when OTLP calls it invalid.
-bool SpanFrom(const json& in, model::Span& out, std::string& reason) {
+bool SpanFrom(const json& in, base::Span& out, std::string& reason) {
   if (!in.is_object()) throw ShapeError{"a span must be an object"};
   try {
     if (!HexIdField(in, "traceId", "trace_id", out.trace_id) || !out.trace_id.IsValid()) {
@@ -252,14 +252,14 @@ bool SpanFrom(const json& in, model::Span& out, std::string& reason) {
   }
   out.trace_state = StringField(in, "traceState", "trace_state");
   out.flags = Uint32Field(in, "flags", "flags");
-  out.kind = static_cast<model::SpanKind>(EnumField(in, "kind", "kind", kSpanKindNames));
+  out.kind = static_cast<base::SpanKind>(EnumField(in, "kind", "kind", kSpanKindNames));
   out.start_time_unix_nano = Uint64Field(in, "startTimeUnixNano", "start_time_unix_nano");
   out.end_time_unix_nano = Uint64Field(in, "endTimeUnixNano", "end_time_unix_nano");
   out.attributes = AttributesField(in);
   out.dropped_attributes_count =
       Uint32Field(in, "droppedAttributesCount", "dropped_attributes_count");
   for (const json& e : ArrayField(in, "events", "events")) {
-    model::SpanEvent event;
+    base::SpanEvent event;
     event.time_unix_nano = Uint64Field(e, "timeUnixNano", "time_unix_nano");
     event.name = StringField(e, "name");
     event.attributes = AttributesField(e);
@@ -270,7 +270,7 @@ bool SpanFrom(const json& in, model::Span& out, std::string& reason) {
   out.dropped_events_count = Uint32Field(in, "droppedEventsCount", "dropped_events_count");
   out.dropped_links_count = Uint32Field(in, "droppedLinksCount", "dropped_links_count");
   for (const json& l : ArrayField(in, "links", "links")) {
-    model::SpanLink link;
+    base::SpanLink link;
     try {
       if (!HexIdField(l, "traceId", "trace_id", link.trace_id) ||
           !HexIdField(l, "spanId", "span_id", link.span_id)) {
@@ -289,7 +289,7 @@ bool SpanFrom(const json& in, model::Span& out, std::string& reason) {
   }
   if (const json* s = Field(in, "status")) {
     out.status.code =
-        static_cast<model::StatusCode>(EnumField(*s, "code", "code", kStatusCodeNames));
+        static_cast<base::StatusCode>(EnumField(*s, "code", "code", kStatusCodeNames));
     out.status.message = StringField(*s, "message");
   }
   return true;
@@ -301,7 +301,7 @@ DecodedRequest RequestFrom(const json& root) {
   std::string reason;
   for (const json& rs_in : ArrayField(root, "resourceSpans", "resource_spans")) {
     if (!rs_in.is_object()) throw ShapeError{"resourceSpans items must be objects"};
-    model::ResourceSpans rs;
+    base::ResourceSpans rs;
     if (const json* r = Field(rs_in, "resource")) {
       rs.resource.attributes = AttributesField(*r);
       rs.resource.dropped_attributes_count =
@@ -310,7 +310,7 @@ DecodedRequest RequestFrom(const json& root) {
     rs.schema_url = StringField(rs_in, "schemaUrl", "schema_url");
     for (const json& ss_in : ArrayField(rs_in, "scopeSpans", "scope_spans")) {
       if (!ss_in.is_object()) throw ShapeError{"scopeSpans items must be objects"};
-      model::ScopeSpans ss;
+      base::ScopeSpans ss;
       if (const json* s = Field(ss_in, "scope")) {
         ss.scope.name = StringField(*s, "name");
         ss.scope.version = StringField(*s, "version");
@@ -320,7 +320,7 @@ DecodedRequest RequestFrom(const json& root) {
       }
       ss.schema_url = StringField(ss_in, "schemaUrl", "schema_url");
       for (const json& span_in : ArrayField(ss_in, "spans", "spans")) {
-        model::Span span;
+        base::Span span;
         if (SpanFrom(span_in, span, reason)) {
           ss.spans.push_back(std::move(span));
         } else {
@@ -334,18 +334,18 @@ DecodedRequest RequestFrom(const json& root) {
   return out;
 }
 
-json ToJson(const model::AnyValue& v);
+json ToJson(const base::AnyValue& v);
 
-json ToJson(const model::Attributes& attributes) {
+json ToJson(const base::Attributes& attributes) {
   json out = json::array();
-  for (const model::KeyValue& kv : attributes) {
+  for (const base::KeyValue& kv : attributes) {
     out.push_back(json{{"key", kv.key}, {"value", ToJson(kv.value)}});
   }
   return out;
 }
 
-json ToJson(const model::AnyValue& v) {
-  using T = model::AnyValue::Type;
+json ToJson(const base::AnyValue& v) {
+  using T = base::AnyValue::Type;
   switch (v.type) {
     case T::kString:
       return json{{"stringValue", v.string_value}};
@@ -374,7 +374,7 @@ json ToJson(const model::AnyValue& v) {
   return json::object();
 }
 
-json ToJson(const model::Span& s) {
+json ToJson(const base::Span& s) {
   json out = {
       {"traceId", s.trace_id.ToHex()},
       {"spanId", s.span_id.ToHex()},
@@ -391,7 +391,7 @@ json ToJson(const model::Span& s) {
   if (s.dropped_attributes_count != 0) out["droppedAttributesCount"] = s.dropped_attributes_count;
   if (!s.events.empty()) {
     json events = json::array();
-    for (const model::SpanEvent& e : s.events) {
+    for (const base::SpanEvent& e : s.events) {
       json ev = {{"timeUnixNano", std::to_string(e.time_unix_nano)},
                  {"name", e.name},
                  {"attributes", ToJson(e.attributes)}};
@@ -405,7 +405,7 @@ json ToJson(const model::Span& s) {
   if (s.dropped_events_count != 0) out["droppedEventsCount"] = s.dropped_events_count;
   if (!s.links.empty()) {
     json links = json::array();
-    for (const model::SpanLink& l : s.links) {
+    for (const base::SpanLink& l : s.links) {
       json link = {{"traceId", l.trace_id.ToHex()},
                    {"spanId", l.span_id.ToHex()},
                    {"attributes", ToJson(l.attributes)}};
@@ -419,7 +419,7 @@ json ToJson(const model::Span& s) {
     out["links"] = std::move(links);
   }
   if (s.dropped_links_count != 0) out["droppedLinksCount"] = s.dropped_links_count;
-  if (s.status.code != model::StatusCode::kUnset) {
+  if (s.status.code != base::StatusCode::kUnset) {
     out["status"]["code"] = static_cast<int>(s.status.code);
   }
   if (!s.status.message.empty()) out["status"]["message"] = s.status.message;
@@ -447,11 +447,11 @@ absl::StatusOr<DecodedRequest> DecodeJsonRequest(std::string_view body) {
   }
 }
 
-json ToJson(const model::ResourceSpans& rs) {
+json ToJson(const base::ResourceSpans& rs) {
   json scope_spans = json::array();
-  for (const model::ScopeSpans& ss : rs.scope_spans) {
+  for (const base::ScopeSpans& ss : rs.scope_spans) {
     json spans = json::array();
-    for (const model::Span& s : ss.spans) spans.push_back(ToJson(s));
+    for (const base::Span& s : ss.spans) spans.push_back(ToJson(s));
     json scope = {{"name", ss.scope.name}};
     if (!ss.scope.version.empty()) scope["version"] = ss.scope.version;
     if (!ss.scope.attributes.empty()) scope["attributes"] = ToJson(ss.scope.attributes);

@@ -8,7 +8,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
-#include "model/span.h"
+#include "base/span.h"
 #include "otlp/decoded_request.h"
 
 namespace ordertrace::otlp {
@@ -21,6 +21,6 @@ inline constexpr int kMaxJsonDepth = 64;
 absl::StatusOr<DecodedRequest> DecodeJsonRequest(std::string_view body);
 
 // One ResourceSpans in OTLP/JSON (lowerCamelCase keys).
-nlohmann::json ToJson(const model::ResourceSpans& resource_spans);
+nlohmann::json ToJson(const base::ResourceSpans& resource_spans);
 
 }  // namespace ordertrace::otlp

@@ -16,12 +16,12 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::SizeIs;
-using T = model::AnyValue::Type;
+using T = base::AnyValue::Type;
 
 // Differences between two batches, empty when they are equal. The model has no operator==
 // for spans, so both go through the protobuf encoder (tested on its own in
 // proto_codec_test.cc) and are compared field by field.
-std::string BatchDifferences(const model::TraceBatch& expected, const model::TraceBatch& actual) {
+std::string BatchDifferences(const base::TraceBatch& expected, const base::TraceBatch& actual) {
   opentelemetry::proto::trace::v1::TracesData a, b;
   if (!a.ParseFromString(EncodeProtobuf(expected)) || !b.ParseFromString(EncodeProtobuf(actual))) {
     return "unparseable encoding";
@@ -33,8 +33,8 @@ std::string BatchDifferences(const model::TraceBatch& expected, const model::Tra
   return differences.empty() ? "differ" : differences;
 }
 
-const model::Span& OnlySpan(const DecodedRequest& decoded) {
-  static const model::Span kNone;
+const base::Span& OnlySpan(const DecodedRequest& decoded) {
+  static const base::Span kNone;
   if (decoded.batch.resource_spans.empty() || decoded.batch.resource_spans[0].scope_spans.empty() ||
       decoded.batch.resource_spans[0].scope_spans[0].spans.empty()) {
     ADD_FAILURE() << "no span decoded";
@@ -138,46 +138,46 @@ constexpr char kSnakeCase[] = R"({
 void ExpectDecodedExample(const DecodedRequest& decoded) {
   EXPECT_EQ(decoded.rejected_spans, 0);
   ASSERT_THAT(decoded.batch.resource_spans, SizeIs(1));
-  const model::ResourceSpans& rs = decoded.batch.resource_spans[0];
-  EXPECT_EQ(model::ServiceName(rs.resource), "shop-api");
+  const base::ResourceSpans& rs = decoded.batch.resource_spans[0];
+  EXPECT_EQ(base::ServiceName(rs.resource), "shop-api");
   EXPECT_EQ(rs.resource.dropped_attributes_count, 1u);
   EXPECT_EQ(rs.schema_url, "https://opentelemetry.io/schemas/1.21.0");
   ASSERT_THAT(rs.scope_spans, SizeIs(1));
-  const model::ScopeSpans& ss = rs.scope_spans[0];
+  const base::ScopeSpans& ss = rs.scope_spans[0];
   EXPECT_EQ(ss.scope.name, "shop.orders");
   EXPECT_EQ(ss.scope.version, "1.0.0");
   ASSERT_THAT(ss.scope.attributes, SizeIs(1));
-  EXPECT_EQ(ss.scope.attributes[0].value, model::AnyValue::String("own"));
+  EXPECT_EQ(ss.scope.attributes[0].value, base::AnyValue::String("own"));
   EXPECT_EQ(ss.schema_url, "https://opentelemetry.io/schemas/1.20.0");
   ASSERT_THAT(ss.spans, SizeIs(1));
 
-  const model::Span& span = ss.spans[0];
+  const base::Span& span = ss.spans[0];
   EXPECT_EQ(span.trace_id.ToHex(), "5b8efff798038103d269b633813fc60c");
   EXPECT_EQ(span.span_id.ToHex(), "eee19b7ec3c1b174");
   EXPECT_EQ(span.parent_span_id.ToHex(), "eee19b7ec3c1b173");
   EXPECT_EQ(span.trace_state, "vendor=1");
   EXPECT_EQ(span.flags, 257u);
   EXPECT_EQ(span.name, "POST /orders");
-  EXPECT_EQ(span.kind, model::SpanKind::kServer);
+  EXPECT_EQ(span.kind, base::SpanKind::kServer);
   EXPECT_EQ(span.start_time_unix_nano, 1'700'000'000'123'456'789ULL);
   EXPECT_EQ(span.end_time_unix_nano, 1'700'000'001'000'000'000ULL);
 
   ASSERT_THAT(span.attributes, SizeIs(6));
-  EXPECT_EQ(span.attributes[0].value, model::AnyValue::String("ord-1"));
-  EXPECT_EQ(span.attributes[1].value, model::AnyValue::Int(201));
-  EXPECT_EQ(span.attributes[2].value, model::AnyValue::Bool(true));
-  EXPECT_EQ(span.attributes[3].value, model::AnyValue::Double(99.5));
+  EXPECT_EQ(span.attributes[0].value, base::AnyValue::String("ord-1"));
+  EXPECT_EQ(span.attributes[1].value, base::AnyValue::Int(201));
+  EXPECT_EQ(span.attributes[2].value, base::AnyValue::Bool(true));
+  EXPECT_EQ(span.attributes[3].value, base::AnyValue::Double(99.5));
   EXPECT_EQ(span.attributes[4].value.type, T::kBytes);
   EXPECT_EQ(span.attributes[4].value.string_value, std::string("\x00\x01\xff\x80", 4));
-  const model::AnyValue& list = span.attributes[5].value;
+  const base::AnyValue& list = span.attributes[5].value;
   ASSERT_EQ(list.type, T::kArray);
   ASSERT_THAT(list.array_values, SizeIs(3));
-  EXPECT_EQ(list.array_values[0], model::AnyValue::String("a"));
-  EXPECT_EQ(list.array_values[1], model::AnyValue::Int(-5));
+  EXPECT_EQ(list.array_values[0], base::AnyValue::String("a"));
+  EXPECT_EQ(list.array_values[1], base::AnyValue::Int(-5));
   ASSERT_EQ(list.array_values[2].type, T::kKvList);
   ASSERT_THAT(list.array_values[2].kvlist_values, SizeIs(1));
   EXPECT_EQ(list.array_values[2].kvlist_values[0].key, "k");
-  EXPECT_EQ(list.array_values[2].kvlist_values[0].value, model::AnyValue::Bool(false));
+  EXPECT_EQ(list.array_values[2].kvlist_values[0].value, base::AnyValue::Bool(false));
   EXPECT_EQ(span.dropped_attributes_count, 2u);
 
   ASSERT_THAT(span.events, SizeIs(1));
@@ -193,7 +193,7 @@ void ExpectDecodedExample(const DecodedRequest& decoded) {
   EXPECT_EQ(span.links[0].flags, 1u);
   EXPECT_EQ(span.dropped_links_count, 4u);
 
-  EXPECT_EQ(span.status.code, model::StatusCode::kError);
+  EXPECT_EQ(span.status.code, base::StatusCode::kError);
   EXPECT_EQ(span.status.message, "payment declined");
 }
 
@@ -229,17 +229,17 @@ TEST(JsonCodecTest, EnumsAsIntegersAndAsNamesAgree) {
         kind + R"(,"status":{"code":)" + code + "}}]}]}]}";
     absl::StatusOr<DecodedRequest> decoded = DecodeJsonRequest(body);
     EXPECT_TRUE(decoded.ok()) << body << ": " << decoded.status();
-    return decoded.ok() ? OnlySpan(*decoded) : model::Span();
+    return decoded.ok() ? OnlySpan(*decoded) : base::Span();
   };
   for (int i = 0; i < 6; ++i) {
     SCOPED_TRACE(kinds[i][1]);
-    EXPECT_EQ(decode(kinds[i][0], "0").kind, static_cast<model::SpanKind>(i));
-    EXPECT_EQ(decode(kinds[i][1], "0").kind, static_cast<model::SpanKind>(i));
+    EXPECT_EQ(decode(kinds[i][0], "0").kind, static_cast<base::SpanKind>(i));
+    EXPECT_EQ(decode(kinds[i][1], "0").kind, static_cast<base::SpanKind>(i));
   }
   for (int i = 0; i < 3; ++i) {
     SCOPED_TRACE(codes[i][1]);
-    EXPECT_EQ(decode("0", codes[i][0]).status.code, static_cast<model::StatusCode>(i));
-    EXPECT_EQ(decode("0", codes[i][1]).status.code, static_cast<model::StatusCode>(i));
+    EXPECT_EQ(decode("0", codes[i][0]).status.code, static_cast<base::StatusCode>(i));
+    EXPECT_EQ(decode("0", codes[i][1]).status.code, static_cast<base::StatusCode>(i));
   }
 }
 
@@ -253,13 +253,13 @@ TEST(JsonCodecTest, Int64ValuesBeyondDoublePrecisionSurviveAsStringsAndNumbers) 
                    {"key":"neg","value":{"intValue":"-9223372036854775808"}}]}]}]}]})";
   absl::StatusOr<DecodedRequest> decoded = DecodeJsonRequest(kBody);
   ASSERT_TRUE(decoded.ok()) << decoded.status();
-  const model::Span& span = OnlySpan(*decoded);
+  const base::Span& span = OnlySpan(*decoded);
   EXPECT_EQ(span.start_time_unix_nano, 18446744073709551615ULL);
   EXPECT_EQ(span.end_time_unix_nano, 18446744073709551615ULL);
   ASSERT_THAT(span.attributes, SizeIs(3));
-  EXPECT_EQ(span.attributes[0].value, model::AnyValue::Int(9223372036854775807LL));
-  EXPECT_EQ(span.attributes[1].value, model::AnyValue::Int(9223372036854775807LL));
-  EXPECT_EQ(span.attributes[2].value, model::AnyValue::Int(INT64_MIN));
+  EXPECT_EQ(span.attributes[0].value, base::AnyValue::Int(9223372036854775807LL));
+  EXPECT_EQ(span.attributes[1].value, base::AnyValue::Int(9223372036854775807LL));
+  EXPECT_EQ(span.attributes[2].value, base::AnyValue::Int(INT64_MIN));
 }
 
 void ExpectInvalidArgument(std::string_view body, std::string_view mentions) {
@@ -362,68 +362,68 @@ TEST(JsonCodecTest, EmptyRequestHasNoSpans) {
   }
 }
 
-model::KeyValue Kv(std::string key, model::AnyValue value) {
-  return model::KeyValue{std::move(key), std::move(value)};
+base::KeyValue Kv(std::string key, base::AnyValue value) {
+  return base::KeyValue{std::move(key), std::move(value)};
 }
 
-model::ResourceSpans FullResourceSpans() {
-  model::ResourceSpans rs;
-  rs.resource.attributes = {Kv("service.name", model::AnyValue::String("mes-api"))};
+base::ResourceSpans FullResourceSpans() {
+  base::ResourceSpans rs;
+  rs.resource.attributes = {Kv("service.name", base::AnyValue::String("mes-api"))};
   rs.resource.dropped_attributes_count = 3;
   rs.schema_url = "https://opentelemetry.io/schemas/1.21.0";
 
-  model::ScopeSpans ss;
+  base::ScopeSpans ss;
   ss.scope.name = "mes.production";
   ss.scope.version = "0.9";
-  ss.scope.attributes = {Kv("scope.attr", model::AnyValue::Bool(true))};
+  ss.scope.attributes = {Kv("scope.attr", base::AnyValue::Bool(true))};
   ss.schema_url = "https://opentelemetry.io/schemas/1.20.0";
 
-  model::Span span;
-  span.trace_id = *model::TraceId::FromHex("ABCDEF0123456789abcdef0123456789");
-  span.span_id = *model::SpanId::FromHex("00000000000000ff");
-  span.parent_span_id = *model::SpanId::FromHex("0a0b0c0d0e0f1011");
+  base::Span span;
+  span.trace_id = *base::TraceId::FromHex("ABCDEF0123456789abcdef0123456789");
+  span.span_id = *base::SpanId::FromHex("00000000000000ff");
+  span.parent_span_id = *base::SpanId::FromHex("0a0b0c0d0e0f1011");
   span.trace_state = "rojo=00f067aa0ba902b7";
   span.flags = 0x101;
   span.name = "ManufacturingApproved";
-  span.kind = model::SpanKind::kProducer;
+  span.kind = base::SpanKind::kProducer;
   span.start_time_unix_nano = 1'700'000'000'000'000'001ULL;
   span.end_time_unix_nano = 18'446'744'073'709'551'615ULL;
 
-  model::AnyValue bytes;
+  base::AnyValue bytes;
   bytes.type = T::kBytes;
   bytes.string_value = std::string("\x00\xfe\x7f", 3);
-  model::AnyValue array;
+  base::AnyValue array;
   array.type = T::kArray;
-  array.array_values = {model::AnyValue::String("x"), model::AnyValue::Double(-0.25), bytes};
-  model::AnyValue kvlist;
+  array.array_values = {base::AnyValue::String("x"), base::AnyValue::Double(-0.25), bytes};
+  base::AnyValue kvlist;
   kvlist.type = T::kKvList;
-  kvlist.kvlist_values = {Kv("nested", array), Kv("flag", model::AnyValue::Bool(false))};
-  span.attributes = {Kv("order_id", model::AnyValue::String("ord-9")),
-                     Kv("big", model::AnyValue::Int(INT64_MIN)),
-                     Kv("ok", model::AnyValue::Bool(true)),
-                     Kv("ratio", model::AnyValue::Double(0.1)),
+  kvlist.kvlist_values = {Kv("nested", array), Kv("flag", base::AnyValue::Bool(false))};
+  span.attributes = {Kv("order_id", base::AnyValue::String("ord-9")),
+                     Kv("big", base::AnyValue::Int(INT64_MIN)),
+                     Kv("ok", base::AnyValue::Bool(true)),
+                     Kv("ratio", base::AnyValue::Double(0.1)),
                      Kv("bytes", bytes),
                      Kv("array", array),
                      Kv("kvlist", kvlist),
-                     Kv("empty", model::AnyValue())};
+                     Kv("empty", base::AnyValue())};
   span.dropped_attributes_count = 4;
-  span.events = {model::SpanEvent{
-      1'700'000'000'000'000'500ULL, "retry", {Kv("attempt", model::AnyValue::Int(2))}, 1}};
+  span.events = {base::SpanEvent{
+      1'700'000'000'000'000'500ULL, "retry", {Kv("attempt", base::AnyValue::Int(2))}, 1}};
   span.dropped_events_count = 5;
-  span.links = {model::SpanLink{*model::TraceId::FromHex("11111111111111111111111111111111"),
-                                *model::SpanId::FromHex("2222222222222222"),
+  span.links = {base::SpanLink{*base::TraceId::FromHex("11111111111111111111111111111111"),
+                                *base::SpanId::FromHex("2222222222222222"),
                                 "k=v",
-                                {Kv("reason", model::AnyValue::String("follows"))},
+                                {Kv("reason", base::AnyValue::String("follows"))},
                                 6,
                                 1}};
   span.dropped_links_count = 7;
-  span.status.code = model::StatusCode::kOk;
+  span.status.code = base::StatusCode::kOk;
   span.status.message = "fine";
   ss.spans.push_back(span);
 
-  model::Span minimal;
+  base::Span minimal;
   minimal.trace_id = span.trace_id;
-  minimal.span_id = *model::SpanId::FromHex("0000000000000001");
+  minimal.span_id = *base::SpanId::FromHex("0000000000000001");
   minimal.name = "minimal";
   ss.spans.push_back(minimal);
 
@@ -461,7 +461,7 @@ TEST(JsonCodecTest, ToJsonWritesOtlpJsonConventions) {
 }
 
 TEST(JsonCodecTest, ToJsonRoundTripsThroughDecodeJsonRequest) {
-  model::TraceBatch original;
+  base::TraceBatch original;
   original.resource_spans.push_back(FullResourceSpans());
   nlohmann::json request = {
       {"resourceSpans", nlohmann::json::array({ToJson(original.resource_spans[0])})}};
@@ -475,7 +475,7 @@ TEST(JsonCodecTest, ToJsonRoundTripsThroughDecodeJsonRequest) {
 // The model promises to serve back what a client sent; the scope's dropped attribute count
 // is part of it.
 TEST(JsonCodecTest, ToJsonKeepsScopeDroppedAttributesCount) {
-  model::TraceBatch original;
+  base::TraceBatch original;
   original.resource_spans.push_back(FullResourceSpans());
   original.resource_spans[0].scope_spans[0].scope.dropped_attributes_count = 8;
 

@@ -18,24 +18,24 @@ namespace pb_common = opentelemetry::proto::common::v1;
 namespace pb_trace = opentelemetry::proto::trace::v1;
 namespace pb_collector = opentelemetry::proto::collector::trace::v1;
 
-model::AnyValue ToModel(const pb_common::AnyValue& in);
+base::AnyValue ToModel(const pb_common::AnyValue& in);
 
 // A span gains at most three derived attributes (the price calculation is also a transition).
 constexpr size_t kDerivedAttributeRoom = 3;
 
-model::Attributes ToModel(const google::protobuf::RepeatedPtrField<pb_common::KeyValue>& in,
+base::Attributes ToModel(const google::protobuf::RepeatedPtrField<pb_common::KeyValue>& in,
                           size_t room = 0) {
-  model::Attributes out;
+  base::Attributes out;
   out.reserve(in.size() + room);
   for (const pb_common::KeyValue& kv : in) {
-    out.push_back(model::KeyValue{kv.key(), ToModel(kv.value())});
+    out.push_back(base::KeyValue{kv.key(), ToModel(kv.value())});
   }
   return out;
 }
 
-model::AnyValue ToModel(const pb_common::AnyValue& in) {
-  using T = model::AnyValue::Type;
-  model::AnyValue out;
+base::AnyValue ToModel(const pb_common::AnyValue& in) {
+  using T = base::AnyValue::Type;
+  base::AnyValue out;
   switch (in.value_case()) {
     case pb_common::AnyValue::kStringValue:
       out.type = T::kString;
@@ -73,19 +73,19 @@ model::AnyValue ToModel(const pb_common::AnyValue& in) {
 }
 
 // Converts one span; false (with a reason) when OTLP calls it invalid.
-bool ToModel(const pb_trace::Span& in, model::Span& out, std::string& reason) {
-  auto trace_id = model::TraceId::FromBytes(in.trace_id());
+bool ToModel(const pb_trace::Span& in, base::Span& out, std::string& reason) {
+  auto trace_id = base::TraceId::FromBytes(in.trace_id());
   if (!trace_id || !trace_id->IsValid()) {
     reason = "span has an invalid trace_id (must be 16 bytes, not all zero)";
     return false;
   }
-  auto span_id = model::SpanId::FromBytes(in.span_id());
+  auto span_id = base::SpanId::FromBytes(in.span_id());
   if (!span_id || !span_id->IsValid()) {
     reason = "span has an invalid span_id (must be 8 bytes, not all zero)";
     return false;
   }
   if (!in.parent_span_id().empty()) {
-    auto parent = model::SpanId::FromBytes(in.parent_span_id());
+    auto parent = base::SpanId::FromBytes(in.parent_span_id());
     if (!parent) {
       reason = "span has an invalid parent_span_id (must be empty or 8 bytes)";
       return false;
@@ -101,7 +101,7 @@ bool ToModel(const pb_trace::Span& in, model::Span& out, std::string& reason) {
   out.trace_state = in.trace_state();
   out.flags = in.flags();
   out.name = in.name();
-  out.kind = static_cast<model::SpanKind>(in.kind());
+  out.kind = static_cast<base::SpanKind>(in.kind());
   out.start_time_unix_nano = in.start_time_unix_nano();
   out.end_time_unix_nano = in.end_time_unix_nano();
   // Room for the attributes ingest derives (lifecycle/derived_attributes.h), so adding them
@@ -110,24 +110,24 @@ bool ToModel(const pb_trace::Span& in, model::Span& out, std::string& reason) {
   out.dropped_attributes_count = in.dropped_attributes_count();
   out.events.reserve(in.events_size());
   for (const auto& e : in.events()) {
-    out.events.push_back(model::SpanEvent{e.time_unix_nano(), e.name(), ToModel(e.attributes()),
+    out.events.push_back(base::SpanEvent{e.time_unix_nano(), e.name(), ToModel(e.attributes()),
                                           e.dropped_attributes_count()});
   }
   out.dropped_events_count = in.dropped_events_count();
   out.links.reserve(in.links_size());
   for (const auto& l : in.links()) {
-    auto link_trace = model::TraceId::FromBytes(l.trace_id());
-    auto link_span = model::SpanId::FromBytes(l.span_id());
+    auto link_trace = base::TraceId::FromBytes(l.trace_id());
+    auto link_span = base::SpanId::FromBytes(l.span_id());
     if (!link_trace || !link_span) {
       ++out.dropped_links_count;  // a malformed link costs the link, not the span
       continue;
     }
-    out.links.push_back(model::SpanLink{*link_trace, *link_span, l.trace_state(),
+    out.links.push_back(base::SpanLink{*link_trace, *link_span, l.trace_state(),
                                         ToModel(l.attributes()), l.dropped_attributes_count(),
                                         l.flags()});
   }
   out.dropped_links_count += in.dropped_links_count();
-  out.status.code = static_cast<model::StatusCode>(in.status().code());
+  out.status.code = static_cast<base::StatusCode>(in.status().code());
   out.status.message = in.status().message();
   return true;
 }
@@ -165,14 +165,14 @@ DecodedRequest ConvertResourceSpans(const ResourceSpansList& list,
   out.batch.resource_spans.reserve(list.size());
   std::string reason;
   for (const pb_trace::ResourceSpans& rs_in : list) {
-    model::ResourceSpans rs;
+    base::ResourceSpans rs;
     rs.resource.attributes = ToModel(rs_in.resource().attributes());
     rs.resource.dropped_attributes_count = rs_in.resource().dropped_attributes_count();
     rs.schema_url = rs_in.schema_url();
     if (with_wire) rs.wire_body = body;
     rs.scope_spans.reserve(rs_in.scope_spans_size());
     for (const pb_trace::ScopeSpans& ss_in : rs_in.scope_spans()) {
-      model::ScopeSpans ss;
+      base::ScopeSpans ss;
       ss.scope.name = ss_in.scope().name();
       ss.scope.version = ss_in.scope().version();
       ss.scope.attributes = ToModel(ss_in.scope().attributes());
@@ -180,12 +180,12 @@ DecodedRequest ConvertResourceSpans(const ResourceSpansList& list,
       ss.schema_url = ss_in.schema_url();
       ss.spans.reserve(ss_in.spans_size());
       for (const pb_trace::Span& span_in : ss_in.spans()) {
-        model::Span span;
+        base::Span span;
         const size_t index = span_index++;
         if (ToModel(span_in, span, reason)) {
           if (with_wire && index < span_bytes.size()) {
             span.wire =
-                model::SpanWire{span_bytes[index], static_cast<uint32_t>(span.attributes.size())};
+                base::SpanWire{span_bytes[index], static_cast<uint32_t>(span.attributes.size())};
           }
           ss.spans.push_back(std::move(span));
         } else {
@@ -199,20 +199,20 @@ DecodedRequest ConvertResourceSpans(const ResourceSpansList& list,
   return out;
 }
 
-void ToProto(const model::AnyValue& in, pb_common::AnyValue& out);
+void ToProto(const base::AnyValue& in, pb_common::AnyValue& out);
 
-void ToProto(const model::Attributes& in,
+void ToProto(const base::Attributes& in,
              google::protobuf::RepeatedPtrField<pb_common::KeyValue>& out) {
   out.Reserve(static_cast<int>(in.size()));
-  for (const model::KeyValue& kv : in) {
+  for (const base::KeyValue& kv : in) {
     pb_common::KeyValue* o = out.Add();
     o->set_key(kv.key);
     ToProto(kv.value, *o->mutable_value());
   }
 }
 
-void ToProto(const model::AnyValue& in, pb_common::AnyValue& out) {
-  using T = model::AnyValue::Type;
+void ToProto(const base::AnyValue& in, pb_common::AnyValue& out) {
+  using T = base::AnyValue::Type;
   switch (in.type) {
     case T::kString:
       out.set_string_value(in.string_value);
@@ -241,7 +241,7 @@ void ToProto(const model::AnyValue& in, pb_common::AnyValue& out) {
   }
 }
 
-void ToProto(const model::Span& in, pb_trace::Span& out) {
+void ToProto(const base::Span& in, pb_trace::Span& out) {
   out.set_trace_id(std::string(in.trace_id.AsBytes()));
   out.set_span_id(std::string(in.span_id.AsBytes()));
   out.set_trace_state(in.trace_state);
@@ -253,7 +253,7 @@ void ToProto(const model::Span& in, pb_trace::Span& out) {
   out.set_end_time_unix_nano(in.end_time_unix_nano);
   ToProto(in.attributes, *out.mutable_attributes());
   out.set_dropped_attributes_count(in.dropped_attributes_count);
-  for (const model::SpanEvent& e : in.events) {
+  for (const base::SpanEvent& e : in.events) {
     pb_trace::Span::Event* o = out.add_events();
     o->set_time_unix_nano(e.time_unix_nano);
     o->set_name(e.name);
@@ -261,7 +261,7 @@ void ToProto(const model::Span& in, pb_trace::Span& out) {
     o->set_dropped_attributes_count(e.dropped_attributes_count);
   }
   out.set_dropped_events_count(in.dropped_events_count);
-  for (const model::SpanLink& l : in.links) {
+  for (const base::SpanLink& l : in.links) {
     pb_trace::Span::Link* o = out.add_links();
     o->set_trace_id(std::string(l.trace_id.AsBytes()));
     o->set_span_id(std::string(l.span_id.AsBytes()));
@@ -271,7 +271,7 @@ void ToProto(const model::Span& in, pb_trace::Span& out) {
     o->set_flags(l.flags);
   }
   out.set_dropped_links_count(in.dropped_links_count);
-  if (in.status.code != model::StatusCode::kUnset || !in.status.message.empty()) {
+  if (in.status.code != base::StatusCode::kUnset || !in.status.message.empty()) {
     out.mutable_status()->set_code(static_cast<pb_trace::Status::StatusCode>(in.status.code));
     out.mutable_status()->set_message(in.status.message);
   }
@@ -311,32 +311,32 @@ DecodedRequest FromProto(const pb_collector::ExportTraceServiceRequest& request)
   return ConvertResourceSpans(request.resource_spans());
 }
 
-std::string EncodeSpan(const model::Span& span) {
+std::string EncodeSpan(const base::Span& span) {
   google::protobuf::Arena arena;
   auto* message = google::protobuf::Arena::CreateMessage<pb_trace::Span>(&arena);
   ToProto(span, *message);
   return message->SerializeAsString();
 }
 
-absl::StatusOr<model::Span> DecodeSpan(std::string_view encoded) {
+absl::StatusOr<base::Span> DecodeSpan(std::string_view encoded) {
   google::protobuf::Arena arena;
   auto* message = google::protobuf::Arena::CreateMessage<pb_trace::Span>(&arena);
   if (!message->ParseFromArray(encoded.data(), static_cast<int>(encoded.size()))) {
     return absl::InvalidArgumentError("not a valid OTLP span");
   }
-  model::Span span;
+  base::Span span;
   std::string reason;
   if (!ToModel(*message, span, reason)) return absl::InvalidArgumentError(reason);
   return span;
 }
 
-void ToProto(const model::ResourceSpans& rs, pb_trace::ResourceSpans& out) {
+void ToProto(const base::ResourceSpans& rs, pb_trace::ResourceSpans& out) {
   ToProto(rs.resource.attributes, *out.mutable_resource()->mutable_attributes());
   out.mutable_resource()->set_dropped_attributes_count(rs.resource.dropped_attributes_count);
   out.set_schema_url(rs.schema_url);
 }
 
-void ToProto(const model::ScopeSpans& ss, pb_trace::ScopeSpans& out) {
+void ToProto(const base::ScopeSpans& ss, pb_trace::ScopeSpans& out) {
   out.mutable_scope()->set_name(ss.scope.name);
   out.mutable_scope()->set_version(ss.scope.version);
   ToProto(ss.scope.attributes, *out.mutable_scope()->mutable_attributes());
@@ -362,8 +362,8 @@ struct SpanPieces {
 
 // The AnyValue of a scalar: string_value = 1, bool_value = 2, int_value = 3, double_value = 4.
 // Zero for the other kinds, which go through a KeyValue message.
-size_t ScalarValueSize(const model::AnyValue& value) {
-  using T = model::AnyValue::Type;
+size_t ScalarValueSize(const base::AnyValue& value) {
+  using T = base::AnyValue::Type;
   switch (value.type) {
     case T::kString:
       return wire::LenFieldSize(1, value.string_value.size());
@@ -378,7 +378,7 @@ size_t ScalarValueSize(const model::AnyValue& value) {
   }
 }
 
-std::string KeyValueMessageBytes(const model::KeyValue& kv) {
+std::string KeyValueMessageBytes(const base::KeyValue& kv) {
   google::protobuf::Arena arena;
   auto* message = google::protobuf::Arena::CreateMessage<pb_common::KeyValue>(&arena);
   message->set_key(kv.key);
@@ -387,7 +387,7 @@ std::string KeyValueMessageBytes(const model::KeyValue& kv) {
 }
 
 // The bytes AppendAttributeField writes for `kv`.
-size_t AttributeFieldSize(const model::KeyValue& kv) {
+size_t AttributeFieldSize(const base::KeyValue& kv) {
   const size_t value_size = ScalarValueSize(kv.value);
   if (value_size == 0) return wire::LenFieldSize(9, KeyValueMessageBytes(kv).size());
   // KeyValue: key = 1, value = 2.
@@ -395,8 +395,8 @@ size_t AttributeFieldSize(const model::KeyValue& kv) {
       9, wire::LenFieldSize(1, kv.key.size()) + wire::LenFieldSize(2, value_size));
 }
 
-void AppendAttributeField(std::string& out, const model::KeyValue& kv) {
-  using T = model::AnyValue::Type;
+void AppendAttributeField(std::string& out, const base::KeyValue& kv) {
+  using T = base::AnyValue::Type;
   const size_t value_size = ScalarValueSize(kv.value);
   if (value_size == 0) {
     const std::string encoded = KeyValueMessageBytes(kv);
@@ -436,7 +436,7 @@ void AppendAttributeField(std::string& out, const model::KeyValue& kv) {
   }
 }
 
-bool HasUsableWire(const model::Span& span, const model::ResourceSpans& rs) {
+bool HasUsableWire(const base::Span& span, const base::ResourceSpans& rs) {
   if (span.wire.bytes.empty() || rs.wire_body == nullptr) return false;
   // The bytes must lie inside the body this ResourceSpans keeps alive: a span moved into
   // another batch must not be read through a view of a body that may be gone.
@@ -450,7 +450,7 @@ bool HasUsableWire(const model::Span& span, const model::ResourceSpans& rs) {
          span.wire.attribute_count <= span.attributes.size();
 }
 
-SpanPieces PiecesOf(const model::Span& span, const model::ResourceSpans& rs) {
+SpanPieces PiecesOf(const base::Span& span, const base::ResourceSpans& rs) {
   SpanPieces pieces;
   if (!HasUsableWire(span, rs)) {
     pieces.tail = EncodeSpan(span);
@@ -463,14 +463,14 @@ SpanPieces PiecesOf(const model::Span& span, const model::ResourceSpans& rs) {
   return pieces;
 }
 
-std::string ResourceBytes(const model::ResourceSpans& rs) {
+std::string ResourceBytes(const base::ResourceSpans& rs) {
   google::protobuf::Arena arena;
   auto* out = google::protobuf::Arena::CreateMessage<pb_trace::ResourceSpans>(&arena);
   otlp::ToProto(rs, *out);
   return out->resource().SerializeAsString();
 }
 
-std::string ScopeBytes(const model::ScopeSpans& ss) {
+std::string ScopeBytes(const base::ScopeSpans& ss) {
   google::protobuf::Arena arena;
   auto* out = google::protobuf::Arena::CreateMessage<pb_trace::ScopeSpans>(&arena);
   otlp::ToProto(ss, *out);
@@ -479,7 +479,7 @@ std::string ScopeBytes(const model::ScopeSpans& ss) {
 
 }  // namespace
 
-std::string EncodeSpan(const model::Span& span, const model::ResourceSpans& resource_spans) {
+std::string EncodeSpan(const base::Span& span, const base::ResourceSpans& resource_spans) {
   SpanPieces pieces = PiecesOf(span, resource_spans);
   if (pieces.received.empty()) return std::move(pieces.tail);
   std::string out;
@@ -489,7 +489,7 @@ std::string EncodeSpan(const model::Span& span, const model::ResourceSpans& reso
   return out;
 }
 
-std::vector<EncodedTrace> EncodeProtobufByTrace(const model::TraceBatch& batch) {
+std::vector<EncodedTrace> EncodeProtobufByTrace(const base::TraceBatch& batch) {
   // Written at the wire level: TracesData { ResourceSpans resource_spans = 1 }, ResourceSpans
   // { Resource resource = 1; ScopeSpans scope_spans = 2; string schema_url = 3 }, ScopeSpans
   // { InstrumentationScope scope = 1; Span spans = 2; string schema_url = 3 }. A resource's
@@ -498,24 +498,24 @@ std::vector<EncodedTrace> EncodeProtobufByTrace(const model::TraceBatch& batch) 
   // received bytes, the span encoded again). One flat list of the batch's spans, sorted by
   // trace, instead of a container per trace: this runs for every stored request.
   struct Entry {
-    model::TraceId trace_id;
+    base::TraceId trace_id;
     uint32_t position;  // in the batch: keeps a trace's spans in the order they came
     uint32_t rs;
     uint32_t ss;  // index within the batch's flattened scopes
-    const model::Span* span;
+    const base::Span* span;
     size_t size;           // the span's encoded bytes
     size_t encoded_again;  // 1 + index in `encoded_again`; 0: its received bytes are used
   };
-  std::vector<const model::ResourceSpans*> resources;
-  std::vector<const model::ScopeSpans*> scopes;
+  std::vector<const base::ResourceSpans*> resources;
+  std::vector<const base::ScopeSpans*> scopes;
   std::vector<Entry> entries;
   std::vector<std::string> encoded_again;
   entries.reserve(batch.SpanCount());
-  for (const model::ResourceSpans& rs : batch.resource_spans) {
+  for (const base::ResourceSpans& rs : batch.resource_spans) {
     resources.push_back(&rs);
-    for (const model::ScopeSpans& ss : rs.scope_spans) {
+    for (const base::ScopeSpans& ss : rs.scope_spans) {
       scopes.push_back(&ss);
-      for (const model::Span& span : ss.spans) {
+      for (const base::Span& span : ss.spans) {
         Entry entry{span.trace_id,
                     static_cast<uint32_t>(entries.size()),
                     static_cast<uint32_t>(resources.size() - 1),
@@ -553,7 +553,7 @@ std::vector<EncodedTrace> EncodeProtobufByTrace(const model::TraceBatch& batch) 
   std::vector<Run> resource_runs;  // over scope_runs
   std::vector<EncodedTrace> out;
   for (size_t trace_begin = 0; trace_begin < entries.size();) {
-    const model::TraceId& trace_id = entries[trace_begin].trace_id;
+    const base::TraceId& trace_id = entries[trace_begin].trace_id;
     size_t trace_end = trace_begin;
     uint64_t latest_end = 0;
     for (; trace_end < entries.size() && entries[trace_end].trace_id == trace_id; ++trace_end) {
@@ -619,7 +619,7 @@ std::vector<EncodedTrace> EncodeProtobufByTrace(const model::TraceBatch& batch) 
             encoded += encoded_again[entry.encoded_again - 1];
             continue;
           }
-          const model::Span& span = *entry.span;
+          const base::Span& span = *entry.span;
           encoded.append(span.wire.bytes);
           for (size_t i = span.wire.attribute_count; i < span.attributes.size(); ++i) {
             AppendAttributeField(encoded, span.attributes[i]);
@@ -642,16 +642,16 @@ std::vector<EncodedTrace> EncodeProtobufByTrace(const model::TraceBatch& batch) 
   return out;
 }
 
-std::string EncodeProtobuf(const model::TraceBatch& batch) {
+std::string EncodeProtobuf(const base::TraceBatch& batch) {
   google::protobuf::Arena arena;
   auto* data = google::protobuf::Arena::CreateMessage<pb_trace::TracesData>(&arena);
-  for (const model::ResourceSpans& rs : batch.resource_spans) {
+  for (const base::ResourceSpans& rs : batch.resource_spans) {
     pb_trace::ResourceSpans* rs_out = data->add_resource_spans();
     ToProto(rs, *rs_out);
-    for (const model::ScopeSpans& ss : rs.scope_spans) {
+    for (const base::ScopeSpans& ss : rs.scope_spans) {
       pb_trace::ScopeSpans* ss_out = rs_out->add_scope_spans();
       ToProto(ss, *ss_out);
-      for (const model::Span& span : ss.spans) ToProto(span, *ss_out->add_spans());
+      for (const base::Span& span : ss.spans) ToProto(span, *ss_out->add_spans());
     }
   }
   return data->SerializeAsString();

@@ -6,7 +6,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
-#include "model/span.h"
+#include "base/span.h"
 #include "otlp/decoded_request.h"
 
 namespace opentelemetry::proto::collector::trace::v1 {
@@ -28,11 +28,11 @@ DecodedRequest FromProto(
     const opentelemetry::proto::collector::trace::v1::ExportTraceServiceRequest& request);
 
 // Encodes a batch as TracesData (readable by DecodeProtobufRequest).
-std::string EncodeProtobuf(const model::TraceBatch& batch);
+std::string EncodeProtobuf(const base::TraceBatch& batch);
 
 // One trace's share of a batch, encoded as TracesData with its resources and scopes.
 struct EncodedTrace {
-  model::TraceId trace_id;
+  base::TraceId trace_id;
   uint64_t latest_end_unix_nano = 0;
   std::string encoded;
 };
@@ -40,13 +40,13 @@ struct EncodedTrace {
 // Splits a batch by trace and encodes each part, without copying the model. Spans that still
 // have their received bytes (Span::wire) are copied as they came, plus any attributes
 // appended since.
-std::vector<EncodedTrace> EncodeProtobufByTrace(const model::TraceBatch& batch);
+std::vector<EncodedTrace> EncodeProtobufByTrace(const base::TraceBatch& batch);
 
 // One span as an OTLP Span message: a compact form for spans held in memory a while (one
 // allocation instead of one per string). DecodeSpan refuses bytes that are not a valid span.
-std::string EncodeSpan(const model::Span& span);
+std::string EncodeSpan(const base::Span& span);
 // The same for a span of `resource_spans`: its received bytes when it still has them.
-std::string EncodeSpan(const model::Span& span, const model::ResourceSpans& resource_spans);
-absl::StatusOr<model::Span> DecodeSpan(std::string_view encoded);
+std::string EncodeSpan(const base::Span& span, const base::ResourceSpans& resource_spans);
+absl::StatusOr<base::Span> DecodeSpan(std::string_view encoded);
 
 }  // namespace ordertrace::otlp

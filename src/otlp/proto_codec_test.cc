@@ -18,7 +18,7 @@ namespace pb_collector = opentelemetry::proto::collector::trace::v1;
 
 using ::testing::HasSubstr;
 using ::testing::SizeIs;
-using T = model::AnyValue::Type;
+using T = base::AnyValue::Type;
 
 const std::string kTraceId("\x5b\x8e\xff\xf7\x98\x03\x81\x03\xd2\x69\xb6\x33\x81\x3f\xc6\x0c", 16);
 const std::string kSpanId("\xee\xe1\x9b\x7e\xc3\xc1\xb1\x74", 8);
@@ -158,70 +158,70 @@ void ExpectFullBatch(const DecodedRequest& decoded) {
   EXPECT_EQ(decoded.rejected_spans, 0);
   EXPECT_EQ(decoded.rejection_message, "");
   ASSERT_THAT(decoded.batch.resource_spans, SizeIs(1));
-  const model::ResourceSpans& rs = decoded.batch.resource_spans[0];
-  EXPECT_EQ(model::ServiceName(rs.resource), "crm-api");
+  const base::ResourceSpans& rs = decoded.batch.resource_spans[0];
+  EXPECT_EQ(base::ServiceName(rs.resource), "crm-api");
   EXPECT_EQ(rs.resource.dropped_attributes_count, 6u);
   EXPECT_EQ(rs.schema_url, "https://opentelemetry.io/schemas/1.21.0");
   ASSERT_THAT(rs.scope_spans, SizeIs(1));
-  const model::ScopeSpans& ss = rs.scope_spans[0];
+  const base::ScopeSpans& ss = rs.scope_spans[0];
   EXPECT_EQ(ss.scope.name, "crm.pricing");
   EXPECT_EQ(ss.scope.version, "2.3.4");
   ASSERT_THAT(ss.scope.attributes, SizeIs(1));
   EXPECT_EQ(ss.scope.attributes[0].key, "scope.attr");
-  EXPECT_EQ(ss.scope.attributes[0].value, model::AnyValue::String("x"));
+  EXPECT_EQ(ss.scope.attributes[0].value, base::AnyValue::String("x"));
   EXPECT_EQ(ss.scope.dropped_attributes_count, 7u);
   EXPECT_EQ(ss.schema_url, "https://opentelemetry.io/schemas/1.20.0");
   ASSERT_THAT(ss.spans, SizeIs(1));
 
-  const model::Span& span = ss.spans[0];
+  const base::Span& span = ss.spans[0];
   EXPECT_EQ(span.trace_id.ToHex(), "5b8efff798038103d269b633813fc60c");
   EXPECT_EQ(span.span_id.ToHex(), "eee19b7ec3c1b174");
   EXPECT_EQ(span.parent_span_id.ToHex(), "eee19b7ec3c1b173");
   EXPECT_EQ(span.trace_state, "vendor=abc,other=1");
   EXPECT_EQ(span.flags, 0x301u);
   EXPECT_EQ(span.name, "PriceCalculation");
-  EXPECT_EQ(span.kind, model::SpanKind::kConsumer);
+  EXPECT_EQ(span.kind, base::SpanKind::kConsumer);
   EXPECT_EQ(span.start_time_unix_nano, 1'700'000'000'123'456'789ULL);
   EXPECT_EQ(span.end_time_unix_nano, 1'700'000'001'987'654'321ULL);
   EXPECT_EQ(span.dropped_attributes_count, 2u);
 
-  const model::Attributes& attrs = span.attributes;
+  const base::Attributes& attrs = span.attributes;
   ASSERT_THAT(attrs, SizeIs(8));
   EXPECT_EQ(attrs[0].key, "order_id");
-  EXPECT_EQ(attrs[0].value, model::AnyValue::String("ord-42"));
-  EXPECT_EQ(attrs[1].value, model::AnyValue::Bool(true));
-  EXPECT_EQ(attrs[2].value, model::AnyValue::Int(-9'000'000'000'000LL));
-  EXPECT_EQ(attrs[3].value, model::AnyValue::Double(1234.5625));
+  EXPECT_EQ(attrs[0].value, base::AnyValue::String("ord-42"));
+  EXPECT_EQ(attrs[1].value, base::AnyValue::Bool(true));
+  EXPECT_EQ(attrs[2].value, base::AnyValue::Int(-9'000'000'000'000LL));
+  EXPECT_EQ(attrs[3].value, base::AnyValue::Double(1234.5625));
   EXPECT_EQ(attrs[4].key, "blob");
   EXPECT_EQ(attrs[4].value.type, T::kBytes);
   EXPECT_EQ(attrs[4].value.string_value, kRawBytes);
 
-  const model::AnyValue& list = attrs[5].value;
+  const base::AnyValue& list = attrs[5].value;
   EXPECT_EQ(attrs[5].key, "list");
   ASSERT_EQ(list.type, T::kArray);
   ASSERT_THAT(list.array_values, SizeIs(4));
-  EXPECT_EQ(list.array_values[0], model::AnyValue::String("a"));
-  EXPECT_EQ(list.array_values[1], model::AnyValue::Int(7));
+  EXPECT_EQ(list.array_values[0], base::AnyValue::String("a"));
+  EXPECT_EQ(list.array_values[1], base::AnyValue::Int(7));
   ASSERT_EQ(list.array_values[2].type, T::kArray);
   ASSERT_THAT(list.array_values[2].array_values, SizeIs(1));
-  EXPECT_EQ(list.array_values[2].array_values[0], model::AnyValue::String("nested"));
+  EXPECT_EQ(list.array_values[2].array_values[0], base::AnyValue::String("nested"));
   ASSERT_EQ(list.array_values[3].type, T::kKvList);
   ASSERT_THAT(list.array_values[3].kvlist_values, SizeIs(1));
   EXPECT_EQ(list.array_values[3].kvlist_values[0].key, "inner");
-  EXPECT_EQ(list.array_values[3].kvlist_values[0].value, model::AnyValue::Bool(false));
+  EXPECT_EQ(list.array_values[3].kvlist_values[0].value, base::AnyValue::Bool(false));
 
-  const model::AnyValue& map = attrs[6].value;
+  const base::AnyValue& map = attrs[6].value;
   EXPECT_EQ(attrs[6].key, "map");
   ASSERT_EQ(map.type, T::kKvList);
   ASSERT_THAT(map.kvlist_values, SizeIs(2));
   EXPECT_EQ(map.kvlist_values[0].key, "stones");
-  const model::AnyValue& stones = map.kvlist_values[0].value;
+  const base::AnyValue& stones = map.kvlist_values[0].value;
   ASSERT_EQ(stones.type, T::kKvList);
   ASSERT_THAT(stones.kvlist_values, SizeIs(2));
   EXPECT_EQ(stones.kvlist_values[0].key, "count");
-  EXPECT_EQ(stones.kvlist_values[0].value, model::AnyValue::Int(3));
+  EXPECT_EQ(stones.kvlist_values[0].value, base::AnyValue::Int(3));
   EXPECT_EQ(stones.kvlist_values[1].key, "kind");
-  EXPECT_EQ(stones.kvlist_values[1].value, model::AnyValue::String("diamond"));
+  EXPECT_EQ(stones.kvlist_values[1].value, base::AnyValue::String("diamond"));
   EXPECT_EQ(map.kvlist_values[1].key, "raw");
   EXPECT_EQ(map.kvlist_values[1].value.type, T::kBytes);
   EXPECT_EQ(map.kvlist_values[1].value.string_value, kRawBytes);
@@ -234,23 +234,23 @@ void ExpectFullBatch(const DecodedRequest& decoded) {
   EXPECT_EQ(span.events[0].name, "exception");
   ASSERT_THAT(span.events[0].attributes, SizeIs(1));
   EXPECT_EQ(span.events[0].attributes[0].key, "exception.type");
-  EXPECT_EQ(span.events[0].attributes[0].value, model::AnyValue::String("Timeout"));
+  EXPECT_EQ(span.events[0].attributes[0].value, base::AnyValue::String("Timeout"));
   EXPECT_EQ(span.events[0].dropped_attributes_count, 1u);
   EXPECT_EQ(span.events[1].name, "second");
   EXPECT_EQ(span.dropped_events_count, 3u);
 
   ASSERT_THAT(span.links, SizeIs(1));
-  const model::SpanLink& link = span.links[0];
+  const base::SpanLink& link = span.links[0];
   EXPECT_EQ(link.trace_id.AsBytes(), kLinkTraceId);
   EXPECT_EQ(link.span_id.AsBytes(), kLinkSpanId);
   EXPECT_EQ(link.trace_state, "k=v");
   ASSERT_THAT(link.attributes, SizeIs(1));
-  EXPECT_EQ(link.attributes[0].value, model::AnyValue::String("retry"));
+  EXPECT_EQ(link.attributes[0].value, base::AnyValue::String("retry"));
   EXPECT_EQ(link.dropped_attributes_count, 4u);
   EXPECT_EQ(link.flags, 1u);
   EXPECT_EQ(span.dropped_links_count, 5u);
 
-  EXPECT_EQ(span.status.code, model::StatusCode::kError);
+  EXPECT_EQ(span.status.code, base::StatusCode::kError);
   EXPECT_EQ(span.status.message, "pricing engine timed out");
 }
 
@@ -300,11 +300,11 @@ pb_collector::ExportTraceServiceRequest MixedRequest() {
 }
 
 // The batch as if it had been decoded without its body: every span encoded from the model.
-model::TraceBatch WithoutWire(model::TraceBatch batch) {
-  for (model::ResourceSpans& rs : batch.resource_spans) {
+base::TraceBatch WithoutWire(base::TraceBatch batch) {
+  for (base::ResourceSpans& rs : batch.resource_spans) {
     rs.wire_body = nullptr;
-    for (model::ScopeSpans& ss : rs.scope_spans) {
-      for (model::Span& span : ss.spans) span.wire = {};
+    for (base::ScopeSpans& ss : rs.scope_spans) {
+      for (base::Span& span : ss.spans) span.wire = {};
     }
   }
   return batch;
@@ -332,10 +332,10 @@ TEST(ProtoCodecTest, SpansDecodedWithTheirBodyPointIntoIt) {
   absl::StatusOr<DecodedRequest> decoded = DecodeProtobufRequest(body);
   ASSERT_TRUE(decoded.ok()) << decoded.status();
   ASSERT_EQ(decoded->batch.SpanCount(), 5u);
-  for (const model::ResourceSpans& rs : decoded->batch.resource_spans) {
+  for (const base::ResourceSpans& rs : decoded->batch.resource_spans) {
     EXPECT_EQ(rs.wire_body, body);
-    for (const model::ScopeSpans& ss : rs.scope_spans) {
-      for (const model::Span& span : ss.spans) {
+    for (const base::ScopeSpans& ss : rs.scope_spans) {
+      for (const base::Span& span : ss.spans) {
         ASSERT_FALSE(span.wire.bytes.empty()) << span.name;
         EXPECT_GE(span.wire.bytes.data(), body->data());
         EXPECT_LE(span.wire.bytes.data() + span.wire.bytes.size(), body->data() + body->size());
@@ -367,20 +367,20 @@ TEST(ProtoCodecTest, AttributesAddedAfterDecodingAreStoredAfterTheReceivedOnes) 
   auto body = std::make_shared<const std::string>(MixedRequest().SerializeAsString());
   absl::StatusOr<DecodedRequest> decoded = DecodeProtobufRequest(body);
   ASSERT_TRUE(decoded.ok()) << decoded.status();
-  model::Span& span = decoded->batch.resource_spans[0].scope_spans[0].spans[0];
+  base::Span& span = decoded->batch.resource_spans[0].scope_spans[0].spans[0];
   const size_t received = span.attributes.size();
-  model::AnyValue list;
+  base::AnyValue list;
   list.type = T::kArray;
-  list.array_values = {model::AnyValue::String("x"), model::AnyValue::Int(2)};
-  span.attributes.push_back({"stage_duration", model::AnyValue::Double(1.25)});
-  span.attributes.push_back({"derived.text", model::AnyValue::String("ok")});
-  span.attributes.push_back({"derived.count", model::AnyValue::Int(-3)});
-  span.attributes.push_back({"derived.flag", model::AnyValue::Bool(true)});
+  list.array_values = {base::AnyValue::String("x"), base::AnyValue::Int(2)};
+  span.attributes.push_back({"stage_duration", base::AnyValue::Double(1.25)});
+  span.attributes.push_back({"derived.text", base::AnyValue::String("ok")});
+  span.attributes.push_back({"derived.count", base::AnyValue::Int(-3)});
+  span.attributes.push_back({"derived.flag", base::AnyValue::Bool(true)});
   span.attributes.push_back({"derived.list", list});
-  span.attributes.push_back({"derived.empty", model::AnyValue()});
+  span.attributes.push_back({"derived.empty", base::AnyValue()});
   // Lengths past 127 take two varint bytes, in the key and in the value.
   span.attributes.push_back(
-      {std::string(130, 'k'), model::AnyValue::String(std::string(300, 'v'))});
+      {std::string(130, 'k'), base::AnyValue::String(std::string(300, 'v'))});
 
   std::vector<EncodedTrace> copied = EncodeProtobufByTrace(decoded->batch);
   ExpectSameParts(copied, EncodeProtobufByTrace(WithoutWire(decoded->batch)));
@@ -390,16 +390,16 @@ TEST(ProtoCodecTest, AttributesAddedAfterDecodingAreStoredAfterTheReceivedOnes) 
   ASSERT_NE(part, copied.end());
   absl::StatusOr<DecodedRequest> stored = DecodeProtobufRequest(part->encoded);
   ASSERT_TRUE(stored.ok());
-  const model::Span& back = stored->batch.resource_spans[0].scope_spans[0].spans[0];
+  const base::Span& back = stored->batch.resource_spans[0].scope_spans[0].spans[0];
   ASSERT_EQ(back.attributes.size(), received + 7);
   EXPECT_EQ(back.attributes[received + 6].value.string_value, std::string(300, 'v'));
   EXPECT_EQ(back.attributes[received].key, "stage_duration");
-  EXPECT_EQ(back.attributes[received].value, model::AnyValue::Double(1.25));
+  EXPECT_EQ(back.attributes[received].value, base::AnyValue::Double(1.25));
   EXPECT_EQ(back.attributes[received + 4].value, list);
   EXPECT_EQ(back.attributes[received + 5].value.type, T::kEmpty);
 
   // One span alone, as the sampler holds it, carries them too.
-  absl::StatusOr<model::Span> alone =
+  absl::StatusOr<base::Span> alone =
       DecodeSpan(EncodeSpan(span, decoded->batch.resource_spans[0]));
   ASSERT_TRUE(alone.ok()) << alone.status();
   EXPECT_EQ(alone->attributes, span.attributes);
@@ -412,12 +412,12 @@ TEST(ProtoCodecTest, ASpanAwayFromItsBodyIsEncodedFromTheModel) {
   auto body = std::make_shared<const std::string>(MixedRequest().SerializeAsString());
   absl::StatusOr<DecodedRequest> decoded = DecodeProtobufRequest(body);
   ASSERT_TRUE(decoded.ok());
-  model::Span span = decoded->batch.resource_spans[0].scope_spans[0].spans[1];
+  base::Span span = decoded->batch.resource_spans[0].scope_spans[0].spans[1];
   span.name = "renamed";  // the model changed; the wire view (wrongly) kept
-  model::TraceBatch other;
-  other.resource_spans.push_back(model::ResourceSpans{});
+  base::TraceBatch other;
+  other.resource_spans.push_back(base::ResourceSpans{});
   other.resource_spans[0].wire_body = std::make_shared<const std::string>(*body);  // a copy
-  other.resource_spans[0].scope_spans.push_back(model::ScopeSpans{});
+  other.resource_spans[0].scope_spans.push_back(base::ScopeSpans{});
   other.resource_spans[0].scope_spans[0].spans.push_back(span);
 
   std::vector<EncodedTrace> parts = EncodeProtobufByTrace(other);
@@ -431,12 +431,12 @@ TEST(ProtoCodecTest, ASpanAwayFromItsBodyIsEncodedFromTheModel) {
 // spans, in the order they came, under their own resource and scope; parts come by trace id.
 TEST(ProtoCodecTest, EachTracesPartHoldsItsSpansInOrderUnderTheirResourceAndScope) {
   auto trace = [](uint8_t n) {
-    model::TraceId id;
+    base::TraceId id;
     id.bytes[0] = 0x10;
     id.bytes[15] = n;
     return id;
   };
-  model::TraceBatch batch;
+  base::TraceBatch batch;
   // (resource, scope, trace, name, end): traces 3, 1, 2 interleaved.
   const struct {
     const char* service;
@@ -451,17 +451,17 @@ TEST(ProtoCodecTest, EachTracesPartHoldsItsSpansInOrderUnderTheirResourceAndScop
   uint8_t span_number = 1;
   for (const auto& s : spans) {
     if (batch.resource_spans.empty() ||
-        model::ServiceNameView(batch.resource_spans.back().resource) != s.service) {
+        base::ServiceNameView(batch.resource_spans.back().resource) != s.service) {
       batch.resource_spans.emplace_back();
       batch.resource_spans.back().resource.attributes.push_back(
-          {"service.name", model::AnyValue::String(s.service)});
+          {"service.name", base::AnyValue::String(s.service)});
     }
-    model::ResourceSpans& rs = batch.resource_spans.back();
+    base::ResourceSpans& rs = batch.resource_spans.back();
     if (rs.scope_spans.empty() || rs.scope_spans.back().scope.name != s.scope) {
       rs.scope_spans.emplace_back();
       rs.scope_spans.back().scope.name = s.scope;
     }
-    model::Span span;
+    base::Span span;
     span.trace_id = trace(s.trace);
     span.span_id.bytes[7] = span_number++;
     span.name = s.name;
@@ -478,11 +478,11 @@ TEST(ProtoCodecTest, EachTracesPartHoldsItsSpansInOrderUnderTheirResourceAndScop
     EXPECT_TRUE(back.ok()) << back.status();
     std::vector<std::string> out;
     if (!back.ok()) return out;
-    for (const model::ResourceSpans& rs : back->batch.resource_spans) {
-      for (const model::ScopeSpans& ss : rs.scope_spans) {
-        for (const model::Span& span : ss.spans) {
+    for (const base::ResourceSpans& rs : back->batch.resource_spans) {
+      for (const base::ScopeSpans& ss : rs.scope_spans) {
+        for (const base::Span& span : ss.spans) {
           EXPECT_EQ(span.trace_id, part.trace_id) << span.name;
-          out.push_back(std::string(model::ServiceNameView(rs.resource)) + "/" + ss.scope.name +
+          out.push_back(std::string(base::ServiceNameView(rs.resource)) + "/" + ss.scope.name +
                         "/" + span.name);
         }
       }
@@ -506,7 +506,7 @@ TEST(ProtoCodecTest, RootSpanHasAllZeroParentAndEncodesWithoutOne) {
   *request.add_resource_spans()->add_scope_spans()->add_spans() = ValidSpan("root", 1);
   DecodedRequest decoded = FromProto(request);
   ASSERT_EQ(decoded.batch.SpanCount(), 1u);
-  const model::Span& span = decoded.batch.resource_spans[0].scope_spans[0].spans[0];
+  const base::Span& span = decoded.batch.resource_spans[0].scope_spans[0].spans[0];
   EXPECT_FALSE(span.parent_span_id.IsValid());
 
   pb_trace::TracesData reparsed;
@@ -606,7 +606,7 @@ TEST(ProtoCodecTest, InvalidSpansAreCountedAndTheFirstReasonIsKept) {
   EXPECT_EQ(decoded.rejection_message,
             "span has an invalid trace_id (must be 16 bytes, not all zero)");
   ASSERT_THAT(decoded.batch.resource_spans, SizeIs(1));
-  EXPECT_EQ(model::ServiceName(decoded.batch.resource_spans[0].resource), "shop-api");
+  EXPECT_EQ(base::ServiceName(decoded.batch.resource_spans[0].resource), "shop-api");
   ASSERT_EQ(decoded.batch.SpanCount(), 1u);
   EXPECT_EQ(decoded.batch.resource_spans[0].scope_spans[0].spans[0].name, "survivor");
 
@@ -615,7 +615,7 @@ TEST(ProtoCodecTest, InvalidSpansAreCountedAndTheFirstReasonIsKept) {
   absl::StatusOr<DecodedRequest> kept = DecodeProtobufRequest(body);
   ASSERT_TRUE(kept.ok());
   ASSERT_EQ(kept->batch.SpanCount(), 1u);
-  const model::Span& survivor = kept->batch.resource_spans[0].scope_spans[0].spans[0];
+  const base::Span& survivor = kept->batch.resource_spans[0].scope_spans[0].spans[0];
   pb_trace::Span parsed;
   ASSERT_TRUE(parsed.ParseFromArray(survivor.wire.bytes.data(),
                                     static_cast<int>(survivor.wire.bytes.size())));
@@ -637,7 +637,7 @@ TEST(ProtoCodecTest, MalformedLinkCostsTheLinkNotTheSpan) {
   DecodedRequest decoded = FromProto(request);
   EXPECT_EQ(decoded.rejected_spans, 0);
   ASSERT_EQ(decoded.batch.SpanCount(), 1u);
-  const model::Span& out = decoded.batch.resource_spans[0].scope_spans[0].spans[0];
+  const base::Span& out = decoded.batch.resource_spans[0].scope_spans[0].spans[0];
   ASSERT_THAT(out.links, SizeIs(1));
   EXPECT_EQ(out.links[0].trace_id.AsBytes(), kLinkTraceId);
   EXPECT_EQ(out.dropped_links_count, 3u);

@@ -2,7 +2,7 @@
 
 namespace ordertrace::query {
 
-OrderQuery::OrderQuery(store::Store& store, const model::Clock& clock)
+OrderQuery::OrderQuery(store::Store& store, const base::Clock& clock)
     : store_(store), clock_(clock) {}
 
 absl::StatusOr<std::optional<OrderView>> OrderQuery::GetOrder(const std::string& order_id) {

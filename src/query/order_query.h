@@ -9,7 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "lifecycle/order_timeline.h"
-#include "model/clock.h"
+#include "base/clock.h"
 #include "model/order_record.h"
 #include "query/partner_scope.h"
 #include "query/sla_report.h"
@@ -30,7 +30,7 @@ struct OrderView {
 
 class OrderQuery {
  public:
-  OrderQuery(store::Store& store, const model::Clock& clock);
+  OrderQuery(store::Store& store, const base::Clock& clock);
 
   // nullopt for an unknown order.
   absl::StatusOr<std::optional<OrderView>> GetOrder(const std::string& order_id);
@@ -46,7 +46,7 @@ class OrderQuery {
 
  private:
   store::Store& store_;
-  const model::Clock& clock_;
+  const base::Clock& clock_;
 };
 
 }  // namespace ordertrace::query

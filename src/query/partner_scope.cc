@@ -17,11 +17,11 @@ absl::StatusOr<bool> PartnerScope::OwnsOrder(const std::string& order_id) {
   return owns;
 }
 
-absl::StatusOr<PartnerScope::Verdict> PartnerScope::Judge(const model::TraceBatch& spans) {
+absl::StatusOr<PartnerScope::Verdict> PartnerScope::Judge(const base::TraceBatch& spans) {
   Verdict verdict;
-  for (const model::ResourceSpans& rs : spans.resource_spans) {
-    for (const model::ScopeSpans& ss : rs.scope_spans) {
-      for (const model::Span& span : ss.spans) {
+  for (const base::ResourceSpans& rs : spans.resource_spans) {
+    for (const base::ScopeSpans& ss : rs.scope_spans) {
+      for (const base::Span& span : ss.spans) {
         std::optional<std::string> order_id = lifecycle::OrderIdOf(span, rs.resource);
         if (!order_id) continue;
         absl::StatusOr<bool> owns = OwnsOrder(*order_id);
@@ -37,13 +37,13 @@ absl::StatusOr<PartnerScope::Verdict> PartnerScope::Judge(const model::TraceBatc
   return verdict;
 }
 
-absl::StatusOr<bool> PartnerScope::SeesTrace(const model::TraceBatch& trace) {
+absl::StatusOr<bool> PartnerScope::SeesTrace(const base::TraceBatch& trace) {
   absl::StatusOr<Verdict> verdict = Judge(trace);
   if (!verdict.ok()) return verdict.status();
   return verdict->own_order && !verdict->foreign_order;
 }
 
-absl::StatusOr<bool> PartnerScope::IsCandidate(const model::TraceId& trace_id) {
+absl::StatusOr<bool> PartnerScope::IsCandidate(const base::TraceId& trace_id) {
   if (!candidates_) {
     store::OrderFilter filter;
     filter.partner_id = partner_id_;
@@ -60,7 +60,7 @@ absl::StatusOr<bool> PartnerScope::IsCandidate(const model::TraceId& trace_id) {
   return !candidates_complete_ || candidates_->count(trace_id) != 0;
 }
 
-absl::StatusOr<bool> PartnerScope::Sees(const model::TraceId& trace_id) {
+absl::StatusOr<bool> PartnerScope::Sees(const base::TraceId& trace_id) {
   if (auto known = traces_.find(trace_id); known != traces_.end()) return known->second;
   absl::StatusOr<bool> candidate = IsCandidate(trace_id);
   if (!candidate.ok()) return candidate.status();

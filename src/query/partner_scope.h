@@ -15,7 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "model/order_record.h"
-#include "model/span.h"
+#include "base/span.h"
 #include "store/store.h"
 
 namespace ordertrace::query {
@@ -25,9 +25,9 @@ class TraceScope {
  public:
   virtual ~TraceScope() = default;
   // Whether the reader may see the stored trace `trace_id`.
-  virtual absl::StatusOr<bool> Sees(const model::TraceId& trace_id) = 0;
+  virtual absl::StatusOr<bool> Sees(const base::TraceId& trace_id) = 0;
   // The same for a trace already read.
-  virtual absl::StatusOr<bool> SeesTrace(const model::TraceBatch& trace) = 0;
+  virtual absl::StatusOr<bool> SeesTrace(const base::TraceBatch& trace) = 0;
 };
 
 class PartnerScope final : public TraceScope {
@@ -39,8 +39,8 @@ class PartnerScope final : public TraceScope {
   bool SeesOrder(const model::OrderRecord& record) const {
     return record.partner_id == partner_id_;
   }
-  absl::StatusOr<bool> Sees(const model::TraceId& trace_id) override;
-  absl::StatusOr<bool> SeesTrace(const model::TraceBatch& trace) override;
+  absl::StatusOr<bool> Sees(const base::TraceId& trace_id) override;
+  absl::StatusOr<bool> SeesTrace(const base::TraceBatch& trace) override;
 
  private:
   // What a trace's spans say about their orders.
@@ -48,11 +48,11 @@ class PartnerScope final : public TraceScope {
     bool own_order = false;      // names an order of the partner
     bool foreign_order = false;  // names an order that is unknown or another partner's
   };
-  absl::StatusOr<Verdict> Judge(const model::TraceBatch& spans);
+  absl::StatusOr<Verdict> Judge(const base::TraceBatch& spans);
   // Whether `trace_id` may be the partner's at all: one of the traces its order records list.
   // Lets a scan skip every other trace without reading it; true for all while the partner has
   // more orders than kMaxCandidateOrders (the records are then not all read).
-  absl::StatusOr<bool> IsCandidate(const model::TraceId& trace_id);
+  absl::StatusOr<bool> IsCandidate(const base::TraceId& trace_id);
 
   static constexpr size_t kMaxCandidateOrders = 50'000;
   // Whether the order `order_id` is stored and the partner's (read once per order).
@@ -60,8 +60,8 @@ class PartnerScope final : public TraceScope {
 
   store::Store& store_;
   const std::string partner_id_;
-  std::map<model::TraceId, bool> traces_;
-  std::optional<std::set<model::TraceId>> candidates_;  // read on first use
+  std::map<base::TraceId, bool> traces_;
+  std::optional<std::set<base::TraceId>> candidates_;  // read on first use
   bool candidates_complete_ = false;
   std::map<std::string, bool> orders_;
 };

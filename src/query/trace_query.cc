@@ -16,34 +16,34 @@ constexpr size_t kTagScanBlocks = 5000;
 constexpr size_t kMaxTagValues = 1000;
 
 struct SpanIdHash {
-  size_t operator()(const model::SpanId& id) const {
+  size_t operator()(const base::SpanId& id) const {
     size_t h = 0;
     for (uint8_t b : id.bytes) h = h * 131 + b;
     return h;
   }
 };
 
-std::string StatusText(model::StatusCode code) {
+std::string StatusText(base::StatusCode code) {
   switch (code) {
-    case model::StatusCode::kError:
+    case base::StatusCode::kError:
       return "error";
-    case model::StatusCode::kOk:
+    case base::StatusCode::kOk:
       return "ok";
     default:
       return "unset";
   }
 }
 
-bool TagHolds(const model::Span& span, const model::Resource& resource, const std::string& key,
+bool TagHolds(const base::Span& span, const base::Resource& resource, const std::string& key,
               const std::string& value) {
   if (key == "name" || key == "span.name") return span.name == value;
   if (key == "status") return StatusText(span.status.code) == value;
-  const model::AnyValue* v = model::FindAttribute(span.attributes, key);
-  if (v == nullptr) v = model::FindAttribute(resource.attributes, key);
+  const base::AnyValue* v = base::FindAttribute(span.attributes, key);
+  if (v == nullptr) v = base::FindAttribute(resource.attributes, key);
   return v != nullptr && v->AsText() == value;
 }
 
-bool SpanMatches(const model::Span& span, const model::Resource& resource,
+bool SpanMatches(const base::Span& span, const base::Resource& resource,
                  const TraceSearch& search, const traceql::TraceFacts* trace) {
   for (const auto& [key, value] : search.tags) {
     if (!TagHolds(span, resource, key, value)) return false;
@@ -77,11 +77,11 @@ std::optional<std::string> PinnedOrderId(const TraceSearch& search) {
 }
 
 // `trace`: the facts of the batch's whole trace, or null when the search needs none.
-bool BatchMatches(const model::TraceBatch& batch, const TraceSearch& search,
+bool BatchMatches(const base::TraceBatch& batch, const TraceSearch& search,
                   const traceql::TraceFacts* trace = nullptr) {
-  for (const model::ResourceSpans& rs : batch.resource_spans) {
-    for (const model::ScopeSpans& ss : rs.scope_spans) {
-      for (const model::Span& span : ss.spans) {
+  for (const base::ResourceSpans& rs : batch.resource_spans) {
+    for (const base::ScopeSpans& ss : rs.scope_spans) {
+      for (const base::Span& span : ss.spans) {
         if (SpanMatches(span, rs.resource, search, trace)) return true;
       }
     }
@@ -98,16 +98,16 @@ std::vector<TraceSummary> NewestFirst(std::vector<TraceSummary> results) {
 
 }  // namespace
 
-TraceSummary SummarizeTrace(const model::TraceId& trace_id, const model::TraceBatch& trace) {
+TraceSummary SummarizeTrace(const base::TraceId& trace_id, const base::TraceBatch& trace) {
   TraceSummary summary;
   summary.trace_id = trace_id;
   uint64_t start = std::numeric_limits<uint64_t>::max();
   uint64_t end = 0;
-  const model::Span* root = nullptr;
-  const model::Resource* root_resource = nullptr;
-  for (const model::ResourceSpans& rs : trace.resource_spans) {
-    for (const model::ScopeSpans& ss : rs.scope_spans) {
-      for (const model::Span& span : ss.spans) {
+  const base::Span* root = nullptr;
+  const base::Resource* root_resource = nullptr;
+  for (const base::ResourceSpans& rs : trace.resource_spans) {
+    for (const base::ScopeSpans& ss : rs.scope_spans) {
+      for (const base::Span& span : ss.spans) {
         ++summary.span_count;
         start = std::min(start, span.start_time_unix_nano);
         end = std::max(end, span.end_time_unix_nano);
@@ -124,64 +124,64 @@ TraceSummary SummarizeTrace(const model::TraceId& trace_id, const model::TraceBa
   }
   if (root != nullptr) {
     summary.root_span_name = root->name;
-    summary.root_service_name = model::ServiceName(*root_resource);
+    summary.root_service_name = base::ServiceName(*root_resource);
     summary.start_unix_nano = start;
     summary.duration_nanos = end > start ? end - start : 0;
   }
   return summary;
 }
 
-TraceQuery::TraceQuery(store::Store& store, const model::Clock& clock, TraceQueryOptions options)
+TraceQuery::TraceQuery(store::Store& store, const base::Clock& clock, TraceQueryOptions options)
     : store_(store), clock_(clock), options_(options) {}
 
-absl::StatusOr<std::optional<model::TraceBatch>> TraceQuery::GetTrace(
-    const model::TraceId& trace_id) {
+absl::StatusOr<std::optional<base::TraceBatch>> TraceQuery::GetTrace(
+    const base::TraceId& trace_id) {
   absl::StatusOr<std::vector<std::string>> blocks = store_.ReadTrace(trace_id);
   if (!blocks.ok()) return blocks.status();
-  if (blocks->empty()) return std::optional<model::TraceBatch>();
+  if (blocks->empty()) return std::optional<base::TraceBatch>();
 
-  model::TraceBatch merged;
-  std::unordered_set<model::SpanId, SpanIdHash> seen;
+  base::TraceBatch merged;
+  std::unordered_set<base::SpanId, SpanIdHash> seen;
   for (const std::string& encoded : *blocks) {
     absl::StatusOr<otlp::DecodedRequest> block = otlp::DecodeProtobufRequest(encoded);
     if (!block.ok()) {
       return absl::DataLossError("a stored block of trace " + trace_id.ToHex() + " is corrupt");
     }
-    for (model::ResourceSpans& rs : block->batch.resource_spans) {
+    for (base::ResourceSpans& rs : block->batch.resource_spans) {
       auto same_resource =
           std::find_if(merged.resource_spans.begin(), merged.resource_spans.end(),
-                       [&](const model::ResourceSpans& m) {
+                       [&](const base::ResourceSpans& m) {
                          return m.resource == rs.resource && m.schema_url == rs.schema_url;
                        });
       if (same_resource == merged.resource_spans.end()) {
-        merged.resource_spans.push_back(model::ResourceSpans{rs.resource, rs.schema_url, {}});
+        merged.resource_spans.push_back(base::ResourceSpans{rs.resource, rs.schema_url, {}});
         same_resource = merged.resource_spans.end() - 1;
       }
-      for (model::ScopeSpans& ss : rs.scope_spans) {
+      for (base::ScopeSpans& ss : rs.scope_spans) {
         auto same_scope =
             std::find_if(same_resource->scope_spans.begin(), same_resource->scope_spans.end(),
-                         [&](const model::ScopeSpans& m) {
+                         [&](const base::ScopeSpans& m) {
                            return m.scope == ss.scope && m.schema_url == ss.schema_url;
                          });
         if (same_scope == same_resource->scope_spans.end()) {
-          same_resource->scope_spans.push_back(model::ScopeSpans{ss.scope, ss.schema_url, {}});
+          same_resource->scope_spans.push_back(base::ScopeSpans{ss.scope, ss.schema_url, {}});
           same_scope = same_resource->scope_spans.end() - 1;
         }
-        for (model::Span& span : ss.spans) {
+        for (base::Span& span : ss.spans) {
           if (seen.insert(span.span_id).second) same_scope->spans.push_back(std::move(span));
         }
       }
     }
   }
-  for (model::ResourceSpans& rs : merged.resource_spans) {
-    for (model::ScopeSpans& ss : rs.scope_spans) {
+  for (base::ResourceSpans& rs : merged.resource_spans) {
+    for (base::ScopeSpans& ss : rs.scope_spans) {
       std::stable_sort(ss.spans.begin(), ss.spans.end(),
-                       [](const model::Span& a, const model::Span& b) {
+                       [](const base::Span& a, const base::Span& b) {
                          return a.start_time_unix_nano < b.start_time_unix_nano;
                        });
     }
   }
-  return std::optional<model::TraceBatch>(std::move(merged));
+  return std::optional<base::TraceBatch>(std::move(merged));
 }
 
 absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& search,
@@ -201,7 +201,7 @@ absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& 
   const bool windowed = !order_id || search.start_unix_nano != 0 || search.end_unix_nano != 0;
 
   std::vector<TraceSummary> results;
-  std::set<model::TraceId> considered;
+  std::set<base::TraceId> considered;
   absl::Status error = absl::OkStatus();
   // Keeps a trace that passes the window and duration filters; false once `limit` is reached.
   auto keep = [&](const TraceSummary& s) {
@@ -215,7 +215,7 @@ absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& 
     return results.size() < search.limit;
   };
   // Whether the search's scope sees the trace; false (and `error`) when that cannot be told.
-  auto in_scope = [&](const model::TraceId& trace_id) {
+  auto in_scope = [&](const base::TraceId& trace_id) {
     if (search.scope == nullptr) return true;
     absl::StatusOr<bool> sees = search.scope->Sees(trace_id);
     if (!sees.ok()) error = sees.status();
@@ -223,18 +223,18 @@ absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& 
   };
   // Whether the whole trace satisfies the search, given its summary (whose facts the trace-level
   // conditions read).
-  auto whole_trace_matches = [&](const model::TraceBatch& trace, const TraceSummary& summary) {
+  auto whole_trace_matches = [&](const base::TraceBatch& trace, const TraceSummary& summary) {
     if (!needs_trace_facts) return BatchMatches(trace, search);
     const traceql::TraceFacts facts = FactsOf(summary);
     return BatchMatches(trace, search, &facts);
   };
   // Reads a trace the scan named, once; with trace facts needed, the whole trace is judged here
   // (the block alone could not be).
-  auto consider = [&](const model::TraceId& trace_id) {
+  auto consider = [&](const base::TraceId& trace_id) {
     if (!considered.insert(trace_id).second) return true;
     if (!in_scope(trace_id)) return error.ok();
     ++read.inspected_traces;
-    absl::StatusOr<std::optional<model::TraceBatch>> trace = GetTrace(trace_id);
+    absl::StatusOr<std::optional<base::TraceBatch>> trace = GetTrace(trace_id);
     if (!trace.ok()) {
       error = trace.status();
       return false;
@@ -250,10 +250,10 @@ absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& 
     absl::StatusOr<std::optional<model::OrderRecord>> order = store_.GetOrder(*order_id);
     if (!order.ok()) return order.status();
     if (order->has_value()) {
-      for (const model::TraceId& trace_id : (*order)->trace_ids) {
+      for (const base::TraceId& trace_id : (*order)->trace_ids) {
         if (!considered.insert(trace_id).second) continue;
         ++read.inspected_traces;
-        absl::StatusOr<std::optional<model::TraceBatch>> trace = GetTrace(trace_id);
+        absl::StatusOr<std::optional<base::TraceBatch>> trace = GetTrace(trace_id);
         if (!trace.ok()) return trace.status();
         if (!trace->has_value()) continue;
         const TraceSummary summary = SummarizeTrace(trace_id, **trace);
@@ -271,7 +271,7 @@ absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& 
   // A block is judged alone unless the filter needs the whole trace; then `consider` judges it.
   const bool filters_spans = FiltersSpans(search) && !needs_trace_facts;
   absl::Status scan =
-      store_.ScanBlocks(start, end, [&](const model::TraceId& trace_id, std::string_view encoded) {
+      store_.ScanBlocks(start, end, [&](const base::TraceId& trace_id, std::string_view encoded) {
         if (read.scanned_blocks >= options_.max_scanned_blocks) {
           read.scan_limit_reached = true;
           return false;
@@ -290,7 +290,7 @@ absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& 
 }
 
 absl::Status TraceQuery::VisitRecentSpans(
-    const std::function<bool(const model::Span&, const model::Resource&)>& visit,
+    const std::function<bool(const base::Span&, const base::Resource&)>& visit,
     TraceScope* scope) {
   uint64_t now = clock_.NowUnixNano();
   uint64_t start =
@@ -298,7 +298,7 @@ absl::Status TraceQuery::VisitRecentSpans(
   size_t scanned = 0;
   absl::Status error = absl::OkStatus();
   absl::Status scan =
-      store_.ScanBlocks(start, now, [&](const model::TraceId& trace_id, std::string_view encoded) {
+      store_.ScanBlocks(start, now, [&](const base::TraceId& trace_id, std::string_view encoded) {
         if (scope != nullptr) {
           absl::StatusOr<bool> sees = scope->Sees(trace_id);
           if (!sees.ok()) {
@@ -309,9 +309,9 @@ absl::Status TraceQuery::VisitRecentSpans(
         }
         absl::StatusOr<otlp::DecodedRequest> block = otlp::DecodeProtobufRequest(encoded);
         if (block.ok()) {
-          for (const model::ResourceSpans& rs : block->batch.resource_spans) {
-            for (const model::ScopeSpans& ss : rs.scope_spans) {
-              for (const model::Span& span : ss.spans) {
+          for (const base::ResourceSpans& rs : block->batch.resource_spans) {
+            for (const base::ScopeSpans& ss : rs.scope_spans) {
+              for (const base::Span& span : ss.spans) {
                 if (!visit(span, rs.resource)) return false;
               }
             }
@@ -325,9 +325,9 @@ absl::Status TraceQuery::VisitRecentSpans(
 absl::StatusOr<std::vector<std::string>> TraceQuery::TagNames(TraceScope* scope) {
   std::set<std::string> names = {"name", "status"};
   absl::Status s = VisitRecentSpans(
-      [&](const model::Span& span, const model::Resource& resource) {
-        for (const model::KeyValue& kv : resource.attributes) names.insert(kv.key);
-        for (const model::KeyValue& kv : span.attributes) names.insert(kv.key);
+      [&](const base::Span& span, const base::Resource& resource) {
+        for (const base::KeyValue& kv : resource.attributes) names.insert(kv.key);
+        for (const base::KeyValue& kv : span.attributes) names.insert(kv.key);
         return names.size() < kMaxTagValues;
       },
       scope);
@@ -339,14 +339,14 @@ absl::StatusOr<std::vector<std::string>> TraceQuery::TagValues(const std::string
                                                                TraceScope* scope) {
   std::set<std::string> values;
   absl::Status s = VisitRecentSpans(
-      [&](const model::Span& span, const model::Resource& resource) {
+      [&](const base::Span& span, const base::Resource& resource) {
         if (tag == "name" || tag == "span.name") {
           values.insert(span.name);
         } else if (tag == "status") {
           values.insert(StatusText(span.status.code));
         } else {
-          const model::AnyValue* v = model::FindAttribute(span.attributes, tag);
-          if (v == nullptr) v = model::FindAttribute(resource.attributes, tag);
+          const base::AnyValue* v = base::FindAttribute(span.attributes, tag);
+          if (v == nullptr) v = base::FindAttribute(resource.attributes, tag);
           if (v != nullptr) values.insert(v->AsText());
         }
         return values.size() < kMaxTagValues;
@@ -360,9 +360,9 @@ absl::StatusOr<ScopedTagNames> TraceQuery::TagNamesByScope(TraceScope* scope) {
   std::set<std::string> resource_names;
   std::set<std::string> span_names;
   absl::Status s = VisitRecentSpans(
-      [&](const model::Span& span, const model::Resource& resource) {
-        for (const model::KeyValue& kv : resource.attributes) resource_names.insert(kv.key);
-        for (const model::KeyValue& kv : span.attributes) span_names.insert(kv.key);
+      [&](const base::Span& span, const base::Resource& resource) {
+        for (const base::KeyValue& kv : resource.attributes) resource_names.insert(kv.key);
+        for (const base::KeyValue& kv : span.attributes) span_names.insert(kv.key);
         return resource_names.size() + span_names.size() < kMaxTagValues;
       },
       scope);
@@ -374,15 +374,15 @@ absl::StatusOr<ScopedTagNames> TraceQuery::TagNamesByScope(TraceScope* scope) {
 namespace {
 
 // An attribute value as Tempo's v2 tag values type it; nullopt for arrays, maps and bytes.
-std::optional<TypedTagValue> Typed(const model::AnyValue& v) {
+std::optional<TypedTagValue> Typed(const base::AnyValue& v) {
   switch (v.type) {
-    case model::AnyValue::Type::kString:
+    case base::AnyValue::Type::kString:
       return TypedTagValue{"string", v.string_value};
-    case model::AnyValue::Type::kInt:
+    case base::AnyValue::Type::kInt:
       return TypedTagValue{"int", v.AsText()};
-    case model::AnyValue::Type::kDouble:
+    case base::AnyValue::Type::kDouble:
       return TypedTagValue{"float", v.AsText()};
-    case model::AnyValue::Type::kBool:
+    case base::AnyValue::Type::kBool:
       return TypedTagValue{"bool", v.AsText()};
     default:
       return std::nullopt;
@@ -398,12 +398,12 @@ absl::StatusOr<std::vector<TypedTagValue>> TraceQuery::TypedTagValues(const trac
       field.intrinsic == traceql::Intrinsic::kTraceDuration) {
     return std::vector<TypedTagValue>();
   }
-  auto add = [&](const model::AnyValue* v) {
+  auto add = [&](const base::AnyValue* v) {
     if (v == nullptr) return;
     if (std::optional<TypedTagValue> typed = Typed(*v)) values.insert(std::move(*typed));
   };
   absl::Status s = VisitRecentSpans(
-      [&](const model::Span& span, const model::Resource& resource) {
+      [&](const base::Span& span, const base::Resource& resource) {
         switch (field.intrinsic) {
           case traceql::Intrinsic::kName:
             values.insert({"string", span.name});
@@ -423,7 +423,7 @@ absl::StatusOr<std::vector<TypedTagValue>> TraceQuery::TypedTagValues(const trac
             break;
           case traceql::Intrinsic::kRootServiceName:
             if (!span.parent_span_id.IsValid()) {
-              values.insert({"string", model::ServiceName(resource)});
+              values.insert({"string", base::ServiceName(resource)});
             }
             break;
           case traceql::Intrinsic::kDuration:
@@ -431,10 +431,10 @@ absl::StatusOr<std::vector<TypedTagValue>> TraceQuery::TypedTagValues(const trac
             break;
           case traceql::Intrinsic::kNone:
             if (field.scope != traceql::Scope::kResource) {
-              add(model::FindAttribute(span.attributes, field.attribute));
+              add(base::FindAttribute(span.attributes, field.attribute));
             }
             if (field.scope != traceql::Scope::kSpan) {
-              add(model::FindAttribute(resource.attributes, field.attribute));
+              add(base::FindAttribute(resource.attributes, field.attribute));
             }
             break;
         }

@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "model/clock.h"
-#include "model/span.h"
+#include "base/clock.h"
+#include "base/span.h"
 #include "query/partner_scope.h"
 #include "query/traceql.h"
 #include "store/store.h"
@@ -40,7 +40,7 @@ struct TraceSearch {
 };
 
 struct TraceSummary {
-  model::TraceId trace_id;
+  base::TraceId trace_id;
   std::string root_service_name;
   std::string root_span_name;
   uint64_t start_unix_nano = 0;
@@ -72,18 +72,18 @@ struct TypedTagValue {
 };
 
 struct TraceQueryOptions {
-  uint64_t default_search_window_nanos = 24ULL * 3600 * model::kNanosPerSecond;
+  uint64_t default_search_window_nanos = 24ULL * 3600 * base::kNanosPerSecond;
   // A search decodes at most this many blocks, so one query cannot hold the store for long.
   size_t max_scanned_blocks = 200'000;
 };
 
 class TraceQuery {
  public:
-  TraceQuery(store::Store& store, const model::Clock& clock, TraceQueryOptions options = {});
+  TraceQuery(store::Store& store, const base::Clock& clock, TraceQueryOptions options = {});
 
   // The whole trace, spans merged from every block (a span stored twice appears once),
   // grouped by resource and scope. nullopt when the store has no span of it.
-  absl::StatusOr<std::optional<model::TraceBatch>> GetTrace(const model::TraceId& trace_id);
+  absl::StatusOr<std::optional<base::TraceBatch>> GetTrace(const base::TraceId& trace_id);
 
   // Traces with a span that satisfies every tag and the TraceQL filter, newest first. `stats`
   // (optional) is filled with what the search read.
@@ -107,15 +107,15 @@ class TraceQuery {
   // Calls `visit` for spans of the recent search window, a bounded number of blocks, until it
   // returns false.
   absl::Status VisitRecentSpans(
-      const std::function<bool(const model::Span&, const model::Resource&)>& visit,
+      const std::function<bool(const base::Span&, const base::Resource&)>& visit,
       TraceScope* scope);
 
   store::Store& store_;
-  const model::Clock& clock_;
+  const base::Clock& clock_;
   const TraceQueryOptions options_;
 };
 
 // What a trace looks like from above: root span, first start, last end.
-TraceSummary SummarizeTrace(const model::TraceId& trace_id, const model::TraceBatch& trace);
+TraceSummary SummarizeTrace(const base::TraceId& trace_id, const base::TraceBatch& trace);
 
 }  // namespace ordertrace::query

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "ingest/ingester.h"
-#include "model/clock.h"
+#include "base/clock.h"
 #include "store/rocks_store.h"
 
 namespace ordertrace::query {
@@ -20,33 +20,33 @@ using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
 
-constexpr uint64_t kSecond = model::kNanosPerSecond;
+constexpr uint64_t kSecond = base::kNanosPerSecond;
 constexpr uint64_t kNow = 1'790'000'000ULL * kSecond;
 
-model::KeyValue Str(std::string key, std::string value) {
-  return model::KeyValue{std::move(key), model::AnyValue::String(std::move(value))};
+base::KeyValue Str(std::string key, std::string value) {
+  return base::KeyValue{std::move(key), base::AnyValue::String(std::move(value))};
 }
 
-model::TraceId TraceIdOf(uint8_t n) {
-  model::TraceId id;
+base::TraceId TraceIdOf(uint8_t n) {
+  base::TraceId id;
   id.bytes[0] = 0x7a;
   id.bytes[15] = n;
   return id;
 }
 
 // One order's trace: a root and a child, `seconds` long, ending a minute before kNow.
-model::TraceBatch OrderTrace(uint8_t trace, const std::string& order_id, uint64_t seconds) {
-  model::ResourceSpans rs;
+base::TraceBatch OrderTrace(uint8_t trace, const std::string& order_id, uint64_t seconds) {
+  base::ResourceSpans rs;
   rs.resource.attributes = {Str("service.name", "shop-api")};
-  model::ScopeSpans ss;
+  base::ScopeSpans ss;
   for (uint8_t i = 1; i <= 2; ++i) {
-    model::Span s;
+    base::Span s;
     s.trace_id = TraceIdOf(trace);
     s.span_id.bytes[0] = trace;
     s.span_id.bytes[7] = i;
     if (i == 2)
       s.parent_span_id = [&] {
-        model::SpanId p;
+        base::SpanId p;
         p.bytes[0] = trace;
         p.bytes[7] = 1;
         return p;
@@ -58,7 +58,7 @@ model::TraceBatch OrderTrace(uint8_t trace, const std::string& order_id, uint64_
     ss.spans.push_back(std::move(s));
   }
   rs.scope_spans.push_back(std::move(ss));
-  model::TraceBatch batch;
+  base::TraceBatch batch;
   batch.resource_spans.push_back(std::move(rs));
   return batch;
 }
@@ -92,7 +92,7 @@ class TraceQueryTest : public ::testing::Test {
     return ids;
   }
 
-  model::ManualClock clock_{kNow};
+  base::ManualClock clock_{kNow};
   std::string dir_;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<ingest::Ingester> ingester_;
@@ -174,11 +174,11 @@ traceql::Filter TraceQl(const std::string& query) {
 }
 
 // The trace of OrderTrace moved `age` back in time.
-model::TraceBatch AgedOrderTrace(uint8_t trace, const std::string& order_id, uint64_t age) {
-  model::TraceBatch batch = OrderTrace(trace, order_id, 3);
-  for (model::ResourceSpans& rs : batch.resource_spans) {
-    for (model::ScopeSpans& ss : rs.scope_spans) {
-      for (model::Span& span : ss.spans) {
+base::TraceBatch AgedOrderTrace(uint8_t trace, const std::string& order_id, uint64_t age) {
+  base::TraceBatch batch = OrderTrace(trace, order_id, 3);
+  for (base::ResourceSpans& rs : batch.resource_spans) {
+    for (base::ScopeSpans& ss : rs.scope_spans) {
+      for (base::Span& span : ss.spans) {
         span.start_time_unix_nano -= age;
         span.end_time_unix_nano -= age;
       }
@@ -323,13 +323,13 @@ TEST_F(TraceQueryTest, OldOrderIsFoundByOrderIdWithoutAWindow) {
 }
 
 TEST_F(TraceQueryTest, TagNamesByScopeAndTypedValues) {
-  model::TraceBatch batch = OrderTrace(1, "A-1", 3);
-  model::Span& child = batch.resource_spans[0].scope_spans[0].spans[1];
-  child.attributes.push_back({"http.status_code", model::AnyValue::Int(503)});
-  child.attributes.push_back({"ratio", model::AnyValue::Double(0.5)});
-  child.attributes.push_back({"retried", model::AnyValue::Bool(true)});
-  child.status.code = model::StatusCode::kError;
-  child.kind = model::SpanKind::kServer;
+  base::TraceBatch batch = OrderTrace(1, "A-1", 3);
+  base::Span& child = batch.resource_spans[0].scope_spans[0].spans[1];
+  child.attributes.push_back({"http.status_code", base::AnyValue::Int(503)});
+  child.attributes.push_back({"ratio", base::AnyValue::Double(0.5)});
+  child.attributes.push_back({"retried", base::AnyValue::Bool(true)});
+  child.status.code = base::StatusCode::kError;
+  child.kind = base::SpanKind::kServer;
   ASSERT_TRUE(ingester_->Ingest(batch).ok());
   TraceQuery query(*store_, clock_);
 
@@ -368,7 +368,7 @@ TEST_F(TraceQueryTest, TagNamesByScopeAndTypedValues) {
 // alone holds both services or spans more than 1 s; the trace lasts 10 s.
 void IngestSplitTrace(ingest::Ingester& ingester, uint8_t trace, const std::string& order_id) {
   const uint64_t start = kNow - 70 * kSecond;
-  model::Span root;
+  base::Span root;
   root.trace_id = TraceIdOf(trace);
   root.span_id.bytes[0] = trace;
   root.span_id.bytes[7] = 1;
@@ -376,26 +376,26 @@ void IngestSplitTrace(ingest::Ingester& ingester, uint8_t trace, const std::stri
   root.start_time_unix_nano = start;
   root.end_time_unix_nano = start + kSecond;
   root.attributes = {Str("order_id", order_id)};
-  model::Span child = root;
+  base::Span child = root;
   child.span_id.bytes[7] = 2;
   child.parent_span_id = root.span_id;
   child.name = "price.lookup";
   child.start_time_unix_nano = start + 9 * kSecond;
   child.end_time_unix_nano = start + 10 * kSecond;
   for (const auto& [service, span] : {std::pair{"shop-api", root}, std::pair{"pricing", child}}) {
-    model::ResourceSpans rs;
+    base::ResourceSpans rs;
     rs.resource.attributes = {Str("service.name", service)};
-    rs.scope_spans.push_back(model::ScopeSpans{{}, "", {span}});
-    model::TraceBatch batch;
+    rs.scope_spans.push_back(base::ScopeSpans{{}, "", {span}});
+    base::TraceBatch batch;
     batch.resource_spans.push_back(std::move(rs));
     ASSERT_TRUE(ingester.Ingest(batch).ok());
   }
 }
 
 // OrderTrace with its spans in `service`.
-model::TraceBatch OrderTraceOf(const std::string& service, uint8_t trace,
+base::TraceBatch OrderTraceOf(const std::string& service, uint8_t trace,
                                const std::string& order_id, uint64_t seconds) {
-  model::TraceBatch batch = OrderTrace(trace, order_id, seconds);
+  base::TraceBatch batch = OrderTrace(trace, order_id, seconds);
   batch.resource_spans[0].resource.attributes = {Str("service.name", service)};
   return batch;
 }

@@ -82,19 +82,19 @@ constexpr std::string_view kOtherScopes[] = {"event", "link", "instrumentation",
 
 struct StatusWord {
   std::string_view text;
-  model::StatusCode code;
+  base::StatusCode code;
 };
-constexpr StatusWord kStatuses[] = {{"error", model::StatusCode::kError},
-                                    {"ok", model::StatusCode::kOk},
-                                    {"unset", model::StatusCode::kUnset}};
+constexpr StatusWord kStatuses[] = {{"error", base::StatusCode::kError},
+                                    {"ok", base::StatusCode::kOk},
+                                    {"unset", base::StatusCode::kUnset}};
 struct KindWord {
   std::string_view text;
-  model::SpanKind kind;
+  base::SpanKind kind;
 };
 constexpr KindWord kKinds[] = {
-    {"unspecified", model::SpanKind::kUnspecified}, {"internal", model::SpanKind::kInternal},
-    {"server", model::SpanKind::kServer},           {"client", model::SpanKind::kClient},
-    {"producer", model::SpanKind::kProducer},       {"consumer", model::SpanKind::kConsumer}};
+    {"unspecified", base::SpanKind::kUnspecified}, {"internal", base::SpanKind::kInternal},
+    {"server", base::SpanKind::kServer},           {"client", base::SpanKind::kClient},
+    {"producer", base::SpanKind::kProducer},       {"consumer", base::SpanKind::kConsumer}};
 
 std::string_view OpText(Op op) {
   switch (op) {
@@ -768,14 +768,14 @@ bool IsTraceIntrinsic(Intrinsic intrinsic) {
          intrinsic == Intrinsic::kRootServiceName;
 }
 
-std::string_view StatusName(model::StatusCode code) {
+std::string_view StatusName(base::StatusCode code) {
   for (const StatusWord& s : kStatuses) {
     if (s.code == code) return s.text;
   }
   return "unset";
 }
 
-std::string_view KindName(model::SpanKind kind) {
+std::string_view KindName(base::SpanKind kind) {
   for (const KindWord& k : kKinds) {
     if (k.kind == kind) return k.text;
   }
@@ -841,19 +841,19 @@ bool CompareDouble(double actual, const Condition& c) {
 }
 
 // An attribute's value against the literal: a type mismatch is false, never an error.
-bool CompareAttribute(const model::AnyValue& v, const Condition& c) {
+bool CompareAttribute(const base::AnyValue& v, const Condition& c) {
   using T = Value::Type;
   switch (c.value.type) {
     case T::kString:
-      return v.type == model::AnyValue::Type::kString && CompareText(v.string_value, c);
+      return v.type == base::AnyValue::Type::kString && CompareText(v.string_value, c);
     case T::kInt:
     case T::kDouble:
     case T::kDuration:
-      if (v.type == model::AnyValue::Type::kInt) return CompareInt(v.int_value, c);
-      if (v.type == model::AnyValue::Type::kDouble) return CompareDouble(v.double_value, c);
+      if (v.type == base::AnyValue::Type::kInt) return CompareInt(v.int_value, c);
+      if (v.type == base::AnyValue::Type::kDouble) return CompareDouble(v.double_value, c);
       return false;
     case T::kBool:
-      return v.type == model::AnyValue::Type::kBool &&
+      return v.type == base::AnyValue::Type::kBool &&
              (v.bool_value == c.value.bool_value) == (c.op == Op::kEqual);
     case T::kNil:
     case T::kStatus:
@@ -871,7 +871,7 @@ bool CompareNanos(uint64_t nanos, const Condition& c) {
                                               : CompareInt(clamped, c);
 }
 
-bool ConditionHolds(const Condition& c, const model::Span& span, const model::Resource& resource,
+bool ConditionHolds(const Condition& c, const base::Span& span, const base::Resource& resource,
                     const TraceFacts* trace) {
   switch (c.field.intrinsic) {
     case Intrinsic::kName:
@@ -896,11 +896,11 @@ bool ConditionHolds(const Condition& c, const model::Span& span, const model::Re
     case Intrinsic::kNone:
       break;
   }
-  const model::AnyValue* in_span = c.field.scope != Scope::kResource
-                                       ? model::FindAttribute(span.attributes, c.field.attribute)
+  const base::AnyValue* in_span = c.field.scope != Scope::kResource
+                                       ? base::FindAttribute(span.attributes, c.field.attribute)
                                        : nullptr;
-  const model::AnyValue* in_resource =
-      c.field.scope != Scope::kSpan ? model::FindAttribute(resource.attributes, c.field.attribute)
+  const base::AnyValue* in_resource =
+      c.field.scope != Scope::kSpan ? base::FindAttribute(resource.attributes, c.field.attribute)
                                     : nullptr;
   if (c.value.type == Value::Type::kNil) {
     const bool present = in_span != nullptr || in_resource != nullptr;
@@ -913,7 +913,7 @@ bool ConditionHolds(const Condition& c, const model::Span& span, const model::Re
 
 }  // namespace
 
-bool Filter::Evaluate(size_t index, const model::Span& span, const model::Resource& resource,
+bool Filter::Evaluate(size_t index, const base::Span& span, const base::Resource& resource,
                       const TraceFacts* trace) const {
   const Node& node = nodes_[index];
   switch (node.kind) {
@@ -937,15 +937,15 @@ bool Filter::Evaluate(size_t index, const model::Span& span, const model::Resour
   return false;
 }
 
-bool Filter::Matches(const model::Span& span, const model::Resource& resource,
+bool Filter::Matches(const base::Span& span, const base::Resource& resource,
                      const TraceFacts* trace) const {
   return !nodes_.empty() && Evaluate(root_, span, resource, trace);
 }
 
-bool Filter::MatchesAny(const model::TraceBatch& batch, const TraceFacts* trace) const {
-  for (const model::ResourceSpans& rs : batch.resource_spans) {
-    for (const model::ScopeSpans& ss : rs.scope_spans) {
-      for (const model::Span& span : ss.spans) {
+bool Filter::MatchesAny(const base::TraceBatch& batch, const TraceFacts* trace) const {
+  for (const base::ResourceSpans& rs : batch.resource_spans) {
+    for (const base::ScopeSpans& ss : rs.scope_spans) {
+      for (const base::Span& span : ss.spans) {
         if (Matches(span, rs.resource, trace)) return true;
       }
     }

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "model/span.h"
+#include "base/span.h"
 
 namespace re2 {
 class RE2;
@@ -81,8 +81,8 @@ struct Value {
   int64_t int_value = 0;    // kInt; kDuration in nanoseconds
   double double_value = 0;  // kDouble
   bool bool_value = false;  // kBool
-  model::StatusCode status = model::StatusCode::kUnset;
-  model::SpanKind kind = model::SpanKind::kUnspecified;
+  base::StatusCode status = base::StatusCode::kUnset;
+  base::SpanKind kind = base::SpanKind::kUnspecified;
 };
 
 struct Condition {
@@ -101,10 +101,10 @@ class Filter {
 
   // Whether the span, with its resource and its trace's facts, satisfies the filter. Without
   // facts (null) a condition on a trace intrinsic does not hold, whatever its operator.
-  bool Matches(const model::Span& span, const model::Resource& resource,
+  bool Matches(const base::Span& span, const base::Resource& resource,
                const TraceFacts* trace = nullptr) const;
   // Whether one span of the batch does.
-  bool MatchesAny(const model::TraceBatch& batch, const TraceFacts* trace = nullptr) const;
+  bool MatchesAny(const base::TraceBatch& batch, const TraceFacts* trace = nullptr) const;
   // Whether a condition names a trace intrinsic: then only the whole trace's facts can tell,
   // never one stored block of it.
   bool NeedsTraceFacts() const;
@@ -128,7 +128,7 @@ class Filter {
     size_t condition = 0;          // kCondition: index in conditions_
     std::vector<size_t> children;  // kAnd, kOr: indexes in nodes_
   };
-  bool Evaluate(size_t node, const model::Span& span, const model::Resource& resource,
+  bool Evaluate(size_t node, const base::Span& span, const base::Resource& resource,
                 const TraceFacts* trace) const;
   void CollectPins(size_t node, std::vector<size_t>& pinned) const;
 
@@ -143,7 +143,7 @@ class Filter {
 absl::StatusOr<Field> ParseField(std::string_view text);
 
 // Tempo's words for a status and a kind ("error", "server", ...).
-std::string_view StatusName(model::StatusCode code);
-std::string_view KindName(model::SpanKind kind);
+std::string_view StatusName(base::StatusCode code);
+std::string_view KindName(base::SpanKind kind);
 
 }  // namespace ordertrace::query::traceql

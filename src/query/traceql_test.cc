@@ -13,30 +13,30 @@ using ::testing::HasSubstr;
 
 constexpr uint64_t kMs = 1'000'000;
 
-model::KeyValue Str(std::string key, std::string value) {
-  return model::KeyValue{std::move(key), model::AnyValue::String(std::move(value))};
+base::KeyValue Str(std::string key, std::string value) {
+  return base::KeyValue{std::move(key), base::AnyValue::String(std::move(value))};
 }
 
 // A span of shop-api's: 150 ms, a server span, status error.
 struct Sample {
-  model::Span span;
-  model::Resource resource;
+  base::Span span;
+  base::Resource resource;
   Sample() {
     span.name = "shop.submit";
-    span.kind = model::SpanKind::kServer;
-    span.status.code = model::StatusCode::kError;
+    span.kind = base::SpanKind::kServer;
+    span.status.code = base::StatusCode::kError;
     span.status.message = "price service down";
     span.start_time_unix_nano = 1'000 * kMs;
     span.end_time_unix_nano = 1'150 * kMs;
     span.attributes = {Str("order_id", "A-1"),
                        Str("http.method", "POST"),
-                       {"http.status_code", model::AnyValue::Int(503)},
-                       {"price", model::AnyValue::Double(12.5)},
-                       {"retried", model::AnyValue::Bool(true)},
+                       {"http.status_code", base::AnyValue::Int(503)},
+                       {"price", base::AnyValue::Double(12.5)},
+                       {"retried", base::AnyValue::Bool(true)},
                        Str("note", "say \"hi\"\n"),
                        Str("tier", "gold")};
     resource.attributes = {
-        Str("service.name", "shop-api"), Str("tier", "silver"), {"shard", model::AnyValue::Int(3)}};
+        Str("service.name", "shop-api"), Str("tier", "silver"), {"shard", base::AnyValue::Int(3)}};
   }
 };
 

@@ -10,7 +10,7 @@
 #include <utility>
 
 #include "absl/hash/hash.h"
-#include "model/attribute_names.h"
+#include "base/attribute_names.h"
 #include "otlp/proto_codec.h"
 
 namespace ordertrace::sampling {
@@ -26,26 +26,26 @@ constexpr uint8_t kDecisive = 2;  // slow or failed: keeps its whole trace
 
 // Status transitions and messaging hops. error_code is checked by IsFailed.
 constexpr const char* kLifecycleKeys[] = {
-    model::kNewStatusKey, model::kMessagingSystemKey, model::kMessagingMessageIdKey,
-    model::kMessageIdKey, model::kQueueKey,
+    base::kNewStatusKey, base::kMessagingSystemKey, base::kMessagingMessageIdKey,
+    base::kMessageIdKey, base::kQueueKey,
 };
 
-bool IsFailed(const model::Span& span) {
-  return span.status.code == model::StatusCode::kError ||
-         model::FindAttribute(span.attributes, model::kErrorCodeKey) != nullptr;
+bool IsFailed(const base::Span& span) {
+  return span.status.code == base::StatusCode::kError ||
+         base::FindAttribute(span.attributes, base::kErrorCodeKey) != nullptr;
 }
 
-bool HasLifecycleMark(const model::Span& span) {
+bool HasLifecycleMark(const base::Span& span) {
   // Root spans are kept too, so that a kept trace is never rootless: the trace view and the
   // order's timeline hang the detail off its root.
   if (!span.parent_span_id.IsValid()) return true;
   for (const char* key : kLifecycleKeys) {
-    if (model::FindAttribute(span.attributes, key) != nullptr) return true;
+    if (base::FindAttribute(span.attributes, key) != nullptr) return true;
   }
   return false;
 }
 
-uint8_t Classify(const model::Span& span, uint64_t slow_threshold_nanos) {
+uint8_t Classify(const base::Span& span, uint64_t slow_threshold_nanos) {
   uint8_t c = 0;
   if (IsFailed(span)) {
     c = kLifecycle | kDecisive;
@@ -61,13 +61,13 @@ uint8_t Classify(const model::Span& span, uint64_t slow_threshold_nanos) {
 
 }  // namespace
 
-bool IsLifecycleSpan(const model::Span& span) { return IsFailed(span) || HasLifecycleMark(span); }
+bool IsLifecycleSpan(const base::Span& span) { return IsFailed(span) || HasLifecycleMark(span); }
 
-bool RatioKeeps(const model::TraceId& trace_id, double ratio) {
+bool RatioKeeps(const base::TraceId& trace_id, double ratio) {
   if (ratio >= 1) return true;
   if (!(ratio > 0)) return false;  // also NaN
   uint64_t r = 0;
-  for (size_t i = model::TraceId::kSize - 7; i < model::TraceId::kSize; ++i) {
+  for (size_t i = base::TraceId::kSize - 7; i < base::TraceId::kSize; ++i) {
     r = (r << 8) | trace_id.bytes[i];
   }
   // ratio * 2^56 is below 2^56 here, exact enough in a double, and fits the cast.
@@ -75,7 +75,7 @@ bool RatioKeeps(const model::TraceId& trace_id, double ratio) {
   return r < threshold;
 }
 
-size_t TailSampler::TraceIdHash::operator()(const model::TraceId& id) const {
+size_t TailSampler::TraceIdHash::operator()(const base::TraceId& id) const {
   // Seeded per process: trace ids come from the network.
   return absl::Hash<std::string_view>{}(id.AsBytes());
 }
@@ -85,7 +85,7 @@ size_t TailSampler::TraceIdHash::operator()(const model::TraceId& id) const {
 // to one already in the batch is reused, not repeated.
 class TailSampler::BatchBuilder {
  public:
-  explicit BatchBuilder(model::TraceBatch batch) : batch_(std::move(batch)) {}
+  explicit BatchBuilder(base::TraceBatch batch) : batch_(std::move(batch)) {}
 
   void Add(PendingSpan&& pending) {
     auto [slot, inserted] = scopes_.try_emplace(pending.origin.get());
@@ -96,57 +96,57 @@ class TailSampler::BatchBuilder {
     }
     auto [r, s] = slot->second;
     // It was encoded here from a valid span: decoding cannot fail short of memory corruption.
-    absl::StatusOr<model::Span> span = otlp::DecodeSpan(pending.encoded_span);
+    absl::StatusOr<base::Span> span = otlp::DecodeSpan(pending.encoded_span);
     if (span.ok()) batch_.resource_spans[r].scope_spans[s].spans.push_back(*std::move(span));
   }
 
-  model::TraceBatch Take() && { return std::move(batch_); }
+  base::TraceBatch Take() && { return std::move(batch_); }
 
  private:
   std::pair<size_t, size_t> ScopeIndex(const ScopeOrigin& origin) {
     const size_t r = ResourceIndex(*origin.resource);
-    std::vector<model::ScopeSpans>& scopes = batch_.resource_spans[r].scope_spans;
+    std::vector<base::ScopeSpans>& scopes = batch_.resource_spans[r].scope_spans;
     for (size_t s = 0; s < scopes.size(); ++s) {
       if (scopes[s].scope == origin.scope && scopes[s].schema_url == origin.schema_url) {
         return {r, s};
       }
     }
-    scopes.push_back(model::ScopeSpans{origin.scope, origin.schema_url, {}});
+    scopes.push_back(base::ScopeSpans{origin.scope, origin.schema_url, {}});
     return {r, scopes.size() - 1};
   }
 
   size_t ResourceIndex(const ResourceOrigin& origin) {
     auto [slot, inserted] = resources_.try_emplace(&origin);
     if (!inserted) return slot->second;
-    std::vector<model::ResourceSpans>& all = batch_.resource_spans;
+    std::vector<base::ResourceSpans>& all = batch_.resource_spans;
     for (size_t r = 0; r < all.size(); ++r) {
       if (all[r].resource == origin.resource && all[r].schema_url == origin.schema_url) {
         return slot->second = r;
       }
     }
-    all.push_back(model::ResourceSpans{origin.resource, origin.schema_url, {}});
+    all.push_back(base::ResourceSpans{origin.resource, origin.schema_url, {}});
     return slot->second = all.size() - 1;
   }
 
-  model::TraceBatch batch_;
+  base::TraceBatch batch_;
   std::vector<std::shared_ptr<const ScopeOrigin>> alive_;
   absl::flat_hash_map<const ScopeOrigin*, std::pair<size_t, size_t>> scopes_;
   absl::flat_hash_map<const ResourceOrigin*, size_t> resources_;
 };
 
-TailSampler::TailSampler(SamplingOptions options, const model::Clock& clock)
+TailSampler::TailSampler(SamplingOptions options, const base::Clock& clock)
     : options_(options),
       clock_(clock),
       next_sequence_(std::max<uint64_t>(1, clock.NowUnixNano())) {}
 
-model::TraceBatch TailSampler::Admit(model::TraceBatch batch, std::vector<model::Span>* dropped,
+base::TraceBatch TailSampler::Admit(base::TraceBatch batch, std::vector<base::Span>* dropped,
                                      PendingDelta* delta) {
   std::vector<uint8_t> classes;
   size_t detail = 0;
   size_t decisive = 0;
-  for (const model::ResourceSpans& rs : batch.resource_spans) {
-    for (const model::ScopeSpans& ss : rs.scope_spans) {
-      for (const model::Span& span : ss.spans) {
+  for (const base::ResourceSpans& rs : batch.resource_spans) {
+    for (const base::ScopeSpans& ss : rs.scope_spans) {
+      for (const base::Span& span : ss.spans) {
         const uint8_t c = Classify(span, options_.slow_threshold_nanos);
         classes.push_back(c);
         if ((c & kLifecycle) == 0) ++detail;
@@ -165,7 +165,7 @@ model::TraceBatch TailSampler::Admit(model::TraceBatch batch, std::vector<model:
     }
     const uint64_t now = clock_.NowUnixNano();
     ++calls_;
-    std::vector<std::pair<uint64_t, model::TraceId>>* kept =
+    std::vector<std::pair<uint64_t, base::TraceId>>* kept =
         delta != nullptr ? &delta->kept : nullptr;
     // Also here, not only in ExpirePending: a span arriving after its trace's wait follows
     // the drop decision whenever the caller's loop last ran.
@@ -173,9 +173,9 @@ model::TraceBatch TailSampler::Admit(model::TraceBatch batch, std::vector<model:
     if (decisive > 0) {
       // First, so that this batch's detail of those traces is kept in place, not buffered.
       size_t i = 0;
-      for (const model::ResourceSpans& rs : batch.resource_spans) {
-        for (const model::ScopeSpans& ss : rs.scope_spans) {
-          for (const model::Span& span : ss.spans) {
+      for (const base::ResourceSpans& rs : batch.resource_spans) {
+        for (const base::ScopeSpans& ss : rs.scope_spans) {
+          for (const base::Span& span : ss.spans) {
             if ((classes[i++] & kDecisive) != 0) {
               KeepLocked(span.trace_id, KeepReason::kSlowOrFailed, released, kept);
             }
@@ -186,10 +186,10 @@ model::TraceBatch TailSampler::Admit(model::TraceBatch batch, std::vector<model:
     if (detail > 0) {
       // Kept spans move up in place; ScopeSpans and ResourceSpans that sampling emptied go.
       const uint8_t* next_class = classes.data();
-      std::vector<model::ResourceSpans>& all = batch.resource_spans;
+      std::vector<base::ResourceSpans>& all = batch.resource_spans;
       size_t rs_out = 0;
       for (size_t r = 0; r < all.size(); ++r) {
-        std::vector<model::ScopeSpans>& scopes = all[r].scope_spans;
+        std::vector<base::ScopeSpans>& scopes = all[r].scope_spans;
         const bool had_scopes = !scopes.empty();
         std::shared_ptr<const ResourceOrigin> resource_origin;
         size_t delta_resource = SIZE_MAX;  // this resource's place in delta->buffered
@@ -215,18 +215,18 @@ model::TraceBatch TailSampler::Admit(model::TraceBatch batch, std::vector<model:
   return BuildBatch(std::move(batch), std::move(released));
 }
 
-void TailSampler::SampleScopeLocked(const model::ResourceSpans& resource_spans,
+void TailSampler::SampleScopeLocked(const base::ResourceSpans& resource_spans,
                                     std::shared_ptr<const ResourceOrigin>& resource_origin,
-                                    model::ScopeSpans& scope_spans, const uint8_t* classes,
+                                    base::ScopeSpans& scope_spans, const uint8_t* classes,
                                     uint64_t now, std::vector<PendingSpan>& released,
-                                    std::vector<model::Span>* dropped, PendingDelta* delta,
+                                    std::vector<base::Span>* dropped, PendingDelta* delta,
                                     size_t& delta_resource) {
-  std::vector<model::Span>& spans = scope_spans.spans;
+  std::vector<base::Span>& spans = scope_spans.spans;
   std::shared_ptr<const ScopeOrigin> origin;
-  model::ScopeSpans* delta_scope = nullptr;  // where this scope's buffered spans move
+  base::ScopeSpans* delta_scope = nullptr;  // where this scope's buffered spans move
   size_t kept = 0;
   for (size_t j = 0; j < spans.size(); ++j) {
-    model::Span& span = spans[j];
+    base::Span& span = spans[j];
     bool keep = false;
     if ((classes[j] & kLifecycle) != 0) {
       keep = true;
@@ -252,15 +252,15 @@ void TailSampler::SampleScopeLocked(const model::ResourceSpans& resource_spans,
         origin = std::make_shared<const ScopeOrigin>(
             ScopeOrigin{resource_origin, scope_spans.scope, scope_spans.schema_url});
       }
-      const model::TraceId trace_id = span.trace_id;
+      const base::TraceId trace_id = span.trace_id;
       // Its received bytes when it has them: copying is cheaper than encoding again.
       if (!BufferLocked(trace_id, origin, otlp::EncodeSpan(span, resource_spans), now, delta)) {
         ++stats_.dropped_pending_full_spans;
       } else if (delta != nullptr) {
         if (delta_scope == nullptr) {
-          std::vector<model::ResourceSpans>& out = delta->buffered.resource_spans;
+          std::vector<base::ResourceSpans>& out = delta->buffered.resource_spans;
           if (delta_resource == SIZE_MAX) {
-            model::ResourceSpans copy;
+            base::ResourceSpans copy;
             copy.resource = resource_spans.resource;
             copy.schema_url = resource_spans.schema_url;
             copy.wire_body = resource_spans.wire_body;  // the span keeps its received bytes
@@ -268,7 +268,7 @@ void TailSampler::SampleScopeLocked(const model::ResourceSpans& resource_spans,
             delta_resource = out.size() - 1;
           }
           out[delta_resource].scope_spans.push_back(
-              model::ScopeSpans{scope_spans.scope, scope_spans.schema_url, {}});
+              base::ScopeSpans{scope_spans.scope, scope_spans.schema_url, {}});
           delta_scope = &out[delta_resource].scope_spans.back();
         }
         delta_scope->spans.push_back(std::move(span));  // its shell goes on to `dropped`
@@ -287,9 +287,9 @@ void TailSampler::SampleScopeLocked(const model::ResourceSpans& resource_spans,
   spans.erase(spans.begin() + kept, spans.end());
 }
 
-void TailSampler::KeepLocked(const model::TraceId& trace_id, KeepReason reason,
+void TailSampler::KeepLocked(const base::TraceId& trace_id, KeepReason reason,
                              std::vector<PendingSpan>& released,
-                             std::vector<std::pair<uint64_t, model::TraceId>>* kept) {
+                             std::vector<std::pair<uint64_t, base::TraceId>>* kept) {
   if (auto decision = decisions_.find(trace_id); decision != decisions_.end()) {
     if (decision->second == Decision::kKeep) return;
     decision->second = Decision::kKeep;
@@ -309,7 +309,7 @@ void TailSampler::KeepLocked(const model::TraceId& trace_id, KeepReason reason,
 }
 
 void TailSampler::DropLocked(PendingMap::iterator pending, bool buffer_full) {
-  const model::TraceId trace_id = pending->first;
+  const base::TraceId trace_id = pending->first;
   const size_t spans = pending->second.spans.size();
   (buffer_full ? stats_.dropped_pending_full_spans : stats_.dropped_detail_spans) += spans;
   ++stats_.traces_dropped;
@@ -317,7 +317,7 @@ void TailSampler::DropLocked(PendingMap::iterator pending, bool buffer_full) {
   RememberLocked(trace_id, Decision::kDrop);
 }
 
-bool TailSampler::MakeRoomLocked(const model::TraceId& trace_id, size_t bytes) {
+bool TailSampler::MakeRoomLocked(const base::TraceId& trace_id, size_t bytes) {
   if (bytes > options_.max_pending_bytes) return false;  // would empty the buffer in vain
   auto full = [&] {
     return pending_spans_ + 1 > options_.max_pending_spans ||
@@ -334,7 +334,7 @@ bool TailSampler::MakeRoomLocked(const model::TraceId& trace_id, size_t bytes) {
   return !full();
 }
 
-bool TailSampler::BufferLocked(const model::TraceId& trace_id,
+bool TailSampler::BufferLocked(const base::TraceId& trace_id,
                                const std::shared_ptr<const ScopeOrigin>& origin,
                                std::string encoded_span, uint64_t now, PendingDelta* delta) {
   const size_t bytes = encoded_span.size() + kPendingSpanOverhead;
@@ -372,13 +372,13 @@ absl::Status TailSampler::RestorePending(const BufferedPart& part, std::string_v
     next_sequence_ = std::max(next_sequence_, part.buffering + 1);
   }
   trace.next_part = std::max(trace.next_part, part.part + 1);
-  for (const model::ResourceSpans& rs : decoded->batch.resource_spans) {
+  for (const base::ResourceSpans& rs : decoded->batch.resource_spans) {
     auto resource =
         std::make_shared<const ResourceOrigin>(ResourceOrigin{rs.resource, rs.schema_url});
-    for (const model::ScopeSpans& ss : rs.scope_spans) {
+    for (const base::ScopeSpans& ss : rs.scope_spans) {
       auto origin =
           std::make_shared<const ScopeOrigin>(ScopeOrigin{resource, ss.scope, ss.schema_url});
-      for (const model::Span& span : ss.spans) {
+      for (const base::Span& span : ss.spans) {
         std::string encoded_span = otlp::EncodeSpan(span);
         const size_t bytes = encoded_span.size() + kPendingSpanOverhead;
         trace.spans.push_back(PendingSpan{origin, std::move(encoded_span)});
@@ -408,7 +408,7 @@ bool TailSampler::IsLiveLocked(const Expiry& expiry) const {
   return pending != pending_.end() && pending->second.sequence == expiry.sequence;
 }
 
-void TailSampler::RememberLocked(const model::TraceId& trace_id, Decision decision) {
+void TailSampler::RememberLocked(const base::TraceId& trace_id, Decision decision) {
   // FIFO, not LRU: a decision lives max_remembered_traces decisions, far longer than a trace's
   // spans keep arriving, and a lookup then needs no list update.
   if (!decisions_.try_emplace(trace_id, decision).second) return;
@@ -427,13 +427,13 @@ void TailSampler::ExpireLocked(uint64_t now) {
   }
 }
 
-void TailSampler::ForceKeep(const model::TraceId& trace_id) {
+void TailSampler::ForceKeep(const base::TraceId& trace_id) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!options_.enabled) return;
   KeepLocked(trace_id, KeepReason::kForced, released_, &released_kept_);
 }
 
-model::TraceBatch TailSampler::TakeReleased(PendingDelta* delta) {
+base::TraceBatch TailSampler::TakeReleased(PendingDelta* delta) {
   std::vector<PendingSpan> spans;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -449,7 +449,7 @@ model::TraceBatch TailSampler::TakeReleased(PendingDelta* delta) {
   return BuildBatch({}, std::move(spans));
 }
 
-model::TraceBatch TailSampler::BuildBatch(model::TraceBatch base, std::vector<PendingSpan> spans) {
+base::TraceBatch TailSampler::BuildBatch(base::TraceBatch base, std::vector<PendingSpan> spans) {
   BatchBuilder builder(std::move(base));
   for (PendingSpan& pending : spans) builder.Add(std::move(pending));
   return std::move(builder).Take();

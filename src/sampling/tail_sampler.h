@@ -28,9 +28,9 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
-#include "model/clock.h"
-#include "model/ids.h"
-#include "model/span.h"
+#include "base/clock.h"
+#include "base/ids.h"
+#include "base/span.h"
 
 namespace ordertrace::sampling {
 
@@ -40,9 +40,9 @@ struct SamplingOptions {
   // The share of traces, neither slow nor failed, whose detail is kept; in [0, 1].
   double ratio = 0.10;
   // A span lasting longer than this keeps its whole trace.
-  uint64_t slow_threshold_nanos = 5 * model::kNanosPerSecond;
+  uint64_t slow_threshold_nanos = 5 * base::kNanosPerSecond;
   // How long a trace's detail waits for a keep decision, from its first buffered span.
-  uint64_t decision_wait_nanos = 30 * model::kNanosPerSecond;
+  uint64_t decision_wait_nanos = 30 * base::kNanosPerSecond;
   // Buffered detail spans over all traces; past it the oldest traces are dropped early.
   size_t max_pending_spans = 100'000;
   // The same in bytes (encoded spans and their bookkeeping), checked before a span is held.
@@ -72,15 +72,15 @@ struct SamplingStats {
 
 // True for the spans kept whatever the policy: status transitions, messaging hops, errors,
 // and root spans. Reads only the span's own attributes.
-bool IsLifecycleSpan(const model::Span& span);
+bool IsLifecycleSpan(const base::Span& span);
 
 // The ratio rule: the trace id's rightmost 7 bytes (W3C Trace Context level 2's random part),
 // read as a big-endian 56-bit r, keep iff r < ratio * 2^56. Deterministic; 0 keeps none, 1 all.
-bool RatioKeeps(const model::TraceId& trace_id, double ratio);
+bool RatioKeeps(const base::TraceId& trace_id, double ratio);
 
 // One trace's detail buffered by one call, as its caller stores it.
 struct BufferedPart {
-  model::TraceId trace_id;
+  base::TraceId trace_id;
   uint64_t buffering = 0;  // rising, never reused (also across restarts)
   uint32_t part = 0;       // the n-th part of this buffering
   uint64_t deadline_unix_nano = 0;
@@ -89,10 +89,10 @@ struct BufferedPart {
 // How one call changed the buffered detail (see the durability note above).
 struct PendingDelta {
   // The spans the call buffered, moved out of its input; one entry in `parts` per trace.
-  model::TraceBatch buffered;
+  base::TraceBatch buffered;
   std::vector<BufferedPart> parts;
   // Bufferings decided keep by the call: their spans are in the batch the call returns.
-  std::vector<std::pair<uint64_t, model::TraceId>> kept;
+  std::vector<std::pair<uint64_t, base::TraceId>> kept;
   // TakeReleased only: every buffering below this one is decided; 0: no news.
   uint64_t decided_below = 0;
   bool empty() const { return parts.empty() && kept.empty() && decided_below == 0; }
@@ -101,7 +101,7 @@ struct PendingDelta {
 class TailSampler {
  public:
   // `clock` is borrowed and must outlive the sampler.
-  TailSampler(SamplingOptions options, const model::Clock& clock);
+  TailSampler(SamplingOptions options, const base::Clock& clock);
   TailSampler(const TailSampler&) = delete;
   TailSampler& operator=(const TailSampler&) = delete;
 
@@ -113,16 +113,16 @@ class TailSampler {
   // memory is best freed by the thread that allocated it (freeing another thread's allocations
   // made every later allocation on that thread slower, a fifth of ingest CPU in all).
   // With `delta`, the buffered spans move there (not to `dropped`) with what to store.
-  model::TraceBatch Admit(model::TraceBatch batch, std::vector<model::Span>* dropped = nullptr,
+  base::TraceBatch Admit(base::TraceBatch batch, std::vector<base::Span>* dropped = nullptr,
                           PendingDelta* delta = nullptr);
 
   // Keeps the trace (its order was flagged stuck): its buffered detail goes to TakeReleased,
   // its later detail is kept.
-  void ForceKeep(const model::TraceId& trace_id);
+  void ForceKeep(const base::TraceId& trace_id);
 
   // The spans released outside Admit since the last call, for the caller to store. With
   // `delta`: the keep decisions behind them and how far every buffering is decided.
-  model::TraceBatch TakeReleased(PendingDelta* delta = nullptr);
+  base::TraceBatch TakeReleased(PendingDelta* delta = nullptr);
 
   // Buffers again one stored part of detail (TracesData) of a buffering not decided before a
   // restart, with its original deadline. Call at start, in buffering order, before Admit.
@@ -142,12 +142,12 @@ class TailSampler {
 
   // Where a buffered span came from, shared by the spans of one input ScopeSpans.
   struct ResourceOrigin {
-    model::Resource resource;
+    base::Resource resource;
     std::string schema_url;
   };
   struct ScopeOrigin {
     std::shared_ptr<const ResourceOrigin> resource;
-    model::InstrumentationScope scope;
+    base::InstrumentationScope scope;
     std::string schema_url;
   };
   struct PendingSpan {
@@ -168,46 +168,46 @@ class TailSampler {
   struct Expiry {
     uint64_t deadline;
     uint64_t sequence;
-    model::TraceId trace_id;
+    base::TraceId trace_id;
   };
   struct TraceIdHash {
-    size_t operator()(const model::TraceId& id) const;
+    size_t operator()(const base::TraceId& id) const;
   };
-  using PendingMap = absl::flat_hash_map<model::TraceId, PendingTrace, TraceIdHash>;
+  using PendingMap = absl::flat_hash_map<base::TraceId, PendingTrace, TraceIdHash>;
   class BatchBuilder;
 
-  static model::TraceBatch BuildBatch(model::TraceBatch base, std::vector<PendingSpan> spans);
+  static base::TraceBatch BuildBatch(base::TraceBatch base, std::vector<PendingSpan> spans);
 
   // Guarded by mu_ (the *Locked functions require it).
-  void SampleScopeLocked(const model::ResourceSpans& resource_spans,
+  void SampleScopeLocked(const base::ResourceSpans& resource_spans,
                          std::shared_ptr<const ResourceOrigin>& resource_origin,
-                         model::ScopeSpans& scope_spans, const uint8_t* classes, uint64_t now,
-                         std::vector<PendingSpan>& released, std::vector<model::Span>* dropped,
+                         base::ScopeSpans& scope_spans, const uint8_t* classes, uint64_t now,
+                         std::vector<PendingSpan>& released, std::vector<base::Span>* dropped,
                          PendingDelta* delta, size_t& delta_resource);
   // `kept`: where to note the buffering decided keep, if any (null: not durable).
-  void KeepLocked(const model::TraceId& trace_id, KeepReason reason,
+  void KeepLocked(const base::TraceId& trace_id, KeepReason reason,
                   std::vector<PendingSpan>& released,
-                  std::vector<std::pair<uint64_t, model::TraceId>>* kept);
+                  std::vector<std::pair<uint64_t, base::TraceId>>* kept);
   void DropLocked(PendingMap::iterator pending, bool buffer_full);
   // `encoded_span`: the span as otlp::EncodeSpan gives it.
-  bool BufferLocked(const model::TraceId& trace_id,
+  bool BufferLocked(const base::TraceId& trace_id,
                     const std::shared_ptr<const ScopeOrigin>& origin, std::string encoded_span,
                     uint64_t now, PendingDelta* delta);
   // Drops the oldest traces until `bytes` more fit; false when they cannot (or `trace_id`
   // itself had to go).
-  bool MakeRoomLocked(const model::TraceId& trace_id, size_t bytes);
+  bool MakeRoomLocked(const base::TraceId& trace_id, size_t bytes);
   void ErasePendingLocked(PendingMap::iterator pending);
-  void RememberLocked(const model::TraceId& trace_id, Decision decision);
+  void RememberLocked(const base::TraceId& trace_id, Decision decision);
   void ExpireLocked(uint64_t now);
   bool IsLiveLocked(const Expiry& expiry) const;
 
   // Constant after construction.
   const SamplingOptions options_;
-  const model::Clock& clock_;
+  const base::Clock& clock_;
 
   mutable std::mutex mu_;
-  absl::flat_hash_map<model::TraceId, Decision, TraceIdHash> decisions_;
-  std::deque<model::TraceId> decision_order_;  // oldest first, one entry per decision
+  absl::flat_hash_map<base::TraceId, Decision, TraceIdHash> decisions_;
+  std::deque<base::TraceId> decision_order_;  // oldest first, one entry per decision
   PendingMap pending_;
   // Oldest buffering first (so by deadline while the clock moves forward). Entries of traces
   // decided meanwhile stay until they reach the front or a compaction; the front is always live.
@@ -218,7 +218,7 @@ class TailSampler {
   size_t pending_spans_ = 0;
   size_t pending_bytes_ = 0;
   std::vector<PendingSpan> released_;  // by ForceKeep, for TakeReleased
-  std::vector<std::pair<uint64_t, model::TraceId>> released_kept_;  // their bufferings
+  std::vector<std::pair<uint64_t, base::TraceId>> released_kept_;  // their bufferings
   SamplingStats stats_;
 };
 

@@ -11,8 +11,8 @@
 #include <utility>
 #include <vector>
 
-#include "model/attribute_names.h"
-#include "model/clock.h"
+#include "base/attribute_names.h"
+#include "base/clock.h"
 #include "otlp/proto_codec.h"
 
 namespace ordertrace::sampling {
@@ -22,37 +22,37 @@ using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::UnorderedElementsAre;
 
-constexpr uint64_t kSecond = model::kNanosPerSecond;
+constexpr uint64_t kSecond = base::kNanosPerSecond;
 constexpr uint64_t kMilli = kSecond / 1000;
 constexpr uint64_t kNow = 1'704'067'200ULL * kSecond;  // 2024-01-01T00:00Z
 constexpr uint64_t kWait = 30 * kSecond;
 
 // A trace the default ratio keeps: its random part (the rightmost 7 bytes) is 1.
-model::TraceId SampledTrace(uint8_t n) {
-  model::TraceId id;
+base::TraceId SampledTrace(uint8_t n) {
+  base::TraceId id;
   id.bytes[0] = n;
   id.bytes[15] = 1;
   return id;
 }
 
 // A trace no ratio below 0.99 keeps: its random part starts with 0xff.
-model::TraceId UnsampledTrace(uint8_t n) {
-  model::TraceId id;
+base::TraceId UnsampledTrace(uint8_t n) {
+  base::TraceId id;
   id.bytes[0] = n;
   id.bytes[9] = 0xff;
   return id;
 }
 
-model::SpanId SpanIdOf(uint8_t n) {
-  model::SpanId id;
+base::SpanId SpanIdOf(uint8_t n) {
+  base::SpanId id;
   id.bytes[7] = n;
   return id;
 }
 
 // A child span of 10 ms: detail unless marked otherwise.
-model::Span Detail(const model::TraceId& trace_id, std::string name,
+base::Span Detail(const base::TraceId& trace_id, std::string name,
                    uint64_t duration = 10 * kMilli) {
-  model::Span span;
+  base::Span span;
   span.trace_id = trace_id;
   span.span_id = SpanIdOf(static_cast<uint8_t>(name.size() + name[0]));
   span.parent_span_id = SpanIdOf(1);
@@ -62,30 +62,30 @@ model::Span Detail(const model::TraceId& trace_id, std::string name,
   return span;
 }
 
-model::Span Slow(const model::TraceId& trace_id, std::string name) {
+base::Span Slow(const base::TraceId& trace_id, std::string name) {
   return Detail(trace_id, std::move(name), 5 * kSecond + 1);
 }
 
-model::Span WithAttribute(model::Span span, const char* key) {
-  span.attributes.push_back({key, model::AnyValue::String("x")});
+base::Span WithAttribute(base::Span span, const char* key) {
+  span.attributes.push_back({key, base::AnyValue::String("x")});
   return span;
 }
 
-model::Span Failed(const model::TraceId& trace_id, std::string name) {
-  model::Span span = Detail(trace_id, std::move(name));
-  span.status.code = model::StatusCode::kError;
+base::Span Failed(const base::TraceId& trace_id, std::string name) {
+  base::Span span = Detail(trace_id, std::move(name));
+  span.status.code = base::StatusCode::kError;
   return span;
 }
 
-model::Resource ResourceOf(const std::string& service) {
-  model::Resource resource;
-  resource.attributes.push_back({"service.name", model::AnyValue::String(service)});
+base::Resource ResourceOf(const std::string& service) {
+  base::Resource resource;
+  resource.attributes.push_back({"service.name", base::AnyValue::String(service)});
   return resource;
 }
 
-model::TraceBatch BatchOf(std::vector<model::Span> spans, const std::string& service = "mes-api",
+base::TraceBatch BatchOf(std::vector<base::Span> spans, const std::string& service = "mes-api",
                           const std::string& scope = "mes") {
-  model::TraceBatch batch;
+  base::TraceBatch batch;
   batch.resource_spans.emplace_back();
   batch.resource_spans[0].resource = ResourceOf(service);
   batch.resource_spans[0].scope_spans.emplace_back();
@@ -94,7 +94,7 @@ model::TraceBatch BatchOf(std::vector<model::Span> spans, const std::string& ser
   return batch;
 }
 
-std::vector<std::string> NamesOf(const model::TraceBatch& batch) {
+std::vector<std::string> NamesOf(const base::TraceBatch& batch) {
   std::vector<std::string> names;
   for (const auto& rs : batch.resource_spans) {
     for (const auto& ss : rs.scope_spans) {
@@ -106,33 +106,33 @@ std::vector<std::string> NamesOf(const model::TraceBatch& batch) {
 
 class TailSamplerTest : public ::testing::Test {
  protected:
-  model::ManualClock clock_{kNow};
+  base::ManualClock clock_{kNow};
 };
 
 TEST(IsLifecycleSpanTest, EachKindIsLifecycleAndPlainChildIsNot) {
-  const model::TraceId t = UnsampledTrace(1);
+  const base::TraceId t = UnsampledTrace(1);
   EXPECT_FALSE(IsLifecycleSpan(Detail(t, "plain")));
   for (const char* key :
-       {model::kNewStatusKey, model::kMessagingSystemKey, model::kMessagingMessageIdKey,
-        model::kMessageIdKey, model::kQueueKey, model::kErrorCodeKey}) {
+       {base::kNewStatusKey, base::kMessagingSystemKey, base::kMessagingMessageIdKey,
+        base::kMessageIdKey, base::kQueueKey, base::kErrorCodeKey}) {
     EXPECT_TRUE(IsLifecycleSpan(WithAttribute(Detail(t, "marked"), key))) << key;
   }
   EXPECT_TRUE(IsLifecycleSpan(Failed(t, "failed")));
-  model::Span root = Detail(t, "root");
-  root.parent_span_id = model::SpanId{};
+  base::Span root = Detail(t, "root");
+  root.parent_span_id = base::SpanId{};
   EXPECT_TRUE(IsLifecycleSpan(root));
   // Other attributes do not make a span lifecycle.
-  EXPECT_FALSE(IsLifecycleSpan(WithAttribute(Detail(t, "other"), model::kOrderIdKey)));
+  EXPECT_FALSE(IsLifecycleSpan(WithAttribute(Detail(t, "other"), base::kOrderIdKey)));
 }
 
 TEST(RatioKeepsTest, SameTraceIdSameAnswerAndOnlyTheRandomPartCounts) {
   std::mt19937_64 random(7);
   for (int i = 0; i < 1000; ++i) {
-    model::TraceId id;
+    base::TraceId id;
     for (uint8_t& b : id.bytes) b = static_cast<uint8_t>(random());
     const bool keeps = RatioKeeps(id, 0.3);
     EXPECT_EQ(RatioKeeps(id, 0.3), keeps);
-    model::TraceId other_left = id;
+    base::TraceId other_left = id;
     for (size_t b = 0; b < 9; ++b) other_left.bytes[b] ^= 0x5a;
     EXPECT_EQ(RatioKeeps(other_left, 0.3), keeps);
   }
@@ -143,7 +143,7 @@ TEST(RatioKeepsTest, KeepsTheRatioShareOfRandomTraceIds) {
   constexpr int kTraces = 20000;
   int kept = 0;
   for (int i = 0; i < kTraces; ++i) {
-    model::TraceId id;
+    base::TraceId id;
     for (uint8_t& b : id.bytes) b = static_cast<uint8_t>(random());
     if (RatioKeeps(id, 0.10)) ++kept;
   }
@@ -152,8 +152,8 @@ TEST(RatioKeepsTest, KeepsTheRatioShareOfRandomTraceIds) {
 }
 
 TEST(RatioKeepsTest, ZeroKeepsNoneAndOneKeepsAll) {
-  model::TraceId lowest;  // random part 0
-  model::TraceId highest;
+  base::TraceId lowest;  // random part 0
+  base::TraceId highest;
   for (uint8_t& b : highest.bytes) b = 0xff;
   EXPECT_FALSE(RatioKeeps(lowest, 0));
   EXPECT_FALSE(RatioKeeps(highest, 0));
@@ -162,13 +162,13 @@ TEST(RatioKeepsTest, ZeroKeepsNoneAndOneKeepsAll) {
 }
 
 TEST(RatioKeepsTest, ComparesTheRightmostSevenBytesBigEndian) {
-  model::TraceId below_half;  // r = 0x7fffffffffffff
+  base::TraceId below_half;  // r = 0x7fffffffffffff
   for (size_t b = 9; b < 16; ++b) below_half.bytes[b] = 0xff;
   below_half.bytes[9] = 0x7f;
   below_half.bytes[8] = 0xff;  // not part of r
-  model::TraceId half;         // r = 0x80000000000000 = 2^55
+  base::TraceId half;         // r = 0x80000000000000 = 2^55
   half.bytes[9] = 0x80;
-  model::TraceId low_byte_set;  // r = 0x80: big-endian, so small
+  base::TraceId low_byte_set;  // r = 0x80: big-endian, so small
   low_byte_set.bytes[15] = 0x80;
   EXPECT_TRUE(RatioKeeps(below_half, 0.5));
   EXPECT_FALSE(RatioKeeps(half, 0.5));
@@ -177,16 +177,16 @@ TEST(RatioKeepsTest, ComparesTheRightmostSevenBytesBigEndian) {
 
 TEST_F(TailSamplerTest, LifecycleSpansOfEveryKindAreAlwaysKept) {
   TailSampler sampler({.ratio = 0}, clock_);
-  const model::TraceId t = UnsampledTrace(1);
-  model::Span root = Detail(t, "root");
-  root.parent_span_id = model::SpanId{};
-  std::vector<model::Span> spans = {
-      WithAttribute(Detail(t, "status"), model::kNewStatusKey),
-      WithAttribute(Detail(t, "messaging"), model::kMessagingSystemKey),
-      WithAttribute(Detail(t, "message.id"), model::kMessagingMessageIdKey),
-      WithAttribute(Detail(t, "message_id"), model::kMessageIdKey),
-      WithAttribute(Detail(t, "queue"), model::kQueueKey),
-      WithAttribute(Detail(t, "error_code"), model::kErrorCodeKey),
+  const base::TraceId t = UnsampledTrace(1);
+  base::Span root = Detail(t, "root");
+  root.parent_span_id = base::SpanId{};
+  std::vector<base::Span> spans = {
+      WithAttribute(Detail(t, "status"), base::kNewStatusKey),
+      WithAttribute(Detail(t, "messaging"), base::kMessagingSystemKey),
+      WithAttribute(Detail(t, "message.id"), base::kMessagingMessageIdKey),
+      WithAttribute(Detail(t, "message_id"), base::kMessageIdKey),
+      WithAttribute(Detail(t, "queue"), base::kQueueKey),
+      WithAttribute(Detail(t, "error_code"), base::kErrorCodeKey),
       Failed(t, "failed"),
       root,
   };
@@ -195,23 +195,23 @@ TEST_F(TailSamplerTest, LifecycleSpansOfEveryKindAreAlwaysKept) {
                           "failed", "root"));
 
   // Also in a trace decided drop.
-  const model::TraceId dropped = UnsampledTrace(2);
+  const base::TraceId dropped = UnsampledTrace(2);
   EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Detail(dropped, "detail")}))), IsEmpty());
   clock_.Advance(kWait);
   sampler.ExpirePending();
-  for (model::Span& span : spans) span.trace_id = dropped;
+  for (base::Span& span : spans) span.trace_id = dropped;
   EXPECT_EQ(sampler.Admit(BatchOf(spans)).SpanCount(), spans.size());
   EXPECT_EQ(sampler.Stats().lifecycle_spans, 2 * spans.size());
 }
 
 TEST_F(TailSamplerTest, BatchWithoutDetailComesBackMovedNotCopied) {
   TailSampler sampler({}, clock_);
-  model::TraceBatch batch =
-      BatchOf({WithAttribute(Detail(UnsampledTrace(1), "status"), model::kNewStatusKey),
-               WithAttribute(Detail(UnsampledTrace(2), "hop"), model::kQueueKey)});
-  const model::Span* spans_before = batch.resource_spans[0].scope_spans[0].spans.data();
-  const model::ResourceSpans* resources_before = batch.resource_spans.data();
-  model::TraceBatch out = sampler.Admit(std::move(batch));
+  base::TraceBatch batch =
+      BatchOf({WithAttribute(Detail(UnsampledTrace(1), "status"), base::kNewStatusKey),
+               WithAttribute(Detail(UnsampledTrace(2), "hop"), base::kQueueKey)});
+  const base::Span* spans_before = batch.resource_spans[0].scope_spans[0].spans.data();
+  const base::ResourceSpans* resources_before = batch.resource_spans.data();
+  base::TraceBatch out = sampler.Admit(std::move(batch));
   ASSERT_EQ(out.SpanCount(), 2u);
   EXPECT_EQ(out.resource_spans.data(), resources_before);
   EXPECT_EQ(out.resource_spans[0].scope_spans[0].spans.data(), spans_before);
@@ -219,7 +219,7 @@ TEST_F(TailSamplerTest, BatchWithoutDetailComesBackMovedNotCopied) {
 
 TEST_F(TailSamplerTest, RatioHitTraceKeepsItsDetailAtOnce) {
   TailSampler sampler({}, clock_);
-  const model::TraceId t = SampledTrace(1);
+  const base::TraceId t = SampledTrace(1);
   EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Detail(t, "a")}))), ElementsAre("a"));
   EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Detail(t, "b")}))), ElementsAre("b"));
   SamplingStats s = sampler.Stats();
@@ -231,8 +231,8 @@ TEST_F(TailSamplerTest, RatioHitTraceKeepsItsDetailAtOnce) {
 
 TEST_F(TailSamplerTest, SlowSpanKeepsWholeTraceWithEarlierAndLaterDetail) {
   TailSampler sampler({}, clock_);
-  const model::TraceId t = UnsampledTrace(1);
-  const model::TraceId other = UnsampledTrace(2);
+  const base::TraceId t = UnsampledTrace(1);
+  const base::TraceId other = UnsampledTrace(2);
   EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Detail(t, "a"), Detail(other, "o")}))), IsEmpty());
   EXPECT_EQ(sampler.Stats().pending_spans, 2u);
 
@@ -248,7 +248,7 @@ TEST_F(TailSamplerTest, SlowSpanKeepsWholeTraceWithEarlierAndLaterDetail) {
 
 TEST_F(TailSamplerTest, SlowSpanKeepsDetailBeforeItInTheSameBatchInPlace) {
   TailSampler sampler({}, clock_);
-  const model::TraceId t = UnsampledTrace(1);
+  const base::TraceId t = UnsampledTrace(1);
   EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Detail(t, "a"), Slow(t, "slow"), Detail(t, "c")}))),
               ElementsAre("a", "slow", "c"));
   EXPECT_EQ(sampler.Stats().pending_spans, 0u);
@@ -258,12 +258,12 @@ TEST_F(TailSamplerTest, SlowSpanKeepsDetailBeforeItInTheSameBatchInPlace) {
 // in their order, and none is in both.
 TEST_F(TailSamplerTest, SpansNotKeptAreHandedBackWhole) {
   TailSampler sampler({}, clock_);
-  const model::TraceId waiting = UnsampledTrace(1);
-  const model::TraceId sampled = SampledTrace(2);
-  model::Span root = Detail(waiting, "root");
-  root.parent_span_id = model::SpanId{};  // a root: lifecycle, always kept
-  std::vector<model::Span> dropped;
-  model::TraceBatch kept = sampler.Admit(
+  const base::TraceId waiting = UnsampledTrace(1);
+  const base::TraceId sampled = SampledTrace(2);
+  base::Span root = Detail(waiting, "root");
+  root.parent_span_id = base::SpanId{};  // a root: lifecycle, always kept
+  std::vector<base::Span> dropped;
+  base::TraceBatch kept = sampler.Admit(
       BatchOf({WithAttribute(Detail(waiting, "w1"), "note"), root, Detail(sampled, "s1"),
                Detail(waiting, "w2"), WithAttribute(Detail(sampled, "s2"), "note")}),
       &dropped);
@@ -271,7 +271,7 @@ TEST_F(TailSamplerTest, SpansNotKeptAreHandedBackWhole) {
   ASSERT_EQ(dropped.size(), 2u);
   EXPECT_THAT((std::vector<std::string>{dropped[0].name, dropped[1].name}),
               UnorderedElementsAre("w1", "w2"));
-  for (const model::Span& span : dropped) {
+  for (const base::Span& span : dropped) {
     EXPECT_EQ(span.trace_id, waiting);
     if (span.name == "w1") {
       ASSERT_EQ(span.attributes.size(), 1u);
@@ -291,15 +291,15 @@ TEST_F(TailSamplerTest, SpanExactlyAtTheThresholdIsNotSlow) {
 
 TEST_F(TailSamplerTest, FailedSpanKeepsWholeTraceWithEarlierAndLaterDetail) {
   TailSampler sampler({}, clock_);
-  const model::TraceId by_status = UnsampledTrace(1);
-  const model::TraceId by_error_code = UnsampledTrace(2);
+  const base::TraceId by_status = UnsampledTrace(1);
+  const base::TraceId by_error_code = UnsampledTrace(2);
   EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Detail(by_status, "a"), Detail(by_error_code, "b")}))),
               IsEmpty());
 
   EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Failed(by_status, "failed")}))),
               UnorderedElementsAre("failed", "a"));
   EXPECT_THAT(NamesOf(sampler.Admit(BatchOf(
-                  {WithAttribute(Detail(by_error_code, "refused"), model::kErrorCodeKey)}))),
+                  {WithAttribute(Detail(by_error_code, "refused"), base::kErrorCodeKey)}))),
               UnorderedElementsAre("refused", "b"));
   EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Detail(by_status, "c"), Detail(by_error_code, "d")}))),
               ElementsAre("c", "d"));
@@ -312,7 +312,7 @@ TEST_F(TailSamplerTest, FailedSpanKeepsWholeTraceWithEarlierAndLaterDetail) {
 
 TEST_F(TailSamplerTest, PendingDetailDroppedWhenTheDecisionWaitPasses) {
   TailSampler sampler({}, clock_);
-  const model::TraceId t = UnsampledTrace(1);
+  const base::TraceId t = UnsampledTrace(1);
   EXPECT_FALSE(sampler.NextExpiryUnixNano().has_value());
   sampler.Admit(BatchOf({Detail(t, "a")}));
   clock_.Advance(20 * kSecond);
@@ -339,7 +339,7 @@ TEST_F(TailSamplerTest, PendingDetailDroppedWhenTheDecisionWaitPasses) {
 
 TEST_F(TailSamplerTest, AdmitAppliesAPassedWaitBeforeTheCallerExpires) {
   TailSampler sampler({}, clock_);
-  const model::TraceId t = UnsampledTrace(1);
+  const base::TraceId t = UnsampledTrace(1);
   sampler.Admit(BatchOf({Detail(t, "a")}));
   clock_.Advance(kWait + kSecond);
   EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Detail(t, "late")}))), IsEmpty());
@@ -351,8 +351,8 @@ TEST_F(TailSamplerTest, AdmitAppliesAPassedWaitBeforeTheCallerExpires) {
 
 TEST_F(TailSamplerTest, LateSlowOrFailedSpanUpgradesADroppedTrace) {
   TailSampler sampler({}, clock_);
-  const model::TraceId slow = UnsampledTrace(1);
-  const model::TraceId failed = UnsampledTrace(2);
+  const base::TraceId slow = UnsampledTrace(1);
+  const base::TraceId failed = UnsampledTrace(2);
   sampler.Admit(BatchOf({Detail(slow, "a"), Detail(failed, "b")}));
   clock_.Advance(kWait);
   sampler.ExpirePending();
@@ -372,7 +372,7 @@ TEST_F(TailSamplerTest, LateSlowOrFailedSpanUpgradesADroppedTrace) {
 
 TEST_F(TailSamplerTest, ForceKeepReleasesBufferedDetailAndKeepsLaterSpans) {
   TailSampler sampler({}, clock_);
-  const model::TraceId t = UnsampledTrace(1);
+  const base::TraceId t = UnsampledTrace(1);
   sampler.Admit(BatchOf({Detail(t, "a")}));
   sampler.Admit(BatchOf({Detail(t, "b")}));
   sampler.ForceKeep(t);
@@ -394,8 +394,8 @@ TEST_F(TailSamplerTest, ForceKeepReleasesBufferedDetailAndKeepsLaterSpans) {
 
 TEST_F(TailSamplerTest, ForceKeepOfUnseenOrDroppedTraceKeepsItsLaterDetail) {
   TailSampler sampler({}, clock_);
-  const model::TraceId unseen = UnsampledTrace(1);
-  const model::TraceId dropped = UnsampledTrace(2);
+  const base::TraceId unseen = UnsampledTrace(1);
+  const base::TraceId dropped = UnsampledTrace(2);
   sampler.Admit(BatchOf({Detail(dropped, "gone")}));
   clock_.Advance(kWait);
   sampler.ExpirePending();
@@ -410,18 +410,18 @@ TEST_F(TailSamplerTest, ForceKeepOfUnseenOrDroppedTraceKeepsItsLaterDetail) {
 
 TEST_F(TailSamplerTest, ReleasedSpansKeepTheirResourceAndScopeWithoutDuplicates) {
   TailSampler sampler({}, clock_);
-  const model::TraceId t = UnsampledTrace(1);
-  const model::TraceId u = UnsampledTrace(2);
+  const base::TraceId t = UnsampledTrace(1);
+  const base::TraceId u = UnsampledTrace(2);
   sampler.Admit(BatchOf({Detail(t, "a"), Detail(u, "b")}, "shop-api", "shop"));
   sampler.Admit(BatchOf({Detail(t, "c")}, "mes-api", "mes"));
   sampler.ForceKeep(t);
   sampler.ForceKeep(u);
-  model::TraceBatch released = sampler.TakeReleased();
+  base::TraceBatch released = sampler.TakeReleased();
   ASSERT_EQ(released.resource_spans.size(), 2u);
-  EXPECT_EQ(model::ServiceName(released.resource_spans[0].resource), "shop-api");
+  EXPECT_EQ(base::ServiceName(released.resource_spans[0].resource), "shop-api");
   ASSERT_EQ(released.resource_spans[0].scope_spans.size(), 1u);
   EXPECT_EQ(released.resource_spans[0].scope_spans[0].scope.name, "shop");
-  EXPECT_EQ(model::ServiceName(released.resource_spans[1].resource), "mes-api");
+  EXPECT_EQ(base::ServiceName(released.resource_spans[1].resource), "mes-api");
   ASSERT_EQ(released.resource_spans[1].scope_spans.size(), 1u);
   EXPECT_EQ(released.resource_spans[1].scope_spans[0].scope.name, "mes");
   std::vector<std::string> shop;
@@ -436,9 +436,9 @@ TEST_F(TailSamplerTest, ReleasedSpansKeepTheirResourceAndScopeWithoutDuplicates)
 
 TEST_F(TailSamplerTest, ReleasedSpansJoinAnEqualResourceAndScopeOfTheBatch) {
   TailSampler sampler({}, clock_);
-  const model::TraceId t = UnsampledTrace(1);
+  const base::TraceId t = UnsampledTrace(1);
   sampler.Admit(BatchOf({Detail(t, "a")}, "mes-api", "mes"));
-  model::TraceBatch out = sampler.Admit(BatchOf({Slow(t, "slow")}, "mes-api", "mes"));
+  base::TraceBatch out = sampler.Admit(BatchOf({Slow(t, "slow")}, "mes-api", "mes"));
   ASSERT_EQ(out.resource_spans.size(), 1u);
   ASSERT_EQ(out.resource_spans[0].scope_spans.size(), 1u);
   EXPECT_THAT(NamesOf(out), ElementsAre("slow", "a"));
@@ -446,21 +446,21 @@ TEST_F(TailSamplerTest, ReleasedSpansJoinAnEqualResourceAndScopeOfTheBatch) {
 
 TEST_F(TailSamplerTest, ScopesAndResourcesEmptiedBySamplingAreLeftOut) {
   TailSampler sampler({}, clock_);
-  model::TraceBatch batch = BatchOf({Detail(UnsampledTrace(1), "buffered")}, "shop-api", "shop");
-  model::TraceBatch lifecycle = BatchOf(
-      {WithAttribute(Detail(UnsampledTrace(1), "status"), model::kNewStatusKey)}, "mes-api", "mes");
+  base::TraceBatch batch = BatchOf({Detail(UnsampledTrace(1), "buffered")}, "shop-api", "shop");
+  base::TraceBatch lifecycle = BatchOf(
+      {WithAttribute(Detail(UnsampledTrace(1), "status"), base::kNewStatusKey)}, "mes-api", "mes");
   batch.resource_spans.push_back(std::move(lifecycle.resource_spans[0]));
-  model::TraceBatch out = sampler.Admit(std::move(batch));
+  base::TraceBatch out = sampler.Admit(std::move(batch));
   ASSERT_EQ(out.resource_spans.size(), 1u);
-  EXPECT_EQ(model::ServiceName(out.resource_spans[0].resource), "mes-api");
+  EXPECT_EQ(base::ServiceName(out.resource_spans[0].resource), "mes-api");
   EXPECT_THAT(NamesOf(out), ElementsAre("status"));
 }
 
 TEST_F(TailSamplerTest, FullBufferDropsTheOldestTracesEarly) {
   TailSampler sampler({.max_pending_spans = 3}, clock_);
-  const model::TraceId oldest = UnsampledTrace(1);
-  const model::TraceId second = UnsampledTrace(2);
-  const model::TraceId newest = UnsampledTrace(3);
+  const base::TraceId oldest = UnsampledTrace(1);
+  const base::TraceId second = UnsampledTrace(2);
+  const base::TraceId newest = UnsampledTrace(3);
   sampler.Admit(BatchOf({Detail(oldest, "a1"), Detail(oldest, "a2")}));
   clock_.Advance(kSecond);
   sampler.Admit(BatchOf({Detail(second, "b1")}));
@@ -485,7 +485,7 @@ TEST_F(TailSamplerTest, FullBufferDropsTheOldestTracesEarly) {
 
 TEST_F(TailSamplerTest, FullBufferDropsTheAdmittedTraceWhenItIsTheOldest) {
   TailSampler sampler({.max_pending_spans = 1}, clock_);
-  const model::TraceId t = UnsampledTrace(1);
+  const base::TraceId t = UnsampledTrace(1);
   sampler.Admit(BatchOf({Detail(t, "a"), Detail(t, "b")}));
   SamplingStats s = sampler.Stats();
   EXPECT_EQ(s.dropped_pending_full_spans, 2u);
@@ -496,8 +496,8 @@ TEST_F(TailSamplerTest, FullBufferDropsTheAdmittedTraceWhenItIsTheOldest) {
 
 TEST_F(TailSamplerTest, RememberedDecisionsAreBoundedAndForgottenOnesFallBackToTheRule) {
   TailSampler sampler({.max_remembered_traces = 2}, clock_);
-  const model::TraceId first = UnsampledTrace(1);
-  const model::TraceId sampled = SampledTrace(2);
+  const base::TraceId first = UnsampledTrace(1);
+  const base::TraceId sampled = SampledTrace(2);
   sampler.ForceKeep(first);
   sampler.Admit(BatchOf({Detail(sampled, "s1")}));  // decided keep by the ratio
   sampler.ForceKeep(UnsampledTrace(3));
@@ -519,7 +519,7 @@ TEST_F(TailSamplerTest, RememberedDecisionsAreBoundedAndForgottenOnesFallBackToT
 
 TEST_F(TailSamplerTest, TraceBufferedAgainAfterItsDecisionWasForgottenExpiresAgain) {
   TailSampler sampler({.max_remembered_traces = 1}, clock_);
-  const model::TraceId t = UnsampledTrace(1);
+  const base::TraceId t = UnsampledTrace(1);
   sampler.Admit(BatchOf({Detail(t, "a")}));
   sampler.ForceKeep(t);
   sampler.ForceKeep(UnsampledTrace(2));  // forgets t
@@ -537,8 +537,8 @@ TEST_F(TailSamplerTest, TraceBufferedAgainAfterItsDecisionWasForgottenExpiresAga
 
 TEST_F(TailSamplerTest, NextExpiryFollowsTheOldestTraceStillBuffered) {
   TailSampler sampler({}, clock_);
-  const model::TraceId first = UnsampledTrace(1);
-  const model::TraceId second = UnsampledTrace(2);
+  const base::TraceId first = UnsampledTrace(1);
+  const base::TraceId second = UnsampledTrace(2);
   sampler.Admit(BatchOf({Detail(first, "a")}));
   clock_.Advance(kSecond);
   sampler.Admit(BatchOf({Detail(second, "b")}));
@@ -552,7 +552,7 @@ TEST_F(TailSamplerTest, NextExpiryFollowsTheOldestTraceStillBuffered) {
 TEST_F(TailSamplerTest, ManyTracesDecidedEarlyLeaveNothingBehind) {
   TailSampler sampler({}, clock_);
   for (int i = 0; i < 5000; ++i) {
-    model::TraceId t = UnsampledTrace(static_cast<uint8_t>(i));
+    base::TraceId t = UnsampledTrace(static_cast<uint8_t>(i));
     t.bytes[1] = static_cast<uint8_t>(i >> 8);
     sampler.Admit(BatchOf({Detail(t, "a")}));
     sampler.Admit(BatchOf({Slow(t, "slow")}));
@@ -566,12 +566,12 @@ TEST_F(TailSamplerTest, ManyTracesDecidedEarlyLeaveNothingBehind) {
 
 TEST_F(TailSamplerTest, TracesDecidedBehindAWaitingOneLeaveItsExpiryAndTheNextIntact) {
   TailSampler sampler({}, clock_);
-  const model::TraceId waiting = UnsampledTrace(1);
-  const model::TraceId last = UnsampledTrace(2);
+  const base::TraceId waiting = UnsampledTrace(1);
+  const base::TraceId last = UnsampledTrace(2);
   sampler.Admit(BatchOf({Detail(waiting, "w")}));
   // Enough traces decided early, behind the waiting one, to make the sampler compact them.
   for (int i = 0; i < 1000; ++i) {
-    model::TraceId t = UnsampledTrace(static_cast<uint8_t>(i));
+    base::TraceId t = UnsampledTrace(static_cast<uint8_t>(i));
     t.bytes[1] = static_cast<uint8_t>((i >> 8) + 1);
     sampler.Admit(BatchOf({Detail(t, "a")}));
     sampler.ForceKeep(t);
@@ -596,9 +596,9 @@ TEST_F(TailSamplerTest, TracesDecidedBehindAWaitingOneLeaveItsExpiryAndTheNextIn
 
 TEST_F(TailSamplerTest, DisabledPassesEverythingAndCountsOnlyKeptSpans) {
   TailSampler sampler({.enabled = false}, clock_);
-  const model::TraceId t = UnsampledTrace(1);
-  model::TraceBatch out = sampler.Admit(BatchOf(
-      {Detail(t, "a"), WithAttribute(Detail(t, "status"), model::kNewStatusKey), Slow(t, "s")}));
+  const base::TraceId t = UnsampledTrace(1);
+  base::TraceBatch out = sampler.Admit(BatchOf(
+      {Detail(t, "a"), WithAttribute(Detail(t, "status"), base::kNewStatusKey), Slow(t, "s")}));
   EXPECT_THAT(NamesOf(out), ElementsAre("a", "status", "s"));
   sampler.ForceKeep(t);
   EXPECT_EQ(sampler.TakeReleased().SpanCount(), 0u);
@@ -619,17 +619,17 @@ TEST_F(TailSamplerTest, DisabledPassesEverythingAndCountsOnlyKeptSpans) {
 
 TEST_F(TailSamplerTest, StatsCountEveryOutcome) {
   TailSampler sampler({.max_pending_spans = 3}, clock_);
-  const model::TraceId ratio = SampledTrace(1);
-  const model::TraceId slow = UnsampledTrace(2);
-  const model::TraceId expired = UnsampledTrace(3);
-  const model::TraceId forced = UnsampledTrace(4);
-  const model::TraceId evicted = UnsampledTrace(5);
-  const model::TraceId waiting = UnsampledTrace(6);
+  const base::TraceId ratio = SampledTrace(1);
+  const base::TraceId slow = UnsampledTrace(2);
+  const base::TraceId expired = UnsampledTrace(3);
+  const base::TraceId forced = UnsampledTrace(4);
+  const base::TraceId evicted = UnsampledTrace(5);
+  const base::TraceId waiting = UnsampledTrace(6);
 
   sampler.Admit(BatchOf({Detail(evicted, "e1"), Detail(evicted, "e2")}));
   clock_.Advance(kSecond);
   // x1 finds the buffer full (3): "evicted" goes, its two spans counted apart.
-  sampler.Admit(BatchOf({WithAttribute(Detail(ratio, "status"), model::kNewStatusKey),
+  sampler.Admit(BatchOf({WithAttribute(Detail(ratio, "status"), base::kNewStatusKey),
                          Detail(ratio, "r1"), Detail(slow, "s1"), Detail(expired, "x1")}));
   sampler.Admit(BatchOf({Detail(forced, "f1"), Slow(slow, "s2")}));
   sampler.ForceKeep(forced);
@@ -654,7 +654,7 @@ TEST_F(TailSamplerTest, EveryDetailSpanIsKeptDroppedOrPendingUnderConcurrentForc
   TailSampler sampler({.max_pending_spans = 500}, clock_);
   constexpr int kTraces = 4000;
   auto trace_of = [](int i) {
-    model::TraceId t = UnsampledTrace(static_cast<uint8_t>(i));
+    base::TraceId t = UnsampledTrace(static_cast<uint8_t>(i));
     t.bytes[1] = static_cast<uint8_t>(i >> 8);
     return t;
   };
@@ -674,7 +674,7 @@ TEST_F(TailSamplerTest, EveryDetailSpanIsKeptDroppedOrPendingUnderConcurrentForc
     }
   });
   for (int i = 0; i < kTraces; ++i) {
-    const model::TraceId t = trace_of(i);
+    const base::TraceId t = trace_of(i);
     kept += sampler.Admit(BatchOf({Detail(t, "a"), Detail(t, "b")})).SpanCount();
     admitted_traces.store(i + 1);
     if (i % 7 == 0) kept += sampler.Admit(BatchOf({Slow(t, "slow")})).SpanCount();
@@ -694,8 +694,8 @@ TEST_F(TailSamplerTest, EveryDetailSpanIsKeptDroppedOrPendingUnderConcurrentForc
   EXPECT_LE(s.pending_spans, 500u);
 }
 
-model::Span WithBigAttribute(model::Span span, size_t bytes) {
-  span.attributes.push_back({"payload", model::AnyValue::String(std::string(bytes, 'p'))});
+base::Span WithBigAttribute(base::Span span, size_t bytes) {
+  span.attributes.push_back({"payload", base::AnyValue::String(std::string(bytes, 'p'))});
   return span;
 }
 
@@ -746,9 +746,9 @@ std::vector<StoredPart> StorePartsOf(PendingDelta& delta) {
 
 TEST_F(TailSamplerTest, DurableAdmitMovesBufferedSpansOutWithTheirParts) {
   TailSampler sampler({}, clock_);
-  const model::TraceId t = UnsampledTrace(1);
+  const base::TraceId t = UnsampledTrace(1);
   PendingDelta first;
-  std::vector<model::Span> dropped;
+  std::vector<base::Span> dropped;
   sampler.Admit(BatchOf({Detail(t, "a"), Detail(t, "b")}), &dropped, &first);
   ASSERT_EQ(first.parts.size(), 1u);
   EXPECT_EQ(first.parts[0].part, 0u);
@@ -761,7 +761,7 @@ TEST_F(TailSamplerTest, DurableAdmitMovesBufferedSpansOutWithTheirParts) {
   EXPECT_EQ(second.parts[0].part, 1u);
   // Kept: the buffering is reported decided keep with its spans in the returned batch.
   PendingDelta third;
-  model::TraceBatch kept = sampler.Admit(BatchOf({Failed(t, "boom")}), nullptr, &third);
+  base::TraceBatch kept = sampler.Admit(BatchOf({Failed(t, "boom")}), nullptr, &third);
   EXPECT_THAT(NamesOf(kept), UnorderedElementsAre("boom", "a", "b", "c"));
   ASSERT_EQ(third.kept.size(), 1u);
   EXPECT_EQ(third.kept[0].first, first.parts[0].buffering);
@@ -796,8 +796,8 @@ TEST_F(TailSamplerTest, TakeReleasedTellsHowFarEveryBufferingIsDecided) {
 
 // The kill -9 case: detail stored as the delta said, a new sampler after the restart.
 TEST_F(TailSamplerTest, RestoredDetailIsDecidedAsIfThereHadBeenNoRestart) {
-  const model::TraceId failing = UnsampledTrace(1);
-  const model::TraceId quiet = UnsampledTrace(2);
+  const base::TraceId failing = UnsampledTrace(1);
+  const base::TraceId quiet = UnsampledTrace(2);
   std::vector<StoredPart> stored;
   {
     TailSampler before({}, clock_);
@@ -816,7 +816,7 @@ TEST_F(TailSamplerTest, RestoredDetailIsDecidedAsIfThereHadBeenNoRestart) {
   EXPECT_EQ(after.Stats().pending_spans, 3u);
   EXPECT_EQ(after.NextExpiryUnixNano(), kNow + kWait);  // the original deadline
   // Before the deadline, a failed span keeps the detail that waited across the restart.
-  model::TraceBatch kept = after.Admit(BatchOf({Failed(failing, "boom")}));
+  base::TraceBatch kept = after.Admit(BatchOf({Failed(failing, "boom")}));
   EXPECT_THAT(NamesOf(kept), UnorderedElementsAre("boom", "f1", "f2"));
   // After it, the other trace is dropped as it would have been; a late failure finds nothing.
   clock_.Set(kNow + kWait);

@@ -119,11 +119,11 @@ std::string OperatorIdHasher::Hash(std::string_view clear) const {
 namespace {
 
 // Replaces the value of every `operator_id` in `attributes` by its hash; returns how many.
-size_t HashIn(const OperatorIdHasher& hasher, model::Attributes& attributes) {
+size_t HashIn(const OperatorIdHasher& hasher, base::Attributes& attributes) {
   size_t replaced = 0;
-  for (model::KeyValue& kv : attributes) {
+  for (base::KeyValue& kv : attributes) {
     if (kv.key != kOperatorIdAttribute) continue;
-    kv.value = model::AnyValue::String(hasher.Hash(kv.value.AsText()));
+    kv.value = base::AnyValue::String(hasher.Hash(kv.value.AsText()));
     ++replaced;
   }
   return replaced;
@@ -131,15 +131,15 @@ size_t HashIn(const OperatorIdHasher& hasher, model::Attributes& attributes) {
 
 }  // namespace
 
-size_t OperatorIdHasher::HashOperatorIds(model::TraceBatch& batch) const {
+size_t OperatorIdHasher::HashOperatorIds(base::TraceBatch& batch) const {
   size_t replaced = 0;
-  for (model::ResourceSpans& rs : batch.resource_spans) {
+  for (base::ResourceSpans& rs : batch.resource_spans) {
     const size_t in_resource = HashIn(*this, rs.resource.attributes);
     replaced += in_resource;
-    for (model::ScopeSpans& ss : rs.scope_spans) {
-      for (model::Span& span : ss.spans) {
+    for (base::ScopeSpans& ss : rs.scope_spans) {
+      for (base::Span& span : ss.spans) {
         size_t in_span = HashIn(*this, span.attributes);
-        for (model::SpanEvent& event : span.events) in_span += HashIn(*this, event.attributes);
+        for (base::SpanEvent& event : span.events) in_span += HashIn(*this, event.attributes);
         // Changed in place (not appended): the received bytes would still hold the clear id.
         if (in_span > 0 || in_resource > 0) span.wire = {};
         replaced += in_span;
@@ -149,21 +149,21 @@ size_t OperatorIdHasher::HashOperatorIds(model::TraceBatch& batch) const {
   return replaced;
 }
 
-size_t OperatorIdHasher::AddOperatorIdHashes(model::TraceBatch& batch) const {
+size_t OperatorIdHasher::AddOperatorIdHashes(base::TraceBatch& batch) const {
   size_t added = 0;
-  for (model::ResourceSpans& rs : batch.resource_spans) {
-    for (model::ScopeSpans& ss : rs.scope_spans) {
-      for (model::Span& span : ss.spans) {
-        const model::AnyValue* id = model::FindAttribute(span.attributes, kOperatorIdAttribute);
+  for (base::ResourceSpans& rs : batch.resource_spans) {
+    for (base::ScopeSpans& ss : rs.scope_spans) {
+      for (base::Span& span : ss.spans) {
+        const base::AnyValue* id = base::FindAttribute(span.attributes, kOperatorIdAttribute);
         if (id == nullptr ||
-            model::FindAttribute(span.attributes, kOperatorIdHashAttribute) != nullptr) {
+            base::FindAttribute(span.attributes, kOperatorIdHashAttribute) != nullptr) {
           continue;
         }
         std::string hash = Hash(id->AsText());
         // Appended: the store's encoder adds attributes past wire.attribute_count to the
         // received bytes, so the span keeps its fast path.
         span.attributes.push_back(
-            model::KeyValue{std::string(kOperatorIdHashAttribute), model::AnyValue::String(hash)});
+            base::KeyValue{std::string(kOperatorIdHashAttribute), base::AnyValue::String(hash)});
         ++added;
       }
     }

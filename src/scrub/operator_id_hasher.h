@@ -9,7 +9,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
-#include "model/span.h"
+#include "base/span.h"
 
 namespace ordertrace::scrub {
 
@@ -42,13 +42,13 @@ class OperatorIdHasher {
   // Replaces the value of every `operator_id` attribute (span, event and resource attributes,
   // string or any other type as text) by its hash, resetting the changed spans' received bytes.
   // For answers to roles other than ops and for the forward. Returns the number replaced.
-  size_t HashOperatorIds(model::TraceBatch& batch) const;
+  size_t HashOperatorIds(base::TraceBatch& batch) const;
 
   // Adds `operator_id.hash` = Hash(value) to every span carrying an `operator_id` attribute
   // (and not already an `operator_id.hash`); the clear value stays. Appended after the span's
   // received attributes, which the store's encoder supports without dropping `wire`. Ingest
   // calls it; returns the number added.
-  size_t AddOperatorIdHashes(model::TraceBatch& batch) const;
+  size_t AddOperatorIdHashes(base::TraceBatch& batch) const;
 
  private:
   const std::string secret_;  // constant after construction

@@ -21,8 +21,8 @@ std::filesystem::path TempDir() {
   return pattern;
 }
 
-model::KeyValue Str(std::string key, std::string value) {
-  return {std::move(key), model::AnyValue::String(std::move(value))};
+base::KeyValue Str(std::string key, std::string value) {
+  return {std::move(key), base::AnyValue::String(std::move(value))};
 }
 
 TEST(OperatorIdHasherTest, StableTruncatedAndKeyed) {
@@ -93,19 +93,19 @@ TEST(OperatorIdHasherTest, KeyFileIsCreatedPrivateAndReused) {
 
 TEST(OperatorIdHasherTest, HashOperatorIdsReplacesEveryClearValue) {
   OperatorIdHasher hasher("k-0123456789abcdef");
-  model::TraceBatch batch;
+  base::TraceBatch batch;
   batch.resource_spans.emplace_back();
-  model::ResourceSpans& rs = batch.resource_spans[0];
+  base::ResourceSpans& rs = batch.resource_spans[0];
   rs.resource.attributes = {Str("operator_id", "op-res")};
   rs.scope_spans.emplace_back();
-  model::Span span;
+  base::Span span;
   span.name = "approve";
-  span.attributes = {Str("operator_id", "op-7"), {"n", model::AnyValue::Int(1)}};
-  span.events.push_back({1, "e", {{"operator_id", model::AnyValue::Int(42)}}, 0});
+  span.attributes = {Str("operator_id", "op-7"), {"n", base::AnyValue::Int(1)}};
+  span.events.push_back({1, "e", {{"operator_id", base::AnyValue::Int(42)}}, 0});
   span.wire.bytes = "received";
   rs.scope_spans[0].spans.push_back(span);
   EXPECT_EQ(hasher.HashOperatorIds(batch), 3u);
-  const model::Span& s = rs.scope_spans[0].spans[0];
+  const base::Span& s = rs.scope_spans[0].spans[0];
   EXPECT_EQ(rs.resource.attributes[0].value.string_value, hasher.Hash("op-res"));
   EXPECT_EQ(s.attributes[0].value.string_value, hasher.Hash("op-7"));
   EXPECT_EQ(s.events[0].attributes[0].value.string_value, hasher.Hash("42"));
@@ -114,13 +114,13 @@ TEST(OperatorIdHasherTest, HashOperatorIdsReplacesEveryClearValue) {
 
 TEST(OperatorIdHasherTest, AddOperatorIdHashesKeepsTheClearValueAndTheWire) {
   OperatorIdHasher hasher("k-0123456789abcdef");
-  model::TraceBatch batch;
+  base::TraceBatch batch;
   batch.resource_spans.emplace_back();
   batch.resource_spans[0].scope_spans.emplace_back();
-  model::Span with;
+  base::Span with;
   with.attributes = {Str("operator_id", "op-7")};
   with.wire = {"received", 1};
-  model::Span without;
+  base::Span without;
   without.attributes = {Str("order.id", "ord-1")};
   batch.resource_spans[0].scope_spans[0].spans = {with, without};
   EXPECT_EQ(hasher.AddOperatorIdHashes(batch), 1u);

@@ -220,12 +220,12 @@ class PiiScrubber::Pass {
   }
 
   // Scrubs one value; `remove` says the value is wholly PII and its holder should go.
-  bool Value(model::AnyValue& value, bool* remove) {
+  bool Value(base::AnyValue& value, bool* remove) {
     switch (value.type) {
-      case model::AnyValue::Type::kString:
-      case model::AnyValue::Type::kBytes:
+      case base::AnyValue::Type::kString:
+      case base::AnyValue::Type::kBytes:
         return Text(value.string_value, /*may_remove=*/true, remove);
-      case model::AnyValue::Type::kArray: {
+      case base::AnyValue::Type::kArray: {
         bool changed = false;
         auto& values = value.array_values;
         for (size_t i = 0; i < values.size();) {
@@ -239,18 +239,18 @@ class PiiScrubber::Pass {
         }
         return changed;
       }
-      case model::AnyValue::Type::kKvList:
+      case base::AnyValue::Type::kKvList:
         return Attributes(value.kvlist_values);
       default:
         return false;
     }
   }
 
-  bool Attributes(model::Attributes& attributes) {
+  bool Attributes(base::Attributes& attributes) {
     bool changed = false;
     size_t kept = 0;
     for (size_t i = 0; i < attributes.size(); ++i) {
-      model::KeyValue& kv = attributes[i];
+      base::KeyValue& kv = attributes[i];
       bool remove = false;
       if (KeyVerdict verdict = Key(kv.key); verdict.rule >= 0) {
         const CompiledRule& r = rules_[static_cast<size_t>(verdict.rule)];
@@ -259,7 +259,7 @@ class PiiScrubber::Pass {
         // A key that names PII keeps its attribute under kMask, its value masked whole; a key
         // that is PII itself cannot be shown, whatever the action.
         if (r.rule.action == PiiAction::kMask && !verdict.key_is_pii) {
-          kv.value = model::AnyValue::String(r.mask);
+          kv.value = base::AnyValue::String(r.mask);
         } else {
           remove = true;
         }
@@ -279,14 +279,14 @@ class PiiScrubber::Pass {
     return Text(name, /*may_remove=*/false, &unused);
   }
 
-  bool Span(model::Span& span) {
+  bool Span(base::Span& span) {
     bool changed = Name(span.name);
     changed |= Attributes(span.attributes);
-    for (model::SpanEvent& event : span.events) {
+    for (base::SpanEvent& event : span.events) {
       changed |= Name(event.name);
       changed |= Attributes(event.attributes);
     }
-    for (model::SpanLink& link : span.links) changed |= Attributes(link.attributes);
+    for (base::SpanLink& link : span.links) changed |= Attributes(link.attributes);
     changed |= Name(span.status.message);
     return changed;
   }
@@ -372,19 +372,19 @@ PiiScrubber::PiiScrubber(bool enabled, std::vector<CompiledRule> rules)
 
 PiiScrubber::~PiiScrubber() = default;
 
-uint64_t PiiScrubber::Scrub(model::TraceBatch& batch) const {
+uint64_t PiiScrubber::Scrub(base::TraceBatch& batch) const {
   if (!enabled_ || rules_.empty()) return 0;
   Pass pass(*this);
-  for (model::ResourceSpans& rs : batch.resource_spans) {
+  for (base::ResourceSpans& rs : batch.resource_spans) {
     // The store encodes resources and scopes from the model, but a span's received bytes are
     // only trusted beside the resource they came with: a changed resource or scope drops the
     // bytes of all its spans, so that nothing of the original request is copied.
     const bool resource_changed = pass.Attributes(rs.resource.attributes);
-    for (model::ScopeSpans& ss : rs.scope_spans) {
+    for (base::ScopeSpans& ss : rs.scope_spans) {
       bool scope_changed = pass.Attributes(ss.scope.attributes);
       scope_changed |= pass.Name(ss.scope.name);
       scope_changed |= pass.Name(ss.scope.version);
-      for (model::Span& span : ss.spans) {
+      for (base::Span& span : ss.spans) {
         if (pass.Span(span) || resource_changed || scope_changed) span.wire = {};
       }
     }

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "model/span.h"
+#include "base/span.h"
 
 namespace re2 {
 class RE2;
@@ -86,7 +86,7 @@ class PiiScrubber {
   // scope names. A span it changes loses its received bytes (`wire = {}`), and so do all spans
   // of a resource or scope it changes, so that storing encodes the scrubbed model. Returns the
   // number of removals and masks. Thread-safe; spans without PII cost a scan for '@' and digits.
-  uint64_t Scrub(model::TraceBatch& batch) const;
+  uint64_t Scrub(base::TraceBatch& batch) const;
 
   // The same for one string (masking only): for tests and for text outside spans (the audit
   // log's request targets). Not counted: the counts are of what ingest removed.

@@ -29,19 +29,19 @@ uint64_t Count(const PiiScrubber& scrubber, const std::string& rule) {
   return 0;
 }
 
-model::TraceId Trace(uint8_t b) {
-  model::TraceId id{};
+base::TraceId Trace(uint8_t b) {
+  base::TraceId id{};
   id.bytes.fill(b);
   return id;
 }
-model::SpanId SpanIdOf(uint8_t b) {
-  model::SpanId id{};
+base::SpanId SpanIdOf(uint8_t b) {
+  base::SpanId id{};
   id.bytes.fill(b);
   return id;
 }
 
-model::Span MakeSpan(std::string name, model::Attributes attributes) {
-  model::Span span;
+base::Span MakeSpan(std::string name, base::Attributes attributes) {
+  base::Span span;
   span.trace_id = Trace(1);
   span.span_id = SpanIdOf(2);
   span.name = std::move(name);
@@ -61,12 +61,12 @@ PiiRule Rule(std::string name, std::string key_pattern, std::string value_patter
   return rule;
 }
 
-model::KeyValue Str(std::string key, std::string value) {
-  return {std::move(key), model::AnyValue::String(std::move(value))};
+base::KeyValue Str(std::string key, std::string value) {
+  return {std::move(key), base::AnyValue::String(std::move(value))};
 }
 
-model::TraceBatch BatchOf(model::Span span, model::Attributes resource = {}) {
-  model::TraceBatch batch;
+base::TraceBatch BatchOf(base::Span span, base::Attributes resource = {}) {
+  base::TraceBatch batch;
   batch.resource_spans.emplace_back();
   batch.resource_spans[0].resource.attributes = std::move(resource);
   batch.resource_spans[0].scope_spans.emplace_back();
@@ -148,19 +148,19 @@ TEST(PiiRulesTest, PhonePrefilterSkipsIdsWithManyDigits) {
 
 TEST(PiiScrubberTest, KeysThatNamePiiRemoveTheAttributeWhateverItsValue) {
   auto scrubber = Defaults();
-  model::TraceBatch batch = BatchOf(MakeSpan("checkout", {Str("email", "not-an-address"),
+  base::TraceBatch batch = BatchOf(MakeSpan("checkout", {Str("email", "not-an-address"),
                                                           Str("customer.email", "x"),
                                                           Str("phone", "n/a"),
                                                           Str("user.phone_number", "-"),
                                                           Str("a.b.phone", "1"),
                                                           Str("billing.phone2", "2"),
-                                                          {"user.EMAIL", model::AnyValue::Int(3)},
+                                                          {"user.EMAIL", base::AnyValue::Int(3)},
                                                           Str("order.id", "ord-20261206-0001"),
                                                           Str("emailer.queue", "kept"),
                                                           Str("microphone", "kept too"),
                                                           Str("email_verified", "true")}));
   EXPECT_EQ(scrubber->Scrub(batch), 7u);
-  const model::Span& span = batch.resource_spans[0].scope_spans[0].spans[0];
+  const base::Span& span = batch.resource_spans[0].scope_spans[0].spans[0];
   ASSERT_EQ(span.attributes.size(), 4u);
   EXPECT_EQ(span.attributes[0].key, "order.id");
   EXPECT_EQ(span.attributes[1].key, "emailer.queue");
@@ -172,55 +172,55 @@ TEST(PiiScrubberTest, KeysThatNamePiiRemoveTheAttributeWhateverItsValue) {
 
 TEST(PiiScrubberTest, AKeyThatIsAnAddressRemovesTheAttribute) {
   auto scrubber = Defaults();
-  model::TraceBatch batch =
+  base::TraceBatch batch =
       BatchOf(MakeSpan("s", {Str("seen.jo@example.com", "yes"), Str("ok", "1")}));
   scrubber->Scrub(batch);
-  const model::Span& span = batch.resource_spans[0].scope_spans[0].spans[0];
+  const base::Span& span = batch.resource_spans[0].scope_spans[0].spans[0];
   ASSERT_EQ(span.attributes.size(), 1u);
   EXPECT_EQ(span.attributes[0].key, "ok");
 }
 
 TEST(PiiScrubberTest, EveryPlaceInASpanIsScrubbed) {
   auto scrubber = Defaults();
-  model::Span span = MakeSpan("notify jo@example.com at +49 30 1234567",
+  base::Span span = MakeSpan("notify jo@example.com at +49 30 1234567",
                               {Str("note", "jo@example.com"), Str("order.id", "ord-1"),
                                Str("comment", "ring +1 (415) 555-0100 after 5")});
-  model::SpanEvent event;
+  base::SpanEvent event;
   event.name = "mail to ann@example.org";
   event.attributes = {Str("to", "ann@example.org"), Str("kept", "yes")};
   span.events.push_back(event);
-  model::SpanLink link;
+  base::SpanLink link;
   link.trace_id = Trace(3);
   link.span_id = SpanIdOf(4);
   link.attributes = {Str("from", "+44-20-7946-0958"), Str("link.kind", "follows")};
   span.links.push_back(link);
-  span.status.code = model::StatusCode::kError;
+  span.status.code = base::StatusCode::kError;
   span.status.message = "bounce from bob@example.net";
-  model::AnyValue array;
-  array.type = model::AnyValue::Type::kArray;
-  array.array_values = {model::AnyValue::String("a@b.de"), model::AnyValue::String("keep"),
-                        model::AnyValue::String("cc c@d.de")};
+  base::AnyValue array;
+  array.type = base::AnyValue::Type::kArray;
+  array.array_values = {base::AnyValue::String("a@b.de"), base::AnyValue::String("keep"),
+                        base::AnyValue::String("cc c@d.de")};
   span.attributes.push_back({"recipients", array});
-  model::AnyValue kvlist;
-  kvlist.type = model::AnyValue::Type::kKvList;
+  base::AnyValue kvlist;
+  kvlist.type = base::AnyValue::Type::kKvList;
   kvlist.kvlist_values = {Str("email", "z@z.de"), Str("city", "Berlin"),
                           Str("contact", "+49 171 1234567")};
   span.attributes.push_back({"customer", kvlist});
-  model::TraceBatch batch =
+  base::TraceBatch batch =
       BatchOf(std::move(span), {Str("service.name", "mes"), Str("owner", "ops@example.com"),
                                 Str("deploy.contact", "dial (415) 555-0100")});
-  model::ScopeSpans& scope = batch.resource_spans[0].scope_spans[0];
+  base::ScopeSpans& scope = batch.resource_spans[0].scope_spans[0];
   scope.scope.name = "lib";
   scope.scope.attributes = {Str("maintainer", "dev@example.com"), Str("scope.kept", "1")};
 
   EXPECT_EQ(scrubber->Scrub(batch), 15u);
-  const model::ResourceSpans& rs = batch.resource_spans[0];
+  const base::ResourceSpans& rs = batch.resource_spans[0];
   ASSERT_EQ(rs.resource.attributes.size(), 2u);
   EXPECT_EQ(rs.resource.attributes[0].key, "service.name");
   EXPECT_EQ(rs.resource.attributes[1].value.string_value, "dial [phone]");
   ASSERT_EQ(rs.scope_spans[0].scope.attributes.size(), 1u);
   EXPECT_EQ(rs.scope_spans[0].scope.attributes[0].key, "scope.kept");
-  const model::Span& s = rs.scope_spans[0].spans[0];
+  const base::Span& s = rs.scope_spans[0].spans[0];
   EXPECT_EQ(s.name, "notify [email] at [phone]");
   ASSERT_EQ(s.attributes.size(), 4u);
   EXPECT_EQ(s.attributes[0].key, "order.id");
@@ -242,25 +242,25 @@ TEST(PiiScrubberTest, EveryPlaceInASpanIsScrubbed) {
 
 TEST(PiiScrubberTest, SpansWithoutPiiAreLeftAlone) {
   auto scrubber = Defaults();
-  model::Span span =
+  base::Span span =
       MakeSpan("mes.approve", {Str("order.id", "ord-20261206-0001"), Str("price", "1234567.89"),
                                Str("at", "2026-12-06T12:49:53Z")});
   span.wire.bytes = "x";  // stands for received bytes: must survive
   span.wire.attribute_count = 3;
-  model::TraceBatch batch = BatchOf(span, {Str("service.name", "mes")});
+  base::TraceBatch batch = BatchOf(span, {Str("service.name", "mes")});
   EXPECT_EQ(scrubber->Scrub(batch), 0u);
-  const model::Span& s = batch.resource_spans[0].scope_spans[0].spans[0];
+  const base::Span& s = batch.resource_spans[0].scope_spans[0].spans[0];
   EXPECT_EQ(s.attributes, span.attributes);
   EXPECT_EQ(s.wire.bytes, "x");
 }
 
 TEST(PiiScrubberTest, AChangedSpanOrResourceLosesItsReceivedBytes) {
   auto scrubber = Defaults();
-  model::Span clean = MakeSpan("clean", {Str("k", "v")});
+  base::Span clean = MakeSpan("clean", {Str("k", "v")});
   clean.wire.bytes = "x";
-  model::Span dirty = MakeSpan("dirty", {Str("k", "a@b.de")});
+  base::Span dirty = MakeSpan("dirty", {Str("k", "a@b.de")});
   dirty.wire.bytes = "y";
-  model::TraceBatch batch = BatchOf(clean);
+  base::TraceBatch batch = BatchOf(clean);
   batch.resource_spans[0].scope_spans[0].spans.push_back(dirty);
   batch.resource_spans.push_back(BatchOf(clean, {Str("who", "+49 30 1234567")}).resource_spans[0]);
   scrubber->Scrub(batch);
@@ -272,9 +272,9 @@ TEST(PiiScrubberTest, AChangedSpanOrResourceLosesItsReceivedBytes) {
 // The path ingest takes: protobuf decoded with its body kept (spans point into it), scrubbed,
 // then encoded into store blocks. The blocks must not hold the address copied from the body.
 TEST(PiiScrubberTest, StoredBlocksOfDecodedSpansHoldNoPii) {
-  model::Span span = MakeSpan("ship to jo@example.com", {Str("customer.email", "jo@example.com"),
+  base::Span span = MakeSpan("ship to jo@example.com", {Str("customer.email", "jo@example.com"),
                                                          Str("order.id", "ord-20261206-0001")});
-  model::SpanEvent event;
+  base::SpanEvent event;
   event.name = "called";
   event.attributes = {Str("number", "+49 30 1234567")};
   span.events.push_back(event);
@@ -283,7 +283,7 @@ TEST(PiiScrubberTest, StoredBlocksOfDecodedSpansHoldNoPii) {
   ASSERT_THAT(*body, HasSubstr("jo@example.com"));
   auto decoded = otlp::DecodeProtobufRequest(body);
   ASSERT_TRUE(decoded.ok()) << decoded.status();
-  model::TraceBatch batch = std::move(decoded->batch);
+  base::TraceBatch batch = std::move(decoded->batch);
   ASSERT_FALSE(batch.resource_spans[0].scope_spans[0].spans[0].wire.bytes.empty())
       << "the test needs a span that kept its received bytes";
 
@@ -309,10 +309,10 @@ TEST(PiiScrubberTest, MaskActionKeepsTheAttribute) {
   options.rules[0].action = PiiAction::kMask;
   auto scrubber = PiiScrubber::Create(options);
   ASSERT_TRUE(scrubber.ok());
-  model::TraceBatch batch =
+  base::TraceBatch batch =
       BatchOf(MakeSpan("s", {Str("to", "a@b.de"), Str("customer.email", "c@d.de")}));
   (*scrubber)->Scrub(batch);
-  const model::Span& s = batch.resource_spans[0].scope_spans[0].spans[0];
+  const base::Span& s = batch.resource_spans[0].scope_spans[0].spans[0];
   ASSERT_EQ(s.attributes.size(), 2u);
   EXPECT_EQ(s.attributes[0].value.string_value, "[email]");
   EXPECT_EQ(s.attributes[1].value.string_value, "[email]");
@@ -324,11 +324,11 @@ TEST(PiiScrubberTest, ConfiguredRulesAndDisabling) {
                    Rule("secret_keys", "(?i).*password.*", "")};
   auto scrubber = PiiScrubber::Create(options);
   ASSERT_TRUE(scrubber.ok()) << scrubber.status();
-  model::TraceBatch batch = BatchOf(MakeSpan(
+  base::TraceBatch batch = BatchOf(MakeSpan(
       "pay DE89370400440532013000",
       {Str("acct", "DE89370400440532013000"), Str("db.password", "x"), Str("to", "a@b.de")}));
   EXPECT_EQ((*scrubber)->Scrub(batch), 3u);
-  const model::Span& s = batch.resource_spans[0].scope_spans[0].spans[0];
+  const base::Span& s = batch.resource_spans[0].scope_spans[0].spans[0];
   EXPECT_EQ(s.name, "pay [iban]");
   ASSERT_EQ(s.attributes.size(), 1u);
   EXPECT_EQ(s.attributes[0].value.string_value, "a@b.de");  // the defaults were replaced
@@ -336,7 +336,7 @@ TEST(PiiScrubberTest, ConfiguredRulesAndDisabling) {
   options.enabled = false;
   auto off = PiiScrubber::Create(options);
   ASSERT_TRUE(off.ok());
-  model::TraceBatch untouched = BatchOf(MakeSpan("pay DE89370400440532013000", {}));
+  base::TraceBatch untouched = BatchOf(MakeSpan("pay DE89370400440532013000", {}));
   EXPECT_EQ((*off)->Scrub(untouched), 0u);
   EXPECT_EQ(untouched.resource_spans[0].scope_spans[0].spans[0].name, "pay DE89370400440532013000");
 }
@@ -374,7 +374,7 @@ TEST(PiiScrubberTest, CountsAddUpAcrossThreads) {
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < 500; ++i) {
-        model::TraceBatch batch =
+        base::TraceBatch batch =
             BatchOf(MakeSpan("s", {Str("to", "a@b.de"), Str("n", "+49 30 1234567")}));
         scrubber->Scrub(batch);
       }

@@ -79,7 +79,7 @@ json OrderJson(const query::OrderView& view) {
   const model::OrderRecord& r = view.record;
   json j = OrderSummaryJson(r);
   json trace_ids = json::array();
-  for (const model::TraceId& t : r.trace_ids) trace_ids.push_back(t.ToHex());
+  for (const base::TraceId& t : r.trace_ids) trace_ids.push_back(t.ToHex());
   j["trace_ids"] = std::move(trace_ids);
 
   json timeline = json::array();

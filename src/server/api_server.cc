@@ -51,7 +51,7 @@ bool HostAllowed(const http::Request& req, const std::vector<std::string>& allow
     host = host.substr(0, host.find(':'));
   }
   for (char& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (IsLoopbackHost(host)) return true;
+  if (base::IsLoopbackHost(host)) return true;
   return std::find(allowed.begin(), allowed.end(), host) != allowed.end();
 }
 
@@ -134,10 +134,10 @@ absl::StatusOr<gaps::GapHistoryQuery> GapHistoryQueryOf(const http::Request& req
 
 // Marks a trace's root spans `gap_detected` (the design's 2.3) when the gap history holds a
 // gap, open or resolved, of the order a root span names.
-absl::Status MarkGapDetected(gaps::GapStore& history, model::TraceBatch& trace) {
-  for (model::ResourceSpans& rs : trace.resource_spans) {
-    for (model::ScopeSpans& ss : rs.scope_spans) {
-      for (model::Span& span : ss.spans) {
+absl::Status MarkGapDetected(gaps::GapStore& history, base::TraceBatch& trace) {
+  for (base::ResourceSpans& rs : trace.resource_spans) {
+    for (base::ScopeSpans& ss : rs.scope_spans) {
+      for (base::Span& span : ss.spans) {
         if (span.parent_span_id.IsValid()) continue;
         std::optional<std::string> order_id = lifecycle::OrderIdOf(span, rs.resource);
         if (!order_id) continue;
@@ -148,7 +148,7 @@ absl::Status MarkGapDetected(gaps::GapStore& history, model::TraceBatch& trace) 
         absl::StatusOr<gaps::GapPage> page = history.Query(query);
         if (!page.ok()) return page.status();
         if (!page->gaps.empty()) {
-          span.attributes.push_back({"gap_detected", model::AnyValue::Bool(true)});
+          span.attributes.push_back({"gap_detected", base::AnyValue::Bool(true)});
         }
       }
     }
@@ -215,11 +215,11 @@ absl::StatusOr<uint64_t> ParseTimeParam(std::string_view text) {
   return static_cast<uint64_t>(absl::ToUnixNanos(time));
 }
 
-std::optional<model::TraceId> ParseTraceIdParam(std::string_view text) {
+std::optional<base::TraceId> ParseTraceIdParam(std::string_view text) {
   if (text.empty() || text.size() > 32) return std::nullopt;
   std::string padded(32 - text.size(), '0');
   padded.append(text);
-  auto id = model::TraceId::FromHex(padded);
+  auto id = base::TraceId::FromHex(padded);
   if (!id || !id->IsValid()) return std::nullopt;
   return id;
 }
@@ -693,13 +693,13 @@ void ApiServer::ListStuckOrders(http::Request& req, http::Response& res, Reader&
 
 void ApiServer::TraceRoutes() {
   auto get_trace = [this](http::Request& req, http::Response& res, Reader& reader, bool v2) {
-    std::optional<model::TraceId> id = ParseTraceIdParam(req.PathParam(0));
+    std::optional<base::TraceId> id = ParseTraceIdParam(req.PathParam(0));
     if (!id) {
       ReplyError(res, 400, "malformed trace id: expected up to 32 hex digits, not all zero");
       return;
     }
     reader.trace_id = id->ToHex();
-    absl::StatusOr<std::optional<model::TraceBatch>> trace = traces_.GetTrace(*id);
+    absl::StatusOr<std::optional<base::TraceBatch>> trace = traces_.GetTrace(*id);
     if (!trace.ok()) return ReplyStoreError(res, trace.status());
     bool visible = trace->has_value();
     if (visible && reader.scope != nullptr) {
@@ -724,7 +724,7 @@ void ApiServer::TraceRoutes() {
       return;
     }
     json batches = json::array();
-    for (const model::ResourceSpans& rs : (*trace)->resource_spans) {
+    for (const base::ResourceSpans& rs : (*trace)->resource_spans) {
       batches.push_back(otlp::ToJson(rs));
     }
     if (v2) {
@@ -785,14 +785,14 @@ void ApiServer::TraceRoutes() {
             search.limit = *limit;
             // Tempo: unix seconds. Past what nanoseconds can hold (year 2554) the range means
             // nothing: an error, not a multiplication that wraps to an empty answer.
-            constexpr uint64_t kMaxSeconds = UINT64_MAX / model::kNanosPerSecond;
+            constexpr uint64_t kMaxSeconds = UINT64_MAX / base::kNanosPerSecond;
             if (*start > kMaxSeconds || *end > kMaxSeconds) {
               return ReplyError(
                   res, 400, "start and end are unix seconds up to " + std::to_string(kMaxSeconds));
             }
             if (*end != 0 && *start > *end) return ReplyError(res, 400, "start is after end");
-            search.start_unix_nano = *start * model::kNanosPerSecond;
-            search.end_unix_nano = *end * model::kNanosPerSecond;
+            search.start_unix_nano = *start * base::kNanosPerSecond;
+            search.end_unix_nano = *end * base::kNanosPerSecond;
             search.scope = reader.scope.get();
             query::SearchStats stats;
             absl::StatusOr<std::vector<query::TraceSummary>> found = traces_.Search(search, &stats);
@@ -859,7 +859,7 @@ void ApiServer::TraceRoutes() {
           });
 }
 
-absl::StatusOr<int> ApiServer::Start(const ListenAddress& address) { return http_->Start(address); }
+absl::StatusOr<int> ApiServer::Start(const base::ListenAddress& address) { return http_->Start(address); }
 
 void ApiServer::Shutdown() { http_->Shutdown(); }
 

@@ -23,7 +23,7 @@
 #include "query/trace_query.h"
 #include "scrub/operator_id_hasher.h"
 #include "server/console_files.h"
-#include "server/listen_address.h"
+#include "base/listen_address.h"
 
 namespace ordertrace::server {
 
@@ -73,7 +73,7 @@ class ApiServer {
             ApiAccess access = {}, ApiConsole console = {});
   ~ApiServer();
 
-  absl::StatusOr<int> Start(const ListenAddress& address);
+  absl::StatusOr<int> Start(const base::ListenAddress& address);
   void Shutdown();
   // The listener's connections and refusals.
   http::ServerStats HttpStats() const;
@@ -125,6 +125,6 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ParseLogfmtTags
 absl::StatusOr<uint64_t> ParseTimeParam(std::string_view text);
 
 // Parses a trace id in hex, up to 32 digits (shorter ids are left-padded, as Tempo does).
-std::optional<model::TraceId> ParseTraceIdParam(std::string_view text);
+std::optional<base::TraceId> ParseTraceIdParam(std::string_view text);
 
 }  // namespace ordertrace::server

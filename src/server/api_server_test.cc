@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "gaps/memory_gap_store.h"
-#include "model/clock.h"
+#include "base/clock.h"
 #include "otlp/proto_codec.h"
 #include "store/rocks_store.h"
 #include "tests/support/temp_dir.h"
@@ -69,7 +69,7 @@ class ApiServerGapsTest : public testing::Test {
     api_ = std::make_unique<ApiServer>(
         *orders_, *traces_, [] { return true; }, std::move(http_options), nullptr, &history_,
         nullptr, std::move(access));
-    absl::StatusOr<ListenAddress> address = ParseListenAddress("127.0.0.1:0");
+    absl::StatusOr<base::ListenAddress> address = base::ParseListenAddress("127.0.0.1:0");
     ASSERT_TRUE(address.ok());
     absl::StatusOr<int> port = api_->Start(*address);
     ASSERT_TRUE(port.ok()) << port.status();
@@ -94,7 +94,7 @@ class ApiServerGapsTest : public testing::Test {
   }
 
   test_support::TempDir dir_{"ordertrace_api_server_test"};
-  model::ManualClock clock_{kT0};
+  base::ManualClock clock_{kT0};
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<query::OrderQuery> orders_;
   std::unique_ptr<query::TraceQuery> traces_;
@@ -196,18 +196,18 @@ TEST_F(ApiServerGapsTest, PathsWithBytesThatAreNotUtf8AreAnsweredAndTheServerSta
 TEST_F(ApiServerGapsTest, RootSpansOfAnOrderWithAGapAreMarked) {
   ASSERT_TRUE(history_.Apply({MakeGap("ord-gap", "SUBMITTED", kT0, /*open=*/false)}, {}).ok());
   auto trace_of = [&](uint8_t n, const std::string& order_id, bool on_resource) {
-    model::TraceBatch batch;
-    model::ResourceSpans& rs = batch.resource_spans.emplace_back();
+    base::TraceBatch batch;
+    base::ResourceSpans& rs = batch.resource_spans.emplace_back();
     if (on_resource)
-      rs.resource.attributes.push_back({"order_id", model::AnyValue::String(order_id)});
-    model::Span root;
+      rs.resource.attributes.push_back({"order_id", base::AnyValue::String(order_id)});
+    base::Span root;
     root.trace_id.bytes[15] = n;
     root.span_id.bytes[7] = 1;
     root.name = "POST /orders";
     root.start_time_unix_nano = kT0;
     root.end_time_unix_nano = kT0 + kSecond;
-    if (!on_resource) root.attributes.push_back({"order_id", model::AnyValue::String(order_id)});
-    model::Span child = root;
+    if (!on_resource) root.attributes.push_back({"order_id", base::AnyValue::String(order_id)});
+    base::Span child = root;
     child.span_id.bytes[7] = 2;
     child.parent_span_id = root.span_id;
     rs.scope_spans.emplace_back().spans = {root, child};

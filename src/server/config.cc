@@ -11,7 +11,7 @@
 #include <map>
 
 #include "lifecycle/order_record_builder.h"
-#include "server/listen_address.h"
+#include "base/listen_address.h"
 
 namespace ordertrace::server {
 namespace {
@@ -79,7 +79,7 @@ Setter Seconds(uint64_t& field) {
     if (!node.IsScalar()) return absl::InvalidArgumentError("must be a duration such as 14d");
     absl::StatusOr<uint64_t> nanos = ParseDurationNanos(node.Scalar());
     if (!nanos.ok()) return nanos.status();
-    field = *nanos / model::kNanosPerSecond;
+    field = *nanos / base::kNanosPerSecond;
     return absl::OkStatus();
   };
 }
@@ -270,7 +270,7 @@ absl::StatusOr<uint64_t> ParseDurationNanos(const std::string& text) {
       if (!bare || i != text.size()) {
         return absl::InvalidArgumentError("'" + text + "' is not a duration");
       }
-      scale = model::kNanosPerSecond;  // a bare number is seconds
+      scale = base::kNanosPerSecond;  // a bare number is seconds
     } else if (unit == "ns") {
       scale = 1;
     } else if (unit == "us") {
@@ -278,13 +278,13 @@ absl::StatusOr<uint64_t> ParseDurationNanos(const std::string& text) {
     } else if (unit == "ms") {
       scale = 1'000'000;
     } else if (unit == "s") {
-      scale = model::kNanosPerSecond;
+      scale = base::kNanosPerSecond;
     } else if (unit == "m") {
-      scale = 60 * model::kNanosPerSecond;
+      scale = 60 * base::kNanosPerSecond;
     } else if (unit == "h") {
-      scale = 3600 * model::kNanosPerSecond;
+      scale = 3600 * base::kNanosPerSecond;
     } else if (unit == "d") {
-      scale = 86400 * model::kNanosPerSecond;
+      scale = 86400 * base::kNanosPerSecond;
     } else {
       return absl::InvalidArgumentError("'" + text + "' has an unknown unit '" + unit +
                                         "' (use ms, s, m, h or d)");
@@ -719,7 +719,7 @@ absl::Status ValidateForward(const forward::OtlpForwarderOptions& f) {
 
 namespace {
 
-constexpr uint64_t kSecond = model::kNanosPerSecond;
+constexpr uint64_t kSecond = base::kNanosPerSecond;
 constexpr uint64_t kDay = 86400 * kSecond;
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 
@@ -854,13 +854,13 @@ absl::Status Validate(const ServerConfig& c) {
   for (const auto& [name, address] : {std::pair{"otlp_grpc listen", c.otlp_grpc_listen},
                                       std::pair{"otlp_http listen", c.otlp_http_listen},
                                       std::pair{"http listen", c.http_listen}}) {
-    absl::StatusOr<ListenAddress> parsed = ParseListenAddress(address);
+    absl::StatusOr<base::ListenAddress> parsed = base::ParseListenAddress(address);
     if (!parsed.ok())
       return absl::InvalidArgumentError(std::string(name) + ": " +
                                         std::string(parsed.status().message()));
     // Closed by default: nothing off loopback unless TLS and tokens guard it
     // (docs/security.md).
-    if (!IsLoopbackHost(parsed->host) && (!c.tls.enabled() || c.auth.tokens.empty())) {
+    if (!base::IsLoopbackHost(parsed->host) && (!c.tls.enabled() || c.auth.tokens.empty())) {
       std::string missing;
       if (!c.tls.enabled()) missing = "TLS (tls.cert_file, tls.key_file)";
       if (c.auth.tokens.empty()) {

@@ -12,7 +12,7 @@
 #include "auth/token_authenticator.h"
 #include "metrics/history.h"
 #include "metrics/registry.h"
-#include "model/clock.h"
+#include "base/clock.h"
 #include "server/api_server.h"
 #include "server/console_files.h"
 #include "store/rocks_store.h"
@@ -34,8 +34,8 @@ auth::TokenEntry Entry(std::string name, auth::Role role, const std::string& tok
   return entry;
 }
 
-model::TraceId TraceIdOf(uint8_t last) {
-  model::TraceId id;
+base::TraceId TraceIdOf(uint8_t last) {
+  base::TraceId id;
   id.bytes[15] = last;
   return id;
 }
@@ -89,7 +89,7 @@ class ConsoleApiTest : public testing::Test {
     api_ = std::make_unique<ApiServer>(
         *orders_, *traces_, [] { return true; }, std::move(http_options), nullptr, nullptr,
         &registry_, std::move(access), ApiConsole{*files, history_.get(), 90'000'000'000});
-    absl::StatusOr<ListenAddress> address = ParseListenAddress("127.0.0.1:0");
+    absl::StatusOr<base::ListenAddress> address = base::ParseListenAddress("127.0.0.1:0");
     ASSERT_TRUE(address.ok());
     absl::StatusOr<int> port = api_->Start(*address);
     ASSERT_TRUE(port.ok()) << port.status();
@@ -114,7 +114,7 @@ class ConsoleApiTest : public testing::Test {
   }
 
   test_support::TempDir dir_{"console_api_test"};
-  model::SystemClock clock_;
+  base::SystemClock clock_;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<query::OrderQuery> orders_;
   std::unique_ptr<query::TraceQuery> traces_;

@@ -21,7 +21,7 @@
 #include "scrub/pii_scrubber.h"
 #include "server/api_server.h"
 #include "server/component_metrics.h"
-#include "server/listen_address.h"
+#include "base/listen_address.h"
 #include "server/otlp_grpc_receiver.h"
 #include "server/otlp_http_receiver.h"
 #include "server/store_gap_store.h"
@@ -35,7 +35,7 @@ namespace {
 // Detail that waited for the sampler when ordertrace stopped goes back to it with its deadline
 // (decided as if there had been no stop); without a sampler now, it is all kept.
 absl::Status RestorePendingDetail(store::Store& store, sampling::TailSampler* sampler,
-                                  const model::Clock& clock) {
+                                  const base::Clock& clock) {
   absl::StatusOr<std::vector<store::PendingBlock>> blocks = store.ReadPendingBlocks();
   if (!blocks.ok() || blocks->empty()) return blocks.status();
   store::WriteSet keep_all;
@@ -64,7 +64,7 @@ class GapFeed final : public ingest::OrderObserver {
   void OnOrderUpdated(const model::OrderRecord* before, const model::OrderRecord& after) override {
     detector_.OnOrderChanged(before, after);
   }
-  void OnSpansArrived(const model::TraceBatch& batch) override { detector_.OnSpansArrived(batch); }
+  void OnSpansArrived(const base::TraceBatch& batch) override { detector_.OnSpansArrived(batch); }
 
  private:
   gaps::GapDetector& detector_;
@@ -105,12 +105,12 @@ void PublishSlas(const gaps::LifecycleModel& lifecycle, metrics::TraceMetrics& t
 
 }  // namespace
 
-const model::Clock& OrdertraceServer::DefaultClock() {
-  static const model::SystemClock clock;
+const base::Clock& OrdertraceServer::DefaultClock() {
+  static const base::SystemClock clock;
   return clock;
 }
 
-OrdertraceServer::OrdertraceServer(ServerConfig config, const model::Clock& clock)
+OrdertraceServer::OrdertraceServer(ServerConfig config, const base::Clock& clock)
     : config_(std::move(config)), clock_(clock) {}
 
 OrdertraceServer::~OrdertraceServer() { Shutdown(); }
@@ -137,9 +137,9 @@ absl::Status OrdertraceServer::Start() {
                      ? ""
                      : "; OTLP clients need a certificate from " + config_.tls.client_ca_file);
   }
-  absl::StatusOr<ListenAddress> grpc_address = ParseListenAddress(config_.otlp_grpc_listen);
-  absl::StatusOr<ListenAddress> otlp_http_address = ParseListenAddress(config_.otlp_http_listen);
-  absl::StatusOr<ListenAddress> http_address = ParseListenAddress(config_.http_listen);
+  absl::StatusOr<base::ListenAddress> grpc_address = base::ParseListenAddress(config_.otlp_grpc_listen);
+  absl::StatusOr<base::ListenAddress> otlp_http_address = base::ParseListenAddress(config_.otlp_http_listen);
+  absl::StatusOr<base::ListenAddress> http_address = base::ParseListenAddress(config_.http_listen);
 
   store::RocksStoreOptions store_options = config_.store;
   store_options.path = (std::filesystem::path(config_.data_dir) / "store").string();
@@ -238,7 +238,7 @@ absl::Status OrdertraceServer::Start() {
     // What is stored is scrubbed already (ingest); operator ids are stored in clear for ops,
     // and leave only as their HMAC.
     const scrub::OperatorIdHasher* hasher = operator_hasher_.get();
-    forward_options.before_send = [hasher](model::TraceBatch& batch) {
+    forward_options.before_send = [hasher](base::TraceBatch& batch) {
       hasher->HashOperatorIds(batch);
     };
     absl::StatusOr<std::unique_ptr<forward::OtlpForwarder>> forwarder =

@@ -9,7 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "model/clock.h"
+#include "base/clock.h"
 #include "server/config.h"
 
 namespace ordertrace::store {
@@ -62,7 +62,7 @@ struct BoundPorts {
 
 class OrdertraceServer {
  public:
-  explicit OrdertraceServer(ServerConfig config, const model::Clock& clock = DefaultClock());
+  explicit OrdertraceServer(ServerConfig config, const base::Clock& clock = DefaultClock());
   ~OrdertraceServer();
 
   absl::Status Start();
@@ -78,7 +78,7 @@ class OrdertraceServer {
   // between Start and Shutdown.
   absl::Status ReloadTls();
 
-  static const model::Clock& DefaultClock();
+  static const base::Clock& DefaultClock();
 
  private:
   // The console's files (built in, or `console.dir`) and the figures it charts over time;
@@ -86,7 +86,7 @@ class OrdertraceServer {
   absl::StatusOr<ApiConsole> MakeConsole();
 
   const ServerConfig config_;
-  const model::Clock& clock_;
+  const base::Clock& clock_;
   BoundPorts ports_;
   std::atomic<bool> ready_{false};
 

@@ -273,7 +273,7 @@ absl::Status OtlpGrpcReceiver::InstallTls(const http::TlsCredentials& credential
                               credentials);
 }
 
-absl::StatusOr<int> OtlpGrpcReceiver::Start(const ListenAddress& address) {
+absl::StatusOr<int> OtlpGrpcReceiver::Start(const base::ListenAddress& address) {
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = Credentials();
   if (!credentials.ok()) return credentials.status();
   grpc::ServerBuilder builder;

@@ -15,7 +15,7 @@
 #include "http/tls_context.h"
 #include "ingest/ingester.h"
 #include "otlp/decode_budget.h"
-#include "server/listen_address.h"
+#include "base/listen_address.h"
 
 namespace grpc {
 class Server;
@@ -51,7 +51,7 @@ class OtlpGrpcReceiver {
   ~OtlpGrpcReceiver();
 
   // Binds and starts serving; returns the bound port.
-  absl::StatusOr<int> Start(const ListenAddress& address);
+  absl::StatusOr<int> Start(const base::ListenAddress& address);
   void Shutdown();
 
   // Serves `credentials` to new connections from within kTlsRefreshSeconds on; open ones keep

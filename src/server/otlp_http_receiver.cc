@@ -244,7 +244,7 @@ void OtlpHttpReceiver::Refuse(http::Response& res, Encoding encoding, const absl
 
 OtlpHttpReceiver::~OtlpHttpReceiver() { Shutdown(); }
 
-absl::StatusOr<int> OtlpHttpReceiver::Start(const ListenAddress& address) {
+absl::StatusOr<int> OtlpHttpReceiver::Start(const base::ListenAddress& address) {
   return http_->Start(address);
 }
 

@@ -15,7 +15,7 @@
 #include "http/server.h"
 #include "ingest/ingester.h"
 #include "otlp/decode_budget.h"
-#include "server/listen_address.h"
+#include "base/listen_address.h"
 
 namespace ordertrace::server {
 
@@ -51,7 +51,7 @@ class OtlpHttpReceiver {
   ~OtlpHttpReceiver();
 
   // Binds and starts serving; returns the bound port (useful with port 0).
-  absl::StatusOr<int> Start(const ListenAddress& address);
+  absl::StatusOr<int> Start(const base::ListenAddress& address);
   void Shutdown();
   OtlpHttpReceiverStats Stats() const;
   // The listener's connections and refusals.

@@ -127,7 +127,7 @@ size_t RecordSize(const model::OrderRecord& r) {
   size_t size = TextSize(1, r.order_id) + TextSize(2, r.trace_id.AsBytes()) +
                 TextSize(4, r.partner_id) + Fixed64Size(5, r.first_seen_unix_nano) +
                 Fixed64Size(6, r.last_seen_unix_nano);
-  for (const model::TraceId& t : r.trace_ids) size += LenFieldSize(3, t.AsBytes().size());
+  for (const base::TraceId& t : r.trace_ids) size += LenFieldSize(3, t.AsBytes().size());
   for (const model::StatusReached& s : r.statuses) size += LenFieldSize(7, StatusSize(s));
   if (r.last_success) size += LenFieldSize(8, OperationSize(*r.last_success));
   if (r.last_error) size += LenFieldSize(9, OperationSize(*r.last_error));
@@ -138,7 +138,7 @@ size_t RecordSize(const model::OrderRecord& r) {
 uint8_t* WriteRecord(const model::OrderRecord& r, uint8_t* p) {
   p = WriteText(1, r.order_id, p);
   p = WriteText(2, r.trace_id.AsBytes(), p);
-  for (const model::TraceId& t : r.trace_ids) p = WriteText(3, t.AsBytes(), p, /*always=*/true);
+  for (const base::TraceId& t : r.trace_ids) p = WriteText(3, t.AsBytes(), p, /*always=*/true);
   p = WriteText(4, r.partner_id, p);
   p = WriteFixed64(5, r.first_seen_unix_nano, p);
   p = WriteFixed64(6, r.last_seen_unix_nano, p);
@@ -163,8 +163,8 @@ model::Operation FromProto(const pb::Operation& in) {
   op.span_name = in.span_name();
   op.service = in.service();
   op.at_unix_nano = in.at_unix_nano();
-  op.trace_id = IdFrom<model::TraceId>(in.trace_id());
-  op.span_id = IdFrom<model::SpanId>(in.span_id());
+  op.trace_id = IdFrom<base::TraceId>(in.trace_id());
+  op.span_id = IdFrom<base::SpanId>(in.span_id());
   op.error_code = in.error_code();
   op.error_message = in.error_message();
   op.reported_status = in.reported_status();
@@ -180,7 +180,7 @@ model::StatusReached FromProto(const pb::StatusReached& in) {
   st.event_version = in.event_version();
   st.service = in.service();
   st.span_name = in.span_name();
-  st.span_id = IdFrom<model::SpanId>(in.span_id());
+  st.span_id = IdFrom<base::SpanId>(in.span_id());
   return st;
 }
 
@@ -208,8 +208,8 @@ absl::StatusOr<model::OrderRecord> DecodeOrderRecord(std::string_view bytes) {
   }
   model::OrderRecord r;
   r.order_id = in->order_id();
-  r.trace_id = IdFrom<model::TraceId>(in->trace_id());
-  for (const std::string& t : in->trace_ids()) r.trace_ids.push_back(IdFrom<model::TraceId>(t));
+  r.trace_id = IdFrom<base::TraceId>(in->trace_id());
+  for (const std::string& t : in->trace_ids()) r.trace_ids.push_back(IdFrom<base::TraceId>(t));
   r.partner_id = in->partner_id();
   r.first_seen_unix_nano = in->first_seen_unix_nano();
   r.last_seen_unix_nano = in->last_seen_unix_nano();
@@ -224,7 +224,7 @@ absl::StatusOr<model::OrderRecord> DecodeOrderRecord(std::string_view bytes) {
     hop.published_at_unix_nano = m.published_at_unix_nano();
     hop.consumed_at_unix_nano = m.consumed_at_unix_nano();
     hop.retry_count = m.retry_count();
-    hop.published_by = IdFrom<model::SpanId>(m.published_by_span_id());
+    hop.published_by = IdFrom<base::SpanId>(m.published_by_span_id());
     r.messages.push_back(std::move(hop));
   }
   return r;

@@ -30,7 +30,7 @@ std::string SerializedByLibprotobuf(const model::OrderRecord& r) {
   pb::OrderRecord out;
   out.set_order_id(r.order_id);
   out.set_trace_id(std::string(r.trace_id.AsBytes()));
-  for (const model::TraceId& t : r.trace_ids) out.add_trace_ids(std::string(t.AsBytes()));
+  for (const base::TraceId& t : r.trace_ids) out.add_trace_ids(std::string(t.AsBytes()));
   out.set_partner_id(r.partner_id);
   out.set_first_seen_unix_nano(r.first_seen_unix_nano);
   out.set_last_seen_unix_nano(r.last_seen_unix_nano);
@@ -89,8 +89,8 @@ model::Operation RandomOperation(std::mt19937_64& rng) {
   op.span_name = RandomText(rng);
   op.service = RandomText(rng);
   op.at_unix_nano = RandomNumber(rng);
-  op.trace_id = RandomId<model::TraceId>(rng);
-  op.span_id = RandomId<model::SpanId>(rng);
+  op.trace_id = RandomId<base::TraceId>(rng);
+  op.span_id = RandomId<base::SpanId>(rng);
   op.error_code = RandomText(rng);
   op.error_message = RandomText(rng);
   op.reported_status = RandomText(rng);
@@ -101,8 +101,8 @@ model::Operation RandomOperation(std::mt19937_64& rng) {
 model::OrderRecord RandomRecord(std::mt19937_64& rng) {
   model::OrderRecord r;
   r.order_id = "ord-" + std::to_string(rng());
-  r.trace_id = RandomId<model::TraceId>(rng);
-  for (size_t i = rng() % 4; i > 0; --i) r.trace_ids.push_back(RandomId<model::TraceId>(rng));
+  r.trace_id = RandomId<base::TraceId>(rng);
+  for (size_t i = rng() % 4; i > 0; --i) r.trace_ids.push_back(RandomId<base::TraceId>(rng));
   r.partner_id = RandomText(rng);
   r.first_seen_unix_nano = RandomNumber(rng);
   r.last_seen_unix_nano = RandomNumber(rng);
@@ -121,7 +121,7 @@ model::OrderRecord RandomRecord(std::mt19937_64& rng) {
     s.event_version = versions[rng() % std::size(versions)];
     s.service = RandomText(rng);
     s.span_name = RandomText(rng);
-    s.span_id = RandomId<model::SpanId>(rng);
+    s.span_id = RandomId<base::SpanId>(rng);
     // Some reports of a status are revisits (a status reached again).
     if (rng() % 4 == 0) {
       r.revisits.push_back(std::move(s));

@@ -4,7 +4,7 @@
 
 namespace ordertrace::store {
 
-RetentionRunner::RetentionRunner(Store& store, const model::Clock& clock, RetentionOptions options)
+RetentionRunner::RetentionRunner(Store& store, const base::Clock& clock, RetentionOptions options)
     : store_(store), clock_(clock), options_(options) {}
 
 RetentionRunner::~RetentionRunner() { Shutdown(); }
@@ -12,7 +12,7 @@ RetentionRunner::~RetentionRunner() { Shutdown(); }
 absl::StatusOr<RetentionStats> RetentionRunner::RunOnce() {
   uint64_t now = clock_.NowUnixNano();
   auto cutoff = [now](uint64_t seconds) {
-    uint64_t span = seconds * model::kNanosPerSecond;
+    uint64_t span = seconds * base::kNanosPerSecond;
     return now > span ? now - span : 0;
   };
   return store_.ApplyRetention(cutoff(options_.span_retention_seconds),

@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
-#include "model/clock.h"
+#include "base/clock.h"
 #include "store/store.h"
 
 namespace ordertrace::store {
@@ -22,7 +22,7 @@ struct RetentionOptions {
 
 class RetentionRunner {
  public:
-  RetentionRunner(Store& store, const model::Clock& clock, RetentionOptions options);
+  RetentionRunner(Store& store, const base::Clock& clock, RetentionOptions options);
   ~RetentionRunner();
   RetentionRunner(const RetentionRunner&) = delete;
   RetentionRunner& operator=(const RetentionRunner&) = delete;
@@ -36,7 +36,7 @@ class RetentionRunner {
 
  private:
   Store& store_;
-  const model::Clock& clock_;
+  const base::Clock& clock_;
   const RetentionOptions options_;
 
   std::mutex mu_;

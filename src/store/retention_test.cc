@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <string>
 
-#include "model/clock.h"
+#include "base/clock.h"
 #include "store/rocks_store.h"
 
 namespace ordertrace::store {
@@ -17,14 +17,14 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 
-constexpr uint64_t kSecond = model::kNanosPerSecond;
+constexpr uint64_t kSecond = base::kNanosPerSecond;
 constexpr uint64_t kHour = 3600 * kSecond;
 constexpr uint64_t kDay = 24 * kHour;
 // Midnight UTC, 2024-01-01: day boundaries are bucket boundaries.
 constexpr uint64_t kNow = 19'723 * kDay;
 
-model::TraceId TraceIdOf(uint8_t n) {
-  model::TraceId id;
+base::TraceId TraceIdOf(uint8_t n) {
+  base::TraceId id;
   id.bytes[0] = 0x3c;
   id.bytes[15] = n;
   return id;
@@ -94,7 +94,7 @@ TEST(RetentionOptionsTest, DefaultsKeepSpansTwoWeeksAndOrdersNinetyDays) {
 }
 
 TEST_F(RetentionRunnerTest, DefaultPolicyRemovesOnlyWhatIsTooOld) {
-  model::ManualClock clock(kNow);
+  base::ManualClock clock(kNow);
   RetentionRunner runner(*store_, clock, RetentionOptions{});
 
   absl::StatusOr<RetentionStats> stats = runner.RunOnce();
@@ -129,7 +129,7 @@ TEST_F(RetentionRunnerTest, GapsFollowTheirOrders) {
                                      gap("silent-new", "", kNow - 89 * kDay)},
                                     {})
                   .ok());
-  model::ManualClock clock(kNow);
+  base::ManualClock clock(kNow);
   RetentionRunner runner(*store_, clock, RetentionOptions{});
   absl::StatusOr<RetentionStats> stats = runner.RunOnce();
   ASSERT_TRUE(stats.ok()) << stats.status();
@@ -142,7 +142,7 @@ TEST_F(RetentionRunnerTest, GapsFollowTheirOrders) {
 }
 
 TEST_F(RetentionRunnerTest, AdvancingTheClockAgesDataOut) {
-  model::ManualClock clock(kNow);
+  base::ManualClock clock(kNow);
   RetentionRunner runner(*store_, clock, RetentionOptions{});
   ASSERT_TRUE(runner.RunOnce().ok());
 
@@ -183,7 +183,7 @@ TEST_F(RetentionRunnerTest, AdvancingTheClockAgesDataOut) {
 }
 
 TEST_F(RetentionRunnerTest, ShorterRetentionFromOptions) {
-  model::ManualClock clock(kNow);
+  base::ManualClock clock(kNow);
   RetentionOptions options;
   options.span_retention_seconds = 2 * 3600;
   options.order_retention_seconds = 35 * 24 * 3600;
@@ -201,7 +201,7 @@ TEST_F(RetentionRunnerTest, ShorterRetentionFromOptions) {
 
 TEST_F(RetentionRunnerTest, ClockBeforeTheRetentionPeriodRemovesNothing) {
   // Early in the epoch the cutoff would be negative; it must not wrap around.
-  model::ManualClock clock(5 * kDay);
+  base::ManualClock clock(5 * kDay);
   RetentionRunner runner(*store_, clock, RetentionOptions{});
   absl::StatusOr<RetentionStats> stats = runner.RunOnce();
   ASSERT_TRUE(stats.ok()) << stats.status();

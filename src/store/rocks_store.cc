@@ -211,7 +211,7 @@ uint64_t ForwardSizeOf(std::string_view value) {
   return size;
 }
 
-std::string PendingKey(uint64_t buffering, const model::TraceId& trace, uint32_t part) {
+std::string PendingKey(uint64_t buffering, const base::TraceId& trace, uint32_t part) {
   std::string key;
   key.reserve(kPendingKeySize);
   PutBigEndian(key, buffering);
@@ -254,7 +254,7 @@ void CloseDb(OpenedDb& open) {
 
 absl::StatusOr<OpenedDb> OpenDb(const RocksStoreOptions& options, bool read_only);
 
-std::string BlockKey(uint64_t bucket, uint64_t seq, const model::TraceId& trace) {
+std::string BlockKey(uint64_t bucket, uint64_t seq, const base::TraceId& trace) {
   std::string key;
   key.reserve(kBlockKeySize);
   PutBigEndian(key, bucket);
@@ -263,7 +263,7 @@ std::string BlockKey(uint64_t bucket, uint64_t seq, const model::TraceId& trace)
   return key;
 }
 
-std::string TraceIndexKey(const model::TraceId& trace, uint64_t bucket, uint64_t seq) {
+std::string TraceIndexKey(const base::TraceId& trace, uint64_t bucket, uint64_t seq) {
   std::string key;
   key.reserve(kBlockKeySize);
   key.append(trace.AsBytes());
@@ -531,7 +531,7 @@ class RocksStore final : public Store {
         continue;
       }
       std::string_view value = it->value().ToStringView();
-      auto trace = model::TraceId::FromBytes(key.substr(8, 16));
+      auto trace = base::TraceId::FromBytes(key.substr(8, 16));
       if (!trace || value.size() < 8) continue;
       out.push_back(PendingBlock{GetBigEndian(key), *trace, PendingPartOf(key), GetBigEndian(value),
                                  std::string(value.substr(8))});
@@ -542,7 +542,7 @@ class RocksStore final : public Store {
 
   bool IsOutOfSpace() const override { return out_of_space_.load(std::memory_order_relaxed); }
 
-  absl::StatusOr<std::vector<std::string>> ReadTrace(const model::TraceId& trace_id) override {
+  absl::StatusOr<std::vector<std::string>> ReadTrace(const base::TraceId& trace_id) override {
     std::shared_lock lock(open_mu_);
     std::vector<std::string> block_keys;
     {
@@ -573,7 +573,7 @@ class RocksStore final : public Store {
 
   absl::Status ScanBlocks(
       uint64_t from_unix_nano, uint64_t to_unix_nano,
-      const std::function<bool(const model::TraceId&, std::string_view)>& visit) override {
+      const std::function<bool(const base::TraceId&, std::string_view)>& visit) override {
     std::shared_lock lock(open_mu_);
     if (from_unix_nano > to_unix_nano) return absl::OkStatus();
     uint64_t first = BucketOf(from_unix_nano);
@@ -590,7 +590,7 @@ class RocksStore final : public Store {
       const uint64_t bucket = GetBigEndian(key);
       if (bucket < first) break;
       if (bucket > last) continue;
-      auto trace = model::TraceId::FromBytes(key.substr(16, 16));
+      auto trace = base::TraceId::FromBytes(key.substr(16, 16));
       if (trace && !visit(*trace, it->value().ToStringView())) return absl::OkStatus();
     }
     return ToStatus(it->status(), "block scan");
@@ -1153,7 +1153,7 @@ rocksdb::Status MoveLegacySpans(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* le
     if (key.size() != kBlockKeySize) continue;
     const uint64_t bucket = GetBigEndian(key.substr(0, 8));
     const uint64_t seq = GetBigEndian(key.substr(24, 8));
-    auto trace = model::TraceId::FromBytes(key.substr(8, 16));
+    auto trace = base::TraceId::FromBytes(key.substr(8, 16));
     if (!trace) continue;
     batch.Put(blocks, BlockKey(bucket, seq, *trace), it->value());
     batch.Put(trace_index, TraceIndexKey(*trace, bucket, seq), rocksdb::Slice());

@@ -16,7 +16,7 @@
 #include <utility>
 #include <vector>
 
-#include "model/clock.h"
+#include "base/clock.h"
 
 namespace ordertrace::store {
 namespace {
@@ -25,7 +25,7 @@ using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::UnorderedElementsAre;
 
-constexpr uint64_t kSecond = model::kNanosPerSecond;
+constexpr uint64_t kSecond = base::kNanosPerSecond;
 constexpr uint64_t kMinute = 60 * kSecond;
 constexpr uint64_t kHour = 3600 * kSecond;
 // An hour boundary in November 2023, so that Hour(h) starts bucket h exactly.
@@ -33,8 +33,8 @@ constexpr uint64_t kEpochHours = 472'222;
 
 uint64_t Hour(uint64_t h) { return (kEpochHours + h) * kHour; }
 
-model::TraceId TraceIdOf(uint8_t n) {
-  model::TraceId id;
+base::TraceId TraceIdOf(uint8_t n) {
+  base::TraceId id;
   id.bytes[0] = 0x7a;
   id.bytes[15] = n;
   return id;
@@ -89,7 +89,7 @@ class RocksStoreTest : public testing::Test {
     ASSERT_TRUE(store_->Write(writes).ok());
   }
 
-  std::vector<std::string> Read(const model::TraceId& trace) {
+  std::vector<std::string> Read(const base::TraceId& trace) {
     absl::StatusOr<std::vector<std::string>> blocks = store_->ReadTrace(trace);
     EXPECT_TRUE(blocks.ok()) << blocks.status();
     return blocks.ok() ? *blocks : std::vector<std::string>{"<error>"};
@@ -109,7 +109,7 @@ class RocksStoreTest : public testing::Test {
   std::vector<std::string> Scan(uint64_t from, uint64_t to, size_t stop_after = SIZE_MAX) {
     std::vector<std::string> seen;
     absl::Status s =
-        store_->ScanBlocks(from, to, [&](const model::TraceId& trace, std::string_view encoded) {
+        store_->ScanBlocks(from, to, [&](const base::TraceId& trace, std::string_view encoded) {
           seen.push_back(std::string(encoded) + "@" + std::to_string(trace.bytes[15]));
           return seen.size() < stop_after;
         });
@@ -462,14 +462,14 @@ TEST_F(RocksStoreTest, ReopeningKeepsEverything) {
 // files after a reopen, and from both at once.
 TEST_F(RocksStoreTest, EveryTraceReadsBackItsOwnBlocksFromMemtableAndFiles) {
   std::mt19937_64 rng(7);
-  std::vector<model::TraceId> traces;
+  std::vector<base::TraceId> traces;
   for (int i = 0; i < 3000; ++i) {
-    model::TraceId id;
+    base::TraceId id;
     for (uint8_t& b : id.bytes) b = static_cast<uint8_t>(rng());
     traces.push_back(id);
   }
   // Neighbours: the same id but for its first or its last byte.
-  model::TraceId first_byte = traces[0], last_byte = traces[0];
+  base::TraceId first_byte = traces[0], last_byte = traces[0];
   first_byte.bytes[0] ^= 1;
   last_byte.bytes[15] ^= 1;
   traces.push_back(first_byte);
@@ -500,7 +500,7 @@ TEST_F(RocksStoreTest, EveryTraceReadsBackItsOwnBlocksFromMemtableAndFiles) {
   expect_all(1);  // files
   write_round(2);
   expect_all(2);  // both
-  model::TraceId unknown = traces[1];
+  base::TraceId unknown = traces[1];
   unknown.bytes[7] ^= 0x80;
   EXPECT_THAT(Read(unknown), IsEmpty());
 }
@@ -563,7 +563,7 @@ TEST(RocksStoreLayoutTest, SpansOfTheFirstLayoutAreMovedWhenOpened) {
     rocksdb::DB* raw = nullptr;
     ASSERT_TRUE(rocksdb::DB::Open(options, path, families, &handles, &raw).ok());
     std::unique_ptr<rocksdb::DB> db(raw);
-    auto put_block = [&](uint64_t bucket, const model::TraceId& trace, uint64_t seq,
+    auto put_block = [&](uint64_t bucket, const base::TraceId& trace, uint64_t seq,
                          const std::string& value) {
       std::string key = BigEndian(bucket) + std::string(trace.AsBytes()) + BigEndian(seq);
       ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), handles[1], key, value).ok());
@@ -592,7 +592,7 @@ TEST(RocksStoreLayoutTest, SpansOfTheFirstLayoutAreMovedWhenOpened) {
     std::vector<std::string> scanned;
     ASSERT_TRUE((*store)
                     ->ScanBlocks(0, Hour(10),
-                                 [&](const model::TraceId&, std::string_view encoded) {
+                                 [&](const base::TraceId&, std::string_view encoded) {
                                    scanned.emplace_back(encoded);
                                    return true;
                                  })

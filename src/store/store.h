@@ -25,7 +25,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "model/ids.h"
+#include "base/ids.h"
 #include "model/order_record.h"
 
 namespace ordertrace::store {
@@ -33,7 +33,7 @@ namespace ordertrace::store {
 // The spans of one trace from one export request, already encoded (OTLP TracesData).
 // Grouping spans into blocks keeps per-span keys out of the write path.
 struct SpanBlock {
-  model::TraceId trace_id;
+  base::TraceId trace_id;
   uint64_t time_unix_nano = 0;  // decides the retention bucket
   std::string encoded;
 };
@@ -48,7 +48,7 @@ struct OrderUpdate {
 // one block per trace per request that buffered spans of it.
 struct PendingBlock {
   uint64_t buffering = 0;  // the trace's buffering (the sampler's sequence): rising, never 0
-  model::TraceId trace_id;
+  base::TraceId trace_id;
   uint32_t part = 0;  // the block's place within its buffering
   uint64_t deadline_unix_nano = 0;
   std::string encoded;  // TracesData
@@ -58,7 +58,7 @@ struct PendingBlock {
 struct PendingChanges {
   std::vector<PendingBlock> puts;
   // Bufferings decided keep: their spans are in the same write's `blocks`.
-  std::vector<std::pair<uint64_t, model::TraceId>> kept;
+  std::vector<std::pair<uint64_t, base::TraceId>> kept;
   // Every buffering below this one is decided (kept or dropped); 0: no news. Their blocks go.
   uint64_t decided_below = 0;
   bool empty() const { return puts.empty() && kept.empty() && decided_below == 0; }
@@ -154,14 +154,14 @@ class Store {
   virtual bool IsOutOfSpace() const = 0;
 
   // The encoded blocks of a trace, oldest bucket first; empty when unknown.
-  virtual absl::StatusOr<std::vector<std::string>> ReadTrace(const model::TraceId& trace_id) = 0;
+  virtual absl::StatusOr<std::vector<std::string>> ReadTrace(const base::TraceId& trace_id) = 0;
 
   // Calls `visit(trace_id, encoded)` for the blocks of every time bucket that overlaps
   // [from_unix_nano, to_unix_nano] (whole buckets: callers filter finer), newest bucket
   // first and, within a bucket, the latest written first, until it returns false.
   virtual absl::Status ScanBlocks(
       uint64_t from_unix_nano, uint64_t to_unix_nano,
-      const std::function<bool(const model::TraceId&, std::string_view)>& visit) = 0;
+      const std::function<bool(const base::TraceId&, std::string_view)>& visit) = 0;
 
   virtual absl::StatusOr<std::optional<model::OrderRecord>> GetOrder(
       const std::string& order_id) = 0;

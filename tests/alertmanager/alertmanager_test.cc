@@ -33,7 +33,7 @@
 
 #include "gaps/alertmanager_client.h"
 #include "gaps/gap.h"
-#include "model/clock.h"
+#include "base/clock.h"
 #include "tests/support/alertmanager_process.h"
 
 namespace ordertrace::gaps {
@@ -61,8 +61,8 @@ Gap MakeGap(const std::string& order_id, std::string_view kind, uint64_t now) {
   gap.detail = "No Produced within 2h of Calculated.";
   gap.trace_id.bytes[0] = 0x7e;
   gap.trace_id.bytes[15] = 0x42;
-  gap.since_unix_nano = now - 3 * 3600 * model::kNanosPerSecond;
-  gap.deadline_unix_nano = now - 60 * model::kNanosPerSecond;
+  gap.since_unix_nano = now - 3 * 3600 * base::kNanosPerSecond;
+  gap.deadline_unix_nano = now - 60 * base::kNanosPerSecond;
   gap.detected_at_unix_nano = now;
   return gap;
 }
@@ -135,7 +135,7 @@ class AlertmanagerTest : public ::testing::Test {
     return found;
   }
 
-  model::SystemClock clock_;
+  base::SystemClock clock_;
   std::string storage_dir_;
   int port_ = 0;
   std::unique_ptr<AlertmanagerProcess> alertmanager_;

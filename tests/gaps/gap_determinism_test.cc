@@ -23,15 +23,15 @@
 #include "gaps/lifecycle_model.h"
 #include "gaps/memory_gap_store.h"
 #include "lifecycle/order_record_builder.h"
-#include "model/clock.h"
-#include "model/span.h"
+#include "base/clock.h"
+#include "base/span.h"
 
 namespace ordertrace::gaps {
 namespace {
 
-using model::AnyValue;
+using base::AnyValue;
 using model::OrderRecord;
-using model::Span;
+using base::Span;
 
 constexpr uint64_t kSecond = 1'000'000'000ULL;
 constexpr uint64_t kDayStart = 1'790'000'000ULL * kSecond;  // 2026-09-21
@@ -102,7 +102,7 @@ class Day {
 
   void AddOrder(int n, Story story) {
     const std::string order_id = absl::StrCat("order-", n);
-    model::TraceId trace;
+    base::TraceId trace;
     for (size_t i = 0; i < 16; ++i) trace.bytes[i] = static_cast<uint8_t>(rng_());
     trace.bytes[0] = static_cast<uint8_t>(n);
     uint64_t at = kDayStart + std::uniform_int_distribution<uint64_t>(0, 3600)(rng_) * kSecond;
@@ -143,7 +143,7 @@ class Day {
     }
   }
 
-  Span MakeSpan(const model::TraceId& trace, const std::string& name, uint64_t end) {
+  Span MakeSpan(const base::TraceId& trace, const std::string& name, uint64_t end) {
     Span span;
     span.trace_id = trace;
     ++next_span_;
@@ -156,7 +156,7 @@ class Day {
     return span;
   }
 
-  void AddTransition(const std::string& order_id, const model::TraceId& trace,
+  void AddTransition(const std::string& order_id, const base::TraceId& trace,
                      const Transition& step, const std::string& prev, int64_t version,
                      uint64_t at) {
     Span span = MakeSpan(trace, step.span_name, at);
@@ -171,11 +171,11 @@ class Day {
     spans_.push_back({step.service, std::move(detail)});
   }
 
-  void AddPriceRequest(const std::string& order_id, const model::TraceId& trace, Story story,
+  void AddPriceRequest(const std::string& order_id, const base::TraceId& trace, Story story,
                        uint64_t submitted) {
     const std::string message_id = absl::StrCat("msg-", order_id);
     Span publish = MakeSpan(trace, "mq.publish.price", submitted + kSecond);
-    publish.kind = model::SpanKind::kProducer;
+    publish.kind = base::SpanKind::kProducer;
     publish.attributes.push_back({"order_id", AnyValue::String(order_id)});
     publish.attributes.push_back({"message_id", AnyValue::String(message_id)});
     publish.attributes.push_back({"queue", AnyValue::String("price.requests")});
@@ -186,16 +186,16 @@ class Day {
                                : 2 * kSecond;
     Span consume = MakeSpan(trace, "mq.consume.price", submitted + kSecond + delay);
     consume.start_time_unix_nano = submitted + kSecond + delay;
-    consume.kind = model::SpanKind::kConsumer;
+    consume.kind = base::SpanKind::kConsumer;
     consume.attributes.push_back({"order_id", AnyValue::String(order_id)});
     consume.attributes.push_back({"message_id", AnyValue::String(message_id)});
     consume.attributes.push_back({"queue", AnyValue::String("price.requests")});
     spans_.push_back({"mes-api", std::move(consume)});
   }
 
-  void AddRefusal(const std::string& order_id, const model::TraceId& trace, uint64_t at) {
+  void AddRefusal(const std::string& order_id, const base::TraceId& trace, uint64_t at) {
     Span refusal = MakeSpan(trace, "crm.approve.manufacturing", at);
-    refusal.status.code = model::StatusCode::kError;
+    refusal.status.code = base::StatusCode::kError;
     refusal.attributes.push_back({"order_id", AnyValue::String(order_id)});
     refusal.attributes.push_back({"error_code", AnyValue::String("STATUS_CONFLICT")});
     refusal.attributes.push_back({"current_status", AnyValue::String("PRICE_CALCULATION_STARTED")});
@@ -234,18 +234,18 @@ class CrashableGapStore final : public GapStore {
 // gap store, restarts.
 class System {
  public:
-  System(const LifecycleModel& model, model::ManualClock& clock) : model_(model), clock_(clock) {
+  System(const LifecycleModel& model, base::ManualClock& clock) : model_(model), clock_(clock) {
     Start();
   }
 
   // One export request: the spans, grouped by service as an exporter sends them.
   void Ingest(const std::vector<const SentSpan*>& request) {
-    model::TraceBatch batch;
+    base::TraceBatch batch;
     std::map<std::string, size_t> by_service;
     for (const SentSpan* sent : request) {
       auto [it, added] = by_service.emplace(sent->service, batch.resource_spans.size());
       if (added) {
-        model::ResourceSpans rs;
+        base::ResourceSpans rs;
         rs.resource.attributes.push_back({"service.name", AnyValue::String(sent->service)});
         rs.scope_spans.emplace_back();
         batch.resource_spans.push_back(std::move(rs));
@@ -253,7 +253,7 @@ class System {
       batch.resource_spans[it->second].scope_spans[0].spans.push_back(sent->span);
     }
     std::map<std::string, std::optional<OrderRecord>> before;
-    for (const model::ResourceSpans& rs : batch.resource_spans) {
+    for (const base::ResourceSpans& rs : batch.resource_spans) {
       for (const Span& span : rs.scope_spans[0].spans) {
         std::optional<std::string> order_id = lifecycle::OrderIdOf(span, rs.resource);
         if (!order_id) continue;
@@ -324,7 +324,7 @@ class System {
   }
 
   const LifecycleModel& model_;
-  model::ManualClock& clock_;
+  base::ManualClock& clock_;
   CrashableGapStore store_;
   std::map<std::string, OrderRecord> records_;  // durable, as the store keeps them
   std::unique_ptr<GapDetector> detector_;
@@ -337,7 +337,7 @@ LifecycleModel TestModel() {
 }
 
 // Delivers everything, then lets the sources go quiet and judges what is left.
-std::map<std::string, std::string> Settle(System& system, model::ManualClock& clock,
+std::map<std::string, std::string> Settle(System& system, base::ManualClock& clock,
                                           const Day& day) {
   clock.Set(std::max(clock.NowUnixNano(), day.last_event()) + 2 * 24 * 3600 * kSecond);
   system.FireDue();
@@ -347,7 +347,7 @@ std::map<std::string, std::string> Settle(System& system, model::ManualClock& cl
 }
 
 std::map<std::string, std::string> InOrder(const LifecycleModel& model, const Day& day) {
-  model::ManualClock clock(day.last_event() + 3600 * kSecond);
+  base::ManualClock clock(day.last_event() + 3600 * kSecond);
   System system(model, clock);
   std::vector<const SentSpan*> all;
   for (const SentSpan& sent : day.spans()) all.push_back(&sent);
@@ -428,7 +428,7 @@ std::map<std::string, std::string> Deliver(
     auto end = order.begin() + std::min(order.size(), begin + how.window);
     std::shuffle(order.begin() + begin, end, rng);
   }
-  model::ManualClock clock(how.live ? kDayStart : day.last_event() + 3600 * kSecond);
+  base::ManualClock clock(how.live ? kDayStart : day.last_event() + 3600 * kSecond);
   System system(model, clock);
   std::uniform_real_distribution<double> chance(0, 1);
   size_t next = 0;

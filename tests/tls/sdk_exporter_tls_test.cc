@@ -80,13 +80,13 @@ class SdkExporterTlsTest : public ::testing::Test {
     data.span.trace_id.bytes[15] = tag;
     data.span.span_id.bytes[7] = 1;
     data.span.name = "shop.submit";
-    data.span.kind = model::SpanKind::kServer;
+    data.span.kind = base::SpanKind::kServer;
     data.span.start_time_unix_nano = test_support::NowUnixNano() - 1'000'000;
     data.span.end_time_unix_nano = data.span.start_time_unix_nano + 500'000;
-    data.resource = std::make_shared<const model::Resource>(
-        model::Resource{{{"service.name", model::AnyValue::String("shop-api")}}, 0});
-    data.scope = std::make_shared<const model::InstrumentationScope>(
-        model::InstrumentationScope{"shop", "1.0", {}, 0});
+    data.resource = std::make_shared<const base::Resource>(
+        base::Resource{{{"service.name", base::AnyValue::String("shop-api")}}, 0});
+    data.scope = std::make_shared<const base::InstrumentationScope>(
+        base::InstrumentationScope{"shop", "1.0", {}, 0});
     return {std::move(data)};
   }
 

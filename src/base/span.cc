@@ -1,9 +1,9 @@
-#include "model/span.h"
+#include "base/span.h"
 
 #include <charconv>
 #include <cstdio>
 
-namespace ordertrace::model {
+namespace ordertrace::base {
 
 std::string AnyValue::AsText() const {
   switch (type) {
@@ -65,4 +65,4 @@ std::string_view ServiceNameView(const Resource& resource) {
 
 std::string ServiceName(const Resource& resource) { return std::string(ServiceNameView(resource)); }
 
-}  // namespace ordertrace::model
+}  // namespace ordertrace::base

@@ -9,9 +9,9 @@
 #include <string_view>
 #include <vector>
 
-#include "model/ids.h"
+#include "base/ids.h"
 
-namespace ordertrace::model {
+namespace ordertrace::base {
 
 struct KeyValue;
 
@@ -190,4 +190,4 @@ std::string ServiceName(const Resource& resource);
 // The same without a copy: valid while `resource` is.
 std::string_view ServiceNameView(const Resource& resource);
 
-}  // namespace ordertrace::model
+}  // namespace ordertrace::base

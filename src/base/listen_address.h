@@ -6,7 +6,7 @@
 
 #include "absl/status/statusor.h"
 
-namespace ordertrace::server {
+namespace ordertrace::base {
 
 struct ListenAddress {
   std::string host;  // without brackets
@@ -21,4 +21,4 @@ absl::StatusOr<ListenAddress> ParseListenAddress(const std::string& text);
 // ::ffff:127.0.0.0/104. Case-insensitive; without brackets or port.
 bool IsLoopbackHost(std::string_view host);
 
-}  // namespace ordertrace::server
+}  // namespace ordertrace::base

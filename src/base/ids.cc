@@ -1,8 +1,8 @@
-#include "model/ids.h"
+#include "base/ids.h"
 
 #include <cstring>
 
-namespace ordertrace::model {
+namespace ordertrace::base {
 namespace {
 
 int HexDigit(char c) {
@@ -49,4 +49,4 @@ std::optional<Id<N>> Id<N>::FromBytes(std::string_view raw) {
 template struct Id<16>;
 template struct Id<8>;
 
-}  // namespace ordertrace::model
+}  // namespace ordertrace::base

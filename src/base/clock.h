@@ -5,7 +5,7 @@
 #include <chrono>
 #include <cstdint>
 
-namespace ordertrace::model {
+namespace ordertrace::base {
 
 inline constexpr uint64_t kNanosPerSecond = 1'000'000'000ULL;
 
@@ -37,4 +37,4 @@ class ManualClock final : public Clock {
   std::atomic<uint64_t> now_;
 };
 
-}  // namespace ordertrace::model
+}  // namespace ordertrace::base

@@ -1,11 +1,11 @@
-#include "server/listen_address.h"
+#include "base/listen_address.h"
 
 #include <arpa/inet.h>
 #include <strings.h>
 
 #include <charconv>
 
-namespace ordertrace::server {
+namespace ordertrace::base {
 
 std::string ListenAddress::ToString() const {
   bool v6 = host.find(':') != std::string::npos;
@@ -49,4 +49,4 @@ bool IsLoopbackHost(std::string_view host) {
   return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
 }
 
-}  // namespace ordertrace::server
+}  // namespace ordertrace::base

@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-namespace ordertrace::model {
+namespace ordertrace::base {
 
 template <size_t N>
 struct Id {
@@ -48,4 +48,4 @@ using SpanId = Id<8>;
 extern template struct Id<16>;
 extern template struct Id<8>;
 
-}  // namespace ordertrace::model
+}  // namespace ordertrace::base

@@ -3,7 +3,7 @@
 // writes them; lifecycle reads them. One list, so the two cannot drift apart.
 #pragma once
 
-namespace ordertrace::model {
+namespace ordertrace::base {
 
 // The design's names (architecture.md, 2.3).
 inline constexpr char kOrderIdKey[] = "order_id";
@@ -28,4 +28,4 @@ inline constexpr char kMessagingRoutingKeyKey[] = "messaging.rabbitmq.destinatio
 inline constexpr char kMessagingMessageIdKey[] = "messaging.message.id";
 inline constexpr char kMessagingDeliveryTagKey[] = "messaging.rabbitmq.message.delivery_tag";
 
-}  // namespace ordertrace::model
+}  // namespace ordertrace::base
