@@ -43,7 +43,7 @@
 
 #include "gaps/gap.h"
 #include "gaps/gap_detector.h"
-#include "gaps/lifecycle_model.h"
+#include "gaps/stage_model.h"
 #include "gaps/memory_gap_store.h"
 #include "base/clock.h"
 #include "model/order_record.h"
@@ -127,7 +127,7 @@ struct StageTemplate {
   model::OrderRecord record;
 };
 
-std::vector<StageTemplate> StageTemplates(const gaps::LifecycleModel& model) {
+std::vector<StageTemplate> StageTemplates(const gaps::StageModel& model) {
   std::vector<StageTemplate> out;
   const std::vector<std::string>& statuses = model.statuses();
   for (size_t stage = 0; stage < statuses.size(); ++stage) {
@@ -299,8 +299,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   std::printf("load average at start: %s\n", LoadAverage().c_str());
 
-  absl::StatusOr<gaps::LifecycleModel> model =
-      gaps::LifecycleModel::Create(gaps::DefaultLifecycleModelOptions());
+  absl::StatusOr<gaps::StageModel> model =
+      gaps::StageModel::Create(gaps::DefaultStageModelOptions());
   if (!model.ok()) {
     std::fprintf(stderr, "%s\n", model.status().ToString().c_str());
     return 1;

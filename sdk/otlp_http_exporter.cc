@@ -9,7 +9,7 @@
 #include <ctime>
 
 #include "absl/status/status.h"
-#include "otlp/proto_codec.h"
+#include "sdk/otlp_encoding.h"
 
 namespace ordertrace::sdk {
 namespace {
@@ -186,7 +186,7 @@ absl::Status OtlpHttpExporter::Export(std::span<const SpanData> spans) {
   std::lock_guard<std::mutex> export_lock(export_mu_);
   const Clock::time_point deadline = Clock::now() + options_.timeout;
 
-  std::string body = otlp::EncodeProtobuf(ToTraceBatch(spans));
+  std::string body = EncodeExportRequest(spans);
   httplib::Headers headers(options_.headers.begin(), options_.headers.end());
   if (options_.gzip) {
     // zlib fails only without memory; the body then goes uncompressed.

@@ -1,4 +1,4 @@
-// An OTLP/HTTP exporter: POSTs spans as protobuf (the project's OTLP encoding) to a collector,
+// An OTLP/HTTP exporter: POSTs spans as protobuf (sdk/otlp_encoding.h) to a collector,
 // Tempo, Jaeger or ordertrace. Retries 429, 502, 503, 504 and connection failures with
 // exponential backoff and jitter, honours Retry-After, and never spends longer than `timeout`
 // on one batch. Optional gzip; https endpoints use TLS (cpp-httplib with OpenSSL).

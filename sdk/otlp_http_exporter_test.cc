@@ -18,11 +18,13 @@
 #include <future>
 #include <thread>
 
-#include "otlp/proto_codec.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 
 namespace ordertrace::sdk {
 namespace {
 
+using ::opentelemetry::proto::collector::trace::v1::ExportTraceServiceRequest;
+using ::opentelemetry::proto::common::v1::KeyValue;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::SizeIs;
@@ -143,15 +145,29 @@ std::unique_ptr<OtlpHttpExporter> MakeExporter(OtlpHttpExporterOptions options) 
   return exporter.ok() ? *std::move(exporter) : nullptr;
 }
 
+// The body as the generated OTLP classes read it; an empty request when it does not parse.
+ExportTraceServiceRequest Decoded(const std::string& body) {
+  ExportTraceServiceRequest request;
+  EXPECT_TRUE(request.ParseFromString(body)) << "not an ExportTraceServiceRequest";
+  return request;
+}
+
+// The string value of attribute `key`, or "" when absent.
+std::string AttributeText(const google::protobuf::RepeatedPtrField<KeyValue>& attributes,
+                          std::string_view key) {
+  for (const KeyValue& kv : attributes) {
+    if (kv.key() == key) return kv.value().string_value();
+  }
+  return "";
+}
+
 std::vector<std::string> DecodedNames(const std::string& body) {
-  absl::StatusOr<otlp::DecodedRequest> decoded = otlp::DecodeProtobufRequest(body);
-  EXPECT_TRUE(decoded.ok()) << decoded.status();
   std::vector<std::string> names;
-  if (!decoded.ok()) return names;
-  for (const auto& rs : decoded->batch.resource_spans) {
-    EXPECT_EQ(base::ServiceName(rs.resource), "shop-api");
-    for (const auto& ss : rs.scope_spans) {
-      for (const auto& span : ss.spans) names.push_back(span.name);
+  const ExportTraceServiceRequest request = Decoded(body);
+  for (const auto& rs : request.resource_spans()) {
+    EXPECT_EQ(AttributeText(rs.resource().attributes(), "service.name"), "shop-api");
+    for (const auto& ss : rs.scope_spans()) {
+      for (const auto& span : ss.spans()) names.push_back(span.name());
     }
   }
   return names;
@@ -174,13 +190,15 @@ TEST(OtlpHttpExporterTest, PostsProtobufThatDecodesBackToTheSpans) {
   EXPECT_EQ(requests[0].authorization, "Bearer token-1");
   EXPECT_THAT(DecodedNames(requests[0].body),
               ElementsAre("shop.submit.0", "shop.submit.1", "shop.submit.2"));
-  absl::StatusOr<otlp::DecodedRequest> decoded = otlp::DecodeProtobufRequest(requests[0].body);
-  ASSERT_TRUE(decoded.ok());
-  const base::Span& first = decoded->batch.resource_spans.at(0).scope_spans.at(0).spans.at(0);
-  EXPECT_EQ(first.trace_id, spans[0].span.trace_id);
-  EXPECT_EQ(first.span_id, spans[0].span.span_id);
-  EXPECT_EQ(base::FindAttribute(first.attributes, "order_id")->AsText(), "A-0");
-  EXPECT_EQ(decoded->batch.resource_spans.at(0).scope_spans.at(0).scope.name, "shop");
+  ExportTraceServiceRequest decoded = Decoded(requests[0].body);
+  ASSERT_EQ(decoded.resource_spans_size(), 1);
+  ASSERT_EQ(decoded.resource_spans(0).scope_spans_size(), 1);
+  ASSERT_GE(decoded.resource_spans(0).scope_spans(0).spans_size(), 1);
+  const auto& first = decoded.resource_spans(0).scope_spans(0).spans(0);
+  EXPECT_EQ(first.trace_id(), spans[0].span.trace_id.AsBytes());
+  EXPECT_EQ(first.span_id(), spans[0].span.span_id.AsBytes());
+  EXPECT_EQ(AttributeText(first.attributes(), "order_id"), "A-0");
+  EXPECT_EQ(decoded.resource_spans(0).scope_spans(0).scope().name(), "shop");
 
   OtlpHttpExporterStats stats = exporter->stats();
   EXPECT_EQ(stats.spans_exported, 3u);

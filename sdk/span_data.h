@@ -1,5 +1,5 @@
-// A finished span as processors and exporters see it, and its conversion to the project's
-// OTLP model. Plain values; thread-compatible.
+// A finished span as processors and exporters see it, and its grouping into the base library's
+// ResourceSpans tree. Plain values; thread-compatible.
 #pragma once
 
 #include <memory>
@@ -18,8 +18,9 @@ struct SpanData {
   std::shared_ptr<const base::InstrumentationScope> scope;
 };
 
-// Groups spans by resource, then by scope, in order of first appearance, ready for
-// otlp::EncodeProtobuf. Spans without a resource or scope go under an empty one.
+// Groups spans by resource, then by scope, in order of first appearance (as EncodeExportRequest
+// does), for code that reads spans as OTLP's tree. Spans without a resource or scope go under an
+// empty one.
 base::TraceBatch ToTraceBatch(std::span<const SpanData> spans);
 
 }  // namespace ordertrace::sdk

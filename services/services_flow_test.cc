@@ -35,7 +35,7 @@
 
 #include "server/config.h"
 #include "server/ordertrace_server.h"
-#include "services/common/order_lifecycle.h"
+#include "services/common/order_transitions.h"
 #include "services/common/service_options.h"
 #include "services/crm/crm_service.h"
 #include "services/mes/mes_service.h"

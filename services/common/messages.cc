@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "services/common/order_lifecycle.h"
+#include "services/common/order_transitions.h"
 
 namespace ordertrace::services {
 namespace {

@@ -3,7 +3,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "base/clock.h"
-#include "services/common/order_lifecycle.h"
+#include "services/common/order_transitions.h"
 
 namespace ordertrace::services {
 namespace {

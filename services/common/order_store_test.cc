@@ -13,7 +13,7 @@
 #include "sdk/trace_context.h"
 #include "services/common/message_consumer.h"
 #include "services/common/messages.h"
-#include "services/common/order_lifecycle.h"
+#include "services/common/order_transitions.h"
 #include "services/common/outbox.h"
 #include "services/common/service_db.h"
 #include "services/common/sqlite_db.h"

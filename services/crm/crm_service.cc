@@ -1,7 +1,7 @@
 #include "services/crm/crm_service.h"
 
 #include "services/common/http_api.h"
-#include "services/common/order_lifecycle.h"
+#include "services/common/order_transitions.h"
 
 namespace ordertrace::services::crm {
 

@@ -1,7 +1,7 @@
 #include "services/mes/dashboard.h"
 
 #include "absl/strings/str_cat.h"
-#include "services/common/order_lifecycle.h"
+#include "services/common/order_transitions.h"
 
 namespace ordertrace::services::mes {
 

@@ -9,7 +9,7 @@
 #include "base/attribute_names.h"
 #include "services/common/http_api.h"
 #include "services/common/messages.h"
-#include "services/common/order_lifecycle.h"
+#include "services/common/order_transitions.h"
 #include "services/mes/dashboard.h"
 #include "services/mes/price_calculator.h"
 

@@ -9,7 +9,7 @@
 
 #include "base/attribute_names.h"
 #include "services/common/fault_switch.h"
-#include "services/common/order_lifecycle.h"
+#include "services/common/order_transitions.h"
 #include "services/order_sim/sim_faults.h"
 
 namespace ordertrace::services::sim {

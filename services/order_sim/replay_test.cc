@@ -8,7 +8,7 @@
 
 #include "lifecycle/order_record_builder.h"
 #include "services/common/fault_switch.h"
-#include "services/common/order_lifecycle.h"
+#include "services/common/order_transitions.h"
 #include "services/order_sim/replay_delivery.h"
 #include "services/order_sim/sim_faults.h"
 

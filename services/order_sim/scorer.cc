@@ -8,7 +8,7 @@
 #include <sstream>
 #include <thread>
 
-#include "services/common/order_lifecycle.h"
+#include "services/common/order_transitions.h"
 #include "services/order_sim/sim_faults.h"
 
 namespace ordertrace::services::sim {

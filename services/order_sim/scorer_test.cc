@@ -5,7 +5,7 @@
 
 #include <map>
 
-#include "services/common/order_lifecycle.h"
+#include "services/common/order_transitions.h"
 #include "services/order_sim/sim_faults.h"
 
 namespace ordertrace::services::sim {

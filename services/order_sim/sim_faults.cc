@@ -6,12 +6,12 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_split.h"
 #include "services/common/fault_switch.h"
-#include "services/common/order_lifecycle.h"
+#include "services/common/order_transitions.h"
 
 namespace ordertrace::services::sim {
 
 const std::vector<SimFaultKind>& SimFaultKinds() {
-  // Stages are the statuses of order_lifecycle.h; the names of the service faults are
+  // Stages are the statuses of order_transitions.h; the names of the service faults are
   // fault_switch.h's, plus operator_no_show, which needs no switch.
   static const std::vector<SimFaultKind> kinds = {
       {kFaultLostStatusEvent, kPriceCalculated, FaultEvidence::kStopsAtStage, "mes",

@@ -15,7 +15,7 @@
 #include <thread>
 
 #include "services/common/fault_switch.h"
-#include "services/common/order_lifecycle.h"
+#include "services/common/order_transitions.h"
 #include "services/mes/price_calculator.h"
 #include "services/order_sim/sim_faults.h"
 #include "services/order_sim/truth.h"

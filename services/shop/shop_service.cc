@@ -3,7 +3,7 @@
 #include "base/attribute_names.h"
 #include "services/common/http_api.h"
 #include "services/common/messages.h"
-#include "services/common/order_lifecycle.h"
+#include "services/common/order_transitions.h"
 #include "services/shop/stl_model.h"
 
 namespace ordertrace::services::shop {

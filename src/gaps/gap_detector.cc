@@ -29,7 +29,7 @@ std::string GapId(std::string_view order_id, std::string_view kind, std::string_
   return id;
 }
 
-GapDetector::GapDetector(const LifecycleModel& model, const base::Clock& clock, OrderLookup lookup,
+GapDetector::GapDetector(const StageModel& model, const base::Clock& clock, OrderLookup lookup,
                          GapStore* store, GapSink* sink, GapDetectorOptions options)
     : model_(model),
       clock_(clock),

@@ -45,7 +45,7 @@
 #include "gaps/gap.h"
 #include "gaps/gap_rules.h"
 #include "gaps/gap_store.h"
-#include "gaps/lifecycle_model.h"
+#include "gaps/stage_model.h"
 #include "gaps/open_gaps.h"
 #include "gaps/source_watermarks.h"
 #include "base/clock.h"
@@ -105,7 +105,7 @@ class GapDetector {
  public:
   // `model` and `clock` are borrowed and must outlive the detector; `store` and `sink` may be
   // null (no persistence, no alerts).
-  GapDetector(const LifecycleModel& model, const base::Clock& clock, OrderLookup lookup,
+  GapDetector(const StageModel& model, const base::Clock& clock, OrderLookup lookup,
               GapStore* store, GapSink* sink, GapDetectorOptions options = {});
   ~GapDetector();  // Shutdown()
   GapDetector(const GapDetector&) = delete;
@@ -246,7 +246,7 @@ class GapDetector {
   void WriterLoop();
 
   // Constant after construction.
-  const LifecycleModel& model_;
+  const StageModel& model_;
   const base::Clock& clock_;
   const OrderLookup lookup_;
   GapStore* const store_;

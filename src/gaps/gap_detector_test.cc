@@ -72,7 +72,7 @@ StatusReached Reached(std::string status, std::string prev, uint64_t at, int64_t
 
 // The default lifecycle from INITIATED up to `last`, a minute apart, `last` reached at `at`.
 std::vector<StatusReached> ChainTo(const std::string& last, uint64_t at) {
-  const std::vector<std::string> lifecycle = DefaultLifecycleModelOptions().statuses;
+  const std::vector<std::string> lifecycle = DefaultStageModelOptions().statuses;
   const int end =
       static_cast<int>(std::find(lifecycle.begin(), lifecycle.end(), last) - lifecycle.begin());
   EXPECT_LT(end, static_cast<int>(lifecycle.size())) << last;
@@ -278,13 +278,13 @@ class GapDetectorTest : public testing::Test {
     // A source that only appears in records (lag unknown) is quiet after idle_after here, as a
     // live one: these tests are about what is judged, not how long a backlog may pause.
     options_.watermarks.catch_up_idle_after_nanos = options_.watermarks.idle_after_nanos;
-    UseModel(DefaultLifecycleModelOptions());
+    UseModel(DefaultStageModelOptions());
   }
 
   // Rebuilds the model and a fresh detector (same store) around it.
-  void UseModel(LifecycleModelOptions options) {
+  void UseModel(StageModelOptions options) {
     detector_.reset();
-    absl::StatusOr<LifecycleModel> model = LifecycleModel::Create(std::move(options));
+    absl::StatusOr<StageModel> model = StageModel::Create(std::move(options));
     ASSERT_TRUE(model.ok()) << model.status();
     model_.emplace(*std::move(model));
     Restart();
@@ -368,7 +368,7 @@ class GapDetectorTest : public testing::Test {
   FakeOrders orders_;
   CountingGapStore store_;
   GapDetectorOptions options_;
-  std::optional<LifecycleModel> model_;
+  std::optional<StageModel> model_;
   std::unique_ptr<RecordingSink> sink_;
   std::unique_ptr<GapDetector> detector_;
 };
@@ -495,7 +495,7 @@ TEST_F(GapDetectorTest, PriceCalculationPastItsSlaIsCalculationOverdue) {
 }
 
 TEST_F(GapDetectorTest, PartnerOverrideMovesTheDeadlineForThatPartnerOnly) {
-  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+  StageModelOptions options = DefaultStageModelOptions();
   options.partner_sla_nanos["acme"]["SUBMITTED"] = kMinute;
   UseModel(options);
   const uint64_t t0 = kNow;
@@ -520,7 +520,7 @@ TEST_F(GapDetectorTest, PartnerOverrideMovesTheDeadlineForThatPartnerOnly) {
 }
 
 TEST_F(GapDetectorTest, TimeScaleDividesTheSlaButNotTheGrace) {
-  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+  StageModelOptions options = DefaultStageModelOptions();
   options.time_scale = 60;
   UseModel(options);
   const uint64_t t0 = kNow;
@@ -558,7 +558,7 @@ TEST_F(GapDetectorTest, DayOldSubmittedIsHeldUntilIdleAfterThenOpens) {
 }
 
 TEST_F(GapDetectorTest, SeveralExpectedStatusesAreAllNamed) {
-  LifecycleModelOptions options;
+  StageModelOptions options;
   options.statuses = {"SUBMITTED", "EXPRESS_REVIEW", "MANUAL_REVIEW", "CLOSED"};
   options.transitions = {{"SUBMITTED", "EXPRESS_REVIEW"},
                          {"SUBMITTED", "MANUAL_REVIEW"},
@@ -705,7 +705,7 @@ TEST_F(GapDetectorTest, MessageGapStaysOpenWhenTheOrderMovesOnWithoutItsConsumer
 // Conflicts
 
 TEST_F(GapDetectorTest, ForbiddenTransitionOpensOnceTheEvidenceIsIn) {
-  LifecycleModelOptions options;
+  StageModelOptions options;
   options.statuses = {"INITIATED",     "SUBMITTED", "EXPRESS_REVIEW",
                       "MANUAL_REVIEW", "APPROVED",  "CLOSED"};
   options.transitions = {{"INITIATED", "SUBMITTED"},     {"SUBMITTED", "EXPRESS_REVIEW"},
@@ -744,7 +744,7 @@ TEST_F(GapDetectorTest, ForbiddenTransitionOpensOnceTheEvidenceIsIn) {
 
 // A jump forward with no path of allowed transitions in between is forbidden, not a skip.
 TEST_F(GapDetectorTest, ForwardJumpOffTheLifecyclesPathsIsForbiddenNotSkipped) {
-  LifecycleModelOptions options;
+  StageModelOptions options;
   options.statuses = {"NEW", "PAID", "REFUNDED", "REFUND_SENT", "SHIPPED", "CLOSED"};
   options.transitions = {
       {"NEW", "PAID"},           {"PAID", "REFUNDED"}, {"REFUNDED", "REFUND_SENT"},
@@ -1410,7 +1410,7 @@ base::Span TransitionSpan(const std::string& order_id, const std::string& status
 TEST_F(GapDetectorTest, StatusBackAfterClosedFromSpansIsFoundInOneRequestOrTwo) {
   base::Resource mes;
   mes.attributes = {{"service.name", base::AnyValue::String("mes")}};
-  const std::vector<std::string> lifecycle = DefaultLifecycleModelOptions().statuses;
+  const std::vector<std::string> lifecycle = DefaultStageModelOptions().statuses;
   auto fold = [&](const std::string& order_id, bool again, OrderRecord record) {
     record.order_id = order_id;
     if (record.statuses.empty()) {
@@ -1572,7 +1572,7 @@ GapDetectorOptions LongSleep() {
 }
 
 TEST(GapDetectorThreadTest, StartFiresADeadlineFromItsThreadAndShutdownStopsIt) {
-  absl::StatusOr<LifecycleModel> model = LifecycleModel::Create(DefaultLifecycleModelOptions());
+  absl::StatusOr<StageModel> model = StageModel::Create(DefaultStageModelOptions());
   ASSERT_TRUE(model.ok());
   base::SystemClock clock;
   FakeOrders orders;
@@ -1605,7 +1605,7 @@ TEST(GapDetectorThreadTest, StartFiresADeadlineFromItsThreadAndShutdownStopsIt) 
 }
 
 TEST(GapDetectorThreadTest, DestructorStopsARunningThread) {
-  absl::StatusOr<LifecycleModel> model = LifecycleModel::Create(DefaultLifecycleModelOptions());
+  absl::StatusOr<StageModel> model = StageModel::Create(DefaultStageModelOptions());
   ASSERT_TRUE(model.ok());
   base::SystemClock clock;
   FakeOrders orders;

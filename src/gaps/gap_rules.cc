@@ -51,7 +51,7 @@ using KnownList = absl::InlinedVector<Known, 16>;
 // time); `positions` gets every status's position (-1: unknown). A status the lifecycle does not
 // know neither opens nor leaves a stage: an order must not hide from the detector by reporting
 // one. Positions are looked up once per status: this runs for every record ingest changes.
-KnownList KnownStatuses(const LifecycleModel& model, const OrderRecord& record,
+KnownList KnownStatuses(const StageModel& model, const OrderRecord& record,
                         absl::InlinedVector<int, 16>* positions = nullptr) {
   KnownList known;
   for (const StatusReached& reached : record.statuses) {
@@ -83,13 +83,13 @@ const StatusReached* NextAfter(const KnownList& known, const StatusReached* reac
   return nullptr;
 }
 
-uint64_t StageDeadlineOf(const LifecycleModel& model, const StageRule& rule,
+uint64_t StageDeadlineOf(const StageModel& model, const StageRule& rule,
                          const OrderRecord& record, const StatusReached& reached) {
   return AddSaturating(reached.at_unix_nano,
                        AddSaturating(model.SlaNanos(rule, record.partner_id), model.GraceNanos()));
 }
 
-uint64_t MessageDeadlineOf(const LifecycleModel& model, const MessageHop& hop) {
+uint64_t MessageDeadlineOf(const StageModel& model, const MessageHop& hop) {
   return AddSaturating(hop.published_at_unix_nano,
                        AddSaturating(model.MessageSlaNanos(), model.GraceNanos()));
 }
@@ -100,7 +100,7 @@ std::string_view StageKind(const StageRule& rule) {
 
 class Evaluation {
  public:
-  Evaluation(const LifecycleModel& model, const OrderRecord& record)
+  Evaluation(const StageModel& model, const OrderRecord& record)
       : model_(model), record_(record), known_(KnownStatuses(model, record, &positions_)) {
     for (const Known& k : known_) {
       if (model_.IsTerminalAt(k.position)) {
@@ -288,7 +288,7 @@ class Evaluation {
     out_.settled.push_back(std::move(gap));
   }
 
-  const LifecycleModel& model_;
+  const StageModel& model_;
   const OrderRecord& record_;
   absl::InlinedVector<int, 16> positions_;  // of record_.statuses, in order; -1: unknown
   const KnownList known_;
@@ -302,11 +302,11 @@ bool IsDeadlineKind(std::string_view kind) {
   return kind == kMissingTransition || kind == kCalculationOverdue || kind == kMessageNotConsumed;
 }
 
-OrderGaps EvaluateOrder(const LifecycleModel& model, const OrderRecord& record) {
+OrderGaps EvaluateOrder(const StageModel& model, const OrderRecord& record) {
   return Evaluation(model, record).Run();
 }
 
-Gap OverdueStageGap(const LifecycleModel& model, const OrderRecord& record,
+Gap OverdueStageGap(const StageModel& model, const OrderRecord& record,
                     const StageDeadline& deadline) {
   const StageRule* rule = model.RuleFor(deadline.status);
   Gap gap =
@@ -345,7 +345,7 @@ const StatusReached* StatusOfMessage(const KnownList& known, const MessageHop* h
 
 }  // namespace
 
-Gap UnconsumedMessageGap(const LifecycleModel& model, const OrderRecord& record,
+Gap UnconsumedMessageGap(const StageModel& model, const OrderRecord& record,
                          const MessageDeadline& deadline) {
   // The stage is the status the message belongs to: a function of the record, not of the
   // moment the gap was found.

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "gaps/gap.h"
-#include "gaps/lifecycle_model.h"
+#include "gaps/stage_model.h"
 #include "model/order_record.h"
 
 namespace ordertrace::gaps {
@@ -49,12 +49,12 @@ struct OrderGaps {
 };
 
 // Everything `record` implies. Gaps carry everything but detected_at and paged.
-OrderGaps EvaluateOrder(const LifecycleModel& model, const model::OrderRecord& record);
+OrderGaps EvaluateOrder(const StageModel& model, const model::OrderRecord& record);
 
 // The open gap a pending deadline becomes once judged overdue.
-Gap OverdueStageGap(const LifecycleModel& model, const model::OrderRecord& record,
+Gap OverdueStageGap(const StageModel& model, const model::OrderRecord& record,
                     const StageDeadline& deadline);
-Gap UnconsumedMessageGap(const LifecycleModel& model, const model::OrderRecord& record,
+Gap UnconsumedMessageGap(const StageModel& model, const model::OrderRecord& record,
                          const MessageDeadline& deadline);
 
 // Kinds the GapDetector judges from a pending deadline (the others are settled by the record).

@@ -51,13 +51,13 @@ OrderRecord Order(std::vector<std::pair<std::string, uint64_t>> statuses) {
 class GapRulesTest : public testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<LifecycleModel> model = LifecycleModel::Create(DefaultLifecycleModelOptions());
+    absl::StatusOr<StageModel> model = StageModel::Create(DefaultStageModelOptions());
     ASSERT_TRUE(model.ok()) << model.status();
     model_.emplace(*std::move(model));
   }
   OrderGaps Evaluate(const OrderRecord& record) { return EvaluateOrder(*model_, record); }
 
-  std::optional<LifecycleModel> model_;
+  std::optional<StageModel> model_;
 };
 
 TEST_F(GapRulesTest, PendingStageAndMessageDeadlines) {
@@ -121,7 +121,7 @@ TEST_F(GapRulesTest, StageLeftInTimeImpliesNothing) {
 TEST_F(GapRulesTest, TerminalOrderHasNoPendingStage) {
   std::vector<std::pair<std::string, uint64_t>> statuses;
   uint64_t at = kT;
-  for (const std::string& status : DefaultLifecycleModelOptions().statuses) {
+  for (const std::string& status : DefaultStageModelOptions().statuses) {
     statuses.emplace_back(status, at);
     at += kMinute;
   }
@@ -241,7 +241,7 @@ TEST_F(GapRulesTest, ConflictsAreResolvedByTheTerminalStatus) {
   // MANUFACTURING_COMPLETED -> SHIPPED skips PACKAGING; open until CLOSED.
   std::vector<std::pair<std::string, uint64_t>> statuses;
   uint64_t at = kT;
-  for (const std::string& status : DefaultLifecycleModelOptions().statuses) {
+  for (const std::string& status : DefaultStageModelOptions().statuses) {
     if (status == "PACKAGING") continue;
     statuses.emplace_back(status, at);
     at += kMinute;

@@ -300,7 +300,7 @@ absl::StatusOr<uint64_t> ParseDurationNanos(const std::string& text) {
 
 // The structured parts of `lifecycle:` (lists and maps), read before the scalar keys. They are
 // removed from `lifecycle` so that the generic walk sees only scalars.
-absl::Status ApplyLifecycleLists(YAML::Node lifecycle, gaps::LifecycleModelOptions& model) {
+absl::Status ApplyLifecycleLists(YAML::Node lifecycle, gaps::StageModelOptions& model) {
   auto strings = [](const YAML::Node& node,
                     const char* key) -> absl::StatusOr<std::vector<std::string>> {
     if (!node.IsSequence()) {
@@ -875,7 +875,7 @@ absl::Status Validate(const ServerConfig& c) {
   if (c.data_dir.empty()) return absl::InvalidArgumentError("data_dir must not be empty");
   if (absl::Status tokens = auth::ValidateTokens(c.auth.tokens); !tokens.ok()) return tokens;
   if (absl::Status ranges = ValidateRanges(c); !ranges.ok()) return ranges;
-  if (absl::StatusOr<gaps::LifecycleModel> model = gaps::LifecycleModel::Create(c.lifecycle);
+  if (absl::StatusOr<gaps::StageModel> model = gaps::StageModel::Create(c.lifecycle);
       !model.ok()) {
     return model.status();
   }

@@ -11,7 +11,7 @@
 #include "auth/token_authenticator.h"
 #include "forward/otlp_forwarder.h"
 #include "gaps/gap_detector.h"
-#include "gaps/lifecycle_model.h"
+#include "gaps/stage_model.h"
 #include "http/server.h"
 #include "http/tls_options.h"
 #include "ingest/ingester.h"
@@ -70,7 +70,7 @@ struct ServerConfig {
   query::TraceQueryOptions query;
 
   // The lifecycle the gap detector checks orders against (the `lifecycle:` section).
-  gaps::LifecycleModelOptions lifecycle = gaps::DefaultLifecycleModelOptions();
+  gaps::StageModelOptions lifecycle = gaps::DefaultStageModelOptions();
   // How the gap detector waits for evidence (`lifecycle.watermarks`).
   gaps::GapDetectorOptions gap_detector;
 

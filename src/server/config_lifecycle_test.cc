@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "gaps/lifecycle_model.h"
+#include "gaps/stage_model.h"
 #include "server/config.h"
 #include "tests/support/config_refusals.h"
 
@@ -29,7 +29,7 @@ constexpr uint64_t kSecond = 1'000'000'000ULL;
 constexpr uint64_t kMinute = 60 * kSecond;
 constexpr uint64_t kHour = 60 * kMinute;
 
-const gaps::StageRule* RuleOf(const gaps::LifecycleModelOptions& options,
+const gaps::StageRule* RuleOf(const gaps::StageModelOptions& options,
                               const std::string& status) {
   for (const gaps::StageRule& rule : options.stages) {
     if (rule.status == status) return &rule;
@@ -72,7 +72,7 @@ class ConfigLifecycleTest : public testing::Test {
 TEST_F(ConfigLifecycleTest, DefaultsAreTheDesignsLifecycleAndNoAlertmanager) {
   absl::StatusOr<ServerConfig> config = Load("log_level: info\n");
   ASSERT_TRUE(config.ok()) << config.status();
-  const gaps::LifecycleModelOptions defaults = gaps::DefaultLifecycleModelOptions();
+  const gaps::StageModelOptions defaults = gaps::DefaultStageModelOptions();
   EXPECT_EQ(config->lifecycle.statuses, defaults.statuses);
   EXPECT_EQ(config->lifecycle.transitions, defaults.transitions);
   EXPECT_EQ(config->lifecycle.stages.size(), defaults.stages.size());
@@ -114,7 +114,7 @@ alertmanager:
   resend_interval: 2m
 )");
   ASSERT_TRUE(config.ok()) << config.status();
-  const gaps::LifecycleModelOptions& lifecycle = config->lifecycle;
+  const gaps::StageModelOptions& lifecycle = config->lifecycle;
   EXPECT_THAT(lifecycle.statuses,
               ElementsAre("NEW", "PAID", "PACKED", "SHIPPED", "DONE", "CANCELLED"));
   EXPECT_THAT(
@@ -147,7 +147,7 @@ alertmanager:
   EXPECT_EQ(config->alertmanager_resend_nanos, 2 * kMinute);
 
   ASSERT_TRUE(Validate(*config).ok()) << Validate(*config);
-  absl::StatusOr<gaps::LifecycleModel> model = gaps::LifecycleModel::Create(lifecycle);
+  absl::StatusOr<gaps::StageModel> model = gaps::StageModel::Create(lifecycle);
   ASSERT_TRUE(model.ok()) << model.status();
   EXPECT_EQ(model->SlaNanos(*model->RuleFor("PAID"), "acme"), 4 * kHour / 10);
   EXPECT_TRUE(model->IsAllowed("PAID", "CANCELLED"));
@@ -172,8 +172,8 @@ lifecycle:
     PRICE_CALCULATED: {calculation: true}
 )");
   ASSERT_TRUE(config.ok()) << config.status();
-  const gaps::LifecycleModelOptions defaults = gaps::DefaultLifecycleModelOptions();
-  const gaps::LifecycleModelOptions& lifecycle = config->lifecycle;
+  const gaps::StageModelOptions defaults = gaps::DefaultStageModelOptions();
+  const gaps::StageModelOptions& lifecycle = config->lifecycle;
   EXPECT_EQ(lifecycle.statuses, defaults.statuses);
   EXPECT_EQ(lifecycle.stages.size(), defaults.stages.size());
 

@@ -9,7 +9,7 @@
 #include "gaps/alertmanager_client.h"
 #include "gaps/gap_codec.h"
 #include "gaps/gap_detector.h"
-#include "gaps/lifecycle_model.h"
+#include "gaps/stage_model.h"
 #include "http/tls_context.h"
 #include "ingest/ingester.h"
 #include "metrics/registry.h"
@@ -90,7 +90,7 @@ class GapFanOut final : public gaps::GapSink {
 };
 
 // The lifecycle's SLAs, for the trace metrics' SLA aggregates and the alert rules' gauges.
-void PublishSlas(const gaps::LifecycleModel& lifecycle, metrics::TraceMetrics& trace_metrics) {
+void PublishSlas(const gaps::StageModel& lifecycle, metrics::TraceMetrics& trace_metrics) {
   std::vector<std::pair<std::string, double>> stages;
   std::optional<double> price_calc;
   for (const std::string& status : lifecycle.statuses()) {
@@ -162,9 +162,9 @@ absl::Status OrdertraceServer::Start() {
   operator_hasher_ = *std::move(hasher);
   if (!scrubber_->enabled()) spdlog::warn("pii: scrubbing is off (pii.enabled: false)");
 
-  absl::StatusOr<gaps::LifecycleModel> lifecycle = gaps::LifecycleModel::Create(config_.lifecycle);
+  absl::StatusOr<gaps::StageModel> lifecycle = gaps::StageModel::Create(config_.lifecycle);
   if (!lifecycle.ok()) return lifecycle.status();
-  lifecycle_ = std::make_unique<gaps::LifecycleModel>(*std::move(lifecycle));
+  lifecycle_ = std::make_unique<gaps::StageModel>(*std::move(lifecycle));
   gap_store_ = std::make_unique<StoreGapStore>(*store_);
   if (!config_.alertmanager_url.empty()) {
     gaps::AlertmanagerClientOptions alert_options;
@@ -191,7 +191,7 @@ absl::Status OrdertraceServer::Start() {
   gap_sinks_ = std::make_unique<GapFanOut>(alerts_.get(), sampler_.get());
   metrics_ = std::make_unique<metrics::Registry>();
   if (config_.metrics_enabled) {
-    const gaps::LifecycleModel* model = lifecycle_.get();
+    const gaps::StageModel* model = lifecycle_.get();
     trace_metrics_ = std::make_unique<metrics::TraceMetrics>(
         *metrics_, config_.metrics,
         [model](std::string_view status, std::string_view partner) -> std::optional<uint64_t> {
@@ -288,7 +288,7 @@ absl::Status OrdertraceServer::Start() {
   access.audit = audit_.get();
   access.operator_ids = operator_hasher_.get();
   access.sla.statuses = lifecycle_->statuses();
-  const gaps::LifecycleModel* model = lifecycle_.get();
+  const gaps::StageModel* model = lifecycle_.get();
   access.sla.sla = [model](std::string_view status,
                            std::string_view partner) -> std::optional<uint64_t> {
     const gaps::StageRule* rule = model->RuleFor(status);

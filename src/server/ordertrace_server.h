@@ -21,7 +21,7 @@ class Ingester;
 class OrderObserver;
 }  // namespace ordertrace::ingest
 namespace ordertrace::gaps {
-class LifecycleModel;
+class StageModel;
 class GapDetector;
 class GapStore;
 class GapSink;
@@ -91,7 +91,7 @@ class OrdertraceServer {
   std::atomic<bool> ready_{false};
 
   std::unique_ptr<store::Store> store_;
-  std::unique_ptr<gaps::LifecycleModel> lifecycle_;
+  std::unique_ptr<gaps::StageModel> lifecycle_;
   std::unique_ptr<gaps::GapStore> gap_store_;
   std::unique_ptr<gaps::AlertmanagerClient> alerts_;  // null without an Alertmanager URL
   std::unique_ptr<sampling::TailSampler> sampler_;    // null when sampling is off

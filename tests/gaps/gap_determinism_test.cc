@@ -20,7 +20,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gaps/gap_detector.h"
-#include "gaps/lifecycle_model.h"
+#include "gaps/stage_model.h"
 #include "gaps/memory_gap_store.h"
 #include "lifecycle/order_record_builder.h"
 #include "base/clock.h"
@@ -84,7 +84,7 @@ struct SentSpan {
 // A simulated day of orders: spans with their ground truth stories.
 class Day {
  public:
-  Day(const LifecycleModel& model, uint32_t seed, int orders) : model_(model), rng_(seed) {
+  Day(const StageModel& model, uint32_t seed, int orders) : model_(model), rng_(seed) {
     for (int i = 0; i < orders; ++i) AddOrder(i, static_cast<Story>(i % kStoryCount));
   }
   const std::vector<SentSpan>& spans() const { return spans_; }
@@ -202,7 +202,7 @@ class Day {
     spans_.push_back({"crm-api", std::move(refusal)});
   }
 
-  const LifecycleModel& model_;
+  const StageModel& model_;
   std::mt19937 rng_;
   std::vector<SentSpan> spans_;
   uint64_t next_span_ = 0;
@@ -234,7 +234,7 @@ class CrashableGapStore final : public GapStore {
 // gap store, restarts.
 class System {
  public:
-  System(const LifecycleModel& model, base::ManualClock& clock) : model_(model), clock_(clock) {
+  System(const StageModel& model, base::ManualClock& clock) : model_(model), clock_(clock) {
     Start();
   }
 
@@ -323,17 +323,17 @@ class System {
     for (const auto& [order_id, record] : records_) detector_->RestoreOrder(record);
   }
 
-  const LifecycleModel& model_;
+  const StageModel& model_;
   base::ManualClock& clock_;
   CrashableGapStore store_;
   std::map<std::string, OrderRecord> records_;  // durable, as the store keeps them
   std::unique_ptr<GapDetector> detector_;
 };
 
-LifecycleModel TestModel() {
-  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+StageModel TestModel() {
+  StageModelOptions options = DefaultStageModelOptions();
   options.time_scale = kTimeScale;
-  return *LifecycleModel::Create(options);
+  return *StageModel::Create(options);
 }
 
 // Delivers everything, then lets the sources go quiet and judges what is left.
@@ -346,7 +346,7 @@ std::map<std::string, std::string> Settle(System& system, base::ManualClock& clo
   return system.Outcomes();
 }
 
-std::map<std::string, std::string> InOrder(const LifecycleModel& model, const Day& day) {
+std::map<std::string, std::string> InOrder(const StageModel& model, const Day& day) {
   base::ManualClock clock(day.last_event() + 3600 * kSecond);
   System system(model, clock);
   std::vector<const SentSpan*> all;
@@ -386,7 +386,7 @@ size_t CountKind(const std::map<std::string, std::string>& outcomes, std::string
 }
 
 TEST(GapDeterminismTest, TheInOrderDayHasTheGapsOfItsStories) {
-  const LifecycleModel model = TestModel();
+  const StageModel model = TestModel();
   const Day day(model, 7, 90);
   std::map<std::string, std::string> outcomes = InOrder(model, day);
   // 10 orders of each story: stuck ones open a stage gap each (a stuck order may stop in any
@@ -416,7 +416,7 @@ struct Delivery {
 };
 
 std::map<std::string, std::string> Deliver(
-    const LifecycleModel& model, const Day& day, const Delivery& how, std::mt19937& rng,
+    const StageModel& model, const Day& day, const Delivery& how, std::mt19937& rng,
     GapDetectorStats* final_stats = nullptr,
     std::vector<std::string>* paged_then_resolved = nullptr) {
   std::vector<const SentSpan*> order;
@@ -462,7 +462,7 @@ int Rounds() {
 }
 
 TEST(GapDeterminismTest, AnyOrderBatchingAndRestartsGiveTheSameGaps) {
-  const LifecycleModel model = TestModel();
+  const StageModel model = TestModel();
   for (int round = 0; round < Rounds(); ++round) {
     const Day day(model, 11 + round, 80);
     const std::map<std::string, std::string> want = InOrder(model, day);
@@ -491,7 +491,7 @@ TEST(GapDeterminismTest, AnyOrderBatchingAndRestartsGiveTheSameGaps) {
 // (300 spans of this day are about 15 minutes of it; the default allows an hour), pages
 // nothing that later resolves and withdraws nothing: zero false alarms.
 TEST(GapDeterminismTest, ReplayPagesNoGapThatLaterResolves) {
-  const LifecycleModel model = TestModel();
+  const StageModel model = TestModel();
   const Day day(model, 5, 80);
   std::mt19937 rng(99);
   for (size_t window : {size_t{1}, size_t{300}}) {

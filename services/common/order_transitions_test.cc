@@ -1,4 +1,4 @@
-#include "services/common/order_lifecycle.h"
+#include "services/common/order_transitions.h"
 
 #include <gtest/gtest.h>
 
@@ -31,7 +31,7 @@ constexpr DocumentedStep kDocumented[] = {
     {"CLOSED", "crm-api", "crm.close"},
 };
 
-TEST(OrderLifecycleTest, ElevenStatusesInTheDocumentedOrder) {
+TEST(OrderTransitionsTest, ElevenStatusesInTheDocumentedOrder) {
   ASSERT_EQ(std::size(kLifecycle), 11u);
   for (size_t i = 0; i < std::size(kDocumented); ++i) {
     SCOPED_TRACE(kDocumented[i].status);
@@ -43,7 +43,7 @@ TEST(OrderLifecycleTest, ElevenStatusesInTheDocumentedOrder) {
   EXPECT_EQ(kClosed, "CLOSED");
 }
 
-TEST(OrderLifecycleTest, FindStepGivesTheDocumentedServiceAndSpan) {
+TEST(OrderTransitionsTest, FindStepGivesTheDocumentedServiceAndSpan) {
   for (const DocumentedStep& documented : kDocumented) {
     SCOPED_TRACE(documented.status);
     std::optional<LifecycleStep> step = FindStep(documented.status);
@@ -54,7 +54,7 @@ TEST(OrderLifecycleTest, FindStepGivesTheDocumentedServiceAndSpan) {
   }
 }
 
-TEST(OrderLifecycleTest, UnknownStatusesAreNotInTheLifecycle) {
+TEST(OrderTransitionsTest, UnknownStatusesAreNotInTheLifecycle) {
   for (std::string_view unknown : {"", "initiated", "SHIPPING", "CLOSED ", "CANCELLED"}) {
     SCOPED_TRACE(std::string(unknown));
     EXPECT_FALSE(FindStep(unknown).has_value());
@@ -63,7 +63,7 @@ TEST(OrderLifecycleTest, UnknownStatusesAreNotInTheLifecycle) {
   }
 }
 
-TEST(OrderLifecycleTest, PreviousStatusIsTheStepBefore) {
+TEST(OrderTransitionsTest, PreviousStatusIsTheStepBefore) {
   EXPECT_EQ(PreviousStatus("INITIATED"), "");
   EXPECT_EQ(PreviousStatus("FILE_UPLOADED"), "INITIATED");
   EXPECT_EQ(PreviousStatus("PRICE_CALCULATED"), "PRICE_CALCULATION_STARTED");
@@ -75,7 +75,7 @@ TEST(OrderLifecycleTest, PreviousStatusIsTheStepBefore) {
   }
 }
 
-TEST(OrderLifecycleTest, StatusRoutingKeyIsStatusDotLowerCase) {
+TEST(OrderTransitionsTest, StatusRoutingKeyIsStatusDotLowerCase) {
   EXPECT_EQ(StatusRoutingKey("INITIATED"), "status.initiated");
   EXPECT_EQ(StatusRoutingKey("PRICE_CALCULATION_STARTED"), "status.price_calculation_started");
   EXPECT_EQ(StatusRoutingKey("MANUFACTURING_APPROVED"), "status.manufacturing_approved");

@@ -1,4 +1,4 @@
-#include "services/common/order_lifecycle.h"
+#include "services/common/order_transitions.h"
 
 #include <cctype>
 #include <string>

@@ -1,4 +1,4 @@
-#include "gaps/lifecycle_model.h"
+#include "gaps/stage_model.h"
 
 #include <algorithm>
 #include <cmath>
@@ -17,8 +17,8 @@ absl::Status Contradiction(const std::string& what) {
 
 }  // namespace
 
-LifecycleModelOptions DefaultLifecycleModelOptions() {
-  LifecycleModelOptions options;
+StageModelOptions DefaultStageModelOptions() {
+  StageModelOptions options;
   options.statuses = {"INITIATED",
                       "FILE_UPLOADED",
                       "SUBMITTED",
@@ -61,7 +61,7 @@ LifecycleModelOptions DefaultLifecycleModelOptions() {
   return options;
 }
 
-absl::StatusOr<LifecycleModel> LifecycleModel::Create(LifecycleModelOptions options) {
+absl::StatusOr<StageModel> StageModel::Create(StageModelOptions options) {
   if (options.statuses.empty()) return Contradiction("no statuses");
   std::set<std::string> known;
   for (const std::string& status : options.statuses) {
@@ -128,7 +128,7 @@ absl::StatusOr<LifecycleModel> LifecycleModel::Create(LifecycleModelOptions opti
   if (!(options.time_scale > 0) || !std::isfinite(options.time_scale)) {
     return Contradiction("time_scale must be a positive number");
   }
-  return LifecycleModel(std::move(options));
+  return StageModel(std::move(options));
 }
 
 namespace {
@@ -139,7 +139,7 @@ uint64_t TransitionCode(int from, int to) {
 
 }  // namespace
 
-LifecycleModel::LifecycleModel(LifecycleModelOptions options) : options_(std::move(options)) {
+StageModel::StageModel(StageModelOptions options) : options_(std::move(options)) {
   for (size_t i = 0; i < options_.statuses.size(); ++i) {
     index_.emplace(options_.statuses[i], static_cast<int>(i));
   }
@@ -157,36 +157,36 @@ LifecycleModel::LifecycleModel(LifecycleModelOptions options) : options_(std::mo
   }
 }
 
-int LifecycleModel::IndexOf(std::string_view status) const {
+int StageModel::IndexOf(std::string_view status) const {
   auto it = index_.find(absl::string_view(status.data(), status.size()));
   return it == index_.end() ? -1 : it->second;
 }
 
-bool LifecycleModel::IsAllowed(std::string_view from, std::string_view to) const {
+bool StageModel::IsAllowed(std::string_view from, std::string_view to) const {
   return IsAllowedAt(IndexOf(from), IndexOf(to));
 }
 
-bool LifecycleModel::IsAllowedAt(int from, int to) const {
+bool StageModel::IsAllowedAt(int from, int to) const {
   return from >= 0 && to >= 0 && allowed_.contains(TransitionCode(from, to));
 }
 
-bool LifecycleModel::IsTerminal(std::string_view status) const {
+bool StageModel::IsTerminal(std::string_view status) const {
   return std::find(options_.terminal.begin(), options_.terminal.end(), status) !=
          options_.terminal.end();
 }
 
-const StageRule* LifecycleModel::RuleFor(std::string_view status) const {
+const StageRule* StageModel::RuleFor(std::string_view status) const {
   for (const StageRule& rule : options_.stages) {
     if (rule.status == status) return &rule;
   }
   return nullptr;
 }
 
-uint64_t LifecycleModel::Scaled(uint64_t nanos) const {
+uint64_t StageModel::Scaled(uint64_t nanos) const {
   return static_cast<uint64_t>(static_cast<double>(nanos) / options_.time_scale);
 }
 
-uint64_t LifecycleModel::SlaNanos(const StageRule& rule, std::string_view partner_id) const {
+uint64_t StageModel::SlaNanos(const StageRule& rule, std::string_view partner_id) const {
   if (!partner_id.empty()) {
     auto partner = options_.partner_sla_nanos.find(std::string(partner_id));
     if (partner != options_.partner_sla_nanos.end()) {
@@ -197,9 +197,9 @@ uint64_t LifecycleModel::SlaNanos(const StageRule& rule, std::string_view partne
   return Scaled(rule.sla_nanos);
 }
 
-uint64_t LifecycleModel::MessageSlaNanos() const { return Scaled(options_.message_sla_nanos); }
+uint64_t StageModel::MessageSlaNanos() const { return Scaled(options_.message_sla_nanos); }
 
-std::vector<std::string> LifecycleModel::NextOf(std::string_view status) const {
+std::vector<std::string> StageModel::NextOf(std::string_view status) const {
   std::vector<std::string> next;
   for (const auto& [from, to] : options_.transitions) {
     if (from == status) next.push_back(to);

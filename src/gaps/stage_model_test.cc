@@ -1,4 +1,4 @@
-#include "gaps/lifecycle_model.h"
+#include "gaps/stage_model.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -23,15 +23,15 @@ constexpr uint64_t kSecond = 1'000'000'000ULL;
 constexpr uint64_t kMinute = 60 * kSecond;
 constexpr uint64_t kHour = 60 * kMinute;
 
-LifecycleModel MustCreate(LifecycleModelOptions options) {
-  absl::StatusOr<LifecycleModel> model = LifecycleModel::Create(std::move(options));
+StageModel MustCreate(StageModelOptions options) {
+  absl::StatusOr<StageModel> model = StageModel::Create(std::move(options));
   EXPECT_TRUE(model.ok()) << model.status();
   return *std::move(model);
 }
 
 // The message of the refusal of `options`; fails the test when Create accepts them.
-std::string Refusal(LifecycleModelOptions options) {
-  absl::StatusOr<LifecycleModel> model = LifecycleModel::Create(std::move(options));
+std::string Refusal(StageModelOptions options) {
+  absl::StatusOr<StageModel> model = StageModel::Create(std::move(options));
   if (model.ok()) {
     ADD_FAILURE() << "Create accepted a contradictory model";
     return "";
@@ -40,7 +40,7 @@ std::string Refusal(LifecycleModelOptions options) {
   return std::string(model.status().message());
 }
 
-StageRule* MutableRule(LifecycleModelOptions& options, const std::string& status) {
+StageRule* MutableRule(StageModelOptions& options, const std::string& status) {
   for (StageRule& rule : options.stages) {
     if (rule.status == status) return &rule;
   }
@@ -49,8 +49,8 @@ StageRule* MutableRule(LifecycleModelOptions& options, const std::string& status
 }
 
 // A lifecycle with a fork: a submitted order is reviewed either quickly or by hand.
-LifecycleModelOptions ForkOptions() {
-  LifecycleModelOptions options;
+StageModelOptions ForkOptions() {
+  StageModelOptions options;
   options.statuses = {"INITIATED",     "SUBMITTED", "EXPRESS_REVIEW",
                       "MANUAL_REVIEW", "APPROVED",  "CLOSED"};
   options.transitions = {{"INITIATED", "SUBMITTED"},     {"SUBMITTED", "EXPRESS_REVIEW"},
@@ -62,8 +62,8 @@ LifecycleModelOptions ForkOptions() {
   return options;
 }
 
-TEST(LifecycleModelTest, DefaultModelIsValidAndFollowsTheDesign) {
-  LifecycleModel model = MustCreate(DefaultLifecycleModelOptions());
+TEST(StageModelTest, DefaultModelIsValidAndFollowsTheDesign) {
+  StageModel model = MustCreate(DefaultStageModelOptions());
 
   EXPECT_THAT(model.statuses(),
               ElementsAre("INITIATED", "FILE_UPLOADED", "SUBMITTED", "PRICE_CALCULATION_STARTED",
@@ -91,8 +91,8 @@ TEST(LifecycleModelTest, DefaultModelIsValidAndFollowsTheDesign) {
   EXPECT_EQ(model.GraceNanos(), 5 * kSecond);
 }
 
-TEST(LifecycleModelTest, IndexOfIsTheLifecyclePosition) {
-  LifecycleModel model = MustCreate(DefaultLifecycleModelOptions());
+TEST(StageModelTest, IndexOfIsTheLifecyclePosition) {
+  StageModel model = MustCreate(DefaultStageModelOptions());
   EXPECT_EQ(model.IndexOf("INITIATED"), 0);
   EXPECT_EQ(model.IndexOf("SUBMITTED"), 2);
   EXPECT_EQ(model.IndexOf("PRICE_CALCULATION_STARTED"), 3);
@@ -102,8 +102,8 @@ TEST(LifecycleModelTest, IndexOfIsTheLifecyclePosition) {
   EXPECT_EQ(model.IndexOf("submitted"), -1);
 }
 
-TEST(LifecycleModelTest, IsAllowedFollowsTheTransitionsInTheirDirection) {
-  LifecycleModel model = MustCreate(DefaultLifecycleModelOptions());
+TEST(StageModelTest, IsAllowedFollowsTheTransitionsInTheirDirection) {
+  StageModel model = MustCreate(DefaultStageModelOptions());
   EXPECT_TRUE(model.IsAllowed("SUBMITTED", "PRICE_CALCULATION_STARTED"));
   EXPECT_TRUE(model.IsAllowed("SHIPPED", "CLOSED"));
   EXPECT_FALSE(model.IsAllowed("PRICE_CALCULATION_STARTED", "SUBMITTED"));  // backwards
@@ -113,14 +113,14 @@ TEST(LifecycleModelTest, IsAllowedFollowsTheTransitionsInTheirDirection) {
   EXPECT_FALSE(model.IsAllowed("NOWHERE", "CLOSED"));
 }
 
-TEST(LifecycleModelTest, NextOfListsEveryAllowedNextStatus) {
-  LifecycleModel chain = MustCreate(DefaultLifecycleModelOptions());
+TEST(StageModelTest, NextOfListsEveryAllowedNextStatus) {
+  StageModel chain = MustCreate(DefaultStageModelOptions());
   EXPECT_THAT(chain.NextOf("SUBMITTED"), ElementsAre("PRICE_CALCULATION_STARTED"));
   EXPECT_THAT(chain.NextOf("PACKAGING"), ElementsAre("SHIPPED"));
   EXPECT_THAT(chain.NextOf("CLOSED"), IsEmpty());
   EXPECT_THAT(chain.NextOf("NOWHERE"), IsEmpty());
 
-  LifecycleModel fork = MustCreate(ForkOptions());
+  StageModel fork = MustCreate(ForkOptions());
   EXPECT_THAT(fork.NextOf("SUBMITTED"), ElementsAre("EXPRESS_REVIEW", "MANUAL_REVIEW"));
   EXPECT_THAT(fork.NextOf("MANUAL_REVIEW"), ElementsAre("APPROVED"));
   EXPECT_FALSE(fork.IsAllowed("EXPRESS_REVIEW", "MANUAL_REVIEW"));
@@ -128,11 +128,11 @@ TEST(LifecycleModelTest, NextOfListsEveryAllowedNextStatus) {
   EXPECT_EQ(fork.RuleFor("APPROVED"), nullptr);  // a stage nobody watches
 }
 
-TEST(LifecycleModelTest, SlaNanosUsesThePartnersOverrideAndOnlyForThatPartnerAndStage) {
-  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+TEST(StageModelTest, SlaNanosUsesThePartnersOverrideAndOnlyForThatPartnerAndStage) {
+  StageModelOptions options = DefaultStageModelOptions();
   options.partner_sla_nanos["acme"]["SUBMITTED"] = 2 * kMinute;
   options.partner_sla_nanos["acme"]["PACKAGING"] = 1 * kHour;
-  LifecycleModel model = MustCreate(options);
+  StageModel model = MustCreate(options);
 
   const StageRule& submitted = *model.RuleFor("SUBMITTED");
   EXPECT_EQ(model.SlaNanos(submitted, "acme"), 2 * kMinute);
@@ -143,11 +143,11 @@ TEST(LifecycleModelTest, SlaNanosUsesThePartnersOverrideAndOnlyForThatPartnerAnd
   EXPECT_EQ(model.SlaNanos(*model.RuleFor("SHIPPED"), "acme"), 12 * kHour);
 }
 
-TEST(LifecycleModelTest, TimeScaleDividesSlasAndOverridesButNotTheGrace) {
-  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+TEST(StageModelTest, TimeScaleDividesSlasAndOverridesButNotTheGrace) {
+  StageModelOptions options = DefaultStageModelOptions();
   options.partner_sla_nanos["acme"]["SUBMITTED"] = 2 * kMinute;
   options.time_scale = 60;
-  LifecycleModel model = MustCreate(options);
+  StageModel model = MustCreate(options);
 
   const StageRule& submitted = *model.RuleFor("SUBMITTED");
   EXPECT_EQ(model.SlaNanos(submitted, ""), 10 * kSecond);  // 10 min / 60
@@ -157,90 +157,90 @@ TEST(LifecycleModelTest, TimeScaleDividesSlasAndOverridesButNotTheGrace) {
   EXPECT_EQ(model.GraceNanos(), 5 * kSecond);
 
   options.time_scale = 0.5;  // a slowed-down world doubles the SLAs
-  LifecycleModel slow = MustCreate(options);
+  StageModel slow = MustCreate(options);
   EXPECT_EQ(slow.SlaNanos(*slow.RuleFor("SUBMITTED"), ""), 20 * kMinute);
 }
 
-TEST(LifecycleModelTest, RefusesAnEmptyLifecycle) {
-  EXPECT_THAT(Refusal(LifecycleModelOptions{}), HasSubstr("no statuses"));
+TEST(StageModelTest, RefusesAnEmptyLifecycle) {
+  EXPECT_THAT(Refusal(StageModelOptions{}), HasSubstr("no statuses"));
 }
 
-TEST(LifecycleModelTest, RefusesADuplicateStatusNamingIt) {
-  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+TEST(StageModelTest, RefusesADuplicateStatusNamingIt) {
+  StageModelOptions options = DefaultStageModelOptions();
   options.statuses.push_back("SUBMITTED");
   EXPECT_THAT(Refusal(options), AllOf(HasSubstr("SUBMITTED"), HasSubstr("twice")));
 }
 
-TEST(LifecycleModelTest, RefusesAnEmptyStatusName) {
-  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+TEST(StageModelTest, RefusesAnEmptyStatusName) {
+  StageModelOptions options = DefaultStageModelOptions();
   options.statuses.insert(options.statuses.begin() + 1, "");
   EXPECT_THAT(Refusal(options), HasSubstr("empty status"));
 }
 
-TEST(LifecycleModelTest, RefusesATransitionWithAnUnknownStatusNamingIt) {
-  LifecycleModelOptions to_unknown = DefaultLifecycleModelOptions();
+TEST(StageModelTest, RefusesATransitionWithAnUnknownStatusNamingIt) {
+  StageModelOptions to_unknown = DefaultStageModelOptions();
   to_unknown.transitions.emplace_back("SUBMITTED", "CANCELLED");
   EXPECT_THAT(Refusal(to_unknown),
               AllOf(HasSubstr("SUBMITTED -> CANCELLED"), HasSubstr("unknown status")));
 
-  LifecycleModelOptions from_unknown = DefaultLifecycleModelOptions();
+  StageModelOptions from_unknown = DefaultStageModelOptions();
   from_unknown.transitions.emplace_back("ON_HOLD", "SUBMITTED");
   EXPECT_THAT(Refusal(from_unknown), HasSubstr("ON_HOLD -> SUBMITTED"));
 }
 
-TEST(LifecycleModelTest, RefusesATransitionToItself) {
-  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+TEST(StageModelTest, RefusesATransitionToItself) {
+  StageModelOptions options = DefaultStageModelOptions();
   options.transitions.emplace_back("PACKAGING", "PACKAGING");
   EXPECT_THAT(Refusal(options), HasSubstr("PACKAGING -> PACKAGING"));
 }
 
-TEST(LifecycleModelTest, RefusesAnExpectedStatusTheStageCannotReach) {
-  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+TEST(StageModelTest, RefusesAnExpectedStatusTheStageCannotReach) {
+  StageModelOptions options = DefaultStageModelOptions();
   // SUBMITTED -> PRICE_CALCULATED skips PRICE_CALCULATION_STARTED: not an allowed transition.
   MutableRule(options, "SUBMITTED")->expected = {"PRICE_CALCULATED"};
   EXPECT_THAT(Refusal(options),
               AllOf(HasSubstr("SUBMITTED -> PRICE_CALCULATED"), HasSubstr("not allowed")));
 }
 
-TEST(LifecycleModelTest, RefusesAnExpectedStatusThatIsUnknown) {
-  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+TEST(StageModelTest, RefusesAnExpectedStatusThatIsUnknown) {
+  StageModelOptions options = DefaultStageModelOptions();
   MutableRule(options, "PACKAGING")->expected = {"TELEPORTED"};
   EXPECT_THAT(Refusal(options), AllOf(HasSubstr("PACKAGING"), HasSubstr("TELEPORTED")));
 }
 
-TEST(LifecycleModelTest, RefusesAStageThatExpectsNothing) {
-  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+TEST(StageModelTest, RefusesAStageThatExpectsNothing) {
+  StageModelOptions options = DefaultStageModelOptions();
   MutableRule(options, "PACKAGING")->expected.clear();
   EXPECT_THAT(Refusal(options), AllOf(HasSubstr("PACKAGING"), HasSubstr("expects no")));
 }
 
-TEST(LifecycleModelTest, RefusesATerminalStatusWithAWayOut) {
-  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+TEST(StageModelTest, RefusesATerminalStatusWithAWayOut) {
+  StageModelOptions options = DefaultStageModelOptions();
   options.transitions.emplace_back("CLOSED", "INITIATED");
   EXPECT_THAT(Refusal(options),
               AllOf(HasSubstr("terminal status CLOSED"), HasSubstr("transition out")));
 }
 
-TEST(LifecycleModelTest, RefusesATerminalStatusWithAnSla) {
-  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+TEST(StageModelTest, RefusesATerminalStatusWithAnSla) {
+  StageModelOptions options = DefaultStageModelOptions();
   options.stages.push_back({"CLOSED", {"SHIPPED"}, kHour, false});
   EXPECT_THAT(Refusal(options), AllOf(HasSubstr("CLOSED"), HasSubstr("cannot have an SLA")));
 }
 
-TEST(LifecycleModelTest, RefusesAnUnknownTerminalStatus) {
-  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+TEST(StageModelTest, RefusesAnUnknownTerminalStatus) {
+  StageModelOptions options = DefaultStageModelOptions();
   options.terminal.push_back("ARCHIVED");
   EXPECT_THAT(Refusal(options), AllOf(HasSubstr("ARCHIVED"), HasSubstr("unknown")));
 }
 
-TEST(LifecycleModelTest, RefusesALifecycleWithoutTerminalStatus) {
-  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+TEST(StageModelTest, RefusesALifecycleWithoutTerminalStatus) {
+  StageModelOptions options = DefaultStageModelOptions();
   options.terminal.clear();
   EXPECT_THAT(Refusal(options), HasSubstr("no terminal status"));
 }
 
-TEST(LifecycleModelTest, RefusesADeadEndThatIsNotTerminal) {
-  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+TEST(StageModelTest, RefusesADeadEndThatIsNotTerminal) {
+  StageModelOptions options = DefaultStageModelOptions();
   // CANCELLED can be reached but never left, and is not terminal.
   options.statuses.push_back("CANCELLED");
   options.transitions.emplace_back("SUBMITTED", "CANCELLED");
@@ -250,58 +250,58 @@ TEST(LifecycleModelTest, RefusesADeadEndThatIsNotTerminal) {
   MustCreate(options);
 }
 
-TEST(LifecycleModelTest, RefusesAZeroSlaNamingTheStage) {
-  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+TEST(StageModelTest, RefusesAZeroSlaNamingTheStage) {
+  StageModelOptions options = DefaultStageModelOptions();
   MutableRule(options, "MANUFACTURING_STARTED")->sla_nanos = 0;
   EXPECT_THAT(Refusal(options), AllOf(HasSubstr("MANUFACTURING_STARTED"), HasSubstr("zero SLA")));
 }
 
-TEST(LifecycleModelTest, RefusesTwoRulesForOneStage) {
-  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+TEST(StageModelTest, RefusesTwoRulesForOneStage) {
+  StageModelOptions options = DefaultStageModelOptions();
   options.stages.push_back({"SUBMITTED", {"PRICE_CALCULATION_STARTED"}, kHour, false});
   EXPECT_THAT(Refusal(options), AllOf(HasSubstr("SUBMITTED"), HasSubstr("two rules")));
 }
 
-TEST(LifecycleModelTest, RefusesARuleForAnUnknownStage) {
-  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+TEST(StageModelTest, RefusesARuleForAnUnknownStage) {
+  StageModelOptions options = DefaultStageModelOptions();
   options.stages.push_back({"QUALITY_CHECK", {"PACKAGING"}, kHour, false});
   EXPECT_THAT(Refusal(options), AllOf(HasSubstr("QUALITY_CHECK"), HasSubstr("unknown")));
 }
 
-TEST(LifecycleModelTest, RefusesAPartnerOverrideForAStageWithoutARule) {
-  LifecycleModelOptions terminal = DefaultLifecycleModelOptions();
+TEST(StageModelTest, RefusesAPartnerOverrideForAStageWithoutARule) {
+  StageModelOptions terminal = DefaultStageModelOptions();
   terminal.partner_sla_nanos["acme"]["CLOSED"] = kHour;
   EXPECT_THAT(Refusal(terminal),
               AllOf(HasSubstr("acme"), HasSubstr("CLOSED"), HasSubstr("no SLA rule")));
 
-  LifecycleModelOptions unknown = DefaultLifecycleModelOptions();
+  StageModelOptions unknown = DefaultStageModelOptions();
   unknown.partner_sla_nanos["globex"]["SUBMITED"] = kHour;  // a typo
   EXPECT_THAT(Refusal(unknown), AllOf(HasSubstr("globex"), HasSubstr("SUBMITED")));
 }
 
-TEST(LifecycleModelTest, RefusesAZeroPartnerSla) {
-  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+TEST(StageModelTest, RefusesAZeroPartnerSla) {
+  StageModelOptions options = DefaultStageModelOptions();
   options.partner_sla_nanos["acme"]["SUBMITTED"] = 0;
   EXPECT_THAT(Refusal(options), AllOf(HasSubstr("acme"), HasSubstr("SUBMITTED")));
 }
 
-TEST(LifecycleModelTest, RefusesAZeroMessageSla) {
-  LifecycleModelOptions options = DefaultLifecycleModelOptions();
+TEST(StageModelTest, RefusesAZeroMessageSla) {
+  StageModelOptions options = DefaultStageModelOptions();
   options.message_sla_nanos = 0;
   EXPECT_THAT(Refusal(options), HasSubstr("message SLA"));
 }
 
-TEST(LifecycleModelTest, RefusesATimeScaleThatIsNotAPositiveNumber) {
+TEST(StageModelTest, RefusesATimeScaleThatIsNotAPositiveNumber) {
   for (double scale : {0.0, -1.0, -0.0, std::numeric_limits<double>::quiet_NaN(),
                        std::numeric_limits<double>::infinity()}) {
-    LifecycleModelOptions options = DefaultLifecycleModelOptions();
+    StageModelOptions options = DefaultStageModelOptions();
     options.time_scale = scale;
     EXPECT_THAT(Refusal(options), HasSubstr("time_scale")) << "time_scale " << scale;
   }
 }
 
-TEST(LifecycleModelTest, AcceptsAForkWithSeveralExpectedStatuses) {
-  absl::StatusOr<LifecycleModel> model = LifecycleModel::Create(ForkOptions());
+TEST(StageModelTest, AcceptsAForkWithSeveralExpectedStatuses) {
+  absl::StatusOr<StageModel> model = StageModel::Create(ForkOptions());
   ASSERT_TRUE(model.ok()) << model.status();
   EXPECT_EQ(model->IndexOf("MANUAL_REVIEW"), 3);
 }

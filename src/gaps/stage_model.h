@@ -29,7 +29,7 @@ struct StageRule {
   bool calculation = false;
 };
 
-struct LifecycleModelOptions {
+struct StageModelOptions {
   std::vector<std::string> statuses;                             // in lifecycle order
   std::vector<std::pair<std::string, std::string>> transitions;  // allowed (from, to)
   std::vector<std::string> terminal;
@@ -46,15 +46,15 @@ struct LifecycleModelOptions {
 };
 
 // The Alexandrite lifecycle of the design, with SLAs in real-life time.
-LifecycleModelOptions DefaultLifecycleModelOptions();
+StageModelOptions DefaultStageModelOptions();
 
-class LifecycleModel {
+class StageModel {
  public:
   // kInvalidArgument naming the contradiction: unknown or duplicate statuses, a transition or
   // an expected status that is not in the lifecycle, an expected status the stage cannot reach
   // by an allowed transition, a terminal status with a way out or an SLA, a dead end that is not
   // terminal, a zero SLA, a partner override for a stage without a rule.
-  static absl::StatusOr<LifecycleModel> Create(LifecycleModelOptions options);
+  static absl::StatusOr<StageModel> Create(StageModelOptions options);
 
   // Position in the lifecycle; -1 for an unknown status.
   int IndexOf(std::string_view status) const;
@@ -82,10 +82,10 @@ class LifecycleModel {
   const std::vector<std::string>& statuses() const { return options_.statuses; }
 
  private:
-  explicit LifecycleModel(LifecycleModelOptions options);
+  explicit StageModel(StageModelOptions options);
   uint64_t Scaled(uint64_t nanos) const;
 
-  LifecycleModelOptions options_;
+  StageModelOptions options_;
   // Status name -> position: IndexOf runs for every status of every changed order record.
   absl::flat_hash_map<std::string, int> index_;
   // Allowed transitions as (from position << 32 | to position), for IsAllowed.
