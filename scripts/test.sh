@@ -12,7 +12,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # The test executables `ctest -L unit` runs (each part's tests and the in-process server tests).
 readonly kUnitTargets=(ordertrace_unit_tests ordertrace_http_tests ordertrace_sdk_tests
-  services_unit_tests ordertrace_server_tests ordertrace_tls_tests
+  services_common_tests services_pricing_tests services_shop_tests services_mes_tests
+  services_order_sim_tests ordertrace_server_tests ordertrace_tls_tests
   ordertrace_sampling_metrics_tests ordertrace_gap_determinism_tests)
 
 case "${1:-}" in
