@@ -11,7 +11,7 @@
 #include "services/common/messages.h"
 #include "services/common/order_transitions.h"
 #include "services/mes/dashboard.h"
-#include "services/mes/price_calculator.h"
+#include "services/pricing/price_calculator.h"
 
 namespace ordertrace::services::mes {
 namespace {
@@ -151,7 +151,7 @@ HandlerOutcome MesService::HandlePriceRequest(const ReceivedMessage& message,
     std::unique_ptr<sdk::Span> start = runtime.tracer().StartSpan("mes.price.start", options);
     TransitionDetails details;
     details.polygon_count = request->polygon_count;
-    details.complexity_class = std::string(ComplexityClass(request->polygon_count));
+    details.complexity_class = std::string(pricing::ComplexityClass(request->polygon_count));
     absl::StatusOr<TransitionResult> started = runtime.db().Run([&](SqliteDb& db) {
       return Transition(db, request->order_id, kPriceCalculationStarted, details, kMesIdentity.name,
                         start->GetContext());
@@ -186,7 +186,7 @@ void MesService::Calculate(const std::string& order_id, int64_t polygon_count,
                            const std::function<bool(std::chrono::nanoseconds)>& wait,
                            const SettleMessage& settle) {
   ServiceRuntime& runtime = *runtime_;
-  const std::string complexity(ComplexityClass(polygon_count));
+  const std::string complexity(pricing::ComplexityClass(polygon_count));
   sdk::StartSpanOptions options;
   options.parent = parent;
   std::unique_ptr<sdk::Span> calc = runtime.tracer().StartSpan("mes.price.calc", options);
@@ -194,7 +194,7 @@ void MesService::Calculate(const std::string& order_id, int64_t polygon_count,
   calc->SetAttribute("polygon_count", polygon_count);
   calc->SetAttribute("complexity_class", complexity);
   const double scale = runtime.options().time_scale;
-  auto total = SimulatedCalculationTime(polygon_count);
+  auto total = pricing::SimulatedCalculationTime(polygon_count);
   FaultSwitch* faults = runtime.faults();
   if (faults != nullptr && faults->Take(order_id, kFaultCalculatorHang)) {
     // Demo fault: the calculator hangs. Its span stays open and its request unacknowledged
@@ -214,7 +214,7 @@ void MesService::Calculate(const std::string& order_id, int64_t polygon_count,
       calc->SetAttribute("slowdown_factor", times);
     }
   }
-  for (const CalculationPhase& phase : CalculationPhases()) {
+  for (const pricing::CalculationPhase& phase : pricing::CalculationPhases()) {
     sdk::StartSpanOptions phase_options;
     phase_options.parent = calc->GetContext();
     std::unique_ptr<sdk::Span> step = runtime.tracer().StartSpan(phase.span_name, phase_options);
@@ -229,7 +229,7 @@ void MesService::Calculate(const std::string& order_id, int64_t polygon_count,
   TransitionDetails details;
   details.polygon_count = polygon_count;
   details.complexity_class = complexity;
-  details.price = QuotePrice(polygon_count);
+  details.price = pricing::QuotePrice(polygon_count);
   absl::StatusOr<TransitionResult> done = runtime.db().Run([&](SqliteDb& db) {
     return Transition(db, order_id, kPriceCalculated, details, kMesIdentity.name,
                       calc->GetContext());

@@ -7,7 +7,7 @@
 #include <random>
 #include <thread>
 
-#include "otlp/proto_codec.h"
+#include "sdk/otlp_encoding.h"
 #include "sdk/otlp_http_exporter.h"
 #include "sdk/span_data.h"
 #include "sdk/tracer.h"
@@ -156,7 +156,7 @@ absl::Status WriteRequests(const ReplayDay& day, const std::vector<ReplayRequest
   for (const ReplayRequest& request : requests) {
     std::vector<sdk::SpanData> spans =
         SpanDataOf(day, request, identities[static_cast<int>(request.service)]);
-    const std::string body = otlp::EncodeProtobuf(sdk::ToTraceBatch(spans));
+    const std::string body = sdk::EncodeExportRequest(spans);
     char varint[10];
     size_t length = 0;
     for (uint64_t size = body.size();; size >>= 7) {

@@ -16,9 +16,9 @@
 
 #include "services/common/fault_switch.h"
 #include "services/common/order_transitions.h"
-#include "services/mes/price_calculator.h"
 #include "services/order_sim/sim_faults.h"
 #include "services/order_sim/truth.h"
+#include "services/pricing/price_calculator.h"
 
 namespace ordertrace::services::sim {
 namespace {
@@ -197,7 +197,7 @@ std::string OrderDriver::FaultParam() const {
   if (kind == kFaultCalculatorSlow) {
     // Three times the SLA, whatever the model: clearly late, and then it finishes.
     double normal =
-        std::chrono::duration<double>(mes::SimulatedCalculationTime(plan_.polygons)).count();
+        std::chrono::duration<double>(pricing::SimulatedCalculationTime(plan_.polygons)).count();
     return std::to_string(3 * kPriceCalculationSlaSeconds / normal);
   }
   return "";

@@ -1,9 +1,9 @@
-#include "services/mes/price_calculator.h"
+#include "services/pricing/price_calculator.h"
 
 #include <algorithm>
 #include <cmath>
 
-namespace ordertrace::services::mes {
+namespace ordertrace::services::pricing {
 namespace {
 
 constexpr int64_t kSaturatingPolygons = 2'000'000;
@@ -49,4 +49,4 @@ double QuotePrice(int64_t polygon_count) {
   return std::round(base + detail + complexity);
 }
 
-}  // namespace ordertrace::services::mes
+}  // namespace ordertrace::services::pricing

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-namespace ordertrace::services::mes {
+namespace ordertrace::services::pricing {
 
 // "simple" (< 50,000 triangles), "moderate" (< 250,000), "complex" (< 1,000,000), "intricate".
 std::string_view ComplexityClass(int64_t polygon_count);
@@ -27,4 +27,4 @@ const std::vector<CalculationPhase>& CalculationPhases();
 // The quoted price in the shop's currency, from the model's size and complexity.
 double QuotePrice(int64_t polygon_count);
 
-}  // namespace ordertrace::services::mes
+}  // namespace ordertrace::services::pricing

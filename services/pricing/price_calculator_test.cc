@@ -1,8 +1,8 @@
-#include "services/mes/price_calculator.h"
+#include "services/pricing/price_calculator.h"
 
 #include <gtest/gtest.h>
 
-namespace ordertrace::services::mes {
+namespace ordertrace::services::pricing {
 namespace {
 
 using std::chrono::minutes;
@@ -37,4 +37,4 @@ TEST(PriceCalculatorTest, PriceRisesWithDetail) {
 }
 
 }  // namespace
-}  // namespace ordertrace::services::mes
+}  // namespace ordertrace::services::pricing
