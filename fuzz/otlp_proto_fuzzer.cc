@@ -24,7 +24,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto kept = ordertrace::otlp::DecodeProtobufRequest(std::make_shared<const std::string>(body));
   if (!kept.ok()) __builtin_trap();
   size_t stored = 0;
-  for (const auto& part : ordertrace::otlp::EncodeProtobufByTrace(kept->batch)) {
+  for (const auto& part : ordertrace::otlp::EncodeProtobufByTrace(kept->batch, &kept->received)) {
     auto back = ordertrace::otlp::DecodeProtobufRequest(part.encoded);
     if (!back.ok() || back->rejected_spans != 0) __builtin_trap();
     stored += back->batch.SpanCount();

@@ -117,16 +117,6 @@ struct SpanLink {
   uint32_t flags = 0;
 };
 
-// Where a span decoded from OTLP protobuf sits in the request body it came in, so that storing
-// it copies those bytes instead of encoding the model again (re-encoding every span was about
-// 14% of ingest CPU). Usable only while its ResourceSpans' `wire_body` holds those bytes
-// (otlp/proto_codec checks that). Attributes appended after decoding (ingest's derived ones) are
-// encoded and added to the bytes; any other change to a span must reset its wire: `wire = {}`.
-struct SpanWire {
-  std::string_view bytes;
-  uint32_t attribute_count = 0;  // attributes[0, attribute_count) are the ones in `bytes`
-};
-
 struct Span {
   TraceId trace_id;
   SpanId span_id;
@@ -144,7 +134,6 @@ struct Span {
   std::vector<SpanLink> links;
   uint32_t dropped_links_count = 0;
   SpanStatus status;
-  SpanWire wire;  // empty unless decoded from protobuf with its body kept
 };
 
 struct Resource {
@@ -173,9 +162,6 @@ struct ResourceSpans {
   Resource resource;
   std::string schema_url;
   std::vector<ScopeSpans> scope_spans;
-  // The request body its spans' `wire` bytes point into, kept alive with them; null when the
-  // spans were not decoded from protobuf (JSON, gRPC, stored blocks) or the body was not kept.
-  std::shared_ptr<const std::string> wire_body = nullptr;
 };
 
 // What one OTLP export request (or one stored block) carries.

@@ -15,10 +15,10 @@
 
 namespace ordertrace::ingest {
 
-std::vector<store::SpanBlock> BlocksByTrace(const base::TraceBatch& batch,
-                                            uint64_t now_unix_nano) {
+std::vector<store::SpanBlock> BlocksByTrace(const base::TraceBatch& batch, uint64_t now_unix_nano,
+                                            const otlp::ReceivedBytes* received) {
   std::vector<store::SpanBlock> blocks;
-  for (otlp::EncodedTrace& part : otlp::EncodeProtobufByTrace(batch)) {
+  for (otlp::EncodedTrace& part : otlp::EncodeProtobufByTrace(batch, received)) {
     uint64_t time = part.latest_end_unix_nano == 0
                         ? now_unix_nano
                         : std::min(part.latest_end_unix_nano, now_unix_nano);
@@ -33,9 +33,10 @@ store::PendingChanges PendingChangesOf(sampling::PendingDelta&& delta) {
   changes.decided_below = delta.decided_below;
   if (delta.parts.empty()) return changes;
   const base::TraceBatch buffered = std::move(delta.buffered);
+  const otlp::ReceivedBytes received = std::move(delta.received);
   std::sort(delta.parts.begin(), delta.parts.end(),
             [](const auto& a, const auto& b) { return a.trace_id < b.trace_id; });
-  for (otlp::EncodedTrace& trace : otlp::EncodeProtobufByTrace(buffered)) {
+  for (otlp::EncodedTrace& trace : otlp::EncodeProtobufByTrace(buffered, &received)) {
     auto part = std::lower_bound(
         delta.parts.begin(), delta.parts.end(), trace.trace_id,
         [](const sampling::BufferedPart& p, const base::TraceId& id) { return p.trace_id < id; });
@@ -55,13 +56,23 @@ Ingester::Ingester(store::Store& store, const base::Clock& clock, IngesterOption
 Ingester::~Ingester() { Shutdown(); }
 
 absl::Status Ingester::Ingest(base::TraceBatch batch, RejectedSpans* rejected) {
+  return Ingest(std::move(batch), otlp::ReceivedBytes(), rejected);
+}
+
+absl::Status Ingester::Ingest(base::TraceBatch batch, otlp::ReceivedBytes received,
+                              RejectedSpans* rejected) {
   // First, so that nothing below (refusal messages, WAL, metric labels, sampler, records) ever
   // holds what the scrubber removes; the hash is added after, so that it is of a clean value.
-  if (consumers_.scrubber != nullptr) consumers_.scrubber->Scrub(batch);
+  // The spans the scrubber changes are stored from the model, not from their received bytes.
+  if (consumers_.scrubber != nullptr) {
+    std::vector<scrub::SpanPosition> changed;
+    consumers_.scrubber->Scrub(batch, &changed);
+    for (const scrub::SpanPosition& at : changed) received.Forget(at.resource, at.scope, at.span);
+  }
   if (consumers_.operator_hasher != nullptr) consumers_.operator_hasher->AddOperatorIdHashes(batch);
   RejectedSpans refused_here;
-  const CheckedBatch checked =
-      CheckSpans(batch, options_.limits, clock_.NowUnixNano(), rejected ? *rejected : refused_here);
+  const CheckedBatch checked = CheckSpans(batch, options_.limits, clock_.NowUnixNano(),
+                                          rejected ? *rejected : refused_here, &received);
   auto pending = std::make_shared<Pending>();
   pending->span_count = checked.spans;
   pending->bytes = checked.bytes;
@@ -77,6 +88,7 @@ absl::Status Ingester::Ingest(base::TraceBatch batch, RejectedSpans* rejected) {
     }
     if (absl::Status room = MakeRoom(*pending); !room.ok()) return room;
     pending->batch = std::move(batch);
+    pending->received = std::move(received);
     queue_.push_back(pending);
   }
   work_ready_.notify_one();
@@ -85,6 +97,7 @@ absl::Status Ingester::Ingest(base::TraceBatch batch, RejectedSpans* rejected) {
   // Taken out of the Pending, which the writer thread may be the last to let go: the spans are
   // freed here, by the thread that allocated them.
   const base::TraceBatch kept = std::move(pending->batch);
+  const otlp::ReceivedBytes kept_received = std::move(pending->received);
   std::vector<base::Span>().swap(pending->dropped_spans);  // freed now, before the write
   if (!status.ok()) return status;
   // Span blocks are encoded and written on the caller's thread: RocksDB merges concurrent
@@ -92,8 +105,8 @@ absl::Status Ingester::Ingest(base::TraceBatch batch, RejectedSpans* rejected) {
   // detail the sampler buffered goes in the same write, so what is acknowledged is stored.
   store::PendingChanges detail = PendingChangesOf(std::move(pending->pending_detail));
   if (kept.SpanCount() == 0 && detail.empty()) return absl::OkStatus();
-  absl::Status written = store_.Write(
-      store::WriteSet{BlocksByTrace(kept, clock_.NowUnixNano()), {}, std::move(detail)});
+  absl::Status written = store_.Write(store::WriteSet{
+      BlocksByTrace(kept, clock_.NowUnixNano(), &kept_received), {}, std::move(detail)});
   if (!written.ok()) {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.write_errors;
@@ -343,7 +356,7 @@ void Ingester::Process(std::vector<std::shared_ptr<Pending>>& group,
     }
     if (consumers_.sampler != nullptr) {
       pending->batch = consumers_.sampler->Admit(std::move(pending->batch), &pending->dropped_spans,
-                                                 &pending->pending_detail);
+                                                 &pending->pending_detail, &pending->received);
     }
   }
 }

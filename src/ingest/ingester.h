@@ -18,9 +18,10 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
-#include "ingest/span_limits.h"
 #include "base/clock.h"
 #include "base/span.h"
+#include "ingest/span_limits.h"
+#include "otlp/received_bytes.h"
 #include "sampling/tail_sampler.h"
 #include "store/store.h"
 
@@ -109,6 +110,10 @@ class Ingester {
   // `options.limits` are refused alone, before queuing: counted and described in `rejected`
   // (for partial_success; may be null), the others stored.
   absl::Status Ingest(base::TraceBatch batch, RejectedSpans* rejected = nullptr);
+  // The same for a batch decoded from protobuf with its body kept: `received` says where its
+  // spans' bytes are, so that storing them copies those bytes instead of encoding again.
+  absl::Status Ingest(base::TraceBatch batch, otlp::ReceivedBytes received,
+                      RejectedSpans* rejected = nullptr);
 
   // Finishes queued work, then refuses new work. Idempotent.
   void Shutdown();
@@ -117,7 +122,8 @@ class Ingester {
 
  private:
   struct Pending {
-    base::TraceBatch batch;  // in: as received; out: what the sampler keeps for the store
+    base::TraceBatch batch;        // in: as received; out: what the sampler keeps for the store
+    otlp::ReceivedBytes received;  // where `batch`'s spans sit in their request body
     // The spans the sampler did not keep: destroyed by the receiving thread, which allocated
     // them (see TailSampler::Admit).
     std::vector<base::Span> dropped_spans;
@@ -179,7 +185,9 @@ class Ingester {
 
 // Splits a batch into one encoded block per trace (keeping resource and scope), each timed by
 // its latest span end, clamped to `now` (a clock running ahead must not dodge retention).
-std::vector<store::SpanBlock> BlocksByTrace(const base::TraceBatch& batch, uint64_t now_unix_nano);
+// `received` (may be null): the batch's received bytes, copied rather than encoded again.
+std::vector<store::SpanBlock> BlocksByTrace(const base::TraceBatch& batch, uint64_t now_unix_nano,
+                                            const otlp::ReceivedBytes* received = nullptr);
 
 // The store's form of what the sampler reported (its buffered spans encoded one block per
 // trace); the buffered spans are freed by the calling thread.

@@ -17,10 +17,10 @@
 #include <thread>
 #include <vector>
 
+#include "base/clock.h"
 #include "lifecycle/derived_attributes.h"
 #include "metrics/registry.h"
 #include "metrics/trace_metrics.h"
-#include "base/clock.h"
 #include "otlp/proto_codec.h"
 #include "sampling/tail_sampler.h"
 #include "scrub/operator_id_hasher.h"
@@ -55,7 +55,7 @@ base::Resource Service(const std::string& name) {
 }
 
 base::Span MakeSpan(uint8_t trace, uint8_t id, std::string name, uint64_t end,
-                     base::Attributes attributes = {}) {
+                    base::Attributes attributes = {}) {
   base::Span s;
   s.trace_id = TraceIdOf(trace);
   s.span_id.bytes[0] = 0x99;
@@ -69,7 +69,7 @@ base::Span MakeSpan(uint8_t trace, uint8_t id, std::string name, uint64_t end,
 }
 
 base::Span Transition(uint8_t trace, uint8_t id, const std::string& order,
-                       const std::string& status, int64_t version, uint64_t end) {
+                      const std::string& status, int64_t version, uint64_t end) {
   return MakeSpan(trace, id, "Set" + status, end,
                   {Str("order_id", order), Str("new_status", status),
                    base::KeyValue{"event_version", base::AnyValue::Int(version)}});
@@ -630,8 +630,7 @@ TEST_F(IngesterTest, MetricsSeeEverySpanTheSamplerDrops) {
   sampling::TailSampler sampler(sampling_options, clock_);
   Ingester ingester(*store_, clock_, {}, IngestConsumers{nullptr, &trace_metrics, &sampler});
 
-  ASSERT_TRUE(
-      ingester.Ingest(TransitionWithDetail("SELECT orders", base::SpanKind::kClient)).ok());
+  ASSERT_TRUE(ingester.Ingest(TransitionWithDetail("SELECT orders", base::SpanKind::kClient)).ok());
   // The detail span waits for its decision; after the wait it is dropped, never stored.
   clock_.Advance(2 * kSecond);
   for (int i = 0; i < 100 && sampler.Stats().pending_spans > 0; ++i) {
@@ -674,7 +673,7 @@ TEST_F(IngesterTest, PiiIsRemovedBeforeStorageAndMetricsAndOperatorIdsGainTheirH
       otlp::EncodeProtobuf(Batch(Service("shop-api"), {Scope("shop", {span})})));
   absl::StatusOr<otlp::DecodedRequest> decoded = otlp::DecodeProtobufRequest(body);
   ASSERT_TRUE(decoded.ok());
-  ASSERT_TRUE(ingester.Ingest(std::move(decoded->batch)).ok());
+  ASSERT_TRUE(ingester.Ingest(std::move(decoded->batch), std::move(decoded->received)).ok());
 
   absl::StatusOr<std::vector<std::string>> blocks = store_->ReadTrace(TraceIdOf(1));
   ASSERT_TRUE(blocks.ok());

@@ -181,20 +181,22 @@ size_t ApproximateBytes(const base::Span& span) {
 }
 
 CheckedBatch CheckSpans(base::TraceBatch& batch, const SpanLimits& limits, uint64_t now_unix_nano,
-                        RejectedSpans& rejected) {
+                        RejectedSpans& rejected, otlp::ReceivedBytes* received) {
   CheckedBatch out;
-  const std::string* counted_body = nullptr;  // a request's spans share one body
   auto refuse = [&](const base::Span& span, RefusalReason reason, const std::string& problem) {
     ++out.refused[static_cast<size_t>(reason)];
     rejected.Add("span " + span.span_id.ToHex() + ": " + problem);
   };
-  for (base::ResourceSpans& rs : batch.resource_spans) {
+  for (size_t r = 0; r < batch.resource_spans.size(); ++r) {
+    base::ResourceSpans& rs = batch.resource_spans[r];
     std::string resource_problem = AttributesProblem(rs.resource.attributes, limits, "resource");
-    for (base::ScopeSpans& ss : rs.scope_spans) {
+    for (size_t s = 0; s < rs.scope_spans.size(); ++s) {
+      base::ScopeSpans& ss = rs.scope_spans[s];
       std::string scope_problem = resource_problem.empty()
                                       ? AttributesProblem(ss.scope.attributes, limits, "scope")
                                       : resource_problem;
-      std::erase_if(ss.spans, [&](const base::Span& span) {
+      otlp::ReceivedBytes::Scope* ss_received = received ? received->MutableScope(r, s) : nullptr;
+      otlp::EraseAligned(ss.spans, ss_received, [&](const base::Span& span) {
         if (!scope_problem.empty()) {
           refuse(span, AttributeReason(scope_problem), scope_problem);
           return true;
@@ -208,15 +210,14 @@ CheckedBatch CheckSpans(base::TraceBatch& batch, const SpanLimits& limits, uint6
       out.spans += ss.spans.size();
       for (const base::Span& span : ss.spans) out.bytes += ApproximateBytes(span);
     }
-    std::erase_if(rs.scope_spans, [](const base::ScopeSpans& ss) { return ss.spans.empty(); });
+    otlp::EraseAligned(rs.scope_spans, received ? received->MutableResource(r) : nullptr,
+                       [](const base::ScopeSpans& ss) { return ss.spans.empty(); });
     out.bytes += sizeof(base::ResourceSpans) + AttributesBytes(rs.resource.attributes);
-    if (rs.wire_body != nullptr && rs.wire_body.get() != counted_body) {
-      counted_body = rs.wire_body.get();
-      out.bytes += counted_body->size();
-    }
   }
-  std::erase_if(batch.resource_spans,
-                [](const base::ResourceSpans& rs) { return rs.scope_spans.empty(); });
+  otlp::EraseAligned(batch.resource_spans, received ? &received->resources() : nullptr,
+                     [](const base::ResourceSpans& rs) { return rs.scope_spans.empty(); });
+  // The request body the spans' received bytes keep alive.
+  if (received != nullptr && received->body() != nullptr) out.bytes += received->body()->size();
   return out;
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "base/span.h"
+#include "otlp/received_bytes.h"
 
 namespace ordertrace::ingest {
 
@@ -46,9 +47,10 @@ struct CheckedBatch {
 };
 
 // Removes the spans of `batch` that break `limits` at `now_unix_nano` (and scopes and resources
-// left empty), adding each to `rejected`, and measures what is left.
+// left empty), adding each to `rejected`, and measures what is left (with the body `received`
+// keeps alive). `received` (may be null): the batch's received bytes, kept aligned with it.
 CheckedBatch CheckSpans(base::TraceBatch& batch, const SpanLimits& limits, uint64_t now_unix_nano,
-                        RejectedSpans& rejected);
+                        RejectedSpans& rejected, otlp::ReceivedBytes* received = nullptr);
 
 // About how many bytes of memory `span` holds (its objects and their text).
 size_t ApproximateBytes(const base::Span& span);

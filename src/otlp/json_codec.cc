@@ -310,7 +310,7 @@ DecodedRequest RequestFrom(const json& root) {
     rs.schema_url = StringField(rs_in, "schemaUrl", "schema_url");
     for (const json& ss_in : ArrayField(rs_in, "scopeSpans", "scope_spans")) {
       if (!ss_in.is_object()) throw ShapeError{"scopeSpans items must be objects"};
-      base::ScopeSpans ss;
+      base::ScopeSpans& ss = rs.scope_spans.emplace_back();
       if (const json* s = Field(ss_in, "scope")) {
         ss.scope.name = StringField(*s, "name");
         ss.scope.version = StringField(*s, "version");
@@ -327,9 +327,8 @@ DecodedRequest RequestFrom(const json& root) {
           out.Reject(reason);
         }
       }
-      if (!ss.spans.empty()) rs.scope_spans.push_back(std::move(ss));
     }
-    if (!rs.scope_spans.empty()) out.batch.resource_spans.push_back(std::move(rs));
+    out.Add(std::move(rs));
   }
   return out;
 }

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cstring>
-#include <functional>
+#include <optional>
 #include <tuple>
 
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
@@ -24,7 +24,7 @@ base::AnyValue ToModel(const pb_common::AnyValue& in);
 constexpr size_t kDerivedAttributeRoom = 3;
 
 base::Attributes ToModel(const google::protobuf::RepeatedPtrField<pb_common::KeyValue>& in,
-                          size_t room = 0) {
+                         size_t room = 0) {
   base::Attributes out;
   out.reserve(in.size() + room);
   for (const pb_common::KeyValue& kv : in) {
@@ -111,7 +111,7 @@ bool ToModel(const pb_trace::Span& in, base::Span& out, std::string& reason) {
   out.events.reserve(in.events_size());
   for (const auto& e : in.events()) {
     out.events.push_back(base::SpanEvent{e.time_unix_nano(), e.name(), ToModel(e.attributes()),
-                                          e.dropped_attributes_count()});
+                                         e.dropped_attributes_count()});
   }
   out.dropped_events_count = in.dropped_events_count();
   out.links.reserve(in.links_size());
@@ -123,8 +123,8 @@ bool ToModel(const pb_trace::Span& in, base::Span& out, std::string& reason) {
       continue;
     }
     out.links.push_back(base::SpanLink{*link_trace, *link_span, l.trace_state(),
-                                        ToModel(l.attributes()), l.dropped_attributes_count(),
-                                        l.flags()});
+                                       ToModel(l.attributes()), l.dropped_attributes_count(),
+                                       l.flags()});
   }
   out.dropped_links_count += in.dropped_links_count();
   out.status.code = static_cast<base::StatusCode>(in.status().code());
@@ -153,48 +153,69 @@ std::vector<std::string_view> SpanBytes(std::string_view body) {
   return spans;
 }
 
-// `span_bytes`: SpanBytes() of the body the list was parsed from, kept alive by `body`; empty
-// when the body is not kept.
+// A resource as the model holds it, without its scopes.
+base::ResourceSpans ResourceShell(const pb_trace::ResourceSpans& in) {
+  base::ResourceSpans out;
+  out.resource.attributes = ToModel(in.resource().attributes());
+  out.resource.dropped_attributes_count = in.resource().dropped_attributes_count();
+  out.schema_url = in.schema_url();
+  out.scope_spans.reserve(in.scope_spans_size());
+  return out;
+}
+
+// A scope as the model holds it, without its spans.
+base::ScopeSpans ScopeShell(const pb_trace::ScopeSpans& in) {
+  base::ScopeSpans out;
+  out.scope.name = in.scope().name();
+  out.scope.version = in.scope().version();
+  out.scope.attributes = ToModel(in.scope().attributes());
+  out.scope.dropped_attributes_count = in.scope().dropped_attributes_count();
+  out.schema_url = in.schema_url();
+  out.spans.reserve(in.spans_size());
+  return out;
+}
+
+// `span_bytes`: SpanBytes() of `body`, the body the list was parsed from; empty when the body
+// is not kept. Then the request's `received` says where each valid span's bytes are.
 template <typename ResourceSpansList>
 DecodedRequest ConvertResourceSpans(const ResourceSpansList& list,
                                     const std::vector<std::string_view>& span_bytes = {},
-                                    const std::shared_ptr<const std::string>& body = nullptr) {
-  size_t span_index = 0;
-  const bool with_wire = body != nullptr && !span_bytes.empty();
+                                    std::shared_ptr<const std::string> body = nullptr) {
   DecodedRequest out;
+  const bool with_bytes = body != nullptr && !span_bytes.empty();
+  if (with_bytes) out.received = ReceivedBytes(std::move(body));
   out.batch.resource_spans.reserve(list.size());
+  size_t span_index = 0;  // in span_bytes, which holds the refused spans too
   std::string reason;
   for (const pb_trace::ResourceSpans& rs_in : list) {
-    base::ResourceSpans rs;
-    rs.resource.attributes = ToModel(rs_in.resource().attributes());
-    rs.resource.dropped_attributes_count = rs_in.resource().dropped_attributes_count();
-    rs.schema_url = rs_in.schema_url();
-    if (with_wire) rs.wire_body = body;
-    rs.scope_spans.reserve(rs_in.scope_spans_size());
+    base::ResourceSpans rs = ResourceShell(rs_in);
+    ReceivedBytes::Resource entries;
+    if (with_bytes) entries.reserve(rs_in.scope_spans_size());
     for (const pb_trace::ScopeSpans& ss_in : rs_in.scope_spans()) {
-      base::ScopeSpans ss;
-      ss.scope.name = ss_in.scope().name();
-      ss.scope.version = ss_in.scope().version();
-      ss.scope.attributes = ToModel(ss_in.scope().attributes());
-      ss.scope.dropped_attributes_count = ss_in.scope().dropped_attributes_count();
-      ss.schema_url = ss_in.schema_url();
-      ss.spans.reserve(ss_in.spans_size());
-      for (const pb_trace::Span& span_in : ss_in.spans()) {
-        base::Span span;
-        const size_t index = span_index++;
-        if (ToModel(span_in, span, reason)) {
-          if (with_wire && index < span_bytes.size()) {
-            span.wire =
-                base::SpanWire{span_bytes[index], static_cast<uint32_t>(span.attributes.size())};
-          }
-          ss.spans.push_back(std::move(span));
-        } else {
-          out.Reject(reason);
-        }
+      base::ScopeSpans& ss = rs.scope_spans.emplace_back(ScopeShell(ss_in));
+      ReceivedBytes::Scope* scope_entries = nullptr;
+      if (with_bytes) {
+        scope_entries = &entries.emplace_back();
+        scope_entries->reserve(ss_in.spans_size());
       }
-      if (!ss.spans.empty()) rs.scope_spans.push_back(std::move(ss));
+      for (const pb_trace::Span& span_in : ss_in.spans()) {
+        const size_t index = span_index++;
+        base::Span span;
+        if (!ToModel(span_in, span, reason)) {
+          out.Reject(reason);
+          continue;
+        }
+        if (scope_entries != nullptr) {
+          scope_entries->push_back(
+              index < span_bytes.size()
+                  ? ReceivedBytes::Span{span_bytes[index],
+                                        static_cast<uint32_t>(span.attributes.size())}
+                  : ReceivedBytes::Span{});
+        }
+        ss.spans.push_back(std::move(span));
+      }
     }
-    if (!rs.scope_spans.empty()) out.batch.resource_spans.push_back(std::move(rs));
+    out.Add(std::move(rs), std::move(entries));
   }
   return out;
 }
@@ -304,7 +325,7 @@ absl::StatusOr<DecodedRequest> DecodeProtobufRequest(std::shared_ptr<const std::
     for (const auto& ss : rs.scope_spans()) parsed += static_cast<size_t>(ss.spans_size());
   }
   if (parsed != span_bytes.size()) span_bytes.clear();
-  return ConvertResourceSpans(request->resource_spans(), span_bytes, body);
+  return ConvertResourceSpans(request->resource_spans(), span_bytes, std::move(body));
 }
 
 DecodedRequest FromProto(const pb_collector::ExportTraceServiceRequest& request) {
@@ -345,15 +366,6 @@ void ToProto(const base::ScopeSpans& ss, pb_trace::ScopeSpans& out) {
 }
 
 namespace {
-
-// A span's encoding as two pieces: its received bytes (may be empty) followed by `tail`, which
-// holds the attributes appended since it was received, or the whole span encoded again.
-struct SpanPieces {
-  std::string_view received;
-  std::string tail;
-
-  size_t size() const { return received.size() + tail.size(); }
-};
 
 // A Span.attributes entry (field 9: a repeated field, so appending entries to a span's bytes
 // extends it). Scalars (all the derived attributes are doubles) are written directly, sizes
@@ -436,31 +448,27 @@ void AppendAttributeField(std::string& out, const base::KeyValue& kv) {
   }
 }
 
-bool HasUsableWire(const base::Span& span, const base::ResourceSpans& rs) {
-  if (span.wire.bytes.empty() || rs.wire_body == nullptr) return false;
-  // The bytes must lie inside the body this ResourceSpans keeps alive: a span moved into
-  // another batch must not be read through a view of a body that may be gone.
-  // std::less: the pointers may belong to unrelated buffers.
-  const std::less<const char*> before;
-  const char* begin = rs.wire_body->data();
-  const char* end = begin + rs.wire_body->size();
-  const char* data = span.wire.bytes.data();
-  return !before(data, begin) && !before(end, data) &&
-         span.wire.bytes.size() <= static_cast<size_t>(end - data) &&
-         span.wire.attribute_count <= span.attributes.size();
+// `received`, when it may stand for `span`: attributes are only ever appended after decoding
+// (anything else drops the entry), so the span must still have those its bytes hold.
+const ReceivedBytes::Span* Usable(const ReceivedBytes::Span* received, const base::Span& span) {
+  if (received == nullptr || received->bytes.empty()) return nullptr;
+  return received->attribute_count <= span.attributes.size() ? received : nullptr;
 }
 
-SpanPieces PiecesOf(const base::Span& span, const base::ResourceSpans& rs) {
-  SpanPieces pieces;
-  if (!HasUsableWire(span, rs)) {
-    pieces.tail = EncodeSpan(span);
-    return pieces;
+// The size of `span` encoded from its received bytes and the attributes appended since.
+size_t ReceivedSize(const ReceivedBytes::Span& received, const base::Span& span) {
+  size_t size = received.bytes.size();
+  for (size_t i = received.attribute_count; i < span.attributes.size(); ++i) {
+    size += AttributeFieldSize(span.attributes[i]);
   }
-  pieces.received = span.wire.bytes;
-  for (size_t i = span.wire.attribute_count; i < span.attributes.size(); ++i) {
-    AppendAttributeField(pieces.tail, span.attributes[i]);
+  return size;
+}
+
+void AppendReceived(std::string& out, const ReceivedBytes::Span& received, const base::Span& span) {
+  out.append(received.bytes);
+  for (size_t i = received.attribute_count; i < span.attributes.size(); ++i) {
+    AppendAttributeField(out, span.attributes[i]);
   }
-  return pieces;
 }
 
 std::string ResourceBytes(const base::ResourceSpans& rs) {
@@ -477,169 +485,211 @@ std::string ScopeBytes(const base::ScopeSpans& ss) {
   return out->scope().SerializeAsString();
 }
 
-}  // namespace
+// EncodeProtobufByTrace's work, written at the wire level: TracesData { ResourceSpans
+// resource_spans = 1 }, ResourceSpans { Resource resource = 1; ScopeSpans scope_spans = 2;
+// string schema_url = 3 }, ScopeSpans { InstrumentationScope scope = 1; Span spans = 2; string
+// schema_url = 3 }. A resource's and a scope's bytes are encoded once per batch; each span's
+// received bytes are copied straight into its trace's part, followed by the attributes appended
+// since (or, without received bytes, the span encoded again). One flat list of the batch's
+// spans, sorted by trace, instead of a container per trace: this runs for every stored request.
+class TraceSplitter {
+ public:
+  TraceSplitter(const base::TraceBatch& batch, const ReceivedBytes* received) {
+    Gather(batch, received);
+    std::sort(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) {
+      return std::tie(a.trace_id, a.position) < std::tie(b.trace_id, b.position);
+    });
+  }
 
-std::string EncodeSpan(const base::Span& span, const base::ResourceSpans& resource_spans) {
-  SpanPieces pieces = PiecesOf(span, resource_spans);
-  if (pieces.received.empty()) return std::move(pieces.tail);
-  std::string out;
-  out.reserve(pieces.size());
-  out.append(pieces.received);
-  out.append(pieces.tail);
-  return out;
-}
+  std::vector<EncodedTrace> EncodeTraces() {
+    std::vector<EncodedTrace> out;
+    for (size_t begin = 0; begin < entries_.size();) {
+      const size_t end = TraceEnd(begin);
+      out.push_back(EncodeTrace(begin, end));
+      begin = end;
+    }
+    return out;
+  }
 
-std::vector<EncodedTrace> EncodeProtobufByTrace(const base::TraceBatch& batch) {
-  // Written at the wire level: TracesData { ResourceSpans resource_spans = 1 }, ResourceSpans
-  // { Resource resource = 1; ScopeSpans scope_spans = 2; string schema_url = 3 }, ScopeSpans
-  // { InstrumentationScope scope = 1; Span spans = 2; string schema_url = 3 }. A resource's
-  // and a scope's bytes are encoded once per batch; each span's received bytes are copied
-  // straight into its trace's part, followed by the attributes appended since (or, without
-  // received bytes, the span encoded again). One flat list of the batch's spans, sorted by
-  // trace, instead of a container per trace: this runs for every stored request.
+ private:
   struct Entry {
     base::TraceId trace_id;
     uint32_t position;  // in the batch: keeps a trace's spans in the order they came
     uint32_t rs;
     uint32_t ss;  // index within the batch's flattened scopes
     const base::Span* span;
-    size_t size;           // the span's encoded bytes
-    size_t encoded_again;  // 1 + index in `encoded_again`; 0: its received bytes are used
+    const ReceivedBytes::Span* received;  // null: encoded again
+    size_t size;                          // the span's encoded bytes
+    size_t encoded_again;                 // its index in encoded_again_, when received is null
   };
-  std::vector<const base::ResourceSpans*> resources;
-  std::vector<const base::ScopeSpans*> scopes;
-  std::vector<Entry> entries;
-  std::vector<std::string> encoded_again;
-  entries.reserve(batch.SpanCount());
-  for (const base::ResourceSpans& rs : batch.resource_spans) {
-    resources.push_back(&rs);
-    for (const base::ScopeSpans& ss : rs.scope_spans) {
-      scopes.push_back(&ss);
-      for (const base::Span& span : ss.spans) {
-        Entry entry{span.trace_id,
-                    static_cast<uint32_t>(entries.size()),
-                    static_cast<uint32_t>(resources.size() - 1),
-                    static_cast<uint32_t>(scopes.size() - 1),
-                    &span,
-                    0,
-                    0};
-        if (HasUsableWire(span, rs)) {
-          entry.size = span.wire.bytes.size();
-          for (size_t i = span.wire.attribute_count; i < span.attributes.size(); ++i) {
-            entry.size += AttributeFieldSize(span.attributes[i]);
-          }
-        } else {
-          encoded_again.push_back(EncodeSpan(span));
-          entry.size = encoded_again.back().size();
-          entry.encoded_again = encoded_again.size();
-        }
-        entries.push_back(entry);
-      }
-    }
-  }
-  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
-    return std::tie(a.trace_id, a.position) < std::tie(b.trace_id, b.position);
-  });
-  std::vector<std::string> resource_bytes(resources.size());
-  std::vector<bool> resource_done(resources.size());
-  std::vector<std::string> scope_bytes(scopes.size());
-  std::vector<bool> scope_done(scopes.size());
-
   // Runs of entries of one scope make a ScopeSpans; runs of one resource a ResourceSpans.
   struct Run {
     size_t begin, end, size;
   };
-  std::vector<Run> scope_runs;
-  std::vector<Run> resource_runs;  // over scope_runs
-  std::vector<EncodedTrace> out;
-  for (size_t trace_begin = 0; trace_begin < entries.size();) {
-    const base::TraceId& trace_id = entries[trace_begin].trace_id;
-    size_t trace_end = trace_begin;
-    uint64_t latest_end = 0;
-    for (; trace_end < entries.size() && entries[trace_end].trace_id == trace_id; ++trace_end) {
-      latest_end = std::max(latest_end, entries[trace_end].span->end_time_unix_nano);
+
+  // Flattens the batch into entries_, each span measured (or encoded again) on the way.
+  void Gather(const base::TraceBatch& batch, const ReceivedBytes* received) {
+    entries_.reserve(batch.SpanCount());
+    for (size_t r = 0; r < batch.resource_spans.size(); ++r) {
+      resources_.push_back(&batch.resource_spans[r]);
+      const std::vector<base::ScopeSpans>& scopes = batch.resource_spans[r].scope_spans;
+      for (size_t s = 0; s < scopes.size(); ++s) {
+        scopes_.push_back(&scopes[s]);
+        const ReceivedBytes::Scope* scope_received =
+            received != nullptr ? received->ScopeOf(r, s) : nullptr;
+        for (size_t i = 0; i < scopes[s].spans.size(); ++i) {
+          const base::Span& span = scopes[s].spans[i];
+          const bool has_entry = scope_received != nullptr && i < scope_received->size();
+          Entry entry{span.trace_id,
+                      static_cast<uint32_t>(entries_.size()),
+                      static_cast<uint32_t>(resources_.size() - 1),
+                      static_cast<uint32_t>(scopes_.size() - 1),
+                      &span,
+                      Usable(has_entry ? &(*scope_received)[i] : nullptr, span),
+                      0,
+                      0};
+          if (entry.received != nullptr) {
+            entry.size = ReceivedSize(*entry.received, span);
+          } else {
+            entry.encoded_again = encoded_again_.size();
+            entry.size = encoded_again_.emplace_back(EncodeSpan(span)).size();
+          }
+          entries_.push_back(entry);
+        }
+      }
     }
-    // Sizes first (a length precedes each message), then the bytes.
-    scope_runs.clear();
-    for (size_t i = trace_begin; i < trace_end;) {
+    resource_bytes_.resize(resources_.size());
+    scope_bytes_.resize(scopes_.size());
+  }
+
+  // The end of the trace that starts at entries_[begin].
+  size_t TraceEnd(size_t begin) const {
+    size_t end = begin;
+    while (end < entries_.size() && entries_[end].trace_id == entries_[begin].trace_id) ++end;
+    return end;
+  }
+
+  // Sizes first (a length precedes each message), then the bytes.
+  EncodedTrace EncodeTrace(size_t begin, size_t end) {
+    uint64_t latest_end = 0;
+    for (size_t e = begin; e < end; ++e) {
+      latest_end = std::max(latest_end, entries_[e].span->end_time_unix_nano);
+    }
+    MeasureScopeRuns(begin, end);
+    const size_t total = MeasureResourceRuns();
+    std::string encoded;
+    encoded.reserve(total);
+    for (const Run& resource_run : resource_runs_) WriteResourceRun(resource_run, encoded);
+    assert(encoded.size() == total);
+    return EncodedTrace{entries_[begin].trace_id, latest_end, std::move(encoded)};
+  }
+
+  // Splits entries [begin, end) into runs of one scope, each with its ScopeSpans' size.
+  void MeasureScopeRuns(size_t begin, size_t end) {
+    scope_runs_.clear();
+    for (size_t i = begin; i < end;) {
+      const size_t ss = entries_[i].ss;
+      size_t size = wire::LenFieldSize(1, ScopeBytesOf(ss).size());
       size_t j = i;
-      size_t size = 0;
-      const size_t ss = entries[i].ss;
-      if (!scope_done[ss]) {
-        scope_bytes[ss] = ScopeBytes(*scopes[ss]);
-        scope_done[ss] = true;
+      for (; j < end && entries_[j].ss == ss; ++j) size += wire::LenFieldSize(2, entries_[j].size);
+      if (!scopes_[ss]->schema_url.empty()) {
+        size += wire::LenFieldSize(3, scopes_[ss]->schema_url.size());
       }
-      size += wire::LenFieldSize(1, scope_bytes[ss].size());
-      for (; j < trace_end && entries[j].ss == ss; ++j) {
-        size += wire::LenFieldSize(2, entries[j].size);
-      }
-      if (!scopes[ss]->schema_url.empty()) {
-        size += wire::LenFieldSize(3, scopes[ss]->schema_url.size());
-      }
-      scope_runs.push_back(Run{i, j, size});
+      scope_runs_.push_back(Run{i, j, size});
       i = j;
     }
-    resource_runs.clear();
+  }
+
+  // Splits the scope runs into runs of one resource, each with its ResourceSpans' size; returns
+  // the size of the whole TracesData.
+  size_t MeasureResourceRuns() {
+    resource_runs_.clear();
     size_t total = 0;
-    for (size_t i = 0; i < scope_runs.size();) {
-      const size_t rs = entries[scope_runs[i].begin].rs;
-      if (!resource_done[rs]) {
-        resource_bytes[rs] = ResourceBytes(*resources[rs]);
-        resource_done[rs] = true;
-      }
-      size_t size = wire::LenFieldSize(1, resource_bytes[rs].size());
+    for (size_t i = 0; i < scope_runs_.size();) {
+      const size_t rs = ResourceOfRun(scope_runs_[i]);
+      size_t size = wire::LenFieldSize(1, ResourceBytesOf(rs).size());
       size_t j = i;
-      for (; j < scope_runs.size() && entries[scope_runs[j].begin].rs == rs; ++j) {
-        size += wire::LenFieldSize(2, scope_runs[j].size);
+      for (; j < scope_runs_.size() && ResourceOfRun(scope_runs_[j]) == rs; ++j) {
+        size += wire::LenFieldSize(2, scope_runs_[j].size);
       }
-      if (!resources[rs]->schema_url.empty()) {
-        size += wire::LenFieldSize(3, resources[rs]->schema_url.size());
+      if (!resources_[rs]->schema_url.empty()) {
+        size += wire::LenFieldSize(3, resources_[rs]->schema_url.size());
       }
-      resource_runs.push_back(Run{i, j, size});
+      resource_runs_.push_back(Run{i, j, size});
       total += wire::LenFieldSize(1, size);
       i = j;
     }
-    std::string encoded;
-    encoded.reserve(total);
-    for (const Run& resource_run : resource_runs) {
-      const size_t rs = entries[scope_runs[resource_run.begin].begin].rs;
-      wire::AppendLenHeader(encoded, 1, resource_run.size);
-      wire::AppendLenHeader(encoded, 1, resource_bytes[rs].size());
-      encoded += resource_bytes[rs];
-      for (size_t k = resource_run.begin; k < resource_run.end; ++k) {
-        const Run& scope_run = scope_runs[k];
-        const size_t ss = entries[scope_run.begin].ss;
-        wire::AppendLenHeader(encoded, 2, scope_run.size);
-        wire::AppendLenHeader(encoded, 1, scope_bytes[ss].size());
-        encoded += scope_bytes[ss];
-        for (size_t e = scope_run.begin; e < scope_run.end; ++e) {
-          const Entry& entry = entries[e];
-          wire::AppendLenHeader(encoded, 2, entry.size);
-          if (entry.encoded_again != 0) {
-            encoded += encoded_again[entry.encoded_again - 1];
-            continue;
-          }
-          const base::Span& span = *entry.span;
-          encoded.append(span.wire.bytes);
-          for (size_t i = span.wire.attribute_count; i < span.attributes.size(); ++i) {
-            AppendAttributeField(encoded, span.attributes[i]);
-          }
-        }
-        if (!scopes[ss]->schema_url.empty()) {
-          wire::AppendLenHeader(encoded, 3, scopes[ss]->schema_url.size());
-          encoded += scopes[ss]->schema_url;
-        }
-      }
-      if (!resources[rs]->schema_url.empty()) {
-        wire::AppendLenHeader(encoded, 3, resources[rs]->schema_url.size());
-        encoded += resources[rs]->schema_url;
+    return total;
+  }
+
+  void WriteResourceRun(const Run& run, std::string& out) const {
+    const size_t rs = ResourceOfRun(scope_runs_[run.begin]);
+    wire::AppendLenHeader(out, 1, run.size);
+    wire::AppendLenHeader(out, 1, resource_bytes_[rs]->size());
+    out += *resource_bytes_[rs];
+    for (size_t k = run.begin; k < run.end; ++k) WriteScopeRun(scope_runs_[k], out);
+    if (!resources_[rs]->schema_url.empty()) {
+      wire::AppendLenHeader(out, 3, resources_[rs]->schema_url.size());
+      out += resources_[rs]->schema_url;
+    }
+  }
+
+  void WriteScopeRun(const Run& run, std::string& out) const {
+    const size_t ss = entries_[run.begin].ss;
+    wire::AppendLenHeader(out, 2, run.size);
+    wire::AppendLenHeader(out, 1, scope_bytes_[ss]->size());
+    out += *scope_bytes_[ss];
+    for (size_t e = run.begin; e < run.end; ++e) {
+      const Entry& entry = entries_[e];
+      wire::AppendLenHeader(out, 2, entry.size);
+      if (entry.received != nullptr) {
+        AppendReceived(out, *entry.received, *entry.span);
+      } else {
+        out += encoded_again_[entry.encoded_again];
       }
     }
-    assert(encoded.size() == total);
-    out.push_back(EncodedTrace{trace_id, latest_end, std::move(encoded)});
-    trace_begin = trace_end;
+    if (!scopes_[ss]->schema_url.empty()) {
+      wire::AppendLenHeader(out, 3, scopes_[ss]->schema_url.size());
+      out += scopes_[ss]->schema_url;
+    }
   }
+
+  size_t ResourceOfRun(const Run& scope_run) const { return entries_[scope_run.begin].rs; }
+
+  // Encoded when a trace first needs them, once per batch.
+  const std::string& ScopeBytesOf(size_t ss) {
+    if (!scope_bytes_[ss]) scope_bytes_[ss] = ScopeBytes(*scopes_[ss]);
+    return *scope_bytes_[ss];
+  }
+  const std::string& ResourceBytesOf(size_t rs) {
+    if (!resource_bytes_[rs]) resource_bytes_[rs] = ResourceBytes(*resources_[rs]);
+    return *resource_bytes_[rs];
+  }
+
+  std::vector<const base::ResourceSpans*> resources_;
+  std::vector<const base::ScopeSpans*> scopes_;
+  std::vector<Entry> entries_;
+  std::vector<std::string> encoded_again_;
+  std::vector<std::optional<std::string>> resource_bytes_;
+  std::vector<std::optional<std::string>> scope_bytes_;
+  std::vector<Run> scope_runs_;
+  std::vector<Run> resource_runs_;  // over scope_runs_
+};
+
+}  // namespace
+
+std::string EncodeSpan(const base::Span& span, const ReceivedBytes::Span* received) {
+  received = Usable(received, span);
+  if (received == nullptr) return EncodeSpan(span);
+  std::string out;
+  out.reserve(ReceivedSize(*received, span));
+  AppendReceived(out, *received, span);
   return out;
+}
+
+std::vector<EncodedTrace> EncodeProtobufByTrace(const base::TraceBatch& batch,
+                                                const ReceivedBytes* received) {
+  return TraceSplitter(batch, received).EncodeTraces();
 }
 
 std::string EncodeProtobuf(const base::TraceBatch& batch) {

@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "base/span.h"
 #include "otlp/decoded_request.h"
+#include "otlp/received_bytes.h"
 
 namespace opentelemetry::proto::collector::trace::v1 {
 class ExportTraceServiceRequest;
@@ -19,8 +20,8 @@ namespace ordertrace::otlp {
 // undecodable body is kInvalidArgument; invalid spans are dropped and counted.
 absl::StatusOr<DecodedRequest> DecodeProtobufRequest(std::string_view body);
 
-// The same, keeping `body` with the spans (ResourceSpans::wire_body) and where each span's
-// bytes are (Span::wire), so that storing them copies bytes instead of encoding again.
+// The same, keeping `body` with where each span's bytes are in it (DecodedRequest::received),
+// so that storing them copies bytes instead of encoding again.
 absl::StatusOr<DecodedRequest> DecodeProtobufRequest(std::shared_ptr<const std::string> body);
 
 // Converts a request that gRPC has already parsed.
@@ -37,16 +38,18 @@ struct EncodedTrace {
   std::string encoded;
 };
 
-// Splits a batch by trace and encodes each part, without copying the model. Spans that still
-// have their received bytes (Span::wire) are copied as they came, plus any attributes
-// appended since.
-std::vector<EncodedTrace> EncodeProtobufByTrace(const base::TraceBatch& batch);
+// Splits a batch by trace and encodes each part, without copying the model. Spans with an entry
+// in `received` (the batch's received bytes; may be null) are copied as they came, plus any
+// attributes appended since; the others are encoded from the model.
+std::vector<EncodedTrace> EncodeProtobufByTrace(const base::TraceBatch& batch,
+                                                const ReceivedBytes* received = nullptr);
 
 // One span as an OTLP Span message: a compact form for spans held in memory a while (one
 // allocation instead of one per string). DecodeSpan refuses bytes that are not a valid span.
 std::string EncodeSpan(const base::Span& span);
-// The same for a span of `resource_spans`: its received bytes when it still has them.
-std::string EncodeSpan(const base::Span& span, const base::ResourceSpans& resource_spans);
+// The same from the span's received bytes (its entry in its batch's ReceivedBytes; may be null),
+// plus any attributes appended since.
+std::string EncodeSpan(const base::Span& span, const ReceivedBytes::Span* received);
 absl::StatusOr<base::Span> DecodeSpan(std::string_view encoded);
 
 }  // namespace ordertrace::otlp

@@ -299,17 +299,6 @@ pb_collector::ExportTraceServiceRequest MixedRequest() {
   return request;
 }
 
-// The batch as if it had been decoded without its body: every span encoded from the model.
-base::TraceBatch WithoutWire(base::TraceBatch batch) {
-  for (base::ResourceSpans& rs : batch.resource_spans) {
-    rs.wire_body = nullptr;
-    for (base::ScopeSpans& ss : rs.scope_spans) {
-      for (base::Span& span : ss.spans) span.wire = {};
-    }
-  }
-  return batch;
-}
-
 // Each trace's part, parsed, equals the part encoded from the model alone.
 void ExpectSameParts(const std::vector<EncodedTrace>& copied,
                      const std::vector<EncodedTrace>& encoded) {
@@ -332,17 +321,20 @@ TEST(ProtoCodecTest, SpansDecodedWithTheirBodyPointIntoIt) {
   absl::StatusOr<DecodedRequest> decoded = DecodeProtobufRequest(body);
   ASSERT_TRUE(decoded.ok()) << decoded.status();
   ASSERT_EQ(decoded->batch.SpanCount(), 5u);
-  for (const base::ResourceSpans& rs : decoded->batch.resource_spans) {
-    EXPECT_EQ(rs.wire_body, body);
-    for (const base::ScopeSpans& ss : rs.scope_spans) {
-      for (const base::Span& span : ss.spans) {
-        ASSERT_FALSE(span.wire.bytes.empty()) << span.name;
-        EXPECT_GE(span.wire.bytes.data(), body->data());
-        EXPECT_LE(span.wire.bytes.data() + span.wire.bytes.size(), body->data() + body->size());
-        EXPECT_EQ(span.wire.attribute_count, span.attributes.size());
+  EXPECT_EQ(decoded->received.body(), body);
+  const std::vector<base::ResourceSpans>& resources = decoded->batch.resource_spans;
+  for (size_t r = 0; r < resources.size(); ++r) {
+    for (size_t s = 0; s < resources[r].scope_spans.size(); ++s) {
+      for (size_t i = 0; i < resources[r].scope_spans[s].spans.size(); ++i) {
+        const base::Span& span = resources[r].scope_spans[s].spans[i];
+        const ReceivedBytes::Span* wire = decoded->received.Find(r, s, i);
+        ASSERT_NE(wire, nullptr) << span.name;
+        EXPECT_GE(wire->bytes.data(), body->data());
+        EXPECT_LE(wire->bytes.data() + wire->bytes.size(), body->data() + body->size());
+        EXPECT_EQ(wire->attribute_count, span.attributes.size());
         pb_trace::Span parsed;
-        ASSERT_TRUE(parsed.ParseFromArray(span.wire.bytes.data(),
-                                          static_cast<int>(span.wire.bytes.size())));
+        ASSERT_TRUE(
+            parsed.ParseFromArray(wire->bytes.data(), static_cast<int>(wire->bytes.size())));
         EXPECT_EQ(parsed.name(), span.name);
       }
     }
@@ -350,17 +342,17 @@ TEST(ProtoCodecTest, SpansDecodedWithTheirBodyPointIntoIt) {
   // Without a body to keep, nothing points into one.
   absl::StatusOr<DecodedRequest> plain = DecodeProtobufRequest(std::string_view(*body));
   ASSERT_TRUE(plain.ok());
-  EXPECT_EQ(plain->batch.resource_spans[0].wire_body, nullptr);
-  EXPECT_TRUE(plain->batch.resource_spans[0].scope_spans[0].spans[0].wire.bytes.empty());
+  EXPECT_EQ(plain->received.body(), nullptr);
+  EXPECT_EQ(plain->received.Find(0, 0, 0), nullptr);
 }
 
 TEST(ProtoCodecTest, CopiedSpanBytesEncodeAsTheModelWould) {
   auto body = std::make_shared<const std::string>(MixedRequest().SerializeAsString());
   absl::StatusOr<DecodedRequest> decoded = DecodeProtobufRequest(body);
   ASSERT_TRUE(decoded.ok()) << decoded.status();
-  std::vector<EncodedTrace> copied = EncodeProtobufByTrace(decoded->batch);
+  std::vector<EncodedTrace> copied = EncodeProtobufByTrace(decoded->batch, &decoded->received);
   EXPECT_EQ(copied.size(), 3u);
-  ExpectSameParts(copied, EncodeProtobufByTrace(WithoutWire(decoded->batch)));
+  ExpectSameParts(copied, EncodeProtobufByTrace(decoded->batch));
 }
 
 TEST(ProtoCodecTest, AttributesAddedAfterDecodingAreStoredAfterTheReceivedOnes) {
@@ -379,11 +371,10 @@ TEST(ProtoCodecTest, AttributesAddedAfterDecodingAreStoredAfterTheReceivedOnes) 
   span.attributes.push_back({"derived.list", list});
   span.attributes.push_back({"derived.empty", base::AnyValue()});
   // Lengths past 127 take two varint bytes, in the key and in the value.
-  span.attributes.push_back(
-      {std::string(130, 'k'), base::AnyValue::String(std::string(300, 'v'))});
+  span.attributes.push_back({std::string(130, 'k'), base::AnyValue::String(std::string(300, 'v'))});
 
-  std::vector<EncodedTrace> copied = EncodeProtobufByTrace(decoded->batch);
-  ExpectSameParts(copied, EncodeProtobufByTrace(WithoutWire(decoded->batch)));
+  std::vector<EncodedTrace> copied = EncodeProtobufByTrace(decoded->batch, &decoded->received);
+  ExpectSameParts(copied, EncodeProtobufByTrace(decoded->batch));
 
   auto part = std::find_if(copied.begin(), copied.end(),
                            [&](const EncodedTrace& p) { return p.trace_id == span.trace_id; });
@@ -399,32 +390,30 @@ TEST(ProtoCodecTest, AttributesAddedAfterDecodingAreStoredAfterTheReceivedOnes) 
   EXPECT_EQ(back.attributes[received + 5].value.type, T::kEmpty);
 
   // One span alone, as the sampler holds it, carries them too.
-  absl::StatusOr<base::Span> alone =
-      DecodeSpan(EncodeSpan(span, decoded->batch.resource_spans[0]));
+  absl::StatusOr<base::Span> alone = DecodeSpan(EncodeSpan(span, decoded->received.Find(0, 0, 0)));
   ASSERT_TRUE(alone.ok()) << alone.status();
   EXPECT_EQ(alone->attributes, span.attributes);
   EXPECT_EQ(alone->name, span.name);
 }
 
-// A span whose bytes are not inside the body its ResourceSpans keeps (moved into another
-// batch) is encoded from the model, never read through a view of someone else's body.
-TEST(ProtoCodecTest, ASpanAwayFromItsBodyIsEncodedFromTheModel) {
+// A span whose entry is forgotten (it changed after decoding) is encoded from the model, never
+// copied from its received bytes.
+TEST(ProtoCodecTest, ASpanWithoutItsEntryIsEncodedFromTheModel) {
   auto body = std::make_shared<const std::string>(MixedRequest().SerializeAsString());
   absl::StatusOr<DecodedRequest> decoded = DecodeProtobufRequest(body);
   ASSERT_TRUE(decoded.ok());
-  base::Span span = decoded->batch.resource_spans[0].scope_spans[0].spans[1];
-  span.name = "renamed";  // the model changed; the wire view (wrongly) kept
-  base::TraceBatch other;
-  other.resource_spans.push_back(base::ResourceSpans{});
-  other.resource_spans[0].wire_body = std::make_shared<const std::string>(*body);  // a copy
-  other.resource_spans[0].scope_spans.push_back(base::ScopeSpans{});
-  other.resource_spans[0].scope_spans[0].spans.push_back(span);
+  base::Span& changed = decoded->batch.resource_spans[0].scope_spans[0].spans[1];
+  changed.name = "renamed";
+  decoded->received.Forget(0, 0, 1);
 
-  std::vector<EncodedTrace> parts = EncodeProtobufByTrace(other);
-  ASSERT_EQ(parts.size(), 1u);
-  absl::StatusOr<DecodedRequest> back = DecodeProtobufRequest(parts[0].encoded);
+  std::vector<EncodedTrace> parts = EncodeProtobufByTrace(decoded->batch, &decoded->received);
+  auto part = std::find_if(parts.begin(), parts.end(),
+                           [&](const EncodedTrace& p) { return p.trace_id == changed.trace_id; });
+  ASSERT_NE(part, parts.end());
+  absl::StatusOr<DecodedRequest> back = DecodeProtobufRequest(part->encoded);
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(back->batch.resource_spans[0].scope_spans[0].spans[0].name, "renamed");
+  ExpectSameParts(parts, EncodeProtobufByTrace(decoded->batch));
 }
 
 // Interleaved traces over two resources and three scopes: each part holds exactly its trace's
@@ -615,10 +604,11 @@ TEST(ProtoCodecTest, InvalidSpansAreCountedAndTheFirstReasonIsKept) {
   absl::StatusOr<DecodedRequest> kept = DecodeProtobufRequest(body);
   ASSERT_TRUE(kept.ok());
   ASSERT_EQ(kept->batch.SpanCount(), 1u);
-  const base::Span& survivor = kept->batch.resource_spans[0].scope_spans[0].spans[0];
+  const ReceivedBytes::Span* survivor = kept->received.Find(0, 0, 0);
+  ASSERT_NE(survivor, nullptr);
   pb_trace::Span parsed;
-  ASSERT_TRUE(parsed.ParseFromArray(survivor.wire.bytes.data(),
-                                    static_cast<int>(survivor.wire.bytes.size())));
+  ASSERT_TRUE(
+      parsed.ParseFromArray(survivor->bytes.data(), static_cast<int>(survivor->bytes.size())));
   EXPECT_EQ(parsed.name(), "survivor");
 }
 

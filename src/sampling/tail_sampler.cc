@@ -20,6 +20,8 @@ namespace {
 // entries (the bound is on memory, so an empty span is not free).
 constexpr size_t kPendingSpanOverhead = 64;
 
+const std::shared_ptr<const std::string> kNoBody;
+
 // One byte per span of a batch, computed outside the lock.
 constexpr uint8_t kLifecycle = 1;
 constexpr uint8_t kDecisive = 2;  // slow or failed: keeps its whole trace
@@ -57,6 +59,23 @@ uint8_t Classify(const base::Span& span, uint64_t slow_threshold_nanos) {
     c |= kDecisive;
   }
   return c;
+}
+
+// Notes the received bytes of a span moved into delta.buffered at (resource, scope, span), so
+// that storing it copies them. Only bytes of one body are kept: a delta given to calls with
+// different requests encodes the later ones' spans again.
+void NoteBuffered(PendingDelta& delta, const std::shared_ptr<const std::string>& body,
+                  size_t resource, size_t scope, size_t span,
+                  const otlp::ReceivedBytes::Span& entry) {
+  if (body == nullptr) return;
+  if (delta.received.body() == nullptr) delta.received = otlp::ReceivedBytes(body);
+  if (delta.received.body() != body) return;
+  std::vector<otlp::ReceivedBytes::Resource>& resources = delta.received.resources();
+  if (resources.size() <= resource) resources.resize(resource + 1);
+  if (resources[resource].size() <= scope) resources[resource].resize(scope + 1);
+  otlp::ReceivedBytes::Scope& entries = resources[resource][scope];
+  if (entries.size() < span) entries.resize(span);
+  entries.push_back(entry);
 }
 
 }  // namespace
@@ -140,7 +159,7 @@ TailSampler::TailSampler(SamplingOptions options, const base::Clock& clock)
       next_sequence_(std::max<uint64_t>(1, clock.NowUnixNano())) {}
 
 base::TraceBatch TailSampler::Admit(base::TraceBatch batch, std::vector<base::Span>* dropped,
-                                     PendingDelta* delta) {
+                                    PendingDelta* delta, otlp::ReceivedBytes* received) {
   std::vector<uint8_t> classes;
   size_t detail = 0;
   size_t decisive = 0;
@@ -186,47 +205,67 @@ base::TraceBatch TailSampler::Admit(base::TraceBatch batch, std::vector<base::Sp
     if (detail > 0) {
       // Kept spans move up in place; ScopeSpans and ResourceSpans that sampling emptied go.
       const uint8_t* next_class = classes.data();
+      // The received bytes move with their spans (see otlp::ReceivedBytes).
       std::vector<base::ResourceSpans>& all = batch.resource_spans;
+      std::vector<otlp::ReceivedBytes::Resource>* all_received =
+          received != nullptr ? &received->resources() : nullptr;
       size_t rs_out = 0;
       for (size_t r = 0; r < all.size(); ++r) {
         std::vector<base::ScopeSpans>& scopes = all[r].scope_spans;
+        otlp::ReceivedBytes::Resource* scopes_received =
+            received != nullptr ? received->MutableResource(r) : nullptr;
         const bool had_scopes = !scopes.empty();
         std::shared_ptr<const ResourceOrigin> resource_origin;
         size_t delta_resource = SIZE_MAX;  // this resource's place in delta->buffered
         size_t ss_out = 0;
         for (size_t s = 0; s < scopes.size(); ++s) {
           const size_t span_count = scopes[s].spans.size();
-          SampleScopeLocked(all[r], resource_origin, scopes[s], next_class, now, released, dropped,
-                            delta, delta_resource);
+          ScopeInput input{all[r], scopes[s],
+                           received != nullptr ? received->MutableScope(r, s) : nullptr,
+                           received != nullptr ? received->body() : kNoBody, next_class};
+          SampleScopeLocked(input, resource_origin, now, released, dropped, delta, delta_resource);
           next_class += span_count;
           if (span_count > 0 && scopes[s].spans.empty()) continue;
-          if (ss_out != s) scopes[ss_out] = std::move(scopes[s]);
+          if (ss_out != s) {
+            scopes[ss_out] = std::move(scopes[s]);
+            otlp::MoveEntry(scopes_received, s, ss_out);
+          }
           ++ss_out;
         }
         scopes.erase(scopes.begin() + ss_out, scopes.end());
+        otlp::TruncateEntries(scopes_received, ss_out);
         if (had_scopes && scopes.empty()) continue;
-        if (rs_out != r) all[rs_out] = std::move(all[r]);
+        if (rs_out != r) {
+          all[rs_out] = std::move(all[r]);
+          otlp::MoveEntry(all_received, r, rs_out);
+        }
         ++rs_out;
       }
       all.erase(all.begin() + rs_out, all.end());
+      otlp::TruncateEntries(all_received, rs_out);
     }
   }
   if (released.empty()) return batch;
   return BuildBatch(std::move(batch), std::move(released));
 }
 
-void TailSampler::SampleScopeLocked(const base::ResourceSpans& resource_spans,
+void TailSampler::SampleScopeLocked(const ScopeInput& input,
                                     std::shared_ptr<const ResourceOrigin>& resource_origin,
-                                    base::ScopeSpans& scope_spans, const uint8_t* classes,
                                     uint64_t now, std::vector<PendingSpan>& released,
                                     std::vector<base::Span>* dropped, PendingDelta* delta,
                                     size_t& delta_resource) {
+  const base::ResourceSpans& resource_spans = input.resource_spans;
+  base::ScopeSpans& scope_spans = input.scope_spans;
+  const uint8_t* classes = input.classes;
+  otlp::ReceivedBytes::Scope* received = input.received;
   std::vector<base::Span>& spans = scope_spans.spans;
   std::shared_ptr<const ScopeOrigin> origin;
   base::ScopeSpans* delta_scope = nullptr;  // where this scope's buffered spans move
   size_t kept = 0;
   for (size_t j = 0; j < spans.size(); ++j) {
     base::Span& span = spans[j];
+    const otlp::ReceivedBytes::Span* span_received =
+        received != nullptr && j < received->size() ? &(*received)[j] : nullptr;
     bool keep = false;
     if ((classes[j] & kLifecycle) != 0) {
       keep = true;
@@ -254,7 +293,7 @@ void TailSampler::SampleScopeLocked(const base::ResourceSpans& resource_spans,
       }
       const base::TraceId trace_id = span.trace_id;
       // Its received bytes when it has them: copying is cheaper than encoding again.
-      if (!BufferLocked(trace_id, origin, otlp::EncodeSpan(span, resource_spans), now, delta)) {
+      if (!BufferLocked(trace_id, origin, otlp::EncodeSpan(span, span_received), now, delta)) {
         ++stats_.dropped_pending_full_spans;
       } else if (delta != nullptr) {
         if (delta_scope == nullptr) {
@@ -263,7 +302,6 @@ void TailSampler::SampleScopeLocked(const base::ResourceSpans& resource_spans,
             base::ResourceSpans copy;
             copy.resource = resource_spans.resource;
             copy.schema_url = resource_spans.schema_url;
-            copy.wire_body = resource_spans.wire_body;  // the span keeps its received bytes
             out.push_back(std::move(copy));
             delta_resource = out.size() - 1;
           }
@@ -271,12 +309,21 @@ void TailSampler::SampleScopeLocked(const base::ResourceSpans& resource_spans,
               base::ScopeSpans{scope_spans.scope, scope_spans.schema_url, {}});
           delta_scope = &out[delta_resource].scope_spans.back();
         }
+        if (span_received != nullptr) {
+          // The span keeps its received bytes in the delta.
+          NoteBuffered(*delta, input.body, delta_resource,
+                       delta->buffered.resource_spans[delta_resource].scope_spans.size() - 1,
+                       delta_scope->spans.size(), *span_received);
+        }
         delta_scope->spans.push_back(std::move(span));  // its shell goes on to `dropped`
       }
     }
     if (keep) {
       // Swapped, not assigned over: the span not kept moves back whole, for `dropped`.
-      if (kept != j) std::swap(spans[kept], span);
+      if (kept != j) {
+        std::swap(spans[kept], span);
+        otlp::MoveEntry(received, j, kept);
+      }
       ++kept;
     }
   }
@@ -285,6 +332,7 @@ void TailSampler::SampleScopeLocked(const base::ResourceSpans& resource_spans,
                     std::make_move_iterator(spans.end()));
   }
   spans.erase(spans.begin() + kept, spans.end());
+  otlp::TruncateEntries(received, kept);
 }
 
 void TailSampler::KeepLocked(const base::TraceId& trace_id, KeepReason reason,

@@ -31,6 +31,7 @@
 #include "base/clock.h"
 #include "base/ids.h"
 #include "base/span.h"
+#include "otlp/received_bytes.h"
 
 namespace ordertrace::sampling {
 
@@ -90,6 +91,8 @@ struct BufferedPart {
 struct PendingDelta {
   // The spans the call buffered, moved out of its input; one entry in `parts` per trace.
   base::TraceBatch buffered;
+  // Where `buffered`'s spans sit in the request body they came in (from Admit's `received`).
+  otlp::ReceivedBytes received;
   std::vector<BufferedPart> parts;
   // Bufferings decided keep by the call: their spans are in the batch the call returns.
   std::vector<std::pair<uint64_t, base::TraceId>> kept;
@@ -113,8 +116,10 @@ class TailSampler {
   // memory is best freed by the thread that allocated it (freeing another thread's allocations
   // made every later allocation on that thread slower, a fifth of ingest CPU in all).
   // With `delta`, the buffered spans move there (not to `dropped`) with what to store.
+  // `received` (may be null): in, the received bytes of `batch`'s spans, used to buffer them;
+  // out, those of the returned batch's spans (the buffered ones' go to `delta`).
   base::TraceBatch Admit(base::TraceBatch batch, std::vector<base::Span>* dropped = nullptr,
-                          PendingDelta* delta = nullptr);
+                         PendingDelta* delta = nullptr, otlp::ReceivedBytes* received = nullptr);
 
   // Keeps the trace (its order was flagged stuck): its buffered detail goes to TakeReleased,
   // its later detail is kept.
@@ -178,10 +183,18 @@ class TailSampler {
 
   static base::TraceBatch BuildBatch(base::TraceBatch base, std::vector<PendingSpan> spans);
 
+  // One input ScopeSpans as SampleScopeLocked takes it.
+  struct ScopeInput {
+    const base::ResourceSpans& resource_spans;
+    base::ScopeSpans& scope_spans;
+    otlp::ReceivedBytes::Scope* received;            // its spans' received bytes; may be null
+    const std::shared_ptr<const std::string>& body;  // what `received` points into
+    const uint8_t* classes;                          // one per span
+  };
+
   // Guarded by mu_ (the *Locked functions require it).
-  void SampleScopeLocked(const base::ResourceSpans& resource_spans,
-                         std::shared_ptr<const ResourceOrigin>& resource_origin,
-                         base::ScopeSpans& scope_spans, const uint8_t* classes, uint64_t now,
+  void SampleScopeLocked(const ScopeInput& input,
+                         std::shared_ptr<const ResourceOrigin>& resource_origin, uint64_t now,
                          std::vector<PendingSpan>& released, std::vector<base::Span>* dropped,
                          PendingDelta* delta, size_t& delta_resource);
   // `kept`: where to note the buffering decided keep, if any (null: not durable).
@@ -190,9 +203,8 @@ class TailSampler {
                   std::vector<std::pair<uint64_t, base::TraceId>>* kept);
   void DropLocked(PendingMap::iterator pending, bool buffer_full);
   // `encoded_span`: the span as otlp::EncodeSpan gives it.
-  bool BufferLocked(const base::TraceId& trace_id,
-                    const std::shared_ptr<const ScopeOrigin>& origin, std::string encoded_span,
-                    uint64_t now, PendingDelta* delta);
+  bool BufferLocked(const base::TraceId& trace_id, const std::shared_ptr<const ScopeOrigin>& origin,
+                    std::string encoded_span, uint64_t now, PendingDelta* delta);
   // Drops the oldest traces until `bytes` more fit; false when they cannot (or `trace_id`
   // itself had to go).
   bool MakeRoomLocked(const base::TraceId& trace_id, size_t bytes);
@@ -217,7 +229,7 @@ class TailSampler {
   uint64_t decided_below_told_ = 0;
   size_t pending_spans_ = 0;
   size_t pending_bytes_ = 0;
-  std::vector<PendingSpan> released_;  // by ForceKeep, for TakeReleased
+  std::vector<PendingSpan> released_;                              // by ForceKeep, for TakeReleased
   std::vector<std::pair<uint64_t, base::TraceId>> released_kept_;  // their bufferings
   SamplingStats stats_;
 };

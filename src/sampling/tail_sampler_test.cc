@@ -51,7 +51,7 @@ base::SpanId SpanIdOf(uint8_t n) {
 
 // A child span of 10 ms: detail unless marked otherwise.
 base::Span Detail(const base::TraceId& trace_id, std::string name,
-                   uint64_t duration = 10 * kMilli) {
+                  uint64_t duration = 10 * kMilli) {
   base::Span span;
   span.trace_id = trace_id;
   span.span_id = SpanIdOf(static_cast<uint8_t>(name.size() + name[0]));
@@ -84,7 +84,7 @@ base::Resource ResourceOf(const std::string& service) {
 }
 
 base::TraceBatch BatchOf(std::vector<base::Span> spans, const std::string& service = "mes-api",
-                          const std::string& scope = "mes") {
+                         const std::string& scope = "mes") {
   base::TraceBatch batch;
   batch.resource_spans.emplace_back();
   batch.resource_spans[0].resource = ResourceOf(service);
@@ -166,7 +166,7 @@ TEST(RatioKeepsTest, ComparesTheRightmostSevenBytesBigEndian) {
   for (size_t b = 9; b < 16; ++b) below_half.bytes[b] = 0xff;
   below_half.bytes[9] = 0x7f;
   below_half.bytes[8] = 0xff;  // not part of r
-  base::TraceId half;         // r = 0x80000000000000 = 2^55
+  base::TraceId half;          // r = 0x80000000000000 = 2^55
   half.bytes[9] = 0x80;
   base::TraceId low_byte_set;  // r = 0x80: big-endian, so small
   low_byte_set.bytes[15] = 0x80;
@@ -298,8 +298,8 @@ TEST_F(TailSamplerTest, FailedSpanKeepsWholeTraceWithEarlierAndLaterDetail) {
 
   EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Failed(by_status, "failed")}))),
               UnorderedElementsAre("failed", "a"));
-  EXPECT_THAT(NamesOf(sampler.Admit(BatchOf(
-                  {WithAttribute(Detail(by_error_code, "refused"), base::kErrorCodeKey)}))),
+  EXPECT_THAT(NamesOf(sampler.Admit(
+                  BatchOf({WithAttribute(Detail(by_error_code, "refused"), base::kErrorCodeKey)}))),
               UnorderedElementsAre("refused", "b"));
   EXPECT_THAT(NamesOf(sampler.Admit(BatchOf({Detail(by_status, "c"), Detail(by_error_code, "d")}))),
               ElementsAre("c", "d"));
@@ -742,6 +742,35 @@ std::vector<StoredPart> StorePartsOf(PendingDelta& delta) {
     }
   }
   return out;
+}
+
+// The received bytes move with their spans: the kept ones' stay with the returned batch, the
+// buffered ones' go to the delta; a kept span's entry is its own, not a buffered neighbour's.
+TEST_F(TailSamplerTest, ReceivedBytesFollowTheirSpans) {
+  TailSampler sampler({}, clock_);
+  const base::TraceId t = UnsampledTrace(1);
+  base::Span root = Detail(t, "root");
+  root.parent_span_id = base::SpanId{};
+  auto body = std::make_shared<const std::string>(
+      otlp::EncodeProtobuf(BatchOf({Detail(t, "a"), root, Detail(t, "b")})));
+  absl::StatusOr<otlp::DecodedRequest> decoded = otlp::DecodeProtobufRequest(body);
+  ASSERT_TRUE(decoded.ok());
+  PendingDelta delta;
+  base::TraceBatch kept =
+      sampler.Admit(std::move(decoded->batch), nullptr, &delta, &decoded->received);
+  ASSERT_THAT(NamesOf(kept), ElementsAre("root"));
+  ASSERT_THAT(NamesOf(delta.buffered), ElementsAre("a", "b"));
+  auto name_in = [](const otlp::ReceivedBytes& received, size_t span) {
+    const otlp::ReceivedBytes::Span* entry = received.Find(0, 0, span);
+    if (entry == nullptr) return std::string("none");
+    absl::StatusOr<base::Span> decoded_span = otlp::DecodeSpan(entry->bytes);
+    return decoded_span.ok() ? decoded_span->name : std::string("invalid");
+  };
+  EXPECT_EQ(name_in(decoded->received, 0), "root");
+  EXPECT_EQ(name_in(decoded->received, 1), "none");
+  EXPECT_EQ(name_in(delta.received, 0), "a");
+  EXPECT_EQ(name_in(delta.received, 1), "b");
+  EXPECT_EQ(delta.received.body(), body);
 }
 
 TEST_F(TailSamplerTest, DurableAdmitMovesBufferedSpansOutWithTheirParts) {

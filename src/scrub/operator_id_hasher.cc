@@ -131,17 +131,24 @@ size_t HashIn(const OperatorIdHasher& hasher, base::Attributes& attributes) {
 
 }  // namespace
 
-size_t OperatorIdHasher::HashOperatorIds(base::TraceBatch& batch) const {
+size_t OperatorIdHasher::HashOperatorIds(base::TraceBatch& batch,
+                                         std::vector<SpanPosition>* changed) const {
   size_t replaced = 0;
-  for (base::ResourceSpans& rs : batch.resource_spans) {
+  for (uint32_t r = 0; r < batch.resource_spans.size(); ++r) {
+    base::ResourceSpans& rs = batch.resource_spans[r];
     const size_t in_resource = HashIn(*this, rs.resource.attributes);
     replaced += in_resource;
-    for (base::ScopeSpans& ss : rs.scope_spans) {
-      for (base::Span& span : ss.spans) {
-        size_t in_span = HashIn(*this, span.attributes);
-        for (base::SpanEvent& event : span.events) in_span += HashIn(*this, event.attributes);
+    for (uint32_t s = 0; s < rs.scope_spans.size(); ++s) {
+      std::vector<base::Span>& spans = rs.scope_spans[s].spans;
+      for (uint32_t i = 0; i < spans.size(); ++i) {
+        size_t in_span = HashIn(*this, spans[i].attributes);
+        for (base::SpanEvent& event : spans[i].events) {
+          in_span += HashIn(*this, event.attributes);
+        }
         // Changed in place (not appended): the received bytes would still hold the clear id.
-        if (in_span > 0 || in_resource > 0) span.wire = {};
+        if (changed != nullptr && (in_span > 0 || in_resource > 0)) {
+          changed->push_back(SpanPosition{r, s, i});
+        }
         replaced += in_span;
       }
     }

@@ -7,9 +7,11 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "base/span.h"
+#include "scrub/span_position.h"
 
 namespace ordertrace::scrub {
 
@@ -40,14 +42,17 @@ class OperatorIdHasher {
   std::string Hash(std::string_view clear) const;
 
   // Replaces the value of every `operator_id` attribute (span, event and resource attributes,
-  // string or any other type as text) by its hash, resetting the changed spans' received bytes.
-  // For answers to roles other than ops and for the forward. Returns the number replaced.
-  size_t HashOperatorIds(base::TraceBatch& batch) const;
+  // string or any other type as text) by its hash. Adds to `changed` (when given), in batch
+  // order, each span it changed and every span of a resource it changed: their received bytes
+  // still hold the clear id. For answers to roles other than ops and for the forward. Returns
+  // the number replaced.
+  size_t HashOperatorIds(base::TraceBatch& batch,
+                         std::vector<SpanPosition>* changed = nullptr) const;
 
   // Adds `operator_id.hash` = Hash(value) to every span carrying an `operator_id` attribute
   // (and not already an `operator_id.hash`); the clear value stays. Appended after the span's
-  // received attributes, which the store's encoder supports without dropping `wire`. Ingest
-  // calls it; returns the number added.
+  // attributes, so a span's received bytes stay usable (the store's encoder adds appended
+  // attributes): no span counts as changed. Ingest calls it; returns the number added.
   size_t AddOperatorIdHashes(base::TraceBatch& batch) const;
 
  private:

@@ -372,20 +372,25 @@ PiiScrubber::PiiScrubber(bool enabled, std::vector<CompiledRule> rules)
 
 PiiScrubber::~PiiScrubber() = default;
 
-uint64_t PiiScrubber::Scrub(base::TraceBatch& batch) const {
+uint64_t PiiScrubber::Scrub(base::TraceBatch& batch, std::vector<SpanPosition>* changed) const {
   if (!enabled_ || rules_.empty()) return 0;
   Pass pass(*this);
-  for (base::ResourceSpans& rs : batch.resource_spans) {
+  for (uint32_t r = 0; r < batch.resource_spans.size(); ++r) {
+    base::ResourceSpans& rs = batch.resource_spans[r];
     // The store encodes resources and scopes from the model, but a span's received bytes are
-    // only trusted beside the resource they came with: a changed resource or scope drops the
-    // bytes of all its spans, so that nothing of the original request is copied.
+    // only trusted beside the resource they came with: a changed resource or scope reports all
+    // its spans, so that nothing of the original request is copied.
     const bool resource_changed = pass.Attributes(rs.resource.attributes);
-    for (base::ScopeSpans& ss : rs.scope_spans) {
+    for (uint32_t s = 0; s < rs.scope_spans.size(); ++s) {
+      base::ScopeSpans& ss = rs.scope_spans[s];
       bool scope_changed = pass.Attributes(ss.scope.attributes);
       scope_changed |= pass.Name(ss.scope.name);
       scope_changed |= pass.Name(ss.scope.version);
-      for (base::Span& span : ss.spans) {
-        if (pass.Span(span) || resource_changed || scope_changed) span.wire = {};
+      for (uint32_t i = 0; i < ss.spans.size(); ++i) {
+        const bool span_changed = pass.Span(ss.spans[i]);
+        if (changed != nullptr && (span_changed || resource_changed || scope_changed)) {
+          changed->push_back(SpanPosition{r, s, i});
+        }
       }
     }
   }

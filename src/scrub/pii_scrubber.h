@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "base/span.h"
+#include "scrub/span_position.h"
 
 namespace re2 {
 class RE2;
@@ -83,10 +84,11 @@ class PiiScrubber {
 
   // Removes or masks every match of every rule in `batch`: span names and attributes, event
   // names and attributes, link attributes, status messages, resource and scope attributes and
-  // scope names. A span it changes loses its received bytes (`wire = {}`), and so do all spans
-  // of a resource or scope it changes, so that storing encodes the scrubbed model. Returns the
-  // number of removals and masks. Thread-safe; spans without PII cost a scan for '@' and digits.
-  uint64_t Scrub(base::TraceBatch& batch) const;
+  // scope names. Adds to `changed` (when given), in batch order, each span it changes and every
+  // span of a resource or scope it changes, so that storing encodes the scrubbed model rather
+  // than copy the span's received bytes. Returns the number of removals and masks.
+  // Thread-safe; spans without PII cost a scan for '@' and digits.
+  uint64_t Scrub(base::TraceBatch& batch, std::vector<SpanPosition>* changed = nullptr) const;
 
   // The same for one string (masking only): for tests and for text outside spans (the audit
   // log's request targets). Not counted: the counts are of what ingest removed.

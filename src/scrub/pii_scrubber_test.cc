@@ -12,7 +12,9 @@
 namespace ordertrace::scrub {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 using ::testing::Not;
 
 std::unique_ptr<PiiScrubber> Defaults() {
@@ -149,16 +151,16 @@ TEST(PiiRulesTest, PhonePrefilterSkipsIdsWithManyDigits) {
 TEST(PiiScrubberTest, KeysThatNamePiiRemoveTheAttributeWhateverItsValue) {
   auto scrubber = Defaults();
   base::TraceBatch batch = BatchOf(MakeSpan("checkout", {Str("email", "not-an-address"),
-                                                          Str("customer.email", "x"),
-                                                          Str("phone", "n/a"),
-                                                          Str("user.phone_number", "-"),
-                                                          Str("a.b.phone", "1"),
-                                                          Str("billing.phone2", "2"),
-                                                          {"user.EMAIL", base::AnyValue::Int(3)},
-                                                          Str("order.id", "ord-20261206-0001"),
-                                                          Str("emailer.queue", "kept"),
-                                                          Str("microphone", "kept too"),
-                                                          Str("email_verified", "true")}));
+                                                         Str("customer.email", "x"),
+                                                         Str("phone", "n/a"),
+                                                         Str("user.phone_number", "-"),
+                                                         Str("a.b.phone", "1"),
+                                                         Str("billing.phone2", "2"),
+                                                         {"user.EMAIL", base::AnyValue::Int(3)},
+                                                         Str("order.id", "ord-20261206-0001"),
+                                                         Str("emailer.queue", "kept"),
+                                                         Str("microphone", "kept too"),
+                                                         Str("email_verified", "true")}));
   EXPECT_EQ(scrubber->Scrub(batch), 7u);
   const base::Span& span = batch.resource_spans[0].scope_spans[0].spans[0];
   ASSERT_EQ(span.attributes.size(), 4u);
@@ -183,8 +185,8 @@ TEST(PiiScrubberTest, AKeyThatIsAnAddressRemovesTheAttribute) {
 TEST(PiiScrubberTest, EveryPlaceInASpanIsScrubbed) {
   auto scrubber = Defaults();
   base::Span span = MakeSpan("notify jo@example.com at +49 30 1234567",
-                              {Str("note", "jo@example.com"), Str("order.id", "ord-1"),
-                               Str("comment", "ring +1 (415) 555-0100 after 5")});
+                             {Str("note", "jo@example.com"), Str("order.id", "ord-1"),
+                              Str("comment", "ring +1 (415) 555-0100 after 5")});
   base::SpanEvent event;
   event.name = "mail to ann@example.org";
   event.attributes = {Str("to", "ann@example.org"), Str("kept", "yes")};
@@ -245,35 +247,32 @@ TEST(PiiScrubberTest, SpansWithoutPiiAreLeftAlone) {
   base::Span span =
       MakeSpan("mes.approve", {Str("order.id", "ord-20261206-0001"), Str("price", "1234567.89"),
                                Str("at", "2026-12-06T12:49:53Z")});
-  span.wire.bytes = "x";  // stands for received bytes: must survive
-  span.wire.attribute_count = 3;
   base::TraceBatch batch = BatchOf(span, {Str("service.name", "mes")});
-  EXPECT_EQ(scrubber->Scrub(batch), 0u);
+  std::vector<SpanPosition> changed;
+  EXPECT_EQ(scrubber->Scrub(batch, &changed), 0u);
   const base::Span& s = batch.resource_spans[0].scope_spans[0].spans[0];
   EXPECT_EQ(s.attributes, span.attributes);
-  EXPECT_EQ(s.wire.bytes, "x");
+  EXPECT_THAT(changed, IsEmpty());  // its received bytes stay usable
 }
 
-TEST(PiiScrubberTest, AChangedSpanOrResourceLosesItsReceivedBytes) {
+TEST(PiiScrubberTest, AChangedSpanOrResourceIsReported) {
   auto scrubber = Defaults();
   base::Span clean = MakeSpan("clean", {Str("k", "v")});
-  clean.wire.bytes = "x";
   base::Span dirty = MakeSpan("dirty", {Str("k", "a@b.de")});
-  dirty.wire.bytes = "y";
   base::TraceBatch batch = BatchOf(clean);
   batch.resource_spans[0].scope_spans[0].spans.push_back(dirty);
   batch.resource_spans.push_back(BatchOf(clean, {Str("who", "+49 30 1234567")}).resource_spans[0]);
-  scrubber->Scrub(batch);
-  EXPECT_EQ(batch.resource_spans[0].scope_spans[0].spans[0].wire.bytes, "x");
-  EXPECT_TRUE(batch.resource_spans[0].scope_spans[0].spans[1].wire.bytes.empty());
-  EXPECT_TRUE(batch.resource_spans[1].scope_spans[0].spans[0].wire.bytes.empty());
+  std::vector<SpanPosition> changed;
+  scrubber->Scrub(batch, &changed);
+  // Not the clean span at (0, 0, 0): its received bytes stay usable.
+  EXPECT_THAT(changed, ElementsAre(SpanPosition{0, 0, 1}, SpanPosition{1, 0, 0}));
 }
 
 // The path ingest takes: protobuf decoded with its body kept (spans point into it), scrubbed,
 // then encoded into store blocks. The blocks must not hold the address copied from the body.
 TEST(PiiScrubberTest, StoredBlocksOfDecodedSpansHoldNoPii) {
   base::Span span = MakeSpan("ship to jo@example.com", {Str("customer.email", "jo@example.com"),
-                                                         Str("order.id", "ord-20261206-0001")});
+                                                        Str("order.id", "ord-20261206-0001")});
   base::SpanEvent event;
   event.name = "called";
   event.attributes = {Str("number", "+49 30 1234567")};
@@ -284,11 +283,14 @@ TEST(PiiScrubberTest, StoredBlocksOfDecodedSpansHoldNoPii) {
   auto decoded = otlp::DecodeProtobufRequest(body);
   ASSERT_TRUE(decoded.ok()) << decoded.status();
   base::TraceBatch batch = std::move(decoded->batch);
-  ASSERT_FALSE(batch.resource_spans[0].scope_spans[0].spans[0].wire.bytes.empty())
+  otlp::ReceivedBytes received = std::move(decoded->received);
+  ASSERT_NE(received.Find(0, 0, 0), nullptr)
       << "the test needs a span that kept its received bytes";
 
-  Defaults()->Scrub(batch);
-  std::vector<store::SpanBlock> blocks = ingest::BlocksByTrace(batch, ~uint64_t{0});
+  std::vector<SpanPosition> changed;
+  Defaults()->Scrub(batch, &changed);
+  for (const SpanPosition& at : changed) received.Forget(at.resource, at.scope, at.span);
+  std::vector<store::SpanBlock> blocks = ingest::BlocksByTrace(batch, ~uint64_t{0}, &received);
   ASSERT_EQ(blocks.size(), 1u);
   const std::string& stored = blocks[0].encoded;
   EXPECT_THAT(stored, Not(HasSubstr("jo@example.com")));
@@ -299,7 +301,7 @@ TEST(PiiScrubberTest, StoredBlocksOfDecodedSpansHoldNoPii) {
   // Control: without scrubbing the same path stores the address.
   auto again = otlp::DecodeProtobufRequest(body);
   ASSERT_TRUE(again.ok());
-  EXPECT_THAT(ingest::BlocksByTrace(again->batch, ~uint64_t{0})[0].encoded,
+  EXPECT_THAT(ingest::BlocksByTrace(again->batch, ~uint64_t{0}, &again->received)[0].encoded,
               HasSubstr("jo@example.com"));
 }
 

@@ -176,7 +176,8 @@ class OtlpGrpcReceiver::Service final : public grpc::Service {
                           std::string(decoded.status().message()));
     }
     ingest::RejectedSpans rejected;
-    absl::Status stored = ingester_.Ingest(std::move(decoded->batch), &rejected);
+    absl::Status stored =
+        ingester_.Ingest(std::move(decoded->batch), std::move(decoded->received), &rejected);
     if (!stored.ok()) return Refusal(stored);
     response = Serialized(Answer(*decoded, rejected));
     return grpc::Status::OK;

@@ -194,7 +194,8 @@ void OtlpHttpReceiver::Export(http::Request& req, http::Response& res) {
   }
   const size_t received = decoded->batch.SpanCount();
   ingest::RejectedSpans rejected;
-  absl::Status stored = ingester_.Ingest(std::move(decoded->batch), &rejected);
+  absl::Status stored =
+      ingester_.Ingest(std::move(decoded->batch), std::move(decoded->received), &rejected);
   if (!stored.ok()) return Refuse(res, encoding, stored);
   counters_->spans_accepted += received - static_cast<size_t>(rejected.count);
   counters_->spans_rejected += decoded->rejected_spans + rejected.count;
