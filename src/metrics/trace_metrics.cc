@@ -4,9 +4,9 @@
 #include <limits>
 
 #include "absl/container/flat_hash_map.h"
+#include "base/attribute_names.h"
 #include "lifecycle/derived_attributes.h"
 #include "lifecycle/order_record_builder.h"
-#include "base/attribute_names.h"
 
 namespace ordertrace::metrics {
 namespace {
@@ -34,6 +34,11 @@ const model::MessageHop* Hop(const model::OrderRecord& record, std::string_view 
     if (m.message_id == message_id) return &m;
   }
   return nullptr;
+}
+
+// Whether the change reached `status` (a new order reached every status it has).
+bool IsNewStatus(const model::OrderRecord* before, std::string_view status) {
+  return before == nullptr || Reached(*before, status) == nullptr;
 }
 
 double Seconds(uint64_t nanos) { return static_cast<double>(nanos) / 1e9; }
@@ -72,6 +77,23 @@ const SeriesKey& TraceMetrics::KeyCache::Get(uint64_t ids,
     by_ids_.emplace(ids, &key);
   }
   return key;
+}
+
+const SeriesKey& TraceMetrics::KeyCache::GetPacked(std::optional<uint64_t> ids,
+                                                   std::initializer_list<std::string_view> values) {
+  return ids ? Get(*ids, values) : Get(values);
+}
+
+std::optional<uint64_t> TraceMetrics::PackLabelIds(std::initializer_list<uint32_t> ids) {
+  static_assert(kMaxStatusIds < (uint64_t{1} << kLabelIdBits) &&
+                    kMaxPartnerIds < (uint64_t{1} << kLabelIdBits) && 3 * kLabelIdBits <= 64,
+                "three label ids must fit in one packed number, each in its own bits");
+  uint64_t packed = 0;
+  for (uint32_t id : ids) {
+    if (id == LabelIds::kNone) return std::nullopt;
+    packed = packed << kLabelIdBits | id;
+  }
+  return packed;
 }
 
 uint32_t TraceMetrics::LabelIds::Of(std::string_view value) {
@@ -272,39 +294,26 @@ void TraceMetrics::OnOrdersChanged(std::span<const OrderChange> changes) {
 
 void TraceMetrics::TallyOrderChange(const model::OrderRecord* before,
                                     const model::OrderRecord& after) {
-  std::string_view partner = after.partner_id.empty() ? kDirect : after.partner_id;
-  auto is_new = [before](std::string_view status) {
-    return before == nullptr || Reached(*before, status) == nullptr;
-  };
-  // A family's key by the values' ids when they all have one, else by their text.
-  constexpr uint64_t kIdBits = 20;
-  auto pack = [](std::initializer_list<uint32_t> ids) -> std::optional<uint64_t> {
-    uint64_t packed = 0;
-    for (uint32_t id : ids) {
-      if (id == LabelIds::kNone) return std::nullopt;
-      packed = packed << kIdBits | id;
-    }
-    return packed;
-  };
-  auto key = [](KeyCache& keys, std::optional<uint64_t> ids,
-                std::initializer_list<std::string_view> values) -> const SeriesKey& {
-    return ids ? keys.Get(*ids, values) : keys.Get(values);
-  };
   // A record's statuses are only ever added (or replaced by an earlier report of the same
-  // status), so as many statuses as before means no new one: nothing below would count.
-  const bool statuses_may_be_new =
-      before == nullptr || before->statuses.size() != after.statuses.size();
-  uint32_t partner_id = LabelIds::kNone;
-  // Consecutive statuses usually chain (one's prev_status is the status before it).
+  // status), so as many statuses as before means no new one: no transition or stage to count.
+  if (before == nullptr || before->statuses.size() != after.statuses.size()) {
+    TallyReachedStatuses(before, after);
+  }
+  TallyMessageHops(before, after);
+  TallyCurrentStatus(before, after);
+}
+
+void TraceMetrics::TallyReachedStatuses(const model::OrderRecord* before,
+                                        const model::OrderRecord& after) {
+  uint32_t partner_id = LabelIds::kNone;  // looked up once, for the first stage with an SLA
+  // Consecutive statuses usually chain (one's prev_status is the status before it): the
+  // previous status's id is then known without a lookup.
   std::string_view last_status;
   uint32_t last_status_id = LabelIds::kNone;
   for (const model::StatusReached& reached : after.statuses) {
-    if (!statuses_may_be_new) break;
     const uint32_t status_id = status_ids_.Of(reached.status);
-    const bool new_status = is_new(reached.status);
-    if (new_status) {
-      transitions_tally_.Add(key(transition_keys_, pack({status_id}), {reached.status}), 1);
-    }
+    const bool new_status = IsNewStatus(before, reached.status);
+    if (new_status) TallyTransition(reached.status, status_id);
     const std::string_view prev = reached.prev_status;
     const bool chained = !last_status.empty() && prev == last_status;
     const uint32_t prev_id = prev.empty() || chained ? last_status_id : status_ids_.Of(prev);
@@ -313,28 +322,43 @@ void TraceMetrics::TallyOrderChange(const model::OrderRecord* before,
     if (prev.empty()) continue;
     // A stage counts once: when both of its ends are first known, in whichever order the
     // spans arrived. Both known before: counted then (or never, if out of order).
-    if (!new_status && !is_new(prev)) continue;
-    const std::optional<double> stage = lifecycle::StageSeconds(after, prev, reached);
-    if (!stage) continue;
-    const double seconds = *stage;
-    stage_observations_.push_back(
-        KeyedObservation{&key(stage_keys_, pack({prev_id, status_id}), {prev, reached.status}),
-                         Exemplar{after.trace_id, reached.span_id, seconds, 0}});
-    if (sla_) {
-      if (std::optional<uint64_t> sla = sla_(prev, after.partner_id)) {
-        const bool met = seconds <= Seconds(*sla);
-        if (partner_id == LabelIds::kNone) partner_id = partner_ids_.Of(partner);
-        partner_sla_tally_.Add(key(partner_sla_keys_, pack({partner_id, prev_id, met ? 1u : 2u}),
-                                   {partner, prev, met ? "met" : "breached"}),
-                               1);
-      }
-    }
+    if (!new_status && !IsNewStatus(before, prev)) continue;
+    TallyStage(after, reached, prev_id, status_id, partner_id);
   }
+}
+
+void TraceMetrics::TallyTransition(std::string_view status, uint32_t status_id) {
+  transitions_tally_.Add(transition_keys_.GetPacked(PackLabelIds({status_id}), {status}), 1);
+}
+
+void TraceMetrics::TallyStage(const model::OrderRecord& after, const model::StatusReached& reached,
+                              uint32_t prev_id, uint32_t status_id, uint32_t& partner_id) {
+  const std::string_view prev = reached.prev_status;
+  const std::optional<double> seconds = lifecycle::StageSeconds(after, prev, reached);
+  if (!seconds) return;
+  stage_observations_.push_back(KeyedObservation{
+      &stage_keys_.GetPacked(PackLabelIds({prev_id, status_id}), {prev, reached.status}),
+      Exemplar{after.trace_id, reached.span_id, *seconds, 0}});
+  if (!sla_) return;
+  const std::optional<uint64_t> sla = sla_(prev, after.partner_id);
+  if (!sla) return;
+  const bool met = *seconds <= Seconds(*sla);
+  const std::string_view partner = after.partner_id.empty() ? kDirect : after.partner_id;
+  if (partner_id == LabelIds::kNone) partner_id = partner_ids_.Of(partner);
+  partner_sla_tally_.Add(
+      partner_sla_keys_.GetPacked(PackLabelIds({partner_id, prev_id, met ? 1u : 2u}),
+                                  {partner, prev, met ? "met" : "breached"}),
+      1);
+}
+
+void TraceMetrics::TallyMessageHops(const model::OrderRecord* before,
+                                    const model::OrderRecord& after) {
   for (const model::MessageHop& hop : after.messages) {
     if (hop.published_at_unix_nano == 0 || hop.consumed_at_unix_nano == 0 ||
         hop.consumed_at_unix_nano < hop.published_at_unix_nano) {
       continue;
     }
+    // Counted once: when the change completes the hop.
     const model::MessageHop* was = before == nullptr ? nullptr : Hop(*before, hop.message_id);
     if (was != nullptr && was->published_at_unix_nano != 0 && was->consumed_at_unix_nano != 0) {
       continue;
@@ -344,17 +368,22 @@ void TraceMetrics::TallyOrderChange(const model::OrderRecord* before,
         &queue_keys_.Get({hop.queue.empty() ? std::string_view("unknown") : hop.queue}),
         Exemplar{after.trace_id, base::SpanId{}, seconds, 0}});
   }
+}
+
+void TraceMetrics::TallyCurrentStatus(const model::OrderRecord* before,
+                                      const model::OrderRecord& after) {
   const model::StatusReached* old_status = before == nullptr ? nullptr : before->CurrentStatus();
   const model::StatusReached* new_status = after.CurrentStatus();
   std::string_view old_name = old_status == nullptr ? "" : std::string_view(old_status->status);
   std::string_view new_name = new_status == nullptr ? "" : std::string_view(new_status->status);
-  if (old_name != new_name) {
-    if (!old_name.empty()) {
-      in_status_tally_.Add(key(status_keys_, pack({status_ids_.Of(old_name)}), {old_name}), -1);
-    }
-    if (!new_name.empty()) {
-      in_status_tally_.Add(key(status_keys_, pack({status_ids_.Of(new_name)}), {new_name}), 1);
-    }
+  if (old_name == new_name) return;
+  if (!old_name.empty()) {
+    in_status_tally_.Add(
+        status_keys_.GetPacked(PackLabelIds({status_ids_.Of(old_name)}), {old_name}), -1);
+  }
+  if (!new_name.empty()) {
+    in_status_tally_.Add(
+        status_keys_.GetPacked(PackLabelIds({status_ids_.Of(new_name)}), {new_name}), 1);
   }
 }
 

@@ -23,9 +23,9 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/node_hash_map.h"
+#include "base/span.h"
 #include "metrics/registry.h"
 #include "model/order_record.h"
-#include "base/span.h"
 
 namespace ordertrace::metrics {
 
@@ -88,6 +88,9 @@ class TraceMetrics {
     // The same, found first by `ids`: the values' LabelIds packed into one number, which
     // stands for those values only (callers pack each family's ids one way).
     const SeriesKey& Get(uint64_t ids, std::initializer_list<std::string_view> values);
+    // By `ids` when every value has one (PackLabelIds), else by the values' text.
+    const SeriesKey& GetPacked(std::optional<uint64_t> ids,
+                               std::initializer_list<std::string_view> values);
     void EndBatch() { uncached_.clear(); }
 
    private:
@@ -132,8 +135,29 @@ class TraceMetrics {
     absl::flat_hash_map<const SeriesKey*, size_t> index_;
   };
 
-  // Tallies one changed record into the group's figures below.
+  // A LabelIds id takes this many bits of a packed number, so that the three ids of the
+  // widest family (partner_stage_sla_total) fit in one uint64_t; the bounds keep ids below it.
+  static constexpr uint64_t kLabelIdBits = 20;
+  static constexpr size_t kMaxStatusIds = 1024;
+  static constexpr size_t kMaxPartnerIds = 4096;
+  // The ids of a family's label values as one number, KeyCache's key by ids: a family's series
+  // is then found by one integer hash instead of hashing its label texts (order changes are on
+  // the ingest path). nullopt when a value has no id (LabelIds past its bound): found by text.
+  static std::optional<uint64_t> PackLabelIds(std::initializer_list<uint32_t> ids);
+
+  // Tallies one changed record into the group's figures below, one family at a time.
   void TallyOrderChange(const model::OrderRecord* before, const model::OrderRecord& after);
+  // The statuses the change reached: status_transitions_total, and each stage whose two ends
+  // it completed: stage_duration_seconds and partner_stage_sla_total.
+  void TallyReachedStatuses(const model::OrderRecord* before, const model::OrderRecord& after);
+  void TallyTransition(std::string_view status, uint32_t status_id);
+  // The stage from `reached.prev_status` to `reached`; `partner_id` is looked up on first use.
+  void TallyStage(const model::OrderRecord& after, const model::StatusReached& reached,
+                  uint32_t prev_id, uint32_t status_id, uint32_t& partner_id);
+  // publish_to_consume_latency_seconds: each message hop the change completed.
+  void TallyMessageHops(const model::OrderRecord* before, const model::OrderRecord& after);
+  // orders_in_status: the order leaves its old current status for its new one.
+  void TallyCurrentStatus(const model::OrderRecord* before, const model::OrderRecord& after);
 
   const TraceMetricsOptions options_;
   const SlaLookup sla_;
@@ -177,9 +201,9 @@ class TraceMetrics {
   KeyCache stage_keys_{stage_duration_, 1024};
   KeyCache partner_sla_keys_{partner_sla_, 4096};
   KeyCache queue_keys_{publish_to_consume_, 256};
-  // Ids below 2^20, so that three fit in one packed number.
-  LabelIds status_ids_{1024};
-  LabelIds partner_ids_{4096};
+  // Ids below 2^kLabelIdBits, so that three fit in one packed number.
+  LabelIds status_ids_{kMaxStatusIds};
+  LabelIds partner_ids_{kMaxPartnerIds};
   DeltaTally transitions_tally_;
   DeltaTally in_status_tally_;
   DeltaTally partner_sla_tally_;
