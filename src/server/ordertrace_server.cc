@@ -5,11 +5,13 @@
 #include <filesystem>
 #include <optional>
 
+#include "base/listen_address.h"
 #include "forward/otlp_forwarder.h"
 #include "gaps/alertmanager_client.h"
 #include "gaps/gap_codec.h"
 #include "gaps/gap_detector.h"
 #include "gaps/stage_model.h"
+#include "gaps/stuck_trace_keeper.h"
 #include "http/tls_context.h"
 #include "ingest/ingester.h"
 #include "metrics/registry.h"
@@ -21,7 +23,6 @@
 #include "scrub/pii_scrubber.h"
 #include "server/api_server.h"
 #include "server/component_metrics.h"
-#include "base/listen_address.h"
 #include "server/otlp_grpc_receiver.h"
 #include "server/otlp_http_receiver.h"
 #include "server/store_gap_store.h"
@@ -57,7 +58,8 @@ absl::Status RestorePendingDetail(store::Store& store, sampling::TailSampler* sa
   return sampler == nullptr ? store.Write(keep_all) : absl::OkStatus();
 }
 
-// Hands every order record ingest changed to the gap detector.
+// Hands every order record ingest changed to the gap detector: the first step of the
+// stuck-trace loop (gaps/stuck_trace_keeper.h).
 class GapFeed final : public ingest::OrderObserver {
  public:
   explicit GapFeed(gaps::GapDetector& detector) : detector_(detector) {}
@@ -70,23 +72,15 @@ class GapFeed final : public ingest::OrderObserver {
   gaps::GapDetector& detector_;
 };
 
-// Where a gap goes when it opens or resolves: Alertmanager, and the tail sampler, which keeps
-// the stuck order's buffered detail spans.
-class GapFanOut final : public gaps::GapSink {
+// The sampler's side of the stuck-trace loop (gaps/stuck_trace_keeper.h): a gap's trace keeps
+// its buffered and later detail spans.
+class SamplerKeepsStuckTraces final : public gaps::StuckTraceKeeper {
  public:
-  GapFanOut(gaps::GapSink* alerts, sampling::TailSampler* sampler)
-      : alerts_(alerts), sampler_(sampler) {}
-  void OnGapOpened(const gaps::Gap& gap) override {
-    if (sampler_ != nullptr && gap.trace_id.IsValid()) sampler_->ForceKeep(gap.trace_id);
-    if (alerts_ != nullptr) alerts_->OnGapOpened(gap);
-  }
-  void OnGapResolved(const gaps::Gap& gap) override {
-    if (alerts_ != nullptr) alerts_->OnGapResolved(gap);
-  }
+  explicit SamplerKeepsStuckTraces(sampling::TailSampler& sampler) : sampler_(sampler) {}
+  void KeepStuckTrace(const base::TraceId& trace_id) override { sampler_.ForceKeep(trace_id); }
 
  private:
-  gaps::GapSink* const alerts_;
-  sampling::TailSampler* const sampler_;
+  sampling::TailSampler& sampler_;
 };
 
 // The lifecycle's SLAs, for the trace metrics' SLA aggregates and the alert rules' gauges.
@@ -137,8 +131,10 @@ absl::Status OrdertraceServer::Start() {
                      ? ""
                      : "; OTLP clients need a certificate from " + config_.tls.client_ca_file);
   }
-  absl::StatusOr<base::ListenAddress> grpc_address = base::ParseListenAddress(config_.otlp_grpc_listen);
-  absl::StatusOr<base::ListenAddress> otlp_http_address = base::ParseListenAddress(config_.otlp_http_listen);
+  absl::StatusOr<base::ListenAddress> grpc_address =
+      base::ParseListenAddress(config_.otlp_grpc_listen);
+  absl::StatusOr<base::ListenAddress> otlp_http_address =
+      base::ParseListenAddress(config_.otlp_http_listen);
   absl::StatusOr<base::ListenAddress> http_address = base::ParseListenAddress(config_.http_listen);
 
   store::RocksStoreOptions store_options = config_.store;
@@ -188,7 +184,8 @@ absl::Status OrdertraceServer::Start() {
   }
   absl::Status restored = RestorePendingDetail(*store_, sampler_.get(), clock_);
   if (!restored.ok()) spdlog::warn("sampler: pending detail not restored: {}", restored.ToString());
-  gap_sinks_ = std::make_unique<GapFanOut>(alerts_.get(), sampler_.get());
+  if (sampler_) stuck_traces_ = std::make_unique<SamplerKeepsStuckTraces>(*sampler_);
+  gap_sinks_ = std::make_unique<gaps::GapFanOut>(alerts_.get(), stuck_traces_.get());
   metrics_ = std::make_unique<metrics::Registry>();
   if (config_.metrics_enabled) {
     const gaps::StageModel* model = lifecycle_.get();
@@ -417,6 +414,7 @@ void OrdertraceServer::Shutdown() {
   gap_feed_.reset();
   gaps_.reset();
   gap_sinks_.reset();
+  stuck_traces_.reset();
   trace_metrics_.reset();
   metrics_.reset();
   sampler_.reset();

@@ -25,6 +25,7 @@ class StageModel;
 class GapDetector;
 class GapStore;
 class GapSink;
+class StuckTraceKeeper;
 class AlertmanagerClient;
 }  // namespace ordertrace::gaps
 namespace ordertrace::metrics {
@@ -95,6 +96,9 @@ class OrdertraceServer {
   std::unique_ptr<gaps::GapStore> gap_store_;
   std::unique_ptr<gaps::AlertmanagerClient> alerts_;  // null without an Alertmanager URL
   std::unique_ptr<sampling::TailSampler> sampler_;    // null when sampling is off
+  // The gap-to-sampler loop (gaps/stuck_trace_keeper.h); null when sampling is off.
+  std::unique_ptr<gaps::StuckTraceKeeper> stuck_traces_;
+  // Alertmanager and stuck_traces_, for the gap detector.
   std::unique_ptr<gaps::GapSink> gap_sinks_;
   std::unique_ptr<metrics::Registry> metrics_;
   std::unique_ptr<metrics::TraceMetrics> trace_metrics_;  // null when metrics are off
