@@ -237,38 +237,51 @@ size_t GapDetector::SettleLocked(const OrderGaps* before, const OrderGaps& after
   size_t late = 0;
   for (Gap gap : after.settled) {
     if (Gap* open = open_.Find(gap.id); open != nullptr) {
-      // Open until now (a judged deadline, an open conflict): the record settles it.
-      Gap& held = *open;
-      gap.detected_at_unix_nano = held.detected_at_unix_nano;
-      gap.paged = held.paged;
-      if (gap.IsOpen()) {
-        if (!(held.Outcome() == gap.Outcome())) {
-          held = gap;
-          QueueWriteLocked(GapWrite::Kind::kPut, gap);
-        }
-        continue;
-      }
-      RemoveOpenLocked(gap.id);
-      ++stats_.resolved_total;
-      if (IsDeadlineKind(gap.kind)) ++late;
-      // Over before it could page (found while a source caught up): recorded, not paged.
-      if (!gap.paged) ++stats_.found_resolved_total[{gap.kind, gap.stage}];
-      QueueWriteLocked(GapWrite::Kind::kPut, gap);
-      if (gap.paged) events.resolved.push_back(std::move(gap));
+      late += SettleOpenLocked(std::move(gap), *open, events);
       continue;
     }
     const Gap* prior = before != nullptr ? FindById(before->settled, gap.id) : nullptr;
     if (prior != nullptr && prior->Outcome() == gap.Outcome()) continue;  // nothing new
-    if (sources_.IsJudged(EvidenceTime(gap), producers_, now)) {
-      tentative_.erase(gap.id);
-      ConfirmLocked(std::move(gap), events);
-    } else {
-      tentative_heap_.push({EvidenceTime(gap), gap.id});
-      tentative_[gap.id] = std::move(gap);
-    }
+    ConfirmOrHoldLocked(std::move(gap), now, events);
   }
-  if (before == nullptr) return late;
-  for (const Gap& prior : before->settled) {
+  if (before != nullptr) WithdrawSettledLocked(*before, after, events);
+  return late;
+}
+
+size_t GapDetector::SettleOpenLocked(Gap gap, Gap& held, Events& events) {
+  // Open until now (a judged deadline, an open conflict): the record settles it.
+  gap.detected_at_unix_nano = held.detected_at_unix_nano;
+  gap.paged = held.paged;
+  if (gap.IsOpen()) {
+    if (!(held.Outcome() == gap.Outcome())) {
+      held = gap;
+      QueueWriteLocked(GapWrite::Kind::kPut, gap);
+    }
+    return 0;
+  }
+  RemoveOpenLocked(gap.id);
+  ++stats_.resolved_total;
+  const size_t late = IsDeadlineKind(gap.kind) ? 1 : 0;
+  // Over before it could page (found while a source caught up): recorded, not paged.
+  if (!gap.paged) ++stats_.found_resolved_total[{gap.kind, gap.stage}];
+  QueueWriteLocked(GapWrite::Kind::kPut, gap);
+  if (gap.paged) events.resolved.push_back(std::move(gap));
+  return late;
+}
+
+void GapDetector::ConfirmOrHoldLocked(Gap gap, uint64_t now, Events& events) {
+  if (sources_.IsJudged(EvidenceTime(gap), producers_, now)) {
+    tentative_.erase(gap.id);
+    ConfirmLocked(std::move(gap), events);
+  } else {
+    tentative_heap_.push({EvidenceTime(gap), gap.id});
+    tentative_[gap.id] = std::move(gap);
+  }
+}
+
+void GapDetector::WithdrawSettledLocked(const OrderGaps& before, const OrderGaps& after,
+                                        Events& events) {
+  for (const Gap& prior : before.settled) {
     if (FindById(after.settled, prior.id) != nullptr) continue;
     // Late spans took back what the record implied (a status between, an earlier report).
     tentative_.erase(prior.id);
@@ -287,7 +300,6 @@ size_t GapDetector::SettleLocked(const OrderGaps* before, const OrderGaps& after
       QueueWriteLocked(GapWrite::Kind::kRemove, std::move(removed));  // counted if it was stored
     }
   }
-  return late;
 }
 
 void GapDetector::ConfirmLocked(Gap gap, Events& events) {
@@ -385,19 +397,27 @@ size_t GapDetector::TrackDeadlinesLocked(const OrderGaps& after, const model::Or
 
 size_t GapDetector::FireDue() {
   std::vector<Judged> judged;
-  Events events;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    const uint64_t now = clock_.NowUnixNano();
-    judged = TakeJudgedLocked(now);
-    ConfirmJudgedLocked(now, events);
-    PageJudgedLocked(now, events);
-    CheckSourcesLocked(now, events);
-    for (const Judged& j : judged) ++firing_[j.order_id];
-    // Announced before the lock is let go, in the order decided: an ingest thread that resolves
-    // one of these meanwhile announces after it, and Alertmanager hears the last word last.
-    AnnounceLocked(events);
+    judged = DecideDueLocked(clock_.NowUnixNano());
   }
+  return OpenJudged(judged);
+}
+
+std::vector<GapDetector::Judged> GapDetector::DecideDueLocked(uint64_t now) {
+  Events events;
+  std::vector<Judged> judged = TakeJudgedLocked(now);
+  ConfirmJudgedLocked(now, events);
+  PageJudgedLocked(now, events);
+  CheckSourcesLocked(now, events);
+  for (const Judged& j : judged) ++firing_[j.order_id];
+  // Announced before the lock is let go, in the order decided: an ingest thread that resolves
+  // one of these meanwhile announces after it, and Alertmanager hears the last word last.
+  AnnounceLocked(events);
+  return judged;
+}
+
+size_t GapDetector::OpenJudged(const std::vector<Judged>& judged) {
   size_t opened = 0;
   for (const Judged& j : judged) {
     // Read and evaluated outside the lock.
@@ -790,114 +810,125 @@ void GapDetector::QueueWriteLocked(GapWrite::Kind kind, Gap gap) {
 
 void GapDetector::WriterLoop() {
   pthread_setname_np(pthread_self(), "ot-gap-writer");
-  constexpr size_t kWritesPerBatch = 1000;
   for (;;) {
     std::vector<GapWrite> batch;
     bool stopping = false;
-    {
-      std::unique_lock<std::mutex> lock(write_mu_);
-      write_ready_.wait(lock, [this] { return write_stop_ || !writes_.empty(); });
-      if (writes_.empty()) {  // stopping, and everything is written
-        writer_exited_ = true;
-        write_done_.notify_all();
-        return;
-      }
-      stopping = write_stop_;
-      while (!writes_.empty() && batch.size() < kWritesPerBatch) {
-        batch.push_back(std::move(writes_.front()));
-        writes_.pop_front();
-      }
-      writing_ = true;
+    if (!TakeWrites(batch, stopping)) return;
+    const NetWrites net = FoldWrites(batch);
+    if (!net.read_failed && store_->Apply(net.puts, net.deletes).ok()) {
+      CountWritten(net);
+    } else {
+      RetryWrites(std::move(batch), stopping);
     }
-    // The batch's net effect per gap, in decision order. kSettle and kRemove read what is
-    // stored (or what this batch already wrote) to keep when and whether it was paged, and to
-    // count what is new and what is withdrawn.
-    std::map<std::string, std::optional<Gap>> net;
-    bool read_failed = false;
-    std::vector<std::string> withdrawn;  // their kinds
-    std::vector<std::pair<std::string, std::string>> found_resolved;
-    auto existing_of = [&](const std::string& id) -> std::optional<Gap> {
-      if (auto it = net.find(id); it != net.end()) return it->second;
-      absl::StatusOr<std::optional<Gap>> stored = store_->Get(id);
-      if (!stored.ok()) {
-        read_failed = true;
-        return std::nullopt;
-      }
-      return *stored;
-    };
-    for (const GapWrite& write : batch) {
-      switch (write.kind) {
-        case GapWrite::Kind::kDelete:
-          net[write.gap.id] = std::nullopt;
-          break;
-        case GapWrite::Kind::kRemove:
-          if (std::optional<Gap> stored = existing_of(write.gap.id); stored.has_value()) {
-            withdrawn.push_back(stored->kind);
-          }
-          net[write.gap.id] = std::nullopt;
-          break;
-        case GapWrite::Kind::kPut:
-          net[write.gap.id] = write.gap;
-          break;
-        case GapWrite::Kind::kSettle: {
-          Gap gap = write.gap;
-          std::optional<Gap> existing = existing_of(gap.id);
-          if (existing.has_value()) {
-            if (existing->Outcome() == gap.Outcome()) break;
-            gap.detected_at_unix_nano = existing->detected_at_unix_nano;
-            gap.paged = existing->paged;
-          } else {
-            found_resolved.emplace_back(gap.kind, gap.stage);
-          }
-          net[gap.id] = std::move(gap);
-          break;
-        }
-      }
-    }
-    std::vector<Gap> puts;
-    std::vector<std::string> deletes;
-    for (auto& [id, gap] : net) {
-      if (gap.has_value()) {
-        puts.push_back(std::move(*gap));
-      } else {
-        deletes.push_back(id);
-      }
-    }
-    const bool ok = !read_failed && store_->Apply(puts, deletes).ok();
-    if (!ok) {
-      uint64_t dropped = 0;
-      {
-        std::lock_guard<std::mutex> lock(write_mu_);
-        // Back to the front, in order, to be tried again; given up after write_attempts (or at
-        // shutdown, which must not wait on a broken store).
-        for (auto it = batch.rbegin(); it != batch.rend(); ++it) {
-          if (++it->attempts >= options_.write_attempts || stopping) {
-            ++dropped;
-            continue;
-          }
-          writes_.push_front(std::move(*it));
-        }
-      }
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        ++stats_.store_errors;
-        stats_.writes_dropped += dropped;
-      }
-      std::unique_lock<std::mutex> lock(write_mu_);
-      writing_ = false;
-      write_done_.notify_all();
-      write_ready_.wait_for(lock, options_.write_retry, [this] { return write_stop_; });
-      continue;
-    }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      for (const std::string& kind : withdrawn) ++stats_.withdrawn_total[kind];
-      for (const auto& key : found_resolved) ++stats_.found_resolved_total[key];
-    }
-    std::lock_guard<std::mutex> lock(write_mu_);
-    writing_ = false;
-    write_done_.notify_all();
   }
+}
+
+bool GapDetector::TakeWrites(std::vector<GapWrite>& batch, bool& stopping) {
+  constexpr size_t kWritesPerBatch = 1000;
+  std::unique_lock<std::mutex> lock(write_mu_);
+  write_ready_.wait(lock, [this] { return write_stop_ || !writes_.empty(); });
+  if (writes_.empty()) {  // stopping, and everything is written
+    writer_exited_ = true;
+    write_done_.notify_all();
+    return false;
+  }
+  stopping = write_stop_;
+  while (!writes_.empty() && batch.size() < kWritesPerBatch) {
+    batch.push_back(std::move(writes_.front()));
+    writes_.pop_front();
+  }
+  writing_ = true;
+  return true;
+}
+
+GapDetector::NetWrites GapDetector::FoldWrites(const std::vector<GapWrite>& batch) {
+  // The batch's net effect per gap, in decision order. kSettle and kRemove read what is
+  // stored (or what this batch already wrote) to keep when and whether it was paged, and to
+  // count what is new and what is withdrawn.
+  NetWrites out;
+  std::map<std::string, std::optional<Gap>> net;
+  auto existing_of = [&](const std::string& id) -> std::optional<Gap> {
+    if (auto it = net.find(id); it != net.end()) return it->second;
+    absl::StatusOr<std::optional<Gap>> stored = store_->Get(id);
+    if (!stored.ok()) {
+      out.read_failed = true;
+      return std::nullopt;
+    }
+    return *stored;
+  };
+  for (const GapWrite& write : batch) {
+    switch (write.kind) {
+      case GapWrite::Kind::kDelete:
+        net[write.gap.id] = std::nullopt;
+        break;
+      case GapWrite::Kind::kRemove:
+        if (std::optional<Gap> stored = existing_of(write.gap.id); stored.has_value()) {
+          out.withdrawn.push_back(stored->kind);
+        }
+        net[write.gap.id] = std::nullopt;
+        break;
+      case GapWrite::Kind::kPut:
+        net[write.gap.id] = write.gap;
+        break;
+      case GapWrite::Kind::kSettle: {
+        Gap gap = write.gap;
+        std::optional<Gap> existing = existing_of(gap.id);
+        if (existing.has_value()) {
+          if (existing->Outcome() == gap.Outcome()) break;
+          gap.detected_at_unix_nano = existing->detected_at_unix_nano;
+          gap.paged = existing->paged;
+        } else {
+          out.found_resolved.emplace_back(gap.kind, gap.stage);
+        }
+        net[gap.id] = std::move(gap);
+        break;
+      }
+    }
+  }
+  for (auto& [id, gap] : net) {
+    if (gap.has_value()) {
+      out.puts.push_back(std::move(*gap));
+    } else {
+      out.deletes.push_back(id);
+    }
+  }
+  return out;
+}
+
+void GapDetector::CountWritten(const NetWrites& net) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const std::string& kind : net.withdrawn) ++stats_.withdrawn_total[kind];
+    for (const auto& key : net.found_resolved) ++stats_.found_resolved_total[key];
+  }
+  std::lock_guard<std::mutex> lock(write_mu_);
+  writing_ = false;
+  write_done_.notify_all();
+}
+
+void GapDetector::RetryWrites(std::vector<GapWrite> batch, bool stopping) {
+  uint64_t dropped = 0;
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    // Back to the front, in order, to be tried again; given up after write_attempts (or at
+    // shutdown, which must not wait on a broken store).
+    for (auto it = batch.rbegin(); it != batch.rend(); ++it) {
+      if (++it->attempts >= options_.write_attempts || stopping) {
+        ++dropped;
+        continue;
+      }
+      writes_.push_front(std::move(*it));
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.store_errors;
+    stats_.writes_dropped += dropped;
+  }
+  std::unique_lock<std::mutex> lock(write_mu_);
+  writing_ = false;
+  write_done_.notify_all();
+  write_ready_.wait_for(lock, options_.write_retry, [this] { return write_stop_; });
 }
 
 void GapDetector::AnnounceLocked(const Events& events) {

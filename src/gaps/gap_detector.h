@@ -42,15 +42,15 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/status/statusor.h"
+#include "base/clock.h"
+#include "base/span.h"
 #include "gaps/gap.h"
 #include "gaps/gap_rules.h"
 #include "gaps/gap_store.h"
-#include "gaps/stage_model.h"
 #include "gaps/open_gaps.h"
 #include "gaps/source_watermarks.h"
-#include "base/clock.h"
+#include "gaps/stage_model.h"
 #include "model/order_record.h"
-#include "base/span.h"
 
 namespace ordertrace::gaps {
 
@@ -206,6 +206,12 @@ class GapDetector {
                    const model::OrderRecord& record, Events& events);
   // Both return how many judged deadlines the record answered late (resolved or withdrew).
   size_t SettleLocked(const OrderGaps* before, const OrderGaps& after, Events& events);
+  // A settled gap `after` implies for an open one (`held`): updated, or resolved.
+  size_t SettleOpenLocked(Gap gap, Gap& held, Events& events);
+  // A settled gap new to the record: confirmed when its evidence is in, else held (tentative_).
+  void ConfirmOrHoldLocked(Gap gap, uint64_t now, Events& events);
+  // The settled gaps `before` implied and `after` no longer does: withdrawn or removed.
+  void WithdrawSettledLocked(const OrderGaps& before, const OrderGaps& after, Events& events);
   // A settled gap whose evidence is in: stored (resolved), or opened and paged (a conflict).
   void ConfirmLocked(Gap gap, Events& events);
   void ConfirmJudgedLocked(uint64_t now, Events& events);
@@ -225,6 +231,12 @@ class GapDetector {
   // The sources that produce the statuses a held key's stage expects (none for messages).
   absl::InlinedVector<int, 4> ResponsibleLocked(size_t held_key) const;
   std::vector<Judged> TakeJudgedLocked(uint64_t now);
+  // FireDue's decisions under the lock: the deadlines judged (their records to read), the
+  // settled gaps confirmed, the gaps paged, the silent sources; all announced.
+  std::vector<Judged> DecideDueLocked(uint64_t now);
+  // FireDue's second half: reads each judged order's record outside the lock and opens its gap
+  // if the record still leaves it pending; returns how many opened.
+  size_t OpenJudged(const std::vector<Judged>& judged);
   // Opens the gap of a judged deadline, if the order's record (read since) still leaves it
   // pending; true when it opened.
   bool OpenJudgedLocked(const Judged& judged,
@@ -243,7 +255,22 @@ class GapDetector {
   // Tells the sink, under mu_ so that every gap's announcements reach it in the order they
   // were decided (the sink only records them; it never calls back).
   void AnnounceLocked(const Events& events);
+  // One batch's net effect on the store, and what it counts once written.
+  struct NetWrites {
+    std::vector<Gap> puts;
+    std::vector<std::string> deletes;
+    bool read_failed = false;
+    std::vector<std::string> withdrawn;                               // their kinds
+    std::vector<std::pair<std::string, std::string>> found_resolved;  // (kind, stage)
+  };
+  // The gap writer thread: takes a batch, folds it to its net effect, writes it; on failure
+  // the batch goes back to the queue's front.
   void WriterLoop();
+  // Waits for writes and takes a batch; false when stopping and everything is written.
+  bool TakeWrites(std::vector<GapWrite>& batch, bool& stopping);
+  NetWrites FoldWrites(const std::vector<GapWrite>& batch);
+  void CountWritten(const NetWrites& net);
+  void RetryWrites(std::vector<GapWrite> batch, bool stopping);
 
   // Constant after construction.
   const StageModel& model_;
