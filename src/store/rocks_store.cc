@@ -1240,9 +1240,7 @@ rocksdb::Status MoveLegacyGaps(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* gap
 
 namespace {
 
-// Opens the database with every column family, found by name. Read-only: nothing is written
-// (no log, no manifest, no moves of earlier layouts), for a file system without room.
-absl::StatusOr<OpenedDb> OpenDb(const RocksStoreOptions& options, bool read_only) {
+rocksdb::Options DbOptions() {
   rocksdb::Options db_options;
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
@@ -1254,107 +1252,129 @@ absl::StatusOr<OpenedDb> OpenDb(const RocksStoreOptions& options, bool read_only
   // One thread inserts a write group into the memtables, which lets span blocks use insert
   // hints (below); concurrent inserts ignore hints and cost more per key in CPU.
   db_options.allow_concurrent_memtable_write = false;
+  return db_options;
+}
 
-  std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(options.block_cache_bytes);
-  auto cf_options = [&](bool bloom, size_t write_buffer) {
-    rocksdb::ColumnFamilyOptions cf;
-    cf.write_buffer_size = write_buffer;
-    cf.compression = rocksdb::kLZ4Compression;
-    // Levels 0 and 1 stay uncompressed: every flush writes level 0 and its data soon moves on,
-    // so compressing there costs ingest CPU (LZ4 was about 4% of it) for little space. From
-    // level 2 on LZ4; LZ4 at the bottom too: ZSTD there cost ~10% of ingest CPU in compactions.
-    cf.compression_per_level = {rocksdb::kNoCompression,  rocksdb::kNoCompression,
-                                rocksdb::kLZ4Compression, rocksdb::kLZ4Compression,
-                                rocksdb::kLZ4Compression, rocksdb::kLZ4Compression,
-                                rocksdb::kLZ4Compression};
-    cf.bottommost_compression = rocksdb::kLZ4Compression;
-    rocksdb::BlockBasedTableOptions table;
-    table.block_cache = cache;
-    // RocksDB as Debian builds it computes CRC32C in software; XXH3 is several times cheaper.
-    table.checksum = rocksdb::kXXH3;
-    if (bloom) table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-    cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-    return cf;
-  };
-  rocksdb::ColumnFamilyOptions blocks_cf = cf_options(false, options.write_buffer_bytes);
+// What every column family shares: `cache`, compression by level, XXH3 checksums, and a bloom
+// filter when asked for.
+rocksdb::ColumnFamilyOptions BaseFamilyOptions(const std::shared_ptr<rocksdb::Cache>& cache,
+                                               bool bloom, size_t write_buffer) {
+  rocksdb::ColumnFamilyOptions cf;
+  cf.write_buffer_size = write_buffer;
+  cf.compression = rocksdb::kLZ4Compression;
+  // Levels 0 and 1 stay uncompressed: every flush writes level 0 and its data soon moves on,
+  // so compressing there costs ingest CPU (LZ4 was about 4% of it) for little space. From
+  // level 2 on LZ4; LZ4 at the bottom too: ZSTD there cost ~10% of ingest CPU in compactions.
+  cf.compression_per_level = {rocksdb::kNoCompression,  rocksdb::kNoCompression,
+                              rocksdb::kLZ4Compression, rocksdb::kLZ4Compression,
+                              rocksdb::kLZ4Compression, rocksdb::kLZ4Compression,
+                              rocksdb::kLZ4Compression};
+  cf.bottommost_compression = rocksdb::kLZ4Compression;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  // RocksDB as Debian builds it computes CRC32C in software; XXH3 is several times cheaper.
+  table.checksum = rocksdb::kXXH3;
+  if (bloom) table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  return cf;
+}
+
+// Every column family of the current layout, each tuned for how it is written and read.
+std::vector<rocksdb::ColumnFamilyDescriptor> FamilyDescriptors(
+    const RocksStoreOptions& options, const std::shared_ptr<rocksdb::Cache>& cache) {
+  const size_t buffer = options.write_buffer_bytes;
+  rocksdb::ColumnFamilyOptions blocks_cf = BaseFamilyOptions(cache, false, buffer);
   // Block keys start with the time bucket and then a rising sequence: a hint per bucket makes
   // each insert land next to the previous one instead of searching the memtable.
   blocks_cf.memtable_insert_with_hint_prefix_extractor = std::make_shared<BlockBucketPrefix>();
-  rocksdb::ColumnFamilyOptions order_index_cf = cf_options(false, options.write_buffer_bytes / 4);
+  rocksdb::ColumnFamilyOptions order_index_cf = BaseFamilyOptions(cache, false, buffer / 4);
   order_index_cf.memtable_insert_with_hint_prefix_extractor = std::make_shared<OrderIndexPrefix>();
   // Trace index keys start with a random trace id, so in a skip list memtable every insert
   // searched the whole list (the larger part of ingest's memtable time). A memtable hashed by
   // trace id puts each key in a short list of its own trace; the index is only ever read by
   // trace id (ReadTrace seeks within one id) or deleted by exact key.
-  const size_t trace_index_buffer = options.write_buffer_bytes / 4;
-  rocksdb::ColumnFamilyOptions trace_index_cf = cf_options(false, trace_index_buffer);
+  rocksdb::ColumnFamilyOptions trace_index_cf = BaseFamilyOptions(cache, false, buffer / 4);
   trace_index_cf.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(16));
   trace_index_cf.memtable_factory.reset(rocksdb::NewHashSkipListRepFactory(
-      std::max<size_t>(trace_index_buffer / kTraceIndexBytesPerBucket, 64)));
+      std::max<size_t>(buffer / 4 / kTraceIndexBytesPerBucket, 64)));
   // Ingest looks up every order it has not cached, and an order's first span finds nothing: a
   // bloom filter on the memtables answers those misses without searching them.
-  rocksdb::ColumnFamilyOptions orders_cf = cf_options(true, options.write_buffer_bytes / 2);
+  rocksdb::ColumnFamilyOptions orders_cf = BaseFamilyOptions(cache, true, buffer / 2);
   orders_cf.memtable_whole_key_filtering = true;
   orders_cf.memtable_prefix_bloom_size_ratio = 0.02;
   // Pending detail is written, then range-deleted, and read only at start: a vector memtable
   // appends (a skip list searched for every insert), and sorts once when flushed or read.
-  rocksdb::ColumnFamilyOptions pending_cf = cf_options(false, options.write_buffer_bytes / 2);
+  // Most detail is decided (and its range deleted) while still in the memtable, which a flush
+  // then leaves out: room for a decision wait's worth keeps it off the disk.
+  rocksdb::ColumnFamilyOptions pending_cf = BaseFamilyOptions(cache, false, buffer / 2);
   pending_cf.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
   // The forward queue is appended at its end and read from its start, mostly while still in
   // the memtable: a skip list (a vector memtable sorts itself for every reader).
-  rocksdb::ColumnFamilyOptions forward_cf = cf_options(false, options.write_buffer_bytes / 4);
-  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+  rocksdb::ColumnFamilyOptions forward_cf = BaseFamilyOptions(cache, false, buffer / 4);
+  return {
       {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
       {kBlocksCf, blocks_cf},
       {kTraceIndexCf, trace_index_cf},
       {kOrdersCf, orders_cf},
       {kOrderIndexCf, order_index_cf},
-      {kGapsCf, cf_options(false, 4 << 20)},
-      // Most detail is decided (and its range deleted) while still in the memtable, which a
-      // flush then leaves out: room for a decision wait's worth keeps it off the disk.
+      {kGapsCf, BaseFamilyOptions(cache, false, 4 << 20)},
       {kPendingCf, pending_cf},
       {kForwardCf, forward_cf},
   };
-  // Either legacy family left means a move to finish (a crash may have come between the two
-  // drops); a missing one is created empty by the open.
-  std::vector<std::string> existing;
-  const bool legacy =
-      rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(db_options), options.path, &existing)
-          .ok() &&
-      (std::find(existing.begin(), existing.end(), kLegacyBlocksCf) != existing.end() ||
-       std::find(existing.begin(), existing.end(), kLegacyTraceBucketsCf) != existing.end());
-  if (legacy) {
-    families.push_back({kLegacyBlocksCf, cf_options(false, options.write_buffer_bytes)});
-    families.push_back({kLegacyTraceBucketsCf, cf_options(false, options.write_buffer_bytes)});
-  }
-  if (read_only) {
-    // A read-only open creates nothing: a family this store never had (sampler_pending in a
-    // store of an earlier version) stays unopened, and reads of it find nothing.
-    std::erase_if(families, [&](const rocksdb::ColumnFamilyDescriptor& d) {
-      return std::find(existing.begin(), existing.end(), d.name) == existing.end();
-    });
-  }
+}
+
+// The families a store already has (none for a new one), and whether either family of the
+// first span layout is among them: a move to finish (a crash may have come between the two
+// drops; a missing one is created empty by the open).
+struct ExistingLayout {
+  std::vector<std::string> families;
+  bool legacy = false;
+};
+
+ExistingLayout ReadExistingLayout(const rocksdb::Options& db_options, const std::string& path) {
+  ExistingLayout layout;
+  const bool listed =
+      rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(db_options), path, &layout.families).ok();
+  auto has = [&](const char* name) {
+    return std::find(layout.families.begin(), layout.families.end(), name) != layout.families.end();
+  };
+  layout.legacy = listed && (has(kLegacyBlocksCf) || has(kLegacyTraceBucketsCf));
+  return layout;
+}
+
+// Opens `families`; a lock held by another process is named as such.
+absl::StatusOr<OpenedDb> OpenFamilies(const rocksdb::Options& db_options, const std::string& path,
+                                      const std::vector<rocksdb::ColumnFamilyDescriptor>& families,
+                                      bool read_only) {
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
+  const rocksdb::DBOptions options(db_options);
   rocksdb::Status s = read_only
-                          ? rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(db_options),
-                                                         options.path, families, &handles, &raw)
-                          : rocksdb::DB::Open(rocksdb::DBOptions(db_options), options.path,
-                                              families, &handles, &raw);
+                          ? rocksdb::DB::OpenForReadOnly(options, path, families, &handles, &raw)
+                          : rocksdb::DB::Open(options, path, families, &handles, &raw);
   if (!s.ok()) {
     if (s.ToString().find("LOCK") != std::string::npos) {
-      return absl::FailedPreconditionError("the store in " + options.path +
+      return absl::FailedPreconditionError("the store in " + path +
                                            " is in use by another ordertrace process");
     }
-    return absl::FailedPreconditionError("cannot open store in " + options.path + ": " +
-                                         s.ToString());
+    return absl::FailedPreconditionError("cannot open store in " + path + ": " + s.ToString());
   }
   OpenedDb open;
   open.db.reset(raw);
   open.read_only = read_only;
   open.families.all = handles;
-  rocksdb::ColumnFamilyHandle* legacy_blocks = nullptr;
-  rocksdb::ColumnFamilyHandle* legacy_trace_buckets = nullptr;
+  return open;
+}
+
+// The first span layout's families, while a store still has them.
+struct LegacyFamilies {
+  rocksdb::ColumnFamilyHandle* blocks = nullptr;
+  rocksdb::ColumnFamilyHandle* trace_buckets = nullptr;
+};
+
+// Finds each handle of `open` by its family's name.
+LegacyFamilies AssignFamilies(OpenedDb& open) {
+  LegacyFamilies legacy;
   const std::map<std::string, rocksdb::ColumnFamilyHandle**> by_name = {
       {kBlocksCf, &open.families.blocks},
       {kTraceIndexCf, &open.families.trace_index},
@@ -1363,39 +1383,75 @@ absl::StatusOr<OpenedDb> OpenDb(const RocksStoreOptions& options, bool read_only
       {kGapsCf, &open.families.gaps},
       {kPendingCf, &open.families.pending},
       {kForwardCf, &open.families.forward},
-      {kLegacyBlocksCf, &legacy_blocks},
-      {kLegacyTraceBucketsCf, &legacy_trace_buckets},
+      {kLegacyBlocksCf, &legacy.blocks},
+      {kLegacyTraceBucketsCf, &legacy.trace_buckets},
   };
-  for (rocksdb::ColumnFamilyHandle* h : handles) {
+  for (rocksdb::ColumnFamilyHandle* h : open.families.all) {
     auto slot = by_name.find(h->GetName());
     if (slot != by_name.end()) *slot->second = h;
   }
+  return legacy;
+}
+
+// Moves what earlier layouts left (span families, gap rows) into the current one.
+absl::Status FinishLegacyMoves(OpenedDb& open, LegacyFamilies legacy, const std::string& path) {
   const Families& f = open.families;
+  if (legacy.blocks != nullptr && legacy.trace_buckets != nullptr) {
+    rocksdb::Status s =
+        MoveLegacySpans(*open.db, legacy.blocks, legacy.trace_buckets, f.blocks, f.trace_index);
+    std::erase_if(open.families.all, [&](rocksdb::ColumnFamilyHandle* h) {
+      return h == legacy.blocks || h == legacy.trace_buckets;
+    });
+    open.db->DestroyColumnFamilyHandle(legacy.blocks);
+    open.db->DestroyColumnFamilyHandle(legacy.trace_buckets);
+    if (!s.ok()) {
+      return absl::FailedPreconditionError("cannot move spans of the earlier layout in " + path +
+                                           ": " + s.ToString());
+    }
+  }
+  rocksdb::Status s = MoveLegacyGaps(*open.db, open.families.gaps);
+  if (!s.ok()) {
+    return absl::FailedPreconditionError("cannot move gaps of the earlier layout in " + path +
+                                         ": " + s.ToString());
+  }
+  return absl::OkStatus();
+}
+
+// Opens the database with every column family, found by name. Read-only: nothing is written
+// (no log, no manifest, no moves of earlier layouts), for a file system without room.
+absl::StatusOr<OpenedDb> OpenDb(const RocksStoreOptions& options, bool read_only) {
+  const rocksdb::Options db_options = DbOptions();
+  const std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = FamilyDescriptors(options, cache);
+  const ExistingLayout existing = ReadExistingLayout(db_options, options.path);
+  if (existing.legacy) {
+    families.push_back(
+        {kLegacyBlocksCf, BaseFamilyOptions(cache, false, options.write_buffer_bytes)});
+    families.push_back(
+        {kLegacyTraceBucketsCf, BaseFamilyOptions(cache, false, options.write_buffer_bytes)});
+  }
+  if (read_only) {
+    // A read-only open creates nothing: a family this store never had (sampler_pending in a
+    // store of an earlier version) stays unopened, and reads of it find nothing.
+    std::erase_if(families, [&](const rocksdb::ColumnFamilyDescriptor& d) {
+      return std::find(existing.families.begin(), existing.families.end(), d.name) ==
+             existing.families.end();
+    });
+  }
+  absl::StatusOr<OpenedDb> open = OpenFamilies(db_options, options.path, families, read_only);
+  if (!open.ok()) return open.status();
+  const LegacyFamilies legacy_families = AssignFamilies(*open);
+  const Families& f = open->families;
   if (f.blocks == nullptr || f.trace_index == nullptr || f.orders == nullptr ||
       f.order_index == nullptr || f.gaps == nullptr) {
-    CloseDb(open);
+    CloseDb(*open);
     return absl::FailedPreconditionError("cannot open store in " + options.path +
                                          " read-only: a column family is missing");
   }
   if (read_only) return open;
-  if (legacy_blocks != nullptr && legacy_trace_buckets != nullptr) {
-    s = MoveLegacySpans(*open.db, legacy_blocks, legacy_trace_buckets, f.blocks, f.trace_index);
-    std::erase_if(open.families.all, [&](rocksdb::ColumnFamilyHandle* h) {
-      return h == legacy_blocks || h == legacy_trace_buckets;
-    });
-    open.db->DestroyColumnFamilyHandle(legacy_blocks);
-    open.db->DestroyColumnFamilyHandle(legacy_trace_buckets);
-    if (!s.ok()) {
-      CloseDb(open);
-      return absl::FailedPreconditionError("cannot move spans of the earlier layout in " +
-                                           options.path + ": " + s.ToString());
-    }
-  }
-  s = MoveLegacyGaps(*open.db, open.families.gaps);
-  if (!s.ok()) {
-    CloseDb(open);
-    return absl::FailedPreconditionError("cannot move gaps of the earlier layout in " +
-                                         options.path + ": " + s.ToString());
+  if (absl::Status moved = FinishLegacyMoves(*open, legacy_families, options.path); !moved.ok()) {
+    CloseDb(*open);
+    return moved;
   }
   return open;
 }
