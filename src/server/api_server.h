@@ -6,12 +6,14 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "absl/status/statusor.h"
 #include "auth/access_policy.h"
 #include "auth/audit_log.h"
 #include "auth/token_authenticator.h"
+#include "base/listen_address.h"
 #include "gaps/gap_detector.h"
 #include "gaps/gap_store.h"
 #include "http/router.h"
@@ -23,7 +25,6 @@
 #include "query/trace_query.h"
 #include "scrub/operator_id_hasher.h"
 #include "server/console_files.h"
-#include "base/listen_address.h"
 
 namespace ordertrace::server {
 
@@ -80,27 +81,66 @@ class ApiServer {
 
  private:
   struct Reader;
-  using ReaderHandler = std::function<void(http::Request&, http::Response&, Reader&)>;
+  // A route for everyone (health probes): no role, no audit line.
+  using OpenHandler = void (ApiServer::*)(http::Request&, http::Response&);
+  // A route that needs a role; `Reader` is who asks and what the request named.
+  using Handler = void (ApiServer::*)(http::Request&, http::Response&, Reader&);
 
+  // The route table: every path the API serves, the role it needs, and its handler.
+  void Routes();
+  void Open(const std::string& pattern, OpenHandler handler);
   // Registers GET `pattern` for the roles that may do `access`, with the audit line.
-  void Guarded(const std::string& pattern, auth::Access access, ReaderHandler handler);
+  void Guarded(const std::string& pattern, auth::Access access, Handler handler);
   // Authenticates the request and checks its role; on refusal the answer is written.
   bool Admit(const http::Request& req, http::Response& res, auth::Access access, Reader& reader);
   void Audit(const http::Request& req, const http::Response& res, const Reader& reader);
 
-  void Routes();
-  void OrderRoutes();
+  // Health: /healthz, /readyz, and Tempo's /ready and /api/echo.
+  void Healthz(http::Request& req, http::Response& res);
+  void Readyz(http::Request& req, http::Response& res);
+  void TempoReady(http::Request& req, http::Response& res);
+  void TempoEcho(http::Request& req, http::Response& res);
+
+  // Orders: GET /api/v1/orders/{id}, /api/v1/orders, /api/v1/sla.
+  void GetOrder(http::Request& req, http::Response& res, Reader& reader);
+  void ListOrders(http::Request& req, http::Response& res, Reader& reader);
+  // GET /api/v1/orders?stuck=true: the orders with an open gap (query/stuck_orders.h).
+  void ListStuckOrders(http::Request& req, http::Response& res, Reader& reader);
+  void GetSla(http::Request& req, http::Response& res, Reader& reader);
   // Each timeline entry gets the SLA of its status for the order's partner and whether it
   // took longer (`sla_seconds`, `over_sla`).
   void AddStageSlas(const query::OrderView& view, nlohmann::json& timeline) const;
-  // GET /api/v1/orders?stuck=true: the orders with an open gap.
-  void ListStuckOrders(http::Request& req, http::Response& res, Reader& reader);
-  void TraceRoutes();
-  void GapRoutes();
+
+  // Traces, Tempo's API: /api/traces/{id} and /api/v2/traces/{id}.
+  void GetTrace(http::Request& req, http::Response& res, Reader& reader);
+  void GetTraceV2(http::Request& req, http::Response& res, Reader& reader);
+  void ServeTrace(http::Request& req, http::Response& res, Reader& reader, bool v2);
+  // The trace the path names, if the reader may see it; otherwise the answer (400, 404 or
+  // 500) is written and nullopt returned.
+  std::optional<base::TraceBatch> ReadVisibleTrace(http::Request& req, http::Response& res,
+                                                   Reader& reader);
+  // Search, Tempo's API: /api/search, /api/search/tags, /api/search/tag/{tag}/values and
+  // their v2 forms.
+  void SearchTraces(http::Request& req, http::Response& res, Reader& reader);
+  void ListTagNames(http::Request& req, http::Response& res, Reader& reader);
+  void ListTagValues(http::Request& req, http::Response& res, Reader& reader);
+  void ListScopedTagNames(http::Request& req, http::Response& res, Reader& reader);
+  void ListTypedTagValues(http::Request& req, http::Response& res, Reader& reader);
+
+  // Gaps: GET /api/v1/gaps, and /api/v1/gaps/counts, the same filters counted per stage and
+  // kind (an incident, many orders stuck at one stage, reads as one line).
+  void ListGaps(http::Request& req, http::Response& res, Reader& reader);
+  void ListGapCounts(http::Request& req, http::Response& res, Reader& reader);
   // Narrows a gap query to the reader's partner; false when it asked for another partner's.
   bool ScopeGapQuery(const Reader& reader, gaps::GapHistoryQuery& query) const;
-  // GET /api/v1/whoami and, with metrics, /api/v1/charts.
-  void ConsoleApiRoutes();
+
+  // GET /api/v1/whoami: who the token is and what it may read (the console's login checks a
+  // token with it and shows only what the role may open).
+  void WhoAmI(http::Request& req, http::Response& res, Reader& reader);
+  // GET /api/v1/charts (with metrics): the console's figures over time.
+  void Charts(http::Request& req, http::Response& res, Reader& reader);
+  // GET /metrics: OpenMetrics with exemplars when asked for, Prometheus text otherwise.
+  void Metrics(http::Request& req, http::Response& res, Reader& reader);
   // The console's pages and assets.
   void ConsoleRoutes();
 
