@@ -1,57 +1,82 @@
 #include "bench/order_span_generator.h"
 
+#include <algorithm>
 #include <array>
 #include <map>
+#include <string_view>
+
+#include "base/default_lifecycle.h"
 
 namespace ordertrace::bench {
 namespace {
 
 struct Step {
-  const char* service;
-  const char* name;
-  base::SpanKind kind;
-  const char* prev_status;
-  const char* new_status;
-  int event_version;  // transitions only
-  const char* queue;  // messaging spans only
-  int message;  // messaging spans: which of the order's messages (publish and consume share it)
+  std::string_view service;
+  std::string_view name;
+  base::SpanKind kind = base::SpanKind::kInternal;
+  std::string_view prev_status;  // transitions only; empty for the first status
+  std::string_view new_status;   // transitions only
+  int event_version = 0;         // transitions only
+  std::string_view queue;        // messaging spans only
+  int message = 0;  // messaging spans: which of the order's messages (publish and consume share it)
 };
 
-// One order's lifecycle as the services emit it: every status of the default lifecycle model in
-// order (so the gap detector sees a conforming order, as it would in production), the two
-// RabbitMQ hops, each a publish and a consume, and the price calculation's four phases (19 spans).
-constexpr std::array<Step, 19> kLifecycle = {{
-    {"shop-api", "shop.init", base::SpanKind::kServer, "", "INITIATED", 1, nullptr, 0},
-    {"shop-api", "shop.upload", base::SpanKind::kServer, "INITIATED", "FILE_UPLOADED", 2, nullptr,
-     0},
-    {"shop-api", "shop.submit", base::SpanKind::kServer, "FILE_UPLOADED", "SUBMITTED", 3, nullptr,
-     0},
-    {"shop-api", "mq.publish.price", base::SpanKind::kProducer, "", "", 0, "mes.price.requests",
-     0},
-    {"mes-api", "mq.consume.price", base::SpanKind::kConsumer, "", "", 0, "mes.price.requests", 0},
-    {"mes-api", "mes.price.start", base::SpanKind::kInternal, "SUBMITTED",
-     "PRICE_CALCULATION_STARTED", 4, nullptr, 0},
-    {"mes-api", "mes.price.calc", base::SpanKind::kInternal, "PRICE_CALCULATION_STARTED",
-     "PRICE_CALCULATED", 5, nullptr, 0},
-    // The calculation's phases: detail spans, which the tail sampler keeps for a share of traces.
-    {"mes-api", "mes.price.phase.load_model", base::SpanKind::kInternal, "", "", 0, nullptr, 0},
-    {"mes-api", "mes.price.phase.analyze", base::SpanKind::kInternal, "", "", 0, nullptr, 0},
-    {"mes-api", "mes.price.phase.estimate", base::SpanKind::kInternal, "", "", 0, nullptr, 0},
-    {"mes-api", "mes.price.phase.quote", base::SpanKind::kInternal, "", "", 0, nullptr, 0},
-    {"mes-api", "mq.publish.status", base::SpanKind::kProducer, "", "", 0, "crm.status", 1},
-    {"crm-api", "mq.consume.status", base::SpanKind::kConsumer, "", "", 0, "crm.status", 1},
-    {"crm-api", "crm.approve.manufacturing", base::SpanKind::kServer, "PRICE_CALCULATED",
-     "MANUFACTURING_APPROVED", 6, nullptr, 0},
-    {"mes-api", "mes.manufacturing.start", base::SpanKind::kServer, "MANUFACTURING_APPROVED",
-     "MANUFACTURING_STARTED", 7, nullptr, 0},
-    {"mes-api", "mes.manufacturing.complete", base::SpanKind::kServer, "MANUFACTURING_STARTED",
-     "MANUFACTURING_COMPLETED", 8, nullptr, 0},
-    {"mes-api", "mes.packaging", base::SpanKind::kServer, "MANUFACTURING_COMPLETED", "PACKAGING",
-     9, nullptr, 0},
-    {"mes-api", "mes.shipped", base::SpanKind::kServer, "PACKAGING", "SHIPPED", 10, nullptr, 0},
-    {"crm-api", "crm.close", base::SpanKind::kServer, "SHIPPED", "CLOSED", 11, nullptr, 0},
-}};
-static_assert(kLifecycle.size() == OrderSpanGenerator::kSpansPerOrder);
+// The span that carries the transition to the default lifecycle's `index`th status. The price
+// calculation's two run in mes-api's consumer of the price request, the others in HTTP handlers.
+constexpr Step TransitionSpan(size_t index) {
+  const base::LifecycleStep& step = base::kDefaultLifecycle[index];
+  const bool on_message =
+      step.status == base::kPriceCalculationStarted || step.status == base::kPriceCalculated;
+  return Step{step.service,
+              step.span_name,
+              on_message ? base::SpanKind::kInternal : base::SpanKind::kServer,
+              index == 0 ? std::string_view() : base::kDefaultLifecycle[index - 1].status,
+              step.status,
+              static_cast<int>(index) + 1};
+}
+
+// One order's spans as the services emit them: every status of the default lifecycle in order
+// (so the gap detector sees a conforming order, as it would in production); after SUBMITTED the
+// price request's RabbitMQ hop (publish and consume); after PRICE_CALCULATED the calculation's
+// four phases (detail spans, which the tail sampler keeps for a share of traces) and the status
+// message's hop to crm-api.
+constexpr std::array<Step, OrderSpanGenerator::kSpansPerOrder> OrderSpans() {
+  std::array<Step, OrderSpanGenerator::kSpansPerOrder> spans{};
+  size_t n = 0;
+  for (size_t i = 0; i < std::size(base::kDefaultLifecycle); ++i) {
+    spans[n++] = TransitionSpan(i);
+    const std::string_view status = base::kDefaultLifecycle[i].status;
+    if (status == base::kSubmitted) {
+      spans[n++] = {"shop-api",
+                    "mq.publish.price",
+                    base::SpanKind::kProducer,
+                    {},
+                    {},
+                    0,
+                    "mes.price.requests",
+                    0};
+      spans[n++] = {
+          "mes-api", "mq.consume.price", base::SpanKind::kConsumer, {}, {}, 0, "mes.price.requests",
+          0};
+    }
+    if (status == base::kPriceCalculated) {
+      for (std::string_view phase : {"mes.price.phase.load_model", "mes.price.phase.analyze",
+                                     "mes.price.phase.estimate", "mes.price.phase.quote"}) {
+        spans[n++] = {"mes-api", phase, base::SpanKind::kInternal};
+      }
+      spans[n++] = {
+          "mes-api", "mq.publish.status", base::SpanKind::kProducer, {}, {}, 0, "crm.status", 1};
+      spans[n++] = {
+          "crm-api", "mq.consume.status", base::SpanKind::kConsumer, {}, {}, 0, "crm.status", 1};
+    }
+  }
+  return spans;
+}
+
+constexpr std::array<Step, OrderSpanGenerator::kSpansPerOrder> kOrderSpans = OrderSpans();
+// kSpansPerOrder counts every span above: none is left unnamed.
+static_assert(std::ranges::none_of(kOrderSpans,
+                                   [](const Step& step) { return step.name.empty(); }));
 
 base::KeyValue Str(const char* key, std::string value) {
   return base::KeyValue{key, base::AnyValue::String(std::move(value))};
@@ -79,7 +104,7 @@ base::Span OrderSpanGenerator::NextSpan(std::string& service) {
     partner_id_ = rng_() % 4 == 0 ? "partner-" + std::to_string(rng_() % 50) : "";
     ++next_order_;
   }
-  const Step& step = kLifecycle[step_];
+  const Step& step = kOrderSpans[step_];
   base::Span span;
   span.trace_id = trace_;
   for (auto& b : span.span_id.bytes) b = static_cast<uint8_t>(rng_());
@@ -97,25 +122,27 @@ base::Span OrderSpanGenerator::NextSpan(std::string& service) {
   span.status.code = base::StatusCode::kOk;
   span.attributes.push_back(Str("order_id", order_id_));
   if (!partner_id_.empty()) span.attributes.push_back(Str("partner_id", partner_id_));
-  if (*step.new_status != '\0') {
-    if (*step.prev_status != '\0') span.attributes.push_back(Str("prev_status", step.prev_status));
-    span.attributes.push_back(Str("new_status", step.new_status));
+  if (!step.new_status.empty()) {
+    if (!step.prev_status.empty()) {
+      span.attributes.push_back(Str("prev_status", std::string(step.prev_status)));
+    }
+    span.attributes.push_back(Str("new_status", std::string(step.new_status)));
     span.attributes.push_back(Int("event_version", step.event_version));
   }
-  if (step.queue != nullptr) {
+  if (!step.queue.empty()) {
     std::string message_id = order_id_ + "-" + std::to_string(step.message);
     span.attributes.push_back(Str("messaging.system", "rabbitmq"));
     span.attributes.push_back(Str("messaging.destination.name", "alexandrite"));
     span.attributes.push_back(Str("messaging.message.id", message_id));
-    span.attributes.push_back(Str("queue", step.queue));
+    span.attributes.push_back(Str("queue", std::string(step.queue)));
     if (step.kind == base::SpanKind::kConsumer) span.attributes.push_back(Int("retry_count", 0));
   }
-  if (std::string_view(step.name) == "mes.price.calc") {
+  if (step.new_status == base::kPriceCalculated) {
     span.attributes.push_back(Int("polygon_count", static_cast<int64_t>(10000 + rng_() % 900000)));
     span.attributes.push_back(Str("complexity_class", "medium"));
   }
   service = step.service;
-  step_ = (step_ + 1) % kLifecycle.size();
+  step_ = (step_ + 1) % kOrderSpans.size();
   return span;
 }
 

@@ -53,7 +53,7 @@ constexpr seconds kDeadline{60};
 // Bounds the waits that span a broker restart.
 constexpr seconds kRestartDeadline{120};
 constexpr milliseconds kPollInterval{50};
-constexpr int kStatusCount = static_cast<int>(std::size(kLifecycle));
+constexpr int kStatusCount = static_cast<int>(std::size(kDefaultLifecycle));
 constexpr char kSpanKindProducer[] = "4";
 constexpr char kSpanKindConsumer[] = "5";
 
@@ -602,7 +602,7 @@ class ServicesFlowTest : public ::testing::Test {
           std::vector<TracedSpan> spans = SpansOf(last.body);
           counts.clear();
           for (const TracedSpan& s : spans) ++counts[s.name];
-          for (const LifecycleStep& step : kLifecycle) {
+          for (const LifecycleStep& step : kDefaultLifecycle) {
             if (counts[std::string(step.span_name)] < 1) return false;
           }
           // Each status event goes to three queues; SUBMITTED also sends the price request.
@@ -633,14 +633,14 @@ class ServicesFlowTest : public ::testing::Test {
     ASSERT_EQ(timeline.size(), static_cast<size_t>(kStatusCount)) << timeline.dump();
     for (int i = 0; i < kStatusCount; ++i) {
       const json& stage = timeline[i];
-      EXPECT_EQ(stage.value("status", ""), kLifecycle[i].status) << i;
+      EXPECT_EQ(stage.value("status", ""), kDefaultLifecycle[i].status) << i;
       EXPECT_EQ(stage.value("event_version", -1), i + 1) << stage.dump();
-      EXPECT_EQ(stage.value("service", ""), kLifecycle[i].service) << stage.dump();
-      EXPECT_EQ(stage.value("span_name", ""), kLifecycle[i].span_name) << stage.dump();
+      EXPECT_EQ(stage.value("service", ""), kDefaultLifecycle[i].service) << stage.dump();
+      EXPECT_EQ(stage.value("span_name", ""), kDefaultLifecycle[i].span_name) << stage.dump();
       if (i == 0) {
         EXPECT_TRUE(stage["prev_status"].is_null()) << stage.dump();
       } else {
-        EXPECT_EQ(stage.value("prev_status", ""), kLifecycle[i - 1].status) << stage.dump();
+        EXPECT_EQ(stage.value("prev_status", ""), kDefaultLifecycle[i - 1].status) << stage.dump();
       }
     }
     // 11 status events and the price request, each published and consumed.
@@ -713,15 +713,15 @@ class ServicesFlowTest : public ::testing::Test {
     for (int i = 0; i < kStatusCount; ++i) {
       const TracedSpan& s = *transitions[i];
       SCOPED_TRACE(s.name);
-      EXPECT_EQ(s.name, kLifecycle[i].span_name);
-      EXPECT_EQ(s.service, kLifecycle[i].service);
+      EXPECT_EQ(s.name, kDefaultLifecycle[i].span_name);
+      EXPECT_EQ(s.service, kDefaultLifecycle[i].service);
       EXPECT_EQ(s.IntAttr("event_version"), i + 1);
-      EXPECT_EQ(s.Attr("new_status"), kLifecycle[i].status);
+      EXPECT_EQ(s.Attr("new_status"), kDefaultLifecycle[i].status);
       EXPECT_EQ(s.Attr("order_id"), o.id);
       if (i == 0) {
         EXPECT_FALSE(s.Has("prev_status"));
       } else {
-        EXPECT_EQ(s.Attr("prev_status"), kLifecycle[i - 1].status);
+        EXPECT_EQ(s.Attr("prev_status"), kDefaultLifecycle[i - 1].status);
       }
       if (o.partner_id.empty()) {
         EXPECT_FALSE(s.Has("partner_id"));
@@ -730,7 +730,7 @@ class ServicesFlowTest : public ::testing::Test {
       }
       EXPECT_FALSE(s.Has("error_code")) << s.Attr("error_code");
       // Only the manufacturing approval names its operator; ordertrace adds the hash beside it.
-      if (kLifecycle[i].status == kManufacturingStarted) {
+      if (kDefaultLifecycle[i].status == kManufacturingStarted) {
         EXPECT_EQ(s.Attr("operator_id"), o.operator_id);
         EXPECT_EQ(s.Attr("operator_id.hash").rfind("hmac:", 0), 0u) << s.Attr("operator_id.hash");
       } else {

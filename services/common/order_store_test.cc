@@ -79,9 +79,9 @@ class OrderStoreTest : public ::testing::Test {
   void AdvanceTo(const std::string& id, std::string_view last) {
     for (int i = LifecycleIndex(Load(id).status) + 1; i <= LifecycleIndex(last); ++i) {
       absl::StatusOr<TransitionResult> moved =
-          Transition(*db_, id, kLifecycle[i].status, {}, kLifecycle[i].service,
+          Transition(*db_, id, kDefaultLifecycle[i].status, {}, kDefaultLifecycle[i].service,
                      Context(kOperationTraceparent));
-      ASSERT_TRUE(moved.ok()) << kLifecycle[i].status << ": " << moved.status();
+      ASSERT_TRUE(moved.ok()) << kDefaultLifecycle[i].status << ": " << moved.status();
     }
   }
 
@@ -202,15 +202,15 @@ TEST_F(OrderStoreTest, LoadOrderOfAnUnknownOrderIsEmptyNotAnError) {
 
 TEST_F(OrderStoreTest, WholeLifecycleGivesVersionsOneToElevenAndOneStatusEventPerStep) {
   Create("order-1");
-  for (int i = 1; i < static_cast<int>(std::size(kLifecycle)); ++i) {
-    const LifecycleStep& step = kLifecycle[i];
+  for (int i = 1; i < static_cast<int>(std::size(kDefaultLifecycle)); ++i) {
+    const LifecycleStep& step = kDefaultLifecycle[i];
     absl::StatusOr<TransitionResult> moved =
         Transition(*db_, "order-1", step.status, {}, step.service, Context(kOperationTraceparent));
     ASSERT_TRUE(moved.ok()) << step.status << ": " << moved.status();
     EXPECT_EQ(moved->order.status, step.status);
     EXPECT_EQ(moved->order.event_version, i + 1);
     EXPECT_EQ(moved->event.event_version, i + 1);
-    EXPECT_EQ(moved->event.prev_status, kLifecycle[i - 1].status);
+    EXPECT_EQ(moved->event.prev_status, kDefaultLifecycle[i - 1].status);
     EXPECT_EQ(moved->event.new_status, step.status);
     EXPECT_EQ(moved->event.partner_id, "partner-3");
     EXPECT_EQ(moved->event.service, step.service);
@@ -226,7 +226,7 @@ TEST_F(OrderStoreTest, WholeLifecycleGivesVersionsOneToElevenAndOneStatusEventPe
   std::vector<HistoryRow> history = History("order-1");
   ASSERT_EQ(history.size(), 11u);
   for (size_t i = 0; i < outbox.size(); ++i) {
-    const LifecycleStep& step = kLifecycle[i];
+    const LifecycleStep& step = kDefaultLifecycle[i];
     SCOPED_TRACE(std::string(step.status));
     EXPECT_EQ(outbox[i].exchange, "alexandrite.status");
     EXPECT_EQ(outbox[i].routing_key, "status." + Lower(step.status));
@@ -238,7 +238,7 @@ TEST_F(OrderStoreTest, WholeLifecycleGivesVersionsOneToElevenAndOneStatusEventPe
     ASSERT_TRUE(event.ok()) << event.status();
     EXPECT_EQ(event->order_id, "order-1");
     EXPECT_EQ(event->event_version, static_cast<int64_t>(i + 1));
-    EXPECT_EQ(event->prev_status, i == 0 ? "" : kLifecycle[i - 1].status);
+    EXPECT_EQ(event->prev_status, i == 0 ? "" : kDefaultLifecycle[i - 1].status);
     EXPECT_EQ(event->new_status, step.status);
     EXPECT_EQ(event->partner_id, "partner-3");
     EXPECT_EQ(event->service, i == 0 ? "shop-api" : step.service);
@@ -492,10 +492,10 @@ StatusEvent Event(const std::string& id, int version, const std::string& partner
   StatusEvent event;
   event.order_id = id;
   event.event_version = version;
-  event.new_status = std::string(kLifecycle[version - 1].status);
-  event.prev_status = version > 1 ? std::string(kLifecycle[version - 2].status) : "";
+  event.new_status = std::string(kDefaultLifecycle[version - 1].status);
+  event.prev_status = version > 1 ? std::string(kDefaultLifecycle[version - 2].status) : "";
   event.partner_id = partner;
-  event.service = std::string(kLifecycle[version - 1].service);
+  event.service = std::string(kDefaultLifecycle[version - 1].service);
   event.occurred_at_unix_nano = 1'700'000'000'000'000'000 + version * 1'000'000'000LL;
   return event;
 }

@@ -6,8 +6,8 @@
 namespace ordertrace::services {
 
 int LifecycleIndex(std::string_view status) {
-  for (size_t i = 0; i < std::size(kLifecycle); ++i) {
-    if (kLifecycle[i].status == status) return static_cast<int>(i);
+  for (size_t i = 0; i < std::size(kDefaultLifecycle); ++i) {
+    if (kDefaultLifecycle[i].status == status) return static_cast<int>(i);
   }
   return -1;
 }
@@ -15,13 +15,13 @@ int LifecycleIndex(std::string_view status) {
 std::optional<LifecycleStep> FindStep(std::string_view status) {
   int index = LifecycleIndex(status);
   if (index < 0) return std::nullopt;
-  return kLifecycle[index];
+  return kDefaultLifecycle[index];
 }
 
 std::string_view PreviousStatus(std::string_view status) {
   int index = LifecycleIndex(status);
   if (index <= 0) return "";
-  return kLifecycle[index - 1].status;
+  return kDefaultLifecycle[index - 1].status;
 }
 
 std::string StatusRoutingKey(std::string_view status) {

@@ -32,10 +32,10 @@ constexpr DocumentedStep kDocumented[] = {
 };
 
 TEST(OrderTransitionsTest, ElevenStatusesInTheDocumentedOrder) {
-  ASSERT_EQ(std::size(kLifecycle), 11u);
+  ASSERT_EQ(std::size(kDefaultLifecycle), 11u);
   for (size_t i = 0; i < std::size(kDocumented); ++i) {
     SCOPED_TRACE(kDocumented[i].status);
-    EXPECT_EQ(kLifecycle[i].status, kDocumented[i].status);
+    EXPECT_EQ(kDefaultLifecycle[i].status, kDocumented[i].status);
     EXPECT_EQ(LifecycleIndex(kDocumented[i].status), static_cast<int>(i));
   }
   EXPECT_EQ(kInitiated, "INITIATED");

@@ -44,10 +44,10 @@ absl::Status SeedHistory(SqliteDb& db, int64_t count) {
       {have + 1, count});
   if (!orders.ok()) return orders.status();
   std::string statuses;
-  for (size_t i = 0; i < std::size(kLifecycle); ++i) {
+  for (size_t i = 0; i < std::size(kDefaultLifecycle); ++i) {
     absl::StrAppend(&statuses, i == 0 ? "" : " UNION ALL ", "SELECT ", i + 1, " AS v, '",
-                    std::string(kLifecycle[i].status), "' AS s, '",
-                    std::string(kLifecycle[i].service), "' AS svc");
+                    std::string(kDefaultLifecycle[i].status), "' AS s, '",
+                    std::string(kDefaultLifecycle[i].service), "' AS svc");
   }
   absl::StatusOr<int64_t> events = db.Execute(
       absl::StrCat(

@@ -108,12 +108,12 @@ TEST(ReplayDayTest, EveryFaultFreeOrderClosesWithinTheDayInsideItsSlas) {
     EXPECT_GE(order.truth.started_at_unix_nano, day->day_start_unix_nano());
     EXPECT_LE(order.truth.finished_at_unix_nano, day->day_end_unix_nano() - 30 * kMinute);
     model::OrderRecord record = Fold(*day, o);
-    ASSERT_EQ(record.statuses.size(), std::size(kLifecycle)) << order.truth.order_id;
+    ASSERT_EQ(record.statuses.size(), std::size(kDefaultLifecycle)) << order.truth.order_id;
     for (size_t i = 0; i < record.statuses.size(); ++i) {
-      EXPECT_EQ(record.statuses[i].status, kLifecycle[i].status);
+      EXPECT_EQ(record.statuses[i].status, kDefaultLifecycle[i].status);
       EXPECT_EQ(record.statuses[i].event_version, static_cast<int64_t>(i + 1));
-      EXPECT_EQ(record.statuses[i].service, kLifecycle[i].service);
-      EXPECT_EQ(record.statuses[i].span_name, kLifecycle[i].span_name);
+      EXPECT_EQ(record.statuses[i].service, kDefaultLifecycle[i].service);
+      EXPECT_EQ(record.statuses[i].span_name, kDefaultLifecycle[i].span_name);
     }
     // Each stage well inside its SLA (ordertrace.yaml's default lifecycle).
     const int64_t sla_minutes[] = {30, 30, 10, 30, 120, 120, 480, 60, 240, 720};

@@ -63,7 +63,8 @@ std::string Judge(const TruthRecord& truth, const json& record) {
         kPriceCalculationSlaSeconds) {
       return "price calculation past its SLA";
     }
-    if (StatusesReached(record).size() != std::size(kLifecycle)) return "a status is missing";
+    if (StatusesReached(record).size() != std::size(kDefaultLifecycle))
+      return "a status is missing";
     return "";
   }
   const SimFaultKind* kind = FindAnyFault(truth.fault->kind);

@@ -27,13 +27,13 @@ json Record(std::vector<std::string_view> statuses, double seconds = 0.01, int64
 
 std::vector<std::string_view> AllStatuses() {
   std::vector<std::string_view> all;
-  for (const LifecycleStep& step : kLifecycle) all.push_back(step.status);
+  for (const LifecycleStep& step : kDefaultLifecycle) all.push_back(step.status);
   return all;
 }
 
 std::vector<std::string_view> Until(std::string_view last) {
   std::vector<std::string_view> statuses;
-  for (const LifecycleStep& step : kLifecycle) {
+  for (const LifecycleStep& step : kDefaultLifecycle) {
     statuses.push_back(step.status);
     if (step.status == last) break;
   }

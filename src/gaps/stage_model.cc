@@ -1,15 +1,17 @@
 #include "gaps/stage_model.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <set>
+
+#include "base/default_lifecycle.h"
 
 namespace ordertrace::gaps {
 namespace {
 
 constexpr uint64_t kSecond = 1'000'000'000ULL;
 constexpr uint64_t kMinute = 60 * kSecond;
-constexpr uint64_t kHour = 60 * kMinute;
 
 absl::Status Contradiction(const std::string& what) {
   return absl::InvalidArgumentError("lifecycle: " + what);
@@ -19,41 +21,20 @@ absl::Status Contradiction(const std::string& what) {
 
 StageModelOptions DefaultStageModelOptions() {
   StageModelOptions options;
-  options.statuses = {"INITIATED",
-                      "FILE_UPLOADED",
-                      "SUBMITTED",
-                      "PRICE_CALCULATION_STARTED",
-                      "PRICE_CALCULATED",
-                      "MANUFACTURING_APPROVED",
-                      "MANUFACTURING_STARTED",
-                      "MANUFACTURING_COMPLETED",
-                      "PACKAGING",
-                      "SHIPPED",
-                      "CLOSED"};
+  for (const base::LifecycleStep& step : base::kDefaultLifecycle) {
+    options.statuses.emplace_back(step.status);
+  }
   for (size_t i = 0; i + 1 < options.statuses.size(); ++i) {
     options.transitions.emplace_back(options.statuses[i], options.statuses[i + 1]);
   }
-  options.terminal = {"CLOSED"};
-  // How long each stage may take in real life before someone should look (architecture.md 2.2:
-  // a price calculation takes 2 to 30 minutes; the rest are the shop floor's usual times).
-  const std::pair<const char*, uint64_t> slas[] = {
-      {"INITIATED", 30 * kMinute},
-      {"FILE_UPLOADED", 30 * kMinute},
-      {"SUBMITTED", 10 * kMinute},
-      {"PRICE_CALCULATION_STARTED", 30 * kMinute},
-      {"PRICE_CALCULATED", 2 * kHour},
-      {"MANUFACTURING_APPROVED", 2 * kHour},
-      {"MANUFACTURING_STARTED", 8 * kHour},
-      {"MANUFACTURING_COMPLETED", 1 * kHour},
-      {"PACKAGING", 4 * kHour},
-      {"SHIPPED", 12 * kHour},
-  };
-  for (size_t i = 0; i < std::size(slas); ++i) {
+  options.terminal = {options.statuses.back()};
+  for (size_t i = 0; i + 1 < options.statuses.size(); ++i) {
+    const base::LifecycleStep& step = base::kDefaultLifecycle[i];
     StageRule rule;
-    rule.status = slas[i].first;
+    rule.status = options.statuses[i];
     rule.expected = {options.statuses[i + 1]};
-    rule.sla_nanos = slas[i].second;
-    rule.calculation = rule.status == "PRICE_CALCULATION_STARTED";
+    rule.sla_nanos = static_cast<uint64_t>(std::chrono::nanoseconds(step.sla).count());
+    rule.calculation = step.status == base::kPriceCalculationStarted;
     options.stages.push_back(std::move(rule));
   }
   options.message_sla_nanos = 5 * kMinute;

@@ -1,7 +1,9 @@
-// The order lifecycle ordertrace checks orders against (docs/gaps.md): the
-// statuses, the allowed transitions, the terminal statuses, and for each stage the status(es)
-// expected next with an SLA, with overrides per partner. Built once from options (defaults: the
-// Alexandrite design) and validated: a model that contradicts itself is refused.
+// The stage model the gap rules judge orders against (docs/gaps.md; ordertrace.yaml's
+// `lifecycle:` section): the statuses, the allowed transitions, the terminal statuses, and for
+// each stage the status(es) expected next with an SLA, with overrides per partner. Built once
+// from options (defaults: base/default_lifecycle.h) and validated: a model that contradicts
+// itself is refused. Folding spans into order records is src/lifecycle's; the transitions the
+// services enforce are services/common/order_transitions.h.
 //
 // Immutable after Create; thread-safe.
 #pragma once
@@ -45,7 +47,9 @@ struct StageModelOptions {
   double time_scale = 1;
 };
 
-// The Alexandrite lifecycle of the design, with SLAs in real-life time.
+// The default lifecycle (base/default_lifecycle.h) as a chain: each status may go only to the
+// next, CLOSED is terminal, each other stage expects the next status within its SLA (in
+// real-life time), the price calculation's stage is a calculation; messages 5 min, grace 5 s.
 StageModelOptions DefaultStageModelOptions();
 
 class StageModel {

@@ -91,6 +91,42 @@ TEST(StageModelTest, DefaultModelIsValidAndFollowsTheDesign) {
   EXPECT_EQ(model.GraceNanos(), 5 * kSecond);
 }
 
+// The server's defaults, written out: deriving them from base/default_lifecycle.h must not
+// change one of them.
+TEST(StageModelTest, DefaultOptionsAreExactlyTheShippedLifecycle) {
+  const StageModelOptions options = DefaultStageModelOptions();
+  const std::vector<std::string> statuses = {"INITIATED",
+                                             "FILE_UPLOADED",
+                                             "SUBMITTED",
+                                             "PRICE_CALCULATION_STARTED",
+                                             "PRICE_CALCULATED",
+                                             "MANUFACTURING_APPROVED",
+                                             "MANUFACTURING_STARTED",
+                                             "MANUFACTURING_COMPLETED",
+                                             "PACKAGING",
+                                             "SHIPPED",
+                                             "CLOSED"};
+  const uint64_t slas[] = {30 * kMinute, 30 * kMinute, 10 * kMinute, 30 * kMinute, 2 * kHour,
+                           2 * kHour,    8 * kHour,    1 * kHour,    4 * kHour,    12 * kHour};
+  EXPECT_EQ(options.statuses, statuses);
+  std::vector<std::pair<std::string, std::string>> chain;
+  for (size_t i = 0; i + 1 < statuses.size(); ++i) chain.emplace_back(statuses[i], statuses[i + 1]);
+  EXPECT_EQ(options.transitions, chain);
+  EXPECT_THAT(options.terminal, ElementsAre("CLOSED"));
+  ASSERT_EQ(options.stages.size(), std::size(slas));
+  for (size_t i = 0; i < std::size(slas); ++i) {
+    const StageRule& rule = options.stages[i];
+    EXPECT_EQ(rule.status, statuses[i]);
+    EXPECT_THAT(rule.expected, ElementsAre(statuses[i + 1])) << rule.status;
+    EXPECT_EQ(rule.sla_nanos, slas[i]) << rule.status;
+    EXPECT_EQ(rule.calculation, rule.status == "PRICE_CALCULATION_STARTED") << rule.status;
+  }
+  EXPECT_EQ(options.message_sla_nanos, 5 * kMinute);
+  EXPECT_EQ(options.grace_nanos, 5 * kSecond);
+  EXPECT_TRUE(options.partner_sla_nanos.empty());
+  EXPECT_EQ(options.time_scale, 1);
+}
+
 TEST(StageModelTest, IndexOfIsTheLifecyclePosition) {
   StageModel model = MustCreate(DefaultStageModelOptions());
   EXPECT_EQ(model.IndexOf("INITIATED"), 0);
