@@ -41,13 +41,14 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/clock.h"
+#include "base/span.h"
+#include "bench/ordertrace_process.h"
 #include "gaps/gap.h"
 #include "gaps/gap_detector.h"
-#include "gaps/stage_model.h"
 #include "gaps/memory_gap_store.h"
-#include "base/clock.h"
+#include "gaps/stage_model.h"
 #include "model/order_record.h"
-#include "base/span.h"
 
 namespace {
 
@@ -56,54 +57,12 @@ using SteadyClock = std::chrono::steady_clock;
 
 constexpr uint64_t kNanosPerMs = 1'000'000;
 
-// A field of /proc/self/status in bytes ("VmRSS", "VmHWM").
-uint64_t ProcStatusBytes(const std::string& field) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(field + ":", 0) == 0) {
-      return std::stoull(line.substr(field.size() + 1)) * 1024;  // "  123456 kB"
-    }
-  }
-  return 0;
-}
-
 uint64_t TrimmedRss() {
   malloc_trim(0);
-  return ProcStatusBytes("VmRSS");
-}
-
-// The first three fields of /proc/loadavg: the machine is shared, figures need the context.
-std::string LoadAverage() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
+  return bench::ProcStatusBytes(getpid(), "VmRSS");
 }
 
 double MiB(uint64_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
-
-// CPU seconds of this process's thread named `name` (the detector's "ot-gaps"); 0 if none.
-double ThreadCpuSeconds(const std::string& name) {
-  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
-    std::ifstream comm(task.path() / "comm");
-    std::string comm_name;
-    std::getline(comm, comm_name);
-    if (comm_name != name) continue;
-    std::ifstream stat(task.path() / "stat");
-    std::string line;
-    std::getline(stat, line);
-    std::istringstream fields(line.substr(line.rfind(')') + 2));
-    std::string f;
-    unsigned long utime = 0, stime = 0;
-    for (int i = 3; i <= 15 && fields >> f; ++i) {
-      if (i == 14) utime = std::stoul(f);
-      if (i == 15) stime = std::stoul(f);
-    }
-    return static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK);
-  }
-  return 0;
-}
 
 // A random version-4 UUID, 36 characters, as the shop issues order ids.
 std::string Uuid(std::mt19937_64& rng) {
@@ -297,7 +256,7 @@ int main(int argc, char** argv) {
                  "Lateness: each service reports a span this often (keeps its source live)")
       ->check(CLI::Range(1, 1000));
   CLI11_PARSE(app, argc, argv);
-  std::printf("load average at start: %s\n", LoadAverage().c_str());
+  std::printf("load average at start: %s\n", bench::LoadAverage().c_str());
 
   absl::StatusOr<gaps::StageModel> model =
       gaps::StageModel::Create(gaps::DefaultStageModelOptions());
@@ -347,7 +306,8 @@ int main(int argc, char** argv) {
         "  VmRSS before %.1f MiB, after %.1f MiB (malloc_trim), growth %.1f MiB = %.0f "
         "bytes/order; VmHWM %.1f MiB\n",
         MiB(rss_before), MiB(rss_after), MiB(growth),
-        static_cast<double>(growth) / static_cast<double>(orders), MiB(ProcStatusBytes("VmHWM")));
+        static_cast<double>(growth) / static_cast<double>(orders),
+        MiB(bench::ProcStatusBytes(getpid(), "VmHWM")));
     std::printf("  OnOrderChanged(new order), 1 thread, ids generated on the fly: %.2f us/order\n",
                 feed_seconds * 1e6 / static_cast<double>(orders));
     // Every order moved on once: the record it was given, then the same with its next status
@@ -384,7 +344,7 @@ int main(int argc, char** argv) {
         static_cast<unsigned long long>(stats.tracked_orders),
         static_cast<unsigned long long>(stats.pending_timers), MiB(moved_growth),
         static_cast<double>(moved_growth) / static_cast<double>(orders),
-        MiB(ProcStatusBytes("VmHWM")));
+        MiB(bench::ProcStatusBytes(getpid(), "VmHWM")));
     std::printf("  OnOrderChanged(before, after), 1 thread: %.2f us/order (record copy included)\n",
                 move_seconds * 1e6 / static_cast<double>(orders));
     uint64_t detected = 0;
@@ -393,7 +353,7 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(detected));
   }
   if (seconds == 0 || rate == 0) {
-    std::printf("load average at end: %s\n", LoadAverage().c_str());
+    std::printf("load average at end: %s\n", bench::LoadAverage().c_str());
     return 0;
   }
 
@@ -410,8 +370,8 @@ int main(int argc, char** argv) {
   detector.Start();
   const size_t total = rate * seconds;
   records.Reserve(total);
-  const double cpu_before = ThreadCpuSeconds("ot-gaps");
-  const double writer_cpu_before = ThreadCpuSeconds("ot-gap-writer");
+  const double cpu_before = bench::ThreadCpuSeconds(getpid(), "ot-gaps");
+  const double writer_cpu_before = bench::ThreadCpuSeconds(getpid(), "ot-gap-writer");
   std::uniform_int_distribution<uint64_t> spread(0, spread_ms * kNanosPerMs);
   size_t reports = 0;
   started = SteadyClock::now();
@@ -442,8 +402,8 @@ int main(int argc, char** argv) {
     report_if_due();
     std::this_thread::sleep_for(report_every);
   }
-  const double cpu = ThreadCpuSeconds("ot-gaps") - cpu_before;
-  const double writer_cpu = ThreadCpuSeconds("ot-gap-writer") - writer_cpu_before;
+  const double cpu = bench::ThreadCpuSeconds(getpid(), "ot-gaps") - cpu_before;
+  const double writer_cpu = bench::ThreadCpuSeconds(getpid(), "ot-gap-writer") - writer_cpu_before;
   detector.Flush();
   stats = detector.Stats();
   detector.Shutdown();
@@ -512,6 +472,6 @@ int main(int argc, char** argv) {
               reports, static_cast<unsigned long long>(report_ms),
               static_cast<unsigned long long>(stats.held),
               static_cast<unsigned long long>(stats.lookup_errors));
-  std::printf("load average at end: %s\n", LoadAverage().c_str());
+  std::printf("load average at end: %s\n", bench::LoadAverage().c_str());
   return 0;
 }

@@ -1,41 +1,29 @@
 #include "bench/ordertrace_process.h"
 
-#include <arpa/inet.h>
 #include <httplib.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
 #include <vector>
 
-namespace ordertrace::bench {
+#include "tests/support/free_port.h"
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
+namespace ordertrace::bench {
 
 RunningServer StartOrdertrace(const std::string& binary, const std::string& data_dir,
                               const std::string& config, int ready_seconds) {
   RunningServer s;
-  s.otlp_http = FreePort();
-  s.http = FreePort();
-  const int grpc = FreePort();
+  s.otlp_http = test_support::FreePort();
+  s.http = test_support::FreePort();
+  const int grpc = test_support::FreePort();
   s.pid = fork();
   if (s.pid == 0) {
     std::vector<std::string> args = {binary,
@@ -82,8 +70,12 @@ void StopOrdertrace(const RunningServer& server) {
   waitpid(server.pid, &status, 0);
 }
 
-double ProcessCpuSeconds(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+namespace {
+
+// User + system CPU seconds from a /proc stat file, a process's or a thread's; 0 when it cannot
+// be read.
+double StatCpuSeconds(const std::filesystem::path& stat_path) {
+  std::ifstream in(stat_path);
   std::string line;
   std::getline(in, line);
   if (line.empty()) return 0;
@@ -96,6 +88,23 @@ double ProcessCpuSeconds(pid_t pid) {
     if (i == 15) stime = std::stoul(f);
   }
   return static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK);
+}
+
+}  // namespace
+
+double ProcessCpuSeconds(pid_t pid) {
+  return StatCpuSeconds("/proc/" + std::to_string(pid) + "/stat");
+}
+
+double ThreadCpuSeconds(pid_t pid, const std::string& name) {
+  const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+    std::ifstream comm(task.path() / "comm");
+    std::string comm_name;
+    std::getline(comm, comm_name);
+    if (comm_name == name) return StatCpuSeconds(task.path() / "stat");
+  }
+  return 0;
 }
 
 uint64_t ProcStatusBytes(pid_t pid, const std::string& field) {

@@ -24,10 +24,11 @@ RunningServer StartOrdertrace(const std::string& binary, const std::string& data
 // SIGTERM, then waits for it to exit.
 void StopOrdertrace(const RunningServer& server);
 
-// A free TCP port on 127.0.0.1.
-int FreePort();
 // User + system CPU seconds of process `pid`, from /proc.
 double ProcessCpuSeconds(pid_t pid);
+// User + system CPU seconds of the thread of process `pid` named `name` (its comm, as
+// pthread_setname_np set it), from /proc; 0 when it has none.
+double ThreadCpuSeconds(pid_t pid, const std::string& name);
 // A field of /proc/PID/status in bytes ("VmHWM", "VmRSS"); 0 when absent.
 uint64_t ProcStatusBytes(pid_t pid, const std::string& field);
 // /proc/loadavg's three averages.

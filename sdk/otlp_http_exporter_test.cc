@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
+#include "tests/support/free_port.h"
 
 namespace ordertrace::sdk {
 namespace {
@@ -328,22 +329,9 @@ TEST(OtlpHttpExporterTest, RetryAfterBeyondTheTimeoutGivesUpAtOnce) {
   EXPECT_LT(SteadyClock::now() - start, options.timeout);
 }
 
-// A loopback port with nothing listening: bound, read, then closed.
-int UnusedPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
 TEST(OtlpHttpExporterTest, ConnectionFailuresAreRetried) {
   OtlpHttpExporterOptions options =
-      FastOptions("http://127.0.0.1:" + std::to_string(UnusedPort()) + "/v1/traces");
+      FastOptions("http://127.0.0.1:" + std::to_string(test_support::FreePort()) + "/v1/traces");
   options.max_attempts = 3;
   auto exporter = MakeExporter(options);
   ASSERT_NE(exporter, nullptr);

@@ -40,6 +40,7 @@
 #include "services/crm/crm_service.h"
 #include "services/mes/mes_service.h"
 #include "services/shop/shop_service.h"
+#include "tests/support/free_port.h"
 
 namespace ordertrace::services {
 namespace {
@@ -64,26 +65,6 @@ std::string ReadFile(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-// A loopback port that was free a moment ago; the port 20000 above it (RabbitMQ's Erlang
-// distribution) must fit too.
-int FreePort() {
-  for (int attempt = 0; attempt < 50; ++attempt) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-    int port = -1;
-    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-        getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-      port = ntohs(addr.sin_port);
-    }
-    close(fd);
-    if (port > 0 && port + 20000 <= 65535) return port;
-  }
-  return -1;
 }
 
 // What a run of scripts/rabbitmq.sh printed.
@@ -389,7 +370,8 @@ class ServicesFlowTest : public ::testing::Test {
     }
     stack.scratch = scratch;
     stack.rabbitmq_dir = rabbitmq;
-    stack.rabbitmq_port = FreePort();
+    // RabbitMQ's Erlang distribution listens 20000 above the AMQP port.
+    stack.rabbitmq_port = test_support::FreePortWithRoomAbove(20000);
     if (stack.rabbitmq_port < 0) {
       stack.start_error = "no free loopback port";
       return;

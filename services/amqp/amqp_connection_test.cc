@@ -16,30 +16,12 @@
 #include <sstream>
 #include <string>
 
+#include "tests/support/free_port.h"
+
 namespace ordertrace::services::amqp {
 namespace {
 
 using std::chrono::milliseconds;
-
-// A loopback port that was free a moment ago; the port above it by 20000 must fit too.
-int FreePort() {
-  for (int attempt = 0; attempt < 50; ++attempt) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    socklen_t len = sizeof(addr);
-    int port = -1;
-    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-        getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-      port = ntohs(addr.sin_port);
-    }
-    close(fd);
-    if (port > 0 && port + 20000 <= 65535) return port;
-  }
-  return -1;
-}
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
@@ -61,7 +43,8 @@ class RabbitMqEnvironment : public ::testing::Environment {
       return;
     }
     dir_ = dir_template;
-    int port = FreePort();
+    // RabbitMQ's Erlang distribution listens 20000 above the AMQP port.
+    int port = test_support::FreePortWithRoomAbove(20000);
     if (port < 0) {
       g_start_error = "no free loopback port";
       return;
@@ -246,7 +229,7 @@ TEST(AmqpConnectionErrorsTest, BadUrlIsInvalidArgument) {
 }
 
 TEST(AmqpConnectionErrorsTest, ClosedPortIsUnavailable) {
-  int port = FreePort();
+  int port = test_support::FreePort();
   ASSERT_GT(port, 0);
   AmqpConnection connection(AmqpConnectionOptions{.connect_timeout = milliseconds(2000)});
   absl::Status status =

@@ -11,6 +11,8 @@
 #include <mutex>
 #include <thread>
 
+#include "tests/support/free_port.h"
+
 namespace ordertrace::forward {
 namespace {
 
@@ -57,19 +59,6 @@ class StubEndpoint {
   std::string retry_after_;
   httplib::Request last_;
 };
-
-// A loopback port nothing listens on (bound, then closed).
-int ClosedPort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);
-  return ntohs(address.sin_port);
-}
 
 std::unique_ptr<ForwardTransport> Http(TransportOptions options) {
   absl::StatusOr<std::unique_ptr<ForwardTransport>> transport =
@@ -145,7 +134,7 @@ TEST(HttpTransportTest, RetryAfterIsReadInSeconds) {
 
 TEST(HttpTransportTest, NoAnswerIsRetriedWithCodeError) {
   TransportOptions options;
-  options.endpoint = "http://127.0.0.1:" + std::to_string(ClosedPort()) + "/v1/traces";
+  options.endpoint = "http://127.0.0.1:" + std::to_string(test_support::FreePort()) + "/v1/traces";
   options.timeout = std::chrono::seconds(2);
   std::unique_ptr<ForwardTransport> transport = Http(options);
   ASSERT_NE(transport, nullptr);
@@ -207,7 +196,7 @@ TEST(GrpcTransportTest, EndpointsWithoutAHostAndPortAreRefused) {
 
 TEST(GrpcTransportTest, NoServerIsUnavailableAndRetried) {
   TransportOptions options;
-  options.endpoint = "http://127.0.0.1:" + std::to_string(ClosedPort());
+  options.endpoint = "http://127.0.0.1:" + std::to_string(test_support::FreePort());
   options.timeout = std::chrono::seconds(2);
   absl::StatusOr<std::unique_ptr<ForwardTransport>> transport = CreateGrpcTransport(options);
   ASSERT_TRUE(transport.ok()) << transport.status();

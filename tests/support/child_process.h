@@ -1,20 +1,17 @@
 // Test support for the tests that run a real server program (Alertmanager, Prometheus) beside
 // the code under test: a child process that never outlives the test (PR_SET_PDEATHSIG), writes
 // its output to a log file, counts as started once a readiness probe holds, and is stopped with
-// SIGTERM, then SIGKILL. Also the small helpers such tests share: free loopback ports, bounded
-// polling, environment overrides.
+// SIGTERM, then SIGKILL. Also the small helpers such tests share: free loopback ports
+// (free_port.h), bounded polling, environment overrides.
 //
 // Not thread-safe: one test thread drives a ChildProcess.
 #pragma once
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <httplib.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,6 +23,8 @@
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include "tests/support/free_port.h"
 
 namespace ordertrace::test_support {
 
@@ -41,22 +40,6 @@ inline std::string ReadFile(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-// A loopback port that was free a moment ago.
-inline int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  int port = -1;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
 }
 
 // Polls `done` every 50 ms until it holds or `timeout` passes.
