@@ -5,6 +5,7 @@
 #include <httplib.h>
 #include <stdlib.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
@@ -97,6 +98,24 @@ class FakeTransport final : public AlertTransport {
   std::shared_ptr<FakeAlertmanager> am_;
 };
 
+// A clock that moves only when told to, and counts how often it was read: the sender reads it
+// once at the top of each round, so a test can wait for the sender to have looked at the time
+// and the table (and done nothing) instead of sleeping.
+class CountingClock final : public base::Clock {
+ public:
+  explicit CountingClock(uint64_t now_unix_nano) : clock_(now_unix_nano) {}
+  uint64_t NowUnixNano() const override {
+    reads_.fetch_add(1);
+    return clock_.NowUnixNano();
+  }
+  void Advance(uint64_t nanos) { clock_.Advance(nanos); }
+  uint64_t reads() const { return reads_.load(); }
+
+ private:
+  base::ManualClock clock_;
+  mutable std::atomic<uint64_t> reads_{0};
+};
+
 AlertmanagerClientOptions TestOptions() {
   AlertmanagerClientOptions options;
   options.external_url = "http://ordertrace.example:8686/";
@@ -156,10 +175,15 @@ class AlertmanagerClientTest : public ::testing::Test {
     return true;
   }
   uint64_t Pending() const { return client_->Stats().pending; }
-  // Lets the sender run many rounds; for checks that something did NOT happen.
-  static void LetSenderRun() { std::this_thread::sleep_for(std::chrono::milliseconds(100)); }
+  // Waits until the sender has begun two rounds since the call: the first saw the clock and the
+  // table as they are now and has finished (posting, if it had anything to post). For checks
+  // that something did NOT happen. False after kWait.
+  bool WaitForSenderRound() {
+    const uint64_t seen = clock_.reads();
+    return Eventually([&] { return clock_.reads() >= seen + 2; });
+  }
 
-  base::ManualClock clock_{kNow};
+  CountingClock clock_{kNow};
   std::shared_ptr<FakeAlertmanager> am_ = std::make_shared<FakeAlertmanager>();
   std::unique_ptr<AlertmanagerClient> client_;
 };
@@ -174,7 +198,7 @@ TEST_F(AlertmanagerClientTest, OpenedGapIsPostedOnceWithLabelsAnnotationsAndTime
   gap.last_success = last_success;
   client_->OnGapOpened(gap);
   ASSERT_TRUE(WaitForDeliveries(1));
-  LetSenderRun();
+  ASSERT_TRUE(WaitForSenderRound());
 
   std::vector<json> posts = am_->Delivered();
   ASSERT_EQ(posts.size(), 1u);
@@ -212,7 +236,7 @@ TEST_F(AlertmanagerClientTest, OpenedGapIsPostedOnceWithLabelsAnnotationsAndTime
 
   // The same gap again changes nothing; a changed one goes out at once.
   client_->OnGapOpened(gap);
-  LetSenderRun();
+  ASSERT_TRUE(WaitForSenderRound());
   EXPECT_EQ(am_->Delivered().size(), 1u);
   gap.detail = "Still no Produced.";
   client_->OnGapOpened(gap);
@@ -250,7 +274,7 @@ TEST_F(AlertmanagerClientTest, OpenAlertIsResentBeforeItExpires) {
   ASSERT_TRUE(WaitForDeliveries(1));
 
   clock_.Advance(59 * kSecond);
-  LetSenderRun();
+  ASSERT_TRUE(WaitForSenderRound());
   EXPECT_EQ(am_->Delivered().size(), 1u) << "re-sent before resend_interval";
 
   clock_.Advance(1 * kSecond);
@@ -288,7 +312,7 @@ TEST_F(AlertmanagerClientTest, ResolvedGapEndsAtItsResolutionTimeAndIsSentTwice)
   EXPECT_EQ(sent[2]["endsAt"], FormatRfc3339(kNow + 30 * kSecond));
   ASSERT_TRUE(Eventually([&] { return client_->Stats().held == 0; }));
   clock_.Advance(600 * kSecond);
-  LetSenderRun();
+  ASSERT_TRUE(WaitForSenderRound());
   EXPECT_EQ(am_->AlertsOf(gap.id).size(), 3u);
 }
 
@@ -312,7 +336,7 @@ TEST_F(AlertmanagerClientTest, AlertmanagerDownLosesNothingAndRetriesWithCappedB
   client_->OnGapOpened(c);
   ASSERT_TRUE(WaitForAttempts(1));
   client_->OnGapResolved(Resolved(a, kNow));
-  LetSenderRun();
+  ASSERT_TRUE(WaitForSenderRound());
   int attempts = am_->Attempts();
   EXPECT_EQ(client_->Stats().failed_posts, static_cast<uint64_t>(attempts));
   EXPECT_EQ(client_->Stats().pending, 3u);
@@ -322,7 +346,7 @@ TEST_F(AlertmanagerClientTest, AlertmanagerDownLosesNothingAndRetriesWithCappedB
   uint64_t backoff = 1 * kSecond;
   for (int i = 0; i < 9; ++i) {
     clock_.Advance(backoff - kSecond / 1000);
-    LetSenderRun();
+    ASSERT_TRUE(WaitForSenderRound());
     EXPECT_EQ(am_->Attempts(), attempts) << "retried before the backoff of " << backoff;
     clock_.Advance(kSecond / 1000);
     ASSERT_TRUE(WaitForAttempts(attempts + 1)) << "no retry after " << backoff;
@@ -450,7 +474,9 @@ TEST_F(AlertmanagerClientTest, ShutdownDeliversWhatIsPendingAndStopsTheSender) {
   const int attempts = am_->Attempts();
   clock_.Advance(3600 * kSecond);
   client_->OnGapOpened(MakeGap("J-3"));
-  LetSenderRun();
+  // Shutdown joined the sender, so there is no round to wait for: a sender that wrongly lived
+  // on would read the clock every poll_interval (2 ms) and post J-3 within a few of them.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_EQ(am_->Attempts(), attempts) << "sender still running after Shutdown";
   client_->Shutdown();  // idempotent
 }
