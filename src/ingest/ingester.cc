@@ -220,109 +220,130 @@ void Ingester::CacheOrder(model::OrderRecord&& record) {
   }
 }
 
-void Ingester::Commit(std::vector<std::shared_ptr<Pending>>& group) {
-  store::WriteSet writes;
-  // Node-based: span_orders and `changed` point into it.
-  absl::node_hash_map<std::string, GroupOrder> orders;
-  std::vector<GroupOrder*> changed;    // their updates move into writes.orders, in this order
-  std::vector<GroupOrder*> unchanged;  // their records need no write
-  std::vector<const GroupOrder*> span_orders;
-  absl::Status status = absl::OkStatus();
-  for (auto& pending : group) {
-    span_orders.reserve(span_orders.size() + pending->span_count);
+void Ingester::Commit(Group& group) {
+  GroupFold fold;
+  absl::Status status = FoldGroup(group, fold);
+  if (status.ok()) status = WriteOrders(fold);
+  if (status.ok()) {
+    NotifyOrders(group, fold);
+    Process(group, fold.span_orders);
+    CacheFolded(fold);
+  } else {
+    RollBack(fold);
+  }
+  Finish(group, status, fold.writes.orders.size());
+}
+
+absl::Status Ingester::FoldGroup(const Group& group, GroupFold& fold) {
+  for (const auto& pending : group) {
+    fold.span_orders.reserve(fold.span_orders.size() + pending->span_count);
     for (const base::ResourceSpans& rs : pending->batch.resource_spans) {
       for (const base::ScopeSpans& ss : rs.scope_spans) {
         for (const base::Span& span : ss.spans) {
-          std::optional<std::string> order_id = lifecycle::OrderIdOf(span, rs.resource);
-          if (!order_id) {
-            span_orders.push_back(nullptr);
-            continue;
-          }
-          auto it = orders.find(*order_id);
-          if (it == orders.end()) {
-            absl::StatusOr<std::optional<model::OrderRecord>> stored = TakeOrder(*order_id);
-            if (!stored.ok()) {
-              status = stored.status();
-              break;
-            }
-            GroupOrder order;
-            order.update.before = std::move(*stored);
-            if (order.update.before) {
-              order.update.after = *order.update.before;
-            } else {
-              order.update.after.order_id = *order_id;
-            }
-            it = orders.emplace(*order_id, std::move(order)).first;
-          }
-          span_orders.push_back(&it->second);
-          lifecycle::ApplySpan(span, rs.resource, it->second.update.after);
+          absl::StatusOr<GroupOrder*> order = FoldedOrder(span, rs.resource, fold);
+          if (!order.ok()) return order.status();
+          fold.span_orders.push_back(*order);
+          if (*order != nullptr) lifecycle::ApplySpan(span, rs.resource, (*order)->update.after);
         }
       }
     }
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Ingester::GroupOrder*> Ingester::FoldedOrder(const base::Span& span,
+                                                            const base::Resource& resource,
+                                                            GroupFold& fold) {
+  std::optional<std::string> order_id = lifecycle::OrderIdOf(span, resource);
+  if (!order_id) return nullptr;
+  auto it = fold.orders.find(*order_id);
+  if (it != fold.orders.end()) return &it->second;
+  absl::StatusOr<std::optional<model::OrderRecord>> stored = TakeOrder(*order_id);
+  if (!stored.ok()) return stored.status();
+  GroupOrder order;
+  order.update.before = std::move(*stored);
+  if (order.update.before) {
+    order.update.after = *order.update.before;
+  } else {
+    order.update.after.order_id = *order_id;
+  }
+  return &fold.orders.emplace(*std::move(order_id), std::move(order)).first->second;
+}
+
+void Ingester::DiffOrders(GroupFold& fold) {
+  for (auto& [id, order] : fold.orders) {
+    const store::OrderUpdate& update = order.update;
+    // A replayed span leaves the record as it was: nothing to write.
+    if (!update.before || !(*update.before == update.after)) {
+      fold.changed.push_back(&order);
+    } else {
+      fold.unchanged.push_back(&order);
+    }
+  }
+  // In order id order: the hash map's order differs from run to run, and this order is the
+  // order in which the metrics and the gap detector hear of the changes.
+  std::sort(fold.changed.begin(), fold.changed.end(), [](const GroupOrder* a, const GroupOrder* b) {
+    return a->update.after.order_id < b->update.after.order_id;
+  });
+  fold.writes.orders.reserve(fold.changed.size());
+  for (GroupOrder* order : fold.changed) fold.writes.orders.push_back(std::move(order->update));
+}
+
+absl::Status Ingester::WriteOrders(GroupFold& fold) {
+  DiffOrders(fold);
+  absl::Status status = store_.Write(fold.writes);
+  if (!status.ok()) return status;
+  for (GroupOrder* order : fold.unchanged) order->current = &*order->update.before;
+  for (size_t i = 0; i < fold.changed.size(); ++i) {
+    fold.changed[i]->current = &fold.writes.orders[i].after;
+  }
+  return status;
+}
+
+void Ingester::NotifyOrders(const Group& group, const GroupFold& fold) {
+  std::vector<metrics::TraceMetrics::OrderChange> changes;
+  changes.reserve(fold.writes.orders.size());
+  for (const store::OrderUpdate& update : fold.writes.orders) {
+    const model::OrderRecord* before = update.before ? &*update.before : nullptr;
+    changes.push_back({before, &update.after});
+    if (consumers_.observer != nullptr) consumers_.observer->OnOrderUpdated(before, update.after);
+  }
+  if (consumers_.observer != nullptr) {
+    for (const auto& pending : group) consumers_.observer->OnSpansArrived(pending->batch);
+  }
+  if (consumers_.metrics != nullptr) consumers_.metrics->OnOrdersChanged(changes);
+}
+
+void Ingester::CacheFolded(GroupFold& fold) {
+  for (store::OrderUpdate& update : fold.writes.orders) CacheOrder(std::move(update.after));
+  // Unchanged records go back as they were.
+  for (GroupOrder* order : fold.unchanged) {
+    auto cached = order_cache_.find(order->update.before->order_id);
+    if (cached != order_cache_.end()) cached->second = std::move(*order->update.before);
+  }
+}
+
+void Ingester::RollBack(GroupFold& fold) {
+  // The cache must neither run ahead of the store nor keep a moved-from record.
+  auto put_back = [this](std::optional<model::OrderRecord>& before) {
+    if (!before) return;
+    auto cached = order_cache_.find(before->order_id);
+    if (cached != order_cache_.end()) cached->second = std::move(*before);
+  };
+  if (fold.writes.orders.empty() && fold.unchanged.empty()) {
+    // Failed before DiffOrders: every update is still in its order.
+    for (auto& [id, order] : fold.orders) put_back(order.update.before);
+    return;
+  }
+  for (store::OrderUpdate& update : fold.writes.orders) put_back(update.before);
+  for (GroupOrder* order : fold.unchanged) put_back(order->update.before);
+}
+
+void Ingester::Finish(Group& group, const absl::Status& status, size_t orders_updated) {
   size_t spans = 0, bytes = 0;
   for (const auto& pending : group) {
     spans += pending->span_count;
     bytes += pending->bytes;
-  }
-  if (status.ok()) {
-    for (auto& [id, order] : orders) {
-      const store::OrderUpdate& update = order.update;
-      // A replayed span leaves the record as it was: nothing to write.
-      if (!update.before || !(*update.before == update.after)) {
-        changed.push_back(&order);
-      } else {
-        unchanged.push_back(&order);
-      }
-    }
-    // In order id order: the hash map's order differs from run to run, and this order is the
-    // order in which the metrics and the gap detector hear of the changes.
-    std::sort(changed.begin(), changed.end(), [](const GroupOrder* a, const GroupOrder* b) {
-      return a->update.after.order_id < b->update.after.order_id;
-    });
-    writes.orders.reserve(changed.size());
-    for (GroupOrder* order : changed) writes.orders.push_back(std::move(order->update));
-    status = store_.Write(writes);
-    if (status.ok()) {
-      for (GroupOrder* order : unchanged) order->current = &*order->update.before;
-      std::vector<metrics::TraceMetrics::OrderChange> changes;
-      changes.reserve(writes.orders.size());
-      for (size_t i = 0; i < changed.size(); ++i) {
-        const store::OrderUpdate& update = writes.orders[i];
-        changed[i]->current = &update.after;
-        changes.push_back({update.before ? &*update.before : nullptr, &update.after});
-        if (consumers_.observer != nullptr) {
-          consumers_.observer->OnOrderUpdated(update.before ? &*update.before : nullptr,
-                                              update.after);
-        }
-      }
-      if (consumers_.observer != nullptr) {
-        for (const auto& pending : group) consumers_.observer->OnSpansArrived(pending->batch);
-      }
-      if (consumers_.metrics != nullptr) consumers_.metrics->OnOrdersChanged(changes);
-      Process(group, span_orders);
-      for (store::OrderUpdate& update : writes.orders) CacheOrder(std::move(update.after));
-      // Unchanged records go back as they were (TakeOrder moved them out of the cache).
-      for (GroupOrder* order : unchanged) {
-        auto cached = order_cache_.find(order->update.before->order_id);
-        if (cached != order_cache_.end()) cached->second = std::move(*order->update.before);
-      }
-    }
-  }
-  if (!status.ok()) {
-    // Nothing was written: the records TakeOrder moved out of the cache go back as they were
-    // (the cache must neither run ahead of the store nor keep a moved-from record).
-    auto put_back = [this](std::optional<model::OrderRecord>& before) {
-      if (!before) return;
-      auto cached = order_cache_.find(before->order_id);
-      if (cached != order_cache_.end()) cached->second = std::move(*before);
-    };
-    if (writes.orders.empty() && unchanged.empty()) {
-      for (auto& [id, order] : orders) put_back(order.update.before);  // failed before the write
-    } else {
-      for (store::OrderUpdate& update : writes.orders) put_back(update.before);
-      for (GroupOrder* order : unchanged) put_back(order->update.before);
-    }
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -331,7 +352,7 @@ void Ingester::Commit(std::vector<std::shared_ptr<Pending>>& group) {
     if (status.ok()) {
       stats_.spans_written += spans;
       stats_.requests_written += group.size();
-      stats_.orders_updated += writes.orders.size();
+      stats_.orders_updated += orders_updated;
     } else {
       ++stats_.write_errors;
     }
@@ -339,8 +360,7 @@ void Ingester::Commit(std::vector<std::shared_ptr<Pending>>& group) {
   for (auto& pending : group) pending->folded.set_value(status);
 }
 
-void Ingester::Process(std::vector<std::shared_ptr<Pending>>& group,
-                       const std::vector<const GroupOrder*>& span_orders) {
+void Ingester::Process(Group& group, const std::vector<const GroupOrder*>& span_orders) {
   size_t next_span = 0;
   for (auto& pending : group) {
     for (base::ResourceSpans& rs : pending->batch.resource_spans) {

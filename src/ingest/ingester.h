@@ -142,14 +142,45 @@ class Ingester {
     const model::OrderRecord* current = nullptr;
   };
 
+  // What Commit folds a group into.
+  struct GroupFold {
+    // Node-based: span_orders, changed and unchanged point into it.
+    absl::node_hash_map<std::string, GroupOrder> orders;
+    // Each span's order (null: none), in the order of the group's spans.
+    std::vector<const GroupOrder*> span_orders;
+    std::vector<GroupOrder*> changed;    // their updates move into writes.orders, in this order
+    std::vector<GroupOrder*> unchanged;  // their records need no write
+    store::WriteSet writes;
+  };
+  using Group = std::vector<std::shared_ptr<Pending>>;
+
   // Counts `pending` into the queue's bounds, or says why it does not fit. Under mu_.
   absl::Status MakeRoom(const Pending& pending);
   void WriterLoop();
-  void Commit(std::vector<std::shared_ptr<Pending>>& group);
+  // Folds a group's spans into their orders' records, writes the records, then tells the
+  // consumers, in named steps below. Writer thread only.
+  void Commit(Group& group);
+  // Applies every span to its order's record, reading each record on first use. Stops at the
+  // first failed read: then the whole group fails and nothing is written.
+  absl::Status FoldGroup(const Group& group, GroupFold& fold);
+  // The group's record of the order `span` carries (null: none), read on first use.
+  absl::StatusOr<GroupOrder*> FoldedOrder(const base::Span& span, const base::Resource& resource,
+                                          GroupFold& fold);
+  // Moves the changed records' updates into fold.writes, in order id order.
+  static void DiffOrders(GroupFold& fold);
+  // Writes the changed records; once durable, each order's `current` is set.
+  absl::Status WriteOrders(GroupFold& fold);
+  // Tells the observer and the metrics of the changed records, then the observer of the spans.
+  void NotifyOrders(const Group& group, const GroupFold& fold);
+  // Puts the records TakeOrder moved out of the cache back as they now stand.
+  void CacheFolded(GroupFold& fold);
+  // After a failure nothing was written: puts the records back as they were.
+  void RollBack(GroupFold& fold);
+  // Releases the group's share of the queue, counts the outcome, and wakes its callers.
+  void Finish(Group& group, const absl::Status& status, size_t orders_updated);
   // Metrics, derived attributes and sampling for a group whose records are durable.
   // `span_orders`: each span's order (null: none), in the order of the group's spans.
-  void Process(std::vector<std::shared_ptr<Pending>>& group,
-               const std::vector<const GroupOrder*>& span_orders);
+  void Process(Group& group, const std::vector<const GroupOrder*>& span_orders);
   // Writes the detail spans the sampler released since the last call. Writer thread only.
   void WriteReleased();
   // The stored record of `order_id`: moved out of the cache (the caller puts a version back or
