@@ -83,6 +83,30 @@ class SamplerKeepsStuckTraces final : public gaps::StuckTraceKeeper {
   sampling::TailSampler& sampler_;
 };
 
+// The SLA of a stage for a partner, as the lifecycle sets it (none: no SLA).
+metrics::SlaLookup SlaOf(const gaps::StageModel& lifecycle) {
+  const gaps::StageModel* model = &lifecycle;
+  return [model](std::string_view status, std::string_view partner) -> std::optional<uint64_t> {
+    const gaps::StageRule* rule = model->RuleFor(status);
+    if (rule == nullptr) return std::nullopt;
+    return model->SlaNanos(*rule, partner);
+  };
+}
+
+gaps::AlertmanagerClientOptions AlertmanagerOptionsOf(const ServerConfig& config) {
+  gaps::AlertmanagerClientOptions options;
+  options.url = config.alertmanager_url;
+  options.tls = {config.alertmanager_ca_file, config.alertmanager_cert_file,
+                 config.alertmanager_key_file};
+  options.external_url = config.external_url;
+  options.resend_interval = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::nanoseconds(config.alertmanager_resend_nanos));
+  // Alertmanager expires an alert at its endsAt: leave room for several missed re-sends.
+  options.alert_lifetime =
+      std::max(std::chrono::milliseconds(300'000), 5 * options.resend_interval);
+  return options;
+}
+
 // The lifecycle's SLAs, for the trace metrics' SLA aggregates and the alert rules' gauges.
 void PublishSlas(const gaps::StageModel& lifecycle, metrics::TraceMetrics& trace_metrics) {
   std::vector<std::pair<std::string, double>> stages;
@@ -113,30 +137,40 @@ absl::Status OrdertraceServer::Start() {
   absl::Status valid = Validate(config_);
   if (!valid.ok()) return valid;
   // The certificate files are read before anything else starts: a bad one is one line at start.
-  std::optional<http::TlsCredentials> tls;
-  if (config_.tls.enabled()) {
-    absl::StatusOr<http::TlsCredentials> loaded = http::LoadTlsCredentials(config_.tls);
-    if (!loaded.ok()) return loaded.status();
-    tls = *std::move(loaded);
-    absl::StatusOr<std::shared_ptr<http::TlsContextProvider>> api_tls =
-        http::TlsContextProvider::Create(*tls, http::ClientCertificates::kNotAsked);
-    if (!api_tls.ok()) return api_tls.status();
-    absl::StatusOr<std::shared_ptr<http::TlsContextProvider>> otlp_tls =
-        http::TlsContextProvider::Create(*tls, http::ClientCertificates::kRequiredWhenCaGiven);
-    if (!otlp_tls.ok()) return otlp_tls.status();
-    api_tls_ = *std::move(api_tls);
-    otlp_tls_ = *std::move(otlp_tls);
-    spdlog::info("TLS on every listener: {}{}", tls->description,
-                 tls->client_ca_pem.empty()
-                     ? ""
-                     : "; OTLP clients need a certificate from " + config_.tls.client_ca_file);
+  absl::StatusOr<std::optional<http::TlsCredentials>> tls = LoadTls();
+  if (!tls.ok()) return tls.status();
+  // In this order: each step uses what the steps before it built.
+  for (absl::Status (OrdertraceServer::*step)() :
+       {&OrdertraceServer::OpenStore, &OrdertraceServer::MakeGapOutputs,
+        &OrdertraceServer::StartGapDetector, &OrdertraceServer::StartIngest,
+        &OrdertraceServer::StartForward, &OrdertraceServer::MakeApi}) {
+    if (absl::Status done = (this->*step)(); !done.ok()) return done;
   }
-  absl::StatusOr<base::ListenAddress> grpc_address =
-      base::ParseListenAddress(config_.otlp_grpc_listen);
-  absl::StatusOr<base::ListenAddress> otlp_http_address =
-      base::ParseListenAddress(config_.otlp_http_listen);
-  absl::StatusOr<base::ListenAddress> http_address = base::ParseListenAddress(config_.http_listen);
+  // Every listener is built, and its metrics registered, before the first one serves.
+  MakeReceivers(*tls);
+  return Listen();
+}
 
+absl::StatusOr<std::optional<http::TlsCredentials>> OrdertraceServer::LoadTls() {
+  if (!config_.tls.enabled()) return std::optional<http::TlsCredentials>();
+  absl::StatusOr<http::TlsCredentials> tls = http::LoadTlsCredentials(config_.tls);
+  if (!tls.ok()) return tls.status();
+  absl::StatusOr<std::shared_ptr<http::TlsContextProvider>> api_tls =
+      http::TlsContextProvider::Create(*tls, http::ClientCertificates::kNotAsked);
+  if (!api_tls.ok()) return api_tls.status();
+  absl::StatusOr<std::shared_ptr<http::TlsContextProvider>> otlp_tls =
+      http::TlsContextProvider::Create(*tls, http::ClientCertificates::kRequiredWhenCaGiven);
+  if (!otlp_tls.ok()) return otlp_tls.status();
+  api_tls_ = *std::move(api_tls);
+  otlp_tls_ = *std::move(otlp_tls);
+  spdlog::info("TLS on every listener: {}{}", tls->description,
+               tls->client_ca_pem.empty()
+                   ? ""
+                   : "; OTLP clients need a certificate from " + config_.tls.client_ca_file);
+  return std::optional<http::TlsCredentials>(*std::move(tls));
+}
+
+absl::Status OrdertraceServer::OpenStore() {
   store::RocksStoreOptions store_options = config_.store;
   store_options.path = (std::filesystem::path(config_.data_dir) / "store").string();
   // The forward's queue is written with the spans it forwards (forward/otlp_forwarder.h).
@@ -157,24 +191,17 @@ absl::Status OrdertraceServer::Start() {
   if (!hasher.ok()) return hasher.status();
   operator_hasher_ = *std::move(hasher);
   if (!scrubber_->enabled()) spdlog::warn("pii: scrubbing is off (pii.enabled: false)");
+  return absl::OkStatus();
+}
 
+absl::Status OrdertraceServer::MakeGapOutputs() {
   absl::StatusOr<gaps::StageModel> lifecycle = gaps::StageModel::Create(config_.lifecycle);
   if (!lifecycle.ok()) return lifecycle.status();
   lifecycle_ = std::make_unique<gaps::StageModel>(*std::move(lifecycle));
   gap_store_ = std::make_unique<StoreGapStore>(*store_);
   if (!config_.alertmanager_url.empty()) {
-    gaps::AlertmanagerClientOptions alert_options;
-    alert_options.url = config_.alertmanager_url;
-    alert_options.tls = {config_.alertmanager_ca_file, config_.alertmanager_cert_file,
-                         config_.alertmanager_key_file};
-    alert_options.external_url = config_.external_url;
-    alert_options.resend_interval = std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::chrono::nanoseconds(config_.alertmanager_resend_nanos));
-    // Alertmanager expires an alert at its endsAt: leave room for several missed re-sends.
-    alert_options.alert_lifetime =
-        std::max(std::chrono::milliseconds(300'000), 5 * alert_options.resend_interval);
     absl::StatusOr<std::unique_ptr<gaps::AlertmanagerClient>> alerts =
-        gaps::AlertmanagerClient::Create(std::move(alert_options), clock_);
+        gaps::AlertmanagerClient::Create(AlertmanagerOptionsOf(config_), clock_);
     if (!alerts.ok()) return alerts.status();
     alerts_ = *std::move(alerts);
     spdlog::info("gap alerts go to Alertmanager at {}", config_.alertmanager_url);
@@ -188,16 +215,14 @@ absl::Status OrdertraceServer::Start() {
   gap_sinks_ = std::make_unique<gaps::GapFanOut>(alerts_.get(), stuck_traces_.get());
   metrics_ = std::make_unique<metrics::Registry>();
   if (config_.metrics_enabled) {
-    const gaps::StageModel* model = lifecycle_.get();
-    trace_metrics_ = std::make_unique<metrics::TraceMetrics>(
-        *metrics_, config_.metrics,
-        [model](std::string_view status, std::string_view partner) -> std::optional<uint64_t> {
-          const gaps::StageRule* rule = model->RuleFor(status);
-          if (rule == nullptr) return std::nullopt;
-          return model->SlaNanos(*rule, partner);
-        });
+    trace_metrics_ =
+        std::make_unique<metrics::TraceMetrics>(*metrics_, config_.metrics, SlaOf(*lifecycle_));
     PublishSlas(*lifecycle_, *trace_metrics_);
   }
+  return absl::OkStatus();
+}
+
+absl::Status OrdertraceServer::StartGapDetector() {
   store::Store* order_store = store_.get();
   gaps_ = std::make_unique<gaps::GapDetector>(
       *lifecycle_, clock_,
@@ -218,6 +243,10 @@ absl::Status OrdertraceServer::Start() {
   if (replayed > 0) spdlog::info("gap detector: {} stored orders replayed", replayed);
   gaps_->Start();
   gap_feed_ = std::make_unique<GapFeed>(*gaps_);
+  return absl::OkStatus();
+}
+
+absl::Status OrdertraceServer::StartIngest() {
   ingest::IngesterOptions ingest_options = config_.ingest;
   ingest_options.price_calc_span = config_.metrics.price_calc_span;
   ingest_options.limits.max_span_age_nanos = MaxSpanAgeNanos(config_);
@@ -230,51 +259,36 @@ absl::Status OrdertraceServer::Start() {
   RegisterStoreMetrics(*metrics_, *store_);
   retention_ = std::make_unique<store::RetentionRunner>(*store_, clock_, config_.retention);
   retention_->Start();
-  if (!config_.forward.endpoint.empty()) {
-    forward::OtlpForwarderOptions forward_options = config_.forward;
-    // What is stored is scrubbed already (ingest); operator ids are stored in clear for ops,
-    // and leave only as their HMAC.
-    const scrub::OperatorIdHasher* hasher = operator_hasher_.get();
-    forward_options.before_send = [hasher](base::TraceBatch& batch) {
-      hasher->HashOperatorIds(batch);
-    };
-    absl::StatusOr<std::unique_ptr<forward::OtlpForwarder>> forwarder =
-        forward::OtlpForwarder::Create(*store_, std::move(forward_options));
-    if (!forwarder.ok()) return forwarder.status();
-    forwarder_ = *std::move(forwarder);
-    RegisterForwardMetrics(*metrics_, *forwarder_);
-    forwarder_->Start();
-    spdlog::info("forward: stored spans go on to {} over {}", config_.forward.endpoint,
-                 config_.forward.protocol == forward::OtlpForwarderOptions::Protocol::kGrpc
-                     ? "OTLP/gRPC"
-                     : "OTLP/HTTP");
-  }
+  return absl::OkStatus();
+}
+
+absl::Status OrdertraceServer::StartForward() {
+  if (config_.forward.endpoint.empty()) return absl::OkStatus();
+  forward::OtlpForwarderOptions forward_options = config_.forward;
+  // What is stored is scrubbed already (ingest); operator ids are stored in clear for ops,
+  // and leave only as their HMAC.
+  const scrub::OperatorIdHasher* hasher = operator_hasher_.get();
+  forward_options.before_send = [hasher](base::TraceBatch& batch) {
+    hasher->HashOperatorIds(batch);
+  };
+  absl::StatusOr<std::unique_ptr<forward::OtlpForwarder>> forwarder =
+      forward::OtlpForwarder::Create(*store_, std::move(forward_options));
+  if (!forwarder.ok()) return forwarder.status();
+  forwarder_ = *std::move(forwarder);
+  RegisterForwardMetrics(*metrics_, *forwarder_);
+  forwarder_->Start();
+  spdlog::info("forward: stored spans go on to {} over {}", config_.forward.endpoint,
+               config_.forward.protocol == forward::OtlpForwarderOptions::Protocol::kGrpc
+                   ? "OTLP/gRPC"
+                   : "OTLP/HTTP");
+  return absl::OkStatus();
+}
+
+absl::Status OrdertraceServer::MakeApi() {
   order_query_ = std::make_unique<query::OrderQuery>(*store_, clock_);
   trace_query_ = std::make_unique<query::TraceQuery>(*store_, clock_, config_.query);
-
-  // Every listener is built, and its metrics registered, before the first one serves.
-  http::ServerOptions api_http = config_.http;
-  api_http.worker_threads = config_.http_threads;
-  api_http.retry_after_seconds = config_.retry_after_seconds;
-  // The API reads no bodies (GET only, 1 MiB at most): a small share of memory is plenty.
-  api_http.max_inflight_bytes = std::min<size_t>(api_http.max_inflight_bytes, 16 << 20);
-  api_http.tls = api_tls_;
   tokens_ = std::make_unique<auth::TokenAuthenticator>(config_.auth);
-  if (config_.audit_enabled) {
-    auth::AuditLogOptions audit_options = config_.audit;
-    if (audit_options.path.empty()) {
-      audit_options.path = (std::filesystem::path(config_.data_dir) / "audit.log").string();
-    }
-    // A search by an e-mail address must not put it in the log.
-    const scrub::PiiScrubber* scrubber = scrubber_.get();
-    audit_options.redact = [scrubber](std::string& target) {
-      target = scrubber->ScrubText(target);
-    };
-    absl::StatusOr<std::unique_ptr<auth::AuditLog>> audit =
-        auth::AuditLog::Open(std::move(audit_options));
-    if (!audit.ok()) return audit.status();
-    audit_ = *std::move(audit);
-  }
+  if (absl::Status opened = OpenAuditLog(); !opened.ok()) return opened;
   spdlog::info("auth: {}", tokens_->enabled()
                                ? std::to_string(config_.auth.tokens.size()) + " tokens"
                                : std::string("no tokens, open to loopback (docs/security.md)"));
@@ -285,18 +299,38 @@ absl::Status OrdertraceServer::Start() {
   access.audit = audit_.get();
   access.operator_ids = operator_hasher_.get();
   access.sla.statuses = lifecycle_->statuses();
-  const gaps::StageModel* model = lifecycle_.get();
-  access.sla.sla = [model](std::string_view status,
-                           std::string_view partner) -> std::optional<uint64_t> {
-    const gaps::StageRule* rule = model->RuleFor(status);
-    if (rule == nullptr) return std::nullopt;
-    return model->SlaNanos(*rule, partner);
-  };
+  access.sla.sla = SlaOf(*lifecycle_);
   absl::StatusOr<ApiConsole> console = MakeConsole();
   if (!console.ok()) return console.status();
+  http::ServerOptions api_http = config_.http;
+  api_http.worker_threads = config_.http_threads;
+  api_http.retry_after_seconds = config_.retry_after_seconds;
+  // The API reads no bodies (GET only, 1 MiB at most): a small share of memory is plenty.
+  api_http.max_inflight_bytes = std::min<size_t>(api_http.max_inflight_bytes, 16 << 20);
+  api_http.tls = api_tls_;
   api_ = std::make_unique<ApiServer>(
       *order_query_, *trace_query_, [this] { return ready_.load(); }, std::move(api_http),
       gaps_.get(), gap_store_.get(), metrics_.get(), std::move(access), *std::move(console));
+  return absl::OkStatus();
+}
+
+absl::Status OrdertraceServer::OpenAuditLog() {
+  if (!config_.audit_enabled) return absl::OkStatus();
+  auth::AuditLogOptions audit_options = config_.audit;
+  if (audit_options.path.empty()) {
+    audit_options.path = (std::filesystem::path(config_.data_dir) / "audit.log").string();
+  }
+  // A search by an e-mail address must not put it in the log.
+  const scrub::PiiScrubber* scrubber = scrubber_.get();
+  audit_options.redact = [scrubber](std::string& target) { target = scrubber->ScrubText(target); };
+  absl::StatusOr<std::unique_ptr<auth::AuditLog>> audit =
+      auth::AuditLog::Open(std::move(audit_options));
+  if (!audit.ok()) return audit.status();
+  audit_ = *std::move(audit);
+  return absl::OkStatus();
+}
+
+void OrdertraceServer::MakeReceivers(const std::optional<http::TlsCredentials>& tls) {
   decode_budget_ = std::make_unique<otlp::DecodeBudget>(config_.decode_budget);
   RegisterDecodeBudgetMetrics(*metrics_, *decode_budget_);
   OtlpGrpcReceiverOptions grpc_options{config_.max_request_bytes, config_.retry_after_seconds,
@@ -314,7 +348,18 @@ absl::Status OrdertraceServer::Start() {
   RegisterHttpMetrics(*metrics_, {{"api", [this] { return api_->HttpStats(); }},
                                   {"otlp_http", [this] { return otlp_http_->HttpStats(); }}});
   if (tls) RegisterTlsReloadMetrics(*metrics_, tls_reloads_ok_, tls_reloads_failed_);
+}
 
+absl::Status OrdertraceServer::Listen() {
+  absl::StatusOr<base::ListenAddress> grpc_address =
+      base::ParseListenAddress(config_.otlp_grpc_listen);
+  absl::StatusOr<base::ListenAddress> otlp_http_address =
+      base::ParseListenAddress(config_.otlp_http_listen);
+  absl::StatusOr<base::ListenAddress> http_address = base::ParseListenAddress(config_.http_listen);
+  for (const absl::StatusOr<base::ListenAddress>* address :
+       {&grpc_address, &otlp_http_address, &http_address}) {
+    if (!address->ok()) return address->status();
+  }
   absl::StatusOr<int> http_port = api_->Start(*http_address);
   if (!http_port.ok()) return http_port.status();
   ports_.http = *http_port;

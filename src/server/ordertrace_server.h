@@ -6,6 +6,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -82,6 +83,24 @@ class OrdertraceServer {
   static const base::Clock& DefaultClock();
 
  private:
+  // Start's steps, in order.
+  // The `tls:` files, and the listeners' TLS contexts made from them; nullopt without TLS.
+  absl::StatusOr<std::optional<http::TlsCredentials>> LoadTls();
+  // The store, and the scrubber and operator id hasher that ingest and the API use.
+  absl::Status OpenStore();
+  // Where spans and gaps go besides the store: the lifecycle, the gap store, Alertmanager, the
+  // tail sampler (with its restored pending detail) and the gap-to-sampler loop, the metrics.
+  absl::Status MakeGapOutputs();
+  // The gap detector, recovered and replayed from the stored orders, then started.
+  absl::Status StartGapDetector();
+  absl::Status StartIngest();
+  absl::Status StartForward();
+  // The queries, auth, the audit log and the HTTP API (not serving yet).
+  absl::Status MakeApi();
+  absl::Status OpenAuditLog();
+  void MakeReceivers(const std::optional<http::TlsCredentials>& tls);
+  // Starts every listener; then ordertrace is ready.
+  absl::Status Listen();
   // The console's files (built in, or `console.dir`) and the figures it charts over time;
   // nothing when `console.enabled` is off.
   absl::StatusOr<ApiConsole> MakeConsole();
