@@ -16,10 +16,10 @@
 #include <utility>
 #include <vector>
 
+#include "base/clock.h"
 #include "gaps/gap_codec.h"
 #include "gaps/memory_gap_store.h"
 #include "lifecycle/order_record_builder.h"
-#include "base/clock.h"
 
 namespace ordertrace::gaps {
 namespace {
@@ -1393,7 +1393,7 @@ TEST_F(GapDetectorTest, StatusBackAfterClosedIsFoundOnceInOneRecordOrTwo) {
 // keeps the earliest report of a status ("the earliest report wins"), so the second SHIPPED
 // never reaches the record, in one request or two, and no gap is found.
 base::Span TransitionSpan(const std::string& order_id, const std::string& status,
-                           const std::string& prev, int64_t version, uint64_t end) {
+                          const std::string& prev, int64_t version, uint64_t end) {
   base::Span span;
   span.name = "Set" + status;
   span.span_id.bytes[0] = static_cast<uint8_t>(version);
@@ -1600,6 +1600,8 @@ TEST(GapDetectorThreadTest, StartFiresADeadlineFromItsThreadAndShutdownStopsIt) 
   OrderRecord late = Order("ord-2", ChainTo("SUBMITTED", deadline - kDay));
   orders.Put(late);
   detector.OnOrderChanged(nullptr, late);
+  // Shutdown joined the thread, so there is no round to wait for: a thread that lived on would
+  // wake on the new record at once and fire its long-past deadline well within this.
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_THAT(sink.opened(), SizeIs(1));
 }

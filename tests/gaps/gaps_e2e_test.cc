@@ -437,7 +437,9 @@ TEST_F(GapsE2eTest, GapOpensWhileAlertmanagerIsDownAndItsAlertArrivesWhenItIsBac
   EXPECT_EQ(gap["id"], GapId(during, "SUBMITTED"));
   EXPECT_EQ(Metric(kOpenSubmitted), 2.0);
   // Let several deliveries fail before Alertmanager is back.
-  std::this_thread::sleep_for(std::chrono::seconds(3));
+  ASSERT_TRUE(Eventually(kWaitTimeout, [&] {
+    return Metric("alertmanager_failed_posts_total").value_or(0) >= 2;
+  })) << "no delivery failed while Alertmanager was down";
 
   // Same port, same storage. Alertmanager keeps no alerts across a restart, so `before` comes
   // back only through ordertrace's re-sends, `during` through its retries.
