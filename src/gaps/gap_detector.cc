@@ -133,39 +133,7 @@ void GapDetector::OnSpansArrived(const base::TraceBatch& batch) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     const uint64_t now = clock_.NowUnixNano();
-    for (const base::ResourceSpans& rs : batch.resource_spans) {
-      const std::string_view service = base::ServiceNameView(rs.resource);
-      const uint64_t late_before = sources_.LateBefore(service);
-      // A span stamped further ahead than max_future (a wrong clock, a hostile timestamp) is
-      // counted but moves nothing; the request's other spans still do.
-      const uint64_t future = AddSaturating(now, sources_.options().max_future_nanos);
-      uint64_t max_end = 0, spans = 0, late = 0;
-      for (const base::ScopeSpans& ss : rs.scope_spans) {
-        for (const base::Span& span : ss.spans) {
-          if (span.end_time_unix_nano <= future) {
-            max_end = std::max(max_end, span.end_time_unix_nano);
-          }
-          late += span.end_time_unix_nano < late_before ? 1 : 0;
-          ++spans;
-        }
-      }
-      if (spans == 0) continue;
-      const int source = sources_.Report(service, max_end, spans, late, now);
-      // A silent source that reports again: its signal resolves.
-      if (auto silent = silent_gaps_.find(sources_.ServiceOf(source));
-          silent != silent_gaps_.end()) {
-        if (const Gap* open = open_.Find(silent->second); open != nullptr) {
-          Gap gap = *open;
-          gap.resolved_at_unix_nano = std::max(now, gap.since_unix_nano);
-          gap.resolved_by = "reported";
-          RemoveOpenLocked(gap.id);
-          ++stats_.resolved_total;
-          QueueWriteLocked(GapWrite::Kind::kPut, gap);
-          events.resolved.push_back(std::move(gap));
-        }
-        silent_gaps_.erase(silent);
-      }
-    }
+    for (const base::ResourceSpans& rs : batch.resource_spans) ReportSourceLocked(rs, now, events);
     AnnounceLocked(events);
     // Watermarks moved: held deadlines may now be judged. At most every kHeldRecheck: while a
     // source is silent something stays held, and waking the thread per request would cost
@@ -176,6 +144,41 @@ void GapDetector::OnSpansArrived(const base::TraceBatch& batch) {
     }
   }
   if (wake) wake_.notify_all();
+}
+
+void GapDetector::ReportSourceLocked(const base::ResourceSpans& rs, uint64_t now, Events& events) {
+  const std::string_view service = base::ServiceNameView(rs.resource);
+  const uint64_t late_before = sources_.LateBefore(service);
+  // A span stamped further ahead than max_future (a wrong clock, a hostile timestamp) is
+  // counted but moves nothing; the request's other spans still do.
+  const uint64_t future = AddSaturating(now, sources_.options().max_future_nanos);
+  uint64_t max_end = 0, spans = 0, late = 0;
+  for (const base::ScopeSpans& ss : rs.scope_spans) {
+    for (const base::Span& span : ss.spans) {
+      if (span.end_time_unix_nano <= future) max_end = std::max(max_end, span.end_time_unix_nano);
+      late += span.end_time_unix_nano < late_before ? 1 : 0;
+      ++spans;
+    }
+  }
+  if (spans == 0) return;
+  const int source = sources_.Report(service, max_end, spans, late, now);
+  ResolveSilentLocked(sources_.ServiceOf(source), now, events);
+}
+
+void GapDetector::ResolveSilentLocked(const std::string& service, uint64_t now, Events& events) {
+  // A silent source that reports again: its signal resolves.
+  auto silent = silent_gaps_.find(service);
+  if (silent == silent_gaps_.end()) return;
+  if (const Gap* open = open_.Find(silent->second); open != nullptr) {
+    Gap gap = *open;
+    gap.resolved_at_unix_nano = std::max(now, gap.since_unix_nano);
+    gap.resolved_by = "reported";
+    RemoveOpenLocked(gap.id);
+    ++stats_.resolved_total;
+    QueueWriteLocked(GapWrite::Kind::kPut, gap);
+    events.resolved.push_back(std::move(gap));
+  }
+  silent_gaps_.erase(silent);
 }
 
 void GapDetector::LearnSourceLocked(const model::OrderRecord& record, uint64_t now) {
@@ -334,44 +337,58 @@ void GapDetector::ConfirmJudgedLocked(uint64_t now, Events& events) {
 
 size_t GapDetector::TrackDeadlinesLocked(const OrderGaps& after, const model::OrderRecord& record,
                                          Events& events) {
-  size_t late = 0;
-  const std::string& order_id = record.order_id;
+  TrackStageLocked(after, record);
+  TrackMessagesLocked(after, record);
+  return WithdrawAnsweredLocked(after, record.order_id, events);
+}
+
+void GapDetector::FollowOpenLocked(Gap now_implied) {
   // A deadline already judged overdue and still unanswered stays open; later spans may still
   // change what it says (an earlier report of the status moves its start, the status a message
   // was published in arrives).
-  auto follow = [&](Gap now_implied) {
-    Gap& open = *open_.Find(now_implied.id);
-    if (open.Outcome() == now_implied.Outcome()) return;
-    now_implied.detected_at_unix_nano = open.detected_at_unix_nano;
-    now_implied.paged = open.paged;
-    open = std::move(now_implied);
-    QueueWriteLocked(GapWrite::Kind::kPut, open);
-  };
-  if (after.stage.has_value()) {
-    const StageDeadline& stage = *after.stage;
-    if (open_.Contains(stage.gap_id)) {
-      DisarmStageLocked(order_id);
-      follow(OverdueStageGap(model_, record, stage));
-    } else {
-      ArmStageLocked(order_id, static_cast<int16_t>(stage.stage),
-                     std::max<uint64_t>(stage.deadline_unix_nano, 1));
-    }
-  } else {
+  Gap& open = *open_.Find(now_implied.id);
+  if (open.Outcome() == now_implied.Outcome()) return;
+  now_implied.detected_at_unix_nano = open.detected_at_unix_nano;
+  now_implied.paged = open.paged;
+  open = std::move(now_implied);
+  QueueWriteLocked(GapWrite::Kind::kPut, open);
+}
+
+void GapDetector::TrackStageLocked(const OrderGaps& after, const model::OrderRecord& record) {
+  const std::string& order_id = record.order_id;
+  if (!after.stage.has_value()) {
     DisarmStageLocked(order_id);
+    return;
   }
+  const StageDeadline& stage = *after.stage;
+  if (open_.Contains(stage.gap_id)) {
+    DisarmStageLocked(order_id);
+    FollowOpenLocked(OverdueStageGap(model_, record, stage));
+  } else {
+    ArmStageLocked(order_id, static_cast<int16_t>(stage.stage),
+                   std::max<uint64_t>(stage.deadline_unix_nano, 1));
+  }
+}
+
+void GapDetector::TrackMessagesLocked(const OrderGaps& after, const model::OrderRecord& record) {
   for (const model::MessageHop& hop : record.messages) {
     if (hop.consumed_at_unix_nano != 0) DisarmMessageLocked(hop.message_id);
   }
   for (const MessageDeadline& message : after.messages) {
     if (open_.Contains(message.gap_id)) {
       DisarmMessageLocked(message.message_id);
-      follow(UnconsumedMessageGap(model_, record, message));
+      FollowOpenLocked(UnconsumedMessageGap(model_, record, message));
     } else {
-      ArmMessageLocked(message.message_id, order_id,
+      ArmMessageLocked(message.message_id, record.order_id,
                        std::max<uint64_t>(message.deadline_unix_nano, 1));
     }
   }
+}
+
+size_t GapDetector::WithdrawAnsweredLocked(const OrderGaps& after, const std::string& order_id,
+                                           Events& events) {
   // Judged deadlines the record now answers in time: the gap never was.
+  size_t late = 0;
   for (const std::string& id : open_.IdsOf(order_id)) {
     const Gap& gap = *open_.Find(id);
     if (!IsDeadlineKind(gap.kind)) continue;

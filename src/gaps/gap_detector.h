@@ -217,6 +217,14 @@ class GapDetector {
   void ConfirmJudgedLocked(uint64_t now, Events& events);
   size_t TrackDeadlinesLocked(const OrderGaps& after, const model::OrderRecord& record,
                               Events& events);
+  // TrackDeadlinesLocked's steps: the stage's deadline, the messages' deadlines (each armed,
+  // or followed when already judged open), and the judged deadlines the record now answers.
+  void TrackStageLocked(const OrderGaps& after, const model::OrderRecord& record);
+  void TrackMessagesLocked(const OrderGaps& after, const model::OrderRecord& record);
+  size_t WithdrawAnsweredLocked(const OrderGaps& after, const std::string& order_id,
+                                Events& events);
+  // An open gap takes what the record now implies about it, keeping when and whether it paged.
+  void FollowOpenLocked(Gap now_implied);
   void ArmStageLocked(const std::string& order_id, int16_t stage, uint64_t deadline);
   void DisarmStageLocked(const std::string& order_id);
   void ArmMessageLocked(const std::string& message_id, const std::string& order_id,
@@ -243,6 +251,10 @@ class GapDetector {
                         const absl::StatusOr<std::optional<model::OrderRecord>>& record,
                         const OrderGaps* implied, Events& events);
   void CheckSourcesLocked(uint64_t now, Events& events);
+  // One resource's spans of a request move its source's watermark.
+  void ReportSourceLocked(const base::ResourceSpans& rs, uint64_t now, Events& events);
+  // The service reported again: its open source_silent gap resolves.
+  void ResolveSilentLocked(const std::string& service, uint64_t now, Events& events);
   void LearnSourceLocked(const model::OrderRecord& record, uint64_t now);
   // Opens `gap`; pages (and counts) it at once (`page`) or once the sources have caught up
   // (PageJudgedLocked).
