@@ -64,20 +64,9 @@ fail() {
   exit 1
 }
 
-# Prints three distinct free loopback ports.
-free_ports() {
-  python3 - << 'EOF'
-import socket
-socks = []
-for _ in range(3):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-for s in socks:
-    s.close()
-EOF
-}
+# free_ports: free loopback TCP ports.
+# shellcheck source=../support/free_ports.sh
+source "$here/../support/free_ports.sh"
 
 # Starts ordertrace on fresh free ports over $data_dir and waits for /readyz; sets server_pid,
 # otlp_url and api_url. Retries on new ports when a start fails.

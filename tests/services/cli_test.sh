@@ -47,9 +47,9 @@ fail() {
   FAILURES=$((FAILURES + 1))
 }
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# free_port: a free loopback TCP port.
+# shellcheck source=../support/free_ports.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../support/free_ports.sh"
 
 # --- Bad settings: exit 2, nothing on stdout, one line on stderr that names the setting ---
 

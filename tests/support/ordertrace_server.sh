@@ -3,14 +3,9 @@
 # scripts. Source it after setting `bin` (the ordertrace binary) and `work` (a folder holding
 # ordertrace.yaml; server.log is appended there).
 
-# free_ports: three free loopback TCP ports (gRPC, OTLP/HTTP, API), space-separated.
-free_ports() {
-  python3 -c '
-import socket
-s = [socket.socket() for _ in range(3)]
-for x in s: x.bind(("127.0.0.1", 0))
-print(" ".join(str(x.getsockname()[1]) for x in s))'
-}
+# free_ports, free_port: free loopback TCP ports.
+# shellcheck source=free_ports.sh
+source "$(dirname "${BASH_SOURCE[0]}")/free_ports.sh"
 
 # start_server: starts ordertrace with $work/ordertrace.yaml on free ports (or on
 # $server_ports, "GRPC HTTP API", when set: a restart on the same ports) and waits (20 s at
