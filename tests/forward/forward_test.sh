@@ -260,7 +260,9 @@ check "roots go on at once, held detail does not" eventually 10 spans_in_b_are 1
 check "a failed span of the first trace accepted" is_200 "$(send_json \
   "$(span_json "$kept" 00000000000000a3 failed 2 00000000000000a1)")"
 check "the detail the sampler releases then goes on too" eventually 10 spans_in_b_are 11 3
-sleep 2.5 # the second trace's decision time passes: its detail is dropped
+# The second trace's decision time passes: its detail is dropped, which A counts.
+check "A drops the second trace's detail once its decision time passes" eventually 10 \
+  metric_positive 'ordertrace_sampling_spans_total{outcome="dropped_detail"}'
 check "dropped detail is never forwarded" spans_in_b_are 12 1
 stop pid_a
 stop pid_b
