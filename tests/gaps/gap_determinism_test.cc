@@ -19,19 +19,20 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "gaps/gap_detector.h"
-#include "gaps/stage_model.h"
-#include "gaps/memory_gap_store.h"
-#include "lifecycle/order_record_builder.h"
 #include "base/clock.h"
+#include "base/default_lifecycle.h"
 #include "base/span.h"
+#include "gaps/gap_detector.h"
+#include "gaps/memory_gap_store.h"
+#include "gaps/stage_model.h"
+#include "lifecycle/order_record_builder.h"
 
 namespace ordertrace::gaps {
 namespace {
 
 using base::AnyValue;
-using model::OrderRecord;
 using base::Span;
+using model::OrderRecord;
 
 constexpr uint64_t kSecond = 1'000'000'000ULL;
 constexpr uint64_t kDayStart = 1'790'000'000ULL * kSecond;  // 2026-09-21
@@ -58,20 +59,16 @@ struct Transition {
   std::string span_name;
 };
 
+// The default lifecycle (base/default_lifecycle.h), every order's path when nothing goes wrong.
 const std::vector<Transition>& Path() {
-  static const std::vector<Transition> path = {
-      {"INITIATED", "shop-api", "shop.init"},
-      {"FILE_UPLOADED", "shop-api", "shop.upload"},
-      {"SUBMITTED", "shop-api", "shop.submit"},
-      {"PRICE_CALCULATION_STARTED", "mes-api", "mes.price.start"},
-      {"PRICE_CALCULATED", "mes-api", "mes.price.calc"},
-      {"MANUFACTURING_APPROVED", "crm-api", "crm.approve.manufacturing"},
-      {"MANUFACTURING_STARTED", "mes-api", "mes.manufacturing.start"},
-      {"MANUFACTURING_COMPLETED", "mes-api", "mes.manufacturing.complete"},
-      {"PACKAGING", "mes-api", "mes.packaging"},
-      {"SHIPPED", "mes-api", "mes.shipped"},
-      {"CLOSED", "crm-api", "crm.close"},
-  };
+  static const std::vector<Transition> path = [] {
+    std::vector<Transition> steps;
+    for (const base::LifecycleStep& step : base::kDefaultLifecycle) {
+      steps.push_back(
+          {std::string(step.status), std::string(step.service), std::string(step.span_name)});
+    }
+    return steps;
+  }();
   return path;
 }
 
