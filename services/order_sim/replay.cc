@@ -1,8 +1,10 @@
 #include "services/order_sim/replay.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <random>
 #include <tuple>
 #include <utility>
@@ -29,17 +31,11 @@ constexpr uint64_t kSettledBeforeEnd = 30 * kMinute;
 // A status_backwards order goes back within this last part of the day (see replay.h).
 constexpr uint64_t kBackwardsWithin = 3 * kHour;
 
-// The default lifecycle's stage SLAs (ordertrace.yaml), for the deadlines a stuck order passes.
+// The stage SLA of `status` in the default lifecycle (base/default_lifecycle.h, the server's
+// default), for the deadlines a stuck order passes; 0 for CLOSED and unknown statuses.
 uint64_t StageSla(std::string_view status) {
-  if (status == kInitiated || status == kFileUploaded) return 30 * kMinute;
-  if (status == kSubmitted) return 10 * kMinute;
-  if (status == kPriceCalculationStarted) return 30 * kMinute;
-  if (status == kPriceCalculated || status == kManufacturingApproved) return 2 * kHour;
-  if (status == kManufacturingStarted) return 8 * kHour;
-  if (status == kManufacturingCompleted) return 1 * kHour;
-  if (status == kPackaging) return 4 * kHour;
-  if (status == kShipped) return 12 * kHour;
-  return 0;
+  const std::optional<LifecycleStep> step = FindStep(status);
+  return step ? static_cast<uint64_t>(std::chrono::nanoseconds(step->sla).count()) : 0;
 }
 
 // Draws from one seed the same way on every platform (the standard distributions may differ
@@ -110,11 +106,10 @@ class OrderBuilder {
   }
   // A status transition span ending at `at` (its event time), child of `parent` (the root
   // when -1): an HTTP operation (SERVER) unless `kind` says otherwise.
-  int Transition(std::string_view name, ReplayService service, uint64_t at,
-                 std::string_view new_status, int parent = 0,
+  int Transition(std::string_view new_status, ReplayService service, uint64_t at, int parent = 0,
                  base::SpanKind kind = base::SpanKind::kServer) {
     ReplaySpanPlan plan;
-    plan.name = name;
+    plan.name = FindStep(new_status)->span_name;
     plan.service = service;
     plan.kind = kind;
     plan.end_unix_nano = at;
@@ -184,7 +179,7 @@ uint64_t OrderBuilder::Build() {
   root.start_unix_nano = kSecond;  // room for the spans' own durations before their ends
   Add(root);
   const uint64_t initiated_at = root.start_unix_nano + Millis(5, 40);
-  const int init = Transition("shop.init", ReplayService::kShop, initiated_at, kInitiated);
+  const int init = Transition(kInitiated, ReplayService::kShop, initiated_at);
   order_.spans[init].start_unix_nano = root.start_unix_nano + kMillisecond;
   order_.spans[0].end_unix_nano = initiated_at + Millis(1, 3);
   if (Has(kFaultPartnerOrderDropped)) {
@@ -193,10 +188,10 @@ uint64_t OrderBuilder::Build() {
   }
 
   uint64_t t = initiated_at + Minutes(1, 10);
-  Transition("shop.upload", ReplayService::kShop, t, kFileUploaded);
+  Transition(kFileUploaded, ReplayService::kShop, t);
   t += Minutes(1, 10);
   const uint64_t submitted_at = t;
-  const int submit = Transition("shop.submit", ReplayService::kShop, t, kSubmitted);
+  const int submit = Transition(kSubmitted, ReplayService::kShop, t);
   const int price_request = Message("alexandrite.price", "price.request", "mes.price.requests");
   const uint64_t requested_at = t + Millis(1, 4);
   const int price_publish =
@@ -215,7 +210,7 @@ uint64_t OrderBuilder::Build() {
   const int consume = Consume("mq.consume.price", ReplayService::kMes, price_request, price_publish,
                               consumed_at, crash ? 1 : 0);
   const uint64_t started_at = consumed_at + Millis(1, 15);
-  Transition("mes.price.start", ReplayService::kMes, started_at, kPriceCalculationStarted, consume,
+  Transition(kPriceCalculationStarted, ReplayService::kMes, started_at, consume,
              base::SpanKind::kInternal);
   if (Has(kFaultCalculatorHang)) {
     return Stop(started_at, StageDeadline(started_at), "the price calculator hung");
@@ -225,8 +220,8 @@ uint64_t OrderBuilder::Build() {
   const uint64_t calculated_at =
       started_at + (Has(kFaultCalculatorSlow) ? Minutes(40, 90) : Minutes(2, 20));
   const uint64_t calc_start = started_at + Millis(1, 5);
-  const int calc = Transition("mes.price.calc", ReplayService::kMes, calculated_at,
-                              kPriceCalculated, 0, base::SpanKind::kInternal);
+  const int calc = Transition(kPriceCalculated, ReplayService::kMes, calculated_at, 0,
+                              base::SpanKind::kInternal);
   order_.spans[calc].start_unix_nano = calc_start;
   static constexpr std::pair<std::string_view, double> kPhases[] = {
       {"mes.price.calc.mesh_analysis", 0.3},
@@ -261,7 +256,7 @@ uint64_t OrderBuilder::Build() {
     // CRM consumed the event but missed the write: it still holds PRICE_CALCULATION_STARTED
     // and refuses the approval.
     ReplaySpanPlan refused;
-    refused.name = "crm.approve.manufacturing";
+    refused.name = FindStep(kManufacturingApproved)->span_name;
     refused.service = ReplayService::kCrm;
     refused.kind = base::SpanKind::kServer;
     refused.end_unix_nano = approved_at;
@@ -273,32 +268,32 @@ uint64_t OrderBuilder::Build() {
     return Stop(calculated_at, StageDeadline(calculated_at),
                 "CRM missed the PRICE_CALCULATED write and refused the approval");
   }
-  Transition("crm.approve.manufacturing", ReplayService::kCrm, approved_at, kManufacturingApproved);
+  Transition(kManufacturingApproved, ReplayService::kCrm, approved_at);
   if (Has("operator_no_show")) {
     return Stop(approved_at, StageDeadline(approved_at), "no operator took the approved order");
   }
 
   t = approved_at + Minutes(10, 60);
-  Transition("mes.manufacturing.start", ReplayService::kMes, t, kManufacturingStarted);
+  Transition(kManufacturingStarted, ReplayService::kMes, t);
   t += Minutes(60, 240);
-  Transition("mes.manufacturing.complete", ReplayService::kMes, t, kManufacturingCompleted);
+  Transition(kManufacturingCompleted, ReplayService::kMes, t);
   if (Has(kFaultSkippedStatus)) {
     // Shipped within the completed stage's 1 h SLA, without PACKAGING.
     t += Minutes(15, 50);
     order_.truth.fault->at_unix_nano = static_cast<int64_t>(t);
   } else {
     t += Minutes(5, 30);
-    Transition("mes.packaging", ReplayService::kMes, t, kPackaging);
+    Transition(kPackaging, ReplayService::kMes, t);
     t += Minutes(15, 120);
   }
-  Transition("mes.shipped", ReplayService::kMes, t, kShipped);
+  Transition(kShipped, ReplayService::kMes, t);
   t += Minutes(30, 240);
-  Transition("crm.close", ReplayService::kCrm, t, kClosed);
+  Transition(kClosed, ReplayService::kCrm, t);
   order_.truth.outcome = "closed";
   order_.truth.last_status = std::string(kClosed);
   if (Has(kFaultStatusBackwards)) {
     t += Minutes(5, 30);
-    Transition("mes.shipped", ReplayService::kMes, t, kShipped);
+    Transition(kShipped, ReplayService::kMes, t);
     order_.truth.fault->at_unix_nano = static_cast<int64_t>(t);
     order_.truth.last_status = std::string(kShipped);
     order_.truth.note = "MES reported SHIPPED again after CLOSED";
