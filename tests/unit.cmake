@@ -49,8 +49,8 @@ ordertrace_part_tests(http LINKS PkgConfig::HTTPLIB nlohmann_json::nlohmann_json
   OpenSSL::SSL OpenSSL::Crypto)
 
 # The TLS tests (the Alertmanager client's, the HTTP server's) make their CA with
-# tests/support/make_test_ca.sh.
-foreach(target ordertrace_gaps_tests ordertrace_http_tests)
+# tests/support/make_test_ca.sh; the server's config tests read the shipped ordertrace.yaml.
+foreach(target ordertrace_gaps_tests ordertrace_http_tests ordertrace_server_tests)
   if(TARGET ${target})
     target_compile_definitions(${target} PRIVATE ORDERTRACE_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
   endif()

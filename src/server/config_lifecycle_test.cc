@@ -29,18 +29,16 @@ constexpr uint64_t kSecond = 1'000'000'000ULL;
 constexpr uint64_t kMinute = 60 * kSecond;
 constexpr uint64_t kHour = 60 * kMinute;
 
-const gaps::StageRule* RuleOf(const gaps::StageModelOptions& options,
-                              const std::string& status) {
+const gaps::StageRule* RuleOf(const gaps::StageModelOptions& options, const std::string& status) {
   for (const gaps::StageRule& rule : options.stages) {
     if (rule.status == status) return &rule;
   }
   return nullptr;
 }
 
-// The repository root, found from this file's own path.
-std::filesystem::path RepositoryRoot() {
-  return std::filesystem::path(__FILE__).parent_path().parent_path().parent_path();
-}
+// The repository root, as the build names it: __FILE__ is relative when ccache rewrites paths
+// (base_dir), and then points nowhere from the directory ctest runs the test in.
+std::filesystem::path RepositoryRoot() { return ORDERTRACE_SOURCE_DIR; }
 
 class ConfigLifecycleTest : public testing::Test {
  protected:
