@@ -1,6 +1,7 @@
 // The ordertrace process a benchmark runs against: started from its binary on free loopback
 // ports with a data folder of its own, waited for until ready, stopped; and what /proc says of a
-// process. Shared by the bench tools that drive a real ordertrace. Thread-compatible.
+// process and its threads (CPU seconds, memory, load). Shared by the bench tools: those that drive
+// a real ordertrace, and the gap detector bench for its own threads. Thread-compatible.
 #pragma once
 
 #include <sys/types.h>
