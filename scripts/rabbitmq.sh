@@ -10,6 +10,9 @@
 # (default 60); every failing step prints one clear line to stderr and exits non-zero.
 set -euo pipefail
 
+# shellcheck source=lib/free_ports.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/free_ports.sh"
+
 readonly RABBITMQ_BIN=/usr/lib/rabbitmq/bin
 readonly RUN_USER=rabbitmq
 
@@ -62,7 +65,7 @@ start() {
 
   local dist_port=$((port + 20000))
   if ((dist_port > 65535)) || ! port_free "$dist_port"; then
-    dist_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])') ||
+    dist_port=$(free_port) ||
       die "cannot find a free port for Erlang distribution"
   fi
   # The node's epmd: reuse one already on 4369, otherwise the node starts its own, which

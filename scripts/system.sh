@@ -60,6 +60,9 @@ declare -gA SYSTEM__PIDS=()   # process name -> pid, for processes started by sy
 
 system__say() { echo "system: $*" >&2; }
 
+# shellcheck source=lib/free_ports.sh
+source "$SYSTEM_ROOT/scripts/lib/free_ports.sh"
+
 # Debian's python3 (install-deps.sh) starts in a fraction of the time of a version-manager shim.
 SYSTEM__PYTHON=python3
 [[ -x /usr/bin/python3 ]] && SYSTEM__PYTHON=/usr/bin/python3
@@ -96,7 +99,7 @@ EOF
 system__free_port() {
   local port
   for _ in {1..10}; do
-    port="$("$SYSTEM__PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')" ||
+    port="$(free_port)" ||
       return 1
     [[ " ${SYSTEM__USED_PORTS[*]} " == *" $port "* ]] && continue
     # RabbitMQ puts Erlang distribution on port+20000 when free: keep clear of our own ports.

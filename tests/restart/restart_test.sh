@@ -65,8 +65,8 @@ fail() {
 }
 
 # free_ports: free loopback TCP ports.
-# shellcheck source=../support/free_ports.sh
-source "$here/../support/free_ports.sh"
+# shellcheck source=../../scripts/lib/free_ports.sh
+source "$here/../../scripts/lib/free_ports.sh"
 
 # Starts ordertrace on fresh free ports over $data_dir and waits for /readyz; sets server_pid,
 # otlp_url and api_url. Retries on new ports when a start fails.

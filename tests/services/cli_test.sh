@@ -48,8 +48,8 @@ fail() {
 }
 
 # free_port: a free loopback TCP port.
-# shellcheck source=../support/free_ports.sh
-source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../support/free_ports.sh"
+# shellcheck source=../../scripts/lib/free_ports.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../scripts/lib/free_ports.sh"
 
 # --- Bad settings: exit 2, nothing on stdout, one line on stderr that names the setting ---
 

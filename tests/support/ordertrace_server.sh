@@ -4,8 +4,8 @@
 # ordertrace.yaml; server.log is appended there).
 
 # free_ports, free_port: free loopback TCP ports.
-# shellcheck source=free_ports.sh
-source "$(dirname "${BASH_SOURCE[0]}")/free_ports.sh"
+# shellcheck source=../../scripts/lib/free_ports.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/free_ports.sh"
 
 # start_server: starts ordertrace with $work/ordertrace.yaml on free ports (or on
 # $server_ports, "GRPC HTTP API", when set: a restart on the same ports) and waits (20 s at
