@@ -22,10 +22,10 @@
 #include <thread>
 #include <vector>
 
+#include "base/clock.h"
 #include "bench/order_span_generator.h"
 #include "bench/ordertrace_process.h"
 #include "lifecycle/order_record_builder.h"
-#include "base/clock.h"
 #include "otlp/proto_codec.h"
 #include "store/rocks_store.h"
 

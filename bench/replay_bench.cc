@@ -43,9 +43,9 @@
 #include <thread>
 #include <vector>
 
+#include "base/clock.h"
 #include "bench/order_span_generator.h"
 #include "bench/ordertrace_process.h"
-#include "base/clock.h"
 #include "otlp/proto_codec.h"
 
 namespace {

@@ -10,8 +10,8 @@ void Put(base::Attributes& attributes, std::string_view key, std::string_view va
 
 // The attributes both sides share.
 base::Attributes CommonAttributes(std::string_view operation, std::string_view exchange,
-                                   std::string_view routing_key, std::string_view queue,
-                                   std::string_view message_id, std::string_view order_id) {
+                                  std::string_view routing_key, std::string_view queue,
+                                  std::string_view message_id, std::string_view order_id) {
   base::Attributes attributes;
   Put(attributes, kMessagingSystemKey, "rabbitmq");
   Put(attributes, kMessagingOperationKey, operation);
@@ -51,7 +51,7 @@ std::unique_ptr<Span> StartConsumeSpan(const Tracer& tracer, std::string_view na
   if (message.delivery_tag.has_value()) {
     options.attributes.push_back(
         base::KeyValue{kMessagingDeliveryTagKey,
-                        base::AnyValue::Int(static_cast<int64_t>(*message.delivery_tag))});
+                       base::AnyValue::Int(static_cast<int64_t>(*message.delivery_tag))});
   }
   if (message.producer.has_value() && message.producer->IsValid()) {
     options.links.push_back(SpanLink{*message.producer, {}});

@@ -9,6 +9,7 @@
 #include <ctime>
 
 #include "absl/status/status.h"
+#include "base/retry_after.h"
 #include "sdk/otlp_encoding.h"
 
 namespace ordertrace::sdk {
@@ -18,8 +19,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr char kDefaultPath[] = "/v1/traces";
 constexpr char kContentType[] = "application/x-protobuf";
-// A server asking for more than a day is treated as asking for a day.
-constexpr int64_t kMaxRetryAfterSeconds = 86400;
 
 struct Endpoint {
   std::string scheme_host_port;
@@ -77,30 +76,6 @@ std::string GzipCompress(std::string_view data) {
   deflateEnd(&stream);
   // deflateBound guarantees room for one Z_FINISH call.
   return result == Z_STREAM_END ? out : std::string();
-}
-
-std::optional<std::chrono::seconds> ParseRetryAfter(std::string_view value,
-                                                    std::chrono::system_clock::time_point now) {
-  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-  if (value.empty()) return std::nullopt;
-  if (std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    int64_t seconds = 0;
-    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
-    if (ec == std::errc::result_out_of_range)
-      seconds = kMaxRetryAfterSeconds;
-    else if (ec != std::errc() || end != value.data() + value.size())
-      return std::nullopt;
-    return std::chrono::seconds(std::min(seconds, kMaxRetryAfterSeconds));
-  }
-  // IMF-fixdate, e.g. "Sun, 06 Nov 1994 08:49:37 GMT" (the form RFC 9110 says to send).
-  std::string text(value);
-  std::tm tm{};
-  const char* end = strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-  if (end == nullptr || *end != '\0') return std::nullopt;
-  auto at = std::chrono::system_clock::from_time_t(timegm(&tm));
-  auto wait = std::chrono::ceil<std::chrono::seconds>(at - now);
-  return std::clamp(wait, std::chrono::seconds(0), std::chrono::seconds(kMaxRetryAfterSeconds));
 }
 
 bool IsRetryableHttpStatus(int http_status) {
@@ -234,8 +209,8 @@ absl::Status OtlpHttpExporter::Export(std::span<const SpanData> spans) {
       }
       retryable = IsRetryableHttpStatus(result->status);
       if (result->has_header("Retry-After")) {
-        retry_after = ParseRetryAfter(result->get_header_value("Retry-After"),
-                                      std::chrono::system_clock::now());
+        retry_after = base::ParseRetryAfter(result->get_header_value("Retry-After"),
+                                            std::chrono::system_clock::now());
       }
     }
     if (!retryable || attempt >= options_.max_attempts) break;

@@ -106,11 +106,6 @@ class OtlpHttpExporter final : public SpanExporter {
 // gzip (RFC 1952) of `data`, as zlib's deflate with a gzip wrapper.
 std::string GzipCompress(std::string_view data);
 
-// The wait a Retry-After header value asks for: delay-seconds, or an HTTP-date (IMF-fixdate)
-// relative to `now` (a date in the past is zero). nullopt when the value is neither.
-std::optional<std::chrono::seconds> ParseRetryAfter(std::string_view value,
-                                                    std::chrono::system_clock::time_point now);
-
 // What an HTTP status means as a canonical code; OK for 2xx.
 absl::Status HttpStatusToStatus(int http_status, std::string_view body);
 

@@ -12,7 +12,7 @@ constexpr size_t kVersionLength = 2;
 constexpr size_t kTraceIdOffset = 3;
 constexpr size_t kSpanIdOffset = kTraceIdOffset + 2 * base::TraceId::kSize + 1;  // 36
 constexpr size_t kFlagsOffset = kSpanIdOffset + 2 * base::SpanId::kSize + 1;     // 53
-constexpr size_t kTraceparentLength = kFlagsOffset + 2;                           // 55
+constexpr size_t kTraceparentLength = kFlagsOffset + 2;                          // 55
 
 // W3C limits for tracestate keys (simple-key: 256; tenant@system: 241 and 14).
 constexpr size_t kMaxSimpleKeyLength = 256;
@@ -155,8 +155,8 @@ absl::StatusOr<SpanContext> ParseTraceparent(std::string_view traceparent) {
     return Invalid("fields not separated by '-'");
   }
 
-  std::optional<base::TraceId> trace_id = ParseLowerHexId<base::TraceId>(
-      traceparent.substr(kTraceIdOffset, 2 * base::TraceId::kSize));
+  std::optional<base::TraceId> trace_id =
+      ParseLowerHexId<base::TraceId>(traceparent.substr(kTraceIdOffset, 2 * base::TraceId::kSize));
   if (!trace_id) return Invalid("trace-id is not 32 lower-case hex digits");
   if (!trace_id->IsValid()) return Invalid("trace-id is all zero");
   std::optional<base::SpanId> span_id =

@@ -129,7 +129,7 @@ class Span {
   const SpanContext context_;
 
   mutable std::mutex mu_;
-  bool recording_;    // guarded by mu_; false once ended
+  bool recording_;   // guarded by mu_; false once ended
   base::Span data_;  // guarded by mu_
 };
 

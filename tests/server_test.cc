@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/listen_address.h"
 #include "gmock/gmock.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -28,7 +29,6 @@
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 #include "opentelemetry/proto/trace/v1/trace.pb.h"
 #include "server/config.h"
-#include "base/listen_address.h"
 #include "server/ordertrace_server.h"
 #include "tests/support/embedded_server.h"
 #include "tests/support/otlp_spans.h"

@@ -30,13 +30,9 @@ ordertrace_part_tests(model)
 ordertrace_part_tests(otlp LINKS otlp_proto)
 ordertrace_part_tests(lifecycle)
 ordertrace_part_tests(store LINKS otlp_proto)
-ordertrace_part_tests(scrub
-  # pii_scrubber_test.cc checks the stored bytes of a scrubbed span through otlp and ingest.
-  REACHES ordertrace_otlp ordertrace_ingest)
+ordertrace_part_tests(scrub)
 ordertrace_part_tests(ingest)
-ordertrace_part_tests(query
-  # trace_query_test.cc fills its store through ingest::Ingester.
-  REACHES ordertrace_ingest)
+ordertrace_part_tests(query)
 ordertrace_part_tests(gaps LINKS PkgConfig::HTTPLIB nlohmann_json::nlohmann_json
   # gap_detector_test.cc folds records with lifecycle::ApplySpan.
   REACHES ordertrace_lifecycle)

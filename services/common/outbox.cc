@@ -117,7 +117,7 @@ void OutboxRelay::Run() {
     if (head_span != nullptr) {
       head_span->AddEvent("publish attempt failed",
                           {base::KeyValue{"exception.message",
-                                           base::AnyValue::String(std::string(status.message()))},
+                                          base::AnyValue::String(std::string(status.message()))},
                            base::KeyValue{"attempt", base::AnyValue::Int(head_failures)}});
     }
     spdlog::warn("outbox: publish failed ({}); retrying in {} ms", std::string(status.message()),

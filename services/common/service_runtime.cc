@@ -6,9 +6,9 @@
 #include <iostream>
 
 #include "base/attribute_names.h"
+#include "base/listen_address.h"
 #include "sdk/batch_span_processor.h"
 #include "sdk/otlp_http_exporter.h"
-#include "base/listen_address.h"
 #include "services/common/http_api.h"
 
 namespace ordertrace::services {
@@ -45,8 +45,7 @@ absl::StatusOr<std::unique_ptr<sdk::TracerProvider>> MakeTracerProvider(
     const ServiceIdentity& identity, const ServiceOptions& options) {
   sdk::TracerProviderOptions provider_options;
   provider_options.resource = sdk::MakeResource(
-      identity.name,
-      {base::KeyValue{"service.namespace", base::AnyValue::String("alexandrite")}});
+      identity.name, {base::KeyValue{"service.namespace", base::AnyValue::String("alexandrite")}});
   std::unique_ptr<sdk::SpanProcessor> processor;
   if (!options.otlp_endpoint.empty()) {
     sdk::OtlpHttpExporterOptions exporter_options;

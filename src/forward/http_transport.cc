@@ -1,6 +1,6 @@
 // OTLP/HTTP for the forward: POST application/x-protobuf with cpp-httplib (OpenSSL for
-// https://). The SDK's exporter (sdk/otlp_http_exporter.h) does the same for the services; its
-// Retry-After parser is reused so both read the header alike.
+// https://). The SDK's exporter (sdk/otlp_http_exporter.h) does the same for the services; both
+// read Retry-After with the base library's parser, so they wait alike.
 #include <httplib.h>
 
 #include <algorithm>
@@ -9,8 +9,8 @@
 #include <filesystem>
 #include <mutex>
 
+#include "base/retry_after.h"
 #include "forward/forward_transport.h"
-#include "sdk/otlp_http_exporter.h"
 
 namespace ordertrace::forward {
 namespace {
@@ -67,7 +67,7 @@ class HttpTransport final : public ForwardTransport {
     result.outcome = status == 429 || status >= 500 ? SendResult::Outcome::kRetryable
                                                     : SendResult::Outcome::kRejected;
     if (answer->has_header("Retry-After")) {
-      if (std::optional<std::chrono::seconds> wait = sdk::ParseRetryAfter(
+      if (std::optional<std::chrono::seconds> wait = base::ParseRetryAfter(
               answer->get_header_value("Retry-After"), std::chrono::system_clock::now())) {
         result.retry_after = *wait;
       }

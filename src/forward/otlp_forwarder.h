@@ -32,8 +32,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "forward/forward_transport.h"
 #include "base/span.h"
+#include "forward/forward_transport.h"
 #include "store/store.h"
 
 namespace ordertrace::forward {

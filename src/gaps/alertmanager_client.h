@@ -51,8 +51,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "gaps/gap.h"
 #include "base/clock.h"
+#include "gaps/gap.h"
 
 namespace ordertrace::gaps {
 

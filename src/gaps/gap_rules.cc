@@ -83,8 +83,8 @@ const StatusReached* NextAfter(const KnownList& known, const StatusReached* reac
   return nullptr;
 }
 
-uint64_t StageDeadlineOf(const StageModel& model, const StageRule& rule,
-                         const OrderRecord& record, const StatusReached& reached) {
+uint64_t StageDeadlineOf(const StageModel& model, const StageRule& rule, const OrderRecord& record,
+                         const StatusReached& reached) {
   return AddSaturating(reached.at_unix_nano,
                        AddSaturating(model.SlaNanos(rule, record.partner_id), model.GraceNanos()));
 }

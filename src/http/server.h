@@ -41,9 +41,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "base/listen_address.h"
 #include "http/message.h"
 #include "http/tls_context.h"
-#include "base/listen_address.h"
 
 namespace boost::asio {
 class io_context;

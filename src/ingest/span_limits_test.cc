@@ -62,8 +62,8 @@ size_t Refused(const CheckedBatch& checked, RefusalReason reason) {
 
 TEST(SpanLimitsTest, RefusesSpansOutsideTheTimeWindowOneByOneNamingTheReason) {
   base::TraceBatch batch = BatchOf({SpanAt(1, kNow - kSecond), SpanAt(2, 0),
-                                     SpanAt(3, kNow - 15 * kDay), SpanAt(4, UINT64_MAX - kSecond),
-                                     SpanAt(5, kNow + 2 * kDay), SpanAt(6, kNow + 3600 * kSecond)});
+                                    SpanAt(3, kNow - 15 * kDay), SpanAt(4, UINT64_MAX - kSecond),
+                                    SpanAt(5, kNow + 2 * kDay), SpanAt(6, kNow + 3600 * kSecond)});
   RejectedSpans rejected;
   CheckedBatch checked = CheckSpans(batch, SpanLimits{}, kNow, rejected);
 

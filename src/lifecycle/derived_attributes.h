@@ -6,8 +6,8 @@
 
 #include <string_view>
 
-#include "model/order_record.h"
 #include "base/span.h"
+#include "model/order_record.h"
 
 namespace ordertrace::lifecycle {
 

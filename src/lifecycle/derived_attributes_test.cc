@@ -25,7 +25,7 @@ std::optional<double> DoubleAttr(const base::Span& span, std::string_view key) {
 }
 
 base::Span Transition(const std::string& prev, const std::string& next, uint64_t start,
-                       uint64_t end, uint8_t id) {
+                      uint64_t end, uint8_t id) {
   base::Span s;
   s.span_id = SpanIdOf(id);
   s.name = "t";
@@ -53,7 +53,7 @@ model::OrderRecord RecordWith(uint64_t submitted_at, uint64_t started_at) {
 
 TEST(DerivedAttributes, StageAndTransitionLatencyOnTheReachingSpan) {
   base::Span span = Transition("SUBMITTED", "PRICE_CALCULATION_STARTED", kBase + 299 * kSecond,
-                                kBase + 300 * kSecond, 2);
+                               kBase + 300 * kSecond, 2);
   AddDerivedAttributes(span, RecordWith(kBase, kBase + 300 * kSecond), "mes.price.calc");
   EXPECT_EQ(DoubleAttr(span, kStageDurationKey), 300.0);
   EXPECT_EQ(DoubleAttr(span, kStatusTransitionLatencyKey), 1.0);

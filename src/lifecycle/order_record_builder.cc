@@ -8,11 +8,11 @@ namespace ordertrace::lifecycle {
 namespace {
 
 using base::AnyValue;
+using base::Resource;
+using base::Span;
 using model::MessageHop;
 using model::Operation;
 using model::OrderRecord;
-using base::Resource;
-using base::Span;
 using model::StatusReached;
 
 // The text of attribute `key` on the span, else on the resource; empty when absent.
@@ -242,8 +242,7 @@ void ApplyMessage(const Span& span, const Resource& resource, OrderRecord& recor
       hop.published_by = span.parent_span_id;
     }
   }
-  if (consumer)
-    hop.retry_count = std::max(hop.retry_count, IntAttr(span, base::kRetryCountKey, 0));
+  if (consumer) hop.retry_count = std::max(hop.retry_count, IntAttr(span, base::kRetryCountKey, 0));
 
   // Kept in publish order by inserting the changed hop in place.
   auto publish_order = [](const MessageHop& a, const MessageHop& b) {

@@ -8,8 +8,8 @@
 #include <string_view>
 
 #include "base/attribute_names.h"
-#include "model/order_record.h"
 #include "base/span.h"
+#include "model/order_record.h"
 
 namespace ordertrace::lifecycle {
 
@@ -32,7 +32,6 @@ bool IsValidOrderId(std::string_view order_id);
 std::optional<std::string> OrderIdOf(const base::Span& span, const base::Resource& resource);
 
 // Folds `span` (emitted by `resource`) into `record`. `record.order_id` must be set.
-void ApplySpan(const base::Span& span, const base::Resource& resource,
-               model::OrderRecord& record);
+void ApplySpan(const base::Span& span, const base::Resource& resource, model::OrderRecord& record);
 
 }  // namespace ordertrace::lifecycle

@@ -16,10 +16,10 @@ namespace {
 
 using base::AnyValue;
 using base::KeyValue;
-using model::OrderRecord;
 using base::Resource;
 using base::Span;
 using base::SpanKind;
+using model::OrderRecord;
 using ::testing::ElementsAre;
 using ::testing::Optional;
 
@@ -88,7 +88,7 @@ std::vector<Emitted> OrderLifecycle() {
   auto transition = [](uint8_t trace, uint16_t id, std::string name, uint64_t start_ms,
                        uint64_t end_ms, std::string prev, std::string next, int64_t version) {
     base::Attributes attrs = {Str("order_id", kOrder), Str("new_status", next),
-                               Int("event_version", version)};
+                              Int("event_version", version)};
     if (!prev.empty()) attrs.push_back(Str("prev_status", prev));
     return MakeSpan(trace, id, std::move(name), SpanKind::kServer, start_ms, end_ms,
                     std::move(attrs));
@@ -97,7 +97,7 @@ std::vector<Emitted> OrderLifecycle() {
                     uint64_t end_ms, std::string message_id, std::string queue,
                     base::Attributes extra) {
     base::Attributes attrs = {Str("order_id", kOrder), Str("messaging.system", "rabbitmq"),
-                               Str("messaging.message.id", message_id), Str("queue", queue)};
+                              Str("messaging.message.id", message_id), Str("queue", queue)};
     for (KeyValue& kv : extra) attrs.push_back(std::move(kv));
     return MakeSpan(trace, id, std::move(name), kind, start_ms, end_ms, std::move(attrs));
   };
@@ -631,7 +631,7 @@ TEST(OrderRecordBuilderTest, MessagesPastTheCapDoNotDependOnArrivalOrder) {
   for (uint16_t i = 0; i < messages; ++i) {
     std::string id = "msg-" + std::to_string(1000 + i);
     base::Attributes attrs = {Str("order_id", kOrder), Str("messaging.system", "rabbitmq"),
-                               Str("messaging.message.id", id), Str("queue", "q")};
+                              Str("messaging.message.id", id), Str("queue", "q")};
     spans.push_back({Service("crm-api"), MakeSpan(1, 2 * i + 1, "publish", SpanKind::kProducer,
                                                   1'000 * i, 1'000 * i + 5, attrs)});
     spans.push_back(
@@ -671,7 +671,7 @@ TEST(OrderRecordBuilderTest, SpanWithoutStartTimeDoesNotDependOnArrivalOrder) {
 // consumer seen", so it must tell nothing rather than win or lose by arrival order.
 TEST(OrderRecordBuilderTest, MessageSpanStartingAtZeroDoesNotDependOnArrivalOrder) {
   const base::Attributes attrs = {Str("order_id", kOrder), Str("messaging.system", "rabbitmq"),
-                                   Str("message_id", "m-1"), Str("queue", "q")};
+                                  Str("message_id", "m-1"), Str("queue", "q")};
   Span at_zero = MakeSpan(1, 1, "process", SpanKind::kConsumer, 0, 100, attrs);
   at_zero.start_time_unix_nano = 0;
   const std::vector<Emitted> spans = {
@@ -689,7 +689,7 @@ TEST(OrderRecordBuilderTest, MessageSpanStartingAtZeroDoesNotDependOnArrivalOrde
 // the smallest parent), whatever the order the reports arrive in.
 TEST(OrderRecordBuilderTest, AMessageKeepsTheOperationThatPublishedItFirst) {
   const base::Attributes attrs = {Str("order_id", kOrder), Str("messaging.system", "rabbitmq"),
-                                   Str("message_id", "m-1"), Str("queue", "q")};
+                                  Str("message_id", "m-1"), Str("queue", "q")};
   auto publish = [&](uint16_t id, uint16_t parent, uint64_t start_ms) {
     Span span = MakeSpan(1, id, "publish", SpanKind::kProducer, start_ms, start_ms + 5, attrs);
     span.parent_span_id = SpanIdOf(parent);

@@ -4,8 +4,8 @@
 
 #include <string>
 
-#include "lifecycle/order_record_builder.h"
 #include "base/clock.h"
+#include "lifecycle/order_record_builder.h"
 
 namespace ordertrace::lifecycle {
 namespace {

@@ -100,7 +100,7 @@ TEST_F(TraceMetricsTest, AScopesSpansCountPerSeriesWithAnExemplarPerBucket) {
   base::ScopeSpans scope;
   for (int i = 0; i < 5; ++i) {
     base::Span span = SpanOf("mq.publish.price", base::SpanKind::kProducer, kBase,
-                              kBase + (i < 3 ? 1'000'000 : 3'000'000'000ULL));
+                             kBase + (i < 3 ? 1'000'000 : 3'000'000'000ULL));
     span.span_id = SpanIdOf(static_cast<uint8_t>(10 + i));
     scope.spans.push_back(span);
   }
@@ -183,8 +183,7 @@ TEST_F(TraceMetricsTest, OrderErrorsByServiceAndCode) {
   base::Span refused =
       SpanOf("crm.approve.manufacturing", base::SpanKind::kServer, kBase, kBase + 1);
   refused.status.code = base::StatusCode::kError;
-  refused.attributes.push_back(
-      {base::kErrorCodeKey, base::AnyValue::String("ILLEGAL_TRANSITION")});
+  refused.attributes.push_back({base::kErrorCodeKey, base::AnyValue::String("ILLEGAL_TRANSITION")});
   refused.attributes.push_back({base::kOrderIdKey, base::AnyValue::String("ord-1")});
   OnSpan(refused, ResourceOf("crm-api"));
   base::Span bare = SpanOf("x", base::SpanKind::kServer, kBase, kBase + 1);

@@ -69,9 +69,10 @@ struct OrderRecord {
   static constexpr size_t kMaxRevisits = 8;
 
   std::string order_id;
-  base::TraceId trace_id;                // the trace of the order's earliest span
-  std::vector<base::TraceId> trace_ids;  // traces seen for the order, sorted; the smallest kMaxTraceIds
-  std::string partner_id;          // empty for direct orders
+  base::TraceId trace_id;  // the trace of the order's earliest span
+  std::vector<base::TraceId>
+      trace_ids;           // traces seen for the order, sorted; the smallest kMaxTraceIds
+  std::string partner_id;  // empty for direct orders
   uint64_t first_seen_unix_nano = 0;    // earliest span start
   uint64_t last_seen_unix_nano = 0;     // latest span end
   std::vector<StatusReached> statuses;  // one per status (its first report), in lifecycle order

@@ -411,11 +411,11 @@ base::ResourceSpans FullResourceSpans() {
       1'700'000'000'000'000'500ULL, "retry", {Kv("attempt", base::AnyValue::Int(2))}, 1}};
   span.dropped_events_count = 5;
   span.links = {base::SpanLink{*base::TraceId::FromHex("11111111111111111111111111111111"),
-                                *base::SpanId::FromHex("2222222222222222"),
-                                "k=v",
-                                {Kv("reason", base::AnyValue::String("follows"))},
-                                6,
-                                1}};
+                               *base::SpanId::FromHex("2222222222222222"),
+                               "k=v",
+                               {Kv("reason", base::AnyValue::String("follows"))},
+                               6,
+                               1}};
   span.dropped_links_count = 7;
   span.status.code = base::StatusCode::kOk;
   span.status.message = "fine";

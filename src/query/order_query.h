@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "lifecycle/order_timeline.h"
 #include "base/clock.h"
+#include "lifecycle/order_timeline.h"
 #include "model/order_record.h"
 #include "query/partner_scope.h"
 #include "query/sla_report.h"

@@ -14,8 +14,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "model/order_record.h"
 #include "base/span.h"
+#include "model/order_record.h"
 #include "store/store.h"
 
 namespace ordertrace::query {

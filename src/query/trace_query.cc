@@ -43,8 +43,8 @@ bool TagHolds(const base::Span& span, const base::Resource& resource, const std:
   return v != nullptr && v->AsText() == value;
 }
 
-bool SpanMatches(const base::Span& span, const base::Resource& resource,
-                 const TraceSearch& search, const traceql::TraceFacts* trace) {
+bool SpanMatches(const base::Span& span, const base::Resource& resource, const TraceSearch& search,
+                 const traceql::TraceFacts* trace) {
   for (const auto& [key, value] : search.tags) {
     if (!TagHolds(span, resource, key, value)) return false;
   }
@@ -290,8 +290,7 @@ absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& 
 }
 
 absl::Status TraceQuery::VisitRecentSpans(
-    const std::function<bool(const base::Span&, const base::Resource&)>& visit,
-    TraceScope* scope) {
+    const std::function<bool(const base::Span&, const base::Resource&)>& visit, TraceScope* scope) {
   uint64_t now = clock_.NowUnixNano();
   uint64_t start =
       now > options_.default_search_window_nanos ? now - options_.default_search_window_nanos : 0;

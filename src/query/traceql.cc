@@ -897,8 +897,8 @@ bool ConditionHolds(const Condition& c, const base::Span& span, const base::Reso
       break;
   }
   const base::AnyValue* in_span = c.field.scope != Scope::kResource
-                                       ? base::FindAttribute(span.attributes, c.field.attribute)
-                                       : nullptr;
+                                      ? base::FindAttribute(span.attributes, c.field.attribute)
+                                      : nullptr;
   const base::AnyValue* in_resource =
       c.field.scope != Scope::kSpan ? base::FindAttribute(resource.attributes, c.field.attribute)
                                     : nullptr;

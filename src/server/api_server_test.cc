@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "gaps/memory_gap_store.h"
 #include "base/clock.h"
+#include "gaps/memory_gap_store.h"
 #include "otlp/proto_codec.h"
 #include "store/rocks_store.h"
 #include "tests/support/temp_dir.h"

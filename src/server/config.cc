@@ -10,8 +10,8 @@
 #include <limits>
 #include <map>
 
-#include "lifecycle/order_record_builder.h"
 #include "base/listen_address.h"
+#include "lifecycle/order_record_builder.h"
 
 namespace ordertrace::server {
 namespace {
@@ -875,8 +875,7 @@ absl::Status Validate(const ServerConfig& c) {
   if (c.data_dir.empty()) return absl::InvalidArgumentError("data_dir must not be empty");
   if (absl::Status tokens = auth::ValidateTokens(c.auth.tokens); !tokens.ok()) return tokens;
   if (absl::Status ranges = ValidateRanges(c); !ranges.ok()) return ranges;
-  if (absl::StatusOr<gaps::StageModel> model = gaps::StageModel::Create(c.lifecycle);
-      !model.ok()) {
+  if (absl::StatusOr<gaps::StageModel> model = gaps::StageModel::Create(c.lifecycle); !model.ok()) {
     return model.status();
   }
   if (!c.alertmanager_url.empty() && c.alertmanager_url.rfind("http://", 0) != 0 &&

@@ -10,9 +10,9 @@
 #include <string>
 
 #include "auth/token_authenticator.h"
+#include "base/clock.h"
 #include "metrics/history.h"
 #include "metrics/registry.h"
-#include "base/clock.h"
 #include "server/api_server.h"
 #include "server/console_files.h"
 #include "store/rocks_store.h"

@@ -12,10 +12,10 @@
 
 #include "absl/status/statusor.h"
 #include "auth/token_authenticator.h"
+#include "base/listen_address.h"
 #include "http/tls_context.h"
 #include "ingest/ingester.h"
 #include "otlp/decode_budget.h"
-#include "base/listen_address.h"
 
 namespace grpc {
 class Server;

@@ -12,10 +12,10 @@
 
 #include "absl/status/status.h"
 #include "auth/token_authenticator.h"
+#include "base/listen_address.h"
 #include "http/server.h"
 #include "ingest/ingester.h"
 #include "otlp/decode_budget.h"
-#include "base/listen_address.h"
 
 namespace ordertrace::server {
 

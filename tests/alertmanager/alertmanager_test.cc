@@ -31,9 +31,9 @@
 #include <thread>
 #include <vector>
 
+#include "base/clock.h"
 #include "gaps/alertmanager_client.h"
 #include "gaps/gap.h"
-#include "base/clock.h"
 #include "tests/support/alertmanager_process.h"
 
 namespace ordertrace::gaps {

@@ -9,8 +9,8 @@
 #include <memory>
 #include <string>
 
-#include "ingest/ingester.h"
 #include "base/clock.h"
+#include "ingest/ingester.h"
 #include "store/rocks_store.h"
 
 namespace ordertrace::query {
@@ -394,7 +394,7 @@ void IngestSplitTrace(ingest::Ingester& ingester, uint8_t trace, const std::stri
 
 // OrderTrace with its spans in `service`.
 base::TraceBatch OrderTraceOf(const std::string& service, uint8_t trace,
-                               const std::string& order_id, uint64_t seconds) {
+                              const std::string& order_id, uint64_t seconds) {
   base::TraceBatch batch = OrderTrace(trace, order_id, seconds);
   batch.resource_spans[0].resource.attributes = {Str("service.name", service)};
   return batch;
