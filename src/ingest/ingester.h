@@ -210,7 +210,9 @@ class Ingester {
 
   std::thread writer_;
 
-  // How often the writer thread looks at the sampler's buffered detail when idle.
+  // How often the writer thread looks at the sampler's buffered detail when idle: detail whose
+  // decision came due, or that a stuck order released (the loop in gaps/stuck_trace_keeper.h),
+  // is stored or dropped within one tick even when no request arrives.
   static constexpr std::chrono::milliseconds kSamplerTick{200};
 };
 
