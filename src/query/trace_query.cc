@@ -96,6 +96,146 @@ std::vector<TraceSummary> NewestFirst(std::vector<TraceSummary> results) {
   return results;
 }
 
+// The time window a search reads: [start, end], defaulting to the last
+// default_search_window_nanos; `windowed` false when an order search set no window itself (an
+// order is found whatever its age).
+struct SearchWindow {
+  uint64_t start = 0;
+  uint64_t end = 0;
+  bool windowed = true;
+};
+
+SearchWindow WindowOf(const TraceSearch& search, bool pins_order, uint64_t now,
+                      uint64_t default_window) {
+  SearchWindow window;
+  window.end = search.end_unix_nano != 0 ? search.end_unix_nano : now;
+  window.start = search.start_unix_nano != 0
+                     ? search.start_unix_nano
+                     : (window.end > default_window ? window.end - default_window : 0);
+  window.windowed = !pins_order || search.start_unix_nano != 0 || search.end_unix_nano != 0;
+  return window;
+}
+
+// One run of TraceQuery::Search: the traces already considered, the results so far and the
+// first error. Candidates come either from an order's record (ByOrder) or from a scan of the
+// window's blocks (ByScan); each is read whole once, judged, scoped and kept.
+class SearchRun {
+ public:
+  SearchRun(TraceQuery& query, store::Store& store, const TraceSearch& search, SearchWindow window,
+            SearchStats& read)
+      : query_(query),
+        store_(store),
+        search_(search),
+        window_(window),
+        read_(read),
+        needs_trace_facts_(NeedsTraceFacts(search)) {}
+
+  // The traces the order's record names: no scan.
+  absl::Status ByOrder(const std::string& order_id) {
+    absl::StatusOr<std::optional<model::OrderRecord>> order = store_.GetOrder(order_id);
+    if (!order.ok()) return order.status();
+    if (!order->has_value()) return absl::OkStatus();
+    for (const base::TraceId& trace_id : (*order)->trace_ids) {
+      if (!considered_.insert(trace_id).second) continue;
+      ++read_.inspected_traces;
+      absl::StatusOr<std::optional<base::TraceBatch>> trace = query_.GetTrace(trace_id);
+      if (!trace.ok()) return trace.status();
+      if (!trace->has_value()) continue;
+      const TraceSummary summary = SummarizeTrace(trace_id, **trace);
+      if (!WholeTraceMatches(**trace, summary)) continue;
+      if (!InScope(trace_id)) {
+        if (!error_.ok()) return error_;
+        continue;
+      }
+      if (!Keep(summary)) break;
+    }
+    return absl::OkStatus();
+  }
+
+  // The window's blocks, at most `max_scanned_blocks`. A block is judged alone unless the filter
+  // needs the whole trace; then Consider judges the trace.
+  absl::Status ByScan(size_t max_scanned_blocks) {
+    const bool filters_spans = FiltersSpans(search_) && !needs_trace_facts_;
+    absl::Status scan = store_.ScanBlocks(
+        window_.start, window_.end, [&](const base::TraceId& trace_id, std::string_view encoded) {
+          if (read_.scanned_blocks >= max_scanned_blocks) {
+            read_.scan_limit_reached = true;
+            return false;
+          }
+          ++read_.scanned_blocks;
+          if (considered_.count(trace_id) != 0) return true;
+          if (filters_spans) {
+            absl::StatusOr<otlp::DecodedRequest> block = otlp::DecodeProtobufRequest(encoded);
+            if (!block.ok() || !BatchMatches(block->batch, search_)) return true;
+          }
+          return Consider(trace_id);
+        });
+    if (!error_.ok()) return error_;
+    return scan;
+  }
+
+  std::vector<TraceSummary> TakeNewestFirst() { return NewestFirst(std::move(results_)); }
+
+ private:
+  // Keeps a trace that passes the window and duration filters; false once `limit` is reached.
+  bool Keep(const TraceSummary& s) {
+    // The store scans whole buckets; keep traces that started inside the window.
+    if (window_.windowed &&
+        (s.start_unix_nano < window_.start || s.start_unix_nano > window_.end)) {
+      return true;
+    }
+    if (s.duration_nanos < search_.min_duration_nanos) return true;
+    if (search_.max_duration_nanos != 0 && s.duration_nanos > search_.max_duration_nanos) {
+      return true;
+    }
+    results_.push_back(s);
+    return results_.size() < search_.limit;
+  }
+
+  // Whether the search's scope sees the trace; false (and error_) when that cannot be told.
+  bool InScope(const base::TraceId& trace_id) {
+    if (search_.scope == nullptr) return true;
+    absl::StatusOr<bool> sees = search_.scope->Sees(trace_id);
+    if (!sees.ok()) error_ = sees.status();
+    return sees.ok() && *sees;
+  }
+
+  // Whether the whole trace satisfies the search, given its summary (whose facts the
+  // trace-level conditions read).
+  bool WholeTraceMatches(const base::TraceBatch& trace, const TraceSummary& summary) const {
+    if (!needs_trace_facts_) return BatchMatches(trace, search_);
+    const traceql::TraceFacts facts = FactsOf(summary);
+    return BatchMatches(trace, search_, &facts);
+  }
+
+  // Reads a trace the scan named, once; with trace facts needed, the whole trace is judged here
+  // (the block alone could not be). False stops the scan.
+  bool Consider(const base::TraceId& trace_id) {
+    if (!considered_.insert(trace_id).second) return true;
+    if (!InScope(trace_id)) return error_.ok();
+    ++read_.inspected_traces;
+    absl::StatusOr<std::optional<base::TraceBatch>> trace = query_.GetTrace(trace_id);
+    if (!trace.ok()) {
+      error_ = trace.status();
+      return false;
+    }
+    if (!trace->has_value()) return true;
+    const TraceSummary summary = SummarizeTrace(trace_id, **trace);
+    if (needs_trace_facts_ && !WholeTraceMatches(**trace, summary)) return true;
+    return Keep(summary);
+  }
+
+  TraceQuery& query_;
+  store::Store& store_;
+  const TraceSearch& search_;
+  const SearchWindow window_;
+  SearchStats& read_;
+  const bool needs_trace_facts_;
+  std::set<base::TraceId> considered_;
+  std::vector<TraceSummary> results_;
+  absl::Status error_ = absl::OkStatus();
+};
+
 }  // namespace
 
 TraceSummary SummarizeTrace(const base::TraceId& trace_id, const base::TraceBatch& trace) {
@@ -189,104 +329,13 @@ absl::StatusOr<std::vector<TraceSummary>> TraceQuery::Search(const TraceSearch& 
   SearchStats local_stats;
   SearchStats& read = stats != nullptr ? *stats : local_stats;
   read = SearchStats{};
-  uint64_t now = clock_.NowUnixNano();
-  uint64_t end = search.end_unix_nano != 0 ? search.end_unix_nano : now;
-  uint64_t start = search.start_unix_nano != 0 ? search.start_unix_nano
-                                               : (end > options_.default_search_window_nanos
-                                                      ? end - options_.default_search_window_nanos
-                                                      : 0);
   const std::optional<std::string> order_id = PinnedOrderId(search);
-  const bool needs_trace_facts = NeedsTraceFacts(search);
-  // An order is found whatever its age unless the request set a window itself.
-  const bool windowed = !order_id || search.start_unix_nano != 0 || search.end_unix_nano != 0;
-
-  std::vector<TraceSummary> results;
-  std::set<base::TraceId> considered;
-  absl::Status error = absl::OkStatus();
-  // Keeps a trace that passes the window and duration filters; false once `limit` is reached.
-  auto keep = [&](const TraceSummary& s) {
-    // The store scans whole buckets; keep traces that started inside the window.
-    if (windowed && (s.start_unix_nano < start || s.start_unix_nano > end)) return true;
-    if (s.duration_nanos < search.min_duration_nanos) return true;
-    if (search.max_duration_nanos != 0 && s.duration_nanos > search.max_duration_nanos) {
-      return true;
-    }
-    results.push_back(s);
-    return results.size() < search.limit;
-  };
-  // Whether the search's scope sees the trace; false (and `error`) when that cannot be told.
-  auto in_scope = [&](const base::TraceId& trace_id) {
-    if (search.scope == nullptr) return true;
-    absl::StatusOr<bool> sees = search.scope->Sees(trace_id);
-    if (!sees.ok()) error = sees.status();
-    return sees.ok() && *sees;
-  };
-  // Whether the whole trace satisfies the search, given its summary (whose facts the trace-level
-  // conditions read).
-  auto whole_trace_matches = [&](const base::TraceBatch& trace, const TraceSummary& summary) {
-    if (!needs_trace_facts) return BatchMatches(trace, search);
-    const traceql::TraceFacts facts = FactsOf(summary);
-    return BatchMatches(trace, search, &facts);
-  };
-  // Reads a trace the scan named, once; with trace facts needed, the whole trace is judged here
-  // (the block alone could not be).
-  auto consider = [&](const base::TraceId& trace_id) {
-    if (!considered.insert(trace_id).second) return true;
-    if (!in_scope(trace_id)) return error.ok();
-    ++read.inspected_traces;
-    absl::StatusOr<std::optional<base::TraceBatch>> trace = GetTrace(trace_id);
-    if (!trace.ok()) {
-      error = trace.status();
-      return false;
-    }
-    if (!trace->has_value()) return true;
-    const TraceSummary summary = SummarizeTrace(trace_id, **trace);
-    if (needs_trace_facts && !whole_trace_matches(**trace, summary)) return true;
-    return keep(summary);
-  };
-
-  // With an order id pinned the order index names the candidate traces: no scan.
-  if (order_id) {
-    absl::StatusOr<std::optional<model::OrderRecord>> order = store_.GetOrder(*order_id);
-    if (!order.ok()) return order.status();
-    if (order->has_value()) {
-      for (const base::TraceId& trace_id : (*order)->trace_ids) {
-        if (!considered.insert(trace_id).second) continue;
-        ++read.inspected_traces;
-        absl::StatusOr<std::optional<base::TraceBatch>> trace = GetTrace(trace_id);
-        if (!trace.ok()) return trace.status();
-        if (!trace->has_value()) continue;
-        const TraceSummary summary = SummarizeTrace(trace_id, **trace);
-        if (!whole_trace_matches(**trace, summary)) continue;
-        if (!in_scope(trace_id)) {
-          if (!error.ok()) return error;
-          continue;
-        }
-        if (!keep(summary)) break;
-      }
-    }
-    return NewestFirst(std::move(results));
-  }
-
-  // A block is judged alone unless the filter needs the whole trace; then `consider` judges it.
-  const bool filters_spans = FiltersSpans(search) && !needs_trace_facts;
-  absl::Status scan =
-      store_.ScanBlocks(start, end, [&](const base::TraceId& trace_id, std::string_view encoded) {
-        if (read.scanned_blocks >= options_.max_scanned_blocks) {
-          read.scan_limit_reached = true;
-          return false;
-        }
-        ++read.scanned_blocks;
-        if (considered.count(trace_id) != 0) return true;
-        if (filters_spans) {
-          absl::StatusOr<otlp::DecodedRequest> block = otlp::DecodeProtobufRequest(encoded);
-          if (!block.ok() || !BatchMatches(block->batch, search)) return true;
-        }
-        return consider(trace_id);
-      });
-  if (!error.ok()) return error;
-  if (!scan.ok()) return scan;
-  return NewestFirst(std::move(results));
+  const SearchWindow window = WindowOf(search, order_id.has_value(), clock_.NowUnixNano(),
+                                       options_.default_search_window_nanos);
+  SearchRun run(*this, store_, search, window, read);
+  absl::Status status = order_id ? run.ByOrder(*order_id) : run.ByScan(options_.max_scanned_blocks);
+  if (!status.ok()) return status;
+  return run.TakeNewestFirst();
 }
 
 absl::Status TraceQuery::VisitRecentSpans(
